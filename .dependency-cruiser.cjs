@@ -1,0 +1,24 @@
+// The arrows of CONVENTIONS.md: cli → client; api → domain → store; reconcile → domain,
+// runtime, router, build, logs; runtime/router/logs import only lib/. A cycle is a bug.
+const leaf = (from, allowed) => ({
+  name: `${from}-imports-only-${allowed.join('-')}`,
+  severity: 'error',
+  from: { path: `^src/${from}/` },
+  to: { path: '^src/', pathNot: [`^src/${from}/`, ...allowed.map((a) => `^src/${a}/`)] },
+});
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+    leaf('lib', []),
+    leaf('runtime', ['lib']),
+    leaf('router', ['lib']),
+    leaf('logs', ['lib']),
+    leaf('store', ['lib']),
+    leaf('client', ['lib']),
+    leaf('cli', ['client', 'lib']),
+    leaf('domain', ['store', 'lib']),
+    leaf('build', ['runtime', 'logs', 'lib']),
+    leaf('api', ['domain', 'store', 'logs', 'lib']),
+  ],
+  options: { tsConfig: { fileName: 'tsconfig.json' }, doNotFollow: { path: 'node_modules' } },
+};

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything Petri needs on Debian 12 (as root), builds it, and starts
+# `petri server` with its embedded defaults in the background (log: .petri/server.log).
+# --no-start: install and build only (CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+start=1
+[[ "${1:-}" == "--no-start" ]] && start=0
+
+echo "==> system packages"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  nodejs npm bubblewrap haproxy git nftables iproute2 util-linux ca-certificates python3 make g++ >/dev/null
+
+echo "==> npm dependencies"
+npm ci --no-audit --no-fund
+
+echo "==> build"
+npm run build --silent
+
+if [[ "$start" == 1 ]]; then
+  mkdir -p .petri
+  if [[ -f .petri/server.pid ]] && kill -0 "$(cat .petri/server.pid)" 2>/dev/null; then
+    echo "==> petri server already runs (pid $(cat .petri/server.pid))"
+  else
+    echo "==> starting petri server (log: .petri/server.log)"
+    nohup node dist/main.js server >>.petri/server.log 2>&1 &
+    echo $! >.petri/server.pid
+    for _ in $(seq 1 100); do
+      grep -q 'Petri is running' .petri/server.log 2>/dev/null && break
+      kill -0 "$(cat .petri/server.pid)" 2>/dev/null || { tail -20 .petri/server.log; exit 1; }
+      sleep 0.2
+    done
+    tail -n 3 .petri/server.log
+  fi
+  echo "==> log in with: npx petri login --url http://127.0.0.1:7070 --token \$(cat .petri/admin.token)"
+fi

@@ -1,0 +1,88 @@
+// /v1/apps: create, list, show, limits, destroy.
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { createApp, destroyApp, getApp, listApps, setLimits } from '../../domain/apps.js';
+import { UserError } from '../../lib/errors.js';
+import type { ApiContext } from '../context.js';
+import { presentApp } from '../present.js';
+import { App, AppNameParams, ErrorBody, Limits, errorResponses } from '../schemas.js';
+
+export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
+  const { db, config } = ctx;
+
+  api.get(
+    '/v1/apps',
+    { schema: { summary: 'List apps', response: { 200: Type.Object({ apps: Type.Array(App) }), ...errorResponses } } },
+    async (req) => {
+      const apps = await listApps(db, req.user);
+      return { apps: await Promise.all(apps.map((a) => presentApp(db, config, a))) };
+    },
+  );
+
+  api.post(
+    '/v1/apps',
+    {
+      schema: {
+        summary: 'Create an app',
+        body: Type.Object({ name: Type.String({ description: 'must match ^[a-z][a-z0-9-]{1,29}$' }) }),
+        response: { 201: App, 409: ErrorBody, ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const { name } = req.body as { name: string };
+      const app = await createApp(db, req.user, name, config.defaultLimits, req.ip);
+      return reply.code(201).send(await presentApp(db, config, app));
+    },
+  );
+
+  api.get(
+    '/v1/apps/:name',
+    { schema: { summary: 'Show an app', params: AppNameParams, response: { 200: App, ...errorResponses } } },
+    async (req) => {
+      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      return presentApp(db, config, app);
+    },
+  );
+
+  api.patch(
+    '/v1/apps/:name',
+    {
+      schema: {
+        summary: "Change an app's settings (resource limits); running instances get them at their next start",
+        params: AppNameParams,
+        body: Type.Object({ limits: Type.Partial(Limits) }, { additionalProperties: false }),
+        response: { 200: App, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const { limits } = req.body as { limits: Partial<{ memoryMiB: number; cpus: number; pids: number }> };
+      const updated = await setLimits(db, req.user, app, limits, req.ip);
+      return presentApp(db, config, updated);
+    },
+  );
+
+  api.delete(
+    '/v1/apps/:name',
+    {
+      schema: {
+        summary: 'Destroy an app, its releases, instances and logs',
+        params: AppNameParams,
+        querystring: Type.Object({ confirm: Type.Optional(Type.String({ description: 'must equal the app name' })) }),
+        response: { 204: Type.Null(), ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const { name } = req.params as { name: string };
+      const app = await getApp(db, req.user, name);
+      const { confirm } = req.query as { confirm?: string };
+      if (confirm !== app.name) {
+        throw new UserError('bad_request', `destroying '${name}' needs confirm=${name} (petri apps destroy ${name} --confirm ${name})`);
+      }
+      await destroyApp(db, req.user, app, req.ip);
+      ctx.logs.remove(app.name);
+      ctx.nudge();
+      return reply.code(204).send();
+    },
+  );
+}

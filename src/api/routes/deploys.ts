@@ -1,0 +1,129 @@
+// /v1/apps/:name/deploys: upload a source archive, follow its build and release.
+import { rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { getApp } from '../../domain/apps.js';
+import { getDeploy, latestDeploys, newDeployId, queueDeploy } from '../../domain/deploys.js';
+import { unpackUntrusted } from '../../lib/archive.js';
+import { UserError } from '../../lib/errors.js';
+import { sleep } from '../../lib/until.js';
+import { readDeployLog } from '../../logs/deploy-log.js';
+import type { ApiContext } from '../context.js';
+import { presentDeploy } from '../present.js';
+import { AppNameParams, Deploy, DeployParams, ErrorBody, errorResponses } from '../schemas.js';
+
+const ARCHIVE_TYPES = ['application/gzip', 'application/x-gzip', 'application/x-tar+gzip', 'application/octet-stream'];
+
+export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
+  const { db, config, paths } = ctx;
+
+  // The archive reaches the handler as a stream: it is checked entry by entry while it is
+  // unpacked, never buffered whole.
+  api.addContentTypeParser(ARCHIVE_TYPES, (_req, payload, done) => done(null, payload));
+
+  api.post(
+    '/v1/apps/:name/deploys',
+    {
+      schema: {
+        summary: 'Deploy: upload the source as a gzip-compressed tar archive (Content-Type: application/gzip)',
+        params: AppNameParams,
+        response: { 202: Type.Object({ deploy: Deploy }), 413: ErrorBody, ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const length = Number(req.headers['content-length'] ?? 0);
+      if (length > config.maxUploadBytes) throw tooLarge(config.maxUploadBytes);
+      if (!ARCHIVE_TYPES.includes((req.headers['content-type'] ?? '').split(';')[0]!.trim())) {
+        throw new UserError('bad_request', 'upload the source as a gzip-compressed tar with Content-Type: application/gzip');
+      }
+      const id = newDeployId();
+      const dir = paths.deploySource(app.id, id);
+      try {
+        await unpackUntrusted(req.body as NodeJS.ReadableStream, dir, { maxBytes: config.maxUploadBytes });
+      } catch (err) {
+        await rm(paths.deployDir(app.id, id), { recursive: true, force: true });
+        // The rest of a refused upload is not read: close the connection after answering.
+        reply.header('connection', 'close');
+        throw err;
+      }
+      const deploy = await queueDeploy(db, req.user, app, id, req.ip);
+      ctx.nudge();
+      return reply.code(202).send({ deploy: await presentDeploy(db, config, app, deploy) });
+    },
+  );
+
+  api.get(
+    '/v1/apps/:name/deploys',
+    {
+      schema: {
+        summary: 'List the latest deploys of an app, newest first',
+        params: AppNameParams,
+        response: { 200: Type.Object({ deploys: Type.Array(Deploy) }), ...errorResponses },
+      },
+    },
+    async (req) => {
+      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const deploys = await latestDeploys(db, app);
+      return { deploys: await Promise.all(deploys.map((d) => presentDeploy(db, config, app, d))) };
+    },
+  );
+
+  api.get(
+    '/v1/apps/:name/deploys/:id',
+    { schema: { summary: 'Show a deploy', params: DeployParams, response: { 200: Type.Object({ deploy: Deploy }), ...errorResponses } } },
+    async (req) => {
+      const { name, id } = req.params as { name: string; id: string };
+      const app = await getApp(db, req.user, name);
+      return { deploy: await presentDeploy(db, config, app, await getDeploy(db, app, id)) };
+    },
+  );
+
+  api.get(
+    '/v1/apps/:name/deploys/:id/stream',
+    {
+      schema: {
+        summary:
+          'Follow a deploy: NDJSON lines {"type":"log",time,source,text} while it runs, then {"type":"end",deploy}',
+        params: DeployParams,
+      },
+    },
+    async (req, reply) => {
+      const { name, id } = req.params as { name: string; id: string };
+      const app = await getApp(db, req.user, name);
+      await getDeploy(db, app, id);
+      const file = paths.deployLog(app.id, id);
+      const closed = closedSignal(req);
+      async function* events() {
+        let offset = 0;
+        while (!closed.aborted) {
+          // Read the status before the log: when it says finished, the log is complete.
+          const deploy = await getDeploy(db, app, id);
+          const read = readDeployLog(file, offset);
+          offset = read.offset;
+          for (const line of read.lines) yield `${JSON.stringify({ type: 'log', ...line })}\n`;
+          if (deploy.status === 'succeeded' || deploy.status === 'failed') {
+            yield `${JSON.stringify({ type: 'end', deploy: await presentDeploy(db, config, app, deploy) })}\n`;
+            return;
+          }
+          await sleep(50);
+        }
+      }
+      return reply.type('application/x-ndjson').send(Readable.from(events()));
+    },
+  );
+}
+
+function tooLarge(max: number): UserError {
+  return new UserError(
+    'payload_too_large',
+    `upload exceeds the limit of ${Math.round(max / 1024 / 1024)} MiB; leave build outputs and dependencies out with .petriignore`,
+  );
+}
+
+export function closedSignal(req: FastifyRequest): AbortSignal {
+  const controller = new AbortController();
+  req.raw.socket.once('close', () => controller.abort());
+  return controller.signal;
+}

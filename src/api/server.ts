@@ -1,0 +1,77 @@
+// The Fastify HTTP API: schema-validated input, bearer tokens, errors as
+// {"error":{"code","message"}} with the right status, and the OpenAPI document.
+import swagger from '@fastify/swagger';
+import { Type } from '@sinclair/typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { ERROR_CODES, isUserError } from '../lib/errors.js';
+import { registerAuth } from './auth.js';
+import type { ApiContext } from './context.js';
+import { appRoutes } from './routes/apps.js';
+import { deployRoutes } from './routes/deploys.js';
+import { logRoutes } from './routes/logs.js';
+import { ErrorBody } from './schemas.js';
+
+export async function buildApi(ctx: ApiContext, logger: Logger): Promise<FastifyInstance> {
+  const api = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Uploads are streamed and capped by the unpacker; JSON bodies stay small.
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
+    disableRequestLogging: true,
+  });
+  await api.register(swagger, {
+    openapi: {
+      info: { title: 'Petri API', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  api.addSchema(ErrorBody);
+
+  api.setErrorHandler((err: FastifyError, req, reply) => {
+    if (isUserError(err)) return reply.code(err.status).send(errorBody(err.code, err.message));
+    if (err.validation) {
+      const first = err.validation[0];
+      const field = first?.instancePath ? first.instancePath.slice(1).replace(/\//g, '.') : undefined;
+      const where = err.validationContext ?? 'request';
+      const name = field || (first?.params as { missingProperty?: string } | undefined)?.missingProperty || where;
+      return reply.code(400).send(errorBody('bad_request', `invalid ${where} field '${name}': ${first?.message ?? err.message}`));
+    }
+    if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send(errorBody('payload_too_large', 'request body too large'));
+    }
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.code(415).send(errorBody('bad_request', `unsupported Content-Type '${req.headers['content-type']}'`));
+    }
+    if (err.statusCode && err.statusCode < 500) {
+      return reply.code(err.statusCode).send(errorBody('bad_request', err.message));
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.code(500).send(errorBody('internal', 'internal error; the server log has the details'));
+  });
+  api.setNotFoundHandler((req, reply) =>
+    reply.code(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}; see /v1/openapi.json`)),
+  );
+
+  registerAuth(api, ctx.db);
+  api.get('/v1/openapi.json', { schema: { hide: true } }, async () => api.swagger());
+  api.get(
+    '/v1/whoami',
+    {
+      schema: {
+        summary: 'The user the token belongs to',
+        response: { 200: Type.Object({ user: Type.Object({ name: Type.String(), role: Type.String() }) }) },
+      },
+    },
+    async (req) => ({ user: { name: req.user.name, role: req.user.role } }),
+  );
+  appRoutes(api, ctx);
+  deployRoutes(api, ctx);
+  logRoutes(api, ctx);
+  return api;
+}
+
+function errorBody(code: keyof typeof ERROR_CODES, message: string) {
+  return { error: { code, message } };
+}

@@ -1,0 +1,41 @@
+// Picks the build plan for a source tree: the first detector that recognises it, with the
+// Procfile's process types over the detector's.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../lib/errors.js';
+import { nodeDetector } from './detect-node.js';
+import type { BuildPlan, StackDetector } from './plan.js';
+import { parseProcfile } from './procfile.js';
+
+export const DETECTORS: StackDetector[] = [nodeDetector];
+
+export async function planBuild(sourceDir: string, detectors = DETECTORS): Promise<BuildPlan> {
+  const procfile = path.join(sourceDir, 'Procfile');
+  const declared = existsSync(procfile) ? parseProcfile(readFileSync(procfile, 'utf8')) : {};
+  let plan: BuildPlan | undefined;
+  for (const detector of detectors) {
+    plan = await detector.detect(sourceDir);
+    if (plan) break;
+  }
+  if (!plan) {
+    if (Object.keys(declared).length === 0) {
+      throw new UserError(
+        'build_failed',
+        'could not detect how to run this app: add a package.json (Node.js) or a Procfile with a web: line',
+      );
+    }
+    plan = { stack: 'procfile', steps: [], processTypes: {}, env: { PATH: '/usr/local/bin:/usr/bin:/bin' } };
+  }
+  plan.processTypes = { ...plan.processTypes, ...declared };
+  // A release phase command runs once per release, not as a long-running process.
+  delete plan.processTypes.release;
+  if (!plan.processTypes.web) {
+    throw new UserError(
+      'build_failed',
+      plan.stack === 'node'
+        ? 'no web process: add a "start" script to package.json, a server.js, or a Procfile with a web: line'
+        : 'no web process: add a web: line to the Procfile',
+    );
+  }
+  return plan;
+}

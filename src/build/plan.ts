@@ -1,0 +1,25 @@
+// A build plan: the steps to run in the sandbox and the process types of the result. Plans
+// are plain data made by detectors (detect → plan → run, as Railpack does), so they can be
+// checked without running anything.
+
+export interface BuildStep {
+  /** Shown in the build output, e.g. "Installing dependencies (npm ci)". */
+  title: string;
+  argv: string[];
+  env?: Record<string, string>;
+}
+
+export interface BuildPlan {
+  stack: string;
+  steps: BuildStep[];
+  /** Process type -> shell command, run in /app. */
+  processTypes: Record<string, string>;
+  /** Environment every process of the release gets, besides config and PORT. */
+  env: Record<string, string>;
+}
+
+export interface StackDetector {
+  readonly name: string;
+  /** A plan when the source is of this stack, undefined when it is not. */
+  detect(sourceDir: string): Promise<BuildPlan | undefined>;
+}

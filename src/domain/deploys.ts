@@ -1,0 +1,181 @@
+// Deploys and releases. A deploy is queued with its uploaded source, built, then turned
+// into an immutable release (v1, v2 ...) that becomes the app's desired release; the
+// reconciler makes it serve and reports back here.
+import { UserError } from '../lib/errors.js';
+import { now, type Store } from '../store/db.js';
+import type { App, Deploy, Release, User } from '../store/schema.js';
+import { actorOf } from './apps.js';
+import { recordAudit } from './audit.js';
+import { newId } from './ids.js';
+
+export type ProcessTypes = Record<string, string>;
+
+/** Queues a deploy whose source was unpacked under the id `id` (see newDeployId). */
+export async function queueDeploy(db: Store, user: User, app: App, id: string, ip?: string): Promise<Deploy> {
+  const deploy = await db
+    .insertInto('deploys')
+    .values({
+      id,
+      app_id: app.id,
+      status: 'queued',
+      error: null,
+      release_id: null,
+      created_by: user.id,
+      created_at: now(),
+      started_at: null,
+      finished_at: null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await recordAudit(db, actorOf(user, ip), 'deploy.create', app.name, { deploy: deploy.id });
+  return deploy;
+}
+
+export function newDeployId(): string {
+  return newId('d');
+}
+
+export async function getDeploy(db: Store, app: App, id: string): Promise<Deploy> {
+  const deploy = await db
+    .selectFrom('deploys')
+    .selectAll()
+    .where('id', '=', id)
+    .where('app_id', '=', app.id)
+    .executeTakeFirst();
+  if (!deploy) throw new UserError('not_found', `deploy '${id}' of app '${app.name}' not found`);
+  return deploy;
+}
+
+/** Queued deploys that may start now: one build at a time per app, oldest first. */
+export async function deploysReadyToBuild(db: Store): Promise<Deploy[]> {
+  const busy = db
+    .selectFrom('deploys as busy')
+    .select('busy.app_id')
+    .where('busy.status', 'in', ['building', 'releasing']);
+  const queued = await db
+    .selectFrom('deploys')
+    .selectAll()
+    .where('status', '=', 'queued')
+    .where('app_id', 'not in', busy)
+    .orderBy('created_at')
+    .execute();
+  const seen = new Set<number>();
+  return queued.filter((d) => !seen.has(d.app_id) && seen.add(d.app_id));
+}
+
+/** Claims a queued deploy for building; false when someone else already did. */
+export async function claimDeploy(db: Store, id: string): Promise<boolean> {
+  const result = await db
+    .updateTable('deploys')
+    .set({ status: 'building', started_at: now() })
+    .where('id', '=', id)
+    .where('status', '=', 'queued')
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Creates the next release from a finished build and makes it the desired one, atomically. */
+export async function releaseBuild(
+  db: Store,
+  deploy: Deploy,
+  slugDir: string,
+  processTypes: ProcessTypes,
+  runtimeEnv: Record<string, string>,
+  description: string,
+): Promise<Release> {
+  return db.transaction().execute(async (tx) => {
+    const last = await tx
+      .selectFrom('releases')
+      .select((eb) => eb.fn.max('version').as('v'))
+      .where('app_id', '=', deploy.app_id)
+      .executeTakeFirst();
+    const release = await tx
+      .insertInto('releases')
+      .values({
+        app_id: deploy.app_id,
+        version: (last?.v ?? 0) + 1,
+        deploy_id: deploy.id,
+        slug_dir: slugDir,
+        process_types: JSON.stringify(processTypes),
+        runtime_env: JSON.stringify(runtimeEnv),
+        description,
+        created_by: deploy.created_by,
+        created_at: now(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await tx.updateTable('apps').set({ desired_release_id: release.id }).where('id', '=', deploy.app_id).execute();
+    await tx
+      .updateTable('deploys')
+      .set({ status: 'releasing', release_id: release.id })
+      .where('id', '=', deploy.id)
+      .execute();
+    return release;
+  });
+}
+
+/** Fails a deploy; if its release was about to serve, the app goes back to what serves. */
+export async function failDeploy(db: Store, deployId: string, error: string): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    const deploy = await tx.selectFrom('deploys').selectAll().where('id', '=', deployId).executeTakeFirst();
+    if (!deploy || deploy.status === 'failed' || deploy.status === 'succeeded') return;
+    await tx
+      .updateTable('deploys')
+      .set({ status: 'failed', error, finished_at: now() })
+      .where('id', '=', deployId)
+      .execute();
+    if (deploy.release_id !== null) {
+      await tx
+        .updateTable('apps')
+        .set((eb) => ({ desired_release_id: eb.ref('serving_release_id') }))
+        .where('id', '=', deploy.app_id)
+        .where('desired_release_id', '=', deploy.release_id)
+        .execute();
+    }
+  });
+}
+
+/** A release now serves: its deploy succeeded. */
+export async function markReleaseServing(db: Store, appId: number, releaseId: number): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    await tx.updateTable('apps').set({ serving_release_id: releaseId }).where('id', '=', appId).execute();
+    await tx
+      .updateTable('deploys')
+      .set({ status: 'succeeded', finished_at: now() })
+      .where('release_id', '=', releaseId)
+      .where('status', '=', 'releasing')
+      .execute();
+  });
+}
+
+/** Deploys that were building when the control plane died cannot resume: say so. */
+export async function failInterruptedBuilds(db: Store): Promise<Deploy[]> {
+  const cut = await db.selectFrom('deploys').selectAll().where('status', '=', 'building').execute();
+  for (const d of cut) {
+    await failDeploy(db, d.id, 'the build was interrupted because petri server stopped; deploy again');
+  }
+  return cut;
+}
+
+export async function releasingDeployOf(db: Store, releaseId: number): Promise<Deploy | undefined> {
+  return db
+    .selectFrom('deploys')
+    .selectAll()
+    .where('release_id', '=', releaseId)
+    .where('status', '=', 'releasing')
+    .executeTakeFirst();
+}
+
+export function getRelease(db: Store, id: number): Promise<Release | undefined> {
+  return db.selectFrom('releases').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export function latestDeploys(db: Store, app: App, limit = 20): Promise<Deploy[]> {
+  return db
+    .selectFrom('deploys')
+    .selectAll()
+    .where('app_id', '=', app.id)
+    .orderBy('created_at', 'desc')
+    .limit(limit)
+    .execute();
+}

@@ -1,0 +1,59 @@
+// Instance rows: what the reconciler believes runs, and what it decided about each one.
+import { now, type Store } from '../store/db.js';
+import type { App, Instance, InstanceState, Release } from '../store/schema.js';
+
+export function listInstances(db: Store): Promise<Instance[]> {
+  return db.selectFrom('instances').selectAll().orderBy('app_id').orderBy('type').orderBy('idx').execute();
+}
+
+export function listAllApps(db: Store): Promise<App[]> {
+  return db.selectFrom('apps').selectAll().orderBy('id').execute();
+}
+
+export function instancesOfApp(db: Store, appId: number): Promise<Instance[]> {
+  return db.selectFrom('instances').selectAll().where('app_id', '=', appId).orderBy('type').orderBy('idx').execute();
+}
+
+export async function formationOf(db: Store, appId: number): Promise<Map<string, number>> {
+  const rows = await db.selectFrom('formations').selectAll().where('app_id', '=', appId).execute();
+  return new Map(rows.map((r) => [r.type, r.quantity]));
+}
+
+export async function releasesByIds(db: Store, ids: number[]): Promise<Map<number, Release>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.selectFrom('releases').selectAll().where('id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+export async function insertInstance(
+  db: Store,
+  row: Pick<Instance, 'id' | 'app_id' | 'release_id' | 'type' | 'idx' | 'port'>,
+): Promise<Instance> {
+  return db
+    .insertInto('instances')
+    .values({
+      ...row,
+      state: 'starting',
+      started_at: now(),
+      ready_at: null,
+      restarts: 0,
+      exit_code: null,
+      exit_reason: null,
+      next_start_at: null,
+      stop_deadline: null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function updateInstance(
+  db: Store,
+  id: string,
+  changes: Partial<Omit<Instance, 'id' | 'app_id' | 'release_id' | 'type' | 'idx'>> & { state?: InstanceState },
+): Promise<void> {
+  await db.updateTable('instances').set(changes).where('id', '=', id).execute();
+}
+
+export async function deleteInstance(db: Store, id: string): Promise<void> {
+  await db.deleteFrom('instances').where('id', '=', id).execute();
+}

@@ -1,0 +1,146 @@
+// The one typed configuration object, built at start from flags, environment (PETRI_*) and
+// an optional JSON file, validated once. Nothing else reads process.env.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from './errors.js';
+import type { Limits } from './limits.js';
+
+export interface PetriConfig {
+  dataDir: string;
+  /** Apps are served at NAME.<domain>; the API also at petri.<domain>... see apiHost. */
+  domain: string;
+  httpPort: number;
+  /** Address the router binds to. */
+  httpBind: string;
+  apiPort: number;
+  apiBind: string;
+  /** Host name under which the router also serves the API (/v1). */
+  apiHost: string;
+  /** How long a new instance may take to listen on PORT before the deploy fails. */
+  bootTimeoutMs: number;
+  buildTimeoutMs: number;
+  /** How long a stopping instance gets between SIGTERM and SIGKILL. */
+  drainGraceMs: number;
+  maxUploadBytes: number;
+  defaultLimits: Limits;
+  /** App N runs as uid/gid uidBase + N. */
+  uidBase: number;
+  /** Name of Petri's cgroup under each controller; unique per data dir when several run. */
+  cgroupParent: string;
+  logMaxBytesPerApp: number;
+  logLevel: string;
+}
+
+export type ConfigInput = Partial<{ [K in keyof PetriConfig]: unknown }> & { configFile?: string };
+
+const MiB = 1024 * 1024;
+
+export const DEFAULTS: PetriConfig = {
+  dataDir: './.petri',
+  domain: 'petri.localhost',
+  httpPort: 8080,
+  httpBind: '127.0.0.1',
+  apiPort: 7070,
+  apiBind: '127.0.0.1',
+  apiHost: 'petri.localhost',
+  bootTimeoutMs: 60_000,
+  buildTimeoutMs: 15 * 60_000,
+  drainGraceMs: 30_000,
+  maxUploadBytes: 500 * MiB,
+  defaultLimits: { memoryMiB: 512, cpus: 1, pids: 256 },
+  uidBase: 100_000,
+  cgroupParent: 'petri',
+  logMaxBytesPerApp: 5 * MiB,
+  logLevel: 'info',
+};
+
+const ENV_KEYS: Record<string, keyof PetriConfig> = {
+  PETRI_DATA_DIR: 'dataDir',
+  PETRI_DOMAIN: 'domain',
+  PETRI_HTTP_PORT: 'httpPort',
+  PETRI_API_PORT: 'apiPort',
+  PETRI_BOOT_TIMEOUT_MS: 'bootTimeoutMs',
+  PETRI_LOG_LEVEL: 'logLevel',
+};
+
+/** Flags win over environment, environment over the file, the file over defaults. */
+export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv = process.env): PetriConfig {
+  const fromEnv: ConfigInput = {};
+  for (const [name, key] of Object.entries(ENV_KEYS)) {
+    if (env[name] !== undefined) fromEnv[key] = env[name];
+  }
+  const file = flags.configFile ?? env.PETRI_CONFIG;
+  const fromFile = file ? readConfigFile(file) : {};
+  const merged: Record<string, unknown> = { ...DEFAULTS, ...fromFile, ...fromEnv };
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined && k !== 'configFile') merged[k] = v;
+  return validate(merged);
+}
+
+function readConfigFile(file: string): ConfigInput {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as ConfigInput;
+  } catch (err) {
+    throw new UserError('bad_request', `cannot read config file ${file}: ${(err as Error).message}`);
+  }
+}
+
+function validate(raw: Record<string, unknown>): PetriConfig {
+  const port = (key: string) => integer(raw, key, 1, 65535);
+  const limits = (raw.defaultLimits ?? DEFAULTS.defaultLimits) as Limits;
+  return {
+    dataDir: path.resolve(text(raw, 'dataDir')),
+    domain: hostName(raw, 'domain'),
+    httpPort: port('httpPort'),
+    httpBind: text(raw, 'httpBind'),
+    apiPort: port('apiPort'),
+    apiBind: text(raw, 'apiBind'),
+    apiHost: hostName(raw, 'apiHost'),
+    bootTimeoutMs: integer(raw, 'bootTimeoutMs', 100, 3_600_000),
+    buildTimeoutMs: integer(raw, 'buildTimeoutMs', 1000, 24 * 3_600_000),
+    drainGraceMs: integer(raw, 'drainGraceMs', 0, 3_600_000),
+    maxUploadBytes: integer(raw, 'maxUploadBytes', 1024, Number.MAX_SAFE_INTEGER),
+    defaultLimits: {
+      memoryMiB: integer(limits, 'memoryMiB', 16, 1_048_576),
+      cpus: number(limits, 'cpus', 0.01, 1024),
+      pids: integer(limits, 'pids', 8, 1_000_000),
+    },
+    uidBase: integer(raw, 'uidBase', 1000, 2_000_000_000),
+    cgroupParent: matching(raw, 'cgroupParent', /^[a-z][a-z0-9-]{0,62}$/),
+    logMaxBytesPerApp: integer(raw, 'logMaxBytesPerApp', 4096, Number.MAX_SAFE_INTEGER),
+    logLevel: matching(raw, 'logLevel', /^(trace|debug|info|warn|error|fatal|silent)$/),
+  };
+}
+
+function text(raw: Record<string, unknown>, key: string): string {
+  const v = raw[key];
+  if (typeof v !== 'string' || v === '') throw invalid(key, v, 'a non-empty string');
+  return v;
+}
+
+function matching(raw: Record<string, unknown>, key: string, re: RegExp): string {
+  const v = text(raw, key);
+  if (!re.test(v)) throw invalid(key, v, `a value matching ${re}`);
+  return v;
+}
+
+function hostName(raw: Record<string, unknown>, key: string): string {
+  return matching(raw, key, /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/).toLowerCase();
+}
+
+function number(raw: object, key: string, min: number, max: number): number {
+  const v = Number((raw as Record<string, unknown>)[key]);
+  if (!Number.isFinite(v) || v < min || v > max) {
+    throw invalid(key, (raw as Record<string, unknown>)[key], `a number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function integer(raw: object, key: string, min: number, max: number): number {
+  const v = number(raw, key, min, max);
+  if (!Number.isInteger(v)) throw invalid(key, v, 'an integer');
+  return v;
+}
+
+function invalid(key: string, value: unknown, expected: string): UserError {
+  return new UserError('bad_request', `configuration '${key}' must be ${expected}, got ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,38 @@
+// Every error code Petri can answer with, in one list, with the HTTP status it maps to.
+// UserError is for what the caller can fix (the message says how); anything else is internal.
+
+export const ERROR_CODES = {
+  bad_request: 400,
+  invalid_archive: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  build_failed: 422,
+  deploy_failed: 422,
+  internal: 500,
+  unavailable: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class UserError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'UserError';
+    this.code = code;
+  }
+  get status(): number {
+    return ERROR_CODES[this.code];
+  }
+}
+
+export function isUserError(err: unknown): err is UserError {
+  return err instanceof UserError;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,50 @@
+// Where things live under the data directory. Every path Petri writes is made here, from
+// ids it generated itself, never from user input.
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+
+export class DataPaths {
+  constructor(readonly root: string) {}
+
+  get store(): string {
+    return path.join(this.root, 'petri.db');
+  }
+  get adminToken(): string {
+    return path.join(this.root, 'admin.token');
+  }
+  get router(): string {
+    return path.join(this.root, 'router');
+  }
+  get runtime(): string {
+    return path.join(this.root, 'runtime');
+  }
+  get logs(): string {
+    return path.join(this.root, 'logs');
+  }
+  app(appId: number): string {
+    return path.join(this.root, 'apps', String(appId));
+  }
+  deploySource(appId: number, deployId: string): string {
+    return path.join(this.app(appId), 'deploys', deployId, 'src');
+  }
+  deployDir(appId: number, deployId: string): string {
+    return path.join(this.app(appId), 'deploys', deployId);
+  }
+  slug(appId: number, deployId: string): string {
+    return path.join(this.app(appId), 'slugs', deployId);
+  }
+  buildCache(appId: number): string {
+    return path.join(this.app(appId), 'cache');
+  }
+  deployLog(appId: number, deployId: string): string {
+    return path.join(this.deployDir(appId, deployId), 'build.log');
+  }
+  /** Ids of the apps that have a directory (some may have been destroyed). */
+  async appIds(): Promise<number[]> {
+    const names = await readdir(path.join(this.root, 'apps')).catch(() => [] as string[]);
+    return names.filter((n) => /^[0-9]+$/.test(n)).map(Number);
+  }
+  instance(appId: number, instanceId: string): string {
+    return path.join(this.app(appId), 'instances', instanceId);
+  }
+}

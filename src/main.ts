@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// The `petri` binary: `petri server ...` runs the control plane; everything else is the CLI.
+import { Command } from 'commander';
+import { runCli } from './cli/main.js';
+import { loadConfig } from './lib/config.js';
+import { errorMessage } from './lib/errors.js';
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] !== 'server') return runCli(argv);
+  const program = new Command('petri server')
+    .description('Run the Petri control plane (API, router, reconcilers). Apps keep serving when it stops.')
+    .option('--data-dir <dir>', 'where Petri keeps its state', './.petri')
+    .option('--domain <domain>', 'apps are served at NAME.DOMAIN', 'petri.localhost')
+    .option('--http-port <port>', "the router's HTTP port", '8080')
+    .option('--api-port <port>', "the API's port on 127.0.0.1", '7070')
+    .option('--config <file>', 'a JSON file with more settings (see README)')
+    .option('--stop-all', 'stop every app instance and the router of this data dir, then exit')
+    .exitOverride();
+  program.parse(argv.slice(1), { from: 'user' });
+  const opts = program.opts<{
+    dataDir: string;
+    domain: string;
+    httpPort: string;
+    apiPort: string;
+    config?: string;
+    stopAll?: boolean;
+  }>();
+  const config = loadConfig({
+    dataDir: opts.dataDir,
+    domain: opts.domain,
+    httpPort: opts.httpPort,
+    apiPort: opts.apiPort,
+    configFile: opts.config,
+  });
+  const { startServer } = await import('./server.js');
+  const server = await startServer(config);
+  if (opts.stopAll) {
+    await server.stopWorld();
+    process.stdout.write('Stopped every app instance and the router.\n');
+    return 0;
+  }
+  const apiUrl = `http://127.0.0.1:${config.apiPort}`;
+  process.stdout.write(
+    [
+      `Petri is running: apps at http://NAME.${config.domain}:${config.httpPort}, API at ${apiUrl} and http://${config.apiHost}:${config.httpPort}/v1`,
+      server.adminToken
+        ? `Admin account created. Log in with:\n  petri login --url ${apiUrl} --token $(cat ${config.dataDir}/admin.token)`
+        : `Log in with: petri login --url ${apiUrl} --token $(cat ${config.dataDir}/admin.token)`,
+      '',
+    ].join('\n'),
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  // Only the control plane stops: the router and the apps keep serving.
+  await server.close();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`error: ${errorMessage(err)}\n`);
+    process.exit(1);
+  },
+);

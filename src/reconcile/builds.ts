@@ -1,0 +1,114 @@
+// The build loop: takes queued deploys (one at a time per app), builds each in the app's
+// sandbox, and turns the result into the app's desired release. The instance reconciler
+// then makes it serve. A build is the one step that cannot resume after a crash of the
+// control plane; those are failed with the reason at start (failInterruptedBuilds).
+import { rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { appLimits } from '../domain/apps.js';
+import { claimDeploy, deploysReadyToBuild, failDeploy, releaseBuild } from '../domain/deploys.js';
+import { buildSlug } from '../build/builder.js';
+import type { PetriConfig } from '../lib/config.js';
+import { errorMessage, isUserError } from '../lib/errors.js';
+import type { DataPaths } from '../lib/paths.js';
+import type { DeployLogs } from '../logs/deploy-log.js';
+import type { LogStore } from '../logs/log-store.js';
+import type { RuntimeDriver } from '../runtime/driver.js';
+import type { Store } from '../store/db.js';
+import type { Deploy } from '../store/schema.js';
+
+export interface BuildLoopDeps {
+  db: Store;
+  driver: RuntimeDriver;
+  paths: DataPaths;
+  config: PetriConfig;
+  logs: LogStore;
+  deployLogs: DeployLogs;
+  logger: Logger;
+  /** Called when a release is ready to serve. */
+  onReleased: () => void;
+}
+
+/** Two builds at once keep a 2-core host responsive for the apps it serves. */
+const MAX_CONCURRENT_BUILDS = 2;
+
+export class BuildLoop {
+  private readonly active = new Map<string, Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: BuildLoopDeps) {}
+
+  start(intervalMs = 1000): void {
+    const loop = async () => {
+      if (this.stopped) return;
+      await this.tick().catch((err) => this.deps.logger.error({ err }, 'build loop failed'));
+      this.timer = setTimeout(loop, intervalMs);
+    };
+    void loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Starts queued builds now (called after an upload). */
+  async tick(): Promise<void> {
+    for (const deploy of await deploysReadyToBuild(this.deps.db)) {
+      if (this.active.size >= MAX_CONCURRENT_BUILDS || this.stopped) return;
+      if (this.active.has(deploy.id) || !(await claimDeploy(this.deps.db, deploy.id))) continue;
+      const run = this.build(deploy).finally(() => {
+        this.active.delete(deploy.id);
+        void this.tick();
+      });
+      this.active.set(deploy.id, run);
+    }
+  }
+
+  private async build(deploy: Deploy): Promise<void> {
+    const { db, driver, paths, config, logs, deployLogs, logger } = this.deps;
+    const app = await db.selectFrom('apps').selectAll().where('id', '=', deploy.app_id).executeTakeFirst();
+    if (!app) return;
+    const output = (text: string) => {
+      deployLogs.append(app.id, deploy.id, 'build', text);
+      logs.append(app.name, 'build', text);
+    };
+    const started = Date.now();
+    try {
+      const uid = config.uidBase + app.id;
+      const plan = await buildSlug(driver, {
+        buildId: deploy.id,
+        app: app.name,
+        uid,
+        gid: uid,
+        sourceDir: paths.deploySource(app.id, deploy.id),
+        cacheDir: paths.buildCache(app.id),
+        slugDir: paths.slug(app.id, deploy.id),
+        limits: appLimits(app),
+        timeoutMs: config.buildTimeoutMs,
+        onOutput: output,
+      });
+      output(`-----> Build finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+      const release = await releaseBuild(
+        db,
+        deploy,
+        paths.slug(app.id, deploy.id),
+        plan.processTypes,
+        plan.env,
+        `deploy ${deploy.id}`,
+      );
+      output(`-----> Releasing v${release.version}\n`);
+      this.deps.onReleased();
+    } catch (err) {
+      const message = errorMessage(err);
+      if (!isUserError(err)) logger.error({ err, deploy: deploy.id }, 'build failed unexpectedly');
+      output(`-----> Build failed: ${message}\n`);
+      await failDeploy(db, deploy.id, message);
+      await rm(paths.slug(app.id, deploy.id), { recursive: true, force: true });
+    } finally {
+      deployLogs.close(app.id, deploy.id, 'build');
+      logs.flush(app.name, 'build');
+      await rm(paths.deploySource(app.id, deploy.id), { recursive: true, force: true });
+    }
+  }
+}

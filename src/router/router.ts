@@ -1,0 +1,26 @@
+// The seam between the reconciler and the edge router. Routes are plain data computed
+// from the store; the HAProxy implementation makes them so without dropping connections.
+
+export interface RouteServer {
+  /** Stable per instance, [a-z0-9.-]. */
+  id: string;
+  address: string;
+  port: number;
+}
+
+export interface RouteSpec {
+  /** Lower-case host name without port, e.g. "myapp.petri.localhost". */
+  host: string;
+  app: string;
+  /** Healthy instances to balance across. Empty: the app is down and gets the 503 page. */
+  servers: RouteServer[];
+}
+
+export interface Router {
+  /** Starts the router process, or adopts the one a previous control plane left running. */
+  start(): Promise<void>;
+  /** Makes the router serve exactly these routes. Idempotent; never drops a connection. */
+  apply(routes: RouteSpec[]): Promise<void>;
+  /** Stops the router process (shutdown of the whole platform, tests). */
+  stop(): Promise<void>;
+}

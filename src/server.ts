@@ -1,0 +1,111 @@
+// `petri server`: the one place that builds the drivers and providers and hands them in.
+// The control plane can stop or die at any moment: the router and the app instances it
+// started keep serving, and the next start adopts them.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ApiContext } from './api/context.js';
+import { buildApi } from './api/server.js';
+import { bootstrapAdmin } from './domain/auth.js';
+import { failInterruptedBuilds } from './domain/deploys.js';
+import type { PetriConfig } from './lib/config.js';
+import { createLogger } from './lib/log.js';
+import { DataPaths } from './lib/paths.js';
+import { DeployLogs } from './logs/deploy-log.js';
+import { LogStore } from './logs/log-store.js';
+import { OutputTailer } from './logs/output-tailer.js';
+import { BuildLoop } from './reconcile/builds.js';
+import { InstanceReconciler } from './reconcile/instances.js';
+import { HaproxyRouter } from './router/haproxy-router.js';
+import { LocalDriver } from './runtime/local/local-driver.js';
+import { openStore, type Store } from './store/db.js';
+
+export interface RunningServer {
+  config: PetriConfig;
+  api: FastifyInstance;
+  db: Store;
+  /** The admin token, when this start created it. */
+  adminToken?: string;
+  /** Stops the control plane only: apps and the router keep serving. */
+  close(): Promise<void>;
+  /** Stops everything Petri runs: every instance and the router (platform shutdown, tests). */
+  stopWorld(): Promise<void>;
+}
+
+export async function startServer(config: PetriConfig, logger?: Logger): Promise<RunningServer> {
+  const log = logger ?? createLogger(config.logLevel);
+  const paths = new DataPaths(config.dataDir);
+  mkdirSync(paths.root, { recursive: true, mode: 0o700 });
+  const db = await openStore(paths.store);
+
+  const adminToken = await bootstrapAdmin(db);
+  if (adminToken) writeFileSync(paths.adminToken, `${adminToken}\n`, { mode: 0o600 });
+  const interrupted = await failInterruptedBuilds(db);
+  if (interrupted.length > 0) log.warn({ deploys: interrupted.map((d) => d.id) }, 'failed builds cut off by a restart');
+
+  const logs = new LogStore({ dir: paths.logs, maxBytesPerApp: config.logMaxBytesPerApp });
+  const tailer = new OutputTailer(logs, { onError: (err, file) => log.warn({ err, file }, 'reading app output failed') });
+  const deployLogs = new DeployLogs((appId, deployId) => paths.deployLog(appId, deployId));
+  const driver = new LocalDriver({ stateDir: paths.runtime, cgroupParent: config.cgroupParent });
+  const router = new HaproxyRouter({
+    dir: paths.router,
+    httpPort: config.httpPort,
+    bindAddress: config.httpBind,
+    apiHost: config.apiHost,
+    apiServer: { address: config.apiBind === '0.0.0.0' ? '127.0.0.1' : config.apiBind, port: config.apiPort },
+    domain: config.domain,
+    logger: log,
+  });
+  await router.start();
+
+  const reconciler = new InstanceReconciler({ db, driver, router, paths, config, logs, tailer, deployLogs, logger: log });
+  const builds = new BuildLoop({
+    db,
+    driver,
+    paths,
+    config,
+    logs,
+    deployLogs,
+    logger: log,
+    onReleased: () => reconciler.nudge(),
+  });
+  const ctx: ApiContext = {
+    db,
+    config,
+    paths,
+    logs,
+    deployLogs,
+    nudge: () => {
+      reconciler.nudge();
+      void builds.tick();
+    },
+  };
+  const api = await buildApi(ctx, log);
+  await api.listen({ port: config.apiPort, host: config.apiBind });
+  reconciler.start();
+  builds.start();
+
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    reconciler.stop();
+    builds.stop();
+    tailer.close();
+    await api.close();
+    await db.destroy();
+  };
+  return {
+    config,
+    api,
+    db,
+    adminToken,
+    close,
+    async stopWorld() {
+      await close();
+      const running = await driver.list();
+      await Promise.all(running.map((s) => driver.stop(s.id, 2000)));
+      await router.stop();
+    },
+  };
+}

@@ -1,0 +1,105 @@
+// Schema migrations, applied in order at start. Append only: a released migration never changes.
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+
+const migrations: Record<string, Migration> = {
+  '0001-initial': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('tokens')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('hash', 'text', (c) => c.notNull().unique())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_used_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('apps')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('owner_id', 'integer', (c) => c.notNull().references('users.id'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('memory_mib', 'integer', (c) => c.notNull())
+        .addColumn('cpus', 'real', (c) => c.notNull())
+        .addColumn('pids', 'integer', (c) => c.notNull())
+        .addColumn('desired_release_id', 'integer')
+        .addColumn('serving_release_id', 'integer')
+        .execute();
+      await db.schema
+        .createTable('deploys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('error', 'text')
+        .addColumn('release_id', 'integer')
+        .addColumn('created_by', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema.createIndex('deploys_app').on('deploys').columns(['app_id', 'created_at']).execute();
+      await db.schema
+        .createTable('releases')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('deploy_id', 'text')
+        .addColumn('slug_dir', 'text', (c) => c.notNull())
+        .addColumn('process_types', 'text', (c) => c.notNull())
+        .addColumn('runtime_env', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('releases_app_version', ['app_id', 'version'])
+        .execute();
+      await db.schema
+        .createTable('formations')
+        .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('quantity', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('formations_pk', ['app_id', 'type'])
+        .execute();
+      await db.schema
+        .createTable('instances')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'integer', (c) => c.notNull())
+        .addColumn('release_id', 'integer', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('idx', 'integer', (c) => c.notNull())
+        .addColumn('port', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('ready_at', 'text')
+        .addColumn('restarts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('exit_code', 'integer')
+        .addColumn('exit_reason', 'text')
+        .addColumn('next_start_at', 'text')
+        .addColumn('stop_deadline', 'text')
+        .execute();
+      await db.schema
+        .createTable('audit_events')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .addColumn('source_ip', 'text')
+        .execute();
+      await sql`select 1`.execute(db);
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return migrations;
+  },
+};

@@ -1,0 +1,119 @@
+// The tables of the state store, as Kysely sees them. Times are ISO strings (UTC).
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+export interface UsersTable {
+  id: Generated<number>;
+  name: string;
+  role: 'admin' | 'member';
+  created_at: string;
+}
+
+export interface TokensTable {
+  id: Generated<number>;
+  user_id: number;
+  /** sha256 of the token; the token itself is never stored. */
+  hash: string;
+  description: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface AppsTable {
+  id: Generated<number>;
+  name: string;
+  owner_id: number;
+  created_at: string;
+  memory_mib: number;
+  cpus: number;
+  pids: number;
+  /** The release that should serve; the reconciler moves the world to it. */
+  desired_release_id: number | null;
+  /** The release that serves now (router points at its instances). */
+  serving_release_id: number | null;
+}
+
+export type DeployStatus = 'queued' | 'building' | 'releasing' | 'succeeded' | 'failed';
+
+export interface DeploysTable {
+  id: string;
+  app_id: number;
+  status: DeployStatus;
+  error: string | null;
+  release_id: number | null;
+  created_by: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface ReleasesTable {
+  id: Generated<number>;
+  app_id: number;
+  version: number;
+  deploy_id: string | null;
+  /** Read-only build artifact directory. */
+  slug_dir: string;
+  /** JSON object: process type -> command. */
+  process_types: string;
+  /** JSON object: environment the build decided on (PATH, NODE_ENV ...). */
+  runtime_env: string;
+  description: string;
+  created_by: number;
+  created_at: string;
+}
+
+export interface FormationsTable {
+  app_id: number;
+  type: string;
+  quantity: number;
+}
+
+export type InstanceState = 'starting' | 'up' | 'crashed' | 'stopping';
+
+export interface InstancesTable {
+  id: string;
+  app_id: number;
+  release_id: number;
+  type: string;
+  idx: number;
+  port: number;
+  state: InstanceState;
+  started_at: string;
+  ready_at: string | null;
+  restarts: number;
+  exit_code: number | null;
+  exit_reason: string | null;
+  /** When a crashed instance may be started again (backoff). */
+  next_start_at: string | null;
+  /** When a stopping instance gets SIGKILL. */
+  stop_deadline: string | null;
+}
+
+export interface AuditEventsTable {
+  id: Generated<number>;
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  detail: string;
+  source_ip: string | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  tokens: TokensTable;
+  apps: AppsTable;
+  deploys: DeploysTable;
+  releases: ReleasesTable;
+  formations: FormationsTable;
+  instances: InstancesTable;
+  audit_events: AuditEventsTable;
+}
+
+export type App = Selectable<AppsTable>;
+export type NewApp = Insertable<AppsTable>;
+export type AppUpdate = Updateable<AppsTable>;
+export type Deploy = Selectable<DeploysTable>;
+export type Release = Selectable<ReleasesTable>;
+export type Instance = Selectable<InstancesTable>;
+export type User = Selectable<UsersTable>;

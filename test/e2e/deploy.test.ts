@@ -1,0 +1,148 @@
+// The first deploy, end to end: `petri deploy` of real fixture apps through the real API,
+// builder, bubblewrap sandbox and HAProxy router, with each outcome and message asserted.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { until } from '../../src/lib/until.js';
+import { FIXTURES, TestPetri } from './petri.js';
+
+describe('deploy a Node.js app to a live URL', () => {
+  let petri: TestPetri;
+  before(async () => {
+    petri = await TestPetri.start();
+  });
+  after(async () => {
+    await petri?.destroy();
+  });
+
+  test('a zero-dependency app is built, sandboxed and served at NAME.petri.localhost', async () => {
+    assert.equal((await petri.cli(['apps', 'create', 'zdep'])).code, 0);
+    const started = Date.now();
+    const deploy = await petri.cli(['deploy', path.join(FIXTURES, 'zero-dep'), '--app', 'zdep']);
+    assert.equal(deploy.code, 0, deploy.stderr);
+    assert.match(deploy.stdout, /Node\.js app detected/);
+    assert.match(deploy.stdout, /Deployed zdep v1 in [0-9.]+ ?s/);
+    assert.match(deploy.stdout, new RegExp(`http://zdep\\.petri\\.localhost:${petri.httpPort}`));
+    assert.ok(Date.now() - started < 20_000);
+
+    const res = await petri.app('zdep');
+    assert.equal(res.status, 200);
+    assert.equal(res.body, 'hello from zero-dep v1\n');
+
+    // Its own user, not root.
+    const who = JSON.parse((await petri.app('zdep', '/whoami')).body) as { uid: number };
+    assert.ok(who.uid >= 200_000, `app runs as uid ${who.uid}`);
+
+    const info = await petri.cli(['apps', 'info', 'zdep', '--json']);
+    const app = JSON.parse(info.stdout) as { status: string; release: string; processes: { name: string; state: string }[] };
+    assert.equal(app.status, 'running');
+    assert.equal(app.release, 'v1');
+    assert.deepEqual(
+      app.processes.map((p) => [p.name, p.state]),
+      [['web.1', 'up']],
+    );
+  });
+
+  test('logs show build and app output with timestamps and sources', async () => {
+    await until(
+      async () => (await petri.cli(['logs', '--app', 'zdep', '-n', '200'])).stdout.includes('listening on'),
+      { timeout: 5000, message: "the app's output in petri logs" },
+    );
+    const logs = await petri.cli(['logs', '--app', 'zdep', '-n', '200', '--json']);
+    const lines = logs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { time: string; source: string; text: string });
+    assert.ok(lines.some((l) => l.source === 'build' && /Node\.js app detected/.test(l.text)));
+    const listening = lines.find((l) => l.source === 'web.1' && /^listening on \d+$/.test(l.text));
+    assert.ok(listening, 'web.1 line present');
+    assert.ok(!Number.isNaN(Date.parse(listening.time)));
+  });
+
+  test('an app with npm dependencies and a build step', async () => {
+    await petri.cli(['apps', 'create', 'built']);
+    const deploy = await petri.cli(['deploy', path.join(FIXTURES, 'npm-build'), '--app', 'built']);
+    assert.equal(deploy.code, 0, deploy.stderr + deploy.stdout);
+    assert.match(deploy.stdout, /npm ci/);
+    assert.match(deploy.stdout, /build step wrote dist\/answer\.txt/);
+    const res = await petri.app('built');
+    assert.equal(res.body, 'built: isNumber(42) is true\n');
+  });
+
+  test('an app that crashes at start fails the deploy with its output; the previous release serves on', async () => {
+    const deploy = await petri.cli(['deploy', path.join(FIXTURES, 'crash-at-start'), '--app', 'zdep']);
+    assert.equal(deploy.code, 1);
+    assert.match(deploy.stderr, /web\.1 exited during start \(exit code 3\)/);
+    assert.match(deploy.stderr, /DATABASE_URL is not set/);
+    assert.equal((await petri.app('zdep')).body, 'hello from zero-dep v1\n');
+  });
+
+  test('an app that never listens on PORT fails the deploy after the boot timeout', async () => {
+    const deploy = await petri.cli(['deploy', path.join(FIXTURES, 'never-listens'), '--app', 'zdep']);
+    assert.equal(deploy.code, 1);
+    assert.match(deploy.stderr, /web\.1 did not listen on PORT \(\d+\) within 5 s/);
+    assert.equal((await petri.app('zdep')).body, 'hello from zero-dep v1\n');
+    const info = JSON.parse((await petri.cli(['apps', 'info', 'zdep', '--json'])).stdout) as { release: string };
+    assert.equal(info.release, 'v1');
+  });
+
+  test('a crashed instance is restarted', async () => {
+    const before = JSON.parse((await petri.app('zdep', '/whoami')).body) as { pid: number };
+    await petri.app('zdep', '/crash').catch(() => undefined);
+    await until(
+      async () => {
+        const res = await petri.app('zdep', '/whoami').catch(() => undefined);
+        return res?.status === 200 && (JSON.parse(res.body) as { pid: number }).pid !== before.pid;
+      },
+      { timeout: 15_000, message: 'the app to come back after its crash' },
+    );
+    const logs = await petri.cli(['logs', '--app', 'zdep', '-n', '50']);
+    assert.match(logs.stdout, /web\.1 exited \(exit code 1\); restarting in 1 s/);
+  });
+
+  test('unknown hosts get the Petri 404 page; an app that is not running gets a 503 page', async () => {
+    const unknown = await petri.request('nope.petri.localhost');
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.body, /Petri/);
+    await petri.cli(['apps', 'create', 'idle']);
+    const down = await petri.app('idle');
+    assert.equal(down.status, 503);
+    assert.match(down.body, /idle/);
+  });
+
+  test('the API is also served through the router at petri.localhost/v1', async () => {
+    const res = await petri.request('petri.localhost', '/v1/openapi.json');
+    assert.equal(res.status, 200);
+    const doc = JSON.parse(res.body) as { paths: Record<string, unknown> };
+    assert.ok(doc.paths['/v1/apps/{name}/deploys']);
+  });
+
+  test('a redeploy switches to the new release with no failed request', async () => {
+    let failures = 0;
+    let requests = 0;
+    let running = true;
+    const load = (async () => {
+      while (running) {
+        const res = await petri.app('zdep').catch(() => undefined);
+        requests++;
+        if (res?.status !== 200) failures++;
+      }
+    })();
+    const deploy = await petri.cli(['deploy', path.join(FIXTURES, 'zero-dep'), '--app', 'zdep']);
+    await until(async () => (await petri.app('zdep')).body.includes('v4'), { timeout: 5000 });
+    running = false;
+    await load;
+    assert.equal(deploy.code, 0, deploy.stderr);
+    assert.match(deploy.stdout, /Deployed zdep v4/);
+    assert.ok(requests > 10, `${requests} requests`);
+    assert.equal(failures, 0, `${failures} of ${requests} requests failed`);
+  });
+
+  test('destroy needs --confirm NAME, then removes the app and its route', async () => {
+    const refused = await petri.cli(['apps', 'destroy', 'built']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /--confirm built/);
+    assert.equal((await petri.app('built')).status, 200);
+    assert.equal((await petri.cli(['apps', 'destroy', 'built', '--confirm', 'built'])).code, 0);
+    await until(async () => (await petri.app('built')).status === 404, { timeout: 5000, message: 'route removed' });
+    const list = JSON.parse((await petri.cli(['apps', '--json'])).stdout) as { apps: { name: string }[] };
+    assert.ok(!list.apps.some((a) => a.name === 'built'));
+  });
+});

@@ -1,0 +1,164 @@
+// A real Petri for end-to-end tests: `petri server` as a child process with its own data
+// dir, ports, cgroup parent and uid range; the CLI run in-process against it; requests sent
+// through the real router with the app's Host header. Everything it started is stopped by
+// pid (`petri server --stop-all`), even when a test fails.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { runCli } from '../../src/cli/main.js';
+import { freePort } from '../../src/lib/ports.js';
+import { until } from '../../src/lib/until.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+export const FIXTURES = path.join(ROOT, 'test/fixtures/apps');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface HttpResult {
+  status: number;
+  body: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+class Capture {
+  text = '';
+  isTTY = false;
+  write(chunk: string): boolean {
+    this.text += chunk;
+    return true;
+  }
+}
+
+export class TestPetri {
+  proc: ChildProcess | undefined;
+  output = '';
+  token = '';
+  readonly dataDir: string;
+  private readonly configFile: string;
+
+  private constructor(
+    readonly apiPort: number,
+    readonly httpPort: number,
+    readonly extraConfig: Record<string, unknown>,
+  ) {
+    this.dataDir = mkdtempSync(path.join(tmpdir(), 'petri-e2e-'));
+    this.configFile = path.join(this.dataDir, '..', `${path.basename(this.dataDir)}.json`);
+    const suffix = path.basename(this.dataDir).replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-8);
+    writeFileSync(
+      this.configFile,
+      JSON.stringify({
+        cgroupParent: `petri-test-${suffix}`,
+        // Each test Petri gets its own uid range, so two of them never share a user.
+        uidBase: 200_000 + (Number.parseInt(suffix, 36) % 1000) * 1000,
+        bootTimeoutMs: 5000,
+        drainGraceMs: 2000,
+        logLevel: 'warn',
+        ...extraConfig,
+      }),
+    );
+  }
+
+  static async start(extraConfig: Record<string, unknown> = {}): Promise<TestPetri> {
+    const petri = new TestPetri(await freePort(), await freePort(), extraConfig);
+    await petri.startServer();
+    petri.token = readFileSync(path.join(petri.dataDir, 'admin.token'), 'utf8').trim();
+    return petri;
+  }
+
+  get apiUrl(): string {
+    return `http://127.0.0.1:${this.apiPort}`;
+  }
+
+  private serverArgs(): string[] {
+    return [
+      '--import',
+      'tsx',
+      path.join(ROOT, 'src/main.ts'),
+      'server',
+      '--data-dir',
+      this.dataDir,
+      '--http-port',
+      String(this.httpPort),
+      '--api-port',
+      String(this.apiPort),
+      '--config',
+      this.configFile,
+    ];
+  }
+
+  async startServer(): Promise<void> {
+    const proc = spawn(process.execPath, this.serverArgs(), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    proc.stdout?.on('data', (d) => (this.output += d));
+    proc.stderr?.on('data', (d) => (this.output += d));
+    await until(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`petri server exited: ${this.output}`);
+        return this.output.includes('Petri is running');
+      },
+      { timeout: 30_000, message: 'petri server to start' },
+    );
+  }
+
+  /** kill -9 of the control plane, as a crash would. */
+  async kill9(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGKILL');
+    await exited;
+  }
+
+  async cli(argv: string[], cwd = ROOT): Promise<CliResult> {
+    const stdout = new Capture();
+    const stderr = new Capture();
+    const env = { PETRI_URL: this.apiUrl, PETRI_TOKEN: this.token, PETRI_CONFIG_DIR: path.join(this.dataDir, 'cli') };
+    const code = await runCli(argv, { stdout, stderr, env, cwd });
+    return { code, stdout: stdout.text, stderr: stderr.text };
+  }
+
+  /** A request through the router, as a browser would send it to NAME.petri.localhost. */
+  request(host: string, urlPath = '/', method = 'GET'): Promise<HttpResult> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port: this.httpPort, path: urlPath, method, headers: { host, connection: 'close' }, agent: false },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+          res.on('error', reject);
+        },
+      );
+      req.setTimeout(10_000, () => req.destroy(new Error(`request to ${host}${urlPath} timed out`)));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  app(name: string, urlPath = '/'): Promise<HttpResult> {
+    return this.request(`${name}.petri.localhost`, urlPath);
+  }
+
+  /** Stops the control plane, then every instance and the router it ran; removes its files. */
+  async destroy(): Promise<void> {
+    await this.kill9();
+    const stop = spawn(process.execPath, [...this.serverArgs(), '--stop-all'], { cwd: ROOT, stdio: 'ignore' });
+    await new Promise((resolve) => stop.once('exit', resolve));
+    rmSync(this.dataDir, { recursive: true, force: true });
+    rmSync(this.configFile, { force: true });
+  }
+}
+
+/** A small app written to a temp dir, for cases that need no fixture of their own. */
+export function writeApp(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'petri-app-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+  return dir;
+}
