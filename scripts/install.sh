@@ -12,7 +12,16 @@ echo "==> system packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  nodejs npm bubblewrap haproxy git nftables iproute2 util-linux ca-certificates python3 make g++ >/dev/null
+  bubblewrap haproxy git nftables iproute2 util-linux ca-certificates python3 make g++ >/dev/null
+# Node.js 20+: keep the one installed (it may come from another apt source); else Debian's.
+if ! command -v node >/dev/null; then
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if (( node_major < 20 )); then
+  echo "Petri needs Node.js 20 or newer; this machine has $(node --version). Install Node.js 20+ and run this again." >&2
+  exit 1
+fi
 
 echo "==> npm dependencies"
 npm ci --no-audit --no-fund
