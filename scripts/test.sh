@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 [[ -d node_modules ]] || { echo "node_modules missing: run bash scripts/install.sh first" >&2; exit 1; }
 npm run --silent typecheck
 npm run --silent lint
-node --import tsx --test --test-concurrency=1 --test-reporter=spec 'test/**/*.test.ts'
+mapfile -t tests < <(find test -name '*.test.ts' | sort)
+node --import tsx --test --test-concurrency=1 --test-reporter=spec "${tests[@]}"

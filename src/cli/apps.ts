@@ -1,0 +1,179 @@
+// `petri apps`: list, create, inspect, size and destroy apps.
+import type { Command } from 'commander';
+import type { App, AppStatus, Limits, ProcessState } from '../client/index.js';
+import type { Context } from './context.js';
+import { type Cell, orDash, type Style, shortTime, UsageError } from './output.js';
+
+const STATUS_STYLE: Record<AppStatus | ProcessState, Style> = {
+  running: 'green',
+  up: 'green',
+  deploying: 'yellow',
+  starting: 'yellow',
+  stopping: 'yellow',
+  crashed: 'red',
+  down: 'dim',
+  new: 'dim',
+};
+
+export function registerApps(program: Command, ctx: Context): void {
+  const apps = program.command('apps').description('list, create, inspect and destroy apps');
+
+  apps
+    .command('list', { isDefault: true })
+    .description('list the apps you can see (the default)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const list = await (await ctx.client()).listApps();
+      if (opts.json) return ctx.out.json(list);
+      if (list.length === 0) {
+        ctx.out.line("No apps yet; create one with 'petri apps create NAME'");
+        return;
+      }
+      ctx.out.table(
+        ['NAME', 'STATUS', 'RELEASE', 'URL'],
+        list.map((app) => [app.name, status(app.status), orDash(app.release), app.url]),
+      );
+    });
+
+  apps
+    .command('create')
+    .description('create an app, ready for its first deploy')
+    .argument('<name>', 'lowercase letters, digits and dashes')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const app = await (await ctx.client()).createApp(name);
+      if (opts.json) return ctx.out.json(app);
+      ctx.out.line(`Created ${app.name}: ${app.url}`);
+      ctx.out.line(`Deploy it with 'petri deploy --app ${app.name}' from its directory`);
+    });
+
+  apps
+    .command('info')
+    .description("show an app's status, release, limits and processes")
+    .argument('<name>', 'the app')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const app = await (await ctx.client()).getApp(name);
+      if (opts.json) return ctx.out.json(app);
+      printInfo(ctx, app);
+    });
+
+  apps
+    .command('destroy')
+    .description('delete an app, its releases and its processes')
+    .argument('<name>', 'the app')
+    .option('--confirm <name>', 'the name again, to show you mean it')
+    .action(async (name: string, opts: { confirm?: string }) => {
+      // Checked here as well as by the server, so a missing flag costs no request.
+      if (opts.confirm !== name) {
+        const got = opts.confirm === undefined ? '' : ` (--confirm was '${opts.confirm}')`;
+        throw new UsageError(
+          `destroying '${name}' deletes it for good${got}; to confirm, run: petri apps destroy ${name} --confirm ${name}`,
+        );
+      }
+      await (await ctx.client()).destroyApp(name, opts.confirm);
+      ctx.out.line(`Destroyed ${name}`);
+    });
+
+  apps
+    .command('limits')
+    .description("show an app's resource limits, or change them")
+    .argument('<name>', 'the app')
+    .option('--memory <size>', 'memory limit: 256 (MiB), 256M, 1G', parseMemory)
+    .option('--cpus <n>', 'CPU limit in cores, e.g. 0.5', parseCpus)
+    .option('--pids <n>', 'most processes and threads at once', parsePids)
+    .option('--json', 'print JSON')
+    .action(
+      async (name: string, opts: Partial<{ memory: number; cpus: number; pids: number; json: boolean }>) => {
+        const client = await ctx.client();
+        const limits: Partial<Limits> = {};
+        if (opts.memory !== undefined) limits.memoryMiB = opts.memory;
+        if (opts.cpus !== undefined) limits.cpus = opts.cpus;
+        if (opts.pids !== undefined) limits.pids = opts.pids;
+        const app =
+          Object.keys(limits).length > 0
+            ? await client.updateApp(name, { limits })
+            : await client.getApp(name);
+        if (opts.json) return ctx.out.json(app.limits);
+        ctx.out.keyValues(limitPairs(app.limits));
+      },
+    );
+}
+
+function printInfo(ctx: Context, app: App): void {
+  ctx.out.keyValues([
+    ['name', app.name],
+    ['status', ctx.out.paint(STATUS_STYLE[app.status] ?? 'bold', app.status)],
+    ['release', orDash(app.release)],
+    ['url', app.url],
+    ['owner', app.owner],
+    ['created', shortTime(app.createdAt)],
+    ...limitPairs(app.limits),
+  ]);
+  ctx.out.line();
+  if (app.processes.length === 0) {
+    ctx.out.line(`No processes running; deploy with 'petri deploy --app ${app.name}'`);
+    return;
+  }
+  ctx.out.table(
+    ['PROCESS', 'STATE', 'PORT', 'STARTED', 'RESTARTS'],
+    app.processes.map((p) => [
+      p.name,
+      status(p.state),
+      orDash(p.port),
+      p.startedAt ? shortTime(p.startedAt) : '-',
+      String(p.restarts),
+    ]),
+  );
+}
+
+function limitPairs(limits: Limits): [string, string][] {
+  return [
+    ['memory', `${limits.memoryMiB} MiB`],
+    ['cpus', String(limits.cpus)],
+    ['pids', String(limits.pids)],
+  ];
+}
+
+function status(value: AppStatus | ProcessState): Cell {
+  return { text: value, style: STATUS_STYLE[value] };
+}
+
+const MEMORY_UNITS: Record<string, number> = {
+  '': 1,
+  m: 1,
+  mi: 1,
+  mib: 1,
+  mb: 1,
+  g: 1024,
+  gi: 1024,
+  gib: 1024,
+  gb: 1024,
+};
+
+/** A memory size in MiB: 256, 256M, 256MiB, 1G, 1.5G. Megabytes are taken as mebibytes. */
+export function parseMemory(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const factor = match ? MEMORY_UNITS[match[2]!.toLowerCase()] : undefined;
+  const mib = match && factor ? Math.round(Number(match[1]) * factor) : Number.NaN;
+  if (!Number.isFinite(mib) || mib <= 0) {
+    throw new UsageError(`--memory must be a size like 256, 256M or 1G, got '${value}'`);
+  }
+  return mib;
+}
+
+function parseCpus(value: string): number {
+  const cpus = Number(value);
+  if (value.trim() === '' || !Number.isFinite(cpus) || cpus <= 0) {
+    throw new UsageError(`--cpus must be a number of cores above 0 like 0.5 or 2, got '${value}'`);
+  }
+  return cpus;
+}
+
+function parsePids(value: string): number {
+  const pids = Number(value);
+  if (!/^\d+$/.test(value.trim()) || pids <= 0) {
+    throw new UsageError(`--pids must be a whole number above 0 like 128, got '${value}'`);
+  }
+  return pids;
+}

@@ -1,0 +1,199 @@
+// The typed HTTP client of the Petri API (/v1): one method per route, JSON in and out,
+// NDJSON streams as async iterators. Shared by the CLI and the dashboard, so it knows
+// nothing about terminals or config files.
+import { Readable } from 'node:stream';
+import { type Dispatcher, request } from 'undici';
+import { ApiError, apiErrorFrom, ConnectionError, networkErrorCode } from './errors.js';
+import { parseNdjson } from './ndjson.js';
+import type { App, AppUpdate, Deploy, DeployEvent, LogLine, User } from './types.js';
+
+export interface PetriClientOptions {
+  /** Where the API listens, e.g. http://127.0.0.1:7070 (a path prefix is kept). */
+  url: string;
+  token: string;
+  /** An undici dispatcher (agent, proxy, mock); the global one when absent. */
+  dispatcher?: Dispatcher;
+  userAgent?: string;
+}
+
+export interface StreamOptions {
+  /** Aborting ends the iteration and closes the connection. */
+  signal?: AbortSignal;
+}
+
+export interface LogsOptions extends StreamOptions {
+  /** How many past lines to send first; the server's default when absent. */
+  lines?: number;
+  /** Keep the stream open and send new lines as they are written. */
+  follow?: boolean;
+}
+
+export type DeployBody = Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array>;
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+interface Call {
+  method: Method;
+  path: string;
+  query?: Record<string, string | undefined>;
+  json?: unknown;
+  body?: DeployBody;
+  contentType?: string;
+  signal?: AbortSignal;
+  /** Streams stay idle for as long as an app writes nothing: no body timeout for them. */
+  stream?: boolean;
+}
+
+export class PetriClient {
+  readonly url: string;
+  private readonly token: string;
+  private readonly dispatcher: Dispatcher | undefined;
+  private readonly userAgent: string;
+
+  constructor(options: PetriClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.token = options.token;
+    this.dispatcher = options.dispatcher;
+    this.userAgent = options.userAgent ?? 'petri-client';
+  }
+
+  async whoami(): Promise<User> {
+    const body = await this.json<{ user: User }>({ method: 'GET', path: '/v1/whoami' });
+    return body.user;
+  }
+
+  async listApps(): Promise<App[]> {
+    const body = await this.json<{ apps: App[] }>({ method: 'GET', path: '/v1/apps' });
+    return body.apps;
+  }
+
+  createApp(name: string): Promise<App> {
+    return this.json<App>({ method: 'POST', path: '/v1/apps', json: { name } });
+  }
+
+  getApp(name: string): Promise<App> {
+    return this.json<App>({ method: 'GET', path: appPath(name) });
+  }
+
+  updateApp(name: string, update: AppUpdate): Promise<App> {
+    return this.json<App>({ method: 'PATCH', path: appPath(name), json: update });
+  }
+
+  /** `confirm` must repeat the name: the server refuses a delete that does not. */
+  async destroyApp(name: string, confirm: string): Promise<void> {
+    await this.json<unknown>({ method: 'DELETE', path: appPath(name), query: { confirm } });
+  }
+
+  /** Uploads a gzip tar of the app's source and starts a deploy; it runs on the server. */
+  async deploy(appName: string, archive: DeployBody): Promise<Deploy> {
+    const body = await this.json<{ deploy: Deploy }>({
+      method: 'POST',
+      path: `${appPath(appName)}/deploys`,
+      body: archive,
+      contentType: 'application/gzip',
+    });
+    return body.deploy;
+  }
+
+  async getDeploy(appName: string, id: string): Promise<Deploy> {
+    const body = await this.json<{ deploy: Deploy }>({ method: 'GET', path: deployPath(appName, id) });
+    return body.deploy;
+  }
+
+  /** Build and release output as it happens, then one `end` event with the final deploy. */
+  streamDeploy(appName: string, id: string, options: StreamOptions = {}): AsyncGenerator<DeployEvent> {
+    return this.ndjson<DeployEvent>({
+      method: 'GET',
+      path: `${deployPath(appName, id)}/stream`,
+      signal: options.signal,
+      stream: true,
+    });
+  }
+
+  logs(appName: string, options: LogsOptions = {}): AsyncGenerator<LogLine> {
+    return this.ndjson<LogLine>({
+      method: 'GET',
+      path: `${appPath(appName)}/logs`,
+      query: {
+        lines: options.lines === undefined ? undefined : String(options.lines),
+        follow: options.follow ? 'true' : undefined,
+      },
+      signal: options.signal,
+      stream: true,
+    });
+  }
+
+  private async json<T>(call: Call): Promise<T> {
+    const res = await this.send(call);
+    const text = await res.body.text();
+    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, text, this.url);
+    if (text === '') return undefined as T; // 204 No Content: callers expecting it return void
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(res.statusCode, 'bad_response', `Petri at ${this.url} sent a body that is not JSON`);
+    }
+  }
+
+  private async *ndjson<T>(call: Call): AsyncGenerator<T> {
+    const res = await this.send(call);
+    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, await res.body.text(), this.url);
+    try {
+      yield* parseNdjson<T>(res.body);
+    } catch (err) {
+      if (call.signal?.aborted) return; // the caller stopped listening: not an error
+      throw this.wrapNetworkError(err);
+    } finally {
+      // Reached on `break` too: close the connection rather than leave it streaming.
+      if (!res.body.destroyed) res.body.destroy();
+    }
+  }
+
+  private async send(call: Call): Promise<Dispatcher.ResponseData> {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(call.query ?? {}))
+      if (value !== undefined) query.set(key, value);
+    const search = query.size > 0 ? `?${query}` : '';
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.token}`,
+      accept: call.stream ? 'application/x-ndjson' : 'application/json',
+      'user-agent': this.userAgent,
+    };
+    let body: string | Uint8Array | Readable | undefined;
+    if (call.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(call.json);
+    } else if (call.body !== undefined) {
+      headers['content-type'] = call.contentType ?? 'application/octet-stream';
+      body =
+        call.body instanceof Uint8Array || call.body instanceof Readable
+          ? call.body
+          : Readable.from(call.body);
+    }
+    try {
+      return await request(`${this.url}${call.path}${search}`, {
+        method: call.method,
+        headers,
+        body,
+        signal: call.signal,
+        dispatcher: this.dispatcher,
+        bodyTimeout: call.stream ? 0 : undefined,
+      });
+    } catch (err) {
+      throw this.wrapNetworkError(err);
+    }
+  }
+
+  private wrapNetworkError(err: unknown): unknown {
+    const code = networkErrorCode(err);
+    return code ? new ConnectionError(this.url, code, { cause: err }) : err;
+  }
+}
+
+function appPath(name: string): string {
+  return `/v1/apps/${encodeURIComponent(name)}`;
+}
+
+function deployPath(appName: string, id: string): string {
+  return `${appPath(appName)}/deploys/${encodeURIComponent(id)}`;
+}

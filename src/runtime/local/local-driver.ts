@@ -1,0 +1,338 @@
+// The local RuntimeDriver: each instance and task is a bubblewrap sandbox in its own
+// cgroups. The cgroup is the instance's identity: a restarted control plane finds its
+// instances by listing the cgroups under the parent, so nothing about them lives only in memory.
+//
+// An instance's first process is a tiny root shell (ENTER_AND_RECORD) that joins the
+// cgroups, runs the sandbox in the foreground and writes its exit status to
+// stateDir/instances/<id>.exit. Trade-off: one idle `sh` per instance (a few hundred KiB,
+// one pid of the pids limit, charged to the instance's memory) buys an exit code that
+// survives a restart of the control plane; without it an adopted instance could only be
+// seen to vanish. If the shim itself is SIGKILLed (stop() after the grace period) no exit
+// code is recorded, which is what "nobody saw the exit" means in InstanceStatus.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { processStartTime } from '../../lib/process.js';
+import { until } from '../../lib/until.js';
+import type { InstanceSpec, InstanceStatus, RuntimeDriver, TaskResult, TaskSpec } from '../driver.js';
+import { makeAppDir } from './app-dir.js';
+import { type Cgroups, detectCgroups } from './cgroups.js';
+import {
+  assertValidId,
+  ENTER_AND_EXEC,
+  ENTER_AND_RECORD,
+  enterArgv,
+  type SandboxLaunch,
+  sandboxLaunch,
+} from './sandbox-args.js';
+
+/** pino's shape, so the server can hand its logger in. */
+export interface DriverLogger {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+}
+
+export interface LocalDriverOptions {
+  /** The driver's own files (exit codes, shim pids); root-only is fine, sandboxes never see it. */
+  stateDir: string;
+  /** Parent cgroup of every instance and task, e.g. 'petri'. */
+  cgroupParent: string;
+  /** Where cgroupfs is mounted. */
+  cgroupRoot?: string;
+  logger?: DriverLogger;
+}
+
+/** The shell and setpriv run as root before the sandbox exists: they get a fixed, minimal
+ * environment, never the app's (an LD_PRELOAD config var would otherwise run as root). */
+const LAUNCH_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+/** Task cgroups live beside instance cgroups; '_' is outside the id charset, so list() can
+ * never mistake one for an instance. */
+const TASK_PREFIX = 'task_';
+const INSTANCE_NAME = /^[a-z0-9][a-z0-9.-]*$/;
+/** How long SIGKILL may take to empty a cgroup before we report failure. */
+const KILL_TIMEOUT_MS = 10_000;
+
+export class LocalDriver implements RuntimeDriver {
+  private cgroupsReady: Promise<Cgroups> | undefined;
+  private readonly instancesDir: string;
+
+  constructor(private readonly opts: LocalDriverOptions) {
+    if (!path.isAbsolute(opts.stateDir)) throw new Error(`stateDir must be absolute, got '${opts.stateDir}'`);
+    this.instancesDir = path.join(opts.stateDir, 'instances');
+  }
+
+  async start(spec: InstanceSpec): Promise<InstanceStatus> {
+    assertValidId(spec.id);
+    for (const p of [spec.slugDir, spec.workDir, spec.outputFile]) {
+      if (!path.isAbsolute(p)) throw new Error(`instance paths must be absolute, got '${p}'`);
+    }
+    const cg = await this.cgroups();
+    if ((await cg.pids(spec.id)).length > 0) return this.status(spec.id); // already started
+    if (await cg.exists(spec.id)) await cg.remove(spec.id); // an earlier run's corpse
+    await mkdir(this.instancesDir, { recursive: true, mode: 0o700 });
+    await this.forgetExit(spec.id);
+
+    const appDir = path.join(spec.workDir, 'app');
+    const method = await makeAppDir(spec.slugDir, appDir, spec.uid, spec.gid);
+    await cg.create(spec.id, spec.limits);
+    const launch = sandboxLaunch({ ...spec, appDir, dieWithParent: false });
+
+    await mkdir(path.dirname(spec.outputFile), { recursive: true });
+    // A file, not a pipe: the instance must not get SIGPIPE when the control plane dies.
+    const output = await open(spec.outputFile, 'a', 0o640);
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(
+        '/bin/sh',
+        enterArgv(ENTER_AND_RECORD, [this.exitFile(spec.id)], cg.procsFiles(spec.id), launch.argv),
+        // Own session and no pipes to us: it outlives the control plane (DESIGN: apps keep
+        // serving while it restarts).
+        {
+          detached: true,
+          stdio: ['ignore', output.fd, output.fd, 'pipe', 'pipe', 'pipe'],
+          env: LAUNCH_ENV,
+          cwd: '/',
+        },
+      );
+    } finally {
+      await output.close();
+    }
+    let exited: number | null | undefined;
+    child.on('exit', (code) => {
+      exited = code;
+    });
+    const spawned = await spawnedPid(child);
+    await feedInputs(child, launch);
+    child.unref();
+    await writeFile(this.shimFile(spec.id), `${spawned} ${processStartTime(spawned) ?? 0}\n`);
+
+    // "Returns once its process exists": the shim has joined the cgroup (or already ended).
+    await until(async () => exited !== undefined || (await cg.pids(spec.id)).includes(spawned), {
+      timeout: 10_000,
+      message: `instance ${spec.id} to enter its cgroup`,
+    });
+    if (exited !== undefined && (await readOptional(this.exitFile(spec.id))) === undefined) {
+      throw new Error(
+        `instance ${spec.id} could not enter its cgroups (exit ${exited}); see ${spec.outputFile}`,
+      );
+    }
+    this.opts.logger?.info({ id: spec.id, app: spec.app, pid: spawned, appDir: method }, 'instance started');
+    return this.status(spec.id);
+  }
+
+  async list(): Promise<InstanceStatus[]> {
+    const cg = await this.cgroups();
+    const names = (await cg.names()).filter((name) => INSTANCE_NAME.test(name));
+    return Promise.all(names.map((name) => this.status(name)));
+  }
+
+  async status(id: string): Promise<InstanceStatus> {
+    assertValidId(id);
+    const cg = await this.cgroups();
+    const status: InstanceStatus = { id, running: (await cg.pids(id)).length > 0 };
+    if (await cg.exists(id)) {
+      const usage = await cg.usage(id);
+      status.memoryBytes = usage.memoryBytes;
+      status.cpuSeconds = usage.cpuSeconds;
+      status.oomKilled = usage.oomKilled;
+    }
+    if (!status.running) {
+      const exit = await readOptional(this.exitFile(id));
+      // bwrap reports a signal death as 128+N, the shell convention; we cannot tell it from
+      // an app that exits 137 itself, so the code is passed on as is and `signal` stays unset.
+      if (exit !== undefined && exit.trim() !== '') status.exitCode = Number(exit.trim());
+      if ((await readOptional(this.oomFile(id))) !== undefined) status.oomKilled = true;
+    }
+    return status;
+  }
+
+  async stop(id: string, graceMs: number): Promise<void> {
+    assertValidId(id);
+    const cg = await this.cgroups();
+    if (!(await cg.exists(id))) return;
+    const pids = await cg.pids(id);
+    if (pids.length > 0) {
+      // Spare the shim and its child (bwrap's monitor): if they died first the shim would
+      // record bwrap's SIGTERM instead of how the app ended.
+      const shim = await this.shimPid(id);
+      const spared = new Set(shim === undefined ? [] : [shim, ...pids.filter((p) => parentPid(p) === shim)]);
+      signalAll(
+        pids.filter((p) => !spared.has(p)),
+        'SIGTERM',
+      );
+      try {
+        await until(async () => (await cg.pids(id)).length === 0, { timeout: graceMs, interval: 25 });
+      } catch {
+        this.opts.logger?.warn({ id, graceMs }, 'instance ignored SIGTERM; killing it');
+        await killCgroup(cg, id);
+      }
+    }
+    // The OOM counter dies with the cgroup; keep the verdict for status().
+    if ((await cg.usage(id)).oomKilled) await writeFile(this.oomFile(id), 'oom\n');
+    await cg.remove(id);
+    await rm(this.shimFile(id), { force: true });
+  }
+
+  async removeFiles(spec: Pick<InstanceSpec, 'id' | 'workDir'>): Promise<void> {
+    assertValidId(spec.id);
+    const workDir = path.resolve(spec.workDir);
+    if (!path.isAbsolute(spec.workDir) || workDir === '/' || workDir === path.resolve(this.opts.stateDir)) {
+      throw new Error(`refusing to remove '${spec.workDir}': not an instance work dir`);
+    }
+    const cg = await this.cgroups();
+    if ((await cg.pids(spec.id)).length > 0) throw new Error(`instance ${spec.id} is running; stop it first`);
+    await rm(workDir, { recursive: true, force: true });
+    await this.forgetExit(spec.id);
+  }
+
+  async runTask(spec: TaskSpec): Promise<TaskResult> {
+    assertValidId(spec.id);
+    if (!path.isAbsolute(spec.appDir)) throw new Error(`task appDir must be absolute, got '${spec.appDir}'`);
+    const cg = await this.cgroups();
+    const name = TASK_PREFIX + spec.id;
+    if (await cg.exists(name)) {
+      // Left by a control plane that died mid-task (--die-with-parent should have ended it).
+      await killCgroup(cg, name);
+      await cg.remove(name);
+    }
+    await cg.create(name, spec.limits);
+    try {
+      return await this.runInCgroup(cg, name, spec);
+    } finally {
+      await killCgroup(cg, name);
+      await cg.remove(name);
+    }
+  }
+
+  private async runInCgroup(cg: Cgroups, name: string, spec: TaskSpec): Promise<TaskResult> {
+    const launch = sandboxLaunch({ ...spec, dieWithParent: true });
+    const child = spawn('/bin/sh', enterArgv(ENTER_AND_EXEC, [], cg.procsFiles(name), launch.argv), {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+      env: LAUNCH_ENV,
+      cwd: '/',
+    });
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code, signal) => resolve({ code, signal }));
+    });
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => spec.onOutput(chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => spec.onOutput(chunk));
+    let timedOut = false;
+    let killing: Promise<unknown> | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      // The whole cgroup, not just bwrap: whatever the task started goes with it. A failure
+      // here resurfaces in runTask's own killCgroup.
+      killing = killCgroup(cg, name).catch((err: unknown) => err);
+    }, spec.timeoutMs);
+    try {
+      await spawnedPid(child);
+      await feedInputs(child, launch);
+      const { code, signal } = await closed;
+      await killing;
+      return { exitCode: code, signal, timedOut, oomKilled: (await cg.usage(name)).oomKilled };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private cgroups(): Promise<Cgroups> {
+    this.cgroupsReady ??= detectCgroups({
+      root: this.opts.cgroupRoot ?? '/sys/fs/cgroup',
+      parent: this.opts.cgroupParent,
+    });
+    return this.cgroupsReady;
+  }
+
+  private exitFile(id: string): string {
+    return path.join(this.instancesDir, `${id}.exit`);
+  }
+
+  private oomFile(id: string): string {
+    return path.join(this.instancesDir, `${id}.oom`);
+  }
+
+  private shimFile(id: string): string {
+    return path.join(this.instancesDir, `${id}.shim`);
+  }
+
+  private async forgetExit(id: string): Promise<void> {
+    for (const file of [this.exitFile(id), this.oomFile(id), this.shimFile(id)])
+      await rm(file, { force: true });
+  }
+
+  /** The shim's pid, if that very process (pid and start time) still runs. */
+  private async shimPid(id: string): Promise<number | undefined> {
+    const [pid, start] = ((await readOptional(this.shimFile(id))) ?? '').trim().split(' ').map(Number);
+    if (pid === undefined || start === undefined || !pid) return undefined;
+    return processStartTime(pid) === start ? pid : undefined;
+  }
+}
+
+/** Resolves with the pid once spawned, rejects when the spawn failed. */
+function spawnedPid(child: ReturnType<typeof spawn>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    if (child.pid !== undefined) resolve(child.pid);
+    else child.once('error', reject);
+  });
+}
+
+/** Writes bwrap's arguments, passwd and group to fds 3-5 and closes our ends. */
+async function feedInputs(child: ReturnType<typeof spawn>, launch: SandboxLaunch): Promise<void> {
+  await Promise.all(
+    launch.inputs.map(
+      (data, i) =>
+        new Promise<void>((resolve, reject) => {
+          const stream = child.stdio[3 + i] as Writable | null | undefined;
+          if (!stream) return reject(new Error(`no pipe for fd ${3 + i}`));
+          // EPIPE when the sandbox died before reading is reported by its exit, not here.
+          stream.on('error', () => resolve());
+          stream.end(data, () => resolve());
+        }),
+    ),
+  );
+}
+
+/** SIGKILL until the cgroup is empty: a fork loop may add processes between two reads. */
+async function killCgroup(cg: Cgroups, name: string): Promise<void> {
+  await until(
+    async () => {
+      const pids = await cg.pids(name);
+      signalAll(pids, 'SIGKILL');
+      return pids.length === 0;
+    },
+    { timeout: KILL_TIMEOUT_MS, interval: 20, message: `cgroup ${name} to empty after SIGKILL` },
+  );
+}
+
+function signalAll(pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // exited meanwhile
+    }
+  }
+}
+
+function parentPid(pid: number): number | undefined {
+  try {
+    // After the command name, which may hold spaces and parentheses: "S PPID ...".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ppid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+    return ppid === undefined ? undefined : Number(ppid);
+  } catch {
+    return undefined;
+  }
+}
+
+async function readOptional(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}

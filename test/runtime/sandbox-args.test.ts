@@ -1,0 +1,94 @@
+// The sandbox as data: golden files of the bwrap argv for an instance and a task, and the
+// inputs that must never be accepted. UPDATE_GOLDEN=1 rewrites the golden files.
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  ENTER_AND_RECORD,
+  enterArgv,
+  type SandboxPlan,
+  sandboxEnv,
+  sandboxLaunch,
+} from '../../src/runtime/local/sandbox-args.js';
+
+function golden(name: string, actual: string): void {
+  const file = fileURLToPath(new URL(`./golden/${name}`, import.meta.url));
+  if (process.env.UPDATE_GOLDEN) writeFileSync(file, actual);
+  assert.equal(actual, readFileSync(file, 'utf8'), `golden file ${name} differs (UPDATE_GOLDEN=1 to accept)`);
+}
+
+const instance: SandboxPlan = {
+  uid: 20001,
+  gid: 20002,
+  appDir: '/var/lib/petri/instances/web-1/app',
+  env: { PORT: '5001', DATABASE_URL: 'postgres://u:p@127.0.0.1/db' },
+  command: ['node', 'server.js'],
+  dieWithParent: false,
+};
+
+function render(plan: SandboxPlan): string {
+  const launch = sandboxLaunch(plan);
+  const shell = enterArgv(
+    ENTER_AND_RECORD,
+    ['/state/web-1.exit'],
+    ['/cg/memory/petri/web-1/cgroup.procs'],
+    launch.argv,
+  );
+  return [
+    '# /bin/sh',
+    ...shell.map((a) => `  ${a}`),
+    '# bwrap --args 3',
+    ...launch.bwrapArgs.map((a) => `  ${a}`),
+    '# /etc/passwd (fd 4)',
+    launch.inputs[1],
+    '# /etc/group (fd 5)',
+    launch.inputs[2],
+  ].join('\n');
+}
+
+test('instance argv matches the golden file', () => {
+  golden('instance-argv.txt', render(instance));
+});
+
+test('task argv matches the golden file: die-with-parent and extra writable mounts', () => {
+  golden(
+    'task-argv.txt',
+    render({
+      ...instance,
+      appDir: '/var/lib/petri/builds/b-1/app',
+      writableMounts: { '/var/lib/petri/cache/probe': '/cache' },
+      command: ['npm', 'ci'],
+      dieWithParent: true,
+    }),
+  );
+});
+
+test('instances never die with their parent; tasks always do', () => {
+  assert.ok(!sandboxLaunch(instance).bwrapArgs.includes('--die-with-parent'));
+  assert.ok(sandboxLaunch({ ...instance, dieWithParent: true }).bwrapArgs.includes('--die-with-parent'));
+});
+
+test('bwrap arguments reach it NUL-terminated through fd 3, not the command line', () => {
+  const launch = sandboxLaunch(instance);
+  assert.deepEqual(launch.inputs[0].split('\0').slice(0, -1), launch.bwrapArgs);
+  assert.ok(!launch.argv.some((a) => a.includes('postgres://')), 'secrets stay off the command line');
+});
+
+test('HOME is always /app; the spec may set PATH and LANG', () => {
+  assert.deepEqual(sandboxEnv({ HOME: '/root', PATH: '/app/bin:/usr/bin', X: '1' }), {
+    PATH: '/app/bin:/usr/bin',
+    LANG: 'C.UTF-8',
+    X: '1',
+    HOME: '/app',
+  });
+});
+
+test('refuses inputs that could reshape the sandbox', () => {
+  assert.throws(() => sandboxLaunch({ ...instance, env: { 'A=B': 'x' } }), /environment variable name/);
+  assert.throws(() => sandboxLaunch({ ...instance, env: { A: 'x\0--bind\0/\0/host' } }), /NUL/);
+  assert.throws(() => sandboxLaunch({ ...instance, command: ['sh', '\0--bind'] }), /NUL/);
+  assert.throws(() => sandboxLaunch({ ...instance, command: [] }), /empty/);
+  assert.throws(() => sandboxLaunch({ ...instance, uid: 0 }), /uid/);
+  assert.throws(() => sandboxLaunch({ ...instance, writableMounts: { cache: '/cache' } }), /absolute/);
+});
