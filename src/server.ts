@@ -1,7 +1,7 @@
 // `petri server`: the one place that builds the drivers and providers and hands them in.
 // The control plane can stop or die at any moment: the router and the app instances it
 // started keep serving, and the next start adopts them.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ApiContext } from './api/context.js';
@@ -35,16 +35,22 @@ export interface RunningServer {
 export async function startServer(config: PetriConfig, logger?: Logger): Promise<RunningServer> {
   const log = logger ?? createLogger(config.logLevel);
   const paths = new DataPaths(config.dataDir);
-  mkdirSync(paths.root, { recursive: true, mode: 0o700 });
+  // Searchable but not listable: bubblewrap binds an instance's /app as the app's own user,
+  // which must traverse the data dir; everything secret in it is mode 0600.
+  mkdirSync(paths.root, { recursive: true });
+  chmodSync(paths.root, 0o711);
   const db = await openStore(paths.store);
 
   const adminToken = await bootstrapAdmin(db);
   if (adminToken) writeFileSync(paths.adminToken, `${adminToken}\n`, { mode: 0o600 });
   const interrupted = await failInterruptedBuilds(db);
-  if (interrupted.length > 0) log.warn({ deploys: interrupted.map((d) => d.id) }, 'failed builds cut off by a restart');
+  if (interrupted.length > 0)
+    log.warn({ deploys: interrupted.map((d) => d.id) }, 'failed builds cut off by a restart');
 
   const logs = new LogStore({ dir: paths.logs, maxBytesPerApp: config.logMaxBytesPerApp });
-  const tailer = new OutputTailer(logs, { onError: (err, file) => log.warn({ err, file }, 'reading app output failed') });
+  const tailer = new OutputTailer(logs, {
+    onError: (err, file) => log.warn({ err, file }, 'reading app output failed'),
+  });
   const deployLogs = new DeployLogs((appId, deployId) => paths.deployLog(appId, deployId));
   const driver = new LocalDriver({ stateDir: paths.runtime, cgroupParent: config.cgroupParent });
   const router = new HaproxyRouter({
@@ -58,7 +64,17 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   });
   await router.start();
 
-  const reconciler = new InstanceReconciler({ db, driver, router, paths, config, logs, tailer, deployLogs, logger: log });
+  const reconciler = new InstanceReconciler({
+    db,
+    driver,
+    router,
+    paths,
+    config,
+    logs,
+    tailer,
+    deployLogs,
+    logger: log,
+  });
   const builds = new BuildLoop({
     db,
     driver,
@@ -89,7 +105,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   const close = async () => {
     if (closed) return;
     closed = true;
-    reconciler.stop();
+    await reconciler.stop();
     builds.stop();
     tailer.close();
     await api.close();

@@ -57,7 +57,11 @@ export async function presentDeploy(db: Store, config: PetriConfig, app: App, de
   const release =
     deploy.release_id === null
       ? undefined
-      : await db.selectFrom('releases').select('version').where('id', '=', deploy.release_id).executeTakeFirst();
+      : await db
+          .selectFrom('releases')
+          .select('version')
+          .where('id', '=', deploy.release_id)
+          .executeTakeFirst();
   const finished = deploy.finished_at ? Date.parse(deploy.finished_at) : undefined;
   return {
     id: deploy.id,

@@ -15,7 +15,12 @@ export const Limits = Type.Object({
 export const Process = Type.Object({
   name: Type.String({ description: 'process type and index, e.g. web.1' }),
   release: Type.String(),
-  state: Type.Union([Type.Literal('starting'), Type.Literal('up'), Type.Literal('crashed'), Type.Literal('stopping')]),
+  state: Type.Union([
+    Type.Literal('starting'),
+    Type.Literal('up'),
+    Type.Literal('crashed'),
+    Type.Literal('stopping'),
+  ]),
   port: Type.Union([Type.Integer(), Type.Null()]),
   startedAt: Type.Union([Type.String(), Type.Null()]),
   restarts: Type.Integer(),
@@ -43,7 +48,9 @@ export const Deploy = Type.Object(
   {
     id: Type.String(),
     app: Type.String(),
-    status: Type.Union(['queued', 'building', 'releasing', 'succeeded', 'failed'].map((s) => Type.Literal(s))),
+    status: Type.Union(
+      ['queued', 'building', 'releasing', 'succeeded', 'failed'].map((s) => Type.Literal(s)),
+    ),
     release: Type.Union([Type.String(), Type.Null()]),
     error: Type.Union([Type.String(), Type.Null()]),
     createdAt: Type.String(),

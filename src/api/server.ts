@@ -2,9 +2,14 @@
 // {"error":{"code","message"}} with the right status, and the OpenAPI document.
 import swagger from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
-import { ERROR_CODES, isUserError } from '../lib/errors.js';
+import { type ERROR_CODES, isUserError } from '../lib/errors.js';
 import { registerAuth } from './auth.js';
 import type { ApiContext } from './context.js';
 import { appRoutes } from './routes/apps.js';
@@ -18,7 +23,8 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
     // Uploads are streamed and capped by the unpacker; JSON bodies stay small.
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
-    disableRequestLogging: true,
+    // Request lines would be noise at info level; errors are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
   });
   await api.register(swagger, {
     openapi: {
@@ -35,14 +41,19 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
       const first = err.validation[0];
       const field = first?.instancePath ? first.instancePath.slice(1).replace(/\//g, '.') : undefined;
       const where = err.validationContext ?? 'request';
-      const name = field || (first?.params as { missingProperty?: string } | undefined)?.missingProperty || where;
-      return reply.code(400).send(errorBody('bad_request', `invalid ${where} field '${name}': ${first?.message ?? err.message}`));
+      const name =
+        field || (first?.params as { missingProperty?: string } | undefined)?.missingProperty || where;
+      return reply
+        .code(400)
+        .send(errorBody('bad_request', `invalid ${where} field '${name}': ${first?.message ?? err.message}`));
     }
     if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply.code(413).send(errorBody('payload_too_large', 'request body too large'));
     }
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return reply.code(415).send(errorBody('bad_request', `unsupported Content-Type '${req.headers['content-type']}'`));
+      return reply
+        .code(415)
+        .send(errorBody('bad_request', `unsupported Content-Type '${req.headers['content-type']}'`));
     }
     if (err.statusCode && err.statusCode < 500) {
       return reply.code(err.statusCode).send(errorBody('bad_request', err.message));
@@ -51,7 +62,9 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
     return reply.code(500).send(errorBody('internal', 'internal error; the server log has the details'));
   });
   api.setNotFoundHandler((req, reply) =>
-    reply.code(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}; see /v1/openapi.json`)),
+    reply
+      .code(404)
+      .send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}; see /v1/openapi.json`)),
   );
 
   registerAuth(api, ctx.db);

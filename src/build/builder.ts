@@ -44,10 +44,16 @@ export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promi
       onOutput: req.onOutput,
     });
     if (result.timedOut) {
-      throw new UserError('build_failed', `build exceeded its time limit of ${formatDuration(req.timeoutMs)}`);
+      throw new UserError(
+        'build_failed',
+        `build exceeded its time limit of ${formatDuration(req.timeoutMs)}`,
+      );
     }
     if (result.oomKilled) {
-      throw new UserError('build_failed', `${step.title} was killed: memory limit ${req.limits.memoryMiB} MiB`);
+      throw new UserError(
+        'build_failed',
+        `${step.title} was killed: memory limit ${req.limits.memoryMiB} MiB`,
+      );
     }
     if (result.exitCode !== 0) {
       const how = result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`;

@@ -21,7 +21,8 @@ export const nodeDetector: StackDetector = {
     if (!existsSync(file)) return undefined;
     const pkg = readPackageJson(file);
     const steps: BuildStep[] = [];
-    const hasLock = existsSync(path.join(dir, 'package-lock.json')) || existsSync(path.join(dir, 'npm-shrinkwrap.json'));
+    const hasLock =
+      existsSync(path.join(dir, 'package-lock.json')) || existsSync(path.join(dir, 'npm-shrinkwrap.json'));
     const hasDeps = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies }).length > 0;
     if (hasLock) {
       steps.push({ title: 'Installing dependencies (npm ci)', argv: ['npm', 'ci', ...NPM_FLAGS] });
@@ -32,7 +33,8 @@ export const nodeDetector: StackDetector = {
       steps.push({ title: 'Building (npm run build)', argv: ['npm', 'run', 'build'] });
     }
     const processTypes: Record<string, string> = {};
-    const start = pkg.scripts?.start ?? (existsSync(path.join(dir, 'server.js')) ? 'node server.js' : undefined);
+    const start =
+      pkg.scripts?.start ?? (existsSync(path.join(dir, 'server.js')) ? 'node server.js' : undefined);
     // The start script's own command rather than `npm start`: the same process with
     // node_modules/.bin on PATH, as npm would run it, without npm's 200 ms and 50 MB.
     if (start) processTypes.web = start;
@@ -49,9 +51,13 @@ export const nodeDetector: StackDetector = {
 function readPackageJson(file: string): PackageJson {
   try {
     const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error('not an object');
     return parsed as PackageJson;
   } catch (err) {
-    throw new UserError('build_failed', `package.json is not valid JSON (${(err as Error).message}); fix it and deploy again`);
+    throw new UserError(
+      'build_failed',
+      `package.json is not valid JSON (${(err as Error).message}); fix it and deploy again`,
+    );
   }
 }

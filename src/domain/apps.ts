@@ -7,7 +7,13 @@ import type { App, User } from '../store/schema.js';
 import { type Actor, recordAudit } from './audit.js';
 import { validateAppName } from './names.js';
 
-export async function createApp(db: Store, user: User, name: unknown, limits: Limits, ip?: string): Promise<App> {
+export async function createApp(
+  db: Store,
+  user: User,
+  name: unknown,
+  limits: Limits,
+  ip?: string,
+): Promise<App> {
   const appName = validateAppName(name);
   return db.transaction().execute(async (tx) => {
     const taken = await tx.selectFrom('apps').select('id').where('name', '=', appName).executeTakeFirst();
@@ -47,7 +53,13 @@ export async function getApp(db: Store, user: User, name: string): Promise<App> 
   return app;
 }
 
-export async function setLimits(db: Store, user: User, app: App, limits: Partial<Limits>, ip?: string): Promise<App> {
+export async function setLimits(
+  db: Store,
+  user: User,
+  app: App,
+  limits: Partial<Limits>,
+  ip?: string,
+): Promise<App> {
   const updated = await db
     .updateTable('apps')
     .set({

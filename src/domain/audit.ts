@@ -15,6 +15,13 @@ export async function recordAudit(
 ): Promise<void> {
   await db
     .insertInto('audit_events')
-    .values({ at: now(), actor: actor.name, action, target, detail: JSON.stringify(detail), source_ip: actor.ip ?? null })
+    .values({
+      at: now(),
+      actor: actor.name,
+      action,
+      target,
+      detail: JSON.stringify(detail),
+      source_ip: actor.ip ?? null,
+    })
     .execute();
 }

@@ -9,7 +9,11 @@ export function hashToken(token: string): string {
 }
 
 export async function createUser(db: Store, name: string, role: User['role']): Promise<User> {
-  return db.insertInto('users').values({ name, role, created_at: now() }).returningAll().executeTakeFirstOrThrow();
+  return db
+    .insertInto('users')
+    .values({ name, role, created_at: now() })
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 /** Makes a new token for the user and returns it in clear, the only time it exists so. */
@@ -24,7 +28,10 @@ export async function issueToken(db: Store, userId: number, description: string)
 
 export async function authenticate(db: Store, token: string | undefined): Promise<User> {
   if (!token) {
-    throw new UserError('unauthorized', "missing API token: send 'Authorization: Bearer TOKEN' (see 'petri login')");
+    throw new UserError(
+      'unauthorized',
+      "missing API token: send 'Authorization: Bearer TOKEN' (see 'petri login')",
+    );
   }
   const row = await db
     .selectFrom('tokens')

@@ -104,7 +104,11 @@ export async function releaseBuild(
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    await tx.updateTable('apps').set({ desired_release_id: release.id }).where('id', '=', deploy.app_id).execute();
+    await tx
+      .updateTable('apps')
+      .set({ desired_release_id: release.id })
+      .where('id', '=', deploy.app_id)
+      .execute();
     await tx
       .updateTable('deploys')
       .set({ status: 'releasing', release_id: release.id })

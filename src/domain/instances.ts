@@ -11,7 +11,13 @@ export function listAllApps(db: Store): Promise<App[]> {
 }
 
 export function instancesOfApp(db: Store, appId: number): Promise<Instance[]> {
-  return db.selectFrom('instances').selectAll().where('app_id', '=', appId).orderBy('type').orderBy('idx').execute();
+  return db
+    .selectFrom('instances')
+    .selectAll()
+    .where('app_id', '=', appId)
+    .orderBy('type')
+    .orderBy('idx')
+    .execute();
 }
 
 export async function formationOf(db: Store, appId: number): Promise<Map<string, number>> {
@@ -49,7 +55,9 @@ export async function insertInstance(
 export async function updateInstance(
   db: Store,
   id: string,
-  changes: Partial<Omit<Instance, 'id' | 'app_id' | 'release_id' | 'type' | 'idx'>> & { state?: InstanceState },
+  changes: Partial<Omit<Instance, 'id' | 'app_id' | 'release_id' | 'type' | 'idx'>> & {
+    state?: InstanceState;
+  },
 ): Promise<void> {
   await db.updateTable('instances').set(changes).where('id', '=', id).execute();
 }

@@ -124,7 +124,11 @@ function matching(raw: Record<string, unknown>, key: string, re: RegExp): string
 }
 
 function hostName(raw: Record<string, unknown>, key: string): string {
-  return matching(raw, key, /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/).toLowerCase();
+  return matching(
+    raw,
+    key,
+    /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/,
+  ).toLowerCase();
 }
 
 function number(raw: object, key: string, min: number, max: number): number {
@@ -142,5 +146,8 @@ function integer(raw: object, key: string, min: number, max: number): number {
 }
 
 function invalid(key: string, value: unknown, expected: string): UserError {
-  return new UserError('bad_request', `configuration '${key}' must be ${expected}, got ${JSON.stringify(value)}`);
+  return new UserError(
+    'bad_request',
+    `configuration '${key}' must be ${expected}, got ${JSON.stringify(value)}`,
+  );
 }

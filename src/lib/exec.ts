@@ -1,6 +1,6 @@
 // Child processes: argument arrays only (never a shell string built from input), a timeout,
 // and output captured so it can go to the logs.
-import { spawn, type SpawnOptions } from 'node:child_process';
+import { type SpawnOptions, spawn } from 'node:child_process';
 
 export interface ExecOptions {
   cwd?: string;
@@ -26,7 +26,11 @@ export class ExecError extends Error {
     readonly command: string,
     readonly result: ExecResult,
   ) {
-    const why = result.timedOut ? 'timed out' : result.signal ? `killed by ${result.signal}` : `exit ${result.code}`;
+    const why = result.timedOut
+      ? 'timed out'
+      : result.signal
+        ? `killed by ${result.signal}`
+        : `exit ${result.code}`;
     super(`${command} failed (${why}): ${(result.stderr || result.stdout).trim().slice(-2000)}`);
   }
 }
@@ -72,7 +76,11 @@ export function exec(file: string, args: readonly string[], opts: ExecOptions = 
 }
 
 /** Runs a command and throws ExecError unless it exits 0. */
-export async function execOk(file: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+export async function execOk(
+  file: string,
+  args: readonly string[],
+  opts: ExecOptions = {},
+): Promise<ExecResult> {
   const result = await exec(file, args, opts);
   if (result.code !== 0) throw new ExecError([file, ...args].join(' ').slice(0, 200), result);
   return result;

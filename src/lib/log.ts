@@ -7,7 +7,16 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
     {
       level,
       redact: {
-        paths: ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization', 'env', '*.env', 'password'],
+        paths: [
+          'token',
+          '*.token',
+          'authorization',
+          '*.authorization',
+          'headers.authorization',
+          'env',
+          '*.env',
+          'password',
+        ],
         censor: '[redacted]',
       },
     },

@@ -10,22 +10,26 @@ export interface DeployLogLine {
 }
 
 export class DeployLog {
-  private partial = '';
+  /** Unfinished last line, per source. */
+  private readonly partial = new Map<string, string>();
   constructor(readonly file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
   }
 
   /** Appends output; a line is written once its newline arrives (or on flush). */
   write(source: string, text: string): DeployLogLine[] {
-    const pieces = (this.partial + text).split('\n');
-    this.partial = pieces.pop() ?? '';
+    const pieces = ((this.partial.get(source) ?? '') + text).split('\n');
+    this.partial.set(source, pieces.pop() ?? '');
     return this.writeLines(source, pieces);
   }
 
-  flush(source: string): DeployLogLine[] {
-    const rest = this.partial;
-    this.partial = '';
-    return rest ? this.writeLines(source, [rest]) : [];
+  /** Writes every unfinished line. */
+  flush(): DeployLogLine[] {
+    const lines = [...this.partial].flatMap(([source, rest]) =>
+      rest ? this.writeLines(source, [rest]) : [],
+    );
+    this.partial.clear();
+    return lines;
   }
 
   private writeLines(source: string, texts: string[]): DeployLogLine[] {
@@ -72,8 +76,8 @@ export class DeployLogs {
   }
 
   /** Writes any partial line and forgets the deploy (it is finished). */
-  close(appId: number, deployId: string, source: string): void {
-    this.open.get(deployId)?.flush(source);
+  close(deployId: string): void {
+    this.open.get(deployId)?.flush();
     this.open.delete(deployId);
   }
 

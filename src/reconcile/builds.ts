@@ -4,9 +4,9 @@
 // control plane; those are failed with the reason at start (failInterruptedBuilds).
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { buildSlug } from '../build/builder.js';
 import { appLimits } from '../domain/apps.js';
 import { claimDeploy, deploysReadyToBuild, failDeploy, releaseBuild } from '../domain/deploys.js';
-import { buildSlug } from '../build/builder.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import type { DataPaths } from '../lib/paths.js';
@@ -106,7 +106,7 @@ export class BuildLoop {
       await failDeploy(db, deploy.id, message);
       await rm(paths.slug(app.id, deploy.id), { recursive: true, force: true });
     } finally {
-      deployLogs.close(app.id, deploy.id, 'build');
+      deployLogs.close(deploy.id);
       logs.flush(app.name, 'build');
       await rm(paths.deploySource(app.id, deploy.id), { recursive: true, force: true });
     }

@@ -25,11 +25,10 @@ import { freePort, isListening } from '../lib/ports.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { OutputTailer } from '../logs/output-tailer.js';
-import type { RouteSpec, Router } from '../router/router.js';
+import type { Router, RouteSpec } from '../router/router.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
 import type { App, Instance, Release } from '../store/schema.js';
-
 
 export interface ReconcilerDeps {
   db: Store;
@@ -67,9 +66,11 @@ export class InstanceReconciler {
     void loop();
   }
 
-  stop(): void {
+  /** Stops the loop and waits for a pass in flight, so nothing starts after this resolves. */
+  async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.running;
   }
 
   /** Something changed: run a pass as soon as the current one ends. */
@@ -118,15 +119,39 @@ export class InstanceReconciler {
     let rows = await listInstances(db);
     const releases = await releasesByIds(db, [...new Set(rows.map((r) => r.release_id))]);
 
-    for (const row of rows) await this.observe(row, world.get(row.id), apps.get(row.app_id), releases);
+    // Each step reads the app afresh: an earlier step of this pass may have changed it.
+    for (const row of rows) {
+      await this.step(`instance ${row.id}`, async () =>
+        this.observe(row, world.get(row.id), await this.freshApp(row.app_id), releases),
+      );
+    }
     await this.stopOrphans(world, rows);
 
-    for (const app of apps.values()) await this.converge(app);
+    for (const { id } of apps.values()) {
+      await this.step(`app ${id}`, async () => {
+        const app = await this.freshApp(id);
+        if (app) await this.converge(app);
+      });
+    }
+    const current = await listAllApps(db);
 
     rows = await listInstances(db);
     this.busy = rows.some((r) => r.state === 'starting' || r.state === 'stopping');
-    await this.route([...apps.values()], rows);
-    await this.removeDestroyedApps(apps, rows);
+    await this.route(current, rows);
+    await this.removeDestroyedApps(rows);
+  }
+
+  /** One step of a pass; its failure is logged and does not stop the others. */
+  private async step(what: string, run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      this.deps.logger.error({ err }, `reconciling ${what} failed`);
+    }
+  }
+
+  private freshApp(id: number): Promise<App | undefined> {
+    return this.deps.db.selectFrom('apps').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
   /** Updates one instance row from what the driver says about its process. */
@@ -175,7 +200,12 @@ export class InstanceReconciler {
     }
   }
 
-  private async crashed(app: App, row: Instance, status: InstanceStatus | undefined, why: string): Promise<void> {
+  private async crashed(
+    app: App,
+    row: Instance,
+    status: InstanceStatus | undefined,
+    why: string,
+  ): Promise<void> {
     const upFor = row.ready_at ? Date.now() - Date.parse(row.ready_at) : 0;
     const restarts = upFor > STABLE_AFTER_MS ? 1 : row.restarts + 1;
     const delay = Math.min(1000 * 2 ** (restarts - 1), MAX_BACKOFF_MS);
@@ -194,17 +224,21 @@ export class InstanceReconciler {
     const { db, tailer, logs } = this.deps;
     await tailer.flushNow();
     const source = `${row.type}.${row.idx}`;
-    const last = logs.read(app.name, { lines: 10, sources: [source] }).map((l) => `  ${l.text}`);
+    const last = logs
+      .read(app.name, { lines: 10, sources: [source], since: new Date(row.started_at) })
+      .map((l) => `  ${l.text}`);
     const message = last.length > 0 ? `${why}; its last output:\n${last.join('\n')}` : why;
     const deploy = await releasingDeployOf(db, row.release_id);
     if (deploy) {
       this.deps.deployLogs.append(app.id, deploy.id, 'petri', `${why}\n`);
+      this.deps.deployLogs.close(deploy.id);
       await failDeploy(db, deploy.id, message);
     } else {
       await db
         .updateTable('apps')
         .set((eb) => ({ desired_release_id: eb.ref('serving_release_id') }))
         .where('id', '=', app.id)
+        .where('desired_release_id', '=', row.release_id)
         .execute();
     }
     logs.append(app.name, 'petri', `${why}\n`);
@@ -227,7 +261,9 @@ export class InstanceReconciler {
     const formation = await formationOf(db, app.id);
     for (const [type, quantity] of formation) {
       const wantedCount = types[type] ? quantity : 0;
-      const current = rows.filter((r) => r.release_id === release.id && r.type === type && r.state !== 'stopping');
+      const current = rows.filter(
+        (r) => r.release_id === release.id && r.type === type && r.state !== 'stopping',
+      );
       for (let idx = 1; idx <= wantedCount; idx++) {
         if (!current.some((r) => r.idx === idx)) await this.launch(app, release, undefined, type, idx);
       }
@@ -236,7 +272,13 @@ export class InstanceReconciler {
   }
 
   /** Starts an instance: a new row, or a crashed row started again. */
-  private async launch(app: App, release: Release, existing?: Instance, type?: string, idx?: number): Promise<void> {
+  private async launch(
+    app: App,
+    release: Release,
+    existing?: Instance,
+    type?: string,
+    idx?: number,
+  ): Promise<void> {
     const { db, driver, paths, config } = this.deps;
     const processType = existing?.type ?? type!;
     const index = existing?.idx ?? idx!;
@@ -308,7 +350,9 @@ export class InstanceReconciler {
   private async stopInstance(row: Instance, graceMs?: number, nextState?: 'crashed'): Promise<void> {
     if (this.stopping.has(row.id)) return;
     this.stopping.add(row.id);
-    const deadline = row.stop_deadline ? Date.parse(row.stop_deadline) : Date.now() + this.deps.config.drainGraceMs;
+    const deadline = row.stop_deadline
+      ? Date.parse(row.stop_deadline)
+      : Date.now() + this.deps.config.drainGraceMs;
     const grace = graceMs ?? Math.max(0, deadline - Date.now());
     void this.deps.driver
       .stop(row.id, grace)
@@ -374,20 +418,27 @@ export class InstanceReconciler {
     }
     // Only once the router serves the new release is it the serving one; then the old drains.
     for (const app of switched) {
-      await markReleaseServing(this.deps.db, app.id, app.desired_release_id!);
-      const release = (await releasesByIds(this.deps.db, [app.desired_release_id!])).get(app.desired_release_id!);
+      const releaseId = app.desired_release_id!;
+      const release = (await releasesByIds(this.deps.db, [releaseId])).get(releaseId);
       const deploy = release?.deploy_id;
       const message = `v${release?.version} serves at http://${app.name}.${this.deps.config.domain}:${this.deps.config.httpPort}`;
       this.deps.logs.append(app.name, 'petri', `${message}\n`);
-      if (deploy) this.deps.deployLogs.append(app.id, deploy, 'petri', `${message}\n`);
+      // The deploy's output is complete before its status says so: followers stop at the status.
+      if (deploy) {
+        this.deps.deployLogs.append(app.id, deploy, 'petri', `${message}\n`);
+        this.deps.deployLogs.close(deploy);
+      }
+      await markReleaseServing(this.deps.db, app.id, releaseId);
       this.nudge();
     }
   }
 
   /** Files of apps that were destroyed, once nothing of theirs runs. */
-  private async removeDestroyedApps(apps: Map<number, App>, rows: Instance[]): Promise<void> {
+  private async removeDestroyedApps(rows: Instance[]): Promise<void> {
+    // Listed afresh: an app created during this pass may already be receiving an upload.
+    const live = new Set((await listAllApps(this.deps.db)).map((a) => a.id));
     for (const id of await this.deps.paths.appIds()) {
-      if (apps.has(id) || rows.some((r) => r.app_id === id)) continue;
+      if (live.has(id) || rows.some((r) => r.app_id === id)) continue;
       await rm(this.deps.paths.app(id), { recursive: true, force: true });
     }
   }

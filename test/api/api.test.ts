@@ -5,9 +5,9 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { Header, Pack } from 'tar';
-import { gzipSync } from 'node:zlib';
 import { buildApi } from '../../src/api/server.js';
 import { bootstrapAdmin } from '../../src/domain/auth.js';
 import { loadConfig } from '../../src/lib/config.js';
@@ -18,9 +18,21 @@ import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
 
 /** A raw tar entry, for archives no honest packer would make. */
-function tarEntry(name: string, body: string, type: 'File' | 'SymbolicLink' = 'File', linkpath?: string): Buffer {
+function tarEntry(
+  name: string,
+  body: string,
+  type: 'File' | 'SymbolicLink' = 'File',
+  linkpath?: string,
+): Buffer {
   const data = Buffer.from(body);
-  const header = new Header({ path: name, mode: 0o644, size: type === 'File' ? data.length : 0, type, linkpath, mtime: new Date(0) });
+  const header = new Header({
+    path: name,
+    mode: 0o644,
+    size: type === 'File' ? data.length : 0,
+    type,
+    linkpath,
+    mtime: new Date(0),
+  });
   header.encode();
   const pad = Buffer.alloc((512 - (data.length % 512)) % 512);
   return Buffer.concat([header.block!, type === 'File' ? Buffer.concat([data, pad]) : Buffer.alloc(0)]);
@@ -67,7 +79,11 @@ describe('API', () => {
     assert.equal(missing.statusCode, 401);
     assert.equal(missing.json().error.code, 'unauthorized');
     assert.match(missing.json().error.message, /petri login/);
-    const wrong = await api.inject({ method: 'GET', url: '/v1/apps', headers: { authorization: 'Bearer nope' } });
+    const wrong = await api.inject({
+      method: 'GET',
+      url: '/v1/apps',
+      headers: { authorization: 'Bearer nope' },
+    });
     assert.equal(wrong.statusCode, 401);
     const ok = await api.inject({ method: 'GET', url: '/v1/whoami', headers: auth() });
     assert.deepEqual(ok.json(), { user: { name: 'admin', role: 'admin' } });
@@ -81,7 +97,12 @@ describe('API', () => {
   });
 
   test('bad app names get 400 with the rule and the name', async () => {
-    const res = await api.inject({ method: 'POST', url: '/v1/apps', headers: auth(), payload: { name: 'My App' } });
+    const res = await api.inject({
+      method: 'POST',
+      url: '/v1/apps',
+      headers: auth(),
+      payload: { name: 'My App' },
+    });
     assert.equal(res.statusCode, 400);
     assert.deepEqual(res.json(), {
       error: { code: 'bad_request', message: "app name must match ^[a-z][a-z0-9-]{1,29}$, got 'My App'" },
@@ -110,7 +131,12 @@ describe('API', () => {
   });
 
   test('creating an existing app is a conflict; an unknown app is 404 with a hint', async () => {
-    const again = await api.inject({ method: 'POST', url: '/v1/apps', headers: auth(), payload: { name: 'ok-name' } });
+    const again = await api.inject({
+      method: 'POST',
+      url: '/v1/apps',
+      headers: auth(),
+      payload: { name: 'ok-name' },
+    });
     assert.equal(again.statusCode, 409);
     const missing = await api.inject({ method: 'GET', url: '/v1/apps/ghost', headers: auth() });
     assert.equal(missing.statusCode, 404);
@@ -148,7 +174,10 @@ describe('API', () => {
       assert.ok(res.json().error.message.includes(`'${entry}'`), res.json().error.message);
       const deploys = await db.selectFrom('deploys').selectAll().execute();
       assert.equal(deploys.length, 0);
-      assert.deepEqual(readdirSync(path.join(dir, 'apps')).flatMap((a) => readdirSync(path.join(dir, 'apps', a, 'deploys'))), []);
+      assert.deepEqual(
+        readdirSync(path.join(dir, 'apps')).flatMap((a) => readdirSync(path.join(dir, 'apps', a, 'deploys'))),
+        [],
+      );
     });
   }
 
@@ -176,7 +205,13 @@ describe('API', () => {
     const res = await api.inject({ method: 'GET', url: '/v1/openapi.json' });
     assert.equal(res.statusCode, 200);
     const paths = Object.keys(res.json().paths);
-    for (const p of ['/v1/apps', '/v1/apps/{name}', '/v1/apps/{name}/deploys', '/v1/apps/{name}/logs', '/v1/whoami']) {
+    for (const p of [
+      '/v1/apps',
+      '/v1/apps/{name}',
+      '/v1/apps/{name}/deploys',
+      '/v1/apps/{name}/logs',
+      '/v1/whoami',
+    ]) {
       assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
     }
   });

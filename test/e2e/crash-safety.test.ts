@@ -18,18 +18,20 @@ describe('crash safety of the control plane', () => {
   test('apps keep serving while petri server is dead, and are re-adopted on restart', async () => {
     await petri.cli(['apps', 'create', 'steady']);
     assert.equal((await petri.cli(['deploy', path.join(FIXTURES, 'zero-dep'), '--app', 'steady'])).code, 0);
-    const { pid } = JSON.parse((await petri.app('steady', '/whoami')).body) as { pid: number };
+    const { boot } = JSON.parse((await petri.app('steady', '/whoami')).body) as { boot: string };
 
     await petri.kill9();
     const whileDown = await petri.app('steady');
     assert.equal(whileDown.status, 200, 'serves while the control plane is down');
 
     await petri.startServer();
-    const info = JSON.parse((await petri.cli(['apps', 'info', 'steady', '--json'])).stdout) as { status: string };
+    const info = JSON.parse((await petri.cli(['apps', 'info', 'steady', '--json'])).stdout) as {
+      status: string;
+    };
     assert.equal(info.status, 'running');
     for (let i = 0; i < 5; i++) {
-      const now = JSON.parse((await petri.app('steady', '/whoami')).body) as { pid: number };
-      assert.equal(now.pid, pid, 'the same process serves: adopted, not restarted');
+      const now = JSON.parse((await petri.app('steady', '/whoami')).body) as { boot: string };
+      assert.equal(now.boot, boot, 'the same process serves: adopted, not restarted');
     }
   });
 
@@ -37,7 +39,10 @@ describe('crash safety of the control plane', () => {
     const slow = writeApp({
       'package.json': JSON.stringify({
         name: 'slow',
-        scripts: { build: 'node -e "console.log(\'building slowly\'); setTimeout(() => {}, 60000)"', start: 'node server.js' },
+        scripts: {
+          build: 'node -e "console.log(\'building slowly\'); setTimeout(() => {}, 60000)"',
+          start: 'node server.js',
+        },
       }),
       'server.js': "require('http').createServer((q, s) => s.end('slow')).listen(process.env.PORT)",
     });
@@ -52,7 +57,9 @@ describe('crash safety of the control plane', () => {
     assert.notEqual(cut.code, 0);
 
     await petri.startServer();
-    const res = await fetch(`${petri.apiUrl}/v1/apps/slow`, { headers: { authorization: `Bearer ${petri.token}` } });
+    const res = await fetch(`${petri.apiUrl}/v1/apps/slow`, {
+      headers: { authorization: `Bearer ${petri.token}` },
+    });
     const app = (await res.json()) as { status: string; release: string | null };
     assert.equal(app.release, null);
     const logs = await petri.cli(['logs', '--app', 'slow', '-n', '20']);

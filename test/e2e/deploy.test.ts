@@ -34,7 +34,11 @@ describe('deploy a Node.js app to a live URL', () => {
     assert.ok(who.uid >= 200_000, `app runs as uid ${who.uid}`);
 
     const info = await petri.cli(['apps', 'info', 'zdep', '--json']);
-    const app = JSON.parse(info.stdout) as { status: string; release: string; processes: { name: string; state: string }[] };
+    const app = JSON.parse(info.stdout) as {
+      status: string;
+      release: string;
+      processes: { name: string; state: string }[];
+    };
     assert.equal(app.status, 'running');
     assert.equal(app.release, 'v1');
     assert.deepEqual(
@@ -49,7 +53,10 @@ describe('deploy a Node.js app to a live URL', () => {
       { timeout: 5000, message: "the app's output in petri logs" },
     );
     const logs = await petri.cli(['logs', '--app', 'zdep', '-n', '200', '--json']);
-    const lines = logs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { time: string; source: string; text: string });
+    const lines = logs.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { time: string; source: string; text: string });
     assert.ok(lines.some((l) => l.source === 'build' && /Node\.js app detected/.test(l.text)));
     const listening = lines.find((l) => l.source === 'web.1' && /^listening on \d+$/.test(l.text));
     assert.ok(listening, 'web.1 line present');
@@ -79,17 +86,19 @@ describe('deploy a Node.js app to a live URL', () => {
     assert.equal(deploy.code, 1);
     assert.match(deploy.stderr, /web\.1 did not listen on PORT \(\d+\) within 5 s/);
     assert.equal((await petri.app('zdep')).body, 'hello from zero-dep v1\n');
-    const info = JSON.parse((await petri.cli(['apps', 'info', 'zdep', '--json'])).stdout) as { release: string };
+    const info = JSON.parse((await petri.cli(['apps', 'info', 'zdep', '--json'])).stdout) as {
+      release: string;
+    };
     assert.equal(info.release, 'v1');
   });
 
   test('a crashed instance is restarted', async () => {
-    const before = JSON.parse((await petri.app('zdep', '/whoami')).body) as { pid: number };
+    const before = JSON.parse((await petri.app('zdep', '/whoami')).body) as { boot: string };
     await petri.app('zdep', '/crash').catch(() => undefined);
     await until(
       async () => {
         const res = await petri.app('zdep', '/whoami').catch(() => undefined);
-        return res?.status === 200 && (JSON.parse(res.body) as { pid: number }).pid !== before.pid;
+        return res?.status === 200 && (JSON.parse(res.body) as { boot: string }).boot !== before.boot;
       },
       { timeout: 15_000, message: 'the app to come back after its crash' },
     );
@@ -102,8 +111,13 @@ describe('deploy a Node.js app to a live URL', () => {
     assert.equal(unknown.status, 404);
     assert.match(unknown.body, /Petri/);
     await petri.cli(['apps', 'create', 'idle']);
-    const down = await petri.app('idle');
-    assert.equal(down.status, 503);
+    const down = await until(
+      async () => {
+        const res = await petri.app('idle');
+        return res.status === 503 && res;
+      },
+      { timeout: 5000, message: 'the route of the new app' },
+    );
     assert.match(down.body, /idle/);
   });
 
@@ -141,8 +155,11 @@ describe('deploy a Node.js app to a live URL', () => {
     assert.match(refused.stderr, /--confirm built/);
     assert.equal((await petri.app('built')).status, 200);
     assert.equal((await petri.cli(['apps', 'destroy', 'built', '--confirm', 'built'])).code, 0);
-    await until(async () => (await petri.app('built')).status === 404, { timeout: 5000, message: 'route removed' });
-    const list = JSON.parse((await petri.cli(['apps', '--json'])).stdout) as { apps: { name: string }[] };
-    assert.ok(!list.apps.some((a) => a.name === 'built'));
+    await until(async () => (await petri.app('built')).status === 404, {
+      timeout: 5000,
+      message: 'route removed',
+    });
+    const list = JSON.parse((await petri.cli(['apps', '--json'])).stdout) as { name: string }[];
+    assert.ok(!list.some((a) => a.name === 'built'));
   });
 });

@@ -49,7 +49,11 @@ export class TestPetri {
   ) {
     this.dataDir = mkdtempSync(path.join(tmpdir(), 'petri-e2e-'));
     this.configFile = path.join(this.dataDir, '..', `${path.basename(this.dataDir)}.json`);
-    const suffix = path.basename(this.dataDir).replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-8);
+    const suffix = path
+      .basename(this.dataDir)
+      .replace(/[^a-z0-9]/gi, '')
+      .toLowerCase()
+      .slice(-8);
     writeFileSync(
       this.configFile,
       JSON.stringify({
@@ -95,6 +99,7 @@ export class TestPetri {
   async startServer(): Promise<void> {
     const proc = spawn(process.execPath, this.serverArgs(), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
+    this.output = '';
     proc.stdout?.on('data', (d) => (this.output += d));
     proc.stderr?.on('data', (d) => (this.output += d));
     await until(
@@ -118,7 +123,11 @@ export class TestPetri {
   async cli(argv: string[], cwd = ROOT): Promise<CliResult> {
     const stdout = new Capture();
     const stderr = new Capture();
-    const env = { PETRI_URL: this.apiUrl, PETRI_TOKEN: this.token, PETRI_CONFIG_DIR: path.join(this.dataDir, 'cli') };
+    const env = {
+      PETRI_URL: this.apiUrl,
+      PETRI_TOKEN: this.token,
+      PETRI_CONFIG_DIR: path.join(this.dataDir, 'cli'),
+    };
     const code = await runCli(argv, { stdout, stderr, env, cwd });
     return { code, stdout: stdout.text, stderr: stderr.text };
   }
@@ -127,7 +136,14 @@ export class TestPetri {
   request(host: string, urlPath = '/', method = 'GET'): Promise<HttpResult> {
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { host: '127.0.0.1', port: this.httpPort, path: urlPath, method, headers: { host, connection: 'close' }, agent: false },
+        {
+          host: '127.0.0.1',
+          port: this.httpPort,
+          path: urlPath,
+          method,
+          headers: { host, connection: 'close' },
+          agent: false,
+        },
         (res) => {
           let body = '';
           res.setEncoding('utf8');
@@ -149,7 +165,10 @@ export class TestPetri {
   /** Stops the control plane, then every instance and the router it ran; removes its files. */
   async destroy(): Promise<void> {
     await this.kill9();
-    const stop = spawn(process.execPath, [...this.serverArgs(), '--stop-all'], { cwd: ROOT, stdio: 'ignore' });
+    const stop = spawn(process.execPath, [...this.serverArgs(), '--stop-all'], {
+      cwd: ROOT,
+      stdio: 'ignore',
+    });
     await new Promise((resolve) => stop.once('exit', resolve));
     rmSync(this.dataDir, { recursive: true, force: true });
     rmSync(this.configFile, { force: true });

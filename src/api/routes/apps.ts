@@ -5,14 +5,19 @@ import { createApp, destroyApp, getApp, listApps, setLimits } from '../../domain
 import { UserError } from '../../lib/errors.js';
 import type { ApiContext } from '../context.js';
 import { presentApp } from '../present.js';
-import { App, AppNameParams, ErrorBody, Limits, errorResponses } from '../schemas.js';
+import { App, AppNameParams, ErrorBody, errorResponses, Limits } from '../schemas.js';
 
 export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
   const { db, config } = ctx;
 
   api.get(
     '/v1/apps',
-    { schema: { summary: 'List apps', response: { 200: Type.Object({ apps: Type.Array(App) }), ...errorResponses } } },
+    {
+      schema: {
+        summary: 'List apps',
+        response: { 200: Type.Object({ apps: Type.Array(App) }), ...errorResponses },
+      },
+    },
     async (req) => {
       const apps = await listApps(db, req.user);
       return { apps: await Promise.all(apps.map((a) => presentApp(db, config, a))) };
@@ -31,6 +36,7 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
     async (req, reply) => {
       const { name } = req.body as { name: string };
       const app = await createApp(db, req.user, name, config.defaultLimits, req.ip);
+      ctx.nudge();
       return reply.code(201).send(await presentApp(db, config, app));
     },
   );
@@ -68,7 +74,9 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'Destroy an app, its releases, instances and logs',
         params: AppNameParams,
-        querystring: Type.Object({ confirm: Type.Optional(Type.String({ description: 'must equal the app name' })) }),
+        querystring: Type.Object({
+          confirm: Type.Optional(Type.String({ description: 'must equal the app name' })),
+        }),
         response: { 204: Type.Null(), ...errorResponses },
       },
     },
@@ -77,7 +85,10 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
       const app = await getApp(db, req.user, name);
       const { confirm } = req.query as { confirm?: string };
       if (confirm !== app.name) {
-        throw new UserError('bad_request', `destroying '${name}' needs confirm=${name} (petri apps destroy ${name} --confirm ${name})`);
+        throw new UserError(
+          'bad_request',
+          `destroying '${name}' needs confirm=${name} (petri apps destroy ${name} --confirm ${name})`,
+        );
       }
       await destroyApp(db, req.user, app, req.ip);
       ctx.logs.remove(app.name);

@@ -13,7 +13,12 @@ import type { ApiContext } from '../context.js';
 import { presentDeploy } from '../present.js';
 import { AppNameParams, Deploy, DeployParams, ErrorBody, errorResponses } from '../schemas.js';
 
-const ARCHIVE_TYPES = ['application/gzip', 'application/x-gzip', 'application/x-tar+gzip', 'application/octet-stream'];
+const ARCHIVE_TYPES = [
+  'application/gzip',
+  'application/x-gzip',
+  'application/x-tar+gzip',
+  'application/octet-stream',
+];
 
 export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
   const { db, config, paths } = ctx;
@@ -26,7 +31,8 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
     '/v1/apps/:name/deploys',
     {
       schema: {
-        summary: 'Deploy: upload the source as a gzip-compressed tar archive (Content-Type: application/gzip)',
+        summary:
+          'Deploy: upload the source as a gzip-compressed tar archive (Content-Type: application/gzip)',
         params: AppNameParams,
         response: { 202: Type.Object({ deploy: Deploy }), 413: ErrorBody, ...errorResponses },
       },
@@ -36,7 +42,10 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
       const length = Number(req.headers['content-length'] ?? 0);
       if (length > config.maxUploadBytes) throw tooLarge(config.maxUploadBytes);
       if (!ARCHIVE_TYPES.includes((req.headers['content-type'] ?? '').split(';')[0]!.trim())) {
-        throw new UserError('bad_request', 'upload the source as a gzip-compressed tar with Content-Type: application/gzip');
+        throw new UserError(
+          'bad_request',
+          'upload the source as a gzip-compressed tar with Content-Type: application/gzip',
+        );
       }
       const id = newDeployId();
       const dir = paths.deploySource(app.id, id);
@@ -72,7 +81,13 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
 
   api.get(
     '/v1/apps/:name/deploys/:id',
-    { schema: { summary: 'Show a deploy', params: DeployParams, response: { 200: Type.Object({ deploy: Deploy }), ...errorResponses } } },
+    {
+      schema: {
+        summary: 'Show a deploy',
+        params: DeployParams,
+        response: { 200: Type.Object({ deploy: Deploy }), ...errorResponses },
+      },
+    },
     async (req) => {
       const { name, id } = req.params as { name: string; id: string };
       const app = await getApp(db, req.user, name);

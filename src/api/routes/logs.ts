@@ -17,7 +17,9 @@ export function logRoutes(api: FastifyInstance, ctx: ApiContext): void {
         querystring: Type.Object({
           lines: Type.Integer({ minimum: 0, maximum: 10_000, default: 100 }),
           follow: Type.Boolean({ default: false }),
-          source: Type.Optional(Type.String({ description: 'only lines of this source, e.g. web.1 or build' })),
+          source: Type.Optional(
+            Type.String({ description: 'only lines of this source, e.g. web.1 or build' }),
+          ),
         }),
         response: errorResponses,
       },

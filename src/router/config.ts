@@ -1,0 +1,142 @@
+// Renders the whole HAProxy configuration from route specs: a pure function, golden-tested.
+// The config carries a fingerprint of everything except the app servers; the router reads it
+// back from the running worker (`show info`) to know whether a reload is needed or whether
+// the runtime API can make the change.
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { API_DOWN_PAGE, appDownPage, NOT_FOUND_PAGE, type PageOptions, renderPages } from './pages.js';
+import { routerPaths } from './paths.js';
+import type { RouteServer, RouteSpec } from './router.js';
+import { type AppRoute, assertAddress, assertHost, formatAddress, groupRoutes } from './routes.js';
+
+export interface RenderOptions extends PageOptions {
+  dir: string;
+  httpPort: number;
+  bindAddress?: string;
+  apiServer: { address: string; port: number };
+  /** Prometheus exporter and stats page on 127.0.0.1; none when undefined. */
+  statsPort?: number;
+}
+
+/** Options of every app server, in the config and in `add server` alike: HAProxy 2.6 does not
+ * apply `default-server` to servers added at runtime, so they are spelled out on each line.
+ * A TCP check every second, down after two failures (a dead instance is out within ~2 s),
+ * up again after one success. */
+export const SERVER_OPTIONS = 'check inter 1s fall 2 rise 1';
+
+const FINGERPRINT_PREFIX = 'petri-config-';
+
+export function renderHaproxyConfig(opts: RenderOptions, routes: readonly RouteSpec[]): string {
+  assertHost(opts.apiHost, 'apiHost');
+  assertAddress(opts.apiServer.address, opts.apiServer.port, 'apiServer');
+  assertAddress(opts.bindAddress ?? '127.0.0.1', opts.httpPort, 'http bind');
+  if (opts.statsPort !== undefined) assertAddress('127.0.0.1', opts.statsPort, 'stats');
+  const apps = groupRoutes(routes, opts.apiHost);
+  // Fingerprint = the config with the app servers left out, plus the pages it loads: equal
+  // fingerprints mean the runtime API alone can turn the running config into this one.
+  const skeleton = renderBody(
+    opts,
+    apps.map((app) => ({ ...app, servers: [] })),
+  );
+  const pages = [...renderPages(opts, apps)].map(([name, content]) => `${name}\n${content}`);
+  const fingerprint = createHash('sha256')
+    .update([skeleton, ...pages].join('\0'))
+    .digest('hex')
+    .slice(0, 16);
+  return renderBody(opts, apps, `${FINGERPRINT_PREFIX}${fingerprint}`);
+}
+
+/** The fingerprint inside a rendered config, or inside `show info` output's description. */
+export function fingerprintOf(text: string): string | undefined {
+  const match = new RegExp(`${FINGERPRINT_PREFIX}([0-9a-f]{16})`).exec(text);
+  return match?.[1];
+}
+
+function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?: string): string {
+  const paths = routerPaths(opts.dir);
+  const page = (name: string) => path.join(paths.pagesDir, name);
+  const lines: string[] = [
+    '# Rendered by Petri (src/router/config.ts). Edits are overwritten on the next change of routes.',
+    'global',
+    // Runtime API for server changes. expose-fd listeners: on reload the new worker takes
+    // the listening sockets over from the old one, so no connection is refused meanwhile.
+    `  stats socket ${paths.adminSocket} mode 600 level admin expose-fd listeners`,
+    '  stats timeout 30s',
+    // An old worker serving a websocket after a reload is let go when `timeout tunnel` would
+    // have ended it anyway.
+    '  hard-stop-after 1h',
+  ];
+  if (description !== undefined) lines.push(`  description ${description}`);
+  lines.push(
+    '',
+    'defaults',
+    '  mode http',
+    '  option forwardfor',
+    // On a reload the old worker would close idle keep-alive client connections at once, and
+    // a client sending its next request on one just then sees it reset (most clients do not
+    // retry). This waits for that next request and answers it with Connection: close.
+    '  option idle-close-on-response',
+    // A connection that fails, or a reused keep-alive connection that the app closed just as
+    // a request was sent, is retried on another server instead of becoming a 502/503.
+    '  retries 3',
+    '  option redispatch 1',
+    '  retry-on conn-failure empty-response',
+    '  timeout connect 5s',
+    '  timeout client 60s',
+    '  timeout server 60s',
+    '  timeout http-request 10s',
+    '  timeout http-keep-alive 60s',
+    '  timeout queue 30s',
+    '  timeout client-fin 30s',
+    '  timeout tunnel 1h',
+    '',
+    'frontend http',
+    `  bind ${formatAddress(opts.bindAddress ?? '127.0.0.1', opts.httpPort)}`,
+    // Petri is the edge: forwarding headers sent by the client are not to be trusted.
+    '  http-request del-header X-Forwarded-For',
+    '  http-request set-header X-Forwarded-Proto https if { ssl_fc }',
+    '  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }',
+    // Routing key: the Host header without its port, lower-cased.
+    '  http-request set-var(txn.host) req.hdr(host),field(1,:),lower',
+    `  use_backend petri_api if { var(txn.host) -m str ${opts.apiHost} }`,
+  );
+  for (const app of apps) {
+    lines.push(`  use_backend ${app.backend} if { var(txn.host) -m str ${app.hosts.join(' ')} }`);
+  }
+  lines.push(
+    '  default_backend petri_not_found',
+    '',
+    'backend petri_api',
+    `  errorfile 503 ${page(API_DOWN_PAGE)}`,
+    `  server api ${formatAddress(opts.apiServer.address, opts.apiServer.port)}`,
+    '',
+    'backend petri_not_found',
+    `  http-request return status 404 content-type "text/html; charset=utf-8" file ${page(NOT_FOUND_PAGE)} hdr Cache-Control no-store`,
+  );
+  for (const app of apps) {
+    lines.push(
+      '',
+      `backend ${app.backend}`,
+      '  balance roundrobin',
+      // HAProxy answers 503 itself when the backend has no server up (none, or all down).
+      `  errorfile 503 ${page(appDownPage(app.app))}`,
+      ...app.servers.map((server) => `  ${serverLine(server)}`),
+    );
+  }
+  if (opts.statsPort !== undefined) {
+    lines.push(
+      '',
+      'frontend stats',
+      `  bind 127.0.0.1:${opts.statsPort}`,
+      '  http-request use-service prometheus-exporter if { path /metrics }',
+      '  stats enable',
+      '  stats uri /stats',
+      '  stats refresh 10s',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function serverLine(server: RouteServer): string {
+  return `server ${server.id} ${formatAddress(server.address, server.port)} ${SERVER_OPTIONS}`;
+}

@@ -1,0 +1,87 @@
+// The pages HAProxy answers with itself: unknown host (404), app down (503), API down (503).
+// Pure: file name -> content. HAProxy reads them when it loads a config, so they are written
+// before the config that names them is validated.
+import type { AppRoute } from './routes.js';
+
+export interface PageOptions {
+  apiHost: string;
+  domain: string;
+}
+
+/** Seconds a client should wait before retrying a down app: about one instance start. */
+export const RETRY_AFTER_SECONDS = 5;
+
+export const NOT_FOUND_PAGE = '404.html';
+export const API_DOWN_PAGE = '503-api.http';
+
+export function appDownPage(app: string): string {
+  return `503-app-${app}.http`;
+}
+
+export function renderPages(opts: PageOptions, apps: readonly AppRoute[]): Map<string, string> {
+  const pages = new Map<string, string>();
+  pages.set(
+    NOT_FOUND_PAGE,
+    html(
+      'No app here',
+      `<p>There is no app at this address on <strong>${escapeHtml(opts.domain)}</strong>.</p>
+<p>Check the spelling of the URL, or list your apps with <code>petri apps</code>.</p>`,
+    ),
+  );
+  pages.set(
+    API_DOWN_PAGE,
+    errorResponse(
+      html(
+        'Petri is restarting',
+        `<p>The Petri control plane at <strong>${escapeHtml(opts.apiHost)}</strong> is not answering.</p>
+<p>Apps keep serving; try again in a few seconds.</p>`,
+      ),
+    ),
+  );
+  for (const app of apps) {
+    pages.set(
+      appDownPage(app.app),
+      errorResponse(
+        html(
+          'App not running',
+          `<p>The app <strong>${escapeHtml(app.app)}</strong> on ${escapeHtml(opts.domain)} is not running right now (it is down, stopped or starting).</p>
+<p>Try again in a few seconds. If you own it, see <code>petri ps -a ${escapeHtml(app.app)}</code> and <code>petri logs -a ${escapeHtml(app.app)}</code>.</p>`,
+        ),
+      ),
+    );
+  }
+  return pages;
+}
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function html(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>${escapeHtml(title)} · Petri</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}</style>
+</head>
+<body>
+<h1>${escapeHtml(title)}</h1>
+${body}
+<hr><p><small>Petri</small></p>
+</body>
+</html>
+`;
+}
+
+/** An HAProxy errorfile is a whole HTTP response, sent as is. */
+function errorResponse(body: string): string {
+  return [
+    'HTTP/1.1 503 Service Unavailable',
+    'Content-Type: text/html; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    `Retry-After: ${RETRY_AFTER_SECONDS}`,
+    'Cache-Control: no-store',
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n');
+}

@@ -1,0 +1,105 @@
+// Client of HAProxy's Unix sockets: the runtime API of the worker (admin.sock) and the master
+// CLI (master.sock). Plain node:net, one command per connection: the command is sent with a
+// half-close, which both sockets take as "answer, then close" (the master CLI otherwise
+// keeps the connection open).
+import net from 'node:net';
+
+export async function sendCommand(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
+  if (/[\r\n]/.test(command)) throw new Error('an HAProxy command must be one line');
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    let output = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`HAProxy socket ${socketPath} did not answer '${command}' within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.end(`${command}\n`));
+    socket.on('data', (chunk: string) => {
+      output += chunk;
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on('close', (hadError) => {
+      clearTimeout(timer);
+      if (!hadError) resolve(output);
+    });
+  });
+}
+
+/** `show info`: "Key: value" lines. */
+export function parseShowInfo(text: string): Map<string, string> {
+  const info = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) info.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  return info;
+}
+
+export interface ProcessList {
+  masterPid: number | undefined;
+  /** Reloads that the master could not complete (HAProxy 2.6 prints "[failed: N]"). */
+  failedReloads: number;
+  workers: number[];
+}
+
+/** `show proc` on the master CLI. Old workers (still draining after a reload) are left out. */
+export function parseShowProc(text: string): ProcessList {
+  const list: ProcessList = { masterPid: undefined, failedReloads: 0, workers: [] };
+  let section = 'master';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) {
+      section = line.startsWith('# workers') ? 'workers' : line.startsWith('#<PID>') ? 'master' : 'other';
+      continue;
+    }
+    const fields = line.trim().split(/\s+/);
+    const pid = Number(fields[0]);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    if (section === 'master' && fields[1] === 'master') {
+      list.masterPid = pid;
+      const failed = /\[failed: (\d+)\]/.exec(line);
+      list.failedReloads = failed ? Number(failed[1]) : 0;
+    } else if (section === 'workers' && fields[1] === 'worker') {
+      list.workers.push(pid);
+    }
+  }
+  return list;
+}
+
+export interface RuntimeServer {
+  backend: string;
+  name: string;
+  address: string;
+  port: number;
+  /** In maintenance (set by us, by the config, or by DNS): receives no new traffic. */
+  maint: boolean;
+}
+
+// srv_admin_state bits that mean maintenance: forced, inherited, configured, resolution, hostname.
+const MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40;
+
+/** `show servers state` (format version 1): a header line names the columns. */
+export function parseServersState(text: string): RuntimeServer[] {
+  const lines = text.split('\n');
+  const header = lines.find((line) => line.startsWith('# be_id'));
+  if (header === undefined) return [];
+  const columns = header.slice(2).trim().split(/\s+/);
+  const at = (fields: string[], name: string) => fields[columns.indexOf(name)] ?? '';
+  const servers: RuntimeServer[] = [];
+  for (const line of lines) {
+    const fields = line.trim().split(/\s+/);
+    // Skips the header, blank lines and the format version line ("1").
+    if (line.startsWith('#') || fields.length < columns.length) continue;
+    servers.push({
+      backend: at(fields, 'be_name'),
+      name: at(fields, 'srv_name'),
+      address: at(fields, 'srv_addr'),
+      port: Number(at(fields, 'srv_port')),
+      maint: (Number(at(fields, 'srv_admin_state')) & MAINT_BITS) !== 0,
+    });
+  }
+  return servers;
+}

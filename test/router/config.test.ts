@@ -1,0 +1,157 @@
+// Pure parts of the router: the rendered config (golden file), the pages, the server plan and
+// the parsers of HAProxy's answers. UPDATE_GOLDEN=1 rewrites the golden files.
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { fingerprintOf, type RenderOptions, renderHaproxyConfig } from '../../src/router/config.js';
+import { escapeHtml, renderPages } from '../../src/router/pages.js';
+import type { RouteSpec } from '../../src/router/router.js';
+import { groupRoutes } from '../../src/router/routes.js';
+import { parseServersState, parseShowProc } from '../../src/router/runtime-api.js';
+import { planServerChanges } from '../../src/router/server-plan.js';
+
+const opts: RenderOptions = {
+  dir: '/var/lib/petri/router',
+  httpPort: 8080,
+  apiHost: 'petri.localhost',
+  apiServer: { address: '127.0.0.1', port: 3000 },
+  domain: 'petri.localhost',
+  statsPort: 8404,
+};
+const routes: RouteSpec[] = [
+  {
+    host: 'shop.petri.localhost',
+    app: 'shop',
+    servers: [{ id: 'shop-web.2', address: '10.0.0.3', port: 5001 }],
+  },
+  { host: 'blog.petri.localhost', app: 'blog', servers: [{ id: 'blog-web.1', address: '::1', port: 5000 }] },
+  { host: 'www.shop.example', app: 'shop', servers: [{ id: 'shop-web.2', address: '10.0.0.3', port: 5001 }] },
+  { host: 'idle.petri.localhost', app: 'idle', servers: [] },
+];
+
+function golden(name: string, actual: string): void {
+  const file = fileURLToPath(new URL(`golden/${name}`, import.meta.url));
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, actual);
+  assert.equal(actual, readFileSync(file, 'utf8'), `${name} differs from its golden file (UPDATE_GOLDEN=1)`);
+}
+
+describe('renderHaproxyConfig', () => {
+  it('renders the golden config', () => {
+    golden('haproxy.cfg', renderHaproxyConfig(opts, routes));
+  });
+
+  it('does not depend on the order of routes', () => {
+    assert.equal(renderHaproxyConfig(opts, [...routes].reverse()), renderHaproxyConfig(opts, routes));
+  });
+
+  it('keeps the fingerprint when only servers change, and changes it with the apps', () => {
+    const base = fingerprintOf(renderHaproxyConfig(opts, routes));
+    const moved = routes.map((r) => ({ ...r, servers: r.servers.map((s) => ({ ...s, port: s.port + 1 })) }));
+    assert.equal(fingerprintOf(renderHaproxyConfig(opts, moved)), base);
+    assert.notEqual(fingerprintOf(renderHaproxyConfig(opts, routes.slice(1))), base);
+    assert.notEqual(fingerprintOf(renderHaproxyConfig({ ...opts, domain: 'example.org' }, routes)), base);
+  });
+
+  it('refuses what could inject config', () => {
+    const bad: RouteSpec[][] = [
+      [{ host: 'a.petri.localhost\nlisten x', app: 'a', servers: [] }],
+      [{ host: 'a.petri.localhost', app: 'a b', servers: [] }],
+      [{ host: 'a.petri.localhost', app: 'a', servers: [{ id: 'x y', address: '127.0.0.1', port: 1 }] }],
+      [{ host: 'a.petri.localhost', app: 'a', servers: [{ id: 'x', address: 'evil.example', port: 1 }] }],
+      [{ host: 'a.petri.localhost', app: 'a', servers: [{ id: 'x', address: '127.0.0.1', port: 70000 }] }],
+      [{ host: 'petri.localhost', app: 'a', servers: [] }],
+    ];
+    for (const r of bad) assert.throws(() => renderHaproxyConfig(opts, r));
+    assert.throws(() => renderHaproxyConfig({ ...opts, dir: '/tmp/with space' }, []));
+  });
+});
+
+describe('renderPages', () => {
+  it('escapes what it interpolates', () => {
+    assert.equal(
+      escapeHtml(`<a href="x">'&'</a>`),
+      '&#60;a href=&#34;x&#34;&#62;&#39;&#38;&#39;&#60;/a&#62;',
+    );
+    const pages = renderPages({ ...opts, domain: '<script>' }, groupRoutes(routes, opts.apiHost));
+    for (const page of pages.values()) assert.doesNotMatch(page, /<script>/);
+    golden('503-app-blog.http', pages.get('503-app-blog.http') ?? '');
+  });
+});
+
+describe('planServerChanges', () => {
+  const apps = groupRoutes(
+    [
+      {
+        host: 'a.petri.localhost',
+        app: 'a',
+        servers: [
+          { id: 'new', address: '127.0.0.1', port: 2 },
+          { id: 'moved', address: '127.0.0.1', port: 4 },
+        ],
+      },
+    ],
+    opts.apiHost,
+  );
+  const state = (name: string, port: number, maint = false) => ({
+    backend: 'app_a',
+    name,
+    address: '127.0.0.1',
+    port,
+    maint,
+  });
+
+  it('adds before it removes, and removes through maintenance', () => {
+    const plan = planServerChanges(apps, [state('moved', 3), state('old', 1)]);
+    assert.deepEqual(
+      plan.map((c) => c.command),
+      [
+        'set server app_a/moved addr 127.0.0.1 port 4',
+        'add server app_a/new 127.0.0.1:2 check inter 1s fall 2 rise 1',
+        'enable health app_a/new',
+        'set server app_a/new state ready',
+        'set server app_a/old state maint',
+        'del server app_a/old',
+      ],
+    );
+  });
+
+  it('plans nothing when the servers already match', () => {
+    assert.deepEqual(planServerChanges(apps, [state('new', 2), state('moved', 4)]), []);
+  });
+
+  it('retries the deletion of a server still in maintenance, and readies a wanted one', () => {
+    const plan = planServerChanges(apps, [state('new', 2, true), state('moved', 4), state('old', 1, true)]);
+    assert.deepEqual(
+      plan.map((c) => c.command),
+      ['set server app_a/new state ready', 'del server app_a/old'],
+    );
+  });
+});
+
+describe('runtime API parsers', () => {
+  it('parses show proc of HAProxy 2.6', () => {
+    const text = `#<PID>          <type>          <reloads>       <uptime>        <version>
+7804            master          1 [failed: 0]   0d00h10m10s     2.6.12-1+deb12u4
+# workers
+7905            worker          0               0d00h00m09s     2.6.12-1+deb12u4
+# old workers
+7805            worker          1               0d00h10m09s     2.6.12-1+deb12u4
+# programs
+
+`;
+    assert.deepEqual(parseShowProc(text), { masterPid: 7804, failedReloads: 0, workers: [7905] });
+  });
+
+  it('parses show servers state', () => {
+    const text = `1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+3 app_a 1 s1 127.0.0.1 0 0 1 1 619 8 2 0 6 0 0 0 - 18081 - 0 0 - - 0
+3 app_a 2 s2 127.0.0.1 0 1 1 1 2 1 0 0 2 0 0 0 - 18082 - 0 0 - - 0
+`;
+    assert.deepEqual(parseServersState(text), [
+      { backend: 'app_a', name: 's1', address: '127.0.0.1', port: 18081, maint: false },
+      { backend: 'app_a', name: 's2', address: '127.0.0.1', port: 18082, maint: true },
+    ]);
+  });
+});
