@@ -9,6 +9,7 @@ import { buildApi } from './api/server.js';
 import { bootstrapAdmin } from './domain/auth.js';
 import { failInterruptedBuilds } from './domain/deploys.js';
 import type { PetriConfig } from './lib/config.js';
+import { UserError } from './lib/errors.js';
 import { createLogger } from './lib/log.js';
 import { DataPaths } from './lib/paths.js';
 import { DeployLogs } from './logs/deploy-log.js';
@@ -94,6 +95,9 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     nudge: () => {
       reconciler.nudge();
       void builds.tick();
+    },
+    runOneOff: async () => {
+      throw new UserError('unavailable', 'petri run is not available yet');
     },
   };
   const api = await buildApi(ctx, log);

@@ -64,6 +64,9 @@ describe('API', () => {
         logs: new LogStore({ dir: paths.logs }),
         deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
         nudge: () => nudges++,
+        runOneOff: async () => {
+          throw new Error('not in this test');
+        },
       },
       createLogger('silent'),
     );
