@@ -1,8 +1,11 @@
 // The first deploy, end to end: `petri deploy` of real fixture apps through the real API,
 // builder, bubblewrap sandbox and HAProxy router, with each outcome and message asserted.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { Header } from 'tar';
 import { until } from '../../src/lib/until.js';
 import { FIXTURES, TestPetri } from './petri.js';
 
@@ -163,3 +166,51 @@ describe('deploy a Node.js app to a live URL', () => {
     assert.ok(!list.some((a) => a.name === 'built'));
   });
 });
+
+describe('hostile uploads through the router', () => {
+  let petri: TestPetri;
+  before(async () => {
+    petri = await TestPetri.start({ maxUploadBytes: 1024 * 1024 });
+    await petri.cli(['apps', 'create', 'target']);
+  });
+  after(async () => {
+    await petri?.destroy();
+  });
+
+  // Through HAProxy, as `petri deploy` against http://petri.localhost:8080/v1 would send it.
+  const upload = async (body: Buffer) => {
+    const res = await petri.request('petri.localhost', '/v1/apps/target/deploys', 'POST', body, {
+      authorization: `Bearer ${petri.token}`,
+      'content-type': 'application/gzip',
+    });
+    return {
+      status: res.status,
+      json: () => JSON.parse(res.body) as { error: { code: string; message: string } },
+    };
+  };
+
+  test('an archive escaping the app directory is refused with 400 naming the entry', async () => {
+    const res = await upload(maliciousArchive('../../../../tmp/petri-pwned', 'owned'));
+    assert.equal(res.status, 400);
+    const body = res.json();
+    assert.equal(body.error.code, 'invalid_archive');
+    assert.match(body.error.message, /'\.\.\/\.\.\/\.\.\/\.\.\/tmp\/petri-pwned'/);
+    assert.equal(existsSync('/tmp/petri-pwned'), false);
+  });
+
+  test('an upload over the size cap gets 413', async () => {
+    const res = await upload(maliciousArchive('big.bin', 'x'.repeat(2 * 1024 * 1024)));
+    assert.equal(res.status, 413);
+    const body = res.json();
+    assert.equal(body.error.code, 'payload_too_large');
+  });
+});
+
+/** A tar.gz with one file entry of any name, as a hostile client would write it. */
+function maliciousArchive(name: string, content: string): Buffer {
+  const data = Buffer.from(content);
+  const header = new Header({ path: name, mode: 0o644, size: data.length, type: 'File', mtime: new Date(0) });
+  header.encode();
+  const pad = Buffer.alloc((512 - (data.length % 512)) % 512);
+  return gzipSync(Buffer.concat([header.block!, data, pad, Buffer.alloc(1024)]));
+}

@@ -133,7 +133,13 @@ export class TestPetri {
   }
 
   /** A request through the router, as a browser would send it to NAME.petri.localhost. */
-  request(host: string, urlPath = '/', method = 'GET'): Promise<HttpResult> {
+  request(
+    host: string,
+    urlPath = '/',
+    method = 'GET',
+    body?: Buffer,
+    headers: Record<string, string> = {},
+  ): Promise<HttpResult> {
     return new Promise((resolve, reject) => {
       const req = http.request(
         {
@@ -141,7 +147,7 @@ export class TestPetri {
           port: this.httpPort,
           path: urlPath,
           method,
-          headers: { host, connection: 'close' },
+          headers: { ...headers, host, connection: 'close' },
           agent: false,
         },
         (res) => {
@@ -154,7 +160,7 @@ export class TestPetri {
       );
       req.setTimeout(10_000, () => req.destroy(new Error(`request to ${host}${urlPath} timed out`)));
       req.on('error', reject);
-      req.end();
+      req.end(body);
     });
   }
 
