@@ -4,6 +4,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
+import type { SecretBox } from '../lib/secrets.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { Store } from '../store/db.js';
@@ -32,11 +33,14 @@ export interface OneOffProcess {
 export interface ApiContext {
   db: Store;
   config: PetriConfig;
+  secrets: SecretBox;
   paths: DataPaths;
   logs: LogStore;
   deployLogs: DeployLogs;
   /** Desired state changed: wake the reconcilers now rather than at their next tick. */
   nudge: () => void;
+  /** Memory and CPU of running instances, from the runtime. */
+  usage: (instanceIds: string[]) => Promise<Map<string, { memoryBytes?: number; cpuSeconds?: number }>>;
   /** Starts a one-off command for `petri run` (throws a UserError when the app has no release). */
   runOneOff: (app: App, request: OneOffRequest) => Promise<OneOffProcess>;
 }

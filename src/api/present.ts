@@ -39,6 +39,7 @@ export async function presentApp(db: Store, config: PetriConfig, app: App) {
     status,
     release: serving ? `v${serving.version}` : null,
     limits: { memoryMiB: app.memory_mib, cpus: app.cpus, pids: app.pids },
+    settings: { bootTimeoutSeconds: Math.round((app.boot_timeout_ms ?? config.bootTimeoutMs) / 1000) },
     processes: instances
       .filter((i) => i.release_id === app.serving_release_id || i.state === 'starting')
       .map((i) => ({

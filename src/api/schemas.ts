@@ -39,6 +39,7 @@ export const App = Type.Object(
     ),
     release: Type.Union([Type.String(), Type.Null()]),
     limits: Limits,
+    settings: Type.Object({ bootTimeoutSeconds: Type.Number() }),
     processes: Type.Array(Process),
   },
   { $id: 'App' },
@@ -59,6 +60,20 @@ export const Deploy = Type.Object(
     url: Type.String(),
   },
   { $id: 'Deploy' },
+);
+
+export const Release = Type.Object(
+  {
+    version: Type.String({ description: 'v1, v2 ...' }),
+    status: Type.Union(['pending', 'succeeded', 'failed'].map((s) => Type.Literal(s))),
+    kind: Type.Union(['deploy', 'config', 'rollback'].map((s) => Type.Literal(s))),
+    description: Type.String(),
+    current: Type.Boolean({ description: 'serving now' }),
+    error: Type.Union([Type.String(), Type.Null()]),
+    createdBy: Type.String(),
+    createdAt: Type.String(),
+  },
+  { $id: 'Release' },
 );
 
 export const AppNameParams = Type.Object({ name: Type.String({ description: 'app name' }) });

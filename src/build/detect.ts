@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import { nodeDetector } from './detect-node.js';
+import { readManifest } from './manifest.js';
 import type { BuildPlan, StackDetector } from './plan.js';
 import { parseProcfile } from './procfile.js';
 
@@ -28,7 +29,10 @@ export async function planBuild(sourceDir: string, detectors = DETECTORS): Promi
   }
   plan.processTypes = { ...plan.processTypes, ...declared };
   // A release phase command runs once per release, not as a long-running process.
+  if (plan.processTypes.release) plan.releaseCommand = plan.processTypes.release;
   delete plan.processTypes.release;
+  const manifest = readManifest(sourceDir);
+  if (manifest.healthCheck) plan.healthPath = manifest.healthCheck;
   if (!plan.processTypes.web) {
     throw new UserError(
       'build_failed',

@@ -16,6 +16,10 @@ export interface BuildPlan {
   processTypes: Record<string, string>;
   /** Environment every process of the release gets, besides config and PORT. */
   env: Record<string, string>;
+  /** The Procfile's release: command (migrations), run once per release before traffic. */
+  releaseCommand?: string;
+  /** From petri.toml: the path that must answer 2xx/3xx before an instance gets traffic. */
+  healthPath?: string;
 }
 
 export interface StackDetector {

@@ -74,6 +74,36 @@ export async function setLimits(
   return updated;
 }
 
+export interface AppSettings {
+  bootTimeoutSeconds?: number;
+}
+
+export async function setSettings(
+  db: Store,
+  user: User,
+  app: App,
+  settings: AppSettings,
+  ip?: string,
+): Promise<App> {
+  const changes: { boot_timeout_ms?: number } = {};
+  if (settings.bootTimeoutSeconds !== undefined) {
+    const s = settings.bootTimeoutSeconds;
+    if (!Number.isFinite(s) || s < 1 || s > 3600) {
+      throw new UserError('bad_request', `boot timeout must be from 1 s to 3600 s, got ${s}`);
+    }
+    changes.boot_timeout_ms = Math.round(s * 1000);
+  }
+  if (Object.keys(changes).length === 0) return app;
+  const updated = await db
+    .updateTable('apps')
+    .set(changes)
+    .where('id', '=', app.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await recordAudit(db, actorOf(user, ip), 'app.settings', app.name, { ...settings });
+  return updated;
+}
+
 export async function destroyApp(db: Store, user: User, app: App, ip?: string): Promise<void> {
   await db.transaction().execute(async (tx) => {
     // Instances rows stay: the reconciler sees instances of an app that no longer exists,

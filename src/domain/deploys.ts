@@ -7,6 +7,7 @@ import type { App, Deploy, Release, User } from '../store/schema.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
 import { newId } from './ids.js';
+import { failRelease, insertRelease } from './releases.js';
 
 export type ProcessTypes = Record<string, string>;
 
@@ -48,10 +49,12 @@ export async function getDeploy(db: Store, app: App, id: string): Promise<Deploy
 
 /** Queued deploys that may start now: one build at a time per app, oldest first. */
 export async function deploysReadyToBuild(db: Store): Promise<Deploy[]> {
+  // One change at a time per app: a build waits for the release before it to serve or fail.
   const busy = db
     .selectFrom('deploys as busy')
     .select('busy.app_id')
-    .where('busy.status', 'in', ['building', 'releasing']);
+    .where('busy.status', 'in', ['building', 'releasing'])
+    .union(db.selectFrom('releases').select('releases.app_id').where('releases.status', '=', 'pending'));
   const queued = await db
     .selectFrom('deploys')
     .selectAll()
@@ -74,41 +77,26 @@ export async function claimDeploy(db: Store, id: string): Promise<boolean> {
   return result.numUpdatedRows > 0n;
 }
 
-/** Creates the next release from a finished build and makes it the desired one, atomically. */
-export async function releaseBuild(
-  db: Store,
-  deploy: Deploy,
-  slugDir: string,
-  processTypes: ProcessTypes,
-  runtimeEnv: Record<string, string>,
-  description: string,
-): Promise<Release> {
+/** Creates the next release from a finished build (with the app's config as it is now)
+ * and makes it the desired one, atomically. */
+export async function releaseBuild(db: Store, deploy: Deploy, build: BuildResult): Promise<Release> {
   return db.transaction().execute(async (tx) => {
-    const last = await tx
-      .selectFrom('releases')
-      .select((eb) => eb.fn.max('version').as('v'))
-      .where('app_id', '=', deploy.app_id)
-      .executeTakeFirst();
-    const release = await tx
-      .insertInto('releases')
-      .values({
-        app_id: deploy.app_id,
-        version: (last?.v ?? 0) + 1,
-        deploy_id: deploy.id,
-        slug_dir: slugDir,
-        process_types: JSON.stringify(processTypes),
-        runtime_env: JSON.stringify(runtimeEnv),
-        description,
-        created_by: deploy.created_by,
-        created_at: now(),
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await tx
-      .updateTable('apps')
-      .set({ desired_release_id: release.id })
+    const app = await tx
+      .selectFrom('apps')
+      .selectAll()
       .where('id', '=', deploy.app_id)
-      .execute();
+      .executeTakeFirstOrThrow();
+    const release = await insertRelease(tx, app.id, deploy.created_by, {
+      kind: 'deploy',
+      description: `Deploy ${deploy.id}`,
+      deploy_id: deploy.id,
+      slug_dir: build.slugDir,
+      process_types: JSON.stringify(build.processTypes),
+      runtime_env: JSON.stringify(build.runtimeEnv),
+      config_sealed: app.config_sealed,
+      release_command: build.releaseCommand ?? null,
+      health_path: build.healthPath ?? null,
+    });
     await tx
       .updateTable('deploys')
       .set({ status: 'releasing', release_id: release.id })
@@ -118,38 +106,24 @@ export async function releaseBuild(
   });
 }
 
-/** Fails a deploy; if its release was about to serve, the app goes back to what serves. */
-export async function failDeploy(db: Store, deployId: string, error: string): Promise<void> {
-  await db.transaction().execute(async (tx) => {
-    const deploy = await tx.selectFrom('deploys').selectAll().where('id', '=', deployId).executeTakeFirst();
-    if (!deploy || deploy.status === 'failed' || deploy.status === 'succeeded') return;
-    await tx
-      .updateTable('deploys')
-      .set({ status: 'failed', error, finished_at: now() })
-      .where('id', '=', deployId)
-      .execute();
-    if (deploy.release_id !== null) {
-      await tx
-        .updateTable('apps')
-        .set((eb) => ({ desired_release_id: eb.ref('serving_release_id') }))
-        .where('id', '=', deploy.app_id)
-        .where('desired_release_id', '=', deploy.release_id)
-        .execute();
-    }
-  });
+export interface BuildResult {
+  slugDir: string;
+  processTypes: ProcessTypes;
+  runtimeEnv: Record<string, string>;
+  releaseCommand?: string;
+  healthPath?: string;
 }
 
-/** A release now serves: its deploy succeeded. */
-export async function markReleaseServing(db: Store, appId: number, releaseId: number): Promise<void> {
-  await db.transaction().execute(async (tx) => {
-    await tx.updateTable('apps').set({ serving_release_id: releaseId }).where('id', '=', appId).execute();
-    await tx
-      .updateTable('deploys')
-      .set({ status: 'succeeded', finished_at: now() })
-      .where('release_id', '=', releaseId)
-      .where('status', '=', 'releasing')
-      .execute();
-  });
+/** Fails a deploy; if its release was about to serve, the release fails with it. */
+export async function failDeploy(db: Store, deployId: string, error: string): Promise<void> {
+  const deploy = await db.selectFrom('deploys').selectAll().where('id', '=', deployId).executeTakeFirst();
+  if (!deploy || deploy.status === 'failed' || deploy.status === 'succeeded') return;
+  if (deploy.release_id !== null) return failRelease(db, deploy.release_id, error);
+  await db
+    .updateTable('deploys')
+    .set({ status: 'failed', error, finished_at: now() })
+    .where('id', '=', deployId)
+    .execute();
 }
 
 /** Deploys that were building when the control plane died cannot resume: say so. */

@@ -25,6 +25,14 @@ export async function formationOf(db: Store, appId: number): Promise<Map<string,
   return new Map(rows.map((r) => [r.type, r.quantity]));
 }
 
+export async function formationEntries(
+  db: Store,
+  appId: number,
+): Promise<Map<string, { quantity: number; generation: number }>> {
+  const rows = await db.selectFrom('formations').selectAll().where('app_id', '=', appId).execute();
+  return new Map(rows.map((r) => [r.type, { quantity: r.quantity, generation: r.generation }]));
+}
+
 export async function releasesByIds(db: Store, ids: number[]): Promise<Map<number, Release>> {
   if (ids.length === 0) return new Map();
   const rows = await db.selectFrom('releases').selectAll().where('id', 'in', ids).execute();
@@ -33,7 +41,7 @@ export async function releasesByIds(db: Store, ids: number[]): Promise<Map<numbe
 
 export async function insertInstance(
   db: Store,
-  row: Pick<Instance, 'id' | 'app_id' | 'release_id' | 'type' | 'idx' | 'port'>,
+  row: Pick<Instance, 'id' | 'app_id' | 'release_id' | 'type' | 'idx' | 'port' | 'generation'>,
 ): Promise<Instance> {
   return db
     .insertInto('instances')
@@ -47,6 +55,7 @@ export async function insertInstance(
       exit_reason: null,
       next_start_at: null,
       stop_deadline: null,
+      signalled_at: null,
     })
     .returningAll()
     .executeTakeFirstOrThrow();

@@ -12,6 +12,10 @@ export class DataPaths {
   get adminToken(): string {
     return path.join(this.root, 'admin.token');
   }
+  /** The key that seals secrets at rest (mode 0600). */
+  get secretKey(): string {
+    return path.join(this.root, 'secret.key');
+  }
   get router(): string {
     return path.join(this.root, 'router');
   }

@@ -89,14 +89,13 @@ export class BuildLoop {
         onOutput: output,
       });
       output(`-----> Build finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-      const release = await releaseBuild(
-        db,
-        deploy,
-        paths.slug(app.id, deploy.id),
-        plan.processTypes,
-        plan.env,
-        `deploy ${deploy.id}`,
-      );
+      const release = await releaseBuild(db, deploy, {
+        slugDir: paths.slug(app.id, deploy.id),
+        processTypes: plan.processTypes,
+        runtimeEnv: plan.env,
+        releaseCommand: plan.releaseCommand,
+        healthPath: plan.healthPath,
+      });
       output(`-----> Releasing v${release.version}\n`);
       this.deps.onReleased();
     } catch (err) {

@@ -1,27 +1,28 @@
 // The instance reconciler: level-triggered, it compares what the store wants (each app's
 // desired release and formation) with what runs (a full listing from the runtime driver)
-// and moves one toward the other: start, health-check, route, drain, restart with backoff.
-// Every decision is written to the store before acting, so it can be killed at any point
-// and run again from the top with the same result.
+// and moves one toward the other: release phase, start, health-check, route, drain,
+// restart with backoff. Every decision is written to the store before acting, so it can be
+// killed at any point and run again from the top with the same result.
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { appLimits } from '../domain/apps.js';
-import { failDeploy, markReleaseServing, releasingDeployOf } from '../domain/deploys.js';
 import { newId } from '../domain/ids.js';
 import {
   deleteInstance,
-  formationOf,
+  formationEntries,
   insertInstance,
   listAllApps,
   listInstances,
   releasesByIds,
   updateInstance,
 } from '../domain/instances.js';
+import { failRelease, markReleaseServing } from '../domain/releases.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
 import type { DataPaths } from '../lib/paths.js';
-import { freePort, isListening } from '../lib/ports.js';
+import { freePort } from '../lib/ports.js';
+import type { SecretBox } from '../lib/secrets.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { OutputTailer } from '../logs/output-tailer.js';
@@ -29,6 +30,10 @@ import type { Router, RouteSpec } from '../router/router.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
 import type { App, Instance, Release } from '../store/schema.js';
+import { checkHealth } from './health.js';
+import { instanceEnv } from './instance-env.js';
+import { planApp } from './plan.js';
+import { ReleasePhase } from './release-phase.js';
 
 export interface ReconcilerDeps {
   db: Store;
@@ -36,6 +41,7 @@ export interface ReconcilerDeps {
   router: Router;
   paths: DataPaths;
   config: PetriConfig;
+  secrets: SecretBox;
   logs: LogStore;
   tailer: OutputTailer;
   deployLogs: DeployLogs;
@@ -45,23 +51,43 @@ export interface ReconcilerDeps {
 const MAX_BACKOFF_MS = 60_000;
 /** An instance that stayed up this long before crashing starts its backoff afresh. */
 const STABLE_AFTER_MS = 60_000;
+/** After SIGTERM, how long a drained instance gets to exit before SIGKILL. */
+const KILL_GRACE_MS = 10_000;
 
 export class InstanceReconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** True while instances are starting or stopping: passes then run often. */
+  private busy = false;
   private lastRoutes: string | undefined;
   /** Instances whose stop() is in flight in this process. */
   private readonly stopping = new Set<string>();
+  private readonly watched = new Set<string>();
+  private readonly phase: ReleasePhase;
 
-  constructor(private readonly deps: ReconcilerDeps) {}
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.phase = new ReleasePhase({
+      ...deps,
+      env: (app, release) => this.envOf(app, release, 'release', 1, 0),
+      note: (app, release, text) => {
+        this.rememberRelease(release);
+        this.note(app, release.id, text);
+      },
+      output: (app, release, lines) => {
+        const deployId = this.deployOf.get(release.id);
+        if (deployId && lines.length > 0)
+          deps.deployLogs.append(app.id, deployId, 'release', `${lines.join('\n')}\n`);
+      },
+    });
+  }
 
   start(intervalMs = 1000): void {
     const loop = async () => {
       if (this.stopped) return;
       await this.reconcileNow();
-      this.timer = setTimeout(loop, this.busy ? 50 : intervalMs);
+      if (!this.stopped) this.timer = setTimeout(loop, this.busy ? 50 : intervalMs);
     };
     void loop();
   }
@@ -73,7 +99,7 @@ export class InstanceReconciler {
     await this.running;
   }
 
-  /** Something changed: run a pass as soon as the current one ends. */
+  /** Something changed: run a pass as soon as possible. */
   nudge(): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
@@ -83,9 +109,6 @@ export class InstanceReconciler {
       });
     }, 0);
   }
-
-  /** True while instances are starting: passes then run often, to route them quickly. */
-  private busy = false;
 
   /** One pass; concurrent callers share it and a caller during a pass gets one more after. */
   async reconcileNow(): Promise<void> {
@@ -115,29 +138,49 @@ export class InstanceReconciler {
     // Act only on a full listing of what runs: acting on a partial view after a restart
     // would start duplicates or kill what should live.
     const world = new Map((await driver.list()).map((s) => [s.id, s]));
-    const apps = new Map((await listAllApps(db)).map((a) => [a.id, a]));
     let rows = await listInstances(db);
     const releases = await releasesByIds(db, [...new Set(rows.map((r) => r.release_id))]);
-
+    for (const release of releases.values()) this.rememberRelease(release);
     // Each step reads the app afresh: an earlier step of this pass may have changed it.
     for (const row of rows) {
       await this.step(`instance ${row.id}`, async () =>
         this.observe(row, world.get(row.id), await this.freshApp(row.app_id), releases),
       );
     }
-    await this.stopOrphans(world, rows);
+    await this.stopOrphans(world, rows, await this.phase.knownIds());
 
-    for (const { id } of apps.values()) {
+    const routes: RouteSpec[] = [];
+    const switched: App[] = [];
+    const retire: Instance[] = [];
+    for (const { id } of await listAllApps(db)) {
       await this.step(`app ${id}`, async () => {
         const app = await this.freshApp(id);
-        if (app) await this.converge(app);
+        if (!app) return;
+        const plan = await this.converge(app, world);
+        routes.push({
+          host: `${app.name}.${this.deps.config.domain}`,
+          app: app.name,
+          servers: plan.servers.map((r) => ({ id: r.id, address: '127.0.0.1', port: r.port })),
+        });
+        if (plan.switchToDesired) switched.push(app);
+        retire.push(...plan.retire);
       });
     }
-    const current = await listAllApps(db);
+    const key = JSON.stringify(routes);
+    if (key !== this.lastRoutes) {
+      await this.deps.router.apply(routes);
+      this.lastRoutes = key;
+    }
+    // Only once the router serves the new release is it the serving one; only once the
+    // router no longer sends to an instance may it be stopped.
+    for (const app of switched) await this.step(`switch ${app.name}`, () => this.switched(app));
+    for (const row of retire) await this.step(`retire ${row.id}`, () => this.retire(row));
 
     rows = await listInstances(db);
-    this.busy = rows.some((r) => r.state === 'starting' || r.state === 'stopping');
-    await this.route(current, rows);
+    for (const row of rows.filter((r) => r.state === 'stopping')) {
+      await this.step(`drain ${row.id}`, () => this.drain(row));
+    }
+    this.busy = rows.some((r) => r.state === 'starting' || r.state === 'stopping') || this.phase.busy;
     await this.removeDestroyedApps(rows);
   }
 
@@ -165,39 +208,49 @@ export class InstanceReconciler {
     const alive = status?.running === true;
     const release = releases.get(row.release_id);
     if (app) this.watchOutput(app, row);
-    if (row.state === 'stopping' || !app || !release) {
-      if (!alive) return this.forget(row, app);
-      return this.stopInstance(row);
+    if (row.state === 'stopping') {
+      if (!alive && !this.stopping.has(row.id)) await this.forget(row);
+      return;
+    }
+    if (!app || !release) {
+      await updateInstance(db, row.id, { state: 'stopping', stop_deadline: new Date().toISOString() });
+      return;
     }
     const name = `${row.type}.${row.idx}`;
     const isNew = app.serving_release_id !== row.release_id;
     if (row.state === 'starting') {
       if (!alive) {
         const why = `${name} exited during start (${describeExit(status)})`;
-        if (isNew) return this.failRelease(app, row, why);
-        return this.crashed(app, row, status, why);
+        return isNew ? this.failStart(app, row, why) : this.crashed(app, row, status, why);
       }
-      if (row.type !== 'web' || (await isListening(row.port))) {
+      if (await this.isHealthy(row, release)) {
         await updateInstance(db, row.id, { state: 'up', ready_at: new Date().toISOString() });
-        this.note(app, row, `${name} is up${row.type === 'web' ? ` on port ${row.port}` : ''}`);
+        this.note(app, row.release_id, `${name} is up${row.type === 'web' ? ` on port ${row.port}` : ''}`);
         return;
       }
-      const waited = Date.now() - Date.parse(row.started_at);
-      if (waited > this.deps.config.bootTimeoutMs) {
-        const why = `${name} did not listen on PORT (${row.port}) within ${Math.round(this.deps.config.bootTimeoutMs / 1000)} s; make the app listen on the port in the PORT environment variable`;
-        if (isNew) return this.failRelease(app, row, why);
-        await this.crashed(app, row, status, why);
-        return this.stopInstance(row, 0, 'crashed');
+      const timeout = app.boot_timeout_ms ?? this.deps.config.bootTimeoutMs;
+      if (Date.now() - Date.parse(row.started_at) > timeout) {
+        const seconds = Math.round(timeout / 1000);
+        const why = release.health_path
+          ? `${name} did not answer ${release.health_path} with 2xx/3xx within ${seconds} s`
+          : `${name} did not listen on PORT (${row.port}) within ${seconds} s; make the app listen on the port in the PORT environment variable`;
+        return isNew ? this.failStart(app, row, why) : this.crashed(app, row, status, why);
       }
       return;
     }
     if (row.state === 'up' && !alive) {
       return this.crashed(app, row, status, `${name} exited (${describeExit(status)})`);
     }
-    if (row.state === 'crashed' && row.next_start_at && Date.parse(row.next_start_at) <= Date.now()) {
-      if (alive) return; // the kill of a timed-out start is still in flight
-      await this.launch(app, release, row);
+    if (row.state === 'crashed') {
+      if (alive) return this.kill(row); // a start that timed out: make sure it is gone first
+      if (row.next_start_at && Date.parse(row.next_start_at) <= Date.now())
+        await this.launch(app, release, row);
     }
+  }
+
+  private async isHealthy(row: Instance, release: Release): Promise<boolean> {
+    if (row.type !== 'web') return true;
+    return checkHealth(row.port, release.health_path);
   }
 
   private async crashed(
@@ -216,59 +269,51 @@ export class InstanceReconciler {
       exit_reason: why,
       next_start_at: new Date(Date.now() + delay).toISOString(),
     });
-    this.note(app, row, `${why}; restarting in ${Math.round(delay / 1000)} s`);
+    this.note(app, row.release_id, `${why}; restarting in ${Math.round(delay / 1000)} s`);
+    if (status?.running) this.kill(row);
   }
 
-  /** A new release's instance failed to start: the deploy fails, the old release serves on. */
-  private async failRelease(app: App, row: Instance, why: string): Promise<void> {
+  /** A new release's instance failed to start: the release fails, the old one serves on. */
+  private async failStart(app: App, row: Instance, why: string): Promise<void> {
     const { db, tailer, logs } = this.deps;
-    await tailer.flushNow();
+    tailer.flushNow();
     const source = `${row.type}.${row.idx}`;
     const last = logs
       .read(app.name, { lines: 10, sources: [source], since: new Date(row.started_at) })
       .map((l) => `  ${l.text}`);
     const message = last.length > 0 ? `${why}; its last output:\n${last.join('\n')}` : why;
-    const deploy = await releasingDeployOf(db, row.release_id);
-    if (deploy) {
-      this.deps.deployLogs.append(app.id, deploy.id, 'petri', `${why}\n`);
-      this.deps.deployLogs.close(deploy.id);
-      await failDeploy(db, deploy.id, message);
-    } else {
-      await db
-        .updateTable('apps')
-        .set((eb) => ({ desired_release_id: eb.ref('serving_release_id') }))
-        .where('id', '=', app.id)
-        .where('desired_release_id', '=', row.release_id)
-        .execute();
-    }
-    logs.append(app.name, 'petri', `${why}\n`);
-    await updateInstance(db, row.id, { state: 'stopping', exit_reason: why });
-    await this.stopInstance(row, 0);
+    this.note(app, row.release_id, why);
+    this.closeDeployLog(row.release_id);
+    await failRelease(db, row.release_id, message);
+    await updateInstance(db, row.id, {
+      state: 'stopping',
+      exit_reason: why,
+      stop_deadline: new Date().toISOString(),
+    });
   }
 
-  /** Starts what the formation of the desired release lacks, retires what it no longer wants. */
-  private async converge(app: App): Promise<void> {
+  /** Runs the release phase, then starts what the plan lacks. */
+  private async converge(app: App, world: Map<string, InstanceStatus>) {
     const { db } = this.deps;
     const rows = (await listInstances(db)).filter((r) => r.app_id === app.id);
-    const wanted = new Set([app.desired_release_id, app.serving_release_id].filter((id) => id !== null));
-    for (const row of rows) {
-      if (!wanted.has(row.release_id) && row.state !== 'stopping') await this.retire(app, row);
+    const desired =
+      app.desired_release_id === null
+        ? undefined
+        : (await releasesByIds(db, [app.desired_release_id])).get(app.desired_release_id);
+    const phaseDone = desired ? await this.phase.advance(app, desired, world) : true;
+    const formation = await formationEntries(db, app.id);
+    const plan = planApp({
+      app: await this.freshApp(app.id).then((a) => a ?? app),
+      desiredTypes: desired ? (JSON.parse(desired.process_types) as Record<string, string>) : {},
+      formation,
+      rows,
+      releasePhaseDone: phaseDone,
+    });
+    if (desired) {
+      this.rememberRelease(desired);
+      for (const l of plan.launch) await this.launch(app, desired, undefined, l.type, l.idx, l.generation);
     }
-    if (app.desired_release_id === null) return;
-    const release = (await releasesByIds(db, [app.desired_release_id])).get(app.desired_release_id);
-    if (!release) return;
-    const types = JSON.parse(release.process_types) as Record<string, string>;
-    const formation = await formationOf(db, app.id);
-    for (const [type, quantity] of formation) {
-      const wantedCount = types[type] ? quantity : 0;
-      const current = rows.filter(
-        (r) => r.release_id === release.id && r.type === type && r.state !== 'stopping',
-      );
-      for (let idx = 1; idx <= wantedCount; idx++) {
-        if (!current.some((r) => r.idx === idx)) await this.launch(app, release, undefined, type, idx);
-      }
-      for (const extra of current.filter((r) => r.idx > wantedCount)) await this.retire(app, extra);
-    }
+    return plan;
   }
 
   /** Starts an instance: a new row, or a crashed row started again. */
@@ -278,6 +323,7 @@ export class InstanceReconciler {
     existing?: Instance,
     type?: string,
     idx?: number,
+    generation = 0,
   ): Promise<void> {
     const { db, driver, paths, config } = this.deps;
     const processType = existing?.type ?? type!;
@@ -293,7 +339,7 @@ export class InstanceReconciler {
         ready_at: null,
         next_start_at: null,
       });
-      row = { ...existing, state: 'starting' };
+      row = { ...existing, state: 'starting', started_at: new Date().toISOString() };
     } else {
       const id = newId(`${app.name}-${processType.replace(/_/g, '-')}-${index}-`).toLowerCase();
       row = await insertInstance(db, {
@@ -303,6 +349,7 @@ export class InstanceReconciler {
         type: processType,
         idx: index,
         port: await freePort(),
+        generation,
       });
     }
     const workDir = paths.instance(app.id, row.id);
@@ -317,119 +364,102 @@ export class InstanceReconciler {
         slugDir: release.slug_dir,
         workDir,
         command: ['sh', '-c', command],
-        env: {
-          ...(JSON.parse(release.runtime_env) as Record<string, string>),
-          PORT: String(row.port),
-          HOME: '/app',
-          PETRI_APP: app.name,
-          PETRI_RELEASE: `v${release.version}`,
-          PETRI_PROCESS: `${processType}.${index}`,
-        },
+        env: this.envOf(app, release, processType, index, row.port),
         limits: appLimits(app),
         outputFile: path.join(workDir, 'output.log'),
       });
-      this.note(app, row, `starting ${processType}.${index} (v${release.version}): ${command}`);
+      this.note(app, release.id, `starting ${processType}.${index} (v${release.version}): ${command}`);
     } catch (err) {
       const why = `${processType}.${index} could not be started: ${errorMessage(err)}`;
       this.deps.logger.error({ err, instance: row.id }, 'instance start failed');
-      if (app.serving_release_id !== release.id) await this.failRelease(app, row, why);
+      if (app.serving_release_id !== release.id) await this.failStart(app, row, why);
       else await this.crashed(app, row, undefined, why);
     }
   }
 
-  private async retire(app: App, row: Instance): Promise<void> {
+  private envOf(
+    app: App,
+    release: Release,
+    type: string,
+    index: number,
+    port: number,
+  ): Record<string, string> {
+    return instanceEnv({
+      secrets: this.deps.secrets,
+      app,
+      release,
+      process: `${type}.${index}`,
+      port,
+    });
+  }
+
+  /** The desired release serves now: its deploy's followers learn it after the last line. */
+  private async switched(app: App): Promise<void> {
+    const releaseId = app.desired_release_id!;
+    const release = (await releasesByIds(this.deps.db, [releaseId])).get(releaseId);
+    if (release) this.rememberRelease(release);
+    const url = `http://${app.name}.${this.deps.config.domain}:${this.deps.config.httpPort}`;
+    this.note(app, releaseId, `v${release?.version} serves at ${url}`);
+    this.closeDeployLog(releaseId);
+    await markReleaseServing(this.deps.db, app.id, releaseId);
+    this.nudge();
+  }
+
+  /** No longer routed: drain, then stop. */
+  private async retire(row: Instance): Promise<void> {
     await updateInstance(this.deps.db, row.id, {
       state: 'stopping',
       stop_deadline: new Date(Date.now() + this.deps.config.drainGraceMs).toISOString(),
     });
-    this.note(app, row, `stopping ${row.type}.${row.idx}`);
-    await this.stopInstance({ ...row, state: 'stopping' });
   }
 
-  /** Stops an instance in the background; the next pass forgets it once it is gone. */
-  private async stopInstance(row: Instance, graceMs?: number, nextState?: 'crashed'): Promise<void> {
+  /** A stopping instance gets SIGTERM once the router holds no request on it (or its
+   * drain deadline passed), then SIGKILL after KILL_GRACE_MS. */
+  private async drain(row: Instance): Promise<void> {
+    if (this.stopping.has(row.id)) return;
+    const deadlinePassed = !row.stop_deadline || Date.parse(row.stop_deadline) <= Date.now();
+    if (!deadlinePassed && !(await this.deps.router.drained(row.id))) return;
+    if (!row.signalled_at)
+      await updateInstance(this.deps.db, row.id, { signalled_at: new Date().toISOString() });
+    this.kill(row, KILL_GRACE_MS);
+  }
+
+  /** Stops an instance in the background; a later pass sees it gone. */
+  private kill(row: Instance, graceMs = 0): void {
     if (this.stopping.has(row.id)) return;
     this.stopping.add(row.id);
-    const deadline = row.stop_deadline
-      ? Date.parse(row.stop_deadline)
-      : Date.now() + this.deps.config.drainGraceMs;
-    const grace = graceMs ?? Math.max(0, deadline - Date.now());
     void this.deps.driver
-      .stop(row.id, grace)
+      .stop(row.id, graceMs)
       .catch((err) => this.deps.logger.error({ err, instance: row.id }, 'instance stop failed'))
       .finally(() => {
         this.stopping.delete(row.id);
-        if (nextState !== 'crashed') this.nudge();
+        this.nudge();
       });
   }
 
   /** Removes the row and files of an instance that no longer runs. */
-  private async forget(row: Instance, app: App | undefined): Promise<void> {
+  private async forget(row: Instance): Promise<void> {
     const { db, driver, paths, tailer } = this.deps;
     const workDir = paths.instance(row.app_id, row.id);
-    await tailer.unwatch(path.join(workDir, 'output.log'));
+    tailer.unwatch(path.join(workDir, 'output.log'));
     this.watched.delete(row.id);
     await driver.removeFiles({ id: row.id, workDir });
     await deleteInstance(db, row.id);
-    if (app) this.deps.logger.debug({ instance: row.id }, 'instance removed');
   }
 
-  /** Processes the driver runs that no row knows of (a crash between start and insert). */
-  private async stopOrphans(world: Map<string, InstanceStatus>, rows: Instance[]): Promise<void> {
+  /** Processes the driver runs that nothing in the store knows of (a crash between a
+   * start and its row), stopped. */
+  private async stopOrphans(
+    world: Map<string, InstanceStatus>,
+    rows: Instance[],
+    phaseIds: Set<string>,
+  ): Promise<void> {
     const known = new Set(rows.map((r) => r.id));
     for (const [id, status] of world) {
-      if (known.has(id) || id.startsWith('build-') || this.stopping.has(id)) continue;
-      if (!status.running) continue;
+      if (known.has(id) || phaseIds.has(id) || this.stopping.has(id) || !status.running) continue;
       this.deps.logger.warn({ instance: id }, 'stopping an instance no row knows of');
       this.stopping.add(id);
       void this.deps.driver.stop(id, 0).finally(() => this.stopping.delete(id));
-    }
-  }
-
-  /** Points the router at the healthy web instances; switches releases once the new one is up. */
-  private async route(apps: App[], rows: Instance[]): Promise<void> {
-    const routes: RouteSpec[] = [];
-    const switched: App[] = [];
-    for (const app of apps) {
-      const webOf = (releaseId: number | null) =>
-        rows.filter((r) => r.app_id === app.id && r.release_id === releaseId && r.type === 'web');
-      let target = app.serving_release_id;
-      if (app.desired_release_id !== null && app.desired_release_id !== app.serving_release_id) {
-        const formation = await formationOf(this.deps.db, app.id);
-        const fresh = webOf(app.desired_release_id);
-        const needed = formation.get('web') ?? 0;
-        if (fresh.filter((r) => r.state === 'up').length >= needed && needed > 0) {
-          target = app.desired_release_id;
-          switched.push(app);
-        }
-      }
-      routes.push({
-        host: `${app.name}.${this.deps.config.domain}`,
-        app: app.name,
-        servers: webOf(target)
-          .filter((r) => r.state === 'up')
-          .map((r) => ({ id: r.id, address: '127.0.0.1', port: r.port })),
-      });
-    }
-    const key = JSON.stringify(routes);
-    if (key !== this.lastRoutes) {
-      await this.deps.router.apply(routes);
-      this.lastRoutes = key;
-    }
-    // Only once the router serves the new release is it the serving one; then the old drains.
-    for (const app of switched) {
-      const releaseId = app.desired_release_id!;
-      const release = (await releasesByIds(this.deps.db, [releaseId])).get(releaseId);
-      const deploy = release?.deploy_id;
-      const message = `v${release?.version} serves at http://${app.name}.${this.deps.config.domain}:${this.deps.config.httpPort}`;
-      this.deps.logs.append(app.name, 'petri', `${message}\n`);
-      // The deploy's output is complete before its status says so: followers stop at the status.
-      if (deploy) {
-        this.deps.deployLogs.append(app.id, deploy, 'petri', `${message}\n`);
-        this.deps.deployLogs.close(deploy);
-      }
-      await markReleaseServing(this.deps.db, app.id, releaseId);
-      this.nudge();
     }
   }
 
@@ -443,8 +473,6 @@ export class InstanceReconciler {
     }
   }
 
-  private readonly watched = new Set<string>();
-
   private watchOutput(app: App, row: Instance): void {
     if (this.watched.has(row.id)) return;
     this.watched.add(row.id);
@@ -455,12 +483,24 @@ export class InstanceReconciler {
     );
   }
 
-  /** A platform message in the app's log (source "petri") and in the deploy's output. */
-  private note(app: App, row: Instance, text: string): void {
+  /** A platform message in the app's log (source "petri") and in the release's deploy output. */
+  private note(app: App, releaseId: number, text: string): void {
     this.deps.logs.append(app.name, 'petri', `${text}\n`);
-    void releasingDeployOf(this.deps.db, row.release_id).then((d) => {
-      if (d) this.deps.deployLogs.append(app.id, d.id, 'petri', `${text}\n`);
-    });
+    const deployId = this.deployOf.get(releaseId);
+    if (deployId) this.deps.deployLogs.append(app.id, deployId, 'petri', `${text}\n`);
+  }
+
+  /** Deploy ids of releases, for notes; filled lazily from the store. */
+  private readonly deployOf = new Map<number, string | null>();
+
+  private closeDeployLog(releaseId: number): void {
+    const deployId = this.deployOf.get(releaseId);
+    if (deployId) this.deps.deployLogs.close(deployId);
+  }
+
+  /** Remembers which deploy a release came from (called with every release a pass sees). */
+  private rememberRelease(release: Release): void {
+    this.deployOf.set(release.id, release.deploy_id);
   }
 }
 

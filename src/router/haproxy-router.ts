@@ -17,7 +17,13 @@ import {
 } from './process.js';
 import type { Router, RouteSpec } from './router.js';
 import { groupRoutes } from './routes.js';
-import { parseServersState, parseShowInfo, parseShowProc, sendCommand } from './runtime-api.js';
+import {
+  parseCurrentSessions,
+  parseServersState,
+  parseShowInfo,
+  parseShowProc,
+  sendCommand,
+} from './runtime-api.js';
 import { planServerChanges } from './server-plan.js';
 
 export interface HaproxyRouterOptions extends RenderOptions {
@@ -95,6 +101,14 @@ export class HaproxyRouter implements Router {
   apply(routes: RouteSpec[]): Promise<void> {
     const copy = structuredClone(routes);
     return this.serialize(() => this.converge(copy));
+  }
+
+  async drained(serverId: string): Promise<boolean> {
+    if (this.lastRoutes?.some((r) => r.servers.some((s) => s.id === serverId))) return false;
+    // Removed servers stay in maintenance while their connections finish (del server
+    // refuses them until then): drained when none of its sessions remains.
+    const sessions = parseCurrentSessions(await sendCommand(this.paths.adminSocket, 'show stat -1 4 -1'));
+    return (sessions.get(serverId) ?? 0) === 0;
   }
 
   async stop(): Promise<void> {

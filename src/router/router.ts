@@ -21,6 +21,9 @@ export interface Router {
   start(): Promise<void>;
   /** Makes the router serve exactly these routes. Idempotent; never drops a connection. */
   apply(routes: RouteSpec[]): Promise<void>;
+  /** True once the router sends nothing more to this server and holds no request on it: it
+   * is no longer routed (or is in maintenance) and has no current session. */
+  drained(serverId: string): Promise<boolean>;
   /** Stops the router process (shutdown of the whole platform, tests). */
   stop(): Promise<void>;
 }

@@ -103,3 +103,20 @@ export function parseServersState(text: string): RuntimeServer[] {
   }
   return servers;
 }
+
+/** Current sessions per server from `show stat` (CSV: pxname, svname, ... scur ...). */
+export function parseCurrentSessions(csv: string): Map<string, number> {
+  const lines = csv.split('\n');
+  const header = lines[0]?.replace(/^# /, '').split(',') ?? [];
+  const sv = header.indexOf('svname');
+  const scur = header.indexOf('scur');
+  const sessions = new Map<string, number>();
+  if (sv < 0 || scur < 0) return sessions;
+  for (const line of lines.slice(1)) {
+    const fields = line.split(',');
+    const name = fields[sv];
+    if (!name || name === 'FRONTEND' || name === 'BACKEND') continue;
+    sessions.set(name, (sessions.get(name) ?? 0) + Number(fields[scur] ?? 0));
+  }
+  return sessions;
+}

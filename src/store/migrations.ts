@@ -98,6 +98,35 @@ const migrations: Record<string, Migration> = {
   },
 };
 
+migrations['0002-releases-config-formation'] = {
+  async up(db: Kysely<unknown>) {
+    const add = (table: string, column: string, type: 'text' | 'integer', notNullDefault?: string | number) =>
+      db.schema
+        .alterTable(table)
+        .addColumn(column, type, (c) =>
+          notNullDefault === undefined ? c : c.notNull().defaultTo(notNullDefault),
+        )
+        .execute();
+    // Desired config vars of the app (sealed JSON); each release keeps its own snapshot.
+    await add('apps', 'config_sealed', 'text', '');
+    await add('apps', 'boot_timeout_ms', 'integer');
+    await add('releases', 'config_sealed', 'text', '');
+    await add('releases', 'kind', 'text', 'deploy');
+    await add('releases', 'status', 'text', 'succeeded');
+    await add('releases', 'error', 'text');
+    await add('releases', 'release_command', 'text');
+    await add('releases', 'health_path', 'text');
+    await add('releases', 'phase_status', 'text', 'none');
+    await add('releases', 'phase_instance', 'text');
+    await add('releases', 'phase_started_at', 'text');
+    // A restart bumps the generation of a process type; instances of an older one are
+    // replaced the way a new release replaces an old one.
+    await add('formations', 'generation', 'integer', 0);
+    await add('instances', 'generation', 'integer', 0);
+    await add('instances', 'signalled_at', 'text');
+  },
+};
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;

@@ -30,6 +30,10 @@ export interface AppsTable {
   desired_release_id: number | null;
   /** The release that serves now (router points at its instances). */
   serving_release_id: number | null;
+  /** Sealed JSON object of config vars ('' = none); see lib/secrets. */
+  config_sealed: Generated<string>;
+  /** null: the server's default. */
+  boot_timeout_ms: number | null;
 }
 
 export type DeployStatus = 'queued' | 'building' | 'releasing' | 'succeeded' | 'failed';
@@ -60,12 +64,30 @@ export interface ReleasesTable {
   description: string;
   created_by: number;
   created_at: string;
+  /** Sealed JSON snapshot of the config vars this release runs with. */
+  config_sealed: Generated<string>;
+  kind: Generated<ReleaseKind>;
+  status: Generated<ReleaseStatus>;
+  error: string | null;
+  /** The Procfile's release: command, run once before the release gets traffic. */
+  release_command: string | null;
+  /** petri.toml's health check path; null: listening on PORT is enough. */
+  health_path: string | null;
+  phase_status: Generated<PhaseStatus>;
+  /** The runtime id of the release command's process while it runs. */
+  phase_instance: string | null;
+  phase_started_at: string | null;
 }
+
+export type ReleaseKind = 'deploy' | 'config' | 'rollback';
+export type ReleaseStatus = 'pending' | 'succeeded' | 'failed';
+export type PhaseStatus = 'none' | 'pending' | 'running' | 'succeeded' | 'failed';
 
 export interface FormationsTable {
   app_id: number;
   type: string;
   quantity: number;
+  generation: Generated<number>;
 }
 
 export type InstanceState = 'starting' | 'up' | 'crashed' | 'stopping';
@@ -85,8 +107,11 @@ export interface InstancesTable {
   exit_reason: string | null;
   /** When a crashed instance may be started again (backoff). */
   next_start_at: string | null;
-  /** When a stopping instance gets SIGKILL. */
+  /** Until when a stopping instance may drain before it gets SIGTERM. */
   stop_deadline: string | null;
+  generation: Generated<number>;
+  /** When SIGTERM was sent (drained, or its drain deadline passed). */
+  signalled_at: string | null;
 }
 
 export interface AuditEventsTable {

@@ -13,6 +13,7 @@ import { bootstrapAdmin } from '../../src/domain/auth.js';
 import { loadConfig } from '../../src/lib/config.js';
 import { createLogger } from '../../src/lib/log.js';
 import { DataPaths } from '../../src/lib/paths.js';
+import { SecretBox } from '../../src/lib/secrets.js';
 import { DeployLogs } from '../../src/logs/deploy-log.js';
 import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
@@ -60,10 +61,12 @@ describe('API', () => {
       {
         db,
         config,
+        secrets: SecretBox.withKey(Buffer.alloc(32, 7)),
         paths,
         logs: new LogStore({ dir: paths.logs }),
         deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
         nudge: () => nudges++,
+        usage: async () => new Map(),
         runOneOff: async () => {
           throw new Error('not in this test');
         },

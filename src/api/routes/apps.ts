@@ -1,7 +1,15 @@
 // /v1/apps: create, list, show, limits, destroy.
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { createApp, destroyApp, getApp, listApps, setLimits } from '../../domain/apps.js';
+import {
+  type AppSettings,
+  createApp,
+  destroyApp,
+  getApp,
+  listApps,
+  setLimits,
+  setSettings,
+} from '../../domain/apps.js';
 import { UserError } from '../../lib/errors.js';
 import type { ApiContext } from '../context.js';
 import { presentApp } from '../present.js';
@@ -54,17 +62,32 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
     '/v1/apps/:name',
     {
       schema: {
-        summary: "Change an app's settings (resource limits); running instances get them at their next start",
+        summary: "Change an app's limits and settings; running instances get limits at their next start",
         params: AppNameParams,
-        body: Type.Object({ limits: Type.Partial(Limits) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            limits: Type.Optional(Type.Partial(Limits)),
+            settings: Type.Optional(
+              Type.Object(
+                { bootTimeoutSeconds: Type.Optional(Type.Number({ minimum: 1, maximum: 3600 })) },
+                { additionalProperties: false },
+              ),
+            ),
+          },
+          { additionalProperties: false },
+        ),
         response: { 200: App, ...errorResponses },
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
-      const { limits } = req.body as { limits: Partial<{ memoryMiB: number; cpus: number; pids: number }> };
-      const updated = await setLimits(db, req.user, app, limits, req.ip);
-      return presentApp(db, config, updated);
+      let app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const { limits, settings } = req.body as {
+        limits?: Partial<{ memoryMiB: number; cpus: number; pids: number }>;
+        settings?: AppSettings;
+      };
+      if (limits) app = await setLimits(db, req.user, app, limits, req.ip);
+      if (settings) app = await setSettings(db, req.user, app, settings, req.ip);
+      return presentApp(db, config, app);
     },
   );
 

@@ -1,0 +1,47 @@
+// petri.toml, the app's optional manifest: what Petri should know about it. Read at build
+// time; only what this version uses is checked strictly, unknown keys are left for later.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'smol-toml';
+import { UserError } from '../lib/errors.js';
+
+export interface Manifest {
+  name?: string;
+  description?: string;
+  /** Path that must answer 2xx/3xx before an instance gets traffic, e.g. "/health". */
+  healthCheck?: string;
+}
+
+export function readManifest(sourceDir: string): Manifest {
+  const file = path.join(sourceDir, 'petri.toml');
+  if (!existsSync(file)) return {};
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new UserError(
+      'build_failed',
+      `petri.toml is not valid TOML: ${(err as Error).message.split('\n')[0]}`,
+    );
+  }
+  const manifest: Manifest = {};
+  if (doc.name !== undefined) manifest.name = text(doc, 'name');
+  if (doc.description !== undefined) manifest.description = text(doc, 'description');
+  const health = doc.health_check ?? (doc.web as Record<string, unknown> | undefined)?.health_check;
+  if (health !== undefined) {
+    if (typeof health !== 'string' || !/^\/[\x21-\x7e]*$/.test(health)) {
+      throw new UserError(
+        'build_failed',
+        `petri.toml: health_check must be a path starting with '/', like "/health", got ${JSON.stringify(health)}`,
+      );
+    }
+    manifest.healthCheck = health;
+  }
+  return manifest;
+}
+
+function text(doc: Record<string, unknown>, key: string): string {
+  const v = doc[key];
+  if (typeof v !== 'string') throw new UserError('build_failed', `petri.toml: ${key} must be a string`);
+  return v;
+}

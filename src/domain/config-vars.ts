@@ -1,0 +1,103 @@
+// Config vars: the app's environment, sealed at rest. A change is a new release (with the
+// same slug) that the reconciler swaps in with zero downtime.
+import { UserError } from '../lib/errors.js';
+import type { SecretBox } from '../lib/secrets.js';
+import type { Store } from '../store/db.js';
+import type { App, Release, User } from '../store/schema.js';
+import { actorOf } from './apps.js';
+import { recordAudit } from './audit.js';
+import { assertNoReleaseInProgress, insertRelease } from './releases.js';
+
+const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Set by Petri for every process; the app cannot change them. */
+const RESERVED = new Set(['PORT', 'HOME']);
+const MAX_VALUE_BYTES = 32 * 1024;
+
+export function validateConfigKey(key: string): void {
+  if (!KEY.test(key)) {
+    throw new UserError(
+      'bad_request',
+      `config key '${key}' is not a valid environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)`,
+    );
+  }
+  if (key.toUpperCase().startsWith('PETRI_')) {
+    throw new UserError(
+      'bad_request',
+      `config key '${key}' is reserved: keys starting with PETRI_ are set by Petri`,
+    );
+  }
+  if (RESERVED.has(key))
+    throw new UserError(
+      'bad_request',
+      `config key '${key}' is reserved: Petri sets ${key} for every process`,
+    );
+}
+
+export function readConfig(secrets: SecretBox, sealed: string): Record<string, string> {
+  return sealed === '' ? {} : (JSON.parse(secrets.open(sealed)) as Record<string, string>);
+}
+
+export function sealConfig(secrets: SecretBox, config: Record<string, string>): string {
+  return Object.keys(config).length === 0 ? '' : secrets.seal(JSON.stringify(config));
+}
+
+/** Sets and unsets config vars; returns the new release, or null when the app has none yet
+ * (the next deploy takes the config with it). */
+export async function changeConfig(
+  db: Store,
+  secrets: SecretBox,
+  user: User,
+  app: App,
+  set: Record<string, string>,
+  unset: string[],
+  ip?: string,
+): Promise<Release | null> {
+  for (const key of [...Object.keys(set), ...unset]) validateConfigKey(key);
+  for (const [key, value] of Object.entries(set)) {
+    if (value.includes('\0'))
+      throw new UserError('bad_request', `config value of '${key}' contains a NUL byte`);
+    if (Buffer.byteLength(value) > MAX_VALUE_BYTES) {
+      throw new UserError('bad_request', `config value of '${key}' is over ${MAX_VALUE_BYTES / 1024} KiB`);
+    }
+  }
+  if (Object.keys(set).length === 0 && unset.length === 0) {
+    throw new UserError('bad_request', 'nothing to change: give config vars to set or unset');
+  }
+  return db.transaction().execute(async (tx) => {
+    const fresh = await tx.selectFrom('apps').selectAll().where('id', '=', app.id).executeTakeFirstOrThrow();
+    const config = readConfig(secrets, fresh.config_sealed);
+    for (const key of unset) delete config[key];
+    Object.assign(config, set);
+    const sealed = sealConfig(secrets, config);
+    await tx.updateTable('apps').set({ config_sealed: sealed }).where('id', '=', app.id).execute();
+    // Keys only: values never reach the audit trail or any log.
+    await recordAudit(tx, actorOf(user, ip), 'config.change', app.name, { set: Object.keys(set), unset });
+    const base = fresh.desired_release_id
+      ? await tx
+          .selectFrom('releases')
+          .selectAll()
+          .where('id', '=', fresh.desired_release_id)
+          .executeTakeFirst()
+      : undefined;
+    if (!base) return null;
+    await assertNoReleaseInProgress(tx, fresh);
+    return insertRelease(tx, app.id, user.id, {
+      kind: 'config',
+      description: describeChange(Object.keys(set), unset),
+      deploy_id: null,
+      slug_dir: base.slug_dir,
+      process_types: base.process_types,
+      runtime_env: base.runtime_env,
+      config_sealed: sealed,
+      release_command: base.release_command,
+      health_path: base.health_path,
+    });
+  });
+}
+
+function describeChange(set: string[], unset: string[]): string {
+  const parts: string[] = [];
+  if (set.length > 0) parts.push(`Set ${set.join(', ')}`);
+  if (unset.length > 0) parts.push(`${parts.length > 0 ? 'unset' : 'Unset'} ${unset.join(', ')}`);
+  return parts.join('; ');
+}

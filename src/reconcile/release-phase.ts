@@ -1,0 +1,145 @@
+// The release phase: a Procfile's `release:` command (migrations) runs once per release,
+// in the sandbox with the new build and config, before any instance of it starts. It runs
+// as a driver instance, so it outlives a restart of the control plane like any other and
+// its exit status is known afterwards. A failure fails the release with its output.
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { appLimits } from '../domain/apps.js';
+import { newId } from '../domain/ids.js';
+import { failRelease, updateReleasePhase } from '../domain/releases.js';
+import type { PetriConfig } from '../lib/config.js';
+import type { DataPaths } from '../lib/paths.js';
+import type { LogStore } from '../logs/log-store.js';
+import type { OutputTailer } from '../logs/output-tailer.js';
+import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
+import type { Store } from '../store/db.js';
+import type { App, Release } from '../store/schema.js';
+
+export interface ReleasePhaseDeps {
+  db: Store;
+  driver: RuntimeDriver;
+  paths: DataPaths;
+  config: PetriConfig;
+  logs: LogStore;
+  tailer: OutputTailer;
+  logger: Logger;
+  env: (app: App, release: Release) => Record<string, string>;
+  note: (app: App, release: Release, text: string) => void;
+  /** The command's output, for the deploy's followers. */
+  output: (app: App, release: Release, lines: string[]) => void;
+}
+
+export class ReleasePhase {
+  /** True while a release command runs: the reconciler then checks often. */
+  busy = false;
+
+  constructor(private readonly deps: ReleasePhaseDeps) {}
+
+  /** Runtime ids of release commands the store knows of (not orphans). */
+  async knownIds(): Promise<Set<string>> {
+    const rows = await this.deps.db
+      .selectFrom('releases')
+      .select('phase_instance')
+      .where('phase_instance', 'is not', null)
+      .execute();
+    return new Set(rows.map((r) => r.phase_instance!));
+  }
+
+  /** Moves the release phase of the desired release on; true once it has succeeded (or
+   * there is none). */
+  async advance(app: App, release: Release, world: Map<string, InstanceStatus>): Promise<boolean> {
+    switch (release.phase_status) {
+      case 'none':
+      case 'succeeded':
+        return true;
+      case 'failed':
+        return false;
+      case 'pending': {
+        const id = newId(`release-${app.name}-v${release.version}-`).toLowerCase();
+        // Written before it starts: after a crash here, the next pass finds no such
+        // process and starts it, rather than losing it.
+        await updateReleasePhase(this.deps.db, release.id, {
+          phase_status: 'running',
+          phase_instance: id,
+          phase_started_at: new Date().toISOString(),
+        });
+        await this.start(app, { ...release, phase_instance: id });
+        this.busy = true;
+        return false;
+      }
+      case 'running':
+        return this.check(app, release, world.get(release.phase_instance ?? ''));
+    }
+  }
+
+  private async check(app: App, release: Release, status: InstanceStatus | undefined): Promise<boolean> {
+    const id = release.phase_instance!;
+    this.watch(app, release);
+    if (!status) {
+      await this.start(app, release);
+      this.busy = true;
+      return false;
+    }
+    const ranFor = Date.now() - Date.parse(release.phase_started_at ?? new Date().toISOString());
+    if (status.running && ranFor <= this.deps.config.buildTimeoutMs) {
+      this.busy = true;
+      return false;
+    }
+    this.busy = false;
+    this.deps.tailer.flushNow();
+    const lines = this.deps.logs
+      .read(app.name, { lines: 200, sources: ['release'], since: new Date(release.phase_started_at ?? 0) })
+      .map((l) => l.text);
+    this.deps.output(app, release, lines);
+    const output = lines.slice(-20).map((l) => `  ${l}`);
+    await this.cleanUp(app, id);
+    if (!status.running && status.exitCode === 0) {
+      await updateReleasePhase(this.deps.db, release.id, { phase_status: 'succeeded', phase_instance: null });
+      this.deps.note(app, release, 'release command succeeded');
+      return true;
+    }
+    const why = status.running
+      ? `release command exceeded its time limit of ${Math.round(this.deps.config.buildTimeoutMs / 60_000)} min`
+      : `release command failed (${status.oomKilled ? 'killed: memory limit reached' : `exit code ${status.exitCode ?? 'unknown'}`})`;
+    await updateReleasePhase(this.deps.db, release.id, { phase_status: 'failed', phase_instance: null });
+    this.deps.note(app, release, `${why}; v${release.version} is not released`);
+    await failRelease(
+      this.deps.db,
+      release.id,
+      output.length > 0 ? `${why}; its output:\n${output.join('\n')}` : why,
+    );
+    return false;
+  }
+
+  private async start(app: App, release: Release): Promise<void> {
+    const id = release.phase_instance!;
+    const workDir = this.deps.paths.instance(app.id, id);
+    const uid = this.deps.config.uidBase + app.id;
+    this.watch(app, release);
+    this.deps.note(app, release, `running the release command: ${release.release_command}`);
+    await this.deps.driver.start({
+      id,
+      app: app.name,
+      uid,
+      gid: uid,
+      slugDir: release.slug_dir,
+      workDir,
+      command: ['sh', '-c', release.release_command ?? 'true'],
+      env: this.deps.env(app, release),
+      limits: appLimits(app),
+      outputFile: path.join(workDir, 'output.log'),
+    });
+  }
+
+  private watch(app: App, release: Release): void {
+    const file = path.join(this.deps.paths.instance(app.id, release.phase_instance!), 'output.log');
+    this.deps.tailer.watch(file, app.name, 'release');
+  }
+
+  private async cleanUp(app: App, id: string): Promise<void> {
+    const workDir = this.deps.paths.instance(app.id, id);
+    this.deps.tailer.unwatch(path.join(workDir, 'output.log'));
+    await this.deps.driver.stop(id, 0);
+    await this.deps.driver.removeFiles({ id, workDir });
+  }
+}
