@@ -12,6 +12,7 @@ import type { PetriConfig } from './lib/config.js';
 import { UserError } from './lib/errors.js';
 import { createLogger } from './lib/log.js';
 import { DataPaths } from './lib/paths.js';
+import { SecretBox } from './lib/secrets.js';
 import { DeployLogs } from './logs/deploy-log.js';
 import { LogStore } from './logs/log-store.js';
 import { OutputTailer } from './logs/output-tailer.js';
@@ -48,6 +49,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   if (interrupted.length > 0)
     log.warn({ deploys: interrupted.map((d) => d.id) }, 'failed builds cut off by a restart');
 
+  const secrets = SecretBox.open(paths.secretKey);
   const logs = new LogStore({ dir: paths.logs, maxBytesPerApp: config.logMaxBytesPerApp });
   const tailer = new OutputTailer(logs, {
     onError: (err, file) => log.warn({ err, file }, 'reading app output failed'),
@@ -71,6 +73,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     router,
     paths,
     config,
+    secrets,
     logs,
     tailer,
     deployLogs,
@@ -89,12 +92,21 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   const ctx: ApiContext = {
     db,
     config,
+    secrets,
     paths,
     logs,
     deployLogs,
     nudge: () => {
       reconciler.nudge();
       void builds.tick();
+    },
+    usage: async (ids) => {
+      const usage = new Map<string, { memoryBytes?: number; cpuSeconds?: number }>();
+      for (const id of ids) {
+        const s = await driver.status(id).catch(() => undefined);
+        if (s) usage.set(id, { memoryBytes: s.memoryBytes, cpuSeconds: s.cpuSeconds });
+      }
+      return usage;
     },
     runOneOff: async () => {
       throw new UserError('unavailable', 'petri run is not available yet');

@@ -15,6 +15,8 @@ import type { ApiContext } from './context.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
 import { logRoutes } from './routes/logs.js';
+import { psRoutes } from './routes/ps.js';
+import { releaseRoutes } from './routes/releases.js';
 import { ErrorBody } from './schemas.js';
 
 export async function buildApi(ctx: ApiContext, logger: Logger): Promise<FastifyInstance> {
@@ -82,6 +84,8 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
   appRoutes(api, ctx);
   deployRoutes(api, ctx);
   logRoutes(api, ctx);
+  releaseRoutes(api, ctx);
+  psRoutes(api, ctx);
   return api;
 }
 
