@@ -9,7 +9,6 @@ import { buildApi } from './api/server.js';
 import { bootstrapAdmin } from './domain/auth.js';
 import { failInterruptedBuilds } from './domain/deploys.js';
 import type { PetriConfig } from './lib/config.js';
-import { UserError } from './lib/errors.js';
 import { createLogger } from './lib/log.js';
 import { DataPaths } from './lib/paths.js';
 import { SecretBox } from './lib/secrets.js';
@@ -18,6 +17,7 @@ import { LogStore } from './logs/log-store.js';
 import { OutputTailer } from './logs/output-tailer.js';
 import { BuildLoop } from './reconcile/builds.js';
 import { InstanceReconciler } from './reconcile/instances.js';
+import { createOneOffRunner } from './reconcile/one-off.js';
 import { HaproxyRouter } from './router/haproxy-router.js';
 import { LocalDriver } from './runtime/local/local-driver.js';
 import { openStore, type Store } from './store/db.js';
@@ -108,9 +108,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
       }
       return usage;
     },
-    runOneOff: async () => {
-      throw new UserError('unavailable', 'petri run is not available yet');
-    },
+    runOneOff: createOneOffRunner({ db, driver, paths, config, secrets }),
   };
   const api = await buildApi(ctx, log);
   await api.listen({ port: config.apiPort, host: config.apiBind });

@@ -1,6 +1,7 @@
 // The Fastify HTTP API: schema-validated input, bearer tokens, errors as
 // {"error":{"code","message"}} with the right status, and the OpenAPI document.
 import swagger from '@fastify/swagger';
+import websocket from '@fastify/websocket';
 import { Type } from '@sinclair/typebox';
 import Fastify, {
   type FastifyBaseLogger,
@@ -17,6 +18,7 @@ import { deployRoutes } from './routes/deploys.js';
 import { logRoutes } from './routes/logs.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
+import { runRoutes } from './routes/run.js';
 import { ErrorBody } from './schemas.js';
 
 export async function buildApi(ctx: ApiContext, logger: Logger): Promise<FastifyInstance> {
@@ -36,6 +38,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
     },
   });
   api.addSchema(ErrorBody);
+  await api.register(websocket);
 
   api.setErrorHandler((err: FastifyError, req, reply) => {
     if (isUserError(err)) return reply.code(err.status).send(errorBody(err.code, err.message));
@@ -86,6 +89,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
   logRoutes(api, ctx);
   releaseRoutes(api, ctx);
   psRoutes(api, ctx);
+  runRoutes(api, ctx);
   return api;
 }
 

@@ -1,6 +1,6 @@
 // `petri apps`: list, create, inspect, size and destroy apps.
 import type { Command } from 'commander';
-import type { App, AppStatus, Limits, ProcessState } from '../client/index.js';
+import type { App, AppSettings, AppStatus, Limits, ProcessState } from '../client/index.js';
 import type { Context } from './context.js';
 import { type Cell, orDash, type Style, shortTime, UsageError } from './output.js';
 
@@ -98,6 +98,93 @@ export function registerApps(program: Command, ctx: Context): void {
         ctx.out.keyValues(limitPairs(app.limits));
       },
     );
+
+  apps
+    .command('set')
+    .description(`show an app's settings, or change them: ${Object.keys(APP_SETTINGS).join(', ')}`)
+    .argument('<name>', 'the app')
+    .argument('[pairs...]', `KEY=VALUE, KEY one of ${Object.keys(APP_SETTINGS).join(', ')}`)
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nSettings:\n${settingsHelp()}`)
+    .action(async (name: string, pairs: string[], opts: { json?: boolean }) => {
+      const settings = parseSettings(pairs);
+      const client = await ctx.client();
+      const app =
+        Object.keys(settings).length > 0
+          ? await client.updateApp(name, { settings })
+          : await client.getApp(name);
+      if (opts.json) return ctx.out.json(app.settings);
+      ctx.out.keyValues(settingPairs(app.settings));
+    });
+}
+
+/** One entry per key of `petri apps set`: how to read a value, and how to show the setting. */
+interface SettingSpec {
+  help: string;
+  apply(value: string, into: Partial<AppSettings>): void;
+  show(settings: AppSettings): string;
+}
+
+export const APP_SETTINGS: Record<string, SettingSpec> = {
+  boot_timeout: {
+    help: 'how long a new process has to listen on its port before its release fails: 90, 90s, 2m',
+    apply: (value, into) => {
+      into.bootTimeoutSeconds = parseDurationSeconds('boot_timeout', value);
+    },
+    show: (settings) => formatSeconds(settings.bootTimeoutSeconds),
+  },
+};
+
+/** KEY=VALUE arguments of `petri apps set`, as the settings the API takes. */
+export function parseSettings(args: string[]): Partial<AppSettings> {
+  const settings: Partial<AppSettings> = {};
+  const seen = new Set<string>();
+  for (const arg of args) {
+    const eq = arg.indexOf('=');
+    if (eq <= 0) throw new UsageError(`expected KEY=VALUE, got '${arg}'`);
+    const key = arg.slice(0, eq);
+    const spec = Object.hasOwn(APP_SETTINGS, key) ? APP_SETTINGS[key] : undefined;
+    if (!spec) {
+      throw new UsageError(
+        `unknown setting '${key}'; the settings are: ${Object.keys(APP_SETTINGS).join(', ')}`,
+      );
+    }
+    if (seen.has(key)) throw new UsageError(`${key} is given twice; give each setting once`);
+    seen.add(key);
+    spec.apply(arg.slice(eq + 1), settings);
+  }
+  return settings;
+}
+
+function settingPairs(settings: AppSettings): [string, string][] {
+  return Object.entries(APP_SETTINGS).map(([key, spec]) => [key, spec.show(settings)]);
+}
+
+function settingsHelp(): string {
+  return Object.entries(APP_SETTINGS)
+    .map(([key, spec]) => `  ${key}  ${spec.help}`)
+    .join('\n');
+}
+
+/** 90s, 2m, 1m30s: as a person would type it back. */
+function formatSeconds(total: number): string {
+  const minutes = Math.floor(total / 60);
+  const seconds = total % 60;
+  if (minutes === 0) return `${seconds}s`;
+  return seconds === 0 ? `${minutes}m` : `${minutes}m${seconds}s`;
+}
+
+/** A duration in whole seconds: 90 (seconds), 90s, 2m, 1m30s, 1h. */
+export function parseDurationSeconds(key: string, value: string): number {
+  const text = value.trim().toLowerCase();
+  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$/.exec(text);
+  const [hours, minutes, seconds] = (match?.slice(1) ?? []).map((part) => Number(part ?? 0));
+  const total =
+    match && text !== '' ? (hours ?? 0) * 3600 + (minutes ?? 0) * 60 + (seconds ?? 0) : Number.NaN;
+  if (!Number.isFinite(total) || total <= 0) {
+    throw new UsageError(`${key} must be a duration above 0 like 90, 90s or 2m, got '${value}'`);
+  }
+  return total;
 }
 
 function printInfo(ctx: Context, app: App): void {
@@ -109,6 +196,7 @@ function printInfo(ctx: Context, app: App): void {
     ['owner', app.owner],
     ['created', shortTime(app.createdAt)],
     ...limitPairs(app.limits),
+    ...settingPairs(app.settings),
   ]);
   ctx.out.line();
   if (app.processes.length === 0) {

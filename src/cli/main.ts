@@ -6,12 +6,16 @@ import { Command, CommanderError } from 'commander';
 import { ApiError, ConnectionError } from '../client/index.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import { registerApps } from './apps.js';
+import { registerConfig } from './config.js';
 import { createContext } from './context.js';
 import { registerDeploy } from './deploy.js';
 import { registerLogin } from './login.js';
 import { registerLogs } from './logs.js';
 import { registerOpen } from './open.js';
 import { type Io, type Output, UsageError } from './output.js';
+import { registerPs } from './ps.js';
+import { registerReleases } from './releases.js';
+import { registerRun } from './run.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -38,6 +42,10 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerDeploy(program, ctx);
     registerLogs(program, ctx);
     registerOpen(program, ctx);
+    registerConfig(program, ctx);
+    registerReleases(program, ctx);
+    registerPs(program, ctx);
+    registerRun(program, ctx);
     // Bare `petri` is a request for help, not a mistake.
     await program.parseAsync(argv.length === 0 ? ['--help'] : argv, { from: 'user' });
     return EXIT_OK;

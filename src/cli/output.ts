@@ -72,11 +72,21 @@ export class Output {
     this.line(JSON.stringify(value));
   }
 
+  /** Text without a newline: a line that progress will finish or rewrite (on a TTY only). */
+  partial(text: string): void {
+    if (!this.closed) this.io.stdout.write(text);
+  }
+
   /** Columns padded to their widest cell; the last column is not padded. */
   table(headers: string[], rows: Cell[][]): void {
+    for (const line of this.tableLines(headers, rows)) this.line(line);
+  }
+
+  /** The lines of table(), header first, for a caller that prints more between the rows. */
+  tableLines(headers: string[], rows: Cell[][]): string[] {
     const all: Cell[][] = [headers.map((text) => ({ text, style: 'bold' as const })), ...rows];
     const widths = headers.map((_, col) => Math.max(...all.map((row) => cellText(row[col]).length)));
-    for (const row of all) {
+    return all.map((row) => {
       const cells = row.map((cell, col) => {
         const text = cellText(cell);
         const padded = col === row.length - 1 ? text : text.padEnd(widths[col] ?? 0);
@@ -84,14 +94,18 @@ export class Output {
         // Pad before painting, so escape codes do not count toward the width.
         return style ? this.paint(style, padded) : padded;
       });
-      this.line(cells.join('  ').trimEnd());
-    }
+      return cells.join('  ').trimEnd();
+    });
   }
 
-  /** `key: value` lines with the values aligned. */
+  /** `key: value` lines with the values aligned; a value's later lines line up under its first. */
   keyValues(pairs: [string, string][]): void {
+    if (pairs.length === 0) return;
     const width = Math.max(...pairs.map(([key]) => key.length)) + 1;
-    for (const [key, value] of pairs) this.line(`${`${key}:`.padEnd(width)} ${value}`);
+    const indent = ' '.repeat(width + 1);
+    for (const [key, value] of pairs) {
+      this.line(`${`${key}:`.padEnd(width)} ${value.split('\n').join(`\n${indent}`)}`);
+    }
   }
 
   /** A line for people on stderr: progress or a warning that is not the command's result. */

@@ -5,7 +5,19 @@ import { Readable } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
 import { ApiError, apiErrorFrom, ConnectionError, networkErrorCode } from './errors.js';
 import { parseNdjson } from './ndjson.js';
-import type { App, AppUpdate, Deploy, DeployEvent, LogLine, User } from './types.js';
+import type {
+  App,
+  AppUpdate,
+  ConfigChange,
+  ConfigVars,
+  Deploy,
+  DeployEvent,
+  Formation,
+  LogLine,
+  ProcessList,
+  Release,
+  User,
+} from './types.js';
 
 export interface PetriClientOptions {
   /** Where the API listens, e.g. http://127.0.0.1:7070 (a path prefix is kept). */
@@ -121,6 +133,77 @@ export class PetriClient {
       signal: options.signal,
       stream: true,
     });
+  }
+
+  async getConfig(appName: string): Promise<ConfigVars> {
+    const body = await this.json<{ config: ConfigVars }>({
+      method: 'GET',
+      path: `${appPath(appName)}/config`,
+    });
+    return body.config;
+  }
+
+  /** Sets and unsets config vars in one new release; it is pending until it serves or fails. */
+  async updateConfig(appName: string, change: ConfigChange): Promise<Release> {
+    const body = await this.json<{ release: Release }>({
+      method: 'PATCH',
+      path: `${appPath(appName)}/config`,
+      json: change,
+    });
+    return body.release;
+  }
+
+  /** Newest first. */
+  async listReleases(appName: string): Promise<Release[]> {
+    const body = await this.json<{ releases: Release[] }>({
+      method: 'GET',
+      path: `${appPath(appName)}/releases`,
+    });
+    return body.releases;
+  }
+
+  /** `version` like 'v3'. */
+  async getRelease(appName: string, version: string): Promise<Release> {
+    const body = await this.json<{ release: Release }>({
+      method: 'GET',
+      path: `${appPath(appName)}/releases/${encodeURIComponent(version)}`,
+    });
+    return body.release;
+  }
+
+  /** A new release with the slug and config of `version`, or of the release before the current one. */
+  async rollback(appName: string, version?: string): Promise<Release> {
+    const body = await this.json<{ release: Release }>({
+      method: 'POST',
+      path: `${appPath(appName)}/rollback`,
+      json: version === undefined ? {} : { version },
+    });
+    return body.release;
+  }
+
+  /** The formation and every process, with its state and usage. */
+  listProcesses(appName: string): Promise<ProcessList> {
+    return this.json<ProcessList>({ method: 'GET', path: `${appPath(appName)}/ps` });
+  }
+
+  /** Changes the counts of the types given; answers with the whole new formation. */
+  async updateFormation(appName: string, counts: Formation): Promise<Formation> {
+    const body = await this.json<{ formation: Formation }>({
+      method: 'PATCH',
+      path: `${appPath(appName)}/formation`,
+      json: counts,
+    });
+    return body.formation;
+  }
+
+  /** Restarts every process, or those of one type; answers with the names being restarted. */
+  async restart(appName: string, type?: string): Promise<string[]> {
+    const body = await this.json<{ restarting: string[] }>({
+      method: 'POST',
+      path: `${appPath(appName)}/restart`,
+      json: type === undefined ? {} : { type },
+    });
+    return body.restarting;
   }
 
   private async json<T>(call: Call): Promise<T> {

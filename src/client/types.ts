@@ -20,6 +20,12 @@ export interface AppProcess {
   restarts: number;
 }
 
+/** Per-app settings people change with `petri apps set`. */
+export interface AppSettings {
+  /** How long a new process has to listen on its port before its release fails. */
+  bootTimeoutSeconds: number;
+}
+
 export interface App {
   name: string;
   url: string;
@@ -29,11 +35,13 @@ export interface App {
   /** The release serving now, e.g. 'v3'; null before the first deploy. */
   release: string | null;
   limits: Limits;
+  settings: AppSettings;
   processes: AppProcess[];
 }
 
 export interface AppUpdate {
   limits?: Partial<Limits>;
+  settings?: Partial<AppSettings>;
 }
 
 export interface Deploy {
@@ -75,5 +83,62 @@ export interface LogLine {
   source: string;
   text: string;
 }
+
+/** An app's config vars: the environment its processes get, besides what Petri sets (PETRI_*, PORT). */
+export type ConfigVars = Record<string, string>;
+
+/** A change to config vars; the server makes a new release of it. */
+export interface ConfigChange {
+  set?: ConfigVars;
+  unset?: string[];
+}
+
+export type ReleaseStatus = 'pending' | 'succeeded' | 'failed';
+export type ReleaseKind = 'deploy' | 'config' | 'rollback';
+
+/** A version of an app: a slug with a config. Pending until it serves or fails. */
+export interface Release {
+  /** e.g. 'v3'. */
+  version: string;
+  status: ReleaseStatus;
+  kind: ReleaseKind;
+  /** e.g. "Deploy d12ab", "Set FOO, BAR", "Unset BAZ", "Rollback to v2". */
+  description: string;
+  /** Whether this release is the one serving now. */
+  current: boolean;
+  /** Why it failed; for a failing release phase, its output too. */
+  error: string | null;
+  createdBy: string;
+  createdAt: string;
+}
+
+/** How many processes of each type should run, e.g. {web: 2, worker: 0}. */
+export type Formation = Record<string, number>;
+
+/** A running (or crashed) process of an app, as `petri ps` shows it. */
+export interface Process {
+  /** Process type and index, e.g. web.1. */
+  name: string;
+  type: string;
+  release: string;
+  state: ProcessState;
+  startedAt: string | null;
+  uptimeSeconds: number | null;
+  restarts: number;
+  memoryBytes: number | null;
+  cpuSeconds: number | null;
+  port: number | null;
+  /** How it last ended, when it did. */
+  lastExit: string | null;
+  /** Its last lines of output when it crashed. */
+  lastLines: string[];
+}
+
+export interface ProcessList {
+  formation: Formation;
+  processes: Process[];
+}
+
+export const TERMINAL_RELEASE_STATUSES: readonly ReleaseStatus[] = ['succeeded', 'failed'];
 
 export const TERMINAL_DEPLOY_STATUSES: readonly DeployStatus[] = ['succeeded', 'failed'];

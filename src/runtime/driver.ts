@@ -2,6 +2,7 @@
 // translates store rows into these plain specs; a Kubernetes driver later implements the
 // same interface and nothing above it changes.
 
+import type { Readable, Writable } from 'node:stream';
 import type { Limits } from '../lib/limits.js';
 
 export type { Limits };
@@ -62,6 +63,43 @@ export interface TaskResult {
   oomKilled: boolean;
 }
 
+/** A one-off command (`petri run`) attached to a client: the app's release and config in
+ * the same sandbox as an instance, with pipes (or a terminal) instead of an output file. */
+export interface InteractiveSpec {
+  /** Unique among running one-offs; same charset as InstanceSpec.id. */
+  id: string;
+  app: string;
+  uid: number;
+  gid: number;
+  /** Read-only release; the process gets a writable copy at /app, like an instance. */
+  slugDir: string;
+  /** Its own host directory, removed when it ends. */
+  workDir: string;
+  command: string[];
+  env: Record<string, string>;
+  limits: Limits;
+  /** A pseudo-terminal: stdout carries what the terminal shows, stderr stays empty. */
+  tty: boolean;
+  /** Initial terminal size (tty only). */
+  cols?: number;
+  rows?: number;
+  /** Killed after this long; no limit when absent. */
+  timeoutMs?: number;
+}
+
+export interface InteractiveProcess {
+  stdin: Writable;
+  stdout: Readable;
+  /** Empty when tty. */
+  stderr: Readable;
+  /** Best effort: a driver may apply the size only at the start. */
+  resize(cols: number, rows: number): void;
+  /** Sends the signal to every process of the command. */
+  signal(signal: NodeJS.Signals): void;
+  /** Resolves after the command ended and its cgroup and workDir are removed. */
+  wait(): Promise<TaskResult>;
+}
+
 export interface RuntimeDriver {
   /** Starts an instance and returns once its process exists (not once it is healthy). */
   start(spec: InstanceSpec): Promise<InstanceStatus>;
@@ -74,4 +112,6 @@ export interface RuntimeDriver {
   /** Removes what start() made on disk for the instance. Idempotent. */
   removeFiles(spec: Pick<InstanceSpec, 'id' | 'workDir'>): Promise<void>;
   runTask(spec: TaskSpec): Promise<TaskResult>;
+  /** Starts a one-off with its stdio attached to the caller; resolves once it runs. */
+  runInteractive(spec: InteractiveSpec): Promise<InteractiveProcess>;
 }

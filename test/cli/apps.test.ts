@@ -2,7 +2,7 @@
 // parses, and that a destroy without its confirmation never reaches the server.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { parseMemory } from '../../src/cli/apps.js';
+import { parseDurationSeconds, parseMemory } from '../../src/cli/apps.js';
 import { UsageError } from '../../src/cli/output.js';
 import type { App } from '../../src/client/index.js';
 import { type FakeApi, startFakeApi, TOKEN } from './fake-api.js';
@@ -136,6 +136,52 @@ describe('petri apps', () => {
     assert.equal(result.code, 2);
     assert.equal(result.stderr, "error: --memory must be a size like 256, 256M or 1G, got 'lots'\n");
     assert.equal(fake.requests.length, before);
+  });
+
+  test('set changes settings and prints them; no pairs shows them', async () => {
+    const shown = await run(['apps', 'set', 'alpha'], { env });
+    assert.equal(shown.code, 0);
+    assert.equal(shown.stdout, 'boot_timeout: 1m\n');
+    assert.equal(fake.requests.at(-1)!.method, 'GET');
+
+    const changed = await run(['apps', 'set', 'alpha', 'boot_timeout=90'], { env });
+    assert.equal(changed.stderr, '');
+    assert.equal(changed.code, 0);
+    assert.equal(changed.stdout, 'boot_timeout: 1m30s\n');
+    const patch = fake.requests.at(-1)!;
+    assert.equal(patch.method, 'PATCH');
+    assert.deepEqual(JSON.parse(patch.body.toString()), { settings: { bootTimeoutSeconds: 90 } });
+
+    const json = await run(['apps', 'set', 'alpha', 'boot_timeout=2m', '--json'], { env });
+    assert.deepEqual(JSON.parse(json.stdout), { bootTimeoutSeconds: 120 });
+  });
+
+  test('set refuses unknown keys and bad durations, naming what is allowed, and sends nothing', async () => {
+    const before = fake.requests.length;
+    const unknown = await run(['apps', 'set', 'alpha', 'idle=30m'], { env });
+    assert.equal(unknown.code, 2);
+    assert.equal(unknown.stderr, "error: unknown setting 'idle'; the settings are: boot_timeout\n");
+    const bad = await run(['apps', 'set', 'alpha', 'boot_timeout=soon'], { env });
+    assert.equal(bad.code, 2);
+    assert.equal(
+      bad.stderr,
+      "error: boot_timeout must be a duration above 0 like 90, 90s or 2m, got 'soon'\n",
+    );
+    const noValue = await run(['apps', 'set', 'alpha', 'boot_timeout'], { env });
+    assert.equal(noValue.code, 2);
+    assert.equal(noValue.stderr, "error: expected KEY=VALUE, got 'boot_timeout'\n");
+    assert.equal(fake.requests.length, before);
+  });
+
+  test('durations are read as seconds', () => {
+    assert.equal(parseDurationSeconds('t', '90'), 90);
+    assert.equal(parseDurationSeconds('t', '90s'), 90);
+    assert.equal(parseDurationSeconds('t', '2m'), 120);
+    assert.equal(parseDurationSeconds('t', '1m30s'), 90);
+    assert.equal(parseDurationSeconds('t', '1h'), 3600);
+    for (const bad of ['', '0', 's', '1.5m', '-3', '2d']) {
+      assert.throws(() => parseDurationSeconds('t', bad), UsageError, bad);
+    }
   });
 
   test('memory sizes are read as MiB', () => {

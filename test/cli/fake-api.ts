@@ -1,12 +1,22 @@
 // A fake Petri API on loopback for the CLI's unit tests: the routes and error bodies of
 // the API contract with canned apps, and a record of every request so a test can check
-// what the CLI asked for (and what it did not).
+// what the CLI asked for (and what it did not). New releases (config changes, rollbacks)
+// stay pending for POLLS_TO_SETTLE polls of the release, as the server's would while it starts.
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { App, Deploy } from '../../src/client/index.js';
+import type {
+  App,
+  ConfigChange,
+  ConfigVars,
+  Deploy,
+  Formation,
+  ProcessList,
+  Release,
+} from '../../src/client/index.js';
 
 export const TOKEN = 'secret-token';
+export const POLLS_TO_SETTLE = 2;
 
 export interface Recorded {
   method: string;
@@ -28,6 +38,12 @@ export interface FakeApi {
   /** Cut the deploy stream after its first line, with the deploy finished or still building. */
   dropStream: 'finished' | 'building' | undefined;
   logLines: { time: string; source: string; text: string }[];
+  config: Map<string, ConfigVars>;
+  /** Per app, newest first. */
+  releases: Map<string, Release[]>;
+  processes: Map<string, ProcessList>;
+  /** When set, the next new releases fail with this error once they settle. */
+  releaseError: string | undefined;
   close(): Promise<void>;
 }
 
@@ -41,6 +57,7 @@ export function cannedApps(): App[] {
       status: 'running',
       release: 'v3',
       limits: { memoryMiB: 256, cpus: 0.5, pids: 128 },
+      settings: { bootTimeoutSeconds: 60 },
       processes: [
         { name: 'web.1', state: 'up', port: 40001, startedAt: '2025-01-02T03:05:00.000Z', restarts: 0 },
         { name: 'web.2', state: 'crashed', port: null, startedAt: null, restarts: 12 },
@@ -54,9 +71,101 @@ export function cannedApps(): App[] {
       status: 'new',
       release: null,
       limits: { memoryMiB: 512, cpus: 1, pids: 256 },
+      settings: { bootTimeoutSeconds: 60 },
       processes: [],
     },
   ];
+}
+
+/** Times are relative to now, so `petri releases` reads "3 minutes ago" in its golden file. */
+export function cannedReleases(now: number): Release[] {
+  const ago = (ms: number) => new Date(now - ms).toISOString();
+  const release = (r: Partial<Release> & Pick<Release, 'version' | 'kind' | 'description'>): Release => ({
+    status: 'succeeded',
+    current: false,
+    error: null,
+    createdBy: 'admin',
+    createdAt: ago(0),
+    ...r,
+  });
+  return [
+    release({
+      version: 'v4',
+      kind: 'config',
+      description: 'Set NODE_OPTIONS',
+      status: 'failed',
+      error: 'release failed: web.1 exited with code 9 before listening on its port; v3 keeps serving',
+      createdAt: ago(65_000),
+    }),
+    release({
+      version: 'v3',
+      kind: 'deploy',
+      description: 'Deploy d3a9f',
+      current: true,
+      createdAt: ago(200_000),
+    }),
+    release({
+      version: 'v2',
+      kind: 'config',
+      description: 'Set DATABASE_URL, SECRET_KEY',
+      createdBy: 'ana',
+      createdAt: ago(2 * 3600_000 + 60_000),
+    }),
+    release({ version: 'v1', kind: 'deploy', description: 'Deploy d1b2c', createdAt: ago(2 * 86400_000) }),
+  ];
+}
+
+export function cannedProcesses(): ProcessList {
+  const base = {
+    release: 'v3',
+    startedAt: null,
+    uptimeSeconds: null,
+    restarts: 0,
+    memoryBytes: null,
+    cpuSeconds: null,
+    port: null,
+    lastExit: null,
+    lastLines: [],
+  };
+  return {
+    formation: { web: 2, worker: 1 },
+    processes: [
+      {
+        ...base,
+        name: 'web.1',
+        type: 'web',
+        state: 'up',
+        startedAt: '2025-01-02T03:05:00.000Z',
+        uptimeSeconds: 7384,
+        memoryBytes: 134_742_016,
+        cpuSeconds: 63.2,
+        port: 40001,
+      },
+      {
+        ...base,
+        name: 'web.2',
+        type: 'web',
+        state: 'crashed',
+        restarts: 12,
+        lastExit: 'exited with code 1 at 2025-01-02T05:06:10Z',
+        lastLines: [
+          "Error: Cannot find module 'express'",
+          '    at Module._resolveFilename (node:internal/modules/cjs/loader:1145:15)',
+        ],
+      },
+      {
+        ...base,
+        name: 'worker.1',
+        type: 'worker',
+        state: 'starting',
+        startedAt: '2025-01-02T05:08:00.000Z',
+        uptimeSeconds: 4,
+        restarts: 1,
+        memoryBytes: 20_971_520,
+        cpuSeconds: 0.45,
+      },
+    ],
+  };
 }
 
 export async function startFakeApi(): Promise<FakeApi> {
@@ -72,6 +181,26 @@ export async function startFakeApi(): Promise<FakeApi> {
       { time: '2025-01-02T03:05:01.123Z', source: 'web.1', text: 'listening on 40001' },
       { time: '2025-01-02T03:05:02.456Z', source: 'router', text: 'GET / 200 3ms' },
     ],
+    config: new Map<string, ConfigVars>([
+      [
+        'alpha',
+        {
+          NODE_ENV: 'production',
+          DATABASE_URL: 'postgres://alpha@db.internal:5432/alpha',
+          GREETING: "it's $HOME; `rm -rf /`",
+        },
+      ],
+      ['beta-experiment', {}],
+    ]),
+    releases: new Map<string, Release[]>([
+      ['alpha', cannedReleases(Date.now())],
+      ['beta-experiment', []],
+    ]),
+    processes: new Map<string, ProcessList>([
+      ['alpha', cannedProcesses()],
+      ['beta-experiment', { formation: {}, processes: [] }],
+    ]),
+    releaseError: undefined,
     close: async () => {},
   };
   const server = http.createServer((req, res) => {
@@ -153,8 +282,12 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
   if (sub === undefined) {
     if (method === 'GET') return send(res, 200, app);
     if (method === 'PATCH') {
-      const update = JSON.parse(body.toString()) as { limits?: Partial<App['limits']> };
+      const update = JSON.parse(body.toString()) as {
+        limits?: Partial<App['limits']>;
+        settings?: Partial<App['settings']>;
+      };
       app.limits = { ...app.limits, ...update.limits };
+      app.settings = { ...app.settings, ...update.settings };
       return send(res, 200, app);
     }
     if (method === 'DELETE') {
@@ -207,7 +340,162 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
     return;
   }
 
+  if (sub === 'config' || sub === 'releases' || sub === 'rollback') {
+    const handled = handleReleases(fake, app, method, sub, id, body, res);
+    if (handled) return;
+  }
+
+  if (sub === 'ps' && method === 'GET') return send(res, 200, fake.processes.get(app.name));
+
+  if (sub === 'formation' && method === 'PATCH') {
+    const list = fake.processes.get(app.name)!;
+    const wanted = JSON.parse(body.toString()) as Formation;
+    for (const [type, count] of Object.entries(wanted)) {
+      if (!(type in list.formation)) return unknownType(res, type, list.formation);
+      if (!Number.isInteger(count) || count < 0 || count > 100) {
+        return fail(res, 400, 'bad_request', `${type} must be a count from 0 to 100, got ${count}`);
+      }
+    }
+    Object.assign(list.formation, wanted);
+    return send(res, 200, { formation: list.formation });
+  }
+
+  if (sub === 'restart' && method === 'POST') {
+    const list = fake.processes.get(app.name)!;
+    const { type } = JSON.parse(body.toString()) as { type?: string };
+    if (type !== undefined && !(type in list.formation)) return unknownType(res, type, list.formation);
+    const names = list.processes.filter((p) => type === undefined || p.type === type).map((p) => p.name);
+    return send(res, 202, { restarting: names });
+  }
+
   return fail(res, 404, 'not_found', `no route ${method} ${url.pathname}`);
+}
+
+function unknownType(res: http.ServerResponse, type: string, formation: Formation): void {
+  const types = Object.keys(formation).join(', ');
+  fail(res, 400, 'bad_request', `unknown process type '${type}': the release has ${types}`);
+}
+
+// What each pending release does when it settles, by app and version.
+const settles = new WeakMap<Release, { polls: number; apply: () => void }>();
+
+/** Config, releases and rollback; false when the route is not one of them. */
+function handleReleases(
+  fake: FakeApi,
+  app: App,
+  method: string | undefined,
+  sub: string,
+  id: string | undefined,
+  body: Buffer,
+  res: http.ServerResponse,
+): boolean {
+  const releases = fake.releases.get(app.name)!;
+  const config = fake.config.get(app.name)!;
+
+  const newRelease = (kind: Release['kind'], description: string, apply: () => void): void => {
+    const pending = releases.find((r) => r.status === 'pending');
+    if (pending) {
+      fail(
+        res,
+        409,
+        'conflict',
+        `release ${pending.version} of ${app.name} is still in progress; wait for it`,
+      );
+      return;
+    }
+    const last = releases[0] ? Number(releases[0].version.slice(1)) : 0;
+    const release: Release = {
+      version: `v${last + 1}`,
+      status: 'pending',
+      kind,
+      description,
+      current: false,
+      error: null,
+      createdBy: 'admin',
+      createdAt: new Date().toISOString(),
+    };
+    releases.unshift(release);
+    settles.set(release, { polls: 0, apply });
+    send(res, 201, { release });
+  };
+
+  if (sub === 'config' && id === undefined && method === 'GET') {
+    send(res, 200, { config });
+    return true;
+  }
+  if (sub === 'config' && id === undefined && method === 'PATCH') {
+    const change = JSON.parse(body.toString()) as ConfigChange;
+    const set = change.set ?? {};
+    const unset = change.unset ?? [];
+    for (const key of [...Object.keys(set), ...unset]) {
+      if (key.startsWith('PETRI_')) {
+        fail(res, 400, 'bad_request', `PETRI_ names are Petri's own; choose another name than '${key}'`);
+        return true;
+      }
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+        fail(res, 400, 'bad_request', `config var names must match ^[A-Za-z_][A-Za-z0-9_]*$, got '${key}'`);
+        return true;
+      }
+    }
+    const words = [
+      Object.keys(set).length > 0 ? `Set ${Object.keys(set).join(', ')}` : '',
+      unset.length > 0 ? `Unset ${unset.join(', ')}` : '',
+    ];
+    newRelease('config', words.filter(Boolean).join('; '), () => {
+      Object.assign(config, set);
+      for (const key of unset) delete config[key];
+    });
+    return true;
+  }
+
+  if (sub === 'releases' && method === 'GET') {
+    if (id === undefined) {
+      send(res, 200, { releases });
+      return true;
+    }
+    const release = releases.find((r) => r.version === id);
+    if (!release) {
+      fail(res, 404, 'not_found', `release ${id} of ${app.name} not found; list them with 'petri releases'`);
+      return true;
+    }
+    settle(fake, app, releases, release);
+    send(res, 200, { release });
+    return true;
+  }
+
+  if (sub === 'rollback' && id === undefined && method === 'POST') {
+    const { version } = JSON.parse(body.toString()) as { version?: string };
+    const currentIndex = releases.findIndex((r) => r.current);
+    const target =
+      version === undefined
+        ? releases.slice(currentIndex + 1).find((r) => r.status === 'succeeded')
+        : releases.find((r) => r.version === version);
+    if (!target) {
+      const what =
+        version === undefined ? 'no release before the current one' : `release ${version} not found`;
+      fail(res, 404, 'not_found', `${what}; list them with 'petri releases'`);
+      return true;
+    }
+    newRelease('rollback', `Rollback to ${target.version}`, () => {});
+    return true;
+  }
+  return false;
+}
+
+/** Polling a pending release moves it on: after POLLS_TO_SETTLE polls it succeeds, or fails. */
+function settle(fake: FakeApi, app: App, releases: Release[], release: Release): void {
+  const pending = settles.get(release);
+  if (!pending || release.status !== 'pending') return;
+  pending.polls += 1;
+  if (pending.polls < POLLS_TO_SETTLE) return;
+  if (fake.releaseError) {
+    Object.assign(release, { status: 'failed', error: fake.releaseError });
+    return;
+  }
+  for (const r of releases) r.current = false;
+  Object.assign(release, { status: 'succeeded', current: true });
+  app.release = release.version;
+  pending.apply();
 }
 
 async function streamDeploy(fake: FakeApi, res: http.ServerResponse, deploy: Deploy): Promise<void> {

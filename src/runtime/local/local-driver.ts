@@ -11,14 +11,24 @@
 // code is recorded, which is what "nobody saw the exit" means in InstanceStatus.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import { exec } from '../../lib/exec.js';
 import { processStartTime } from '../../lib/process.js';
 import { until } from '../../lib/until.js';
-import type { InstanceSpec, InstanceStatus, RuntimeDriver, TaskResult, TaskSpec } from '../driver.js';
+import type {
+  InstanceSpec,
+  InstanceStatus,
+  InteractiveProcess,
+  InteractiveSpec,
+  RuntimeDriver,
+  TaskResult,
+  TaskSpec,
+} from '../driver.js';
 import { makeAppDir } from './app-dir.js';
 import { type Cgroups, detectCgroups } from './cgroups.js';
+import { interactiveCommand, RUN_PREFIX, resizeArgv, terminalSize } from './interactive-args.js';
 import {
   assertValidId,
   ENTER_AND_EXEC,
@@ -204,6 +214,101 @@ export class LocalDriver implements RuntimeDriver {
       await killCgroup(cg, name);
       await cg.remove(name);
     }
+  }
+
+  async runInteractive(spec: InteractiveSpec): Promise<InteractiveProcess> {
+    assertValidId(spec.id);
+    for (const p of [spec.slugDir, spec.workDir]) {
+      if (!path.isAbsolute(p)) throw new Error(`one-off paths must be absolute, got '${p}'`);
+    }
+    const command = interactiveCommand(spec);
+    const cg = await this.cgroups();
+    const name = RUN_PREFIX + spec.id;
+    const cleanup = async () => {
+      await killCgroup(cg, name);
+      const { oomKilled } = (await cg.exists(name)) ? await cg.usage(name) : { oomKilled: false };
+      await cg.remove(name);
+      await rm(spec.workDir, { recursive: true, force: true });
+      return oomKilled;
+    };
+    let child: ReturnType<typeof spawn>;
+    let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+    try {
+      if (await cg.exists(name)) await cleanup(); // a control plane died mid-run
+      const appDir = path.join(spec.workDir, 'app');
+      await makeAppDir(spec.slugDir, appDir, spec.uid, spec.gid);
+      await cg.create(name, spec.limits);
+      // --die-with-parent: a one-off is attached to a client through us; without us it is orphaned.
+      const launch = sandboxLaunch({ ...spec, appDir, command, dieWithParent: true });
+      child = spawn('/bin/sh', enterArgv(ENTER_AND_EXEC, [], cg.procsFiles(name), launch.argv), {
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+        env: LAUNCH_ENV,
+        cwd: '/',
+      });
+      const started = child;
+      exited = new Promise((resolve) => started.once('exit', (code, signal) => resolve({ code, signal })));
+      // Writing to a command that ended fails with EPIPE; its exit says what happened.
+      child.stdin?.on('error', () => {});
+      await spawnedPid(child);
+      await feedInputs(child, launch);
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
+    // The launcher (bwrap, exec'd by the cgroup-entering shell) and bwrap's pid-1 reaper are
+    // spared by signal(): if they died first, the command would be SIGKILLed, never seeing
+    // the SIGINT it may handle (a REPL). Everything else, the command and what it started, gets it.
+    const commandPids = async () => {
+      const launcher = child.pid;
+      return (await cg.pids(name)).filter((p) => p !== launcher && parentPid(p) !== launcher);
+    };
+    let timedOut = false;
+    let killing: Promise<unknown> | undefined;
+    const timer =
+      spec.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            killing = killCgroup(cg, name).catch((err: unknown) => err);
+          }, spec.timeoutMs);
+    const finished = (async (): Promise<TaskResult> => {
+      const { code, signal } = await exited;
+      if (timer) clearTimeout(timer);
+      await killing;
+      // Whatever the command left running in the background ends with it.
+      const oomKilled = await cleanup();
+      return { exitCode: code, signal, timedOut, oomKilled };
+    })();
+    finished.catch((err: unknown) =>
+      this.opts.logger?.warn({ id: spec.id, err }, 'cleaning up after a one-off failed'),
+    );
+    let resizing = Promise.resolve();
+    const logger = this.opts.logger;
+    this.opts.logger?.info({ id: spec.id, app: spec.app, pid: child.pid, tty: spec.tty }, 'one-off started');
+    return {
+      stdin: child.stdin!,
+      stdout: child.stdout!,
+      stderr: child.stderr!,
+      signal(sig) {
+        void commandPids().then((pids) => signalAll(pids, sig));
+      },
+      resize(cols, rows) {
+        if (!spec.tty || !terminalSize(cols, rows)) return;
+        // The pty lives inside the sandbox; its slave is reachable as the command's fd 0.
+        // stty runs as the app's user, so it can do nothing the app could not do itself.
+        resizing = resizing.then(async () => {
+          for (const pid of await commandPids()) {
+            const target = await readlink(`/proc/${pid}/fd/0`).catch(() => '');
+            if (!target.startsWith('/dev/pts/')) continue;
+            const argv = resizeArgv(spec.uid, spec.gid, `/proc/${pid}/fd/0`, cols, rows);
+            const result = await exec(argv[0]!, argv.slice(1), { env: LAUNCH_ENV, timeoutMs: 5000 });
+            if (result.code === 0) return;
+          }
+          logger?.warn({ id: spec.id }, 'could not resize the terminal of a one-off');
+        });
+      },
+      wait: () => finished,
+    };
   }
 
   private async runInCgroup(cg: Cgroups, name: string, spec: TaskSpec): Promise<TaskResult> {

@@ -1,0 +1,55 @@
+// A steady stream of requests through the router, counting every failure a visitor would
+// see: a status other than 200, a reset, a refused connection. Bounded: it runs until
+// stopped and never longer than its deadline.
+import http from 'node:http';
+
+export interface LoadResult {
+  requests: number;
+  failures: string[];
+}
+
+export class SteadyLoad {
+  private running = true;
+  private readonly workers: Promise<void>[] = [];
+  readonly result: LoadResult = { requests: 0, failures: [] };
+
+  constructor(
+    private readonly port: number,
+    private readonly host: string,
+    { keepAlive = 3, fresh = 1, maxMs = 120_000 } = {},
+  ) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: keepAlive });
+    const deadline = Date.now() + maxMs;
+    for (let i = 0; i < keepAlive; i++) this.workers.push(this.loop(agent, deadline));
+    for (let i = 0; i < fresh; i++) this.workers.push(this.loop(false, deadline));
+  }
+
+  private async loop(agent: http.Agent | false, deadline: number): Promise<void> {
+    while (this.running && Date.now() < deadline) {
+      const outcome = await this.once(agent);
+      this.result.requests++;
+      if (outcome !== 'ok') this.result.failures.push(outcome);
+    }
+  }
+
+  private once(agent: http.Agent | false): Promise<string> {
+    return new Promise((resolve) => {
+      const req = http.get(
+        { host: '127.0.0.1', port: this.port, path: '/', headers: { host: this.host }, agent },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode === 200 ? 'ok' : `HTTP ${res.statusCode}`));
+          res.on('error', (err) => resolve(err.message));
+        },
+      );
+      req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+      req.on('error', (err) => resolve(err.message));
+    });
+  }
+
+  async stop(): Promise<LoadResult> {
+    this.running = false;
+    await Promise.all(this.workers);
+    return this.result;
+  }
+}
