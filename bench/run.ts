@@ -1,6 +1,10 @@
 // `npm run bench`: figures, never asserts. Starts its own Petri (as the e2e tests do).
-//   deploy: `petri deploy` of the zero-dependency fixture to the first 200 of the new
-//           release through the router; p50 of 5 first deploys and of 5 redeploys.
+//   deploy:   `petri deploy` of the zero-dependency fixture to the first 200 of the new
+//             release through the router; p50 of 5 first deploys and of 5 redeploys.
+//   rollback: `petri rollback` to the first answer of the rolled-back release; p50 of 5.
+//   switch:   request latency p99 during redeploys against p99 at rest (a ratio; same
+//             router, same app, same load, measured in the same run).
+import http from 'node:http';
 import path from 'node:path';
 import { until } from '../src/lib/until.js';
 import { FIXTURES, TestPetri } from '../test/e2e/petri.js';
@@ -9,29 +13,61 @@ const RUNS = 5;
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-async function timeToServe(petri: TestPetri, app: string, release: string): Promise<number> {
-  const started = performance.now();
-  const deploy = await petri.cli(['deploy', path.join(FIXTURES, 'zero-dep'), '--app', app, '--json']);
-  if (deploy.code !== 0) throw new Error(`deploy failed: ${deploy.stderr}`);
+async function servesRelease(petri: TestPetri, app: string, release: string): Promise<void> {
   await until(
     async () => {
       const res = await petri.app(app).catch(() => undefined);
-      return res?.status === 200 && res.body.includes(release);
+      return res?.status === 200 && new RegExp(`\\b${release}\\b`).test(res.body);
     },
     { timeout: 30_000, interval: 5 },
   );
+}
+
+async function timeDeploy(petri: TestPetri, app: string, fixture: string, release: string): Promise<number> {
+  const started = performance.now();
+  const deploy = await petri.cli(['deploy', path.join(FIXTURES, fixture), '--app', app, '--json']);
+  if (deploy.code !== 0) throw new Error(`deploy failed: ${deploy.stderr}`);
+  await servesRelease(petri, app, release);
   return performance.now() - started;
 }
 
 function report(name: string, ms: number[], targetMs: number): void {
   const p50 = percentile(ms, 50);
   const all = ms.map((m) => m.toFixed(0)).join(', ');
+  const verdict = p50 < targetMs ? 'met' : 'missed';
   console.log(
-    `${name}: p50 ${(p50 / 1000).toFixed(2)} s (runs: ${all} ms; target < ${targetMs / 1000} s: ${p50 < targetMs ? 'met' : 'missed'})`,
+    `${name}: p50 ${(p50 / 1000).toFixed(2)} s (runs: ${all} ms; target < ${targetMs / 1000} s: ${verdict})`,
   );
+}
+
+/** Sequential keep-alive requests for `ms`, or until `done` resolves; their latencies. */
+async function latencies(
+  petri: TestPetri,
+  host: string,
+  until: Promise<unknown> | number,
+): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const out: number[] = [];
+  let finished = false;
+  const stop = typeof until === 'number' ? new Promise((r) => setTimeout(r, until)) : until;
+  void stop.then(() => (finished = true));
+  while (!finished) {
+    const t = performance.now();
+    await new Promise<void>((resolve) => {
+      http
+        .get({ host: '127.0.0.1', port: petri.httpPort, path: '/', headers: { host }, agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        })
+        .on('error', () => resolve());
+    });
+    out.push(performance.now() - t);
+  }
+  agent.destroy();
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -40,12 +76,37 @@ async function main(): Promise<void> {
     const first: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       await petri.cli(['apps', 'create', `bench-${i}`]);
-      first.push(await timeToServe(petri, `bench-${i}`, 'v1'));
+      first.push(await timeDeploy(petri, `bench-${i}`, 'zero-dep', 'v1'));
     }
     report('first deploy to first 200', first, 2000);
     const again: number[] = [];
-    for (let i = 0; i < RUNS; i++) again.push(await timeToServe(petri, 'bench-0', `v${i + 2}`));
+    for (let i = 0; i < RUNS; i++) again.push(await timeDeploy(petri, 'bench-0', 'zero-dep', `v${i + 2}`));
     report('redeploy to first 200 of the new release', again, 2000);
+
+    await petri.cli(['apps', 'create', 'steady']);
+    for (let v = 1; v <= 2; v++) await timeDeploy(petri, 'steady', 'steady', `v${v}`);
+    const rollbacks: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const started = performance.now();
+      const r = await petri.cli(['rollback', '--app', 'steady', '--json']);
+      if (r.code !== 0) throw new Error(`rollback failed: ${r.stderr}`);
+      await servesRelease(petri, 'steady', (JSON.parse(r.stdout) as { version: string }).version);
+      rollbacks.push(performance.now() - started);
+    }
+    report('rollback to the old release serving', rollbacks, 1000);
+
+    const host = 'steady.petri.localhost';
+    const rest = await latencies(petri, host, 3000);
+    const redeploys = (async () => {
+      for (let i = 0; i < RUNS; i++)
+        await petri.cli(['deploy', path.join(FIXTURES, 'steady'), '--app', 'steady']);
+    })();
+    const during = await latencies(petri, host, redeploys);
+    const [p99Rest, p99During] = [percentile(rest, 99), percentile(during, 99)];
+    console.log(
+      `latency during a switch: p99 ${p99During.toFixed(2)} ms during ${RUNS} redeploys (${during.length} requests) ` +
+        `vs ${p99Rest.toFixed(2)} ms at rest (${rest.length} requests): ratio ${(p99During / p99Rest).toFixed(2)}`,
+    );
   } finally {
     await petri.destroy();
   }

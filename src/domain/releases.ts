@@ -182,7 +182,7 @@ export async function failRelease(db: Store, releaseId: number, error: string): 
       .selectAll()
       .where('id', '=', releaseId)
       .executeTakeFirst();
-    if (!release || release.status !== 'pending') return;
+    if (release?.status !== 'pending') return;
     await tx.updateTable('releases').set({ status: 'failed', error }).where('id', '=', releaseId).execute();
     await tx
       .updateTable('deploys')
