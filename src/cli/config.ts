@@ -108,6 +108,11 @@ async function change(
   opts: ChangeOptions,
 ): Promise<void> {
   const created = await client.updateConfig(appName, body);
+  if (created === null) {
+    if (opts.json) ctx.out.json(null);
+    else ctx.out.line(`${doing} on ${appName}: it takes effect with the first deploy`);
+    return;
+  }
   const line = opts.json ? undefined : new WaitLine(ctx.out, `${doing} and restarting ${appName}...`, true);
   line?.start();
   const release = await waitForRelease(client, appName, created, {

@@ -2,6 +2,7 @@
 // code: 0 done, 1 failed (the error on one line of stderr), 2 called wrongly. The
 // top-level src/main.ts calls runCli; `petri server` is dispatched before it gets here.
 import { readFileSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { Command, CommanderError } from 'commander';
 import { ApiError, ConnectionError } from '../client/index.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
@@ -15,7 +16,7 @@ import { registerOpen } from './open.js';
 import { type Io, type Output, UsageError } from './output.js';
 import { registerPs } from './ps.js';
 import { registerReleases } from './releases.js';
-import { registerRun } from './run.js';
+import { processTerminal, registerRun, type Terminal } from './run.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -28,6 +29,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     stderr: io.stderr ?? process.stderr,
     env: io.env ?? process.env,
     cwd: io.cwd ?? process.cwd(),
+    stdin: io.stdin,
   };
   const abort = new AbortController();
   const ctx = createContext(fullIo, abort.signal);
@@ -45,7 +47,12 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerConfig(program, ctx);
     registerReleases(program, ctx);
     registerPs(program, ctx);
-    registerRun(program, ctx);
+    registerRun(program, ctx, {
+      ...processTerminal(),
+      stdin: fullIo.stdin ?? process.stdin,
+      stdout: byteWriter(fullIo.stdout),
+      stderr: byteWriter(fullIo.stderr),
+    });
     // Bare `petri` is a request for help, not a mistake.
     await program.parseAsync(argv.length === 0 ? ['--help'] : argv, { from: 'user' });
     return EXIT_OK;
@@ -115,4 +122,15 @@ function version(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** `petri run` writes bytes; a caller's text writer gets them decoded, split sequences
+ * included (the process's own streams take bytes as they are). */
+function byteWriter(writer: Io['stdout']): Terminal['stdout'] {
+  if (writer === process.stdout || writer === process.stderr) return writer as unknown as Terminal['stdout'];
+  const decoder = new StringDecoder('utf8');
+  return {
+    isTTY: writer.isTTY,
+    write: (chunk: Uint8Array) => writer.write(decoder.write(Buffer.from(chunk))),
+  };
 }

@@ -11,6 +11,8 @@ export interface Writer {
 export interface Io {
   stdout: Writer;
   stderr: Writer;
+  /** Where `petri run` reads its input (the process's stdin unless a caller gives one). */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
   env: Record<string, string | undefined>;
   cwd: string;
 }

@@ -144,8 +144,9 @@ export class PetriClient {
   }
 
   /** Sets and unsets config vars in one new release; it is pending until it serves or fails. */
-  async updateConfig(appName: string, change: ConfigChange): Promise<Release> {
-    const body = await this.json<{ release: Release }>({
+  /** The new release, or null when the app has none yet (the next deploy takes the config). */
+  async updateConfig(appName: string, change: ConfigChange): Promise<Release | null> {
+    const body = await this.json<{ release: Release | null }>({
       method: 'PATCH',
       path: `${appPath(appName)}/config`,
       json: change,
