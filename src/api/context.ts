@@ -39,6 +39,8 @@ export interface ApiContext {
   deployLogs: DeployLogs;
   /** Desired state changed: wake the reconcilers now rather than at their next tick. */
   nudge: () => void;
+  /** Writes the egress proxy's counted attempts to the store now (before a read of them). */
+  flushEgress: () => Promise<void>;
   /** Memory and CPU of running instances, from the runtime. */
   usage: (instanceIds: string[]) => Promise<Map<string, { memoryBytes?: number; cpuSeconds?: number }>>;
   /** Starts a one-off command for `petri run` (throws a UserError when the app has no release). */

@@ -15,6 +15,7 @@ import { registerAuth } from './auth.js';
 import type { ApiContext } from './context.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
+import { egressRoutes } from './routes/egress.js';
 import { logRoutes } from './routes/logs.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
@@ -89,6 +90,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
   logRoutes(api, ctx);
   releaseRoutes(api, ctx);
   psRoutes(api, ctx);
+  egressRoutes(api, ctx);
   runRoutes(api, ctx);
   return api;
 }

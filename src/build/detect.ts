@@ -33,6 +33,7 @@ export async function planBuild(sourceDir: string, detectors = DETECTORS): Promi
   delete plan.processTypes.release;
   const manifest = readManifest(sourceDir);
   if (manifest.healthCheck) plan.healthPath = manifest.healthCheck;
+  if (manifest.egress) plan.egress = manifest.egress;
   if (!plan.processTypes.web) {
     throw new UserError(
       'build_failed',

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'smol-toml';
+import { validateEgressPattern } from '../egress/matching.js';
 import { UserError } from '../lib/errors.js';
 
 export interface Manifest {
@@ -10,6 +11,8 @@ export interface Manifest {
   description?: string;
   /** Path that must answer 2xx/3xx before an instance gets traffic, e.g. "/health". */
   healthCheck?: string;
+  /** [network] egress: host:port patterns the app may reach through the egress proxy. */
+  egress?: string[];
 }
 
 export function readManifest(sourceDir: string): Manifest {
@@ -36,6 +39,24 @@ export function readManifest(sourceDir: string): Manifest {
       );
     }
     manifest.healthCheck = health;
+  }
+  const network = doc.network as Record<string, unknown> | undefined;
+  if (network?.egress !== undefined) {
+    const egress = network.egress;
+    if (!Array.isArray(egress) || egress.some((e) => typeof e !== 'string')) {
+      throw new UserError(
+        'build_failed',
+        'petri.toml: [network] egress must be a list of "host:port" strings',
+      );
+    }
+    for (const pattern of egress as string[]) {
+      try {
+        validateEgressPattern(pattern);
+      } catch (err) {
+        throw new UserError('build_failed', `petri.toml: [network] egress: ${(err as Error).message}`);
+      }
+    }
+    manifest.egress = egress as string[];
   }
   return manifest;
 }

@@ -20,6 +20,8 @@ export interface BuildPlan {
   releaseCommand?: string;
   /** From petri.toml: the path that must answer 2xx/3xx before an instance gets traffic. */
   healthPath?: string;
+  /** From petri.toml: the hosts the app may reach through the egress proxy. */
+  egress?: string[];
 }
 
 export interface StackDetector {

@@ -10,6 +10,7 @@ import { registerApps } from './apps.js';
 import { registerConfig } from './config.js';
 import { createContext } from './context.js';
 import { registerDeploy } from './deploy.js';
+import { registerEgress } from './egress.js';
 import { registerLogin } from './login.js';
 import { registerLogs } from './logs.js';
 import { registerOpen } from './open.js';
@@ -47,6 +48,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerConfig(program, ctx);
     registerReleases(program, ctx);
     registerPs(program, ctx);
+    registerEgress(program, ctx);
     registerRun(program, ctx, {
       ...processTerminal(),
       stdin: fullIo.stdin ?? process.stdin,

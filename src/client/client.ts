@@ -7,11 +7,13 @@ import { ApiError, apiErrorFrom, ConnectionError, networkErrorCode } from './err
 import { parseNdjson } from './ndjson.js';
 import type {
   App,
+  AppEgress,
   AppUpdate,
   ConfigChange,
   ConfigVars,
   Deploy,
   DeployEvent,
+  EgressAttempt,
   Formation,
   LogLine,
   ProcessList,
@@ -205,6 +207,25 @@ export class PetriClient {
       json: type === undefined ? {} : { type },
     });
     return body.restarting;
+  }
+
+  /** Hosts the app declared, and every host it tried to reach. */
+  async egress(appName: string): Promise<AppEgress> {
+    return this.json<AppEgress>({ method: 'GET', path: `${appPath(appName)}/egress` });
+  }
+
+  /** Every app's egress attempts (admins). */
+  async egressReport(): Promise<EgressAttempt[]> {
+    return (await this.json<{ attempts: EgressAttempt[] }>({ method: 'GET', path: '/v1/egress/report' }))
+      .attempts;
+  }
+
+  /** The same report as CSV, as the server writes it. */
+  async egressReportCsv(): Promise<string> {
+    const res = await this.send({ method: 'GET', path: '/v1/egress/report', query: { format: 'csv' } });
+    const text = await res.body.text();
+    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, text, this.url);
+    return text;
   }
 
   private async json<T>(call: Call): Promise<T> {

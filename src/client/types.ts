@@ -142,3 +142,19 @@ export interface ProcessList {
 export const TERMINAL_RELEASE_STATUSES: readonly ReleaseStatus[] = ['succeeded', 'failed'];
 
 export const TERMINAL_DEPLOY_STATUSES: readonly DeployStatus[] = ['succeeded', 'failed'];
+
+export interface EgressAttempt {
+  app: string;
+  host: string;
+  port: number;
+  allowed: boolean;
+  count: number;
+  lastSeen: string;
+  lastReason: string | null;
+}
+
+export interface AppEgress {
+  /** host:port patterns from petri.toml's [network] egress. */
+  declared: string[];
+  attempts: EgressAttempt[];
+}

@@ -91,6 +91,7 @@ export async function changeConfig(
       config_sealed: sealed,
       release_command: base.release_command,
       health_path: base.health_path,
+      egress: base.egress,
     });
   });
 }

@@ -96,6 +96,7 @@ export async function releaseBuild(db: Store, deploy: Deploy, build: BuildResult
       config_sealed: app.config_sealed,
       release_command: build.releaseCommand ?? null,
       health_path: build.healthPath ?? null,
+      egress: JSON.stringify(build.egress ?? []),
     });
     await tx
       .updateTable('deploys')
@@ -112,6 +113,7 @@ export interface BuildResult {
   runtimeEnv: Record<string, string>;
   releaseCommand?: string;
   healthPath?: string;
+  egress?: string[];
 }
 
 /** Fails a deploy; if its release was about to serve, the release fails with it. */

@@ -10,7 +10,13 @@ import { recordAudit } from './audit.js';
 
 export type ReleaseFields = Pick<
   Release,
-  'slug_dir' | 'process_types' | 'runtime_env' | 'config_sealed' | 'release_command' | 'health_path'
+  | 'slug_dir'
+  | 'process_types'
+  | 'runtime_env'
+  | 'config_sealed'
+  | 'release_command'
+  | 'health_path'
+  | 'egress'
 > & { kind: ReleaseKind; description: string; deploy_id: string | null };
 
 type Tx = Store;
@@ -144,6 +150,7 @@ export async function rollback(
       // The schema of the data moved on with later releases: a rollback does not migrate back.
       release_command: null,
       health_path: target.health_path,
+      egress: target.egress,
     });
     // Heroku's rollback restores the config too: the app's config is the release's again.
     await tx

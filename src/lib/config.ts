@@ -29,6 +29,14 @@ export interface PetriConfig {
   cgroupParent: string;
   logMaxBytesPerApp: number;
   logLevel: string;
+  /** Each sandbox in its own network namespace on this bridge and subnet (IPv4 CIDR). */
+  network: { enabled: boolean; bridge: string; subnet: string };
+  /** The egress proxy's port on the bridge's gateway address. */
+  egressPort: number;
+  /** Hosts apps may reach through the proxy even though they resolve to private addresses. */
+  egressAllowPrivateHosts: string[];
+  /** Hosts builds may reach (package registries); default: the registry npm is configured with. */
+  buildEgress?: string[];
 }
 
 export type ConfigInput = Partial<{ [K in keyof PetriConfig]: unknown }> & { configFile?: string };
@@ -52,6 +60,9 @@ export const DEFAULTS: PetriConfig = {
   cgroupParent: 'petri',
   logMaxBytesPerApp: 5 * MiB,
   logLevel: 'info',
+  network: { enabled: true, bridge: 'petri0', subnet: '10.213.0.0/24' },
+  egressPort: 3128,
+  egressAllowPrivateHosts: [],
 };
 
 const ENV_KEYS: Record<string, keyof PetriConfig> = {
@@ -108,7 +119,25 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     cgroupParent: matching(raw, 'cgroupParent', /^[a-z][a-z0-9-]{0,62}$/),
     logMaxBytesPerApp: integer(raw, 'logMaxBytesPerApp', 4096, Number.MAX_SAFE_INTEGER),
     logLevel: matching(raw, 'logLevel', /^(trace|debug|info|warn|error|fatal|silent)$/),
+    network: validateNetwork(raw.network),
+    egressPort: integer(raw, 'egressPort', 1, 65535),
+    egressAllowPrivateHosts: stringList(raw, 'egressAllowPrivateHosts'),
+    buildEgress: raw.buildEgress === undefined ? undefined : stringList(raw, 'buildEgress'),
   };
+}
+
+function validateNetwork(value: unknown): PetriConfig['network'] {
+  const net = { ...DEFAULTS.network, ...(value as object) } as Record<string, unknown>;
+  if (typeof net.enabled !== 'boolean') throw invalid('network.enabled', net.enabled, 'true or false');
+  const bridge = matching(net, 'bridge', /^[a-z][a-z0-9-]{0,14}$/);
+  const subnet = matching(net, 'subnet', /^(\d{1,3}\.){3}\d{1,3}\/(1[6-9]|2[0-8])$/);
+  return { enabled: net.enabled, bridge, subnet };
+}
+
+function stringList(raw: Record<string, unknown>, key: string): string[] {
+  const v = raw[key];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw invalid(key, v, 'a list of strings');
+  return v as string[];
 }
 
 function text(raw: Record<string, unknown>, key: string): string {

@@ -95,6 +95,7 @@ export class BuildLoop {
         runtimeEnv: plan.env,
         releaseCommand: plan.releaseCommand,
         healthPath: plan.healthPath,
+        egress: plan.egress,
       });
       output(`-----> Releasing v${release.version}\n`);
       this.deps.onReleased();

@@ -220,7 +220,7 @@ export class InstanceReconciler {
     const isNew = app.serving_release_id !== row.release_id;
     if (row.state === 'starting') {
       if (!alive) {
-        const why = `${name} exited during start (${describeExit(status)})`;
+        const why = `${name} exited during start (${describeExit(status, app)})`;
         return isNew ? this.failStart(app, row, why) : this.crashed(app, row, status, why);
       }
       if (await this.isHealthy(row, release)) {
@@ -239,7 +239,7 @@ export class InstanceReconciler {
       return;
     }
     if (row.state === 'up' && !alive) {
-      return this.crashed(app, row, status, `${name} exited (${describeExit(status)})`);
+      return this.crashed(app, row, status, `${name} exited (${describeExit(status, app)})`);
     }
     if (row.state === 'crashed') {
       if (alive) return this.kill(row); // a start that timed out: make sure it is gone first
@@ -504,9 +504,9 @@ export class InstanceReconciler {
   }
 }
 
-function describeExit(status: InstanceStatus | undefined): string {
+function describeExit(status: InstanceStatus | undefined, app?: App): string {
   if (!status) return 'its process is gone';
-  if (status.oomKilled) return 'killed: memory limit reached';
+  if (status.oomKilled) return app ? `killed: memory limit ${app.memory_mib} MiB` : 'killed: memory limit reached';
   if (status.signal) return `killed by ${status.signal}`;
   if (status.exitCode !== undefined && status.exitCode !== null) return `exit code ${status.exitCode}`;
   return 'its process is gone';

@@ -127,6 +127,27 @@ migrations['0002-releases-config-formation'] = {
   },
 };
 
+migrations['0003-egress'] = {
+  async up(db: Kysely<unknown>) {
+    // The hosts a release declared it may reach (JSON array of host:port patterns).
+    await db.schema
+      .alterTable('releases')
+      .addColumn('egress', 'text', (c) => c.notNull().defaultTo('[]'))
+      .execute();
+    await db.schema
+      .createTable('egress_attempts')
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      .addColumn('host', 'text', (c) => c.notNull())
+      .addColumn('port', 'integer', (c) => c.notNull())
+      .addColumn('allowed', 'integer', (c) => c.notNull())
+      .addColumn('count', 'integer', (c) => c.notNull())
+      .addColumn('last_seen', 'text', (c) => c.notNull())
+      .addColumn('last_reason', 'text')
+      .addPrimaryKeyConstraint('egress_attempts_pk', ['app_id', 'host', 'port', 'allowed'])
+      .execute();
+  },
+};
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;

@@ -77,6 +77,8 @@ export interface ReleasesTable {
   /** The runtime id of the release command's process while it runs. */
   phase_instance: string | null;
   phase_started_at: string | null;
+  /** JSON array of the host:port patterns this release may reach through the egress proxy. */
+  egress: Generated<string>;
 }
 
 export type ReleaseKind = 'deploy' | 'config' | 'rollback';
@@ -114,6 +116,17 @@ export interface InstancesTable {
   signalled_at: string | null;
 }
 
+export interface EgressAttemptsTable {
+  app_id: number;
+  host: string;
+  port: number;
+  /** 1 allowed, 0 refused. */
+  allowed: number;
+  count: number;
+  last_seen: string;
+  last_reason: string | null;
+}
+
 export interface AuditEventsTable {
   id: Generated<number>;
   at: string;
@@ -133,6 +146,7 @@ export interface Database {
   formations: FormationsTable;
   instances: InstancesTable;
   audit_events: AuditEventsTable;
+  egress_attempts: EgressAttemptsTable;
 }
 
 export type App = Selectable<AppsTable>;
