@@ -16,6 +16,7 @@ import { DeployLogs } from './logs/deploy-log.js';
 import { LogStore } from './logs/log-store.js';
 import { OutputTailer } from './logs/output-tailer.js';
 import { BuildLoop } from './reconcile/builds.js';
+import { startEgressProxy } from './reconcile/egress-proxy.js';
 import { InstanceReconciler } from './reconcile/instances.js';
 import { createOneOffRunner } from './reconcile/one-off.js';
 import { HaproxyRouter } from './router/haproxy-router.js';
@@ -55,7 +56,14 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     onError: (err, file) => log.warn({ err, file }, 'reading app output failed'),
   });
   const deployLogs = new DeployLogs((appId, deployId) => paths.deployLog(appId, deployId));
-  const driver = new LocalDriver({ stateDir: paths.runtime, cgroupParent: config.cgroupParent });
+  const driver = new LocalDriver({
+    stateDir: paths.runtime,
+    cgroupParent: config.cgroupParent,
+    network: config.network.enabled
+      ? { bridge: config.network.bridge, subnet: config.network.subnet, hostPorts: [config.egressPort] }
+      : undefined,
+  });
+  const egress = await startEgressProxy({ config, db, driver, logger: log });
   const router = new HaproxyRouter({
     dir: paths.router,
     httpPort: config.httpPort,
@@ -78,6 +86,8 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     tailer,
     deployLogs,
     logger: log,
+    egressProxyUrl: egress?.url,
+    egressClients: egress?.clients,
   });
   const builds = new BuildLoop({
     db,
@@ -87,6 +97,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     logs,
     deployLogs,
     logger: log,
+    egressProxyUrl: egress?.url,
     onReleased: () => reconciler.nudge(),
   });
   const ctx: ApiContext = {
@@ -100,6 +111,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
       reconciler.nudge();
       void builds.tick();
     },
+    flushEgress: async () => egress?.flush(),
     usage: async (ids) => {
       const usage = new Map<string, { memoryBytes?: number; cpuSeconds?: number }>();
       for (const id of ids) {
@@ -108,7 +120,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
       }
       return usage;
     },
-    runOneOff: createOneOffRunner({ db, driver, paths, config, secrets }),
+    runOneOff: createOneOffRunner({ db, driver, paths, config, secrets, egressProxyUrl: egress?.url }),
   };
   const api = await buildApi(ctx, log);
   await api.listen({ port: config.apiPort, host: config.apiBind });
@@ -122,6 +134,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     await reconciler.stop();
     builds.stop();
     tailer.close();
+    await egress?.close();
     await api.close();
     await db.destroy();
   };
@@ -132,10 +145,20 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     adminToken,
     close,
     async stopWorld() {
+      // Instances the store knows are removed with their files (mounts included); anything
+      // else the driver runs is stopped.
+      await reconciler.stop();
+      const rows = await db.selectFrom('instances').select(['id', 'app_id']).execute();
       await close();
       const running = await driver.list();
       await Promise.all(running.map((s) => driver.stop(s.id, 2000)));
+      for (const row of rows) {
+        await driver
+          .removeFiles({ id: row.id, workDir: paths.instance(row.app_id, row.id) })
+          .catch(() => undefined);
+      }
       await router.stop();
+      await driver.removeNetwork();
     },
   };
 }

@@ -18,6 +18,8 @@ export interface BuildRequest {
   limits: Limits;
   timeoutMs: number;
   onOutput: (text: string) => void;
+  /** The egress proxy builds reach package registries through, when sandboxes have their own network. */
+  proxyUrl?: string;
 }
 
 export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promise<BuildPlan> {
@@ -38,7 +40,14 @@ export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promi
       appDir: req.sourceDir,
       writableMounts: { [req.cacheDir]: '/cache' },
       command: step.argv,
-      env: { ...plan.env, ...step.env, HOME: '/app', npm_config_cache: '/cache/npm', CI: 'true' },
+      env: {
+        ...plan.env,
+        ...step.env,
+        ...proxyEnv(req.proxyUrl),
+        HOME: '/app',
+        npm_config_cache: '/cache/npm',
+        CI: 'true',
+      },
       limits: req.limits,
       timeoutMs: Math.max(remaining, 1000),
       onOutput: req.onOutput,
@@ -72,6 +81,17 @@ async function freezeSlug(sourceDir: string, slugDir: string): Promise<void> {
   await rename(sourceDir, slugDir);
   await execOk('chown', ['-R', '0:0', slugDir]);
   await execOk('chmod', ['-R', 'u-w,go-w', slugDir]);
+}
+
+function proxyEnv(url: string | undefined): Record<string, string> {
+  if (!url) return {};
+  return {
+    HTTP_PROXY: url,
+    HTTPS_PROXY: url,
+    http_proxy: url,
+    https_proxy: url,
+    NO_PROXY: 'localhost,127.0.0.1',
+  };
 }
 
 function stackTitle(stack: string): string {

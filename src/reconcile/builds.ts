@@ -26,6 +26,7 @@ export interface BuildLoopDeps {
   logger: Logger;
   /** Called when a release is ready to serve. */
   onReleased: () => void;
+  egressProxyUrl?: string;
 }
 
 /** Two builds at once keep a 2-core host responsive for the apps it serves. */
@@ -87,6 +88,7 @@ export class BuildLoop {
         limits: appLimits(app),
         timeoutMs: config.buildTimeoutMs,
         onOutput: output,
+        proxyUrl: this.deps.egressProxyUrl,
       });
       output(`-----> Build finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
       const release = await releaseBuild(db, deploy, {

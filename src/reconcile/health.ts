@@ -6,8 +6,12 @@ import { isListening } from '../lib/ports.js';
 /** A health check that hangs must not hold a reconcile pass. */
 const CHECK_TIMEOUT_MS = 2000;
 
-export async function checkHealth(port: number, healthPath: string | null): Promise<boolean> {
-  if (!healthPath) return isListening(port);
+export async function checkHealth(
+  address: string,
+  port: number,
+  healthPath: string | null,
+): Promise<boolean> {
+  if (!healthPath) return isListening(port, address);
   return new Promise((resolve) => {
     const req = http.get(
       {

@@ -13,9 +13,23 @@ export function instanceEnv(input: {
   release: Release;
   process: string;
   port: number;
+  /** The egress proxy, when sandboxes have their own network: http://GATEWAY:PORT. */
+  proxy?: string;
 }): Record<string, string> {
   const { app, release } = input;
+  // Both spellings: curl and Python read the lower-case ones, most others the upper-case.
+  const proxy: Record<string, string> = input.proxy
+    ? {
+        HTTP_PROXY: input.proxy,
+        HTTPS_PROXY: input.proxy,
+        NO_PROXY: 'localhost,127.0.0.1',
+        http_proxy: input.proxy,
+        https_proxy: input.proxy,
+        no_proxy: 'localhost,127.0.0.1',
+      }
+    : {};
   return {
+    ...proxy,
     ...(JSON.parse(release.runtime_env) as Record<string, string>),
     ...decryptConfig(input.secrets, release.config_sealed),
     // Petri's own names come last: config cannot override them (PETRI_ keys are refused).

@@ -30,6 +30,7 @@ import type { Router, RouteSpec } from '../router/router.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
 import type { App, Instance, Release } from '../store/schema.js';
+import type { EgressClients } from './egress-clients.js';
 import { checkHealth } from './health.js';
 import { instanceEnv } from './instance-env.js';
 import { planApp } from './plan.js';
@@ -46,6 +47,10 @@ export interface ReconcilerDeps {
   tailer: OutputTailer;
   deployLogs: DeployLogs;
   logger: Logger;
+  /** What sandboxes use as HTTP(S)_PROXY, when they have their own network. */
+  egressProxyUrl?: string;
+  /** Tells the egress proxy who is behind each instance address. */
+  egressClients?: EgressClients;
 }
 
 const MAX_BACKOFF_MS = 60_000;
@@ -160,7 +165,7 @@ export class InstanceReconciler {
         routes.push({
           host: `${app.name}.${this.deps.config.domain}`,
           app: app.name,
-          servers: plan.servers.map((r) => ({ id: r.id, address: '127.0.0.1', port: r.port })),
+          servers: plan.servers.map((r) => ({ id: r.id, address: r.address ?? '127.0.0.1', port: r.port })),
         });
         if (plan.switchToDesired) switched.push(app);
         retire.push(...plan.retire);
@@ -181,6 +186,7 @@ export class InstanceReconciler {
       await this.step(`drain ${row.id}`, () => this.drain(row));
     }
     this.busy = rows.some((r) => r.state === 'starting' || r.state === 'stopping') || this.phase.busy;
+    await this.deps.egressClients?.refresh();
     await this.removeDestroyedApps(rows);
   }
 
@@ -250,7 +256,7 @@ export class InstanceReconciler {
 
   private async isHealthy(row: Instance, release: Release): Promise<boolean> {
     if (row.type !== 'web') return true;
-    return checkHealth(row.port, release.health_path);
+    return checkHealth(row.address ?? '127.0.0.1', row.port, release.health_path);
   }
 
   private async crashed(
@@ -356,7 +362,7 @@ export class InstanceReconciler {
     this.watchOutput(app, row);
     const uid = config.uidBase + app.id;
     try {
-      await driver.start({
+      const started = await driver.start({
         id: row.id,
         app: app.name,
         uid,
@@ -368,6 +374,13 @@ export class InstanceReconciler {
         limits: appLimits(app),
         outputFile: path.join(workDir, 'output.log'),
       });
+      await updateInstance(db, row.id, { address: started.address ?? null });
+      if (started.address) {
+        this.deps.egressClients?.set(started.address, {
+          app: app.name,
+          allowed: JSON.parse(release.egress) as string[],
+        });
+      }
       this.note(app, release.id, `starting ${processType}.${index} (v${release.version}): ${command}`);
     } catch (err) {
       const why = `${processType}.${index} could not be started: ${errorMessage(err)}`;
@@ -390,6 +403,7 @@ export class InstanceReconciler {
       release,
       process: `${type}.${index}`,
       port,
+      proxy: this.deps.egressProxyUrl,
     });
   }
 
@@ -506,7 +520,8 @@ export class InstanceReconciler {
 
 function describeExit(status: InstanceStatus | undefined, app?: App): string {
   if (!status) return 'its process is gone';
-  if (status.oomKilled) return app ? `killed: memory limit ${app.memory_mib} MiB` : 'killed: memory limit reached';
+  if (status.oomKilled)
+    return app ? `killed: memory limit ${app.memory_mib} MiB` : 'killed: memory limit reached';
   if (status.signal) return `killed by ${status.signal}`;
   if (status.exitCode !== undefined && status.exitCode !== null) return `exit code ${status.exitCode}`;
   return 'its process is gone';

@@ -19,6 +19,8 @@ export interface OneOffRunnerDeps {
   paths: DataPaths;
   config: PetriConfig;
   secrets: SecretBox;
+  /** The egress proxy, when sandboxes have their own network. */
+  egressProxyUrl?: string;
 }
 
 export interface OneOffRequest {
@@ -54,7 +56,14 @@ export function createOneOffRunner(
     const id = newId(`run-${app.name}-`).toLowerCase();
     const uid = config.uidBase + app.id;
     // Like an instance: a one-off may start a server (Heroku sets PORT for `run` too).
-    const env = instanceEnv({ secrets: deps.secrets, app, release, process: 'run', port: await freePort() });
+    const env = instanceEnv({
+      secrets: deps.secrets,
+      app,
+      release,
+      process: 'run',
+      port: await freePort(),
+      proxy: deps.egressProxyUrl,
+    });
     if (request.tty && env.TERM === undefined) env.TERM = DEFAULT_TERM;
     return driver.runInteractive({
       id,

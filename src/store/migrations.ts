@@ -145,6 +145,8 @@ migrations['0003-egress'] = {
       .addColumn('last_reason', 'text')
       .addPrimaryKeyConstraint('egress_attempts_pk', ['app_id', 'host', 'port', 'allowed'])
       .execute();
+    // Where the router reaches an instance: its address in its network namespace.
+    await db.schema.alterTable('instances').addColumn('address', 'text').execute();
   },
 };
 

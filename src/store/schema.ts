@@ -114,6 +114,8 @@ export interface InstancesTable {
   generation: Generated<number>;
   /** When SIGTERM was sent (drained, or its drain deadline passed). */
   signalled_at: string | null;
+  /** Its address in its network namespace (null: the host's loopback). */
+  address: Generated<string | null>;
 }
 
 export interface EgressAttemptsTable {

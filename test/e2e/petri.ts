@@ -42,9 +42,18 @@ export class TestPetri {
   readonly dataDir: string;
   private readonly configFile: string;
 
+  /** What the server was started with (see the JSON config written below). */
+  readonly config: {
+    cgroupParent: string;
+    uidBase: number;
+    network: { enabled: boolean; bridge: string; subnet: string };
+    egressPort: number;
+  };
+
   private constructor(
     readonly apiPort: number,
     readonly httpPort: number,
+    egressPort: number,
     readonly extraConfig: Record<string, unknown>,
   ) {
     this.dataDir = mkdtempSync(path.join(tmpdir(), 'petri-e2e-'));
@@ -54,12 +63,18 @@ export class TestPetri {
       .replace(/[^a-z0-9]/gi, '')
       .toLowerCase()
       .slice(-8);
+    // Its own cgroup parent, uid range, bridge and subnet: two test Petris never share one.
+    const n = Number.parseInt(suffix, 36);
+    this.config = {
+      cgroupParent: `petri-test-${suffix}`,
+      uidBase: 200_000 + (n % 1000) * 1000,
+      network: { enabled: true, bridge: `pt${suffix}`.slice(0, 15), subnet: `10.213.${n % 250}.0/24` },
+      egressPort,
+    };
     writeFileSync(
       this.configFile,
       JSON.stringify({
-        cgroupParent: `petri-test-${suffix}`,
-        // Each test Petri gets its own uid range, so two of them never share a user.
-        uidBase: 200_000 + (Number.parseInt(suffix, 36) % 1000) * 1000,
+        ...this.config,
         bootTimeoutMs: 5000,
         drainGraceMs: 2000,
         logLevel: 'warn',
@@ -69,7 +84,7 @@ export class TestPetri {
   }
 
   static async start(extraConfig: Record<string, unknown> = {}): Promise<TestPetri> {
-    const petri = new TestPetri(await freePort(), await freePort(), extraConfig);
+    const petri = new TestPetri(await freePort(), await freePort(), await freePort(), extraConfig);
     await petri.startServer();
     petri.token = readFileSync(path.join(petri.dataDir, 'admin.token'), 'utf8').trim();
     return petri;

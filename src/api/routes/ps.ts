@@ -21,6 +21,7 @@ const ProcessStatus = Type.Object({
   memoryBytes: Type.Union([Type.Number(), Type.Null()]),
   cpuSeconds: Type.Union([Type.Number(), Type.Null()]),
   port: Type.Union([Type.Integer(), Type.Null()]),
+  address: Type.Union([Type.String(), Type.Null()]),
   lastExit: Type.Union([Type.String(), Type.Null()]),
   lastLines: Type.Array(Type.String()),
 });
@@ -111,6 +112,7 @@ async function presentProcesses(ctx: ApiContext, app: App) {
       memoryBytes: use?.memoryBytes ?? null,
       cpuSeconds: use?.cpuSeconds ?? null,
       port: r.type === 'web' ? r.port : null,
+      address: r.address,
       lastExit: r.exit_reason,
       lastLines,
     };

@@ -1,0 +1,78 @@
+// Runs the egress proxy on the sandboxes' gateway and keeps the store's egress counts:
+// attempts are counted in memory and written every few seconds (and before a read).
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import { recordEgressAttempts } from '../domain/egress.js';
+import { EgressCounters } from '../egress/counters.js';
+import { EgressProxy } from '../egress/proxy.js';
+import type { PetriConfig } from '../lib/config.js';
+import type { LocalDriver } from '../runtime/local/local-driver.js';
+import type { Store } from '../store/db.js';
+import { EgressClients } from './egress-clients.js';
+
+const FLUSH_INTERVAL_MS = 5000;
+
+export interface RunningEgress {
+  url: string;
+  clients: EgressClients;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startEgressProxy(deps: {
+  config: PetriConfig;
+  db: Store;
+  driver: LocalDriver;
+  logger: Logger;
+}): Promise<RunningEgress | undefined> {
+  const { config, db, driver, logger } = deps;
+  const gateway = driver.networkGateway();
+  if (!gateway) return undefined;
+  await driver.prepareNetwork();
+  const clients = new EgressClients(db, driver, config.buildEgress ?? (await npmRegistryEgress()));
+  const counters = new EgressCounters();
+  const proxy = new EgressProxy({
+    identify: (address) => clients.identify(address),
+    allowPrivateHosts: config.egressAllowPrivateHosts,
+    onAttempt: counters.record,
+    logger,
+  });
+  await proxy.listen(gateway, config.egressPort);
+  const flush = async () => {
+    const counts = counters.drain();
+    try {
+      await recordEgressAttempts(
+        db,
+        counts.map((c) => ({ ...c, lastSeen: c.lastSeen.toISOString(), lastReason: c.lastReason ?? null })),
+      );
+    } catch (err) {
+      counters.restore(counts);
+      logger.warn({ err }, 'recording egress attempts failed; kept for the next try');
+    }
+  };
+  const timer = setInterval(() => void flush(), FLUSH_INTERVAL_MS);
+  timer.unref();
+  return {
+    url: `http://${gateway}:${config.egressPort}`,
+    clients,
+    flush,
+    async close() {
+      clearInterval(timer);
+      await flush();
+      await proxy.close();
+    },
+  };
+}
+
+/** Builds may reach the registry npm on this host is configured with (host:443), which
+ * names no registry in Petri itself. */
+async function npmRegistryEgress(): Promise<string[]> {
+  try {
+    const { stdout } = await promisify(execFile)('npm', ['config', 'get', 'registry'], { timeout: 10_000 });
+    const url = new URL(stdout.trim());
+    return [`${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`];
+  } catch {
+    return [];
+  }
+}
