@@ -4,12 +4,18 @@
 //   rollback: `petri rollback` to the first answer of the rolled-back release; p50 of 5.
 //   switch:   request latency p99 during redeploys against p99 at rest (a ratio; same
 //             router, same app, same load, measured in the same run).
+//   network:  the router's throughput (wrk) to an app in its own network namespace against
+//             the same app on the host network (a second Petri with namespaces off), and
+//             the time from start to listening of an instance with and without them.
+import { execFile } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { until } from '../src/lib/until.js';
 import { FIXTURES, TestPetri } from '../test/e2e/petri.js';
 
 const RUNS = 5;
+const execFileAsync = promisify(execFile);
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -112,4 +118,61 @@ async function main(): Promise<void> {
   }
 }
 
+/** Requests per second through the router to one app, by wrk (keep-alive, 16 connections). */
+async function throughput(petri: TestPetri, host: string): Promise<number> {
+  const { stdout } = await execFileAsync('wrk', [
+    '-t2',
+    '-c16',
+    '-d5s',
+    '-H',
+    `Host: ${host}`,
+    `http://127.0.0.1:${petri.httpPort}/`,
+  ]);
+  return Number(/Requests\/sec:\s+([0-9.]+)/.exec(stdout)?.[1] ?? 0);
+}
+
+async function isolation(): Promise<void> {
+  const measure = async (network: boolean) => {
+    const petri = await TestPetri.start({
+      logLevel: 'error',
+      ...(network ? {} : { network: { enabled: false } }),
+    });
+    try {
+      await petri.cli(['apps', 'create', 'tput']);
+      await timeDeploy(petri, 'tput', 'zero-dep', 'v1');
+      // A restart starts a new instance and routes it once up: its start, measured by ps.
+      const starts: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const since = Date.now();
+        const started = performance.now();
+        await petri.cli(['restart', '--app', 'tput']);
+        await until(
+          async () => {
+            const ps = JSON.parse((await petri.cli(['ps', '--app', 'tput', '--json'])).stdout) as {
+              processes: { state: string; startedAt: string }[];
+            };
+            const [only] = ps.processes;
+            return ps.processes.length === 1 && only?.state === 'up' && Date.parse(only.startedAt) >= since;
+          },
+          { timeout: 20_000, interval: 5 },
+        );
+        starts.push(performance.now() - started);
+      }
+      await throughput(petri, 'tput.petri.localhost'); // warm-up
+      return { rps: await throughput(petri, 'tput.petri.localhost'), start: percentile(starts, 50) };
+    } finally {
+      await petri.destroy();
+    }
+  };
+  const isolated = await measure(true);
+  const host = await measure(false);
+  console.log(
+    `router throughput: ${isolated.rps.toFixed(0)} req/s to an app in its network namespace vs ${host.rps.toFixed(0)} req/s on the host network: ratio ${(isolated.rps / host.rps).toFixed(2)} (target > 0.9)`,
+  );
+  console.log(
+    `restart to up (p50 of ${RUNS}): ${isolated.start.toFixed(0)} ms with its network namespace vs ${host.start.toFixed(0)} ms without`,
+  );
+}
+
 await main();
+await isolation();

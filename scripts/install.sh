@@ -12,7 +12,7 @@ echo "==> system packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  bubblewrap haproxy git nftables iproute2 util-linux ca-certificates python3 make g++ >/dev/null
+  bubblewrap haproxy git nftables iproute2 util-linux e2fsprogs ca-certificates python3 make g++ wrk >/dev/null
 # Node.js 20+: keep the one installed (it may come from another apt source); else Debian's.
 if ! command -v node >/dev/null; then
   apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
