@@ -38,7 +38,7 @@ export async function presentApp(db: Store, config: PetriConfig, app: App) {
     createdAt: app.created_at,
     status,
     release: serving ? `v${serving.version}` : null,
-    limits: { memoryMiB: app.memory_mib, cpus: app.cpus, pids: app.pids },
+    limits: { memoryMiB: app.memory_mib, cpus: app.cpus, pids: app.pids, diskMiB: app.disk_mib },
     settings: { bootTimeoutSeconds: Math.round((app.boot_timeout_ms ?? config.bootTimeoutMs) / 1000) },
     processes: instances
       .filter((i) => i.release_id === app.serving_release_id || i.state === 'starting')

@@ -10,6 +10,11 @@ export const Limits = Type.Object({
   memoryMiB: Type.Integer({ minimum: 16, maximum: 1_048_576, description: 'memory limit per instance, MiB' }),
   cpus: Type.Number({ minimum: 0.01, maximum: 1024, description: 'CPU cores per instance' }),
   pids: Type.Integer({ minimum: 8, maximum: 1_000_000, description: 'process/thread limit per instance' }),
+  diskMiB: Type.Integer({
+    minimum: 16,
+    maximum: 1_048_576,
+    description: 'size of /app and of /tmp per instance, MiB',
+  }),
 });
 
 export const Process = Type.Object({

@@ -82,14 +82,19 @@ export function registerApps(program: Command, ctx: Context): void {
     .option('--memory <size>', 'memory limit: 256 (MiB), 256M, 1G', parseMemory)
     .option('--cpus <n>', 'CPU limit in cores, e.g. 0.5', parseCpus)
     .option('--pids <n>', 'most processes and threads at once', parsePids)
+    .option('--disk <size>', 'size of /app and of /tmp: 512 (MiB), 512M, 2G', parseMemory)
     .option('--json', 'print JSON')
     .action(
-      async (name: string, opts: Partial<{ memory: number; cpus: number; pids: number; json: boolean }>) => {
+      async (
+        name: string,
+        opts: Partial<{ memory: number; cpus: number; pids: number; disk: number; json: boolean }>,
+      ) => {
         const client = await ctx.client();
         const limits: Partial<Limits> = {};
         if (opts.memory !== undefined) limits.memoryMiB = opts.memory;
         if (opts.cpus !== undefined) limits.cpus = opts.cpus;
         if (opts.pids !== undefined) limits.pids = opts.pids;
+        if (opts.disk !== undefined) limits.diskMiB = opts.disk;
         const app =
           Object.keys(limits).length > 0
             ? await client.updateApp(name, { limits })
@@ -220,6 +225,7 @@ function limitPairs(limits: Limits): [string, string][] {
     ['memory', `${limits.memoryMiB} MiB`],
     ['cpus', String(limits.cpus)],
     ['pids', String(limits.pids)],
+    ['disk', `${limits.diskMiB} MiB`],
   ];
 }
 

@@ -9,6 +9,8 @@ export interface Limits {
   memoryMiB: number;
   cpus: number;
   pids: number;
+  /** Size of /app and of /tmp per instance. */
+  diskMiB: number;
 }
 
 export interface AppProcess {

@@ -25,6 +25,7 @@ export async function createApp(
         owner_id: user.id,
         created_at: now(),
         memory_mib: limits.memoryMiB,
+        disk_mib: limits.diskMiB ?? 1024,
         cpus: limits.cpus,
         pids: limits.pids,
         desired_release_id: null,
@@ -64,6 +65,7 @@ export async function setLimits(
     .updateTable('apps')
     .set({
       memory_mib: limits.memoryMiB ?? app.memory_mib,
+      disk_mib: limits.diskMiB ?? app.disk_mib,
       cpus: limits.cpus ?? app.cpus,
       pids: limits.pids ?? app.pids,
     })
@@ -114,7 +116,7 @@ export async function destroyApp(db: Store, user: User, app: App, ip?: string): 
 }
 
 export function appLimits(app: App): Limits {
-  return { memoryMiB: app.memory_mib, cpus: app.cpus, pids: app.pids };
+  return { memoryMiB: app.memory_mib, cpus: app.cpus, pids: app.pids, diskMiB: app.disk_mib };
 }
 
 export function actorOf(user: User, ip?: string): Actor {

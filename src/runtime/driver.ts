@@ -7,6 +7,8 @@ import type { Limits } from '../lib/limits.js';
 
 export type { Limits };
 
+export type LimitHit = 'memory' | 'pids' | 'disk';
+
 /** A long-running app instance (web.1, worker.2 ...). It outlives the control plane. */
 export interface InstanceSpec {
   /** Unique and stable for the life of the instance; safe as a file and cgroup name ([a-z0-9.-]). */
@@ -17,7 +19,8 @@ export interface InstanceSpec {
   /** Read-only build artifact on the host. */
   slugDir: string;
   /** The instance's own host directory; the driver makes `workDir/app` (a writable copy of
-   * the slug, seen as /app inside) and anything else it needs in here. */
+   * the slug, seen as /app inside, holding at most limits.diskMiB with the slug) and anything
+   * else it needs in here (the local driver: the image of that filesystem, app.img). */
   workDir: string;
   /** argv run inside the sandbox with /app as working directory. */
   command: string[];
@@ -35,8 +38,18 @@ export interface InstanceStatus {
   signal?: string | null;
   /** True when the memory limit killed it. */
   oomKilled?: boolean;
+  /** A limit it ran into, where the driver can tell: 'memory' (OOM-killed, as oomKilled),
+   * 'pids' (a fork or thread was refused at limits.pids; the app may have carried on),
+   * 'disk' (its disk was full). Memory wins when several were hit. Undefined: none seen, or
+   * the driver cannot tell (the local driver reports memory and pids, not disk: ENOSPC
+   * reaches the app as an error it may handle). Kept after the instance stopped. */
+  limitHit?: LimitHit;
   memoryBytes?: number;
   cpuSeconds?: number;
+  /** Where the router reaches the instance's PORT: its own address when the driver gives
+   * each instance a network of its own; absent means the host's loopback (127.0.0.1), so
+   * the app must listen there or on every address. Apps should listen on 0.0.0.0. */
+  address?: string;
 }
 
 /** A command run to completion inside the same sandbox (a build, a one-off). */
@@ -45,7 +58,7 @@ export interface TaskSpec {
   app: string;
   uid: number;
   gid: number;
-  /** Host directory mounted read-write at /app. */
+  /** Host directory mounted read-write at /app, as it is: limits.diskMiB caps only /tmp. */
   appDir: string;
   /** Extra host directories mounted read-write (host path -> sandbox path), e.g. caches. */
   writableMounts?: Record<string, string>;
@@ -61,6 +74,8 @@ export interface TaskResult {
   signal: string | null;
   timedOut: boolean;
   oomKilled: boolean;
+  /** As InstanceStatus.limitHit. */
+  limitHit?: LimitHit;
 }
 
 /** A one-off command (`petri run`) attached to a client: the app's release and config in
@@ -114,4 +129,9 @@ export interface RuntimeDriver {
   runTask(spec: TaskSpec): Promise<TaskResult>;
   /** Starts a one-off with its stdio attached to the caller; resolves once it runs. */
   runInteractive(spec: InteractiveSpec): Promise<InteractiveProcess>;
+  /** Where sandboxes reach the platform's services on the host (the egress proxy, the mail
+   * relay, add-on servers), e.g. for HTTP_PROXY=http://GATEWAY:PORT; only the ports the
+   * driver was told about are open there. Undefined when sandboxes share the host's network
+   * (then the services are on 127.0.0.1). */
+  networkGateway(): string | undefined;
 }

@@ -147,6 +147,11 @@ migrations['0003-egress'] = {
       .execute();
     // Where the router reaches an instance: its address in its network namespace.
     await db.schema.alterTable('instances').addColumn('address', 'text').execute();
+    // The size of an instance's writable /app (and /tmp), MiB.
+    await db.schema
+      .alterTable('apps')
+      .addColumn('disk_mib', 'integer', (c) => c.notNull().defaultTo(1024))
+      .execute();
   },
 };
 

@@ -34,6 +34,7 @@ export interface AppsTable {
   config_sealed: Generated<string>;
   /** null: the server's default. */
   boot_timeout_ms: number | null;
+  disk_mib: Generated<number>;
 }
 
 export type DeployStatus = 'queued' | 'building' | 'releasing' | 'succeeded' | 'failed';

@@ -157,7 +157,7 @@ describe('API', () => {
       payload: { limits: { memoryMiB: 256, cpus: 0.5 } },
     });
     assert.equal(res.statusCode, 200);
-    assert.deepEqual(res.json().limits, { memoryMiB: 256, cpus: 0.5, pids: 256 });
+    assert.deepEqual(res.json().limits, { memoryMiB: 256, cpus: 0.5, pids: 256, diskMiB: 1024 });
   });
 
   const upload = (payload: Buffer) =>

@@ -114,7 +114,7 @@ describe('petri apps', () => {
 
   test('limits shows the limits, and changes only what was given', async () => {
     const shown = await run(['apps', 'limits', 'beta-experiment'], { env });
-    assert.equal(shown.stdout, 'memory: 512 MiB\ncpus:   1\npids:   256\n');
+    assert.equal(shown.stdout, 'memory: 512 MiB\ncpus:   1\npids:   256\ndisk:   1024 MiB\n');
     assert.equal(fake.requests.at(-1)!.method, 'GET');
 
     const changed = await run(
@@ -124,7 +124,7 @@ describe('petri apps', () => {
       },
     );
     assert.equal(changed.code, 0);
-    assert.deepEqual(JSON.parse(changed.stdout), { memoryMiB: 1024, cpus: 1, pids: 64 });
+    assert.deepEqual(JSON.parse(changed.stdout), { memoryMiB: 1024, cpus: 1, pids: 64, diskMiB: 1024 });
     const patch = fake.requests.at(-1)!;
     assert.equal(patch.method, 'PATCH');
     assert.deepEqual(JSON.parse(patch.body.toString()), { limits: { memoryMiB: 1024, pids: 64 } });

@@ -56,7 +56,7 @@ export function cannedApps(): App[] {
       createdAt: '2025-01-02T03:04:05.678Z',
       status: 'running',
       release: 'v3',
-      limits: { memoryMiB: 256, cpus: 0.5, pids: 128 },
+      limits: { memoryMiB: 256, cpus: 0.5, pids: 128, diskMiB: 2048 },
       settings: { bootTimeoutSeconds: 60 },
       processes: [
         { name: 'web.1', state: 'up', port: 40001, startedAt: '2025-01-02T03:05:00.000Z', restarts: 0 },
@@ -70,7 +70,7 @@ export function cannedApps(): App[] {
       createdAt: '2025-01-03T00:00:00.000Z',
       status: 'new',
       release: null,
-      limits: { memoryMiB: 512, cpus: 1, pids: 256 },
+      limits: { memoryMiB: 512, cpus: 1, pids: 256, diskMiB: 1024 },
       settings: { bootTimeoutSeconds: 60 },
       processes: [],
     },

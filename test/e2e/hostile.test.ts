@@ -33,6 +33,11 @@ describe('a hostile app cannot reach what is not its own', () => {
 
   const attack = async (what: string, params: Record<string, string | number> = {}): Promise<Outcome> => {
     const query = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]));
+    // An attack may have cost the app its life (that is the point of some): wait for it back.
+    await until(async () => (await petri.app('hostile', '/whoami')).status === 200, {
+      timeout: 30_000,
+      message: 'the hostile app to answer',
+    });
     const res = await petri.app('hostile', `/${what}?${query}`);
     assert.equal(res.status, 200, `${what}: ${res.body}`);
     return JSON.parse(res.body) as Outcome;
@@ -55,7 +60,8 @@ describe('a hostile app cannot reach what is not its own', () => {
     await ok(['apps', 'create', 'neighbour']);
     await ok(['deploy', path.join(FIXTURES, 'zero-dep'), '--app', 'neighbour']);
     await ok(['apps', 'create', 'hostile']);
-    await ok(['apps', 'limits', 'hostile', '--memory', '128', '--pids', '64']);
+    // Disk below memory: /tmp is memory (tmpfs), and it must fill before the memory does.
+    await ok(['apps', 'limits', 'hostile', '--memory', '128', '--pids', '64', '--disk', '48']);
     await ok(['deploy', path.join(FIXTURES, 'hostile'), '--app', 'hostile']);
     const n = await processOf('neighbour');
     neighbourAddress = n.address ?? '127.0.0.1';
@@ -204,12 +210,18 @@ describe('a hostile app cannot reach what is not its own', () => {
   });
 
   test('a memory bomb is killed by the memory limit, and petri ps and logs say so', async () => {
+    await until(async () => (await petri.app('hostile', '/whoami')).status === 200, { timeout: 30_000 });
     await petri.app('hostile', '/membomb').catch(() => undefined);
+    let logs = '';
     await until(
-      async () =>
-        /killed: memory limit 128 MiB/.test((await ok(['logs', '--app', 'hostile', '-n', '50'])).stdout),
+      async () => {
+        logs = (await ok(['logs', '--app', 'hostile', '-n', '200'])).stdout;
+        return /killed: memory limit 128 MiB/.test(logs);
+      },
       { timeout: 20_000, message: 'the kill in petri logs' },
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; the logs:\n${logs}`);
+    });
     const web = await processOf('hostile');
     assert.match(web.lastExit ?? '', /web\.1 exited \(killed: memory limit 128 MiB\)/);
     await until(async () => (await petri.app('hostile')).status === 200, {

@@ -2,7 +2,7 @@
 // dir, ports, cgroup parent and uid range; the CLI run in-process against it; requests sent
 // through the real router with the app's Host header. Everything it started is stopped by
 // pid (`petri server --stop-all`), even when a test fails.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -191,6 +191,11 @@ export class TestPetri {
       stdio: 'ignore',
     });
     await new Promise((resolve) => stop.once('exit', resolve));
+    // Whatever --stop-all could not unmount (a test that broke the world) goes lazily.
+    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const mountPoint = line.split(' ')[1];
+      if (mountPoint?.startsWith(`${this.dataDir}/`)) spawnSync('umount', ['-l', mountPoint]);
+    }
     rmSync(this.dataDir, { recursive: true, force: true });
     rmSync(this.configFile, { force: true });
   }

@@ -43,6 +43,8 @@ test('v2: limits, delegation of controllers, process list and usage', async () =
   await writeFile(path.join(dir, 'memory.events'), 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n');
   assert.deepEqual(await cg.pids('web-1'), [42, 43]);
   assert.deepEqual(await cg.usage('web-1'), { memoryBytes: 1048576, cpuSeconds: 2.5, oomKilled: true });
+  await writeFile(path.join(dir, 'pids.events'), 'max 2\n');
+  assert.equal((await cg.usage('web-1')).pidsLimitHit, true, 'forks were refused at pids.max');
   assert.deepEqual(await cg.pids('gone'), []);
 });
 
@@ -67,6 +69,10 @@ test('v1: one cgroup per hierarchy, memsw only when swap accounting exists', asy
   await writeFile(at('memory', 'memory.failcnt'), '12\n');
   // failcnt counts hitting the limit, not kills: with oom_kill present it is not an OOM.
   assert.deepEqual(await cg.usage('web-1'), { memoryBytes: 2048, cpuSeconds: 1.5, oomKilled: false });
+  await writeFile(at('pids', 'pids.events'), 'max 0\n');
+  assert.equal((await cg.usage('web-1')).pidsLimitHit, false);
+  await writeFile(at('pids', 'pids.events'), 'max 7\n');
+  assert.equal((await cg.usage('web-1')).pidsLimitHit, true);
 });
 
 test('refuses a parent that climbs out of the cgroup root, and bad limits', async () => {

@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort, isListening } from '../../src/lib/ports.js';
 import { until } from '../../src/lib/until.js';
+import { APP_IMAGE, mountCount } from '../../src/runtime/local/app-disk.js';
 import { LocalDriver } from '../../src/runtime/local/local-driver.js';
 import { APP_UID, getJson, makeWorld, type World } from './world.js';
 
@@ -133,6 +134,11 @@ test('an instance outlives its control plane (kill -9) and a new driver adopts i
   assert.equal(await isListening(port), false);
   assert.deepEqual(await restarted.list(), [], 'stop removes the cgroup');
   assert.equal((await restarted.status('adopt-1')).exitCode, 0, 'the exit is known to the adopter too');
+  // The /app disk mounted by the dead control plane is unmounted and deleted by the new one.
+  assert.equal(await mountCount(path.join(spec.workDir, 'app')), 1);
+  await restarted.removeFiles(spec);
+  assert.equal(await mountCount(path.join(spec.workDir, 'app')), 0);
+  assert.ok(!existsSync(path.join(spec.workDir, APP_IMAGE)));
 });
 
 test('the exit code of a crashing instance is reported, also to a new driver', async () => {
@@ -198,6 +204,7 @@ test('a task that allocates past its memory limit is OOM-killed', async () => {
     { limits: { memoryMiB: 64, cpus: 1, pids: 64 } },
   );
   assert.equal(result.oomKilled, true);
+  assert.equal(result.limitHit, 'memory');
   assert.notEqual(result.exitCode, 0);
 });
 
@@ -211,6 +218,7 @@ test('a fork loop cannot exceed the pids limit', async () => {
   const started = Math.max(...result.output.split('\n').map(Number).filter(Number.isFinite));
   assert.ok(started < 16, `started ${started} processes under a limit of 16`);
   assert.match(result.output, /fork/i);
+  assert.equal(result.limitHit, 'pids');
   assert.notEqual(result.exitCode, 0);
 });
 

@@ -7,10 +7,14 @@ import { fileURLToPath } from 'node:url';
 import {
   ENTER_AND_RECORD,
   enterArgv,
+  launchLimits,
   type SandboxPlan,
+  SECCOMP_FD,
   sandboxEnv,
   sandboxLaunch,
+  seccompArch,
 } from '../../src/runtime/local/sandbox-args.js';
+import { compileSeccompFilter } from '../../src/runtime/local/seccomp.js';
 
 function golden(name: string, actual: string): void {
   const file = fileURLToPath(new URL(`./golden/${name}`, import.meta.url));
@@ -25,6 +29,8 @@ const instance: SandboxPlan = {
   env: { PORT: '5001', DATABASE_URL: 'postgres://u:p@127.0.0.1/db' },
   command: ['node', 'server.js'],
   dieWithParent: false,
+  limits: { nofile: 4096, diskMiB: 512 },
+  seccompArch: 'x86_64',
 };
 
 function render(plan: SandboxPlan): string {
@@ -44,6 +50,8 @@ function render(plan: SandboxPlan): string {
     launch.inputs[1],
     '# /etc/group (fd 5)',
     launch.inputs[2],
+    `# seccomp filter (fd 6): ${plan.seccompArch}, ${launch.inputs[3].length / 8} instructions (golden: seccomp-${plan.seccompArch}.txt)`,
+    '',
   ].join('\n');
 }
 
@@ -73,6 +81,48 @@ test('bwrap arguments reach it NUL-terminated through fd 3, not the command line
   const launch = sandboxLaunch(instance);
   assert.deepEqual(launch.inputs[0].split('\0').slice(0, -1), launch.bwrapArgs);
   assert.ok(!launch.argv.some((a) => a.includes('postgres://')), 'secrets stay off the command line');
+});
+
+test('the launch limits: prlimit as root before setpriv, a sized /tmp, the seccomp filter on fd 6', () => {
+  const launch = sandboxLaunch(instance);
+  const prlimit = launch.argv.indexOf('/usr/bin/prlimit');
+  assert.ok(
+    prlimit >= 0 && prlimit < launch.argv.indexOf('/usr/bin/setpriv'),
+    'the hard limit is set as root',
+  );
+  assert.ok(launch.argv.includes('--nofile=4096:4096'));
+  const tmp = launch.bwrapArgs.indexOf('/tmp');
+  assert.deepEqual(launch.bwrapArgs.slice(tmp - 3, tmp + 1), [
+    '--size',
+    String(512 << 20),
+    '--tmpfs',
+    '/tmp',
+  ]);
+  const seccomp = launch.bwrapArgs.indexOf('--seccomp');
+  assert.equal(launch.bwrapArgs[seccomp + 1], String(SECCOMP_FD));
+  assert.equal(SECCOMP_FD, 6, 'after args, passwd and group');
+  assert.deepEqual(launch.inputs[3], compileSeccompFilter({ arch: 'x86_64' }));
+  assert.deepEqual(
+    sandboxLaunch({ ...instance, seccompArch: 'aarch64' }).inputs[3],
+    compileSeccompFilter({ arch: 'aarch64' }),
+  );
+});
+
+test('nofile and diskMiB default to 1024 and are checked', () => {
+  assert.deepEqual(launchLimits({}), { nofile: 1024, diskMiB: 1024 });
+  const launch = sandboxLaunch({ ...instance, limits: {} });
+  assert.ok(launch.argv.includes('--nofile=1024:1024'));
+  assert.ok(launch.bwrapArgs.includes(String(1024 << 20)));
+  assert.throws(() => launchLimits({ nofile: 0 }), /nofile/);
+  assert.throws(() => launchLimits({ nofile: 10.5 }), /nofile/);
+  assert.throws(() => launchLimits({ diskMiB: 4 }), /diskMiB/);
+  assert.throws(() => launchLimits({ diskMiB: 100.5 }), /diskMiB/);
+});
+
+test('the seccomp arch follows the host; other hosts are refused', () => {
+  assert.equal(seccompArch('x64'), 'x86_64');
+  assert.equal(seccompArch('arm64'), 'aarch64');
+  assert.throws(() => seccompArch('ia32'), /x64 and arm64/);
 });
 
 test('HOME is always /app; the spec may set PATH and LANG', () => {

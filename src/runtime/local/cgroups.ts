@@ -10,6 +10,8 @@ export interface CgroupUsage {
   memoryBytes?: number;
   cpuSeconds?: number;
   oomKilled: boolean;
+  /** A fork or thread was refused at the pids limit (pids.events `max`). */
+  pidsLimitHit?: boolean;
 }
 
 /** One cgroup per instance or task, named `<parent>/<name>` in every hierarchy. */
@@ -142,6 +144,7 @@ class CgroupsV2 implements Cgroups {
       memoryBytes: current,
       cpuSeconds: usec === undefined ? undefined : usec / 1e6,
       oomKilled: (oomKills ?? 0) > 0,
+      ...(await pidsMaxHit(dir)),
     };
   }
 
@@ -220,6 +223,8 @@ class CgroupsV1 implements Cgroups {
       memoryBytes: current,
       cpuSeconds: ns === undefined ? undefined : ns / 1e9,
       oomKilled: (kills ?? 0) > 0,
+      // v1 has no pids.failcnt; it has pids.events, as v2 does.
+      ...(await pidsMaxHit(this.dir(this.mounts.pids, name))),
     };
   }
 
@@ -235,6 +240,13 @@ class CgroupsV1 implements Cgroups {
   private dir(mount: string, name: string): string {
     return path.join(mount, this.opts.parent, name);
   }
+}
+
+/** pids.events counts, under `max`, the forks refused because the cgroup was at pids.max;
+ * nothing when the kernel has no such file. */
+async function pidsMaxHit(dir: string): Promise<Pick<CgroupUsage, 'pidsLimitHit'>> {
+  const max = keyed(await readText(path.join(dir, 'pids.events')), 'max');
+  return max === undefined ? {} : { pidsLimitHit: max > 0 };
 }
 
 async function removeDirs(dirs: string[]): Promise<void> {

@@ -9,6 +9,14 @@
 // survives a restart of the control plane; without it an adopted instance could only be
 // seen to vanish. If the shim itself is SIGKILLed (stop() after the grace period) no exit
 // code is recorded, which is what "nobody saw the exit" means in InstanceStatus.
+//
+// With the `network` option every instance, task and one-off also gets a named network
+// namespace on the Petri bridge (network.ts). It is pinned under /run/netns, so it outlives
+// the control plane like the instance, and removed by stop(), removeFiles() and task end.
+//
+// Every sandbox gets the seccomp filter (seccomp.ts), an open-files rlimit and a /tmp of
+// limits.diskMiB; instances and one-offs also get their /app on a loop-mounted image of that
+// size (app-disk.ts), which stays mounted while the control plane restarts.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, readlink, rm, writeFile } from 'node:fs/promises';
@@ -27,16 +35,22 @@ import type {
   TaskSpec,
 } from '../driver.js';
 import { makeAppDir } from './app-dir.js';
-import { type Cgroups, detectCgroups } from './cgroups.js';
+import { createAppDisk, removeAppDisk } from './app-disk.js';
+import { type Cgroups, type CgroupUsage, detectCgroups } from './cgroups.js';
 import { interactiveCommand, RUN_PREFIX, resizeArgv, terminalSize } from './interactive-args.js';
+import { SandboxNetwork } from './network.js';
+import { type NetworkOptions, netnsPath, type SandboxKind } from './network-plan.js';
 import {
   assertValidId,
   ENTER_AND_EXEC,
   ENTER_AND_RECORD,
   enterArgv,
+  launchLimits,
   type SandboxLaunch,
   sandboxLaunch,
+  seccompArch,
 } from './sandbox-args.js';
+import type { SeccompArch } from './seccomp.js';
 
 /** pino's shape, so the server can hand its logger in. */
 export interface DriverLogger {
@@ -52,6 +66,9 @@ export interface LocalDriverOptions {
   /** Where cgroupfs is mounted. */
   cgroupRoot?: string;
   logger?: DriverLogger;
+  /** Each sandbox in its own network namespace on this bridge, reaching only `hostPorts`
+   * on the gateway; absent: sandboxes share the host's network (as in development). */
+  network?: NetworkOptions;
 }
 
 /** The shell and setpriv run as root before the sandbox exists: they get a fixed, minimal
@@ -67,10 +84,36 @@ const KILL_TIMEOUT_MS = 10_000;
 export class LocalDriver implements RuntimeDriver {
   private cgroupsReady: Promise<Cgroups> | undefined;
   private readonly instancesDir: string;
+  private readonly network: SandboxNetwork | undefined;
+  private readonly seccompArch: SeccompArch;
 
   constructor(private readonly opts: LocalDriverOptions) {
     if (!path.isAbsolute(opts.stateDir)) throw new Error(`stateDir must be absolute, got '${opts.stateDir}'`);
+    // Refused here, on a host with no filter, rather than running sandboxes without one.
+    this.seccompArch = seccompArch(process.arch);
     this.instancesDir = path.join(opts.stateDir, 'instances');
+    // Validated here: a bad subnet or bridge name is a configuration error at start-up.
+    this.network = opts.network && new SandboxNetwork(opts.network, opts.stateDir);
+  }
+
+  networkGateway(): string | undefined {
+    return this.network?.gateway;
+  }
+
+  /** Sets up the bridge and firewall now (before the egress proxy listens on the gateway). */
+  async prepareNetwork(): Promise<void> {
+    await this.network?.ensure();
+  }
+
+  /** The sandbox at this address: an instance, a task (build) or a one-off. */
+  async sandboxAt(address: string): Promise<{ kind: string; id: string } | undefined> {
+    const a = await this.network?.at(address);
+    return a && { kind: a.kind, id: a.id };
+  }
+
+  /** Removes the bridge and firewall table (platform shutdown, after every sandbox stopped). */
+  async removeNetwork(): Promise<void> {
+    await this.network?.remove();
   }
 
   async start(spec: InstanceSpec): Promise<InstanceStatus> {
@@ -78,16 +121,27 @@ export class LocalDriver implements RuntimeDriver {
     for (const p of [spec.slugDir, spec.workDir, spec.outputFile]) {
       if (!path.isAbsolute(p)) throw new Error(`instance paths must be absolute, got '${p}'`);
     }
+    const { diskMiB } = launchLimits(spec.limits);
     const cg = await this.cgroups();
     if ((await cg.pids(spec.id)).length > 0) return this.status(spec.id); // already started
     if (await cg.exists(spec.id)) await cg.remove(spec.id); // an earlier run's corpse
     await mkdir(this.instancesDir, { recursive: true, mode: 0o700 });
     await this.forgetExit(spec.id);
 
-    const appDir = path.join(spec.workDir, 'app');
+    // A fresh disk every start, also over an earlier run's (mounted or, after a reboot, not).
+    const t0 = Date.now();
+    const appDir = await createAppDisk(spec.workDir, diskMiB);
     const method = await makeAppDir(spec.slugDir, appDir, spec.uid, spec.gid);
+    const appDirMs = Date.now() - t0;
     await cg.create(spec.id, spec.limits);
-    const launch = sandboxLaunch({ ...spec, appDir, dieWithParent: false });
+    const netns = await this.attach('instance', spec.id);
+    const launch = sandboxLaunch({
+      ...spec,
+      appDir,
+      dieWithParent: false,
+      netns,
+      seccompArch: this.seccompArch,
+    });
 
     await mkdir(path.dirname(spec.outputFile), { recursive: true });
     // A file, not a pipe: the instance must not get SIGPIPE when the control plane dies.
@@ -101,7 +155,7 @@ export class LocalDriver implements RuntimeDriver {
         // serving while it restarts).
         {
           detached: true,
-          stdio: ['ignore', output.fd, output.fd, 'pipe', 'pipe', 'pipe'],
+          stdio: ['ignore', output.fd, output.fd, 'pipe', 'pipe', 'pipe', 'pipe'],
           env: LAUNCH_ENV,
           cwd: '/',
         },
@@ -128,7 +182,10 @@ export class LocalDriver implements RuntimeDriver {
         `instance ${spec.id} could not enter its cgroups (exit ${exited}); see ${spec.outputFile}`,
       );
     }
-    this.opts.logger?.info({ id: spec.id, app: spec.app, pid: spawned, appDir: method }, 'instance started');
+    this.opts.logger?.info(
+      { id: spec.id, app: spec.app, pid: spawned, appDir: method, appDirMs, diskMiB },
+      'instance started',
+    );
     return this.status(spec.id);
   }
 
@@ -147,6 +204,8 @@ export class LocalDriver implements RuntimeDriver {
       status.memoryBytes = usage.memoryBytes;
       status.cpuSeconds = usage.cpuSeconds;
       status.oomKilled = usage.oomKilled;
+      const hit = limitHit(usage);
+      if (hit) status.limitHit = hit;
     }
     if (!status.running) {
       const exit = await readOptional(this.exitFile(id));
@@ -154,14 +213,23 @@ export class LocalDriver implements RuntimeDriver {
       // an app that exits 137 itself, so the code is passed on as is and `signal` stays unset.
       if (exit !== undefined && exit.trim() !== '') status.exitCode = Number(exit.trim());
       if ((await readOptional(this.oomFile(id))) !== undefined) status.oomKilled = true;
+      const hit = (await readOptional(this.limitFile(id)))?.trim();
+      if (hit === 'memory' || hit === 'pids') status.limitHit ??= hit;
     }
+    const attachment = await this.network?.find('instance', id);
+    if (attachment) status.address = attachment.address;
     return status;
   }
 
   async stop(id: string, graceMs: number): Promise<void> {
     assertValidId(id);
     const cg = await this.cgroups();
-    if (!(await cg.exists(id))) return;
+    if (await cg.exists(id)) await this.stopCgroup(cg, id, graceMs);
+    // Also when the cgroup is gone already: a start that failed halfway leaves a namespace.
+    await this.network?.detach('instance', id);
+  }
+
+  private async stopCgroup(cg: Cgroups, id: string, graceMs: number): Promise<void> {
     const pids = await cg.pids(id);
     if (pids.length > 0) {
       // Spare the shim and its child (bwrap's monitor): if they died first the shim would
@@ -179,8 +247,11 @@ export class LocalDriver implements RuntimeDriver {
         await killCgroup(cg, id);
       }
     }
-    // The OOM counter dies with the cgroup; keep the verdict for status().
-    if ((await cg.usage(id)).oomKilled) await writeFile(this.oomFile(id), 'oom\n');
+    // The OOM and pids counters die with the cgroup; keep the verdicts for status().
+    const usage = await cg.usage(id);
+    if (usage.oomKilled) await writeFile(this.oomFile(id), 'oom\n');
+    const hit = limitHit(usage);
+    if (hit) await writeFile(this.limitFile(id), `${hit}\n`);
     await cg.remove(id);
     await rm(this.shimFile(id), { force: true });
   }
@@ -193,8 +264,11 @@ export class LocalDriver implements RuntimeDriver {
     }
     const cg = await this.cgroups();
     if ((await cg.pids(spec.id)).length > 0) throw new Error(`instance ${spec.id} is running; stop it first`);
+    // Unmounted first: rm would otherwise empty the mounted image file by file, then fail.
+    await removeAppDisk(workDir);
     await rm(workDir, { recursive: true, force: true });
     await this.forgetExit(spec.id);
+    await this.network?.detach('instance', spec.id);
   }
 
   async runTask(spec: TaskSpec): Promise<TaskResult> {
@@ -209,10 +283,12 @@ export class LocalDriver implements RuntimeDriver {
     }
     await cg.create(name, spec.limits);
     try {
-      return await this.runInCgroup(cg, name, spec);
+      const netns = await this.attach('task', spec.id);
+      return await this.runInCgroup(cg, name, spec, netns);
     } finally {
       await killCgroup(cg, name);
       await cg.remove(name);
+      await this.network?.detach('task', spec.id);
     }
   }
 
@@ -226,22 +302,32 @@ export class LocalDriver implements RuntimeDriver {
     const name = RUN_PREFIX + spec.id;
     const cleanup = async () => {
       await killCgroup(cg, name);
-      const { oomKilled } = (await cg.exists(name)) ? await cg.usage(name) : { oomKilled: false };
+      const usage: CgroupUsage = (await cg.exists(name)) ? await cg.usage(name) : { oomKilled: false };
       await cg.remove(name);
+      await this.network?.detach('run', spec.id);
+      await removeAppDisk(spec.workDir);
       await rm(spec.workDir, { recursive: true, force: true });
-      return oomKilled;
+      return usage;
     };
     let child: ReturnType<typeof spawn>;
     let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
     try {
       if (await cg.exists(name)) await cleanup(); // a control plane died mid-run
-      const appDir = path.join(spec.workDir, 'app');
+      const appDir = await createAppDisk(spec.workDir, launchLimits(spec.limits).diskMiB);
       await makeAppDir(spec.slugDir, appDir, spec.uid, spec.gid);
       await cg.create(name, spec.limits);
+      const netns = await this.attach('run', spec.id);
       // --die-with-parent: a one-off is attached to a client through us; without us it is orphaned.
-      const launch = sandboxLaunch({ ...spec, appDir, command, dieWithParent: true });
+      const launch = sandboxLaunch({
+        ...spec,
+        appDir,
+        command,
+        dieWithParent: true,
+        netns,
+        seccompArch: this.seccompArch,
+      });
       child = spawn('/bin/sh', enterArgv(ENTER_AND_EXEC, [], cg.procsFiles(name), launch.argv), {
-        stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
         env: LAUNCH_ENV,
         cwd: '/',
       });
@@ -276,8 +362,9 @@ export class LocalDriver implements RuntimeDriver {
       if (timer) clearTimeout(timer);
       await killing;
       // Whatever the command left running in the background ends with it.
-      const oomKilled = await cleanup();
-      return { exitCode: code, signal, timedOut, oomKilled };
+      const usage = await cleanup();
+      const hit = limitHit(usage);
+      return { exitCode: code, signal, timedOut, oomKilled: usage.oomKilled, ...(hit && { limitHit: hit }) };
     })();
     finished.catch((err: unknown) =>
       this.opts.logger?.warn({ id: spec.id, err }, 'cleaning up after a one-off failed'),
@@ -311,10 +398,16 @@ export class LocalDriver implements RuntimeDriver {
     };
   }
 
-  private async runInCgroup(cg: Cgroups, name: string, spec: TaskSpec): Promise<TaskResult> {
-    const launch = sandboxLaunch({ ...spec, dieWithParent: true });
+  private async runInCgroup(
+    cg: Cgroups,
+    name: string,
+    spec: TaskSpec,
+    netns: string | undefined,
+  ): Promise<TaskResult> {
+    // The build's /app is the builder's directory, used as is; its /tmp is capped (bwrapArgs).
+    const launch = sandboxLaunch({ ...spec, dieWithParent: true, netns, seccompArch: this.seccompArch });
     const child = spawn('/bin/sh', enterArgv(ENTER_AND_EXEC, [], cg.procsFiles(name), launch.argv), {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
       env: LAUNCH_ENV,
       cwd: '/',
     });
@@ -337,10 +430,32 @@ export class LocalDriver implements RuntimeDriver {
       await feedInputs(child, launch);
       const { code, signal } = await closed;
       await killing;
-      return { exitCode: code, signal, timedOut, oomKilled: (await cg.usage(name)).oomKilled };
+      const usage = await cg.usage(name);
+      const hit = limitHit(usage);
+      return { exitCode: code, signal, timedOut, oomKilled: usage.oomKilled, ...(hit && { limitHit: hit }) };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** A fresh namespace for the sandbox; the file nsenter joins, or undefined without the
+   * network option (the host's network). */
+  private async attach(kind: SandboxKind, id: string): Promise<string | undefined> {
+    if (!this.network) return undefined;
+    const attachment = await this.network.attach(kind, id);
+    this.opts.logger?.info(
+      { id, kind, netns: attachment.netns, address: attachment.address },
+      'network attached',
+    );
+    return netnsPath(attachment.netns);
+  }
+
+  /** Packets the network's firewall dropped (sandboxes reaching for what they may not);
+   * undefined without the network option. */
+  async networkDrops(): Promise<{ input: number; forward: number } | undefined> {
+    if (!this.network) return undefined;
+    await this.network.ensure();
+    return this.network.drops();
   }
 
   private cgroups(): Promise<Cgroups> {
@@ -359,12 +474,16 @@ export class LocalDriver implements RuntimeDriver {
     return path.join(this.instancesDir, `${id}.oom`);
   }
 
+  private limitFile(id: string): string {
+    return path.join(this.instancesDir, `${id}.limit`);
+  }
+
   private shimFile(id: string): string {
     return path.join(this.instancesDir, `${id}.shim`);
   }
 
   private async forgetExit(id: string): Promise<void> {
-    for (const file of [this.exitFile(id), this.oomFile(id), this.shimFile(id)])
+    for (const file of [this.exitFile(id), this.oomFile(id), this.limitFile(id), this.shimFile(id)])
       await rm(file, { force: true });
   }
 
@@ -384,7 +503,7 @@ function spawnedPid(child: ReturnType<typeof spawn>): Promise<number> {
   });
 }
 
-/** Writes bwrap's arguments, passwd and group to fds 3-5 and closes our ends. */
+/** Writes bwrap's arguments, passwd, group and seccomp filter to fds 3-6 and closes our ends. */
 async function feedInputs(child: ReturnType<typeof spawn>, launch: SandboxLaunch): Promise<void> {
   await Promise.all(
     launch.inputs.map(
@@ -410,6 +529,14 @@ async function killCgroup(cg: Cgroups, name: string): Promise<void> {
     },
     { timeout: KILL_TIMEOUT_MS, interval: 20, message: `cgroup ${name} to empty after SIGKILL` },
   );
+}
+
+/** The limit a sandbox ran into: memory (an OOM kill) before pids (a refused fork), as the
+ * one that ends it. */
+function limitHit(usage: CgroupUsage): 'memory' | 'pids' | undefined {
+  if (usage.oomKilled) return 'memory';
+  if (usage.pidsLimitHit) return 'pids';
+  return undefined;
 }
 
 function signalAll(pids: number[], signal: NodeJS.Signals): void {

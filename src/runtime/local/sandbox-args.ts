@@ -2,12 +2,18 @@
 // Nothing here touches the system, so the whole sandbox is reviewed through golden files.
 // The layout assumes a merged-/usr host (/bin, /lib, /lib64, /sbin are links into /usr).
 
+import { DEFAULT_DISK_MIB, DEFAULT_NOFILE, type Limits } from '../../lib/limits.js';
+import { compileSeccompFilter, rlimitArgs, type SeccompArch } from './seccomp.js';
+
 export const BWRAP = '/usr/bin/bwrap';
 /** File descriptors through which the sandbox's inputs reach bwrap (see sandboxLaunch). */
 export const ARGS_FD = 3;
 export const PASSWD_FD = 4;
 export const GROUP_FD = 5;
+/** The seccomp filter (binary, see seccomp.ts); bwrap installs it just before the exec. */
+export const SECCOMP_FD = 6;
 export const SETPRIV = '/usr/bin/setpriv';
+export const NSENTER = '/usr/bin/nsenter';
 
 /** Ids become file and cgroup names: the charset of InstanceSpec.id, nothing that can climb out. */
 const ID = /^[a-z0-9][a-z0-9.-]{0,127}$/;
@@ -52,6 +58,39 @@ export interface SandboxPlan {
   /** Tasks only: a build must not outlive the control plane that waits for it, while an
    * instance must (DESIGN: apps keep serving while the control plane restarts). */
   dieWithParent: boolean;
+  /** A named network namespace file (/run/netns/NAME) to run in; absent: the host's network. */
+  netns?: string;
+  /** The limits enforced by the launch itself (the cgroup takes care of the others). */
+  limits: Pick<Limits, 'nofile' | 'diskMiB'>;
+  /** Whose syscall numbers the seccomp filter judges: the host's (see seccompArch). */
+  seccompArch: SeccompArch;
+}
+
+/** Below this an ext4 image has little room left for anything but its own metadata. */
+export const MIN_DISK_MIB = 8;
+
+/** nofile and diskMiB with their defaults, checked: they size a filesystem and an rlimit. */
+export function launchLimits(limits: Pick<Limits, 'nofile' | 'diskMiB'>): {
+  nofile: number;
+  diskMiB: number;
+} {
+  const nofile = limits.nofile ?? DEFAULT_NOFILE;
+  const diskMiB = limits.diskMiB ?? DEFAULT_DISK_MIB;
+  if (!Number.isInteger(nofile) || nofile <= 0) {
+    throw new Error(`limit nofile must be a positive integer, got ${nofile}`);
+  }
+  if (!Number.isInteger(diskMiB) || diskMiB < MIN_DISK_MIB) {
+    throw new Error(`limit diskMiB must be an integer of at least ${MIN_DISK_MIB}, got ${diskMiB}`);
+  }
+  return { nofile, diskMiB };
+}
+
+/** The seccomp arch of a Node `process.arch`; the filter exists for x64 and arm64 only, and
+ * running without one is not an option, so anything else is refused. */
+export function seccompArch(nodeArch: string): SeccompArch {
+  if (nodeArch === 'x64') return 'x86_64';
+  if (nodeArch === 'arm64') return 'aarch64';
+  throw new Error(`the local driver's seccomp filter supports x64 and arm64 hosts, not '${nodeArch}'`);
 }
 
 export function assertValidId(id: string): void {
@@ -119,7 +158,10 @@ export function bwrapArgs(plan: SandboxPlan): string[] {
     String(GROUP_FD),
     '/etc/group',
   );
-  args.push('--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  // /tmp is memory (charged to the sandbox's cgroup) and capped like the disk: a full /tmp
+  // is ENOSPC for the app, not an OOM kill of the whole instance.
+  const { diskMiB } = launchLimits(plan.limits);
+  args.push('--dev', '/dev', '--proc', '/proc', '--size', String(diskMiB * 1024 * 1024), '--tmpfs', '/tmp');
   args.push('--bind', plan.appDir, '/app');
   for (const [host, inside] of Object.entries(plan.writableMounts ?? {})) {
     if (!host.startsWith('/') || !inside.startsWith('/')) {
@@ -130,7 +172,7 @@ export function bwrapArgs(plan: SandboxPlan): string[] {
   // bwrap builds the root as a tmpfs owned by the sandbox user: without this, /etc and / itself
   // would take new files. Not recursive, so /app, /tmp and the extra mounts stay writable.
   args.push('--remount-ro', '/');
-  args.push('--chdir', '/app', '--new-session', '--cap-drop', 'ALL');
+  args.push('--chdir', '/app', '--new-session', '--cap-drop', 'ALL', '--seccomp', String(SECCOMP_FD));
   if (plan.dieWithParent) args.push('--die-with-parent');
   args.push('--clearenv');
   for (const [name, value] of Object.entries(sandboxEnv(plan.env))) args.push('--setenv', name, value);
@@ -147,12 +189,15 @@ export interface SandboxLaunch {
   argv: string[];
   /** bwrap's options, for reading (the golden files); they travel in inputs[0]. */
   bwrapArgs: string[];
-  /** Data for fds 3, 4, 5 (ARGS_FD, PASSWD_FD, GROUP_FD) of the spawned process. */
-  inputs: [string, string, string];
+  /** Data for fds 3, 4, 5, 6 (ARGS_FD, PASSWD_FD, GROUP_FD, SECCOMP_FD) of the spawned process. */
+  inputs: [string, string, string, Buffer];
 }
 
-/** Drop to the app's uid first (as root, bwrap would need a privileged user namespace for
- * --uid), then let bwrap make an unprivileged one. bwrap reads its arguments from a pipe
+/** Join the sandbox's network namespace while still root (setns needs CAP_SYS_ADMIN), so
+ * that bwrap, without --unshare-net, and everything under it inherit it. Set the open-files
+ * limit, also as root, with soft = hard: the app's uid can lower it but never raise it. Then
+ * drop to the app's uid (as root, bwrap would need a privileged user namespace for
+ * --uid), and let bwrap make an unprivileged one. bwrap reads its arguments from a pipe
  * (`--args`), never from the command line: they carry the app's config vars, and
  * /proc/PID/cmdline is readable by every user of the host. */
 export function sandboxLaunch(plan: SandboxPlan): SandboxLaunch {
@@ -160,10 +205,16 @@ export function sandboxLaunch(plan: SandboxPlan): SandboxLaunch {
     if (!Number.isInteger(n) || n <= 0)
       throw new Error(`sandbox uid/gid must be a positive integer, got ${n}`);
   }
+  if (plan.netns !== undefined && !/^\/run\/netns\/[A-Za-z0-9_.-]+$/.test(plan.netns)) {
+    throw new Error(`sandbox netns must be a file under /run/netns, got '${plan.netns}'`);
+  }
   const args = bwrapArgs(plan);
+  const { nofile } = launchLimits(plan.limits);
   return {
     // The command stays on the command line: bwrap ignores whatever follows `--` in --args data.
     argv: [
+      ...(plan.netns === undefined ? [] : [NSENTER, `--net=${plan.netns}`, '--']),
+      ...rlimitArgs({ nofile }),
       SETPRIV,
       `--reuid=${plan.uid}`,
       `--regid=${plan.gid}`,
@@ -176,7 +227,12 @@ export function sandboxLaunch(plan: SandboxPlan): SandboxLaunch {
       ...plan.command,
     ],
     bwrapArgs: args,
-    inputs: [args.map((arg) => `${arg}\0`).join(''), passwdFile(plan.uid, plan.gid), groupFile(plan.gid)],
+    inputs: [
+      args.map((arg) => `${arg}\0`).join(''),
+      passwdFile(plan.uid, plan.gid),
+      groupFile(plan.gid),
+      compileSeccompFilter({ arch: plan.seccompArch }),
+    ],
   };
 }
 

@@ -1,0 +1,175 @@
+// Applies network-plan.ts: the Petri bridge and its nftables table (once per driver), and
+// one named network namespace per sandbox. Which sandbox has which namespace and address
+// is kept in stateDir/network/<kind>_<id>.json, so a restarted control plane finds its
+// instances' addresses and never hands out one still in use.
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { exec, execOk } from '../../lib/exec.js';
+import {
+  type Attachment,
+  allocateAddress,
+  attachCommands,
+  attachmentNames,
+  bridgeCommands,
+  DROP_COUNTERS,
+  IP,
+  type NetworkOptions,
+  type NetworkPlan,
+  NFT,
+  netnsPath,
+  networkPlan,
+  renderRuleset,
+  type SandboxKind,
+} from './network-plan.js';
+
+/** ip and nft answer in milliseconds; a hang means something is badly wrong. */
+const COMMAND_TIMEOUT_MS = 15_000;
+const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+
+export class SandboxNetwork {
+  readonly plan: NetworkPlan;
+  private readonly dir: string;
+  private ready: Promise<void> | undefined;
+  /** Serialises allocation: two starts must not pick the same free address. */
+  private lock: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    opts: NetworkOptions,
+    private readonly stateDir: string,
+  ) {
+    this.plan = networkPlan(opts);
+    this.dir = path.join(stateDir, 'network');
+  }
+
+  get gateway(): string {
+    return this.plan.subnet.gateway;
+  }
+
+  /** The bridge, its address and the nftables table; once per driver, again after a failure. */
+  ensure(): Promise<void> {
+    this.ready ??= this.setUp().catch((err: unknown) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  /** Gives the sandbox a fresh namespace (replacing a leftover of an earlier run), keeping
+   * the address it had if it had one. */
+  async attach(kind: SandboxKind, id: string): Promise<Attachment> {
+    await this.ensure();
+    const attachment = await this.serialised(async () => {
+      const existing = await this.find(kind, id);
+      const names = attachmentNames(this.stateDir, kind, id);
+      const address =
+        existing?.address ??
+        allocateAddress(
+          this.plan.subnet,
+          (await this.all()).map((a) => a.address),
+        );
+      const a: Attachment = { kind, id, ...names, address };
+      // Recorded before anything exists, so a crash halfway leaves a record detach() can use.
+      await this.record(a);
+      return a;
+    });
+    await removeNamespace(attachment);
+    try {
+      for (const argv of attachCommands(this.plan, attachment)) await run(argv);
+    } catch (err) {
+      await this.detach(kind, id).catch(() => {});
+      throw err;
+    }
+    return attachment;
+  }
+
+  /** The sandbox's attachment, if it has one (also one made by an earlier control plane). */
+  async find(kind: SandboxKind, id: string): Promise<Attachment | undefined> {
+    try {
+      return JSON.parse(await readFile(this.file(kind, id), 'utf8')) as Attachment;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Deletes the namespace (and with it the veth pair) and frees the address. Idempotent. */
+  async detach(kind: SandboxKind, id: string): Promise<void> {
+    const a = await this.find(kind, id);
+    if (!a) return;
+    await removeNamespace(a);
+    await rm(this.file(kind, id), { force: true });
+  }
+
+  /** Which sandbox has this address (the egress proxy asks who is calling). */
+  async at(address: string): Promise<Attachment | undefined> {
+    return (await this.all()).find((a) => a.address === address);
+  }
+
+  /** Removes the bridge and the nftables table (platform shutdown); sandboxes must be gone. */
+  async remove(): Promise<void> {
+    await exec(NFT, ['delete', 'table', 'inet', this.plan.table], { env: ENV });
+    await exec(IP, ['link', 'del', 'dev', this.plan.bridge], { env: ENV });
+    this.ready = undefined;
+  }
+
+  /** Packets the ruleset dropped since it was loaded. */
+  async drops(): Promise<{ input: number; forward: number }> {
+    const count = async (name: string) => {
+      const out = (await run([NFT, 'list', 'counter', 'inet', this.plan.table, name])).stdout;
+      return Number(/packets ([0-9]+)/.exec(out)?.[1] ?? 0);
+    };
+    return { input: await count(DROP_COUNTERS.input), forward: await count(DROP_COUNTERS.forward) };
+  }
+
+  private async setUp(): Promise<void> {
+    const { bridge } = this.plan;
+    if ((await exec(IP, ['link', 'show', 'dev', bridge], { env: ENV })).code !== 0) {
+      await run([IP, 'link', 'add', 'name', bridge, 'type', 'bridge']);
+    }
+    for (const argv of bridgeCommands(this.plan)) await run(argv);
+    // The ruleset drops every IPv6 packet from sandboxes anyway; without an address on the
+    // bridge there is not even a link-local host to knock on.
+    await writeFile(`/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1').catch(() => {});
+    await run([NFT, '-f', '-'], renderRuleset(this.plan));
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  private async all(): Promise<Attachment[]> {
+    const files = await readdir(this.dir).catch(() => []);
+    const found: Attachment[] = [];
+    for (const file of files.filter((f) => f.endsWith('.json'))) {
+      found.push(JSON.parse(await readFile(path.join(this.dir, file), 'utf8')) as Attachment);
+    }
+    return found;
+  }
+
+  private async record(a: Attachment): Promise<void> {
+    const file = this.file(a.kind, a.id);
+    await writeFile(`${file}.tmp`, `${JSON.stringify(a)}\n`, { mode: 0o600 });
+    await rename(`${file}.tmp`, file);
+  }
+
+  private file(kind: SandboxKind, id: string): string {
+    return path.join(this.dir, `${kind}_${id}.json`);
+  }
+
+  private serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.lock.then(fn);
+    this.lock = result.catch(() => {});
+    return result;
+  }
+}
+
+/** Deleting the host end takes the pair with it right away; deleting the namespace alone
+ * would free the veth only once the kernel tears the namespace down, later. */
+async function removeNamespace(a: Pick<Attachment, 'netns' | 'hostVeth'>): Promise<void> {
+  if ((await exec(IP, ['link', 'show', 'dev', a.hostVeth], { env: ENV })).code === 0) {
+    await run([IP, 'link', 'delete', 'dev', a.hostVeth]);
+  }
+  if (existsSync(netnsPath(a.netns))) await run([IP, 'netns', 'delete', a.netns]);
+}
+
+function run(argv: string[], input?: string) {
+  return execOk(argv[0]!, argv.slice(1), { env: ENV, timeoutMs: COMMAND_TIMEOUT_MS, input });
+}
