@@ -15,7 +15,7 @@ export async function checkHealth(
   return new Promise((resolve) => {
     const req = http.get(
       {
-        host: '127.0.0.1',
+        host: address,
         port,
         path: healthPath,
         agent: false,

@@ -369,7 +369,7 @@ export class InstanceReconciler {
         gid: uid,
         slugDir: release.slug_dir,
         workDir,
-        command: ['sh', '-c', command],
+        command: processCommand(command),
         env: this.envOf(app, release, processType, index, row.port),
         limits: appLimits(app),
         outputFile: path.join(workDir, 'output.log'),
@@ -516,6 +516,13 @@ export class InstanceReconciler {
   private rememberRelease(release: Release): void {
     this.deployOf.set(release.id, release.deploy_id);
   }
+}
+
+/** A process type's command, run by sh. When the command ends, whatever it left behind
+ * (a background job, an orphan of a fork bomb) is killed: the sandbox's init waits for
+ * every process, and the instance must end, and be restarted, when its command does. */
+export function processCommand(command: string): string[] {
+  return ['sh', '-c', `${command}\n__petri_status=$?\nkill -KILL -1 2>/dev/null\nexit $__petri_status`];
 }
 
 function describeExit(status: InstanceStatus | undefined, app?: App): string {

@@ -220,7 +220,9 @@ describe('a hostile app cannot reach what is not its own', () => {
       },
       { timeout: 20_000, message: 'the kill in petri logs' },
     ).catch((err: Error) => {
-      throw new Error(`${err.message}; the logs:\n${logs}`);
+      throw new Error(
+        `${err.message}; the logs:\n${logs}\nthe server's output:\n${petri.output.slice(-4000)}`,
+      );
     });
     const web = await processOf('hostile');
     assert.match(web.lastExit ?? '', /web\.1 exited \(killed: memory limit 128 MiB\)/);

@@ -95,6 +95,8 @@ describe('config, release phase, health checks and one-offs', () => {
     assert.match(unhealthy.stderr, /web\.1 did not answer \/health with 2xx\/3xx within 3 s/);
     assert.equal((await petri.app('health-checked')).status, 503);
     await ok(['config', 'set', 'HEALTHY=1', '--app', 'health-checked']);
+    // Now healthy at once; a busy machine may need more than 3 s to start it.
+    await ok(['apps', 'set', 'health-checked', 'boot_timeout=30s']);
     await ok(['deploy', dir, '--app', 'health-checked']);
     assert.equal((await petri.app('health-checked')).body, 'healthy app\n');
   });

@@ -139,7 +139,12 @@ export class SandboxNetwork {
     const files = await readdir(this.dir).catch(() => []);
     const found: Attachment[] = [];
     for (const file of files.filter((f) => f.endsWith('.json'))) {
-      found.push(JSON.parse(await readFile(path.join(this.dir, file), 'utf8')) as Attachment);
+      // A sandbox stopping meanwhile removes its record between the listing and the read.
+      const text = await readFile(path.join(this.dir, file), 'utf8').catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw err;
+      });
+      if (text !== undefined) found.push(JSON.parse(text) as Attachment);
     }
     return found;
   }
