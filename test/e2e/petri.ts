@@ -76,7 +76,7 @@ export class TestPetri {
       JSON.stringify({
         ...this.config,
         bootTimeoutMs: 5000,
-        drainGraceMs: 2000,
+        drainGraceMs: 10_000,
         logLevel: 'warn',
         ...extraConfig,
       }),

@@ -179,19 +179,36 @@ export function attachmentNames(
 }
 
 /** The lowest free sandbox address: not the network, the gateway, the broadcast nor one in use. */
-export function allocateAddress(subnet: Subnet, inUse: Iterable<string>): string {
+/** A free host address: the first after `after` (round robin), else the lowest. Round robin
+ * keeps a just-freed address out of use for as long as possible, so nothing that still
+ * remembers the old instance (a neighbour cache, a connection in a pool) meets a new one. */
+export function allocateAddress(subnet: Subnet, inUse: Iterable<string>, after?: string): string {
   const used = new Set(inUse);
-  for (let n = subnet.network + 2; n < subnet.broadcast; n++) {
-    const address = formatIPv4(n);
+  const first = subnet.network + 2;
+  const count = subnet.broadcast - first;
+  const afterN = after === undefined ? undefined : parseIPv4(after);
+  const start = afterN !== undefined && afterN >= first && afterN < subnet.broadcast ? afterN + 1 - first : 0;
+  for (let i = 0; i < count; i++) {
+    const address = formatIPv4(first + ((start + i) % count));
     if (!used.has(address)) return address;
   }
   throw new Error(`no free address left in ${subnet.cidr}; stop some instances or use a larger subnet`);
+}
+
+/** A fixed, locally administered unicast MAC for the bridge, from its name. */
+export function bridgeMac(bridge: string): string {
+  const hash = createHash('sha256').update(bridge).digest();
+  return ['02', ...[...hash.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
 /** argv lists that create the bridge with the gateway address, idempotently (each may run
  * again on an existing bridge), after an `ip link add NAME type bridge` if it is missing. */
 export function bridgeCommands(plan: NetworkPlan): string[][] {
   return [
+    // A bridge takes the lowest MAC of its ports unless given one: as instances come and
+    // go its MAC would change, and every sandbox's neighbour entry for the gateway would
+    // point at a MAC that is gone, stalling the router's connections for seconds.
+    [IP, 'link', 'set', 'dev', plan.bridge, 'address', bridgeMac(plan.bridge)],
     [IP, 'address', 'replace', `${plan.subnet.gateway}/${plan.subnet.prefix}`, 'dev', plan.bridge],
     [IP, 'link', 'set', 'dev', plan.bridge, 'up'],
   ];

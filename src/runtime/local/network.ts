@@ -31,6 +31,8 @@ export class SandboxNetwork {
   readonly plan: NetworkPlan;
   private readonly dir: string;
   private ready: Promise<void> | undefined;
+  /** The address handed out last: the next one goes after it (see allocateAddress). */
+  private lastAllocated: string | undefined;
   /** Serialises allocation: two starts must not pick the same free address. */
   private lock: Promise<unknown> = Promise.resolve();
 
@@ -67,7 +69,9 @@ export class SandboxNetwork {
         allocateAddress(
           this.plan.subnet,
           (await this.all()).map((a) => a.address),
+          this.lastAllocated,
         );
+      this.lastAllocated = address;
       const a: Attachment = { kind, id, ...names, address };
       // Recorded before anything exists, so a crash halfway leaves a record detach() can use.
       await this.record(a);
