@@ -70,6 +70,7 @@ export class InstanceReconciler {
   /** Instances whose stop() is in flight in this process. */
   private readonly stopping = new Set<string>();
   private readonly watched = new Set<string>();
+  private readonly pidsLimitNoted = new Set<string>();
   private readonly phase: ReleasePhase;
 
   constructor(private readonly deps: ReconcilerDeps) {
@@ -224,6 +225,15 @@ export class InstanceReconciler {
     }
     const name = `${row.type}.${row.idx}`;
     const isNew = app.serving_release_id !== row.release_id;
+    if (alive && status?.limitHit === 'pids' && !this.pidsLimitNoted.has(row.id)) {
+      // Said once per instance: the counter only grows, and forks keep failing while it does.
+      this.pidsLimitNoted.add(row.id);
+      this.note(
+        app,
+        row.release_id,
+        `${name} hit its process limit (${app.pids}); new processes and threads fail`,
+      );
+    }
     if (row.state === 'starting') {
       if (!alive) {
         const why = `${name} exited during start (${describeExit(status, app)})`;

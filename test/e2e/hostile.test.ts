@@ -92,12 +92,18 @@ describe('a hostile app cannot reach what is not its own', () => {
       // not made
     }
     await petri?.destroy();
-    if (result)
+    if (result) {
       assert.deepEqual(
         result.failures,
         [],
         `the neighbour failed ${result.failures.length} of ${result.requests}`,
       );
+      // Normal is a few ms; a neighbour starved by the attacks would take seconds.
+      assert.ok(
+        result.slowestMs < 2000,
+        `the neighbour's slowest answer took ${result.slowestMs.toFixed(0)} ms`,
+      );
+    }
   });
 
   test("reading another app's files, Petri's data dir, store, tokens and keys, /etc/shadow fails", async () => {
@@ -192,6 +198,13 @@ describe('a hostile app cannot reach what is not its own', () => {
 
   test('a fork bomb hits the pids limit', async () => {
     assert.equal((await attack('forkbomb')).value, 'fork refused');
+    await until(
+      async () =>
+        /web\.1 hit its process limit \(64\)/.test(
+          (await ok(['logs', '--app', 'hostile', '-n', '200'])).stdout,
+        ),
+      { timeout: 10_000, message: 'the process limit in petri logs' },
+    );
   });
 
   test('thousands of open files hit the open-files limit', async () => {

@@ -6,12 +6,14 @@ import http from 'node:http';
 export interface LoadResult {
   requests: number;
   failures: string[];
+  /** The slowest answer, ms. */
+  slowestMs: number;
 }
 
 export class SteadyLoad {
   private running = true;
   private readonly workers: Promise<void>[] = [];
-  readonly result: LoadResult = { requests: 0, failures: [] };
+  readonly result: LoadResult = { requests: 0, failures: [], slowestMs: 0 };
 
   constructor(
     private readonly port: number,
@@ -26,7 +28,9 @@ export class SteadyLoad {
 
   private async loop(agent: http.Agent | false, deadline: number): Promise<void> {
     while (this.running && Date.now() < deadline) {
+      const started = performance.now();
       const outcome = await this.once(agent);
+      this.result.slowestMs = Math.max(this.result.slowestMs, performance.now() - started);
       this.result.requests++;
       if (outcome !== 'ok') this.result.failures.push(outcome);
     }
