@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { ApiError, ConnectionError } from '../client/index.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import { registerApps } from './apps.js';
+import { registerBuilds } from './builds.js';
 import { registerConfig } from './config.js';
 import { createContext } from './context.js';
 import { registerDeploy } from './deploy.js';
@@ -49,6 +50,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerReleases(program, ctx);
     registerPs(program, ctx);
     registerEgress(program, ctx);
+    registerBuilds(program, ctx);
     registerRun(program, ctx, {
       ...processTerminal(),
       stdin: fullIo.stdin ?? process.stdin,

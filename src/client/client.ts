@@ -109,6 +109,12 @@ export class PetriClient {
     return body.deploy;
   }
 
+  /** The app's latest deploys (builds), newest first. */
+  async listDeploys(appName: string): Promise<Deploy[]> {
+    return (await this.json<{ deploys: Deploy[] }>({ method: 'GET', path: `${appPath(appName)}/deploys` }))
+      .deploys;
+  }
+
   async getDeploy(appName: string, id: string): Promise<Deploy> {
     const body = await this.json<{ deploy: Deploy }>({ method: 'GET', path: deployPath(appName, id) });
     return body.deploy;

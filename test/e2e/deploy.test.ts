@@ -152,6 +152,25 @@ describe('deploy a Node.js app to a live URL', () => {
     assert.equal(failures, 0, `${failures} of ${requests} requests failed`);
   });
 
+  test('petri builds lists builds with status and duration; petri builds logs shows one', async () => {
+    const list = JSON.parse((await petri.cli(['builds', '--app', 'zdep', '--json'])).stdout) as {
+      id: string;
+      status: string;
+      release: string | null;
+      durationMs: number | null;
+    }[];
+    assert.deepEqual(
+      list.map((b) => b.status),
+      ['succeeded', 'failed', 'failed', 'succeeded'],
+    );
+    assert.ok(list.every((b) => typeof b.durationMs === 'number'));
+    const failed = await petri.cli(['builds', 'logs', list[1]!.id, '--app', 'zdep']);
+    assert.match(failed.stdout, /build {3}\| -----> Node\.js app detected/);
+    assert.match(failed.stdout, /failed: web\.1 did not listen on PORT/);
+    const people = await petri.cli(['builds', '--app', 'zdep']);
+    assert.match(people.stdout, /^ID +STATUS +RELEASE +STARTED +DURATION$/m);
+  });
+
   test('destroy needs --confirm NAME, then removes the app and its route', async () => {
     const refused = await petri.cli(['apps', 'destroy', 'built']);
     assert.notEqual(refused.code, 0);

@@ -165,6 +165,10 @@ describe('a hostile app cannot reach what is not its own', () => {
       [gateway, petri.apiPort],
       [gateway, petri.httpPort],
       [gateway, 22],
+      // The add-on servers of the host (PostgreSQL, MariaDB, Redis): not reachable at all.
+      [gateway, 5432],
+      [gateway, 3306],
+      [gateway, 6379],
       ['127.0.0.1', petri.apiPort],
       ['127.0.0.1', petri.httpPort],
       [inetAddress, 80],
