@@ -95,7 +95,8 @@ function proxyEnv(url: string | undefined): Record<string, string> {
 }
 
 function stackTitle(stack: string): string {
-  return stack === 'node' ? 'Node.js' : stack === 'procfile' ? 'Procfile' : stack;
+  const titles: Record<string, string> = { node: 'Node.js', python: 'Python', static: 'Static site', procfile: 'Procfile' };
+  return titles[stack] ?? stack;
 }
 
 function formatDuration(ms: number): string {

@@ -4,11 +4,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import { nodeDetector } from './detect-node.js';
+import { staticDetector } from './detect-static.js';
 import { readManifest } from './manifest.js';
 import type { BuildPlan, StackDetector } from './plan.js';
 import { parseProcfile } from './procfile.js';
 
-export const DETECTORS: StackDetector[] = [nodeDetector];
+export const DETECTORS: StackDetector[] = [nodeDetector, staticDetector];
 
 export async function planBuild(sourceDir: string, detectors = DETECTORS): Promise<BuildPlan> {
   const procfile = path.join(sourceDir, 'Procfile');
@@ -22,7 +23,7 @@ export async function planBuild(sourceDir: string, detectors = DETECTORS): Promi
     if (Object.keys(declared).length === 0) {
       throw new UserError(
         'build_failed',
-        'could not detect how to run this app: add a package.json (Node.js) or a Procfile with a web: line',
+        'could not detect how to run this app: add a package.json (Node.js), requirements.txt or pyproject.toml (Python), an index.html (a static site) or a Procfile with a web: line',
       );
     }
     plan = { stack: 'procfile', steps: [], processTypes: {}, env: { PATH: '/usr/local/bin:/usr/bin:/bin' } };
