@@ -1,9 +1,10 @@
 // Runs a build plan in the app's sandbox and turns the result into a read-only slug.
-import { mkdir, rename } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import { execOk } from '../lib/exec.js';
 import type { Limits, RuntimeDriver } from '../runtime/driver.js';
+import { cacheKey, restoreDependencies, saveDependencies } from './cache.js';
 import { planBuild } from './detect.js';
 import type { BuildPlan } from './plan.js';
 
@@ -20,16 +21,29 @@ export interface BuildRequest {
   onOutput: (text: string) => void;
   /** The egress proxy builds reach package registries through, when sandboxes have their own network. */
   proxyUrl?: string;
+  /** Build from scratch: the app's build cache is emptied first. */
+  noCache?: boolean;
 }
 
 export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promise<BuildPlan> {
   const started = Date.now();
   const plan = await planBuild(req.sourceDir);
   req.onOutput(`-----> ${stackTitle(plan.stack)} app detected\n`);
+  if (req.noCache) {
+    await rm(req.cacheDir, { recursive: true, force: true });
+    req.onOutput('-----> Building without the cache (--no-cache)\n');
+  }
+  const key = plan.dependencies && cacheKey(req.sourceDir, plan.stack, plan.dependencies);
+  const restored =
+    plan.dependencies && key
+      ? await restoreDependencies(req.cacheDir, key, req.sourceDir, plan.dependencies)
+      : false;
+  if (restored) req.onOutput('-----> Dependencies unchanged: restored from the build cache\n');
   // The build runs as the app's own user: it owns its source and its cache, nothing else.
   await mkdir(req.cacheDir, { recursive: true });
   await execOk('chown', ['-R', `${req.uid}:${req.gid}`, req.sourceDir, req.cacheDir]);
   for (const [i, step] of plan.steps.entries()) {
+    if (restored && step.installs) continue;
     req.onOutput(`-----> ${step.title}\n`);
     const remaining = req.timeoutMs - (Date.now() - started);
     const result = await driver.runTask({
@@ -69,6 +83,8 @@ export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promi
       throw new UserError('build_failed', `${step.title} failed (${how}); see the build output above`);
     }
   }
+  if (plan.dependencies && key && !restored)
+    await saveDependencies(req.cacheDir, key, req.sourceDir, plan.dependencies);
   req.onOutput(`-----> Process types: ${Object.keys(plan.processTypes).join(', ')}\n`);
   await freezeSlug(req.sourceDir, req.slugDir);
   return plan;
@@ -95,7 +111,12 @@ function proxyEnv(url: string | undefined): Record<string, string> {
 }
 
 function stackTitle(stack: string): string {
-  const titles: Record<string, string> = { node: 'Node.js', python: 'Python', static: 'Static site', procfile: 'Procfile' };
+  const titles: Record<string, string> = {
+    node: 'Node.js',
+    python: 'Python',
+    static: 'Static site',
+    procfile: 'Procfile',
+  };
   return titles[stack] ?? stack;
 }
 

@@ -25,9 +25,17 @@ export const nodeDetector: StackDetector = {
       existsSync(path.join(dir, 'package-lock.json')) || existsSync(path.join(dir, 'npm-shrinkwrap.json'));
     const hasDeps = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies }).length > 0;
     if (hasLock) {
-      steps.push({ title: 'Installing dependencies (npm ci)', argv: ['npm', 'ci', ...NPM_FLAGS] });
+      steps.push({
+        title: 'Installing dependencies (npm ci)',
+        argv: ['npm', 'ci', ...NPM_FLAGS],
+        installs: true,
+      });
     } else if (hasDeps) {
-      steps.push({ title: 'Installing dependencies (npm install)', argv: ['npm', 'install', ...NPM_FLAGS] });
+      steps.push({
+        title: 'Installing dependencies (npm install)',
+        argv: ['npm', 'install', ...NPM_FLAGS],
+        installs: true,
+      });
     }
     if (pkg.scripts?.build) {
       steps.push({ title: 'Building (npm run build)', argv: ['npm', 'run', 'build'] });
@@ -41,6 +49,14 @@ export const nodeDetector: StackDetector = {
     const plan: BuildPlan = {
       stack: 'node',
       steps,
+      // Keyed by the lockfile when there is one (what npm ci installs), else by package.json.
+      dependencies:
+        hasLock || hasDeps
+          ? {
+              keyFiles: hasLock ? ['package-lock.json', 'npm-shrinkwrap.json'] : ['package.json'],
+              paths: ['node_modules'],
+            }
+          : undefined,
       processTypes,
       env: { NODE_ENV: 'production', PATH: '/app/node_modules/.bin:/usr/local/bin:/usr/bin:/bin' },
     };

@@ -7,7 +7,11 @@ export interface BuildStep {
   title: string;
   argv: string[];
   env?: Record<string, string>;
+  /** Installs dependencies: skipped when the build cache has them under the same key. */
+  installs?: boolean;
 }
+
+import type { DependencyCache } from './cache.js';
 
 export interface BuildPlan {
   stack: string;
@@ -22,6 +26,8 @@ export interface BuildPlan {
   healthPath?: string;
   /** From petri.toml: the hosts the app may reach through the egress proxy. */
   egress?: string[];
+  /** What the install steps produce and what decides it, for the build cache. */
+  dependencies?: DependencyCache;
 }
 
 export interface StackDetector {

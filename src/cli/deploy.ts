@@ -19,6 +19,8 @@ const PHASE_POLL_MS = 1000;
 interface DeployOptions {
   app?: string;
   json?: boolean;
+  /** commander's --no-cache: false when given. */
+  cache?: boolean;
 }
 
 export function registerDeploy(program: Command, ctx: Context): void {
@@ -28,6 +30,7 @@ export function registerDeploy(program: Command, ctx: Context): void {
     .argument('[dir]', 'the app directory', '.')
     .addOption(appOption())
     .option('--json', 'print only the final deploy as JSON')
+    .option('--no-cache', 'build from scratch: reinstall dependencies, empty the build cache')
     .action((dir: string, opts: DeployOptions) => deploy(ctx, dir, opts));
 }
 
@@ -49,7 +52,7 @@ async function deploy(ctx: Context, dir: string, opts: DeployOptions): Promise<v
     out.line(`Uploading ${dir} (${files} ${files === 1 ? 'file' : 'files'}, ${kib(archive.length)} KiB)...`);
   }
 
-  const started = await client.deploy(appName, archive);
+  const started = await client.deploy(appName, archive, { noCache: opts.cache === false });
   const final = await follow(ctx, client, started, !opts.json);
 
   if (opts.json) out.json(final);

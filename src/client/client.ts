@@ -99,10 +99,11 @@ export class PetriClient {
   }
 
   /** Uploads a gzip tar of the app's source and starts a deploy; it runs on the server. */
-  async deploy(appName: string, archive: DeployBody): Promise<Deploy> {
+  async deploy(appName: string, archive: DeployBody, options: { noCache?: boolean } = {}): Promise<Deploy> {
     const body = await this.json<{ deploy: Deploy }>({
       method: 'POST',
       path: `${appPath(appName)}/deploys`,
+      query: { noCache: options.noCache ? 'true' : undefined },
       body: archive,
       contentType: 'application/gzip',
     });

@@ -12,12 +12,20 @@ import { failRelease, insertRelease } from './releases.js';
 export type ProcessTypes = Record<string, string>;
 
 /** Queues a deploy whose source was unpacked under the id `id` (see newDeployId). */
-export async function queueDeploy(db: Store, user: User, app: App, id: string, ip?: string): Promise<Deploy> {
+export async function queueDeploy(
+  db: Store,
+  user: User,
+  app: App,
+  id: string,
+  ip?: string,
+  options: { noCache?: boolean } = {},
+): Promise<Deploy> {
   const deploy = await db
     .insertInto('deploys')
     .values({
       id,
       app_id: app.id,
+      no_cache: options.noCache ? 1 : 0,
       status: 'queued',
       error: null,
       release_id: null,

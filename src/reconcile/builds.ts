@@ -89,6 +89,7 @@ export class BuildLoop {
         timeoutMs: config.buildTimeoutMs,
         onOutput: output,
         proxyUrl: this.deps.egressProxyUrl,
+        noCache: deploy.no_cache === 1,
       });
       output(`-----> Build finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
       const release = await releaseBuild(db, deploy, {

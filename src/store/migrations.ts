@@ -152,6 +152,11 @@ migrations['0003-egress'] = {
       .alterTable('apps')
       .addColumn('disk_mib', 'integer', (c) => c.notNull().defaultTo(1024))
       .execute();
+    // `petri deploy --no-cache`: this build starts from an empty build cache.
+    await db.schema
+      .alterTable('deploys')
+      .addColumn('no_cache', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
   },
 };
 

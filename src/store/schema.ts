@@ -41,6 +41,8 @@ export type DeployStatus = 'queued' | 'building' | 'releasing' | 'succeeded' | '
 
 export interface DeploysTable {
   id: string;
+  /** 1: build without the build cache. */
+  no_cache: Generated<number>;
   app_id: number;
   status: DeployStatus;
   error: string | null;

@@ -76,6 +76,25 @@ describe('deploy a Node.js app to a live URL', () => {
     assert.equal(res.body, 'built: isNumber(42) is true\n');
   });
 
+  test('a redeploy with unchanged dependencies restores them from the build cache; --no-cache reinstalls', async () => {
+    const cached = await petri.cli(['deploy', path.join(FIXTURES, 'npm-build'), '--app', 'built']);
+    assert.equal(cached.code, 0, cached.stderr);
+    assert.match(cached.stdout, /Dependencies unchanged: restored from the build cache/);
+    assert.doesNotMatch(cached.stdout, /npm ci/);
+    assert.match(cached.stdout, /build step wrote dist\/answer\.txt/);
+    assert.equal((await petri.app('built')).body, 'built: isNumber(42) is true\n');
+    const fresh = await petri.cli([
+      'deploy',
+      path.join(FIXTURES, 'npm-build'),
+      '--app',
+      'built',
+      '--no-cache',
+    ]);
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.match(fresh.stdout, /Building without the cache/);
+    assert.match(fresh.stdout, /Installing dependencies \(npm ci\)/);
+  });
+
   test('an app that crashes at start fails the deploy with its output; the previous release serves on', async () => {
     const deploy = await petri.cli(['deploy', path.join(FIXTURES, 'crash-at-start'), '--app', 'zdep']);
     assert.equal(deploy.code, 1);

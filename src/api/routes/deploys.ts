@@ -34,6 +34,12 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
         summary:
           'Deploy: upload the source as a gzip-compressed tar archive (Content-Type: application/gzip)',
         params: AppNameParams,
+        querystring: Type.Object({
+          noCache: Type.Boolean({
+            default: false,
+            description: 'build from scratch, without the build cache',
+          }),
+        }),
         response: { 202: Type.Object({ deploy: Deploy }), 413: ErrorBody, ...errorResponses },
       },
     },
@@ -57,7 +63,8 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
         reply.header('connection', 'close');
         throw err;
       }
-      const deploy = await queueDeploy(db, req.user, app, id, req.ip);
+      const { noCache } = req.query as { noCache: boolean };
+      const deploy = await queueDeploy(db, req.user, app, id, req.ip, { noCache });
       ctx.nudge();
       return reply.code(202).send({ deploy: await presentDeploy(db, config, app, deploy) });
     },
