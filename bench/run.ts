@@ -174,5 +174,38 @@ async function isolation(): Promise<void> {
   );
 }
 
+/** Issue 5: a Flask deploy, and a redeploy with unchanged requirements (the build cache). */
+async function python(): Promise<void> {
+  const petri = await TestPetri.start({ logLevel: 'error', bootTimeoutMs: 30_000 });
+  try {
+    const first: number[] = [];
+    const cached: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await petri.cli(['apps', 'create', `flask-${i}`]);
+      first.push(await timeFlask(petri, `flask-${i}`));
+      cached.push(await timeFlask(petri, `flask-${i}`));
+    }
+    const [p50First, p50Cached] = [percentile(first, 50), percentile(cached, 50)];
+    console.log(
+      `flask deploy to serving: p50 ${(p50First / 1000).toFixed(2)} s first build, ${(p50Cached / 1000).toFixed(2)} s ` +
+        `redeploy with unchanged requirements: ratio ${(p50Cached / p50First).toFixed(2)} (target < 0.30)`,
+    );
+  } finally {
+    await petri.destroy();
+  }
+}
+
+async function timeFlask(petri: TestPetri, app: string): Promise<number> {
+  const started = performance.now();
+  const deploy = await petri.cli(['deploy', path.join(FIXTURES, 'python-flask'), '--app', app, '--json']);
+  if (deploy.code !== 0) throw new Error(`flask deploy failed: ${deploy.stderr}`);
+  await until(async () => (await petri.app(app).catch(() => undefined))?.status === 200, {
+    timeout: 60_000,
+    interval: 5,
+  });
+  return performance.now() - started;
+}
+
 await main();
 await isolation();
+await python();

@@ -13,7 +13,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   bubblewrap haproxy git nftables iproute2 util-linux e2fsprogs ca-certificates python3 make g++ wrk \
-  python3-venv python3-pip python3-flask python3-django gunicorn >/dev/null
+  python3-venv python3-pip python3-setuptools python3-wheel python3-flask python3-django \
+  python3-whitenoise gunicorn >/dev/null
 # Node.js 20+: keep the one installed (it may come from another apt source); else Debian's.
 if ! command -v node >/dev/null; then
   apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

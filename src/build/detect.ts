@@ -4,12 +4,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import { nodeDetector } from './detect-node.js';
+import { pythonDetector } from './detect-python.js';
 import { staticDetector } from './detect-static.js';
 import { readManifest } from './manifest.js';
 import type { BuildPlan, StackDetector } from './plan.js';
 import { parseProcfile } from './procfile.js';
 
-export const DETECTORS: StackDetector[] = [nodeDetector, staticDetector];
+export const DETECTORS: StackDetector[] = [nodeDetector, pythonDetector, staticDetector];
 
 export async function planBuild(sourceDir: string, detectors = DETECTORS): Promise<BuildPlan> {
   const procfile = path.join(sourceDir, 'Procfile');
