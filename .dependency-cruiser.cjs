@@ -19,7 +19,8 @@ module.exports = {
     leaf('domain', ['store', 'lib']),
     leaf('egress', ['lib']),
     leaf('build', ['runtime', 'logs', 'egress', 'lib']),
-    leaf('api', ['domain', 'store', 'logs', 'lib']),
+    leaf('git', ['lib']),
+    leaf('api', ['domain', 'store', 'logs', 'git', 'lib']),
   ],
   options: { tsConfig: { fileName: 'tsconfig.json' }, doNotFollow: { path: 'node_modules' } },
 };

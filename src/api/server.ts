@@ -16,6 +16,7 @@ import type { ApiContext } from './context.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
 import { egressRoutes } from './routes/egress.js';
+import { gitRoutes } from './routes/git.js';
 import { logRoutes } from './routes/logs.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
@@ -73,6 +74,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
       .send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}; see /v1/openapi.json`)),
   );
 
+  gitRoutes(api, ctx); // before registerAuth: its onRequest hook turns git's Basic auth into a bearer token
   registerAuth(api, ctx.db);
   api.get('/v1/openapi.json', { schema: { hide: true } }, async () => api.swagger());
   api.get(

@@ -12,6 +12,7 @@ import { registerConfig } from './config.js';
 import { createContext } from './context.js';
 import { registerDeploy } from './deploy.js';
 import { registerEgress } from './egress.js';
+import { registerGit } from './git.js';
 import { registerLogin } from './login.js';
 import { registerLogs } from './logs.js';
 import { registerOpen } from './open.js';
@@ -51,6 +52,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerPs(program, ctx);
     registerEgress(program, ctx);
     registerBuilds(program, ctx);
+    registerGit(program, ctx);
     registerRun(program, ctx, {
       ...processTerminal(),
       stdin: fullIo.stdin ?? process.stdin,

@@ -1,0 +1,283 @@
+// `git push` deploys: Git smart HTTP on /v1/apps/:name/git (info/refs, git-receive-pack,
+// git-upload-pack) over the app's bare repository, and the internal endpoint Petri's
+// pre-receive hook calls to turn a pushed commit into a deploy and follow it.
+//
+// Auth: git speaks HTTP Basic, so for the smart-HTTP routes only, a Basic password is
+// taken as the API token (any username) and handed to the global bearer check, and a 401
+// carries `WWW-Authenticate: Basic` so git asks its credential helper. The hook
+// authenticates with a random ticket that lives in memory for one receive-pack process.
+// This module's onRequest hook must be registered before registerAuth (see server.ts).
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import { createGunzip, createGzip } from 'node:zlib';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { getApp } from '../../domain/apps.js';
+import { getDeploy, newDeployId, queueDeploy } from '../../domain/deploys.js';
+import { isGitService, serviceHeader } from '../../git/pkt-line.js';
+import type { HookEvent } from '../../git/push.js';
+import { ensureRepo, gitEnv, spawnService } from '../../git/repo.js';
+import { unpackUntrusted } from '../../lib/archive.js';
+import { errorMessage, UserError } from '../../lib/errors.js';
+import { killGroup } from '../../lib/exec.js';
+import { sleep } from '../../lib/until.js';
+import { readDeployLog } from '../../logs/deploy-log.js';
+import type { Store } from '../../store/db.js';
+import type { App, User } from '../../store/schema.js';
+import type { ApiContext } from '../context.js';
+import { presentDeploy } from '../present.js';
+import { AppNameParams, errorResponses } from '../schemas.js';
+
+const INFO_REFS = '/v1/apps/:name/git/info/refs';
+const RPC = '/v1/apps/:name/git/:service';
+const HOOK_DEPLOY = '/v1/apps/:name/git/deploy';
+const SMART_HTTP = new Set([INFO_REFS, RPC]);
+const REQUEST_TYPES = ['application/x-git-receive-pack-request', 'application/x-git-upload-pack-request'];
+const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+/** What a running receive-pack's hook may do: one deploy of one app, as the pusher. */
+interface Ticket {
+  appId: number;
+  appName: string;
+  user: User;
+  ip: string;
+  used: boolean;
+}
+
+export function gitRoutes(api: FastifyInstance, ctx: ApiContext): void {
+  const { db, config, paths } = ctx;
+  const tickets = new Map<string, Ticket>();
+  const repoOptions = { maxPackBytes: config.maxUploadBytes };
+  const hookApi = `http://${config.apiBind === '0.0.0.0' ? '127.0.0.1' : config.apiBind}:${config.apiPort}`;
+
+  // Git's request bodies reach the handlers as streams: packs can be large, and are
+  // bounded by receive.maxInputSize rather than the JSON body limit.
+  api.addContentTypeParser(REQUEST_TYPES, (_req, payload, done) => done(null, payload));
+
+  api.addHook('onRequest', async (req, reply) => {
+    const route = req.routeOptions.url ?? '';
+    if (SMART_HTTP.has(route)) {
+      // Basic → Bearer for these routes only; the global hook then checks the token as usual.
+      const token = basicPassword(req.headers.authorization);
+      if (token !== undefined) req.headers.authorization = `Bearer ${token}`;
+      return;
+    }
+    if (route !== HOOK_DEPLOY) return;
+    const header = req.headers.authorization ?? '';
+    const ticket = header.startsWith('Bearer ') ? tickets.get(header.slice(7).trim()) : undefined;
+    if (!ticket) return; // not the hook: the global hook answers 401 to a stranger
+    // Answered here, before the global bearer check, which knows only API tokens.
+    const { name } = req.params as { name: string };
+    const sha = (req.query as { sha?: string }).sha ?? '';
+    if (name !== ticket.appName || !SHA.test(sha) || ticket.used) {
+      throw new UserError('forbidden', 'this push may deploy its own app once, from a commit id');
+    }
+    ticket.used = true;
+    const app = await getApp(db, ticket.user, name);
+    reply.header('cache-control', 'no-cache');
+    return reply
+      .type('application/x-ndjson')
+      .send(Readable.from(ndjson(deployPush(ctx, app, ticket, req.raw, closedSignal(req)))));
+  });
+
+  api.addHook('onSend', async (req, reply) => {
+    if (reply.statusCode === 401 && SMART_HTTP.has(req.routeOptions.url ?? '')) {
+      reply.header('www-authenticate', 'Basic realm="Petri"');
+    }
+  });
+
+  api.get(
+    INFO_REFS,
+    {
+      schema: {
+        summary:
+          'Git smart HTTP: the ref advertisement (?service=git-receive-pack or git-upload-pack); HTTP Basic, the API token as password',
+        params: AppNameParams,
+        querystring: Type.Object({ service: Type.Optional(Type.String()) }),
+      },
+    },
+    async (req, reply) => {
+      const { name } = req.params as { name: string };
+      const service = (req.query as { service?: string }).service;
+      const app = await getApp(db, req.user, name);
+      if (!isGitService(service)) {
+        throw new UserError('forbidden', 'only smart HTTP is served: use git 1.6.6 or newer');
+      }
+      const repo = await ensureRepo(paths, app.id, repoOptions);
+      const child = spawnService(service, repo, gitEnv(paths), true);
+      child.stdin!.end();
+      const [out, err, code] = await Promise.all([
+        collect(child.stdout!),
+        collect(child.stderr!),
+        new Promise<number | null>((resolve) => child.on('close', resolve)),
+      ]);
+      if (code !== 0)
+        throw new Error(`git ${service} --advertise-refs failed (${code}): ${err.toString().trim()}`);
+      noCache(reply);
+      return reply
+        .type(`application/x-${service}-advertisement`)
+        .send(Buffer.concat([serviceHeader(service), out]));
+    },
+  );
+
+  api.post(
+    RPC,
+    {
+      schema: {
+        summary:
+          'Git smart HTTP: git-receive-pack (push: builds and deploys main or master) or git-upload-pack (fetch)',
+        params: Type.Object({ name: Type.String(), service: Type.String() }),
+      },
+    },
+    async (req, reply) => {
+      const { name, service } = req.params as { name: string; service: string };
+      const app = await getApp(db, req.user, name);
+      if (!isGitService(service)) throw new UserError('not_found', `no git service '${service}'`);
+      if (req.headers['content-type'] !== `application/x-${service}-request`) {
+        throw new UserError('bad_request', `send the request as application/x-${service}-request`);
+      }
+      const repo = await ensureRepo(paths, app.id, repoOptions);
+      let ticketId: string | undefined;
+      const extra: Record<string, string> = {};
+      if (service === 'git-receive-pack') {
+        ticketId = randomBytes(32).toString('base64url');
+        tickets.set(ticketId, { appId: app.id, appName: app.name, user: req.user, ip: req.ip, used: false });
+        Object.assign(extra, { PETRI_GIT_API: hookApi, PETRI_GIT_TICKET: ticketId, PETRI_GIT_APP: app.name });
+      }
+      const child = spawnService(service, repo, gitEnv(paths, extra), false);
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (c: string) => {
+        stderr = (stderr + c).slice(-4000);
+      });
+      child.on('close', (code, signal) => {
+        if (ticketId) tickets.delete(ticketId);
+        if (code !== 0) req.log.warn({ app: app.name, service, code, signal, stderr }, 'git service failed');
+      });
+      child.on('error', (err) => req.log.error({ err }, 'git service did not start'));
+      // A pusher that hangs up ends receive-pack and its hook (a queued deploy goes on).
+      reply.raw.on('close', () => {
+        if (child.exitCode === null && child.signalCode === null) killGroup(child.pid, 'SIGKILL');
+      });
+      let body = req.body as NodeJS.ReadableStream;
+      if (req.headers['content-encoding'] === 'gzip') {
+        const gunzip = createGunzip();
+        body.pipe(gunzip);
+        body.on('error', (err: Error) => gunzip.destroy(err));
+        body = gunzip;
+      }
+      body.on('error', () => killGroup(child.pid, 'SIGKILL'));
+      child.stdin!.on('error', () => {}); // git stops reading when it refuses a push; its answer says why
+      body.pipe(child.stdin!);
+      noCache(reply);
+      return reply.type(`application/x-${service}-result`).send(child.stdout);
+    },
+  );
+
+  api.post(
+    HOOK_DEPLOY,
+    {
+      schema: {
+        hide: true,
+        summary:
+          "Internal: Petri's pre-receive hook deploys a pushed commit (a per-push ticket, not an API token)",
+        params: AppNameParams,
+        response: errorResponses,
+      },
+    },
+    // Reached only without a valid ticket (the onRequest hook answers the hook itself).
+    async () => {
+      throw new UserError('forbidden', "this endpoint is for Petri's git hook");
+    },
+  );
+}
+
+/**
+ * Unpacks the hook's tar (the commit's tree) exactly as an upload is, queues a deploy,
+ * and follows it as the /stream route does, ending with the release's URL or the reason.
+ */
+async function* deployPush(
+  ctx: ApiContext,
+  app: App,
+  ticket: Ticket,
+  tar: IncomingMessage,
+  closed: AbortSignal,
+): AsyncGenerator<HookEvent> {
+  const { db, config, paths } = ctx;
+  const id = newDeployId();
+  // unpackUntrusted reads gzip, as uploads come; level 1 costs little on a local stream.
+  const gzip = createGzip({ level: 1 });
+  tar.on('error', (err) => gzip.destroy(err));
+  tar.pipe(gzip);
+  try {
+    await unpackUntrusted(gzip, paths.deploySource(app.id, id), { maxBytes: config.maxUploadBytes });
+  } catch (err) {
+    tar.unpipe(gzip);
+    tar.resume();
+    await rm(paths.deployDir(app.id, id), { recursive: true, force: true });
+    yield { type: 'end', ok: false, message: `push refused: ${errorMessage(err)}` };
+    return;
+  }
+  const deploy = await queueDeploy(db, ticket.user, app, id, ticket.ip);
+  ctx.nudge();
+  yield* followDeploy(db, ctx, app, deploy.id, closed);
+}
+
+async function* followDeploy(
+  db: Store,
+  ctx: ApiContext,
+  app: App,
+  id: string,
+  closed: AbortSignal,
+): AsyncGenerator<HookEvent> {
+  const file = ctx.paths.deployLog(app.id, id);
+  let offset = 0;
+  while (!closed.aborted) {
+    // Read the status before the log: when it says finished, the log is complete.
+    const deploy = await getDeploy(db, app, id);
+    const read = readDeployLog(file, offset);
+    offset = read.offset;
+    for (const line of read.lines) yield { type: 'log', source: line.source, text: line.text };
+    if (deploy.status === 'succeeded' || deploy.status === 'failed') {
+      const shown = await presentDeploy(db, ctx.config, app, deploy);
+      yield deploy.status === 'succeeded'
+        ? { type: 'end', ok: true, message: `deployed ${shown.release ?? ''}: ${shown.url}` }
+        : { type: 'end', ok: false, message: `deploy failed: ${deploy.error ?? 'no reason recorded'}` };
+      return;
+    }
+    await sleep(100);
+  }
+}
+
+async function* ndjson(events: AsyncIterable<HookEvent>): AsyncGenerator<string> {
+  for await (const event of events) yield `${JSON.stringify(event)}\n`;
+}
+
+/** The password of an HTTP Basic header (git sends the API token there), if it is one. */
+export function basicPassword(header: string | undefined): string | undefined {
+  if (!header?.startsWith('Basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  const password = decoded.slice(colon + 1);
+  return password === '' ? undefined : password;
+}
+
+function noCache(reply: FastifyReply): void {
+  reply.header('cache-control', 'no-cache, max-age=0, must-revalidate');
+  reply.header('expires', 'Fri, 01 Jan 1980 00:00:00 GMT');
+  reply.header('pragma', 'no-cache');
+}
+
+async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+function closedSignal(req: FastifyRequest): AbortSignal {
+  const controller = new AbortController();
+  req.raw.socket.once('close', () => controller.abort());
+  return controller.signal;
+}
