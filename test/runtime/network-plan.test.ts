@@ -57,6 +57,10 @@ test('the launch argv joins the namespace as root, before setpriv drops privileg
   );
   golden('instance-netns-argv.txt', `${['# /bin/sh', ...shell.map((a) => `  ${a}`)].join('\n')}\n`);
   assert.ok(!launch.bwrapArgs.includes('--unshare-net'), 'bwrap inherits the namespace');
+  assert.ok(
+    launch.bwrapArgs.join(' ').includes('--ro-bind /dev/null /etc/resolv.conf'),
+    "no resolver to wait for: the host's is out of reach",
+  );
   assert.throws(
     () => sandboxLaunch({ ...launchPlan(), netns: '/proc/1/ns/net' }),
     /under \/run\/netns/,

@@ -148,7 +148,14 @@ export function bwrapArgs(plan: SandboxPlan): string[] {
     '/lib64',
   ];
   // -try: hosts differ in which of these exist; a missing one is not worth failing a start for.
-  for (const name of HOST_ETC) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+  for (const name of HOST_ETC) {
+    // In its own network namespace the host's resolver is out of reach: every lookup would
+    // wait out its timeouts (seconds, at start-up too). An empty resolv.conf means the
+    // sandbox's own loopback, which refuses at once; names are the egress proxy's job.
+    if (name === 'resolv.conf' && plan.netns !== undefined)
+      args.push('--ro-bind', '/dev/null', '/etc/resolv.conf');
+    else args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+  }
   // Its own passwd and group, handed over as data: no host file the app's uid must reach.
   args.push(
     '--ro-bind-data',
