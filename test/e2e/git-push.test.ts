@@ -196,17 +196,6 @@ describe('git push deploys', () => {
     assert.equal((await petri.app('pushed')).body, 'amended v2\n');
   });
 
-  test('an app with only a Procfile runs its web: line as is (a shell script it ships)', async () => {
-    assert.equal((await git('rm', '-rq', '.')).code, 0);
-    cpSync(path.join(FIXTURES, 'procfile-shell'), repo, { recursive: true });
-    await commit('a Procfile app');
-    const push = await git('push', 'petri', 'main');
-    assert.equal(push.code, 0, push.output);
-    assert.match(push.output, /remote: .*Procfile app detected/);
-    const res = await petri.app('pushed', '/hello.txt');
-    assert.equal(res.body, 'served by a shell script\n');
-  });
-
   test('a wrong token gets 401 and git reports failed authentication', async () => {
     const push = await run('git', ['push', 'petri', 'main'], { PETRI_TOKEN: 'petri_wrong' });
     assert.notEqual(push.code, 0);
@@ -248,5 +237,15 @@ describe('git push deploys', () => {
     );
     assert.equal(clone.code, 0, clone.output);
     assert.match(readFileSync(path.join(home, 'clone/server.js'), 'utf8'), /amended/);
+  });
+  test('an app with only a Procfile runs its web: line as is (a shell script it ships)', async () => {
+    assert.equal((await git('rm', '-rq', '.')).code, 0);
+    cpSync(path.join(FIXTURES, 'procfile-shell'), repo, { recursive: true });
+    await commit('a Procfile app');
+    const push = await git('push', 'petri', 'main');
+    assert.equal(push.code, 0, push.output);
+    assert.match(push.output, /remote: .*Procfile app detected/);
+    const res = await petri.app('pushed', '/hello.txt');
+    assert.equal(res.body, 'served by a shell script\n');
   });
 });

@@ -57,7 +57,7 @@ describe('deploy a static site', () => {
   test('is detected, built and served at NAME.petri.localhost', async () => {
     const deploy = await petri.cli(['deploy', SITE, '--app', 'site']);
     assert.equal(deploy.code, 0, deploy.stderr);
-    assert.match(deploy.stdout, /static app detected/);
+    assert.match(deploy.stdout, /Static site app detected/);
     assert.match(deploy.stdout, /Installing the static file server/);
     assert.match(deploy.stdout, /Deployed site v1/);
     const home = await get('/');
