@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
 import { until } from '../../src/lib/until.js';
-import { FIXTURES, TestPetri } from './petri.js';
+import { FIXTURES, TestPetri, writeApp } from './petri.js';
 
 describe('deploy a Node.js app to a live URL', () => {
   let petri: TestPetri;
@@ -252,3 +252,40 @@ function maliciousArchive(name: string, content: string): Buffer {
   const pad = Buffer.alloc((512 - (data.length % 512)) % 512);
   return gzipSync(Buffer.concat([header.block!, data, pad, Buffer.alloc(1024)]));
 }
+
+describe('build limits', () => {
+  let petri: TestPetri;
+  before(async () => {
+    petri = await TestPetri.start({ buildTimeoutMs: 3000 });
+  });
+  after(async () => {
+    await petri?.destroy();
+  });
+
+  const buildingApp = (build: string) =>
+    writeApp({
+      'package.json': JSON.stringify({ name: 'limited', scripts: { build, start: 'node server.js' } }),
+      'server.js': "require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT)",
+    });
+
+  test('a build over its time limit fails with that reason', async () => {
+    await petri.cli(['apps', 'create', 'slowbuild']);
+    const deploy = await petri.cli([
+      'deploy',
+      buildingApp('node -e "setTimeout(() => {}, 60000)"'),
+      '--app',
+      'slowbuild',
+    ]);
+    assert.equal(deploy.code, 1);
+    assert.match(deploy.stderr, /build exceeded its time limit of 3 s/);
+  });
+
+  test("a build over the app's memory limit fails with that reason", async () => {
+    await petri.cli(['apps', 'create', 'fatbuild']);
+    await petri.cli(['apps', 'limits', 'fatbuild', '--memory', '64']);
+    const hog = 'node -e "const a = []; for (;;) a.push(Buffer.alloc(8e6, 1))"';
+    const deploy = await petri.cli(['deploy', buildingApp(hog), '--app', 'fatbuild']);
+    assert.equal(deploy.code, 1);
+    assert.match(deploy.stderr, /Building \(npm run build\) was killed: memory limit 64 MiB/);
+  });
+});

@@ -4,6 +4,7 @@
 // refused with the reason.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -67,7 +68,8 @@ describe('git push deploys', () => {
   }
 
   before(async () => {
-    petri = await TestPetri.start();
+    // A small upload cap, so a huge push can be tried quickly.
+    petri = await TestPetri.start({ maxUploadBytes: 4 * 1024 * 1024 });
     repo = mkdtempSync(path.join(tmpdir(), 'petri-git-'));
     home = mkdtempSync(path.join(tmpdir(), 'petri-git-home-'));
     cpSync(path.join(FIXTURES, 'zero-dep'), repo, { recursive: true });
@@ -238,6 +240,16 @@ describe('git push deploys', () => {
     assert.equal(clone.code, 0, clone.output);
     assert.match(readFileSync(path.join(home, 'clone/server.js'), 'utf8'), /amended/);
   });
+  test('a push over the upload cap is refused; nothing is deployed', async () => {
+    writeFileSync(path.join(repo, 'huge.bin'), randomBytes(6 * 1024 * 1024));
+    await commit('huge');
+    const push = await git('push', 'petri', 'main');
+    assert.notEqual(push.code, 0, push.output);
+    assert.match(push.output, /maximum allowed size|too large|exceeds/i);
+    assert.equal((await petri.app('pushed')).body, 'amended v2\n');
+    await git('reset', '-q', '--hard', 'HEAD~1');
+  });
+
   test('an app with only a Procfile runs its web: line as is (a shell script it ships)', async () => {
     assert.equal((await git('rm', '-rq', '.')).code, 0);
     cpSync(path.join(FIXTURES, 'procfile-shell'), repo, { recursive: true });
