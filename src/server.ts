@@ -11,6 +11,7 @@ import { failInterruptedBuilds } from './domain/deploys.js';
 import type { PetriConfig } from './lib/config.js';
 import { createLogger } from './lib/log.js';
 import { DataPaths } from './lib/paths.js';
+import { closeInheritedFds } from './lib/process.js';
 import { SecretBox } from './lib/secrets.js';
 import { DeployLogs } from './logs/deploy-log.js';
 import { LogStore } from './logs/log-store.js';
@@ -37,6 +38,8 @@ export interface RunningServer {
 
 export async function startServer(config: PetriConfig, logger?: Logger): Promise<RunningServer> {
   const log = logger ?? createLogger(config.logLevel);
+  const stray = closeInheritedFds();
+  if (stray.length > 0) log.warn({ fds: stray }, 'closed descriptors inherited without close-on-exec');
   const paths = new DataPaths(config.dataDir);
   // Searchable but not listable: bubblewrap binds an instance's /app as the app's own user,
   // which must traverse the data dir; everything secret in it is mode 0600.

@@ -1,6 +1,6 @@
 // Facts about processes by pid, read from /proc. A pid alone is not an identity (pids are
 // reused), so an adopted process is recognised by its pid and its start time together.
-import { readFileSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync } from 'node:fs';
 
 /** The process's start time in clock ticks since boot, or undefined when it does not exist. */
 export function processStartTime(pid: number): number | undefined {
@@ -19,4 +19,31 @@ export function processStartTime(pid: number): number | undefined {
 
 export function isSameProcessAlive(pid: number, startTime: number): boolean {
   return processStartTime(pid) === startTime;
+}
+
+/** Closes descriptors this process inherited without close-on-exec (a launcher's stray fd):
+ * every child would pass them on, into the sandboxes. Node opens its own with O_CLOEXEC,
+ * so a descriptor above 2 without it is one nobody here meant to share. */
+export function closeInheritedFds(): number[] {
+  const O_CLOEXEC = 0o2000000;
+  const closed: number[] = [];
+  let fds: string[];
+  try {
+    fds = readdirSync('/proc/self/fd');
+  } catch {
+    return closed;
+  }
+  for (const name of fds) {
+    const fd = Number(name);
+    if (!Number.isInteger(fd) || fd <= 2) continue;
+    try {
+      const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (flags === undefined || (Number.parseInt(flags, 8) & O_CLOEXEC) !== 0) continue;
+      closeSync(fd);
+      closed.push(fd);
+    } catch {
+      // gone meanwhile (the descriptor of the listing itself)
+    }
+  }
+  return closed;
 }
