@@ -206,6 +206,9 @@ async function timeFlask(petri: TestPetri, app: string): Promise<number> {
   return performance.now() - started;
 }
 
-await main();
-await isolation();
-await python();
+// BENCH=deploy,network,python runs only those sections (all by default).
+const only = process.env.BENCH?.split(',');
+const wanted = (name: string) => !only || only.includes(name);
+if (wanted('deploy')) await main();
+if (wanted('network')) await isolation();
+if (wanted('python')) await python();

@@ -10,7 +10,9 @@ import type { BuildPlan, BuildStep, StackDetector } from './plan.js';
 
 const VENV = '/app/.venv';
 const PYTHON = `${VENV}/bin/python`;
-const PIP = [`${VENV}/bin/pip`, 'install', ...pipFlags()];
+// The host's pip, run by the venv's Python, installs into the venv: a venv made without its
+// own copy of pip takes 30 ms instead of 2 s (ensurepip), on every first build.
+const PIP = [PYTHON, '-m', 'pip', 'install', ...pipFlags()];
 
 /** Printed after a failed pip install, under pip's own message. */
 export const PIP_HINT =
@@ -28,8 +30,8 @@ export const pythonDetector: StackDetector = {
     }
     const steps: BuildStep[] = [
       {
-        title: 'Creating virtualenv (python3 -m venv --system-site-packages)',
-        argv: ['/usr/bin/python3', '-m', 'venv', '--system-site-packages', VENV],
+        title: 'Creating virtualenv (python3 -m venv --system-site-packages --without-pip)',
+        argv: ['/usr/bin/python3', '-m', 'venv', '--system-site-packages', '--without-pip', VENV],
         installs: true,
       },
     ];

@@ -25,7 +25,9 @@ function tree(files: Record<string, string>): string {
 }
 
 const PIP = [
-  '/app/.venv/bin/pip',
+  '/app/.venv/bin/python',
+  '-m',
+  'pip',
   'install',
   '--no-input',
   '--disable-pip-version-check',
@@ -36,8 +38,8 @@ const PIP = [
 ];
 const HINTED = `"$@" || { s=$?; printf '%s\\n' '${PIP_HINT}' >&2; exit $s; }`;
 const VENV: BuildStep = {
-  title: 'Creating virtualenv (python3 -m venv --system-site-packages)',
-  argv: ['/usr/bin/python3', '-m', 'venv', '--system-site-packages', '/app/.venv'],
+  title: 'Creating virtualenv (python3 -m venv --system-site-packages --without-pip)',
+  argv: ['/usr/bin/python3', '-m', 'venv', '--system-site-packages', '--without-pip', '/app/.venv'],
 };
 const REQUIREMENTS: BuildStep = {
   title: 'Installing requirements (pip install -r requirements.txt)',
@@ -76,7 +78,7 @@ describe('python build cache', () => {
     assert.deepEqual(
       result?.steps.filter((step) => step.installs).map((step) => step.title),
       [
-        'Creating virtualenv (python3 -m venv --system-site-packages)',
+        'Creating virtualenv (python3 -m venv --system-site-packages --without-pip)',
         'Installing requirements (pip install -r requirements.txt)',
         'Adding gunicorn to the virtualenv',
       ],
