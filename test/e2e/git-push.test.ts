@@ -198,6 +198,36 @@ describe('git push deploys', () => {
     assert.equal((await petri.app('pushed')).body, 'amended v2\n');
   });
 
+  test('a tree with a .. entry (a path leaving the app) is refused by the object checks', async () => {
+    const blob = (await run('sh', ['-c', 'printf "owned\\n" | git hash-object -w --stdin'])).output.trim();
+    const escape = (
+      await run('sh', ['-c', `printf "100644 blob ${blob}\\tpwned\\n" | git mktree`])
+    ).output.trim();
+    const head = (await git('ls-tree', 'HEAD')).output;
+    const tree = (
+      await run('sh', ['-c', `printf '%s040000 tree ${escape}\\t..\\n' "$0" | git mktree`, head])
+    ).output.trim();
+    const commitId = (
+      await run('git', [
+        '-c',
+        'user.name=T',
+        '-c',
+        'user.email=t@petri.invalid',
+        'commit-tree',
+        tree,
+        '-p',
+        'HEAD',
+        '-m',
+        'dotdot',
+      ])
+    ).output.trim();
+    assert.match(commitId, /^[0-9a-f]{40}$/);
+    const push = await git('push', 'petri', `${commitId}:refs/heads/main`);
+    assert.notEqual(push.code, 0, push.output);
+    assert.match(push.output, /hasDotdot/);
+    assert.equal((await petri.app('pushed')).body, 'amended v2\n');
+  });
+
   test('a wrong token gets 401 and git reports failed authentication', async () => {
     const push = await run('git', ['push', 'petri', 'main'], { PETRI_TOKEN: 'petri_wrong' });
     assert.notEqual(push.code, 0);
