@@ -3,6 +3,7 @@
 // control plane; every one must be answered by the app.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { until } from '../../src/lib/until.js';
@@ -120,6 +121,39 @@ describe('releases that never drop a request', () => {
     const text = await body;
     assert.equal(text.split('\n').filter((l) => l.startsWith('chunk')).length, 20);
     assert.match(text, /done\n$/);
+  });
+
+  test('an upgraded connection (a WebSocket) on the old release keeps working, then is closed cleanly after the drain', async () => {
+    const socket = net.connect(petri.httpPort, '127.0.0.1');
+    socket.setEncoding('utf8');
+    let received = '';
+    socket.on('data', (d) => (received += d));
+    const ended = new Promise<string>((resolve) => {
+      socket.once('end', () => resolve('end'));
+      socket.once('error', (err) => resolve(`error: ${err.message}`));
+    });
+    socket.write(
+      'GET /ws HTTP/1.1\r\nHost: steady.petri.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await until(() => received.includes('101 Switching Protocols'), {
+      timeout: 5000,
+      message: 'the upgrade',
+    });
+    const before = JSON.parse((await expectOk(['apps', 'info', 'steady', '--json'])).stdout) as {
+      release: string;
+    };
+    socket.write('ping1');
+    await until(() => received.includes(`${before.release}:ping1`), { timeout: 5000, message: 'an echo' });
+    await expectOk(['deploy', STEADY, '--app', 'steady']);
+    // The new release serves new requests; the old one still holds this connection.
+    socket.write('ping2');
+    await until(() => received.includes(`${before.release}:ping2`), {
+      timeout: 5000,
+      message: 'an echo after the switch',
+    });
+    // At the end of the drain (10 s in these tests) the old instance is stopped: a clean close.
+    assert.equal(await ended, 'end');
   });
 
   test('two deploys at once are queued, never interleaved', async () => {
