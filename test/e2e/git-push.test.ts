@@ -200,12 +200,12 @@ describe('git push deploys', () => {
 
   test('a tree with a .. entry (a path leaving the app) is refused by the object checks', async () => {
     const blob = (await run('sh', ['-c', 'printf "owned\\n" | git hash-object -w --stdin'])).output.trim();
-    const escape = (
+    const outside = (
       await run('sh', ['-c', `printf "100644 blob ${blob}\\tpwned\\n" | git mktree`])
     ).output.trim();
     const head = (await git('ls-tree', 'HEAD')).output;
     const tree = (
-      await run('sh', ['-c', `printf '%s040000 tree ${escape}\\t..\\n' "$0" | git mktree`, head])
+      await run('sh', ['-c', `printf '%s040000 tree ${outside}\\t..\\n' "$0" | git mktree`, head])
     ).output.trim();
     const commitId = (
       await run('git', [
