@@ -145,19 +145,6 @@ export async function failInterruptedBuilds(db: Store): Promise<Deploy[]> {
   return cut;
 }
 
-export async function releasingDeployOf(db: Store, releaseId: number): Promise<Deploy | undefined> {
-  return db
-    .selectFrom('deploys')
-    .selectAll()
-    .where('release_id', '=', releaseId)
-    .where('status', '=', 'releasing')
-    .executeTakeFirst();
-}
-
-export function getRelease(db: Store, id: number): Promise<Release | undefined> {
-  return db.selectFrom('releases').selectAll().where('id', '=', id).executeTakeFirst();
-}
-
 export function latestDeploys(db: Store, app: App, limit = 20): Promise<Deploy[]> {
   return db
     .selectFrom('deploys')

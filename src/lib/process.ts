@@ -17,10 +17,6 @@ export function processStartTime(pid: number): number | undefined {
   }
 }
 
-export function isSameProcessAlive(pid: number, startTime: number): boolean {
-  return processStartTime(pid) === startTime;
-}
-
 /** Closes descriptors this process inherited without close-on-exec (a launcher's stray fd):
  * every child would pass them on, into the sandboxes. Node opens its own with O_CLOEXEC,
  * so a descriptor above 2 without it is one nobody here meant to share. */

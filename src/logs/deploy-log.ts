@@ -81,10 +81,6 @@ export class DeployLogs {
     this.open.delete(deployId);
   }
 
-  fileFor(appId: number, deployId: string): string {
-    return this.fileOf(appId, deployId);
-  }
-
   private logOf(appId: number, deployId: string): DeployLog {
     let log = this.open.get(deployId);
     if (!log) {

@@ -158,11 +158,16 @@ export class InstanceReconciler {
     const routes: RouteSpec[] = [];
     const switched: App[] = [];
     const retire: Instance[] = [];
+    // One listing for every app of the pass: what observe left (an app's own launches
+    // change only its own rows, which converge does not need to see again).
+    const rowsByApp = new Map<number, Instance[]>();
+    for (const row of await listInstances(db))
+      rowsByApp.set(row.app_id, [...(rowsByApp.get(row.app_id) ?? []), row]);
     for (const { id } of await listAllApps(db)) {
       await this.step(`app ${id}`, async () => {
         const app = await this.freshApp(id);
         if (!app) return;
-        const plan = await this.converge(app, world);
+        const plan = await this.converge(app, world, rowsByApp.get(id) ?? []);
         routes.push({
           host: `${app.name}.${this.deps.config.domain}`,
           app: app.name,
@@ -309,9 +314,8 @@ export class InstanceReconciler {
   }
 
   /** Runs the release phase, then starts what the plan lacks. */
-  private async converge(app: App, world: Map<string, InstanceStatus>) {
+  private async converge(app: App, world: Map<string, InstanceStatus>, rows: Instance[]) {
     const { db } = this.deps;
-    const rows = (await listInstances(db)).filter((r) => r.app_id === app.id);
     const desired =
       app.desired_release_id === null
         ? undefined
@@ -319,6 +323,7 @@ export class InstanceReconciler {
     const phaseDone = desired ? await this.phase.advance(app, desired, world) : true;
     const formation = await formationEntries(db, app.id);
     const plan = planApp({
+      // Afresh: a failing release phase has just put the desired release back.
       app: await this.freshApp(app.id).then((a) => a ?? app),
       desiredTypes: desired ? (JSON.parse(desired.process_types) as Record<string, string>) : {},
       formation,

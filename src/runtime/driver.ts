@@ -80,19 +80,7 @@ export interface TaskResult {
 
 /** A one-off command (`petri run`) attached to a client: the app's release and config in
  * the same sandbox as an instance, with pipes (or a terminal) instead of an output file. */
-export interface InteractiveSpec {
-  /** Unique among running one-offs; same charset as InstanceSpec.id. */
-  id: string;
-  app: string;
-  uid: number;
-  gid: number;
-  /** Read-only release; the process gets a writable copy at /app, like an instance. */
-  slugDir: string;
-  /** Its own host directory, removed when it ends. */
-  workDir: string;
-  command: string[];
-  env: Record<string, string>;
-  limits: Limits;
+export interface InteractiveSpec extends Omit<InstanceSpec, 'outputFile'> {
   /** A pseudo-terminal: stdout carries what the terminal shows, stderr stays empty. */
   tty: boolean;
   /** Initial terminal size (tty only). */

@@ -162,22 +162,16 @@ describe('git push deploys', () => {
     await git('reset', '-q', '--hard', 'HEAD~1');
   });
 
-  test('a tree with a .git directory is refused by the object checks', async () => {
-    // Plumbing, as git add refuses .git paths: a tree holding .git/hooks/pre-receive.
-    const blob = (
-      await run('sh', ['-c', 'printf "#!/bin/sh\\ntouch /tmp/pwned\\n" | git hash-object -w --stdin'])
-    ).output.trim();
-    const hooks = (
-      await run('sh', ['-c', `printf "100755 blob ${blob}\\tpre-receive\\n" | git mktree`])
-    ).output.trim();
-    const dotgit = (
-      await run('sh', ['-c', `printf "040000 tree ${hooks}\\thooks\\n" | git mktree`])
-    ).output.trim();
+  /** Plumbing, as git add refuses such paths: a commit on HEAD whose tree adds one entry
+   * `name` holding a directory with one file; the id of that commit. */
+  async function commitWithEntry(name: string, file: string, mode: string, content: string): Promise<string> {
+    const out = async (script: string, ...args: string[]) =>
+      (await run('sh', ['-c', script, ...args])).output.trim();
+    const blob = await out(`printf '%s' "$0" | git hash-object -w --stdin`, content);
+    const dir = await out(`printf '${mode} blob %s\\t%s\\n' "$0" "$1" | git mktree`, blob, file);
     const head = (await git('ls-tree', 'HEAD')).output;
-    const tree = (
-      await run('sh', ['-c', `printf '%s040000 tree ${dotgit}\\t.git\\n' "$0" | git mktree`, head])
-    ).output.trim();
-    const commitId = (
+    const tree = await out(`printf '%s040000 tree %s\\t%s\\n' "$0" "$1" "$2" | git mktree`, head, dir, name);
+    const id = (
       await run('git', [
         '-c',
         'user.name=T',
@@ -188,45 +182,29 @@ describe('git push deploys', () => {
         '-p',
         'HEAD',
         '-m',
-        'dotgit',
+        name,
       ])
     ).output.trim();
-    assert.match(commitId, /^[0-9a-f]{40}$/);
-    const push = await git('push', 'petri', `${commitId}:refs/heads/main`);
-    assert.notEqual(push.code, 0, push.output);
-    assert.match(push.output, /hasDotgit/);
-    assert.equal((await petri.app('pushed')).body, 'amended v2\n');
-  });
+    assert.match(id, /^[0-9a-f]{40}$/);
+    return id;
+  }
 
-  test('a tree with a .. entry (a path leaving the app) is refused by the object checks', async () => {
-    const blob = (await run('sh', ['-c', 'printf "owned\\n" | git hash-object -w --stdin'])).output.trim();
-    const outside = (
-      await run('sh', ['-c', `printf "100644 blob ${blob}\\tpwned\\n" | git mktree`])
-    ).output.trim();
-    const head = (await git('ls-tree', 'HEAD')).output;
-    const tree = (
-      await run('sh', ['-c', `printf '%s040000 tree ${outside}\\t..\\n' "$0" | git mktree`, head])
-    ).output.trim();
-    const commitId = (
-      await run('git', [
-        '-c',
-        'user.name=T',
-        '-c',
-        'user.email=t@petri.invalid',
-        'commit-tree',
-        tree,
-        '-p',
-        'HEAD',
-        '-m',
-        'dotdot',
-      ])
-    ).output.trim();
-    assert.match(commitId, /^[0-9a-f]{40}$/);
-    const push = await git('push', 'petri', `${commitId}:refs/heads/main`);
-    assert.notEqual(push.code, 0, push.output);
-    assert.match(push.output, /hasDotdot/);
-    assert.equal((await petri.app('pushed')).body, 'amended v2\n');
-  });
+  for (const [what, name, file, mode, content, check] of [
+    // .git/hooks-like content: a hook that would run on the host if it were ever used.
+    ['a .git directory', '.git', 'pre-receive', '100755', '#!/bin/sh\ntouch /tmp/pwned\n', /hasDotgit/],
+    ['a .. entry (a path leaving the app)', '..', 'pwned', '100644', 'owned\n', /hasDotdot/],
+  ] as const) {
+    test(`a tree with ${what} is refused by the object checks`, async () => {
+      const push = await git(
+        'push',
+        'petri',
+        `${await commitWithEntry(name, file, mode, content)}:refs/heads/main`,
+      );
+      assert.notEqual(push.code, 0, push.output);
+      assert.match(push.output, check);
+      assert.equal((await petri.app('pushed')).body, 'amended v2\n');
+    });
+  }
 
   test('a wrong token gets 401 and git reports failed authentication', async () => {
     const push = await run('git', ['push', 'petri', 'main'], { PETRI_TOKEN: 'petri_wrong' });
