@@ -18,6 +18,7 @@ module.exports = {
     leaf('cli', ['client', 'lib']),
     leaf('domain', ['store', 'lib']),
     leaf('egress', ['lib']),
+    leaf('addons', ['lib']),
     leaf('build', ['runtime', 'logs', 'egress', 'lib']),
     leaf('git', ['lib']),
     leaf('api', ['domain', 'store', 'logs', 'git', 'lib']),

@@ -14,7 +14,12 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   bubblewrap haproxy git nftables iproute2 util-linux e2fsprogs ca-certificates python3 make g++ wrk \
   python3-venv python3-pip python3-setuptools python3-wheel python3-flask python3-django \
-  python3-whitenoise gunicorn >/dev/null
+  python3-whitenoise gunicorn \
+  postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools >/dev/null
+# Managed add-on servers (PostgreSQL, MariaDB, Redis) run as this system user, never root.
+if ! id petri-addons >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin petri-addons
+fi
 # Node.js 20+: keep the one installed (it may come from another apt source); else Debian's.
 if ! command -v node >/dev/null; then
   apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
