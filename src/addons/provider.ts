@@ -93,7 +93,9 @@ export class EngineUnavailableError extends Error {
     readonly where: string,
     cause: unknown,
   ) {
-    super(`${type} server at ${where} is not reachable: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(
+      `${type} server at ${where} is not reachable: ${cause instanceof Error ? cause.message : String(cause)}`,
+    );
     this.name = 'EngineUnavailableError';
   }
 }

@@ -1,0 +1,652 @@
+// Redis add-ons: each add-on is a key prefix `<resource>:` on a shared server, guarded by one
+// ACL user per login slot whose key and channel patterns cover only that prefix. Backups are
+// RESTORE commands in the Redis protocol, the mass-insertion format `redis-cli --pipe` loads.
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { type ChainableCommander, Redis } from 'ioredis';
+import {
+  type AddonCredentials,
+  type AddonProvider,
+  type AddonUsage,
+  type Endpoint,
+  EngineUnavailableError,
+  type LoginSlot,
+} from '../provider.js';
+
+const RESOURCE = /^[a-z][a-z0-9_]{0,40}$/;
+const ENV_VAR = /^[A-Z_][A-Z0-9_]*$/;
+const SLOTS: readonly LoginSlot[] = ['a', 'b'];
+/** A refused or black-holed server should fail a request in seconds, not hang a reconciler. */
+const CONNECT_TIMEOUT_MS = 3000;
+/** Generous: one command may be a pipeline of RESTOREs of large values. */
+const COMMAND_TIMEOUT_MS = 30_000;
+const SCAN_COUNT = 1000;
+/** Commands per pipeline when restoring, and the payload bytes that also end a pipeline. */
+const RESTORE_BATCH = 256;
+const RESTORE_BATCH_BYTES = 8 * 1024 * 1024;
+/** The first command of a backup: `ECHO "<HEADER><source prefix>"`. ECHO is harmless when
+ * `redis-cli --pipe` replays the file, and it tells restore which prefix to rewrite. */
+const HEADER = 'petri-backup redis v1 prefix=';
+
+export function createRedisProvider(adminUrl: string): AddonProvider {
+  return new RedisProvider(parseAdminUrl(adminUrl));
+}
+
+/** What an add-on's login may do, as ACL SETUSER rules: every ordinary data command on its
+ * own keys and channels; nothing that reads or changes other keys, other databases, server
+ * state or configuration, other connections or users. Denials also name commands that
+ * @dangerous/@admin hold today, because category contents move between Redis versions. */
+export function loginRules(resource: string, password: string): string[] {
+  const prefix = keyPrefix(resource);
+  return [
+    'reset',
+    'on',
+    `>${password}`,
+    `~${prefix}*`,
+    'resetchannels',
+    `&${prefix}*`,
+    '+@all',
+    '-@dangerous',
+    '-@admin',
+    // These list or count the whole keyspace: they ignore key patterns.
+    '-keys',
+    '-scan',
+    '-randomkey',
+    '-dbsize',
+    // Other databases hold keys that backup, usage and deprovision never see (COPY for its DB option).
+    '-select',
+    '-swapdb',
+    '-move',
+    '-copy',
+    // The dataset, persistence, replication and the server itself.
+    '-flushdb',
+    '-flushall',
+    '-info',
+    '-config',
+    '-debug',
+    '-monitor',
+    '-shutdown',
+    '-module',
+    '-migrate',
+    '-wait',
+    '-cluster',
+    // RESTORE of a crafted payload can crash a server that does not sanitise dumps.
+    '-restore',
+    '-memory',
+    '+memory|usage',
+    // Other connections: CLIENT LIST/KILL/PAUSE/UNBLOCK, and TRACKING, whose BCAST prefixes
+    // Redis 7.0 does not check against key patterns (it would report others' key names).
+    '-client',
+    '+client|id',
+    '+client|info',
+    '+client|getname',
+    '+client|setname',
+    '-acl',
+    '+acl|whoami',
+    // PUBSUB CHANNELS/NUMSUB name other add-ons' channels.
+    '-pubsub',
+    // Functions and the script cache are one namespace for the whole server; SCRIPT DEBUG
+    // SYNC blocks it. EVAL stays: Redis 7 checks each redis.call against the key patterns.
+    '-function',
+    '-script|flush',
+    '-script|kill',
+    '-script|debug',
+    // Redis 7 refuses SORT's BY and GET patterns to a user without access to every key.
+    '+sort',
+    '+sort_ro',
+  ];
+}
+
+function keyPrefix(resource: string): string {
+  return `${resource}:`;
+}
+
+function loginName(resource: string, slot: LoginSlot): string {
+  return `${resource}_${slot}`;
+}
+
+/** 48 hex digits: 192 random bits, and nothing a URL or a shell needs to escape. */
+function newPassword(): string {
+  return randomBytes(24).toString('hex');
+}
+
+function checkResource(resource: string): string {
+  if (!RESOURCE.test(resource)) {
+    throw new Error(`redis add-on name must match ${RESOURCE.source}, got '${resource}'`);
+  }
+  return resource;
+}
+
+interface AdminTarget {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+}
+
+function parseAdminUrl(adminUrl: string): AdminTarget {
+  let url: URL;
+  try {
+    url = new URL(adminUrl);
+  } catch {
+    throw new Error('redis admin URL must look like redis://[user:password@]host:port');
+  }
+  if (url.protocol !== 'redis:' || url.hostname === '') {
+    throw new Error(
+      `redis admin URL must look like redis://[user:password@]host:port, got ${url.protocol}//${url.host}`,
+    );
+  }
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: url.port === '' ? 6379 : Number(url.port),
+    username: url.username === '' ? undefined : decodeURIComponent(url.username),
+    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+  };
+}
+
+class RedisProvider implements AddonProvider {
+  readonly type = 'redis' as const;
+  private readonly where: string;
+  private client: Redis | undefined;
+  private connecting: Promise<Redis> | undefined;
+  /** The last error the connection reported: connect() itself only says "Connection is closed". */
+  private lastError: unknown;
+  /** Whether the server keeps its users in an aclfile (managed servers do), learnt once. */
+  private aclFile: boolean | undefined;
+
+  constructor(private readonly target: AdminTarget) {
+    this.where = `${target.host}:${target.port}`;
+  }
+
+  async ping(): Promise<void> {
+    await this.run((admin) => admin.ping());
+  }
+
+  async provision(resource: string): Promise<AddonCredentials> {
+    const r = checkResource(resource);
+    return this.run(async (admin) => {
+      for (const slot of SLOTS) {
+        const user = loginName(r, slot);
+        if ((await admin.call('ACL', 'GETUSER', user)) !== null) {
+          throw new Error(
+            `redis user '${user}' already exists on ${this.where}, so add-on '${r}' is not new: ` +
+              'deprovision it first, or remove the user if it is not Petri’s',
+          );
+        }
+      }
+      const creds = await this.setLogin(admin, r, 'a');
+      try {
+        await this.saveAcl(admin);
+      } catch (err) {
+        throw await undoing(err, () => this.dropLogins(admin, [creds.user]));
+      }
+      return creds;
+    });
+  }
+
+  async createLogin(resource: string, slot: LoginSlot): Promise<AddonCredentials> {
+    const r = checkResource(resource);
+    return this.run(async (admin) => {
+      const creds = await this.setLogin(admin, r, slot);
+      await this.saveAcl(admin);
+      return creds;
+    });
+  }
+
+  async revokeLogin(resource: string, slot: LoginSlot): Promise<void> {
+    const r = checkResource(resource);
+    // DELUSER rather than `off`: it also closes the user's open connections.
+    await this.run((admin) => this.dropLogins(admin, [loginName(r, slot)]));
+  }
+
+  async deprovision(resource: string): Promise<void> {
+    const r = checkResource(resource);
+    await this.run(async (admin) => {
+      // Users first, so no session adds keys while they are being deleted.
+      await this.dropLogins(
+        admin,
+        SLOTS.map((slot) => loginName(r, slot)),
+      );
+      await deleteKeys(admin, keyPrefix(r));
+    });
+  }
+
+  /** The file is `redis-cli --pipe` input: the header ECHO, then for every key
+   * `RESTORE <key> <ttl> <DUMP payload> REPLACE`, each an array of bulk strings. The TTL is
+   * the milliseconds the key had left at backup time (0: none), counted again from restore. */
+  async backup(resource: string, file: string): Promise<void> {
+    const prefix = keyPrefix(checkResource(resource));
+    const partial = `${file}.partial`;
+    const out = await open(partial, 'w', 0o600);
+    try {
+      await out.write(encodeCommand(['ECHO', HEADER + prefix]));
+      await this.run(async (admin) => {
+        for await (const keys of scanKeys(admin, prefix)) await out.write(await dumpKeys(admin, keys));
+      });
+      await out.sync();
+      await out.close();
+      await rename(partial, file);
+    } catch (err) {
+      await out.close().catch(() => {}); // already closed when the rename failed
+      await rm(partial, { force: true });
+      throw err;
+    }
+  }
+
+  async restore(resource: string, file: string): Promise<void> {
+    const prefix = Buffer.from(keyPrefix(checkResource(resource)));
+    // Read the whole file once before deleting anything: a damaged dump must not cost the data.
+    await checkBackup(file);
+    await this.run(async (admin) => {
+      await deleteKeys(admin, prefix.toString());
+      let batch = new RestoreBatch(admin);
+      for await (const entry of readBackup(file)) {
+        batch.add(Buffer.concat([prefix, entry.suffix]), entry.ttl, entry.payload);
+        if (batch.full()) {
+          await batch.send();
+          batch = new RestoreBatch(admin);
+        }
+      }
+      await batch.send();
+    });
+  }
+
+  async usage(resource: string): Promise<AddonUsage> {
+    const r = checkResource(resource);
+    return this.run(async (admin) => {
+      let bytes = 0;
+      for await (const keys of scanKeys(admin, keyPrefix(r))) {
+        const pipeline = admin.pipeline();
+        for (const key of keys) pipeline.call('MEMORY', 'USAGE', key);
+        // A key deleted since the scan answers null.
+        for (const n of await execPipeline(pipeline)) bytes += typeof n === 'number' ? n : 0;
+      }
+      const users = new Set(SLOTS.map((slot) => loginName(r, slot)));
+      const list = await admin.call('CLIENT', 'LIST');
+      return { bytes, connections: clientsOf(String(list), users) };
+    });
+  }
+
+  url(credentials: AddonCredentials, at: Endpoint): string {
+    const host = at.host.includes(':') ? `[${at.host}]` : at.host;
+    const user = encodeURIComponent(credentials.user);
+    return `redis://${user}:${encodeURIComponent(credentials.password)}@${host}:${at.port}`;
+  }
+
+  shellCommand(envVar: string): string[] {
+    if (!ENV_VAR.test(envVar)) {
+      throw new Error(`environment variable name must match ${ENV_VAR.source}, got '${envVar}'`);
+    }
+    // The URL stays in the environment, out of argv (which other users of the host can read).
+    return ['/bin/sh', '-c', `exec redis-cli --no-auth-warning -u "$${envVar}"`];
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client === undefined) return;
+    // QUIT fails on a connection that is already gone; then there is nothing left to close.
+    await client.quit().catch(() => client.disconnect());
+  }
+
+  private async setLogin(admin: Redis, resource: string, slot: LoginSlot): Promise<AddonCredentials> {
+    const user = loginName(resource, slot);
+    const password = newPassword();
+    await admin.call('ACL', 'SETUSER', user, ...loginRules(resource, password));
+    return { user, password, database: keyPrefix(resource) };
+  }
+
+  private async dropLogins(admin: Redis, users: string[]): Promise<void> {
+    await admin.call('ACL', 'DELUSER', ...users);
+    await this.saveAcl(admin);
+  }
+
+  /** A server with an aclfile (managed servers) reloads its users from that file on restart,
+   * so every change is saved there. A server without one keeps runtime users in memory only:
+   * writing its redis.conf (CONFIG REWRITE) is its operator's business, not Petri's. */
+  private async saveAcl(admin: Redis): Promise<void> {
+    if (this.aclFile === undefined) {
+      const reply = await admin.call('CONFIG', 'GET', 'aclfile');
+      this.aclFile = Array.isArray(reply) && typeof reply[1] === 'string' && reply[1] !== '';
+    }
+    if (this.aclFile) await admin.call('ACL', 'SAVE');
+  }
+
+  /** Runs `fn` with the admin connection; a lost connection becomes EngineUnavailableError. */
+  private async run<T>(fn: (admin: Redis) => Promise<T>): Promise<T> {
+    const admin = await this.admin();
+    try {
+      return await fn(admin);
+    } catch (err) {
+      // A server's error reply, or our own, is the caller's to see as it is.
+      const lost = !isReplyError(err) && (admin.status !== 'ready' || isConnectionError(err));
+      if (!lost) throw err;
+      throw new EngineUnavailableError('redis', this.where, err);
+    }
+  }
+
+  private admin(): Promise<Redis> {
+    if (this.client?.status === 'ready') return Promise.resolve(this.client);
+    this.connecting ??= this.connect().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async connect(): Promise<Redis> {
+    this.client?.disconnect();
+    this.client = undefined;
+    this.lastError = undefined;
+    const client = new Redis({
+      host: this.target.host,
+      port: this.target.port,
+      username: this.target.username,
+      password: this.target.password,
+      protocol: 2,
+      lazyConnect: true,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      // Fail now rather than queue or reconnect forever: the caller is a reconciler that
+      // will try again, and the next call makes a fresh connection.
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+      connectionName: 'petri-admin',
+    });
+    client.on('error', (err: unknown) => {
+      this.lastError = err;
+    });
+    // connectTimeout covers only the TCP handshake: a server that accepts and never answers
+    // would hold connect() for a command timeout per handshake command.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)),
+        CONNECT_TIMEOUT_MS,
+      );
+    });
+    try {
+      await Promise.race([client.connect(), deadline]);
+    } catch (err) {
+      client.disconnect();
+      throw new EngineUnavailableError('redis', this.where, this.lastError ?? err);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.client = client;
+    return client;
+  }
+}
+
+/** Throws `err`, after running `undo`; if that fails too, the message says what was left. */
+async function undoing(err: unknown, undo: () => Promise<void>): Promise<unknown> {
+  try {
+    await undo();
+    return err;
+  } catch (undoErr) {
+    const why = (e: unknown) => (e instanceof Error ? e.message : String(e));
+    return new Error(`${why(err)}; removing what was made failed as well: ${why(undoErr)}`);
+  }
+}
+
+function isReplyError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError';
+}
+
+function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return (
+    err.name === 'MaxRetriesPerRequestError' ||
+    /Command timed out|Connection is closed|Stream isn't writeable/.test(err.message)
+  );
+}
+
+/** Counts CLIENT LIST lines whose `user=` field is one of `users`. Fields are separated by
+ * single spaces and no value may contain one (CLIENT SETNAME refuses spaces). */
+function clientsOf(clientList: string, users: ReadonlySet<string>): number {
+  let n = 0;
+  for (const line of clientList.split('\n')) {
+    const user = line
+      .trim()
+      .split(' ')
+      .find((field) => field.startsWith('user='));
+    if (user !== undefined && users.has(user.slice('user='.length))) n++;
+  }
+  return n;
+}
+
+/** The key names under `prefix`, a batch per SCAN step. SCAN may repeat a key while the
+ * table is resized: UNLINK and RESTORE ... REPLACE do not mind, and usage is an estimate. */
+async function* scanKeys(admin: Redis, prefix: string): AsyncGenerator<Buffer[]> {
+  const match = `${escapeGlob(prefix)}*`;
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scanBuffer(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
+    cursor = next.toString();
+    if (keys.length > 0) yield keys;
+  } while (cursor !== '0');
+}
+
+/** Resource names cannot hold glob characters, but the MATCH pattern should not depend on it. */
+function escapeGlob(text: string): string {
+  return text.replace(/[\\*?[\]^]/g, '\\$&');
+}
+
+async function deleteKeys(admin: Redis, prefix: string): Promise<void> {
+  for await (const keys of scanKeys(admin, prefix)) await admin.unlink(...keys);
+}
+
+async function dumpKeys(admin: Redis, keys: Buffer[]): Promise<Buffer> {
+  const pipeline = admin.pipeline();
+  for (const key of keys) pipeline.dumpBuffer(key).pttl(key);
+  const replies = await execPipeline(pipeline);
+  const commands: Buffer[] = [];
+  keys.forEach((key, i) => {
+    const payload = replies[2 * i];
+    const pttl = replies[2 * i + 1];
+    // null / -2: the key expired or was deleted since the scan.
+    if (!Buffer.isBuffer(payload) || typeof pttl !== 'number' || pttl === -2) return;
+    commands.push(encodeCommand(['RESTORE', key, String(Math.max(pttl, 0)), payload, 'REPLACE']));
+  });
+  return Buffer.concat(commands);
+}
+
+async function execPipeline(pipeline: ChainableCommander): Promise<unknown[]> {
+  const results = await pipeline.exec();
+  if (results === null) throw new Error('redis pipeline was discarded');
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
+class RestoreBatch {
+  private readonly pipeline: ChainableCommander;
+  private count = 0;
+  private bytes = 0;
+
+  constructor(admin: Redis) {
+    this.pipeline = admin.pipeline();
+  }
+
+  add(key: Buffer, ttl: string, payload: Buffer): void {
+    this.pipeline.call('RESTORE', key, ttl, payload, 'REPLACE');
+    this.count++;
+    this.bytes += payload.length;
+  }
+
+  full(): boolean {
+    return this.count >= RESTORE_BATCH || this.bytes >= RESTORE_BATCH_BYTES;
+  }
+
+  async send(): Promise<void> {
+    if (this.count > 0) await execPipeline(this.pipeline);
+  }
+}
+
+/** One array of bulk strings, the form of every request in the Redis protocol (RESP). */
+function encodeCommand(args: (string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+  for (const arg of args) {
+    const bytes = typeof arg === 'string' ? Buffer.from(arg) : arg;
+    parts.push(Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from('\r\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+interface BackupEntry {
+  /** The key without the source add-on's prefix. */
+  suffix: Buffer;
+  ttl: string;
+  payload: Buffer;
+}
+
+/** The entries of a backup file, checked: only the header and RESTOREs of keys under the
+ * header's prefix, so a file from elsewhere cannot make the admin connection run anything else. */
+async function* readBackup(file: string): AsyncGenerator<BackupEntry> {
+  let source: Buffer | undefined;
+  for await (const args of readCommands(file)) {
+    if (source === undefined) {
+      source = parseHeader(args, file);
+      continue;
+    }
+    yield parseRestore(args, source, file);
+  }
+  if (source === undefined) throw notABackup(file, 'it is empty');
+}
+
+/** Reads the whole backup, throwing at the first thing that is not ours; returns its key count. */
+async function checkBackup(file: string): Promise<number> {
+  let keys = 0;
+  for await (const _entry of readBackup(file)) keys++;
+  return keys;
+}
+
+function parseHeader(args: Buffer[], file: string): Buffer {
+  const [command, text] = args;
+  const header = args.length === 2 && command?.toString() === 'ECHO' ? text?.toString() : undefined;
+  const prefix = header?.startsWith(HEADER) ? header.slice(HEADER.length) : undefined;
+  if (prefix === undefined || !RESOURCE.test(prefix.slice(0, -1)) || !prefix.endsWith(':')) {
+    throw notABackup(file, 'it does not start with the petri-backup header');
+  }
+  return Buffer.from(prefix);
+}
+
+function parseRestore(args: Buffer[], source: Buffer, file: string): BackupEntry {
+  const [command, key, ttlArg, payload, replace] = args;
+  const ttl = ttlArg?.toString() ?? '';
+  if (
+    args.length !== 5 ||
+    command?.toString() !== 'RESTORE' ||
+    replace?.toString() !== 'REPLACE' ||
+    key === undefined ||
+    payload === undefined ||
+    !/^\d{1,15}$/.test(ttl)
+  ) {
+    throw notABackup(file, 'it holds a command other than RESTORE <key> <ttl> <payload> REPLACE');
+  }
+  if (key.length < source.length || !key.subarray(0, source.length).equals(source)) {
+    throw notABackup(file, `it holds a key outside its prefix ${source.toString()}`);
+  }
+  return { suffix: key.subarray(source.length), ttl, payload };
+}
+
+function notABackup(file: string, why: string): Error {
+  return new Error(`${file} is not a Petri redis backup (${why}); restore only files written by backup`);
+}
+
+async function* readCommands(file: string): AsyncGenerator<Buffer[]> {
+  const parser = new RespParser();
+  for await (const chunk of createReadStream(file)) {
+    parser.push(chunk as Buffer);
+    for (;;) {
+      let args: Buffer[] | undefined;
+      try {
+        args = parser.next();
+      } catch (err) {
+        throw notABackup(file, err instanceof Error ? err.message : String(err));
+      }
+      if (args === undefined) break;
+      yield args;
+    }
+  }
+  if (!parser.empty()) throw notABackup(file, 'it ends in the middle of a command');
+}
+
+/** Incremental reader of arrays of bulk strings. While a large bulk string is incomplete it
+ * only collects chunks, so a big value costs one concatenation, not one per chunk. */
+class RespParser {
+  private buf = Buffer.alloc(0);
+  private pos = 0;
+  private chunks: Buffer[] = [];
+  /** Unread bytes, in buf and chunks together. */
+  private unread = 0;
+  /** Unread bytes the next command needs at least. */
+  private need = 1;
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.unread += chunk.length;
+  }
+
+  empty(): boolean {
+    return this.unread === 0;
+  }
+
+  next(): Buffer[] | undefined {
+    if (this.unread < this.need) return undefined;
+    if (this.chunks.length > 0) {
+      this.buf = Buffer.concat([this.buf.subarray(this.pos), ...this.chunks]);
+      this.pos = 0;
+      this.chunks = [];
+    }
+    const start = this.pos;
+    const args = this.command();
+    if (args === undefined) {
+      this.need = Math.max(this.need, this.buf.length - start + 1);
+      this.pos = start;
+      return undefined;
+    }
+    this.unread -= this.pos - start;
+    this.need = 1;
+    return args;
+  }
+
+  /** Parses one command at pos, or returns undefined (setting need) when it is incomplete. */
+  private command(): Buffer[] | undefined {
+    const start = this.pos;
+    const count = this.header('*', 16);
+    if (count === undefined) return undefined;
+    const args: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      const length = this.header('$', 512 * 1024 * 1024);
+      if (length === undefined) return undefined;
+      const end = this.pos + length;
+      if (end + 2 > this.buf.length) {
+        this.need = end + 2 - start;
+        return undefined;
+      }
+      if (this.buf[end] !== 0x0d || this.buf[end + 1] !== 0x0a) throw new Error('bulk string without CRLF');
+      args.push(this.buf.subarray(this.pos, end));
+      this.pos = end + 2;
+    }
+    return args;
+  }
+
+  /** Reads `<type><n>\r\n` with 0 <= n <= max. */
+  private header(type: string, max: number): number | undefined {
+    const eol = this.buf.indexOf('\r\n', this.pos);
+    if (eol === -1) {
+      if (this.buf.length - this.pos > 16) throw new Error('malformed RESP header');
+      return undefined;
+    }
+    const line = this.buf.toString('latin1', this.pos, eol);
+    const n = Number(line.slice(1));
+    if (line[0] !== type || !/^\d+$/.test(line.slice(1)) || n > max) {
+      throw new Error(`unexpected RESP header '${line.slice(0, 16)}'`);
+    }
+    this.pos = eol + 2;
+    return n;
+  }
+}
