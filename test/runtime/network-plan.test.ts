@@ -22,10 +22,44 @@ function golden(name: string, actual: string): void {
   assert.equal(actual, readFileSync(file, 'utf8'), `golden file ${name} differs (UPDATE_GOLDEN=1 to accept)`);
 }
 
-const plan = networkPlan({ bridge: 'petri0', subnet: '10.213.0.0/24', hostPorts: [3128, 25, 3128, 5432] });
+const plan = networkPlan({ bridge: 'petri0', subnet: '10.213.0.0/24', hostPorts: [3128, 25, 3128] });
+const withAddons = networkPlan({
+  bridge: 'petri0',
+  subnet: '10.213.0.0/24',
+  hostPorts: [3128],
+  forwards: [
+    { port: 6379, to: { host: '127.0.0.1', port: 41002 } },
+    { port: 5432, to: { host: '127.0.0.1', port: 41001 } },
+    { port: 3306, to: { host: '192.0.2.10', port: 3306 } },
+  ],
+});
 
 test('the nftables ruleset matches the golden file', () => {
   golden('network-ruleset.nft', renderRuleset(plan));
+});
+
+test('add-on servers are reached at gateway ports, rewritten to where they listen', () => {
+  golden('network-ruleset-addons.nft', renderRuleset(withAddons));
+  assert.throws(
+    () =>
+      networkPlan({
+        bridge: 'petri0',
+        subnet: '10.213.0.0/24',
+        hostPorts: [5432],
+        forwards: withAddons.forwards,
+      }),
+    /gateway port 5432 is given twice/,
+  );
+  assert.throws(
+    () =>
+      networkPlan({
+        bridge: 'petri0',
+        subnet: '10.213.0.0/24',
+        hostPorts: [],
+        forwards: [{ port: 5432, to: { host: 'db.internal', port: 5432 } }],
+      }),
+    /not an IPv4 address/,
+  );
 });
 
 test('bridge and namespace commands match the golden file', () => {
@@ -83,7 +117,7 @@ function launchPlan() {
 
 test('the table name derives from the bridge; ports are sorted and unique', () => {
   assert.equal(plan.table, 'petri_petri0');
-  assert.deepEqual(plan.hostPorts, [25, 3128, 5432]);
+  assert.deepEqual(plan.hostPorts, [25, 3128]);
   assert.equal(networkPlan({ bridge: 'pt-a1', subnet: '10.0.0.0/30', hostPorts: [] }).table, 'petri_pt_a1');
   assert.doesNotMatch(
     renderRuleset(networkPlan({ bridge: 'b', subnet: '10.0.0.0/30', hostPorts: [] })),

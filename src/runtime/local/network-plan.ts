@@ -24,8 +24,19 @@ export interface NetworkOptions {
   subnet: string;
   /** TCP ports on the gateway that sandboxes may reach (egress proxy, mail relay, add-ons). */
   hostPorts: number[];
+  /** Services elsewhere that sandboxes reach at a port of the gateway (the add-on servers):
+   * the kernel rewrites the destination, so this keeps working while the control plane is
+   * down. A loopback target needs route_localnet on the bridge; any other is masqueraded. */
+  forwards?: ServiceForward[];
   /** nftables table (family inet); default `petri_<bridge>` ('-' becomes '_'). */
   table?: string;
+}
+
+export interface ServiceForward {
+  /** The port on the gateway that sandboxes connect to. */
+  port: number;
+  /** Where the service really listens: an IPv4 address and port. */
+  to: { host: string; port: number };
 }
 
 export interface Subnet {
@@ -44,6 +55,7 @@ export interface NetworkPlan {
   table: string;
   subnet: Subnet;
   hostPorts: number[];
+  forwards: ServiceForward[];
 }
 
 export function parseIPv4(text: string): number {
@@ -90,12 +102,31 @@ export function networkPlan(opts: NetworkOptions): NetworkPlan {
   const table = opts.table ?? `petri_${opts.bridge.replace(/-/g, '_')}`;
   if (!TABLE.test(table)) throw new Error(`nft table name must match ${TABLE}, got '${table}'`);
   for (const port of opts.hostPorts) {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    if (!isPort(port)) {
       throw new Error(`network hostPorts must be TCP ports from 1 to 65535, got ${port}`);
     }
   }
   const hostPorts = [...new Set(opts.hostPorts)].sort((a, b) => a - b);
-  return { bridge: opts.bridge, table, subnet: parseSubnet(opts.subnet), hostPorts };
+  const forwards = [...(opts.forwards ?? [])].sort((a, b) => a.port - b.port);
+  for (const f of forwards) {
+    if (!isPort(f.port) || !isPort(f.to.port)) {
+      throw new Error(`network forwards need TCP ports from 1 to 65535, got ${f.port} -> ${f.to.port}`);
+    }
+    parseIPv4(f.to.host);
+    if (hostPorts.includes(f.port) || forwards.filter((g) => g.port === f.port).length > 1) {
+      throw new Error(`gateway port ${f.port} is given twice (host ports and forwards must differ)`);
+    }
+  }
+  return { bridge: opts.bridge, table, subnet: parseSubnet(opts.subnet), hostPorts, forwards };
+}
+
+function isPort(port: number): boolean {
+  return Number.isInteger(port) && port >= 1 && port <= 65535;
+}
+
+/** Whether a forward's target is on the host's loopback (needs route_localnet on the bridge). */
+export function isLoopback(host: string): boolean {
+  return host.startsWith('127.');
 }
 
 /** Named counters of what the ruleset dropped, for the platform to report. */
@@ -115,6 +146,33 @@ export const DROP_COUNTERS = {
 export function renderRuleset(plan: NetworkPlan): string {
   const br = `"${plan.bridge}"`;
   const ports = plan.hostPorts.length === 0 ? undefined : `{ ${plan.hostPorts.join(', ')} }`;
+  const gw = plan.subnet.gateway;
+  const remote = plan.forwards.filter((f) => !isLoopback(f.to.host));
+  const nat =
+    plan.forwards.length === 0
+      ? []
+      : [
+          '',
+          '\t# Add-on servers: a port of the gateway leads to where the server really listens.',
+          '\tchain prerouting {',
+          '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+          ...plan.forwards.map(
+            (f) =>
+              `\t\tiifname ${br} ip daddr ${gw} tcp dport ${f.port} dnat ip to ${f.to.host}:${f.to.port}`,
+          ),
+          '\t}',
+          ...(remote.length === 0
+            ? []
+            : [
+                '',
+                '\tchain postrouting {',
+                '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+                `\t\tip saddr ${plan.subnet.cidr} ct status dnat oifname != ${br} masquerade`,
+                '\t}',
+              ]),
+        ];
+  // Only connections our own prerouting rules rewrote: the add-on forwards.
+  const forwarded = plan.forwards.length === 0 ? [] : [`\t\tiifname ${br} ct status dnat accept`];
   return [
     `table inet ${plan.table}`,
     `delete table inet ${plan.table}`,
@@ -129,15 +187,18 @@ export function renderRuleset(plan: NetworkPlan): string {
     '\tchain input {',
     '\t\ttype filter hook input priority filter; policy accept;',
     `\t\tiifname ${br} ct state established,related accept`,
-    ...(ports ? [`\t\tiifname ${br} ip daddr ${plan.subnet.gateway} tcp dport ${ports} accept`] : []),
+    ...(ports ? [`\t\tiifname ${br} ip daddr ${gw} tcp dport ${ports} accept`] : []),
+    ...forwarded,
     // Path MTU discovery and "port unreachable" answers to our own connections are
     // related, so accepted above; everything else, IPv6 included, ends here.
     `\t\tiifname ${br} counter name ${DROP_COUNTERS.input} drop`,
     '\t}',
     '',
-    '\t# Nothing is routed to, from or between sandboxes, even with ip_forward on.',
+    '\t# Nothing is routed to, from or between sandboxes, even with ip_forward on (but a\n\t# connection to a remote add-on server, rewritten in prerouting).',
     '\tchain forward {',
     '\t\ttype filter hook forward priority filter; policy accept;',
+    // Both directions of a sandbox's connection to a remote add-on server.
+    ...(remote.length === 0 ? [] : [`\t\tct status dnat ct original ip saddr ${plan.subnet.cidr} accept`]),
     `\t\tiifname ${br} counter name ${DROP_COUNTERS.forward} drop`,
     `\t\toifname ${br} drop`,
     '\t}',
@@ -147,6 +208,7 @@ export function renderRuleset(plan: NetworkPlan): string {
     '\t\ttype filter hook output priority filter; policy accept;',
     `\t\toifname ${br} ip daddr ${plan.subnet.cidr} accept`,
     '\t}',
+    ...nat,
     '}',
     '',
   ].join('\n');

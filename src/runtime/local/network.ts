@@ -14,6 +14,7 @@ import {
   bridgeCommands,
   DROP_COUNTERS,
   IP,
+  isLoopback,
   type NetworkOptions,
   type NetworkPlan,
   NFT,
@@ -135,6 +136,13 @@ export class SandboxNetwork {
     // The ruleset drops every IPv6 packet from sandboxes anyway; without an address on the
     // bridge there is not even a link-local host to knock on.
     await writeFile(`/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1').catch(() => {});
+    // Add-on servers on the host's loopback are reached through a rewritten destination:
+    // the kernel must route 127.0.0.0/8 for packets that arrive on the bridge. Sandboxes
+    // cannot send such packets themselves (their own lo takes 127/8, and they have no
+    // CAP_NET_RAW), and the input chain drops all but the rewritten connections.
+    if (this.plan.forwards.some((f) => isLoopback(f.to.host))) {
+      await writeFile(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');
+    }
     await run([NFT, '-f', '-'], renderRuleset(this.plan));
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
   }
