@@ -4,6 +4,7 @@ import { UserError } from '../lib/errors.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
 import type { App, Release, User } from '../store/schema.js';
+import { addonVarNames } from './addon-vars.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
 import { assertNoReleaseInProgress, insertRelease } from './releases.js';
@@ -63,6 +64,7 @@ export async function changeConfig(
   if (Object.keys(set).length === 0 && unset.length === 0) {
     throw new UserError('bad_request', 'nothing to change: give config vars to set or unset');
   }
+  await assertNotAddonVars(db, app, [...Object.keys(set), ...unset]);
   return db.transaction().execute(async (tx) => {
     const fresh = await tx.selectFrom('apps').selectAll().where('id', '=', app.id).executeTakeFirstOrThrow();
     const config = readConfig(secrets, fresh.config_sealed);
@@ -101,4 +103,23 @@ function describeChange(set: string[], unset: string[]): string {
   if (set.length > 0) parts.push(`Set ${set.join(', ')}`);
   if (unset.length > 0) parts.push(`${parts.length > 0 ? 'unset' : 'Unset'} ${unset.join(', ')}`);
   return parts.join('; ');
+}
+
+/** Config vars that belong to add-ons cannot be set or unset by hand. */
+async function assertNotAddonVars(db: Store, app: App, keys: string[]): Promise<void> {
+  const owned = await db
+    .selectFrom('addons')
+    .select(['name', 'type', 'env_var'])
+    .where('app_id', '=', app.id)
+    .where('status', '!=', 'destroyed')
+    .execute();
+  for (const key of keys) {
+    const addon = owned.find((a) => addonVarNames(a).includes(key));
+    if (addon) {
+      throw new UserError(
+        'conflict',
+        `${key} belongs to add-on '${addon.name}'; it changes with 'petri addons rotate ${addon.name}' and goes with 'petri addons destroy ${addon.name}'`,
+      );
+    }
+  }
 }

@@ -3,8 +3,10 @@
 // points the app's desired release at it; the reconciler makes it serve or fails it, and
 // the previous release keeps serving until then.
 import { UserError } from '../lib/errors.js';
+import type { SecretBox } from '../lib/secrets.js';
 import { now, type Store } from '../store/db.js';
 import type { App, Release, ReleaseKind, User } from '../store/schema.js';
+import { addonVarNames } from './addon-vars.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
 
@@ -104,6 +106,7 @@ export async function releaseByVersion(db: Store, app: App, version: string): Pr
 /** A new release from an old one's slug and config, with no rebuild. */
 export async function rollback(
   db: Store,
+  secrets: SecretBox,
   user: User,
   app: App,
   version?: string,
@@ -139,6 +142,7 @@ export async function rollback(
         .executeTakeFirst();
       if (!target) throw new UserError('conflict', `'${app.name}' has no earlier release that served`);
     }
+    const config = await withCurrentAddonVars(tx, secrets, app, target.config_sealed);
     const release = await insertRelease(tx, app.id, user.id, {
       kind: 'rollback',
       description: `Rollback to v${target.version}`,
@@ -146,18 +150,14 @@ export async function rollback(
       slug_dir: target.slug_dir,
       process_types: target.process_types,
       runtime_env: target.runtime_env,
-      config_sealed: target.config_sealed,
+      config_sealed: config,
       // The schema of the data moved on with later releases: a rollback does not migrate back.
       release_command: null,
       health_path: target.health_path,
       egress: target.egress,
     });
     // Heroku's rollback restores the config too: the app's config is the release's again.
-    await tx
-      .updateTable('apps')
-      .set({ config_sealed: target.config_sealed })
-      .where('id', '=', app.id)
-      .execute();
+    await tx.updateTable('apps').set({ config_sealed: config }).where('id', '=', app.id).execute();
     await recordAudit(tx, actorOf(user, ip), 'release.rollback', app.name, {
       to: `v${target.version}`,
       as: `v${release.version}`,
@@ -212,4 +212,26 @@ export function updateReleasePhase(
   changes: Partial<Pick<Release, 'phase_status' | 'phase_instance' | 'phase_started_at'>>,
 ): Promise<unknown> {
   return db.updateTable('releases').set(changes).where('id', '=', releaseId).execute();
+}
+
+/** A rollback takes an old release's config, but add-on URLs stay what they are now: an
+ * old password may be revoked, an old add-on destroyed. Returns the sealed config. */
+async function withCurrentAddonVars(tx: Tx, secrets: SecretBox, app: App, sealed: string): Promise<string> {
+  const addons = await tx
+    .selectFrom('addons')
+    .select(['type', 'env_var', 'status'])
+    .where('app_id', '=', app.id)
+    .execute();
+  if (addons.length === 0) return sealed;
+  const open = (s: string) => (s === '' ? {} : (JSON.parse(secrets.open(s)) as Record<string, string>));
+  const current = open(app.config_sealed);
+  const config = open(sealed);
+  for (const a of addons) {
+    for (const key of addonVarNames(a)) {
+      delete config[key];
+      const value = current[key];
+      if (a.status !== 'destroyed' && value !== undefined) config[key] = value;
+    }
+  }
+  return Object.keys(config).length === 0 ? '' : secrets.seal(JSON.stringify(config));
 }

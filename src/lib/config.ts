@@ -37,6 +37,31 @@ export interface PetriConfig {
   egressAllowPrivateHosts: string[];
   /** Hosts builds may reach (package registries); default: the registry npm is configured with. */
   buildEgress?: string[];
+  addons: AddonsConfig;
+}
+
+export const ADDON_ENGINES = ['postgres', 'mysql', 'redis'] as const;
+export type AddonEngine = (typeof ADDON_ENGINES)[number];
+
+/** managed: Petri runs the server itself (the default); external: an operator's server,
+ * given by an admin URL; off: the engine is not offered. */
+export type EngineConfig =
+  | { mode: 'managed'; port?: number }
+  | { mode: 'external'; adminUrl: string }
+  | { mode: 'off' };
+
+export interface AddonsConfig {
+  postgres: EngineConfig;
+  mysql: EngineConfig;
+  redis: EngineConfig;
+  /** System user the managed servers run as. */
+  serverUser: string;
+  /** A scheduled backup is taken when an add-on's last one is older than this. */
+  backupIntervalHours: number;
+  /** How long scheduled backups are kept. */
+  backupRetentionDays: number;
+  /** How long the final backup of a destroyed add-on (or app) is kept for an admin to restore. */
+  finalBackupRetentionDays: number;
 }
 
 export type ConfigInput = Partial<{ [K in keyof PetriConfig]: unknown }> & { configFile?: string };
@@ -63,6 +88,15 @@ export const DEFAULTS: PetriConfig = {
   network: { enabled: true, bridge: 'petri0', subnet: '10.213.0.0/24' },
   egressPort: 3128,
   egressAllowPrivateHosts: [],
+  addons: {
+    postgres: { mode: 'managed' },
+    mysql: { mode: 'managed' },
+    redis: { mode: 'managed' },
+    serverUser: 'petri-addons',
+    backupIntervalHours: 24,
+    backupRetentionDays: 7,
+    finalBackupRetentionDays: 30,
+  },
 };
 
 const ENV_KEYS: Record<string, keyof PetriConfig> = {
@@ -124,8 +158,60 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     egressPort: integer(raw, 'egressPort', 1, 65535),
     egressAllowPrivateHosts: stringList(raw, 'egressAllowPrivateHosts'),
     buildEgress: raw.buildEgress === undefined ? undefined : stringList(raw, 'buildEgress'),
+    addons: validateAddons(raw.addons),
   };
 }
+
+function validateAddons(value: unknown): AddonsConfig {
+  const raw = { ...DEFAULTS.addons, ...(value as object) } as Record<string, unknown>;
+  const engine = (name: AddonEngine): EngineConfig => {
+    const key = `addons.${name}`;
+    const e = raw[name] as Record<string, unknown> | undefined;
+    if (e === null || typeof e !== 'object') throw invalid(key, e, 'an object like { "mode": "managed" }');
+    if (e.mode === 'off') return { mode: 'off' };
+    if (e.mode === 'managed') {
+      return e.port === undefined
+        ? { mode: 'managed' }
+        : { mode: 'managed', port: integer(e, 'port', 1, 65535) };
+    }
+    if (e.mode === 'external') {
+      const url = e.adminUrl;
+      const scheme =
+        name === 'postgres' ? /^postgres(ql)?:$/ : name === 'mysql' ? /^(mysql|mariadb):$/ : /^rediss?:$/;
+      let parsed: URL | undefined;
+      try {
+        parsed = typeof url === 'string' ? new URL(url) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed || !scheme.test(parsed.protocol) || !parsed.hostname) {
+        throw invalid(
+          `${key}.adminUrl`,
+          url === undefined ? url : '(hidden)',
+          `an admin URL such as ${EXAMPLE_URLS[name]}`,
+        );
+      }
+      return { mode: 'external', adminUrl: url as string };
+    }
+    throw invalid(`${key}.mode`, e.mode, "'managed', 'external' or 'off'");
+  };
+  return {
+    postgres: engine('postgres'),
+    mysql: engine('mysql'),
+    redis: engine('redis'),
+    serverUser: matching(raw, 'serverUser', /^[a-z_][a-z0-9_-]{0,31}$/),
+    // Down to a second, so a test can watch the schedule and the expiry work.
+    backupIntervalHours: number(raw, 'backupIntervalHours', 1 / 3600, 24 * 365),
+    backupRetentionDays: number(raw, 'backupRetentionDays', 1 / 86_400, 3650),
+    finalBackupRetentionDays: number(raw, 'finalBackupRetentionDays', 1 / 86_400, 3650),
+  };
+}
+
+const EXAMPLE_URLS: Record<AddonEngine, string> = {
+  postgres: 'postgres://admin:secret@db.internal:5432/postgres',
+  mysql: 'mysql://admin:secret@db.internal:3306/',
+  redis: 'redis://admin:secret@cache.internal:6379',
+};
 
 function validateNetwork(value: unknown): PetriConfig['network'] {
   const net = { ...DEFAULTS.network, ...(value as object) } as Record<string, unknown>;

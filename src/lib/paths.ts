@@ -48,6 +48,18 @@ export class DataPaths {
     const names = await readdir(path.join(this.root, 'apps')).catch(() => [] as string[]);
     return names.filter((n) => /^[0-9]+$/.test(n)).map(Number);
   }
+  /** Managed add-on servers, one directory per engine. */
+  get addonServers(): string {
+    return path.join(this.root, 'addons');
+  }
+  /** A backup of an add-on (mode 0600; it holds the app's data). */
+  addonBackup(addonId: number, backupId: number): string {
+    return path.join(this.root, 'backups', String(addonId), `b${backupId}.dump`);
+  }
+  /** A random id of this installation, so add-on names on a shared server never collide. */
+  get installId(): string {
+    return path.join(this.root, 'install.id');
+  }
   instance(appId: number, instanceId: string): string {
     return path.join(this.app(appId), 'instances', instanceId);
   }

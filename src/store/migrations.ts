@@ -160,6 +160,52 @@ migrations['0003-egress'] = {
   },
 };
 
+migrations['0004-addons'] = {
+  async up(db: Kysely<unknown>) {
+    // No foreign key to apps: an add-on's row (and its final backup) outlives its app.
+    await db.schema
+      .createTable('addons')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('app_id', 'integer', (c) => c.notNull())
+      .addColumn('app_name', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('type', 'text', (c) => c.notNull())
+      .addColumn('env_var', 'text', (c) => c.notNull())
+      .addColumn('mode', 'text', (c) => c.notNull())
+      .addColumn('resource', 'text', (c) => c.notNull().unique())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('credentials_sealed', 'text', (c) => c.notNull().defaultTo(''))
+      .addColumn('retiring_slot', 'text')
+      .addColumn('retire_after_release_id', 'integer')
+      .addColumn('created_by', 'integer', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('destroyed_at', 'text')
+      .addColumn('error', 'text')
+      .execute();
+    await sql`create unique index addons_live_name on addons (app_id, name) where status != 'destroyed'`.execute(
+      db,
+    );
+    await db.schema
+      .createTable('addon_backups')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('addon_id', 'integer', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('size_bytes', 'integer')
+      .addColumn('error', 'text')
+      .addColumn('created_by', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('finished_at', 'text')
+      .addColumn('expires_at', 'text')
+      .execute();
+    await db.schema
+      .createIndex('addon_backups_addon')
+      .on('addon_backups')
+      .columns(['addon_id', 'created_at'])
+      .execute();
+  },
+};
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;

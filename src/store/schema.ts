@@ -84,7 +84,7 @@ export interface ReleasesTable {
   egress: Generated<string>;
 }
 
-export type ReleaseKind = 'deploy' | 'config' | 'rollback';
+export type ReleaseKind = 'deploy' | 'config' | 'rollback' | 'addon';
 export type ReleaseStatus = 'pending' | 'succeeded' | 'failed';
 export type PhaseStatus = 'none' | 'pending' | 'running' | 'succeeded' | 'failed';
 
@@ -132,6 +132,51 @@ export interface EgressAttemptsTable {
   last_reason: string | null;
 }
 
+export type AddonStatus = 'provisioning' | 'ready' | 'destroying' | 'destroyed';
+
+export interface AddonsTable {
+  id: Generated<number>;
+  app_id: number;
+  /** Kept for the audit and the final backup after the app is gone. */
+  app_name: string;
+  name: string;
+  type: 'postgres' | 'mysql' | 'redis';
+  /** The config var the app gets the URL in (DATABASE_URL, or NAME_URL with --as). */
+  env_var: string;
+  mode: 'managed' | 'external';
+  /** The database / key prefix on the server; unique per Petri installation. */
+  resource: string;
+  status: AddonStatus;
+  /** Sealed JSON { slot, user, password, database } of the login the app uses. */
+  credentials_sealed: Generated<string>;
+  /** After a rotation: the old login's slot, revoked once no instance of a release before
+   * retire_after_release_id runs. */
+  retiring_slot: 'a' | 'b' | null;
+  retire_after_release_id: number | null;
+  created_by: number;
+  created_at: string;
+  destroyed_at: string | null;
+  error: string | null;
+}
+
+export type BackupKind = 'manual' | 'scheduled' | 'final';
+export type BackupStatus = 'running' | 'succeeded' | 'failed';
+
+export interface AddonBackupsTable {
+  id: Generated<number>;
+  addon_id: number;
+  kind: BackupKind;
+  status: BackupStatus;
+  size_bytes: number | null;
+  error: string | null;
+  /** Who asked: a user name, or 'petri' for scheduled backups. */
+  created_by: string;
+  created_at: string;
+  finished_at: string | null;
+  /** null: kept while the add-on lives. */
+  expires_at: string | null;
+}
+
 export interface AuditEventsTable {
   id: Generated<number>;
   at: string;
@@ -152,6 +197,8 @@ export interface Database {
   instances: InstancesTable;
   audit_events: AuditEventsTable;
   egress_attempts: EgressAttemptsTable;
+  addons: AddonsTable;
+  addon_backups: AddonBackupsTable;
 }
 
 export type App = Selectable<AppsTable>;
@@ -161,3 +208,5 @@ export type Deploy = Selectable<DeploysTable>;
 export type Release = Selectable<ReleasesTable>;
 export type Instance = Selectable<InstancesTable>;
 export type User = Selectable<UsersTable>;
+export type Addon = Selectable<AddonsTable>;
+export type AddonBackup = Selectable<AddonBackupsTable>;
