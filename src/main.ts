@@ -14,7 +14,10 @@ async function main(argv: string[]): Promise<number> {
     .option('--http-port <port>', "the router's HTTP port", '8080')
     .option('--api-port <port>', "the API's port on 127.0.0.1", '7070')
     .option('--config <file>', 'a JSON file with more settings (see README)')
-    .option('--stop-all', 'stop every app instance and the router of this data dir, then exit')
+    .option(
+      '--stop-all',
+      'stop every app instance, the router and the managed add-on servers of this data dir, then exit',
+    )
     .exitOverride();
   program.parse(argv.slice(1), { from: 'user' });
   const opts = program.opts<{
@@ -33,7 +36,8 @@ async function main(argv: string[]): Promise<number> {
     configFile: opts.config,
   });
   const { startServer } = await import('./server.js');
-  const server = await startServer(config);
+  // --stop-all only stops: it must not start managed add-on servers on its way.
+  const server = await startServer(config, undefined, { startAddonServers: !opts.stopAll });
   if (opts.stopAll) {
     await server.stopWorld();
     process.stdout.write('Stopped every app instance and the router.\n');

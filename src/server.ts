@@ -16,6 +16,9 @@ import { SecretBox } from './lib/secrets.js';
 import { DeployLogs } from './logs/deploy-log.js';
 import { LogStore } from './logs/log-store.js';
 import { OutputTailer } from './logs/output-tailer.js';
+import { AddonEngines } from './reconcile/addon-engines.js';
+import { AddonService } from './reconcile/addon-service.js';
+import { AddonUpkeep } from './reconcile/addon-upkeep.js';
 import { BuildLoop } from './reconcile/builds.js';
 import { startEgressProxy } from './reconcile/egress-proxy.js';
 import { InstanceReconciler } from './reconcile/instances.js';
@@ -36,7 +39,11 @@ export interface RunningServer {
   stopWorld(): Promise<void>;
 }
 
-export async function startServer(config: PetriConfig, logger?: Logger): Promise<RunningServer> {
+export async function startServer(
+  config: PetriConfig,
+  logger?: Logger,
+  opts: { startAddonServers?: boolean } = {},
+): Promise<RunningServer> {
   const log = logger ?? createLogger(config.logLevel);
   const stray = closeInheritedFds();
   if (stray.length > 0) log.warn({ fds: stray }, 'closed descriptors inherited without close-on-exec');
@@ -59,13 +66,22 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     onError: (err, file) => log.warn({ err, file }, 'reading app output failed'),
   });
   const deployLogs = new DeployLogs((appId, deployId) => paths.deployLog(appId, deployId));
+  // Add-on servers' addresses first: sandboxes reach them through the network's forwards.
+  const engines = await AddonEngines.prepare(config.addons, paths.addonServers, log);
   const driver = new LocalDriver({
     stateDir: paths.runtime,
     cgroupParent: config.cgroupParent,
     network: config.network.enabled
-      ? { bridge: config.network.bridge, subnet: config.network.subnet, hostPorts: [config.egressPort] }
+      ? {
+          bridge: config.network.bridge,
+          subnet: config.network.subnet,
+          hostPorts: [config.egressPort],
+          forwards: engines.forwards(),
+        }
       : undefined,
   });
+  engines.useGateway(driver.networkGateway());
+  if (opts.startAddonServers !== false) engines.start();
   const egress = await startEgressProxy({ config, db, driver, logger: log });
   const router = new HaproxyRouter({
     dir: paths.router,
@@ -103,6 +119,17 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     egressProxyUrl: egress?.url,
     onReleased: () => reconciler.nudge(),
   });
+  const addons = new AddonService({
+    db,
+    engines,
+    paths,
+    config,
+    secrets,
+    logger: log,
+    nudge: () => reconciler.nudge(),
+  });
+  const upkeep = new AddonUpkeep({ db, service: addons, paths, config, logger: log });
+  await upkeep.recover();
   const ctx: ApiContext = {
     db,
     config,
@@ -124,11 +151,13 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
       return usage;
     },
     runOneOff: createOneOffRunner({ db, driver, paths, config, secrets, egressProxyUrl: egress?.url }),
+    addons,
   };
   const api = await buildApi(ctx, log);
   await api.listen({ port: config.apiPort, host: config.apiBind });
   reconciler.start();
   builds.start();
+  upkeep.start();
 
   let closed = false;
   const close = async () => {
@@ -136,6 +165,8 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     closed = true;
     await reconciler.stop();
     builds.stop();
+    await upkeep.stop();
+    await engines.close();
     tailer.close();
     await egress?.close();
     await api.close();
@@ -161,6 +192,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
           .catch(() => undefined);
       }
       await router.stop();
+      await engines.stopServers();
       await driver.removeNetwork();
     },
   };

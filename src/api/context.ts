@@ -8,7 +8,7 @@ import type { SecretBox } from '../lib/secrets.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { Store } from '../store/db.js';
-import type { App } from '../store/schema.js';
+import type { Addon, AddonBackup, App, Release, User } from '../store/schema.js';
 
 export interface OneOffRequest {
   /** argv; a single string is run with `sh -c`. */
@@ -30,6 +30,45 @@ export interface OneOffProcess {
   wait(): Promise<{ exitCode: number | null; signal: string | null }>;
 }
 
+/** `petri addons`: the part of the control plane that talks to the database engines. */
+export interface AddonOps {
+  /** The engines this Petri offers. */
+  readonly types: string[];
+  create(
+    user: User,
+    app: App,
+    input: { type: string; as?: string },
+    ip?: string,
+  ): Promise<{ addon: Addon; release: Release | null }>;
+  destroy(
+    user: User,
+    app: App,
+    name: string,
+    ip?: string,
+  ): Promise<{ backup: AddonBackup; release: Release | null }>;
+  /** Final backups and removal of every add-on of an app about to be destroyed. */
+  destroyAllOf(user: User, app: App, ip?: string): Promise<void>;
+  rotate(user: User, app: App, name: string, ip?: string): Promise<{ addon: Addon; release: Release | null }>;
+  backup(user: User, app: App, name: string, ip?: string): Promise<AddonBackup>;
+  backups(app: App, name: string): Promise<AddonBackup[]>;
+  restore(
+    user: User,
+    app: App,
+    name: string,
+    backupId: number,
+    ip?: string,
+  ): Promise<{ restored: AddonBackup; safety: AddonBackup }>;
+  backupFile(
+    user: User,
+    app: App | undefined,
+    name: string | undefined,
+    backupId: number,
+  ): Promise<{ file: string; backup: AddonBackup; source: Addon }>;
+  usage(addon: Addon): Promise<{ bytes: number | null; connections: number | null; error?: string }>;
+  /** argv of the engine's client connected with the app's URL, to run in its sandbox. */
+  shellCommand(addon: Addon): Promise<string[]>;
+}
+
 export interface ApiContext {
   db: Store;
   config: PetriConfig;
@@ -45,4 +84,5 @@ export interface ApiContext {
   usage: (instanceIds: string[]) => Promise<Map<string, { memoryBytes?: number; cpuSeconds?: number }>>;
   /** Starts a one-off command for `petri run` (throws a UserError when the app has no release). */
   runOneOff: (app: App, request: OneOffRequest) => Promise<OneOffProcess>;
+  addons: AddonOps;
 }

@@ -71,7 +71,7 @@ export const Release = Type.Object(
   {
     version: Type.String({ description: 'v1, v2 ...' }),
     status: Type.Union(['pending', 'succeeded', 'failed'].map((s) => Type.Literal(s))),
-    kind: Type.Union(['deploy', 'config', 'rollback'].map((s) => Type.Literal(s))),
+    kind: Type.Union(['deploy', 'config', 'rollback', 'addon'].map((s) => Type.Literal(s))),
     description: Type.String(),
     current: Type.Boolean({ description: 'serving now' }),
     error: Type.Union([Type.String(), Type.Null()]),

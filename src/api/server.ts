@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { type ERROR_CODES, isUserError } from '../lib/errors.js';
 import { registerAuth } from './auth.js';
 import type { ApiContext } from './context.js';
+import { addonRoutes } from './routes/addons.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
 import { egressRoutes } from './routes/egress.js';
@@ -94,6 +95,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
   psRoutes(api, ctx);
   egressRoutes(api, ctx);
   runRoutes(api, ctx);
+  addonRoutes(api, ctx);
   return api;
 }
 

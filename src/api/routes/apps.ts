@@ -113,6 +113,9 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
           `destroying '${name}' needs confirm=${name} (petri apps destroy ${name} --confirm ${name})`,
         );
       }
+      // Every add-on's data is backed up (kept for the retention period) before it goes;
+      // if one cannot be, the app stays.
+      await ctx.addons.destroyAllOf(req.user, app, req.ip);
       await destroyApp(db, req.user, app, req.ip);
       ctx.logs.remove(app.name);
       ctx.nudge();

@@ -104,7 +104,7 @@ export function releaseRoutes(api: FastifyInstance, ctx: ApiContext): void {
     async (req, reply) => {
       const app = await getApp(db, req.user, (req.params as { name: string }).name);
       const { version } = (req.body ?? {}) as { version?: string };
-      const release = await rollback(db, req.user, app, version, req.ip);
+      const release = await rollback(db, secrets, req.user, app, version, req.ip);
       ctx.nudge();
       return reply.code(201).send({ release: await presentRelease(db, app, release) });
     },

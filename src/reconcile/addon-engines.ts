@@ -1,0 +1,213 @@
+// The add-on engines this Petri offers, from its configuration: for each, the provider
+// that provisions on its server, where the control plane reaches that server, and where
+// apps reach it. Managed servers are started here and restarted when they die; they run
+// on after the control plane stops, like the router, and the next start adopts them.
+import { lookup } from 'node:dns/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { ManagedMysql } from '../addons/mysql/managed.js';
+import { createMysqlProvider } from '../addons/mysql/provider.js';
+import { ManagedPostgres } from '../addons/postgres/managed.js';
+import { createPostgresProvider } from '../addons/postgres/provider.js';
+import type {
+  AddonProvider,
+  AddonType,
+  Endpoint,
+  ManagedServer,
+  ManagedServerOptions,
+} from '../addons/provider.js';
+import { ManagedRedis } from '../addons/redis/managed.js';
+import { createRedisProvider } from '../addons/redis/provider.js';
+import type { AddonsConfig, EngineConfig } from '../lib/config.js';
+import { errorMessage, UserError } from '../lib/errors.js';
+
+/** Where apps find each engine on their gateway: the engines' usual ports. */
+export const GATEWAY_PORTS: Record<AddonType, number> = { postgres: 5432, mysql: 3306, redis: 6379 };
+
+const PROVIDERS: Record<AddonType, (adminUrl: string) => AddonProvider> = {
+  postgres: createPostgresProvider,
+  mysql: createMysqlProvider,
+  redis: createRedisProvider,
+};
+
+const MANAGED: Record<AddonType, new (opts: ManagedServerOptions) => ManagedServer> = {
+  postgres: ManagedPostgres,
+  mysql: ManagedMysql,
+  redis: ManagedRedis,
+};
+
+/** How often dead managed servers are noticed and started again. */
+const SUPERVISE_INTERVAL_MS = 5000;
+
+export interface Engine {
+  type: AddonType;
+  mode: 'managed' | 'external';
+  /** Where the server listens, as the control plane reaches it (an IPv4 address). */
+  endpoint: Endpoint;
+  managed?: ManagedServer;
+  /** External servers: the operator's admin URL. */
+  adminUrl?: string;
+}
+
+export class AddonEngines {
+  private readonly providers = new Map<AddonType, AddonProvider>();
+  private readonly starting = new Map<AddonType, Promise<string>>();
+  private readonly failures = new Map<AddonType, string>();
+  /** Managed servers that started and have not been seen dead since. */
+  private readonly up = new Set<AddonType>();
+  private timer: NodeJS.Timeout | undefined;
+  /** Where apps reach the servers: the bridge's gateway, or the endpoint itself without one. */
+  private gateway: string | undefined;
+
+  private constructor(
+    readonly engines: Map<AddonType, Engine>,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Works out every engine's endpoint (picking managed servers' ports on first use) without
+   * starting anything: the network's forwards need them before the first sandbox. */
+  static async prepare(config: AddonsConfig, dir: string, logger: Logger): Promise<AddonEngines> {
+    const engines = new Map<AddonType, Engine>();
+    for (const type of ['postgres', 'mysql', 'redis'] as const) {
+      const engine = await prepareEngine(type, config[type], config.serverUser, path.join(dir, type));
+      if (engine) engines.set(type, engine);
+    }
+    return new AddonEngines(engines, logger);
+  }
+
+  get types(): AddonType[] {
+    return [...this.engines.keys()];
+  }
+
+  /** The gateway forwards for the sandbox network: GATEWAY:5432 → the server, and so on. */
+  forwards(): { port: number; to: Endpoint }[] {
+    return [...this.engines.values()].map((e) => ({ port: GATEWAY_PORTS[e.type], to: e.endpoint }));
+  }
+
+  /** Apps reach the servers at the gateway's usual ports (or, with no sandbox network, directly). */
+  useGateway(gateway: string | undefined): void {
+    this.gateway = gateway;
+  }
+
+  appEndpoint(type: AddonType): Endpoint {
+    const engine = this.get(type);
+    return this.gateway ? { host: this.gateway, port: GATEWAY_PORTS[type] } : engine.endpoint;
+  }
+
+  /** Starts the managed servers (in the background) and keeps them running. */
+  start(): void {
+    for (const engine of this.engines.values())
+      if (engine.managed) void this.startManaged(engine).catch(() => {});
+    this.timer = setInterval(() => void this.supervise(), SUPERVISE_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** The provider of an engine, once its server is up; a clear error when it is not. */
+  async provider(type: AddonType): Promise<AddonProvider> {
+    const existing = this.providers.get(type);
+    if (existing) return existing;
+    const engine = this.get(type);
+    let adminUrl: string;
+    if (engine.managed) {
+      try {
+        adminUrl = await this.startManaged(engine);
+      } catch (err) {
+        throw new UserError(
+          'unavailable',
+          `the managed ${type} server could not start: ${errorMessage(err)}; ask the operator to look at ${type}'s log under the data dir (addons/${type}/server.log)`,
+        );
+      }
+    } else {
+      adminUrl = engine.adminUrl ?? '';
+    }
+    const provider = this.providers.get(type) ?? PROVIDERS[type](adminUrl);
+    this.providers.set(type, provider);
+    return provider;
+  }
+
+  /** Stops supervising and closes admin connections; the servers keep running. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all([...this.providers.values()].map((p) => p.close().catch(() => {})));
+    this.providers.clear();
+  }
+
+  /** Stops the managed servers too (platform shutdown, tests). */
+  async stopServers(): Promise<void> {
+    await this.close();
+    await Promise.all(
+      [...this.engines.values()].map((e) =>
+        e.managed?.stop().catch((err) => this.logger.warn({ err }, 'stop failed')),
+      ),
+    );
+  }
+
+  get(type: AddonType): Engine {
+    const engine = this.engines.get(type);
+    if (!engine) throw new UserError('bad_request', `${type} add-ons are turned off on this Petri`);
+    return engine;
+  }
+
+  /** One start at a time per server; a failed start is tried again on the next call. */
+  private startManaged(engine: Engine): Promise<string> {
+    const server = engine.managed;
+    if (!server) throw new Error(`${engine.type} is not managed`);
+    let started = this.starting.get(engine.type);
+    if (!started) {
+      started = server.start().then(
+        (url) => {
+          this.up.add(engine.type);
+          if (this.failures.delete(engine.type))
+            this.logger.info({ addon: engine.type }, 'managed add-on server is up again');
+          return url;
+        },
+        (err: unknown) => {
+          this.starting.delete(engine.type);
+          const why = errorMessage(err);
+          if (this.failures.get(engine.type) !== why)
+            this.logger.error({ addon: engine.type, err }, 'managed add-on server failed to start');
+          this.failures.set(engine.type, why);
+          throw err;
+        },
+      );
+      this.starting.set(engine.type, started);
+    }
+    return started;
+  }
+
+  /** A managed server that died is started again (its data is on disk), and one that
+   * failed to start is tried again. */
+  private async supervise(): Promise<void> {
+    for (const engine of this.engines.values()) {
+      if (!engine.managed) continue;
+      if (this.up.has(engine.type)) {
+        if (await engine.managed.running().catch(() => false)) continue;
+        this.logger.warn({ addon: engine.type }, 'managed add-on server is not running; starting it again');
+        this.up.delete(engine.type);
+        this.starting.delete(engine.type);
+      } else if (this.starting.has(engine.type)) {
+        continue; // still starting
+      }
+      await this.startManaged(engine).catch(() => {});
+    }
+  }
+}
+
+async function prepareEngine(
+  type: AddonType,
+  config: EngineConfig,
+  user: string,
+  dir: string,
+): Promise<Engine | undefined> {
+  if (config.mode === 'off') return undefined;
+  if (config.mode === 'managed') {
+    const managed = new MANAGED[type]({ dir, user, port: config.port });
+    return { type, mode: 'managed', endpoint: await managed.endpoint(), managed };
+  }
+  const url = new URL(config.adminUrl);
+  const port = Number(url.port || GATEWAY_PORTS[type]);
+  // The gateway forward needs an address; a name is resolved once, at start.
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const address = /^[0-9.]+$/.test(host) ? host : (await lookup(host, { family: 4 })).address;
+  return { type, mode: 'external', endpoint: { host: address, port }, adminUrl: config.adminUrl };
+}

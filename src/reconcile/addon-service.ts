@@ -1,0 +1,417 @@
+// What `petri addons` does: provision and attach, rotate, back up, restore, destroy. Each
+// step that talks to an engine is recorded in the store before and after, so a crash in
+// between leaves a row that AddonUpkeep finishes or cleans up; a failure halfway removes
+// what was made and leaves the app serving as it did.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { type AddonProvider, EngineUnavailableError, type LoginSlot } from '../addons/provider.js';
+import {
+  ADDON_TYPE_NAMES,
+  type AddonType,
+  assertAppCanRelease,
+  attachAddon,
+  attachmentOf,
+  backupFor,
+  backupLabel,
+  finishBackup,
+  getAddon,
+  insertBackup,
+  insertProvisioningAddon,
+  listAddons,
+  listBackups,
+  markDestroying,
+  parseAddonType,
+  readCredentials,
+  recordDestroyed,
+  recordRotation,
+  type StoredCredentials,
+} from '../domain/addons.js';
+import { actorOf } from '../domain/apps.js';
+import { recordAudit } from '../domain/audit.js';
+import type { PetriConfig } from '../lib/config.js';
+import { errorMessage, UserError } from '../lib/errors.js';
+import type { DataPaths } from '../lib/paths.js';
+import type { SecretBox } from '../lib/secrets.js';
+import type { Store } from '../store/db.js';
+import type { Addon, AddonBackup, App, BackupKind, Release, User } from '../store/schema.js';
+import type { AddonEngines } from './addon-engines.js';
+
+const DAY_MS = 24 * 3600_000;
+/** Usage is shown in listings; a slow server must not hold the listing up. */
+const USAGE_TIMEOUT_MS = 3000;
+
+export interface AddonUsageView {
+  bytes: number | null;
+  connections: number | null;
+  /** Why the numbers are missing (the server is down). */
+  error?: string;
+}
+
+export class AddonService {
+  /** One engine operation at a time per add-on (a backup never races a restore). */
+  private readonly locks = new Map<number, Promise<unknown>>();
+  /** Add-ons an operation of this process works on; upkeep leaves them alone. */
+  readonly busy = new Set<number>();
+  readonly resourcePrefix: string;
+
+  constructor(
+    private readonly deps: {
+      db: Store;
+      engines: AddonEngines;
+      paths: DataPaths;
+      config: PetriConfig;
+      logger: Logger;
+      secrets: SecretBox;
+      /** Desired state changed: the reconciler should look now. */
+      nudge: () => void;
+    },
+  ) {
+    this.resourcePrefix = `petri_${installId(deps.paths.installId)}`;
+  }
+
+  get types(): AddonType[] {
+    return ADDON_TYPE_NAMES.filter((t) => this.deps.engines.types.includes(t));
+  }
+
+  async create(
+    user: User,
+    app: App,
+    input: { type: string; as?: string },
+    ip?: string,
+  ): Promise<{ addon: Addon; release: Release | null }> {
+    const { db, secrets, engines } = this.deps;
+    const type = parseAddonType(input.type, this.types);
+    const { name, envVar } = attachmentOf(type, input.as);
+    await assertAppCanRelease(db, app.id);
+    const provider = await this.provider(type);
+    await this.reachable(provider, `nothing was created and '${app.name}' is unchanged`);
+    const addon = await insertProvisioningAddon(db, secrets, user, app, {
+      type,
+      name,
+      envVar,
+      mode: engines.get(type).mode,
+      resourcePrefix: this.resourcePrefix,
+    });
+    return this.locked(addon.id, async () => {
+      let credentials: StoredCredentials;
+      try {
+        credentials = { slot: 'a', ...(await provider.provision(addon.resource)) };
+      } catch (err) {
+        await this.forget(provider, addon);
+        throw engineError(err, `nothing was created and '${app.name}' is unchanged`);
+      }
+      try {
+        const url = provider.url(credentials, engines.appEndpoint(type));
+        const result = await attachAddon(db, secrets, user, addon, credentials, url, ip);
+        this.deps.nudge();
+        return result;
+      } catch (err) {
+        await this.forget(provider, addon);
+        throw err;
+      }
+    });
+  }
+
+  /** Final backup, then the data goes; the config var goes in a new release. */
+  async destroy(
+    user: User,
+    app: App,
+    name: string,
+    ip?: string,
+  ): Promise<{ backup: AddonBackup; release: Release | null }> {
+    const addon = await getAddon(this.deps.db, app, name);
+    await assertAppCanRelease(this.deps.db, app.id);
+    return this.locked(addon.id, () => this.destroyLocked(user, addon, ip));
+  }
+
+  /** Before an app goes: every add-on's final backup and removal; refuses (and keeps the
+   * app) if one of them cannot be backed up. */
+  async destroyAllOf(user: User, app: App, ip?: string): Promise<void> {
+    for (const addon of await listAddons(this.deps.db, app)) {
+      await this.locked(addon.id, () => this.destroyLocked(user, addon, ip, false));
+    }
+  }
+
+  async rotate(
+    user: User,
+    app: App,
+    name: string,
+    ip?: string,
+  ): Promise<{ addon: Addon; release: Release | null }> {
+    const { db, secrets, engines } = this.deps;
+    const found = await getAddon(db, app, name);
+    return this.locked(found.id, async () => {
+      const addon = await getAddon(db, app, name);
+      this.assertReady(addon);
+      await assertAppCanRelease(db, app.id);
+      if (addon.retiring_slot) {
+        throw new UserError(
+          'conflict',
+          `the last rotation of '${addon.name}' is still finishing (the old password goes once the new release serves); try again in a moment`,
+        );
+      }
+      const provider = await this.provider(addon.type);
+      const current = readCredentials(secrets, addon);
+      const slot: LoginSlot = current.slot === 'a' ? 'b' : 'a';
+      let fresh: StoredCredentials;
+      try {
+        fresh = { slot, ...(await provider.createLogin(addon.resource, slot)) };
+      } catch (err) {
+        throw engineError(err, 'the password is unchanged');
+      }
+      const url = provider.url(fresh, engines.appEndpoint(addon.type));
+      const result = await recordRotation(db, secrets, user, addon, fresh, url, ip);
+      this.deps.nudge();
+      return result;
+    });
+  }
+
+  async backup(user: User, app: App, name: string, ip?: string): Promise<AddonBackup> {
+    const addon = await getAddon(this.deps.db, app, name);
+    this.assertReady(addon);
+    const backup = await this.locked(addon.id, () => this.runBackup(addon, 'manual', user.name, null));
+    await recordAudit(this.deps.db, actorOf(user, ip), 'addon.backup', app.name, {
+      addon: addon.name,
+      backup: backupLabel(backup.id),
+    });
+    return backup;
+  }
+
+  /** Replaces the add-on's data with a backup; what was there is backed up first. */
+  async restore(
+    user: User,
+    app: App,
+    name: string,
+    backupId: number,
+    ip?: string,
+  ): Promise<{ restored: AddonBackup; safety: AddonBackup }> {
+    const { db } = this.deps;
+    const addon = await getAddon(db, app, name);
+    this.assertReady(addon);
+    const { backup } = await backupFor(db, user, addon, backupId);
+    return this.locked(addon.id, async () => {
+      const safety = await this.runBackup(
+        addon,
+        'manual',
+        `${user.name} (before restoring ${backupLabel(backupId)})`,
+        null,
+      );
+      const provider = await this.provider(addon.type);
+      try {
+        await provider.restore(addon.resource, this.deps.paths.addonBackup(backup.addon_id, backup.id));
+      } catch (err) {
+        throw engineError(err, `the data before the restore is in backup ${backupLabel(safety.id)}`);
+      }
+      await recordAudit(db, actorOf(user, ip), 'addon.restore', app.name, {
+        addon: addon.name,
+        backup: backupLabel(backupId),
+        safety: backupLabel(safety.id),
+      });
+      return { restored: backup, safety };
+    });
+  }
+
+  /** The dump file of a backup the user may read. */
+  async backupFile(user: User, app: App | undefined, name: string | undefined, backupId: number) {
+    const addon = app && name ? await getAddon(this.deps.db, app, name) : undefined;
+    const { backup, source } = await backupFor(this.deps.db, user, addon, backupId);
+    const file = this.deps.paths.addonBackup(backup.addon_id, backup.id);
+    if (!existsSync(file)) throw new UserError('not_found', `backup ${backupLabel(backupId)} has expired`);
+    return { file, backup, source };
+  }
+
+  async backups(app: App, name: string): Promise<AddonBackup[]> {
+    const addon = await getAddon(this.deps.db, app, name);
+    return listBackups(this.deps.db, addon.id);
+  }
+
+  async usage(addon: Addon): Promise<AddonUsageView> {
+    if (addon.status !== 'ready') return { bytes: null, connections: null };
+    try {
+      const provider = await this.provider(addon.type);
+      const usage = await withTimeout(provider.usage(addon.resource), USAGE_TIMEOUT_MS);
+      return usage;
+    } catch (err) {
+      return { bytes: null, connections: null, error: errorMessage(err) };
+    }
+  }
+
+  /** The engine's client, connected as the app (run in the app's sandbox). */
+  async shellCommand(addon: Addon): Promise<string[]> {
+    this.assertReady(addon);
+    return (await this.provider(addon.type)).shellCommand(addon.env_var);
+  }
+
+  /** Takes a backup now; upkeep uses it for scheduled and final backups. */
+  async runBackup(
+    addon: Addon,
+    kind: BackupKind,
+    createdBy: string,
+    expiresAt: string | null,
+  ): Promise<AddonBackup> {
+    const { db, paths } = this.deps;
+    const row = await insertBackup(db, addon, kind, createdBy, expiresAt);
+    const file = paths.addonBackup(addon.id, row.id);
+    try {
+      await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+      const provider = await this.provider(addon.type);
+      await provider.backup(addon.resource, file);
+      return await finishBackup(db, row.id, { sizeBytes: (await stat(file)).size });
+    } catch (err) {
+      await rm(file, { force: true });
+      await finishBackup(db, row.id, { error: errorMessage(err) });
+      throw engineError(err, `backup ${backupLabel(row.id)} failed`);
+    }
+  }
+
+  /** Revokes a rotated-out login (upkeep calls this once nothing uses it). */
+  async retireLogin(addon: Addon): Promise<void> {
+    if (!addon.retiring_slot) return;
+    const provider = await this.provider(addon.type);
+    await provider.revokeLogin(addon.resource, addon.retiring_slot);
+  }
+
+  /** Finishes a destroy cut off by a crash, or removes a provisioning cut off by one. */
+  async resume(addon: Addon, user: User): Promise<void> {
+    if (this.busy.has(addon.id)) return;
+    await this.locked(addon.id, async () => {
+      if (addon.status === 'provisioning') await this.forget(await this.provider(addon.type), addon);
+      if (addon.status === 'destroying') await this.destroyLocked(user, addon);
+    });
+  }
+
+  locked<T>(addonId: number, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(addonId) ?? Promise.resolve();
+    const run = previous
+      .catch(() => {})
+      .then(async () => {
+        this.busy.add(addonId);
+        try {
+          return await fn();
+        } finally {
+          this.busy.delete(addonId);
+        }
+      });
+    const tail = run.catch(() => {});
+    this.locks.set(addonId, tail);
+    void tail.then(() => {
+      if (this.locks.get(addonId) === tail) this.locks.delete(addonId);
+    });
+    return run;
+  }
+
+  private async destroyLocked(
+    user: User,
+    addon: Addon,
+    ip?: string,
+    withRelease = true,
+  ): Promise<{ backup: AddonBackup; release: Release | null }> {
+    const { db, secrets, config } = this.deps;
+    const retentionMs = config.addons.finalBackupRetentionDays * DAY_MS;
+    const expires = new Date(Date.now() + retentionMs).toISOString();
+    // A destroy cut off after its backup (and maybe after the data went) keeps that backup.
+    const earlier =
+      addon.status === 'destroying'
+        ? (await listBackups(db, addon.id)).find((b) => b.kind === 'final' && b.status === 'succeeded')
+        : undefined;
+    let backup: AddonBackup;
+    try {
+      backup = earlier ?? (await this.runBackup(addon, 'final', user.name, expires));
+    } catch (err) {
+      throw err instanceof UserError
+        ? new UserError(
+            err.code,
+            `${err.message}; '${addon.name}' is not destroyed (no data is removed without a final backup)`,
+          )
+        : err;
+    }
+    await markDestroying(db, addon);
+    const provider = await this.provider(addon.type);
+    try {
+      await provider.deprovision(addon.resource);
+    } catch (err) {
+      throw engineError(
+        err,
+        `'${addon.name}' will be removed when the server is back (its final backup is ${backupLabel(backup.id)})`,
+      );
+    }
+    const release = await recordDestroyed(db, secrets, user, addon, retentionMs, ip, withRelease);
+    this.deps.nudge();
+    return { backup, release };
+  }
+
+  /** Removes whatever a failed or cut-off provisioning made, and its row. */
+  private async forget(provider: AddonProvider, addon: Addon): Promise<void> {
+    try {
+      await provider.deprovision(addon.resource);
+    } catch (err) {
+      // The row stays 'provisioning': upkeep tries again when the server is back.
+      this.deps.logger.warn(
+        { err, addon: addon.resource },
+        'removing a half-provisioned add-on failed; will retry',
+      );
+      return;
+    }
+    await this.deps.db.deleteFrom('addons').where('id', '=', addon.id).execute();
+  }
+
+  private async provider(type: AddonType): Promise<AddonProvider> {
+    return this.deps.engines.provider(type);
+  }
+
+  private async reachable(provider: AddonProvider, consequence: string): Promise<void> {
+    try {
+      await provider.ping();
+    } catch (err) {
+      throw engineError(err, consequence);
+    }
+  }
+
+  private assertReady(addon: Addon): void {
+    if (addon.status !== 'ready') {
+      throw new UserError(
+        'conflict',
+        `add-on '${addon.name}' is ${addon.status}; try again when it is ready`,
+      );
+    }
+  }
+}
+
+/** An engine that is down is the operator's to fix, and says so; anything else passes. */
+function engineError(err: unknown, consequence: string): Error {
+  if (err instanceof EngineUnavailableError) {
+    return new UserError(
+      'unavailable',
+      `${err.message}; ${consequence}. Try again later or tell the operator`,
+    );
+  }
+  if (err instanceof UserError) return err;
+  return new Error(`${errorMessage(err)}; ${consequence}`);
+}
+
+function installId(file: string): string {
+  if (!existsSync(file))
+    writeFileSync(file, `${randomBytes(3).toString('hex')}\n`, { flag: 'wx', mode: 0o644 });
+  const id = readFileSync(file, 'utf8').trim();
+  if (!/^[0-9a-f]{6}$/.test(id)) throw new Error(`${file} does not hold a 6-hex-digit installation id`);
+  return id;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,165 @@
+// The add-ons' housekeeping, level-triggered like the other loops: scheduled backups when
+// the last one is too old, expired backups deleted, rotated-out logins revoked once no
+// release uses them, and operations a crash cut off finished or undone.
+import { rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { clearRetiringLogin, retiredLoginUnused } from '../domain/addons.js';
+import type { PetriConfig } from '../lib/config.js';
+import type { DataPaths } from '../lib/paths.js';
+import { now, type Store } from '../store/db.js';
+import type { Addon } from '../store/schema.js';
+import type { AddonService } from './addon-service.js';
+
+const HOUR_MS = 3600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+export class AddonUpkeep {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  /** Failures are logged once per add-on and reason, not every tick. */
+  private readonly reported = new Map<string, string>();
+
+  constructor(
+    private readonly deps: {
+      db: Store;
+      service: AddonService;
+      paths: DataPaths;
+      config: PetriConfig;
+      logger: Logger;
+    },
+  ) {}
+
+  /** Backups cut off by a restart are failed: their files may be partial. */
+  async recover(): Promise<void> {
+    await this.deps.db
+      .updateTable('addon_backups')
+      .set({ status: 'failed', error: 'interrupted by a restart of the control plane', finished_at: now() })
+      .where('status', '=', 'running')
+      .execute();
+  }
+
+  start(intervalMs = 2000): void {
+    const loop = async () => {
+      if (this.stopped) return;
+      await this.tick();
+      this.timer = setTimeout(loop, intervalMs);
+      this.timer.unref();
+    };
+    void loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One pass; a pass already under way is joined rather than doubled. */
+  tick(): Promise<void> {
+    this.running ??= this.pass().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const { db } = this.deps;
+    const addons = await db.selectFrom('addons').selectAll().where('status', '!=', 'destroyed').execute();
+    for (const addon of addons) {
+      if (this.stopped) return;
+      await this.step(addon, 'finish', () => this.finishInterrupted(addon));
+      await this.step(addon, 'rotate', () => this.retireLogin(addon));
+      await this.step(addon, 'backup', () => this.scheduledBackup(addon));
+    }
+    await this.step(undefined, 'purge', () => this.purgeExpired());
+  }
+
+  private async step(addon: Addon | undefined, what: string, fn: () => Promise<void>): Promise<void> {
+    const key = `${addon?.id ?? '-'}:${what}`;
+    try {
+      await fn();
+      this.reported.delete(key);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      if (this.reported.get(key) !== why) {
+        this.deps.logger.warn(
+          { err, addon: addon?.name, app: addon?.app_name, step: what },
+          'add-on upkeep step failed',
+        );
+        this.reported.set(key, why);
+      }
+    }
+  }
+
+  private async finishInterrupted(addon: Addon): Promise<void> {
+    const { service, db } = this.deps;
+    if (service.busy.has(addon.id)) return;
+    if (addon.status !== 'provisioning' && addon.status !== 'destroying') return;
+    const user = await db
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', addon.created_by)
+      .executeTakeFirst();
+    if (!user) return;
+    await service.resume(addon, user);
+  }
+
+  private async retireLogin(addon: Addon): Promise<void> {
+    if (addon.status !== 'ready' || !addon.retiring_slot || this.deps.service.busy.has(addon.id)) return;
+    if (!(await retiredLoginUnused(this.deps.db, addon))) return;
+    await this.deps.service.locked(addon.id, () => this.deps.service.retireLogin(addon));
+    await clearRetiringLogin(this.deps.db, addon.id);
+    this.deps.logger.info({ app: addon.app_name, addon: addon.name }, 'rotated-out add-on login revoked');
+  }
+
+  private async scheduledBackup(addon: Addon): Promise<void> {
+    const { db, config, service } = this.deps;
+    if (addon.status !== 'ready' || service.busy.has(addon.id)) return;
+    const since = new Date(Date.now() - config.addons.backupIntervalHours * HOUR_MS).toISOString();
+    // A new add-on's first scheduled backup comes one interval after its creation.
+    if (addon.created_at > since) return;
+    const recent = await db
+      .selectFrom('addon_backups')
+      .select('id')
+      .where('addon_id', '=', addon.id)
+      .where('created_at', '>', since)
+      .where('status', '!=', 'failed')
+      .executeTakeFirst();
+    // A failed scheduled backup is tried again after a tenth of the interval, not every tick.
+    const retryAfter = new Date(
+      Date.now() - (config.addons.backupIntervalHours * HOUR_MS) / 10,
+    ).toISOString();
+    const recentFailure = await db
+      .selectFrom('addon_backups')
+      .select('id')
+      .where('addon_id', '=', addon.id)
+      .where('status', '=', 'failed')
+      .where('created_at', '>', retryAfter)
+      .executeTakeFirst();
+    if (recent || recentFailure) return;
+    const expires = new Date(Date.now() + config.addons.backupRetentionDays * DAY_MS).toISOString();
+    await service.locked(addon.id, () => service.runBackup(addon, 'scheduled', 'petri', expires));
+  }
+
+  private async purgeExpired(): Promise<void> {
+    const { db, paths } = this.deps;
+    const expired = await db
+      .selectFrom('addon_backups')
+      .selectAll()
+      .where('expires_at', 'is not', null)
+      .where('expires_at', '<', now())
+      .execute();
+    for (const b of expired) {
+      await rm(paths.addonBackup(b.addon_id, b.id), { force: true });
+      await db.deleteFrom('addon_backups').where('id', '=', b.id).execute();
+      this.deps.logger.info({ backup: `b${b.id}`, kind: b.kind }, 'expired add-on backup deleted');
+    }
+    // Failed backups have no file worth keeping; their rows go after a day.
+    await db
+      .deleteFrom('addon_backups')
+      .where('status', '=', 'failed')
+      .where('created_at', '<', new Date(Date.now() - DAY_MS).toISOString())
+      .execute();
+  }
+}
