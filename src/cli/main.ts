@@ -6,6 +6,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { Command, CommanderError } from 'commander';
 import { ApiError, ConnectionError } from '../client/index.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
+import { registerAddons } from './addons.js';
 import { registerApps } from './apps.js';
 import { registerBuilds } from './builds.js';
 import { registerConfig } from './config.js';
@@ -53,12 +54,15 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerEgress(program, ctx);
     registerBuilds(program, ctx);
     registerGit(program, ctx);
-    registerRun(program, ctx, {
+    // `petri run` and `petri addons shell` attach the same terminal.
+    const terminal: Terminal = {
       ...processTerminal(),
       stdin: fullIo.stdin ?? process.stdin,
       stdout: byteWriter(fullIo.stdout),
       stderr: byteWriter(fullIo.stderr),
-    });
+    };
+    registerRun(program, ctx, terminal);
+    registerAddons(program, ctx, terminal);
     // Bare `petri` is a request for help, not a mistake.
     await program.parseAsync(argv.length === 0 ? ['--help'] : argv, { from: 'user' });
     return EXIT_OK;

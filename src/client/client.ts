@@ -6,6 +6,12 @@ import { type Dispatcher, request } from 'undici';
 import { ApiError, apiErrorFrom, ConnectionError, networkErrorCode } from './errors.js';
 import { parseNdjson } from './ndjson.js';
 import type {
+  AddonBackup,
+  AddonChange,
+  AddonDestroyed,
+  AddonDetail,
+  AddonList,
+  AddonRestore,
   App,
   AppEgress,
   AppUpdate,
@@ -56,7 +62,13 @@ interface Call {
   signal?: AbortSignal;
   /** Streams stay idle for as long as an app writes nothing: no body timeout for them. */
   stream?: boolean;
+  /** The server answers once the work is done (a backup, a restore): wait up to SLOW_CALL_MS. */
+  slow?: boolean;
 }
+
+// A dump or restore of a large database takes minutes, past undici's 5-minute wait for the
+// answer's headers; an hour is long enough for the databases Petri runs, short of forever.
+const SLOW_CALL_MS = 60 * 60_000;
 
 export class PetriClient {
   readonly url: string;
@@ -235,6 +247,91 @@ export class PetriClient {
     return text;
   }
 
+  /** The app's add-ons with their size and open connections, and the types this server offers. */
+  listAddons(appName: string): Promise<AddonList> {
+    return this.json<AddonList>({ method: 'GET', path: `${appPath(appName)}/addons` });
+  }
+
+  /** Provisions a database for the app; its URL arrives in a new release (null before the first deploy). */
+  createAddon(appName: string, input: { type: string; as?: string }): Promise<AddonChange> {
+    return this.json<AddonChange>({ method: 'POST', path: `${appPath(appName)}/addons`, json: input });
+  }
+
+  /** One add-on, its backup count and last backup, and the command `petri addons shell` runs. */
+  getAddon(appName: string, name: string): Promise<AddonDetail> {
+    return this.json<AddonDetail>({ method: 'GET', path: addonPath(appName, name) });
+  }
+
+  /** `confirm` must repeat the name. A final backup is taken first; the config var goes in a new release. */
+  destroyAddon(appName: string, name: string, confirm: string): Promise<AddonDestroyed> {
+    return this.json<AddonDestroyed>({
+      method: 'DELETE',
+      path: addonPath(appName, name),
+      query: { confirm },
+      slow: true,
+    });
+  }
+
+  /** A new password in a new release; the old one is revoked once that release serves. */
+  rotateAddon(appName: string, name: string): Promise<AddonChange> {
+    return this.json<AddonChange>({ method: 'POST', path: `${addonPath(appName, name)}/rotate` });
+  }
+
+  /** Backs the add-on up now; answers once the backup has ended. */
+  async backupAddon(appName: string, name: string): Promise<AddonBackup> {
+    const body = await this.json<{ backup: AddonBackup }>({
+      method: 'POST',
+      path: `${addonPath(appName, name)}/backups`,
+      slow: true,
+    });
+    return body.backup;
+  }
+
+  /** Newest first. */
+  async listAddonBackups(appName: string, name: string): Promise<AddonBackup[]> {
+    const body = await this.json<{ backups: AddonBackup[] }>({
+      method: 'GET',
+      path: `${addonPath(appName, name)}/backups`,
+    });
+    return body.backups;
+  }
+
+  /** Replaces the add-on's data with backup `backupId` (b12); the data before goes in a backup first. */
+  restoreAddon(appName: string, name: string, backupId: string): Promise<AddonRestore> {
+    return this.json<AddonRestore>({
+      method: 'POST',
+      path: `${addonPath(appName, name)}/restore`,
+      json: { backup: backupId },
+      slow: true,
+    });
+  }
+
+  /**
+   * A backup's dump as it arrives (never held whole in memory). With the app and add-on: one
+   * of its backups; with neither: any backup, through the admins' route.
+   */
+  async downloadBackup(
+    appName: string | undefined,
+    name: string | undefined,
+    backupId: string,
+    options: StreamOptions = {},
+  ): Promise<Readable> {
+    const id = encodeURIComponent(backupId);
+    const path =
+      appName !== undefined && name !== undefined
+        ? `${addonPath(appName, name)}/backups/${id}/download`
+        : `/v1/addon-backups/${id}/download`;
+    const res = await this.send({ method: 'GET', path, signal: options.signal });
+    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, await res.body.text(), this.url);
+    return res.body;
+  }
+
+  /** Every backup of every add-on, destroyed ones included (admins). */
+  async listAllBackups(): Promise<AddonBackup[]> {
+    return (await this.json<{ backups: AddonBackup[] }>({ method: 'GET', path: '/v1/addon-backups' }))
+      .backups;
+  }
+
   private async json<T>(call: Call): Promise<T> {
     const res = await this.send(call);
     const text = await res.body.text();
@@ -290,6 +387,7 @@ export class PetriClient {
         signal: call.signal,
         dispatcher: this.dispatcher,
         bodyTimeout: call.stream ? 0 : undefined,
+        headersTimeout: call.slow ? SLOW_CALL_MS : undefined,
       });
     } catch (err) {
       throw this.wrapNetworkError(err);
@@ -304,6 +402,10 @@ export class PetriClient {
 
 function appPath(name: string): string {
   return `/v1/apps/${encodeURIComponent(name)}`;
+}
+
+function addonPath(appName: string, name: string): string {
+  return `${appPath(appName)}/addons/${encodeURIComponent(name)}`;
 }
 
 function deployPath(appName: string, id: string): string {

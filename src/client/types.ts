@@ -96,7 +96,7 @@ export interface ConfigChange {
 }
 
 export type ReleaseStatus = 'pending' | 'succeeded' | 'failed';
-export type ReleaseKind = 'deploy' | 'config' | 'rollback';
+export type ReleaseKind = 'deploy' | 'config' | 'rollback' | 'addon';
 
 /** A version of an app: a slug with a config. Pending until it serves or fails. */
 export interface Release {
@@ -159,4 +159,89 @@ export interface AppEgress {
   /** host:port patterns from petri.toml's [network] egress. */
   declared: string[];
   attempts: EgressAttempt[];
+}
+
+export type AddonStatus = 'provisioning' | 'ready' | 'destroying';
+export type AddonBackupKind = 'manual' | 'scheduled' | 'final';
+export type AddonBackupStatus = 'running' | 'succeeded' | 'failed';
+
+/** What an add-on holds now; null figures when they could not be read (see `error`). */
+export interface AddonUsage {
+  /** On disk (Redis: in memory). */
+  bytes: number | null;
+  connections: number | null;
+  /** Why the figures are missing. */
+  error?: string;
+}
+
+/** A database of the app's own (PostgreSQL, MariaDB, Redis), attached as a config var. */
+export interface Addon {
+  /** e.g. 'postgres', or 'cache' for one created `--as CACHE`. */
+  name: string;
+  app: string;
+  /** postgres, mysql or redis. */
+  type: string;
+  /** The config var the app gets the URL in, e.g. DATABASE_URL. */
+  envVar: string;
+  /** managed (Petri runs the server) or external. */
+  mode: string;
+  status: AddonStatus;
+  /** An old password is still valid until the new release serves. */
+  rotating: boolean;
+  createdAt: string;
+  usage: AddonUsage;
+}
+
+export interface AddonBackup {
+  /** b1, b2 ... */
+  id: string;
+  app: string;
+  addon: string;
+  type: string;
+  /** final: taken when the add-on was destroyed. */
+  kind: AddonBackupKind;
+  status: AddonBackupStatus;
+  sizeBytes: number | null;
+  createdBy: string;
+  createdAt: string;
+  finishedAt: string | null;
+  /** null: kept while the add-on lives. */
+  expiresAt: string | null;
+  error: string | null;
+}
+
+export interface AddonList {
+  addons: Addon[];
+  /** The types this server can create. */
+  available: string[];
+}
+
+export interface AddonDetail {
+  addon: Addon;
+  /** How many backups it has. */
+  backups: number;
+  /** The newest backup that succeeded. */
+  lastBackup: AddonBackup | null;
+  /** The engine's client as the app (what `petri addons shell` runs); empty until ready. */
+  shell: string[];
+}
+
+/** An add-on created or rotated: its config var arrives in `release` (null before the first deploy). */
+export interface AddonChange {
+  addon: Addon;
+  release: Release | null;
+}
+
+export interface AddonDestroyed {
+  /** The final backup, kept for the retention period. */
+  backup: AddonBackup;
+  /** The release without the add-on's config var; null when the app has none. */
+  release: Release | null;
+}
+
+export interface AddonRestore {
+  /** The backup restored, e.g. b12. */
+  restored: string;
+  /** What was there before the restore. */
+  safetyBackup: AddonBackup;
 }

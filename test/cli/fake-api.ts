@@ -5,7 +5,10 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
 import type {
+  Addon,
+  AddonBackup,
   App,
   ConfigChange,
   ConfigVars,
@@ -44,8 +47,22 @@ export interface FakeApi {
   processes: Map<string, ProcessList>;
   /** When set, the next new releases fail with this error once they settle. */
   releaseError: string | undefined;
+  /** Per app, its add-ons by name. */
+  addons: Map<string, Addon[]>;
+  /** The add-on types the server offers. */
+  addonTypes: string[];
+  /** Every add-on backup, newest first, destroyed apps' and add-ons' included. */
+  backups: AddonBackup[];
+  /** The dump of each backup, by id (b1 ...). */
+  dumps: Map<string, Buffer>;
+  /** The first message of each `petri run` session (the WebSocket route), with its app. */
+  runs: { app: string; request: { command: string[] | string; tty: boolean } }[];
+  /** The exit code those sessions end with, after writing RUN_OUTPUT. */
+  runExitCode: number;
   close(): Promise<void>;
 }
+
+export const RUN_OUTPUT = 'psql (16.4)\n';
 
 export function cannedApps(): App[] {
   return [
@@ -168,6 +185,101 @@ export function cannedProcesses(): ProcessList {
   };
 }
 
+/** alpha has a ready postgres and a redis whose size the engine could not tell. */
+export function cannedAddons(): Addon[] {
+  return [
+    {
+      name: 'cache',
+      app: 'alpha',
+      type: 'redis',
+      envVar: 'CACHE_URL',
+      mode: 'managed',
+      status: 'ready',
+      rotating: false,
+      createdAt: '2025-01-04T11:00:00.000Z',
+      usage: { bytes: null, connections: null, error: 'redis did not answer within 3s' },
+    },
+    {
+      name: 'postgres',
+      app: 'alpha',
+      type: 'postgres',
+      envVar: 'DATABASE_URL',
+      mode: 'managed',
+      status: 'ready',
+      rotating: false,
+      createdAt: '2025-01-04T10:00:00.123Z',
+      usage: { bytes: 12_897_485, connections: 3 },
+    },
+  ];
+}
+
+/** Newest first: a failed manual backup, a manual and a scheduled one of alpha's postgres,
+ * and the final backup of an app that is gone (only admins' routes show it). */
+export function cannedBackups(): AddonBackup[] {
+  const base = {
+    app: 'alpha',
+    addon: 'postgres',
+    type: 'postgres',
+    error: null,
+    expiresAt: null,
+  };
+  return [
+    {
+      ...base,
+      id: 'b4',
+      kind: 'manual',
+      status: 'failed',
+      sizeBytes: null,
+      createdBy: 'ana',
+      createdAt: '2025-01-06T09:00:00.000Z',
+      finishedAt: '2025-01-06T09:00:02.000Z',
+      error: 'pg_dump: error: connection to server lost',
+    },
+    {
+      ...base,
+      id: 'b3',
+      app: 'gone',
+      kind: 'final',
+      status: 'succeeded',
+      sizeBytes: 2048,
+      createdBy: 'admin',
+      createdAt: '2025-01-05T20:00:00.000Z',
+      finishedAt: '2025-01-05T20:00:01.000Z',
+      expiresAt: '2025-02-04T20:00:01.000Z',
+    },
+    {
+      ...base,
+      id: 'b2',
+      kind: 'manual',
+      status: 'succeeded',
+      sizeBytes: DUMP_BYTES,
+      createdBy: 'admin',
+      createdAt: '2025-01-05T12:00:00.000Z',
+      finishedAt: '2025-01-05T12:00:03.250Z',
+    },
+    {
+      ...base,
+      id: 'b1',
+      kind: 'scheduled',
+      status: 'succeeded',
+      sizeBytes: 1000,
+      createdBy: 'petri',
+      createdAt: '2025-01-05T03:00:00.000Z',
+      finishedAt: '2025-01-05T03:00:00.400Z',
+      expiresAt: '2025-01-12T03:00:00.400Z',
+    },
+  ];
+}
+
+/** b2's dump: every byte value, over several chunks, so a download must keep them all. */
+export const DUMP_BYTES = 300_000;
+
+export function cannedDump(size: number, seed: number): Buffer {
+  const dump = Buffer.alloc(size);
+  for (let i = 0; i < size; i += 1) dump[i] = (i * 7 + seed) % 256;
+  return dump;
+}
+
 export async function startFakeApi(): Promise<FakeApi> {
   const fake: FakeApi = {
     url: '',
@@ -201,6 +313,19 @@ export async function startFakeApi(): Promise<FakeApi> {
       ['beta-experiment', { formation: {}, processes: [] }],
     ]),
     releaseError: undefined,
+    addons: new Map([
+      ['alpha', cannedAddons()],
+      ['beta-experiment', []],
+    ]),
+    addonTypes: ['postgres', 'mysql', 'redis'],
+    backups: cannedBackups(),
+    dumps: new Map([
+      ['b1', cannedDump(1000, 1)],
+      ['b2', cannedDump(DUMP_BYTES, 2)],
+      ['b3', cannedDump(2048, 3)],
+    ]),
+    runs: [],
+    runExitCode: 0,
     close: async () => {},
   };
   const server = http.createServer((req, res) => {
@@ -228,6 +353,7 @@ export async function startFakeApi(): Promise<FakeApi> {
     server.closeAllConnections();
     return new Promise((resolve) => server.close(() => resolve()));
   };
+  acceptRuns(fake, server);
   return fake;
 }
 
@@ -255,6 +381,7 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
 
   if (resource === 'whoami' && method === 'GET')
     return send(res, 200, { user: { name: 'admin', role: 'admin' } });
+  if (resource === 'addon-backups') return handleAllBackups(fake, method, parts.slice(2), res);
   if (resource !== 'apps') return fail(res, 404, 'not_found', `no route ${url.pathname}`);
 
   if (name === undefined) {
@@ -346,6 +473,8 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
   }
 
   if (sub === 'ps' && method === 'GET') return send(res, 200, fake.processes.get(app.name));
+
+  if (sub === 'addons') return handleAddons(fake, app, method, parts.slice(4), url, body, res);
 
   if (sub === 'formation' && method === 'PATCH') {
     const list = fake.processes.get(app.name)!;
@@ -524,4 +653,265 @@ async function streamDeploy(fake: FakeApi, res: http.ServerResponse, deploy: Dep
   res.write(end.slice(0, 10));
   await new Promise((resolve) => setTimeout(resolve, 10));
   res.end(`${end.slice(10)}\n`);
+}
+
+/** /v1/addon-backups and /v1/addon-backups/:id/download (the fake's user is an admin). */
+function handleAllBackups(
+  fake: FakeApi,
+  method: string | undefined,
+  rest: string[],
+  res: http.ServerResponse,
+) {
+  if (method !== 'GET') return fail(res, 404, 'not_found', `no route ${method} /v1/addon-backups`);
+  if (rest.length === 0) return send(res, 200, { backups: fake.backups });
+  const [id, tail] = rest;
+  if (tail !== 'download' || rest.length !== 2)
+    return fail(res, 404, 'not_found', `no route /v1/addon-backups/${rest.join('/')}`);
+  const backup = fake.backups.find((b) => b.id === id);
+  if (!backup) return fail(res, 404, 'not_found', `backup ${id} not found`);
+  return sendDump(fake, res, backup);
+}
+
+/** /v1/apps/:name/addons...: rest is what follows `addons`. */
+function handleAddons(
+  fake: FakeApi,
+  app: App,
+  method: string | undefined,
+  rest: string[],
+  url: URL,
+  body: Buffer,
+  res: http.ServerResponse,
+) {
+  const list = fake.addons.get(app.name)!;
+  const [name, action, id, tail] = rest;
+  if (name === undefined) {
+    if (method === 'GET') return send(res, 200, { addons: list, available: fake.addonTypes });
+    if (method === 'POST') return createAddon(fake, app, list, JSON.parse(body.toString()), res);
+  }
+  const addon = list.find((a) => a.name === name);
+  if (!addon) {
+    const names = list.map((a) => a.name).join(', ') || 'none';
+    return fail(res, 404, 'not_found', `add-on '${name}' of ${app.name} not found; it has: ${names}`);
+  }
+  const own = fake.backups.filter((b) => b.app === app.name && b.addon === addon.name);
+
+  if (action === undefined && method === 'GET') {
+    return send(res, 200, {
+      addon,
+      backups: own.length,
+      lastBackup: own.find((b) => b.status === 'succeeded') ?? null,
+      shell: addon.status === 'ready' ? ['/bin/sh', '-c', `exec psql "$${addon.envVar}"`] : [],
+    });
+  }
+  if (action === undefined && method === 'DELETE') {
+    if (url.searchParams.get('confirm') !== addon.name) {
+      return fail(
+        res,
+        400,
+        'bad_request',
+        `destroying add-on '${name}' needs confirm=${name} (petri addons destroy ${name} --confirm ${name})`,
+      );
+    }
+    const conflict = pendingRelease(fake, app);
+    if (conflict) return fail(res, 409, 'conflict', conflict);
+    const backup = addBackup(fake, addon, {
+      kind: 'final',
+      sizeBytes: 4321,
+      createdAt: '2025-01-09T08:00:00.000Z',
+      finishedAt: '2025-01-09T08:00:00.800Z',
+      expiresAt: '2025-02-08T08:00:00.800Z',
+    });
+    list.splice(list.indexOf(addon), 1);
+    const release = addonRelease(fake, app, `Detach ${addon.name} (${addon.type})`, () => {
+      delete fake.config.get(app.name)![addon.envVar];
+    });
+    return send(res, 200, { backup, release });
+  }
+  if (action === 'rotate' && method === 'POST') {
+    const conflict = pendingRelease(fake, app);
+    if (conflict) return fail(res, 409, 'conflict', conflict);
+    addon.rotating = true;
+    const release = addonRelease(fake, app, `Rotate credentials of ${addon.name}`, () => {});
+    return send(res, 200, { addon, release });
+  }
+  if (action === 'backups' && id === undefined && method === 'POST') {
+    const backup = addBackup(fake, addon, {
+      kind: 'manual',
+      sizeBytes: 1_258_291,
+      createdAt: '2025-01-07T12:00:00.000Z',
+      finishedAt: '2025-01-07T12:00:01.500Z',
+    });
+    return send(res, 201, { backup });
+  }
+  if (action === 'backups' && id === undefined && method === 'GET') return send(res, 200, { backups: own });
+  if (action === 'backups' && tail === 'download' && method === 'GET') {
+    const backup = own.find((b) => b.id === id);
+    if (!backup) {
+      return fail(
+        res,
+        404,
+        'not_found',
+        `backup ${id} not found for add-on '${addon.name}'; list them with 'petri addons backups ${addon.name}'`,
+      );
+    }
+    return sendDump(fake, res, backup);
+  }
+  if (action === 'restore' && method === 'POST') {
+    const { backup: wanted } = JSON.parse(body.toString()) as { backup: string };
+    const backup = fake.backups.find((b) => b.id === wanted && b.type === addon.type);
+    if (!backup) return fail(res, 404, 'not_found', `backup ${wanted} not found for add-on '${addon.name}'`);
+    if (backup.status !== 'succeeded') {
+      return fail(
+        res,
+        409,
+        'conflict',
+        `backup ${wanted} ${backup.status === 'running' ? 'is still running' : 'failed'}; pick another`,
+      );
+    }
+    const safetyBackup = addBackup(fake, addon, {
+      kind: 'manual',
+      sizeBytes: 5_000,
+      createdBy: `admin (before restoring ${wanted})`,
+      createdAt: '2025-01-08T12:00:00.000Z',
+      finishedAt: '2025-01-08T12:00:00.300Z',
+    });
+    return send(res, 200, { restored: backup.id, safetyBackup });
+  }
+  return fail(res, 404, 'not_found', `no route ${method} ${url.pathname}`);
+}
+
+function createAddon(
+  fake: FakeApi,
+  app: App,
+  list: Addon[],
+  input: { type: string; as?: string },
+  res: http.ServerResponse,
+) {
+  if (!fake.addonTypes.includes(input.type)) {
+    return fail(
+      res,
+      400,
+      'bad_request',
+      `unknown add-on type '${input.type}'; this server offers ${fake.addonTypes.join(', ')}`,
+    );
+  }
+  const upper = input.as?.toUpperCase().replace(/-/g, '_');
+  const name = upper === undefined ? input.type : upper.toLowerCase().replace(/_/g, '-');
+  const envVar =
+    upper === undefined ? (input.type === 'redis' ? 'REDIS_URL' : 'DATABASE_URL') : `${upper}_URL`;
+  if (list.some((a) => a.name === name)) {
+    return fail(res, 409, 'conflict', `${app.name} already has an add-on named '${name}'; pass --as NAME`);
+  }
+  const conflict = pendingRelease(fake, app);
+  if (conflict) return fail(res, 409, 'conflict', conflict);
+  const addon: Addon = {
+    name,
+    app: app.name,
+    type: input.type,
+    envVar,
+    mode: 'managed',
+    status: 'ready',
+    rotating: false,
+    createdAt: '2025-01-10T00:00:00.000Z',
+    usage: { bytes: 7_340_032, connections: 0 },
+  };
+  list.push(addon);
+  list.sort((a, b) => a.name.localeCompare(b.name));
+  const release = addonRelease(fake, app, `Attach ${name} (${input.type}) as ${envVar}`, () => {
+    fake.config.get(app.name)![envVar] = `${input.type}://${app.name}@addons.internal/${name}`;
+  });
+  return send(res, 201, { addon, release });
+}
+
+/** Why a new release cannot start now, or undefined when it can. */
+function pendingRelease(fake: FakeApi, app: App): string | undefined {
+  const pending = fake.releases.get(app.name)!.find((r) => r.status === 'pending');
+  return pending ? `release ${pending.version} of ${app.name} is still in progress; wait for it` : undefined;
+}
+
+/** An add-on's release, pending until polled as the others are; null for an app never deployed. */
+function addonRelease(fake: FakeApi, app: App, description: string, apply: () => void): Release | null {
+  const releases = fake.releases.get(app.name)!;
+  if (releases.length === 0) {
+    apply();
+    return null;
+  }
+  const release: Release = {
+    version: `v${Number(releases[0]!.version.slice(1)) + 1}`,
+    status: 'pending',
+    kind: 'addon',
+    description,
+    current: false,
+    error: null,
+    createdBy: 'admin',
+    createdAt: new Date().toISOString(),
+  };
+  releases.unshift(release);
+  settles.set(release, { polls: 0, apply });
+  return release;
+}
+
+function addBackup(
+  fake: FakeApi,
+  addon: Addon,
+  fields: Pick<AddonBackup, 'kind' | 'sizeBytes' | 'createdAt' | 'finishedAt'> & Partial<AddonBackup>,
+): AddonBackup {
+  const last = Math.max(0, ...fake.backups.map((b) => Number(b.id.slice(1))));
+  const backup: AddonBackup = {
+    id: `b${last + 1}`,
+    app: addon.app,
+    addon: addon.name,
+    type: addon.type,
+    status: 'succeeded',
+    createdBy: 'admin',
+    expiresAt: null,
+    error: null,
+    ...fields,
+  };
+  fake.backups.unshift(backup);
+  fake.dumps.set(backup.id, cannedDump(backup.sizeBytes ?? 0, last + 1));
+  return backup;
+}
+
+function sendDump(fake: FakeApi, res: http.ServerResponse, backup: AddonBackup) {
+  const dump = fake.dumps.get(backup.id);
+  if (backup.status !== 'succeeded' || !dump) {
+    return fail(res, 409, 'conflict', `backup ${backup.id} ${backup.status}; pick another`);
+  }
+  res.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-disposition': `attachment; filename="${backup.app}-${backup.addon}-${backup.id}.dump"`,
+    'content-length': String(dump.length),
+  });
+  // In pieces, as a file streams: the CLI must not assume one chunk.
+  for (let at = 0; at < dump.length; at += 64 * 1024) res.write(dump.subarray(at, at + 64 * 1024));
+  res.end();
+}
+
+/** `petri run`'s WebSocket route: records what it was asked to run, answers RUN_OUTPUT on
+ * stdout, then exits with runExitCode. */
+function acceptRuns(fake: FakeApi, server: http.Server): void {
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req, socket, head) => {
+    const match = /^\/v1\/apps\/([^/]+)\/run$/.exec(req.url ?? '');
+    if (!match || req.headers.authorization !== `Bearer ${TOKEN}`) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\r\n');
+      return;
+    }
+    const app = decodeURIComponent(match[1]!);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.once('message', (data) => {
+        fake.runs.push({ app, request: JSON.parse(String(data)) });
+        ws.send(Buffer.concat([Buffer.from([1]), Buffer.from(RUN_OUTPUT)]), { binary: true });
+        ws.send(JSON.stringify({ type: 'exit', code: fake.runExitCode, signal: null }));
+        ws.close(1000);
+      });
+    });
+  });
+  const close = fake.close;
+  fake.close = async () => {
+    for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.terminate();
+    wss.close();
+    await close();
+  };
 }
