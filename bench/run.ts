@@ -7,7 +7,11 @@
 //   network:  the router's throughput (wrk) to an app in its own network namespace against
 //             the same app on the host network (a second Petri with namespaces off), and
 //             the time from start to listening of an instance with and without them.
+//   python:   Flask deploy, first build against a redeploy with the venv cached.
+//   addons:   managed PostgreSQL, MariaDB and Redis: time to provision, and the servers'
+//             memory with 1 and with 50 databases each.
 import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -206,9 +210,93 @@ async function timeFlask(petri: TestPetri, app: string): Promise<number> {
   return performance.now() - started;
 }
 
-// BENCH=deploy,network,python runs only those sections (all by default).
+/** Managed add-on servers: time to provision each engine (`petri addons create` to the
+ * answer; the app has no release yet, so no rollout is in it), and the servers' memory
+ * (proportional set size of all their processes) empty and with 50 databases each. */
+async function addons(): Promise<void> {
+  const petri = await TestPetri.start({
+    logLevel: 'error',
+    addons: { postgres: { mode: 'managed' }, mysql: { mode: 'managed' }, redis: { mode: 'managed' } },
+  });
+  const engines = ['postgres', 'mysql', 'redis'] as const;
+  const PER_ENGINE = 50;
+  try {
+    await petri.cli(['apps', 'create', 'bench']);
+    const started = performance.now();
+    for (const type of engines) {
+      const r = await petri.cli(['addons', 'create', type, '--app', 'bench', '--as', `${type}0`]);
+      if (r.code !== 0) throw new Error(`addons create ${type}: ${r.stderr}`);
+    }
+    console.log(
+      `managed servers: first start to three add-ons provisioned in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
+    const empty = Object.fromEntries(engines.map((t) => [t, managedMemory(petri, t)]));
+    for (const type of engines) {
+      const times: number[] = [];
+      for (let i = 1; i < PER_ENGINE; i++) {
+        const t = performance.now();
+        const r = await petri.cli(['addons', 'create', type, '--app', 'bench', '--as', `${type}${i}`]);
+        if (r.code !== 0) throw new Error(`addons create ${type}: ${r.stderr}`);
+        times.push(performance.now() - t);
+      }
+      const full = managedMemory(petri, type);
+      console.log(
+        `${type} (managed): provision p50 ${percentile(times, 50).toFixed(0)} ms, p99 ${percentile(times, 99).toFixed(0)} ms; ` +
+          `server memory ${mib(empty[type] ?? 0)} with 1 database, ${mib(full)} with ${PER_ENGINE}`,
+      );
+    }
+  } finally {
+    await petri.destroy();
+  }
+}
+
+/** PSS of a managed server's processes (its main pid and every descendant), bytes. */
+function managedMemory(petri: TestPetri, type: 'postgres' | 'mysql' | 'redis'): number {
+  const pidFiles = {
+    postgres: 'addons/postgres/data/postmaster.pid',
+    mysql: 'addons/mysql/run/mariadbd.pid',
+    redis: 'addons/redis/run/redis.pid',
+  };
+  const main = Number(readFileSync(path.join(petri.dataDir, pidFiles[type]), 'utf8').split('\n')[0]);
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync('/proc').filter((e) => /^[0-9]+$/.test(e))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = new Set([main]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, ppid] of parents) {
+      if (tree.has(ppid) && !tree.has(pid)) {
+        tree.add(pid);
+        grew = true;
+      }
+    }
+  }
+  let total = 0;
+  for (const pid of tree) {
+    try {
+      const kb = /^Pss:\s+([0-9]+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1];
+      total += Number(kb ?? 0) * 1024;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+// BENCH=deploy,network,python,addons runs only those sections (all by default).
 const only = process.env.BENCH?.split(',');
 const wanted = (name: string) => !only || only.includes(name);
 if (wanted('deploy')) await main();
 if (wanted('network')) await isolation();
 if (wanted('python')) await python();
+if (wanted('addons')) await addons();

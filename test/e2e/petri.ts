@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { runCli } from '../../src/cli/main.js';
 import { freePort } from '../../src/lib/ports.js';
 import { until } from '../../src/lib/until.js';
@@ -78,6 +79,8 @@ export class TestPetri {
         bootTimeoutMs: 5000,
         drainGraceMs: 10_000,
         logLevel: 'warn',
+        // Add-on servers only where a test asks for them (test/e2e/addons.test.ts).
+        addons: { postgres: { mode: 'off' }, mysql: { mode: 'off' }, redis: { mode: 'off' } },
         ...extraConfig,
       }),
     );
@@ -135,7 +138,8 @@ export class TestPetri {
     await exited;
   }
 
-  async cli(argv: string[], cwd = ROOT): Promise<CliResult> {
+  /** The CLI in this process; `stdin` is what a pipe would feed it. */
+  async cli(argv: string[], cwd = ROOT, stdin?: string): Promise<CliResult> {
     const stdout = new Capture();
     const stderr = new Capture();
     const env = {
@@ -143,7 +147,8 @@ export class TestPetri {
       PETRI_TOKEN: this.token,
       PETRI_CONFIG_DIR: path.join(this.dataDir, 'cli'),
     };
-    const code = await runCli(argv, { stdout, stderr, env, cwd });
+    const input = stdin === undefined ? undefined : Readable.from([Buffer.from(stdin)]);
+    const code = await runCli(argv, { stdout, stderr, env, cwd, stdin: input });
     return { code, stdout: stdout.text, stderr: stderr.text };
   }
 
