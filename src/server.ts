@@ -157,7 +157,8 @@ export async function startServer(
   await api.listen({ port: config.apiPort, host: config.apiBind });
   reconciler.start();
   builds.start();
-  upkeep.start();
+  // --stop-all only stops: upkeep would start managed servers and take overdue backups.
+  if (opts.startAddonServers !== false) upkeep.start();
 
   let closed = false;
   const close = async () => {

@@ -176,6 +176,7 @@ async function releaseWithAddonVar(
   vars: Record<string, string | undefined>,
   description: string,
   withRelease = true,
+  refuseWhenBusy = true,
 ): Promise<Release | null> {
   const app = await tx.selectFrom('apps').selectAll().where('id', '=', appId).executeTakeFirst();
   if (!app) return null;
@@ -190,6 +191,17 @@ async function releaseWithAddonVar(
     ? await tx.selectFrom('releases').selectAll().where('id', '=', app.desired_release_id).executeTakeFirst()
     : undefined;
   if (!base || !withRelease) return null;
+  if (!refuseWhenBusy) {
+    // Removing a destroyed add-on's vars must not fail after its data is gone: with a
+    // release on its way, the app's config loses them now and the next release with it.
+    const pending = await tx
+      .selectFrom('releases')
+      .select('id')
+      .where('app_id', '=', appId)
+      .where('status', '=', 'pending')
+      .executeTakeFirst();
+    if (pending) return null;
+  }
   await assertNoReleaseInProgress(tx, app);
   return insertRelease(tx, appId, user.id, {
     kind: 'addon',
@@ -334,6 +346,7 @@ export async function recordDestroyed(
       Object.fromEntries(addonVarNames(addon).map((v) => [v, undefined])),
       `Detach ${addon.name} (${addon.type})`,
       withRelease,
+      false,
     );
     const at = now();
     await tx

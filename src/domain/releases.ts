@@ -142,7 +142,7 @@ export async function rollback(
         .executeTakeFirst();
       if (!target) throw new UserError('conflict', `'${app.name}' has no earlier release that served`);
     }
-    const config = await withCurrentAddonVars(tx, secrets, app, target.config_sealed);
+    const config = await withCurrentAddonVars(tx, secrets, app.id, target.config_sealed);
     const release = await insertRelease(tx, app.id, user.id, {
       kind: 'rollback',
       description: `Rollback to v${target.version}`,
@@ -215,23 +215,32 @@ export function updateReleasePhase(
 }
 
 /** A rollback takes an old release's config, but add-on URLs stay what they are now: an
- * old password may be revoked, an old add-on destroyed. Returns the sealed config. */
-async function withCurrentAddonVars(tx: Tx, secrets: SecretBox, app: App, sealed: string): Promise<string> {
+ * old password may be revoked, an old add-on destroyed. Every name an add-on ever used
+ * takes its current value (whoever set it since) or goes. Returns the sealed config. */
+async function withCurrentAddonVars(
+  tx: Tx,
+  secrets: SecretBox,
+  appId: number,
+  sealed: string,
+): Promise<string> {
   const addons = await tx
     .selectFrom('addons')
-    .select(['type', 'env_var', 'status'])
-    .where('app_id', '=', app.id)
+    .select(['type', 'env_var'])
+    .where('app_id', '=', appId)
     .execute();
   if (addons.length === 0) return sealed;
+  const app = await tx
+    .selectFrom('apps')
+    .select('config_sealed')
+    .where('id', '=', appId)
+    .executeTakeFirstOrThrow();
   const open = (s: string) => (s === '' ? {} : (JSON.parse(secrets.open(s)) as Record<string, string>));
   const current = open(app.config_sealed);
   const config = open(sealed);
-  for (const a of addons) {
-    for (const key of addonVarNames(a)) {
-      delete config[key];
-      const value = current[key];
-      if (a.status !== 'destroyed' && value !== undefined) config[key] = value;
-    }
+  for (const key of addons.flatMap(addonVarNames)) {
+    const value = current[key];
+    if (value === undefined) delete config[key];
+    else config[key] = value;
   }
   return Object.keys(config).length === 0 ? '' : secrets.seal(JSON.stringify(config));
 }

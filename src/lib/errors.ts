@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   build_failed: 422,
   deploy_failed: 422,
   internal: 500,
+  /** A database engine refused or failed an operation (its message says why). */
+  engine_failed: 502,
   unavailable: 503,
 } as const;
 

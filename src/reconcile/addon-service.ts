@@ -16,6 +16,7 @@ import {
   attachmentOf,
   backupFor,
   backupLabel,
+  clearRetiringLogin,
   finishBackup,
   getAddon,
   insertBackup,
@@ -27,6 +28,7 @@ import {
   readCredentials,
   recordDestroyed,
   recordRotation,
+  retiredLoginUnused,
   type StoredCredentials,
 } from '../domain/addons.js';
 import { actorOf } from '../domain/apps.js';
@@ -53,8 +55,8 @@ export interface AddonUsageView {
 export class AddonService {
   /** One engine operation at a time per add-on (a backup never races a restore). */
   private readonly locks = new Map<number, Promise<unknown>>();
-  /** Add-ons an operation of this process works on; upkeep leaves them alone. */
-  readonly busy = new Set<number>();
+  /** Operations running or queued per add-on; upkeep leaves busy ones alone. */
+  private readonly pending = new Map<number, number>();
   readonly resourcePrefix: string;
 
   constructor(
@@ -100,8 +102,13 @@ export class AddonService {
       try {
         credentials = { slot: 'a', ...(await provider.provision(addon.resource)) };
       } catch (err) {
-        await this.forget(provider, addon);
-        throw engineError(err, `nothing was created and '${app.name}' is unchanged`);
+        const cleaned = await this.forget(provider, addon);
+        throw engineError(
+          err,
+          cleaned
+            ? `nothing was created and '${app.name}' is unchanged`
+            : `'${app.name}' is unchanged; what was made is removed as soon as the server answers`,
+        );
       }
       try {
         const url = provider.url(credentials, engines.appEndpoint(type));
@@ -122,16 +129,34 @@ export class AddonService {
     name: string,
     ip?: string,
   ): Promise<{ backup: AddonBackup; release: Release | null }> {
-    const addon = await getAddon(this.deps.db, app, name);
+    const found = await getAddon(this.deps.db, app, name);
     await assertAppCanRelease(this.deps.db, app.id);
-    return this.locked(addon.id, () => this.destroyLocked(user, addon, ip));
+    return this.locked(found.id, async () => {
+      const addon = await this.fresh(found.id, ['ready', 'destroying']);
+      const backup = await this.finalBackup(user, addon);
+      return { backup, release: await this.purge(user, addon, backup, ip) };
+    });
   }
 
   /** Before an app goes: every add-on's final backup and removal; refuses (and keeps the
    * app) if one of them cannot be backed up. */
   async destroyAllOf(user: User, app: App, ip?: string): Promise<void> {
-    for (const addon of await listAddons(this.deps.db, app)) {
-      await this.locked(addon.id, () => this.destroyLocked(user, addon, ip, false));
+    const addons = await listAddons(this.deps.db, app);
+    // Every final backup first: if one cannot be taken, nothing is purged and the app stays.
+    const backups = new Map<number, AddonBackup>();
+    for (const a of addons) {
+      backups.set(
+        a.id,
+        await this.locked(a.id, async () =>
+          this.finalBackup(user, await this.fresh(a.id, ['ready', 'destroying'])),
+        ),
+      );
+    }
+    for (const a of addons) {
+      await this.locked(a.id, async () => {
+        const addon = await this.fresh(a.id, ['ready', 'destroying']);
+        await this.purge(user, addon, backups.get(a.id) as AddonBackup, ip, false);
+      });
     }
   }
 
@@ -150,7 +175,7 @@ export class AddonService {
       if (addon.retiring_slot) {
         throw new UserError(
           'conflict',
-          `the last rotation of '${addon.name}' is still finishing (the old password goes once the new release serves); try again in a moment`,
+          `the last rotation of '${addon.name}' is still finishing: the old password goes once a release with the new one serves (see petri releases; deploy or roll back if that release failed)`,
         );
       }
       const provider = await this.provider(addon.type);
@@ -170,9 +195,12 @@ export class AddonService {
   }
 
   async backup(user: User, app: App, name: string, ip?: string): Promise<AddonBackup> {
-    const addon = await getAddon(this.deps.db, app, name);
-    this.assertReady(addon);
-    const backup = await this.locked(addon.id, () => this.runBackup(addon, 'manual', user.name, null));
+    const found = await getAddon(this.deps.db, app, name);
+    this.assertReady(found);
+    const backup = await this.locked(found.id, async () =>
+      this.runBackup(await this.fresh(found.id, ['ready']), 'manual', user.name, null),
+    );
+    const addon = found;
     await recordAudit(this.deps.db, actorOf(user, ip), 'addon.backup', app.name, {
       addon: addon.name,
       backup: backupLabel(backup.id),
@@ -189,10 +217,11 @@ export class AddonService {
     ip?: string,
   ): Promise<{ restored: AddonBackup; safety: AddonBackup }> {
     const { db } = this.deps;
-    const addon = await getAddon(db, app, name);
-    this.assertReady(addon);
-    const { backup } = await backupFor(db, user, addon, backupId);
-    return this.locked(addon.id, async () => {
+    const found = await getAddon(db, app, name);
+    this.assertReady(found);
+    const { backup, source } = await backupFor(db, user, found, backupId);
+    return this.locked(found.id, async () => {
+      const addon = await this.fresh(found.id, ['ready']);
       const safety = await this.runBackup(
         addon,
         'manual',
@@ -208,6 +237,7 @@ export class AddonService {
       await recordAudit(db, actorOf(user, ip), 'addon.restore', app.name, {
         addon: addon.name,
         backup: backupLabel(backupId),
+        from: `${source.app_name}/${source.name}`,
         safety: backupLabel(safety.id),
       });
       return { restored: backup, safety };
@@ -220,6 +250,11 @@ export class AddonService {
     const { backup, source } = await backupFor(this.deps.db, user, addon, backupId);
     const file = this.deps.paths.addonBackup(backup.addon_id, backup.id);
     if (!existsSync(file)) throw new UserError('not_found', `backup ${backupLabel(backupId)} has expired`);
+    // Reading a copy of an app's data is worth a line in the audit trail.
+    await recordAudit(this.deps.db, actorOf(user), 'addon.download', source.app_name, {
+      addon: source.name,
+      backup: backupLabel(backup.id),
+    });
     return { file, backup, source };
   }
 
@@ -231,9 +266,11 @@ export class AddonService {
   async usage(addon: Addon): Promise<AddonUsageView> {
     if (addon.status !== 'ready') return { bytes: null, connections: null };
     try {
-      const provider = await this.provider(addon.type);
-      const usage = await withTimeout(provider.usage(addon.resource), USAGE_TIMEOUT_MS);
-      return usage;
+      // Under one deadline: a managed server still starting must not hold the listing up.
+      return await withTimeout(
+        this.provider(addon.type).then((p) => p.usage(addon.resource)),
+        USAGE_TIMEOUT_MS,
+      );
     } catch (err) {
       return { bytes: null, connections: null, error: errorMessage(err) };
     }
@@ -267,33 +304,50 @@ export class AddonService {
     }
   }
 
-  /** Revokes a rotated-out login (upkeep calls this once nothing uses it). */
-  async retireLogin(addon: Addon): Promise<void> {
-    if (!addon.retiring_slot) return;
-    const provider = await this.provider(addon.type);
-    await provider.revokeLogin(addon.resource, addon.retiring_slot);
-  }
-
-  /** Finishes a destroy cut off by a crash, or removes a provisioning cut off by one. */
-  async resume(addon: Addon, user: User): Promise<void> {
-    if (this.busy.has(addon.id)) return;
-    await this.locked(addon.id, async () => {
-      if (addon.status === 'provisioning') await this.forget(await this.provider(addon.type), addon);
-      if (addon.status === 'destroying') await this.destroyLocked(user, addon);
+  /** Upkeep: revokes a rotated-out login once nothing uses it. */
+  async retireLoginIfUnused(addonId: number): Promise<boolean> {
+    return this.locked(addonId, async () => {
+      const addon = await this.fresh(addonId, ['ready']);
+      if (!addon.retiring_slot || !(await retiredLoginUnused(this.deps.db, addon))) return false;
+      await (await this.provider(addon.type)).revokeLogin(addon.resource, addon.retiring_slot);
+      await clearRetiringLogin(this.deps.db, addon.id);
+      return true;
     });
   }
 
+  /** Upkeep: a scheduled backup, unless the add-on went meanwhile. */
+  async scheduledBackup(addonId: number, expiresAt: string): Promise<void> {
+    await this.locked(addonId, async () => {
+      const addon = await this.fresh(addonId, ['ready']);
+      await this.runBackup(addon, 'scheduled', 'petri', expiresAt);
+    });
+  }
+
+  /** Upkeep: finishes a destroy cut off by a crash, or removes a provisioning cut off by one. */
+  async resume(addonId: number, user: User): Promise<void> {
+    await this.locked(addonId, async () => {
+      const addon = await this.fresh(addonId);
+      if (addon.status === 'provisioning') await this.forget(await this.provider(addon.type), addon);
+      if (addon.status === 'destroying') await this.purge(user, addon, await this.finalBackup(user, addon));
+    });
+  }
+
+  /** Whether an operation on the add-on is running or waiting in this process. */
+  busy(addonId: number): boolean {
+    return (this.pending.get(addonId) ?? 0) > 0;
+  }
+
   locked<T>(addonId: number, fn: () => Promise<T>): Promise<T> {
+    // Counted from the call, not from the start: upkeep must see an operation that waits.
+    this.pending.set(addonId, (this.pending.get(addonId) ?? 0) + 1);
     const previous = this.locks.get(addonId) ?? Promise.resolve();
     const run = previous
       .catch(() => {})
-      .then(async () => {
-        this.busy.add(addonId);
-        try {
-          return await fn();
-        } finally {
-          this.busy.delete(addonId);
-        }
+      .then(fn)
+      .finally(() => {
+        const left = (this.pending.get(addonId) ?? 1) - 1;
+        if (left > 0) this.pending.set(addonId, left);
+        else this.pending.delete(addonId);
       });
     const tail = run.catch(() => {});
     this.locks.set(addonId, tail);
@@ -303,23 +357,40 @@ export class AddonService {
     return run;
   }
 
-  private async destroyLocked(
-    user: User,
-    addon: Addon,
-    ip?: string,
-    withRelease = true,
-  ): Promise<{ backup: AddonBackup; release: Release | null }> {
-    const { db, secrets, config } = this.deps;
-    const retentionMs = config.addons.finalBackupRetentionDays * DAY_MS;
-    const expires = new Date(Date.now() + retentionMs).toISOString();
-    // A destroy cut off after its backup (and maybe after the data went) keeps that backup.
-    const earlier =
-      addon.status === 'destroying'
-        ? (await listBackups(db, addon.id)).find((b) => b.kind === 'final' && b.status === 'succeeded')
-        : undefined;
-    let backup: AddonBackup;
+  /** The add-on as it is now (inside the lock), in one of the states the caller can act on. */
+  private async fresh(addonId: number, states?: Addon['status'][]): Promise<Addon> {
+    const addon = await this.deps.db
+      .selectFrom('addons')
+      .selectAll()
+      .where('id', '=', addonId)
+      .executeTakeFirst();
+    if (!addon || addon.status === 'destroyed') {
+      throw new UserError('not_found', `the add-on was destroyed meanwhile`);
+    }
+    if (states && !states.includes(addon.status)) {
+      throw new UserError(
+        'conflict',
+        `add-on '${addon.name}' is ${addon.status}; try again when it is ready`,
+      );
+    }
+    return addon;
+  }
+
+  /** The final backup (kept for the retention period), or the one an interrupted destroy
+   * already took. No data is removed without it. */
+  private async finalBackup(user: User, addon: Addon): Promise<AddonBackup> {
+    const { db, config } = this.deps;
+    if (addon.status === 'destroying') {
+      const earlier = (await listBackups(db, addon.id)).find(
+        (b) => b.kind === 'final' && b.status === 'succeeded',
+      );
+      if (earlier) return earlier;
+    }
+    const expires = new Date(Date.now() + config.addons.finalBackupRetentionDays * DAY_MS).toISOString();
     try {
-      backup = earlier ?? (await this.runBackup(addon, 'final', user.name, expires));
+      const backup = await this.runBackup(addon, 'final', user.name, expires);
+      await markDestroying(db, addon);
+      return backup;
     } catch (err) {
       throw err instanceof UserError
         ? new UserError(
@@ -328,23 +399,35 @@ export class AddonService {
           )
         : err;
     }
-    await markDestroying(db, addon);
+  }
+
+  /** After the final backup: the data goes, then the config vars (in a new release unless
+   * the app goes too or has a release on its way, in which case the next release drops them). */
+  private async purge(
+    user: User,
+    addon: Addon,
+    backup: AddonBackup,
+    ip?: string,
+    withRelease = true,
+  ): Promise<Release | null> {
+    const { db, secrets, config } = this.deps;
     const provider = await this.provider(addon.type);
     try {
       await provider.deprovision(addon.resource);
     } catch (err) {
       throw engineError(
         err,
-        `'${addon.name}' will be removed when the server is back (its final backup is ${backupLabel(backup.id)})`,
+        `'${addon.name}' will be removed when the server answers (its final backup is ${backupLabel(backup.id)})`,
       );
     }
+    const retentionMs = config.addons.finalBackupRetentionDays * DAY_MS;
     const release = await recordDestroyed(db, secrets, user, addon, retentionMs, ip, withRelease);
     this.deps.nudge();
-    return { backup, release };
+    return release;
   }
 
   /** Removes whatever a failed or cut-off provisioning made, and its row. */
-  private async forget(provider: AddonProvider, addon: Addon): Promise<void> {
+  private async forget(provider: AddonProvider, addon: Addon): Promise<boolean> {
     try {
       await provider.deprovision(addon.resource);
     } catch (err) {
@@ -353,9 +436,10 @@ export class AddonService {
         { err, addon: addon.resource },
         'removing a half-provisioned add-on failed; will retry',
       );
-      return;
+      return false;
     }
     await this.deps.db.deleteFrom('addons').where('id', '=', addon.id).execute();
+    return true;
   }
 
   private async provider(type: AddonType): Promise<AddonProvider> {
@@ -389,7 +473,8 @@ function engineError(err: unknown, consequence: string): Error {
     );
   }
   if (err instanceof UserError) return err;
-  return new Error(`${errorMessage(err)}; ${consequence}`);
+  // The engines' messages carry no secrets (the providers strip them): the user sees why.
+  return new UserError('engine_failed', `${errorMessage(err)}; ${consequence}`);
 }
 
 function installId(file: string): string {

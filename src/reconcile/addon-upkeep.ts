@@ -3,7 +3,6 @@
 // release uses them, and operations a crash cut off finished or undone.
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { clearRetiringLogin, retiredLoginUnused } from '../domain/addons.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
 import { now, type Store } from '../store/db.js';
@@ -32,7 +31,14 @@ export class AddonUpkeep {
 
   /** Backups cut off by a restart are failed: their files may be partial. */
   async recover(): Promise<void> {
-    await this.deps.db
+    const { db, paths } = this.deps;
+    const cut = await db.selectFrom('addon_backups').selectAll().where('status', '=', 'running').execute();
+    for (const b of cut) {
+      // A partial dump is still a copy of the app's data: it goes.
+      await rm(paths.addonBackup(b.addon_id, b.id), { force: true });
+      await rm(`${paths.addonBackup(b.addon_id, b.id)}.partial`, { force: true });
+    }
+    await db
       .updateTable('addon_backups')
       .set({ status: 'failed', error: 'interrupted by a restart of the control plane', finished_at: now() })
       .where('status', '=', 'running')
@@ -94,28 +100,25 @@ export class AddonUpkeep {
 
   private async finishInterrupted(addon: Addon): Promise<void> {
     const { service, db } = this.deps;
-    if (service.busy.has(addon.id)) return;
+    if (service.busy(addon.id)) return;
     if (addon.status !== 'provisioning' && addon.status !== 'destroying') return;
-    const user = await db
-      .selectFrom('users')
-      .selectAll()
-      .where('id', '=', addon.created_by)
-      .executeTakeFirst();
-    if (!user) return;
-    await service.resume(addon, user);
+    // On behalf of whoever created it, or an admin if that account is gone.
+    const user =
+      (await db.selectFrom('users').selectAll().where('id', '=', addon.created_by).executeTakeFirst()) ??
+      (await db.selectFrom('users').selectAll().where('role', '=', 'admin').orderBy('id').executeTakeFirst());
+    if (user) await service.resume(addon.id, user);
   }
 
   private async retireLogin(addon: Addon): Promise<void> {
-    if (addon.status !== 'ready' || !addon.retiring_slot || this.deps.service.busy.has(addon.id)) return;
-    if (!(await retiredLoginUnused(this.deps.db, addon))) return;
-    await this.deps.service.locked(addon.id, () => this.deps.service.retireLogin(addon));
-    await clearRetiringLogin(this.deps.db, addon.id);
-    this.deps.logger.info({ app: addon.app_name, addon: addon.name }, 'rotated-out add-on login revoked');
+    if (addon.status !== 'ready' || !addon.retiring_slot || this.deps.service.busy(addon.id)) return;
+    if (await this.deps.service.retireLoginIfUnused(addon.id)) {
+      this.deps.logger.info({ app: addon.app_name, addon: addon.name }, 'rotated-out add-on login revoked');
+    }
   }
 
   private async scheduledBackup(addon: Addon): Promise<void> {
     const { db, config, service } = this.deps;
-    if (addon.status !== 'ready' || service.busy.has(addon.id)) return;
+    if (addon.status !== 'ready' || service.busy(addon.id)) return;
     const since = new Date(Date.now() - config.addons.backupIntervalHours * HOUR_MS).toISOString();
     // A new add-on's first scheduled backup comes one interval after its creation.
     if (addon.created_at > since) return;
@@ -139,7 +142,7 @@ export class AddonUpkeep {
       .executeTakeFirst();
     if (recent || recentFailure) return;
     const expires = new Date(Date.now() + config.addons.backupRetentionDays * DAY_MS).toISOString();
-    await service.locked(addon.id, () => service.runBackup(addon, 'scheduled', 'petri', expires));
+    await service.scheduledBackup(addon.id, expires);
   }
 
   private async purgeExpired(): Promise<void> {
@@ -156,10 +159,16 @@ export class AddonUpkeep {
       this.deps.logger.info({ backup: `b${b.id}`, kind: b.kind }, 'expired add-on backup deleted');
     }
     // Failed backups have no file worth keeping; their rows go after a day.
-    await db
-      .deleteFrom('addon_backups')
+    const failed = await db
+      .selectFrom('addon_backups')
+      .selectAll()
       .where('status', '=', 'failed')
       .where('created_at', '<', new Date(Date.now() - DAY_MS).toISOString())
       .execute();
+    for (const b of failed) {
+      await rm(`${paths.addonBackup(b.addon_id, b.id)}.partial`, { force: true });
+      await rm(paths.addonBackup(b.addon_id, b.id), { force: true });
+      await db.deleteFrom('addon_backups').where('id', '=', b.id).execute();
+    }
   }
 }

@@ -213,6 +213,10 @@ describe("add-ons on managed PostgreSQL and Redis and the machine's MariaDB", ()
     );
     assert.equal(await get('probe', `/pg/try?url=${encodeURIComponent(after)}`), 'connected');
     assert.ok('greeting' in ((await get('probe', '/pg/all')) as object), 'the data is still there');
+    // A rollback to the release before the rotation keeps the current (new) URL.
+    await ok(['rollback', '--app', 'probe']);
+    assert.equal((await config('probe')).DATABASE_URL, after);
+    assert.ok('greeting' in ((await get('probe', '/pg/all')) as object), 'the rolled-back release uses it');
   });
 
   test("one app's login cannot open another app's database", async () => {

@@ -171,8 +171,13 @@ export function renderRuleset(plan: NetworkPlan): string {
                 '\t}',
               ]),
         ];
-  // Only connections our own prerouting rules rewrote: the add-on forwards.
-  const forwarded = plan.forwards.length === 0 ? [] : [`\t\tiifname ${br} ct status dnat accept`];
+  // Exactly the connections our own prerouting rules rewrote (their original and their new
+  // destination), never one another DNAT on the host (a container's published port) made.
+  const rewritten = (f: ServiceForward) =>
+    `ip daddr ${f.to.host} tcp dport ${f.to.port} ct original ip daddr ${gw} ct original proto-dst ${f.port}`;
+  const forwarded = plan.forwards
+    .filter((f) => isLoopback(f.to.host))
+    .map((f) => `\t\tiifname ${br} ${rewritten(f)} accept`);
   return [
     `table inet ${plan.table}`,
     `delete table inet ${plan.table}`,
@@ -198,7 +203,12 @@ export function renderRuleset(plan: NetworkPlan): string {
     '\tchain forward {',
     '\t\ttype filter hook forward priority filter; policy accept;',
     // Both directions of a sandbox's connection to a remote add-on server.
-    ...(remote.length === 0 ? [] : [`\t\tct status dnat ct original ip saddr ${plan.subnet.cidr} accept`]),
+    ...remote.map((f) => `\t\tiifname ${br} ${rewritten(f)} accept`),
+    // Their answers: the original tuple is the sandbox's, whichever way the packet goes.
+    ...remote.map(
+      (f) =>
+        `\t\toifname ${br} meta l4proto tcp ct original ip saddr ${plan.subnet.cidr} ct original ip daddr ${gw} ct original proto-dst ${f.port} ct state established,related accept`,
+    ),
     `\t\tiifname ${br} counter name ${DROP_COUNTERS.forward} drop`,
     `\t\toifname ${br} drop`,
     '\t}',

@@ -143,6 +143,11 @@ export class SandboxNetwork {
     if (this.plan.forwards.some((f) => isLoopback(f.to.host))) {
       await writeFile(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');
     }
+    // A server on another host is reached by routing: the host must forward IPv4. The
+    // forward chain still drops everything of the bridge but these connections.
+    if (this.plan.forwards.some((f) => !isLoopback(f.to.host))) {
+      await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
+    }
     await run([NFT, '-f', '-'], renderRuleset(this.plan));
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
   }
