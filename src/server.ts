@@ -21,8 +21,10 @@ import { AddonService } from './reconcile/addon-service.js';
 import { AddonUpkeep } from './reconcile/addon-upkeep.js';
 import { BuildLoop } from './reconcile/builds.js';
 import { startEgressProxy } from './reconcile/egress-proxy.js';
+import { IdleSleeper } from './reconcile/idle.js';
 import { InstanceReconciler } from './reconcile/instances.js';
 import { createOneOffRunner } from './reconcile/one-off.js';
+import { Waker } from './reconcile/waker.js';
 import { HaproxyRouter } from './router/haproxy-router.js';
 import { LocalDriver } from './runtime/local/local-driver.js';
 import { openStore, type Store } from './store/db.js';
@@ -90,6 +92,7 @@ export async function startServer(
     apiHost: config.apiHost,
     apiServer: { address: config.apiBind === '0.0.0.0' ? '127.0.0.1' : config.apiBind, port: config.apiPort },
     domain: config.domain,
+    waker: { address: '127.0.0.1', port: config.wakerPort },
     logger: log,
   });
   await router.start();
@@ -129,6 +132,8 @@ export async function startServer(
     nudge: () => reconciler.nudge(),
   });
   const upkeep = new AddonUpkeep({ db, service: addons, paths, config, logger: log });
+  const waker = new Waker({ db, config, logs, logger: log, nudge: () => reconciler.nudge() });
+  const sleeper = new IdleSleeper({ db, router, config, logs, logger: log, nudge: () => reconciler.nudge() });
   await upkeep.recover();
   const ctx: ApiContext = {
     db,
@@ -157,8 +162,13 @@ export async function startServer(
   await api.listen({ port: config.apiPort, host: config.apiBind });
   reconciler.start();
   builds.start();
-  // --stop-all only stops: upkeep would start managed servers and take overdue backups.
-  if (opts.startAddonServers !== false) upkeep.start();
+  // --stop-all only stops: upkeep would start managed servers and take overdue backups,
+  // and the waker would wake apps.
+  if (opts.startAddonServers !== false) {
+    upkeep.start();
+    await waker.listen();
+    sleeper.start();
+  }
 
   let closed = false;
   const close = async () => {
@@ -167,6 +177,8 @@ export async function startServer(
     await reconciler.stop();
     builds.stop();
     await upkeep.stop();
+    await sleeper.stop();
+    await waker.close();
     await engines.close();
     tailer.close();
     await egress?.close();

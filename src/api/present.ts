@@ -1,5 +1,6 @@
 // What the API shows of the model: the JSON shapes of App and Deploy, documented in the
 // OpenAPI schemas of schemas.ts.
+import { idleTimeoutMs } from '../domain/apps.js';
 import { formationOf, instancesOfApp } from '../domain/instances.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { Store } from '../store/db.js';
@@ -25,8 +26,9 @@ export async function presentApp(db: Store, config: PetriConfig, app: App) {
   const serving = releases.find((r) => r.id === app.serving_release_id);
   const web = (await formationOf(db, app.id)).get('web') ?? 0;
   const servingWeb = instances.filter((i) => i.release_id === app.serving_release_id && i.type === 'web');
-  let status: 'new' | 'deploying' | 'running' | 'crashed' | 'down';
+  let status: 'new' | 'deploying' | 'running' | 'crashed' | 'down' | 'sleeping';
   if (pending) status = 'deploying';
+  else if (app.sleeping_since !== null) status = 'sleeping';
   else if (!serving) status = releases.length === 0 ? 'new' : 'down';
   else if (servingWeb.some((i) => i.state === 'up') || web === 0) status = 'running';
   else if (servingWeb.some((i) => i.state === 'crashed')) status = 'crashed';
@@ -37,9 +39,16 @@ export async function presentApp(db: Store, config: PetriConfig, app: App) {
     owner: owner?.name ?? 'unknown',
     createdAt: app.created_at,
     status,
+    sleepingSince: app.sleeping_since,
     release: serving ? `v${serving.version}` : null,
     limits: { memoryMiB: app.memory_mib, cpus: app.cpus, pids: app.pids, diskMiB: app.disk_mib },
-    settings: { bootTimeoutSeconds: Math.round((app.boot_timeout_ms ?? config.bootTimeoutMs) / 1000) },
+    settings: {
+      bootTimeoutSeconds: Math.round((app.boot_timeout_ms ?? config.bootTimeoutMs) / 1000),
+      idleTimeoutSeconds: (() => {
+        const ms = idleTimeoutMs(app, config.idleTimeoutMs);
+        return ms === undefined ? null : Math.round(ms / 1000);
+      })(),
+    },
     processes: instances
       .filter((i) => i.release_id === app.serving_release_id || i.state === 'starting')
       .map((i) => ({

@@ -39,12 +39,19 @@ export const App = Type.Object(
     owner: Type.String(),
     createdAt: Type.String(),
     status: Type.Union(
-      ['new', 'deploying', 'running', 'crashed', 'down'].map((s) => Type.Literal(s)),
-      { description: 'new: never deployed; down: no instance serves' },
+      ['new', 'deploying', 'running', 'crashed', 'down', 'sleeping'].map((s) => Type.Literal(s)),
+      {
+        description:
+          'new: never deployed; down: no instance serves; sleeping: idle, woken by the next request',
+      },
     ),
+    sleepingSince: Type.Union([Type.String(), Type.Null()]),
     release: Type.Union([Type.String(), Type.Null()]),
     limits: Limits,
-    settings: Type.Object({ bootTimeoutSeconds: Type.Number() }),
+    settings: Type.Object({
+      bootTimeoutSeconds: Type.Number(),
+      idleTimeoutSeconds: Type.Union([Type.Number(), Type.Null()], { description: 'null: never sleeps' }),
+    }),
     processes: Type.Array(Process),
   },
   { $id: 'App' },

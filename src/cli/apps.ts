@@ -1,8 +1,29 @@
-// `petri apps`: list, create, inspect, size and destroy apps.
+// `petri apps`: list, create, inspect, size, put to sleep, wake and destroy apps.
 import type { Command } from 'commander';
-import type { App, AppSettings, AppStatus, Limits, ProcessState } from '../client/index.js';
+import {
+  type App,
+  type AppSettings,
+  type AppStatus,
+  ConnectionError,
+  type Limits,
+  type PetriClient,
+  type Process,
+  type ProcessState,
+} from '../client/index.js';
+import { UserError } from '../lib/errors.js';
+import { sleep } from '../lib/until.js';
+import { appOption, resolveAppName } from './app-name.js';
 import type { Context } from './context.js';
-import { type Cell, orDash, type Style, shortTime, UsageError } from './output.js';
+import {
+  type Cell,
+  formatDuration,
+  type Output,
+  orDash,
+  type Style,
+  shortTime,
+  UsageError,
+} from './output.js';
+import { POLL_INTERVAL_MS, WaitLine, type WaitOptions } from './release-wait.js';
 
 const STATUS_STYLE: Record<AppStatus | ProcessState, Style> = {
   running: 'green',
@@ -13,10 +34,20 @@ const STATUS_STYLE: Record<AppStatus | ProcessState, Style> = {
   crashed: 'red',
   down: 'dim',
   new: 'dim',
+  sleeping: 'cyan',
 };
 
+// Waking starts processes that were running before, with no build and no release phase:
+// their boot timeout (60 s by default) is the wait a person expects, so the same here.
+export const WAKE_TIMEOUT_MS = 60_000;
+
+interface AppOptions {
+  app?: string;
+  json?: boolean;
+}
+
 export function registerApps(program: Command, ctx: Context): void {
-  const apps = program.command('apps').description('list, create, inspect and destroy apps');
+  const apps = program.command('apps').description('list, create, inspect, sleep, wake and destroy apps');
 
   apps
     .command('list', { isDefault: true })
@@ -56,6 +87,51 @@ export function registerApps(program: Command, ctx: Context): void {
       const app = await (await ctx.client()).getApp(name);
       if (opts.json) return ctx.out.json(app);
       printInfo(ctx, app);
+    });
+
+  apps
+    .command('sleep')
+    .description("stop an app's processes now; its route stays, and the first request wakes it")
+    .argument('[name]', 'the app (default: --app, or the name in ./petri.toml)')
+    .addOption(appOption())
+    .option('--json', 'print the app as JSON')
+    .action(async (name: string | undefined, opts: AppOptions) => {
+      const appName = await appNameOf(ctx, name, opts);
+      const app = await (await ctx.client()).sleepApp(appName);
+      if (opts.json) return ctx.out.json(app);
+      ctx.out.line(`${app.name} is asleep: its processes are stopped; the first request wakes it`);
+    });
+
+  apps
+    .command('wake')
+    .description("start a sleeping app's processes, and wait until it runs")
+    .argument('[name]', 'the app (default: --app, or the name in ./petri.toml)')
+    .addOption(appOption())
+    .option('--json', 'print the app as JSON once it runs (or failed to)')
+    .action(async (name: string | undefined, opts: AppOptions) => {
+      const appName = await appNameOf(ctx, name, opts);
+      const client = await ctx.client();
+      const woken = await client.wakeApp(appName);
+      const line = opts.json ? undefined : new WaitLine(ctx.out, `Waking ${appName}...`, true);
+      line?.start();
+      let app: App;
+      try {
+        app = await waitForWake(client, appName, woken, {
+          signal: ctx.signal,
+          onPending: (elapsed) => line?.tick(elapsed),
+        });
+      } catch (err) {
+        // On a TTY the open line is finished first, so the error does not land in its middle.
+        if (ctx.out.isTTY) line?.end(ctx.out.paint('red', 'failed'));
+        throw err;
+      }
+      if (opts.json) ctx.out.json(app);
+      if (app.status !== 'running') {
+        if (ctx.out.isTTY) line?.end(ctx.out.paint('red', 'failed'));
+        throw await wakeFailure(ctx.out, client, app);
+      }
+      line?.end();
+      if (!opts.json) ctx.out.line(`${app.name} is awake${upText(app)}`);
     });
 
   apps
@@ -138,7 +214,21 @@ export const APP_SETTINGS: Record<string, SettingSpec> = {
     },
     show: (settings) => formatSeconds(settings.bootTimeoutSeconds),
   },
+  idle: {
+    help: 'how long without a request before the app sleeps (the first request wakes it): 15m, 1h, 90s, never',
+    apply: (value, into) => {
+      into.idleTimeoutSeconds = NEVER.has(value.trim().toLowerCase())
+        ? null
+        : parseDurationSeconds('idle', value, 'a duration like 15m, 1h or 90s, or never');
+    },
+    // null is never; so is a server from before idle timeouts, which sends nothing.
+    show: (settings) =>
+      settings.idleTimeoutSeconds == null ? 'never' : formatIdle(settings.idleTimeoutSeconds),
+  },
 };
+
+// '0' reads as "no timeout", as in most tools, rather than "sleep at once".
+const NEVER = new Set(['never', 'off', '0']);
 
 /** KEY=VALUE arguments of `petri apps set`, as the settings the API takes. */
 export function parseSettings(args: string[]): Partial<AppSettings> {
@@ -166,8 +256,9 @@ function settingPairs(settings: AppSettings): [string, string][] {
 }
 
 function settingsHelp(): string {
+  const width = Math.max(...Object.keys(APP_SETTINGS).map((key) => key.length));
   return Object.entries(APP_SETTINGS)
-    .map(([key, spec]) => `  ${key}  ${spec.help}`)
+    .map(([key, spec]) => `  ${key.padEnd(width)}  ${spec.help}`)
     .join('\n');
 }
 
@@ -179,23 +270,43 @@ function formatSeconds(total: number): string {
   return seconds === 0 ? `${minutes}m` : `${minutes}m${seconds}s`;
 }
 
+/**
+ * An idle timeout as a person would type it back, in the largest units that fit: 30m, 1h,
+ * 1h30m; under ten minutes, seconds that are not whole minutes stay seconds (90s, not 1m30s).
+ */
+export function formatIdle(total: number): string {
+  if (total < 600 && total % 60 !== 0) return `${total}s`;
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = total % 60;
+  return [hours && `${hours}h`, minutes && `${minutes}m`, seconds && `${seconds}s`].filter(Boolean).join('');
+}
+
 /** A duration in whole seconds: 90 (seconds), 90s, 2m, 1m30s, 1h. */
-export function parseDurationSeconds(key: string, value: string): number {
+export function parseDurationSeconds(
+  key: string,
+  value: string,
+  expected = 'a duration above 0 like 90, 90s or 2m',
+): number {
   const text = value.trim().toLowerCase();
   const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$/.exec(text);
   const [hours, minutes, seconds] = (match?.slice(1) ?? []).map((part) => Number(part ?? 0));
   const total =
     match && text !== '' ? (hours ?? 0) * 3600 + (minutes ?? 0) * 60 + (seconds ?? 0) : Number.NaN;
   if (!Number.isFinite(total) || total <= 0) {
-    throw new UsageError(`${key} must be a duration above 0 like 90, 90s or 2m, got '${value}'`);
+    throw new UsageError(`${key} must be ${expected}, got '${value}'`);
   }
   return total;
 }
 
 function printInfo(ctx: Context, app: App): void {
+  const asleep: [string, string][] = app.sleepingSince
+    ? [['sleeping since', shortTime(app.sleepingSince)]]
+    : [];
   ctx.out.keyValues([
     ['name', app.name],
     ['status', ctx.out.paint(STATUS_STYLE[app.status] ?? 'bold', app.status)],
+    ...asleep,
     ['release', orDash(app.release)],
     ['url', app.url],
     ['owner', app.owner],
@@ -205,7 +316,11 @@ function printInfo(ctx: Context, app: App): void {
   ]);
   ctx.out.line();
   if (app.processes.length === 0) {
-    ctx.out.line(`No processes running; deploy with 'petri deploy --app ${app.name}'`);
+    ctx.out.line(
+      app.status === 'sleeping'
+        ? `No processes running: ${app.name} is asleep; the first request wakes it, or 'petri apps wake ${app.name}'`
+        : `No processes running; deploy with 'petri deploy --app ${app.name}'`,
+    );
     return;
   }
   ctx.out.table(
@@ -218,6 +333,85 @@ function printInfo(ctx: Context, app: App): void {
       String(p.restarts),
     ]),
   );
+}
+
+/** NAME as an argument, else -a/--app, else the name in petri.toml; the argument and the flag must agree. */
+async function appNameOf(ctx: Context, given: string | undefined, opts: AppOptions): Promise<string> {
+  if (given !== undefined && opts.app !== undefined && given !== opts.app) {
+    throw new UsageError(`two apps given, '${given}' and --app '${opts.app}'; give one`);
+  }
+  return resolveAppName(given ?? opts.app, [ctx.io.cwd]);
+}
+
+/**
+ * Still on its way up. The server answers a wake at once: asleep until it is marked awake,
+ * then down until a web process listens (down is also how a truly stopped app reads, so
+ * that one only ends at the deadline). Crashed, running and new end the wait.
+ */
+function waking(status: AppStatus): boolean {
+  return status === 'sleeping' || status === 'deploying' || status === 'down';
+}
+
+/** Polls the app until it is no longer waking (running, or crashed, down...) and returns it. */
+export async function waitForWake(
+  client: PetriClient,
+  appName: string,
+  app: App,
+  options: WaitOptions = {},
+): Promise<App> {
+  const { intervalMs = POLL_INTERVAL_MS, timeoutMs = WAKE_TIMEOUT_MS } = options;
+  const started = Date.now();
+  let now = app;
+  let lostConnection: ConnectionError | undefined;
+  while (waking(now.status)) {
+    if (Date.now() - started >= timeoutMs) {
+      const why = lostConnection ? ` (${lostConnection.message})` : '';
+      throw new UserError(
+        'unavailable',
+        `${appName} is still ${now.status} after ${formatDuration(timeoutMs)}${why}; it goes on on the server: check 'petri ps -a ${appName}' and 'petri logs -a ${appName}'`,
+      );
+    }
+    if (options.signal?.aborted) throw new UserError('unavailable', `stopped waiting for ${appName} to wake`);
+    await sleep(intervalMs);
+    try {
+      now = await client.getApp(appName);
+      lostConnection = undefined;
+    } catch (err) {
+      // A server restarting under us has not failed the wake: keep asking until the deadline.
+      if (!(err instanceof ConnectionError)) throw err;
+      lostConnection = err;
+    }
+    if (waking(now.status)) options.onPending?.(Date.now() - started);
+  }
+  return now;
+}
+
+/**
+ * The error a wake that ended short of running exits with: a crashed process's exit says
+ * why, on the `error:` line, and its last lines of output are shown above it.
+ */
+async function wakeFailure(out: Output, client: PetriClient, app: App): Promise<UserError> {
+  if (app.status === 'new') {
+    return new UserError(
+      'bad_request',
+      `${app.name} has no release to run yet; deploy it with 'petri deploy -a ${app.name}'`,
+    );
+  }
+  let crashed: Process | undefined;
+  try {
+    crashed = (await client.listProcesses(app.name)).processes.find((p) => p.state === 'crashed');
+  } catch {
+    // The reason is a help, not the news: that the app did not wake is the error to report.
+  }
+  for (const line of crashed?.lastLines ?? []) out.note(`  | ${line}`);
+  const reason = crashed ? `${crashed.name} ${crashed.lastExit ?? 'crashed'}` : `it is ${app.status}`;
+  return new UserError('unavailable', `${app.name} did not wake: ${reason}; see 'petri logs -a ${app.name}'`);
+}
+
+/** ` (web.1, web.2 up)`: what serves now; nothing when no process is up. */
+function upText(app: App): string {
+  const up = app.processes.filter((p) => p.state === 'up').map((p) => p.name);
+  return up.length > 0 ? ` (${up.join(', ')} up)` : '';
 }
 
 function limitPairs(limits: Limits): [string, string][] {

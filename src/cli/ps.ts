@@ -1,10 +1,11 @@
 // `petri ps`, `petri ps scale` and `petri restart`: an app's processes with their state and
 // usage (and, for a crashed one, how it ended), how many of each type run, and restarts.
+// A sleeping app has no processes but keeps its formation: both are said.
 import type { Command } from 'commander';
 import type { Formation, Process, ProcessState } from '../client/index.js';
 import { appOption, resolveAppName } from './app-name.js';
 import type { Context } from './context.js';
-import { type Cell, orDash, type Style, UsageError } from './output.js';
+import { type Cell, orDash, type Style, shortTime, UsageError } from './output.js';
 
 const STATE_STYLE: Record<ProcessState, Style> = {
   up: 'green',
@@ -32,11 +33,16 @@ export function registerPs(program: Command, ctx: Context): void {
       const appName = await resolveAppName(opts.app, [ctx.io.cwd]);
       const list = await (await ctx.client()).listProcesses(appName);
       if (opts.json) return ctx.out.json(list);
-      if (list.processes.length === 0) {
+      if (list.sleepingSince) {
+        ctx.out.line(
+          `sleeping since ${shortTime(list.sleepingSince)} (the first request wakes it; petri apps wake ${appName})`,
+        );
+        // Processes still stopping as it falls asleep are shown under it.
+        if (list.processes.length > 0) ctx.out.line();
+      } else if (list.processes.length === 0) {
         ctx.out.line(`${appName} runs no processes; deploy with 'petri deploy -a ${appName}'`);
-      } else {
-        printProcesses(ctx, list.processes);
       }
+      if (list.processes.length > 0) printProcesses(ctx, list.processes);
       if (Object.keys(list.formation).length > 0) {
         ctx.out.line();
         ctx.out.line(`formation: ${formationText(list.formation)}`);

@@ -105,6 +105,18 @@ export class PetriClient {
     return this.json<App>({ method: 'PATCH', path: appPath(name), json: update });
   }
 
+  /** Stops the app's processes now; its route stays, and the first request to it wakes it. */
+  async sleepApp(name: string): Promise<App> {
+    const body = await this.json<{ app: App }>({ method: 'POST', path: `${appPath(name)}/sleep` });
+    return body.app;
+  }
+
+  /** Starts a sleeping app's processes; answers at once, the app is running once they are up. */
+  async wakeApp(name: string): Promise<App> {
+    const body = await this.json<{ app: App }>({ method: 'POST', path: `${appPath(name)}/wake` });
+    return body.app;
+  }
+
   /** `confirm` must repeat the name: the server refuses a delete that does not. */
   async destroyApp(name: string, confirm: string): Promise<void> {
     await this.json<unknown>({ method: 'DELETE', path: appPath(name), query: { confirm } });

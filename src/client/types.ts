@@ -1,7 +1,8 @@
 // The shapes the Petri API answers with, as the CLI and the dashboard see them.
 // They mirror the API contract; the server owns the truth, so nothing here adds defaults.
 
-export type AppStatus = 'new' | 'deploying' | 'running' | 'crashed' | 'down';
+/** sleeping: idle too long (or put to sleep), its processes stopped; the first request wakes it. */
+export type AppStatus = 'new' | 'deploying' | 'running' | 'crashed' | 'down' | 'sleeping';
 export type ProcessState = 'starting' | 'up' | 'crashed' | 'stopping';
 export type DeployStatus = 'queued' | 'building' | 'releasing' | 'succeeded' | 'failed';
 
@@ -26,6 +27,8 @@ export interface AppProcess {
 export interface AppSettings {
   /** How long a new process has to listen on its port before its release fails. */
   bootTimeoutSeconds: number;
+  /** How long without a request before the app sleeps; null: it never does. */
+  idleTimeoutSeconds: number | null;
 }
 
 export interface App {
@@ -36,6 +39,8 @@ export interface App {
   status: AppStatus;
   /** The release serving now, e.g. 'v3'; null before the first deploy. */
   release: string | null;
+  /** When the app went to sleep; null while it is awake. */
+  sleepingSince: string | null;
   limits: Limits;
   settings: AppSettings;
   processes: AppProcess[];
@@ -139,6 +144,8 @@ export interface Process {
 export interface ProcessList {
   formation: Formation;
   processes: Process[];
+  /** When the app went to sleep (its processes stopped, the formation kept); null while awake. */
+  sleepingSince: string | null;
 }
 
 export const TERMINAL_RELEASE_STATUSES: readonly ReleaseStatus[] = ['succeeded', 'failed'];

@@ -78,6 +78,8 @@ export async function setLimits(
 
 export interface AppSettings {
   bootTimeoutSeconds?: number;
+  /** null: never sleeps. */
+  idleTimeoutSeconds?: number | null;
 }
 
 export async function setSettings(
@@ -87,7 +89,18 @@ export async function setSettings(
   settings: AppSettings,
   ip?: string,
 ): Promise<App> {
-  const changes: { boot_timeout_ms?: number } = {};
+  const changes: { boot_timeout_ms?: number; idle_timeout_s?: number } = {};
+  if (settings.idleTimeoutSeconds !== undefined) {
+    const s = settings.idleTimeoutSeconds;
+    if (s !== null && (!Number.isInteger(s) || s < 1 || s > 365 * 24 * 3600)) {
+      throw new UserError(
+        'bad_request',
+        `idle timeout must be whole seconds from 1 s to 365 days, or null (never), got ${s}`,
+      );
+    }
+    // 0 in the store: never (null there means the server's default).
+    changes.idle_timeout_s = s ?? 0;
+  }
   if (settings.bootTimeoutSeconds !== undefined) {
     const s = settings.bootTimeoutSeconds;
     if (!Number.isFinite(s) || s < 1 || s > 3600) {
@@ -104,6 +117,41 @@ export async function setSettings(
     .executeTakeFirstOrThrow();
   await recordAudit(db, actorOf(user, ip), 'app.settings', app.name, { ...settings });
   return updated;
+}
+
+/** The app's idle period in ms, or undefined when it never sleeps. */
+export function idleTimeoutMs(app: App, defaultMs: number): number | undefined {
+  const ms = app.idle_timeout_s === null ? defaultMs : app.idle_timeout_s * 1000;
+  return ms > 0 ? ms : undefined;
+}
+
+/** Puts the app to sleep: the reconciler stops its processes, the route stays. */
+export async function sleepApp(db: Store, actor: Actor, app: App, reason: string): Promise<App> {
+  const updated = await db
+    .updateTable('apps')
+    .set({ sleeping_since: now() })
+    .where('id', '=', app.id)
+    .where('sleeping_since', 'is', null)
+    .returningAll()
+    .executeTakeFirst();
+  if (!updated)
+    return await db.selectFrom('apps').selectAll().where('id', '=', app.id).executeTakeFirstOrThrow();
+  await recordAudit(db, actor, 'app.sleep', app.name, { reason });
+  return updated;
+}
+
+/** Wakes the app; true when this call woke it (it was asleep). Recorded before anything
+ * starts, so a restart of the control plane does not lose it. */
+export async function wakeApp(db: Store, actor: Actor, app: App, reason: string): Promise<boolean> {
+  const woke = await db
+    .updateTable('apps')
+    .set({ sleeping_since: null, woke_at: now(), active_at: now() })
+    .where('id', '=', app.id)
+    .where('sleeping_since', 'is not', null)
+    .executeTakeFirst();
+  if (Number(woke.numUpdatedRows) === 0) return false;
+  await recordAudit(db, actor, 'app.wake', app.name, { reason });
+  return true;
 }
 
 export async function destroyApp(db: Store, user: User, app: App, ip?: string): Promise<void> {

@@ -51,7 +51,19 @@ export async function insertRelease(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  await tx.updateTable('apps').set({ desired_release_id: release.id }).where('id', '=', appId).execute();
+  // A new release is activity: the idle period starts again.
+  await tx
+    .updateTable('apps')
+    .set({ desired_release_id: release.id, active_at: now() })
+    .where('id', '=', appId)
+    .execute();
+  // A new release of a sleeping app wakes it: whoever deployed wants to see it serve.
+  await tx
+    .updateTable('apps')
+    .set({ sleeping_since: null, woke_at: now() })
+    .where('id', '=', appId)
+    .where('sleeping_since', 'is not', null)
+    .execute();
   return release;
 }
 

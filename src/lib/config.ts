@@ -38,6 +38,14 @@ export interface PetriConfig {
   /** Hosts builds may reach (package registries); default: the registry npm is configured with. */
   buildEgress?: string[];
   addons: AddonsConfig;
+  /** An app with no request for this long sleeps (0: never), unless it says otherwise. */
+  idleTimeoutMs: number;
+  /** How long the first request to a sleeping app waits for it to be healthy. */
+  wakeTimeoutMs: number;
+  /** How often the router's counters are read to find idle apps. */
+  idleCheckMs: number;
+  /** The waker (on 127.0.0.1): the router's backup server of every app. */
+  wakerPort: number;
 }
 
 export const ADDON_ENGINES = ['postgres', 'mysql', 'redis'] as const;
@@ -88,6 +96,10 @@ export const DEFAULTS: PetriConfig = {
   network: { enabled: true, bridge: 'petri0', subnet: '10.213.0.0/24' },
   egressPort: 3128,
   egressAllowPrivateHosts: [],
+  idleTimeoutMs: 30 * 60_000,
+  wakeTimeoutMs: 30_000,
+  idleCheckMs: 10_000,
+  wakerPort: 7071,
   addons: {
     postgres: { mode: 'managed' },
     mysql: { mode: 'managed' },
@@ -104,6 +116,7 @@ const ENV_KEYS: Record<string, keyof PetriConfig> = {
   PETRI_DOMAIN: 'domain',
   PETRI_HTTP_PORT: 'httpPort',
   PETRI_API_PORT: 'apiPort',
+  PETRI_WAKER_PORT: 'wakerPort',
   PETRI_BOOT_TIMEOUT_MS: 'bootTimeoutMs',
   PETRI_LOG_LEVEL: 'logLevel',
 };
@@ -159,6 +172,10 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     egressAllowPrivateHosts: stringList(raw, 'egressAllowPrivateHosts'),
     buildEgress: raw.buildEgress === undefined ? undefined : stringList(raw, 'buildEgress'),
     addons: validateAddons(raw.addons),
+    idleTimeoutMs: integer(raw, 'idleTimeoutMs', 0, 365 * 24 * 3_600_000),
+    wakeTimeoutMs: integer(raw, 'wakeTimeoutMs', 100, 3_600_000),
+    idleCheckMs: integer(raw, 'idleCheckMs', 50, 3_600_000),
+    wakerPort: integer(raw, 'wakerPort', 1, 65535),
   };
 }
 

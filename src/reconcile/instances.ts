@@ -264,7 +264,8 @@ export class InstanceReconciler {
     }
     if (row.state === 'crashed') {
       if (alive) return this.kill(row); // a start that timed out: make sure it is gone first
-      if (row.next_start_at && Date.parse(row.next_start_at) <= Date.now())
+      // A sleeping app's crashed process stays down (the plan retires it).
+      if (row.next_start_at && Date.parse(row.next_start_at) <= Date.now() && app.sleeping_since === null)
         await this.launch(app, release, row);
     }
   }
@@ -322,13 +323,16 @@ export class InstanceReconciler {
         : (await releasesByIds(db, [app.desired_release_id])).get(app.desired_release_id);
     const phaseDone = desired ? await this.phase.advance(app, desired, world) : true;
     const formation = await formationEntries(db, app.id);
+    // Afresh: a failing release phase has just put the desired release back, and a request
+    // may have woken the app since this pass began.
+    const fresh = (await this.freshApp(app.id)) ?? app;
     const plan = planApp({
-      // Afresh: a failing release phase has just put the desired release back.
-      app: await this.freshApp(app.id).then((a) => a ?? app),
+      app: fresh,
       desiredTypes: desired ? (JSON.parse(desired.process_types) as Record<string, string>) : {},
       formation,
       rows,
       releasePhaseDone: phaseDone,
+      sleeping: fresh.sleeping_since !== null,
     });
     if (desired) {
       this.rememberRelease(desired);

@@ -16,6 +16,8 @@ export interface AppPlanInput {
   rows: Instance[];
   /** False while the desired release's release command has not succeeded yet. */
   releasePhaseDone: boolean;
+  /** The app sleeps: nothing of it runs (its formation is kept for when it wakes). */
+  sleeping?: boolean;
 }
 
 export interface AppPlan {
@@ -33,7 +35,7 @@ export function planApp(input: AppPlanInput): AppPlan {
   const desired = app.desired_release_id;
   const serving = app.serving_release_id;
   const wanted = (type: string) =>
-    desired !== null && desiredTypes[type] ? (formation.get(type)?.quantity ?? 0) : 0;
+    desired !== null && desiredTypes[type] && !input.sleeping ? (formation.get(type)?.quantity ?? 0) : 0;
   const isCurrent = (r: Instance) =>
     r.release_id === desired &&
     r.generation === (formation.get(r.type)?.generation ?? 0) &&

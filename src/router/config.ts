@@ -16,7 +16,13 @@ export interface RenderOptions extends PageOptions {
   apiServer: { address: string; port: number };
   /** Prometheus exporter and stats page on 127.0.0.1; none when undefined. */
   statsPort?: number;
+  /** Petri's waker: every app's backup server, so a request to an app with no instance up
+   * (asleep, or starting) goes to the control plane, which wakes it and holds the request. */
+  waker?: { address: string; port: number };
 }
+
+/** The waker's server name in every app backend; the runtime API never adds or removes it. */
+export const WAKER_SERVER = 'petri_waker';
 
 /** Options of every app server, in the config and in `add server` alike: HAProxy 2.6 does not
  * apply `default-server` to servers added at runtime, so they are spelled out on each line.
@@ -121,6 +127,11 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
       // HAProxy answers 503 itself when the backend has no server up (none, or all down).
       `  errorfile 503 ${page(appDownPage(app.app))}`,
       ...app.servers.map((server) => `  ${serverLine(server)}`),
+      // Only while no instance is up; the waker answers the app's 503 itself when it is
+      // neither asleep nor waking, and HAProxy does when the control plane is down.
+      ...(opts.waker
+        ? [`  server ${WAKER_SERVER} ${formatAddress(opts.waker.address, opts.waker.port)} backup`]
+        : []),
     );
   }
   if (opts.statsPort !== undefined) {

@@ -19,6 +19,7 @@ import type { Router, RouteSpec } from './router.js';
 import { groupRoutes } from './routes.js';
 import {
   parseCurrentSessions,
+  parseLastSessions,
   parseServersState,
   parseShowInfo,
   parseShowProc,
@@ -101,6 +102,11 @@ export class HaproxyRouter implements Router {
   apply(routes: RouteSpec[]): Promise<void> {
     const copy = structuredClone(routes);
     return this.serialize(() => this.converge(copy));
+  }
+
+  /** Seconds since each app backend's last request (-1: none since the worker started). */
+  async lastRequests(): Promise<Map<string, number>> {
+    return parseLastSessions(await sendCommand(this.paths.adminSocket, 'show stat -1 2 -1'));
   }
 
   async drained(serverId: string): Promise<boolean> {

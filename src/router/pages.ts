@@ -38,19 +38,26 @@ export function renderPages(opts: PageOptions, apps: readonly AppRoute[]): Map<s
       ),
     ),
   );
-  for (const app of apps) {
-    pages.set(
-      appDownPage(app.app),
-      errorResponse(
-        html(
-          'App not running',
-          `<p>The app <strong>${escapeHtml(app.app)}</strong> on ${escapeHtml(opts.domain)} is not running right now (it is down, stopped or starting).</p>
-<p>Try again in a few seconds. If you own it, see <code>petri ps -a ${escapeHtml(app.app)}</code> and <code>petri logs -a ${escapeHtml(app.app)}</code>.</p>`,
-        ),
-      ),
-    );
-  }
+  for (const app of apps) pages.set(appDownPage(app.app), errorResponse(appDownHtml(opts, app.app)));
   return pages;
+}
+
+/** The page of an app that is not running (HAProxy's errorfile, and the waker's answer). */
+export function appDownHtml(opts: PageOptions, app: string): string {
+  return html(
+    'App not running',
+    `<p>The app <strong>${escapeHtml(app)}</strong> on ${escapeHtml(opts.domain)} is not running right now (it is down, stopped or starting).</p>
+<p>Try again in a few seconds. If you own it, see <code>petri ps -a ${escapeHtml(app)}</code> and <code>petri logs -a ${escapeHtml(app)}</code>.</p>`,
+  );
+}
+
+/** The waker's answer when a sleeping app did not become healthy in time. */
+export function wakingHtml(opts: PageOptions, app: string): string {
+  return html(
+    'Waking up',
+    `<p>The experiment <strong>${escapeHtml(app)}</strong> on ${escapeHtml(opts.domain)} was asleep and is waking up, or failing to: it did not answer in time.</p>
+<p>Try again in a few seconds. If you own it, <code>petri logs -a ${escapeHtml(app)}</code> says why.</p>`,
+  );
 }
 
 export function escapeHtml(text: string): string {

@@ -104,6 +104,26 @@ export function parseServersState(text: string): RuntimeServer[] {
   return servers;
 }
 
+/** Seconds since each backend's last session from `show stat` (-1: none since the worker
+ * started), keyed by backend name. */
+export function parseLastSessions(csv: string): Map<string, number> {
+  const lines = csv.split('\n');
+  const header = lines[0]?.replace(/^# /, '').split(',') ?? [];
+  const px = header.indexOf('pxname');
+  const sv = header.indexOf('svname');
+  const last = header.indexOf('lastsess');
+  const result = new Map<string, number>();
+  if (px < 0 || sv < 0 || last < 0) return result;
+  for (const line of lines.slice(1)) {
+    const fields = line.split(',');
+    const name = fields[px];
+    if (!name || fields[sv] !== 'BACKEND') continue;
+    const value = fields[last];
+    result.set(name, value === undefined || value === '' ? -1 : Number(value));
+  }
+  return result;
+}
+
 /** Current sessions per server from `show stat` (CSV: pxname, svname, ... scur ...). */
 export function parseCurrentSessions(csv: string): Map<string, number> {
   const lines = csv.split('\n');

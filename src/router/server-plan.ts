@@ -5,7 +5,7 @@
 // slots: server names stay the instance ids, the same as in the rendered config, so what
 // runs and what is on disk can be compared name by name after any restart; and there is no
 // slot count to outgrow (which would force a reload).
-import { SERVER_OPTIONS } from './config.js';
+import { SERVER_OPTIONS, WAKER_SERVER } from './config.js';
 import type { RouteServer } from './router.js';
 import type { AppRoute } from './routes.js';
 import { formatAddress } from './routes.js';
@@ -34,7 +34,7 @@ export function planServerChanges(
     }
     const wanted = new Set(app.servers.map((s) => s.id));
     for (const server of current.values()) {
-      if (wanted.has(server.name)) continue;
+      if (wanted.has(server.name) || server.name === WAKER_SERVER) continue;
       const ref = `${app.backend}/${server.name}`;
       // Maintenance first: no new requests, the ones in flight finish. HAProxy refuses to
       // delete a server that still has connections; it stays in maintenance until a retry

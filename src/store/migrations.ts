@@ -206,6 +206,22 @@ migrations['0004-addons'] = {
   },
 };
 
+migrations['0005-sleep'] = {
+  async up(db: Kysely<unknown>) {
+    const add = (column: string, type: 'text' | 'integer') =>
+      db.schema.alterTable('apps').addColumn(column, type).execute();
+    // Seconds without a request before the app sleeps; null: the server's default; 0: never.
+    await add('idle_timeout_s', 'integer');
+    // Desired state: set while the app sleeps (no process runs; the router keeps its route).
+    await add('sleeping_since', 'text');
+    // The app's last activity: a request the router saw (kept coarsely, to survive restarts
+    // of both), a wake or a new release.
+    await add('active_at', 'text');
+    // When it last woke: requests arriving while it starts wait for it.
+    await add('woke_at', 'text');
+  },
+};
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;

@@ -35,6 +35,12 @@ export interface AppsTable {
   /** null: the server's default. */
   boot_timeout_ms: number | null;
   disk_mib: Generated<number>;
+  /** Seconds without a request before the app sleeps; null: the server's default; 0: never. */
+  idle_timeout_s: Generated<number | null>;
+  /** Set while the app sleeps: no process runs, the router keeps its route. */
+  sleeping_since: Generated<string | null>;
+  active_at: Generated<string | null>;
+  woke_at: Generated<string | null>;
 }
 
 export type DeployStatus = 'queued' | 'building' | 'releasing' | 'succeeded' | 'failed';

@@ -1,7 +1,8 @@
 // A fake Petri API on loopback for the CLI's unit tests: the routes and error bodies of
 // the API contract with canned apps, and a record of every request so a test can check
 // what the CLI asked for (and what it did not). New releases (config changes, rollbacks)
-// stay pending for POLLS_TO_SETTLE polls of the release, as the server's would while it starts.
+// stay pending for POLLS_TO_SETTLE polls of the release, as the server's would while it starts;
+// a woken app stays asleep for `wakePolls` polls of the app, then runs (or crashes: `wakeTo`).
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,16 +11,20 @@ import type {
   Addon,
   AddonBackup,
   App,
+  AppProcess,
   ConfigChange,
   ConfigVars,
   Deploy,
   Formation,
+  Process,
   ProcessList,
   Release,
 } from '../../src/client/index.js';
 
 export const TOKEN = 'secret-token';
 export const POLLS_TO_SETTLE = 2;
+/** When the fake's apps go to sleep (a fixed time, for golden files). */
+export const SLEPT_AT = '2025-01-05T06:07:08.000Z';
 
 export interface Recorded {
   method: string;
@@ -59,6 +64,14 @@ export interface FakeApi {
   runs: { app: string; request: { command: string[] | string; tty: boolean } }[];
   /** The exit code those sessions end with, after writing RUN_OUTPUT. */
   runExitCode: number;
+  /** How many polls of a woken app still find it asleep before it wakes. */
+  wakePolls: number;
+  /** What a woken app reads as until it wakes: still sleeping, or down (awake, nothing up yet). */
+  wakingAs: 'sleeping' | 'down';
+  /** What a woken app ends as: running with every process of its formation up, or crashed. */
+  wakeTo: 'running' | 'crashed';
+  /** Apps woken and not yet awake, with how many times they were polled since. */
+  waking: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -73,8 +86,9 @@ export function cannedApps(): App[] {
       createdAt: '2025-01-02T03:04:05.678Z',
       status: 'running',
       release: 'v3',
+      sleepingSince: null,
       limits: { memoryMiB: 256, cpus: 0.5, pids: 128, diskMiB: 2048 },
-      settings: { bootTimeoutSeconds: 60 },
+      settings: { bootTimeoutSeconds: 60, idleTimeoutSeconds: 1800 },
       processes: [
         { name: 'web.1', state: 'up', port: 40001, startedAt: '2025-01-02T03:05:00.000Z', restarts: 0 },
         { name: 'web.2', state: 'crashed', port: null, startedAt: null, restarts: 12 },
@@ -87,11 +101,41 @@ export function cannedApps(): App[] {
       createdAt: '2025-01-03T00:00:00.000Z',
       status: 'new',
       release: null,
+      sleepingSince: null,
       limits: { memoryMiB: 512, cpus: 1, pids: 256, diskMiB: 1024 },
-      settings: { bootTimeoutSeconds: 60 },
+      settings: { bootTimeoutSeconds: 60, idleTimeoutSeconds: null },
       processes: [],
     },
   ];
+}
+
+/** blog has slept since SLEPT_AT: no processes, its formation kept. Not among the canned apps;
+ * a test adds it with addApp. */
+export function cannedSleepingApp(): { app: App; processes: ProcessList } {
+  return {
+    app: {
+      name: 'blog',
+      url: 'http://blog.petri.localhost:8080',
+      owner: 'ana',
+      createdAt: '2025-01-04T09:00:00.000Z',
+      status: 'sleeping',
+      release: 'v7',
+      sleepingSince: SLEPT_AT,
+      limits: { memoryMiB: 256, cpus: 0.5, pids: 128, diskMiB: 1024 },
+      settings: { bootTimeoutSeconds: 60, idleTimeoutSeconds: 900 },
+      processes: [],
+    },
+    processes: { formation: { web: 1 }, processes: [], sleepingSince: SLEPT_AT },
+  };
+}
+
+/** Adds an app with its processes, and no config, releases or add-ons. */
+export function addApp(fake: FakeApi, app: App, processes: ProcessList): void {
+  fake.apps.set(app.name, app);
+  fake.processes.set(app.name, processes);
+  fake.config.set(app.name, {});
+  fake.releases.set(app.name, []);
+  fake.addons.set(app.name, []);
 }
 
 /** Times are relative to now, so `petri releases` reads "3 minutes ago" in its golden file. */
@@ -146,6 +190,7 @@ export function cannedProcesses(): ProcessList {
   };
   return {
     formation: { web: 2, worker: 1 },
+    sleepingSince: null,
     processes: [
       {
         ...base,
@@ -310,7 +355,7 @@ export async function startFakeApi(): Promise<FakeApi> {
     ]),
     processes: new Map<string, ProcessList>([
       ['alpha', cannedProcesses()],
-      ['beta-experiment', { formation: {}, processes: [] }],
+      ['beta-experiment', { formation: {}, processes: [], sleepingSince: null }],
     ]),
     releaseError: undefined,
     addons: new Map([
@@ -326,6 +371,10 @@ export async function startFakeApi(): Promise<FakeApi> {
     ]),
     runs: [],
     runExitCode: 0,
+    wakePolls: 1,
+    wakingAs: 'sleeping',
+    wakeTo: 'running',
+    waking: new Map(),
     close: async () => {},
   };
   const server = http.createServer((req, res) => {
@@ -407,7 +456,10 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
   if (!app) return fail(res, 404, 'not_found', `app '${name}' not found; list your apps with 'petri apps'`);
 
   if (sub === undefined) {
-    if (method === 'GET') return send(res, 200, app);
+    if (method === 'GET') {
+      pollWake(fake, app);
+      return send(res, 200, app);
+    }
     if (method === 'PATCH') {
       const update = JSON.parse(body.toString()) as {
         limits?: Partial<App['limits']>;
@@ -489,6 +541,26 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
     return send(res, 200, { formation: list.formation });
   }
 
+  if (sub === 'sleep' && id === undefined && method === 'POST') {
+    const list = fake.processes.get(app.name)!;
+    fake.waking.delete(app.name);
+    Object.assign(app, { status: 'sleeping', sleepingSince: SLEPT_AT, processes: [] });
+    Object.assign(list, { sleepingSince: SLEPT_AT, processes: [] });
+    return send(res, 200, { app });
+  }
+
+  if (sub === 'wake' && id === undefined && method === 'POST') {
+    // Answered at once: the processes start after the answer, as on the server.
+    if (app.status === 'sleeping') {
+      fake.waking.set(app.name, 0);
+      if (fake.wakingAs === 'down') {
+        Object.assign(app, { status: 'down', sleepingSince: null });
+        fake.processes.get(app.name)!.sleepingSince = null;
+      }
+    }
+    return send(res, 200, { app });
+  }
+
   if (sub === 'restart' && method === 'POST') {
     const list = fake.processes.get(app.name)!;
     const { type } = JSON.parse(body.toString()) as { type?: string };
@@ -498,6 +570,52 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
   }
 
   return fail(res, 404, 'not_found', `no route ${method} ${url.pathname}`);
+}
+
+/** A poll of a woken app: after `wakePolls` of them it wakes, as `wakeTo` says. */
+function pollWake(fake: FakeApi, app: App): void {
+  const polls = fake.waking.get(app.name);
+  if (polls === undefined) return;
+  if (polls < fake.wakePolls) {
+    fake.waking.set(app.name, polls + 1);
+    return;
+  }
+  fake.waking.delete(app.name);
+  const list = fake.processes.get(app.name)!;
+  const up = fake.wakeTo === 'running';
+  const names = Object.entries(list.formation).flatMap(([type, count]) =>
+    Array.from({ length: count }, (_, i) => ({ type, name: `${type}.${i + 1}` })),
+  );
+  app.processes = names.map(
+    ({ name }, i): AppProcess => ({
+      name,
+      state: up ? 'up' : 'crashed',
+      port: up ? 40100 + i : null,
+      startedAt: up ? '2025-01-05T07:00:00.000Z' : null,
+      restarts: up ? 0 : 1,
+    }),
+  );
+  list.processes = names.map(
+    ({ type, name }, i): Process => ({
+      name,
+      type,
+      release: app.release ?? 'v1',
+      state: up ? 'up' : 'crashed',
+      startedAt: up ? '2025-01-05T07:00:00.000Z' : null,
+      uptimeSeconds: up ? 1 : null,
+      restarts: up ? 0 : 1,
+      memoryBytes: up ? 20_971_520 : null,
+      cpuSeconds: up ? 0.2 : null,
+      port: up ? 40100 + i : null,
+      lastExit: up ? null : 'exited with code 1 at 2025-01-05T07:00:01Z',
+      lastLines: up
+        ? []
+        : ['Error: connect ECONNREFUSED 127.0.0.1:5432', '    at TCPConnectWrap.afterConnect'],
+    }),
+  );
+  app.status = up ? 'running' : 'crashed';
+  app.sleepingSince = null;
+  list.sleepingSince = null;
 }
 
 function unknownType(res: http.ServerResponse, type: string, formation: Formation): void {

@@ -1,12 +1,12 @@
 // `petri ps`, `petri ps scale` and `petri restart`: the process table with human sizes
-// and durations and a crashed process's last words, scale arguments checked before any
-// request, and what a restart says.
+// and durations and a crashed process's last words, a sleeping app's nap, scale arguments
+// checked before any request, and what a restart says.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { UsageError } from '../../src/cli/output.js';
 import { formatBytes, formatSeconds, parseScale } from '../../src/cli/ps.js';
 import type { ProcessList } from '../../src/client/index.js';
-import { type FakeApi, startFakeApi, TOKEN } from './fake-api.js';
+import { addApp, cannedProcesses, cannedSleepingApp, type FakeApi, startFakeApi, TOKEN } from './fake-api.js';
 import { assertGolden, envFor, run, tempDir } from './harness.js';
 
 describe('petri ps', () => {
@@ -45,6 +45,38 @@ describe('petri ps', () => {
       result.stdout,
       "beta-experiment runs no processes; deploy with 'petri deploy -a beta-experiment'\n",
     );
+  });
+
+  test('a sleeping app: since when, how it wakes, and the formation it wakes to', async () => {
+    const { app, processes } = cannedSleepingApp();
+    addApp(fake, app, processes);
+    const result = await run(['ps', '-a', 'blog'], { env });
+    assert.equal(result.stderr, '');
+    assert.equal(result.code, 0);
+    await assertGolden('ps-sleeping.txt', result.stdout);
+    const json = await run(['ps', '-a', 'blog', '--json'], { env });
+    assert.equal((JSON.parse(json.stdout) as ProcessList).sleepingSince, '2025-01-05T06:07:08.000Z');
+  });
+
+  test('an app falling asleep: the line, then the processes still stopping', async () => {
+    const stopping = cannedProcesses().processes[0]!;
+    const { app } = cannedSleepingApp();
+    addApp(fake, app, {
+      formation: { web: 1 },
+      processes: [{ ...stopping, state: 'stopping' }],
+      sleepingSince: '2025-01-05T06:07:08.000Z',
+    });
+    const result = await run(['ps', '-a', 'blog'], { env });
+    assert.equal(result.code, 0);
+    const lines = result.stdout.split('\n');
+    assert.equal(
+      lines[0],
+      'sleeping since 2025-01-05T06:07:08Z (the first request wakes it; petri apps wake blog)',
+    );
+    assert.equal(lines[1], '');
+    assert.match(lines[2]!, /^NAME +STATE/);
+    assert.match(lines[3]!, /^web\.1 +stopping /);
+    assert.equal(lines.at(-2), 'formation: web=1');
   });
 
   test('scale sends the counts and prints the new formation', async () => {

@@ -49,12 +49,14 @@ export class TestPetri {
     uidBase: number;
     network: { enabled: boolean; bridge: string; subnet: string };
     egressPort: number;
+    wakerPort: number;
   };
 
   private constructor(
     readonly apiPort: number,
     readonly httpPort: number,
     egressPort: number,
+    wakerPort: number,
     readonly extraConfig: Record<string, unknown>,
   ) {
     this.dataDir = mkdtempSync(path.join(tmpdir(), 'petri-e2e-'));
@@ -71,6 +73,7 @@ export class TestPetri {
       uidBase: 200_000 + (n % 1000) * 1000,
       network: { enabled: true, bridge: `pt${suffix}`.slice(0, 15), subnet: `10.213.${n % 250}.0/24` },
       egressPort,
+      wakerPort,
     };
     writeFileSync(
       this.configFile,
@@ -87,7 +90,13 @@ export class TestPetri {
   }
 
   static async start(extraConfig: Record<string, unknown> = {}): Promise<TestPetri> {
-    const petri = new TestPetri(await freePort(), await freePort(), await freePort(), extraConfig);
+    const petri = new TestPetri(
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      extraConfig,
+    );
     await petri.startServer();
     petri.token = readFileSync(path.join(petri.dataDir, 'admin.token'), 'utf8').trim();
     return petri;

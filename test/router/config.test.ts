@@ -8,7 +8,7 @@ import { fingerprintOf, type RenderOptions, renderHaproxyConfig } from '../../sr
 import { escapeHtml, renderPages } from '../../src/router/pages.js';
 import type { RouteSpec } from '../../src/router/router.js';
 import { groupRoutes } from '../../src/router/routes.js';
-import { parseServersState, parseShowProc } from '../../src/router/runtime-api.js';
+import { parseLastSessions, parseServersState, parseShowProc } from '../../src/router/runtime-api.js';
 import { planServerChanges } from '../../src/router/server-plan.js';
 
 const opts: RenderOptions = {
@@ -18,6 +18,7 @@ const opts: RenderOptions = {
   apiServer: { address: '127.0.0.1', port: 3000 },
   domain: 'petri.localhost',
   statsPort: 8404,
+  waker: { address: '127.0.0.1', port: 7071 },
 };
 const routes: RouteSpec[] = [
   {
@@ -153,5 +154,39 @@ describe('runtime API parsers', () => {
       { backend: 'app_a', name: 's1', address: '127.0.0.1', port: 18081, maint: false },
       { backend: 'app_a', name: 's2', address: '127.0.0.1', port: 18082, maint: true },
     ]);
+  });
+});
+
+describe('sleeping apps', () => {
+  it("keeps the waker, every app's backup server, out of the runtime server changes", () => {
+    const apps = groupRoutes([{ host: 'blog.petri.localhost', app: 'blog', servers: [] }], 'petri.localhost');
+    const running = [
+      { backend: apps[0]!.backend, name: 'petri_waker', address: '127.0.0.1', port: 7071, maint: false },
+      { backend: apps[0]!.backend, name: 'blog-web.1', address: '10.0.0.2', port: 5000, maint: false },
+    ];
+    const commands = planServerChanges(apps, running).map((c) => c.command);
+    assert.ok(
+      commands.some((c) => c.includes('blog-web.1')),
+      'the stopped instance goes',
+    );
+    assert.ok(!commands.some((c) => c.includes('petri_waker')), 'the waker stays');
+  });
+
+  it("reads each backend's seconds since its last request from show stat", () => {
+    const csv = [
+      '# pxname,svname,qcur,scur,lastsess,status',
+      'http,FRONTEND,,0,,OPEN',
+      'app_blog,blog-web.1,0,0,12,UP',
+      'app_blog,BACKEND,0,0,12,UP',
+      'app_shop,BACKEND,0,0,-1,UP',
+      '',
+    ].join('\n');
+    assert.deepEqual(
+      [...parseLastSessions(csv)],
+      [
+        ['app_blog', 12],
+        ['app_shop', -1],
+      ],
+    );
   });
 });

@@ -3,12 +3,15 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import {
   type AppSettings,
+  actorOf,
   createApp,
   destroyApp,
   getApp,
   listApps,
   setLimits,
   setSettings,
+  sleepApp,
+  wakeApp,
 } from '../../domain/apps.js';
 import { UserError } from '../../lib/errors.js';
 import type { ApiContext } from '../context.js';
@@ -69,7 +72,14 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
             limits: Type.Optional(Type.Partial(Limits)),
             settings: Type.Optional(
               Type.Object(
-                { bootTimeoutSeconds: Type.Optional(Type.Number({ minimum: 1, maximum: 3600 })) },
+                {
+                  bootTimeoutSeconds: Type.Optional(Type.Number({ minimum: 1, maximum: 3600 })),
+                  idleTimeoutSeconds: Type.Optional(
+                    Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
+                      description: 'seconds without a request before the app sleeps; null: never',
+                    }),
+                  ),
+                },
                 { additionalProperties: false },
               ),
             ),
@@ -88,6 +98,43 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
       if (limits) app = await setLimits(db, req.user, app, limits, req.ip);
       if (settings) app = await setSettings(db, req.user, app, settings, req.ip);
       return presentApp(db, config, app);
+    },
+  );
+
+  api.post(
+    '/v1/apps/:name/sleep',
+    {
+      schema: {
+        summary: 'Put the app to sleep now: its processes stop, its route stays, the first request wakes it',
+        params: AppNameParams,
+        response: { 200: Type.Object({ app: App }), ...errorResponses },
+      },
+    },
+    async (req) => {
+      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      if (app.serving_release_id === null) {
+        throw new UserError('conflict', `'${app.name}' has no release that serves; deploy it first`);
+      }
+      const asleep = await sleepApp(db, actorOf(req.user, req.ip), app, 'petri apps sleep');
+      ctx.nudge();
+      return { app: await presentApp(db, config, asleep) };
+    },
+  );
+
+  api.post(
+    '/v1/apps/:name/wake',
+    {
+      schema: {
+        summary: 'Wake a sleeping app: its processes start again (the answer does not wait for them)',
+        params: AppNameParams,
+        response: { 200: Type.Object({ app: App }), ...errorResponses },
+      },
+    },
+    async (req) => {
+      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      await wakeApp(db, actorOf(req.user, req.ip), app, 'petri apps wake');
+      ctx.nudge();
+      return { app: await presentApp(db, config, await getApp(db, req.user, app.name)) };
     },
   );
 

@@ -36,14 +36,24 @@ export function psRoutes(api: FastifyInstance, ctx: ApiContext): void {
         summary: "The app's formation and processes with state, uptime, restarts, memory and CPU",
         params: AppNameParams,
         response: {
-          200: Type.Object({ formation: Formation, processes: Type.Array(ProcessStatus) }),
+          200: Type.Object({
+            formation: Formation,
+            processes: Type.Array(ProcessStatus),
+            sleepingSince: Type.Union([Type.String(), Type.Null()], {
+              description: 'while the app sleeps: no process runs until the next request',
+            }),
+          }),
           ...errorResponses,
         },
       },
     },
     async (req) => {
       const app = await getApp(db, req.user, (req.params as { name: string }).name);
-      return { formation: await getFormation(db, app), processes: await presentProcesses(ctx, app) };
+      return {
+        formation: await getFormation(db, app),
+        processes: await presentProcesses(ctx, app),
+        sleepingSince: app.sleeping_since,
+      };
     },
   );
 

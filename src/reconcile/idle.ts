@@ -1,0 +1,105 @@
+// Puts idle apps to sleep. The router counts requests anyway: every few seconds this reads
+// how long ago each app's backend last had one, keeps that time in the store (coarsely, so
+// it survives restarts of the router and of the control plane), and marks an app whose
+// idle period has passed as sleeping; the instance reconciler then stops its processes.
+import type { Logger } from 'pino';
+import { idleTimeoutMs, sleepApp } from '../domain/apps.js';
+import type { PetriConfig } from '../lib/config.js';
+import type { LogStore } from '../logs/log-store.js';
+import type { Router } from '../router/router.js';
+import { backendName } from '../router/routes.js';
+import type { Store } from '../store/db.js';
+import type { App } from '../store/schema.js';
+
+/** The stored last-request time is rewritten at most this often per app (it only matters
+ * after a restart, when the router's own counters start again). */
+const PERSIST_EVERY_MS = 30_000;
+
+export class IdleSleeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: {
+      db: Store;
+      router: Pick<Router, 'lastRequests'>;
+      config: PetriConfig;
+      logs: LogStore;
+      logger: Logger;
+      nudge: () => void;
+    },
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.deps.config.idleCheckMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  tick(): Promise<void> {
+    this.running ??= this.pass()
+      .catch((err: unknown) => this.deps.logger.warn({ err }, 'looking for idle apps failed'))
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const { db, router, config } = this.deps;
+    const seconds = await router.lastRequests();
+    const awake = await db
+      .selectFrom('apps')
+      .selectAll()
+      .where('sleeping_since', 'is', null)
+      .where('serving_release_id', 'is not', null)
+      .execute();
+    const now = Date.now();
+    for (const app of awake) {
+      const ago = seconds.get(backendName(app.name));
+      const seen = ago !== undefined && ago >= 0 ? now - ago * 1000 : undefined;
+      const stored = time(app.active_at);
+      const last = Math.max(seen ?? 0, stored);
+      if (last === 0) {
+        // Never seen a request: the idle period counts from now.
+        await this.remember(app, now);
+        continue;
+      }
+      const idle = idleTimeoutMs(app, config.idleTimeoutMs);
+      if (seen !== undefined && seen - stored >= Math.min(PERSIST_EVERY_MS, (idle ?? PERSIST_EVERY_MS) / 2)) {
+        await this.remember(app, seen);
+      }
+      if (idle !== undefined && now - last >= idle) await this.sleep(app, now - last);
+    }
+  }
+
+  private async remember(app: App, at: number): Promise<void> {
+    await this.deps.db
+      .updateTable('apps')
+      .set({ active_at: new Date(at).toISOString() })
+      .where('id', '=', app.id)
+      .execute();
+  }
+
+  private async sleep(app: App, idleMs: number): Promise<void> {
+    const why = `no request for ${formatMs(idleMs)}`;
+    await sleepApp(this.deps.db, { name: 'petri' }, app, why);
+    this.deps.logs.append(app.name, 'petri', `going to sleep: ${why}; the next request wakes it\n`);
+    this.deps.nudge();
+  }
+}
+
+function time(iso: string | null): number {
+  return iso === null ? 0 : Date.parse(iso);
+}
+
+function formatMs(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
