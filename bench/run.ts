@@ -10,6 +10,9 @@
 //   python:   Flask deploy, first build against a redeploy with the venv cached.
 //   addons:   managed PostgreSQL, MariaDB and Redis: time to provision, and the servers'
 //             memory with 1 and with 50 databases each.
+//   wake:     first request to first byte of a sleeping app (Node and Flask), 20 wakes.
+//   density:  500 apps with 20 awake: memory of the control plane and HAProxy, listing
+//             latency, deploy of app 501, throughput against a single-app Petri's.
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -293,10 +296,146 @@ function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-// BENCH=deploy,network,python,addons runs only those sections (all by default).
+/** Issue 7: from the first request to a sleeping app to the first byte of its answer. */
+async function wake(): Promise<void> {
+  const petri = await TestPetri.start({ logLevel: 'error', bootTimeoutMs: 30_000, idleCheckMs: 1000 });
+  const WAKES = 20;
+  try {
+    for (const [app, fixture] of [
+      ['node', 'zero-dep'],
+      ['flask', 'python-flask'],
+    ] as const) {
+      await petri.cli(['apps', 'create', app]);
+      const deploy = await petri.cli(['deploy', path.join(FIXTURES, fixture), '--app', app]);
+      if (deploy.code !== 0) throw new Error(`deploy ${app}: ${deploy.stderr}`);
+      await petri.cli(['apps', 'set', app, 'idle=never']);
+      const ms: number[] = [];
+      for (let i = 0; i < WAKES; i++) {
+        await petri.cli(['apps', 'sleep', app]);
+        await until(async () => (await processCount(petri, app)) === 0, { timeout: 30_000, interval: 20 });
+        ms.push(await firstByte(petri, `${app}.petri.localhost`));
+      }
+      console.log(
+        `wake (${fixture}), first request to first byte over ${WAKES} wakes: p50 ${percentile(ms, 50).toFixed(0)} ms, p99 ${percentile(ms, 99).toFixed(0)} ms` +
+          (app === 'node' ? ` (target p50 < 300 ms: ${percentile(ms, 50) < 300 ? 'met' : 'missed'})` : ''),
+      );
+    }
+  } finally {
+    await petri.destroy();
+  }
+}
+
+async function processCount(petri: TestPetri, app: string): Promise<number> {
+  const ps = JSON.parse((await petri.cli(['ps', '--app', app, '--json'])).stdout) as { processes: unknown[] };
+  return ps.processes.length;
+}
+
+/** Milliseconds from sending a request to the first byte of the answer's headers. */
+function firstByte(petri: TestPetri, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const req = http.get(
+      { host: '127.0.0.1', port: petri.httpPort, path: '/', headers: { host }, agent: false },
+      (res) => {
+        const ms = performance.now() - started;
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(ms) : reject(new Error(`wake answered ${res.statusCode}`)),
+        );
+      },
+    );
+    req.on('error', reject);
+  });
+}
+
+/** Issue 7: 500 deployed apps of which 20 awake: what the control plane and HAProxy cost,
+ * how fast `petri apps --json` lists them, app 501's deploy, and the router's throughput to
+ * one awake app against the same with a single app deployed. */
+async function density(): Promise<void> {
+  const APPS = Number(process.env.DENSITY_APPS ?? 500);
+  const AWAKE = 20;
+  const petri = await TestPetri.start({ logLevel: 'error', bootTimeoutMs: 30_000 });
+  try {
+    await petri.cli(['apps', 'create', 'app-0']);
+    await timeDeploy(petri, 'app-0', 'zero-dep', 'v1');
+    await throughput(petri, 'app-0.petri.localhost'); // warm-up
+    const alone = await throughput(petri, 'app-0.petri.localhost');
+    const started = performance.now();
+    for (let i = 1; i < APPS; i++) {
+      const app = `app-${i}`;
+      await petri.cli(['apps', 'create', app]);
+      const r = await petri.cli(['deploy', path.join(FIXTURES, 'zero-dep'), '--app', app]);
+      if (r.code !== 0) throw new Error(`deploy ${app}: ${r.stderr}`);
+      // The first AWAKE stay up; the rest sleep as idle apps would.
+      if (i >= AWAKE) await petri.cli(['apps', 'sleep', app]);
+      if (i % 100 === 0)
+        console.log(`  ${i} apps deployed in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    }
+    await until(async () => (await sandboxes(petri)) <= AWAKE, { timeout: 120_000, interval: 500 });
+    const list: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t = performance.now();
+      const r = await petri.cli(['apps', '--json']);
+      if (r.code !== 0) throw new Error(r.stderr);
+      list.push(performance.now() - t);
+    }
+    await petri.cli(['apps', 'create', `app-${APPS}`]);
+    const deploy501 = await timeDeploy(petri, `app-${APPS}`, 'zero-dep', 'v1');
+    await throughput(petri, 'app-0.petri.localhost'); // warm-up
+    const crowded = await throughput(petri, 'app-0.petri.localhost');
+    const cp = rssOf(petri.proc?.pid ?? 0);
+    const haproxy = haproxyPids(petri).reduce((sum, pid) => sum + rssOf(pid), 0);
+    console.log(
+      `density: ${APPS} apps, ${AWAKE} awake (${await sandboxes(petri)} sandboxes running): control plane ${mib(cp)} (target < 200 MiB), HAProxy ${mib(haproxy)}; ` +
+        `petri apps --json p50 ${percentile(list, 50).toFixed(0)} ms (target < 100 ms); deploy of app ${APPS + 1}: ${(deploy501 / 1000).toFixed(2)} s; ` +
+        `throughput to one awake app ${crowded.toFixed(0)} vs ${alone.toFixed(0)} req/s with one app deployed: ratio ${(crowded / alone).toFixed(2)} (target > 0.9)`,
+    );
+  } finally {
+    await petri.destroy();
+  }
+}
+
+async function sandboxes(petri: TestPetri): Promise<number> {
+  try {
+    return readdirSync(`/sys/fs/cgroup/pids/${petri.config.cgroupParent}`, { withFileTypes: true }).filter(
+      (d) => d.isDirectory(),
+    ).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident memory of one process (VmRSS), bytes. */
+function rssOf(pid: number): number {
+  try {
+    const kb = /^VmRSS:\s+([0-9]+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return Number(kb ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** HAProxy's master and workers for this Petri (their command line names its router dir). */
+function haproxyPids(petri: TestPetri): number[] {
+  const dir = path.join(petri.dataDir, 'router');
+  return readdirSync('/proc')
+    .filter((e) => /^[0-9]+$/.test(e))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
+      } catch {
+        return false;
+      }
+    });
+}
+
+// BENCH=deploy,network,python,addons,wake,density runs only those sections (all by default).
 const only = process.env.BENCH?.split(',');
 const wanted = (name: string) => !only || only.includes(name);
 if (wanted('deploy')) await main();
 if (wanted('network')) await isolation();
 if (wanted('python')) await python();
 if (wanted('addons')) await addons();
+if (wanted('wake')) await wake();
+if (wanted('density')) await density();

@@ -1,7 +1,6 @@
 // What the API shows of the model: the JSON shapes of App and Deploy, documented in the
 // OpenAPI schemas of schemas.ts.
 import { idleTimeoutMs } from '../domain/apps.js';
-import { formationOf, instancesOfApp } from '../domain/instances.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { Store } from '../store/db.js';
 import type { App, Deploy } from '../store/schema.js';
@@ -12,55 +11,93 @@ export function appUrl(config: PetriConfig, name: string): string {
 }
 
 export async function presentApp(db: Store, config: PetriConfig, app: App) {
-  const [instances, owner, releases, pending] = await Promise.all([
-    instancesOfApp(db, app.id),
-    db.selectFrom('users').select('name').where('id', '=', app.owner_id).executeTakeFirst(),
-    db.selectFrom('releases').select(['id', 'version']).where('app_id', '=', app.id).execute(),
+  const [presented] = await presentApps(db, config, [app]);
+  return presented!;
+}
+
+/** Many apps in a handful of queries (one per table, not one per app): `petri apps` lists
+ * hundreds of experiments. */
+export async function presentApps(db: Store, config: PetriConfig, apps: App[]) {
+  if (apps.length === 0) return [];
+  const ids = apps.map((a) => a.id);
+  const [instances, owners, releases, pending, formations] = await Promise.all([
+    db
+      .selectFrom('instances')
+      .selectAll()
+      .where('app_id', 'in', ids)
+      .orderBy('type')
+      .orderBy('idx')
+      .execute(),
+    db
+      .selectFrom('users')
+      .select(['id', 'name'])
+      .where('id', 'in', [...new Set(apps.map((a) => a.owner_id))])
+      .execute(),
+    db.selectFrom('releases').select(['id', 'app_id', 'version']).where('app_id', 'in', ids).execute(),
     db
       .selectFrom('deploys')
-      .select('id')
-      .where('app_id', '=', app.id)
+      .select('app_id')
+      .where('app_id', 'in', ids)
       .where('status', 'in', ['queued', 'building', 'releasing'])
-      .executeTakeFirst(),
+      .execute(),
+    db.selectFrom('formations').select(['app_id', 'type', 'quantity']).where('app_id', 'in', ids).execute(),
   ]);
-  const serving = releases.find((r) => r.id === app.serving_release_id);
-  const web = (await formationOf(db, app.id)).get('web') ?? 0;
-  const servingWeb = instances.filter((i) => i.release_id === app.serving_release_id && i.type === 'web');
-  let status: 'new' | 'deploying' | 'running' | 'crashed' | 'down' | 'sleeping';
-  if (pending) status = 'deploying';
-  else if (app.sleeping_since !== null) status = 'sleeping';
-  else if (!serving) status = releases.length === 0 ? 'new' : 'down';
-  else if (servingWeb.some((i) => i.state === 'up') || web === 0) status = 'running';
-  else if (servingWeb.some((i) => i.state === 'crashed')) status = 'crashed';
-  else status = 'down';
-  return {
-    name: app.name,
-    url: appUrl(config, app.name),
-    owner: owner?.name ?? 'unknown',
-    createdAt: app.created_at,
-    status,
-    sleepingSince: app.sleeping_since,
-    release: serving ? `v${serving.version}` : null,
-    limits: { memoryMiB: app.memory_mib, cpus: app.cpus, pids: app.pids, diskMiB: app.disk_mib },
-    settings: {
-      bootTimeoutSeconds: Math.round((app.boot_timeout_ms ?? config.bootTimeoutMs) / 1000),
-      idleTimeoutSeconds: (() => {
-        const ms = idleTimeoutMs(app, config.idleTimeoutMs);
-        return ms === undefined ? null : Math.round(ms / 1000);
-      })(),
-    },
-    processes: instances
-      .filter((i) => i.release_id === app.serving_release_id || i.state === 'starting')
-      .map((i) => ({
-        name: `${i.type}.${i.idx}`,
-        release: `v${releases.find((r) => r.id === i.release_id)?.version ?? '?'}`,
-        state: i.state,
-        port: i.port,
-        startedAt: i.started_at,
-        restarts: i.restarts,
-        lastExit: i.exit_reason,
-      })),
+  const byApp = <T extends { app_id: number }>(rows: T[]) => {
+    const map = new Map<number, T[]>();
+    for (const row of rows) {
+      const list = map.get(row.app_id);
+      if (list) list.push(row);
+      else map.set(row.app_id, [row]);
+    }
+    return map;
   };
+  const instancesOf = byApp(instances);
+  const releasesOf = byApp(releases);
+  const deploying = new Set(pending.map((d) => d.app_id));
+  const webOf = new Map(formations.filter((f) => f.type === 'web').map((f) => [f.app_id, f.quantity]));
+  const ownerName = new Map(owners.map((u) => [u.id, u.name]));
+  return apps.map((app) => {
+    const appInstances = instancesOf.get(app.id) ?? [];
+    const appReleases = releasesOf.get(app.id) ?? [];
+    const serving = appReleases.find((r) => r.id === app.serving_release_id);
+    const web = webOf.get(app.id) ?? 0;
+    const servingWeb = appInstances.filter(
+      (i) => i.release_id === app.serving_release_id && i.type === 'web',
+    );
+    let status: 'new' | 'deploying' | 'running' | 'crashed' | 'down' | 'sleeping';
+    if (deploying.has(app.id)) status = 'deploying';
+    else if (app.sleeping_since !== null) status = 'sleeping';
+    else if (!serving) status = appReleases.length === 0 ? 'new' : 'down';
+    else if (servingWeb.some((i) => i.state === 'up') || web === 0) status = 'running';
+    else if (servingWeb.some((i) => i.state === 'crashed')) status = 'crashed';
+    else status = 'down';
+    const idleMs = idleTimeoutMs(app, config.idleTimeoutMs);
+    return {
+      name: app.name,
+      url: appUrl(config, app.name),
+      owner: ownerName.get(app.owner_id) ?? 'unknown',
+      createdAt: app.created_at,
+      status,
+      sleepingSince: app.sleeping_since,
+      release: serving ? `v${serving.version}` : null,
+      limits: { memoryMiB: app.memory_mib, cpus: app.cpus, pids: app.pids, diskMiB: app.disk_mib },
+      settings: {
+        bootTimeoutSeconds: Math.round((app.boot_timeout_ms ?? config.bootTimeoutMs) / 1000),
+        idleTimeoutSeconds: idleMs === undefined ? null : Math.round(idleMs / 1000),
+      },
+      processes: appInstances
+        .filter((i) => i.release_id === app.serving_release_id || i.state === 'starting')
+        .map((i) => ({
+          name: `${i.type}.${i.idx}`,
+          release: `v${appReleases.find((r) => r.id === i.release_id)?.version ?? '?'}`,
+          state: i.state,
+          port: i.port,
+          startedAt: i.started_at,
+          restarts: i.restarts,
+          lastExit: i.exit_reason,
+        })),
+    };
+  });
 }
 
 export async function presentDeploy(db: Store, config: PetriConfig, app: App, deploy: Deploy) {

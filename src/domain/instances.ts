@@ -20,11 +20,6 @@ export function instancesOfApp(db: Store, appId: number): Promise<Instance[]> {
     .execute();
 }
 
-export async function formationOf(db: Store, appId: number): Promise<Map<string, number>> {
-  const rows = await db.selectFrom('formations').selectAll().where('app_id', '=', appId).execute();
-  return new Map(rows.map((r) => [r.type, r.quantity]));
-}
-
 export async function formationEntries(
   db: Store,
   appId: number,

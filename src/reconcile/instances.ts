@@ -23,6 +23,7 @@ import { errorMessage } from '../lib/errors.js';
 import type { DataPaths } from '../lib/paths.js';
 import { freePort } from '../lib/ports.js';
 import type { SecretBox } from '../lib/secrets.js';
+import { until } from '../lib/until.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { OutputTailer } from '../logs/output-tailer.js';
@@ -35,6 +36,9 @@ import { checkHealth } from './health.js';
 import { instanceEnv } from './instance-env.js';
 import { planApp } from './plan.js';
 import { ReleasePhase } from './release-phase.js';
+
+/** How often a starting web process is checked between passes. */
+const READINESS_POLL_MS = 10;
 
 export interface ReconcilerDeps {
   db: Store;
@@ -270,6 +274,18 @@ export class InstanceReconciler {
     }
   }
 
+  /** Checks a starting web process every few ms and wakes the reconciler the moment it
+   * answers, instead of at the next pass: a woken app's visitor is waiting for it. */
+  private watchReadiness(row: Instance, release: Release, app: App): void {
+    const timeout = app.boot_timeout_ms ?? this.deps.config.bootTimeoutMs;
+    void until(async () => this.stopped || (await this.isHealthy(row, release)), {
+      timeout,
+      interval: READINESS_POLL_MS,
+    })
+      .then(() => this.nudge())
+      .catch(() => {}); // the pass reports a start that never became healthy
+  }
+
   private async isHealthy(row: Instance, release: Release): Promise<boolean> {
     if (row.type !== 'web') return true;
     return checkHealth(row.address ?? '127.0.0.1', row.port, release.health_path);
@@ -401,6 +417,8 @@ export class InstanceReconciler {
         });
       }
       this.note(app, release.id, `starting ${processType}.${index} (v${release.version}): ${command}`);
+      if (processType === 'web')
+        this.watchReadiness({ ...row, address: started.address ?? null }, release, app);
     } catch (err) {
       const why = `${processType}.${index} could not be started: ${errorMessage(err)}`;
       this.deps.logger.error({ err, instance: row.id }, 'instance start failed');

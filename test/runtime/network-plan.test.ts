@@ -64,11 +64,12 @@ test('add-on servers are reached at gateway ports, rewritten to where they liste
 
 test('bridge and namespace commands match the golden file', () => {
   const names = attachmentNames('/var/lib/petri/runtime', 'instance', 'web-1');
-  const commands = [
-    ...bridgeCommands(plan),
-    ...attachCommands(plan, { kind: 'instance', id: 'web-1', ...names, address: '10.213.0.2' }),
+  const attach = attachCommands(plan, { kind: 'instance', id: 'web-1', ...names, address: '10.213.0.2' });
+  const text = [
+    ...bridgeCommands(plan).map((argv) => argv.join(' ')),
+    ...attach.map((c) => `${c.argv.join(' ')} <<EOF\n${c.input}EOF`),
   ];
-  golden('network-attach.txt', `${commands.map((argv) => argv.join(' ')).join('\n')}\n`);
+  golden('network-attach.txt', `${text.join('\n')}\n`);
 });
 
 test('the launch argv joins the namespace as root, before setpriv drops privileges', () => {

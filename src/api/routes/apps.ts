@@ -15,7 +15,7 @@ import {
 } from '../../domain/apps.js';
 import { UserError } from '../../lib/errors.js';
 import type { ApiContext } from '../context.js';
-import { presentApp } from '../present.js';
+import { presentApp, presentApps } from '../present.js';
 import { App, AppNameParams, ErrorBody, errorResponses, Limits } from '../schemas.js';
 
 export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
@@ -31,7 +31,7 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
     },
     async (req) => {
       const apps = await listApps(db, req.user);
-      return { apps: await Promise.all(apps.map((a) => presentApp(db, config, a))) };
+      return { apps: await presentApps(db, config, apps) };
     },
   );
 

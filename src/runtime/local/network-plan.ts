@@ -5,7 +5,6 @@
 import { createHash } from 'node:crypto';
 
 export const IP = '/usr/sbin/ip';
-export const BRIDGE_CMD = '/usr/sbin/bridge';
 export const NFT = '/usr/sbin/nft';
 /** Where `ip netns add` pins a named namespace; nsenter --net takes this file. */
 export const NETNS_DIR = '/run/netns';
@@ -286,24 +285,32 @@ export function bridgeCommands(plan: NetworkPlan): string[][] {
   ];
 }
 
-/** argv lists that give a fresh namespace its veth pair, address and default route. */
-export function attachCommands(plan: NetworkPlan, a: Attachment): string[][] {
-  const inNs = [IP, '-n', a.netns];
-  return [
-    [IP, 'netns', 'add', a.netns],
-    [IP, 'link', 'add', a.hostVeth, 'type', 'veth', 'peer', 'name', SANDBOX_IFNAME, 'netns', a.netns],
-    [IP, 'link', 'set', 'dev', a.hostVeth, 'master', plan.bridge],
+/** Commands that give a fresh namespace its veth pair, address and default route: two
+ * `ip -batch` runs (the host's side, then the namespace's), since every process spawned
+ * here is time a woken app's first visitor waits. */
+export function attachCommands(plan: NetworkPlan, a: Attachment): { argv: string[]; input: string }[] {
+  const host = [
+    ['netns', 'add', a.netns],
+    ['link', 'add', a.hostVeth, 'type', 'veth', 'peer', 'name', SANDBOX_IFNAME, 'netns', a.netns],
+    ['link', 'set', 'dev', a.hostVeth, 'master', plan.bridge],
     // Isolated ports only talk to the bridge itself (the host), never to each other: one
     // sandbox cannot reach another, or spoof its ARP, below the firewall.
-    [BRIDGE_CMD, 'link', 'set', 'dev', a.hostVeth, 'isolated', 'on'],
-    [IP, 'link', 'set', 'dev', a.hostVeth, 'up'],
-    [...inNs, 'link', 'set', 'dev', 'lo', 'up'],
-    [...inNs, 'address', 'add', `${a.address}/${plan.subnet.prefix}`, 'dev', SANDBOX_IFNAME],
-    [...inNs, 'link', 'set', 'dev', SANDBOX_IFNAME, 'up'],
-    [...inNs, 'route', 'add', 'default', 'via', plan.subnet.gateway],
+    ['link', 'set', 'dev', a.hostVeth, 'type', 'bridge_slave', 'isolated', 'on'],
+    ['link', 'set', 'dev', a.hostVeth, 'up'],
     // A reused address has a new MAC: forget the old one rather than wait for the host's
     // neighbour entry to go stale (seconds of failed connections from the router).
-    [IP, 'neigh', 'flush', 'to', a.address, 'dev', plan.bridge],
+    ['neigh', 'flush', 'to', a.address, 'dev', plan.bridge],
+  ];
+  const sandbox = [
+    ['link', 'set', 'dev', 'lo', 'up'],
+    ['address', 'add', `${a.address}/${plan.subnet.prefix}`, 'dev', SANDBOX_IFNAME],
+    ['link', 'set', 'dev', SANDBOX_IFNAME, 'up'],
+    ['route', 'add', 'default', 'via', plan.subnet.gateway],
+  ];
+  const batch = (lines: string[][]) => `${lines.map((l) => l.join(' ')).join('\n')}\n`;
+  return [
+    { argv: [IP, '-batch', '-'], input: batch(host) },
+    { argv: [IP, '-n', a.netns, '-batch', '-'], input: batch(sandbox) },
   ];
 }
 

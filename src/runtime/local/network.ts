@@ -80,7 +80,7 @@ export class SandboxNetwork {
     });
     await removeNamespace(attachment);
     try {
-      for (const argv of attachCommands(this.plan, attachment)) await run(argv);
+      for (const { argv, input } of attachCommands(this.plan, attachment)) await run(argv, input);
     } catch (err) {
       await this.detach(kind, id).catch(() => {});
       throw err;
