@@ -57,6 +57,8 @@ export class IdleSleeper {
       .selectAll()
       .where('sleeping_since', 'is', null)
       .where('serving_release_id', 'is not', null)
+      // An app in the middle of a rollout is busy, not idle.
+      .whereRef('desired_release_id', '=', 'serving_release_id')
       .execute();
     const now = Date.now();
     for (const app of awake) {

@@ -115,6 +115,12 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
       if (app.serving_release_id === null) {
         throw new UserError('conflict', `'${app.name}' has no release that serves; deploy it first`);
       }
+      if (app.desired_release_id !== app.serving_release_id) {
+        throw new UserError(
+          'conflict',
+          `a release of '${app.name}' is on its way; put it to sleep once it serves`,
+        );
+      }
       const asleep = await sleepApp(db, actorOf(req.user, req.ip), app, 'petri apps sleep');
       ctx.nudge();
       return { app: await presentApp(db, config, asleep) };

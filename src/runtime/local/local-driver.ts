@@ -18,8 +18,9 @@
 // limits.diskMiB; instances and one-offs also get their /app on a loop-mounted image of that
 // size (app-disk.ts), which stays mounted while the control plane restarts.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, open, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { exec } from '../../lib/exec.js';
@@ -34,8 +35,8 @@ import type {
   TaskResult,
   TaskSpec,
 } from '../driver.js';
-import { makeAppDir } from './app-dir.js';
-import { createAppDisk, removeAppDisk } from './app-disk.js';
+import { type AppDirMethod, makeAppDir } from './app-dir.js';
+import { appImagePath, cloneAppDisk, createAppDisk, removeAppDisk, unmountAppDisk } from './app-disk.js';
 import { type Cgroups, type CgroupUsage, detectCgroups } from './cgroups.js';
 import { interactiveCommand, RUN_PREFIX, resizeArgv, terminalSize } from './interactive-args.js';
 import { SandboxNetwork } from './network.js';
@@ -85,6 +86,8 @@ export class LocalDriver implements RuntimeDriver {
   private cgroupsReady: Promise<Cgroups> | undefined;
   private readonly instancesDir: string;
   private readonly network: SandboxNetwork | undefined;
+  /** Templates being built, so two starts of one release build it once. */
+  private readonly templates = new Map<string, Promise<{ file: string; method: AppDirMethod }>>();
   private readonly seccompArch: SeccompArch;
 
   constructor(private readonly opts: LocalDriverOptions) {
@@ -134,9 +137,9 @@ export class LocalDriver implements RuntimeDriver {
     const t0 = Date.now();
     const [{ appDir, method, appDirMs }, , netns] = await Promise.all([
       (async () => {
-        const appDir = await createAppDisk(spec.workDir, diskMiB);
-        const method = await makeAppDir(spec.slugDir, appDir, spec.uid, spec.gid);
-        return { appDir, method, appDirMs: Date.now() - t0 };
+        const template = await this.appTemplate(spec, diskMiB);
+        const appDir = await cloneAppDisk(template.file, spec.workDir);
+        return { appDir, method: template.method, appDirMs: Date.now() - t0 };
       })(),
       cg.create(spec.id, spec.limits),
       this.attach('instance', spec.id),
@@ -233,6 +236,43 @@ export class LocalDriver implements RuntimeDriver {
     if (await cg.exists(id)) await this.stopCgroup(cg, id, graceMs);
     // Also when the cgroup is gone already: a start that failed halfway leaves a namespace.
     await this.network?.detach('instance', id);
+  }
+
+  /** A ready-made image of the release's /app (the slug copied in, its dirs the app's), one
+   * per slug, size and uid, built at the first start: every later start (a restart, a scale,
+   * a wake) clones it instead of copying the slug file by file. Slugs never change, so a
+   * template never goes stale. */
+  private appTemplate(spec: InstanceSpec, diskMiB: number): Promise<{ file: string; method: AppDirMethod }> {
+    const key = createHash('sha256')
+      .update(`${spec.slugDir}\0${diskMiB}\0${spec.uid}\0${spec.gid}`)
+      .digest('hex')
+      .slice(0, 24);
+    const file = path.join(this.opts.stateDir, 'app-templates', `${key}.img`);
+    const pending = this.templates.get(key);
+    if (pending) return pending;
+    if (existsSync(file)) return Promise.resolve({ file, method: 'copy' });
+    const build = (async () => {
+      // Built aside and renamed into place: a template that exists is a complete one.
+      const workDir = path.join(
+        this.opts.stateDir,
+        'app-templates',
+        `${key}.${randomBytes(4).toString('hex')}`,
+      );
+      try {
+        // Root's only: a template holds an app's code.
+        await mkdir(path.dirname(workDir), { recursive: true, mode: 0o700 });
+        const appDir = await createAppDisk(workDir, diskMiB);
+        const method = await makeAppDir(spec.slugDir, appDir, spec.uid, spec.gid);
+        await unmountAppDisk(workDir);
+        await rename(appImagePath(workDir), file);
+        return { file, method };
+      } finally {
+        await removeAppDisk(workDir).catch(() => {});
+        await rm(workDir, { recursive: true, force: true });
+      }
+    })().finally(() => this.templates.delete(key));
+    this.templates.set(key, build);
+    return build;
   }
 
   private async stopCgroup(cg: Cgroups, id: string, graceMs: number): Promise<void> {
