@@ -207,6 +207,7 @@ export async function startServer(
       await router.stop();
       await engines.stopServers();
       await driver.removeNetwork();
+      await driver.removeCgroupParent();
     },
   };
 }

@@ -241,3 +241,16 @@ test('removeFiles refuses paths that are not an instance dir', async () => {
   await world.driver.removeFiles({ id: 'x-1', workDir: path.dirname(marker) });
   assert.ok(!existsSync(marker));
 });
+
+test('removing the parent cgroup at shutdown leaves nothing behind, and keeps it while a sandbox runs', async () => {
+  const port = await freePort();
+  const spec = world.instanceSpec('parent-1', port);
+  await world.driver.start(spec);
+  const parent = `/sys/fs/cgroup/pids/${world.options.cgroupParent}`;
+  await world.driver.removeCgroupParent();
+  assert.ok(existsSync(parent), 'kept while an instance runs in it');
+  await world.driver.stop(spec.id, 2000);
+  await world.driver.removeFiles({ id: spec.id, workDir: spec.workDir });
+  await world.driver.removeCgroupParent();
+  assert.equal(existsSync(parent), false, 'gone once empty');
+});

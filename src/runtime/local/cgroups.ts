@@ -29,6 +29,8 @@ export interface Cgroups {
   usage(name: string): Promise<CgroupUsage>;
   /** Removes an empty cgroup; retries briefly while the kernel finishes emptying it. */
   remove(name: string): Promise<void>;
+  /** Removes the parent cgroup itself when nothing is left under it (platform shutdown). */
+  removeParent(): Promise<void>;
 }
 
 export interface CgroupOptions {
@@ -152,6 +154,10 @@ class CgroupsV2 implements Cgroups {
     return removeDirs([this.dir(name)]);
   }
 
+  removeParent(): Promise<void> {
+    return removeIfEmpty([this.parentDir]);
+  }
+
   private dir(name: string): string {
     return path.join(this.parentDir, name);
   }
@@ -232,6 +238,10 @@ class CgroupsV1 implements Cgroups {
     return removeDirs(this.dirs(name));
   }
 
+  removeParent(): Promise<void> {
+    return removeIfEmpty(this.dirs(''));
+  }
+
   private dirs(name: string): string[] {
     const mounts = [this.mounts.memory, this.mounts.cpu, this.mounts.pids, this.mounts.cpuacct];
     return [...new Set(mounts.filter((m): m is string => m !== undefined))].map((m) => this.dir(m, name));
@@ -264,6 +274,18 @@ async function removeDirs(dirs: string[]): Promise<void> {
       },
       { timeout: 5000, interval: 20, message: `cgroup ${dir} to be removable` },
     );
+  }
+}
+
+/** rmdir of each dir that has no cgroup left under it; one that still has is kept. */
+async function removeIfEmpty(dirs: string[]): Promise<void> {
+  for (const dir of dirs) {
+    try {
+      await rmdir(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'EBUSY' && code !== 'ENOTEMPTY') throw err;
+    }
   }
 }
 

@@ -119,6 +119,11 @@ export class LocalDriver implements RuntimeDriver {
     await this.network?.remove();
   }
 
+  /** Removes the parent cgroup once no sandbox is left in it (platform shutdown). */
+  async removeCgroupParent(): Promise<void> {
+    await (await this.cgroups()).removeParent();
+  }
+
   async start(spec: InstanceSpec): Promise<InstanceStatus> {
     assertValidId(spec.id);
     for (const p of [spec.slugDir, spec.workDir, spec.outputFile]) {
