@@ -119,9 +119,15 @@ export class LocalDriver implements RuntimeDriver {
     await this.network?.remove();
   }
 
-  /** Removes the parent cgroup once no sandbox is left in it (platform shutdown). */
+  /** Removes the parent cgroup once no sandbox is left in it (platform shutdown), with the
+   * empty cgroups of sandboxes nobody stopped (a build cut off by a crash of the control
+   * plane leaves its task's). */
   async removeCgroupParent(): Promise<void> {
-    await (await this.cgroups()).removeParent();
+    const cg = await this.cgroups();
+    for (const name of await cg.names()) {
+      if ((await cg.pids(name)).length === 0) await cg.remove(name).catch(() => {});
+    }
+    await cg.removeParent();
   }
 
   async start(spec: InstanceSpec): Promise<InstanceStatus> {
