@@ -10,7 +10,7 @@ import { addonVarNames } from './addon-vars.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
 import { readConfig, sealConfig } from './config-vars.js';
-import { assertNoReleaseInProgress, insertRelease } from './releases.js';
+import { assertNoReleaseInProgress, insertConfigRelease } from './releases.js';
 
 export type AddonType = Addon['type'];
 export const ADDON_TYPE_NAMES: readonly AddonType[] = ['postgres', 'mysql', 'redis'];
@@ -203,18 +203,7 @@ async function releaseWithAddonVar(
     if (pending) return null;
   }
   await assertNoReleaseInProgress(tx, app);
-  return insertRelease(tx, appId, user.id, {
-    kind: 'addon',
-    description,
-    deploy_id: null,
-    slug_dir: base.slug_dir,
-    process_types: base.process_types,
-    runtime_env: base.runtime_env,
-    config_sealed: sealed,
-    release_command: base.release_command,
-    health_path: base.health_path,
-    egress: base.egress,
-  });
+  return insertConfigRelease(tx, appId, user.id, base, { kind: 'addon', description, config_sealed: sealed });
 }
 
 /** The add-on's config vars: the URL, and Redis's key prefix (its `database`). */

@@ -7,7 +7,8 @@ import type { App, Release, User } from '../store/schema.js';
 import { addonVarNames } from './addon-vars.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
-import { assertNoReleaseInProgress, insertRelease } from './releases.js';
+import { assertNoReleaseInProgress, insertConfigRelease } from './releases.js';
+import { readConfig, sealConfig } from './sealed-config.js';
 
 const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Set by Petri for every process; the app cannot change them. */
@@ -34,13 +35,7 @@ export function validateConfigKey(key: string): void {
     );
 }
 
-export function readConfig(secrets: SecretBox, sealed: string): Record<string, string> {
-  return sealed === '' ? {} : (JSON.parse(secrets.open(sealed)) as Record<string, string>);
-}
-
-export function sealConfig(secrets: SecretBox, config: Record<string, string>): string {
-  return Object.keys(config).length === 0 ? '' : secrets.seal(JSON.stringify(config));
-}
+export { readConfig, sealConfig } from './sealed-config.js';
 
 /** Sets and unsets config vars; returns the new release, or null when the app has none yet
  * (the next deploy takes the config with it). */
@@ -83,17 +78,10 @@ export async function changeConfig(
       : undefined;
     if (!base) return null;
     await assertNoReleaseInProgress(tx, fresh);
-    return insertRelease(tx, app.id, user.id, {
+    return insertConfigRelease(tx, app.id, user.id, base, {
       kind: 'config',
       description: describeChange(Object.keys(set), unset),
-      deploy_id: null,
-      slug_dir: base.slug_dir,
-      process_types: base.process_types,
-      runtime_env: base.runtime_env,
       config_sealed: sealed,
-      release_command: base.release_command,
-      health_path: base.health_path,
-      egress: base.egress,
     });
   });
 }

@@ -9,6 +9,7 @@ import type { App, Release, ReleaseKind, User } from '../store/schema.js';
 import { addonVarNames } from './addon-vars.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
+import { readConfig, sealConfig } from './sealed-config.js';
 
 export type ReleaseFields = Pick<
   Release,
@@ -65,6 +66,26 @@ export async function insertRelease(
     .where('sleeping_since', 'is not', null)
     .execute();
   return release;
+}
+
+/** A new release of the same build with another config (a config or add-on change). */
+export function insertConfigRelease(
+  tx: Tx,
+  appId: number,
+  createdBy: number,
+  base: Release,
+  change: { kind: ReleaseKind; description: string; config_sealed: string },
+): Promise<Release> {
+  return insertRelease(tx, appId, createdBy, {
+    ...change,
+    deploy_id: null,
+    slug_dir: base.slug_dir,
+    process_types: base.process_types,
+    runtime_env: base.runtime_env,
+    release_command: base.release_command,
+    health_path: base.health_path,
+    egress: base.egress,
+  });
 }
 
 /** Config changes and rollbacks wait for nothing: they are refused while a release is on its way. */
@@ -246,13 +267,12 @@ async function withCurrentAddonVars(
     .select('config_sealed')
     .where('id', '=', appId)
     .executeTakeFirstOrThrow();
-  const open = (s: string) => (s === '' ? {} : (JSON.parse(secrets.open(s)) as Record<string, string>));
-  const current = open(app.config_sealed);
-  const config = open(sealed);
+  const current = readConfig(secrets, app.config_sealed);
+  const config = readConfig(secrets, sealed);
   for (const key of addons.flatMap(addonVarNames)) {
     const value = current[key];
     if (value === undefined) delete config[key];
     else config[key] = value;
   }
-  return Object.keys(config).length === 0 ? '' : secrets.seal(JSON.stringify(config));
+  return sealConfig(secrets, config);
 }

@@ -1,6 +1,6 @@
 // Facts about processes by pid, read from /proc. A pid alone is not an identity (pids are
 // reused), so an adopted process is recognised by its pid and its start time together.
-import { closeSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** The process's start time in clock ticks since boot, or undefined when it does not exist. */
 export function processStartTime(pid: number): number | undefined {
@@ -42,4 +42,31 @@ export function closeInheritedFds(): number[] {
     }
   }
   return closed;
+}
+
+/** The process's command name (/proc/PID/comm), or undefined when it does not exist. */
+export function processCommand(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process's working directory, or undefined when it does not exist. */
+export function processCwd(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** kill(2) that treats a process already gone as done. */
+export function sendSignal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
 }

@@ -1,11 +1,8 @@
 // The environment of an app's process: what the build decided (PATH, NODE_ENV ...), the
 // release's config vars, and what Petri promises every process (PORT, HOME ...).
+import { readConfig } from '../domain/sealed-config.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { App, Release } from '../store/schema.js';
-
-export function decryptConfig(secrets: SecretBox, sealed: string): Record<string, string> {
-  return sealed === '' ? {} : (JSON.parse(secrets.open(sealed)) as Record<string, string>);
-}
 
 export function instanceEnv(input: {
   secrets: SecretBox;
@@ -31,7 +28,7 @@ export function instanceEnv(input: {
   return {
     ...proxy,
     ...(JSON.parse(release.runtime_env) as Record<string, string>),
-    ...decryptConfig(input.secrets, release.config_sealed),
+    ...readConfig(input.secrets, release.config_sealed),
     // Petri's own names come last: config cannot override them (PETRI_ keys are refused).
     PORT: String(input.port),
     HOME: '/app',

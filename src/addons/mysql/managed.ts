@@ -10,10 +10,11 @@ import { createConnection, escape as escapeLiteral } from 'mysql2/promise';
 import { errorMessage } from '../../lib/errors.js';
 import { execOk } from '../../lib/exec.js';
 import { freePort } from '../../lib/ports.js';
-import { processStartTime } from '../../lib/process.js';
+import { processStartTime, sendSignal } from '../../lib/process.js';
 import { until } from '../../lib/until.js';
+import { systemUserIds, type UserIds } from '../managed-host.js';
+import { randomPassword } from '../names.js';
 import type { Endpoint, ManagedServer, ManagedServerOptions } from '../provider.js';
-import { randomPassword } from './provider.js';
 
 const MARIADBD = '/usr/sbin/mariadbd';
 const INSTALL_DB = 'mariadb-install-db';
@@ -50,10 +51,7 @@ interface State {
   initialized: boolean;
 }
 
-interface Owner {
-  uid: number;
-  gid: number;
-}
+type Owner = UserIds;
 
 export class ManagedMysql implements ManagedServer {
   readonly type = 'mysql' as const;
@@ -300,16 +298,7 @@ export class ManagedMysql implements ManagedServer {
 
   /** uid and gid of opts.user, looked up once. */
   private async ownerIds(): Promise<Owner> {
-    if (this.owner) return this.owner;
-    const id = async (flag: string) => {
-      const { stdout } = await execOk('id', [flag, this.opts.user], { timeoutMs: 5000 }).catch(() => {
-        throw new Error(
-          `system user '${this.opts.user}' does not exist: create it (useradd --system ${this.opts.user}) or configure another user for managed add-ons`,
-        );
-      });
-      return Number(stdout.trim());
-    };
-    this.owner = { uid: await id('-u'), gid: await id('-g') };
+    this.owner ??= await systemUserIds(this.opts.user, 'mysql');
     return this.owner;
   }
 
@@ -369,20 +358,12 @@ async function terminate(pid: number, grace: number): Promise<void> {
   const started = processStartTime(pid);
   if (started === undefined) return;
   const gone = () => processStartTime(pid) !== started;
-  signal(pid, grace > 0 ? 'SIGTERM' : 'SIGKILL');
+  sendSignal(pid, grace > 0 ? 'SIGTERM' : 'SIGKILL');
   const stopped = await until(gone, { timeout: grace }).then(
     () => true,
     () => false,
   );
   if (stopped) return;
-  signal(pid, 'SIGKILL');
+  sendSignal(pid, 'SIGKILL');
   await until(gone, { timeout: 5000, message: `MariaDB (pid ${pid}) to die after SIGKILL` });
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch {
-    // already gone
-  }
 }

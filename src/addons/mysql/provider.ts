@@ -1,8 +1,3 @@
-// The MariaDB provider: one database per add-on and two logins (slots a and b) that may use
-// only it. Admin work goes through a small mysql2 pool; dumps and restores through the host's
-// mariadb-dump and mariadb clients, with the admin password in a temporary option file so it
-// never shows on a command line.
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +8,7 @@ import { createPool, escapeId, escape as escapeLiteral, type Pool, type RowDataP
 import { errorMessage } from '../../lib/errors.js';
 import { ExecError, execOk } from '../../lib/exec.js';
 import { until } from '../../lib/until.js';
+import { checkEnvVar, checkResource, randomPassword } from '../names.js';
 import {
   type AddonCredentials,
   type AddonProvider,
@@ -22,8 +18,6 @@ import {
   type LoginSlot,
 } from '../provider.js';
 
-const RESOURCE = /^[a-z][a-z0-9_]{0,40}$/;
-const ENV_VAR = /^[A-Z_][A-Z0-9_]*$/;
 const CHARSET = 'utf8mb4';
 const COLLATION = 'utf8mb4_unicode_ci';
 /** Enough for an app's pool and a console; a runaway app cannot take the whole server. */
@@ -80,7 +74,7 @@ class MysqlProvider implements AddonProvider {
   }
 
   async provision(resource: string): Promise<AddonCredentials> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'mysql');
     // Undo only what this call made: a database or login that was already there belongs to
     // someone else, and removing it would turn a refused provision into data loss.
     const undo: Array<() => Promise<void>> = [];
@@ -99,7 +93,7 @@ class MysqlProvider implements AddonProvider {
   }
 
   async createLogin(resource: string, slot: LoginSlot): Promise<AddonCredentials> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'mysql');
     await this.requireDatabase(r);
     const creds = login(r, checkSlot(slot));
     const user = account(creds.user);
@@ -116,7 +110,7 @@ class MysqlProvider implements AddonProvider {
   }
 
   async revokeLogin(resource: string, slot: LoginSlot): Promise<void> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'mysql');
     const user = loginName(r, checkSlot(slot));
     // Locked rather than dropped: views, triggers and routines the login created have it as
     // DEFINER and stop working once it is gone, while a locked definer still runs them.
@@ -127,7 +121,7 @@ class MysqlProvider implements AddonProvider {
   }
 
   async deprovision(resource: string): Promise<void> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'mysql');
     const users = [loginName(r, 'a'), loginName(r, 'b')];
     // Lock first so nothing reconnects between the kill and the drop; DROP USER alone
     // leaves open sessions running.
@@ -138,7 +132,7 @@ class MysqlProvider implements AddonProvider {
   }
 
   async backup(resource: string, file: string): Promise<void> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'mysql');
     await this.requireDatabase(r);
     const partial = `${file}.partial`;
     await this.withOptionFile(async (options) => {
@@ -170,7 +164,7 @@ class MysqlProvider implements AddonProvider {
   }
 
   async restore(resource: string, file: string): Promise<void> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'mysql');
     await stat(file).catch((err: unknown) => {
       throw new Error(`cannot restore ${r}: no dump at ${file} (${errorMessage(err)})`);
     });
@@ -194,7 +188,7 @@ class MysqlProvider implements AddonProvider {
   }
 
   async usage(resource: string): Promise<AddonUsage> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'mysql');
     const [size] = await this.query(
       'SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS bytes FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
       [r],
@@ -214,9 +208,7 @@ class MysqlProvider implements AddonProvider {
   }
 
   shellCommand(envVar: string): string[] {
-    if (!ENV_VAR.test(envVar)) {
-      throw new Error(`environment variable name must match ${ENV_VAR.source}, got '${envVar}'`);
-    }
+    checkEnvVar(envVar);
     return ['/bin/sh', '-c', clientScript(envVar)];
   }
 
@@ -441,13 +433,6 @@ function parseAdminUrl(adminUrl: string): Admin {
   };
 }
 
-function checkResource(resource: string): string {
-  if (!RESOURCE.test(resource)) {
-    throw new Error(`add-on resource name must match ${RESOURCE.source}, got '${resource}'`);
-  }
-  return resource;
-}
-
 function checkSlot(slot: LoginSlot): LoginSlot {
   if (slot !== 'a' && slot !== 'b') throw new Error(`login slot must be 'a' or 'b', got '${String(slot)}'`);
   return slot;
@@ -483,20 +468,6 @@ function redactStatement(err: unknown): void {
 function sqlCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
-}
-
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
-/** 32 random alphanumerics (~190 bits): safe in URLs, option files and SQL literals alike. */
-export function randomPassword(length = 32): string {
-  let out = '';
-  while (out.length < length) {
-    for (const byte of randomBytes(length)) {
-      // 248 = 4 × 62: dropping the bytes above keeps every character equally likely.
-      if (byte < 248 && out.length < length) out += ALPHABET.charAt(byte % ALPHABET.length);
-    }
-  }
-  return out;
 }
 
 /** A [client] option file (mode 0600) with the admin login, for --defaults-extra-file. */

@@ -3,7 +3,7 @@
 // socket) and server.log. It runs in its own session, so it outlives the control plane.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import {
   chmod,
   chown,
@@ -20,14 +20,20 @@ import path from 'node:path';
 import pg from 'pg';
 import { errorMessage } from '../../lib/errors.js';
 import { execOk } from '../../lib/exec.js';
-import { freePort } from '../../lib/ports.js';
-import { processStartTime } from '../../lib/process.js';
+import { processCommand, processCwd, processStartTime, sendSignal } from '../../lib/process.js';
 import { until } from '../../lib/until.js';
+import {
+  HOST,
+  loadServerState,
+  type ServerState,
+  stopServerProcess,
+  systemUserIds,
+  type UserIds,
+} from '../managed-host.js';
 import type { Endpoint, ManagedServer, ManagedServerOptions } from '../provider.js';
 import { postgresBinary } from './provider.js';
 
 const ADMIN_USER = 'petri_admin';
-const HOST = '127.0.0.1';
 /** Crash recovery after a kill -9 replays WAL before the server accepts logins. */
 const START_TIMEOUT_MS = 30_000;
 /** A fast shutdown aborts transactions and checkpoints; a busy server may take a while. */
@@ -37,24 +43,13 @@ const ORPHANS_TIMEOUT_MS = 10_000;
 /** server.log is moved aside at start when bigger than this (it has no other rotation). */
 const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
 
-interface State {
-  port: number;
-  adminPassword: string;
-}
-
-interface UserIds {
-  uid: number;
-  gid: number;
-}
-
 export class ManagedPostgres implements ManagedServer {
   readonly type = 'postgres' as const;
   private readonly dir: string;
   private readonly dataDir: string;
   private readonly runDir: string;
   private readonly logFile: string;
-  private readonly stateFile: string;
-  private cachedState: State | undefined;
+  private cachedState: ServerState | undefined;
   private cachedIds: Promise<UserIds> | undefined;
   private starting: Promise<string> | undefined;
 
@@ -63,7 +58,6 @@ export class ManagedPostgres implements ManagedServer {
     this.dataDir = path.join(this.dir, 'data');
     this.runDir = path.join(this.dir, 'run');
     this.logFile = path.join(this.dir, 'server.log');
-    this.stateFile = path.join(this.dir, 'state.json');
   }
 
   async endpoint(): Promise<Endpoint> {
@@ -116,71 +110,21 @@ export class ManagedPostgres implements ManagedServer {
 
   async stop(): Promise<void> {
     const postmaster = await this.postmaster();
-    if (postmaster) {
-      const gone = () => processStartTime(postmaster.pid) !== postmaster.startTime;
-      // SIGINT is PostgreSQL's fast shutdown: sessions are ended, data is checkpointed.
-      signal(postmaster.pid, 'SIGINT');
-      try {
-        await until(gone, { timeout: STOP_TIMEOUT_MS, message: `postgres in ${this.dir} to stop` });
-      } catch {
-        signal(postmaster.pid, 'SIGKILL');
-        await until(gone, { timeout: 5000, message: `postgres in ${this.dir} to die after SIGKILL` });
-      }
-    }
+    // SIGINT is PostgreSQL's fast shutdown: sessions are ended, data is checkpointed.
+    if (postmaster) await stopServerProcess(postmaster, 'SIGINT', STOP_TIMEOUT_MS, `postgres in ${this.dir}`);
     await this.waitForOrphans();
   }
 
-  /** The port and admin password, chosen on first use and kept in state.json (mode 0600). */
-  private async state(): Promise<State> {
-    if (this.cachedState && (this.opts.port === undefined || this.opts.port === this.cachedState.port)) {
-      return this.cachedState;
-    }
-    await mkdir(this.dir, { recursive: true, mode: 0o711 });
-    let state = await this.readState();
-    if (!state || (this.opts.port !== undefined && this.opts.port !== state.port)) {
-      state = {
-        port: this.opts.port ?? (await freePort(HOST)),
-        adminPassword: state?.adminPassword ?? randomBytes(24).toString('hex'),
-      };
-      const partial = `${this.stateFile}.partial`;
-      await writeFile(partial, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-      await rename(partial, this.stateFile);
-    }
-    this.cachedState = state;
-    return state;
-  }
-
-  private async readState(): Promise<State | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.stateFile, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    const parsed: unknown = JSON.parse(text);
-    const { port, adminPassword } = (parsed ?? {}) as Partial<State>;
-    if (!Number.isInteger(port) || typeof adminPassword !== 'string' || !adminPassword) {
-      throw new Error(
-        `${this.stateFile} is damaged (needs a port and an adminPassword); restore it from a backup`,
-      );
-    }
-    return { port: port as number, adminPassword };
+  private async state(): Promise<ServerState> {
+    this.cachedState ??= await loadServerState(this.dir, this.opts.port);
+    return this.cachedState;
   }
 
   private userIds(): Promise<UserIds> {
-    this.cachedIds ??= (async () => {
-      const user = this.opts.user;
-      try {
-        const uid = Number((await execOk('id', ['-u', user], { timeoutMs: 5000 })).stdout.trim());
-        const gid = Number((await execOk('id', ['-g', user], { timeoutMs: 5000 })).stdout.trim());
-        return { uid, gid };
-      } catch (err) {
-        throw new Error(
-          `system user ${user} for postgres was not found (${errorMessage(err)}): create it (the install script does) or configure another`,
-        );
-      }
-    })();
+    this.cachedIds ??= systemUserIds(this.opts.user, 'postgres').catch((err: unknown) => {
+      this.cachedIds = undefined;
+      throw err;
+    });
     return this.cachedIds;
   }
 
@@ -195,7 +139,7 @@ export class ManagedPostgres implements ManagedServer {
     }
   }
 
-  private async initdb(state: State, ids: UserIds): Promise<void> {
+  private async initdb(state: ServerState, ids: UserIds): Promise<void> {
     // No PG_VERSION means initdb never finished here (it writes that file early, but a
     // half-written directory is useless either way) and initdb refuses a non-empty one.
     for (const entry of await readdir(this.dataDir)) {
@@ -231,7 +175,7 @@ export class ManagedPostgres implements ManagedServer {
 
   /** Settings in petri.conf (included from postgresql.conf) and pg_hba.conf, rewritten at
    * each start so a change of port or policy takes effect. */
-  private async writeConfig(state: State, ids: UserIds): Promise<void> {
+  private async writeConfig(state: ServerState, ids: UserIds): Promise<void> {
     const mainConf = path.join(this.dataDir, 'postgresql.conf');
     const include = "include = 'petri.conf'";
     const main = await readFile(mainConf, 'utf8');
@@ -356,7 +300,7 @@ export class ManagedPostgres implements ManagedServer {
         message: `old postgres processes in ${dataDir} to exit`,
       });
     } catch {
-      for (const pid of processesIn(dataDir)) signal(pid, 'SIGKILL');
+      for (const pid of processesIn(dataDir)) sendSignal(pid, 'SIGKILL');
       await until(none, { timeout: 5000, message: `old postgres processes in ${dataDir} to die` });
     }
   }
@@ -379,7 +323,7 @@ export class ManagedPostgres implements ManagedServer {
   }
 }
 
-function adminUrl(state: State): string {
+function adminUrl(state: ServerState): string {
   return `postgres://${ADMIN_USER}:${encodeURIComponent(state.adminPassword)}@${HOST}:${state.port}/postgres`;
 }
 
@@ -405,23 +349,6 @@ function confString(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
-function processCommand(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
-/** PostgreSQL processes work in their data directory, which tells ours from any other. */
-function processCwd(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/cwd`);
-  } catch {
-    return undefined;
-  }
-}
-
 function allPids(): number[] {
   return readdirSync('/proc')
     .filter((name) => /^\d+$/.test(name))
@@ -434,15 +361,6 @@ function processesIn(dir: string): number[] {
     (pid) =>
       processCwd(pid) === dir && processCommand(pid) === 'postgres' && processStartTime(pid) !== undefined,
   );
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch (err) {
-    // Gone meanwhile: that is what the caller wants.
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-  }
 }
 
 class PostmasterExitedError extends Error {}

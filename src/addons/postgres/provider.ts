@@ -10,6 +10,7 @@ import pg from 'pg';
 import { errorMessage } from '../../lib/errors.js';
 import { execOk } from '../../lib/exec.js';
 import { until } from '../../lib/until.js';
+import { checkEnvVar, checkResource, randomPassword } from '../names.js';
 import {
   type AddonCredentials,
   type AddonProvider,
@@ -19,8 +20,6 @@ import {
   type LoginSlot,
 } from '../provider.js';
 
-const RESOURCE_NAME = /^[a-z][a-z0-9_]{0,40}$/;
-const ENV_VAR_NAME = /^[A-Z_][A-Z0-9_]*$/;
 const SLOTS: readonly LoginSlot[] = ['a', 'b'];
 /** Enough for an app's pool and a shell, low enough that one add-on cannot take every slot. */
 const LOGIN_CONNECTION_LIMIT = 50;
@@ -231,9 +230,7 @@ class PostgresProvider implements AddonProvider {
   }
 
   shellCommand(envVar: string): string[] {
-    if (!ENV_VAR_NAME.test(envVar)) {
-      throw new Error(`environment variable name must match ${ENV_VAR_NAME.source}, got '${envVar}'`);
-    }
+    checkEnvVar(envVar);
     return ['/bin/sh', '-c', `exec psql "$${envVar}"`];
   }
 
@@ -519,9 +516,7 @@ function clientConfig(target: AdminTarget, database: string): pg.ClientConfig {
 }
 
 function addonNames(resource: string): AddonNames {
-  if (!RESOURCE_NAME.test(resource)) {
-    throw new Error(`postgres add-on name must match ${RESOURCE_NAME.source}, got '${resource}'`);
-  }
+  checkResource(resource, 'postgres');
   return { resource, owner: resource, logins: { a: `${resource}_a`, b: `${resource}_b` } };
 }
 
@@ -550,11 +545,6 @@ function isConnectionError(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   if (code && NETWORK_ERRORS.has(code)) return true;
   return /Connection terminated|timeout/i.test(err.message);
-}
-
-/** URL-safe, no characters a shell or a connection string would need quoted. */
-function randomPassword(): string {
-  return randomBytes(24).toString('hex');
 }
 
 /** The SCRAM-SHA-256 verifier PostgreSQL stores (RFC 5802/7677), computed here so the

@@ -3,37 +3,32 @@
 // and the aclfile of users), run/ (pid file) and server.log. It runs in its own session, so
 // it outlives the control plane, and the next start adopts it.
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, realpath, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { errorMessage } from '../../lib/errors.js';
-import { execOk } from '../../lib/exec.js';
-import { freePort } from '../../lib/ports.js';
-import { processStartTime } from '../../lib/process.js';
+import { processCommand, processCwd, processStartTime } from '../../lib/process.js';
 import { until } from '../../lib/until.js';
+import {
+  HOST,
+  loadServerState,
+  type ServerState,
+  stopServerProcess,
+  systemUserIds,
+  type UserIds,
+} from '../managed-host.js';
 import type { Endpoint, ManagedServer, ManagedServerOptions } from '../provider.js';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 const ADMIN_USER = 'petri_admin';
-const HOST = '127.0.0.1';
 /** Loading a large append-only file after a crash takes a while before logins work. */
 const START_TIMEOUT_MS = 15_000;
 /** On SIGTERM Redis flushes the append-only file and exits; that is quick. */
 const STOP_TIMEOUT_MS = 15_000;
 /** server.log is moved aside at start when bigger than this (it has no other rotation). */
 const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
-
-interface State {
-  port: number;
-  adminPassword: string;
-}
-
-interface UserIds {
-  uid: number;
-  gid: number;
-}
 
 interface ServerProcess {
   pid: number;
@@ -49,8 +44,7 @@ export class ManagedRedis implements ManagedServer {
   private readonly aclFile: string;
   private readonly pidFile: string;
   private readonly logFile: string;
-  private readonly stateFile: string;
-  private cachedState: State | undefined;
+  private cachedState: ServerState | undefined;
   private cachedIds: Promise<UserIds> | undefined;
 
   constructor(private readonly opts: ManagedServerOptions) {
@@ -61,7 +55,6 @@ export class ManagedRedis implements ManagedServer {
     this.aclFile = path.join(this.dataDir, 'users.acl');
     this.pidFile = path.join(this.runDir, 'redis.pid');
     this.logFile = path.join(this.dir, 'server.log');
-    this.stateFile = path.join(this.dir, 'state.json');
   }
 
   async endpoint(): Promise<Endpoint> {
@@ -107,73 +100,20 @@ export class ManagedRedis implements ManagedServer {
 
   async stop(): Promise<void> {
     const server = await this.server();
-    if (!server) return;
-    const gone = () => processStartTime(server.pid) !== server.startTime;
     // SIGTERM is Redis's clean shutdown: it flushes the append-only file and removes the pid file.
-    signal(server.pid, 'SIGTERM');
-    try {
-      await until(gone, { timeout: STOP_TIMEOUT_MS, message: `redis in ${this.dir} to stop` });
-    } catch {
-      signal(server.pid, 'SIGKILL');
-      await until(gone, { timeout: 5000, message: `redis in ${this.dir} to die after SIGKILL` });
-    }
+    if (server) await stopServerProcess(server, 'SIGTERM', STOP_TIMEOUT_MS, `redis in ${this.dir}`);
   }
 
-  /** The port and admin password, chosen on first use and kept in state.json (mode 0600). */
-  private async state(): Promise<State> {
-    if (this.cachedState && (this.opts.port === undefined || this.opts.port === this.cachedState.port)) {
-      return this.cachedState;
-    }
-    await mkdir(this.dir, { recursive: true, mode: 0o711 });
-    let state = await this.readState();
-    if (!state || (this.opts.port !== undefined && this.opts.port !== state.port)) {
-      state = {
-        port: this.opts.port ?? (await freePort(HOST)),
-        adminPassword: state?.adminPassword ?? randomBytes(24).toString('hex'),
-      };
-      const partial = `${this.stateFile}.partial`;
-      await writeFile(partial, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-      await rename(partial, this.stateFile);
-    }
-    this.cachedState = state;
-    return state;
-  }
-
-  private async readState(): Promise<State | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.stateFile, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    const { port, adminPassword } = ((JSON.parse(text) as unknown) ?? {}) as Partial<State>;
-    if (
-      !Number.isInteger(port) ||
-      typeof adminPassword !== 'string' ||
-      !/^[0-9a-f]{32,}$/.test(adminPassword)
-    ) {
-      throw new Error(
-        `${this.stateFile} is damaged (needs a port and a hex adminPassword); restore it from a backup`,
-      );
-    }
-    return { port: port as number, adminPassword };
+  private async state(): Promise<ServerState> {
+    this.cachedState ??= await loadServerState(this.dir, this.opts.port);
+    return this.cachedState;
   }
 
   private userIds(): Promise<UserIds> {
-    this.cachedIds ??= (async () => {
-      const user = this.opts.user;
-      try {
-        const uid = Number((await execOk('id', ['-u', user], { timeoutMs: 5000 })).stdout.trim());
-        const gid = Number((await execOk('id', ['-g', user], { timeoutMs: 5000 })).stdout.trim());
-        return { uid, gid };
-      } catch (err) {
-        this.cachedIds = undefined;
-        throw new Error(
-          `system user ${user} for redis was not found (${errorMessage(err)}): create it (the install script does) or configure another`,
-        );
-      }
-    })();
+    this.cachedIds ??= systemUserIds(this.opts.user, 'redis').catch((err: unknown) => {
+      this.cachedIds = undefined;
+      throw err;
+    });
     return this.cachedIds;
   }
 
@@ -197,7 +137,7 @@ export class ManagedRedis implements ManagedServer {
    * log in as it; yet it keeps every right, because Redis 7.0 replays the append-only file as
    * the default user and checks its rights at each EXEC: without them, every MULTI/EXEC
    * (and every script, which is written as one) would be dropped when the server restarts. */
-  private async writeAclFile(state: State, ids: UserIds): Promise<void> {
+  private async writeAclFile(state: ServerState, ids: UserIds): Promise<void> {
     let existing = '';
     try {
       existing = await readFile(this.aclFile, 'utf8');
@@ -264,7 +204,7 @@ export class ManagedRedis implements ManagedServer {
   }
 
   /** Resolves when the admin login works; fails fast with the log's tail if the server exits. */
-  private async waitForLogin(state: State, exited: Promise<string> | undefined): Promise<void> {
+  private async waitForLogin(state: ServerState, exited: Promise<string> | undefined): Promise<void> {
     let exit: string | undefined;
     void exited?.then((why) => {
       exit = why;
@@ -334,11 +274,11 @@ export function renderConfig(dataDir: string, pidFile: string, aclFile: string, 
   ];
 }
 
-function adminUrl(state: State): string {
+function adminUrl(state: ServerState): string {
   return `redis://${ADMIN_USER}:${encodeURIComponent(state.adminPassword)}@${HOST}:${state.port}`;
 }
 
-async function tryLogin(state: State): Promise<void> {
+async function tryLogin(state: ServerState): Promise<void> {
   let lastError: unknown;
   const client = new Redis({
     host: HOST,
@@ -382,22 +322,6 @@ function confString(value: string): string {
   return `"${value}"`;
 }
 
-function processCommand(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
-function processCwd(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/cwd`);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Redis names its process `redis-server 127.0.0.1:<port>`. */
 function listeningPort(pid: number): number | undefined {
   try {
@@ -418,14 +342,5 @@ function childrenOf(pid: number): number[] {
       .map(Number);
   } catch {
     return [];
-  }
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch (err) {
-    // Gone meanwhile: that is what the caller wants.
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
 }

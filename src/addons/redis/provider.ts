@@ -1,10 +1,7 @@
-// Redis add-ons: each add-on is a key prefix `<resource>:` on a shared server, guarded by one
-// ACL user per login slot whose key and channel patterns cover only that prefix. Backups are
-// RESTORE commands in the Redis protocol, the mass-insertion format `redis-cli --pipe` loads.
-import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { type ChainableCommander, Redis } from 'ioredis';
+import { checkEnvVar, checkResource, isResourceName, randomPassword } from '../names.js';
 import {
   type AddonCredentials,
   type AddonProvider,
@@ -14,8 +11,6 @@ import {
   type LoginSlot,
 } from '../provider.js';
 
-const RESOURCE = /^[a-z][a-z0-9_]{0,40}$/;
-const ENV_VAR = /^[A-Z_][A-Z0-9_]*$/;
 const SLOTS: readonly LoginSlot[] = ['a', 'b'];
 /** A refused or black-holed server should fail a request in seconds, not hang a reconciler. */
 const CONNECT_TIMEOUT_MS = 3000;
@@ -106,18 +101,6 @@ function loginName(resource: string, slot: LoginSlot): string {
   return `${resource}_${slot}`;
 }
 
-/** 48 hex digits: 192 random bits, and nothing a URL or a shell needs to escape. */
-function newPassword(): string {
-  return randomBytes(24).toString('hex');
-}
-
-function checkResource(resource: string): string {
-  if (!RESOURCE.test(resource)) {
-    throw new Error(`redis add-on name must match ${RESOURCE.source}, got '${resource}'`);
-  }
-  return resource;
-}
-
 interface AdminTarget {
   host: string;
   port: number;
@@ -164,7 +147,7 @@ class RedisProvider implements AddonProvider {
   }
 
   async provision(resource: string): Promise<AddonCredentials> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'redis');
     return this.run(async (admin) => {
       for (const slot of SLOTS) {
         const user = loginName(r, slot);
@@ -186,7 +169,7 @@ class RedisProvider implements AddonProvider {
   }
 
   async createLogin(resource: string, slot: LoginSlot): Promise<AddonCredentials> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'redis');
     return this.run(async (admin) => {
       const creds = await this.setLogin(admin, r, slot);
       await this.saveAcl(admin);
@@ -195,13 +178,13 @@ class RedisProvider implements AddonProvider {
   }
 
   async revokeLogin(resource: string, slot: LoginSlot): Promise<void> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'redis');
     // DELUSER rather than `off`: it also closes the user's open connections.
     await this.run((admin) => this.dropLogins(admin, [loginName(r, slot)]));
   }
 
   async deprovision(resource: string): Promise<void> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'redis');
     await this.run(async (admin) => {
       // Users first, so no session adds keys while they are being deleted.
       await this.dropLogins(
@@ -216,7 +199,7 @@ class RedisProvider implements AddonProvider {
    * `RESTORE <key> <ttl> <DUMP payload> REPLACE`, each an array of bulk strings. The TTL is
    * the milliseconds the key had left at backup time (0: none), counted again from restore. */
   async backup(resource: string, file: string): Promise<void> {
-    const prefix = keyPrefix(checkResource(resource));
+    const prefix = keyPrefix(checkResource(resource, 'redis'));
     const partial = `${file}.partial`;
     const out = await open(partial, 'w', 0o600);
     try {
@@ -235,7 +218,7 @@ class RedisProvider implements AddonProvider {
   }
 
   async restore(resource: string, file: string): Promise<void> {
-    const prefix = Buffer.from(keyPrefix(checkResource(resource)));
+    const prefix = Buffer.from(keyPrefix(checkResource(resource, 'redis')));
     // Read the whole file once before deleting anything: a damaged dump must not cost the data.
     await checkBackup(file);
     await this.run(async (admin) => {
@@ -253,7 +236,7 @@ class RedisProvider implements AddonProvider {
   }
 
   async usage(resource: string): Promise<AddonUsage> {
-    const r = checkResource(resource);
+    const r = checkResource(resource, 'redis');
     return this.run(async (admin) => {
       let bytes = 0;
       for await (const keys of scanKeys(admin, keyPrefix(r))) {
@@ -275,9 +258,7 @@ class RedisProvider implements AddonProvider {
   }
 
   shellCommand(envVar: string): string[] {
-    if (!ENV_VAR.test(envVar)) {
-      throw new Error(`environment variable name must match ${ENV_VAR.source}, got '${envVar}'`);
-    }
+    checkEnvVar(envVar);
     // The URL stays in the environment, out of argv (which other users of the host can read).
     return ['/bin/sh', '-c', `exec redis-cli --no-auth-warning -u "$${envVar}"`];
   }
@@ -292,7 +273,7 @@ class RedisProvider implements AddonProvider {
 
   private async setLogin(admin: Redis, resource: string, slot: LoginSlot): Promise<AddonCredentials> {
     const user = loginName(resource, slot);
-    const password = newPassword();
+    const password = randomPassword();
     await admin.call('ACL', 'SETUSER', user, ...loginRules(resource, password));
     return { user, password, database: keyPrefix(resource) };
   }
@@ -527,7 +508,7 @@ function parseHeader(args: Buffer[], file: string): Buffer {
   const [command, text] = args;
   const header = args.length === 2 && command?.toString() === 'ECHO' ? text?.toString() : undefined;
   const prefix = header?.startsWith(HEADER) ? header.slice(HEADER.length) : undefined;
-  if (prefix === undefined || !RESOURCE.test(prefix.slice(0, -1)) || !prefix.endsWith(':')) {
+  if (prefix === undefined || !isResourceName(prefix.slice(0, -1)) || !prefix.endsWith(':')) {
     throw notABackup(file, 'it does not start with the petri-backup header');
   }
   return Buffer.from(prefix);
