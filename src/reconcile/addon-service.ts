@@ -142,21 +142,28 @@ export class AddonService {
    * app) if one of them cannot be backed up. */
   async destroyAllOf(user: User, app: App, ip?: string): Promise<void> {
     const addons = await listAddons(this.deps.db, app);
-    // Every final backup first: if one cannot be taken, nothing is purged and the app stays.
-    const backups = new Map<number, AddonBackup>();
-    for (const a of addons) {
-      backups.set(
-        a.id,
-        await this.locked(a.id, async () =>
-          this.finalBackup(user, await this.fresh(a.id, ['ready', 'destroying'])),
-        ),
-      );
-    }
-    for (const a of addons) {
-      await this.locked(a.id, async () => {
-        const addon = await this.fresh(a.id, ['ready', 'destroying']);
-        await this.purge(user, addon, backups.get(a.id) as AddonBackup, ip, false);
-      });
+    // Busy from the first backup to the last purge: between the two rounds an add-on is
+    // 'destroying' and unlocked, and upkeep must not take it for a destroy a crash cut off.
+    for (const a of addons) this.hold(a.id, +1);
+    try {
+      // Every final backup first: if one cannot be taken, nothing is purged and the app stays.
+      const backups = new Map<number, AddonBackup>();
+      for (const a of addons) {
+        backups.set(
+          a.id,
+          await this.locked(a.id, async () =>
+            this.finalBackup(user, await this.fresh(a.id, ['ready', 'destroying'])),
+          ),
+        );
+      }
+      for (const a of addons) {
+        await this.locked(a.id, async () => {
+          const addon = await this.fresh(a.id, ['ready', 'destroying']);
+          await this.purge(user, addon, backups.get(a.id) as AddonBackup, ip, false);
+        });
+      }
+    } finally {
+      for (const a of addons) this.hold(a.id, -1);
     }
   }
 
@@ -326,10 +333,18 @@ export class AddonService {
   /** Upkeep: finishes a destroy cut off by a crash, or removes a provisioning cut off by one. */
   async resume(addonId: number, user: User): Promise<void> {
     await this.locked(addonId, async () => {
+      // Someone else in this process holds it (an app destroy between its rounds): theirs.
+      if ((this.pending.get(addonId) ?? 0) > 1) return;
       const addon = await this.fresh(addonId);
       if (addon.status === 'provisioning') await this.forget(await this.provider(addon.type), addon);
       if (addon.status === 'destroying') await this.purge(user, addon, await this.finalBackup(user, addon));
     });
+  }
+
+  private hold(addonId: number, delta: 1 | -1): void {
+    const count = (this.pending.get(addonId) ?? 0) + delta;
+    if (count > 0) this.pending.set(addonId, count);
+    else this.pending.delete(addonId);
   }
 
   /** Whether an operation on the add-on is running or waiting in this process. */
@@ -339,16 +354,12 @@ export class AddonService {
 
   locked<T>(addonId: number, fn: () => Promise<T>): Promise<T> {
     // Counted from the call, not from the start: upkeep must see an operation that waits.
-    this.pending.set(addonId, (this.pending.get(addonId) ?? 0) + 1);
+    this.hold(addonId, +1);
     const previous = this.locks.get(addonId) ?? Promise.resolve();
     const run = previous
       .catch(() => {})
       .then(fn)
-      .finally(() => {
-        const left = (this.pending.get(addonId) ?? 1) - 1;
-        if (left > 0) this.pending.set(addonId, left);
-        else this.pending.delete(addonId);
-      });
+      .finally(() => this.hold(addonId, -1));
     const tail = run.catch(() => {});
     this.locks.set(addonId, tail);
     void tail.then(() => {
