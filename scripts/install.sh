@@ -36,6 +36,9 @@ npm ci --no-audit --no-fund
 
 echo "==> build"
 npm run build --silent
+# `petri` on the PATH: a link to this checkout's build, so a rebuild is picked up as is.
+chmod 0755 dist/main.js
+ln -sfn "$PWD/dist/main.js" /usr/local/bin/petri
 
 if [[ "$start" == 1 ]]; then
   mkdir -p .petri
@@ -52,5 +55,5 @@ if [[ "$start" == 1 ]]; then
     done
     tail -n 3 .petri/server.log
   fi
-  echo "==> log in with: npx petri login --url http://127.0.0.1:7070 --token \$(cat .petri/admin.token)"
+  echo "==> log in with: petri login --url http://127.0.0.1:7070 --token \$(cat .petri/admin.token)"
 fi
