@@ -8,7 +8,7 @@ import { pythonDetector } from './detect-python.js';
 import { staticDetector } from './detect-static.js';
 import { readManifest } from './manifest.js';
 import type { BuildPlan, StackDetector } from './plan.js';
-import { parseProcfile } from './procfile.js';
+import { checkProcessTypes, parseProcfile } from './procfile.js';
 
 export const DETECTORS: StackDetector[] = [nodeDetector, pythonDetector, staticDetector];
 
@@ -30,6 +30,8 @@ export async function planBuild(sourceDir: string, detectors = DETECTORS): Promi
     plan = { stack: 'procfile', steps: [], processTypes: {}, env: { PATH: '/usr/local/bin:/usr/bin:/bin' } };
   }
   plan.processTypes = { ...plan.processTypes, ...declared };
+  // Whoever declared them (a Procfile, a detector): names and count are checked once here.
+  checkProcessTypes(plan.processTypes);
   // A release phase command runs once per release, not as a long-running process.
   if (plan.processTypes.release) plan.releaseCommand = plan.processTypes.release;
   delete plan.processTypes.release;
