@@ -1,5 +1,6 @@
 // The formation: how many instances of each process type should run, and the restart
 // generation of each type (a restart makes new instances replace the old ones).
+import type { Ceilings } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import type { Store } from '../store/db.js';
 import type { App, User } from '../store/schema.js';
@@ -32,11 +33,20 @@ export async function scale(
   user: User,
   app: App,
   changes: Record<string, number>,
+  ceilings: Pick<Ceilings, 'instancesPerApp' | 'instancesPerOwner'>,
   ip?: string,
 ): Promise<Record<string, number>> {
   const types = await processTypesOf(db, app);
+  const rows = await db
+    .selectFrom('formations')
+    .select(['type', 'quantity'])
+    .where('app_id', '=', app.id)
+    .execute();
   for (const [type, quantity] of Object.entries(changes)) {
-    if (!types.includes(type)) {
+    // A type a later release dropped keeps its row (it runs again if a release brings it
+    // back), so it counts against the ceiling and may always be scaled down to 0.
+    const stale = quantity === 0 && rows.some((r) => r.type === type);
+    if (!types.includes(type) && !stale) {
       throw new UserError(
         'bad_request',
         `unknown process type '${type}'; ${app.name} has ${types.join(', ')}`,
@@ -50,6 +60,8 @@ export async function scale(
     }
   }
   await db.transaction().execute(async (tx) => {
+    // Inside the transaction, so two scale requests cannot both pass on the old totals.
+    await checkCeilings(tx, app, changes, ceilings);
     for (const [type, quantity] of Object.entries(changes)) {
       await tx
         .insertInto('formations')
@@ -60,6 +72,44 @@ export async function scale(
     await recordAudit(tx, actorOf(user, ip), 'formation.scale', app.name, changes);
   });
   return getFormation(db, app);
+}
+
+/** Refuses a formation beyond the instances one app, or all apps of one owner, may have:
+ * every instance takes a sandbox address, a cgroup and memory all apps share. Counts every
+ * formation row, whether or not the serving release runs that type. Only increases are
+ * refused, so an app already above a lowered ceiling can still scale down. */
+async function checkCeilings(
+  db: Store,
+  app: App,
+  changes: Record<string, number>,
+  ceilings: Pick<Ceilings, 'instancesPerApp' | 'instancesPerOwner'>,
+): Promise<void> {
+  const rows = await db
+    .selectFrom('formations')
+    .innerJoin('apps', 'apps.id', 'formations.app_id')
+    .select(['formations.app_id', 'formations.type', 'formations.quantity'])
+    .where('apps.owner_id', '=', app.owner_id)
+    .execute();
+  const ownRows = rows.filter((r) => r.app_id === app.id);
+  const sum = (list: { quantity: number }[]) => list.reduce((n, r) => n + r.quantity, 0);
+  const before = sum(ownRows);
+  const appTotal =
+    sum(ownRows.filter((r) => !(r.type in changes))) +
+    sum(Object.values(changes).map((quantity) => ({ quantity })));
+  if (appTotal <= before) return;
+  if (appTotal > ceilings.instancesPerApp) {
+    throw new UserError(
+      'bad_request',
+      `${app.name} would have ${appTotal} instances, above the ceiling of ${ceilings.instancesPerApp} per app (all process types together); scale other types down first, or ask the operator to raise ceilings.instancesPerApp`,
+    );
+  }
+  const ownerTotal = sum(rows) - before + appTotal;
+  if (ownerTotal > ceilings.instancesPerOwner) {
+    throw new UserError(
+      'bad_request',
+      `the apps of ${app.name}'s owner would have ${ownerTotal} instances, above the ceiling of ${ceilings.instancesPerOwner} per owner; scale other apps down first, or ask the operator to raise ceilings.instancesPerOwner`,
+    );
+  }
 }
 
 /** Bumps the generation of one type (or all): every instance of it is replaced, new ones

@@ -46,6 +46,18 @@ export interface PetriConfig {
   idleCheckMs: number;
   /** The waker (on 127.0.0.1): the router's backup server of every app. */
   wakerPort: number;
+  /** What one app or one owner may take of what all share (see README, Security and ceilings). */
+  ceilings: Ceilings;
+}
+
+/** Shares of what every app and owner draw from, so one tenant cannot exhaust them. */
+export interface Ceilings {
+  /** Instances of one app, all process types together. */
+  instancesPerApp: number;
+  /** Instances of all the apps one user owns. */
+  instancesPerOwner: number;
+  /** Add-ons (of every engine) of all the apps one user owns. */
+  addonsPerOwner: number;
 }
 
 export const ADDON_ENGINES = ['postgres', 'mysql', 'redis'] as const;
@@ -93,13 +105,14 @@ export const DEFAULTS: PetriConfig = {
   cgroupParent: 'petri',
   logMaxBytesPerApp: 5 * MiB,
   logLevel: 'info',
-  network: { enabled: true, bridge: 'petri0', subnet: '10.213.0.0/24' },
+  network: { enabled: true, bridge: 'petri0', subnet: '10.213.0.0/16' },
   egressPort: 3128,
   egressAllowPrivateHosts: [],
   idleTimeoutMs: 30 * 60_000,
   wakeTimeoutMs: 30_000,
   idleCheckMs: 10_000,
   wakerPort: 7071,
+  ceilings: { instancesPerApp: 20, instancesPerOwner: 50, addonsPerOwner: 10 },
   addons: {
     postgres: { mode: 'managed' },
     mysql: { mode: 'managed' },
@@ -176,6 +189,16 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     wakeTimeoutMs: integer(raw, 'wakeTimeoutMs', 100, 3_600_000),
     idleCheckMs: integer(raw, 'idleCheckMs', 50, 3_600_000),
     wakerPort: integer(raw, 'wakerPort', 1, 65535),
+    ceilings: validateCeilings(raw.ceilings),
+  };
+}
+
+function validateCeilings(value: unknown): Ceilings {
+  const raw = { ...DEFAULTS.ceilings, ...(value as object) } as Record<string, unknown>;
+  return {
+    instancesPerApp: integer(raw, 'instancesPerApp', 1, 10_000),
+    instancesPerOwner: integer(raw, 'instancesPerOwner', 1, 100_000),
+    addonsPerOwner: integer(raw, 'addonsPerOwner', 1, 10_000),
   };
 }
 

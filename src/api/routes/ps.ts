@@ -69,7 +69,14 @@ export function psRoutes(api: FastifyInstance, ctx: ApiContext): void {
     },
     async (req) => {
       const app = await getApp(db, req.user, (req.params as { name: string }).name);
-      const formation = await scale(db, req.user, app, req.body as Record<string, number>, req.ip);
+      const formation = await scale(
+        db,
+        req.user,
+        app,
+        req.body as Record<string, number>,
+        ctx.config.ceilings,
+        req.ip,
+      );
       ctx.nudge();
       return { formation };
     },

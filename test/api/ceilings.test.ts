@@ -1,0 +1,89 @@
+// Ceilings on what one app or one owner may take of what all share: a scale request beyond
+// the instances per app, or per owner, is a 400 that names the ceiling, and nothing changes.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../../src/api/server.js';
+import { createUser, issueToken } from '../../src/domain/auth.js';
+import { loadConfig } from '../../src/lib/config.js';
+import { createLogger } from '../../src/lib/log.js';
+import { DataPaths } from '../../src/lib/paths.js';
+import { SecretBox } from '../../src/lib/secrets.js';
+import { DeployLogs } from '../../src/logs/deploy-log.js';
+import { LogStore } from '../../src/logs/log-store.js';
+import { openStore, type Store } from '../../src/store/db.js';
+
+describe('ceilings on instances', () => {
+  let dir: string;
+  let db: Store;
+  let api: FastifyInstance;
+  const tokens: Record<string, string> = {};
+
+  const call = (who: string, method: 'POST' | 'PATCH' | 'GET', url: string, payload?: object) =>
+    api.inject({ method, url, payload, headers: { authorization: `Bearer ${tokens[who]}` } });
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'petri-ceilings-'));
+    // The defaults: what an operator who configured nothing gets.
+    const config = loadConfig({ dataDir: dir });
+    const paths = new DataPaths(dir);
+    db = await openStore(paths.store);
+    for (const name of ['mallory', 'alice']) {
+      const user = await createUser(db, name, 'member');
+      tokens[name] = await issueToken(db, user.id, 'test');
+    }
+    api = await buildApi(
+      {
+        db,
+        config,
+        secrets: SecretBox.withKey(Buffer.alloc(32, 7)),
+        paths,
+        logs: new LogStore({ dir: paths.logs }),
+        deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
+        nudge: () => {},
+        usage: async () => new Map(),
+        runOneOff: async () => {
+          throw new Error('not in this test');
+        },
+      },
+      createLogger('silent'),
+    );
+  });
+  after(async () => {
+    await api?.close();
+    await db?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('petri ps scale web=100 is refused with the per-app ceiling named', async () => {
+    assert.equal((await call('mallory', 'POST', '/v1/apps', { name: 'hog-1' })).statusCode, 201);
+    const res = await call('mallory', 'PATCH', '/v1/apps/hog-1/formation', { web: 100 });
+    assert.equal(res.statusCode, 400);
+    assert.equal(res.json().error.code, 'bad_request');
+    assert.match(res.json().error.message, /ceiling of 20 per app/);
+    const ps = await call('mallory', 'GET', '/v1/apps/hog-1/ps');
+    assert.deepEqual(ps.json().formation, { web: 1 });
+    // Up to the ceiling is fine, and scaling down always is.
+    assert.equal((await call('mallory', 'PATCH', '/v1/apps/hog-1/formation', { web: 20 })).statusCode, 200);
+    assert.equal((await call('mallory', 'PATCH', '/v1/apps/hog-1/formation', { web: 21 })).statusCode, 400);
+    assert.equal((await call('mallory', 'PATCH', '/v1/apps/hog-1/formation', { web: 19 })).statusCode, 200);
+  });
+
+  test('one owner cannot take more than the per-owner ceiling across apps; others still can scale', async () => {
+    await call('mallory', 'PATCH', '/v1/apps/hog-1/formation', { web: 20 });
+    for (const name of ['hog-2', 'hog-3']) {
+      assert.equal((await call('mallory', 'POST', '/v1/apps', { name })).statusCode, 201);
+    }
+    assert.equal((await call('mallory', 'PATCH', '/v1/apps/hog-2/formation', { web: 20 })).statusCode, 200);
+    const res = await call('mallory', 'PATCH', '/v1/apps/hog-3/formation', { web: 11 });
+    assert.equal(res.statusCode, 400);
+    assert.match(res.json().error.message, /ceiling of 50 per owner/);
+    assert.equal((await call('mallory', 'PATCH', '/v1/apps/hog-3/formation', { web: 10 })).statusCode, 200);
+    // Another member is not affected by mallory's total.
+    assert.equal((await call('alice', 'POST', '/v1/apps', { name: 'fair' })).statusCode, 201);
+    assert.equal((await call('alice', 'PATCH', '/v1/apps/fair/formation', { web: 20 })).statusCode, 200);
+  });
+});
