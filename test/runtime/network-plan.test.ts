@@ -5,11 +5,13 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../src/lib/config.js';
 import {
   allocateAddress,
   attachCommands,
   attachmentNames,
   bridgeCommands,
+  formatIPv4,
   networkPlan,
   parseSubnet,
   renderRuleset,
@@ -136,6 +138,29 @@ test('subnet arithmetic: the gateway is the first address', () => {
   assert.equal(tiny.gateway, '192.168.1.5');
   assert.equal(allocateAddress(tiny, []), '192.168.1.6');
   assert.throws(() => allocateAddress(tiny, ['192.168.1.6']), /no free address/, 'never the broadcast');
+});
+
+test('the default sandbox network holds far more than one tenant may run (a /16), and allocation stays fast', () => {
+  const s = parseSubnet(loadConfig({}, {}).network.subnet);
+  assert.equal(s.prefix, 16);
+  assert.equal(s.gateway, '10.213.0.1');
+  // One member once took all 253 addresses of the old /24: 1,000 sandboxes leave room.
+  const taken = Array.from({ length: 1000 }, (_, i) => formatIPv4(s.network + 2 + i));
+  assert.equal(allocateAddress(s, taken), '10.213.3.234');
+  // Nearly full: 65,000 in use, the free ones at the very end, after a round-robin wrap.
+  const nearlyFull = Array.from({ length: 65_000 }, (_, i) => formatIPv4(s.network + 2 + i));
+  const started = performance.now();
+  assert.equal(allocateAddress(s, nearlyFull, formatIPv4(s.broadcast - 1)), formatIPv4(s.network + 65_002));
+  const ms = performance.now() - started;
+  assert.ok(ms < 200, `allocation among 65,000 used addresses took ${ms.toFixed(1)} ms`);
+  assert.throws(
+    () =>
+      allocateAddress(s, [
+        ...nearlyFull,
+        ...Array.from({ length: 533 }, (_, i) => formatIPv4(s.network + 65_002 + i)),
+      ]),
+    /65533 sandboxes/,
+  );
 });
 
 test('refuses options that would break the host or the ruleset', () => {

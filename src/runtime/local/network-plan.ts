@@ -19,7 +19,7 @@ const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 export interface NetworkOptions {
   /** The Petri bridge, e.g. 'petri0'; at most 15 characters. */
   bridge: string;
-  /** IPv4 CIDR of the sandboxes, e.g. '10.213.0.0/24'; its first address is the gateway, on the bridge. */
+  /** IPv4 CIDR of the sandboxes, e.g. '10.213.0.0/16' (the default); its first address is the gateway, on the bridge. */
   subnet: string;
   /** TCP ports on the gateway that sandboxes may reach (egress proxy, mail relay, add-ons). */
   hostPorts: number[];
@@ -249,21 +249,25 @@ export function attachmentNames(
   return { netns: `petri-${hash}`, hostVeth: `pv${hash}` };
 }
 
-/** The lowest free sandbox address: not the network, the gateway, the broadcast nor one in use. */
-/** A free host address: the first after `after` (round robin), else the lowest. Round robin
- * keeps a just-freed address out of use for as long as possible, so nothing that still
- * remembers the old instance (a neighbour cache, a connection in a pool) meets a new one. */
+/** A free host address (not the network, the gateway, the broadcast nor one in use): the
+ * first after `after` (round robin), else the lowest. Round robin keeps a just-freed
+ * address out of use for as long as possible, so nothing that still remembers the old
+ * instance (a neighbour cache, a connection in a pool) meets a new one. Numbers, not
+ * strings, in the loop: a /16 has 65,533 addresses to look through when nearly full. */
 export function allocateAddress(subnet: Subnet, inUse: Iterable<string>, after?: string): string {
-  const used = new Set(inUse);
+  const used = new Set<number>();
+  for (const address of inUse) used.add(parseIPv4(address));
   const first = subnet.network + 2;
   const count = subnet.broadcast - first;
   const afterN = after === undefined ? undefined : parseIPv4(after);
   const start = afterN !== undefined && afterN >= first && afterN < subnet.broadcast ? afterN + 1 - first : 0;
   for (let i = 0; i < count; i++) {
-    const address = formatIPv4(first + ((start + i) % count));
-    if (!used.has(address)) return address;
+    const address = first + ((start + i) % count);
+    if (!used.has(address)) return formatIPv4(address);
   }
-  throw new Error(`no free address left in ${subnet.cidr}; stop some instances or use a larger subnet`);
+  throw new Error(
+    `no free address left in ${subnet.cidr} (${count} sandboxes); stop some instances or configure a larger network.subnet`,
+  );
 }
 
 /** A fixed, locally administered unicast MAC for the bridge, from its name. */

@@ -36,6 +36,10 @@ export class SandboxNetwork {
   private lastAllocated: string | undefined;
   /** Serialises allocation: two starts must not pick the same free address. */
   private lock: Promise<unknown> = Promise.resolve();
+  /** The records of the state dir by file name, read once: with a /16 there may be
+   * thousands, and every start and every egress request would otherwise read them all.
+   * This driver is the only writer of its state dir. */
+  private records: Promise<Map<string, Attachment>> | undefined;
 
   constructor(
     opts: NetworkOptions,
@@ -69,7 +73,7 @@ export class SandboxNetwork {
         existing?.address ??
         allocateAddress(
           this.plan.subnet,
-          (await this.all()).map((a) => a.address),
+          [...(await this.index()).values()].map((a) => a.address),
           this.lastAllocated,
         );
       this.lastAllocated = address;
@@ -104,11 +108,13 @@ export class SandboxNetwork {
     if (!a) return;
     await removeNamespace(a);
     await rm(this.file(kind, id), { force: true });
+    (await this.index()).delete(this.file(kind, id));
   }
 
   /** Which sandbox has this address (the egress proxy asks who is calling). */
   async at(address: string): Promise<Attachment | undefined> {
-    return (await this.all()).find((a) => a.address === address);
+    for (const a of (await this.index()).values()) if (a.address === address) return a;
+    return undefined;
   }
 
   /** Removes the bridge and the nftables table (platform shutdown); sandboxes must be gone. */
@@ -152,16 +158,25 @@ export class SandboxNetwork {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
   }
 
-  private async all(): Promise<Attachment[]> {
+  private index(): Promise<Map<string, Attachment>> {
+    this.records ??= this.readRecords().catch((err: unknown) => {
+      this.records = undefined;
+      throw err;
+    });
+    return this.records;
+  }
+
+  private async readRecords(): Promise<Map<string, Attachment>> {
     const files = await readdir(this.dir).catch(() => []);
-    const found: Attachment[] = [];
+    const found = new Map<string, Attachment>();
     for (const file of files.filter((f) => f.endsWith('.json'))) {
+      const full = path.join(this.dir, file);
       // A sandbox stopping meanwhile removes its record between the listing and the read.
-      const text = await readFile(path.join(this.dir, file), 'utf8').catch((err: NodeJS.ErrnoException) => {
+      const text = await readFile(full, 'utf8').catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') return undefined;
         throw err;
       });
-      if (text !== undefined) found.push(JSON.parse(text) as Attachment);
+      if (text !== undefined) found.set(full, JSON.parse(text) as Attachment);
     }
     return found;
   }
@@ -170,6 +185,7 @@ export class SandboxNetwork {
     const file = this.file(a.kind, a.id);
     await writeFile(`${file}.tmp`, `${JSON.stringify(a)}\n`, { mode: 0o600 });
     await rename(`${file}.tmp`, file);
+    (await this.index()).set(file, a);
   }
 
   private file(kind: SandboxKind, id: string): string {
