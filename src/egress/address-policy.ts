@@ -1,6 +1,8 @@
 // Which IP addresses the egress proxy never connects to: the host itself, the private
-// networks around it and cloud metadata. Declaring a name in petri.toml cannot open these;
-// only an operator can, by name (allowPrivateHosts). Pure, so every range edge is tested.
+// networks around it, cloud metadata and every special-purpose range no public host answers
+// from (IANA's special-purpose registries, RFC 6890). Declaring a name in petri.toml cannot
+// open these; only an operator can, by name (allowPrivateHosts). Pure, so every range edge
+// is tested; the host's own addresses, which are not pure, are in host-addresses.ts.
 import { isIP } from 'node:net';
 
 interface Range4 {
@@ -9,8 +11,9 @@ interface Range4 {
   kind: string;
 }
 
-// Documentation ranges (192.0.2/24, 198.51.100/24, 203.0.113/24) are deliberately absent:
-// some hosts, this project's own package registry among them, answer from them.
+// Documentation and benchmarking ranges are refused too: they are not the internet, and a
+// host may well sit in one (this project's machine has 192.0.2.2 on its own interface and a
+// package registry at 203.0.113.x, allowed by name as a build registry).
 const FORBIDDEN_V4: readonly Range4[] = [
   range4('0.0.0.0', 8, 'this-network'), // 0.0.0.0 reaches the host itself on Linux
   range4('10.0.0.0', 8, 'private'),
@@ -18,7 +21,13 @@ const FORBIDDEN_V4: readonly Range4[] = [
   range4('127.0.0.0', 8, 'loopback'),
   range4('169.254.0.0', 16, 'link-local (cloud metadata)'),
   range4('172.16.0.0', 12, 'private'),
+  range4('192.0.0.0', 24, 'IETF protocol assignment'), // DS-Lite, NAT64 discovery ...
+  range4('192.0.2.0', 24, 'documentation'),
+  range4('192.88.99.0', 24, '6to4 relay anycast'),
   range4('192.168.0.0', 16, 'private'),
+  range4('198.18.0.0', 15, 'benchmarking'),
+  range4('198.51.100.0', 24, 'documentation'),
+  range4('203.0.113.0', 24, 'documentation'),
   range4('224.0.0.0', 4, 'multicast'),
   range4('240.0.0.0', 4, 'reserved'), // includes the broadcast 255.255.255.255
 ];
@@ -61,11 +70,49 @@ function kindOfIPv6(h: readonly number[]): string | undefined {
   if (h0 === 0x64 && h1 === 0xff9b && h2 === 1) return 'local-use NAT64'; // 64:ff9b:1::/48
   // 6to4 (2002::/16) routes to the IPv4 address in bits 16..47.
   if (h0 === 0x2002) return kindOfIPv4(((h1 << 16) | h2) >>> 0);
+  if (h0 === 0x100 && h1 === 0 && h2 === 0 && h3 === 0) return 'discard-only'; // 100::/64
+  if (h0 === 0x2001 && h1 === 0x0db8) return 'documentation'; // 2001:db8::/32
+  if (h0 === 0x3fff && (h1 & 0xf000) === 0) return 'documentation'; // 3fff::/20
+  if (h0 === 0x2001 && h1 === 2 && h2 === 0) return 'benchmarking'; // 2001:2::/48
+  // The rest of 2001::/23 (Teredo 2001::/32, which tunnels to an IPv4 address, ORCHID,
+  // AMT, AS112): protocol plumbing, not hosts an app talks to.
+  if (h0 === 0x2001 && h1 < 0x200) return 'IETF protocol assignment';
   if ((h0 & 0xfe00) === 0xfc00) return 'unique-local (private)'; // fc00::/7
   if ((h0 & 0xffc0) === 0xfe80) return 'link-local'; // fe80::/10
   if ((h0 & 0xffc0) === 0xfec0) return 'site-local'; // fec0::/10, deprecated but still private
   if ((h0 & 0xff00) === 0xff00) return 'multicast'; // ff00::/8
   return undefined;
+}
+
+/**
+ * The IPv4 address an IPv6 form carries (IPv4-mapped, IPv4-translated, IPv4-compatible,
+ * NAT64 64:ff9b::/96, 6to4), as dotted text; undefined when it carries none. The host's own
+ * addresses are compared in both forms, so ::ffff:192.0.2.2 is the host as much as 192.0.2.2.
+ */
+export function embeddedIPv4(ip: string): string | undefined {
+  const h = parseIPv6(ip);
+  if (h === undefined) return undefined;
+  const [h0 = 0, h1 = 0, h2 = 0, h3 = 0, h4 = 0, h5 = 0, h6 = 0, h7 = 0] = h;
+  const upper64Zero = h0 === 0 && h1 === 0 && h2 === 0 && h3 === 0;
+  const low = ((h6 << 16) | h7) >>> 0;
+  if (upper64Zero && ((h4 === 0 && (h5 === 0xffff || h5 === 0)) || (h4 === 0xffff && h5 === 0))) {
+    return formatIPv4(low);
+  }
+  if (h0 === 0x64 && h1 === 0xff9b && h2 === 0 && h3 === 0 && h4 === 0 && h5 === 0) return formatIPv4(low);
+  if (h0 === 0x2002) return formatIPv4(((h1 << 16) | h2) >>> 0);
+  return undefined;
+}
+
+/** One spelling per address, to compare them: dotted IPv4, or eight hex groups for IPv6 (no zone). */
+export function canonicalAddress(ip: string): string | undefined {
+  if (isIP(ip) === 4) return formatIPv4(parseIPv4(ip));
+  return parseIPv6(ip)
+    ?.map((g) => g.toString(16))
+    .join(':');
+}
+
+function formatIPv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff].join('.');
 }
 
 function range4(base: string, bits: number, kind: string): Range4 {

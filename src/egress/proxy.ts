@@ -1,7 +1,7 @@
 // Petri's egress proxy: the only way out of an app's network namespace (apps get HTTP_PROXY
 // and HTTPS_PROXY pointing here). It lets through what the app declared in petri.toml, resolves
 // names itself and connects to the address it checked (so no DNS rebinding can reach the host,
-// its private networks or cloud metadata), refuses the rest with a message saying how to
+// any of its own addresses, its private networks or cloud metadata), refuses the rest with a message saying how to
 // declare a host, and reports every attempt through onAttempt.
 import dns from 'node:dns';
 import http from 'node:http';
@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import { forbiddenAddressKind } from './address-policy.js';
 import type { EgressAttempt } from './counters.js';
+import { HostAddresses } from './host-addresses.js';
 import { type EgressTarget, formatHostPort, isEgressAllowed } from './matching.js';
 import { parseAbsoluteTarget, parseConnectTarget } from './target.js';
 
@@ -22,8 +23,12 @@ export interface EgressClient {
 export interface EgressProxyOptions {
   /** Who is asking: the app (or build) behind a source address; undefined = refuse (403 'unknown client'). */
   identify: (remoteAddress: string) => EgressClient | undefined | Promise<EgressClient | undefined>;
-  /** Host names the operator allows even when they resolve to private/loopback addresses (e.g. an internal API). */
+  /** Host names the operator allows even when they resolve to private/loopback addresses or
+   * to this host's own (e.g. an internal API). */
   allowPrivateHosts?: readonly string[];
+  /** Every address of this host's interfaces, re-read every few seconds; default
+   * os.networkInterfaces(). Tests give their own. */
+  hostAddresses?: () => Iterable<string>;
   /** Called for every attempt (allowed or refused); the platform persists counts (see EgressCounters). */
   onAttempt?: (a: EgressAttempt) => void;
   /** Name to addresses; default: the system resolver (dns.lookup, all addresses). */
@@ -71,6 +76,7 @@ interface Refusal {
 export class EgressProxy {
   private readonly server: http.Server;
   private readonly allowPrivate: Set<string>;
+  private readonly hostAddresses: HostAddresses;
   private readonly resolveName: (host: string) => Promise<string[]>;
   private readonly connectTo: (to: { host: string; port: number }) => net.Socket;
   private readonly connectTimeoutMs: number;
@@ -80,6 +86,7 @@ export class EgressProxy {
 
   constructor(private readonly opts: EgressProxyOptions) {
     this.allowPrivate = new Set((opts.allowPrivateHosts ?? []).map(normalizeName));
+    this.hostAddresses = new HostAddresses({ read: opts.hostAddresses });
     this.resolveName = opts.resolve ?? systemResolve;
     this.connectTo = opts.connect ?? ((to) => net.connect(to));
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
@@ -289,11 +296,15 @@ export class EgressProxy {
     // address next to a public one is misconfigured or an attempt at rebinding.
     if (!this.allowPrivate.has(target.host)) {
       for (const ip of addresses) {
-        const kind = forbiddenAddressKind(ip);
+        // The host's own addresses are refused whatever their range (a public address on the
+        // host's interface reaches every service listening on all interfaces), and named as
+        // the host's in the message unless the range already says so (loopback).
+        const range = forbiddenAddressKind(ip);
+        const kind = range !== 'loopback' && this.hostAddresses.has(ip) ? HOST_KIND : range;
         if (kind === undefined) continue;
         const what = literal
-          ? `${target.host} is a ${kind} address`
-          : `${target.host} resolves to a ${kind} address (${ip})`;
+          ? `${target.host} is ${describeKind(kind)}`
+          : `${target.host} resolves to ${describeKind(kind)} (${ip})`;
         return {
           status: 403,
           allowed: false,
@@ -379,6 +390,14 @@ export class EgressProxy {
     if (!res.headersSent) reply(res, 502, 'petri egress: internal error\n');
     else res.destroy();
   }
+}
+
+const HOST_KIND = "this host's";
+
+/** "a private address", "an IETF protocol assignment address", "an address of this host". */
+function describeKind(kind: string): string {
+  if (kind === HOST_KIND) return 'an address of this host';
+  return `${/^([aeio]|IETF|unspec)/i.test(kind) ? 'an' : 'a'} ${kind} address`;
 }
 
 class ConnectTimeout extends Error {}

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { recordEgressAttempts } from '../domain/egress.js';
 import { EgressCounters } from '../egress/counters.js';
+import { parseEgressPattern } from '../egress/matching.js';
 import { EgressProxy } from '../egress/proxy.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { LocalDriver } from '../runtime/local/local-driver.js';
@@ -30,11 +31,14 @@ export async function startEgressProxy(deps: {
   const gateway = driver.networkGateway();
   if (!gateway) return undefined;
   await driver.prepareNetwork();
-  const clients = new EgressClients(db, driver, config.buildEgress ?? (await npmRegistryEgress()));
+  const buildEgress = config.buildEgress ?? (await npmRegistryEgress());
+  const clients = new EgressClients(db, driver, buildEgress);
   const counters = new EgressCounters();
   const proxy = new EgressProxy({
     identify: (address) => clients.identify(address),
-    allowPrivateHosts: config.egressAllowPrivateHosts,
+    // The build registries are the operator's choice by name too (a mirror may well sit at
+    // a private or documentation address, as this project's registry does).
+    allowPrivateHosts: [...config.egressAllowPrivateHosts, ...namedHosts(buildEgress)],
     onAttempt: counters.record,
     logger,
   });
@@ -63,6 +67,18 @@ export async function startEgressProxy(deps: {
       await proxy.close();
     },
   };
+}
+
+/** The exact host names of egress patterns (wildcards and addresses name no one host). */
+function namedHosts(patterns: readonly string[]): string[] {
+  return patterns.flatMap((text) => {
+    try {
+      const pattern = parseEgressPattern(text);
+      return pattern.kind === 'name' ? [pattern.host] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** Builds may reach the registry npm on this host is configured with (host:443), which

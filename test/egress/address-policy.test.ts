@@ -25,6 +25,21 @@ const FORBIDDEN_V4 = [
   '239.255.255.255',
   '240.0.0.0',
   '255.255.255.255',
+  // Special-purpose ranges no public host answers from (RFC 6890 and its registry): this
+  // host's own interface has a documentation address, so they are not "the internet".
+  '192.0.0.0', // IETF protocol assignments
+  '192.0.0.170', // NAT64 discovery
+  '192.0.2.0', // documentation (TEST-NET-1)
+  '192.0.2.2',
+  '192.0.2.255',
+  '192.88.99.1', // 6to4 relay anycast (deprecated)
+  '198.18.0.0', // benchmarking
+  '198.19.255.255',
+  '198.51.100.0', // documentation (TEST-NET-2)
+  '198.51.100.255',
+  '203.0.113.0', // documentation (TEST-NET-3)
+  '203.0.113.80',
+  '203.0.113.255',
 ];
 const ALLOWED_V4 = [
   '1.0.0.0',
@@ -42,11 +57,18 @@ const ALLOWED_V4 = [
   '192.167.255.255',
   '192.169.0.0',
   '223.255.255.255',
-  // Documentation ranges are reachable: this machine's package registry answers from 203.0.113.x.
-  '192.0.2.1',
-  '198.51.100.1',
-  '203.0.113.1',
-  '203.0.113.254',
+  // Just outside the special-purpose ranges.
+  '191.255.255.255',
+  '192.0.1.255',
+  '192.0.3.0',
+  '192.88.98.255',
+  '192.88.100.0',
+  '198.17.255.255',
+  '198.20.0.0',
+  '198.51.99.255',
+  '198.51.101.0',
+  '203.0.112.255',
+  '203.0.114.0',
 ];
 
 const FORBIDDEN_V6 = [
@@ -79,15 +101,36 @@ const FORBIDDEN_V6 = [
   'ff00::',
   'ff02::1',
   'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+  '2001:db8::1', // documentation
+  '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff',
+  '3fff::1', // documentation (RFC 9637)
+  '3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff',
+  '2001:2::1', // benchmarking
+  '2001:2:0:ffff:ffff:ffff:ffff:ffff',
+  '2001::1', // Teredo: tunnels to an IPv4 address
+  '2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff', // end of the IETF protocol assignments 2001::/23
+  '100::1', // discard-only
+  '::ffff:192.0.2.2', // IPv4-mapped documentation (this host's own interface here)
+  '::ffff:c000:202',
+  '::ffff:198.18.0.1',
+  '64:ff9b::192.0.2.2', // NAT64 of a documentation address
+  '64:ff9b::203.0.113.80',
+  '2002:c000:202::1', // 6to4 of 192.0.2.2
+  '2002:c612:1::', // 6to4 of 198.18.0.1
 ];
 const ALLOWED_V6 = [
-  '2001:db8::1',
+  '2001:200::1', // just past 2001::/23
+  '2001:db7:ffff:ffff:ffff:ffff:ffff:ffff', // just below documentation
+  '2001:db9::',
+  '3ffe:ffff::1', // just below 3fff::/20
+  '3fff:1000::', // just past it
   '2606:4700::1111',
   'fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', // just below fc00::/7
   'fe00::1', // between fc00::/7 and fe80::/10
   'feff::1'.replace('feff', 'fe7f'), // just below fe80::/10
   '::ffff:8.8.8.8',
-  '::ffff:203.0.113.5',
+  '101::1', // past 100::/64
+  '100:0:0:1::1',
   '64:ff9b::8.8.8.8',
   '2002:808:808::1', // 6to4 of 8.8.8.8
   '1::', // outside ::/96
@@ -113,6 +156,11 @@ describe('isForbiddenAddress', () => {
     assert.equal(forbiddenAddressKind('::ffff:127.0.0.1'), 'loopback');
     assert.match(forbiddenAddressKind('169.254.169.254') ?? '', /link-local \(cloud metadata\)/);
     assert.equal(forbiddenAddressKind('100.64.0.1'), 'shared (CGNAT)');
-    assert.equal(forbiddenAddressKind('203.0.113.1'), undefined);
+    assert.equal(forbiddenAddressKind('8.8.8.8'), undefined);
+    assert.equal(forbiddenAddressKind('203.0.113.1'), 'documentation');
+    assert.equal(forbiddenAddressKind('198.18.5.5'), 'benchmarking');
+    assert.equal(forbiddenAddressKind('2001:db8::5'), 'documentation');
+    assert.equal(forbiddenAddressKind('2001:2::5'), 'benchmarking');
+    assert.equal(forbiddenAddressKind('::ffff:192.0.2.2'), 'documentation');
   });
 });

@@ -318,6 +318,29 @@ describe('refusals', () => {
     assert.deepEqual(w.connects, []);
   });
 
+  it('refuses an address of this host even in a range apps may otherwise reach, in every IPv6 form', async () => {
+    // 93.184.215.14 stands for a public address on the host's own interface; never dialled.
+    const w = await proxyFor(
+      ['public.test:80', '93.184.215.14:80', '[::ffff:93.184.215.14]:80', '[64:ff9b::5db8:d70e]:80'],
+      {
+        hostAddresses: () => ['127.0.0.1', '::1', '93.184.215.14', 'fe80::1'],
+        resolve: async () => ['93.184.215.14'],
+      },
+    );
+    const byName = await viaProxy(w.port, 'http://public.test/');
+    assert.equal(byName.status, 403);
+    assert.match(
+      byName.body.toString(),
+      /public\.test resolves to an address of this host \(93\.184\.215\.14\)/,
+    );
+    for (const spelling of ['93.184.215.14', '[::ffff:93.184.215.14]', '[64:ff9b::5db8:d70e]']) {
+      const res = await viaProxy(w.port, `http://${spelling}/`);
+      assert.equal(res.status, 403, spelling);
+      assert.match(res.body.toString(), /is an address of this host, which apps may not reach/);
+    }
+    assert.deepEqual(w.connects, []);
+  });
+
   it('lets the operator allow a private host by name', async () => {
     const w = await proxyFor([`evil.test:${up.httpPort}`], { allowPrivateHosts: ['EVIL.test'] });
     assert.equal((await viaProxy(w.port, `http://evil.test:${up.httpPort}/`)).status, 200);

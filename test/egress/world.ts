@@ -96,7 +96,8 @@ export const NAMES: Record<string, string[]> = {
   'meta.test': ['169.254.169.254'],
   'ten.test': ['10.0.0.5'],
   // A name that answers with a public and a private address: refused as a whole.
-  'mixed.test': ['203.0.113.10', '10.0.0.6'],
+  // (93.184.215.14 stands for any public address; the proxy never dials it.)
+  'mixed.test': ['93.184.215.14', '10.0.0.6'],
 };
 
 /** The names the operator lets resolve to loopback, because the test "internet" lives there. */
