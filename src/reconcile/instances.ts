@@ -2,7 +2,9 @@
 // desired release and formation) with what runs (a full listing from the runtime driver)
 // and moves one toward the other: release phase, start, health-check, route, drain,
 // restart with backoff. Every decision is written to the store before acting, so it can be
-// killed at any point and run again from the top with the same result.
+// killed at any point and run again from the top with the same result. An operation that
+// fails on an object (a stop, a removal, a step) is retried on that object with growing
+// delays, and the same error is logged once with a count: never a hot loop.
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -18,8 +20,10 @@ import {
   updateInstance,
 } from '../domain/instances.js';
 import { failRelease, markReleaseServing } from '../domain/releases.js';
+import { Backoff } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
+import { RepeatedErrorLog } from '../lib/log-dedupe.js';
 import type { DataPaths } from '../lib/paths.js';
 import { freePort } from '../lib/ports.js';
 import type { SecretBox } from '../lib/secrets.js';
@@ -76,8 +80,12 @@ export class InstanceReconciler {
   private readonly watched = new Set<string>();
   private readonly pidsLimitNoted = new Set<string>();
   private readonly phase: ReleasePhase;
+  /** Per object (a step's name, `stop ID`, `pass`): when a failed operation may run again. */
+  private readonly retries = new Backoff({ initialMs: 1000, maxMs: MAX_BACKOFF_MS });
+  private readonly errors: RepeatedErrorLog;
 
   constructor(private readonly deps: ReconcilerDeps) {
+    this.errors = new RepeatedErrorLog(deps.logger);
     this.phase = new ReleasePhase({
       ...deps,
       env: (app, release) => this.envOf(app, release, 'release', 1, 0),
@@ -97,7 +105,7 @@ export class InstanceReconciler {
     const loop = async () => {
       if (this.stopped) return;
       await this.reconcileNow();
-      if (!this.stopped) this.timer = setTimeout(loop, this.busy ? 50 : intervalMs);
+      if (!this.stopped) this.timer = setTimeout(loop, this.nextPassIn(intervalMs));
     };
     void loop();
   }
@@ -115,7 +123,7 @@ export class InstanceReconciler {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       void this.reconcileNow().then(() => {
-        if (!this.stopped) this.timer = setTimeout(() => this.nudge(), this.busy ? 50 : 1000);
+        if (!this.stopped) this.timer = setTimeout(() => this.nudge(), this.nextPassIn(1000));
       });
     }, 0);
   }
@@ -131,16 +139,26 @@ export class InstanceReconciler {
         this.again = false;
         try {
           await this.pass();
+          this.retries.succeeded('pass');
+          this.errors.resolved('pass');
         } catch (err) {
-          this.deps.logger.error({ err }, 'reconcile pass failed');
+          this.retries.failed('pass');
+          this.errors.error('pass', err, 'reconcile pass failed');
         }
-      } while (this.again && !this.stopped);
+      } while (this.again && !this.stopped && this.retries.ready('pass'));
     })();
     try {
       await this.running;
     } finally {
       this.running = undefined;
     }
+  }
+
+  /** When the loop runs again: soon while instances start or stop, later after a failed
+   * pass (its backoff), at the interval otherwise. */
+  private nextPassIn(intervalMs: number): number {
+    if (!this.retries.ready('pass')) return Math.max(intervalMs, 1000);
+    return this.busy ? 50 : intervalMs;
   }
 
   private async pass(): Promise<void> {
@@ -153,7 +171,7 @@ export class InstanceReconciler {
     for (const release of releases.values()) this.rememberRelease(release);
     // Each step reads the app afresh: an earlier step of this pass may have changed it.
     for (const row of rows) {
-      await this.step(`instance ${row.id}`, async () =>
+      await this.retried(`instance ${row.id}`, async () =>
         this.observe(row, world.get(row.id), await this.freshApp(row.app_id), releases),
       );
     }
@@ -168,6 +186,9 @@ export class InstanceReconciler {
     for (const row of await listInstances(db))
       rowsByApp.set(row.app_id, [...(rowsByApp.get(row.app_id) ?? []), row]);
     for (const { id } of await listAllApps(db)) {
+      // Not held back after a failure: the step also yields the app's route, and skipping it
+      // would take the app off the router. What it retries backs off on its own (restarts,
+      // the release phase).
       await this.step(`app ${id}`, async () => {
         const app = await this.freshApp(id);
         if (!app) return;
@@ -188,25 +209,49 @@ export class InstanceReconciler {
     }
     // Only once the router serves the new release is it the serving one; only once the
     // router no longer sends to an instance may it be stopped.
-    for (const app of switched) await this.step(`switch ${app.name}`, () => this.switched(app));
-    for (const row of retire) await this.step(`retire ${row.id}`, () => this.retire(row));
+    for (const app of switched) await this.retried(`switch ${app.name}`, () => this.switched(app));
+    for (const row of retire) await this.retried(`retire ${row.id}`, () => this.retire(row));
 
     rows = await listInstances(db);
     for (const row of rows.filter((r) => r.state === 'stopping')) {
-      await this.step(`drain ${row.id}`, () => this.drain(row));
+      await this.retried(`drain ${row.id}`, () => this.drain(row));
     }
-    this.busy = rows.some((r) => r.state === 'starting' || r.state === 'stopping') || this.phase.busy;
+    // An instance waiting out the delay of a failed stop needs no quick passes.
+    this.busy =
+      rows.some(
+        (r) =>
+          r.state === 'starting' ||
+          (r.state === 'stopping' &&
+            this.retries.ready(`stop ${r.id}`) &&
+            this.retries.ready(`instance ${r.id}`)),
+      ) || this.phase.busy;
     await this.deps.egressClients?.refresh();
     await this.removeDestroyedApps(rows);
   }
 
-  /** One step of a pass; its failure is logged and does not stop the others. */
+  /** One step of a pass; its failure is logged (once while it repeats) and does not stop
+   * the others. */
   private async step(what: string, run: () => Promise<void>): Promise<void> {
     try {
       await run();
+      this.errors.resolved(what);
     } catch (err) {
-      this.deps.logger.error({ err }, `reconciling ${what} failed`);
+      this.errors.error(what, err, `reconciling ${what} failed`);
     }
+  }
+
+  /** A step that, once failed, waits out its backoff before it runs again on its object. */
+  private async retried(what: string, run: () => Promise<void>): Promise<void> {
+    if (!this.retries.ready(what)) return;
+    await this.step(what, async () => {
+      try {
+        await run();
+      } catch (err) {
+        this.retries.failed(what);
+        throw err;
+      }
+      this.retries.succeeded(what);
+    });
   }
 
   private freshApp(id: number): Promise<App | undefined> {
@@ -477,15 +522,32 @@ export class InstanceReconciler {
 
   /** Stops an instance in the background; a later pass sees it gone. */
   private kill(row: Instance, graceMs = 0): void {
-    if (this.stopping.has(row.id)) return;
-    this.stopping.add(row.id);
-    void this.deps.driver
-      .stop(row.id, graceMs)
-      .catch((err) => this.deps.logger.error({ err, instance: row.id }, 'instance stop failed'))
-      .finally(() => {
-        this.stopping.delete(row.id);
+    this.stopInBackground(row.id, graceMs);
+  }
+
+  /** A stop that fails waits out its backoff before the next attempt, and only a stop that
+   * worked wakes the loop at once (a failed one woke it at once, forever: issue 11). */
+  private stopInBackground(id: string, graceMs: number): void {
+    const key = `stop ${id}`;
+    if (this.stopping.has(id) || !this.retries.ready(key)) return;
+    this.stopping.add(id);
+    void this.deps.driver.stop(id, graceMs).then(
+      () => {
+        this.stopping.delete(id);
+        this.retries.succeeded(key);
+        this.errors.resolved(key, { instance: id });
         this.nudge();
-      });
+      },
+      (err: unknown) => {
+        this.stopping.delete(id);
+        const retryInMs = this.retries.failed(key);
+        // The message stays the same from one attempt to the next, so repeats are counted.
+        this.errors.error(key, err, 'instance stop failed; trying again after a growing delay', {
+          instance: id,
+          retryInMs,
+        });
+      },
+    );
   }
 
   /** Removes the row and files of an instance that no longer runs. */
@@ -508,9 +570,9 @@ export class InstanceReconciler {
     const known = new Set(rows.map((r) => r.id));
     for (const [id, status] of world) {
       if (known.has(id) || phaseIds.has(id) || this.stopping.has(id) || !status.running) continue;
-      this.deps.logger.warn({ instance: id }, 'stopping an instance no row knows of');
-      this.stopping.add(id);
-      void this.deps.driver.stop(id, 0).finally(() => this.stopping.delete(id));
+      if (this.retries.failures(`stop ${id}`) === 0)
+        this.deps.logger.warn({ instance: id }, 'stopping an instance no row knows of');
+      this.stopInBackground(id, 0);
     }
   }
 

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { appLimits } from '../domain/apps.js';
 import { newId } from '../domain/ids.js';
 import { failRelease, updateReleasePhase } from '../domain/releases.js';
+import { Backoff } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { LogStore } from '../logs/log-store.js';
@@ -29,9 +30,13 @@ export interface ReleasePhaseDeps {
   output: (app: App, release: Release, lines: string[]) => void;
 }
 
+/** A release command that cannot be started is tried again after 1 s, 2 s ... up to this. */
+const MAX_START_BACKOFF_MS = 60_000;
+
 export class ReleasePhase {
   /** True while a release command runs: the reconciler then checks often. */
   busy = false;
+  private readonly retries = new Backoff({ maxMs: MAX_START_BACKOFF_MS });
 
   constructor(private readonly deps: ReleasePhaseDeps) {}
 
@@ -63,8 +68,7 @@ export class ReleasePhase {
           phase_instance: id,
           phase_started_at: new Date().toISOString(),
         });
-        await this.start(app, { ...release, phase_instance: id });
-        this.busy = true;
+        this.busy = await this.startRetried(app, { ...release, phase_instance: id });
         return false;
       }
       case 'running':
@@ -76,8 +80,7 @@ export class ReleasePhase {
     const id = release.phase_instance!;
     this.watch(app, release);
     if (!status) {
-      await this.start(app, release);
-      this.busy = true;
+      this.busy = await this.startRetried(app, release);
       return false;
     }
     const ranFor = Date.now() - Date.parse(release.phase_started_at ?? new Date().toISOString());
@@ -109,6 +112,22 @@ export class ReleasePhase {
       output.length > 0 ? `${why}; its output:\n${output.join('\n')}` : why,
     );
     return false;
+  }
+
+  /** start(), unless an earlier start of this release's command failed and its delay has
+   * not passed (every pass would try again otherwise, every 50 ms while others start). The
+   * error still reaches the caller, which logs it once with a count. True when started. */
+  private async startRetried(app: App, release: Release): Promise<boolean> {
+    const key = `release ${release.id}`;
+    if (!this.retries.ready(key)) return false;
+    try {
+      await this.start(app, release);
+    } catch (err) {
+      this.retries.failed(key);
+      throw err;
+    }
+    this.retries.succeeded(key);
+    return true;
   }
 
   private async start(app: App, release: Release): Promise<void> {

@@ -46,6 +46,7 @@ import {
   ENTER_AND_EXEC,
   ENTER_AND_RECORD,
   enterArgv,
+  isValidId,
   launchLimits,
   type SandboxLaunch,
   sandboxLaunch,
@@ -242,7 +243,9 @@ export class LocalDriver implements RuntimeDriver {
   }
 
   async stop(id: string, graceMs: number): Promise<void> {
-    assertValidId(id);
+    // start() refuses such an id, so no sandbox, cgroup or namespace can exist under one (a
+    // store may hold rows with them from before process type names were checked).
+    if (!isValidId(id)) return;
     const cg = await this.cgroups();
     if (await cg.exists(id)) await this.stopCgroup(cg, id, graceMs);
     // Also when the cgroup is gone already: a start that failed halfway leaves a namespace.
@@ -314,16 +317,19 @@ export class LocalDriver implements RuntimeDriver {
   }
 
   async removeFiles(spec: Pick<InstanceSpec, 'id' | 'workDir'>): Promise<void> {
-    assertValidId(spec.id);
+    // Nothing of the driver's exists under an id start() refuses (see stop): only workDir.
+    const ownsFiles = isValidId(spec.id);
     const workDir = path.resolve(spec.workDir);
     if (!path.isAbsolute(spec.workDir) || workDir === '/' || workDir === path.resolve(this.opts.stateDir)) {
       throw new Error(`refusing to remove '${spec.workDir}': not an instance work dir`);
     }
     const cg = await this.cgroups();
-    if ((await cg.pids(spec.id)).length > 0) throw new Error(`instance ${spec.id} is running; stop it first`);
+    if (ownsFiles && (await cg.pids(spec.id)).length > 0)
+      throw new Error(`instance ${spec.id} is running; stop it first`);
     // Unmounted first: rm would otherwise empty the mounted image file by file, then fail.
     await removeAppDisk(workDir);
     await rm(workDir, { recursive: true, force: true });
+    if (!ownsFiles) return;
     await this.forgetExit(spec.id);
     await this.network?.detach('instance', spec.id);
   }

@@ -94,7 +94,11 @@ export function seccompArch(nodeArch: string): SeccompArch {
 }
 
 export function assertValidId(id: string): void {
-  if (!ID.test(id)) throw new Error(`runtime id must match ${ID}, got '${id}'`);
+  if (!isValidId(id)) throw new Error(`runtime id must match ${ID}, got '${id}'`);
+}
+
+export function isValidId(id: string): boolean {
+  return ID.test(id);
 }
 
 /** PATH, HOME=/app and LANG=C.UTF-8 under the spec's own variables. HOME is fixed: /app is
