@@ -317,8 +317,10 @@ export class LocalDriver implements RuntimeDriver {
   }
 
   async removeFiles(spec: Pick<InstanceSpec, 'id' | 'workDir'>): Promise<void> {
-    // Nothing of the driver's exists under an id start() refuses (see stop): only workDir.
+    // Nothing of the driver's exists under an id start() refuses (see stop): only workDir,
+    // and only for an id of the right charset that is merely too long.
     const ownsFiles = isValidId(spec.id);
+    if (!ownsFiles && !INSTANCE_NAME.test(spec.id)) assertValidId(spec.id);
     const workDir = path.resolve(spec.workDir);
     if (!path.isAbsolute(spec.workDir) || workDir === '/' || workDir === path.resolve(this.opts.stateDir)) {
       throw new Error(`refusing to remove '${spec.workDir}': not an instance work dir`);
