@@ -19,12 +19,14 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
+  ALLOWED_SOCKET_FAMILIES,
   AUDIT_ARCH,
   compileSeccompFilter,
   DEFAULT_DENIED_SYSCALLS,
   rlimitArgs,
   type SeccompArch,
   seccompDeniedNames,
+  seccompSocketSyscalls,
   seccompSyscallNumber,
 } from '../../src/runtime/local/seccomp.js';
 
@@ -33,6 +35,8 @@ const ALLOW = 'ALLOW';
 type Verdict = typeof KILL | typeof ALLOW | `ERRNO(${number})`;
 const EPERM = 'ERRNO(1)';
 const ENOSYS = 'ERRNO(38)';
+const EAFNOSUPPORT = 'ERRNO(97)';
+const AF_VSOCK = 40;
 
 interface Insn {
   code: number;
@@ -55,13 +59,15 @@ function decode(program: Buffer): Insn[] {
   return out;
 }
 
-/** Runs the filter the way the kernel would for a syscall with no arguments: only the four
- * opcodes the generator emits are understood, anything else fails the test. */
-function evaluate(program: Buffer, auditArch: number, nr: number): Verdict {
+/** Runs the filter the way the kernel would for a syscall whose first argument is arg0 (the
+ * others zero): only the four opcodes the generator emits are understood, anything else
+ * fails the test. */
+function evaluate(program: Buffer, auditArch: number, nr: number, arg0 = 0n): Verdict {
   const insns = decode(program);
   const data = Buffer.alloc(64); // struct seccomp_data
   data.writeInt32LE(nr | 0, 0);
   data.writeUInt32LE(auditArch, 4);
+  data.writeBigUInt64LE(arg0, 16);
   let a = 0;
   for (let pc = 0; pc < insns.length; pc++) {
     const { code, jt, jf, k } = insns[pc]!;
@@ -91,7 +97,13 @@ function evaluate(program: Buffer, auditArch: number, nr: number): Verdict {
 }
 
 function disassemble(program: Buffer, arch: SeccompArch): string {
-  const names = new Map(DEFAULT_DENIED_SYSCALLS.map((n) => [seccompSyscallNumber(arch, n), n]));
+  const names = new Map<number | undefined, string>(
+    DEFAULT_DENIED_SYSCALLS.map((n) => [seccompSyscallNumber(arch, n), n]),
+  );
+  for (const [name, nr] of Object.entries(seccompSocketSyscalls(arch))) names.set(nr, name);
+  const families = new Map(Object.entries(ALLOWED_SOCKET_FAMILIES).map(([name, n]) => [n as number, name]));
+  const loaded = ['nr', 'arch', '', '', 'args[0]'];
+  let a = 'nr';
   return decode(program)
     .map(({ code, jt, jf, k }, i) => {
       const hex = program
@@ -100,11 +112,17 @@ function disassemble(program: Buffer, arch: SeccompArch): string {
         .replace(/(..)(?!$)/g, '$1 ');
       const hk = `0x${k.toString(16)}`;
       let text: string;
-      if (code === 0x20) text = `ld  [${k}]  ; ${k === 0 ? 'nr' : 'arch'}`;
-      else if (code === 0x06) text = `ret ${hk}  ; ${evaluate(program.subarray(i * 8, i * 8 + 8), 0, 0)}`;
+      if (code === 0x20) {
+        a = loaded[k / 4] ?? `?${k}`;
+        text = `ld  [${k}]  ; ${a}`;
+      } else if (code === 0x06) text = `ret ${hk}  ; ${evaluate(program.subarray(i * 8, i * 8 + 8), 0, 0)}`;
       else {
         const op = code === 0x15 ? 'jeq' : 'jge';
-        const note = names.get(k) ? `  ; ${names.get(k)}` : '';
+        // A compare right before `ld [16]` is of a syscall number (the socket blocks).
+        const next = decode(program)[i + 1];
+        const ofNr = a === 'nr' || (next?.code === 0x20 && next.k === 16);
+        const label = ofNr ? names.get(k) : families.get(k);
+        const note = label ? `  ; ${label}` : '';
         text = `${op} #${hk}, +${jt}, +${jf}${note}`;
       }
       return `${String(i).padStart(3, '0')}: ${hex}  ${text}`;
@@ -151,6 +169,8 @@ for (const arch of ['x86_64', 'aarch64'] as const) {
     }
   });
 }
+
+const allowedConnect: Record<SeccompArch, number> = { x86_64: 42, aarch64: 203 };
 
 describe('the filter judges syscalls', () => {
   // Spot checks typed from the headers, so a wrong table cannot vouch for itself.
@@ -202,7 +222,8 @@ describe('the filter judges syscalls', () => {
 
     test(`${arch}: what a web app needs is allowed`, () => {
       for (const [name, nr] of Object.entries(allowed[arch])) {
-        assert.equal(evaluate(program, AUDIT_ARCH[arch], nr), ALLOW, `${arch} ${name} (${nr})`);
+        // An AF_INET first argument, which socket needs; the others do not look at it.
+        assert.equal(evaluate(program, AUDIT_ARCH[arch], nr, 2n), ALLOW, `${arch} ${name} (${nr})`);
       }
     });
 
@@ -211,6 +232,33 @@ describe('the filter judges syscalls', () => {
         assert.equal(evaluate(program, foreign, 0), KILL);
         assert.equal(evaluate(program, foreign, 165), KILL);
       }
+    });
+  }
+
+  for (const arch of ['x86_64', 'aarch64'] as const) {
+    test(`${arch}: socket and socketpair only for AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK`, () => {
+      const program = compileSeccompFilter({ arch });
+      for (const nr of Object.values(seccompSocketSyscalls(arch))) {
+        for (const family of Object.values(ALLOWED_SOCKET_FAMILIES)) {
+          assert.equal(
+            evaluate(program, AUDIT_ARCH[arch], nr, BigInt(family)),
+            ALLOW,
+            `${nr} family ${family}`,
+          );
+        }
+        // AF_UNSPEC, AF_PACKET, AF_KEY, AF_ALG, AF_VSOCK, AF_XDP, past AF_MAX, and a family
+        // whose low half is allowed but not the whole (the kernel reads an int: allowed).
+        for (const family of [0, 17, 15, 38, AF_VSOCK, 44, 46, 0xffffffff]) {
+          assert.equal(
+            evaluate(program, AUDIT_ARCH[arch], nr, BigInt(family)),
+            EAFNOSUPPORT,
+            `${nr} family ${family}`,
+          );
+        }
+        assert.equal(evaluate(program, AUDIT_ARCH[arch], nr, (1n << 32n) | 2n), ALLOW, 'high half ignored');
+      }
+      // Another syscall with the same first argument is not judged by family.
+      assert.equal(evaluate(program, AUDIT_ARCH[arch], allowedConnect[arch], BigInt(AF_VSOCK)), ALLOW);
     });
   }
 
@@ -229,7 +277,7 @@ describe('the filter judges syscalls', () => {
     assert.equal(evaluate(onlyPtrace, AUDIT_ARCH.x86_64, 165), ALLOW, 'mount no longer listed');
     assert.throws(() => compileSeccompFilter({ deny: ['socket'] }), /unknown syscall 'socket'/);
     const arm = compileSeccompFilter({ arch: 'aarch64', deny: ['iopl', 'ptrace'] });
-    assert.equal(decode(arm).length, 4 + 2 + 1, 'arch check, ptrace, allow');
+    assert.equal(decode(arm).length, 4 + 2 + 2 * 8 + 1, 'arch check, ptrace, two family checks, allow');
     assert.ok(!seccompDeniedNames('aarch64').includes('iopl'));
     assert.ok(seccompDeniedNames('x86_64').includes('_sysctl'));
     assert.ok(!DEFAULT_DENIED_SYSCALLS.includes('personality'), 'glibc queries it');
@@ -374,6 +422,50 @@ describe('under bwrap --seccomp', { skip: !canRun && 'needs root, x86_64 and bwr
 
   test('clone3 fails with ENOSYS', async () => {
     assert.equal((await sandboxed(probe(435))).stdout, '-1 38\n');
+  });
+
+  /** Python creates a socket (or pair) of a family and prints the result and errno. */
+  const socketProbe = (call: 'socket' | 'socketpair', family: number) => [
+    '/usr/bin/python3',
+    '-c',
+    'import ctypes; libc = ctypes.CDLL(None, use_errno=True); fds = (ctypes.c_int * 2)(); ' +
+      (call === 'socket' ? `r = libc.socket(${family}, 1, 0)` : `r = libc.socketpair(${family}, 1, 0, fds)`) +
+      '; print(min(r, 0), ctypes.get_errno())',
+  ];
+
+  test('AF_VSOCK sockets fail with EAFNOSUPPORT (and are created without the filter)', async () => {
+    assert.equal((await sandboxed(socketProbe('socket', AF_VSOCK))).stdout, '-1 97\n');
+    assert.equal((await sandboxed(socketProbe('socketpair', AF_VSOCK))).stdout, '-1 97\n');
+    assert.equal(
+      (await sandboxed(socketProbe('socket', AF_VSOCK), { seccomp: false })).stdout,
+      '0 0\n',
+      'this machine has vsock: an app could reach the hypervisor host',
+    );
+  });
+
+  test('AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK still work: interfaces, name lookup, IPC', async () => {
+    for (const family of Object.values(ALLOWED_SOCKET_FAMILIES)) {
+      const type = family === ALLOWED_SOCKET_FAMILIES.AF_NETLINK ? 3 : 1; // SOCK_RAW for netlink
+      const script = `import ctypes; libc = ctypes.CDLL(None, use_errno=True); r = libc.socket(${family}, ${type}, 0); print(min(r, 0), ctypes.get_errno())`;
+      assert.equal((await sandboxed(['/usr/bin/python3', '-c', script])).stdout, '0 0\n', `family ${family}`);
+    }
+    const node = await sandboxed([
+      '/usr/bin/node',
+      '-e',
+      `const os = require('os'); const names = Object.keys(os.networkInterfaces());
+       require('dns').lookup('localhost', { all: true }, (err, found) => {
+         if (err) throw err;
+         console.log(names.includes('lo'), found.length > 0);
+       });`,
+    ]);
+    assert.equal(node.stdout, 'true true\n', node.stderr);
+    // A child process with an IPC channel: a socketpair of AF_UNIX.
+    const ipc = await sandboxed([
+      '/usr/bin/node',
+      '-e',
+      "const c = require('child_process').spawn(process.execPath, ['-e', 'process.send(42)'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }); c.on('message', (m) => console.log(m));",
+    ]);
+    assert.equal(ipc.stdout, '42\n', ipc.stderr);
   });
 
   test('control: without the filter, ptrace and io_uring_setup do not answer EPERM', async () => {

@@ -1,7 +1,8 @@
 // The sandbox's seccomp filter as plain data: a classic-BPF program, compiled here without
 // libseccomp, that bwrap installs with `--seccomp FD` just before it execs the app. It refuses
-// the syscalls no web app needs and that widen the kernel's attack surface; everything else
-// is allowed. Also the rlimit prefix of the launch argv. Pure: nothing here touches the system.
+// the syscalls no web app needs and that widen the kernel's attack surface, and sockets of
+// any address family but the four a web app uses; everything else is allowed. Also the
+// rlimit prefix of the launch argv. Pure: nothing here touches the system.
 
 export type SeccompArch = 'x86_64' | 'aarch64';
 
@@ -110,12 +111,32 @@ const SYSCALLS: readonly DeniedSyscall[] = [
 
 export const DEFAULT_DENIED_SYSCALLS: readonly string[] = SYSCALLS.map((s) => s.name);
 
+/** The address families socket(2) and socketpair(2) may create (include/linux/socket.h).
+ * Every other family is refused with EAFNOSUPPORT, the kernel's own answer for a family it
+ * lacks, so programs that probe for one carry on. AF_VSOCK above all: in a virtual machine
+ * it talks to the hypervisor's host, past every network namespace and firewall. AF_NETLINK
+ * stays because libc needs it: getifaddrs (Node's os.networkInterfaces) and getaddrinfo's
+ * AI_ADDRCONFIG ask the kernel for the interfaces' addresses over NETLINK_ROUTE. */
+export const ALLOWED_SOCKET_FAMILIES = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16 } as const;
+
+/** The syscalls whose first argument is an address family. x86_64 has no socketcall(2)
+ * (that is i386, killed as a foreign arch); aarch64 has none at all. */
+const SOCKET_SYSCALLS: Record<SeccompArch, Record<'socket' | 'socketpair', number>> = {
+  x86_64: { socket: 41, socketpair: 53 },
+  aarch64: { socket: 198, socketpair: 199 },
+};
+
+/** socket's and socketpair's numbers on `arch`, for tests and the golden disassembly. */
+export function seccompSocketSyscalls(arch: SeccompArch = 'x86_64'): Record<'socket' | 'socketpair', number> {
+  return SOCKET_SYSCALLS[arch];
+}
+
 // seccomp ABI (include/uapi/linux/seccomp.h, include/uapi/linux/audit.h).
 export const AUDIT_ARCH = { x86_64: 0xc000003e, aarch64: 0xc00000b7 } as const;
 export const SECCOMP_RET_KILL_PROCESS = 0x80000000;
 export const SECCOMP_RET_ERRNO = 0x00050000;
 export const SECCOMP_RET_ALLOW = 0x7fff0000;
-export const ERRNO = { EPERM: 1, ENOSYS: 38 } as const;
+export const ERRNO = { EPERM: 1, ENOSYS: 38, EAFNOSUPPORT: 97 } as const;
 /** x86_64 syscall numbers with this bit set are the x32 ABI. */
 export const X32_SYSCALL_BIT = 0x40000000;
 
@@ -124,9 +145,12 @@ const BPF_LD_W_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const BPF_JEQ_K = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const BPF_JGE_K = 0x35; // BPF_JMP | BPF_JGE | BPF_K
 const BPF_RET_K = 0x06; // BPF_RET | BPF_K
-// Offsets in struct seccomp_data: int nr; __u32 arch; ...
+// Offsets in struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6].
 const OFFSET_NR = 0;
 const OFFSET_ARCH = 4;
+// The low 32 bits of args[0] (little-endian): the kernel reads the family as an int, so the
+// high half cannot change what it means.
+const OFFSET_ARG0_LOW = 16;
 
 type Insn = [code: number, jt: number, jf: number, k: number];
 
@@ -184,7 +208,7 @@ export function compileSeccompFilter(opts: { arch?: SeccompArch; deny?: string[]
       [BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | ERRNO[syscall.errno]],
     );
   }
-  program.push([BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW]);
+  program.push(...socketFamilyChecks(arch), [BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW]);
 
   const out = Buffer.alloc(program.length * 8);
   program.forEach(([code, jt, jf, k], i) => {
@@ -194,6 +218,25 @@ export function compileSeccompFilter(opts: { arch?: SeccompArch; deny?: string[]
     // `|` yields a signed int32; >>> 0 turns it back into the u32 the field holds.
     out.writeUInt32LE(k >>> 0, i * 8 + 4);
   });
+  return out;
+}
+
+/** For socket and socketpair: allow the listed families, EAFNOSUPPORT for any other. The
+ * block loads args[0] over the syscall number, so every path through it returns. */
+function socketFamilyChecks(arch: SeccompArch): Insn[] {
+  const families = Object.values(ALLOWED_SOCKET_FAMILIES);
+  const n = families.length;
+  const out: Insn[] = [];
+  for (const nr of Object.values(SOCKET_SYSCALLS[arch])) {
+    out.push(
+      [BPF_JEQ_K, 0, n + 3, nr],
+      [BPF_LD_W_ABS, 0, 0, OFFSET_ARG0_LOW],
+      // The j-th compare jumps over the ones after it and the refusal, to the allow.
+      ...families.map((family, j): Insn => [BPF_JEQ_K, n - j, 0, family]),
+      [BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | ERRNO.EAFNOSUPPORT],
+      [BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW],
+    );
+  }
   return out;
 }
 
