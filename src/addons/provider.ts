@@ -58,6 +58,11 @@ export interface AddonProvider {
   /** argv of the engine's client connected with the URL in environment variable `envVar`
    * (run inside the app's sandbox: `petri addons shell`). */
   shellCommand(envVar: string): string[];
+  /** Takes from apps' logins what the engine gives every login by default and an app must
+   * not have (PostgreSQL: CONNECT on `postgres` and `template1`, where a login could list
+   * every add-on's database). Idempotent. Resolves with a warning for the operator when the
+   * admin lacks the rights, else undefined. */
+  secureServer(): Promise<string | undefined>;
   /** Closes admin connections. */
   close(): Promise<void>;
 }

@@ -51,6 +51,7 @@ export interface Engine {
 
 export class AddonEngines {
   private readonly providers = new Map<AddonType, AddonProvider>();
+  private readonly secured = new WeakSet<AddonProvider>();
   private readonly starting = new Map<AddonType, Promise<string>>();
   private readonly failures = new Map<AddonType, string>();
   /** Managed servers that started and have not been seen dead since. */
@@ -105,7 +106,10 @@ export class AddonEngines {
   /** The provider of an engine, once its server is up; a clear error when it is not. */
   async provider(type: AddonType): Promise<AddonProvider> {
     const existing = this.providers.get(type);
-    if (existing) return existing;
+    if (existing) {
+      await this.secure(existing);
+      return existing;
+    }
     const engine = this.get(type);
     let adminUrl: string;
     if (engine.managed) {
@@ -122,7 +126,24 @@ export class AddonEngines {
     }
     const provider = this.providers.get(type) ?? PROVIDERS[type](adminUrl);
     this.providers.set(type, provider);
+    await this.secure(provider);
     return provider;
+  }
+
+  /** Once per provider: what the engine gives every login by default is taken back. A
+   * failure is logged and tried again on the next use; it never fails the operation. */
+  private async secure(provider: AddonProvider): Promise<void> {
+    if (this.secured.has(provider)) return;
+    try {
+      const warning = await provider.secureServer();
+      this.secured.add(provider);
+      if (warning) this.logger.warn({ addon: provider.type }, warning);
+    } catch (err) {
+      this.logger.warn(
+        { addon: provider.type, err },
+        'securing the add-on server failed; trying again on next use',
+      );
+    }
   }
 
   /** Stops supervising and closes admin connections; the servers keep running. */

@@ -40,6 +40,9 @@ export interface ContractOptions {
   client: AppClient;
   /** Unique per run, so runs against a shared server never meet: e.g. 'ct_<random>'. */
   prefix: string;
+  /** Engines that cap sessions: how many one login may open, and whether the other login
+   * slot shares that cap (PostgreSQL: a limit on the database) or has its own (MariaDB). */
+  sessions?: { perLogin: number; slotsShare: boolean };
 }
 
 export function providerContract(opts: ContractOptions): void {
@@ -152,6 +155,45 @@ export function providerContract(opts: ContractOptions): void {
       assert.ok(usage.bytes > 0, `bytes: ${usage.bytes}`);
       assert.ok(usage.connections >= 1, `connections: ${usage.connections}`);
     });
+
+    const ceiling = opts.sessions;
+    if (ceiling) {
+      test("an add-on's logins hold a bounded number of sessions; other add-ons and the admin still get in", async () => {
+        const hog = resource('hog');
+        const creds = await provider.provision(hog);
+        const url = provider.url(creds, endpoint);
+        const open: AppSession[] = [];
+        try {
+          // One more than the ceiling; before there was one, this took 50 of 100 slots per login.
+          let refused: unknown;
+          for (let i = 0; i <= ceiling.perLogin && refused === undefined; i++) {
+            await opts.client.connect(url).then(
+              (s) => open.push(s),
+              (err: unknown) => {
+                refused = err;
+              },
+            );
+          }
+          assert.equal(open.length, ceiling.perLogin, `sessions one login opened: ${open.length}`);
+          assert.ok(refused, 'the session past the ceiling is refused');
+          const other = await provider.createLogin(hog, 'b');
+          if (ceiling.slotsShare) {
+            await assert.rejects(
+              opts.client.connect(provider.url(other, endpoint)),
+              'slot b shares the ceiling',
+            );
+          } else {
+            open.push(await opts.client.connect(provider.url(other, endpoint)));
+          }
+          // A neighbour and the admin are unaffected.
+          const neighbour = await connect(await provider.provision(resource('neighbour')));
+          await neighbour.ping();
+          assert.ok((await provider.usage(hog)).connections >= ceiling.perLogin);
+        } finally {
+          for (const s of open) await s.close().catch(() => {});
+        }
+      });
+    }
 
     test('deprovision closes sessions, refuses the login, and can run again', async () => {
       const r = resource('gone');

@@ -229,6 +229,7 @@ providerContract({
   setUp: async () => ({ provider: createPostgresProvider(ADMIN_URL), endpoint: EXTERNAL }),
   client: appClient,
   prefix: PREFIX,
+  sessions: { perLogin: 20, slotsShare: true },
 });
 
 {
@@ -250,6 +251,7 @@ providerContract({
     },
     client: appClient,
     prefix: PREFIX,
+    sessions: { perLogin: 20, slotsShare: true },
   });
 }
 
@@ -337,7 +339,7 @@ describe('postgres provider (external server)', () => {
           rolbypassrls: false,
           rolinherit: false,
           rolcanlogin: true,
-          rolconnlimit: 50,
+          rolconnlimit: 20,
           hash: 'SCRAM-SHA-256$',
         },
         String(rolname),
@@ -508,6 +510,35 @@ describe('managed postgres server', () => {
     assert.ok(Date.now() - t0 < 3000, `adopting took ${Date.now() - t0} ms`);
     assert.equal((await other.pids())[0], before[0]);
     assert.deepEqual(postmastersIn(path.join(dir, 'data')), [before[0]]);
+  });
+
+  test("an app's login cannot connect to postgres or template1 to list every add-on's database", async () => {
+    const provider = createPostgresProvider(url);
+    try {
+      const creds = await provider.provision(`${PREFIX}_cat`);
+      const app = (database: string) =>
+        provider.url({ ...creds, database }, { host: '127.0.0.1', port: Number(new URL(url).port) });
+      // What Petri runs on each managed (and external) server; twice, as restarts do.
+      assert.equal(await provider.secureServer(), undefined);
+      assert.equal(await provider.secureServer(), undefined);
+      for (const shared of ['postgres', 'template1']) {
+        await assert.rejects(adminQuery(app(shared), 'SELECT datname FROM pg_database'), /permission denied/);
+      }
+      assert.deepEqual(await adminQuery(app(creds.database), 'SELECT 1 AS one'), [{ one: 1 }]);
+      assert.deepEqual(await adminQuery(url, 'SELECT 1 AS one'), [{ one: 1 }], 'the admin still gets in');
+      const limits = await adminQuery<{ setting: string }>(
+        url,
+        "SELECT setting FROM pg_settings WHERE name IN ('max_connections', 'superuser_reserved_connections') ORDER BY name",
+      );
+      assert.deepEqual(
+        limits.map((r) => Number(r.setting)),
+        [300, 10],
+        "slots for apps, and the admin's reserve",
+      );
+      await provider.deprovision(`${PREFIX}_cat`);
+    } finally {
+      await provider.close();
+    }
   });
 
   test('stop() ends the server and every process of it', async () => {

@@ -212,6 +212,11 @@ class MysqlProvider implements AddonProvider {
     return ['/bin/sh', '-c', clientScript(envVar)];
   }
 
+  /** Nothing to take back: a new login can reach nothing but what it is granted. */
+  async secureServer(): Promise<string | undefined> {
+    return undefined;
+  }
+
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;

@@ -22,6 +22,7 @@ import { errorMessage } from '../../lib/errors.js';
 import { execOk } from '../../lib/exec.js';
 import { processCommand, processCwd, processStartTime, sendSignal } from '../../lib/process.js';
 import { until } from '../../lib/until.js';
+import { MANAGED_MAX_CONNECTIONS, SUPERUSER_RESERVED } from '../ceilings.js';
 import {
   HOST,
   loadServerState,
@@ -186,7 +187,10 @@ export class ManagedPostgres implements ManagedServer {
       `listen_addresses = '${HOST}'`,
       `port = ${state.port}`,
       `unix_socket_directories = ${confString(this.runDir)}`,
-      'max_connections = 100',
+      // Room for every add-on's CONNECTION LIMIT of several owners, and slots no app login
+      // can take, so the admin (a superuser) always gets in.
+      `max_connections = ${MANAGED_MAX_CONNECTIONS}`,
+      `superuser_reserved_connections = ${SUPERUSER_RESERVED}`,
       'shared_buffers = 16MB',
       'fsync = on',
       "password_encryption = 'scram-sha-256'",

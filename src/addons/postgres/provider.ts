@@ -10,6 +10,7 @@ import pg from 'pg';
 import { errorMessage } from '../../lib/errors.js';
 import { execOk } from '../../lib/exec.js';
 import { until } from '../../lib/until.js';
+import { ADDON_CONNECTIONS } from '../ceilings.js';
 import { checkEnvVar, checkResource, randomPassword } from '../names.js';
 import {
   type AddonCredentials,
@@ -21,8 +22,8 @@ import {
 } from '../provider.js';
 
 const SLOTS: readonly LoginSlot[] = ['a', 'b'];
-/** Enough for an app's pool and a shell, low enough that one add-on cannot take every slot. */
-const LOGIN_CONNECTION_LIMIT = 50;
+/** Databases every server has and, by default, every login may connect to. */
+const SHARED_DATABASES = ['postgres', 'template1'];
 /** Dumps and restores of big databases take long; this only catches one that hangs. */
 const DUMP_TIMEOUT_MS = 60 * 60 * 1000;
 /** How long revoking a login or dropping an add-on waits for its sessions to end. */
@@ -96,6 +97,8 @@ class PostgresProvider implements AddonProvider {
         made.database = true;
         // No other role (other add-ons' logins included) may connect to it.
         await c.query(`REVOKE ALL ON DATABASE ${id(n.owner)} FROM PUBLIC`);
+        // Both login slots together: one add-on cannot take the server's every slot.
+        await c.query(`ALTER DATABASE ${id(n.owner)} CONNECTION LIMIT ${ADDON_CONNECTIONS}`);
         await c.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${id(n.owner)} TO ${id(n.owner)}`);
       });
       await this.inDatabase(n.owner, async (c) => {
@@ -234,6 +237,28 @@ class PostgresProvider implements AddonProvider {
     return ['/bin/sh', '-c', `exec psql "$${envVar}"`];
   }
 
+  async secureServer(): Promise<string | undefined> {
+    return this.admin(async (c) => {
+      const { rows } = await c.query<{ datname: string }>(
+        `SELECT datname FROM pg_database
+          WHERE datname = ANY($1) AND has_database_privilege('public', datname, 'CONNECT')`,
+        [SHARED_DATABASES],
+      );
+      const open = rows.map((r) => r.datname);
+      try {
+        for (const db of open) {
+          // A non-superuser admin keeps its own way in before PUBLIC loses it.
+          await c.query(`GRANT CONNECT ON DATABASE ${id(db)} TO CURRENT_USER`);
+          await c.query(`REVOKE CONNECT ON DATABASE ${id(db)} FROM PUBLIC`);
+        }
+      } catch (err) {
+        if (!(err instanceof pg.DatabaseError && err.code === '42501')) throw err;
+        return `the postgres admin at ${this.where} may not revoke CONNECT on ${open.join(', ')} from PUBLIC, so apps' logins can connect there and list every add-on's database: run REVOKE CONNECT ON DATABASE <name> FROM PUBLIC as their owner`;
+      }
+      return undefined;
+    });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -250,7 +275,7 @@ class PostgresProvider implements AddonProvider {
     const password = randomPassword();
     // NOINHERIT: on its own the login has no rights in the database; it works only as the
     // owner role (the SET role below), so every object it makes belongs to the owner.
-    const attributes = `LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT ${LOGIN_CONNECTION_LIMIT} PASSWORD ${lit(scramVerifier(password))}`;
+    const attributes = `LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT ${ADDON_CONNECTIONS} PASSWORD ${lit(scramVerifier(password))}`;
     await this.admin(async (c) => {
       await c.query('BEGIN');
       try {
@@ -263,6 +288,8 @@ class PostgresProvider implements AddonProvider {
         await c.query(`GRANT ${id(n.owner)} TO ${id(login)}`);
         await c.query(`ALTER ROLE ${id(login)} SET role = ${lit(n.owner)}`);
         await c.query(`GRANT CONNECT ON DATABASE ${id(n.owner)} TO ${id(login)}`);
+        // Add-ons made before the limit existed get it at their next rotation.
+        await c.query(`ALTER DATABASE ${id(n.owner)} CONNECTION LIMIT ${ADDON_CONNECTIONS}`);
         await c.query('COMMIT');
       } catch (err) {
         // A failed ROLLBACK means a dead connection, which ends the transaction anyway;

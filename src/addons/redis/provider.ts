@@ -263,6 +263,11 @@ class RedisProvider implements AddonProvider {
     return ['/bin/sh', '-c', `exec redis-cli --no-auth-warning -u "$${envVar}"`];
   }
 
+  /** Nothing to take back: a new login can reach nothing but what it is granted. */
+  async secureServer(): Promise<string | undefined> {
+    return undefined;
+  }
+
   async close(): Promise<void> {
     const client = this.client;
     this.client = undefined;
