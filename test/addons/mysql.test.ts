@@ -321,6 +321,7 @@ providerContract({
   name: 'mysql external',
   prefix: `${PREFIX}_x`,
   client,
+  sessions: { perLogin: 10, slotsShare: false },
   async setUp() {
     return { provider: createMysqlProvider(ADMIN_URL), endpoint: EXTERNAL };
   },
@@ -419,7 +420,7 @@ describe('MariaDB provider specifics (the machine’s server)', () => {
       String(Object.values(row)[0]),
     );
     assert.equal(grants.length, 2, grants.join('\n'));
-    assert.match(grants[0] ?? '', /^GRANT USAGE ON \*\.\* TO .* WITH MAX_USER_CONNECTIONS 50$/);
+    assert.match(grants[0] ?? '', /^GRANT USAGE ON \*\.\* TO .* WITH MAX_USER_CONNECTIONS 10$/);
     // _ escaped: a wildcard in a grant would also cover databases the app could create.
     assert.equal(
       grants[1],
@@ -585,6 +586,16 @@ describe('ManagedMysql', () => {
     );
   });
 
+  test('has room for several owners at their login limits (four add-ons once filled 151)', async () => {
+    const admin = await createConnection((await managed()).url);
+    try {
+      const [row] = await adminRows(admin, 'SELECT @@max_connections AS n');
+      assert.equal(Number(row?.n), 300);
+    } finally {
+      await admin.end();
+    }
+  });
+
   test('a second ManagedMysql on the same directory adopts the running server', async () => {
     const { server, url } = await managed();
     const [pid] = await server.pids();
@@ -639,6 +650,7 @@ providerContract({
   name: 'mysql managed',
   prefix: `${PREFIX}_m`,
   client,
+  sessions: { perLogin: 10, slotsShare: false },
   async setUp() {
     const { server, url } = await managed();
     return { provider: createMysqlProvider(url), endpoint: await server.endpoint() };

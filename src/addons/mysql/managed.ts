@@ -12,6 +12,7 @@ import { execOk } from '../../lib/exec.js';
 import { freePort } from '../../lib/ports.js';
 import { processStartTime, sendSignal } from '../../lib/process.js';
 import { until } from '../../lib/until.js';
+import { MANAGED_MAX_CONNECTIONS } from '../ceilings.js';
 import { systemUserIds, type UserIds } from '../managed-host.js';
 import { randomPassword } from '../names.js';
 import type { Endpoint, ManagedServer, ManagedServerOptions } from '../provider.js';
@@ -199,6 +200,9 @@ export class ManagedMysql implements ManagedServer {
       '--character-set-server=utf8mb4',
       '--collation-server=utf8mb4_unicode_ci',
       ...SMALL_MEMORY,
+      // Room for several owners' add-ons at their login limits (the admin has SUPER, and
+      // MariaDB keeps one connection beyond max_connections for it).
+      `--max-connections=${MANAGED_MAX_CONNECTIONS}`,
     ];
     if (withInitFile) args.push(`--init-file=${this.initFile}`);
     // spawn, not lib/exec: the server must outlive this process (own session, no pipes to

@@ -8,6 +8,7 @@ import { createPool, escapeId, escape as escapeLiteral, type Pool, type RowDataP
 import { errorMessage } from '../../lib/errors.js';
 import { ExecError, execOk } from '../../lib/exec.js';
 import { until } from '../../lib/until.js';
+import { MARIADB_LOGIN_CONNECTIONS } from '../ceilings.js';
 import { checkEnvVar, checkResource, randomPassword } from '../names.js';
 import {
   type AddonCredentials,
@@ -20,8 +21,8 @@ import {
 
 const CHARSET = 'utf8mb4';
 const COLLATION = 'utf8mb4_unicode_ci';
-/** Enough for an app's pool and a console; a runaway app cannot take the whole server. */
-const MAX_USER_CONNECTIONS = 50;
+/** Per login: an app's pool and a console; a runaway app cannot take the whole server. */
+const MAX_USER_CONNECTIONS = MARIADB_LOGIN_CONNECTIONS;
 /** A killed session leaves the process list within milliseconds unless the server is stuck. */
 const SESSION_CLOSE_MS = 10_000;
 /** Dumps and restores of a large database take long; only a hung client should hit this. */
