@@ -1,7 +1,7 @@
 // Apps: creation, lookup, limits and removal. Removing an app only deletes what should be;
 // the reconciler stops what still runs for it and removes its files.
 import { UserError } from '../lib/errors.js';
-import type { Limits } from '../lib/limits.js';
+import { describeLimit, type LimitCeiling, type Limits } from '../lib/limits.js';
 import { now, type Store } from '../store/db.js';
 import type { App, User } from '../store/schema.js';
 import { type Actor, recordAudit } from './audit.js';
@@ -54,13 +54,39 @@ export async function getApp(db: Store, user: User, name: string): Promise<App> 
   return app;
 }
 
+/** The ceilings of the configuration that bound what setLimits accepts. */
+export interface LimitCeilings {
+  maxLimits: LimitCeiling;
+  memberMaxLimits: LimitCeiling;
+}
+
+/** Each limit given must be within the caller's ceiling: an admin's is the per-app maximum,
+ * a member's the lower member maximum (a member could otherwise take the host). */
+export function checkLimits(user: User, limits: Partial<Limits>, ceilings: LimitCeilings): void {
+  const admin = user.role === 'admin';
+  const ceiling = admin ? ceilings.maxLimits : ceilings.memberMaxLimits;
+  for (const key of ['memoryMiB', 'cpus', 'pids', 'diskMiB'] as const) {
+    const value = limits[key];
+    if (value === undefined || value <= ceiling[key]) continue;
+    const max = describeLimit(key, ceiling[key]);
+    throw new UserError(
+      'bad_request',
+      admin
+        ? `limits.${key} ${value} is over the per-app maximum of ${max} (the configuration's maxLimits.${key})`
+        : `limits.${key} ${value} is over the maximum of ${max} members may set; ask an admin for more (up to ${describeLimit(key, ceilings.maxLimits[key])})`,
+    );
+  }
+}
+
 export async function setLimits(
   db: Store,
   user: User,
   app: App,
   limits: Partial<Limits>,
+  ceilings: LimitCeilings,
   ip?: string,
 ): Promise<App> {
+  checkLimits(user, limits, ceilings);
   const updated = await db
     .updateTable('apps')
     .set({

@@ -3,7 +3,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from './errors.js';
-import type { Limits } from './limits.js';
+import {
+  DEFAULT_MEMBER_MAX_LIMITS,
+  hostMaxLimits,
+  type LimitCeiling,
+  type Limits,
+  readHostFacts,
+} from './limits.js';
 
 export interface PetriConfig {
   dataDir: string;
@@ -23,6 +29,10 @@ export interface PetriConfig {
   drainGraceMs: number;
   maxUploadBytes: number;
   defaultLimits: Limits;
+  /** No app's limits go past these (default: what the host has; pids 4096). */
+  maxLimits: LimitCeiling;
+  /** A member's own changes go up to these (each at most maxLimits'); admins' to maxLimits. */
+  memberMaxLimits: LimitCeiling;
   /** App N runs as uid/gid uidBase + N. */
   uidBase: number;
   /** Name of Petri's cgroup under each controller; unique per data dir when several run. */
@@ -88,7 +98,8 @@ export type ConfigInput = Partial<{ [K in keyof PetriConfig]: unknown }> & { con
 
 const MiB = 1024 * 1024;
 
-export const DEFAULTS: PetriConfig = {
+/** Without the limit ceilings: their defaults depend on the host (see limitCeilings). */
+export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
   dataDir: './.petri',
   domain: 'petri.localhost',
   httpPort: 8080,
@@ -176,6 +187,7 @@ function validate(raw: Record<string, unknown>): PetriConfig {
       pids: integer(limits, 'pids', 8, 1_000_000),
       diskMiB: integer({ diskMiB: 1024, ...limits }, 'diskMiB', 16, 1_048_576),
     },
+    ...limitCeilings(raw),
     uidBase: integer(raw, 'uidBase', 1000, 2_000_000_000),
     cgroupParent: matching(raw, 'cgroupParent', /^[a-z][a-z0-9-]{0,62}$/),
     logMaxBytesPerApp: integer(raw, 'logMaxBytesPerApp', 4096, Number.MAX_SAFE_INTEGER),
@@ -199,6 +211,45 @@ function validateCeilings(value: unknown): Ceilings {
     instancesPerApp: integer(raw, 'instancesPerApp', 1, 10_000),
     instancesPerOwner: integer(raw, 'instancesPerOwner', 1, 100_000),
     addonsPerOwner: integer(raw, 'addonsPerOwner', 1, 10_000),
+  };
+}
+
+/** maxLimits over the host's facts and memberMaxLimits over its defaults, key by key; a
+ * member maximum above the per-app one is lowered to it (a small host's default). */
+function limitCeilings(raw: Record<string, unknown>): Pick<PetriConfig, 'maxLimits' | 'memberMaxLimits'> {
+  const ceiling = (section: string, base: LimitCeiling): LimitCeiling => {
+    const given = { ...base, ...(raw[section] as object | undefined) } as Record<string, unknown>;
+    const at = (key: keyof LimitCeiling) => ({ [`${section}.${key}`]: given[key] });
+    return {
+      memoryMiB: integer(at('memoryMiB'), `${section}.memoryMiB`, 16, 1_048_576),
+      cpus: number(at('cpus'), `${section}.cpus`, 0.01, 1024),
+      pids: integer(at('pids'), `${section}.pids`, 8, 1_000_000),
+      diskMiB: integer(at('diskMiB'), `${section}.diskMiB`, 16, 1_048_576),
+    };
+  };
+  const host = hostMaxLimits(readHostFacts(text(raw, 'dataDir')));
+  const maxLimits = ceiling('maxLimits', {
+    ...host,
+    memoryMiB: Math.min(host.memoryMiB, 1_048_576),
+    cpus: Math.min(host.cpus, 1024),
+    diskMiB: Math.max(16, Math.min(host.diskMiB, 1_048_576)),
+  });
+  const member = ceiling('memberMaxLimits', DEFAULT_MEMBER_MAX_LIMITS);
+  // New apps get defaultLimits: they too stay under the per-app maximum.
+  const defaults = { ...DEFAULTS.defaultLimits, ...(raw.defaultLimits as object | undefined) } as Limits;
+  for (const key of ['memoryMiB', 'cpus', 'pids', 'diskMiB'] as const) {
+    const value = Number(defaults[key]);
+    if (value > maxLimits[key])
+      throw invalid(`defaultLimits.${key}`, defaults[key], `at most maxLimits.${key} (${maxLimits[key]})`);
+  }
+  return {
+    maxLimits,
+    memberMaxLimits: {
+      memoryMiB: Math.min(member.memoryMiB, maxLimits.memoryMiB),
+      cpus: Math.min(member.cpus, maxLimits.cpus),
+      pids: Math.min(member.pids, maxLimits.pids),
+      diskMiB: Math.min(member.diskMiB, maxLimits.diskMiB),
+    },
   };
 }
 

@@ -13,6 +13,7 @@ import {
   sleepApp,
   wakeApp,
 } from '../../domain/apps.js';
+import { secureAppDir } from '../../lib/data-dir-modes.js';
 import { UserError } from '../../lib/errors.js';
 import type { ApiContext } from '../context.js';
 import { presentApp, presentApps } from '../present.js';
@@ -47,6 +48,8 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
     async (req, reply) => {
       const { name } = req.body as { name: string };
       const app = await createApp(db, req.user, name, config.defaultLimits, req.ip);
+      // Before anything is made in it: only the app's own uid may pass through its directory.
+      await secureAppDir(ctx.paths, app.id, config.uidBase);
       ctx.nudge();
       return reply.code(201).send(await presentApp(db, config, app));
     },
@@ -92,10 +95,10 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
     async (req) => {
       let app = await getApp(db, req.user, (req.params as { name: string }).name);
       const { limits, settings } = req.body as {
-        limits?: Partial<{ memoryMiB: number; cpus: number; pids: number }>;
+        limits?: Partial<{ memoryMiB: number; cpus: number; pids: number; diskMiB: number }>;
         settings?: AppSettings;
       };
-      if (limits) app = await setLimits(db, req.user, app, limits, req.ip);
+      if (limits) app = await setLimits(db, req.user, app, limits, config, req.ip);
       if (settings) app = await setSettings(db, req.user, app, settings, req.ip);
       return presentApp(db, config, app);
     },
