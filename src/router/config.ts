@@ -32,6 +32,26 @@ export const SERVER_OPTIONS = 'check inter 1s fall 2 rise 1';
 
 const FINGERPRINT_PREFIX = 'petri-config-';
 
+/** The answer to a request that names more than one host (no comma: it is a config word). */
+const ONE_HOST = 'Bad request: the Host header must name exactly one host; send one Host line with one name.';
+
+/** Headers other proxies and CDNs use to tell an app the client's address or the original
+ * URL, which frameworks may trust (Express, Django, Rails, IIS ...); from a client they are lies. */
+const CLIENT_CLAIMS = [
+  'X-Real-IP',
+  'X-Original-Forwarded-For',
+  'X-Client-IP',
+  'True-Client-IP',
+  'Client-IP',
+  'X-Cluster-Client-IP',
+  'CF-Connecting-IP',
+  'Fastly-Client-IP',
+  'X-Original-URL',
+  'X-Rewrite-URL',
+  'X-Original-Host',
+  'X-Host',
+];
+
 export function renderHaproxyConfig(opts: RenderOptions, routes: readonly RouteSpec[]): string {
   assertHost(opts.apiHost, 'apiHost');
   assertAddress(opts.apiServer.address, opts.apiServer.port, 'apiServer');
@@ -98,10 +118,21 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     '',
     'frontend http',
     `  bind ${formatAddress(opts.bindAddress ?? '127.0.0.1', opts.httpPort)}`,
-    // Petri is the edge: forwarding headers sent by the client are not to be trusted.
-    '  http-request del-header X-Forwarded-For',
+    // One Host, one name. req.hdr() splits on commas and takes the last value, so
+    // `Host: a, b` was routed to b while the app saw both; and RFC 9112 wants a 400 for
+    // more than one Host line (HAProxy merges identical ones, refuses differing ones).
+    `  http-request return status 400 content-type "text/plain; charset=utf-8" string "${ONE_HOST}" if { req.fhdr_cnt(host) gt 1 } || { req.fhdr(host) -m sub , }`,
+    // Petri is the edge: forwarding headers sent by the client are not to be trusted. Every
+    // header by which a proxy tells an app who asked, how and for what is removed, and the
+    // ones apps read are set from what the edge saw (X-Forwarded-For by option forwardfor).
+    '  http-request del-header X-Forwarded- -m beg',
+    '  http-request del-header Forwarded',
+    ...CLIENT_CLAIMS.map((name) => `  http-request del-header ${name}`),
     '  http-request set-header X-Forwarded-Proto https if { ssl_fc }',
     '  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }',
+    '  http-request set-header X-Forwarded-Host %[req.hdr(host)]',
+    '  http-request set-header X-Forwarded-Port %[dst_port]',
+    '  http-request set-header X-Real-IP %[src]',
     // Routing key: the Host header without its port, lower-cased.
     '  http-request set-var(txn.host) req.hdr(host),field(1,:),lower',
     `  use_backend petri_api if { var(txn.host) -m str ${opts.apiHost} }`,
