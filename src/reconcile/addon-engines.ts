@@ -18,8 +18,10 @@ import type {
 } from '../addons/provider.js';
 import { ManagedRedis } from '../addons/redis/managed.js';
 import { createRedisProvider } from '../addons/redis/provider.js';
+import { RedisScriptWatchdog, type WatchdogEvent } from '../addons/redis/watchdog.js';
 import type { AddonsConfig, EngineConfig } from '../lib/config.js';
 import { errorMessage, UserError } from '../lib/errors.js';
+import { until } from '../lib/until.js';
 
 /** Where apps find each engine on their gateway: the engines' usual ports. */
 export const GATEWAY_PORTS: Record<AddonType, number> = { postgres: 5432, mysql: 3306, redis: 6379 };
@@ -38,6 +40,9 @@ const MANAGED: Record<AddonType, new (opts: ManagedServerOptions) => ManagedServ
 
 /** How often dead managed servers are noticed and started again. */
 const SUPERVISE_INTERVAL_MS = 5000;
+/** How long a Redis script that wrote (so SCRIPT KILL refuses) may block a managed server
+ * before it is shut down without saving and started again. */
+const UNKILLABLE_SCRIPT_MS = 5000;
 
 export interface Engine {
   type: AddonType;
@@ -57,6 +62,7 @@ export class AddonEngines {
   /** Managed servers that started and have not been seen dead since. */
   private readonly up = new Set<AddonType>();
   private timer: NodeJS.Timeout | undefined;
+  private watchdog: RedisScriptWatchdog | undefined;
   /** Where apps reach the servers: the bridge's gateway, or the endpoint itself without one. */
   private gateway: string | undefined;
 
@@ -101,6 +107,37 @@ export class AddonEngines {
       if (engine.managed) void this.startManaged(engine).catch(() => {});
     this.timer = setInterval(() => void this.supervise(), SUPERVISE_INTERVAL_MS);
     this.timer.unref();
+    const redis = this.engines.get('redis');
+    if (redis) this.watchRedis(redis);
+  }
+
+  private async restartWhenGone(server: ManagedServer): Promise<void> {
+    await until(async () => !(await server.running()), { timeout: 30_000, interval: 50 }).catch(() => {});
+    await this.supervise();
+  }
+
+  /** Kills Redis scripts that block the server for everyone (see addons/redis/watchdog.ts). */
+  private watchRedis(engine: Engine): void {
+    const managed = engine.managed;
+    this.watchdog = new RedisScriptWatchdog({
+      adminUrl: managed ? () => this.startManaged(engine) : async () => engine.adminUrl ?? '',
+      shutdownAfterMs: managed ? UNKILLABLE_SCRIPT_MS : undefined,
+      onEvent: (event: WatchdogEvent) => {
+        if (event.kind === 'error') return; // a server that is down is supervise()'s news
+        const what = {
+          killed: 'a redis script blocked every app past the busy threshold; killed it',
+          unkillable: managed
+            ? `a redis script that wrote blocks every app; shutting the server down without saving after ${UNKILLABLE_SCRIPT_MS / 1000} s`
+            : 'a redis script that wrote blocks every app and cannot be killed; the operator of the external server must act (SHUTDOWN NOSAVE)',
+          shutdown:
+            'shut the redis server down without saving to end a script that blocked every app; it is started again',
+        }[event.kind];
+        this.logger.warn({ addon: 'redis', busyMs: event.busyMs }, what);
+        // Every app waits for the server: start it as soon as it is gone, not at the next round.
+        if (event.kind === 'shutdown' && managed) void this.restartWhenGone(managed);
+      },
+    });
+    this.watchdog.start();
   }
 
   /** The provider of an engine, once its server is up; a clear error when it is not. */
@@ -149,6 +186,7 @@ export class AddonEngines {
   /** Stops supervising and closes admin connections; the servers keep running. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.watchdog?.stop();
     await Promise.all([...this.providers.values()].map((p) => p.close().catch(() => {})));
     this.providers.clear();
   }

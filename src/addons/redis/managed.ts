@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { errorMessage } from '../../lib/errors.js';
 import { processCommand, processCwd, processStartTime } from '../../lib/process.js';
 import { until } from '../../lib/until.js';
+import { REDIS_BUSY_THRESHOLD_MS, REDIS_MAX_MEMORY_MIB } from '../ceilings.js';
 import {
   HOST,
   loadServerState,
@@ -267,8 +268,13 @@ export function renderConfig(dataDir: string, pidFile: string, aclFile: string, 
     'appendonly yes',
     'appendfsync everysec',
     'save ""',
-    // Apps' data is not a cache: a full server refuses writes rather than dropping keys.
+    // Apps' data is not a cache: a full server refuses writes rather than dropping keys,
+    // and it is full at a bound rather than when the host runs out of memory.
+    `maxmemory ${REDIS_MAX_MEMORY_MIB}mb`,
     'maxmemory-policy noeviction',
+    // A script running longer makes the server answer others BUSY, and the watchdog
+    // (redis/watchdog.ts) kills it: one app's endless EVAL blocks every app for about this.
+    `busy-reply-threshold ${REDIS_BUSY_THRESHOLD_MS}`,
     // Restores replay dumps that may come from elsewhere: a crafted payload must not crash it.
     'sanitize-dump-payload yes',
   ];
