@@ -36,6 +36,7 @@ type Verdict = typeof KILL | typeof ALLOW | `ERRNO(${number})`;
 const EPERM = 'ERRNO(1)';
 const ENOSYS = 'ERRNO(38)';
 const EAFNOSUPPORT = 'ERRNO(97)';
+const EPROTONOSUPPORT = 'ERRNO(93)';
 const AF_VSOCK = 40;
 
 interface Insn {
@@ -62,12 +63,13 @@ function decode(program: Buffer): Insn[] {
 /** Runs the filter the way the kernel would for a syscall whose first argument is arg0 (the
  * others zero): only the four opcodes the generator emits are understood, anything else
  * fails the test. */
-function evaluate(program: Buffer, auditArch: number, nr: number, arg0 = 0n): Verdict {
+function evaluate(program: Buffer, auditArch: number, nr: number, arg0 = 0n, arg2 = 0n): Verdict {
   const insns = decode(program);
   const data = Buffer.alloc(64); // struct seccomp_data
   data.writeInt32LE(nr | 0, 0);
   data.writeUInt32LE(auditArch, 4);
   data.writeBigUInt64LE(arg0, 16);
+  data.writeBigUInt64LE(arg2, 32);
   let a = 0;
   for (let pc = 0; pc < insns.length; pc++) {
     const { code, jt, jf, k } = insns[pc]!;
@@ -102,7 +104,7 @@ function disassemble(program: Buffer, arch: SeccompArch): string {
   );
   for (const [name, nr] of Object.entries(seccompSocketSyscalls(arch))) names.set(nr, name);
   const families = new Map(Object.entries(ALLOWED_SOCKET_FAMILIES).map(([name, n]) => [n as number, name]));
-  const loaded = ['nr', 'arch', '', '', 'args[0]'];
+  const loaded = ['nr', 'arch', '', '', 'args[0]', '', '', '', 'args[2]'];
   let a = 'nr';
   return decode(program)
     .map(({ code, jt, jf, k }, i) => {
@@ -121,7 +123,7 @@ function disassemble(program: Buffer, arch: SeccompArch): string {
         // A compare right before `ld [16]` is of a syscall number (the socket blocks).
         const next = decode(program)[i + 1];
         const ofNr = a === 'nr' || (next?.code === 0x20 && next.k === 16);
-        const label = ofNr ? names.get(k) : families.get(k);
+        const label = ofNr ? names.get(k) : a === 'args[0]' ? families.get(k) : 'NETLINK_ROUTE';
         const note = label ? `  ; ${label}` : '';
         text = `${op} #${hk}, +${jt}, +${jf}${note}`;
       }
@@ -256,6 +258,18 @@ describe('the filter judges syscalls', () => {
           );
         }
         assert.equal(evaluate(program, AUDIT_ARCH[arch], nr, (1n << 32n) | 2n), ALLOW, 'high half ignored');
+        // Netlink: NETLINK_ROUTE (0) for getifaddrs, none of audit (9), sock_diag (4),
+        // netfilter (12), xfrm (6), kobject uevents (15), generic (16), crypto (21).
+        const netlink = BigInt(ALLOWED_SOCKET_FAMILIES.AF_NETLINK);
+        assert.equal(evaluate(program, AUDIT_ARCH[arch], nr, netlink, 0n), ALLOW);
+        for (const protocol of [9n, 4n, 12n, 6n, 15n, 16n, 21n]) {
+          assert.equal(
+            evaluate(program, AUDIT_ARCH[arch], nr, netlink, protocol),
+            EPROTONOSUPPORT,
+            `netlink ${protocol}`,
+          );
+        }
+        assert.equal(evaluate(program, AUDIT_ARCH[arch], nr, 2n, 6n), ALLOW, 'AF_INET with IPPROTO_TCP');
       }
       // Another syscall with the same first argument is not judged by family.
       assert.equal(evaluate(program, AUDIT_ARCH[arch], allowedConnect[arch], BigInt(AF_VSOCK)), ALLOW);
@@ -277,7 +291,7 @@ describe('the filter judges syscalls', () => {
     assert.equal(evaluate(onlyPtrace, AUDIT_ARCH.x86_64, 165), ALLOW, 'mount no longer listed');
     assert.throws(() => compileSeccompFilter({ deny: ['socket'] }), /unknown syscall 'socket'/);
     const arm = compileSeccompFilter({ arch: 'aarch64', deny: ['iopl', 'ptrace'] });
-    assert.equal(decode(arm).length, 4 + 2 + 2 * 8 + 1, 'arch check, ptrace, two family checks, allow');
+    assert.equal(decode(arm).length, 4 + 2 + 2 * 11 + 1, 'arch check, ptrace, two family checks, allow');
     assert.ok(!seccompDeniedNames('aarch64').includes('iopl'));
     assert.ok(seccompDeniedNames('x86_64').includes('_sysctl'));
     assert.ok(!DEFAULT_DENIED_SYSCALLS.includes('personality'), 'glibc queries it');
@@ -443,11 +457,21 @@ describe('under bwrap --seccomp', { skip: !canRun && 'needs root, x86_64 and bwr
     );
   });
 
-  test('AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK still work: interfaces, name lookup, IPC', async () => {
+  test('AF_UNIX, AF_INET, AF_INET6 and NETLINK_ROUTE still work (interfaces, name lookup, IPC); other netlink protocols do not', async () => {
     for (const family of Object.values(ALLOWED_SOCKET_FAMILIES)) {
       const type = family === ALLOWED_SOCKET_FAMILIES.AF_NETLINK ? 3 : 1; // SOCK_RAW for netlink
       const script = `import ctypes; libc = ctypes.CDLL(None, use_errno=True); r = libc.socket(${family}, ${type}, 0); print(min(r, 0), ctypes.get_errno())`;
       assert.equal((await sandboxed(['/usr/bin/python3', '-c', script])).stdout, '0 0\n', `family ${family}`);
+    }
+    for (const protocol of [
+      4 /* NETLINK_SOCK_DIAG */, 9 /* NETLINK_AUDIT */, 15 /* NETLINK_KOBJECT_UEVENT */,
+    ]) {
+      const script = `import ctypes; libc = ctypes.CDLL(None, use_errno=True); r = libc.socket(16, 3, ${protocol}); print(min(r, 0), ctypes.get_errno())`;
+      assert.equal(
+        (await sandboxed(['/usr/bin/python3', '-c', script])).stdout,
+        '-1 93\n',
+        `netlink ${protocol}`,
+      );
     }
     const node = await sandboxed([
       '/usr/bin/node',

@@ -115,8 +115,9 @@ export const DEFAULT_DENIED_SYSCALLS: readonly string[] = SYSCALLS.map((s) => s.
  * Every other family is refused with EAFNOSUPPORT, the kernel's own answer for a family it
  * lacks, so programs that probe for one carry on. AF_VSOCK above all: in a virtual machine
  * it talks to the hypervisor's host, past every network namespace and firewall. AF_NETLINK
- * stays because libc needs it: getifaddrs (Node's os.networkInterfaces) and getaddrinfo's
- * AI_ADDRCONFIG ask the kernel for the interfaces' addresses over NETLINK_ROUTE. */
+ * stays, for NETLINK_ROUTE only, because libc needs it: getifaddrs (Node's
+ * os.networkInterfaces) and getaddrinfo's AI_ADDRCONFIG ask the kernel for the interfaces'
+ * addresses over it. */
 export const ALLOWED_SOCKET_FAMILIES = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16 } as const;
 
 /** The syscalls whose first argument is an address family. x86_64 has no socketcall(2)
@@ -136,7 +137,7 @@ export const AUDIT_ARCH = { x86_64: 0xc000003e, aarch64: 0xc00000b7 } as const;
 export const SECCOMP_RET_KILL_PROCESS = 0x80000000;
 export const SECCOMP_RET_ERRNO = 0x00050000;
 export const SECCOMP_RET_ALLOW = 0x7fff0000;
-export const ERRNO = { EPERM: 1, ENOSYS: 38, EAFNOSUPPORT: 97 } as const;
+export const ERRNO = { EPERM: 1, ENOSYS: 38, EPROTONOSUPPORT: 93, EAFNOSUPPORT: 97 } as const;
 /** x86_64 syscall numbers with this bit set are the x32 ABI. */
 export const X32_SYSCALL_BIT = 0x40000000;
 
@@ -151,6 +152,9 @@ const OFFSET_ARCH = 4;
 // The low 32 bits of args[0] (little-endian): the kernel reads the family as an int, so the
 // high half cannot change what it means.
 const OFFSET_ARG0_LOW = 16;
+const OFFSET_ARG2_LOW = 32;
+/** The one netlink protocol libc uses (include/uapi/linux/netlink.h). */
+export const NETLINK_ROUTE = 0;
 
 type Insn = [code: number, jt: number, jf: number, k: number];
 
@@ -221,19 +225,30 @@ export function compileSeccompFilter(opts: { arch?: SeccompArch; deny?: string[]
   return out;
 }
 
-/** For socket and socketpair: allow the listed families, EAFNOSUPPORT for any other. The
- * block loads args[0] over the syscall number, so every path through it returns. */
+/** For socket and socketpair: allow the listed families, EAFNOSUPPORT for any other, and of
+ * netlink only NETLINK_ROUTE (the others, audit, uevents, netfilter, xfrm, crypto ..., are
+ * kernel surface no app needs; EPROTONOSUPPORT, as for a protocol the kernel lacks). The
+ * block loads arguments over the syscall number, so every path through it returns. */
 function socketFamilyChecks(arch: SeccompArch): Insn[] {
   const families = Object.values(ALLOWED_SOCKET_FAMILIES);
   const n = families.length;
+  // Relative to the block's first instruction (the args[0] load): the n compares, the
+  // refusal, then the netlink protocol check at n + 2 .. n + 4, the allow at n + 5.
+  const protocolCheck = n + 2;
+  const allow = n + 5;
   const out: Insn[] = [];
   for (const nr of Object.values(SOCKET_SYSCALLS[arch])) {
     out.push(
-      [BPF_JEQ_K, 0, n + 3, nr],
+      [BPF_JEQ_K, 0, n + 6, nr],
       [BPF_LD_W_ABS, 0, 0, OFFSET_ARG0_LOW],
-      // The j-th compare jumps over the ones after it and the refusal, to the allow.
-      ...families.map((family, j): Insn => [BPF_JEQ_K, n - j, 0, family]),
+      ...families.map((family, j): Insn => {
+        const to = family === ALLOWED_SOCKET_FAMILIES.AF_NETLINK ? protocolCheck : allow;
+        return [BPF_JEQ_K, to - (1 + j) - 1, 0, family];
+      }),
       [BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | ERRNO.EAFNOSUPPORT],
+      [BPF_LD_W_ABS, 0, 0, OFFSET_ARG2_LOW],
+      [BPF_JEQ_K, 1, 0, NETLINK_ROUTE],
+      [BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | ERRNO.EPROTONOSUPPORT],
       [BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW],
     );
   }
