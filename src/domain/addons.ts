@@ -107,8 +107,24 @@ export async function insertProvisioningAddon(
   user: User,
   app: App,
   fields: { type: AddonType; name: string; envVar: string; mode: Addon['mode']; resourcePrefix: string },
+  addonsPerOwner = Number.POSITIVE_INFINITY,
 ): Promise<Addon> {
   return db.transaction().execute(async (tx) => {
+    // Each add-on may hold sessions and memory of a server every app shares: one owner's
+    // add-ons are bounded so that others' fit beside them.
+    const owned = await tx
+      .selectFrom('addons')
+      .innerJoin('apps', 'apps.id', 'addons.app_id')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('apps.owner_id', '=', app.owner_id)
+      .where('addons.status', '!=', 'destroyed')
+      .executeTakeFirstOrThrow();
+    if (Number(owned.n) >= addonsPerOwner) {
+      throw new UserError(
+        'bad_request',
+        `the apps of ${app.name}'s owner already have ${owned.n} add-ons, the ceiling per owner; destroy one first (petri addons destroy), or ask the operator to raise ceilings.addonsPerOwner`,
+      );
+    }
     const live = await tx
       .selectFrom('addons')
       .selectAll()

@@ -90,13 +90,20 @@ export class AddonService {
     await assertAppCanRelease(db, app.id);
     const provider = await this.provider(type);
     await this.reachable(provider, `nothing was created and '${app.name}' is unchanged`);
-    const addon = await insertProvisioningAddon(db, secrets, user, app, {
-      type,
-      name,
-      envVar,
-      mode: engines.get(type).mode,
-      resourcePrefix: this.resourcePrefix,
-    });
+    const addon = await insertProvisioningAddon(
+      db,
+      secrets,
+      user,
+      app,
+      {
+        type,
+        name,
+        envVar,
+        mode: engines.get(type).mode,
+        resourcePrefix: this.resourcePrefix,
+      },
+      this.deps.config.ceilings.addonsPerOwner,
+    );
     return this.locked(addon.id, async () => {
       let credentials: StoredCredentials;
       try {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../src/api/server.js';
+import { insertProvisioningAddon } from '../../src/domain/addons.js';
 import { createUser, issueToken } from '../../src/domain/auth.js';
 import { loadConfig } from '../../src/lib/config.js';
 import { createLogger } from '../../src/lib/log.js';
@@ -85,5 +86,33 @@ describe('ceilings on instances', () => {
     // Another member is not affected by mallory's total.
     assert.equal((await call('alice', 'POST', '/v1/apps', { name: 'fair' })).statusCode, 201);
     assert.equal((await call('alice', 'PATCH', '/v1/apps/fair/formation', { web: 20 })).statusCode, 200);
+  });
+
+  test('one owner has at most the per-owner ceiling of add-ons, across apps', async () => {
+    const secrets = SecretBox.withKey(Buffer.alloc(32, 7));
+    const owner = await db
+      .selectFrom('users')
+      .selectAll()
+      .where('name', '=', 'mallory')
+      .executeTakeFirstOrThrow();
+    const apps = await db.selectFrom('apps').selectAll().where('owner_id', '=', owner.id).execute();
+    const add = (i: number) =>
+      insertProvisioningAddon(
+        db,
+        secrets,
+        owner,
+        apps[i % apps.length]!,
+        {
+          type: 'redis',
+          name: `cache-${i}`,
+          envVar: `CACHE_${i}_URL`,
+          mode: 'managed',
+          resourcePrefix: 'petri_t',
+        },
+        // The default ceiling (ceilings.addonsPerOwner).
+        loadConfig({ dataDir: dir }).ceilings.addonsPerOwner,
+      );
+    for (let i = 0; i < 10; i++) await add(i);
+    await assert.rejects(add(10), /already have 10 add-ons, the ceiling per owner/);
   });
 });
