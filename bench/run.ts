@@ -430,7 +430,37 @@ function haproxyPids(petri: TestPetri): number[] {
     });
 }
 
-// BENCH=deploy,network,python,addons,wake,density runs only those sections (all by default).
+/** Issue 11: the npm-build fixture (npm ci and a build step), first deploy against a redeploy
+ * with its dependencies restored from the build cache: what the builds' own disks cost. */
+async function npmBuild(): Promise<void> {
+  const petri = await TestPetri.start({ logLevel: 'error' });
+  try {
+    const first: number[] = [];
+    const cached: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await petri.cli(['apps', 'create', `npm-${i}`]);
+      first.push(await timeBuiltDeploy(petri, `npm-${i}`));
+      cached.push(await timeBuiltDeploy(petri, `npm-${i}`));
+    }
+    report('npm-build first deploy to first 200', first, 10_000);
+    report('npm-build redeploy with its dependencies cached', cached, 5000);
+  } finally {
+    await petri.destroy();
+  }
+}
+
+/** `petri deploy` returns once the new release serves; the body says the build step ran. */
+async function timeBuiltDeploy(petri: TestPetri, app: string): Promise<number> {
+  const started = performance.now();
+  const deploy = await petri.cli(['deploy', path.join(FIXTURES, 'npm-build'), '--app', app, '--json']);
+  if (deploy.code !== 0) throw new Error(`npm-build deploy failed: ${deploy.stderr}`);
+  const res = await petri.app(app);
+  if (res.status !== 200 || !res.body.startsWith('built:'))
+    throw new Error(`npm-build answered ${res.status}`);
+  return performance.now() - started;
+}
+
+// BENCH=deploy,network,python,addons,wake,density,build runs only those sections (all by default).
 const only = process.env.BENCH?.split(',');
 const wanted = (name: string) => !only || only.includes(name);
 if (wanted('deploy')) await main();
@@ -439,3 +469,4 @@ if (wanted('python')) await python();
 if (wanted('addons')) await addons();
 if (wanted('wake')) await wake();
 if (wanted('density')) await density();
+if (wanted('build')) await npmBuild();

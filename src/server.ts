@@ -19,7 +19,7 @@ import { OutputTailer } from './logs/output-tailer.js';
 import { AddonEngines } from './reconcile/addon-engines.js';
 import { AddonService } from './reconcile/addon-service.js';
 import { AddonUpkeep } from './reconcile/addon-upkeep.js';
-import { BuildLoop } from './reconcile/builds.js';
+import { BuildLoop, reclaimBuilds } from './reconcile/builds.js';
 import { startEgressProxy } from './reconcile/egress-proxy.js';
 import { IdleSleeper } from './reconcile/idle.js';
 import { InstanceReconciler } from './reconcile/instances.js';
@@ -158,6 +158,9 @@ export async function startServer(
     runOneOff: createOneOffRunner({ db, driver, paths, config, secrets, egressProxyUrl: egress?.url }),
     addons,
   };
+  // Before the API takes uploads: every deploy dir not queued is then a leftover.
+  const reclaimed = [...(await driver.reclaimTasks()), ...(await reclaimBuilds({ db, driver, paths }))];
+  if (reclaimed.length > 0) log.warn({ reclaimed }, 'reclaimed what builds cut off by a restart left');
   const api = await buildApi(ctx, log);
   await api.listen({ port: config.apiPort, host: config.apiBind });
   reconciler.start();

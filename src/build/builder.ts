@@ -1,10 +1,14 @@
-// Runs a build plan in the app's sandbox and turns the result into a read-only slug.
+// Runs a build plan in the app's sandbox, on disks of the app's size (its /app and its
+// build cache, see BuildDisksSpec), and turns the result into a read-only slug. Root reads
+// the source before any build step ran in it, and afterwards only copies the build's /app
+// out with cp, which never follows a link: every other file operation on what a build wrote
+// (restoring and saving the cache) runs in the sandbox as the app's own user.
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import { execOk } from '../lib/exec.js';
-import type { Limits, RuntimeDriver } from '../runtime/driver.js';
-import { cacheKey, restoreDependencies, saveDependencies } from './cache.js';
+import type { BuildDisks, Limits, RuntimeDriver, TaskResult } from '../runtime/driver.js';
+import { cacheKey, NOTHING_CACHED, restoreTask, saveTask } from './cache.js';
 import { planBuild } from './detect.js';
 import type { BuildPlan } from './plan.js';
 
@@ -13,8 +17,14 @@ export interface BuildRequest {
   app: string;
   uid: number;
   gid: number;
+  /** The unpacked upload (links refused); only read, before the build. */
   sourceDir: string;
+  /** The build's own directory, for its /app disk; removed after the build. */
+  workDir: string;
+  /** The app's build cache directory (see BuildDisksSpec.cacheDir). */
   cacheDir: string;
+  /** Size of the build cache (config buildCacheMiB). */
+  cacheMiB: number;
   slugDir: string;
   limits: Limits;
   timeoutMs: number;
@@ -25,78 +35,174 @@ export interface BuildRequest {
   noCache?: boolean;
 }
 
+/** Disk limit of a build's /app when the app sets none (as the driver's default). */
+const DEFAULT_DISK_MIB = 1024;
+
 export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promise<BuildPlan> {
   const started = Date.now();
   const plan = await planBuild(req.sourceDir);
   req.onOutput(`-----> ${stackTitle(plan.stack)} app detected\n`);
-  if (req.noCache) {
-    await rm(req.cacheDir, { recursive: true, force: true });
-    req.onOutput('-----> Building without the cache (--no-cache)\n');
-  }
+  if (req.noCache) req.onOutput('-----> Building without the cache (--no-cache)\n');
   const key = plan.dependencies && cacheKey(req.sourceDir, plan.stack, plan.dependencies);
-  const restored =
-    plan.dependencies && key
-      ? await restoreDependencies(req.cacheDir, key, req.sourceDir, plan.dependencies)
-      : false;
-  if (restored) req.onOutput('-----> Dependencies unchanged: restored from the build cache\n');
-  // The build runs as the app's own user: it owns its source and its cache, nothing else.
-  await mkdir(req.cacheDir, { recursive: true });
-  await execOk('chown', ['-R', `${req.uid}:${req.gid}`, req.sourceDir, req.cacheDir]);
-  for (const [i, step] of plan.steps.entries()) {
-    if (restored && step.installs) continue;
-    req.onOutput(`-----> ${step.title}\n`);
-    const remaining = req.timeoutMs - (Date.now() - started);
-    const result = await driver.runTask({
-      id: `build-${req.buildId.toLowerCase()}-${i}`,
-      app: req.app,
+  const diskMiB = req.limits.diskMiB ?? DEFAULT_DISK_MIB;
+  const disksSpec = { workDir: req.workDir, cacheDir: req.cacheDir };
+  try {
+    const disks = await driver.openBuildDisks({
+      id: `build-${req.buildId.toLowerCase()}`,
       uid: req.uid,
       gid: req.gid,
-      appDir: req.sourceDir,
-      writableMounts: { [req.cacheDir]: '/cache' },
-      command: step.argv,
-      env: {
+      workDir: req.workDir,
+      sourceDir: req.sourceDir,
+      diskMiB,
+      cacheDir: req.cacheDir,
+      cacheMiB: req.cacheMiB,
+      freshCache: req.noCache === true,
+    });
+    // The build runs as the app's own user: it owns its /app and its cache, nothing else.
+    const run = (
+      suffix: string,
+      title: string,
+      command: string[],
+      env: Record<string, string>,
+      output = req.onOutput,
+    ) => runStep(driver, req, disks, { suffix, title, command, env, output, diskMiB, started });
+    let restored = false;
+    if (plan.dependencies && key) {
+      let said = '';
+      const result = await run(
+        'restore',
+        'Restoring dependencies from the build cache',
+        restoreTask(key, plan.dependencies),
+        {},
+        (t) => {
+          said += t;
+        },
+      );
+      restored = result.exitCode === 0;
+      if (!restored && result.exitCode !== NOTHING_CACHED) {
+        req.onOutput(`-----> The build cache could not be restored; installing afresh\n${said}`);
+      }
+    }
+    if (restored) req.onOutput('-----> Dependencies unchanged: restored from the build cache\n');
+    for (const [i, step] of plan.steps.entries()) {
+      if (restored && step.installs) continue;
+      req.onOutput(`-----> ${step.title}\n`);
+      const result = await run(String(i), step.title, step.argv, {
         ...plan.env,
         ...step.env,
         ...proxyEnv(req.proxyUrl),
-        HOME: '/app',
-        npm_config_cache: '/cache/npm',
-        CI: 'true',
-      },
-      limits: req.limits,
-      timeoutMs: Math.max(remaining, 1000),
-      onOutput: req.onOutput,
-    });
-    if (result.timedOut) {
-      throw new UserError(
-        'build_failed',
-        `build exceeded its time limit of ${formatDuration(req.timeoutMs)}`,
+      });
+      throwIfFailed(result, step.title, req, diskMiB);
+    }
+    if (plan.dependencies && key && !restored) {
+      let said = '';
+      const result = await run(
+        'save',
+        'Saving dependencies to the build cache',
+        saveTask(key, plan.dependencies),
+        {},
+        (t) => {
+          said += t;
+        },
       );
+      // Only ever a speed-up: a cache too small for the dependencies costs the next build
+      // its install, not this build its release.
+      if (result.exitCode !== 0) {
+        const why = result.fullDisks?.includes('/cache')
+          ? `they do not fit its ${req.cacheMiB} MiB (buildCacheMiB)`
+          : `the copy failed:\n${said}`;
+        req.onOutput(`-----> Dependencies not kept in the build cache: ${why}\n`);
+      }
     }
-    if (result.oomKilled) {
-      throw new UserError(
-        'build_failed',
-        `${step.title} was killed: memory limit ${req.limits.memoryMiB} MiB`,
-      );
-    }
-    if (result.exitCode !== 0) {
-      const how = result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`;
-      throw new UserError('build_failed', `${step.title} failed (${how}); see the build output above`);
-    }
+    req.onOutput(`-----> Process types: ${Object.keys(plan.processTypes).join(', ')}\n`);
+    await freezeSlug(disks.appDir, req.slugDir);
+    return plan;
+  } finally {
+    await driver.closeBuildDisks(disksSpec);
   }
-  if (plan.dependencies && key && !restored)
-    await saveDependencies(req.cacheDir, key, req.sourceDir, plan.dependencies);
-  req.onOutput(`-----> Process types: ${Object.keys(plan.processTypes).join(', ')}\n`);
-  await freezeSlug(req.sourceDir, req.slugDir);
-  return plan;
 }
 
-/** Moves the build output to its slug directory and makes it root-owned and read-only, so
- * no instance can change the release it runs from. */
-async function freezeSlug(sourceDir: string, slugDir: string): Promise<void> {
+interface Step {
+  suffix: string;
+  title: string;
+  command: string[];
+  env: Record<string, string>;
+  output: (text: string) => void;
+  diskMiB: number;
+  started: number;
+}
+
+function runStep(
+  driver: RuntimeDriver,
+  req: BuildRequest,
+  disks: BuildDisks,
+  step: Step,
+): Promise<TaskResult> {
+  const remaining = req.timeoutMs - (Date.now() - step.started);
+  return driver.runTask({
+    id: `build-${req.buildId.toLowerCase()}-${step.suffix}`,
+    app: req.app,
+    uid: req.uid,
+    gid: req.gid,
+    appDir: disks.appDir,
+    writableMounts: { [disks.cacheDir]: '/cache' },
+    command: step.command,
+    env: {
+      ...step.env,
+      HOME: '/app',
+      npm_config_cache: '/cache/npm',
+      CI: 'true',
+    },
+    limits: req.limits,
+    timeoutMs: Math.max(remaining, 1000),
+    onOutput: step.output,
+  });
+}
+
+function throwIfFailed(result: TaskResult, title: string, req: BuildRequest, diskMiB: number): void {
+  if (result.timedOut) {
+    throw new UserError('build_failed', `build exceeded its time limit of ${formatDuration(req.timeoutMs)}`);
+  }
+  if (result.oomKilled) {
+    throw new UserError('build_failed', `${title} was killed: memory limit ${req.limits.memoryMiB} MiB`);
+  }
+  if (result.exitCode === 0) return;
+  if (result.fullDisks?.includes('/app')) {
+    throw new UserError(
+      'build_failed',
+      `the build ran out of disk: /app is limited to ${diskMiB} MiB (limits.diskMiB); ` +
+        'make the build write less, or raise the limit with petri apps limits NAME --disk SIZE',
+    );
+  }
+  if (result.fullDisks?.includes('/cache')) {
+    throw new UserError(
+      'build_failed',
+      `the build cache is full: /cache is limited to ${req.cacheMiB} MiB (buildCacheMiB); ` +
+        'deploy with --no-cache to empty it, or ask the operator to raise buildCacheMiB',
+    );
+  }
+  const how = result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`;
+  throw new UserError('build_failed', `${title} failed (${how}); see the build output above`);
+}
+
+/** Copies the build's /app to its slug directory as root's read-only files, so no instance
+ * can change the release it runs from. The build's tasks have all ended and no other sandbox
+ * sees its disk, so nothing changes under the copy; cp -R -P copies links as links and never
+ * writes through one, into a directory only root has written. */
+async function freezeSlug(appDir: string, slugDir: string): Promise<void> {
+  const partial = `${slugDir}.partial`;
   await mkdir(path.dirname(slugDir), { recursive: true });
-  await rename(sourceDir, slugDir);
-  await execOk('chown', ['-R', '0:0', slugDir]);
-  await execOk('chmod', ['-R', 'u-w,go-w', slugDir]);
+  await rm(partial, { recursive: true, force: true });
+  await mkdir(partial, { mode: 0o755 });
+  try {
+    // Not --preserve=ownership: every file becomes root's as cp creates it.
+    await execOk('cp', ['-R', '-P', '--preserve=mode,timestamps,links', '--', `${appDir}/.`, partial]);
+    await execOk('chmod', ['-R', 'u-w,go-w,ug-s', partial]);
+    await rename(partial, slugDir);
+  } catch (err) {
+    await rm(partial, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 function proxyEnv(url: string | undefined): Record<string, string> {

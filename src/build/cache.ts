@@ -1,11 +1,13 @@
 // The dependency cache of an app's builds: what the install step produced (node_modules,
 // a Python virtualenv), kept per app under a key made from the files that decide it (the
 // lockfile), so a redeploy with unchanged dependencies restores it instead of installing.
+//
+// Restore and save run inside the build's sandbox as the app's own user (restoreTask and
+// saveTask), never as root on the host: the cache is the app's to write, so a link or a
+// swapped directory in it can only ever reach the app's own files, with the app's own rights.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { execOk } from '../lib/exec.js';
 
 export interface DependencyCache {
   /** Files (relative to the source) whose content decides what the install produces. */
@@ -14,7 +16,8 @@ export interface DependencyCache {
   paths: string[];
 }
 
-/** The cache key: the stack, and the content of each key file (absent ones count too). */
+/** The cache key: the stack, and the content of each key file (absent ones count too). Read
+ * by root from the unpacked upload, before any build step ran in it. */
 export function cacheKey(sourceDir: string, stack: string, cache: DependencyCache): string {
   const hash = createHash('sha256').update(stack);
   for (const file of cache.keyFiles) {
@@ -25,45 +28,48 @@ export function cacheKey(sourceDir: string, stack: string, cache: DependencyCach
   return hash.digest('hex').slice(0, 32);
 }
 
-/** Copies the cached paths into the source; false when there is nothing under this key. */
-export async function restoreDependencies(
-  cacheDir: string,
-  key: string,
-  sourceDir: string,
-  cache: DependencyCache,
-): Promise<boolean> {
-  const entry = path.join(cacheDir, 'deps', key);
-  if (!existsSync(path.join(entry, '.complete'))) return false;
-  for (const p of cache.paths) {
-    const from = path.join(entry, p);
-    if (!existsSync(from)) continue;
-    await rm(path.join(sourceDir, p), { recursive: true, force: true });
-    await execOk('cp', ['-a', '--', from, path.join(sourceDir, p)]);
-  }
-  return true;
+/** restoreTask's exit code when the cache has nothing under the key. */
+export const NOTHING_CACHED = 3;
+
+/** Fixed scripts: the key and paths reach them as arguments ("$@"), never interpolated. */
+const RESTORE = [
+  'key=$1; shift; entry=/cache/deps/$key',
+  `[ -f "$entry/.complete" ] || exit ${NOTHING_CACHED}`,
+  'for p; do',
+  '  [ -e "$entry/$p" ] || continue',
+  '  rm -rf "/app/$p" && cp -a "$entry/$p" "/app/$p" || exit 1',
+  'done',
+].join('\n');
+
+// One entry per app: everything else under deps goes first, which also makes room. Marked
+// complete only once whole: a save cut off leaves no entry that restore would take.
+const SAVE = [
+  'key=$1; shift; deps=/cache/deps; partial=$deps/$key.partial',
+  'rm -rf "$deps" && mkdir -p "$partial" || exit 1',
+  'for p; do',
+  '  [ -e "/app/$p" ] || continue',
+  '  cp -a "/app/$p" "$partial/$p" || { rm -rf "$partial"; exit 1; }',
+  'done',
+  'touch "$partial/.complete" && mv "$partial" "$deps/$key" || { rm -rf "$partial"; exit 1; }',
+].join('\n');
+
+/** argv of the task that copies the cached paths into /app: exit 0 when it did,
+ * NOTHING_CACHED when the cache has no complete entry under the key. */
+export function restoreTask(key: string, cache: DependencyCache): string[] {
+  return ['/bin/sh', '-c', RESTORE, 'petri-cache-restore', key, ...checkedPaths(cache)];
 }
 
-/** Keeps what the install produced under the key, replacing older entries (one per app). */
-export async function saveDependencies(
-  cacheDir: string,
-  key: string,
-  sourceDir: string,
-  cache: DependencyCache,
-): Promise<void> {
-  const deps = path.join(cacheDir, 'deps');
-  const entry = path.join(deps, key);
-  const partial = `${entry}.partial`;
-  await rm(partial, { recursive: true, force: true });
-  await mkdir(partial, { recursive: true });
+/** argv of the task that keeps what the install produced under the key. */
+export function saveTask(key: string, cache: DependencyCache): string[] {
+  return ['/bin/sh', '-c', SAVE, 'petri-cache-save', key, ...checkedPaths(cache)];
+}
+
+/** The detectors' own names (node_modules, .venv): relative, without '..', never an option. */
+function checkedPaths(cache: DependencyCache): string[] {
   for (const p of cache.paths) {
-    const from = path.join(sourceDir, p);
-    if (existsSync(from)) await execOk('cp', ['-a', '--', from, path.join(partial, p)]);
+    if (!/^[A-Za-z0-9_.][A-Za-z0-9_.-]*(\/[A-Za-z0-9_.-]+)*$/.test(p) || p.split('/').includes('..')) {
+      throw new Error(`dependency cache paths must be plain relative paths, got '${p}'`);
+    }
   }
-  // Marked complete only once whole: a build cut off while saving leaves no half entry.
-  await execOk('touch', [path.join(partial, '.complete')]);
-  await rm(entry, { recursive: true, force: true });
-  await rename(partial, entry);
-  for (const old of await readdir(deps)) {
-    if (old !== key) await rm(path.join(deps, old), { recursive: true, force: true });
-  }
+  return cache.paths;
 }

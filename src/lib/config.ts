@@ -25,6 +25,8 @@ export interface PetriConfig {
   /** How long a new instance may take to listen on PORT before the deploy fails. */
   bootTimeoutMs: number;
   buildTimeoutMs: number;
+  /** Size of each app's build cache, a filesystem of its own: over it, the build fails. */
+  buildCacheMiB: number;
   /** How long a stopping instance gets between SIGTERM and SIGKILL. */
   drainGraceMs: number;
   maxUploadBytes: number;
@@ -109,6 +111,7 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
   apiHost: 'petri.localhost',
   bootTimeoutMs: 60_000,
   buildTimeoutMs: 15 * 60_000,
+  buildCacheMiB: 1024,
   drainGraceMs: 30_000,
   maxUploadBytes: 500 * MiB,
   defaultLimits: { memoryMiB: 512, cpus: 1, pids: 256, diskMiB: 1024 },
@@ -179,6 +182,7 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     apiHost: hostName(raw, 'apiHost'),
     bootTimeoutMs: integer(raw, 'bootTimeoutMs', 100, 3_600_000),
     buildTimeoutMs: integer(raw, 'buildTimeoutMs', 1000, 24 * 3_600_000),
+    buildCacheMiB: integer(raw, 'buildCacheMiB', 16, 1_048_576),
     drainGraceMs: integer(raw, 'drainGraceMs', 0, 3_600_000),
     maxUploadBytes: integer(raw, 'maxUploadBytes', 1024, Number.MAX_SAFE_INTEGER),
     defaultLimits: {

@@ -37,7 +37,16 @@ export class DataPaths {
   slug(appId: number, deployId: string): string {
     return path.join(this.app(appId), 'slugs', deployId);
   }
+  /** The build's own disk (its /app) while it runs; removed after it. */
+  buildWork(appId: number, deployId: string): string {
+    return path.join(this.deployDir(appId, deployId), 'build');
+  }
+  /** The app's build cache: an image and its mount point (see BuildDisksSpec). */
   buildCache(appId: number): string {
+    return path.join(this.app(appId), 'build-cache');
+  }
+  /** Where the build cache was a plain directory, before builds had disks of their own. */
+  legacyBuildCache(appId: number): string {
     return path.join(this.app(appId), 'cache');
   }
   deployLog(appId: number, deployId: string): string {

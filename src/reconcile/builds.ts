@@ -1,8 +1,10 @@
 // The build loop: takes queued deploys (one at a time per app), builds each in the app's
 // sandbox, and turns the result into the app's desired release. The instance reconciler
 // then makes it serve. A build is the one step that cannot resume after a crash of the
-// control plane; those are failed with the reason at start (failInterruptedBuilds).
-import { rm } from 'node:fs/promises';
+// control plane; those are failed with the reason at start (failInterruptedBuilds), and what
+// they left on disk is reclaimed then (reclaimBuilds).
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { buildSlug } from '../build/builder.js';
 import { appLimits } from '../domain/apps.js';
@@ -76,6 +78,9 @@ export class BuildLoop {
     };
     const started = Date.now();
     try {
+      // A cache of before builds had disks of their own: a tree the app wrote, removed by an
+      // rm that unlinks links rather than follow them, while no sandbox of the app runs a build.
+      await rm(paths.legacyBuildCache(app.id), { recursive: true, force: true });
       const uid = config.uidBase + app.id;
       const plan = await buildSlug(driver, {
         buildId: deploy.id,
@@ -83,7 +88,9 @@ export class BuildLoop {
         uid,
         gid: uid,
         sourceDir: paths.deploySource(app.id, deploy.id),
+        workDir: paths.buildWork(app.id, deploy.id),
         cacheDir: paths.buildCache(app.id),
+        cacheMiB: config.buildCacheMiB,
         slugDir: paths.slug(app.id, deploy.id),
         limits: appLimits(app),
         timeoutMs: config.buildTimeoutMs,
@@ -108,10 +115,58 @@ export class BuildLoop {
       output(`-----> Build failed: ${message}\n`);
       await failDeploy(db, deploy.id, message);
       await rm(paths.slug(app.id, deploy.id), { recursive: true, force: true });
+      await rm(`${paths.slug(app.id, deploy.id)}.partial`, { recursive: true, force: true });
     } finally {
       deployLogs.close(deploy.id);
       logs.flush(app.name, 'build');
       await rm(paths.deploySource(app.id, deploy.id), { recursive: true, force: true });
     }
   }
+}
+
+/** What builds and uploads cut off by a crash of the control plane left on disk, removed at
+ * start (after failInterruptedBuilds, before the build loop): a build's disks (unmounted, the
+ * /app image deleted) and half-made slug, and the source of every deploy that is not waiting
+ * to be built; the directory of a deploy the store does not know (an upload refused, or cut
+ * off before it was queued) goes whole. A deploy's build log stays. Returns the deploy ids. */
+export async function reclaimBuilds(deps: Pick<BuildLoopDeps, 'db' | 'driver' | 'paths'>): Promise<string[]> {
+  const { db, driver, paths } = deps;
+  const reclaimed: string[] = [];
+  for (const appId of await paths.appIds()) {
+    const dir = path.dirname(paths.deployDir(appId, 'x'));
+    const ids = await readdir(dir).catch(() => [] as string[]);
+    const known = new Map(
+      (ids.length === 0
+        ? []
+        : await db
+            .selectFrom('deploys')
+            .select(['id', 'status'])
+            .where('app_id', '=', appId)
+            .where('id', 'in', ids)
+            .execute()
+      ).map((d) => [d.id, d.status]),
+    );
+    for (const id of ids) {
+      const status = known.get(id);
+      if (status === 'queued') continue;
+      const workDir = paths.buildWork(appId, id);
+      if (await exists(workDir)) await driver.closeBuildDisks({ workDir, cacheDir: paths.buildCache(appId) });
+      await rm(`${paths.slug(appId, id)}.partial`, { recursive: true, force: true });
+      if (status === undefined) {
+        await rm(paths.deployDir(appId, id), { recursive: true, force: true });
+        reclaimed.push(id);
+      } else if (await exists(paths.deploySource(appId, id))) {
+        await rm(paths.deploySource(appId, id), { recursive: true, force: true });
+        reclaimed.push(id);
+      }
+    }
+  }
+  return reclaimed;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return readdir(p).then(
+    () => true,
+    () => false,
+  );
 }

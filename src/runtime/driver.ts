@@ -58,9 +58,10 @@ export interface TaskSpec {
   app: string;
   uid: number;
   gid: number;
-  /** Host directory mounted read-write at /app, as it is: limits.diskMiB caps only /tmp. */
+  /** Host directory mounted read-write at /app, as it is (a build's: BuildDisks.appDir, so
+   * its size is capped there); limits.diskMiB caps the task's /tmp. */
   appDir: string;
-  /** Extra host directories mounted read-write (host path -> sandbox path), e.g. caches. */
+  /** Extra host directories mounted read-write (host path -> sandbox path), e.g. the cache. */
   writableMounts?: Record<string, string>;
   command: string[];
   env: Record<string, string>;
@@ -74,8 +75,41 @@ export interface TaskResult {
   signal: string | null;
   timedOut: boolean;
   oomKilled: boolean;
-  /** As InstanceStatus.limitHit. */
+  /** As InstanceStatus.limitHit; 'disk' when a disk of the task is full (see fullDisks). */
   limitHit?: LimitHit;
+  /** Where a task that failed left no room: '/app' and the sandbox paths of writableMounts
+   * whose filesystem is full (a write of the task most likely failed with ENOSPC). */
+  fullDisks?: string[];
+}
+
+/** The disks of a build, one build at a time per app: its /app, a filesystem of diskMiB
+ * holding a copy of the source, and the app's build cache, a filesystem of cacheMiB kept
+ * between its builds. Each build task gets them as TaskSpec.appDir and a writable /cache.
+ * Root never works inside either once a task ran: what the app wrote there is copied out
+ * (the slug) by cp without following a link, and cache restore and save run as tasks. */
+export interface BuildDisksSpec {
+  /** The build's id ([a-z0-9.-]). */
+  id: string;
+  uid: number;
+  gid: number;
+  /** The build's own host directory; the driver keeps /app's filesystem in here. */
+  workDir: string;
+  /** Copied into the fresh /app as the app's user's files. Only ever a tree the platform
+   * unpacked itself (links refused), never one a sandbox wrote. */
+  sourceDir: string;
+  diskMiB: number;
+  /** The app's own host directory for its build cache. */
+  cacheDir: string;
+  cacheMiB: number;
+  /** Start from an empty cache (deploy --no-cache). */
+  freshCache?: boolean;
+}
+
+export interface BuildDisks {
+  /** Host path of the build's /app, for TaskSpec.appDir; the build output is read from here. */
+  appDir: string;
+  /** Host path of the cache, for TaskSpec.writableMounts at /cache. */
+  cacheDir: string;
 }
 
 /** A one-off command (`petri run`) attached to a client: the app's release and config in
@@ -115,6 +149,12 @@ export interface RuntimeDriver {
   /** Removes what start() made on disk for the instance. Idempotent. */
   removeFiles(spec: Pick<InstanceSpec, 'id' | 'workDir'>): Promise<void>;
   runTask(spec: TaskSpec): Promise<TaskResult>;
+  /** Makes a build's disks (replacing what an earlier, cut-off run of it left). Fails with a
+   * user error when the source does not fit diskMiB. */
+  openBuildDisks(spec: BuildDisksSpec): Promise<BuildDisks>;
+  /** Unmounts a build's disks and removes its /app; the cache stays for the app's next
+   * build. Idempotent; also for the leftovers of a build cut off by a crash. */
+  closeBuildDisks(spec: Pick<BuildDisksSpec, 'workDir' | 'cacheDir'>): Promise<void>;
   /** Starts a one-off with its stdio attached to the caller; resolves once it runs. */
   runInteractive(spec: InteractiveSpec): Promise<InteractiveProcess>;
   /** Where sandboxes reach the platform's services on the host (the egress proxy, the mail

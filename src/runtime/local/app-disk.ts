@@ -3,7 +3,9 @@
 // limit instead of filling the host. Works on any host filesystem (quotas would need them
 // enabled on the host). The image and the mount outlive the control plane like the instance;
 // a host reboot drops the mount and keeps the image, and the next start makes both anew.
-import { mkdir, open, readFile, realpath, rm } from 'node:fs/promises';
+// Builds get the same: their /app (createAppDisk) and the app's build cache (openCacheDisk),
+// an image kept between builds.
+import { chown, mkdir, open, readFile, realpath, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { exec, execOk } from '../../lib/exec.js';
 import { sleep } from '../../lib/until.js';
@@ -14,6 +16,8 @@ export const UMOUNT = '/usr/bin/umount';
 export const CP = '/usr/bin/cp';
 /** Inside the instance's workDir, beside the mount point `app`. */
 export const APP_IMAGE = 'app.img';
+/** Inside an app's build cache dir, beside the mount point `cache`. */
+export const CACHE_IMAGE = 'cache.img';
 
 const TOOL_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' };
 /** A busy mount frees up once the last process in it is reaped; then we detach it lazily. */
@@ -66,13 +70,7 @@ export async function createAppDisk(workDir: string, sizeMiB: number): Promise<s
   await rm(appDir, { recursive: true, force: true });
   await mkdir(appDir, { recursive: true });
   // Sparse: the image takes host disk only as the app writes.
-  const file = await open(image, 'w', 0o600);
-  try {
-    await file.truncate(sizeMiB * 1024 * 1024);
-  } finally {
-    await file.close();
-  }
-  await execOk(MKFS_EXT4, mkfsArgs(image), { env: TOOL_ENV, timeoutMs: 60_000 });
+  await makeImage(image, sizeMiB);
   await execOk(MOUNT, mountArgs(image, appDir), { env: TOOL_ENV, timeoutMs: 30_000 });
   return appDir;
 }
@@ -100,17 +98,83 @@ export async function removeAppDisk(workDir: string): Promise<void> {
 
 /** Unmounts `workDir/app` (every stacked mount), keeping the image. */
 export async function unmountAppDisk(workDir: string): Promise<void> {
-  const appDir = path.join(workDir, 'app');
+  await unmountAll(path.join(workDir, 'app'));
+}
+
+/** Mounts the app's build cache, `cacheDir/cache.img`, at `cacheDir/cache` and returns that
+ * path; makes the image first when there is none, when it has another size than `sizeMiB`
+ * (the operator changed buildCacheMiB), when it does not mount, or when `fresh`. A cache is
+ * only ever a speed-up: starting it empty is always allowed. Its root is the app's user's. */
+export async function openCacheDisk(
+  cacheDir: string,
+  sizeMiB: number,
+  owner: { uid: number; gid: number },
+  fresh: boolean,
+): Promise<string> {
+  const mountDir = path.join(cacheDir, 'cache');
+  const image = path.join(cacheDir, CACHE_IMAGE);
+  // A control plane that died mid-build left it mounted: never mount one image twice.
+  await unmountAll(mountDir);
+  await mkdir(mountDir, { recursive: true, mode: 0o711 });
+  const size = await stat(image).then(
+    (s) => s.size,
+    () => undefined,
+  );
+  let made = false;
+  if (fresh || size !== sizeMiB * 1024 * 1024) {
+    await makeImage(image, sizeMiB);
+    made = true;
+  }
+  const mounted = await exec(MOUNT, mountArgs(image, mountDir), { env: TOOL_ENV, timeoutMs: 30_000 });
+  if (mounted.code !== 0) {
+    if (made) throw new Error(`mounting the build cache ${image} failed: ${mounted.stderr.trim()}`);
+    await makeImage(image, sizeMiB);
+    made = true;
+    await execOk(MOUNT, mountArgs(image, mountDir), { env: TOOL_ENV, timeoutMs: 30_000 });
+  }
+  const root = await stat(mountDir);
+  if (root.uid !== owner.uid || root.gid !== owner.gid) {
+    if (!made && root.uid !== 0) {
+      // Another uid's files (uidBase changed): the app could not use them; start afresh.
+      await unmountAll(mountDir);
+      return openCacheDisk(cacheDir, sizeMiB, owner, true);
+    }
+    // The root directory of a filesystem nobody but mkfs wrote: no link to follow.
+    await rmdir(path.join(mountDir, 'lost+found')).catch(() => {});
+    await chown(mountDir, owner.uid, owner.gid);
+  }
+  return mountDir;
+}
+
+/** Unmounts the app's build cache (its image stays for the next build). Idempotent. */
+export async function closeCacheDisk(cacheDir: string): Promise<void> {
+  await unmountAll(path.join(cacheDir, 'cache'));
+}
+
+/** A fresh, empty, sparse ext4 image of `sizeMiB` at `image` (root's only). */
+async function makeImage(image: string, sizeMiB: number): Promise<void> {
+  await rm(image, { force: true });
+  const file = await open(image, 'w', 0o600);
+  try {
+    await file.truncate(sizeMiB * 1024 * 1024);
+  } finally {
+    await file.close();
+  }
+  await execOk(MKFS_EXT4, mkfsArgs(image), { env: TOOL_ENV, timeoutMs: 60_000 });
+}
+
+/** Unmounts every mount stacked at `dir`. */
+async function unmountAll(dir: string): Promise<void> {
   const deadline = Date.now() + UMOUNT_RETRY_MS;
-  for (let round = 0; (await mountCount(appDir)) > 0; round++) {
+  for (let round = 0; (await mountCount(dir)) > 0; round++) {
     // Each round removes a mount or waits 50 ms; far more rounds means we misread mountinfo.
-    if (round > 1000) throw new Error(`could not unmount ${appDir}: it stays in /proc/self/mountinfo`);
-    const result = await exec(UMOUNT, ['--', appDir], { env: TOOL_ENV, timeoutMs: 30_000 });
+    if (round > 1000) throw new Error(`could not unmount ${dir}: it stays in /proc/self/mountinfo`);
+    const result = await exec(UMOUNT, ['--', dir], { env: TOOL_ENV, timeoutMs: 30_000 });
     if (result.code === 0) continue;
     if (Date.now() < deadline) {
       await sleep(50);
       continue;
     }
-    await execOk(UMOUNT, ['-l', '--', appDir], { env: TOOL_ENV, timeoutMs: 30_000 });
+    await execOk(UMOUNT, ['-l', '--', dir], { env: TOOL_ENV, timeoutMs: 30_000 });
   }
 }

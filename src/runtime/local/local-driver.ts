@@ -16,17 +16,21 @@
 //
 // Every sandbox gets the seccomp filter (seccomp.ts), an open-files rlimit and a /tmp of
 // limits.diskMiB; instances and one-offs also get their /app on a loop-mounted image of that
-// size (app-disk.ts), which stays mounted while the control plane restarts.
+// size (app-disk.ts), which stays mounted while the control plane restarts. Builds run on
+// such disks too: their /app, and the app's build cache (openBuildDisks).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readlink, rename, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import { exec } from '../../lib/exec.js';
+import { UserError } from '../../lib/errors.js';
+import { exec, execOk } from '../../lib/exec.js';
 import { processStartTime } from '../../lib/process.js';
 import { until } from '../../lib/until.js';
 import type {
+  BuildDisks,
+  BuildDisksSpec,
   InstanceSpec,
   InstanceStatus,
   InteractiveProcess,
@@ -36,7 +40,16 @@ import type {
   TaskSpec,
 } from '../driver.js';
 import { type AppDirMethod, makeAppDir } from './app-dir.js';
-import { appImagePath, cloneAppDisk, createAppDisk, removeAppDisk, unmountAppDisk } from './app-disk.js';
+import {
+  appImagePath,
+  CP,
+  cloneAppDisk,
+  closeCacheDisk,
+  createAppDisk,
+  openCacheDisk,
+  removeAppDisk,
+  unmountAppDisk,
+} from './app-disk.js';
 import { type Cgroups, type CgroupUsage, detectCgroups } from './cgroups.js';
 import { interactiveCommand, RUN_PREFIX, resizeArgv, terminalSize } from './interactive-args.js';
 import { SandboxNetwork } from './network.js';
@@ -82,6 +95,13 @@ const TASK_PREFIX = 'task_';
 const INSTANCE_NAME = /^[a-z0-9][a-z0-9.-]*$/;
 /** How long SIGKILL may take to empty a cgroup before we report failure. */
 const KILL_TIMEOUT_MS = 10_000;
+/** A disk with less room than this (or no inode) left after a failed task is full. */
+const FULL_DISK_BYTES = 512 * 1024;
+/** A write larger than what is left fails whole, leaving that much free: when the task said
+ * ENOSPC, a disk with less than this share of its size free is the one that ran out. */
+const NEARLY_FULL_SHARE = 0.1;
+const NO_SPACE = /ENOSPC|No space left on device/;
+const TOOL_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' };
 
 export class LocalDriver implements RuntimeDriver {
   private cgroupsReady: Promise<Cgroups> | undefined;
@@ -480,8 +500,13 @@ export class LocalDriver implements RuntimeDriver {
       child.on('error', reject);
       child.on('close', (code, signal) => resolve({ code, signal }));
     });
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => spec.onOutput(chunk));
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => spec.onOutput(chunk));
+    let saidNoSpace = false;
+    const output = (chunk: string) => {
+      if (NO_SPACE.test(chunk)) saidNoSpace = true;
+      spec.onOutput(chunk);
+    };
+    child.stdout?.setEncoding('utf8').on('data', output);
+    child.stderr?.setEncoding('utf8').on('data', output);
     let timedOut = false;
     let killing: Promise<unknown> | undefined;
     const timer = setTimeout(() => {
@@ -496,11 +521,82 @@ export class LocalDriver implements RuntimeDriver {
       const { code, signal } = await closed;
       await killing;
       const usage = await cg.usage(name);
-      const hit = limitHit(usage);
-      return { exitCode: code, signal, timedOut, oomKilled: usage.oomKilled, ...(hit && { limitHit: hit }) };
+      const full = code === 0 ? [] : await fullDisks(spec, saidNoSpace);
+      const hit = limitHit(usage) ?? (full.length > 0 ? 'disk' : undefined);
+      return {
+        exitCode: code,
+        signal,
+        timedOut,
+        oomKilled: usage.oomKilled,
+        ...(hit && { limitHit: hit }),
+        ...(full.length > 0 && { fullDisks: full }),
+      };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  async openBuildDisks(spec: BuildDisksSpec): Promise<BuildDisks> {
+    assertValidId(spec.id);
+    for (const p of [spec.workDir, spec.sourceDir, spec.cacheDir]) {
+      if (!path.isAbsolute(p)) throw new Error(`build paths must be absolute, got '${p}'`);
+    }
+    const { diskMiB } = launchLimits({ diskMiB: spec.diskMiB });
+    const { diskMiB: cacheMiB } = launchLimits({ diskMiB: spec.cacheMiB });
+    // bwrap binds them as the app's user, who must traverse to them; nobody may list them.
+    await mkdir(spec.workDir, { recursive: true, mode: 0o711 });
+    await mkdir(spec.cacheDir, { recursive: true, mode: 0o711 });
+    const owner = { uid: spec.uid, gid: spec.gid };
+    const [appDir, cacheDir] = await Promise.all([
+      createAppDisk(spec.workDir, diskMiB),
+      openCacheDisk(spec.cacheDir, cacheMiB, owner, spec.freshCache === true),
+    ]);
+    // Root writes a filesystem no sandbox has seen yet, from a tree the platform unpacked:
+    // nothing here can be a link an app placed.
+    await rmdir(path.join(appDir, 'lost+found')).catch(() => {});
+    const copied = await exec(CP, ['-a', '--', `${spec.sourceDir}/.`, appDir], { env: TOOL_ENV });
+    if (copied.code !== 0) {
+      if (/No space left/i.test(copied.stderr)) {
+        throw new UserError(
+          'build_failed',
+          `the source does not fit the build's disk: /app is limited to ${diskMiB} MiB (limits.diskMiB); raise it with petri apps limits NAME --disk SIZE`,
+        );
+      }
+      throw new Error(`copying the source to ${appDir} failed: ${copied.stderr.trim().slice(-2000)}`);
+    }
+    await execOk('chown', ['-R', '--no-dereference', `${spec.uid}:${spec.gid}`, appDir], { env: TOOL_ENV });
+    return { appDir, cacheDir };
+  }
+
+  async closeBuildDisks(spec: Pick<BuildDisksSpec, 'workDir' | 'cacheDir'>): Promise<void> {
+    for (const p of [spec.workDir, spec.cacheDir]) {
+      if (!path.isAbsolute(p)) throw new Error(`build paths must be absolute, got '${p}'`);
+    }
+    await closeCacheDisk(spec.cacheDir);
+    // Unmounted first, then the image and the empty mount point: nothing of the app's is
+    // walked by root.
+    await removeAppDisk(spec.workDir);
+    await rm(spec.workDir, { recursive: true, force: true });
+  }
+
+  /** Removes what tasks cut off by a crash of the control plane left: their cgroups (a build
+   * dies with the control plane, --die-with-parent, but its cgroups stay) and their network
+   * namespaces and addresses. No task outlives the control plane that waits for it, so at
+   * start every task found is such a leftover. Returns the ids of those reclaimed. */
+  async reclaimTasks(): Promise<string[]> {
+    const cg = await this.cgroups();
+    const ids = new Set<string>();
+    for (const name of (await cg.names()).filter((n) => n.startsWith(TASK_PREFIX))) {
+      await killCgroup(cg, name);
+      await cg.remove(name);
+      ids.add(name.slice(TASK_PREFIX.length));
+    }
+    for (const id of (await this.network?.attached('task')) ?? []) {
+      await this.network?.detach('task', id);
+      ids.add(id);
+    }
+    if (ids.size > 0) this.opts.logger?.info({ tasks: [...ids] }, 'reclaimed tasks cut off by a restart');
+    return [...ids];
   }
 
   /** A fresh namespace for the sandbox; the file nsenter joins, or undefined without the
@@ -582,6 +678,25 @@ async function feedInputs(child: ReturnType<typeof spawn>, launch: SandboxLaunch
         }),
     ),
   );
+}
+
+/** The sandbox paths of a task's disks that are full: no room or no inode left, or, when
+ * the task said ENOSPC, nearly no room (NEARLY_FULL_SHARE). statfs of the host paths the
+ * driver was given: mount points, not anything the task could replace. */
+async function fullDisks(spec: TaskSpec, saidNoSpace: boolean): Promise<string[]> {
+  const disks: Array<[string, string]> = [
+    [spec.appDir, '/app'],
+    ...Object.entries(spec.writableMounts ?? {}),
+  ];
+  const full: string[] = [];
+  for (const [host, inside] of disks) {
+    const fs = await statfs(host).catch(() => undefined);
+    if (!fs) continue;
+    const free = fs.bavail * fs.bsize;
+    const nearly = saidNoSpace && fs.bavail < fs.blocks * NEARLY_FULL_SHARE;
+    if (free < FULL_DISK_BYTES || nearly || (fs.files > 0 && fs.ffree === 0)) full.push(inside);
+  }
+  return full;
 }
 
 /** SIGKILL until the cgroup is empty: a fork loop may add processes between two reads. */

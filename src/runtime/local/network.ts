@@ -117,6 +117,11 @@ export class SandboxNetwork {
     return undefined;
   }
 
+  /** Ids of the sandboxes of this kind that have an attachment (also an earlier run's). */
+  async attached(kind: SandboxKind): Promise<string[]> {
+    return (await this.all()).filter((a) => a.kind === kind).map((a) => a.id);
+  }
+
   /** Removes the bridge and the nftables table (platform shutdown); sandboxes must be gone. */
   async remove(): Promise<void> {
     await exec(NFT, ['delete', 'table', 'inet', this.plan.table], { env: ENV });
@@ -156,6 +161,10 @@ export class SandboxNetwork {
     }
     await run([NFT, '-f', '-'], renderRuleset(this.plan));
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  private async all(): Promise<Attachment[]> {
+    return [...(await this.index()).values()];
   }
 
   private index(): Promise<Map<string, Attachment>> {
