@@ -1,5 +1,9 @@
 // The Fastify HTTP API: schema-validated input, bearer tokens, errors as
-// {"error":{"code","message"}} with the right status, and the OpenAPI document.
+// {"error":{"code","message"}} with the right status, and the OpenAPI document. Every error
+// has that shape, also those Fastify's router and Node's HTTP parser answer by themselves.
+import { STATUS_CODES } from 'node:http';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
 import { Type } from '@sinclair/typebox';
@@ -7,6 +11,8 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
@@ -24,12 +30,42 @@ import { releaseRoutes } from './routes/releases.js';
 import { runRoutes } from './routes/run.js';
 import { ErrorBody } from './schemas.js';
 
+type BuildValidator = NonNullable<
+  NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator']
+>;
+
+/** Fastify's own validator compiler (its dependency, so its version is the one Fastify
+ * expects), twice: query strings, path parameters and headers arrive as text and are
+ * converted to the schema's numbers and booleans; JSON bodies are taken as sent, so
+ * {"name": true} is refused instead of becoming an app named "true" (and null, ""). */
+const fastifyValidator = createRequire(createRequire(import.meta.url).resolve('fastify'))(
+  '@fastify/ajv-compiler',
+) as () => BuildValidator;
+
+const buildValidator: BuildValidator = (externalSchemas) => {
+  const pool = fastifyValidator();
+  // removeAdditional: false: an unknown field is refused (additionalProperties), not dropped.
+  const converting = pool(externalSchemas, {
+    customOptions: { coerceTypes: 'array', removeAdditional: false },
+  });
+  const exact = pool(externalSchemas, { customOptions: { coerceTypes: false, removeAdditional: false } });
+  return (route) => (route.httpPart === 'body' ? exact(route) : converting(route));
+};
+
 export async function buildApi(ctx: ApiContext, logger: Logger): Promise<FastifyInstance> {
   const api = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Uploads are streamed and capped by the unpacker; JSON bodies stay small.
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
+    schemaController: { compilersFactory: { buildValidator } },
+    // A bad %-escape in the path or an over-long path parameter: answered before routing.
+    frameworkErrors: (err, _req, reply) =>
+      (reply as FastifyReply)
+        .code(400)
+        .send(errorBody('bad_request', `${err.message}; check the URL's %-escapes and length`)),
+    // Node's HTTP parser refused the request (headers too large, not HTTP, too slow): no
+    // request exists, so the answer is written on the socket.
+    clientErrorHandler: answerClientError,
     // Request lines would be noise at info level; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -101,4 +137,26 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
 
 function errorBody(code: keyof typeof ERROR_CODES, message: string) {
   return { error: { code, message } };
+}
+
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset or a closed socket: nobody is left to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message]: [number, keyof typeof ERROR_CODES, string] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [
+          431,
+          'headers_too_large',
+          'request headers are larger than the server accepts (16 KiB in all); send fewer or shorter headers',
+        ]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request_timeout', 'the request was not received in time; send it again']
+        : [400, 'bad_request', 'the request is not valid HTTP/1.1; check the client'];
+  const body = JSON.stringify(errorBody(code, message));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }

@@ -14,6 +14,11 @@ const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Set by Petri for every process; the app cannot change them. */
 const RESERVED = new Set(['PORT', 'HOME']);
 const MAX_VALUE_BYTES = 32 * 1024;
+/** Config vars per app, add-ons' included. Every var is a bwrap argument of every start, and
+ * bwrap refuses past a few thousand (20,000 were accepted, then every release failed). */
+export const MAX_CONFIG_VARS = 500;
+/** Names and values of all of an app's config vars together, in bytes. */
+export const MAX_CONFIG_BYTES = 64 * 1024;
 
 export function validateConfigKey(key: string): void {
   if (!KEY.test(key)) {
@@ -63,8 +68,10 @@ export async function changeConfig(
   return db.transaction().execute(async (tx) => {
     const fresh = await tx.selectFrom('apps').selectAll().where('id', '=', app.id).executeTakeFirstOrThrow();
     const config = readConfig(secrets, fresh.config_sealed);
+    const before = configSize(config);
     for (const key of unset) delete config[key];
     Object.assign(config, set);
+    checkConfigSize(before, configSize(config));
     const sealed = sealConfig(secrets, config);
     await tx.updateTable('apps').set({ config_sealed: sealed }).where('id', '=', app.id).execute();
     // Keys only: values never reach the audit trail or any log.
@@ -84,6 +91,33 @@ export async function changeConfig(
       config_sealed: sealed,
     });
   });
+}
+
+function configSize(config: Record<string, string>): { count: number; bytes: number } {
+  let bytes = 0;
+  for (const [key, value] of Object.entries(config))
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+  return { count: Object.keys(config).length, bytes };
+}
+
+/** Over a cap is refused, unless the change makes it smaller: a config over the caps (from
+ * before they existed) can always be brought down. */
+function checkConfigSize(
+  before: { count: number; bytes: number },
+  after: { count: number; bytes: number },
+): void {
+  if (after.count > MAX_CONFIG_VARS && after.count > before.count) {
+    throw new UserError(
+      'bad_request',
+      `this change would make ${after.count} config vars; at most ${MAX_CONFIG_VARS} per app (add-ons' included): unset some, or keep related settings in one var (JSON)`,
+    );
+  }
+  if (after.bytes > MAX_CONFIG_BYTES && after.bytes > before.bytes) {
+    throw new UserError(
+      'bad_request',
+      `this change would make the config ${Math.ceil(after.bytes / 1024)} KiB (names and values); at most ${MAX_CONFIG_BYTES / 1024} KiB per app: keep large data in a file or an add-on`,
+    );
+  }
 }
 
 function describeChange(set: string[], unset: string[]): string {

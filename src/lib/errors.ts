@@ -7,8 +7,12 @@ export const ERROR_CODES = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  /** The client did not send its request in time (Node's requestTimeout). */
+  request_timeout: 408,
   conflict: 409,
   payload_too_large: 413,
+  /** The request's headers are over Node's limit (answered before any route runs). */
+  headers_too_large: 431,
   build_failed: 422,
   deploy_failed: 422,
   internal: 500,
