@@ -7,12 +7,14 @@ import { errorMessage } from './lib/errors.js';
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] !== 'server') return runCli(argv);
+  // No defaults here: a flag that is not given must leave the config file's value (or the
+  // environment's) in place; lib/config holds the defaults, named in the help texts.
   const program = new Command('petri server')
     .description('Run the Petri control plane (API, router, reconcilers). Apps keep serving when it stops.')
-    .option('--data-dir <dir>', 'where Petri keeps its state', './.petri')
-    .option('--domain <domain>', 'apps are served at NAME.DOMAIN', 'petri.localhost')
-    .option('--http-port <port>', "the router's HTTP port", '8080')
-    .option('--api-port <port>', "the API's port on 127.0.0.1", '7070')
+    .option('--data-dir <dir>', 'where Petri keeps its state (default: ./.petri)')
+    .option('--domain <domain>', 'apps are served at NAME.DOMAIN (default: petri.localhost)')
+    .option('--http-port <port>', "the router's HTTP port (default: 8080)")
+    .option('--api-port <port>', "the API's port on 127.0.0.1 (default: 7070)")
     .option('--config <file>', 'a JSON file with more settings (see README)')
     .option(
       '--stop-all',
@@ -21,10 +23,10 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride();
   program.parse(argv.slice(1), { from: 'user' });
   const opts = program.opts<{
-    dataDir: string;
-    domain: string;
-    httpPort: string;
-    apiPort: string;
+    dataDir?: string;
+    domain?: string;
+    httpPort?: string;
+    apiPort?: string;
     config?: string;
     stopAll?: boolean;
   }>();
@@ -35,14 +37,17 @@ async function main(argv: string[]): Promise<number> {
     apiPort: opts.apiPort,
     configFile: opts.config,
   });
-  const { startServer } = await import('./server.js');
-  // --stop-all only stops: it must not start managed add-on servers on its way.
-  const server = await startServer(config, undefined, { startAddonServers: !opts.stopAll });
   if (opts.stopAll) {
-    await server.stopWorld();
-    process.stdout.write('Stopped every app instance and the router.\n');
+    // Only stops, by the pids the data dir's state names: no control plane, no port bound.
+    const { stopAll } = await import('./stop-all.js');
+    await stopAll(config);
+    process.stdout.write(
+      `Stopped every app instance, the router and the managed add-on servers of ${config.dataDir}.\n`,
+    );
     return 0;
   }
+  const { startServer } = await import('./server.js');
+  const server = await startServer(config);
   const apiUrl = `http://127.0.0.1:${config.apiPort}`;
   process.stdout.write(
     [

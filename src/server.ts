@@ -1,16 +1,19 @@
 // `petri server`: the one place that builds the drivers and providers and hands them in.
 // The control plane can stop or die at any moment: the router and the app instances it
 // started keep serving, and the next start adopts them.
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { systemUserIds } from './addons/managed-host.js';
 import type { ApiContext } from './api/context.js';
 import { buildApi } from './api/server.js';
 import { bootstrapAdmin } from './domain/auth.js';
 import { failInterruptedBuilds } from './domain/deploys.js';
 import type { PetriConfig } from './lib/config.js';
+import { secureDataDir } from './lib/data-dir-modes.js';
 import { createLogger } from './lib/log.js';
 import { DataPaths } from './lib/paths.js';
+import { assertPortFree } from './lib/ports.js';
 import { closeInheritedFds } from './lib/process.js';
 import { SecretBox } from './lib/secrets.js';
 import { DeployLogs } from './logs/deploy-log.js';
@@ -26,7 +29,10 @@ import { InstanceReconciler } from './reconcile/instances.js';
 import { createOneOffRunner } from './reconcile/one-off.js';
 import { Waker } from './reconcile/waker.js';
 import { HaproxyRouter } from './router/haproxy-router.js';
+import { routerPaths } from './router/paths.js';
+import { findRunningHaproxy } from './router/process.js';
 import { LocalDriver } from './runtime/local/local-driver.js';
+import { recordWorld } from './stop-all.js';
 import { openStore, type Store } from './store/db.js';
 
 export interface RunningServer {
@@ -35,25 +41,25 @@ export interface RunningServer {
   db: Store;
   /** The admin token, when this start created it. */
   adminToken?: string;
-  /** Stops the control plane only: apps and the router keep serving. */
+  /** Stops the control plane only: apps and the router keep serving. (Stopping everything
+   * is `petri server --stop-all`: stop-all.ts.) */
   close(): Promise<void>;
-  /** Stops everything Petri runs: every instance and the router (platform shutdown, tests). */
-  stopWorld(): Promise<void>;
 }
 
-export async function startServer(
-  config: PetriConfig,
-  logger?: Logger,
-  opts: { startAddonServers?: boolean } = {},
-): Promise<RunningServer> {
+export async function startServer(config: PetriConfig, logger?: Logger): Promise<RunningServer> {
   const log = logger ?? createLogger(config.logLevel);
   const stray = closeInheritedFds();
   if (stray.length > 0) log.warn({ fds: stray }, 'closed descriptors inherited without close-on-exec');
   const paths = new DataPaths(config.dataDir);
-  // Searchable but not listable: bubblewrap binds an instance's /app as the app's own user,
-  // which must traverse the data dir; everything secret in it is mode 0600.
-  mkdirSync(paths.root, { recursive: true });
-  chmodSync(paths.root, 0o711);
+  // Owner-only but for what an app's uid and the add-on servers' user must pass through.
+  const addonsGid = await systemUserIds(config.addons.serverUser, 'add-on servers').then(
+    (ids) => ids.gid,
+    () => undefined,
+  );
+  await secureDataDir(paths, { uidBase: config.uidBase, addonsGid });
+  // A taken port fails the start here, before anything outside the data dir is touched.
+  await assertPortsFree(config, findRunningHaproxy(routerPaths(paths.router)) !== undefined);
+  await recordWorld(paths, config);
   const db = await openStore(paths.store);
 
   const adminToken = await bootstrapAdmin(db);
@@ -83,7 +89,7 @@ export async function startServer(
       : undefined,
   });
   engines.useGateway(driver.networkGateway());
-  if (opts.startAddonServers !== false) engines.start();
+  engines.start();
   const egress = await startEgressProxy({ config, db, driver, logger: log });
   const router = new HaproxyRouter({
     dir: paths.router,
@@ -165,13 +171,9 @@ export async function startServer(
   await api.listen({ port: config.apiPort, host: config.apiBind });
   reconciler.start();
   builds.start();
-  // --stop-all only stops: upkeep would start managed servers and take overdue backups,
-  // and the waker would wake apps.
-  if (opts.startAddonServers !== false) {
-    upkeep.start();
-    await waker.listen();
-    sleeper.start();
-  }
+  upkeep.start();
+  await waker.listen();
+  sleeper.start();
 
   let closed = false;
   const close = async () => {
@@ -194,23 +196,25 @@ export async function startServer(
     db,
     adminToken,
     close,
-    async stopWorld() {
-      // Instances the store knows are removed with their files (mounts included); anything
-      // else the driver runs is stopped.
-      await reconciler.stop();
-      const rows = await db.selectFrom('instances').select(['id', 'app_id']).execute();
-      await close();
-      const running = await driver.list();
-      await Promise.all(running.map((s) => driver.stop(s.id, 2000)));
-      for (const row of rows) {
-        await driver
-          .removeFiles({ id: row.id, workDir: paths.instance(row.app_id, row.id) })
-          .catch(() => undefined);
-      }
-      await router.stop();
-      await engines.stopServers();
-      await driver.removeNetwork();
-      await driver.removeCgroupParent();
-    },
   };
+}
+
+/** The router's port (unless our own router holds it: it is adopted), the API's and the
+ * waker's. HAProxy's noreuseport catches a port taken between this check and its bind. */
+async function assertPortsFree(config: PetriConfig, routerRunning: boolean): Promise<void> {
+  if (!routerRunning) {
+    await assertPortFree(
+      config.httpPort,
+      config.httpBind,
+      "the router's",
+      '--http-port or "httpPort" in the config file',
+    );
+  }
+  await assertPortFree(
+    config.apiPort,
+    config.apiBind,
+    "the API's",
+    '--api-port or "apiPort" in the config file',
+  );
+  await assertPortFree(config.wakerPort, '127.0.0.1', "the waker's", '"wakerPort" in the config file');
 }

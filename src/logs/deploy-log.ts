@@ -35,7 +35,9 @@ export class DeployLog {
   private writeLines(source: string, texts: string[]): DeployLogLine[] {
     const time = new Date().toISOString();
     const lines = texts.map((t) => ({ time, source, text: t.replace(/\r$/, '') }));
-    if (lines.length > 0) appendFileSync(this.file, lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+    // Root's alone, like the app logs: a build may print a secret.
+    if (lines.length > 0)
+      appendFileSync(this.file, lines.map((l) => `${JSON.stringify(l)}\n`).join(''), { mode: 0o600 });
     return lines;
   }
 }

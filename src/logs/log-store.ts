@@ -80,7 +80,9 @@ export class LogStore {
     if (!(maxBytesPerApp > 0)) throw new Error(`maxBytesPerApp must be positive, got ${maxBytesPerApp}`);
     this.dir = path.resolve(dir);
     this.maxBytes = maxBytesPerApp;
-    fs.mkdirSync(this.dir, { recursive: true });
+    // Root's alone: apps print secrets to their logs (see lib/data-dir-modes).
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(this.dir, 0o700);
   }
 
   append(app: string, source: string, text: string, time: Date = new Date()): void {
@@ -224,7 +226,7 @@ export class LogStore {
       this.ensureNewlineEnd(file);
     }
     // Synchronous appends: a read() right after sees the line, and a crash loses at most a torn last line.
-    fs.appendFileSync(file, data);
+    fs.appendFileSync(file, data, { mode: 0o600 });
     this.checkedEnds.add(file);
     appended.emit(file);
   }

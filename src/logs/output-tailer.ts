@@ -234,6 +234,6 @@ function readOffset(file: string): SavedOffset | undefined {
 function writeOffset(file: string, saved: SavedOffset): void {
   const target = offsetFileOf(file);
   const tmp = `${target}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(saved));
+  fs.writeFileSync(tmp, JSON.stringify(saved), { mode: 0o600 });
   fs.renameSync(tmp, target);
 }

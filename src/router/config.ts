@@ -91,6 +91,10 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     // An old worker serving a websocket after a reload is let go when `timeout tunnel` would
     // have ended it anyway.
     '  hard-stop-after 1h',
+    // HAProxy binds with SO_REUSEPORT by default, so a second router on a taken port would
+    // share it and take some of the other's visitors: without it, a taken port is a failed
+    // start. Reloads keep working: the new worker takes the sockets over (expose-fd above).
+    '  noreuseport',
   ];
   if (description !== undefined) lines.push(`  description ${description}`);
   lines.push(

@@ -30,9 +30,14 @@ export async function launchHaproxy(bin: string, paths: RouterPaths): Promise<Ha
   // a port in use or a bad config is a non-zero exit with HAProxy's message.
   const result = await exec(bin, args, { timeoutMs: 30_000 });
   if (result.code !== 0) {
-    throw new Error(
-      `HAProxy failed to start: ${(result.stderr || result.stdout).trim() || `exit ${result.code}`}`,
-    );
+    const why = (result.stderr || result.stdout).trim() || `exit ${result.code}`;
+    // With noreuseport (see config.ts) a port someone else listens on is refused here.
+    if (/Address already in use/i.test(why)) {
+      throw new Error(
+        `the router's port is already in use by another program (another Petri?); choose a free one. HAProxy said: ${why}`,
+      );
+    }
+    throw new Error(`HAProxy failed to start: ${why}`);
   }
   return until(() => findRunningHaproxy(paths), {
     timeout: 10_000,

@@ -14,6 +14,8 @@ import { until } from '../../src/lib/until.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 export const FIXTURES = path.join(ROOT, 'test/fixtures/apps');
+/** node's argv for `petri server` from the source tree. */
+const SERVER = ['--import', 'tsx', path.join(ROOT, 'src/main.ts'), 'server'];
 
 export interface CliResult {
   code: number;
@@ -41,7 +43,8 @@ export class TestPetri {
   output = '';
   token = '';
   readonly dataDir: string;
-  private readonly configFile: string;
+  /** The JSON config file `petri server --config` reads. */
+  readonly configFile: string;
 
   /** What the server was started with (see the JSON config written below). */
   readonly config: {
@@ -58,6 +61,8 @@ export class TestPetri {
     egressPort: number,
     wakerPort: number,
     readonly extraConfig: Record<string, unknown>,
+    /** Ports in the config file only, no port flags: what an operator with a config file does. */
+    private readonly portsInConfigFile = false,
   ) {
     this.dataDir = mkdtempSync(path.join(tmpdir(), 'petri-e2e-'));
     this.configFile = path.join(this.dataDir, '..', `${path.basename(this.dataDir)}.json`);
@@ -84,18 +89,23 @@ export class TestPetri {
         logLevel: 'warn',
         // Add-on servers only where a test asks for them (test/e2e/addons.test.ts).
         addons: { postgres: { mode: 'off' }, mysql: { mode: 'off' }, redis: { mode: 'off' } },
+        ...(portsInConfigFile ? { httpPort, apiPort } : {}),
         ...extraConfig,
       }),
     );
   }
 
-  static async start(extraConfig: Record<string, unknown> = {}): Promise<TestPetri> {
+  static async start(
+    extraConfig: Record<string, unknown> = {},
+    opts: { portsInConfigFile?: boolean } = {},
+  ): Promise<TestPetri> {
     const petri = new TestPetri(
       await freePort(),
       await freePort(),
       await freePort(),
       await freePort(),
       extraConfig,
+      opts.portsInConfigFile,
     );
     await petri.startServer();
     petri.token = readFileSync(path.join(petri.dataDir, 'admin.token'), 'utf8').trim();
@@ -107,20 +117,10 @@ export class TestPetri {
   }
 
   private serverArgs(): string[] {
-    return [
-      '--import',
-      'tsx',
-      path.join(ROOT, 'src/main.ts'),
-      'server',
-      '--data-dir',
-      this.dataDir,
-      '--http-port',
-      String(this.httpPort),
-      '--api-port',
-      String(this.apiPort),
-      '--config',
-      this.configFile,
-    ];
+    const ports = this.portsInConfigFile
+      ? []
+      : ['--http-port', String(this.httpPort), '--api-port', String(this.apiPort)];
+    return [...SERVER, '--data-dir', this.dataDir, ...ports, '--config', this.configFile];
   }
 
   async startServer(): Promise<void> {
@@ -141,7 +141,8 @@ export class TestPetri {
   /** kill -9 of the control plane, as a crash would. */
   async kill9(): Promise<void> {
     const proc = this.proc;
-    if (!proc || proc.exitCode !== null) return;
+    // Killed by a signal, a process has a signalCode and no exitCode: it is gone all the same.
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise((resolve) => proc.once('exit', resolve));
     proc.kill('SIGKILL');
     await exited;
@@ -213,6 +214,33 @@ export class TestPetri {
     rmSync(this.dataDir, { recursive: true, force: true });
     rmSync(this.configFile, { force: true });
   }
+}
+
+/** `petri server ARGS` run to its end (--stop-all, a start that must fail): exit code and
+ * output. A server that starts instead is stopped (SIGTERM) after `timeoutMs`, and its
+ * answer is the 'running' flag. */
+export async function runPetriServer(
+  args: string[],
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; output: string; running: boolean }> {
+  const proc = spawn(process.execPath, [...SERVER, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  proc.stdout?.on('data', (d) => (output += d));
+  proc.stderr?.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  let running = false;
+  await until(
+    () => {
+      running = output.includes('Petri is running');
+      return proc.exitCode !== null || proc.signalCode !== null || running;
+    },
+    { timeout: timeoutMs, message: `petri server ${args.join(' ')} to end` },
+  ).catch(() => undefined);
+  if (proc.exitCode === null) proc.kill('SIGTERM');
+  return { code: await exited, output, running };
 }
 
 /** A small app written to a temp dir, for cases that need no fixture of their own. */
