@@ -85,8 +85,16 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
       const first = err.validation[0];
       const field = first?.instancePath ? first.instancePath.slice(1).replace(/\//g, '.') : undefined;
       const where = err.validationContext ?? 'request';
-      const name =
-        field || (first?.params as { missingProperty?: string } | undefined)?.missingProperty || where;
+      const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
+      if (params?.additionalProperty) {
+        const at = field ? `${field}.${params.additionalProperty}` : params.additionalProperty;
+        return reply
+          .code(400)
+          .send(
+            errorBody('bad_request', `unknown ${where} field '${at}'; see /v1/openapi.json for the fields`),
+          );
+      }
+      const name = field || params?.missingProperty || where;
       return reply
         .code(400)
         .send(errorBody('bad_request', `invalid ${where} field '${name}': ${first?.message ?? err.message}`));
@@ -97,7 +105,12 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       return reply
         .code(415)
-        .send(errorBody('bad_request', `unsupported Content-Type '${req.headers['content-type']}'`));
+        .send(
+          errorBody(
+            'bad_request',
+            `unsupported Content-Type ${req.headers['content-type'] ? `'${req.headers['content-type']}'` : '(none)'}; send JSON with Content-Type: application/json`,
+          ),
+        );
     }
     if (err.statusCode && err.statusCode < 500) {
       return reply.code(err.statusCode).send(errorBody('bad_request', err.message));

@@ -92,6 +92,14 @@ describe('API input', () => {
       const error = assertPetriError(res.body, 400, res.statusCode);
       assert.match(error.message, /'name'/);
     }
+    // Nor is a field the API does not know (it would be silently ignored).
+    const extra = await api.inject({
+      method: 'POST',
+      url: '/v1/apps',
+      headers: auth(),
+      payload: { name: 'extra', owner: 'someone-else' },
+    });
+    assert.match(assertPetriError(extra.body, 400, extra.statusCode).message, /owner/);
     const apps = await db.selectFrom('apps').select('name').execute();
     assert.deepEqual(
       apps.map((a) => a.name),

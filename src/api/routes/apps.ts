@@ -41,7 +41,10 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
     {
       schema: {
         summary: 'Create an app',
-        body: Type.Object({ name: Type.String({ description: 'must match ^[a-z][a-z0-9-]{1,29}$' }) }),
+        body: Type.Object(
+          { name: Type.String({ description: 'must match ^[a-z][a-z0-9-]{1,29}$' }) },
+          { additionalProperties: false },
+        ),
         response: { 201: App, 409: ErrorBody, ...errorResponses },
       },
     },
