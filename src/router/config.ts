@@ -132,6 +132,9 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     '  http-request del-header X-Forwarded- -m beg',
     '  http-request del-header Forwarded',
     ...CLIENT_CLAIMS.map((name) => `  http-request del-header ${name}`),
+    // Any name with an underscore: CGI and WSGI gateways (gunicorn among them) turn `X_Real_IP`
+    // into the same HTTP_X_REAL_IP as `X-Real-IP`. nginx drops these by default too.
+    '  http-request del-header _ -m sub',
     '  http-request set-header X-Forwarded-Proto https if { ssl_fc }',
     '  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }',
     '  http-request set-header X-Forwarded-Host %[req.hdr(host)]',

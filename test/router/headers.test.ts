@@ -203,6 +203,12 @@ describe('HAProxy: Host routing and forwarding headers', () => {
       'X-Rewrite-URL: /admin',
       'X-Original-Host: bank.example',
       'X-Host: bank.example',
+      // Lower case is the same header; underscores become the same CGI/WSGI variable
+      // (HTTP_X_REAL_IP) in gunicorn and other gateways, so they are forged headers too.
+      'x-forwarded-ssl: on',
+      'X_Real_IP: 203.0.113.9',
+      'X_Forwarded_Host: bank.example',
+      'x_forwarded_proto: https',
     ];
     const app = seen(
       await rawRequest(
@@ -231,6 +237,11 @@ describe('HAProxy: Host routing and forwarding headers', () => {
       (_, i) => i % 2 === 1 && /203\.0\.113\.9|bank\.example|\/admin|https|^on$|^443$/.test(app.raw[i] ?? ''),
     );
     assert.deepEqual(leaked, [], `client values reached the app: ${JSON.stringify(app.raw)}`);
+    assert.deepEqual(
+      app.raw.filter((name, i) => i % 2 === 0 && name.includes('_')),
+      [],
+      'no header with an underscore in its name reaches the app',
+    );
     for (const name of [
       'forwarded',
       'x-forwarded-scheme',
