@@ -13,6 +13,7 @@ import {
   sandboxEnv,
   sandboxLaunch,
   seccompArch,
+  tmpSizeMiB,
 } from '../../src/runtime/local/sandbox-args.js';
 import { compileSeccompFilter } from '../../src/runtime/local/seccomp.js';
 
@@ -29,7 +30,7 @@ const instance: SandboxPlan = {
   env: { PORT: '5001', DATABASE_URL: 'postgres://u:p@127.0.0.1/db' },
   command: ['node', 'server.js'],
   dieWithParent: false,
-  limits: { nofile: 4096, diskMiB: 512 },
+  limits: { nofile: 4096, diskMiB: 512, memoryMiB: 256 },
   seccompArch: 'x86_64',
 };
 
@@ -92,9 +93,10 @@ test('the launch limits: prlimit as root before setpriv, a sized /tmp, the secco
   );
   assert.ok(launch.argv.includes('--nofile=4096:4096'));
   const tmp = launch.bwrapArgs.indexOf('/tmp');
+  // Half the memory limit (256 MiB), under the disk limit (512 MiB): see the next test.
   assert.deepEqual(launch.bwrapArgs.slice(tmp - 3, tmp + 1), [
     '--size',
-    String(512 << 20),
+    String(128 << 20),
     '--tmpfs',
     '/tmp',
   ]);
@@ -106,6 +108,13 @@ test('the launch limits: prlimit as root before setpriv, a sized /tmp, the secco
     sandboxLaunch({ ...instance, seccompArch: 'aarch64' }).inputs[3],
     compileSeccompFilter({ arch: 'aarch64' }),
   );
+});
+
+test('/tmp is the disk limit, at most half the memory limit (its pages are charged to memory)', () => {
+  assert.equal(tmpSizeMiB({ diskMiB: 1024, memoryMiB: 512 }), 256);
+  assert.equal(tmpSizeMiB({ diskMiB: 100, memoryMiB: 4096 }), 100);
+  assert.equal(tmpSizeMiB({ diskMiB: 1024, memoryMiB: 16 }), 8);
+  assert.equal(tmpSizeMiB({ diskMiB: 64 }), 64);
 });
 
 test('nofile and diskMiB default to 1024 and are checked', () => {

@@ -60,8 +60,9 @@ export interface SandboxPlan {
   dieWithParent: boolean;
   /** A named network namespace file (/run/netns/NAME) to run in; absent: the host's network. */
   netns?: string;
-  /** The limits enforced by the launch itself (the cgroup takes care of the others). */
-  limits: Pick<Limits, 'nofile' | 'diskMiB'>;
+  /** The limits enforced by the launch itself (the cgroup takes care of the others);
+   * memoryMiB sizes /tmp, whose pages the memory cgroup is charged for (see tmpSizeMiB). */
+  limits: Pick<Limits, 'nofile' | 'diskMiB'> & Partial<Pick<Limits, 'memoryMiB'>>;
   /** Whose syscall numbers the seccomp filter judges: the host's (see seccompArch). */
   seccompArch: SeccompArch;
 }
@@ -83,6 +84,16 @@ export function launchLimits(limits: Pick<Limits, 'nofile' | 'diskMiB'>): {
     throw new Error(`limit diskMiB must be an integer of at least ${MIN_DISK_MIB}, got ${diskMiB}`);
   }
   return { nofile, diskMiB };
+}
+
+/** /tmp's size: the disk limit, and at most half the memory limit. /tmp is a tmpfs, whose
+ * pages count against the sandbox's memory cgroup: sized like the disk alone, an app that
+ * fills it is OOM-killed (all of it) instead of getting ENOSPC. At half, writing too much to
+ * /tmp is ENOSPC as long as the app's processes use less than the other half. */
+export function tmpSizeMiB(limits: Pick<Limits, 'diskMiB'> & Partial<Pick<Limits, 'memoryMiB'>>): number {
+  const { diskMiB } = launchLimits(limits);
+  if (limits.memoryMiB === undefined) return diskMiB;
+  return Math.max(1, Math.min(diskMiB, Math.floor(limits.memoryMiB / 2)));
 }
 
 /** The seccomp arch of a Node `process.arch`; the filter exists for x64 and arm64 only, and
@@ -169,10 +180,10 @@ export function bwrapArgs(plan: SandboxPlan): string[] {
     String(GROUP_FD),
     '/etc/group',
   );
-  // /tmp is memory (charged to the sandbox's cgroup) and capped like the disk: a full /tmp
-  // is ENOSPC for the app, not an OOM kill of the whole instance.
-  const { diskMiB } = launchLimits(plan.limits);
-  args.push('--dev', '/dev', '--proc', '/proc', '--size', String(diskMiB * 1024 * 1024), '--tmpfs', '/tmp');
+  // /tmp is memory (charged to the sandbox's cgroup), capped within the memory limit: a full
+  // /tmp is ENOSPC for the app, not an OOM kill of the whole instance (see tmpSizeMiB).
+  const tmpMiB = tmpSizeMiB(plan.limits);
+  args.push('--dev', '/dev', '--proc', '/proc', '--size', String(tmpMiB * 1024 * 1024), '--tmpfs', '/tmp');
   args.push('--bind', plan.appDir, '/app');
   for (const [host, inside] of Object.entries(plan.writableMounts ?? {})) {
     if (!host.startsWith('/') || !inside.startsWith('/')) {
