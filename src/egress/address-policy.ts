@@ -81,6 +81,9 @@ function kindOfIPv6(h: readonly number[]): string | undefined {
   if ((h0 & 0xffc0) === 0xfe80) return 'link-local'; // fe80::/10
   if ((h0 & 0xffc0) === 0xfec0) return 'site-local'; // fec0::/10, deprecated but still private
   if ((h0 & 0xff00) === 0xff00) return 'multicast'; // ff00::/8
+  // Every public IPv6 host is in global unicast 2000::/3 (NAT64 64:ff9b::/96, outside it,
+  // was judged by its IPv4 address above); the rest of the space is reserved by the IETF.
+  if ((h0 & 0xe000) !== 0x2000) return 'reserved';
   return undefined;
 }
 

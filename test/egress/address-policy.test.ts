@@ -117,6 +117,16 @@ const FORBIDDEN_V6 = [
   '64:ff9b::203.0.113.80',
   '2002:c000:202::1', // 6to4 of 192.0.2.2
   '2002:c612:1::', // 6to4 of 198.18.0.1
+  // Outside global unicast 2000::/3 all is reserved by the IETF (or one of the ranges above).
+  '1::',
+  '::1:0:0:1',
+  '101::1',
+  '100:0:0:1::1',
+  '1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+  '4000::',
+  'fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+  'fe00::1',
+  'fe7f::1',
 ];
 const ALLOWED_V6 = [
   '2001:200::1', // just past 2001::/23
@@ -125,16 +135,11 @@ const ALLOWED_V6 = [
   '3ffe:ffff::1', // just below 3fff::/20
   '3fff:1000::', // just past it
   '2606:4700::1111',
-  'fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', // just below fc00::/7
-  'fe00::1', // between fc00::/7 and fe80::/10
-  'feff::1'.replace('feff', 'fe7f'), // just below fe80::/10
+  '2000::1', // the edges of global unicast 2000::/3
+  '3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
   '::ffff:8.8.8.8',
-  '101::1', // past 100::/64
-  '100:0:0:1::1',
   '64:ff9b::8.8.8.8',
   '2002:808:808::1', // 6to4 of 8.8.8.8
-  '1::', // outside ::/96
-  '::1:0:0:1', // ::/96 is 96 bits of zeros; this is not in it
 ];
 
 describe('isForbiddenAddress', () => {
@@ -161,6 +166,7 @@ describe('isForbiddenAddress', () => {
     assert.equal(forbiddenAddressKind('198.18.5.5'), 'benchmarking');
     assert.equal(forbiddenAddressKind('2001:db8::5'), 'documentation');
     assert.equal(forbiddenAddressKind('2001:2::5'), 'benchmarking');
+    assert.equal(forbiddenAddressKind('4000::1'), 'reserved');
     assert.equal(forbiddenAddressKind('::ffff:192.0.2.2'), 'documentation');
   });
 });
