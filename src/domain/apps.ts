@@ -13,11 +13,26 @@ export async function createApp(
   name: unknown,
   limits: Limits,
   ip?: string,
+  instancesPerOwner = Number.POSITIVE_INFINITY,
 ): Promise<App> {
   const appName = validateAppName(name);
   return db.transaction().execute(async (tx) => {
     const taken = await tx.selectFrom('apps').select('id').where('name', '=', appName).executeTakeFirst();
     if (taken) throw new UserError('conflict', `app '${appName}' already exists; pick another name`);
+    // A new app has one web instance: creating apps must not get round the owner's ceiling
+    // on instances (see formation.ts), which every scale checks.
+    const owned = await tx
+      .selectFrom('formations')
+      .innerJoin('apps', 'apps.id', 'formations.app_id')
+      .select((eb) => eb.fn.sum<number>('formations.quantity').as('n'))
+      .where('apps.owner_id', '=', user.id)
+      .executeTakeFirst();
+    if (Number(owned?.n ?? 0) + 1 > instancesPerOwner) {
+      throw new UserError(
+        'bad_request',
+        `your apps already have ${owned?.n} instances, the ceiling of ${instancesPerOwner} per owner, and a new app has one; scale an app down or destroy one first`,
+      );
+    }
     const app = await tx
       .insertInto('apps')
       .values({

@@ -83,6 +83,10 @@ describe('ceilings on instances', () => {
     assert.equal(res.statusCode, 400);
     assert.match(res.json().error.message, /ceiling of 50 per owner/);
     assert.equal((await call('mallory', 'PATCH', '/v1/apps/hog-3/formation', { web: 10 })).statusCode, 200);
+    // Nor can a new app (with its one web instance) get round the ceiling.
+    const more = await call('mallory', 'POST', '/v1/apps', { name: 'hog-4' });
+    assert.equal(more.statusCode, 400);
+    assert.match(more.json().error.message, /ceiling of 50 per owner/);
     // Another member is not affected by mallory's total.
     assert.equal((await call('alice', 'POST', '/v1/apps', { name: 'fair' })).statusCode, 201);
     assert.equal((await call('alice', 'PATCH', '/v1/apps/fair/formation', { web: 20 })).statusCode, 200);

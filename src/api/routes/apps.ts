@@ -50,7 +50,14 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
     },
     async (req, reply) => {
       const { name } = req.body as { name: string };
-      const app = await createApp(db, req.user, name, config.defaultLimits, req.ip);
+      const app = await createApp(
+        db,
+        req.user,
+        name,
+        config.defaultLimits,
+        req.ip,
+        config.ceilings.instancesPerOwner,
+      );
       // Before anything is made in it: only the app's own uid may pass through its directory.
       await secureAppDir(ctx.paths, app.id, config.uidBase);
       ctx.nudge();
