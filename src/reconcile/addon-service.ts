@@ -497,7 +497,7 @@ function engineError(err: unknown, consequence: string): Error {
 
 function installId(file: string): string {
   if (!existsSync(file))
-    writeFileSync(file, `${randomBytes(3).toString('hex')}\n`, { flag: 'wx', mode: 0o644 });
+    writeFileSync(file, `${randomBytes(3).toString('hex')}\n`, { flag: 'wx', mode: 0o600 });
   const id = readFileSync(file, 'utf8').trim();
   if (!/^[0-9a-f]{6}$/.test(id)) throw new Error(`${file} does not hold a 6-hex-digit installation id`);
   return id;

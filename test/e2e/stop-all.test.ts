@@ -100,11 +100,10 @@ describe('two Petris on one host', () => {
     assert.ok(router !== undefined, "B's router runs");
     await b.kill9(); // as an operator stops B's control plane first
     // The ports of A, as the defaults were when both used them: --stop-all must not bind them.
+    // No --config either: what B runs (its cgroup parent, its bridge) is in its data dir.
     const stopped = await runPetriServer([
       '--data-dir',
       b.dataDir,
-      '--config',
-      b.configFile,
       '--http-port',
       String(a.httpPort),
       '--api-port',
