@@ -25,7 +25,8 @@ export interface PetriConfig {
   /** How long a new instance may take to listen on PORT before the deploy fails. */
   bootTimeoutMs: number;
   buildTimeoutMs: number;
-  /** Size of each app's build cache, a filesystem of its own: over it, the build fails. */
+  /** Size of each app's build cache (MiB), a filesystem of its own: a build step that fills
+   * it fails; dependencies that do not fit are not kept. */
   buildCacheMiB: number;
   /** How long a stopping instance gets between SIGTERM and SIGKILL. */
   drainGraceMs: number;

@@ -12,6 +12,7 @@ import { claimDeploy, deploysReadyToBuild, failDeploy, releaseBuild } from '../d
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import type { DataPaths } from '../lib/paths.js';
+import { removeTree } from '../lib/remove-tree.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
@@ -78,9 +79,8 @@ export class BuildLoop {
     };
     const started = Date.now();
     try {
-      // A cache of before builds had disks of their own: a tree the app wrote, removed by an
-      // rm that unlinks links rather than follow them, while no sandbox of the app runs a build.
-      await rm(paths.legacyBuildCache(app.id), { recursive: true, force: true });
+      // A cache of before builds had disks of their own: a tree the app wrote.
+      await removeTree(paths.legacyBuildCache(app.id));
       const uid = config.uidBase + app.id;
       const plan = await buildSlug(driver, {
         buildId: deploy.id,
@@ -119,7 +119,7 @@ export class BuildLoop {
     } finally {
       deployLogs.close(deploy.id);
       logs.flush(app.name, 'build');
-      await rm(paths.deploySource(app.id, deploy.id), { recursive: true, force: true });
+      await removeTree(paths.deploySource(app.id, deploy.id));
     }
   }
 }
@@ -129,8 +129,10 @@ export class BuildLoop {
  * /app image deleted) and half-made slug, and the source of every deploy that is not waiting
  * to be built; the directory of a deploy the store does not know (an upload refused, or cut
  * off before it was queued) goes whole. A deploy's build log stays. Returns the deploy ids. */
-export async function reclaimBuilds(deps: Pick<BuildLoopDeps, 'db' | 'driver' | 'paths'>): Promise<string[]> {
-  const { db, driver, paths } = deps;
+export async function reclaimBuilds(
+  deps: Pick<BuildLoopDeps, 'db' | 'driver' | 'paths' | 'logger'>,
+): Promise<string[]> {
+  const { db, paths } = deps;
   const reclaimed: string[] = [];
   for (const appId of await paths.appIds()) {
     const dir = path.dirname(paths.deployDir(appId, 'x'));
@@ -149,19 +151,40 @@ export async function reclaimBuilds(deps: Pick<BuildLoopDeps, 'db' | 'driver' | 
     for (const id of ids) {
       const status = known.get(id);
       if (status === 'queued') continue;
-      const workDir = paths.buildWork(appId, id);
-      if (await exists(workDir)) await driver.closeBuildDisks({ workDir, cacheDir: paths.buildCache(appId) });
-      await rm(`${paths.slug(appId, id)}.partial`, { recursive: true, force: true });
-      if (status === undefined) {
-        await rm(paths.deployDir(appId, id), { recursive: true, force: true });
-        reclaimed.push(id);
-      } else if (await exists(paths.deploySource(appId, id))) {
-        await rm(paths.deploySource(appId, id), { recursive: true, force: true });
-        reclaimed.push(id);
+      // One leftover that cannot be removed must not keep the control plane from starting.
+      try {
+        if (await reclaimDeploy(deps, appId, id, status)) reclaimed.push(id);
+      } catch (err) {
+        deps.logger.warn({ err, deploy: id }, 'could not reclaim what a cut-off build left');
       }
     }
   }
   return reclaimed;
+}
+
+async function reclaimDeploy(
+  { driver, paths }: Pick<BuildLoopDeps, 'driver' | 'paths'>,
+  appId: number,
+  id: string,
+  status: string | undefined,
+): Promise<boolean> {
+  let found = false;
+  const workDir = paths.buildWork(appId, id);
+  if (await exists(workDir)) {
+    // Unmounted before anything is removed: rm must never walk into a build's disk.
+    await driver.closeBuildDisks({ workDir, cacheDir: paths.buildCache(appId) });
+    found = true;
+  }
+  await rm(`${paths.slug(appId, id)}.partial`, { recursive: true, force: true });
+  if (status === undefined) {
+    await removeTree(paths.deployDir(appId, id));
+    return true;
+  }
+  if (await exists(paths.deploySource(appId, id))) {
+    await removeTree(paths.deploySource(appId, id));
+    found = true;
+  }
+  return found;
 }
 
 async function exists(p: string): Promise<boolean> {

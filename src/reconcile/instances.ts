@@ -5,7 +5,6 @@
 // killed at any point and run again from the top with the same result. An operation that
 // fails on an object (a stop, a removal, a step) is retried on that object with growing
 // delays, and the same error is logged once with a count: never a hot loop.
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { appLimits } from '../domain/apps.js';
@@ -26,6 +25,7 @@ import { errorMessage } from '../lib/errors.js';
 import { RepeatedErrorLog } from '../lib/log-dedupe.js';
 import type { DataPaths } from '../lib/paths.js';
 import { freePort } from '../lib/ports.js';
+import { removeTree } from '../lib/remove-tree.js';
 import type { SecretBox } from '../lib/secrets.js';
 import { until } from '../lib/until.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
@@ -582,7 +582,8 @@ export class InstanceReconciler {
     const live = new Set((await listAllApps(this.deps.db)).map((a) => a.id));
     for (const id of await this.deps.paths.appIds()) {
       if (live.has(id) || rows.some((r) => r.app_id === id)) continue;
-      await rm(this.deps.paths.app(id), { recursive: true, force: true });
+      // Not fs.rm: a build of the app may still run, swapping what it wrote (lib/remove-tree).
+      await removeTree(this.deps.paths.app(id));
     }
   }
 

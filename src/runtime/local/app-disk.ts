@@ -5,7 +5,7 @@
 // a host reboot drops the mount and keeps the image, and the next start makes both anew.
 // Builds get the same: their /app (createAppDisk) and the app's build cache (openCacheDisk),
 // an image kept between builds.
-import { chown, mkdir, open, readFile, realpath, rm, rmdir, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, realpath, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { exec, execOk } from '../../lib/exec.js';
 import { sleep } from '../../lib/until.js';
@@ -14,6 +14,7 @@ export const MKFS_EXT4 = '/usr/sbin/mkfs.ext4';
 export const MOUNT = '/usr/bin/mount';
 export const UMOUNT = '/usr/bin/umount';
 export const CP = '/usr/bin/cp';
+export const FSTRIM = '/usr/sbin/fstrim';
 /** Inside the instance's workDir, beside the mount point `app`. */
 export const APP_IMAGE = 'app.img';
 /** Inside an app's build cache dir, beside the mount point `cache`. */
@@ -143,12 +144,20 @@ export async function openCacheDisk(
     await rmdir(path.join(mountDir, 'lost+found')).catch(() => {});
     await chown(mountDir, owner.uid, owner.gid);
   }
+  // The mount's root itself (a path only root made leads to it): the app's alone.
+  await chmod(mountDir, 0o700);
   return mountDir;
 }
 
-/** Unmounts the app's build cache (its image stays for the next build). Idempotent. */
+/** Unmounts the app's build cache (its image stays for the next build). Idempotent. Blocks
+ * freed inside it are given back to the host first (fstrim punches holes in the sparse
+ * image): the image takes what the cache holds now, not the most it ever held. */
 export async function closeCacheDisk(cacheDir: string): Promise<void> {
-  await unmountAll(path.join(cacheDir, 'cache'));
+  const mountDir = path.join(cacheDir, 'cache');
+  if ((await mountCount(mountDir)) > 0) {
+    await exec(FSTRIM, ['--', mountDir], { env: TOOL_ENV, timeoutMs: 30_000 });
+  }
+  await unmountAll(mountDir);
 }
 
 /** A fresh, empty, sparse ext4 image of `sizeMiB` at `image` (root's only). */
