@@ -6,12 +6,13 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { Header, type HeaderData } from 'tar';
 import { unpackUntrusted } from '../src/lib/archive.js';
 import { isUserError } from '../src/lib/errors.js';
+import { bigFileBomb, manyFilesBomb, trailingZerosBomb } from './fixtures/bombs.js';
 
 const MB = 1024 * 1024;
 const temps: string[] = [];
@@ -226,7 +227,17 @@ describe('unpackUntrusted refuses', () => {
 
   it('a gzip bomb of zeros after the end of the archive', async () => {
     const bomb = gzipSync(Buffer.concat([tarball([{ path: 'a', body: 'x' }]), Buffer.alloc(8 * MB)]));
-    await expectRefusal(bomb, 'payload_too_large', 'bytes of tar data', { maxBytes: 1000 });
+    await expectRefusal(bomb, 'invalid_archive', 'after the end of the tar archive', { maxBytes: 1000 });
+  });
+
+  it('a chain of pax headers that never reaches a file', async () => {
+    const pax = (n: number) => ({
+      path: `pax${n}`,
+      type: 'ExtendedHeader' as const,
+      body: `${'x'.repeat(60_000)}\n`,
+    });
+    const chain = gzipSync(Buffer.concat(Array.from({ length: 40 }, (_, i) => tarEntry(pax(i)))));
+    await expectRefusal(chain, 'payload_too_large', 'bytes of tar data', { maxBytes: 1000 });
   });
 
   it('garbage bytes', async () => {
@@ -330,3 +341,152 @@ describe('unpackUntrusted unpacks', () => {
     );
   });
 });
+
+// Issue 11: upload bombs tied up the control plane for many minutes. Each must be refused
+// within seconds, with the production-sized limits, not only with toy ones.
+describe('unpackUntrusted against upload bombs', () => {
+  const GiB = 1024 * MB;
+  const production = { maxBytes: GiB };
+
+  async function refusedWithin(
+    source: NodeJS.ReadableStream | Buffer,
+    opts: Parameters<typeof unpackUntrusted>[2],
+  ): Promise<{ err: { code?: string; message: string }; ms: number; target: string }> {
+    const { base, target } = await world();
+    const started = Date.now();
+    const err = await unpackUntrusted(source, target, opts).then(
+      () => assert.fail('unpack should have been refused'),
+      (e: unknown) => e as { code?: string; message: string },
+    );
+    const ms = Date.now() - started;
+    assert.deepEqual(await readdir(base), ['app'], 'nothing written beside the target');
+    assert.deepEqual(await readdir(target), [], 'nothing half-unpacked survives');
+    return { err, ms, target };
+  }
+
+  it('4 GiB of zeros after the end marker (4 MB of gzip): refused in under 5 s', {
+    timeout: 60_000,
+  }, async () => {
+    const { err, ms } = await refusedWithin(trailingZerosBomb(4 * GiB), production);
+    assert.equal(err.code, 'invalid_archive', err.message);
+    assert.match(err.message, /after the end of the tar archive/);
+    assert.ok(ms < 5000, `refused after ${ms} ms`);
+  });
+
+  it('non-zero data after the end marker', async () => {
+    const junk = gzipSync(
+      Buffer.concat([tarball([{ path: 'a', body: 'x' }]), Buffer.from('hidden payload')]),
+    );
+    const { err } = await refusedWithin(junk, production);
+    assert.equal(err.code, 'invalid_archive');
+    assert.match(err.message, /after the end of the tar archive/);
+  });
+
+  it('100,001 empty files (620 KB of gzip): refused by the default entry cap in under 5 s', {
+    timeout: 60_000,
+  }, async () => {
+    const { err, ms } = await refusedWithin(manyFilesBomb(100_001), production);
+    assert.equal(err.code, 'payload_too_large', err.message);
+    assert.match(err.message, /more than 20000 entries/);
+    assert.ok(ms < 5000, `refused after ${ms} ms`);
+  });
+
+  it('one file of 4 GiB of zeros: refused at its header', { timeout: 60_000 }, async () => {
+    const { err, ms } = await refusedWithin(bigFileBomb(4 * GiB), production);
+    assert.equal(err.code, 'payload_too_large');
+    assert.ok(ms < 5000, `refused after ${ms} ms`);
+  });
+
+  it('an upload that takes longer than the time cap', { timeout: 30_000 }, async () => {
+    // The archive starts, then nothing more ever comes.
+    const trickle = new PassThrough();
+    trickle.write(gzipSync(tarEntry({ path: 'a', body: 'x' })));
+    const { err, ms } = await refusedWithin(trickle, { ...production, timeoutMs: 500 });
+    assert.equal(err.code, 'request_timeout', err.message);
+    assert.match(err.message, /0\.5 s/);
+    assert.ok(ms < 3000, `refused after ${ms} ms`);
+  });
+
+  it('stops as soon as its signal aborts (the client left, the server stops)', {
+    timeout: 30_000,
+  }, async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('client went away')), 200);
+    const { err, ms } = await refusedWithin(bigFileBomb(GiB - 1024), {
+      ...production,
+      signal: controller.signal,
+    });
+    assert.equal(err.message, 'client went away');
+    assert.ok(ms < 3000, `stopped after ${ms} ms`);
+  });
+});
+
+describe('unpackUntrusted still accepts', () => {
+  it('zero padding to the record size after the end marker (GNU tar, bsdtar, git archive)', async () => {
+    const { target } = await world();
+    const tar = tarball([{ path: 'a', body: 'x' }]);
+    const record = 10240;
+    const padded = Buffer.concat([tar, Buffer.alloc(record - (tar.length % record))]);
+    assert.deepEqual(await unpackUntrusted(gzipSync(padded), target, { maxBytes: MB }), {
+      files: 1,
+      bytes: 1,
+    });
+  });
+
+  it('a large blocking factor (tar -b 2048 pads to 1 MiB)', async () => {
+    const { target } = await world();
+    const tar = tarball([{ path: 'a', body: 'x' }]);
+    const padded = Buffer.concat([tar, Buffer.alloc(MB - tar.length)]);
+    assert.deepEqual(await unpackUntrusted(gzipSync(padded), target, { maxBytes: MB }), {
+      files: 1,
+      bytes: 1,
+    });
+  });
+
+  it('a pax header that sets the size of the next file', async () => {
+    // The ustar size field says 0; the pax record says 1500. Framing must follow the pax.
+    const body = Buffer.alloc(1500, 'p');
+    const record = paxRecord('size', '1500');
+    const header = new Header({ path: 'big.txt', mode: 0o644, size: 0, type: 'File', mtime: new Date(0) });
+    header.encode();
+    assert.ok(header.block);
+    const tar = Buffer.concat([
+      tarEntry({ path: 'PaxHeader/big.txt', type: 'ExtendedHeader', body: record }),
+      header.block,
+      body,
+      Buffer.alloc(512 - (body.length % 512)),
+      tarEntry({ path: 'after.txt', body: 'after' }),
+      Buffer.alloc(1024),
+    ]);
+    const { target } = await world();
+    assert.deepEqual(await unpackUntrusted(gzipSync(tar), target, { maxBytes: MB }), {
+      files: 2,
+      bytes: 1505,
+    });
+    assert.deepEqual(await readFile(join(target, 'big.txt')), body);
+    assert.equal(await readFile(join(target, 'after.txt'), 'utf8'), 'after');
+  });
+
+  it('a GNU long name and a long pax path', async () => {
+    const long = `${'d'.repeat(120)}/${'n'.repeat(150)}.txt`;
+    const tar = Buffer.concat([
+      tarEntry({ path: '././@LongLink', type: 'NextFileHasLongPath', body: `${long}\0` }),
+      tarEntry({ path: 'short', body: 'gnu' }),
+      tarEntry({ path: 'PaxHeader/x', type: 'ExtendedHeader', body: paxRecord('path', `p/${long}`) }),
+      tarEntry({ path: 'short2', body: 'pax' }),
+      Buffer.alloc(1024),
+    ]);
+    const { target } = await world();
+    assert.deepEqual(await unpackUntrusted(gzipSync(tar), target, { maxBytes: MB }), { files: 2, bytes: 6 });
+    assert.equal(await readFile(join(target, long), 'utf8'), 'gnu');
+    assert.equal(await readFile(join(target, 'p', long), 'utf8'), 'pax');
+  });
+});
+
+/** One pax record: its length (counting itself) then `key=value\n`. */
+function paxRecord(key: string, value: string): string {
+  const rest = ` ${key}=${value}\n`;
+  let len = rest.length + 1;
+  while (String(len).length + rest.length !== len) len = String(len).length + rest.length;
+  return `${len}${rest}`;
+}

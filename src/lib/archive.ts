@@ -3,6 +3,8 @@
 // names it, never a silent skip, and on any error nothing of the upload survives.
 // node-tar's Parser only decodes headers here; all path and type decisions are ours,
 // because its Unpack quietly rewrites `/abs` and `../x`, which would hide an attack.
+// Bombs are refused within seconds: caps on entries, file bytes, tar bytes and time, an
+// abort signal (the client left, the server stops), and nothing read past the end marker.
 
 import { once } from 'node:events';
 import { closeSync, constants, createWriteStream, fchmodSync, mkdirSync, openSync } from 'node:fs';
@@ -11,14 +13,20 @@ import { join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { Parser, type ReadEntry } from 'tar';
+import { Header, type HeaderData, Parser, Pax, type ReadEntry } from 'tar';
 import { UserError } from './errors.js';
 
 export interface UnpackOptions {
   /** Total uncompressed bytes of file contents allowed. */
   maxBytes: number;
-  /** Files and directories allowed; 100k by default. */
+  /** Files and directories allowed; 20,000 by default. */
   maxEntries?: number;
+  /** Bytes of gzip read, whatever they inflate to (a stream of empty gzip members inflates to nothing). */
+  maxInputBytes?: number;
+  /** The whole unpack, reading included, must finish within this; unlimited by default. */
+  timeoutMs?: number;
+  /** Stops the unpack at once (the client went away, the server is stopping); its reason is the error. */
+  signal?: AbortSignal;
 }
 
 export interface UnpackResult {
@@ -26,13 +34,17 @@ export interface UnpackResult {
   bytes: number;
 }
 
-const DEFAULT_MAX_ENTRIES = 100_000;
+export const DEFAULT_MAX_ENTRIES = 20_000;
 // Pax and GNU long-name headers are the only meta entries; real paths fit in far less.
 const MAX_META_ENTRY_SIZE = 64 * 1024;
 // The decompressed stream holds headers and padding besides file contents. This allowance
 // bounds it, so a gzip bomb of zero blocks after the end marker cannot run forever.
 const TAR_OVERHEAD_BASE = 1024 * 1024;
 const TAR_OVERHEAD_PER_ENTRY = 4 * 1024;
+// Writers pad the archive with zeros to a whole record after the end marker: 10 KiB for
+// GNU tar, bsdtar and git archive, up to 1 MiB for `tar -b 2048`. More than that, or any
+// non-zero byte, is data no tar reader looks at: refused, never parsed.
+const MAX_END_PADDING = 1024 * 1024;
 
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
 const TYPE_WORDS: Record<string, string> = {
@@ -54,13 +66,35 @@ export async function unpackUntrusted(
   if ((await readdir(root)).length > 0) {
     throw new Error(`unpack target ${root} is not empty`);
   }
-  const unpacker = new Unpacker(root, opts.maxBytes, opts.maxEntries ?? DEFAULT_MAX_ENTRIES);
+  const unpacker = new Unpacker(
+    root,
+    opts.maxBytes,
+    opts.maxEntries ?? DEFAULT_MAX_ENTRIES,
+    opts.maxInputBytes ?? Number.POSITIVE_INFINITY,
+  );
+  const stopOnAbort = () => unpacker.stop(opts.signal?.reason);
+  if (opts.signal?.aborted) stopOnAbort();
+  opts.signal?.addEventListener('abort', stopOnAbort, { once: true });
+  const timer =
+    opts.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => unpacker.stop(timedOut(opts.timeoutMs ?? 0)), opts.timeoutMs);
   try {
     return await unpacker.run(Buffer.isBuffer(source) ? Readable.from([source]) : source);
   } catch (err) {
     await unpacker.abandon();
     throw err;
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', stopOnAbort);
   }
+}
+
+function timedOut(ms: number): UserError {
+  return new UserError(
+    'request_timeout',
+    `upload took longer than ${ms / 1000} s to send and unpack; send a smaller archive (.petriignore) or over a faster link`,
+  );
 }
 
 type Kind = 'file' | 'dir';
@@ -86,6 +120,7 @@ class Unpacker {
     private readonly root: string,
     private readonly maxBytes: number,
     private readonly maxEntries: number,
+    private readonly maxInputBytes: number,
   ) {
     this.failed.catch(() => {}); // observed through until(); never an unhandled rejection
   }
@@ -102,26 +137,59 @@ class Unpacker {
 
     // Parser would also accept an uncompressed tar; uploads are gzip, so gunzip ourselves.
     let decompressed = 0;
+    let padding = 0;
+    const end = new TarEnd();
+    let parserEnded = false;
     const sink = async (tar: AsyncIterable<Buffer>) => {
       for await (const chunk of tar) {
-        decompressed += chunk.length;
-        const allowance = this.maxBytes + TAR_OVERHEAD_BASE + TAR_OVERHEAD_PER_ENTRY * this.entries;
-        if (decompressed > allowance) {
+        this.check();
+        // The parser never sees what follows the end marker: fed to it, that data is
+        // appended to a buffer it copies on every write, which made a bomb of zeros
+        // after the marker take many minutes of CPU.
+        const [inside, after] = end.split(chunk);
+        if (inside.length > 0) {
+          decompressed += inside.length;
+          const allowance = this.maxBytes + TAR_OVERHEAD_BASE + TAR_OVERHEAD_PER_ENTRY * this.entries;
+          if (decompressed > allowance) {
+            this.fail(
+              new UserError(
+                'payload_too_large',
+                `upload expands to more than ${allowance} bytes of tar data; the limit for file contents is ${this.maxBytes} bytes`,
+              ),
+            );
+          }
+          this.check();
+          if (!parser.write(inside)) await this.until(once(parser, 'drain'));
+        }
+        if (end.found && !parserEnded) {
+          parserEnded = true;
+          parser.end();
+        }
+        padding += after.length;
+        if (padding > MAX_END_PADDING || !isZeros(after)) this.fail(dataAfterEnd());
+        this.check();
+      }
+      if (!parserEnded) parser.end();
+      await this.until(parsed);
+    };
+    let read = 0;
+    const count = async function* (this: Unpacker, source: AsyncIterable<Buffer | string>) {
+      for await (const chunk of source) {
+        read += chunk.length;
+        if (read > this.maxInputBytes) {
           this.fail(
             new UserError(
               'payload_too_large',
-              `upload expands to more than ${allowance} bytes of tar data; the limit for file contents is ${this.maxBytes} bytes`,
+              `upload is larger than ${this.maxInputBytes} bytes; leave build outputs and dependencies out with .petriignore`,
             ),
           );
         }
         this.check();
-        if (!parser.write(chunk)) await this.until(once(parser, 'drain'));
+        yield chunk;
       }
-      parser.end();
-      await this.until(parsed);
-    };
+    }.bind(this);
     try {
-      await pipeline(input, createGunzip(), sink, { signal: this.abort.signal });
+      await pipeline(input, count, createGunzip(), sink, { signal: this.abort.signal });
       this.check();
       await this.until(Promise.all(this.pending));
       this.check();
@@ -134,13 +202,19 @@ class Unpacker {
     return { files: this.files, bytes: this.bytes };
   }
 
+  /** Stops the unpack from outside (time cap, abort signal): run() rejects with `reason`. */
+  stop(reason: unknown): void {
+    this.fail(reason ?? new Error('unpack stopped'));
+  }
+
   /** Removes everything this upload wrote; the target is left empty. */
   async abandon(): Promise<void> {
     for (const out of this.writes) out.destroy();
     await Promise.allSettled(this.pending);
-    for (const name of await readdir(this.root)) {
-      await rm(join(this.root, name), { recursive: true, force: true });
-    }
+    // One recursive removal of the root, not one per top-level entry: a refused archive of
+    // 20,000 files at the top is gone in a fraction of a second.
+    await rm(this.root, { recursive: true, force: true });
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
   }
 
   private onEntry(entry: ReadEntry): void {
@@ -210,6 +284,13 @@ class Unpacker {
       throw err;
     }
     this.made.set(rel, 'file');
+    if (entry.size === 0) {
+      // No stream for an empty file: an archive of many of them is then refused, or
+      // unpacked, in a fraction of the time.
+      closeSync(fd);
+      entry.resume();
+      return;
+    }
     const out = createWriteStream('', { fd });
     this.writes.add(out);
     entry.pipe(out);
@@ -251,6 +332,128 @@ class Unpacker {
 }
 
 const ONLY_FILES = 'archives may contain only regular files and directories';
+
+const META_TYPES = new Set([
+  'ExtendedHeader',
+  'OldExtendedHeader',
+  'GlobalExtendedHeader',
+  'NextFileHasLongPath',
+  'OldGnuLongPath',
+  'NextFileHasLongLinkpath',
+]);
+
+/**
+ * Finds where a tar stream's end-of-archive marker (two zero header blocks) ends, by
+ * walking its blocks exactly as node-tar's Parser does: headers decoded by its Header
+ * class with the pending pax and GNU long-name fields (a pax `size` moves the next header),
+ * bodies skipped block-rounded. A header the parser would reject does not matter here: the
+ * parser's error refuses the upload anyway.
+ */
+export class TarEnd {
+  found = false;
+  private carry: Buffer | undefined;
+  /** Body bytes (block-rounded) still to pass before the next header. */
+  private skip = 0;
+  /** A meta entry's body being collected (pax records, a long name). */
+  private meta: { type: string; size: number; parts: Buffer[]; have: number } | undefined;
+  private ex: HeaderData | undefined;
+  private gex: HeaderData | undefined;
+  private sawNullBlock = false;
+
+  /** Splits a chunk into the part inside the archive and the part after its end marker. */
+  split(chunk: Buffer): [Buffer, Buffer] {
+    if (this.found) return [EMPTY, chunk];
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - at);
+        this.collect(chunk.subarray(at, at + n));
+        this.skip -= n;
+        at += n;
+        if (this.skip === 0) this.finishMeta();
+        continue;
+      }
+      const need = 512 - (this.carry?.length ?? 0);
+      if (chunk.length - at < need) {
+        this.carry = Buffer.concat([this.carry ?? EMPTY, chunk.subarray(at)]);
+        break;
+      }
+      const block = this.carry
+        ? Buffer.concat([this.carry, chunk.subarray(at, at + need)])
+        : chunk.subarray(at, at + 512);
+      this.carry = undefined;
+      at += need;
+      this.header(block);
+      if (this.found) return [chunk.subarray(0, at), chunk.subarray(at)];
+    }
+    return [chunk, EMPTY];
+  }
+
+  private header(block: Buffer): void {
+    let header: Header;
+    try {
+      header = new Header(block, 0, this.ex, this.gex);
+    } catch {
+      return; // the parser refuses it
+    }
+    if (header.nullBlock) {
+      if (this.sawNullBlock) this.found = true;
+      this.sawNullBlock = true;
+      return;
+    }
+    this.sawNullBlock = false;
+    if (!header.cksumValid || !header.path) return; // the parser refuses it
+    const size = header.size ?? 0;
+    this.skip = 512 * Math.ceil(size / 512);
+    const type = header.type;
+    if (META_TYPES.has(type)) {
+      // Larger meta entries are skipped by the parser (and refused by us as ignored).
+      if (size > 0 && size <= MAX_META_ENTRY_SIZE) this.meta = { type, size, parts: [], have: 0 };
+      return;
+    }
+    this.ex = undefined;
+  }
+
+  private collect(body: Buffer): void {
+    const meta = this.meta;
+    if (!meta || meta.have >= meta.size) return;
+    const part = body.subarray(0, meta.size - meta.have);
+    meta.parts.push(part);
+    meta.have += part.length;
+  }
+
+  private finishMeta(): void {
+    const meta = this.meta;
+    this.meta = undefined;
+    if (!meta) return;
+    const text = Buffer.concat(meta.parts).toString();
+    if (meta.type === 'GlobalExtendedHeader') this.gex = Pax.parse(text, this.gex, true);
+    else if (meta.type === 'ExtendedHeader' || meta.type === 'OldExtendedHeader') {
+      this.ex = Pax.parse(text, this.ex, false);
+    } else {
+      const key = meta.type === 'NextFileHasLongLinkpath' ? 'linkpath' : 'path';
+      this.ex = { ...this.ex, [key]: text.replace(/\0.*/, '') };
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function isZeros(buf: Buffer): boolean {
+  for (let at = 0; at < buf.length; at += ZEROS.length) {
+    const part = buf.subarray(at, at + ZEROS.length);
+    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
+  }
+  return true;
+}
+const ZEROS = Buffer.alloc(64 * 1024);
+
+function dataAfterEnd(): UserError {
+  return new UserError(
+    'invalid_archive',
+    `upload has data after the end of the tar archive (more than ${MAX_END_PADDING} bytes of zero padding, or non-zero bytes); send the archive alone, as tar and petri deploy write it`,
+  );
+}
 
 /** The entry's path relative to the target, or a refusal. Empty means the target itself. */
 function safeRelativePath(path: string): string {
