@@ -84,7 +84,11 @@ test('the dependency cache is saved and restored as the app, kept between builds
   const first = await world.driver.openBuildDisks(disksSpec('b2'));
   try {
     assert.equal((await run('b2-restore', first, restoreTask('k1', DEPS))).exitCode, NOTHING_CACHED);
-    await run('b2-install', first, ['sh', '-c', 'mkdir -p /app/node_modules/x && echo v1 > /app/node_modules/x/i']);
+    await run('b2-install', first, [
+      'sh',
+      '-c',
+      'mkdir -p /app/node_modules/x && echo v1 > /app/node_modules/x/i',
+    ]);
     assert.equal((await run('b2-save', first, saveTask('k1', DEPS))).exitCode, 0);
   } finally {
     await world.driver.closeBuildDisks(disksSpec('b2'));
