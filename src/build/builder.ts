@@ -7,6 +7,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import { execOk } from '../lib/exec.js';
+import { DEFAULT_DISK_MIB } from '../lib/limits.js';
 import type { BuildDisks, Limits, RuntimeDriver, TaskResult } from '../runtime/driver.js';
 import { cacheKey, NOTHING_CACHED, restoreTask, saveTask } from './cache.js';
 import { planBuild } from './detect.js';
@@ -34,9 +35,6 @@ export interface BuildRequest {
   /** Build from scratch: the app's build cache is emptied first. */
   noCache?: boolean;
 }
-
-/** Disk limit of a build's /app when the app sets none (as the driver's default). */
-const DEFAULT_DISK_MIB = 1024;
 
 export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promise<BuildPlan> {
   const started = Date.now();
