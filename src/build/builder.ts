@@ -9,7 +9,7 @@ import { UserError } from '../lib/errors.js';
 import { execOk } from '../lib/exec.js';
 import { DEFAULT_DISK_MIB } from '../lib/limits.js';
 import type { BuildDisks, Limits, RuntimeDriver, TaskResult } from '../runtime/driver.js';
-import { cacheKey, NOTHING_CACHED, restoreTask, saveTask } from './cache.js';
+import { cacheKey, looksCached, RESTORE_FAILED, restoreThen, saveTask } from './cache.js';
 import { planBuild } from './detect.js';
 import type { BuildPlan } from './plan.js';
 
@@ -64,33 +64,36 @@ export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promi
       env: Record<string, string>,
       output = req.onOutput,
     ) => runStep(driver, req, disks, { suffix, title, command, env, output, diskMiB, started });
-    let restored = false;
-    if (plan.dependencies && key) {
-      let said = '';
-      const result = await run(
-        'restore',
-        'Restoring dependencies from the build cache',
-        restoreTask(key, plan.dependencies),
-        {},
-        (t) => {
-          said += t;
-        },
-      );
-      restored = result.exitCode === 0;
-      if (!restored && result.exitCode !== NOTHING_CACHED) {
-        req.onOutput(`-----> The build cache could not be restored; installing afresh\n${said}`);
-      }
-    }
+    // Restored with the first step that runs after the install, in its sandbox; on its own
+    // when no step does. Skipped when the cache plainly has nothing under the key.
+    const restored = Boolean(plan.dependencies && key && (await looksCached(disks.cacheDir, key)));
+    let restorePending = restored;
     if (restored) req.onOutput('-----> Dependencies unchanged: restored from the build cache\n');
     for (const [i, step] of plan.steps.entries()) {
       if (restored && step.installs) continue;
       req.onOutput(`-----> ${step.title}\n`);
-      const result = await run(String(i), step.title, step.argv, {
+      const argv =
+        restorePending && key && plan.dependencies
+          ? restoreThen(key, plan.dependencies, step.argv)
+          : step.argv;
+      const result = await run(String(i), step.title, argv, {
         ...plan.env,
         ...step.env,
         ...proxyEnv(req.proxyUrl),
       });
+      if (restorePending) throwIfNotRestored(result, req.cacheMiB);
+      restorePending = false;
       throwIfFailed(result, step.title, req, diskMiB);
+    }
+    if (restorePending && key && plan.dependencies) {
+      const result = await run(
+        'restore',
+        'Restoring dependencies',
+        restoreThen(key, plan.dependencies, ['true']),
+        {},
+      );
+      throwIfNotRestored(result, req.cacheMiB);
+      throwIfFailed(result, 'Restoring dependencies from the build cache', req, diskMiB);
     }
     if (plan.dependencies && key && !restored) {
       let said = '';
@@ -155,6 +158,17 @@ function runStep(
     timeoutMs: Math.max(remaining, 1000),
     onOutput: step.output,
   });
+}
+
+/** A restore that did not happen: the app's cache is not what it seemed (its own builds
+ * changed it); the next build without the cache will do. */
+function throwIfNotRestored(result: TaskResult, cacheMiB: number): void {
+  if (result.exitCode !== RESTORE_FAILED) return;
+  const why = result.fullDisks?.includes('/app') ? ': /app is full' : '';
+  throw new UserError(
+    'build_failed',
+    `the build cache could not be restored${why}; deploy with --no-cache to build without it (cache: ${cacheMiB} MiB, buildCacheMiB)`,
+  );
 }
 
 function throwIfFailed(result: TaskResult, title: string, req: BuildRequest, diskMiB: number): void {

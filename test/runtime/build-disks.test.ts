@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { NOTHING_CACHED, restoreTask, saveTask } from '../../src/build/cache.js';
+import { RESTORE_FAILED, restoreThen, saveTask } from '../../src/build/cache.js';
 import type { BuildDisks, TaskSpec } from '../../src/runtime/driver.js';
 import { mountCount } from '../../src/runtime/local/app-disk.js';
 import { APP_GID, APP_UID, makeWorld, type World } from './world.js';
@@ -83,7 +83,10 @@ test("a build's /app holds its source as the app's, and is capped: the task is t
 test('the dependency cache is saved and restored as the app, kept between builds, emptied by freshCache', async () => {
   const first = await world.driver.openBuildDisks(disksSpec('b2'));
   try {
-    assert.equal((await run('b2-restore', first, restoreTask('k1', DEPS))).exitCode, NOTHING_CACHED);
+    assert.equal(
+      (await run('b2-restore', first, restoreThen('k1', DEPS, ['true']))).exitCode,
+      RESTORE_FAILED,
+    );
     await run('b2-install', first, [
       'sh',
       '-c',
@@ -95,15 +98,18 @@ test('the dependency cache is saved and restored as the app, kept between builds
   }
   const second = await world.driver.openBuildDisks(disksSpec('b3'));
   try {
-    assert.equal((await run('b3-restore', second, restoreTask('k1', DEPS))).exitCode, 0);
+    assert.equal((await run('b3-restore', second, restoreThen('k1', DEPS, ['true']))).exitCode, 0);
     assert.equal(await readFile(path.join(second.appDir, 'node_modules/x/i'), 'utf8'), 'v1\n');
-    assert.equal((await run('b3-other', second, restoreTask('k2', DEPS))).exitCode, NOTHING_CACHED);
+    assert.equal((await run('b3-other', second, restoreThen('k2', DEPS, ['true']))).exitCode, RESTORE_FAILED);
   } finally {
     await world.driver.closeBuildDisks(disksSpec('b3'));
   }
   const fresh = await world.driver.openBuildDisks(disksSpec('b4', { freshCache: true }));
   try {
-    assert.equal((await run('b4-restore', fresh, restoreTask('k1', DEPS))).exitCode, NOTHING_CACHED);
+    assert.equal(
+      (await run('b4-restore', fresh, restoreThen('k1', DEPS, ['true']))).exitCode,
+      RESTORE_FAILED,
+    );
   } finally {
     await world.driver.closeBuildDisks(disksSpec('b4'));
   }
