@@ -187,7 +187,12 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     await engines.close();
     tailer.close();
     await egress?.close();
+    // api.close() first stops uploads and pushes in flight (they answer 503); a connection
+    // still open after that (a log tail, a one-off's terminal) is cut rather than waited
+    // for: a stopping control plane must not wait on its clients.
+    const cut = setTimeout(() => api.server.closeAllConnections(), 2000);
     await api.close();
+    clearTimeout(cut);
     await db.destroy();
   };
   return {

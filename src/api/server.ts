@@ -29,6 +29,7 @@ import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
 import { runRoutes } from './routes/run.js';
 import { ErrorBody } from './schemas.js';
+import { Uploads } from './uploads.js';
 
 type BuildValidator = NonNullable<
   NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator']
@@ -124,7 +125,10 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
       .send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}; see /v1/openapi.json`)),
   );
 
-  gitRoutes(api, ctx); // before registerAuth: its onRequest hook turns git's Basic auth into a bearer token
+  // One set of upload slots for uploads and pushes alike; a stopping server ends them all.
+  const uploads = new Uploads(ctx.config.maxConcurrentUploads, ctx.config.uploadTimeoutMs);
+  api.addHook('preClose', async () => uploads.stopAll());
+  gitRoutes(api, ctx, uploads); // before registerAuth: its onRequest hook turns git's Basic auth into a bearer token
   registerAuth(api, ctx.db);
   api.get('/v1/openapi.json', { schema: { hide: true } }, async () => api.swagger());
   api.get(
@@ -138,7 +142,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
     async (req) => ({ user: { name: req.user.name, role: req.user.role } }),
   );
   appRoutes(api, ctx);
-  deployRoutes(api, ctx);
+  deployRoutes(api, ctx, uploads);
   logRoutes(api, ctx);
   releaseRoutes(api, ctx);
   psRoutes(api, ctx);

@@ -30,7 +30,17 @@ export interface PetriConfig {
   buildCacheMiB: number;
   /** How long a stopping instance gets between SIGTERM and SIGKILL. */
   drainGraceMs: number;
+  /** Largest upload (the gzip as sent) and largest git push pack. */
   maxUploadBytes: number;
+  /** What an upload or push may unpack to: file bytes and entries (files and directories). */
+  maxUnpackedBytes: number;
+  maxUploadEntries: number;
+  /** Objects one git push may send (the count in its pack header). */
+  maxPushObjects: number;
+  /** An upload or push is received and unpacked within this, or refused (408). */
+  uploadTimeoutMs: number;
+  /** Uploads and pushes one user may have in flight at once; more get 429. */
+  maxConcurrentUploads: number;
   defaultLimits: Limits;
   /** No app's limits go past these (default: what the host has; pids 4096). */
   maxLimits: LimitCeiling;
@@ -115,6 +125,17 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
   buildCacheMiB: 1024,
   drainGraceMs: 30_000,
   maxUploadBytes: 500 * MiB,
+  // Sources only (the CLI leaves node_modules and .petriignore'd paths out): 1 GiB is the
+  // default app disk the source must fit on, and 20,000 entries is several times a large
+  // app's source tree, while refusing a bomb of empty files takes about a second.
+  maxUnpackedBytes: 1024 * MiB,
+  maxUploadEntries: 20_000,
+  // A first push carries the whole history: ample for thousands of commits, while a pack
+  // of millions of tiny objects is refused before git indexes any of it.
+  maxPushObjects: 200_000,
+  // 500 MiB at about 7 Mbit/s; the per-user limit bounds what slow senders can hold.
+  uploadTimeoutMs: 10 * 60_000,
+  maxConcurrentUploads: 2,
   defaultLimits: { memoryMiB: 512, cpus: 1, pids: 256, diskMiB: 1024 },
   uidBase: 100_000,
   cgroupParent: 'petri',
@@ -186,6 +207,11 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     buildCacheMiB: integer(raw, 'buildCacheMiB', 16, 1_048_576),
     drainGraceMs: integer(raw, 'drainGraceMs', 0, 3_600_000),
     maxUploadBytes: integer(raw, 'maxUploadBytes', 1024, Number.MAX_SAFE_INTEGER),
+    maxUnpackedBytes: integer(raw, 'maxUnpackedBytes', 1024, Number.MAX_SAFE_INTEGER),
+    maxUploadEntries: integer(raw, 'maxUploadEntries', 1, 10_000_000),
+    maxPushObjects: integer(raw, 'maxPushObjects', 1, 100_000_000),
+    uploadTimeoutMs: integer(raw, 'uploadTimeoutMs', 100, 24 * 3_600_000),
+    maxConcurrentUploads: integer(raw, 'maxConcurrentUploads', 1, 1000),
     defaultLimits: {
       memoryMiB: integer(limits, 'memoryMiB', 16, 1_048_576),
       cpus: number(limits, 'cpus', 0.01, 1024),

@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   request_timeout: 408,
   conflict: 409,
   payload_too_large: 413,
+  /** The caller has as many uploads or pushes in flight as allowed; Retry-After says when to retry. */
+  too_many_requests: 429,
   /** The request's headers are over Node's limit (answered before any route runs). */
   headers_too_large: 431,
   build_failed: 422,

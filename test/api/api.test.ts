@@ -53,7 +53,7 @@ describe('API', () => {
 
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'petri-api-'));
-    const config = loadConfig({ dataDir: dir, maxUploadBytes: 64 * 1024 });
+    const config = loadConfig({ dataDir: dir, maxUploadBytes: 64 * 1024, maxUnpackedBytes: 64 * 1024 });
     const paths = new DataPaths(dir);
     db = await openStore(paths.store);
     token = (await bootstrapAdmin(db))!;

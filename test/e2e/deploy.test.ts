@@ -208,7 +208,7 @@ describe('deploy a Node.js app to a live URL', () => {
 describe('hostile uploads through the router', () => {
   let petri: TestPetri;
   before(async () => {
-    petri = await TestPetri.start({ maxUploadBytes: 1024 * 1024 });
+    petri = await TestPetri.start({ maxUploadBytes: 1024 * 1024, maxUnpackedBytes: 1024 * 1024 });
     await petri.cli(['apps', 'create', 'target']);
   });
   after(async () => {

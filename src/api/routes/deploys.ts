@@ -1,6 +1,6 @@
 // /v1/apps/:name/deploys: upload a source archive, follow its build and release.
 import { rm } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { getApp } from '../../domain/apps.js';
@@ -12,6 +12,7 @@ import { readDeployLog } from '../../logs/deploy-log.js';
 import type { ApiContext } from '../context.js';
 import { presentDeploy } from '../present.js';
 import { AppNameParams, Deploy, DeployParams, ErrorBody, errorResponses } from '../schemas.js';
+import { discardRest, type Uploads } from '../uploads.js';
 
 const ARCHIVE_TYPES = [
   'application/gzip',
@@ -20,8 +21,11 @@ const ARCHIVE_TYPES = [
   'application/octet-stream',
 ];
 
-export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
+export function deployRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Uploads): void {
   const { db, config, paths } = ctx;
+  // Deploy streams follow a build for as long as it runs: a stopping server ends them.
+  const stopping = new AbortController();
+  api.addHook('preClose', async () => stopping.abort());
 
   // The archive reaches the handler as a stream: it is checked entry by entry while it is
   // unpacked, never buffered whole.
@@ -40,7 +44,13 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
             description: 'build from scratch, without the build cache',
           }),
         }),
-        response: { 202: Type.Object({ deploy: Deploy }), 413: ErrorBody, ...errorResponses },
+        response: {
+          202: Type.Object({ deploy: Deploy }),
+          408: ErrorBody,
+          413: ErrorBody,
+          429: ErrorBody,
+          ...errorResponses,
+        },
       },
     },
     async (req, reply) => {
@@ -53,15 +63,28 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
           'upload the source as a gzip-compressed tar with Content-Type: application/gzip',
         );
       }
+      const upload = uploads.begin(req, reply, 'upload');
       const id = newDeployId();
       const dir = paths.deploySource(app.id, id);
+      // Through a PassThrough: a refusal ends the unpacker's pipeline without destroying
+      // the request, whose rest is then discarded while the client reads the answer.
+      const body = req.body as Readable;
+      const input = new PassThrough();
+      body.pipe(input);
       try {
-        await unpackUntrusted(req.body as NodeJS.ReadableStream, dir, { maxBytes: config.maxUploadBytes });
+        await unpackUntrusted(input, dir, {
+          maxBytes: config.maxUnpackedBytes,
+          maxEntries: config.maxUploadEntries,
+          maxInputBytes: config.maxUploadBytes,
+          signal: upload.signal,
+        });
       } catch (err) {
+        body.unpipe(input);
+        discardRest(req, body);
         await rm(paths.deployDir(app.id, id), { recursive: true, force: true });
-        // The rest of a refused upload is not read: close the connection after answering.
-        reply.header('connection', 'close');
         throw err;
+      } finally {
+        upload.end();
       }
       const { noCache } = req.query as { noCache: boolean };
       const deploy = await queueDeploy(db, req.user, app, id, req.ip, { noCache });
@@ -116,7 +139,7 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext): void {
       const app = await getApp(db, req.user, name);
       await getDeploy(db, app, id);
       const file = paths.deployLog(app.id, id);
-      const closed = closedSignal(req);
+      const closed = AbortSignal.any([closedSignal(req), stopping.signal]);
       async function* events() {
         let offset = 0;
         while (!closed.aborted) {

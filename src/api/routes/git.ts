@@ -18,6 +18,7 @@ import { getApp } from '../../domain/apps.js';
 import { getDeploy, newDeployId, queueDeploy } from '../../domain/deploys.js';
 import { isGitService, serviceHeader } from '../../git/pkt-line.js';
 import type { HookEvent } from '../../git/push.js';
+import { readPushHead, refusePush } from '../../git/push-head.js';
 import { ensureRepo, gitEnv, spawnService } from '../../git/repo.js';
 import { unpackUntrusted } from '../../lib/archive.js';
 import { errorMessage, UserError } from '../../lib/errors.js';
@@ -29,6 +30,7 @@ import type { App, User } from '../../store/schema.js';
 import type { ApiContext } from '../context.js';
 import { presentDeploy } from '../present.js';
 import { AppNameParams, errorResponses } from '../schemas.js';
+import { discardRest, type Upload, type Uploads } from '../uploads.js';
 
 const INFO_REFS = '/v1/apps/:name/git/info/refs';
 const RPC = '/v1/apps/:name/git/:service';
@@ -44,10 +46,15 @@ interface Ticket {
   user: User;
   ip: string;
   used: boolean;
+  /** The push's slot: its signal stops the hook's unpack too (time cap, hang-up, shutdown). */
+  upload: Upload;
 }
 
-export function gitRoutes(api: FastifyInstance, ctx: ApiContext): void {
+export function gitRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Uploads): void {
   const { db, config, paths } = ctx;
+  // The hook's deploy stream follows a build for as long as it runs: a stopping server ends it.
+  const stopping = new AbortController();
+  api.addHook('preClose', async () => stopping.abort());
   const tickets = new Map<string, Ticket>();
   const repoOptions = { maxPackBytes: config.maxUploadBytes };
   const hookApi = `http://${config.apiBind === '0.0.0.0' ? '127.0.0.1' : config.apiBind}:${config.apiPort}`;
@@ -79,7 +86,13 @@ export function gitRoutes(api: FastifyInstance, ctx: ApiContext): void {
     reply.header('cache-control', 'no-cache');
     return reply
       .type('application/x-ndjson')
-      .send(Readable.from(ndjson(deployPush(ctx, app, ticket, req.raw, closedSignal(req)))));
+      .send(
+        Readable.from(
+          ndjson(
+            deployPush(ctx, app, ticket, req.raw, AbortSignal.any([closedSignal(req), stopping.signal])),
+          ),
+        ),
+      );
   });
 
   api.addHook('onSend', async (req, reply) => {
@@ -139,36 +152,73 @@ export function gitRoutes(api: FastifyInstance, ctx: ApiContext): void {
         throw new UserError('bad_request', `send the request as application/x-${service}-request`);
       }
       const repo = await ensureRepo(paths, app.id, repoOptions);
-      let ticketId: string | undefined;
-      const extra: Record<string, string> = {};
-      if (service === 'git-receive-pack') {
-        ticketId = randomBytes(32).toString('base64url');
-        tickets.set(ticketId, { appId: app.id, appName: app.name, user: req.user, ip: req.ip, used: false });
-        Object.assign(extra, { PETRI_GIT_API: hookApi, PETRI_GIT_TICKET: ticketId, PETRI_GIT_APP: app.name });
-      }
-      const child = spawnService(service, repo, gitEnv(paths, extra), false);
-      let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (c: string) => {
-        stderr = (stderr + c).slice(-4000);
-      });
-      child.on('close', (code, signal) => {
-        if (ticketId) tickets.delete(ticketId);
-        if (code !== 0) req.log.warn({ app: app.name, service, code, signal, stderr }, 'git service failed');
-      });
-      child.on('error', (err) => req.log.error({ err }, 'git service did not start'));
-      // A pusher that hangs up ends receive-pack and its hook (a queued deploy goes on).
-      reply.raw.on('close', () => {
-        if (child.exitCode === null && child.signalCode === null) killGroup(child.pid, 'SIGKILL');
-      });
-      let body = req.body as NodeJS.ReadableStream;
+      const upload = uploads.begin(req, reply, service === 'git-receive-pack' ? 'push' : 'fetch');
+      let body = req.body as Readable;
       if (req.headers['content-encoding'] === 'gzip') {
         const gunzip = createGunzip();
         body.pipe(gunzip);
         body.on('error', (err: Error) => gunzip.destroy(err));
         body = gunzip;
       }
-      body.on('error', () => killGroup(child.pid, 'SIGKILL'));
+      let head: Buffer | undefined;
+      if (service === 'git-receive-pack') {
+        // Checked before git reads a byte: a refusal costs nothing but this read.
+        const push = await readPushHead(body, upload.signal).catch((err: unknown) => {
+          upload.end();
+          throw err instanceof UserError ? err : new UserError('bad_request', errorMessage(err));
+        });
+        if (push.objects !== undefined && push.objects > config.maxPushObjects) {
+          upload.end();
+          discardRest(req, body);
+          noCache(reply);
+          return reply
+            .type('application/x-git-receive-pack-result')
+            .send(
+              refusePush(
+                push,
+                `push refused: its pack has ${push.objects} objects, more than the ${config.maxPushObjects} allowed; push fewer commits at a time (or squash history)`,
+              ),
+            );
+        }
+        head = push.bytes;
+      }
+      let ticketId: string | undefined;
+      const extra: Record<string, string> = {};
+      if (service === 'git-receive-pack') {
+        ticketId = randomBytes(32).toString('base64url');
+        tickets.set(ticketId, {
+          appId: app.id,
+          appName: app.name,
+          user: req.user,
+          ip: req.ip,
+          used: false,
+          upload,
+        });
+        Object.assign(extra, { PETRI_GIT_API: hookApi, PETRI_GIT_TICKET: ticketId, PETRI_GIT_APP: app.name });
+      }
+      const child = spawnService(service, repo, gitEnv(paths, extra), false);
+      // Past the time cap, on a hang-up or at shutdown, git and its hook end at once.
+      const stop = () => {
+        if (child.exitCode === null && child.signalCode === null) killGroup(child.pid, 'SIGKILL');
+      };
+      upload.signal.addEventListener('abort', stop, { once: true });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (c: string) => {
+        stderr = (stderr + c).slice(-4000);
+      });
+      child.on('close', (code, signal) => {
+        upload.signal.removeEventListener('abort', stop);
+        upload.end();
+        if (ticketId) tickets.delete(ticketId);
+        if (code !== 0) req.log.warn({ app: app.name, service, code, signal, stderr }, 'git service failed');
+      });
+      child.on('error', (err) => req.log.error({ err }, 'git service did not start'));
+      // A pusher that hangs up ends receive-pack and its hook (a queued deploy goes on).
+      reply.raw.on('close', stop);
+      child.on('error', () => upload.end());
+      body.on('error', stop);
       child.stdin!.on('error', () => {}); // git stops reading when it refuses a push; its answer says why
+      if (head) child.stdin!.write(head);
       body.pipe(child.stdin!);
       noCache(reply);
       return reply.type(`application/x-${service}-result`).send(child.stdout);
@@ -211,7 +261,12 @@ async function* deployPush(
   tar.on('error', (err) => gzip.destroy(err));
   tar.pipe(gzip);
   try {
-    await unpackUntrusted(gzip, paths.deploySource(app.id, id), { maxBytes: config.maxUploadBytes });
+    // The push's caps: the tree git exports may be far larger than the pack that carried it.
+    await unpackUntrusted(gzip, paths.deploySource(app.id, id), {
+      maxBytes: config.maxUnpackedBytes,
+      maxEntries: config.maxUploadEntries,
+      signal: ticket.upload.signal,
+    });
   } catch (err) {
     tar.unpipe(gzip);
     tar.resume();
