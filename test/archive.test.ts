@@ -10,7 +10,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { Header, type HeaderData } from 'tar';
-import { unpackUntrusted } from '../src/lib/archive.js';
+import { type UnpackOptions, unpackUntrusted } from '../src/lib/archive.js';
 import { isUserError } from '../src/lib/errors.js';
 import { bigFileBomb, manyFilesBomb, trailingZerosBomb } from './fixtures/bombs.js';
 
@@ -59,7 +59,7 @@ async function expectRefusal(
   archive: Buffer,
   code: string,
   mentions: string,
-  opts = { maxBytes: MB },
+  opts: UnpackOptions = { maxBytes: MB },
 ): Promise<{ base: string; message: string }> {
   const { base, target } = await world();
   const err = await unpackUntrusted(archive, target, opts).then(
@@ -223,6 +223,20 @@ describe('unpackUntrusted refuses', () => {
     });
     assert.deepEqual(await readdir(base), ['app']);
     assert.deepEqual(await readdir(target), []);
+  });
+
+  it('more directories than allowed, implied by the paths of a few files', async () => {
+    // Two files, 60 directories: each directory costs a mkdir like a file costs an open.
+    const deep = (top: string) => `${top}/${Array.from({ length: 29 }, (_, i) => `d${i}`).join('/')}/f`;
+    await expectRefusal(
+      targz([
+        { path: deep('a'), body: 'x' },
+        { path: deep('b'), body: 'y' },
+      ]),
+      'payload_too_large',
+      'more than 40 entries',
+      { maxBytes: MB, maxEntries: 40 },
+    );
   });
 
   it('a gzip bomb of zeros after the end of the archive', async () => {

@@ -232,9 +232,6 @@ class Unpacker {
       }
       throw refuse(entry.path, `is ${what ?? `of type ${entry.type}`}; ${ONLY_FILES}`);
     }
-    if (++this.entries > this.maxEntries) {
-      throw new UserError('payload_too_large', `archive has more than ${this.maxEntries} entries`);
-    }
     if (isFile && this.bytes + entry.size > this.maxBytes) {
       throw new UserError(
         'payload_too_large',
@@ -260,6 +257,7 @@ class Unpacker {
       return;
     }
     if (this.made.has(rel)) throw refuse(entry.path, 'appears more than once');
+    this.count();
     this.bytes += entry.size;
     this.files++;
     this.writeFile(rel, entry);
@@ -270,6 +268,7 @@ class Unpacker {
     const kind = this.made.get(rel);
     if (kind === 'dir') return;
     if (kind === 'file') throw refuse(entryPath, `goes through '${show(rel)}', which is a file`);
+    this.count();
     mkdirSync(join(this.root, rel), { mode: 0o700 });
     this.made.set(rel, 'dir');
     this.dirModes.set(rel, 0o755);
@@ -299,6 +298,20 @@ class Unpacker {
     const done = finished(out).finally(() => this.writes.delete(out));
     this.pending.push(done);
     done.catch((err: unknown) => this.fail(err));
+  }
+
+  /**
+   * Counts one file or directory about to be made. Directories a path only implies count
+   * too: each costs a mkdir, and a few long paths can imply thousands of them. A header
+   * that makes nothing (a directory again) costs only its bytes, which the tar allowance bounds.
+   */
+  private count(): void {
+    if (++this.entries > this.maxEntries) {
+      throw new UserError(
+        'payload_too_large',
+        `archive has more than ${this.maxEntries} entries (files and directories, also those its paths imply); leave build outputs and dependencies out with .petriignore`,
+      );
+    }
   }
 
   /** Runs an entry handler; it is called from inside the parser's events, so throwing there would escape. */
