@@ -71,12 +71,13 @@ export class TestPetri {
       .replace(/[^a-z0-9]/gi, '')
       .toLowerCase()
       .slice(-8);
-    // Its own cgroup parent, uid range, bridge and subnet: two test Petris never share one.
+    // Its own cgroup parent, uid range, bridge and subnet: two test Petris never share one,
+    // and none shares the default 10.213.0.0/16 of a Petri the install started on this host.
     const n = Number.parseInt(suffix, 36);
     this.config = {
       cgroupParent: `petri-test-${suffix}`,
       uidBase: 200_000 + (n % 1000) * 1000,
-      network: { enabled: true, bridge: `pt${suffix}`.slice(0, 15), subnet: `10.213.${n % 250}.0/24` },
+      network: { enabled: true, bridge: `pt${suffix}`.slice(0, 15), subnet: `10.232.${n % 250}.0/24` },
       egressPort,
       wakerPort,
     };

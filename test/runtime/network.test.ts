@@ -23,8 +23,8 @@ const NET_APP = fileURLToPath(new URL('./fixtures/net-app', import.meta.url));
 const tag = randomBytes(4).toString('hex').slice(0, 6);
 const X = 1 + (randomBytes(1)[0]! % 250);
 const BRIDGE = `pt${tag}`;
-const SUBNET = `10.213.${X}.0/24`;
-const GATEWAY = `10.213.${X}.1`;
+const SUBNET = `10.233.${X}.0/24`;
+const GATEWAY = `10.233.${X}.1`;
 /** "The internet": a namespace behind a veth of its own, outside the sandboxes' subnet. */
 const INET_NS = `pt${tag}-inet`;
 const INET_VETH = `pt${tag}o`;
