@@ -115,6 +115,7 @@ class Unpacker {
   /** Directory modes from the archive, applied at the end so a read-only dir can still be filled. */
   private readonly dirModes = new Map<string, number>();
   private readonly writes = new Set<Writable>();
+  private readonly emptyFiles: [string, number][] = [];
   private readonly pending: Promise<void>[] = [];
 
   constructor(
@@ -198,6 +199,12 @@ class Unpacker {
       // An abort is how a refusal stops the stream early; report the refusal, not the abort.
       throw this.failure ?? (isZlibError(err) ? notAnArchive(err) : err);
     }
+    for (let i = 0; i < this.emptyFiles.length; i++) {
+      const [rel, mode] = this.emptyFiles[i]!;
+      this.guard(rel, () => closeSync(createFile(join(this.root, rel), mode)));
+      this.check();
+      if (i % 128 === 127) await new Promise(setImmediate); // let other requests in
+    }
     // Only now, so a directory the archive marks read-only could still be filled above.
     for (const [rel, mode] of this.dirModes) await chmod(join(this.root, rel), mode);
     return { files: this.files, bytes: this.bytes };
@@ -275,23 +282,15 @@ class Unpacker {
   }
 
   private writeFile(rel: string, entry: ReadEntry): void {
-    // O_EXCL and O_NOFOLLOW: never reuse or follow whatever might already sit at this path.
-    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-    const fd = openSync(join(this.root, rel), flags, 0o600);
-    try {
-      fchmodSync(fd, fileMode(entry.mode));
-    } catch (err) {
-      closeSync(fd);
-      throw err;
-    }
     this.made.set(rel, 'file');
     if (entry.size === 0) {
-      // No stream for an empty file: an archive of many of them is then refused, or
-      // unpacked, in a fraction of the time.
-      closeSync(fd);
+      // Empty files are made once the whole archive passed: a bomb of many of them is
+      // refused at the cap without a single file created.
+      this.emptyFiles.push([rel, fileMode(entry.mode)]);
       entry.resume();
       return;
     }
+    const fd = createFile(join(this.root, rel), fileMode(entry.mode));
     const out = createWriteStream('', { fd });
     this.writes.add(out);
     entry.pipe(out);
@@ -347,6 +346,19 @@ class Unpacker {
 }
 
 const ONLY_FILES = 'archives may contain only regular files and directories';
+
+/** Creates a file the upload names; O_EXCL and O_NOFOLLOW: never reuse or follow whatever might sit there. */
+function createFile(path: string, mode: number): number {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  const fd = openSync(path, flags, 0o600);
+  try {
+    fchmodSync(fd, mode);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return fd;
+}
 
 const META_TYPES = new Set([
   'ExtendedHeader',

@@ -216,6 +216,42 @@ describe('upload bombs against petri server', () => {
     }
   });
 
+  test('a push still sending after the time cap: git is stopped and the answer ends', async () => {
+    // Ref commands and a pack header announcing one object, then nothing.
+    const zero = '0'.repeat(40);
+    const line = `${zero} ${'1'.repeat(40)} refs/heads/main\0report-status\n`;
+    const pack = Buffer.alloc(12);
+    pack.write('PACK');
+    pack.writeUInt32BE(2, 4);
+    pack.writeUInt32BE(1, 8);
+    const started = Date.now();
+    const ended = await new Promise<number>((resolve, reject) => {
+      const request = http.request(`${petri.apiUrl}/v1/apps/target/git/git-receive-pack`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`git:${petri.token}`).toString('base64')}`,
+          'content-type': 'application/x-git-receive-pack-request',
+        },
+        agent: false,
+      });
+      request.on('response', (res) => {
+        res.resume();
+        res.on('close', () => resolve(Date.now() - started));
+      });
+      request.on('error', reject);
+      request.write(
+        Buffer.concat([
+          Buffer.from((line.length + 4).toString(16).padStart(4, '0')),
+          Buffer.from(line),
+          Buffer.from('0000'),
+          pack,
+        ]),
+      );
+      setTimeout(() => request.destroy(), 15_000).unref();
+    });
+    assert.ok(ended >= 3500 && ended < 6000, `the push's answer ended after ${ended} ms`);
+  });
+
   // Last: it stops the server.
   test('SIGTERM in the middle of an upload: petri server exits within seconds', async () => {
     const proc = petri.proc;
