@@ -165,7 +165,10 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     addons,
   };
   // Before the API takes uploads: every deploy dir not queued is then a leftover.
-  const reclaimed = [...(await driver.reclaimTasks()), ...(await reclaimBuilds({ db, driver, paths, logger: log }))];
+  const reclaimed = [
+    ...(await driver.reclaimTasks()),
+    ...(await reclaimBuilds({ db, driver, paths, logger: log })),
+  ];
   if (reclaimed.length > 0) log.warn({ reclaimed }, 'reclaimed what builds cut off by a restart left');
   const api = await buildApi(ctx, log);
   await api.listen({ port: config.apiPort, host: config.apiBind });
