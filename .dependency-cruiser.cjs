@@ -1,4 +1,4 @@
-// The arrows of CONVENTIONS.md: cli → client; api → domain → store; reconcile → domain,
+// The arrows of CONVENTIONS.md: cli → client; api → domain → store; controllers → domain,
 // runtime, router, build, logs; runtime/router/logs import only lib/. A cycle is a bug.
 const leaf = (from, allowed) => ({
   name: `${from}-imports-only-${allowed.join('-')}`,

@@ -1,7 +1,7 @@
 // Add-ons as the store sees them: which app has which database, under which config var,
 // and their backups. Attaching, rotating and detaching change the app's config in the same
 // transaction as a new release, so the app gets its URL with zero downtime the way a
-// `petri config set` does. Talking to the engines is the caller's part (reconcile/addons).
+// `petri config set` does. Talking to the engines is the caller's part (services/addons).
 import { UserError } from '../lib/errors.js';
 import type { SecretBox } from '../lib/secrets.js';
 import { now, type Store } from '../store/db.js';
@@ -265,7 +265,7 @@ export async function attachAddon(
 }
 
 /** A new password is in place: the app gets it in a new release, and the old login is
- * revoked once nothing of an earlier release runs (reconcile/addons). */
+ * revoked once nothing of an earlier release runs (services/addons). */
 export async function recordRotation(
   db: Store,
   secrets: SecretBox,

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { AddonEngines } from '../../src/addons/engines.js';
 import type { AddonCredentials, AddonProvider, Endpoint } from '../../src/addons/provider.js';
 import { loadConfig } from '../../src/lib/config.js';
 import { createLogger } from '../../src/lib/log.js';
 import { freePort } from '../../src/lib/ports.js';
 import { until } from '../../src/lib/until.js';
-import { AddonEngines } from '../../src/reconcile/addon-engines.js';
 
 /** An app's connection, as in redis.test.ts: no ready check, no retries. */
 async function connectApp(url: string): Promise<Redis> {

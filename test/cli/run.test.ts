@@ -25,7 +25,7 @@ import { SecretBox } from '../../src/lib/secrets.js';
 import { until } from '../../src/lib/until.js';
 import { DeployLogs } from '../../src/logs/deploy-log.js';
 import { LogStore } from '../../src/logs/log-store.js';
-import { createOneOffRunner } from '../../src/reconcile/one-off.js';
+import { createOneOffRunner } from '../../src/services/one-off.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { APP_UID, makeWorld, type World } from '../runtime/world.js';
 import { Capture } from './harness.js';

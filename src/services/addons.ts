@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import type { AddonEngines } from '../addons/engines.js';
 import { type AddonProvider, EngineUnavailableError, type LoginSlot } from '../addons/provider.js';
 import {
   ADDON_TYPE_NAMES,
@@ -39,7 +40,6 @@ import type { DataPaths } from '../lib/paths.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
 import type { Addon, AddonBackup, App, BackupKind, Release, User } from '../store/schema.js';
-import type { AddonEngines } from './addon-engines.js';
 
 const DAY_MS = 24 * 3600_000;
 /** Usage is shown in listings; a slow server must not hold the listing up. */

@@ -5,23 +5,17 @@
 import { lookup } from 'node:dns/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ManagedMysql } from '../addons/mysql/managed.js';
-import { createMysqlProvider } from '../addons/mysql/provider.js';
-import { ManagedPostgres } from '../addons/postgres/managed.js';
-import { createPostgresProvider } from '../addons/postgres/provider.js';
-import type {
-  AddonProvider,
-  AddonType,
-  Endpoint,
-  ManagedServer,
-  ManagedServerOptions,
-} from '../addons/provider.js';
-import { ManagedRedis } from '../addons/redis/managed.js';
-import { createRedisProvider } from '../addons/redis/provider.js';
-import { RedisScriptWatchdog, type WatchdogEvent } from '../addons/redis/watchdog.js';
 import type { AddonsConfig, EngineConfig } from '../lib/config.js';
 import { errorMessage, UserError } from '../lib/errors.js';
 import { until } from '../lib/until.js';
+import { ManagedMysql } from './mysql/managed.js';
+import { createMysqlProvider } from './mysql/provider.js';
+import { ManagedPostgres } from './postgres/managed.js';
+import { createPostgresProvider } from './postgres/provider.js';
+import type { AddonProvider, AddonType, Endpoint, ManagedServer, ManagedServerOptions } from './provider.js';
+import { ManagedRedis } from './redis/managed.js';
+import { createRedisProvider } from './redis/provider.js';
+import { RedisScriptWatchdog, type WatchdogEvent } from './redis/watchdog.js';
 
 /** Where apps find each engine on their gateway: the engines' usual ports. */
 export const GATEWAY_PORTS: Record<AddonType, number> = { postgres: 5432, mysql: 3306, redis: 6379 };

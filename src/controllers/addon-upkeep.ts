@@ -5,9 +5,9 @@ import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
+import type { AddonService } from '../services/addons.js';
 import { now, type Store } from '../store/db.js';
 import type { Addon } from '../store/schema.js';
-import type { AddonService } from './addon-service.js';
 
 const HOUR_MS = 3600_000;
 const DAY_MS = 24 * HOUR_MS;

@@ -19,6 +19,7 @@ import {
   updateInstance,
 } from '../domain/instances.js';
 import { failRelease, markReleaseServing } from '../domain/releases.js';
+import type { EgressClients } from '../edge/egress-clients.js';
 import { Backoff } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
@@ -33,11 +34,10 @@ import type { LogStore } from '../logs/log-store.js';
 import type { OutputTailer } from '../logs/output-tailer.js';
 import type { Router, RouteSpec } from '../router/router.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
+import { instanceEnv } from '../specs/instance-env.js';
 import type { Store } from '../store/db.js';
 import type { App, Instance, Release } from '../store/schema.js';
-import type { EgressClients } from './egress-clients.js';
 import { checkHealth } from './health.js';
-import { instanceEnv } from './instance-env.js';
 import { planApp } from './plan.js';
 import { ReleasePhase } from './release-phase.js';
 

@@ -9,9 +9,9 @@ import type { DataPaths } from '../lib/paths.js';
 import { freePort } from '../lib/ports.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { InteractiveProcess, RuntimeDriver } from '../runtime/driver.js';
+import { instanceEnv } from '../specs/instance-env.js';
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
-import { instanceEnv } from './instance-env.js';
 
 export interface OneOffRunnerDeps {
   db: Store;
