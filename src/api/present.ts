@@ -1,6 +1,7 @@
 // What the API shows of the model: the JSON shapes of App and Deploy, documented in the
 // OpenAPI schemas of schemas.ts.
-import { idleTimeoutMs } from '../domain/apps.js';
+import { appListingRows, idleTimeoutMs } from '../domain/apps.js';
+import { releaseVersion } from '../domain/releases.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { Store } from '../store/db.js';
 import type { App, Deploy } from '../store/schema.js';
@@ -19,29 +20,7 @@ export async function presentApp(db: Store, config: PetriConfig, app: App) {
  * hundreds of experiments. */
 export async function presentApps(db: Store, config: PetriConfig, apps: App[]) {
   if (apps.length === 0) return [];
-  const ids = apps.map((a) => a.id);
-  const [instances, owners, releases, pending, formations] = await Promise.all([
-    db
-      .selectFrom('instances')
-      .selectAll()
-      .where('app_id', 'in', ids)
-      .orderBy('type')
-      .orderBy('idx')
-      .execute(),
-    db
-      .selectFrom('users')
-      .select(['id', 'name'])
-      .where('id', 'in', [...new Set(apps.map((a) => a.owner_id))])
-      .execute(),
-    db.selectFrom('releases').select(['id', 'app_id', 'version']).where('app_id', 'in', ids).execute(),
-    db
-      .selectFrom('deploys')
-      .select('app_id')
-      .where('app_id', 'in', ids)
-      .where('status', 'in', ['queued', 'building', 'releasing'])
-      .execute(),
-    db.selectFrom('formations').select(['app_id', 'type', 'quantity']).where('app_id', 'in', ids).execute(),
-  ]);
+  const { instances, owners, releases, pending, formations } = await appListingRows(db, apps);
   const byApp = <T extends { app_id: number }>(rows: T[]) => {
     const map = new Map<number, T[]>();
     for (const row of rows) {
@@ -101,20 +80,13 @@ export async function presentApps(db: Store, config: PetriConfig, apps: App[]) {
 }
 
 export async function presentDeploy(db: Store, config: PetriConfig, app: App, deploy: Deploy) {
-  const release =
-    deploy.release_id === null
-      ? undefined
-      : await db
-          .selectFrom('releases')
-          .select('version')
-          .where('id', '=', deploy.release_id)
-          .executeTakeFirst();
+  const version = deploy.release_id === null ? undefined : await releaseVersion(db, deploy.release_id);
   const finished = deploy.finished_at ? Date.parse(deploy.finished_at) : undefined;
   return {
     id: deploy.id,
     app: app.name,
     status: deploy.status,
-    release: release ? `v${release.version}` : null,
+    release: version === undefined ? null : `v${version}`,
     error: deploy.error,
     createdAt: deploy.created_at,
     finishedAt: deploy.finished_at,

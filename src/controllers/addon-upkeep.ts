@@ -3,10 +3,19 @@
 // release uses them, and operations a crash cut off finished or undone.
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import {
+  backedUpRecently,
+  deleteBackup,
+  expiredBackups,
+  failedBackupsBefore,
+  failInterruptedBackups,
+  listLiveAddons,
+} from '../domain/addons.js';
+import { userOrFirstAdmin } from '../domain/auth.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { AddonService } from '../services/addons.js';
-import { now, type Store } from '../store/db.js';
+import type { Store } from '../store/db.js';
 import type { Addon } from '../store/schema.js';
 
 const HOUR_MS = 3600_000;
@@ -32,17 +41,11 @@ export class AddonUpkeep {
   /** Backups cut off by a restart are failed: their files may be partial. */
   async recover(): Promise<void> {
     const { db, paths } = this.deps;
-    const cut = await db.selectFrom('addon_backups').selectAll().where('status', '=', 'running').execute();
-    for (const b of cut) {
+    for (const b of await failInterruptedBackups(db)) {
       // A partial dump is still a copy of the app's data: it goes.
       await rm(paths.addonBackup(b.addon_id, b.id), { force: true });
       await rm(`${paths.addonBackup(b.addon_id, b.id)}.partial`, { force: true });
     }
-    await db
-      .updateTable('addon_backups')
-      .set({ status: 'failed', error: 'interrupted by a restart of the control plane', finished_at: now() })
-      .where('status', '=', 'running')
-      .execute();
   }
 
   start(intervalMs = 2000): void {
@@ -71,7 +74,7 @@ export class AddonUpkeep {
 
   private async pass(): Promise<void> {
     const { db } = this.deps;
-    const addons = await db.selectFrom('addons').selectAll().where('status', '!=', 'destroyed').execute();
+    const addons = await listLiveAddons(db);
     for (const addon of addons) {
       if (this.stopped) return;
       await this.step(addon, 'finish', () => this.finishInterrupted(addon));
@@ -103,9 +106,7 @@ export class AddonUpkeep {
     if (service.busy(addon.id)) return;
     if (addon.status !== 'provisioning' && addon.status !== 'destroying') return;
     // On behalf of whoever created it, or an admin if that account is gone.
-    const user =
-      (await db.selectFrom('users').selectAll().where('id', '=', addon.created_by).executeTakeFirst()) ??
-      (await db.selectFrom('users').selectAll().where('role', '=', 'admin').orderBy('id').executeTakeFirst());
+    const user = await userOrFirstAdmin(db, addon.created_by);
     if (user) await service.resume(addon.id, user);
   }
 
@@ -122,53 +123,27 @@ export class AddonUpkeep {
     const since = new Date(Date.now() - config.addons.backupIntervalHours * HOUR_MS).toISOString();
     // A new add-on's first scheduled backup comes one interval after its creation.
     if (addon.created_at > since) return;
-    const recent = await db
-      .selectFrom('addon_backups')
-      .select('id')
-      .where('addon_id', '=', addon.id)
-      .where('created_at', '>', since)
-      .where('status', '!=', 'failed')
-      .executeTakeFirst();
     // A failed scheduled backup is tried again after a tenth of the interval, not every tick.
     const retryAfter = new Date(
       Date.now() - (config.addons.backupIntervalHours * HOUR_MS) / 10,
     ).toISOString();
-    const recentFailure = await db
-      .selectFrom('addon_backups')
-      .select('id')
-      .where('addon_id', '=', addon.id)
-      .where('status', '=', 'failed')
-      .where('created_at', '>', retryAfter)
-      .executeTakeFirst();
-    if (recent || recentFailure) return;
+    if (await backedUpRecently(db, addon.id, since, retryAfter)) return;
     const expires = new Date(Date.now() + config.addons.backupRetentionDays * DAY_MS).toISOString();
     await service.scheduledBackup(addon.id, expires);
   }
 
   private async purgeExpired(): Promise<void> {
     const { db, paths } = this.deps;
-    const expired = await db
-      .selectFrom('addon_backups')
-      .selectAll()
-      .where('expires_at', 'is not', null)
-      .where('expires_at', '<', now())
-      .execute();
-    for (const b of expired) {
+    for (const b of await expiredBackups(db)) {
       await rm(paths.addonBackup(b.addon_id, b.id), { force: true });
-      await db.deleteFrom('addon_backups').where('id', '=', b.id).execute();
+      await deleteBackup(db, b.id);
       this.deps.logger.info({ backup: `b${b.id}`, kind: b.kind }, 'expired add-on backup deleted');
     }
     // Failed backups have no file worth keeping; their rows go after a day.
-    const failed = await db
-      .selectFrom('addon_backups')
-      .selectAll()
-      .where('status', '=', 'failed')
-      .where('created_at', '<', new Date(Date.now() - DAY_MS).toISOString())
-      .execute();
-    for (const b of failed) {
+    for (const b of await failedBackupsBefore(db, new Date(Date.now() - DAY_MS).toISOString())) {
       await rm(`${paths.addonBackup(b.addon_id, b.id)}.partial`, { force: true });
       await rm(paths.addonBackup(b.addon_id, b.id), { force: true });
-      await db.deleteFrom('addon_backups').where('id', '=', b.id).execute();
+      await deleteBackup(db, b.id);
     }
   }
 }

@@ -7,8 +7,14 @@ import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { buildSlug } from '../build/builder.js';
-import { appLimits } from '../domain/apps.js';
-import { claimDeploy, deploysReadyToBuild, failDeploy, releaseBuild } from '../domain/deploys.js';
+import { appLimits, findApp } from '../domain/apps.js';
+import {
+  claimDeploy,
+  deployStatuses,
+  deploysReadyToBuild,
+  failDeploy,
+  releaseBuild,
+} from '../domain/deploys.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import type { DataPaths } from '../lib/paths.js';
@@ -71,7 +77,7 @@ export class BuildLoop {
 
   private async build(deploy: Deploy): Promise<void> {
     const { db, driver, paths, config, logs, deployLogs, logger } = this.deps;
-    const app = await db.selectFrom('apps').selectAll().where('id', '=', deploy.app_id).executeTakeFirst();
+    const app = await findApp(db, deploy.app_id);
     if (!app) return;
     const output = (text: string) => {
       deployLogs.append(app.id, deploy.id, 'build', text);
@@ -137,17 +143,7 @@ export async function reclaimBuilds(
   for (const appId of await paths.appIds()) {
     const dir = path.dirname(paths.deployDir(appId, 'x'));
     const ids = await readdir(dir).catch(() => [] as string[]);
-    const known = new Map(
-      (ids.length === 0
-        ? []
-        : await db
-            .selectFrom('deploys')
-            .select(['id', 'status'])
-            .where('app_id', '=', appId)
-            .where('id', 'in', ids)
-            .execute()
-      ).map((d) => [d.id, d.status]),
-    );
+    const known = await deployStatuses(db, appId, ids);
     for (const id of ids) {
       const status = known.get(id);
       if (status === 'queued') continue;

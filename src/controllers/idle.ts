@@ -3,7 +3,7 @@
 // it survives restarts of the router and of the control plane), and marks an app whose
 // idle period has passed as sleeping; the instance reconciler then stops its processes.
 import type { Logger } from 'pino';
-import { idleTimeoutMs, sleepApp } from '../domain/apps.js';
+import { appsThatMayIdle, idleTimeoutMs, recordActivity, sleepApp } from '../domain/apps.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { Router } from '../router/router.js';
@@ -52,14 +52,7 @@ export class IdleSleeper {
   private async pass(): Promise<void> {
     const { db, router, config } = this.deps;
     const seconds = await router.lastRequests();
-    const awake = await db
-      .selectFrom('apps')
-      .selectAll()
-      .where('sleeping_since', 'is', null)
-      .where('serving_release_id', 'is not', null)
-      // An app in the middle of a rollout is busy, not idle.
-      .whereRef('desired_release_id', '=', 'serving_release_id')
-      .execute();
+    const awake = await appsThatMayIdle(db);
     const now = Date.now();
     for (const app of awake) {
       const ago = seconds.get(backendName(app.name));
@@ -80,11 +73,7 @@ export class IdleSleeper {
   }
 
   private async remember(app: App, at: number): Promise<void> {
-    await this.deps.db
-      .updateTable('apps')
-      .set({ active_at: new Date(at).toISOString() })
-      .where('id', '=', app.id)
-      .execute();
+    await recordActivity(this.deps.db, app.id, new Date(at));
   }
 
   private async sleep(app: App, idleMs: number): Promise<void> {

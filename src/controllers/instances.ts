@@ -5,9 +5,8 @@
 // killed at any point and run again from the top with the same result. An operation that
 // fails on an object (a stop, a removal, a step) is retried on that object with growing
 // delays, and the same error is logged once with a count: never a hot loop.
-import path from 'node:path';
 import type { Logger } from 'pino';
-import { appLimits } from '../domain/apps.js';
+import { appLimits, findApp } from '../domain/apps.js';
 import { newId } from '../domain/ids.js';
 import {
   deleteInstance,
@@ -18,6 +17,7 @@ import {
   releasesByIds,
   updateInstance,
 } from '../domain/instances.js';
+import { releaseEgress, releaseProcessTypes } from '../domain/release-json.js';
 import { failRelease, markReleaseServing } from '../domain/releases.js';
 import type { EgressClients } from '../edge/egress-clients.js';
 import { Backoff } from '../lib/backoff.js';
@@ -31,7 +31,6 @@ import type { SecretBox } from '../lib/secrets.js';
 import { until } from '../lib/until.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
-import type { OutputTailer } from '../logs/output-tailer.js';
 import type { Router, RouteSpec } from '../router/router.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
 import { instanceEnv } from '../specs/instance-env.js';
@@ -52,7 +51,6 @@ export interface ReconcilerDeps {
   config: PetriConfig;
   secrets: SecretBox;
   logs: LogStore;
-  tailer: OutputTailer;
   deployLogs: DeployLogs;
   logger: Logger;
   /** What sandboxes use as HTTP(S)_PROXY, when they have their own network. */
@@ -77,7 +75,6 @@ export class InstanceReconciler {
   private lastRoutes: string | undefined;
   /** Instances whose stop() is in flight in this process. */
   private readonly stopping = new Set<string>();
-  private readonly watched = new Set<string>();
   private readonly pidsLimitNoted = new Set<string>();
   private readonly phase: ReleasePhase;
   /** Per object (a step's name, `stop ID`, `pass`): when a failed operation may run again. */
@@ -255,7 +252,7 @@ export class InstanceReconciler {
   }
 
   private freshApp(id: number): Promise<App | undefined> {
-    return this.deps.db.selectFrom('apps').selectAll().where('id', '=', id).executeTakeFirst();
+    return findApp(this.deps.db, id);
   }
 
   /** Updates one instance row from what the driver says about its process. */
@@ -268,7 +265,11 @@ export class InstanceReconciler {
     const { db } = this.deps;
     const alive = status?.running === true;
     const release = releases.get(row.release_id);
-    if (app) this.watchOutput(app, row);
+    // Where the instance is reached is the driver's to say, every pass: a driver may move it.
+    if (status && (status.address ?? null) !== row.address) {
+      await updateInstance(db, row.id, { address: status.address ?? null });
+      row = { ...row, address: status.address ?? null };
+    }
     if (row.state === 'stopping') {
       if (!alive && !this.stopping.has(row.id)) await this.forget(row);
       return;
@@ -358,8 +359,8 @@ export class InstanceReconciler {
 
   /** A new release's instance failed to start: the release fails, the old one serves on. */
   private async failStart(app: App, row: Instance, why: string): Promise<void> {
-    const { db, tailer, logs } = this.deps;
-    tailer.flushNow();
+    const { db, driver, logs } = this.deps;
+    await driver.flushOutput();
     const source = `${row.type}.${row.idx}`;
     const last = logs
       .read(app.name, { lines: 10, sources: [source], since: new Date(row.started_at) })
@@ -389,7 +390,7 @@ export class InstanceReconciler {
     const fresh = (await this.freshApp(app.id)) ?? app;
     const plan = planApp({
       app: fresh,
-      desiredTypes: desired ? (JSON.parse(desired.process_types) as Record<string, string>) : {},
+      desiredTypes: desired ? releaseProcessTypes(desired) : {},
       formation,
       rows,
       releasePhaseDone: phaseDone,
@@ -414,7 +415,7 @@ export class InstanceReconciler {
     const { db, driver, paths, config } = this.deps;
     const processType = existing?.type ?? type!;
     const index = existing?.idx ?? idx!;
-    const command = (JSON.parse(release.process_types) as Record<string, string>)[processType];
+    const command = releaseProcessTypes(release)[processType];
     if (!command) return;
     let row: Instance;
     if (existing) {
@@ -439,7 +440,6 @@ export class InstanceReconciler {
       });
     }
     const workDir = paths.instance(app.id, row.id);
-    this.watchOutput(app, row);
     const uid = config.uidBase + app.id;
     try {
       const started = await driver.start({
@@ -452,13 +452,13 @@ export class InstanceReconciler {
         command: processCommand(command),
         env: this.envOf(app, release, processType, index, row.port),
         limits: appLimits(app),
-        outputFile: path.join(workDir, 'output.log'),
+        labels: { app: app.name, kind: 'instance', release: release.id, process: `${processType}.${index}` },
       });
       await updateInstance(db, row.id, { address: started.address ?? null });
       if (started.address) {
         this.deps.egressClients?.set(started.address, {
           app: app.name,
-          allowed: JSON.parse(release.egress) as string[],
+          allowed: releaseEgress(release),
         });
       }
       this.note(app, release.id, `starting ${processType}.${index} (v${release.version}): ${command}`);
@@ -552,10 +552,8 @@ export class InstanceReconciler {
 
   /** Removes the row and files of an instance that no longer runs. */
   private async forget(row: Instance): Promise<void> {
-    const { db, driver, paths, tailer } = this.deps;
+    const { db, driver, paths } = this.deps;
     const workDir = paths.instance(row.app_id, row.id);
-    tailer.unwatch(path.join(workDir, 'output.log'));
-    this.watched.delete(row.id);
     await driver.removeFiles({ id: row.id, workDir });
     await deleteInstance(db, row.id);
   }
@@ -585,16 +583,6 @@ export class InstanceReconciler {
       // Not fs.rm: a build of the app may still run, swapping what it wrote (lib/remove-tree).
       await removeTree(this.deps.paths.app(id));
     }
-  }
-
-  private watchOutput(app: App, row: Instance): void {
-    if (this.watched.has(row.id)) return;
-    this.watched.add(row.id);
-    this.deps.tailer.watch(
-      path.join(this.deps.paths.instance(app.id, row.id), 'output.log'),
-      app.name,
-      `${row.type}.${row.idx}`,
-    );
   }
 
   /** A platform message in the app's log (source "petri") and in the release's deploy output. */

@@ -2,16 +2,14 @@
 // in the sandbox with the new build and config, before any instance of it starts. It runs
 // as a driver instance, so it outlives a restart of the control plane like any other and
 // its exit status is known afterwards. A failure fails the release with its output.
-import path from 'node:path';
 import type { Logger } from 'pino';
 import { appLimits } from '../domain/apps.js';
 import { newId } from '../domain/ids.js';
-import { failRelease, updateReleasePhase } from '../domain/releases.js';
+import { failRelease, releasePhaseInstances, updateReleasePhase } from '../domain/releases.js';
 import { Backoff } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { LogStore } from '../logs/log-store.js';
-import type { OutputTailer } from '../logs/output-tailer.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
 import type { App, Release } from '../store/schema.js';
@@ -22,7 +20,6 @@ export interface ReleasePhaseDeps {
   paths: DataPaths;
   config: PetriConfig;
   logs: LogStore;
-  tailer: OutputTailer;
   logger: Logger;
   env: (app: App, release: Release) => Record<string, string>;
   note: (app: App, release: Release, text: string) => void;
@@ -41,13 +38,8 @@ export class ReleasePhase {
   constructor(private readonly deps: ReleasePhaseDeps) {}
 
   /** Runtime ids of release commands the store knows of (not orphans). */
-  async knownIds(): Promise<Set<string>> {
-    const rows = await this.deps.db
-      .selectFrom('releases')
-      .select('phase_instance')
-      .where('phase_instance', 'is not', null)
-      .execute();
-    return new Set(rows.map((r) => r.phase_instance!));
+  knownIds(): Promise<Set<string>> {
+    return releasePhaseInstances(this.deps.db);
   }
 
   /** Moves the release phase of the desired release on; true once it has succeeded (or
@@ -78,7 +70,6 @@ export class ReleasePhase {
 
   private async check(app: App, release: Release, status: InstanceStatus | undefined): Promise<boolean> {
     const id = release.phase_instance!;
-    this.watch(app, release);
     if (!status) {
       this.busy = await this.startRetried(app, release);
       return false;
@@ -89,7 +80,7 @@ export class ReleasePhase {
       return false;
     }
     this.busy = false;
-    this.deps.tailer.flushNow();
+    await this.deps.driver.flushOutput();
     const lines = this.deps.logs
       .read(app.name, { lines: 200, sources: ['release'], since: new Date(release.phase_started_at ?? 0) })
       .map((l) => l.text);
@@ -134,7 +125,6 @@ export class ReleasePhase {
     const id = release.phase_instance!;
     const workDir = this.deps.paths.instance(app.id, id);
     const uid = this.deps.config.uidBase + app.id;
-    this.watch(app, release);
     this.deps.note(app, release, `running the release command: ${release.release_command}`);
     await this.deps.driver.start({
       id,
@@ -146,18 +136,12 @@ export class ReleasePhase {
       command: ['sh', '-c', release.release_command ?? 'true'],
       env: this.deps.env(app, release),
       limits: appLimits(app),
-      outputFile: path.join(workDir, 'output.log'),
+      labels: { app: app.name, kind: 'release', release: release.id, process: 'release' },
     });
-  }
-
-  private watch(app: App, release: Release): void {
-    const file = path.join(this.deps.paths.instance(app.id, release.phase_instance!), 'output.log');
-    this.deps.tailer.watch(file, app.name, 'release');
   }
 
   private async cleanUp(app: App, id: string): Promise<void> {
     const workDir = this.deps.paths.instance(app.id, id);
-    this.deps.tailer.unwatch(path.join(workDir, 'output.log'));
     await this.deps.driver.stop(id, 0);
     await this.deps.driver.removeFiles({ id, workDir });
   }

@@ -492,3 +492,82 @@ export async function assertAppCanRelease(db: Store, appId: number): Promise<voi
   const app = await db.selectFrom('apps').selectAll().where('id', '=', appId).executeTakeFirst();
   if (app) await assertNoReleaseInProgress(db, app);
 }
+
+/** The add-on with this id as it is now, whatever its state. */
+export function addonById(db: Store, addonId: number): Promise<Addon | undefined> {
+  return db.selectFrom('addons').selectAll().where('id', '=', addonId).executeTakeFirst();
+}
+
+/** Every add-on not yet destroyed: what upkeep looks after. */
+export function listLiveAddons(db: Store): Promise<Addon[]> {
+  return db.selectFrom('addons').selectAll().where('status', '!=', 'destroyed').execute();
+}
+
+/** The row of an add-on whose provisioning failed and left nothing behind on its server. */
+export async function forgetAddon(db: Store, addonId: number): Promise<void> {
+  await db.deleteFrom('addons').where('id', '=', addonId).execute();
+}
+
+/** Backups a restart cut off are failed (their files may be partial); returns them, so the
+ * caller removes their files. */
+export async function failInterruptedBackups(db: Store): Promise<AddonBackup[]> {
+  return db.transaction().execute(async (tx) => {
+    const cut = await tx.selectFrom('addon_backups').selectAll().where('status', '=', 'running').execute();
+    await tx
+      .updateTable('addon_backups')
+      .set({ status: 'failed', error: 'interrupted by a restart of the control plane', finished_at: now() })
+      .where('status', '=', 'running')
+      .execute();
+    return cut;
+  });
+}
+
+/** True when the add-on has a backup since `since` that did not fail, or one that failed
+ * since `failedSince` (a failed scheduled backup is tried again later, not every tick). */
+export async function backedUpRecently(
+  db: Store,
+  addonId: number,
+  since: string,
+  failedSince: string,
+): Promise<boolean> {
+  const recent = await db
+    .selectFrom('addon_backups')
+    .select('id')
+    .where('addon_id', '=', addonId)
+    .where('created_at', '>', since)
+    .where('status', '!=', 'failed')
+    .executeTakeFirst();
+  const recentFailure = await db
+    .selectFrom('addon_backups')
+    .select('id')
+    .where('addon_id', '=', addonId)
+    .where('status', '=', 'failed')
+    .where('created_at', '>', failedSince)
+    .executeTakeFirst();
+  return recent !== undefined || recentFailure !== undefined;
+}
+
+/** Backups past their expiry date. */
+export function expiredBackups(db: Store): Promise<AddonBackup[]> {
+  return db
+    .selectFrom('addon_backups')
+    .selectAll()
+    .where('expires_at', 'is not', null)
+    .where('expires_at', '<', now())
+    .execute();
+}
+
+/** Failed backups made before `before`. */
+export function failedBackupsBefore(db: Store, before: string): Promise<AddonBackup[]> {
+  return db
+    .selectFrom('addon_backups')
+    .selectAll()
+    .where('status', '=', 'failed')
+    .where('created_at', '<', before)
+    .execute();
+}
+
+/** A backup's row, once its file is gone. */
+export async function deleteBackup(db: Store, backupId: number): Promise<void> {
+  await db.deleteFrom('addon_backups').where('id', '=', backupId).execute();
+}

@@ -211,3 +211,58 @@ export function appLimits(app: App): Limits {
 export function actorOf(user: User, ip?: string): Actor {
   return { name: user.name, ip: ip ?? null };
 }
+
+/** The app with this id, if it still exists (the controllers' view: no user to check). */
+export function findApp(db: Store, id: number): Promise<App | undefined> {
+  return db.selectFrom('apps').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** The app with this name, if any (the waker's view: no user to check). */
+export function findAppByName(db: Store, name: string): Promise<App | undefined> {
+  return db.selectFrom('apps').selectAll().where('name', '=', name).executeTakeFirst();
+}
+
+/** Apps that may go idle: awake, serving, and not in the middle of a rollout (busy, not idle). */
+export function appsThatMayIdle(db: Store): Promise<App[]> {
+  return db
+    .selectFrom('apps')
+    .selectAll()
+    .where('sleeping_since', 'is', null)
+    .where('serving_release_id', 'is not', null)
+    .whereRef('desired_release_id', '=', 'serving_release_id')
+    .execute();
+}
+
+/** Keeps when the app last had a request, so its idle period survives restarts. */
+export async function recordActivity(db: Store, appId: number, at: Date): Promise<void> {
+  await db.updateTable('apps').set({ active_at: at.toISOString() }).where('id', '=', appId).execute();
+}
+
+/** What a listing of apps shows beside each app, for many apps in one query per table (not
+ * one per app): `petri apps` lists hundreds of experiments. */
+export async function appListingRows(db: Store, apps: App[]) {
+  const ids = apps.map((a) => a.id);
+  const [instances, owners, releases, pending, formations] = await Promise.all([
+    db
+      .selectFrom('instances')
+      .selectAll()
+      .where('app_id', 'in', ids)
+      .orderBy('type')
+      .orderBy('idx')
+      .execute(),
+    db
+      .selectFrom('users')
+      .select(['id', 'name'])
+      .where('id', 'in', [...new Set(apps.map((a) => a.owner_id))])
+      .execute(),
+    db.selectFrom('releases').select(['id', 'app_id', 'version']).where('app_id', 'in', ids).execute(),
+    db
+      .selectFrom('deploys')
+      .select('app_id')
+      .where('app_id', 'in', ids)
+      .where('status', 'in', ['queued', 'building', 'releasing'])
+      .execute(),
+    db.selectFrom('formations').select(['app_id', 'type', 'quantity']).where('app_id', 'in', ids).execute(),
+  ]);
+  return { instances, owners, releases, pending, formations };
+}

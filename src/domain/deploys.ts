@@ -154,3 +154,30 @@ export function latestDeploys(db: Store, app: App, limit = 20): Promise<Deploy[]
     .limit(limit)
     .execute();
 }
+
+/** The status of each of these deploys of the app that the store knows of. */
+export async function deployStatuses(
+  db: Store,
+  appId: number,
+  ids: string[],
+): Promise<Map<string, Deploy['status']>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('deploys')
+    .select(['id', 'status'])
+    .where('app_id', '=', appId)
+    .where('id', 'in', ids)
+    .execute();
+  return new Map(rows.map((d) => [d.id, d.status]));
+}
+
+/** The name of the app a deploy belongs to, if both still exist. */
+export async function appNameOfDeploy(db: Store, deployId: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('deploys')
+    .innerJoin('apps', 'apps.id', 'deploys.app_id')
+    .select('apps.name')
+    .where('deploys.id', '=', deployId)
+    .executeTakeFirst();
+  return row?.name;
+}

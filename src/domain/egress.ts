@@ -2,6 +2,7 @@
 // saw (allowed or refused), counted per app and host.
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
+import { releaseEgress } from './release-json.js';
 
 export interface EgressAttempt {
   app: string;
@@ -53,7 +54,7 @@ export async function declaredEgress(db: Store, app: App): Promise<string[]> {
   const id = app.serving_release_id ?? app.desired_release_id;
   if (id === null) return [];
   const release = await db.selectFrom('releases').select('egress').where('id', '=', id).executeTakeFirst();
-  return JSON.parse(release?.egress ?? '[]') as string[];
+  return release ? releaseEgress(release) : [];
 }
 
 export async function egressAttempts(db: Store, app?: App): Promise<EgressAttempt[]> {
@@ -83,4 +84,48 @@ export async function egressAttempts(db: Store, app?: App): Promise<EgressAttemp
     lastSeen: r.last_seen,
     lastReason: r.last_reason,
   }));
+}
+
+/** Who is behind each instance address, and what each may reach: the egress proxy's map. */
+export async function egressOfInstances(
+  db: Store,
+): Promise<{ address: string; app: string; allowed: string[] }[]> {
+  const rows = await db
+    .selectFrom('instances')
+    .innerJoin('apps', 'apps.id', 'instances.app_id')
+    .innerJoin('releases', 'releases.id', 'instances.release_id')
+    .select(['instances.address', 'apps.name', 'releases.egress'])
+    .where('instances.address', 'is not', null)
+    .execute();
+  return rows.flatMap((r) =>
+    r.address === null ? [] : [{ address: r.address, app: r.name, allowed: releaseEgress(r) }],
+  );
+}
+
+/** The app and declared hosts of the release whose release command runs as this instance. */
+export async function egressOfReleasePhase(
+  db: Store,
+  phaseInstance: string,
+): Promise<{ app: string; allowed: string[] } | undefined> {
+  const row = await db
+    .selectFrom('releases')
+    .innerJoin('apps', 'apps.id', 'releases.app_id')
+    .select(['apps.name', 'releases.egress'])
+    .where('releases.phase_instance', '=', phaseInstance)
+    .executeTakeFirst();
+  return row && { app: row.name, allowed: releaseEgress(row) };
+}
+
+/** The declared hosts of the named app's serving release (a one-off runs with them). */
+export async function egressOfServingRelease(
+  db: Store,
+  appName: string,
+): Promise<{ app: string; allowed: string[] } | undefined> {
+  const row = await db
+    .selectFrom('apps')
+    .innerJoin('releases', 'releases.id', 'apps.serving_release_id')
+    .select(['apps.name', 'releases.egress'])
+    .where('apps.name', '=', appName)
+    .executeTakeFirst();
+  return row && { app: row.name, allowed: releaseEgress(row) };
 }

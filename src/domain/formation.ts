@@ -6,6 +6,7 @@ import type { Store } from '../store/db.js';
 import type { App, User } from '../store/schema.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
+import { releaseProcessTypes } from './release-json.js';
 
 export const MAX_QUANTITY = 100;
 
@@ -17,7 +18,7 @@ async function processTypesOf(db: Store, app: App): Promise<string[]> {
     .select('process_types')
     .where('id', '=', id)
     .executeTakeFirst();
-  return Object.keys(JSON.parse(release?.process_types ?? '{}') as Record<string, string>);
+  return release ? Object.keys(releaseProcessTypes(release)) : [];
 }
 
 export async function getFormation(db: Store, app: App): Promise<Record<string, number>> {

@@ -69,3 +69,19 @@ export async function updateInstance(
 export async function deleteInstance(db: Store, id: string): Promise<void> {
   await db.deleteFrom('instances').where('id', '=', id).execute();
 }
+
+/** Where a web process of the app's serving release answers, once one is up. */
+export async function servingWebAddress(
+  db: Store,
+  appId: number,
+): Promise<{ address: string | null; port: number } | undefined> {
+  return db
+    .selectFrom('instances')
+    .innerJoin('apps', 'apps.id', 'instances.app_id')
+    .select(['instances.address', 'instances.port'])
+    .where('instances.app_id', '=', appId)
+    .where('instances.type', '=', 'web')
+    .where('instances.state', '=', 'up')
+    .whereRef('instances.release_id', '=', 'apps.serving_release_id')
+    .executeTakeFirst();
+}

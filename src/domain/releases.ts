@@ -276,3 +276,29 @@ async function withCurrentAddonVars(
   }
   return sealConfig(secrets, config);
 }
+
+/** Runtime ids of the release commands the store knows of (anything else running is an orphan). */
+export async function releasePhaseInstances(db: Store): Promise<Set<string>> {
+  const rows = await db
+    .selectFrom('releases')
+    .select('phase_instance')
+    .where('phase_instance', 'is not', null)
+    .execute();
+  return new Set(rows.flatMap((r) => (r.phase_instance === null ? [] : [r.phase_instance])));
+}
+
+/** The release the app serves now, if any. */
+export async function servingRelease(db: Store, app: App): Promise<Release | undefined> {
+  if (app.serving_release_id === null) return undefined;
+  return db.selectFrom('releases').selectAll().where('id', '=', app.serving_release_id).executeTakeFirst();
+}
+
+/** A release's version number, if the release exists. */
+export async function releaseVersion(db: Store, releaseId: number): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('releases')
+    .select('version')
+    .where('id', '=', releaseId)
+    .executeTakeFirst();
+  return row?.version;
+}

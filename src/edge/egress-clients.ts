@@ -2,6 +2,8 @@
 // release declared), a release command (the same), or a build (allowed the package
 // registries the operator configured). Instances are known from the store; builds and
 // other sandboxes are looked up from the driver's own records.
+import { appNameOfDeploy } from '../domain/deploys.js';
+import { egressOfInstances, egressOfReleasePhase, egressOfServingRelease } from '../domain/egress.js';
 import type { Store } from '../store/db.js';
 
 export interface EgressClient {
@@ -29,15 +31,8 @@ export class EgressClients {
 
   /** Rebuilds the instance map from the store (each reconcile pass). */
   async refresh(): Promise<void> {
-    const rows = await this.db
-      .selectFrom('instances')
-      .innerJoin('apps', 'apps.id', 'instances.app_id')
-      .innerJoin('releases', 'releases.id', 'instances.release_id')
-      .select(['instances.address', 'apps.name', 'releases.egress'])
-      .where('instances.address', 'is not', null)
-      .execute();
     const next = new Map<string, EgressClient>();
-    for (const r of rows) next.set(r.address!, { app: r.name, allowed: JSON.parse(r.egress) as string[] });
+    for (const r of await egressOfInstances(this.db)) next.set(r.address, { app: r.app, allowed: r.allowed });
     this.byAddress = next;
   }
 
@@ -48,31 +43,13 @@ export class EgressClients {
     if (!sandbox) return undefined;
     const build = /^build-(d[a-z0-9]+)-\d+$/.exec(sandbox.id);
     if (build) {
-      const row = await this.db
-        .selectFrom('deploys')
-        .innerJoin('apps', 'apps.id', 'deploys.app_id')
-        .select('apps.name')
-        .where('deploys.id', '=', build[1]!)
-        .executeTakeFirst();
-      return row && { app: row.name, allowed: this.buildEgress };
+      const app = await appNameOfDeploy(this.db, build[1]!);
+      return app === undefined ? undefined : { app, allowed: this.buildEgress };
     }
-    const phase = await this.db
-      .selectFrom('releases')
-      .innerJoin('apps', 'apps.id', 'releases.app_id')
-      .select(['apps.name', 'releases.egress'])
-      .where('releases.phase_instance', '=', sandbox.id)
-      .executeTakeFirst();
-    if (phase) return { app: phase.name, allowed: JSON.parse(phase.egress) as string[] };
+    const phase = await egressOfReleasePhase(this.db, sandbox.id);
+    if (phase) return phase;
     const oneOff = /^run-([a-z][a-z0-9-]*)-[a-z0-9]+$/.exec(sandbox.id);
-    if (oneOff) {
-      const row = await this.db
-        .selectFrom('apps')
-        .innerJoin('releases', 'releases.id', 'apps.serving_release_id')
-        .select(['apps.name', 'releases.egress'])
-        .where('apps.name', '=', oneOff[1]!)
-        .executeTakeFirst();
-      return row && { app: row.name, allowed: JSON.parse(row.egress) as string[] };
-    }
+    if (oneOff) return egressOfServingRelease(this.db, oneOff[1]!);
     return undefined;
   }
 }

@@ -5,7 +5,8 @@
 // is neither asleep nor waking gets its 503 page, as HAProxy would answer it.
 import http from 'node:http';
 import type { Logger } from 'pino';
-import { wakeApp } from '../domain/apps.js';
+import { findAppByName, wakeApp } from '../domain/apps.js';
+import { servingWebAddress } from '../domain/instances.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { LogStore } from '../logs/log-store.js';
 import { appDownHtml, RETRY_AFTER_SECONDS, wakingHtml } from '../router/pages.js';
@@ -67,9 +68,7 @@ export class Waker {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const { db, config } = this.deps;
     const name = appNameOf(req.headers.host, config.domain);
-    const app = name
-      ? await db.selectFrom('apps').selectAll().where('name', '=', name).executeTakeFirst()
-      : undefined;
+    const app = name ? await findAppByName(db, name) : undefined;
     if (!app) return page(res, 503, appDownHtml(config, name ?? 'unknown'));
     const woke =
       app.sleeping_since !== null && (await wakeApp(db, PETRI, app, `a request for ${pathOf(req.url)}`));
@@ -113,15 +112,7 @@ export class Waker {
 
   private async poll(appId: number, deadline: number): Promise<Target | undefined> {
     while (!this.closed) {
-      const up = await this.deps.db
-        .selectFrom('instances')
-        .innerJoin('apps', 'apps.id', 'instances.app_id')
-        .select(['instances.address', 'instances.port'])
-        .where('instances.app_id', '=', appId)
-        .where('instances.type', '=', 'web')
-        .where('instances.state', '=', 'up')
-        .whereRef('instances.release_id', '=', 'apps.serving_release_id')
-        .executeTakeFirst();
+      const up = await servingWebAddress(this.deps.db, appId);
       if (up) return { address: up.address ?? '127.0.0.1', port: up.port };
       if (Date.now() >= deadline) return undefined;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));

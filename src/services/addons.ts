@@ -12,6 +12,7 @@ import { type AddonProvider, EngineUnavailableError, type LoginSlot } from '../a
 import {
   ADDON_TYPE_NAMES,
   type AddonType,
+  addonById,
   assertAppCanRelease,
   attachAddon,
   attachmentOf,
@@ -19,6 +20,7 @@ import {
   backupLabel,
   clearRetiringLogin,
   finishBackup,
+  forgetAddon,
   getAddon,
   insertBackup,
   insertProvisioningAddon,
@@ -377,11 +379,7 @@ export class AddonService {
 
   /** The add-on as it is now (inside the lock), in one of the states the caller can act on. */
   private async fresh(addonId: number, states?: Addon['status'][]): Promise<Addon> {
-    const addon = await this.deps.db
-      .selectFrom('addons')
-      .selectAll()
-      .where('id', '=', addonId)
-      .executeTakeFirst();
+    const addon = await addonById(this.deps.db, addonId);
     if (!addon || addon.status === 'destroyed') {
       throw new UserError('not_found', `the add-on was destroyed meanwhile`);
     }
@@ -456,7 +454,7 @@ export class AddonService {
       );
       return false;
     }
-    await this.deps.db.deleteFrom('addons').where('id', '=', addon.id).execute();
+    await forgetAddon(this.deps.db, addon.id);
     return true;
   }
 

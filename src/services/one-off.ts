@@ -3,6 +3,7 @@
 // same release, so the command sees what the app's processes see.
 import { appLimits } from '../domain/apps.js';
 import { newId } from '../domain/ids.js';
+import { servingRelease } from '../domain/releases.js';
 import type { PetriConfig } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import type { DataPaths } from '../lib/paths.js';
@@ -38,14 +39,7 @@ export function createOneOffRunner(
 ): (app: App, request: OneOffRequest) => Promise<InteractiveProcess> {
   return async (app, request) => {
     const { db, driver, paths, config } = deps;
-    const release =
-      app.serving_release_id === null
-        ? undefined
-        : await db
-            .selectFrom('releases')
-            .selectAll()
-            .where('id', '=', app.serving_release_id)
-            .executeTakeFirst();
+    const release = await servingRelease(db, app);
     if (!release) {
       throw new UserError(
         'conflict',
@@ -75,6 +69,7 @@ export function createOneOffRunner(
       command: request.command,
       env,
       limits: appLimits(app),
+      labels: { app: app.name, kind: 'run', release: release.id, process: 'run' },
       tty: request.tty,
       cols: request.cols,
       rows: request.rows,

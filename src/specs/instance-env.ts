@@ -1,5 +1,6 @@
 // The environment of an app's process: what the build decided (PATH, NODE_ENV ...), the
 // release's config vars, and what Petri promises every process (PORT, HOME ...).
+import { releaseRuntimeEnv } from '../domain/release-json.js';
 import { readConfig } from '../domain/sealed-config.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { App, Release } from '../store/schema.js';
@@ -27,7 +28,7 @@ export function instanceEnv(input: {
     : {};
   return {
     ...proxy,
-    ...(JSON.parse(release.runtime_env) as Record<string, string>),
+    ...releaseRuntimeEnv(release),
     ...readConfig(input.secrets, release.config_sealed),
     // Petri's own names come last: config cannot override them (PETRI_ keys are refused).
     PORT: String(input.port),
