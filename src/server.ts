@@ -25,7 +25,6 @@ import { closeInheritedFds } from './lib/process.js';
 import { SecretBox } from './lib/secrets.js';
 import { DeployLogs } from './logs/deploy-log.js';
 import { LogStore } from './logs/log-store.js';
-import { OutputTailer } from './logs/output-tailer.js';
 import { HaproxyRouter } from './router/haproxy-router.js';
 import { routerPaths } from './router/paths.js';
 import { findRunningHaproxy } from './router/process.js';
@@ -70,9 +69,6 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
 
   const secrets = SecretBox.open(paths.secretKey);
   const logs = new LogStore({ dir: paths.logs, maxBytesPerApp: config.logMaxBytesPerApp });
-  const tailer = new OutputTailer(logs, {
-    onError: (err, file) => log.warn({ err, file }, 'reading app output failed'),
-  });
   const deployLogs = new DeployLogs((appId, deployId) => paths.deployLog(appId, deployId));
   // Add-on servers' addresses first: sandboxes reach them through the network's forwards.
   const engines = await AddonEngines.prepare(config.addons, paths.addonServers, log);
@@ -87,6 +83,8 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
           forwards: engines.forwards(),
         }
       : undefined,
+    output: logs,
+    logger: log,
   });
   engines.useGateway(driver.networkGateway());
   engines.start();
@@ -111,7 +109,6 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     config,
     secrets,
     logs,
-    tailer,
     deployLogs,
     logger: log,
     egressProxyUrl: egress?.url,
@@ -188,7 +185,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     await sleeper.stop();
     await waker.close();
     await engines.close();
-    tailer.close();
+    await driver.close();
     await egress?.close();
     // api.close() first stops uploads and pushes in flight (they answer 503); a connection
     // still open after that (a log tail, a one-off's terminal) is cut rather than waited

@@ -76,8 +76,7 @@ export async function stopAll(config: PetriConfig, logger?: Logger): Promise<voi
   if (router) await stopHaproxy(router, 10_000);
   const engines = await AddonEngines.prepare(managedHere(paths, config.addons), paths.addonServers, log);
   await engines.stopServers();
-  await driver.removeNetwork();
-  await driver.removeCgroupParent();
+  await driver.teardown();
 }
 
 /** The managed servers this data dir has (a state file in their directory), whatever the

@@ -157,6 +157,7 @@ function runStep(
     limits: req.limits,
     timeoutMs: Math.max(remaining, 1000),
     onOutput: step.output,
+    labels: { app: req.app, kind: 'build', deploy: req.buildId },
   });
 }
 

@@ -1,9 +1,12 @@
 // Who is behind a sandbox address, for the egress proxy: an app instance (allowed what its
-// release declared), a release command (the same), or a build (allowed the package
-// registries the operator configured). Instances are known from the store; builds and
-// other sandboxes are looked up from the driver's own records.
-import { appNameOfDeploy } from '../domain/deploys.js';
-import { egressOfInstances, egressOfReleasePhase, egressOfServingRelease } from '../domain/egress.js';
+// release declared), a release command or a one-off (the same), or a build (allowed the
+// package registries the operator configured). Instances are known from the store; other
+// sandboxes by the labels the driver keeps for them (never by parsing their ids).
+
+import { egressOfInstances } from '../domain/egress.js';
+import { releasesByIds } from '../domain/instances.js';
+import { releaseEgress } from '../domain/release-json.js';
+import type { SandboxLabels } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
 
 export interface EgressClient {
@@ -12,11 +15,13 @@ export interface EgressClient {
 }
 
 export interface SandboxLookup {
-  sandboxAt(address: string): Promise<{ kind: string; id: string } | undefined>;
+  sandboxAt(address: string): Promise<SandboxLabels | undefined>;
 }
 
 export class EgressClients {
   private byAddress = new Map<string, EgressClient>();
+  /** Releases are immutable: what one declared is read once. */
+  private readonly egressOfRelease = new Map<number, readonly string[]>();
 
   constructor(
     private readonly db: Store,
@@ -39,17 +44,22 @@ export class EgressClients {
   async identify(address: string): Promise<EgressClient | undefined> {
     const known = this.byAddress.get(address);
     if (known) return known;
-    const sandbox = await this.driver.sandboxAt(address);
-    if (!sandbox) return undefined;
-    const build = /^build-(d[a-z0-9]+)-\d+$/.exec(sandbox.id);
-    if (build) {
-      const app = await appNameOfDeploy(this.db, build[1]!);
-      return app === undefined ? undefined : { app, allowed: this.buildEgress };
+    const labels = await this.driver.sandboxAt(address);
+    if (!labels) return undefined;
+    if (labels.kind === 'build') return { app: labels.app, allowed: this.buildEgress };
+    if (labels.release === undefined) return undefined;
+    const allowed = await this.declaredBy(labels.release);
+    return allowed && { app: labels.app, allowed };
+  }
+
+  private async declaredBy(releaseId: number): Promise<readonly string[] | undefined> {
+    let allowed = this.egressOfRelease.get(releaseId);
+    if (!allowed) {
+      const release = (await releasesByIds(this.db, [releaseId])).get(releaseId);
+      if (!release) return undefined;
+      allowed = releaseEgress(release);
+      this.egressOfRelease.set(releaseId, allowed);
     }
-    const phase = await egressOfReleasePhase(this.db, sandbox.id);
-    if (phase) return phase;
-    const oneOff = /^run-([a-z][a-z0-9-]*)-[a-z0-9]+$/.exec(sandbox.id);
-    if (oneOff) return egressOfServingRelease(this.db, oneOff[1]!);
-    return undefined;
+    return allowed;
   }
 }

@@ -8,7 +8,7 @@ import { EgressCounters } from '../egress/counters.js';
 import { parseEgressPattern } from '../egress/matching.js';
 import { EgressProxy } from '../egress/proxy.js';
 import type { PetriConfig } from '../lib/config.js';
-import type { LocalDriver } from '../runtime/local/local-driver.js';
+import type { RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
 import { EgressClients } from './egress-clients.js';
 
@@ -24,13 +24,13 @@ export interface RunningEgress {
 export async function startEgressProxy(deps: {
   config: PetriConfig;
   db: Store;
-  driver: LocalDriver;
+  driver: RuntimeDriver;
   logger: Logger;
 }): Promise<RunningEgress | undefined> {
   const { config, db, driver, logger } = deps;
   const gateway = driver.networkGateway();
   if (!gateway) return undefined;
-  await driver.prepareNetwork();
+  await driver.prepare();
   const buildEgress = config.buildEgress ?? (await npmRegistryEgress());
   const clients = new EgressClients(db, driver, buildEgress);
   const counters = new EgressCounters();

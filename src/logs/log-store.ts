@@ -70,6 +70,8 @@ interface Partial {
 
 export class LogStore {
   readonly dir: string;
+  /** For drivers that pass output on (runtime's OutputSink, which this class is). */
+  readonly maxLineChars = MAX_LINE_CHARS;
   private readonly maxBytes: number;
   // Text after the last newline, per app and source, waiting for the rest of its line.
   private readonly partials = new Map<string, Partial>();
@@ -83,6 +85,11 @@ export class LogStore {
     // Root's alone: apps print secrets to their logs (see lib/data-dir-modes).
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     fs.chmodSync(this.dir, 0o700);
+  }
+
+  assertNames(app: string, source: string): void {
+    assertAppName(app);
+    assertSourceName(source);
   }
 
   append(app: string, source: string, text: string, time: Date = new Date()): void {

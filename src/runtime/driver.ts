@@ -1,6 +1,8 @@
-// The seam between the reconciler and whatever runs app processes. The reconciler
-// translates store rows into these plain specs; a Kubernetes driver later implements the
-// same interface and nothing above it changes.
+// The seam between the controllers and whatever runs app processes. specs/ translates store
+// rows into these plain specs; a Kubernetes driver later implements the same interface and
+// nothing above it changes. Every implementation (and the fake unit tests use) passes the
+// contract suite in test/runtime/contract.ts; docs/adr/0001-runtime-seam.md says why the
+// seam is per instance.
 
 import type { Readable, Writable } from 'node:stream';
 import type { Limits } from '../lib/limits.js';
@@ -8,6 +10,34 @@ import type { Limits } from '../lib/limits.js';
 export type { Limits };
 
 export type LimitHit = 'memory' | 'pids' | 'disk';
+
+/** What a sandbox is for, carried by it and given back by list(), status() and sandboxAt():
+ * the platform never parses an id to learn whose a sandbox is (a Kubernetes driver keeps
+ * these as pod labels). Plain names and numbers only. */
+export interface SandboxLabels {
+  app: string;
+  /** An app instance, a release command, a build step or a one-off (`petri run`). */
+  kind: 'instance' | 'release' | 'build' | 'run';
+  /** The release it runs (instances, release commands, one-offs). */
+  release?: number;
+  /** The deploy it builds (build steps). */
+  deploy?: string;
+  /** The log source its output goes to: `web.1`, `release`. */
+  process?: string;
+}
+
+/** Where a driver delivers what instances write to stdout and stderr (logs/ LogStore is one):
+ * whole lines where it can, under the app and the source (labels.process). */
+export interface OutputSink {
+  /** Throws when lines of this app and source could not be kept (a bad name): checked when
+   * capture starts, not at the first line. */
+  assertNames(app: string, source: string): void;
+  /** Longer partial lines are passed on without waiting for their end. */
+  readonly maxLineChars: number;
+  append(app: string, source: string, text: string, at?: Date): void;
+  /** The source's pending partial line is complete (the instance is gone, or it went stale). */
+  flush(app: string, source: string): void;
+}
 
 /** A long-running app instance (web.1, worker.2 ...). It outlives the control plane. */
 export interface InstanceSpec {
@@ -26,8 +56,9 @@ export interface InstanceSpec {
   command: string[];
   env: Record<string, string>;
   limits: Limits;
-  /** Host file that the instance's stdout and stderr are appended to. */
-  outputFile: string;
+  /** What it is for; labels.process names its log source. Its output goes to the sink the
+   * driver was given, under labels.app and labels.process. */
+  labels: SandboxLabels;
 }
 
 export interface InstanceStatus {
@@ -48,8 +79,11 @@ export interface InstanceStatus {
   cpuSeconds?: number;
   /** Where the router reaches the instance's PORT: its own address when the driver gives
    * each instance a network of its own; absent means the host's loopback (127.0.0.1), so
-   * the app must listen there or on every address. Apps should listen on 0.0.0.0. */
+   * the app must listen there or on every address. Apps should listen on 0.0.0.0. Read
+   * afresh every pass: a driver may move an instance. */
   address?: string;
+  /** As given to start(); absent for what the driver cannot attribute (an earlier Petri's). */
+  labels?: SandboxLabels;
 }
 
 /** A command run to completion inside the same sandbox (a build, a one-off). */
@@ -68,6 +102,8 @@ export interface TaskSpec {
   limits: Limits;
   timeoutMs: number;
   onOutput: (chunk: string) => void;
+  /** What it is for (a build step: kind 'build' and the deploy), for sandboxAt(). */
+  labels?: SandboxLabels;
 }
 
 export interface TaskResult {
@@ -113,8 +149,8 @@ export interface BuildDisks {
 }
 
 /** A one-off command (`petri run`) attached to a client: the app's release and config in
- * the same sandbox as an instance, with pipes (or a terminal) instead of an output file. */
-export interface InteractiveSpec extends Omit<InstanceSpec, 'outputFile'> {
+ * the same sandbox as an instance, with pipes (or a terminal) instead of the output sink. */
+export interface InteractiveSpec extends InstanceSpec {
   /** A pseudo-terminal: stdout carries what the terminal shows, stderr stays empty. */
   tty: boolean;
   /** Initial terminal size (tty only). */
@@ -138,7 +174,9 @@ export interface InteractiveProcess {
 }
 
 export interface RuntimeDriver {
-  /** Starts an instance and returns once its process exists (not once it is healthy). */
+  /** Starts an instance and returns once its process exists (not once it is healthy). Its
+   * output reaches the driver's sink from then on, also after a restart of the control plane
+   * (the new driver picks it up at its first list()). */
   start(spec: InstanceSpec): Promise<InstanceStatus>;
   /** Every instance this driver runs, from the system itself (for adoption after a restart). */
   list(): Promise<InstanceStatus[]>;
@@ -146,8 +184,12 @@ export interface RuntimeDriver {
   /** SIGTERM, then SIGKILL after graceMs; resolves when nothing of it runs; removes its
    * cgroup. Its workDir is left for removeFiles. Idempotent. */
   stop(id: string, graceMs: number): Promise<void>;
-  /** Removes what start() made on disk for the instance. Idempotent. */
+  /** Removes what start() made on disk for the instance, after delivering the rest of its
+   * output (a last partial line included). Idempotent. */
   removeFiles(spec: Pick<InstanceSpec, 'id' | 'workDir'>): Promise<void>;
+  /** Delivers every complete line the instances wrote so far to the sink, now (before the
+   * platform reads an app's last lines to say why it failed). */
+  flushOutput(): Promise<void>;
   runTask(spec: TaskSpec): Promise<TaskResult>;
   /** Makes a build's disks (replacing what an earlier, cut-off run of it left). Fails with a
    * user error when the source does not fit diskMiB. */
@@ -162,4 +204,21 @@ export interface RuntimeDriver {
    * driver was told about are open there. Undefined when sandboxes share the host's network
    * (then the services are on 127.0.0.1). */
   networkGateway(): string | undefined;
+  /** The labels of the sandbox (instance, release command, build, one-off) that has this
+   * address, for the egress proxy; undefined when none has (or sandboxes have no addresses). */
+  sandboxAt(address: string): Promise<SandboxLabels | undefined>;
+
+  // Lifecycle, called by the composition root (server.ts) and `petri server --stop-all` only.
+  /** Makes what sandboxes need on the host (the local driver: the bridge and its firewall),
+   * before the platform's services listen on the gateway. Idempotent. */
+  prepare(): Promise<void>;
+  /** Removes what tasks cut off by a crash of the control plane left (no task outlives the
+   * control plane that waits for it). Returns their ids. */
+  reclaimTasks(): Promise<string[]>;
+  /** The control plane stops: the driver lets go of what it holds in this process (output
+   * capture); instances keep running and the next driver adopts them. */
+  close(): Promise<void>;
+  /** The platform stops (`--stop-all`), after every instance was stopped: removes what
+   * prepare() and the sandboxes set up on the host. */
+  teardown(): Promise<void>;
 }

@@ -18,7 +18,6 @@ import { SecretBox } from '../../src/lib/secrets.js';
 import { until } from '../../src/lib/until.js';
 import { DeployLogs } from '../../src/logs/deploy-log.js';
 import { LogStore } from '../../src/logs/log-store.js';
-import { OutputTailer } from '../../src/logs/output-tailer.js';
 import type { Router } from '../../src/router/router.js';
 import type { InstanceStatus } from '../../src/runtime/driver.js';
 import { LocalDriver } from '../../src/runtime/local/local-driver.js';
@@ -47,9 +46,11 @@ describe('instance reconciler retries', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'petri-retries-'));
     const paths = new DataPaths(dir);
     db = await openStore(paths.store);
+    const logs = new LogStore({ dir: paths.logs });
     driver = new LocalDriver({
       stateDir: path.join(dir, 'runtime'),
       cgroupParent: `petri-test-retries-${process.pid}`,
+      output: logs,
     });
     // Faults injected into the real driver: what a stop that cannot succeed looks like.
     const realList = driver.list.bind(driver);
@@ -64,7 +65,6 @@ describe('instance reconciler retries', () => {
       if (stuck.has(id)) throw new Error(`cannot stop ${id}: injected`);
       return realStop(id, grace);
     };
-    const logs = new LogStore({ dir: paths.logs });
     const sink = new Writable({
       write(chunk, _enc, done) {
         for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
@@ -79,7 +79,6 @@ describe('instance reconciler retries', () => {
       config: loadConfig({ dataDir: dir }),
       secrets: SecretBox.withKey(Buffer.alloc(32, 1)),
       logs,
-      tailer: new OutputTailer(logs),
       deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
       logger: createLogger('info', sink),
     });

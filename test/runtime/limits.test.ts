@@ -20,7 +20,7 @@ import {
   removeAppDisk,
 } from '../../src/runtime/local/app-disk.js';
 import { LocalDriver } from '../../src/runtime/local/local-driver.js';
-import { APP_GID, APP_UID, getJson, makeWorld, type World } from './world.js';
+import { APP_GID, APP_UID, getJson, makeWorld, outputOf, type World } from './world.js';
 
 const MiB = 1024 * 1024;
 let world: World;
@@ -36,7 +36,7 @@ after(async () => {
 
 const appDirOf = (spec: Pick<InstanceSpec, 'workDir'>) => path.join(spec.workDir, 'app');
 const imageOf = (spec: Pick<InstanceSpec, 'workDir'>) => path.join(spec.workDir, APP_IMAGE);
-const output = (spec: InstanceSpec) => readFile(spec.outputFile, 'utf8').catch(() => '');
+const output = (spec: InstanceSpec) => readFile(outputOf(spec), 'utf8').catch(() => '');
 
 /** Starts a shell script as an instance and waits until its output has `done`. */
 async function runInstance(id: string, script: string, overrides: Partial<InstanceSpec> = {}) {

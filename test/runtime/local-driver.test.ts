@@ -11,7 +11,7 @@ import { freePort, isListening } from '../../src/lib/ports.js';
 import { until } from '../../src/lib/until.js';
 import { APP_IMAGE, mountCount } from '../../src/runtime/local/app-disk.js';
 import { LocalDriver } from '../../src/runtime/local/local-driver.js';
-import { APP_UID, getJson, makeWorld, type World } from './world.js';
+import { APP_UID, getJson, makeWorld, outputOf, type World } from './world.js';
 
 let world: World;
 before(async () => {
@@ -79,7 +79,7 @@ test('an instance answers on its port, sandboxed', async () => {
   assert.equal(await readFile(path.join(world.slugDir, 'data.txt'), 'utf8'), 'original\n');
   assert.ok(!existsSync(path.join(world.slugDir, 'petri-probe')));
   // Its output lands in the output file.
-  await until(async () => (await readFile(spec.outputFile, 'utf8')).includes(`listening on ${port}`), {
+  await until(async () => (await readFile(outputOf(spec), 'utf8')).includes(`listening on ${port}`), {
     timeout: 5000,
   });
   const status = await world.driver.status('sandbox-1');
@@ -155,7 +155,7 @@ test('the exit code of a crashing instance is reported, also to a new driver', a
   assert.equal(status.oomKilled, false);
   const adopted = (await new LocalDriver(world.options).list()).find((s) => s.id === 'crash-1');
   assert.deepEqual([adopted?.running, adopted?.exitCode], [false, 3], 'listed until stopped, with its code');
-  assert.match(await readFile(spec.outputFile, 'utf8'), /bye/);
+  assert.match(await readFile(outputOf(spec), 'utf8'), /bye/);
   await world.driver.stop('crash-1', 1000);
 });
 
@@ -164,7 +164,7 @@ test('an instance that ignores SIGTERM is killed after the grace period', async 
     command: ['sh', '-c', 'trap "" TERM; echo ready; while :; do sleep 0.1; done'],
   });
   await world.driver.start(spec);
-  await until(async () => (await readFile(spec.outputFile, 'utf8')).includes('ready'), { timeout: 10_000 });
+  await until(async () => (await readFile(outputOf(spec), 'utf8')).includes('ready'), { timeout: 10_000 });
   const t0 = Date.now();
   await world.driver.stop('stubborn-1', 300);
   assert.ok(Date.now() - t0 < 5000, 'stop does not wait forever');

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { until } from '../../src/lib/until.js';
 import { LogStore } from '../../src/logs/log-store.js';
-import { OutputTailer } from '../../src/logs/output-tailer.js';
+import { OutputTailer } from '../../src/runtime/local/output-tailer.js';
 
 let root: string;
 const tailers: OutputTailer[] = [];

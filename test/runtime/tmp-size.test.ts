@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { until } from '../../src/lib/until.js';
-import { makeWorld, type World } from './world.js';
+import { makeWorld, outputOf, type World } from './world.js';
 
 const MiB = 1024 * 1024;
 let world: World;
@@ -27,7 +27,7 @@ test('writing more to /tmp than the memory limit is ENOSPC at half of it, not an
     limits: { memoryMiB: 64, cpus: 1, pids: 32, diskMiB: 1024 },
   });
   await world.driver.start(spec);
-  const output = () => readFile(spec.outputFile, 'utf8').catch(() => '');
+  const output = () => readFile(outputOf(spec), 'utf8').catch(() => '');
   // Either the script finishes or the instance is gone (killed).
   await until(
     async () => (await output()).includes('done') || !(await world.driver.status('tmp-1')).running,

@@ -52,7 +52,7 @@ export async function makeWorld(name: string, extra: Partial<LocalDriverOptions>
       command: ['node', 'server.mjs'],
       env: { PORT: String(port), HIDDEN_PATH: options.stateDir },
       limits: { memoryMiB: 256, cpus: 1, pids: 64 },
-      outputFile: path.join(root, 'logs', `${id}.log`),
+      labels: { app: 'probe', kind: 'instance', process: 'web.1' },
       ...overrides,
     }),
     cleanup: async () => {
@@ -80,6 +80,12 @@ export async function makeWorld(name: string, extra: Partial<LocalDriverOptions>
       }
     },
   };
+}
+
+/** Where the local driver writes an instance's stdout and stderr (the world's driver has no
+ * output sink, so the lines stay there). */
+export function outputOf(spec: Pick<InstanceSpec, 'workDir'>): string {
+  return path.join(spec.workDir, 'output.log');
 }
 
 export async function getJson(port: number): Promise<Record<string, unknown>> {

@@ -14,6 +14,11 @@
 // namespace on the Petri bridge (network.ts). It is pinned under /run/netns, so it outlives
 // the control plane like the instance, and removed by stop(), removeFiles() and task end.
 //
+// An instance's stdout and stderr go to workDir/output.log (a file, not a pipe: the instance
+// must not get SIGPIPE when the control plane dies); an OutputTailer passes its lines on to
+// the OutputSink the driver was given. The labels of each instance are kept beside its exit
+// file, so a restarted driver knows whose output it is and picks the tailing up again.
+//
 // Every sandbox gets the seccomp filter (seccomp.ts), an open-files rlimit and a /tmp of
 // limits.diskMiB; instances and one-offs also get their /app on a loop-mounted image of that
 // size (app-disk.ts), which stays mounted while the control plane restarts. Builds run on
@@ -35,7 +40,9 @@ import type {
   InstanceStatus,
   InteractiveProcess,
   InteractiveSpec,
+  OutputSink,
   RuntimeDriver,
+  SandboxLabels,
   TaskResult,
   TaskSpec,
 } from '../driver.js';
@@ -54,6 +61,7 @@ import { type Cgroups, type CgroupUsage, detectCgroups } from './cgroups.js';
 import { interactiveCommand, RUN_PREFIX, resizeArgv, terminalSize } from './interactive-args.js';
 import { SandboxNetwork } from './network.js';
 import { type NetworkOptions, netnsPath, type SandboxKind } from './network-plan.js';
+import { OutputTailer } from './output-tailer.js';
 import {
   assertValidId,
   ENTER_AND_EXEC,
@@ -84,6 +92,14 @@ export interface LocalDriverOptions {
   /** Each sandbox in its own network namespace on this bridge, reaching only `hostPorts`
    * on the gateway; absent: sandboxes share the host's network (as in development). */
   network?: NetworkOptions;
+  /** Where instances' output goes; absent: it stays in their output files (--stop-all). */
+  output?: OutputSink;
+}
+
+/** What the driver keeps of an instance beside its exit file: enough to tail its output. */
+interface InstanceRecord {
+  labels: SandboxLabels;
+  workDir: string;
 }
 
 /** The shell and setpriv run as root before the sandbox exists: they get a fixed, minimal
@@ -110,6 +126,7 @@ export class LocalDriver implements RuntimeDriver {
   /** Templates being built, so two starts of one release build it once. */
   private readonly templates = new Map<string, Promise<{ file: string; method: AppDirMethod }>>();
   private readonly seccompArch: SeccompArch;
+  private readonly tailer: OutputTailer | undefined;
 
   constructor(private readonly opts: LocalDriverOptions) {
     if (!path.isAbsolute(opts.stateDir)) throw new Error(`stateDir must be absolute, got '${opts.stateDir}'`);
@@ -118,6 +135,11 @@ export class LocalDriver implements RuntimeDriver {
     this.instancesDir = path.join(opts.stateDir, 'instances');
     // Validated here: a bad subnet or bridge name is a configuration error at start-up.
     this.network = opts.network && new SandboxNetwork(opts.network, opts.stateDir);
+    this.tailer =
+      opts.output &&
+      new OutputTailer(opts.output, {
+        onError: (err, file) => opts.logger?.warn({ err, file }, 'reading app output failed'),
+      });
   }
 
   networkGateway(): string | undefined {
@@ -125,14 +147,27 @@ export class LocalDriver implements RuntimeDriver {
   }
 
   /** Sets up the bridge and firewall now (before the egress proxy listens on the gateway). */
-  async prepareNetwork(): Promise<void> {
+  async prepare(): Promise<void> {
     await this.network?.ensure();
   }
 
-  /** The sandbox at this address: an instance, a task (build) or a one-off. */
-  async sandboxAt(address: string): Promise<{ kind: string; id: string } | undefined> {
-    const a = await this.network?.at(address);
-    return a && { kind: a.kind, id: a.id };
+  /** The labels of the sandbox at this address: an instance, a task (build) or a one-off. */
+  async sandboxAt(address: string): Promise<SandboxLabels | undefined> {
+    return (await this.network?.at(address))?.labels;
+  }
+
+  async flushOutput(): Promise<void> {
+    this.tailer?.flushNow();
+  }
+
+  async close(): Promise<void> {
+    this.tailer?.close();
+  }
+
+  /** The bridge, its firewall and the parent cgroup (every instance must be stopped). */
+  async teardown(): Promise<void> {
+    await this.removeNetwork();
+    await this.removeCgroupParent();
   }
 
   /** Removes the bridge and firewall table (platform shutdown, after every sandbox stopped). */
@@ -153,15 +188,18 @@ export class LocalDriver implements RuntimeDriver {
 
   async start(spec: InstanceSpec): Promise<InstanceStatus> {
     assertValidId(spec.id);
-    for (const p of [spec.slugDir, spec.workDir, spec.outputFile]) {
+    for (const p of [spec.slugDir, spec.workDir]) {
       if (!path.isAbsolute(p)) throw new Error(`instance paths must be absolute, got '${p}'`);
     }
+    const record: InstanceRecord = { labels: spec.labels, workDir: spec.workDir };
+    const outputFile = outputFileOf(record);
     const { diskMiB } = launchLimits(spec.limits);
     const cg = await this.cgroups();
     if ((await cg.pids(spec.id)).length > 0) return this.status(spec.id); // already started
     if (await cg.exists(spec.id)) await cg.remove(spec.id); // an earlier run's corpse
     await mkdir(this.instancesDir, { recursive: true, mode: 0o700 });
     await this.forgetExit(spec.id);
+    await writeFile(this.recordFile(spec.id), `${JSON.stringify(record)}\n`, { mode: 0o600 });
 
     // A fresh disk every start, also over an earlier run's (mounted or, after a reboot, not).
     // The disk, the cgroup and the network namespace do not depend on each other: made side
@@ -174,7 +212,7 @@ export class LocalDriver implements RuntimeDriver {
         return { appDir, method: template.method, appDirMs: Date.now() - t0 };
       })(),
       cg.create(spec.id, spec.limits),
-      this.attach('instance', spec.id),
+      this.attach('instance', spec.id, spec.labels),
     ]);
     const launch = sandboxLaunch({
       ...spec,
@@ -184,9 +222,10 @@ export class LocalDriver implements RuntimeDriver {
       seccompArch: this.seccompArch,
     });
 
-    await mkdir(path.dirname(spec.outputFile), { recursive: true });
+    await mkdir(path.dirname(outputFile), { recursive: true });
+    this.capture(record);
     // A file, not a pipe: the instance must not get SIGPIPE when the control plane dies.
-    const output = await open(spec.outputFile, 'a', 0o640);
+    const output = await open(outputFile, 'a', 0o640);
     let child: ReturnType<typeof spawn>;
     try {
       child = spawn(
@@ -219,9 +258,7 @@ export class LocalDriver implements RuntimeDriver {
       message: `instance ${spec.id} to enter its cgroup`,
     });
     if (exited !== undefined && (await readOptional(this.exitFile(spec.id))) === undefined) {
-      throw new Error(
-        `instance ${spec.id} could not enter its cgroups (exit ${exited}); see ${spec.outputFile}`,
-      );
+      throw new Error(`instance ${spec.id} could not enter its cgroups (exit ${exited}); see ${outputFile}`);
     }
     this.opts.logger?.info(
       { id: spec.id, app: spec.app, pid: spawned, appDir: method, appDirMs, diskMiB },
@@ -259,7 +296,28 @@ export class LocalDriver implements RuntimeDriver {
     }
     const attachment = await this.network?.find('instance', id);
     if (attachment) status.address = attachment.address;
+    const record = await this.record(id);
+    if (record) {
+      status.labels = record.labels;
+      // Adoption: an instance an earlier control plane started is tailed from where it was.
+      this.capture(record);
+    }
     return status;
+  }
+
+  /** Tails the instance's output file into the sink (idempotent). */
+  private capture(record: InstanceRecord): void {
+    this.tailer?.watch(outputFileOf(record), record.labels.app, sourceOf(record.labels));
+  }
+
+  private async record(id: string): Promise<InstanceRecord | undefined> {
+    const text = await readOptional(this.recordFile(id));
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as InstanceRecord;
+    } catch {
+      return undefined; // written whole before start; only a power loss leaves it torn
+    }
   }
 
   async stop(id: string, graceMs: number): Promise<void> {
@@ -348,6 +406,14 @@ export class LocalDriver implements RuntimeDriver {
     const cg = await this.cgroups();
     if (ownsFiles && (await cg.pids(spec.id)).length > 0)
       throw new Error(`instance ${spec.id} is running; stop it first`);
+    // Its last lines (a partial one too) reach the sink before the file goes, also when this
+    // driver never tailed it (it stopped while no control plane ran).
+    const record = ownsFiles ? await this.record(spec.id) : undefined;
+    if (record && this.tailer) {
+      const file = outputFileOf(record);
+      this.capture(record);
+      this.tailer.unwatch(file);
+    }
     // Unmounted first: rm would otherwise empty the mounted image file by file, then fail.
     await removeAppDisk(workDir);
     await rm(workDir, { recursive: true, force: true });
@@ -368,7 +434,7 @@ export class LocalDriver implements RuntimeDriver {
     }
     await cg.create(name, spec.limits);
     try {
-      const netns = await this.attach('task', spec.id);
+      const netns = await this.attach('task', spec.id, spec.labels);
       return await this.runInCgroup(cg, name, spec, netns);
     } finally {
       await killCgroup(cg, name);
@@ -401,7 +467,7 @@ export class LocalDriver implements RuntimeDriver {
       const appDir = await createAppDisk(spec.workDir, launchLimits(spec.limits).diskMiB);
       await makeAppDir(spec.slugDir, appDir, spec.uid, spec.gid);
       await cg.create(name, spec.limits);
-      const netns = await this.attach('run', spec.id);
+      const netns = await this.attach('run', spec.id, spec.labels);
       // --die-with-parent: a one-off is attached to a client through us; without us it is orphaned.
       const launch = sandboxLaunch({
         ...spec,
@@ -601,9 +667,9 @@ export class LocalDriver implements RuntimeDriver {
 
   /** A fresh namespace for the sandbox; the file nsenter joins, or undefined without the
    * network option (the host's network). */
-  private async attach(kind: SandboxKind, id: string): Promise<string | undefined> {
+  private async attach(kind: SandboxKind, id: string, labels?: SandboxLabels): Promise<string | undefined> {
     if (!this.network) return undefined;
-    const attachment = await this.network.attach(kind, id);
+    const attachment = await this.network.attach(kind, id, labels);
     this.opts.logger?.info(
       { id, kind, netns: attachment.netns, address: attachment.address },
       'network attached',
@@ -643,8 +709,18 @@ export class LocalDriver implements RuntimeDriver {
     return path.join(this.instancesDir, `${id}.shim`);
   }
 
+  private recordFile(id: string): string {
+    return path.join(this.instancesDir, `${id}.json`);
+  }
+
   private async forgetExit(id: string): Promise<void> {
-    for (const file of [this.exitFile(id), this.oomFile(id), this.limitFile(id), this.shimFile(id)])
+    for (const file of [
+      this.exitFile(id),
+      this.oomFile(id),
+      this.limitFile(id),
+      this.shimFile(id),
+      this.recordFile(id),
+    ])
       await rm(file, { force: true });
   }
 
@@ -654,6 +730,16 @@ export class LocalDriver implements RuntimeDriver {
     if (pid === undefined || start === undefined || !pid) return undefined;
     return processStartTime(pid) === start ? pid : undefined;
   }
+}
+
+/** Where an instance's stdout and stderr go: in its own directory, removed with it. */
+function outputFileOf(record: InstanceRecord): string {
+  return path.join(record.workDir, 'output.log');
+}
+
+/** The log source of an instance's output: its process (web.1), else its kind (release). */
+function sourceOf(labels: SandboxLabels): string {
+  return labels.process ?? labels.kind;
 }
 
 /** Resolves with the pid once spawned, rejects when the spawn failed. */

@@ -3,6 +3,7 @@
 // attach one. Nothing here touches the system (network.ts applies it), so the whole
 // firewall is reviewed through golden files.
 import { createHash } from 'node:crypto';
+import type { SandboxLabels } from '../driver.js';
 
 export const IP = '/usr/sbin/ip';
 export const NFT = '/usr/sbin/nft';
@@ -235,6 +236,8 @@ export interface Attachment {
   hostVeth: string;
   /** The sandbox's address in the subnet. */
   address: string;
+  /** What the sandbox is for (the driver's sandboxAt() answers with them). */
+  labels?: SandboxLabels;
 }
 
 /** Short, stable names for a sandbox's namespace and veth: interface names are 15 bytes at

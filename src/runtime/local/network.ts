@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exec, execOk } from '../../lib/exec.js';
+import type { SandboxLabels } from '../driver.js';
 import {
   type Attachment,
   allocateAddress,
@@ -64,7 +65,7 @@ export class SandboxNetwork {
 
   /** Gives the sandbox a fresh namespace (replacing a leftover of an earlier run), keeping
    * the address it had if it had one. */
-  async attach(kind: SandboxKind, id: string): Promise<Attachment> {
+  async attach(kind: SandboxKind, id: string, labels?: SandboxLabels): Promise<Attachment> {
     await this.ensure();
     const attachment = await this.serialised(async () => {
       const existing = await this.find(kind, id);
@@ -77,7 +78,7 @@ export class SandboxNetwork {
           this.lastAllocated,
         );
       this.lastAllocated = address;
-      const a: Attachment = { kind, id, ...names, address };
+      const a: Attachment = { kind, id, ...names, address, ...(labels && { labels }) };
       // Recorded before anything exists, so a crash halfway leaves a record detach() can use.
       await this.record(a);
       return a;

@@ -1,11 +1,12 @@
-// Moves what app instances write to their raw output files into the LogStore. Instances
-// outlive the control plane, so progress is kept on disk beside each file (<file>.offset):
-// a restarted tailer resumes where the last one stopped, without losing or repeating lines.
+// Moves what app instances write to their raw output files (the local driver's way of
+// capturing output) into the driver's OutputSink (the LogStore). Instances outlive the
+// control plane, so progress is kept on disk beside each file (<file>.offset): a restarted
+// tailer resumes where the last one stopped, without losing or repeating lines.
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { errorMessage } from '../lib/errors.js';
-import { assertAppName, assertSourceName, type LogStore, MAX_LINE_CHARS } from './log-store.js';
+import { errorMessage } from '../../lib/errors.js';
+import type { OutputSink } from '../driver.js';
 
 export interface OutputTailerOptions {
   pollMs?: number;
@@ -41,7 +42,7 @@ export class OutputTailer {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly store: LogStore,
+    private readonly store: OutputSink,
     { pollMs = 200, truncateAboveBytes = 1024 * 1024, staleLineMs = 2000, onError }: OutputTailerOptions = {},
   ) {
     this.pollMs = pollMs;
@@ -56,8 +57,7 @@ export class OutputTailer {
 
   /** Starts copying new lines of `file` into the logs of `app` under `source`; the file may not exist yet. */
   watch(file: string, app: string, source: string): void {
-    assertAppName(app);
-    assertSourceName(source);
+    this.store.assertNames(app, source);
     const key = path.resolve(file);
     const existing = this.watches.get(key);
     if (existing) {
@@ -166,7 +166,7 @@ export class OutputTailer {
       return complete;
     }
     const restBytes = buf.length - complete;
-    if (force || restBytes >= MAX_LINE_CHARS) return buf.length;
+    if (force || restBytes >= this.store.maxLineChars) return buf.length;
     if (complete > 0) return complete;
     if (!atEnd) return 0;
     const size = w.offset + buf.length;
