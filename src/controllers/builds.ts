@@ -7,7 +7,7 @@ import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { buildSlug } from '../build/builder.js';
-import { appLimits, findApp } from '../domain/apps.js';
+import { findApp } from '../domain/apps.js';
 import {
   claimDeploy,
   deployStatuses,
@@ -22,6 +22,7 @@ import { removeTree } from '../lib/remove-tree.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
+import { buildRequest } from '../specs/sandbox-specs.js';
 import type { Store } from '../store/db.js';
 import type { Deploy } from '../store/schema.js';
 
@@ -87,23 +88,13 @@ export class BuildLoop {
     try {
       // A cache of before builds had disks of their own: a tree the app wrote.
       await removeTree(paths.legacyBuildCache(app.id));
-      const uid = config.uidBase + app.id;
-      const plan = await buildSlug(driver, {
-        buildId: deploy.id,
-        app: app.name,
-        uid,
-        gid: uid,
-        sourceDir: paths.deploySource(app.id, deploy.id),
-        workDir: paths.buildWork(app.id, deploy.id),
-        cacheDir: paths.buildCache(app.id),
-        cacheMiB: config.buildCacheMiB,
-        slugDir: paths.slug(app.id, deploy.id),
-        limits: appLimits(app),
-        timeoutMs: config.buildTimeoutMs,
-        onOutput: output,
-        proxyUrl: this.deps.egressProxyUrl,
-        noCache: deploy.no_cache === 1,
-      });
+      const plan = await buildSlug(
+        driver,
+        buildRequest(
+          { config, paths, egressProxyUrl: this.deps.egressProxyUrl },
+          { app, deploy, onOutput: output },
+        ),
+      );
       output(`-----> Build finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
       const release = await releaseBuild(db, deploy, {
         slugDir: paths.slug(app.id, deploy.id),

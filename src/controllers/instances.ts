@@ -6,7 +6,7 @@
 // fails on an object (a stop, a removal, a step) is retried on that object with growing
 // delays, and the same error is logged once with a count: never a hot loop.
 import type { Logger } from 'pino';
-import { appLimits, findApp } from '../domain/apps.js';
+import { findApp } from '../domain/apps.js';
 import { newId } from '../domain/ids.js';
 import {
   deleteInstance,
@@ -33,7 +33,7 @@ import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { Router, RouteSpec } from '../router/router.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
-import { instanceEnv } from '../specs/instance-env.js';
+import { instanceSpec, type SpecContext } from '../specs/sandbox-specs.js';
 import type { Store } from '../store/db.js';
 import type { App, Instance, Release } from '../store/schema.js';
 import { checkHealth } from './health.js';
@@ -80,12 +80,20 @@ export class InstanceReconciler {
   /** Per object (a step's name, `stop ID`, `pass`): when a failed operation may run again. */
   private readonly retries = new Backoff({ initialMs: 1000, maxMs: MAX_BACKOFF_MS });
   private readonly errors: RepeatedErrorLog;
+  /** What sandbox specs are built from (specs/). */
+  private readonly specs: SpecContext;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.errors = new RepeatedErrorLog(deps.logger);
+    this.specs = {
+      config: deps.config,
+      paths: deps.paths,
+      secrets: deps.secrets,
+      egressProxyUrl: deps.egressProxyUrl,
+    };
     this.phase = new ReleasePhase({
       ...deps,
-      env: (app, release) => this.envOf(app, release, 'release', 1, 0),
+      specs: this.specs,
       note: (app, release, text) => {
         this.rememberRelease(release);
         this.note(app, release.id, text);
@@ -412,7 +420,7 @@ export class InstanceReconciler {
     idx?: number,
     generation = 0,
   ): Promise<void> {
-    const { db, driver, paths, config } = this.deps;
+    const { db, driver } = this.deps;
     const processType = existing?.type ?? type!;
     const index = existing?.idx ?? idx!;
     const command = releaseProcessTypes(release)[processType];
@@ -439,21 +447,18 @@ export class InstanceReconciler {
         generation,
       });
     }
-    const workDir = paths.instance(app.id, row.id);
-    const uid = config.uidBase + app.id;
     try {
-      const started = await driver.start({
-        id: row.id,
-        app: app.name,
-        uid,
-        gid: uid,
-        slugDir: release.slug_dir,
-        workDir,
-        command: processCommand(command),
-        env: this.envOf(app, release, processType, index, row.port),
-        limits: appLimits(app),
-        labels: { app: app.name, kind: 'instance', release: release.id, process: `${processType}.${index}` },
-      });
+      const started = await driver.start(
+        instanceSpec(this.specs, {
+          app,
+          release,
+          id: row.id,
+          type: processType,
+          index,
+          port: row.port,
+          command,
+        }),
+      );
       await updateInstance(db, row.id, { address: started.address ?? null });
       if (started.address) {
         this.deps.egressClients?.set(started.address, {
@@ -470,23 +475,6 @@ export class InstanceReconciler {
       if (app.serving_release_id !== release.id) await this.failStart(app, row, why);
       else await this.crashed(app, row, undefined, why);
     }
-  }
-
-  private envOf(
-    app: App,
-    release: Release,
-    type: string,
-    index: number,
-    port: number,
-  ): Record<string, string> {
-    return instanceEnv({
-      secrets: this.deps.secrets,
-      app,
-      release,
-      process: `${type}.${index}`,
-      port,
-      proxy: this.deps.egressProxyUrl,
-    });
   }
 
   /** The desired release serves now: its deploy's followers learn it after the last line. */
@@ -604,13 +592,6 @@ export class InstanceReconciler {
   private rememberRelease(release: Release): void {
     this.deployOf.set(release.id, release.deploy_id);
   }
-}
-
-/** A process type's command, run by sh. When the command ends, whatever it left behind
- * (a background job, an orphan of a fork bomb) is killed: the sandbox's init waits for
- * every process, and the instance must end, and be restarted, when its command does. */
-export function processCommand(command: string): string[] {
-  return ['sh', '-c', `${command}\n__petri_status=$?\nkill -KILL -1 2>/dev/null\nexit $__petri_status`];
 }
 
 function describeExit(status: InstanceStatus | undefined, app?: App): string {

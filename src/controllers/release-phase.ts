@@ -3,7 +3,6 @@
 // as a driver instance, so it outlives a restart of the control plane like any other and
 // its exit status is known afterwards. A failure fails the release with its output.
 import type { Logger } from 'pino';
-import { appLimits } from '../domain/apps.js';
 import { newId } from '../domain/ids.js';
 import { failRelease, releasePhaseInstances, updateReleasePhase } from '../domain/releases.js';
 import { Backoff } from '../lib/backoff.js';
@@ -11,6 +10,7 @@ import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
+import { releasePhaseSpec, type SpecContext } from '../specs/sandbox-specs.js';
 import type { Store } from '../store/db.js';
 import type { App, Release } from '../store/schema.js';
 
@@ -21,7 +21,8 @@ export interface ReleasePhaseDeps {
   config: PetriConfig;
   logs: LogStore;
   logger: Logger;
-  env: (app: App, release: Release) => Record<string, string>;
+  /** What sandbox specs are built from (specs/). */
+  specs: SpecContext;
   note: (app: App, release: Release, text: string) => void;
   /** The command's output, for the deploy's followers. */
   output: (app: App, release: Release, lines: string[]) => void;
@@ -123,21 +124,8 @@ export class ReleasePhase {
 
   private async start(app: App, release: Release): Promise<void> {
     const id = release.phase_instance!;
-    const workDir = this.deps.paths.instance(app.id, id);
-    const uid = this.deps.config.uidBase + app.id;
     this.deps.note(app, release, `running the release command: ${release.release_command}`);
-    await this.deps.driver.start({
-      id,
-      app: app.name,
-      uid,
-      gid: uid,
-      slugDir: release.slug_dir,
-      workDir,
-      command: ['sh', '-c', release.release_command ?? 'true'],
-      env: this.deps.env(app, release),
-      limits: appLimits(app),
-      labels: { app: app.name, kind: 'release', release: release.id, process: 'release' },
-    });
+    await this.deps.driver.start(releasePhaseSpec(this.deps.specs, { app, release, id }));
   }
 
   private async cleanUp(app: App, id: string): Promise<void> {
