@@ -7,7 +7,6 @@ import { appsThatMayIdle, idleTimeoutMs, recordActivity, sleepApp } from '../dom
 import type { PetriConfig } from '../lib/config.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { Router } from '../router/router.js';
-import { backendName } from '../router/routes.js';
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
 
@@ -55,7 +54,7 @@ export class IdleSleeper {
     const awake = await appsThatMayIdle(db);
     const now = Date.now();
     for (const app of awake) {
-      const ago = seconds.get(backendName(app.name));
+      const ago = seconds.get(app.name);
       const seen = ago !== undefined && ago >= 0 ? now - ago * 1000 : undefined;
       const stored = time(app.active_at);
       const last = Math.max(seen ?? 0, stored);

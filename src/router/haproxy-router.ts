@@ -16,7 +16,7 @@ import {
   validateConfig,
 } from './process.js';
 import type { Router, RouteSpec } from './router.js';
-import { groupRoutes } from './routes.js';
+import { appOfBackend, groupRoutes } from './routes.js';
 import {
   parseCurrentSessions,
   parseLastSessions,
@@ -106,7 +106,13 @@ export class HaproxyRouter implements Router {
 
   /** Seconds since each app backend's last request (-1: none since the worker started). */
   async lastRequests(): Promise<Map<string, number>> {
-    return parseLastSessions(await sendCommand(this.paths.adminSocket, 'show stat -1 2 -1'));
+    const byBackend = parseLastSessions(await sendCommand(this.paths.adminSocket, 'show stat -1 2 -1'));
+    const byApp = new Map<string, number>();
+    for (const [backend, seconds] of byBackend) {
+      const app = appOfBackend(backend);
+      if (app !== undefined) byApp.set(app, seconds);
+    }
+    return byApp;
   }
 
   async drained(serverId: string): Promise<boolean> {

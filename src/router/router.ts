@@ -24,8 +24,8 @@ export interface Router {
   /** True once the router sends nothing more to this server and holds no request on it: it
    * is no longer routed (or is in maintenance) and has no current session. */
   drained(serverId: string): Promise<boolean>;
-  /** Seconds since each app backend's last request (-1: none since the router's worker
-   * started), keyed by backend name (routes.ts backendName). */
+  /** Seconds since each app's last request (-1: none since the router's worker started),
+   * keyed by app name: how a router names its backends is its own business. */
   lastRequests(): Promise<Map<string, number>>;
   /** Stops the router process (shutdown of the whole platform, tests). */
   stop(): Promise<void>;

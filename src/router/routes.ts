@@ -22,6 +22,11 @@ export function backendName(app: string): string {
   return `app_${app}`;
 }
 
+/** The app a backend serves; undefined for the router's own backends (the API, the waker). */
+export function appOfBackend(backend: string): string | undefined {
+  return backend.startsWith('app_') ? backend.slice('app_'.length) : undefined;
+}
+
 export function assertHost(host: string, what = 'host'): void {
   if (!HOST.test(host)) throw new Error(`${what} must be a lower-case host name without port, got '${host}'`);
 }
