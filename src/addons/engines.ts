@@ -5,7 +5,7 @@
 import { lookup } from 'node:dns/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { AddonsConfig, EngineConfig } from '../lib/config.js';
+import { ADDON_ENGINES, type AddonsConfig, type EngineConfig } from '../lib/config.js';
 import { errorMessage, UserError } from '../lib/errors.js';
 import { until } from '../lib/until.js';
 import { ManagedMysql } from './mysql/managed.js';
@@ -69,7 +69,7 @@ export class AddonEngines {
    * starting anything: the network's forwards need them before the first sandbox. */
   static async prepare(config: AddonsConfig, dir: string, logger: Logger): Promise<AddonEngines> {
     const engines = new Map<AddonType, Engine>();
-    for (const type of ['postgres', 'mysql', 'redis'] as const) {
+    for (const type of ADDON_ENGINES) {
       const engine = await prepareEngine(type, config[type], config.serverUser, path.join(dir, type));
       if (engine) engines.set(type, engine);
     }

@@ -4,8 +4,10 @@
 // network are the caller's business. Every method is idempotent, so a step cut off by a
 // crash is simply run again.
 
-export const ADDON_TYPES = ['postgres', 'mysql', 'redis'] as const;
-export type AddonType = (typeof ADDON_TYPES)[number];
+import type { AddonEngine } from '../lib/config.js';
+
+/** One of lib/config's ADDON_ENGINES, the one list of engines. */
+export type AddonType = AddonEngine;
 
 export interface Endpoint {
   host: string;

@@ -1,15 +1,10 @@
 // What the API shows of the model: the JSON shapes of App and Deploy, documented in the
 // OpenAPI schemas of schemas.ts.
-import { appListingRows, idleTimeoutMs } from '../domain/apps.js';
+import { appListingRows, appUrl, idleTimeoutMs } from '../domain/apps.js';
 import { releaseVersion } from '../domain/releases.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { Store } from '../store/db.js';
 import type { App, Deploy } from '../store/schema.js';
-
-export function appUrl(config: PetriConfig, name: string): string {
-  const port = config.httpPort === 80 ? '' : `:${config.httpPort}`;
-  return `http://${name}.${config.domain}${port}`;
-}
 
 export async function presentApp(db: Store, config: PetriConfig, app: App) {
   const [presented] = await presentApps(db, config, [app]);

@@ -6,7 +6,7 @@
 // fails on an object (a stop, a removal, a step) is retried on that object with growing
 // delays, and the same error is logged once with a count: never a hot loop.
 import type { Logger } from 'pino';
-import { findApp } from '../domain/apps.js';
+import { appUrl, findApp } from '../domain/apps.js';
 import { newId } from '../domain/ids.js';
 import {
   deleteInstance,
@@ -482,8 +482,7 @@ export class InstanceReconciler {
     const releaseId = app.desired_release_id!;
     const release = (await releasesByIds(this.deps.db, [releaseId])).get(releaseId);
     if (release) this.rememberRelease(release);
-    const url = `http://${app.name}.${this.deps.config.domain}:${this.deps.config.httpPort}`;
-    this.note(app, releaseId, `v${release?.version} serves at ${url}`);
+    this.note(app, releaseId, `v${release?.version} serves at ${appUrl(this.deps.config, app.name)}`);
     this.closeDeployLog(releaseId);
     await markReleaseServing(this.deps.db, app.id, releaseId);
     this.nudge();

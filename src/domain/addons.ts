@@ -2,6 +2,7 @@
 // and their backups. Attaching, rotating and detaching change the app's config in the same
 // transaction as a new release, so the app gets its URL with zero downtime the way a
 // `petri config set` does. Talking to the engines is the caller's part (services/addons).
+import { ADDON_ENGINES } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import type { SecretBox } from '../lib/secrets.js';
 import { now, type Store } from '../store/db.js';
@@ -13,7 +14,7 @@ import { readConfig, sealConfig } from './config-vars.js';
 import { assertNoReleaseInProgress, insertConfigRelease } from './releases.js';
 
 export type AddonType = Addon['type'];
-export const ADDON_TYPE_NAMES: readonly AddonType[] = ['postgres', 'mysql', 'redis'];
+export const ADDON_TYPE_NAMES: readonly AddonType[] = ADDON_ENGINES;
 
 /** The config var an engine's URL goes in unless `--as NAME` says otherwise (Heroku's names). */
 export const DEFAULT_ENV_VAR: Record<AddonType, string> = {

@@ -1,5 +1,6 @@
 // Apps: creation, lookup, limits and removal. Removing an app only deletes what should be;
 // the reconciler stops what still runs for it and removes its files.
+import type { PetriConfig } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import { describeLimit, type LimitCeiling, type Limits } from '../lib/limits.js';
 import { now, type Store } from '../store/db.js';
@@ -265,4 +266,11 @@ export async function appListingRows(db: Store, apps: App[]) {
     db.selectFrom('formations').select(['app_id', 'type', 'quantity']).where('app_id', 'in', ids).execute(),
   ]);
   return { instances, owners, releases, pending, formations };
+}
+
+/** Where the app is served: its host under the platform's domain, with the router's port
+ * unless it is HTTP's own 80 (the API, the deploy log and `petri open` all say this one). */
+export function appUrl(config: Pick<PetriConfig, 'domain' | 'httpPort'>, name: string): string {
+  const port = config.httpPort === 80 ? '' : `:${config.httpPort}`;
+  return `http://${name}.${config.domain}${port}`;
 }

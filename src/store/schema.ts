@@ -1,5 +1,6 @@
 // The tables of the state store, as Kysely sees them. Times are ISO strings (UTC).
 import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { AddonEngine } from '../lib/config.js';
 
 export interface UsersTable {
   id: Generated<number>;
@@ -146,7 +147,7 @@ export interface AddonsTable {
   /** Kept for the audit and the final backup after the app is gone. */
   app_name: string;
   name: string;
-  type: 'postgres' | 'mysql' | 'redis';
+  type: AddonEngine;
   /** The config var the app gets the URL in (DATABASE_URL, or NAME_URL with --as). */
   env_var: string;
   mode: 'managed' | 'external';
