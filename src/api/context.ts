@@ -2,6 +2,14 @@
 // Shapes that belong to the runtime are restated here structurally, so the API depends on
 // no driver (the import arrows: api → domain → store).
 import type { Readable, Writable } from 'node:stream';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { SecretBox } from '../lib/secrets.js';
@@ -9,6 +17,16 @@ import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { Store } from '../store/db.js';
 import type { Addon, AddonBackup, App, Release, User } from '../store/schema.js';
+
+/** The Fastify instance routes register on: each handler's params, query, body and answers
+ * are typed from the contract schemas of its route, so no handler casts them. */
+export type Api = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
 
 export interface OneOffRequest {
   /** argv; a single string is run with `sh -c`. */

@@ -5,20 +5,20 @@ import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
-import { Type } from '@sinclair/typebox';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
-  type FastifyInstance,
   type FastifyReply,
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import { ErrorBody, errorResponses, Whoami } from '../contract/index.js';
 import { type ERROR_CODES, isUserError } from '../lib/errors.js';
 import { registerAuth } from './auth.js';
-import type { ApiContext } from './context.js';
+import type { Api, ApiContext } from './context.js';
 import { addonRoutes } from './routes/addons.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
@@ -28,7 +28,6 @@ import { logRoutes } from './routes/logs.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
 import { runRoutes } from './routes/run.js';
-import { ErrorBody } from './schemas.js';
 import { Uploads } from './uploads.js';
 
 type BuildValidator = NonNullable<
@@ -53,7 +52,7 @@ const buildValidator: BuildValidator = (externalSchemas) => {
   return (route) => (route.httpPart === 'body' ? exact(route) : converting(route));
 };
 
-export async function buildApi(ctx: ApiContext, logger: Logger): Promise<FastifyInstance> {
+export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   const api = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Uploads are streamed and capped by the unpacker; JSON bodies stay small.
@@ -69,7 +68,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
     clientErrorHandler: answerClientError,
     // Request lines would be noise at info level; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
-  });
+  }).withTypeProvider<TypeBoxTypeProvider>();
   await api.register(swagger, {
     openapi: {
       info: { title: 'Petri API', version: '1' },
@@ -136,7 +135,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Fastify
     {
       schema: {
         summary: 'The user the token belongs to',
-        response: { 200: Type.Object({ user: Type.Object({ name: Type.String(), role: Type.String() }) }) },
+        response: { 200: Whoami, ...errorResponses },
       },
     },
     async (req) => ({ user: { name: req.user.name, role: req.user.role } }),

@@ -59,3 +59,9 @@ export async function userOrFirstAdmin(db: Store, userId: number): Promise<User 
     (await db.selectFrom('users').selectAll().where('role', '=', 'admin').orderBy('id').executeTakeFirst())
   );
 }
+
+/** A user's name, if the account still exists. */
+export async function userName(db: Store, userId: number): Promise<string | undefined> {
+  const row = await db.selectFrom('users').select('name').where('id', '=', userId).executeTakeFirst();
+  return row?.name;
+}

@@ -302,3 +302,23 @@ export async function releaseVersion(db: Store, releaseId: number): Promise<numb
     .executeTakeFirst();
   return row?.version;
 }
+
+/** Each release of an app's version number, by release id. */
+export async function releaseVersionsOf(db: Store, appId: number): Promise<Map<number, number>> {
+  const rows = await db
+    .selectFrom('releases')
+    .select(['id', 'version'])
+    .where('app_id', '=', appId)
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.version]));
+}
+
+/** Whether the release serves now, read afresh: the app row a request holds may predate a switch. */
+export async function isServingRelease(db: Store, appId: number, releaseId: number): Promise<boolean> {
+  const app = await db
+    .selectFrom('apps')
+    .select('serving_release_id')
+    .where('id', '=', appId)
+    .executeTakeFirst();
+  return app?.serving_release_id === releaseId;
+}

@@ -2,64 +2,43 @@
 // rotation and removal; /v1/addon-backups: every backup, for admins (final backups of
 // destroyed add-ons and apps included).
 import { createReadStream } from 'node:fs';
-import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyReply } from 'fastify';
+import {
+  type AddonBackup as AddonBackupView,
+  AddonChange,
+  AddonDestroyed,
+  AddonDetail,
+  AddonList,
+  AddonParams,
+  AddonRestore,
+  type AddonUsage,
+  type Addon as AddonView,
+  AnyBackupParams,
+  AppNameParams,
+  BackupEnvelope,
+  BackupList,
+  BackupParams,
+  Binary,
+  CreateAddonBody,
+  DestroyAddonQuery,
+  ErrorBody,
+  errorResponses,
+  type Release as ReleaseView,
+  RestoreBody,
+} from '../../contract/index.js';
 import { backupLabel, getAddon, listAddons, listAllBackups, parseBackupId } from '../../domain/addons.js';
 import { getApp } from '../../domain/apps.js';
 import { UserError } from '../../lib/errors.js';
 import type { Store } from '../../store/db.js';
 import type { Addon, AddonBackup, App } from '../../store/schema.js';
-import type { ApiContext } from '../context.js';
-import { ErrorBody, errorResponses, Release as ReleaseSchema } from '../schemas.js';
+import type { Api, ApiContext } from '../context.js';
 import { presentRelease } from './releases.js';
 
-const AddonParams = Type.Object({ name: Type.String(), addon: Type.String() });
-const BackupParams = Type.Object({ name: Type.String(), addon: Type.String(), backup: Type.String() });
-
-const Usage = Type.Object({
-  bytes: Type.Union([Type.Integer(), Type.Null()], { description: 'on disk (Redis: in memory)' }),
-  connections: Type.Union([Type.Integer(), Type.Null()]),
-  error: Type.Optional(Type.String({ description: 'why the figures are missing' })),
-});
-
-const AddonSchema = Type.Object(
-  {
-    name: Type.String(),
-    app: Type.String(),
-    type: Type.String({ description: 'postgres, mysql or redis' }),
-    envVar: Type.String({ description: 'the config var the app gets the URL in' }),
-    mode: Type.String({ description: 'managed (Petri runs the server) or external' }),
-    status: Type.String({ description: 'provisioning, ready or destroying' }),
-    rotating: Type.Boolean({ description: 'an old password is still valid until the new release serves' }),
-    createdAt: Type.String(),
-    usage: Usage,
-  },
-  { $id: 'Addon' },
-);
-
-const BackupSchema = Type.Object(
-  {
-    id: Type.String({ description: 'b1, b2 ...' }),
-    app: Type.String(),
-    addon: Type.String(),
-    type: Type.String(),
-    kind: Type.String({ description: 'manual, scheduled or final (taken when the add-on was destroyed)' }),
-    status: Type.String({ description: 'running, succeeded or failed' }),
-    sizeBytes: Type.Union([Type.Integer(), Type.Null()]),
-    createdBy: Type.String(),
-    createdAt: Type.String(),
-    finishedAt: Type.Union([Type.String(), Type.Null()]),
-    expiresAt: Type.Union([Type.String(), Type.Null()], { description: 'null: kept while the add-on lives' }),
-    error: Type.Union([Type.String(), Type.Null()]),
-  },
-  { $id: 'AddonBackup' },
-);
-
-export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
+export function addonRoutes(api: Api, ctx: ApiContext): void {
   const { db, addons } = ctx;
   const withConflict = { ...errorResponses, 409: ErrorBody, 503: ErrorBody };
-  const appOf = (req: { user: Parameters<typeof getApp>[1]; params: unknown }) =>
-    getApp(db, req.user, (req.params as { name: string }).name);
+  const appOf = (req: { user: Parameters<typeof getApp>[1]; params: { name: string } }) =>
+    getApp(db, req.user, req.params.name);
   const present = async (addon: Addon) => presentAddon(addon, await addons.usage(addon));
 
   api.get(
@@ -67,11 +46,8 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
     {
       schema: {
         summary: "The app's add-ons with their size and open connections",
-        params: Type.Object({ name: Type.String() }),
-        response: {
-          200: Type.Object({ addons: Type.Array(AddonSchema), available: Type.Array(Type.String()) }),
-          ...errorResponses,
-        },
+        params: AppNameParams,
+        response: { 200: AddonList, ...errorResponses },
       },
     },
     async (req) => {
@@ -87,30 +63,14 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary:
           'Provision a database of its own for the app and attach it: its URL arrives in a new release',
-        params: Type.Object({ name: Type.String() }),
-        body: Type.Object(
-          {
-            type: Type.String({ description: 'postgres, mysql or redis' }),
-            as: Type.Optional(
-              Type.String({ description: 'NAME: the URL goes in NAME_URL instead of the default' }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({ addon: AddonSchema, release: Type.Union([ReleaseSchema, Type.Null()]) }),
-          ...withConflict,
-        },
+        params: AppNameParams,
+        body: CreateAddonBody,
+        response: { 201: AddonChange, ...withConflict },
       },
     },
     async (req, reply) => {
       const app = await appOf(req);
-      const { addon, release } = await addons.create(
-        req.user,
-        app,
-        req.body as { type: string; as?: string },
-        req.ip,
-      );
+      const { addon, release } = await addons.create(req.user, app, req.body, req.ip);
       return reply
         .code(201)
         .send({ addon: await present(addon), release: await maybeRelease(db, app, release) });
@@ -123,20 +83,12 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'One add-on, its last backup, and the client command `petri addons shell` runs',
         params: AddonParams,
-        response: {
-          200: Type.Object({
-            addon: AddonSchema,
-            backups: Type.Integer(),
-            lastBackup: Type.Union([BackupSchema, Type.Null()]),
-            shell: Type.Array(Type.String()),
-          }),
-          ...errorResponses,
-        },
+        response: { 200: AddonDetail, ...errorResponses },
       },
     },
     async (req) => {
       const app = await appOf(req);
-      const addon = await getAddon(db, app, (req.params as { addon: string }).addon);
+      const addon = await getAddon(db, app, req.params.addon);
       const backups = await addons.backups(app, addon.name);
       const last = backups.find((b) => b.status === 'succeeded');
       return {
@@ -154,20 +106,15 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'Destroy an add-on: a final backup first (kept for the retention period), then its data',
         params: AddonParams,
-        querystring: Type.Object({
-          confirm: Type.Optional(Type.String({ description: 'must equal the add-on name' })),
-        }),
-        response: {
-          200: Type.Object({ backup: BackupSchema, release: Type.Union([ReleaseSchema, Type.Null()]) }),
-          ...withConflict,
-        },
+        querystring: DestroyAddonQuery,
+        response: { 200: AddonDestroyed, ...withConflict },
       },
     },
     async (req) => {
       const app = await appOf(req);
-      const { addon: name } = req.params as { addon: string };
+      const { addon: name } = req.params;
       const addon = await getAddon(db, app, name);
-      if ((req.query as { confirm?: string }).confirm !== addon.name) {
+      if (req.query.confirm !== addon.name) {
         throw new UserError(
           'bad_request',
           `destroying add-on '${name}' needs confirm=${name} (petri addons destroy ${name} --confirm ${name})`,
@@ -184,20 +131,12 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'New password in a new release; the old one is revoked once the new release serves',
         params: AddonParams,
-        response: {
-          200: Type.Object({ addon: AddonSchema, release: Type.Union([ReleaseSchema, Type.Null()]) }),
-          ...withConflict,
-        },
+        response: { 200: AddonChange, ...withConflict },
       },
     },
     async (req) => {
       const app = await appOf(req);
-      const { addon, release } = await addons.rotate(
-        req.user,
-        app,
-        (req.params as { addon: string }).addon,
-        req.ip,
-      );
+      const { addon, release } = await addons.rotate(req.user, app, req.params.addon, req.ip);
       return { addon: await present(addon), release: await maybeRelease(db, app, release) };
     },
   );
@@ -208,12 +147,12 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'Back up the add-on now (kept while the add-on lives)',
         params: AddonParams,
-        response: { 201: Type.Object({ backup: BackupSchema }), ...withConflict },
+        response: { 201: BackupEnvelope, ...withConflict },
       },
     },
     async (req, reply) => {
       const app = await appOf(req);
-      const addon = await getAddon(db, app, (req.params as { addon: string }).addon);
+      const addon = await getAddon(db, app, req.params.addon);
       const backup = await addons.backup(req.user, app, addon.name, req.ip);
       return reply.code(201).send({ backup: presentBackup(backup, addon) });
     },
@@ -225,12 +164,12 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: "The add-on's backups, newest first",
         params: AddonParams,
-        response: { 200: Type.Object({ backups: Type.Array(BackupSchema) }), ...errorResponses },
+        response: { 200: BackupList, ...errorResponses },
       },
     },
     async (req) => {
       const app = await appOf(req);
-      const addon = await getAddon(db, app, (req.params as { addon: string }).addon);
+      const addon = await getAddon(db, app, req.params.addon);
       return { backups: (await addons.backups(app, addon.name)).map((b) => presentBackup(b, addon)) };
     },
   );
@@ -242,17 +181,14 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
         summary:
           "Replace the add-on's data with a backup (its own, or for admins any backup of the same engine); the data before is backed up first",
         params: AddonParams,
-        body: Type.Object({ backup: Type.String({ description: 'b12' }) }, { additionalProperties: false }),
-        response: {
-          200: Type.Object({ restored: Type.String(), safetyBackup: BackupSchema }),
-          ...withConflict,
-        },
+        body: RestoreBody,
+        response: { 200: AddonRestore, ...withConflict },
       },
     },
     async (req) => {
       const app = await appOf(req);
-      const addon = await getAddon(db, app, (req.params as { addon: string }).addon);
-      const id = parseBackupId((req.body as { backup: string }).backup);
+      const addon = await getAddon(db, app, req.params.addon);
+      const id = parseBackupId(req.body.backup);
       const { restored, safety } = await addons.restore(req.user, app, addon.name, id, req.ip);
       return { restored: backupLabel(restored.id), safetyBackup: presentBackup(safety, addon) };
     },
@@ -265,12 +201,12 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
         summary:
           "A backup's dump: pg_dump custom format, mysqldump SQL, or RESTORE commands for redis-cli --pipe",
         params: BackupParams,
-        response: { ...errorResponses },
+        response: { 200: Binary('the dump', 'application/octet-stream'), ...errorResponses },
       },
     },
     async (req, reply) => {
       const app = await appOf(req);
-      const { addon, backup } = req.params as { addon: string; backup: string };
+      const { addon, backup } = req.params;
       const found = await addons.backupFile(req.user, app, addon, parseBackupId(backup));
       return sendDump(reply, found.file, found.backup, found.source, app);
     },
@@ -282,7 +218,7 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary:
           'Every add-on backup, with the app and add-on it came from, destroyed ones included (admins)',
-        response: { 200: Type.Object({ backups: Type.Array(BackupSchema) }), ...errorResponses },
+        response: { 200: BackupList, ...errorResponses },
       },
     },
     async (req) => {
@@ -302,30 +238,19 @@ export function addonRoutes(api: FastifyInstance, ctx: ApiContext): void {
     {
       schema: {
         summary: "Any backup's dump (admins), e.g. the final backup of a destroyed app",
-        params: Type.Object({ backup: Type.String() }),
-        response: { ...errorResponses },
+        params: AnyBackupParams,
+        response: { 200: Binary('the dump', 'application/octet-stream'), ...errorResponses },
       },
     },
     async (req, reply) => {
       if (req.user.role !== 'admin') throw new UserError('forbidden', 'downloading any backup is for admins');
-      const found = await addons.backupFile(
-        req.user,
-        undefined,
-        undefined,
-        parseBackupId((req.params as { backup: string }).backup),
-      );
+      const found = await addons.backupFile(req.user, undefined, undefined, parseBackupId(req.params.backup));
       return sendDump(reply, found.file, found.backup, found.source);
     },
   );
 }
 
-function sendDump(
-  reply: import('fastify').FastifyReply,
-  file: string,
-  backup: AddonBackup,
-  source: Addon,
-  app?: App,
-) {
+function sendDump(reply: FastifyReply, file: string, backup: AddonBackup, source: Addon, app?: App) {
   const ext = source.type === 'postgres' ? 'pgdump' : source.type === 'mysql' ? 'sql' : 'redis';
   const filename = `${app?.name ?? source.app_name}-${source.name}-${backupLabel(backup.id)}.${ext}`;
   reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${filename}"`);
@@ -333,14 +258,15 @@ function sendDump(
   return reply.send(createReadStream(file));
 }
 
-async function maybeRelease(db: Store, app: App, release: Parameters<typeof presentRelease>[2] | null) {
+async function maybeRelease(
+  db: Store,
+  app: App,
+  release: Parameters<typeof presentRelease>[2] | null,
+): Promise<ReleaseView | null> {
   return release ? presentRelease(db, app, release) : null;
 }
 
-function presentAddon(
-  addon: Addon,
-  usage: { bytes: number | null; connections: number | null; error?: string },
-) {
+function presentAddon(addon: Addon, usage: AddonUsage): AddonView {
   return {
     name: addon.name,
     app: addon.app_name,
@@ -354,7 +280,7 @@ function presentAddon(
   };
 }
 
-function presentBackup(b: AddonBackup, addon: Pick<Addon, 'app_name' | 'name' | 'type'>) {
+function presentBackup(b: AddonBackup, addon: Pick<Addon, 'app_name' | 'name' | 'type'>): AddonBackupView {
   return {
     id: backupLabel(b.id),
     app: addon.app_name,

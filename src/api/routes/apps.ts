@@ -1,8 +1,17 @@
 // /v1/apps: create, list, show, limits, destroy.
-import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
 import {
-  type AppSettings,
+  App,
+  AppEnvelope,
+  AppList,
+  AppNameParams,
+  AppUpdate,
+  CreateAppBody,
+  DestroyAppQuery,
+  ErrorBody,
+  errorResponses,
+  NoContent,
+} from '../../contract/index.js';
+import {
   actorOf,
   createApp,
   destroyApp,
@@ -15,11 +24,10 @@ import {
 } from '../../domain/apps.js';
 import { secureAppDir } from '../../lib/data-dir-modes.js';
 import { UserError } from '../../lib/errors.js';
-import type { ApiContext } from '../context.js';
+import type { Api, ApiContext } from '../context.js';
 import { presentApp, presentApps } from '../present.js';
-import { App, AppNameParams, ErrorBody, errorResponses, Limits } from '../schemas.js';
 
-export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
+export function appRoutes(api: Api, ctx: ApiContext): void {
   const { db, config } = ctx;
 
   api.get(
@@ -27,7 +35,7 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
     {
       schema: {
         summary: 'List apps',
-        response: { 200: Type.Object({ apps: Type.Array(App) }), ...errorResponses },
+        response: { 200: AppList, ...errorResponses },
       },
     },
     async (req) => {
@@ -41,15 +49,12 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
     {
       schema: {
         summary: 'Create an app',
-        body: Type.Object(
-          { name: Type.String({ description: 'must match ^[a-z][a-z0-9-]{1,29}$' }) },
-          { additionalProperties: false },
-        ),
+        body: CreateAppBody,
         response: { 201: App, 409: ErrorBody, ...errorResponses },
       },
     },
     async (req, reply) => {
-      const { name } = req.body as { name: string };
+      const { name } = req.body;
       const app = await createApp(
         db,
         req.user,
@@ -69,7 +74,7 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
     '/v1/apps/:name',
     { schema: { summary: 'Show an app', params: AppNameParams, response: { 200: App, ...errorResponses } } },
     async (req) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const app = await getApp(db, req.user, req.params.name);
       return presentApp(db, config, app);
     },
   );
@@ -80,34 +85,13 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: "Change an app's limits and settings; running instances get limits at their next start",
         params: AppNameParams,
-        body: Type.Object(
-          {
-            limits: Type.Optional(Type.Partial(Limits)),
-            settings: Type.Optional(
-              Type.Object(
-                {
-                  bootTimeoutSeconds: Type.Optional(Type.Number({ minimum: 1, maximum: 3600 })),
-                  idleTimeoutSeconds: Type.Optional(
-                    Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
-                      description: 'seconds without a request before the app sleeps; null: never',
-                    }),
-                  ),
-                },
-                { additionalProperties: false },
-              ),
-            ),
-          },
-          { additionalProperties: false },
-        ),
+        body: AppUpdate,
         response: { 200: App, ...errorResponses },
       },
     },
     async (req) => {
-      let app = await getApp(db, req.user, (req.params as { name: string }).name);
-      const { limits, settings } = req.body as {
-        limits?: Partial<{ memoryMiB: number; cpus: number; pids: number; diskMiB: number }>;
-        settings?: AppSettings;
-      };
+      let app = await getApp(db, req.user, req.params.name);
+      const { limits, settings } = req.body;
       if (limits) app = await setLimits(db, req.user, app, limits, config, req.ip);
       if (settings) app = await setSettings(db, req.user, app, settings, req.ip);
       return presentApp(db, config, app);
@@ -120,11 +104,11 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'Put the app to sleep now: its processes stop, its route stays, the first request wakes it',
         params: AppNameParams,
-        response: { 200: Type.Object({ app: App }), ...errorResponses },
+        response: { 200: AppEnvelope, ...errorResponses },
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const app = await getApp(db, req.user, req.params.name);
       if (app.serving_release_id === null) {
         throw new UserError('conflict', `'${app.name}' has no release that serves; deploy it first`);
       }
@@ -146,11 +130,11 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'Wake a sleeping app: its processes start again (the answer does not wait for them)',
         params: AppNameParams,
-        response: { 200: Type.Object({ app: App }), ...errorResponses },
+        response: { 200: AppEnvelope, ...errorResponses },
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const app = await getApp(db, req.user, req.params.name);
       await wakeApp(db, actorOf(req.user, req.ip), app, 'petri apps wake');
       ctx.nudge();
       return { app: await presentApp(db, config, await getApp(db, req.user, app.name)) };
@@ -163,16 +147,14 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'Destroy an app, its releases, instances and logs',
         params: AppNameParams,
-        querystring: Type.Object({
-          confirm: Type.Optional(Type.String({ description: 'must equal the app name' })),
-        }),
-        response: { 204: Type.Null(), ...errorResponses },
+        querystring: DestroyAppQuery,
+        response: { 204: NoContent, ...errorResponses },
       },
     },
     async (req, reply) => {
-      const { name } = req.params as { name: string };
+      const { name } = req.params;
       const app = await getApp(db, req.user, name);
-      const { confirm } = req.query as { confirm?: string };
+      const { confirm } = req.query;
       if (confirm !== app.name) {
         throw new UserError(
           'bad_request',
@@ -185,7 +167,7 @@ export function appRoutes(api: FastifyInstance, ctx: ApiContext): void {
       await destroyApp(db, req.user, app, req.ip);
       ctx.logs.remove(app.name);
       ctx.nudge();
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 }

@@ -1,17 +1,26 @@
 // /v1/apps/:name/deploys: upload a source archive, follow its build and release.
 import { rm } from 'node:fs/promises';
 import { PassThrough, Readable } from 'node:stream';
-import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import {
+  AppNameParams,
+  DeployEnvelope,
+  DeployEvent,
+  DeployList,
+  DeployParams,
+  DeployQuery,
+  ErrorBody,
+  errorResponses,
+  Ndjson,
+} from '../../contract/index.js';
 import { getApp } from '../../domain/apps.js';
 import { getDeploy, latestDeploys, newDeployId, queueDeploy } from '../../domain/deploys.js';
 import { unpackUntrusted } from '../../lib/archive.js';
 import { UserError } from '../../lib/errors.js';
 import { sleep } from '../../lib/until.js';
 import { readDeployLog } from '../../logs/deploy-log.js';
-import type { ApiContext } from '../context.js';
+import type { Api, ApiContext } from '../context.js';
 import { presentDeploy } from '../present.js';
-import { AppNameParams, Deploy, DeployParams, ErrorBody, errorResponses } from '../schemas.js';
+import { closedSignal, ndjsonLine, sendNdjson } from '../streams.js';
 import { discardRest, type Uploads } from '../uploads.js';
 
 const ARCHIVE_TYPES = [
@@ -21,7 +30,7 @@ const ARCHIVE_TYPES = [
   'application/octet-stream',
 ];
 
-export function deployRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Uploads): void {
+export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
   const { db, config, paths } = ctx;
   // Deploy streams follow a build for as long as it runs: a stopping server ends them.
   const stopping = new AbortController();
@@ -38,14 +47,9 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upl
         summary:
           'Deploy: upload the source as a gzip-compressed tar archive (Content-Type: application/gzip)',
         params: AppNameParams,
-        querystring: Type.Object({
-          noCache: Type.Boolean({
-            default: false,
-            description: 'build from scratch, without the build cache',
-          }),
-        }),
+        querystring: DeployQuery,
         response: {
-          202: Type.Object({ deploy: Deploy }),
+          202: DeployEnvelope,
           408: ErrorBody,
           413: ErrorBody,
           429: ErrorBody,
@@ -54,7 +58,7 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upl
       },
     },
     async (req, reply) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const app = await getApp(db, req.user, req.params.name);
       const length = Number(req.headers['content-length'] ?? 0);
       if (length > config.maxUploadBytes) throw tooLarge(config.maxUploadBytes);
       if (!ARCHIVE_TYPES.includes((req.headers['content-type'] ?? '').split(';')[0]!.trim())) {
@@ -86,7 +90,7 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upl
       } finally {
         upload.end();
       }
-      const { noCache } = req.query as { noCache: boolean };
+      const { noCache } = req.query;
       const deploy = await queueDeploy(db, req.user, app, id, req.ip, { noCache });
       ctx.nudge();
       return reply.code(202).send({ deploy: await presentDeploy(db, config, app, deploy) });
@@ -99,11 +103,11 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upl
       schema: {
         summary: 'List the latest deploys of an app, newest first',
         params: AppNameParams,
-        response: { 200: Type.Object({ deploys: Type.Array(Deploy) }), ...errorResponses },
+        response: { 200: DeployList, ...errorResponses },
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const app = await getApp(db, req.user, req.params.name);
       const deploys = await latestDeploys(db, app);
       return { deploys: await Promise.all(deploys.map((d) => presentDeploy(db, config, app, d))) };
     },
@@ -115,11 +119,11 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upl
       schema: {
         summary: 'Show a deploy',
         params: DeployParams,
-        response: { 200: Type.Object({ deploy: Deploy }), ...errorResponses },
+        response: { 200: DeployEnvelope, ...errorResponses },
       },
     },
     async (req) => {
-      const { name, id } = req.params as { name: string; id: string };
+      const { name, id } = req.params;
       const app = await getApp(db, req.user, name);
       return { deploy: await presentDeploy(db, config, app, await getDeploy(db, app, id)) };
     },
@@ -132,10 +136,14 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upl
         summary:
           'Follow a deploy: NDJSON lines {"type":"log",time,source,text} while it runs, then {"type":"end",deploy}',
         params: DeployParams,
+        response: {
+          200: Ndjson(DeployEvent, 'log events while the deploy runs, then its end event'),
+          ...errorResponses,
+        },
       },
     },
     async (req, reply) => {
-      const { name, id } = req.params as { name: string; id: string };
+      const { name, id } = req.params;
       const app = await getApp(db, req.user, name);
       await getDeploy(db, app, id);
       const file = paths.deployLog(app.id, id);
@@ -147,15 +155,18 @@ export function deployRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upl
           const deploy = await getDeploy(db, app, id);
           const read = readDeployLog(file, offset);
           offset = read.offset;
-          for (const line of read.lines) yield `${JSON.stringify({ type: 'log', ...line })}\n`;
+          for (const line of read.lines) yield ndjsonLine<DeployEvent>({ type: 'log', ...line });
           if (deploy.status === 'succeeded' || deploy.status === 'failed') {
-            yield `${JSON.stringify({ type: 'end', deploy: await presentDeploy(db, config, app, deploy) })}\n`;
+            yield ndjsonLine<DeployEvent>({
+              type: 'end',
+              deploy: await presentDeploy(db, config, app, deploy),
+            });
             return;
           }
           await sleep(50);
         }
       }
-      return reply.type('application/x-ndjson').send(Readable.from(events()));
+      return sendNdjson(reply, Readable.from(events()));
     },
   );
 }
@@ -165,10 +176,4 @@ function tooLarge(max: number): UserError {
     'payload_too_large',
     `upload exceeds the limit of ${Math.round(max / 1024 / 1024)} MiB; leave build outputs and dependencies out with .petriignore`,
   );
-}
-
-export function closedSignal(req: FastifyRequest): AbortSignal {
-  const controller = new AbortController();
-  req.raw.socket.once('close', () => controller.abort());
-  return controller.signal;
 }

@@ -1,24 +1,20 @@
 // /v1/apps/:name/egress and /v1/egress/report: whom experiments talk to, declared against
 // attempted, for the app's owner and for the operator.
-import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import {
+  AppEgress,
+  AppNameParams,
+  EGRESS_CSV_HEADER,
+  EgressReport,
+  EgressReportCsv,
+  EgressReportQuery,
+  errorResponses,
+} from '../../contract/index.js';
 import { getApp } from '../../domain/apps.js';
 import { declaredEgress, type EgressAttempt, egressAttempts } from '../../domain/egress.js';
 import { UserError } from '../../lib/errors.js';
-import type { ApiContext } from '../context.js';
-import { AppNameParams, errorResponses } from '../schemas.js';
+import type { Api, ApiContext } from '../context.js';
 
-const Attempt = Type.Object({
-  app: Type.String(),
-  host: Type.String(),
-  port: Type.Integer(),
-  allowed: Type.Boolean(),
-  count: Type.Integer(),
-  lastSeen: Type.String(),
-  lastReason: Type.Union([Type.String(), Type.Null()]),
-});
-
-export function egressRoutes(api: FastifyInstance, ctx: ApiContext): void {
+export function egressRoutes(api: Api, ctx: ApiContext): void {
   const { db } = ctx;
 
   api.get(
@@ -28,15 +24,12 @@ export function egressRoutes(api: FastifyInstance, ctx: ApiContext): void {
         summary:
           'Hosts the app declared in petri.toml, and every host it tried to reach through the egress proxy',
         params: AppNameParams,
-        response: {
-          200: Type.Object({ declared: Type.Array(Type.String()), attempts: Type.Array(Attempt) }),
-          ...errorResponses,
-        },
+        response: { 200: AppEgress, ...errorResponses },
       },
     },
     async (req) => {
       await ctx.flushEgress();
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const app = await getApp(db, req.user, req.params.name);
       return { declared: await declaredEgress(db, app), attempts: await egressAttempts(db, app) };
     },
   );
@@ -46,17 +39,24 @@ export function egressRoutes(api: FastifyInstance, ctx: ApiContext): void {
     {
       schema: {
         summary: "Every app's egress in one table (admins); format=csv for a spreadsheet",
-        querystring: Type.Object({
-          format: Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json' }),
-        }),
-        response: { 200: Type.Object({ attempts: Type.Array(Attempt) }), ...errorResponses },
+        querystring: EgressReportQuery,
+        response: {
+          200: {
+            description: 'the attempts, as JSON or (format=csv) CSV',
+            content: {
+              'application/json': { schema: EgressReport },
+              'text/csv': { schema: EgressReportCsv },
+            },
+          },
+          ...errorResponses,
+        },
       },
     },
     async (req, reply) => {
       if (req.user.role !== 'admin') throw new UserError('forbidden', 'the egress report is for admins');
       await ctx.flushEgress();
       const attempts = await egressAttempts(db);
-      if ((req.query as { format: string }).format === 'csv') {
+      if (req.query.format === 'csv') {
         return reply.type('text/csv; charset=utf-8').send(toCsv(attempts));
       }
       return { attempts };
@@ -71,6 +71,6 @@ function toCsv(rows: EgressAttempt[]): string {
     const safe = /^[=+\-@]/.test(s) ? `'${s}` : s;
     return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
   };
-  const header = 'app,host,port,allowed,count,last_seen,last_reason';
+  const header = EGRESS_CSV_HEADER;
   return `${[header, ...rows.map((r) => [r.app, r.host, r.port, r.allowed, r.count, r.lastSeen, r.lastReason].map(cell).join(','))].join('\n')}\n`;
 }

@@ -12,8 +12,14 @@ import { rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
-import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply } from 'fastify';
+import {
+  AppNameParams,
+  Binary,
+  errorResponses,
+  GitInfoRefsQuery,
+  GitServiceParams,
+} from '../../contract/index.js';
 import { getApp } from '../../domain/apps.js';
 import { getDeploy, newDeployId, queueDeploy } from '../../domain/deploys.js';
 import { isGitService, serviceHeader } from '../../git/pkt-line.js';
@@ -27,9 +33,9 @@ import { sleep } from '../../lib/until.js';
 import { readDeployLog } from '../../logs/deploy-log.js';
 import type { Store } from '../../store/db.js';
 import type { App, User } from '../../store/schema.js';
-import type { ApiContext } from '../context.js';
+import type { Api, ApiContext } from '../context.js';
 import { presentDeploy } from '../present.js';
-import { AppNameParams, errorResponses } from '../schemas.js';
+import { closedSignal, ndjsonLine } from '../streams.js';
 import { discardRest, type Upload, type Uploads } from '../uploads.js';
 
 const INFO_REFS = '/v1/apps/:name/git/info/refs';
@@ -50,7 +56,7 @@ interface Ticket {
   upload: Upload;
 }
 
-export function gitRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Uploads): void {
+export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
   const { db, config, paths } = ctx;
   // The hook's deploy stream follows a build for as long as it runs: a stopping server ends it.
   const stopping = new AbortController();
@@ -108,12 +114,20 @@ export function gitRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upload
         summary:
           'Git smart HTTP: the ref advertisement (?service=git-receive-pack or git-upload-pack); HTTP Basic, the API token as password',
         params: AppNameParams,
-        querystring: Type.Object({ service: Type.Optional(Type.String()) }),
+        querystring: GitInfoRefsQuery,
+        response: {
+          200: Binary(
+            "the ref advertisement in git's pkt-line format",
+            'application/x-git-receive-pack-advertisement',
+            'application/x-git-upload-pack-advertisement',
+          ),
+          ...errorResponses,
+        },
       },
     },
     async (req, reply) => {
-      const { name } = req.params as { name: string };
-      const service = (req.query as { service?: string }).service;
+      const { name } = req.params;
+      const { service } = req.query;
       const app = await getApp(db, req.user, name);
       if (!isGitService(service)) {
         throw new UserError('forbidden', 'only smart HTTP is served: use git 1.6.6 or newer');
@@ -128,10 +142,11 @@ export function gitRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upload
       ]);
       if (code !== 0)
         throw new Error(`git ${service} --advertise-refs failed (${code}): ${err.toString().trim()}`);
-      noCache(reply);
-      return reply
-        .type(`application/x-${service}-advertisement`)
-        .send(Buffer.concat([serviceHeader(service), out]));
+      return sendGit(
+        reply,
+        `application/x-${service}-advertisement`,
+        Buffer.concat([serviceHeader(service), out]),
+      );
     },
   );
 
@@ -141,11 +156,19 @@ export function gitRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upload
       schema: {
         summary:
           'Git smart HTTP: git-receive-pack (push: builds and deploys main or master) or git-upload-pack (fetch)',
-        params: Type.Object({ name: Type.String(), service: Type.String() }),
+        params: GitServiceParams,
+        response: {
+          200: Binary(
+            "git's answer in pkt-line format",
+            'application/x-git-receive-pack-result',
+            'application/x-git-upload-pack-result',
+          ),
+          ...errorResponses,
+        },
       },
     },
     async (req, reply) => {
-      const { name, service } = req.params as { name: string; service: string };
+      const { name, service } = req.params;
       const app = await getApp(db, req.user, name);
       if (!isGitService(service)) throw new UserError('not_found', `no git service '${service}'`);
       if (req.headers['content-type'] !== `application/x-${service}-request`) {
@@ -170,15 +193,14 @@ export function gitRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upload
         if (push.objects !== undefined && push.objects > config.maxPushObjects) {
           upload.end();
           discardRest(req, body);
-          noCache(reply);
-          return reply
-            .type('application/x-git-receive-pack-result')
-            .send(
-              refusePush(
-                push,
-                `push refused: its pack has ${push.objects} objects, more than the ${config.maxPushObjects} allowed; push fewer commits at a time (or squash history)`,
-              ),
-            );
+          return sendGit(
+            reply,
+            'application/x-git-receive-pack-result',
+            refusePush(
+              push,
+              `push refused: its pack has ${push.objects} objects, more than the ${config.maxPushObjects} allowed; push fewer commits at a time (or squash history)`,
+            ),
+          );
         }
         head = push.bytes;
       }
@@ -220,8 +242,7 @@ export function gitRoutes(api: FastifyInstance, ctx: ApiContext, uploads: Upload
       child.stdin!.on('error', () => {}); // git stops reading when it refuses a push; its answer says why
       if (head) child.stdin!.write(head);
       body.pipe(child.stdin!);
-      noCache(reply);
-      return reply.type(`application/x-${service}-result`).send(child.stdout);
+      return sendGit(reply, `application/x-${service}-result`, child.stdout);
     },
   );
 
@@ -306,7 +327,7 @@ async function* followDeploy(
 }
 
 async function* ndjson(events: AsyncIterable<HookEvent>): AsyncGenerator<string> {
-  for await (const event of events) yield `${JSON.stringify(event)}\n`;
+  for await (const event of events) yield ndjsonLine(event);
 }
 
 /** The password of an HTTP Basic header (git sends the API token there), if it is one. */
@@ -319,20 +340,16 @@ export function basicPassword(header: string | undefined): string | undefined {
   return password === '' ? undefined : password;
 }
 
-function noCache(reply: FastifyReply): void {
+/** Git's answers are bytes in its own protocol (documented as Binary), never cached. */
+function sendGit(reply: FastifyReply, type: string, payload: Buffer | Readable | null): FastifyReply {
   reply.header('cache-control', 'no-cache, max-age=0, must-revalidate');
   reply.header('expires', 'Fri, 01 Jan 1980 00:00:00 GMT');
   reply.header('pragma', 'no-cache');
+  return reply.type(type).send(payload);
 }
 
 async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
   return Buffer.concat(chunks);
-}
-
-function closedSignal(req: FastifyRequest): AbortSignal {
-  const controller = new AbortController();
-  req.raw.socket.once('close', () => controller.abort());
-  return controller.signal;
 }

@@ -1,32 +1,22 @@
 // /v1/apps/:name/ps, /formation, /restart: the app's processes, their number, restarts.
-import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import {
+  AppNameParams,
+  errorResponses,
+  Formation,
+  FormationEnvelope,
+  type Process,
+  ProcessList,
+  RestartBody,
+  Restarting,
+} from '../../contract/index.js';
 import { getApp } from '../../domain/apps.js';
 import { getFormation, restart, scale } from '../../domain/formation.js';
 import { instancesOfApp } from '../../domain/instances.js';
+import { releaseVersionsOf } from '../../domain/releases.js';
 import type { App } from '../../store/schema.js';
-import type { ApiContext } from '../context.js';
-import { AppNameParams, errorResponses } from '../schemas.js';
+import type { Api, ApiContext } from '../context.js';
 
-const Formation = Type.Record(Type.String(), Type.Integer({ minimum: 0 }));
-
-const ProcessStatus = Type.Object({
-  name: Type.String(),
-  type: Type.String(),
-  release: Type.String(),
-  state: Type.String(),
-  startedAt: Type.Union([Type.String(), Type.Null()]),
-  uptimeSeconds: Type.Union([Type.Number(), Type.Null()]),
-  restarts: Type.Integer(),
-  memoryBytes: Type.Union([Type.Number(), Type.Null()]),
-  cpuSeconds: Type.Union([Type.Number(), Type.Null()]),
-  port: Type.Union([Type.Integer(), Type.Null()]),
-  address: Type.Union([Type.String(), Type.Null()]),
-  lastExit: Type.Union([Type.String(), Type.Null()]),
-  lastLines: Type.Array(Type.String()),
-});
-
-export function psRoutes(api: FastifyInstance, ctx: ApiContext): void {
+export function psRoutes(api: Api, ctx: ApiContext): void {
   const { db } = ctx;
 
   api.get(
@@ -35,20 +25,11 @@ export function psRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: "The app's formation and processes with state, uptime, restarts, memory and CPU",
         params: AppNameParams,
-        response: {
-          200: Type.Object({
-            formation: Formation,
-            processes: Type.Array(ProcessStatus),
-            sleepingSince: Type.Union([Type.String(), Type.Null()], {
-              description: 'while the app sleeps: no process runs until the next request',
-            }),
-          }),
-          ...errorResponses,
-        },
+        response: { 200: ProcessList, ...errorResponses },
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const app = await getApp(db, req.user, req.params.name);
       return {
         formation: await getFormation(db, app),
         processes: await presentProcesses(ctx, app),
@@ -64,19 +45,12 @@ export function psRoutes(api: FastifyInstance, ctx: ApiContext): void {
         summary: 'Scale process types: {"web": 3, "worker": 1}',
         params: AppNameParams,
         body: Formation,
-        response: { 200: Type.Object({ formation: Formation }), ...errorResponses },
+        response: { 200: FormationEnvelope, ...errorResponses },
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
-      const formation = await scale(
-        db,
-        req.user,
-        app,
-        req.body as Record<string, number>,
-        ctx.config.ceilings,
-        req.ip,
-      );
+      const app = await getApp(db, req.user, req.params.name);
+      const formation = await scale(db, req.user, app, req.body, ctx.config.ceilings, req.ip);
       ctx.nudge();
       return { formation };
     },
@@ -88,13 +62,14 @@ export function psRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'Restart every process (or one type) with zero downtime: new instances first',
         params: AppNameParams,
-        body: Type.Object({ type: Type.Optional(Type.String()) }, { additionalProperties: false }),
-        response: { 202: Type.Object({ restarting: Type.Array(Type.String()) }), ...errorResponses },
+        body: RestartBody,
+        response: { 202: Restarting, ...errorResponses },
       },
     },
     async (req, reply) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
-      const { type } = (req.body ?? {}) as { type?: string };
+      const app = await getApp(db, req.user, req.params.name);
+      // No body at all restarts every type, as {} does.
+      const { type } = req.body ?? {};
       const restarting = await restart(db, req.user, app, type, req.ip);
       ctx.nudge();
       return reply.code(202).send({ restarting });
@@ -102,16 +77,12 @@ export function psRoutes(api: FastifyInstance, ctx: ApiContext): void {
   );
 }
 
-async function presentProcesses(ctx: ApiContext, app: App) {
+async function presentProcesses(ctx: ApiContext, app: App): Promise<Process[]> {
   const rows = await instancesOfApp(ctx.db, app.id);
   const usage = await ctx.usage(
     rows.filter((r) => r.state === 'up' || r.state === 'starting').map((r) => r.id),
   );
-  const versions = new Map(
-    (
-      await ctx.db.selectFrom('releases').select(['id', 'version']).where('app_id', '=', app.id).execute()
-    ).map((r) => [r.id, r.version]),
-  );
+  const versions = await releaseVersionsOf(ctx.db, app.id);
   return rows.map((r) => {
     const name = `${r.type}.${r.idx}`;
     const use = usage.get(r.id);

@@ -1,15 +1,26 @@
 // /v1/apps/:name/config, /releases, /rollback: what an app runs with, and its history.
-import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import {
+  AppNameParams,
+  ConfigChange,
+  ConfigEnvelope,
+  ErrorBody,
+  errorResponses,
+  MaybeReleaseEnvelope,
+  ReleaseEnvelope,
+  ReleaseList,
+  ReleaseParams,
+  type Release as ReleaseView,
+  RollbackBody,
+} from '../../contract/index.js';
 import { getApp } from '../../domain/apps.js';
+import { userName } from '../../domain/auth.js';
 import { changeConfig, readConfig } from '../../domain/config-vars.js';
-import { listReleases, releaseByVersion, rollback } from '../../domain/releases.js';
+import { isServingRelease, listReleases, releaseByVersion, rollback } from '../../domain/releases.js';
 import type { Store } from '../../store/db.js';
 import type { App, Release } from '../../store/schema.js';
-import type { ApiContext } from '../context.js';
-import { AppNameParams, ErrorBody, errorResponses, Release as ReleaseSchema } from '../schemas.js';
+import type { Api, ApiContext } from '../context.js';
 
-export function releaseRoutes(api: FastifyInstance, ctx: ApiContext): void {
+export function releaseRoutes(api: Api, ctx: ApiContext): void {
   const { db, secrets } = ctx;
   const withConflict = { ...errorResponses, 409: ErrorBody };
 
@@ -19,14 +30,11 @@ export function releaseRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: "The app's config vars (owner or admin only)",
         params: AppNameParams,
-        response: {
-          200: Type.Object({ config: Type.Record(Type.String(), Type.String()) }),
-          ...errorResponses,
-        },
+        response: { 200: ConfigEnvelope, ...errorResponses },
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const app = await getApp(db, req.user, req.params.name);
       return { config: readConfig(secrets, app.config_sealed) };
     },
   );
@@ -37,22 +45,13 @@ export function releaseRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'Set and unset config vars: a new release, swapped in with zero downtime',
         params: AppNameParams,
-        body: Type.Object(
-          {
-            set: Type.Optional(Type.Record(Type.String(), Type.String())),
-            unset: Type.Optional(Type.Array(Type.String())),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({ release: Type.Union([ReleaseSchema, Type.Null()]) }),
-          ...withConflict,
-        },
+        body: ConfigChange,
+        response: { 201: MaybeReleaseEnvelope, ...withConflict },
       },
     },
     async (req, reply) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
-      const { set = {}, unset = [] } = req.body as { set?: Record<string, string>; unset?: string[] };
+      const app = await getApp(db, req.user, req.params.name);
+      const { set = {}, unset = [] } = req.body;
       const release = await changeConfig(db, secrets, req.user, app, set, unset, req.ip);
       ctx.nudge();
       return reply.code(201).send({ release: release ? await presentRelease(db, app, release) : null });
@@ -65,11 +64,11 @@ export function releaseRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: "The app's releases, newest first",
         params: AppNameParams,
-        response: { 200: Type.Object({ releases: Type.Array(ReleaseSchema) }), ...errorResponses },
+        response: { 200: ReleaseList, ...errorResponses },
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
+      const app = await getApp(db, req.user, req.params.name);
       const releases = await listReleases(db, app);
       return { releases: await Promise.all(releases.map((r) => presentRelease(db, app, r))) };
     },
@@ -80,12 +79,12 @@ export function releaseRoutes(api: FastifyInstance, ctx: ApiContext): void {
     {
       schema: {
         summary: 'One release (v3)',
-        params: Type.Object({ name: Type.String(), version: Type.String() }),
-        response: { 200: Type.Object({ release: ReleaseSchema }), ...errorResponses },
+        params: ReleaseParams,
+        response: { 200: ReleaseEnvelope, ...errorResponses },
       },
     },
     async (req) => {
-      const { name, version } = req.params as { name: string; version: string };
+      const { name, version } = req.params;
       const app = await getApp(db, req.user, name);
       return { release: await presentRelease(db, app, await releaseByVersion(db, app, version)) };
     },
@@ -97,13 +96,14 @@ export function releaseRoutes(api: FastifyInstance, ctx: ApiContext): void {
       schema: {
         summary: 'A new release from an earlier one (default: the one before the current), with no rebuild',
         params: AppNameParams,
-        body: Type.Object({ version: Type.Optional(Type.String()) }, { additionalProperties: false }),
-        response: { 201: Type.Object({ release: ReleaseSchema }), ...withConflict },
+        body: RollbackBody,
+        response: { 201: ReleaseEnvelope, ...withConflict },
       },
     },
     async (req, reply) => {
-      const app = await getApp(db, req.user, (req.params as { name: string }).name);
-      const { version } = (req.body ?? {}) as { version?: string };
+      const app = await getApp(db, req.user, req.params.name);
+      // No body at all (petri rollback with no version) is the same as {}.
+      const { version } = req.body ?? {};
       const release = await rollback(db, secrets, req.user, app, version, req.ip);
       ctx.nudge();
       return reply.code(201).send({ release: await presentRelease(db, app, release) });
@@ -111,25 +111,15 @@ export function releaseRoutes(api: FastifyInstance, ctx: ApiContext): void {
   );
 }
 
-export async function presentRelease(db: Store, app: App, release: Release) {
-  const fresh = await db
-    .selectFrom('apps')
-    .select('serving_release_id')
-    .where('id', '=', app.id)
-    .executeTakeFirst();
-  const user = await db
-    .selectFrom('users')
-    .select('name')
-    .where('id', '=', release.created_by)
-    .executeTakeFirst();
+export async function presentRelease(db: Store, app: App, release: Release): Promise<ReleaseView> {
   return {
     version: `v${release.version}`,
     status: release.status,
     kind: release.kind,
     description: release.description,
-    current: fresh?.serving_release_id === release.id,
+    current: await isServingRelease(db, app.id, release.id),
     error: release.error,
-    createdBy: user?.name ?? 'unknown',
+    createdBy: (await userName(db, release.created_by)) ?? 'unknown',
     createdAt: release.created_at,
   };
 }

@@ -3,14 +3,14 @@
 // the command's output, one channel byte before the bytes, and finally how it exited.
 import { finished } from 'node:stream/promises';
 import '@fastify/websocket';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
+import { AppNameParams, errorResponses } from '../../contract/index.js';
 import { getApp } from '../../domain/apps.js';
 import { recordAudit } from '../../domain/audit.js';
 import { type ErrorCode, isUserError, UserError } from '../../lib/errors.js';
 import type { App } from '../../store/schema.js';
-import type { ApiContext, OneOffProcess, OneOffRequest } from '../context.js';
-import { AppNameParams, errorResponses } from '../schemas.js';
+import type { Api, ApiContext, OneOffProcess, OneOffRequest } from '../context.js';
 
 export const CHANNEL_STDOUT = 1;
 export const CHANNEL_STDERR = 2;
@@ -40,7 +40,7 @@ Closing the socket early sends SIGHUP to the command, then SIGKILL.`;
 
 const apps = new WeakMap<FastifyRequest, App>();
 
-export function runRoutes(api: FastifyInstance, ctx: ApiContext): void {
+export function runRoutes(api: Api, ctx: ApiContext): void {
   api.route({
     method: 'GET',
     url: '/v1/apps/:name/run',
@@ -52,7 +52,7 @@ export function runRoutes(api: FastifyInstance, ctx: ApiContext): void {
     },
     // Before the upgrade: a missing app answers a plain 404, like every route.
     preHandler: async (req) => {
-      apps.set(req, await getApp(ctx.db, req.user, (req.params as { name: string }).name));
+      apps.set(req, await getApp(ctx.db, req.user, req.params.name));
     },
     handler: async () => {
       throw new UserError(

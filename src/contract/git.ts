@@ -1,0 +1,13 @@
+// Git smart HTTP over an app's repository: which service a request is for.
+import { type Static, Type } from '@sinclair/typebox';
+
+export const GitInfoRefsQuery = Type.Object({
+  service: Type.Optional(Type.String({ description: 'git-receive-pack or git-upload-pack' })),
+});
+export type GitInfoRefsQuery = Static<typeof GitInfoRefsQuery>;
+
+export const GitServiceParams = Type.Object({
+  name: Type.String({ description: 'app name' }),
+  service: Type.String({ description: 'git-receive-pack or git-upload-pack' }),
+});
+export type GitServiceParams = Static<typeof GitServiceParams>;
