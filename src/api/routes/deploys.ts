@@ -16,9 +16,8 @@ import { getApp } from '../../domain/apps.js';
 import { getDeploy, latestDeploys, newDeployId, queueDeploy } from '../../domain/deploys.js';
 import { unpackUntrusted } from '../../lib/archive.js';
 import { UserError } from '../../lib/errors.js';
-import { sleep } from '../../lib/until.js';
-import { readDeployLog } from '../../logs/deploy-log.js';
 import type { Api, ApiContext } from '../context.js';
+import { followDeploy } from '../follow-deploy.js';
 import { presentDeploy } from '../present.js';
 import { closedSignal, ndjsonLine, sendNdjson } from '../streams.js';
 import { discardRest, type Uploads } from '../uploads.js';
@@ -146,24 +145,15 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
       const { name, id } = req.params;
       const app = await getApp(db, req.user, name);
       await getDeploy(db, app, id);
-      const file = paths.deployLog(app.id, id);
       const closed = AbortSignal.any([closedSignal(req), stopping.signal]);
       async function* events() {
-        let offset = 0;
-        while (!closed.aborted) {
-          // Read the status before the log: when it says finished, the log is complete.
-          const deploy = await getDeploy(db, app, id);
-          const read = readDeployLog(file, offset);
-          offset = read.offset;
-          for (const line of read.lines) yield ndjsonLine<DeployEvent>({ type: 'log', ...line });
-          if (deploy.status === 'succeeded' || deploy.status === 'failed') {
-            yield ndjsonLine<DeployEvent>({
-              type: 'end',
-              deploy: await presentDeploy(db, config, app, deploy),
-            });
-            return;
-          }
-          await sleep(50);
+        for await (const event of followDeploy({ db, paths }, app, id, closed)) {
+          yield event.type === 'log'
+            ? ndjsonLine<DeployEvent>(event)
+            : ndjsonLine<DeployEvent>({
+                type: 'end',
+                deploy: await presentDeploy(db, config, app, event.deploy),
+              });
         }
       }
       return sendNdjson(reply, Readable.from(events()));

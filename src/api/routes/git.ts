@@ -21,7 +21,7 @@ import {
   GitServiceParams,
 } from '../../contract/index.js';
 import { getApp } from '../../domain/apps.js';
-import { getDeploy, newDeployId, queueDeploy } from '../../domain/deploys.js';
+import { newDeployId, queueDeploy } from '../../domain/deploys.js';
 import { isGitService, serviceHeader } from '../../git/pkt-line.js';
 import type { HookEvent } from '../../git/push.js';
 import { readPushHead, refusePush } from '../../git/push-head.js';
@@ -29,11 +29,10 @@ import { ensureRepo, gitEnv, spawnService } from '../../git/repo.js';
 import { unpackUntrusted } from '../../lib/archive.js';
 import { errorMessage, UserError } from '../../lib/errors.js';
 import { killGroup } from '../../lib/exec.js';
-import { sleep } from '../../lib/until.js';
-import { readDeployLog } from '../../logs/deploy-log.js';
 import type { Store } from '../../store/db.js';
 import type { App, User } from '../../store/schema.js';
 import type { Api, ApiContext } from '../context.js';
+import { followDeploy } from '../follow-deploy.js';
 import { presentDeploy } from '../present.js';
 import { closedSignal, ndjsonLine } from '../streams.js';
 import { discardRest, type Upload, type Uploads } from '../uploads.js';
@@ -297,32 +296,27 @@ async function* deployPush(
   }
   const deploy = await queueDeploy(db, ticket.user, app, id, ticket.ip);
   ctx.nudge();
-  yield* followDeploy(db, ctx, app, deploy.id, closed);
+  yield* followDeployForHook(db, ctx, app, deploy.id, closed);
 }
 
-async function* followDeploy(
+/** The deploy's progress as the hook shows it: its lines, then one line saying how it ended. */
+async function* followDeployForHook(
   db: Store,
   ctx: ApiContext,
   app: App,
   id: string,
   closed: AbortSignal,
 ): AsyncGenerator<HookEvent> {
-  const file = ctx.paths.deployLog(app.id, id);
-  let offset = 0;
-  while (!closed.aborted) {
-    // Read the status before the log: when it says finished, the log is complete.
-    const deploy = await getDeploy(db, app, id);
-    const read = readDeployLog(file, offset);
-    offset = read.offset;
-    for (const line of read.lines) yield { type: 'log', source: line.source, text: line.text };
-    if (deploy.status === 'succeeded' || deploy.status === 'failed') {
-      const shown = await presentDeploy(db, ctx.config, app, deploy);
-      yield deploy.status === 'succeeded'
-        ? { type: 'end', ok: true, message: `deployed ${shown.release ?? ''}: ${shown.url}` }
-        : { type: 'end', ok: false, message: `deploy failed: ${deploy.error ?? 'no reason recorded'}` };
-      return;
+  for await (const event of followDeploy({ db, paths: ctx.paths }, app, id, closed, 100)) {
+    if (event.type === 'log') {
+      yield { type: 'log', source: event.source, text: event.text };
+      continue;
     }
-    await sleep(100);
+    const { deploy } = event;
+    const shown = await presentDeploy(db, ctx.config, app, deploy);
+    yield deploy.status === 'succeeded'
+      ? { type: 'end', ok: true, message: `deployed ${shown.release ?? ''}: ${shown.url}` }
+      : { type: 'end', ok: false, message: `deploy failed: ${deploy.error ?? 'no reason recorded'}` };
   }
 }
 
