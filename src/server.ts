@@ -180,7 +180,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     if (closed) return;
     closed = true;
     await reconciler.stop();
-    builds.stop();
+    await builds.stop();
     await upkeep.stop();
     await sleeper.stop();
     await waker.close();

@@ -17,6 +17,7 @@ import {
 } from '../domain/deploys.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
+import { Loop } from '../lib/loop.js';
 import type { DataPaths } from '../lib/paths.js';
 import { removeTree } from '../lib/remove-tree.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
@@ -44,33 +45,42 @@ const MAX_CONCURRENT_BUILDS = 2;
 
 export class BuildLoop {
   private readonly active = new Map<string, Promise<void>>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly loop: Loop;
   private stopped = false;
 
-  constructor(private readonly deps: BuildLoopDeps) {}
-
-  start(intervalMs = 1000): void {
-    const loop = async () => {
-      if (this.stopped) return;
-      await this.tick().catch((err) => this.deps.logger.error({ err }, 'build loop failed'));
-      this.timer = setTimeout(loop, intervalMs);
-    };
-    void loop();
+  constructor(private readonly deps: BuildLoopDeps) {
+    this.loop = new Loop({
+      what: 'starting queued builds',
+      pass: () => this.startQueued(),
+      intervalMs: 1000,
+      logger: deps.logger,
+    });
   }
 
-  stop(): void {
+  start(): void {
+    this.loop.start();
+  }
+
+  /** No build starts after this; resolves once the builds under way have ended (each is
+   * bounded by the build timeout), so nothing writes to the store after it closes. */
+  async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    await this.loop.stop();
+    await Promise.allSettled(this.active.values());
   }
 
   /** Starts queued builds now (called after an upload). */
-  async tick(): Promise<void> {
+  tick(): Promise<void> {
+    return this.loop.runNow();
+  }
+
+  private async startQueued(): Promise<void> {
     for (const deploy of await deploysReadyToBuild(this.deps.db)) {
       if (this.active.size >= MAX_CONCURRENT_BUILDS || this.stopped) return;
       if (this.active.has(deploy.id) || !(await claimDeploy(this.deps.db, deploy.id))) continue;
       const run = this.build(deploy).finally(() => {
         this.active.delete(deploy.id);
-        void this.tick();
+        this.loop.nudge();
       });
       this.active.set(deploy.id, run);
     }

@@ -1,0 +1,96 @@
+// The control plane's periodic loops, made one way: a pass now and then, a nudge to run one
+// as soon as possible, and a stop that waits for the pass in flight, so nothing a loop does
+// outlives the control plane's shutdown. A failing pass is logged once while it repeats
+// (log-dedupe) and the next one waits out a growing delay (backoff), never a hot loop.
+import { Backoff } from './backoff.js';
+import { type LineLogger, RepeatedErrorLog } from './log-dedupe.js';
+
+export interface LoopOptions {
+  /** What the loop does, for its log lines ("looking for idle apps"). */
+  what: string;
+  /** One pass. It may throw: the error is logged, the next pass is delayed. */
+  pass: () => Promise<void>;
+  /** Time between passes, read after each one (a loop may run faster while busy). */
+  intervalMs: number | (() => number);
+  logger: LineLogger;
+  /** Longest delay after repeated failures. */
+  maxBackoffMs?: number;
+}
+
+export class Loop {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private readonly failures: Backoff;
+  private readonly errors: RepeatedErrorLog;
+
+  constructor(private readonly opts: LoopOptions) {
+    this.failures = new Backoff({ initialMs: 1000, maxMs: opts.maxBackoffMs ?? 60_000 });
+    this.errors = new RepeatedErrorLog(opts.logger);
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Something changed: a pass as soon as possible (one more after a pass under way). */
+  nudge(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.schedule(0);
+  }
+
+  /** One pass now; concurrent callers share it, and a call during a pass gets one more after. */
+  runNow(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    const run = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.opts.pass();
+          this.failures.succeeded('pass');
+          this.errors.resolved('pass');
+        } catch (err) {
+          this.failures.failed('pass');
+          this.errors.error('pass', err, `${this.opts.what} failed`);
+        }
+      } while (this.again && !this.stopped && this.failures.ready('pass'));
+    })();
+    this.running = run.finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** No pass starts after this; resolves once the one in flight has ended. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.runNow().then(() => this.schedule(this.nextDelay()));
+    }, delayMs);
+  }
+
+  /** The interval, or longer while passes fail (their backoff). */
+  private nextDelay(): number {
+    const interval =
+      typeof this.opts.intervalMs === 'function' ? this.opts.intervalMs() : this.opts.intervalMs;
+    if (this.failures.ready('pass')) return interval;
+    return Math.max(interval, 1000 * 2 ** Math.min(this.failures.failures('pass') - 1, 6));
+  }
+}

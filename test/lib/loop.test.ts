@@ -1,0 +1,71 @@
+// The loop helper every control-plane loop uses: nudges run a pass soon, stop waits for the
+// pass in flight, and a pass failing the same way is logged once, not once per pass.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Loop } from '../../src/lib/loop.js';
+import { until } from '../../src/lib/until.js';
+
+const quiet = () => {
+  const lines: string[] = [];
+  return { lines, logger: { error: (_: object, msg: string) => lines.push(msg), info: () => {} } };
+};
+
+test('stop() resolves only after the pass in flight has ended, and no pass starts after it', async () => {
+  let passes = 0;
+  let finished = false;
+  const loop = new Loop({
+    what: 'test',
+    intervalMs: 5,
+    logger: quiet().logger,
+    pass: async () => {
+      passes++;
+      await new Promise((r) => setTimeout(r, 100));
+      finished = true;
+    },
+  });
+  loop.start();
+  await until(() => passes === 1, { timeout: 2000 });
+  await loop.stop();
+  assert.equal(finished, true);
+  const after = passes;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(passes, after);
+});
+
+test('a nudge runs a pass soon, a nudge during a pass runs one more after it', async () => {
+  let passes = 0;
+  const loop = new Loop({
+    what: 'test',
+    intervalMs: 60_000,
+    logger: quiet().logger,
+    pass: async () => {
+      passes++;
+      await new Promise((r) => setTimeout(r, 30));
+    },
+  });
+  loop.start();
+  await until(() => passes === 1, { timeout: 2000 });
+  loop.nudge();
+  await until(() => passes === 2, { timeout: 2000 });
+  await loop.stop();
+});
+
+test('a pass failing the same way is logged once and retried after a delay, not in a hot loop', async () => {
+  const { lines, logger } = quiet();
+  let passes = 0;
+  const loop = new Loop({
+    what: 'failing',
+    intervalMs: 1,
+    logger,
+    pass: async () => {
+      passes++;
+      throw new Error('always');
+    },
+  });
+  loop.start();
+  await new Promise((r) => setTimeout(r, 300));
+  await loop.stop();
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, /failing failed/);
+  assert.ok(passes <= 2, `${passes} passes in 300 ms`);
+});
