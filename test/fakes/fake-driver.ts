@@ -5,7 +5,7 @@
 // Instances live in a FakeHost that outlives drivers, as sandboxes outlive the control plane:
 // a new FakeDriver on the same host adopts them. A command is a tiny subset of sh, one
 // statement after another, separated by `;` (for `sh -c SCRIPT` the script's first line, so
-// the reconciler's wrapped process commands work):
+// the developer's command of a process type wrapped by specs/ processCommand):
 //   echo TEXT    a line of output        exit N     ends with code N
 //   serve        answers HTTP 200 on PORT at the instance's address, until stopped
 //   tick TEXT    prints TEXT every 50 ms, until stopped
@@ -207,10 +207,13 @@ export class FakeDriver implements RuntimeDriver {
   }
 }
 
-/** The script of a command: `sh -c SCRIPT`'s first line, else the argv joined. */
+/** The script of a command: `sh -c SCRIPT`'s first line (the developer's command inside
+ * specs/ processCommand's subshell: its first line is the opening parenthesis), else the
+ * argv joined. */
 function commandOf(argv: string[]): string {
-  if (argv[0] === 'sh' && argv[1] === '-c') return (argv[2] ?? '').split('\n')[0] ?? '';
-  return argv.join(' ');
+  if (argv[0] !== 'sh' || argv[1] !== '-c') return argv.join(' ');
+  const lines = (argv[2] ?? '').split('\n');
+  return (lines[0] === '(' ? lines[1] : lines[0]) ?? '';
 }
 
 function run(
