@@ -20,10 +20,11 @@ export interface RouterContractWorld {
 export function routerContract(opts: { name: string; setUp(): Promise<RouterContractWorld> }): void {
   describe(`Router contract: ${opts.name}`, () => {
     let world: RouterContractWorld;
-    let a1: Backend & { release(): void };
-    let a2: Backend & { release(): void };
-    let b1: Backend & { release(): void };
-    let q1: Backend & { release(): void };
+    type Slow = Backend & { release(): void };
+    let a1: Slow;
+    let a2: Slow;
+    let b1: Slow;
+    let q1: Slow;
     const host = (app: string) => `${app}.petri.localhost`;
     const routes = (a: Backend[]): RouteSpec[] => [
       { host: host('a'), app: 'a', servers: a.map((s) => s.route) },
@@ -33,7 +34,12 @@ export function routerContract(opts: { name: string; setUp(): Promise<RouterCont
     ];
 
     before(async () => {
-      [a1, a2, b1, q1] = await Promise.all(['a1', 'a2', 'b1', 'q1'].map((name) => startBackend(name)));
+      [a1, a2, b1, q1] = await Promise.all([
+        startBackend('a1'),
+        startBackend('a2'),
+        startBackend('b1'),
+        startBackend('q1'),
+      ]);
       world = await opts.setUp();
       await world.router.start();
       await world.router.apply(routes([a1]));

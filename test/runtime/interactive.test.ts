@@ -37,6 +37,7 @@ function spec(id: string, command: string[], extra: Partial<InteractiveSpec> = {
     workDir: path.join(world.root, 'runs', id),
     command,
     env: {},
+    labels: { app: 'probe', kind: 'run', process: 'run' },
     limits: { memoryMiB: 128, cpus: 1, pids: 32 },
     tty: false,
     ...extra,

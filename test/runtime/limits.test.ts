@@ -216,6 +216,7 @@ test('a one-off gets the disk too, and leaves nothing mounted', async () => {
   const proc = await world.driver.runInteractive({
     id: 'fill-1',
     app: 'probe',
+    labels: { app: 'probe', kind: 'run', process: 'run' },
     uid: APP_UID,
     gid: APP_GID,
     slugDir: world.slugDir,

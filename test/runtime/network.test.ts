@@ -252,6 +252,7 @@ test('a one-off runs in its own namespace too', async () => {
   const proc = await world.driver.runInteractive({
     id: 'net-run',
     app: 'probe',
+    labels: { app: 'probe', kind: 'run', process: 'run' },
     uid: APP_UID,
     gid: APP_GID,
     slugDir,
