@@ -13,6 +13,7 @@ import {
 } from '../domain/addons.js';
 import { userOrFirstAdmin } from '../domain/auth.js';
 import type { PetriConfig } from '../lib/config.js';
+import { Loop } from '../lib/loop.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { AddonService } from '../services/addons.js';
 import type { Store } from '../store/db.js';
@@ -22,8 +23,7 @@ const HOUR_MS = 3600_000;
 const DAY_MS = 24 * HOUR_MS;
 
 export class AddonUpkeep {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly loop: Loop;
   private stopped = false;
   /** Failures are logged once per add-on and reason, not every tick. */
   private readonly reported = new Map<string, string>();
@@ -36,7 +36,15 @@ export class AddonUpkeep {
       config: PetriConfig;
       logger: Logger;
     },
-  ) {}
+  ) {
+    // Every 2 s: each step is a cheap query unless something is due.
+    this.loop = new Loop({
+      what: 'add-on upkeep',
+      pass: () => this.pass(),
+      intervalMs: 2000,
+      logger: deps.logger,
+    });
+  }
 
   /** Backups cut off by a restart are failed: their files may be partial. */
   async recover(): Promise<void> {
@@ -48,28 +56,18 @@ export class AddonUpkeep {
     }
   }
 
-  start(intervalMs = 2000): void {
-    const loop = async () => {
-      if (this.stopped) return;
-      await this.tick();
-      this.timer = setTimeout(loop, intervalMs);
-      this.timer.unref();
-    };
-    void loop();
+  start(): void {
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+    await this.loop.stop();
   }
 
   /** One pass; a pass already under way is joined rather than doubled. */
   tick(): Promise<void> {
-    this.running ??= this.pass().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.loop.runNow();
   }
 
   private async pass(): Promise<void> {

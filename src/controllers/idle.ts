@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { appsThatMayIdle, idleTimeoutMs, recordActivity, sleepApp } from '../domain/apps.js';
 import type { PetriConfig } from '../lib/config.js';
+import { Loop } from '../lib/loop.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { Router } from '../router/router.js';
 import type { Store } from '../store/db.js';
@@ -15,8 +16,7 @@ import type { App } from '../store/schema.js';
 const PERSIST_EVERY_MS = 30_000;
 
 export class IdleSleeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly loop: Loop;
 
   constructor(
     private readonly deps: {
@@ -27,25 +27,25 @@ export class IdleSleeper {
       logger: Logger;
       nudge: () => void;
     },
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.tick(), this.deps.config.idleCheckMs);
-    this.timer.unref();
+  ) {
+    this.loop = new Loop({
+      what: 'looking for idle apps',
+      pass: () => this.pass(),
+      intervalMs: deps.config.idleCheckMs,
+      logger: deps.logger,
+    });
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  start(): void {
+    this.loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   tick(): Promise<void> {
-    this.running ??= this.pass()
-      .catch((err: unknown) => this.deps.logger.warn({ err }, 'looking for idle apps failed'))
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.loop.runNow();
   }
 
   private async pass(): Promise<void> {
