@@ -170,14 +170,3 @@ export async function deployStatuses(
     .execute();
   return new Map(rows.map((d) => [d.id, d.status]));
 }
-
-/** The name of the app a deploy belongs to, if both still exist. */
-export async function appNameOfDeploy(db: Store, deployId: string): Promise<string | undefined> {
-  const row = await db
-    .selectFrom('deploys')
-    .innerJoin('apps', 'apps.id', 'deploys.app_id')
-    .select('apps.name')
-    .where('deploys.id', '=', deployId)
-    .executeTakeFirst();
-  return row?.name;
-}

@@ -101,31 +101,3 @@ export async function egressOfInstances(
     r.address === null ? [] : [{ address: r.address, app: r.name, allowed: releaseEgress(r) }],
   );
 }
-
-/** The app and declared hosts of the release whose release command runs as this instance. */
-export async function egressOfReleasePhase(
-  db: Store,
-  phaseInstance: string,
-): Promise<{ app: string; allowed: string[] } | undefined> {
-  const row = await db
-    .selectFrom('releases')
-    .innerJoin('apps', 'apps.id', 'releases.app_id')
-    .select(['apps.name', 'releases.egress'])
-    .where('releases.phase_instance', '=', phaseInstance)
-    .executeTakeFirst();
-  return row && { app: row.name, allowed: releaseEgress(row) };
-}
-
-/** The declared hosts of the named app's serving release (a one-off runs with them). */
-export async function egressOfServingRelease(
-  db: Store,
-  appName: string,
-): Promise<{ app: string; allowed: string[] } | undefined> {
-  const row = await db
-    .selectFrom('apps')
-    .innerJoin('releases', 'releases.id', 'apps.serving_release_id')
-    .select(['apps.name', 'releases.egress'])
-    .where('apps.name', '=', appName)
-    .executeTakeFirst();
-  return row && { app: row.name, allowed: releaseEgress(row) };
-}
