@@ -75,6 +75,8 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+    // Shared schemas appear under their contract names (App, Deploy ...), not def-0, def-1.
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   api.addSchema(ErrorBody);
   await api.register(websocket);

@@ -34,6 +34,7 @@ const STATUS_STYLE: Record<AddonStatus, Style> = {
   ready: 'green',
   provisioning: 'yellow',
   destroying: 'yellow',
+  destroyed: 'dim',
 };
 
 const BACKUP_STYLE: Record<AddonBackupStatus, Style | undefined> = {

@@ -3,6 +3,9 @@
 // what the CLI asked for (and what it did not). New releases (config changes, rollbacks)
 // stay pending for POLLS_TO_SETTLE polls of the release, as the server's would while it starts;
 // a woken app stays asleep for `wakePolls` polls of the app, then runs (or crashes: `wakeTo`).
+// Every answer and every JSON request body is checked against the real OpenAPI document
+// (contract.ts): a breach is answered 500 (or 400, as the server would refuse the request),
+// recorded in `violations`, and makes close() throw, so the test fails.
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +23,7 @@ import type {
   ProcessList,
   Release,
 } from '../../src/client/index.js';
+import { ContractChecker } from './contract.js';
 
 export const TOKEN = 'secret-token';
 export const POLLS_TO_SETTLE = 2;
@@ -72,6 +76,9 @@ export interface FakeApi {
   wakeTo: 'running' | 'crashed';
   /** Apps woken and not yet awake, with how many times they were polled since. */
   waking: Map<string, number>;
+  /** Where the fake's answers (or the CLI's requests) broke the API contract. */
+  violations: string[];
+  /** Throws when any answer or request broke the contract. */
   close(): Promise<void>;
 }
 
@@ -90,8 +97,24 @@ export function cannedApps(): App[] {
       limits: { memoryMiB: 256, cpus: 0.5, pids: 128, diskMiB: 2048 },
       settings: { bootTimeoutSeconds: 60, idleTimeoutSeconds: 1800 },
       processes: [
-        { name: 'web.1', state: 'up', port: 40001, startedAt: '2025-01-02T03:05:00.000Z', restarts: 0 },
-        { name: 'web.2', state: 'crashed', port: null, startedAt: null, restarts: 12 },
+        {
+          name: 'web.1',
+          release: 'v3',
+          state: 'up',
+          port: 40001,
+          startedAt: '2025-01-02T03:05:00.000Z',
+          restarts: 0,
+          lastExit: null,
+        },
+        {
+          name: 'web.2',
+          release: 'v3',
+          state: 'crashed',
+          port: null,
+          startedAt: null,
+          restarts: 12,
+          lastExit: 'exited with code 1 at 2025-01-02T05:06:10Z',
+        },
       ],
     },
     {
@@ -185,6 +208,7 @@ export function cannedProcesses(): ProcessList {
     memoryBytes: null,
     cpuSeconds: null,
     port: null,
+    address: null,
     lastExit: null,
     lastLines: [],
   };
@@ -202,6 +226,7 @@ export function cannedProcesses(): ProcessList {
         memoryBytes: 134_742_016,
         cpuSeconds: 63.2,
         port: 40001,
+        address: '10.213.0.2:40001',
       },
       {
         ...base,
@@ -326,6 +351,7 @@ export function cannedDump(size: number, seed: number): Buffer {
 }
 
 export async function startFakeApi(): Promise<FakeApi> {
+  const checker = await ContractChecker.load();
   const fake: FakeApi = {
     url: '',
     apps: new Map(cannedApps().map((app) => [app.name, app])),
@@ -375,6 +401,7 @@ export async function startFakeApi(): Promise<FakeApi> {
     wakingAs: 'sleeping',
     wakeTo: 'running',
     waking: new Map(),
+    violations: [],
     close: async () => {},
   };
   const server = http.createServer((req, res) => {
@@ -382,6 +409,12 @@ export async function startFakeApi(): Promise<FakeApi> {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
+      contracts.set(res, {
+        checker,
+        violations: fake.violations,
+        method: req.method ?? '',
+        url: req.url ?? '',
+      });
       fake.requests.push({
         method: req.method ?? '',
         url: req.url ?? '',
@@ -398,15 +431,40 @@ export async function startFakeApi(): Promise<FakeApi> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  fake.close = () => {
+  fake.close = async () => {
     server.closeAllConnections();
-    return new Promise((resolve) => server.close(() => resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (fake.violations.length > 0) {
+      throw new Error(`the fake API broke the API contract:\n${fake.violations.join('\n')}`);
+    }
   };
   acceptRuns(fake, server);
   return fake;
 }
 
+/** What each answer is checked against, by response. */
+const contracts = new WeakMap<
+  http.ServerResponse,
+  { checker: ContractChecker; violations: string[]; method: string; url: string }
+>();
+
+/** Why this answer breaks the contract (recorded), or undefined. */
+function breach(res: http.ServerResponse, status: number, type: string | undefined, body?: unknown) {
+  const contract = contracts.get(res);
+  const why = contract?.checker.checkAnswer(contract.method, contract.url, status, type, body);
+  if (why) contract?.violations.push(why);
+  return why;
+}
+
 function send(res: http.ServerResponse, status: number, body?: unknown): void {
+  const why = breach(res, status, body === undefined ? undefined : 'application/json', body);
+  if (why) {
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify({ error: { code: 'internal', message: `the fake API broke the contract: ${why}` } }),
+    );
+    return;
+  }
   if (body === undefined) {
     res.writeHead(status).end();
     return;
@@ -418,8 +476,23 @@ function fail(res: http.ServerResponse, status: number, code: string, message: s
   send(res, status, { error: { code, message } });
 }
 
+/** One line of an NDJSON answer, checked against the route's line schema. */
+function ndjsonLine(res: http.ServerResponse, value: unknown): string {
+  breach(res, 200, 'application/x-ndjson', value);
+  return `${JSON.stringify(value)}\n`;
+}
+
 async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) {
   const url = new URL(req.url ?? '/', 'http://fake');
+  if (req.headers['content-type']?.startsWith('application/json') && body.length > 0) {
+    const contract = contracts.get(res);
+    const why = contract?.checker.checkRequest(req.method ?? '', req.url ?? '', JSON.parse(body.toString()));
+    if (why) {
+      // The server's validation would refuse it: so does the fake, and the test fails.
+      fake.violations.push(why);
+      return fail(res, 400, 'bad_request', `the server would refuse this: ${why}`);
+    }
+  }
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
   const method = req.method;
   if (parts[0] !== 'v1') return fail(res, 404, 'not_found', `no route ${url.pathname}`);
@@ -507,13 +580,11 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
   if (sub === 'logs' && method === 'GET') {
     const lines = Number(url.searchParams.get('lines') ?? '100');
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    for (const line of fake.logLines.slice(-lines)) res.write(`${JSON.stringify(line)}\n`);
+    for (const line of fake.logLines.slice(-lines)) res.write(ndjsonLine(res, line));
     if (url.searchParams.get('follow') === 'true') {
       // Following: one more line a moment later, then the server goes away (as on a restart).
       await new Promise((resolve) => setTimeout(resolve, 50));
-      res.write(
-        `${JSON.stringify({ time: '2025-01-02T03:06:00.000Z', source: 'web.1', text: 'later line' })}\n`,
-      );
+      res.write(ndjsonLine(res, { time: '2025-01-02T03:06:00.000Z', source: 'web.1', text: 'later line' }));
     }
     res.end();
     return;
@@ -589,10 +660,12 @@ function pollWake(fake: FakeApi, app: App): void {
   app.processes = names.map(
     ({ name }, i): AppProcess => ({
       name,
+      release: app.release ?? 'v1',
       state: up ? 'up' : 'crashed',
       port: up ? 40100 + i : null,
       startedAt: up ? '2025-01-05T07:00:00.000Z' : null,
       restarts: up ? 0 : 1,
+      lastExit: up ? null : 'exited with code 1 at 2025-01-05T07:00:01Z',
     }),
   );
   list.processes = names.map(
@@ -607,6 +680,7 @@ function pollWake(fake: FakeApi, app: App): void {
       memoryBytes: up ? 20_971_520 : null,
       cpuSeconds: up ? 0.2 : null,
       port: up ? 40100 + i : null,
+      address: up ? `10.213.0.${2 + i}:${40100 + i}` : null,
       lastExit: up ? null : 'exited with code 1 at 2025-01-05T07:00:01Z',
       lastLines: up
         ? []
@@ -748,7 +822,7 @@ function settle(fake: FakeApi, app: App, releases: Release[], release: Release):
 async function streamDeploy(fake: FakeApi, res: http.ServerResponse, deploy: Deploy): Promise<void> {
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
   const log = (source: string, text: string) =>
-    res.write(`${JSON.stringify({ type: 'log', time: '2025-01-02T03:04:06.000Z', source, text })}\n`);
+    res.write(ndjsonLine(res, { type: 'log', time: '2025-01-02T03:04:06.000Z', source, text }));
   log('build', 'Detected a Node.js app (package.json)');
   await fake.holdStream?.();
   if (fake.dropStream) {
@@ -767,10 +841,10 @@ async function streamDeploy(fake: FakeApi, res: http.ServerResponse, deploy: Dep
   }
   Object.assign(deploy, { finishedAt: '2025-01-02T03:04:06.400Z', durationMs: 1400 });
   // Split the last event across two writes: the CLI must not assume a line per chunk.
-  const end = JSON.stringify({ type: 'end', deploy });
+  const end = ndjsonLine(res, { type: 'end', deploy });
   res.write(end.slice(0, 10));
   await new Promise((resolve) => setTimeout(resolve, 10));
-  res.end(`${end.slice(10)}\n`);
+  res.end(end.slice(10));
 }
 
 /** /v1/addon-backups and /v1/addon-backups/:id/download (the fake's user is an admin). */
@@ -996,6 +1070,7 @@ function sendDump(fake: FakeApi, res: http.ServerResponse, backup: AddonBackup) 
   if (backup.status !== 'succeeded' || !dump) {
     return fail(res, 409, 'conflict', `backup ${backup.id} ${backup.status}; pick another`);
   }
+  breach(res, 200, 'application/octet-stream');
   res.writeHead(200, {
     'content-type': 'application/octet-stream',
     'content-disposition': `attachment; filename="${backup.app}-${backup.addon}-${backup.id}.dump"`,
