@@ -2,13 +2,18 @@
 // and control messages; receive output on two channels and, last, how the command exited.
 // Knows nothing about terminals: the CLI decides what stdin is and where output goes.
 import WebSocket from 'ws';
+import {
+  CHANNEL_STDERR,
+  CHANNEL_STDOUT,
+  type RunErrorMessage,
+  type RunExitMessage,
+  type RunSignal,
+  type RunStart,
+} from '../contract/index.js';
 import { ERROR_CODES } from '../lib/errors.js';
 import { ApiError, apiErrorFrom, ConnectionError, networkErrorCode } from './errors.js';
 
-export const CHANNEL_STDOUT = 1;
-export const CHANNEL_STDERR = 2;
-
-export type RunSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'SIGQUIT';
+export { CHANNEL_STDERR, CHANNEL_STDOUT, type RunSignal };
 
 export interface RunLogin {
   /** Where the API listens, e.g. http://127.0.0.1:7070 (a path prefix is kept). */
@@ -17,19 +22,12 @@ export interface RunLogin {
   userAgent?: string;
 }
 
-export interface RunRequest {
+/** What to run (the protocol's first message) in which app. */
+export interface RunRequest extends RunStart {
   app: string;
-  /** argv, or a string run with `sh -c`. */
-  command: string[] | string;
-  tty: boolean;
-  cols?: number;
-  rows?: number;
 }
 
-export interface RunExit {
-  code: number | null;
-  signal: string | null;
-}
+export type RunExit = Omit<RunExitMessage, 'type'>;
 
 export interface RunHandlers {
   stdout(chunk: Buffer): void;
@@ -99,12 +97,8 @@ export function openRun(login: RunLogin, request: RunRequest, handlers: RunHandl
       else if (channel === CHANNEL_STDERR) handlers.stderr(bytes.subarray(1));
       return;
     }
-    let message: {
-      type?: string;
-      code?: number | null;
-      signal?: string | null;
-      error?: { code?: string; message?: string };
-    };
+    // Read defensively (fields may be missing): what a server of another version sends.
+    let message: Partial<RunExitMessage> | Partial<RunErrorMessage>;
     try {
       message = JSON.parse(bytes.toString('utf8'));
     } catch {

@@ -10,3 +10,4 @@ export * from './git.js';
 export * from './logs.js';
 export * from './processes.js';
 export * from './releases.js';
+export * from './run.js';

@@ -70,7 +70,8 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
       const id = newDeployId();
       const dir = paths.deploySource(app.id, id);
       // Through a PassThrough: a refusal ends the unpacker's pipeline without destroying
-      // the request, whose rest is then discarded while the client reads the answer.
+      // the request, whose rest is then discarded while the client reads the answer. (The
+      // archive content-type parser hands the body over as the request stream itself.)
       const body = req.body as Readable;
       const input = new PassThrough();
       body.pipe(input);

@@ -80,7 +80,8 @@ export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
     const header = req.headers.authorization ?? '';
     const ticket = header.startsWith('Bearer ') ? tickets.get(header.slice(7).trim()) : undefined;
     if (!ticket) return; // not the hook: the global hook answers 401 to a stranger
-    // Answered here, before the global bearer check, which knows only API tokens.
+    // Answered here, before the global bearer check, which knows only API tokens. A hook
+    // runs before validation, for every route: its params and query are untyped here.
     const { name } = req.params as { name: string };
     const sha = (req.query as { sha?: string }).sha ?? '';
     if (name !== ticket.appName || !SHA.test(sha) || ticket.used) {
@@ -175,6 +176,7 @@ export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
       }
       const repo = await ensureRepo(paths, app.id, repoOptions);
       const upload = uploads.begin(req, reply, service === 'git-receive-pack' ? 'push' : 'fetch');
+      // The content-type parser above hands git's body over as the request stream itself.
       let body = req.body as Readable;
       if (req.headers['content-encoding'] === 'gzip') {
         const gunzip = createGunzip();

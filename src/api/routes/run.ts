@@ -5,17 +5,23 @@ import { finished } from 'node:stream/promises';
 import '@fastify/websocket';
 import type { FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
-import { AppNameParams, errorResponses } from '../../contract/index.js';
+import {
+  AppNameParams,
+  CHANNEL_STDERR,
+  CHANNEL_STDOUT,
+  errorResponses,
+  RUN_SIGNALS,
+  type RunControl,
+  type RunErrorMessage,
+  type RunExitMessage,
+} from '../../contract/index.js';
 import { getApp } from '../../domain/apps.js';
 import { recordAudit } from '../../domain/audit.js';
-import { type ErrorCode, isUserError, UserError } from '../../lib/errors.js';
+import { isUserError, UserError } from '../../lib/errors.js';
 import type { App } from '../../store/schema.js';
 import type { Api, ApiContext, OneOffProcess, OneOffRequest } from '../context.js';
 
-export const CHANNEL_STDOUT = 1;
-export const CHANNEL_STDERR = 2;
 export const MAX_COMMAND_BYTES = 64 * 1024;
-export const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 /** WebSocket close codes: 1000 done, 1008 a request we refuse, 1011 our own failure. */
 export const CLOSE_NORMAL = 1000;
 export const CLOSE_POLICY = 1008;
@@ -107,12 +113,7 @@ export function parseRunRequest(text: string): OneOffRequest {
   return request;
 }
 
-export type ControlMessage =
-  | { type: 'eof' }
-  | { type: 'resize'; cols: number; rows: number }
-  | { type: 'signal'; signal: (typeof SIGNALS)[number] };
-
-export function parseControl(text: string): ControlMessage {
+export function parseControl(text: string): RunControl {
   let body: Record<string, unknown>;
   try {
     body = JSON.parse(text) as Record<string, unknown>;
@@ -129,8 +130,8 @@ export function parseControl(text: string): ControlMessage {
         rows: terminalDimension('rows', body.rows),
       };
     case 'signal': {
-      const signal = SIGNALS.find((s) => s === body.signal);
-      if (!signal) throw new UserError('bad_request', `signal must be one of ${SIGNALS.join(', ')}`);
+      const signal = RUN_SIGNALS.find((s) => s === body.signal);
+      if (!signal) throw new UserError('bad_request', `signal must be one of ${RUN_SIGNALS.join(', ')}`);
       return { type: 'signal', signal };
     }
     default:
@@ -202,7 +203,8 @@ class RunSession {
     if (!result) return this.close(CLOSE_INTERNAL);
     // All output before the exit message.
     await Promise.all([finished(proc.stdout), finished(proc.stderr)].map((p) => p.catch(() => {})));
-    this.send(JSON.stringify({ type: 'exit', code: result.exitCode, signal: result.signal }));
+    const exit: RunExitMessage = { type: 'exit', code: result.exitCode, signal: result.signal };
+    this.send(JSON.stringify(exit));
     this.close(CLOSE_NORMAL);
   }
 
@@ -223,7 +225,7 @@ class RunSession {
       }
       return;
     }
-    let message: ControlMessage;
+    let message: RunControl;
     try {
       message = parseControl(rawText(data));
     } catch (err) {
@@ -287,7 +289,7 @@ class RunSession {
   }
 }
 
-function errorMessageBody(err: unknown): { type: 'error'; error: { code: ErrorCode; message: string } } {
+function errorMessageBody(err: unknown): RunErrorMessage {
   if (isUserError(err)) return { type: 'error', error: { code: err.code, message: err.message } };
   return {
     type: 'error',
