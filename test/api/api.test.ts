@@ -17,6 +17,7 @@ import { SecretBox } from '../../src/lib/secrets.js';
 import { DeployLogs } from '../../src/logs/deploy-log.js';
 import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
+import { unusedAddons } from './unused.js';
 
 /** A raw tar entry, for archives no honest packer would make. */
 function tarEntry(
@@ -70,6 +71,8 @@ describe('API', () => {
         runOneOff: async () => {
           throw new Error('not in this test');
         },
+        flushEgress: async () => {},
+        addons: unusedAddons(),
       },
       createLogger('silent'),
     );

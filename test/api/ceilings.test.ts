@@ -16,6 +16,7 @@ import { SecretBox } from '../../src/lib/secrets.js';
 import { DeployLogs } from '../../src/logs/deploy-log.js';
 import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
+import { unusedAddons } from './unused.js';
 
 describe('ceilings on instances', () => {
   let dir: string;
@@ -49,6 +50,8 @@ describe('ceilings on instances', () => {
         runOneOff: async () => {
           throw new Error('not in this test');
         },
+        flushEgress: async () => {},
+        addons: unusedAddons(),
       },
       createLogger('silent'),
     );

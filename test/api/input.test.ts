@@ -17,6 +17,7 @@ import { SecretBox } from '../../src/lib/secrets.js';
 import { DeployLogs } from '../../src/logs/deploy-log.js';
 import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
+import { unusedAddons } from './unused.js';
 
 /** Petri's error shape and nothing else. */
 function assertPetriError(body: string, status: number, actual: number): { code: string; message: string } {
@@ -68,6 +69,8 @@ describe('API input', () => {
         runOneOff: async () => {
           throw new Error('not in this test');
         },
+        flushEgress: async () => {},
+        addons: unusedAddons(),
       },
       createLogger('silent'),
     );

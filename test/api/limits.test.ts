@@ -16,6 +16,7 @@ import { SecretBox } from '../../src/lib/secrets.js';
 import { DeployLogs } from '../../src/logs/deploy-log.js';
 import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
+import { unusedAddons } from './unused.js';
 
 async function api(dir: string, db: Store, flags: Record<string, unknown>): Promise<FastifyInstance> {
   const paths = new DataPaths(dir);
@@ -32,6 +33,8 @@ async function api(dir: string, db: Store, flags: Record<string, unknown>): Prom
       runOneOff: async () => {
         throw new Error('not in this test');
       },
+      flushEgress: async () => {},
+      addons: unusedAddons(),
     },
     createLogger('silent'),
   );
