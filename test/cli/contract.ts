@@ -2,11 +2,12 @@
 // checker of requests and answers against it, validated with ajv as Fastify validates: the
 // CLI tests' fake API goes through it, so a canned answer the server could never give (or
 // a request body the server would refuse) fails the test instead of passing quietly.
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { ApiContext } from '../../src/api/context.js';
-import { buildApi } from '../../src/api/server.js';
-import { loadConfig } from '../../src/lib/config.js';
-import { createLogger } from '../../src/lib/log.js';
 
 interface Media {
   schema?: object;
@@ -22,9 +23,28 @@ interface OpenApiDocument {
 
 let document: Promise<OpenApiDocument> | undefined;
 
-/** The document the server serves at /v1/openapi.json, built once per test process. */
+const ROOT = path.join(import.meta.dirname, '../..');
+/** What the document is made of: the routes, the contract, the error list, the versions of
+ * Fastify and its swagger plugin. */
+const SOURCES = ['src/api', 'src/contract', 'src/lib/errors.ts', 'package-lock.json'];
+
+/** The document the server serves at /v1/openapi.json. Building it takes a few seconds
+ * (Fastify compiles every schema), so it is built once per state of its sources and kept in
+ * the temp dir for the other test files of the run. */
 export function apiDocument(): Promise<OpenApiDocument> {
   document ??= (async () => {
+    const cache = path.join(tmpdir(), `petri-openapi-${sourcesHash()}.json`);
+    try {
+      return JSON.parse(readFileSync(cache, 'utf8')) as OpenApiDocument;
+    } catch {
+      // Not built yet for these sources.
+    }
+    // Imported only here: loading the whole API is a second of the cached case's time.
+    const [{ buildApi }, { loadConfig }, { createLogger }] = await Promise.all([
+      import('../../src/api/server.js'),
+      import('../../src/lib/config.js'),
+      import('../../src/lib/log.js'),
+    ]);
     // Registering the routes reads only the configuration; no request reaches this app, so
     // the rest of the context (store, runtime, add-ons) is never touched.
     const context = { config: loadConfig({ dataDir: '/nonexistent/petri-contract' }, {}) } as ApiContext;
@@ -32,9 +52,27 @@ export function apiDocument(): Promise<OpenApiDocument> {
     await api.ready();
     const doc = api.swagger() as unknown as OpenApiDocument;
     await api.close();
+    // Renamed into place, so a test file running beside never reads half of it.
+    const partial = `${cache}.${process.pid}`;
+    writeFileSync(partial, JSON.stringify(doc));
+    renameSync(partial, cache);
     return doc;
   })();
   return document;
+}
+
+function sourcesHash(): string {
+  const hash = createHash('sha256');
+  const files = SOURCES.flatMap((source) => {
+    const full = path.join(ROOT, source);
+    return source.endsWith('.ts') || source.endsWith('.json')
+      ? [full]
+      : readdirSync(full, { recursive: true, encoding: 'utf8' })
+          .filter((f) => f.endsWith('.ts'))
+          .map((f) => path.join(full, f));
+  });
+  for (const file of files.sort()) hash.update(file).update(readFileSync(file));
+  return hash.digest('hex').slice(0, 16);
 }
 
 interface Route {
