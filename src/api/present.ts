@@ -1,5 +1,5 @@
-// What the API shows of the model: the JSON shapes of App and Deploy, documented in the
-// OpenAPI schemas of schemas.ts.
+// What the API shows of the model: the JSON shapes of App and Deploy, as the contract
+// (src/contract) defines them.
 import { appListingRows, appUrl, idleTimeoutMs } from '../domain/apps.js';
 import { releaseVersion } from '../domain/releases.js';
 import type { PetriConfig } from '../lib/config.js';
