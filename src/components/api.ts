@@ -1,0 +1,57 @@
+// Part of the composition root: the API as the control plane runs it: the context its routes
+// get (the store, the services, a nudge to the loops), its listening socket, and a close that
+// never waits on its clients.
+import type { FastifyInstance } from 'fastify';
+import type { ApiContext } from '../api/context.js';
+import { buildApi } from '../api/server.js';
+import { createOneOffRunner } from '../services/one-off.js';
+import type { Controllers } from './controllers.js';
+import type { Core } from './core.js';
+
+/** How long connections still open after the API stopped taking requests are waited for. */
+const CLOSE_CUT_MS = 2000;
+
+export function apiContext(core: Core, { reconciler, builds, addons }: Controllers): ApiContext {
+  const { db, config, secrets, paths, logs, deployLogs, driver, egress } = core;
+  return {
+    db,
+    config,
+    secrets,
+    paths,
+    logs,
+    deployLogs,
+    nudge: () => {
+      reconciler.nudge();
+      void builds.tick();
+    },
+    flushEgress: async () => egress?.flush(),
+    usage: async (ids) => {
+      const usage = new Map<string, { memoryBytes?: number; cpuSeconds?: number }>();
+      for (const id of ids) {
+        const s = await driver.status(id).catch(() => undefined);
+        if (s) usage.set(id, { memoryBytes: s.memoryBytes, cpuSeconds: s.cpuSeconds });
+      }
+      return usage;
+    },
+    runOneOff: createOneOffRunner({ db, driver, paths, config, secrets, egressProxyUrl: egress?.url }),
+    addons,
+  };
+}
+
+export async function listenApi(core: Core, controllers: Controllers): Promise<FastifyInstance> {
+  const api = await buildApi(apiContext(core, controllers), core.logger);
+  await api.listen({ port: core.config.apiPort, host: core.config.apiBind });
+  return api;
+}
+
+/** api.close() first stops uploads and pushes in flight (they answer 503); a connection
+ * still open after that (a log tail, a one-off's terminal) is cut rather than waited for:
+ * a stopping control plane must not wait on its clients. */
+export async function closeApi(api: FastifyInstance): Promise<void> {
+  const cut = setTimeout(() => api.server.closeAllConnections(), CLOSE_CUT_MS);
+  try {
+    await api.close();
+  } finally {
+    clearTimeout(cut);
+  }
+}

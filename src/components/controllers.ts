@@ -1,0 +1,53 @@
+// Part of the composition root: the control plane's loops and the services they share, wired
+// to one another: whatever changes what should run (a build, an add-on, a wake, a sleep)
+// nudges the instance reconciler. Built here, started and stopped by server.ts.
+import { AddonUpkeep } from '../controllers/addon-upkeep.js';
+import { BuildLoop } from '../controllers/builds.js';
+import { IdleSleeper } from '../controllers/idle.js';
+import { InstanceReconciler } from '../controllers/instances.js';
+import { Waker } from '../edge/waker.js';
+import { AddonService } from '../services/addons.js';
+import type { Core } from './core.js';
+
+export interface Controllers {
+  reconciler: InstanceReconciler;
+  builds: BuildLoop;
+  addons: AddonService;
+  upkeep: AddonUpkeep;
+  waker: Waker;
+  sleeper: IdleSleeper;
+}
+
+export function buildControllers(core: Core): Controllers {
+  const { db, driver, router, engines, egress, paths, config, secrets, logs, deployLogs, logger } = core;
+  const reconciler = new InstanceReconciler({
+    db,
+    driver,
+    router,
+    paths,
+    config,
+    secrets,
+    logs,
+    deployLogs,
+    logger,
+    egressProxyUrl: egress?.url,
+    egressClients: egress?.clients,
+  });
+  const nudge = () => reconciler.nudge();
+  const builds = new BuildLoop({
+    db,
+    driver,
+    paths,
+    config,
+    logs,
+    deployLogs,
+    logger,
+    egressProxyUrl: egress?.url,
+    onReleased: nudge,
+  });
+  const addons = new AddonService({ db, engines, paths, config, secrets, logger, nudge });
+  const upkeep = new AddonUpkeep({ db, service: addons, paths, config, logger });
+  const waker = new Waker({ db, config, logs, logger, nudge });
+  const sleeper = new IdleSleeper({ db, router, config, logs, logger, nudge });
+  return { reconciler, builds, addons, upkeep, waker, sleeper };
+}

@@ -1,0 +1,55 @@
+// Part of the composition root: this host's runtime driver (bubblewrap, cgroups, a network of
+// its own) and router (HAProxy), built from the configuration. A second driver or router is
+// chosen here and nowhere else.
+import type { Logger } from 'pino';
+import type { AddonEngines } from '../addons/engines.js';
+import type { PetriConfig } from '../lib/config.js';
+import type { DataPaths } from '../lib/paths.js';
+import type { LogStore } from '../logs/log-store.js';
+import { HaproxyRouter } from '../router/haproxy-router.js';
+import { LocalDriver } from '../runtime/local/local-driver.js';
+
+/** The add-on engines are prepared first: sandboxes reach their servers through the
+ * network's forwards. Output goes to the app logs. */
+export function localDriver(
+  config: PetriConfig,
+  paths: DataPaths,
+  engines: AddonEngines,
+  output: LogStore,
+  logger: Logger,
+): LocalDriver {
+  return new LocalDriver({
+    stateDir: paths.runtime,
+    cgroupParent: config.cgroupParent,
+    network: config.network.enabled
+      ? {
+          bridge: config.network.bridge,
+          subnet: config.network.subnet,
+          hostPorts: [config.egressPort],
+          forwards: engines.forwards(),
+        }
+      : undefined,
+    output,
+    logger,
+  });
+}
+
+/** Started, or adopted when this data dir's HAProxy still runs. */
+export async function haproxyRouter(
+  config: PetriConfig,
+  paths: DataPaths,
+  logger: Logger,
+): Promise<HaproxyRouter> {
+  const router = new HaproxyRouter({
+    dir: paths.router,
+    httpPort: config.httpPort,
+    bindAddress: config.httpBind,
+    apiHost: config.apiHost,
+    apiServer: { address: config.apiBind === '0.0.0.0' ? '127.0.0.1' : config.apiBind, port: config.apiPort },
+    domain: config.domain,
+    waker: { address: '127.0.0.1', port: config.wakerPort },
+    logger,
+  });
+  await router.start();
+  return router;
+}
