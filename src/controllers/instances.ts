@@ -24,6 +24,7 @@ import { Backoff } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
 import { RepeatedErrorLog } from '../lib/log-dedupe.js';
+import { Loop } from '../lib/loop.js';
 import type { DataPaths } from '../lib/paths.js';
 import { freePort } from '../lib/ports.js';
 import { removeTree } from '../lib/remove-tree.js';
@@ -66,9 +67,8 @@ const STABLE_AFTER_MS = 60_000;
 const KILL_GRACE_MS = 10_000;
 
 export class InstanceReconciler {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly loop: Loop;
+  private intervalMs = 1000;
   private stopped = false;
   /** True while instances are starting or stopping: passes then run often. */
   private busy = false;
@@ -77,7 +77,7 @@ export class InstanceReconciler {
   private readonly stopping = new Set<string>();
   private readonly pidsLimitNoted = new Set<string>();
   private readonly phase: ReleasePhase;
-  /** Per object (a step's name, `stop ID`, `pass`): when a failed operation may run again. */
+  /** Per object (a step's name, `stop ID`): when a failed operation may run again. */
   private readonly retries = new Backoff({ initialMs: 1000, maxMs: MAX_BACKOFF_MS });
   private readonly errors: RepeatedErrorLog;
   /** What sandbox specs are built from (specs/). */
@@ -85,6 +85,15 @@ export class InstanceReconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.errors = new RepeatedErrorLog(deps.logger);
+    this.loop = new Loop({
+      what: 'reconcile pass',
+      pass: () => this.pass(),
+      // Soon while instances start or stop, at the interval otherwise.
+      intervalMs: () => (this.busy ? 50 : this.intervalMs),
+      // A failing pass is tried again every second at most: what it converges is every app.
+      maxBackoffMs: 1000,
+      logger: deps.logger,
+    });
     this.specs = {
       config: deps.config,
       paths: deps.paths,
@@ -107,63 +116,24 @@ export class InstanceReconciler {
   }
 
   start(intervalMs = 1000): void {
-    const loop = async () => {
-      if (this.stopped) return;
-      await this.reconcileNow();
-      if (!this.stopped) this.timer = setTimeout(loop, this.nextPassIn(intervalMs));
-    };
-    void loop();
+    this.intervalMs = intervalMs;
+    this.loop.start();
   }
 
   /** Stops the loop and waits for a pass in flight, so nothing starts after this resolves. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+    await this.loop.stop();
   }
 
   /** Something changed: run a pass as soon as possible. */
   nudge(): void {
-    if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      void this.reconcileNow().then(() => {
-        if (!this.stopped) this.timer = setTimeout(() => this.nudge(), this.nextPassIn(1000));
-      });
-    }, 0);
+    this.loop.nudge();
   }
 
   /** One pass; concurrent callers share it and a caller during a pass gets one more after. */
-  async reconcileNow(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.pass();
-          this.retries.succeeded('pass');
-          this.errors.resolved('pass');
-        } catch (err) {
-          this.retries.failed('pass');
-          this.errors.error('pass', err, 'reconcile pass failed');
-        }
-      } while (this.again && !this.stopped && this.retries.ready('pass'));
-    })();
-    try {
-      await this.running;
-    } finally {
-      this.running = undefined;
-    }
-  }
-
-  /** When the loop runs again: soon while instances start or stop, later after a failed
-   * pass (its backoff), at the interval otherwise. */
-  private nextPassIn(intervalMs: number): number {
-    if (!this.retries.ready('pass')) return Math.max(intervalMs, 1000);
-    return this.busy ? 50 : intervalMs;
+  reconcileNow(): Promise<void> {
+    return this.loop.runNow();
   }
 
   private async pass(): Promise<void> {

@@ -25,8 +25,11 @@ export class Loop {
   private readonly failures: Backoff;
   private readonly errors: RepeatedErrorLog;
 
+  private readonly maxBackoffMs: number;
+
   constructor(private readonly opts: LoopOptions) {
-    this.failures = new Backoff({ initialMs: 1000, maxMs: opts.maxBackoffMs ?? 60_000 });
+    this.maxBackoffMs = opts.maxBackoffMs ?? 60_000;
+    this.failures = new Backoff({ initialMs: 1000, maxMs: this.maxBackoffMs });
     this.errors = new RepeatedErrorLog(opts.logger);
   }
 
@@ -91,6 +94,7 @@ export class Loop {
     const interval =
       typeof this.opts.intervalMs === 'function' ? this.opts.intervalMs() : this.opts.intervalMs;
     if (this.failures.ready('pass')) return interval;
-    return Math.max(interval, 1000 * 2 ** Math.min(this.failures.failures('pass') - 1, 6));
+    const backoff = 1000 * 2 ** Math.min(this.failures.failures('pass') - 1, 6);
+    return Math.max(interval, Math.min(backoff, this.maxBackoffMs));
   }
 }
