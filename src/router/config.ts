@@ -50,6 +50,13 @@ const CLIENT_CLAIMS = [
   'X-Rewrite-URL',
   'X-Original-Host',
   'X-Host',
+  // Read by request-ip and libraries like it; the X-Forwarded- prefix rule misses them.
+  'X-Forwarded',
+  'Forwarded-For',
+  'X-ProxyUser-Ip',
+  'X-AppEngine-User-IP',
+  'Cf-Pseudo-IPv4',
+  'Cf-Pseudo-IPv6',
 ];
 
 export function renderHaproxyConfig(opts: RenderOptions, routes: readonly RouteSpec[]): string {

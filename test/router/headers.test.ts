@@ -203,6 +203,12 @@ describe('HAProxy: Host routing and forwarding headers', () => {
       'X-Rewrite-URL: /admin',
       'X-Original-Host: bank.example',
       'X-Host: bank.example',
+      // What request-ip (and libraries like it) fall back to: the prefix rule misses them.
+      'X-Forwarded: for=203.0.113.9',
+      'Forwarded-For: 203.0.113.9',
+      'X-ProxyUser-Ip: 203.0.113.9',
+      'X-AppEngine-User-IP: 203.0.113.9',
+      'Cf-Pseudo-IPv4: 203.0.113.9',
       // Lower case is the same header; underscores become the same CGI/WSGI variable
       // (HTTP_X_REAL_IP) in gunicorn and other gateways, so they are forged headers too.
       'x-forwarded-ssl: on',
