@@ -9,8 +9,8 @@ import {
   expiredBackups,
   failedBackupsBefore,
   failInterruptedBackups,
-  listLiveAddons,
-} from '../domain/addons.js';
+} from '../domain/addon-backups.js';
+import { listLiveAddons } from '../domain/addons.js';
 import { userOrFirstAdmin } from '../domain/auth.js';
 import type { PetriConfig } from '../lib/config.js';
 import { Loop } from '../lib/loop.js';

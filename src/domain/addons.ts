@@ -1,12 +1,12 @@
-// Add-ons as the store sees them: which app has which database, under which config var,
-// and their backups. Attaching, rotating and detaching change the app's config in the same
+// Add-ons as the store sees them: which app has which database, under which config var
+// (their backups: addon-backups.ts). Attaching, rotating and detaching change the app's config in the same
 // transaction as a new release, so the app gets its URL with zero downtime the way a
 // `petri config set` does. Talking to the engines is the caller's part (services/addons).
 import { ADDON_ENGINES } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import type { SecretBox } from '../lib/secrets.js';
 import { now, type Store } from '../store/db.js';
-import type { Addon, AddonBackup, App, BackupKind, Release, User } from '../store/schema.js';
+import type { Addon, App, Release, User } from '../store/schema.js';
 import { addonVarNames } from './addon-vars.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
@@ -376,117 +376,6 @@ export async function recordDestroyed(
   });
 }
 
-// Backups.
-
-export async function insertBackup(
-  db: Store,
-  addon: Addon,
-  kind: BackupKind,
-  createdBy: string,
-  expiresAt: string | null,
-): Promise<AddonBackup> {
-  return db
-    .insertInto('addon_backups')
-    .values({
-      addon_id: addon.id,
-      kind,
-      status: 'running',
-      size_bytes: null,
-      error: null,
-      created_by: createdBy,
-      created_at: now(),
-      finished_at: null,
-      expires_at: expiresAt,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-}
-
-export async function finishBackup(
-  db: Store,
-  id: number,
-  result: { sizeBytes: number } | { error: string },
-): Promise<AddonBackup> {
-  return db
-    .updateTable('addon_backups')
-    .set(
-      'error' in result
-        ? { status: 'failed', error: result.error, finished_at: now() }
-        : { status: 'succeeded', size_bytes: result.sizeBytes, finished_at: now() },
-    )
-    .where('id', '=', id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-}
-
-export function listBackups(db: Store, addonId: number): Promise<AddonBackup[]> {
-  return db
-    .selectFrom('addon_backups')
-    .selectAll()
-    .where('addon_id', '=', addonId)
-    .orderBy('id', 'desc')
-    .execute();
-}
-
-/** 'b12' or '12' → 12. */
-export function parseBackupId(text: string): number {
-  const m = /^b?([1-9][0-9]{0,12})$/.exec(text);
-  if (!m)
-    throw new UserError(
-      'bad_request',
-      `backup id must look like b12 (see petri addons backups NAME), got '${text}'`,
-    );
-  return Number(m[1]);
-}
-
-export function backupLabel(id: number): string {
-  return `b${id}`;
-}
-
-/** A backup the user may restore or download: one of this add-on's, or, for an admin, any
- * backup of the same engine (a destroyed add-on's or app's final backup included). */
-export async function backupFor(
-  db: Store,
-  user: User,
-  addon: Addon | undefined,
-  backupId: number,
-): Promise<{ backup: AddonBackup; source: Addon }> {
-  const row = await db.selectFrom('addon_backups').selectAll().where('id', '=', backupId).executeTakeFirst();
-  const source =
-    row && (await db.selectFrom('addons').selectAll().where('id', '=', row.addon_id).executeTakeFirst());
-  const mine = row && source && addon && source.app_id === addon.app_id && source.id === addon.id;
-  if (!row || !source || (!mine && user.role !== 'admin')) {
-    throw new UserError(
-      'not_found',
-      `backup ${backupLabel(backupId)} not found${addon ? ` for add-on '${addon.name}'; list them with 'petri addons backups ${addon.name}'` : ''}`,
-    );
-  }
-  if (row.status !== 'succeeded') {
-    throw new UserError(
-      'conflict',
-      `backup ${backupLabel(backupId)} ${row.status === 'running' ? 'is still running' : 'failed'}; pick another`,
-    );
-  }
-  if (addon && source.type !== addon.type) {
-    throw new UserError(
-      'bad_request',
-      `backup ${backupLabel(backupId)} is of a ${source.type} add-on; '${addon.name}' is ${addon.type}`,
-    );
-  }
-  return { backup: row, source };
-}
-
-/** Every backup, with the add-on and app it came from (admin: destroyed ones too). */
-export function listAllBackups(db: Store) {
-  return db
-    .selectFrom('addon_backups')
-    .innerJoin('addons', 'addons.id', 'addon_backups.addon_id')
-    .selectAll('addon_backups')
-    .select(['addons.app_name', 'addons.name as addon_name', 'addons.type', 'addons.status as addon_status'])
-    .orderBy('addon_backups.id', 'desc')
-    .execute();
-}
-
 /** Refuses before any engine work when the app has a release on its way: the add-on's
  * change is a release of its own, and two at once are refused (as for config changes). */
 export async function assertAppCanRelease(db: Store, appId: number): Promise<void> {
@@ -507,68 +396,4 @@ export function listLiveAddons(db: Store): Promise<Addon[]> {
 /** The row of an add-on whose provisioning failed and left nothing behind on its server. */
 export async function forgetAddon(db: Store, addonId: number): Promise<void> {
   await db.deleteFrom('addons').where('id', '=', addonId).execute();
-}
-
-/** Backups a restart cut off are failed (their files may be partial); returns them, so the
- * caller removes their files. */
-export async function failInterruptedBackups(db: Store): Promise<AddonBackup[]> {
-  return db.transaction().execute(async (tx) => {
-    const cut = await tx.selectFrom('addon_backups').selectAll().where('status', '=', 'running').execute();
-    await tx
-      .updateTable('addon_backups')
-      .set({ status: 'failed', error: 'interrupted by a restart of the control plane', finished_at: now() })
-      .where('status', '=', 'running')
-      .execute();
-    return cut;
-  });
-}
-
-/** True when the add-on has a backup since `since` that did not fail, or one that failed
- * since `failedSince` (a failed scheduled backup is tried again later, not every tick). */
-export async function backedUpRecently(
-  db: Store,
-  addonId: number,
-  since: string,
-  failedSince: string,
-): Promise<boolean> {
-  const recent = await db
-    .selectFrom('addon_backups')
-    .select('id')
-    .where('addon_id', '=', addonId)
-    .where('created_at', '>', since)
-    .where('status', '!=', 'failed')
-    .executeTakeFirst();
-  const recentFailure = await db
-    .selectFrom('addon_backups')
-    .select('id')
-    .where('addon_id', '=', addonId)
-    .where('status', '=', 'failed')
-    .where('created_at', '>', failedSince)
-    .executeTakeFirst();
-  return recent !== undefined || recentFailure !== undefined;
-}
-
-/** Backups past their expiry date. */
-export function expiredBackups(db: Store): Promise<AddonBackup[]> {
-  return db
-    .selectFrom('addon_backups')
-    .selectAll()
-    .where('expires_at', 'is not', null)
-    .where('expires_at', '<', now())
-    .execute();
-}
-
-/** Failed backups made before `before`. */
-export function failedBackupsBefore(db: Store, before: string): Promise<AddonBackup[]> {
-  return db
-    .selectFrom('addon_backups')
-    .selectAll()
-    .where('status', '=', 'failed')
-    .where('created_at', '<', before)
-    .execute();
-}
-
-/** A backup's row, once its file is gone. */
-export async function deleteBackup(db: Store, backupId: number): Promise<void> {
-  await db.deleteFrom('addon_backups').where('id', '=', backupId).execute();
 }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { AddonEngines } from '../addons/engines.js';
 import { type AddonProvider, EngineUnavailableError, type LoginSlot } from '../addons/provider.js';
+import { backupFor, backupLabel, finishBackup, insertBackup, listBackups } from '../domain/addon-backups.js';
 import {
   ADDON_TYPE_NAMES,
   type AddonType,
@@ -16,16 +17,11 @@ import {
   assertAppCanRelease,
   attachAddon,
   attachmentOf,
-  backupFor,
-  backupLabel,
   clearRetiringLogin,
-  finishBackup,
   forgetAddon,
   getAddon,
-  insertBackup,
   insertProvisioningAddon,
   listAddons,
-  listBackups,
   markDestroying,
   parseAddonType,
   readCredentials,
@@ -42,6 +38,7 @@ import type { DataPaths } from '../lib/paths.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
 import type { Addon, AddonBackup, App, BackupKind, Release, User } from '../store/schema.js';
+import { AddonLocks } from './addon-locks.js';
 
 const DAY_MS = 24 * 3600_000;
 /** Usage is shown in listings; a slow server must not hold the listing up. */
@@ -55,10 +52,8 @@ export interface AddonUsageView {
 }
 
 export class AddonService {
-  /** One engine operation at a time per add-on (a backup never races a restore). */
-  private readonly locks = new Map<number, Promise<unknown>>();
-  /** Operations running or queued per add-on; upkeep leaves busy ones alone. */
-  private readonly pending = new Map<number, number>();
+  /** One engine operation at a time per add-on; upkeep leaves busy ones alone. */
+  private readonly locks = new AddonLocks();
   readonly resourcePrefix: string;
 
   constructor(
@@ -153,7 +148,7 @@ export class AddonService {
     const addons = await listAddons(this.deps.db, app);
     // Busy from the first backup to the last purge: between the two rounds an add-on is
     // 'destroying' and unlocked, and upkeep must not take it for a destroy a crash cut off.
-    for (const a of addons) this.hold(a.id, +1);
+    for (const a of addons) this.locks.hold(a.id, +1);
     try {
       // Every final backup first: if one cannot be taken, nothing is purged and the app stays.
       const backups = new Map<number, AddonBackup>();
@@ -172,7 +167,7 @@ export class AddonService {
         });
       }
     } finally {
-      for (const a of addons) this.hold(a.id, -1);
+      for (const a of addons) this.locks.hold(a.id, -1);
     }
   }
 
@@ -343,38 +338,20 @@ export class AddonService {
   async resume(addonId: number, user: User): Promise<void> {
     await this.locked(addonId, async () => {
       // Someone else in this process holds it (an app destroy between its rounds): theirs.
-      if ((this.pending.get(addonId) ?? 0) > 1) return;
+      if (this.locks.count(addonId) > 1) return;
       const addon = await this.fresh(addonId);
       if (addon.status === 'provisioning') await this.forget(await this.provider(addon.type), addon);
       if (addon.status === 'destroying') await this.purge(user, addon, await this.finalBackup(user, addon));
     });
   }
 
-  private hold(addonId: number, delta: 1 | -1): void {
-    const count = (this.pending.get(addonId) ?? 0) + delta;
-    if (count > 0) this.pending.set(addonId, count);
-    else this.pending.delete(addonId);
-  }
-
   /** Whether an operation on the add-on is running or waiting in this process. */
   busy(addonId: number): boolean {
-    return (this.pending.get(addonId) ?? 0) > 0;
+    return this.locks.count(addonId) > 0;
   }
 
   locked<T>(addonId: number, fn: () => Promise<T>): Promise<T> {
-    // Counted from the call, not from the start: upkeep must see an operation that waits.
-    this.hold(addonId, +1);
-    const previous = this.locks.get(addonId) ?? Promise.resolve();
-    const run = previous
-      .catch(() => {})
-      .then(fn)
-      .finally(() => this.hold(addonId, -1));
-    const tail = run.catch(() => {});
-    this.locks.set(addonId, tail);
-    void tail.then(() => {
-      if (this.locks.get(addonId) === tail) this.locks.delete(addonId);
-    });
-    return run;
+    return this.locks.locked(addonId, fn);
   }
 
   /** The add-on as it is now (inside the lock), in one of the states the caller can act on. */

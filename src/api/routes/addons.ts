@@ -26,7 +26,8 @@ import {
   type Release as ReleaseView,
   RestoreBody,
 } from '../../contract/index.js';
-import { backupLabel, getAddon, listAddons, listAllBackups, parseBackupId } from '../../domain/addons.js';
+import { backupLabel, listAllBackups, parseBackupId } from '../../domain/addon-backups.js';
+import { getAddon, listAddons } from '../../domain/addons.js';
 import { getApp } from '../../domain/apps.js';
 import { UserError } from '../../lib/errors.js';
 import type { Store } from '../../store/db.js';
