@@ -1,3 +1,6 @@
+// MariaDB/MySQL add-ons: add-on r is database r, reached through two logins r_a and r_b (the
+// rotation slots) granted on r alone; a restored dump's definers become login a, never the admin.
+// Over 500 lines on purpose: one engine's provider, its SQL and the clients it drives, read as one unit.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

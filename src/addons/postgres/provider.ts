@@ -1,6 +1,7 @@
 // PostgreSQL add-ons: add-on r is database r, owned by the NOLOGIN role r, reached through
 // two login roles r_a and r_b (the rotation slots) that act as r in every session, so all
 // the add-on's objects belong to r and dropping or rotating a login never orphans them.
+// Over 500 lines on purpose: one engine's provider, its SQL and the clients it drives, read as one unit.
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
