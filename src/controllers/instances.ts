@@ -19,7 +19,6 @@ import {
 } from '../domain/instances.js';
 import { releaseEgress, releaseProcessTypes } from '../domain/release-json.js';
 import { failRelease, markReleaseServing } from '../domain/releases.js';
-import type { EgressClients } from '../edge/egress-clients.js';
 import { Backoff } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
@@ -44,6 +43,13 @@ import { ReleasePhase } from './release-phase.js';
 /** How often a starting web process is checked between passes. */
 const READINESS_POLL_MS = 10;
 
+/** What the reconciler tells the egress proxy's map of who is behind each address: the map
+ * itself (edge/egress-clients.ts) is wired by server.ts, as controllers/ never import edge/. */
+export interface EgressClientMap {
+  set(address: string, client: { app: string; allowed: readonly string[] }): void;
+  refresh(): Promise<void>;
+}
+
 export interface ReconcilerDeps {
   db: Store;
   driver: RuntimeDriver;
@@ -57,7 +63,7 @@ export interface ReconcilerDeps {
   /** What sandboxes use as HTTP(S)_PROXY, when they have their own network. */
   egressProxyUrl?: string;
   /** Tells the egress proxy who is behind each instance address. */
-  egressClients?: EgressClients;
+  egressClients?: EgressClientMap;
 }
 
 const MAX_BACKOFF_MS = 60_000;
