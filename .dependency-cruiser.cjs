@@ -97,15 +97,30 @@ module.exports = {
       'the build request is the builder’s spec, declared beside it (build/builder.ts) as the ' +
         'driver specs are beside the driver; store/ rows are what specs/ translates (types only)',
     ),
-    only('build/', [RUNTIME_INTERFACE, 'logs/', 'egress/', 'lib/'], 'egress/: a manifest’s egress hosts are checked with the proxy’s own pattern parser'),
+    only(
+      'build/',
+      [RUNTIME_INTERFACE, 'logs/', 'egress/', 'lib/'],
+      'egress/: a manifest’s egress hosts are checked with the proxy’s own pattern parser',
+    ),
     only(
       'services/',
-      ['domain/', 'specs/', 'addons/', RUNTIME_INTERFACE, 'logs/', 'store/', 'lib/'],
-      'logs/ is the sink drivers write through; store/ for its types only',
+      ['domain/', 'specs/', 'addons/', RUNTIME_INTERFACE, 'store/', 'lib/'],
+      'store/ for its types only',
     ),
     only(
       'controllers/',
-      ['domain/', 'services/', 'specs/', 'build/', 'addons/', RUNTIME_INTERFACE, ROUTER_INTERFACE, 'logs/', 'store/', 'lib/'],
+      [
+        'domain/',
+        'services/',
+        'specs/',
+        'build/',
+        'addons/',
+        RUNTIME_INTERFACE,
+        ROUTER_INTERFACE,
+        'logs/',
+        'store/',
+        'lib/',
+      ],
       'logs/: the loops write the deploy log and hand the driver its output sink; store/ for its types only',
     ),
     only(
