@@ -69,3 +69,26 @@ test('a pass failing the same way is logged once and retried after a delay, not 
   assert.match(lines[0]!, /failing failed/);
   assert.ok(passes <= 2, `${passes} passes in 300 ms`);
 });
+
+test('maxBackoffMs caps the delay between failing passes (the reconciler tries again every second)', async () => {
+  const at: number[] = [];
+  const loop = new Loop({
+    what: 'failing',
+    intervalMs: 1,
+    maxBackoffMs: 500,
+    logger: quiet().logger,
+    pass: async () => {
+      at.push(Date.now());
+      throw new Error('always');
+    },
+  });
+  loop.start();
+  // Uncapped, the fourth pass would come 1 + 2 + 4 s after the first.
+  await until(() => at.length >= 4, { timeout: 3000 });
+  await loop.stop();
+  const gaps = at.slice(1, 4).map((t, i) => t - at[i]!);
+  assert.ok(
+    gaps.every((g) => g < 900),
+    `gaps ${gaps.join(', ')} ms`,
+  );
+});
