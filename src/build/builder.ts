@@ -41,7 +41,7 @@ export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promi
   const plan = await planBuild(req.sourceDir);
   req.onOutput(`-----> ${stackTitle(plan.stack)} app detected\n`);
   if (req.noCache) req.onOutput('-----> Building without the cache (--no-cache)\n');
-  const key = plan.dependencies && cacheKey(req.sourceDir, plan.stack, plan.dependencies);
+  const key = plan.dependencies && (await cacheKey(req.sourceDir, plan.stack, plan.dependencies));
   const diskMiB = req.limits.diskMiB ?? DEFAULT_DISK_MIB;
   const disksSpec = { workDir: req.workDir, cacheDir: req.cacheDir };
   try {

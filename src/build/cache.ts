@@ -6,9 +6,9 @@
 // saveTask), never as root on the host: the cache is the app's to write, so a link or a
 // swapped directory in it can only ever reach the app's own files, with the app's own rights.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
+import { streamSourceFile } from './source-file.js';
 
 export interface DependencyCache {
   /** Files (relative to the source) whose content decides what the install produces. */
@@ -18,13 +18,14 @@ export interface DependencyCache {
 }
 
 /** The cache key: the stack, and the content of each key file (absent ones count too). Read
- * by root from the unpacked upload, before any build step ran in it. */
-export function cacheKey(sourceDir: string, stack: string, cache: DependencyCache): string {
+ * by root from the unpacked upload, before any build step ran in it: streamed, as a lockfile
+ * may be as large as the upload, and never through a link. */
+export async function cacheKey(sourceDir: string, stack: string, cache: DependencyCache): Promise<string> {
   const hash = createHash('sha256').update(stack);
   for (const file of cache.keyFiles) {
-    const full = path.join(sourceDir, file);
     hash.update(`\0${file}\0`);
-    hash.update(existsSync(full) ? readFileSync(full) : 'absent');
+    const read = await streamSourceFile(path.join(sourceDir, file), file, (chunk) => hash.update(chunk));
+    if (read === 'absent') hash.update('absent');
   }
   return hash.digest('hex').slice(0, 32);
 }

@@ -1,10 +1,11 @@
 // Node.js: package.json. npm ci with a lockfile (reproducible), npm install without; the
 // build script when there is one; `npm start`'s command (or node server.js, npm's own
 // default) as the web process unless a Procfile says otherwise.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import type { BuildPlan, BuildStep, StackDetector } from './plan.js';
+import { readSourceFile } from './source-file.js';
 
 interface PackageJson {
   scripts?: Record<string, string>;
@@ -65,8 +66,10 @@ export const nodeDetector: StackDetector = {
 };
 
 function readPackageJson(file: string): PackageJson {
+  // Read (and refused when too large) outside the try: that message is not about JSON.
+  const text = readSourceFile(file, 'package.json') ?? '';
   try {
-    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    const parsed: unknown = JSON.parse(text);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
       throw new Error('not an object');
     return parsed as PackageJson;

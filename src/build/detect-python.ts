@@ -2,11 +2,12 @@
 // the host's Python 3 that also sees the host's packages (so Debian's flask, django and
 // gunicorn satisfy requirements with no network), installs the requirements into it, and
 // runs Django (manage.py) or a WSGI app under gunicorn unless a Procfile says otherwise.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'smol-toml';
 import { UserError } from '../lib/errors.js';
 import type { BuildPlan, BuildStep, StackDetector } from './plan.js';
+import { readSourceFile } from './source-file.js';
 
 const VENV = '/app/.venv';
 const PYTHON = `${VENV}/bin/python`;
@@ -102,11 +103,11 @@ function installStep(dir: string): BuildStep | undefined {
       'requirements.txt',
     ]);
   }
-  const file = path.join(dir, 'pyproject.toml');
-  if (!existsSync(file)) return undefined;
+  const text = readSourceFile(path.join(dir, 'pyproject.toml'), 'pyproject.toml');
+  if (text === undefined) return undefined;
   let doc: Record<string, unknown>;
   try {
-    doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    doc = parse(text) as Record<string, unknown>;
   } catch (err) {
     throw new UserError(
       'build_failed',
@@ -172,11 +173,13 @@ interface Django {
 const SETTINGS_MODULE = /DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]/;
 const WSGI_APPLICATION = /^WSGI_APPLICATION\s*=\s*['"]([A-Za-z_][\w.]*)\.([A-Za-z_]\w*)['"]/m;
 const STATIC_ROOT = /^STATIC_ROOT\s*=/m;
+/** Settings modules followed through star-imports: base, dev, prod and a few more. */
+const MAX_SETTINGS_MODULES = 16;
 
 /** Django: manage.py names the settings module; the settings name the WSGI application
  * (WSGI_APPLICATION, else PROJECT.wsgi) and, with STATIC_ROOT, where collectstatic writes. */
 export function detectDjango(dir: string): Django | undefined {
-  const manage = readFileSync(path.join(dir, 'manage.py'), 'utf8');
+  const manage = readSourceFile(path.join(dir, 'manage.py'), 'manage.py') ?? '';
   const module = SETTINGS_MODULE.exec(manage)?.[1];
   if (!module) return undefined;
   const settings = settingsSources(dir, module);
@@ -203,9 +206,10 @@ function settingsSources(dir: string, module: string): string[] {
   const sources: string[] = [];
   const seen = new Set<string>();
   const read = (f: string) => {
-    if (seen.has(f) || !existsSync(f)) return;
+    // A bounded chain: each module read is capped, and so is how many are followed.
+    if (seen.has(f) || seen.size >= MAX_SETTINGS_MODULES || !existsSync(f)) return;
     seen.add(f);
-    const text = readFileSync(f, 'utf8');
+    const text = readSourceFile(f, path.relative(dir, f)) ?? '';
     sources.push(text);
     for (const m of text.matchAll(/^from \.(\w+) import \*/gm))
       read(path.join(path.dirname(f), `${m[1]}.py`));
@@ -218,9 +222,8 @@ function settingsSources(dir: string, module: string): string[] {
  * look for it, then Flask's conventional `app`. */
 export function detectWsgiApp(dir: string): string | undefined {
   for (const file of ['wsgi.py', 'app.py']) {
-    const full = path.join(dir, file);
-    if (!existsSync(full)) continue;
-    const text = readFileSync(full, 'utf8');
+    const text = readSourceFile(path.join(dir, file), file);
+    if (text === undefined) continue;
     const module = file.slice(0, -3);
     for (const name of ['application', 'app']) {
       const defined = new RegExp(`^(?:${name}\\s*(?::[^=\\n]*)?=|def ${name}\\s*\\()`, 'm');

@@ -1,6 +1,5 @@
 // Picks the build plan for a source tree: the first detector that recognises it, with the
 // Procfile's process types over the detector's.
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import { nodeDetector } from './detect-node.js';
@@ -9,12 +8,13 @@ import { staticDetector } from './detect-static.js';
 import { readManifest } from './manifest.js';
 import type { BuildPlan, StackDetector } from './plan.js';
 import { checkProcessTypes, parseProcfile } from './procfile.js';
+import { readSourceFile } from './source-file.js';
 
 export const DETECTORS: StackDetector[] = [nodeDetector, pythonDetector, staticDetector];
 
 export async function planBuild(sourceDir: string, detectors = DETECTORS): Promise<BuildPlan> {
-  const procfile = path.join(sourceDir, 'Procfile');
-  const declared = existsSync(procfile) ? parseProcfile(readFileSync(procfile, 'utf8')) : {};
+  const procfile = readSourceFile(path.join(sourceDir, 'Procfile'), 'Procfile');
+  const declared = procfile === undefined ? {} : parseProcfile(procfile);
   let plan: BuildPlan | undefined;
   for (const detector of detectors) {
     plan = await detector.detect(sourceDir);

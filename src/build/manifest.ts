@@ -1,10 +1,10 @@
 // petri.toml, the app's optional manifest: what Petri should know about it. Read at build
 // time; only what this version uses is checked strictly, unknown keys are left for later.
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'smol-toml';
 import { validateEgressPattern } from '../egress/matching.js';
 import { UserError } from '../lib/errors.js';
+import { readSourceFile } from './source-file.js';
 
 export interface Manifest {
   name?: string;
@@ -16,11 +16,11 @@ export interface Manifest {
 }
 
 export function readManifest(sourceDir: string): Manifest {
-  const file = path.join(sourceDir, 'petri.toml');
-  if (!existsSync(file)) return {};
+  const source = readSourceFile(path.join(sourceDir, 'petri.toml'), 'petri.toml');
+  if (source === undefined) return {};
   let doc: Record<string, unknown>;
   try {
-    doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    doc = parse(source) as Record<string, unknown>;
   } catch (err) {
     throw new UserError(
       'build_failed',
