@@ -81,6 +81,14 @@ export interface Ceilings {
   instancesPerOwner: number;
   /** Add-ons (of every engine) of all the apps one user owns. */
   addonsPerOwner: number;
+  /** One-off runs (`petri run`) at once of one app, and of all the apps one user owns. */
+  oneOffsPerApp: number;
+  oneOffsPerOwner: number;
+  /** Deploys waiting to be built of all the apps one user owns (one per app: a newer one
+   * supersedes the one queued before it). */
+  queuedDeploysPerOwner: number;
+  /** Apps one user owns. */
+  appsPerOwner: number;
 }
 
 export const ADDON_ENGINES = ['postgres', 'mysql', 'redis'] as const;
@@ -148,7 +156,15 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
   wakeTimeoutMs: 30_000,
   idleCheckMs: 10_000,
   wakerPort: 7071,
-  ceilings: { instancesPerApp: 20, instancesPerOwner: 50, addonsPerOwner: 10 },
+  ceilings: {
+    instancesPerApp: 20,
+    instancesPerOwner: 50,
+    addonsPerOwner: 10,
+    oneOffsPerApp: 3,
+    oneOffsPerOwner: 5,
+    queuedDeploysPerOwner: 3,
+    appsPerOwner: 20,
+  },
   addons: {
     postgres: { mode: 'managed' },
     mysql: { mode: 'managed' },
@@ -242,6 +258,10 @@ function validateCeilings(value: unknown): Ceilings {
     instancesPerApp: integer(raw, 'instancesPerApp', 1, 10_000),
     instancesPerOwner: integer(raw, 'instancesPerOwner', 1, 100_000),
     addonsPerOwner: integer(raw, 'addonsPerOwner', 1, 10_000),
+    oneOffsPerApp: integer(raw, 'oneOffsPerApp', 1, 10_000),
+    oneOffsPerOwner: integer(raw, 'oneOffsPerOwner', 1, 100_000),
+    queuedDeploysPerOwner: integer(raw, 'queuedDeploysPerOwner', 1, 10_000),
+    appsPerOwner: integer(raw, 'appsPerOwner', 1, 100_000),
   };
 }
 

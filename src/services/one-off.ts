@@ -12,6 +12,7 @@ import type { InteractiveProcess, RuntimeDriver } from '../runtime/driver.js';
 import { oneOffSpec } from '../specs/sandbox-specs.js';
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
+import { OneOffSlots } from './one-off-slots.js';
 
 export interface OneOffRunnerDeps {
   db: Store;
@@ -36,6 +37,7 @@ const DEFAULT_TERM = 'xterm-256color';
 export function createOneOffRunner(
   deps: OneOffRunnerDeps,
 ): (app: App, request: OneOffRequest) => Promise<InteractiveProcess> {
+  const slots = new OneOffSlots(deps.config.ceilings);
   return async (app, request) => {
     const release = await servingRelease(deps.db, app);
     if (!release) {
@@ -44,10 +46,18 @@ export function createOneOffRunner(
         `app '${app.name}' has no release yet; deploy it first with 'petri deploy'`,
       );
     }
-    // run-<app>-<time><random>: unique, and it says what it is in a cgroup or directory listing.
-    const id = newId(`run-${app.name}-`).toLowerCase();
-    const spec = oneOffSpec(deps, { app, release, id, port: await freePort(), ...request });
-    if (request.tty && spec.env.TERM === undefined) spec.env.TERM = DEFAULT_TERM;
-    return deps.driver.runInteractive(spec);
+    const giveBack = slots.take(app);
+    try {
+      // run-<app>-<time><random>: unique, and it says what it is in a cgroup or directory listing.
+      const id = newId(`run-${app.name}-`).toLowerCase();
+      const spec = oneOffSpec(deps, { app, release, id, port: await freePort(), ...request });
+      if (request.tty && spec.env.TERM === undefined) spec.env.TERM = DEFAULT_TERM;
+      const proc = await deps.driver.runInteractive(spec);
+      void proc.wait().then(giveBack, giveBack);
+      return proc;
+    } catch (err) {
+      giveBack();
+      throw err;
+    }
   };
 }
