@@ -27,6 +27,7 @@ export async function* followDeploy(
     const read = readDeployLog(file, offset);
     offset = read.offset;
     for (const line of read.lines) yield { type: 'log', ...line };
+    if (read.more) continue; // a big log is read in windows, without waiting between them
     if (deploy.status === 'succeeded' || deploy.status === 'failed') {
       yield { type: 'end', deploy };
       return;
