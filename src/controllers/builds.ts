@@ -14,6 +14,7 @@ import {
   deploysReadyToBuild,
   failDeploy,
   releaseBuild,
+  supersedeQueuedDeploys,
 } from '../domain/deploys.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
@@ -40,7 +41,8 @@ export interface BuildLoopDeps {
   egressProxyUrl?: string;
 }
 
-/** Two builds at once keep a 2-core host responsive for the apps it serves. */
+/** Two builds at once keep a 2-core host responsive for the apps it serves; at most one
+ * per owner (deploysReadyToBuild), so no owner holds both. */
 const MAX_CONCURRENT_BUILDS = 2;
 
 export class BuildLoop {
@@ -75,6 +77,9 @@ export class BuildLoop {
   }
 
   private async startQueued(): Promise<void> {
+    // Only the newest queued deploy of an app waits; the sources of the others go at once.
+    for (const old of await supersedeQueuedDeploys(this.deps.db))
+      await removeTree(this.deps.paths.deploySource(old.app_id, old.id));
     for (const deploy of await deploysReadyToBuild(this.deps.db)) {
       if (this.active.size >= MAX_CONCURRENT_BUILDS || this.stopped) return;
       if (this.active.has(deploy.id) || !(await claimDeploy(this.deps.db, deploy.id))) continue;
@@ -91,8 +96,9 @@ export class BuildLoop {
     const app = await findApp(db, deploy.app_id);
     if (!app) return;
     const output = (text: string) => {
-      deployLogs.append(app.id, deploy.id, 'build', text);
-      logs.append(app.name, 'build', text);
+      // Only what the capped deploy log kept reaches the app's log: a flood stops at the cap.
+      const kept = deployLogs.append(app.id, deploy.id, 'build', text);
+      if (kept) logs.append(app.name, 'build', kept);
     };
     const started = Date.now();
     try {

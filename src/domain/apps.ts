@@ -15,11 +15,25 @@ export async function createApp(
   limits: Limits,
   ip?: string,
   instancesPerOwner = Number.POSITIVE_INFINITY,
+  appsPerOwner = Number.POSITIVE_INFINITY,
 ): Promise<App> {
   const appName = validateAppName(name);
   return db.transaction().execute(async (tx) => {
     const taken = await tx.selectFrom('apps').select('id').where('name', '=', appName).executeTakeFirst();
     if (taken) throw new UserError('conflict', `app '${appName}' already exists; pick another name`);
+    // Apps scaled to 0 take no instance, but each keeps a directory, logs, a build cache and
+    // slugs: their number is bounded on its own (ceilings.appsPerOwner).
+    const apps = await tx
+      .selectFrom('apps')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('owner_id', '=', user.id)
+      .executeTakeFirst();
+    if (Number(apps?.n ?? 0) >= appsPerOwner) {
+      throw new UserError(
+        'bad_request',
+        `you already own ${apps?.n} apps, the ceiling of ${appsPerOwner} per owner (ceilings.appsPerOwner); destroy one first, or ask the operator to raise it`,
+      );
+    }
     // A new app has one web instance: creating apps must not get round the owner's ceiling
     // on instances (see formation.ts), which every scale checks.
     const owned = await tx

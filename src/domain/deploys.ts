@@ -1,6 +1,7 @@
 // Deploys and releases. A deploy is queued with its uploaded source, built, then turned
 // into an immutable release (v1, v2 ...) that becomes the app's desired release; the
 // reconciler makes it serve and reports back here.
+import type { Ceilings } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import { now, type Store } from '../store/db.js';
 import type { App, Deploy, Release, User } from '../store/schema.js';
@@ -55,7 +56,9 @@ export async function getDeploy(db: Store, app: App, id: string): Promise<Deploy
   return deploy;
 }
 
-/** Queued deploys that may start now: one build at a time per app, oldest first. */
+/** Queued deploys that may start now: one build at a time per app and per owner, oldest
+ * first. Per owner, so that one member's slow builds never hold every build slot while
+ * other owners' deploys wait (issue 11). */
 export async function deploysReadyToBuild(db: Store): Promise<Deploy[]> {
   // One change at a time per app: a build waits for the release before it to serve or fail.
   const busy = db
@@ -63,15 +66,28 @@ export async function deploysReadyToBuild(db: Store): Promise<Deploy[]> {
     .select('busy.app_id')
     .where('busy.status', 'in', ['building', 'releasing'])
     .union(db.selectFrom('releases').select('releases.app_id').where('releases.status', '=', 'pending'));
+  const building = db
+    .selectFrom('deploys as b')
+    .innerJoin('apps as ba', 'ba.id', 'b.app_id')
+    .select('ba.owner_id')
+    .where('b.status', '=', 'building');
   const queued = await db
     .selectFrom('deploys')
-    .selectAll()
-    .where('status', '=', 'queued')
-    .where('app_id', 'not in', busy)
-    .orderBy('created_at')
+    .innerJoin('apps', 'apps.id', 'deploys.app_id')
+    .selectAll('deploys')
+    .select('apps.owner_id')
+    .where('deploys.status', '=', 'queued')
+    .where('deploys.app_id', 'not in', busy)
+    .where('apps.owner_id', 'not in', building)
+    .orderBy('deploys.created_at')
     .execute();
-  const seen = new Set<number>();
-  return queued.filter((d) => !seen.has(d.app_id) && seen.add(d.app_id));
+  const apps = new Set<number>();
+  const owners = new Set<number>();
+  return queued
+    .filter(
+      (d) => !apps.has(d.app_id) && !owners.has(d.owner_id) && apps.add(d.app_id) && owners.add(d.owner_id),
+    )
+    .map(({ owner_id: _, ...deploy }) => deploy);
 }
 
 /** Claims a queued deploy for building; false when someone else already did. */
@@ -169,4 +185,67 @@ export async function deployStatuses(
     .where('id', 'in', ids)
     .execute();
   return new Map(rows.map((d) => [d.id, d.status]));
+}
+
+/** Fails every queued deploy that a newer queued deploy of the same app makes pointless, as
+ * Heroku does: only the newest source of an app waits to be built, so a member cannot park
+ * sources on disk by queueing deploys behind a slow build. Returns them, for their sources
+ * to be removed. */
+export async function supersedeQueuedDeploys(db: Store): Promise<Pick<Deploy, 'id' | 'app_id'>[]> {
+  return db.transaction().execute(async (tx) => {
+    const queued = await tx
+      .selectFrom('deploys')
+      .select(['id', 'app_id', 'created_at'])
+      .where('status', '=', 'queued')
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
+    const newest = new Map<number, string>();
+    const superseded: Pick<Deploy, 'id' | 'app_id'>[] = [];
+    for (const d of queued) {
+      const by = newest.get(d.app_id);
+      if (by === undefined) {
+        newest.set(d.app_id, d.id);
+        continue;
+      }
+      await tx
+        .updateTable('deploys')
+        .set({
+          status: 'failed',
+          error: `superseded by ${by}, a newer deploy of the same app`,
+          finished_at: now(),
+        })
+        .where('id', '=', d.id)
+        .where('status', '=', 'queued')
+        .execute();
+      superseded.push({ id: d.id, app_id: d.app_id });
+    }
+    return superseded;
+  });
+}
+
+/** Refuses a new deploy (before its upload is unpacked) when the owner's other apps already
+ * have as many deploys queued as ceilings.queuedDeploysPerOwner: each holds an unpacked
+ * source on the host's disk until it is built. This app's own queued deploy does not count:
+ * the new one supersedes it. */
+export async function checkQueuedDeploys(
+  db: Store,
+  app: App,
+  ceilings: Pick<Ceilings, 'queuedDeploysPerOwner'>,
+): Promise<void> {
+  const row = await db
+    .selectFrom('deploys')
+    .innerJoin('apps', 'apps.id', 'deploys.app_id')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('apps.owner_id', '=', app.owner_id)
+    .where('deploys.app_id', '!=', app.id)
+    .where('deploys.status', '=', 'queued')
+    .executeTakeFirst();
+  const n = Number(row?.n ?? 0);
+  if (n >= ceilings.queuedDeploysPerOwner) {
+    throw new UserError(
+      'too_many_requests',
+      `the apps of ${app.name}'s owner already have ${n} deploys queued, the ceiling of ${ceilings.queuedDeploysPerOwner} per owner (ceilings.queuedDeploysPerOwner); deploy again once one of them has been built`,
+    );
+  }
 }

@@ -62,6 +62,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
         config.defaultLimits,
         req.ip,
         config.ceilings.instancesPerOwner,
+        config.ceilings.appsPerOwner,
       );
       // Before anything is made in it: only the app's own uid may pass through its directory.
       await secureAppDir(ctx.paths, app.id, config.uidBase);

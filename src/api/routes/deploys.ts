@@ -13,7 +13,13 @@ import {
   Ndjson,
 } from '../../contract/index.js';
 import { getApp } from '../../domain/apps.js';
-import { getDeploy, latestDeploys, newDeployId, queueDeploy } from '../../domain/deploys.js';
+import {
+  checkQueuedDeploys,
+  getDeploy,
+  latestDeploys,
+  newDeployId,
+  queueDeploy,
+} from '../../domain/deploys.js';
 import { unpackUntrusted } from '../../lib/archive.js';
 import { UserError } from '../../lib/errors.js';
 import type { Api, ApiContext } from '../context.js';
@@ -66,6 +72,7 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
           'upload the source as a gzip-compressed tar with Content-Type: application/gzip',
         );
       }
+      await checkQueuedDeploys(db, app, config.ceilings);
       const upload = uploads.begin(req, reply, 'upload');
       const id = newDeployId();
       const dir = paths.deploySource(app.id, id);

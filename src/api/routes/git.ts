@@ -21,7 +21,7 @@ import {
   GitServiceParams,
 } from '../../contract/index.js';
 import { getApp } from '../../domain/apps.js';
-import { newDeployId, queueDeploy } from '../../domain/deploys.js';
+import { checkQueuedDeploys, newDeployId, queueDeploy } from '../../domain/deploys.js';
 import { isGitService, serviceHeader } from '../../git/pkt-line.js';
 import type { HookEvent } from '../../git/push.js';
 import { readPushHead, refusePush } from '../../git/push-head.js';
@@ -283,6 +283,7 @@ async function* deployPush(
   tar.on('error', (err) => gzip.destroy(err));
   tar.pipe(gzip);
   try {
+    await checkQueuedDeploys(db, app, config.ceilings);
     // The push's caps: the tree git exports may be far larger than the pack that carried it.
     await unpackUntrusted(gzip, paths.deploySource(app.id, id), {
       maxBytes: config.maxUnpackedBytes,
