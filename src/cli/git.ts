@@ -2,11 +2,11 @@
 // at the app's smart-HTTP endpoint, and `petri git credential`: the credential helper git
 // calls for that URL only, answering with the token of `petri login` (or PETRI_TOKEN),
 // so the token is never written into .git/config or any credential store.
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { UserError } from '../lib/errors.js';
+import { exec } from '../lib/exec.js';
 import { appOption, resolveAppName } from './app-name.js';
 import type { Context } from './context.js';
 import { UsageError } from './output.js';
@@ -127,26 +127,13 @@ interface GitResult {
   stderr: string;
 }
 
-function git(ctx: Context, args: string[]): Promise<GitResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('git', args, {
-      cwd: ctx.io.cwd,
-      env: { ...process.env, ...ctx.io.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', (err) =>
-      reject(
-        (err as NodeJS.ErrnoException).code === 'ENOENT'
-          ? new UserError('bad_request', 'git is not installed')
-          : err,
-      ),
-    );
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
+async function git(ctx: Context, args: string[]): Promise<GitResult> {
+  const result = await exec('git', args, { cwd: ctx.io.cwd, env: { ...process.env, ...ctx.io.env } }).catch(
+    (err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? new UserError('bad_request', 'git is not installed') : err;
+    },
+  );
+  return { code: result.code ?? 1, stdout: result.stdout, stderr: result.stderr };
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

@@ -1,13 +1,12 @@
 // Runs the egress proxy on the sandboxes' gateway and keeps the store's egress counts:
 // attempts are counted in memory and written every few seconds (and before a read).
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { recordEgressAttempts } from '../domain/egress.js';
 import { EgressCounters } from '../egress/counters.js';
 import { parseEgressPattern } from '../egress/matching.js';
 import { EgressProxy } from '../egress/proxy.js';
 import type { PetriConfig } from '../lib/config.js';
+import { execOk } from '../lib/exec.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
 import { EgressClients } from './egress-clients.js';
@@ -85,7 +84,7 @@ function namedHosts(patterns: readonly string[]): string[] {
  * names no registry in Petri itself. */
 async function npmRegistryEgress(): Promise<string[]> {
   try {
-    const { stdout } = await promisify(execFile)('npm', ['config', 'get', 'registry'], { timeout: 10_000 });
+    const { stdout } = await execOk('npm', ['config', 'get', 'registry'], { timeoutMs: 10_000 });
     const url = new URL(stdout.trim());
     return [`${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`];
   } catch {

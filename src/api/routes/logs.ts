@@ -28,7 +28,11 @@ export function logRoutes(api: Api, ctx: ApiContext): void {
       if (!follow) out.end();
       else {
         const closed = closedSignal(req);
-        ctx.logs.follow(app.name, write, closed).finally(() => out.end());
+        // A read error cuts the stream (the client sees it end early) instead of going unhandled.
+        ctx.logs.follow(app.name, write, closed).then(
+          () => out.end(),
+          (err: Error) => out.destroy(err),
+        );
       }
       return sendNdjson(reply, out);
     },
