@@ -116,7 +116,7 @@ describe('a hostile tenant cannot take what all tenants share', () => {
         authorization: `Bearer ${token}`,
         ...(body && { 'content-type': raw ? 'application/gzip' : 'application/json' }),
       },
-      body: raw ? body : body && JSON.stringify(body),
+      body: raw ? new Uint8Array(body) : body && JSON.stringify(body),
     });
     // biome-ignore lint/suspicious/noExplicitAny: the answers of several routes
     return { status: res.status, json: (await res.json()) as Record<string, any> };
