@@ -1,6 +1,8 @@
 // `petri addons`: an app's databases (PostgreSQL, MariaDB, Redis): create, inspect, rotate
 // and destroy them, back them up, restore and download backups, and open the engine's
 // client inside the app's sandbox. Changes that touch the config var wait for the release.
+// Over 500 lines on purpose: one topic of the CLI, ten subcommands that share its option
+// parsing, tables and release waits, as each other topic is one file.
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';

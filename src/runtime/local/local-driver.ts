@@ -23,6 +23,11 @@
 // limits.diskMiB; instances and one-offs also get their /app on a loop-mounted image of that
 // size (app-disk.ts), which stays mounted while the control plane restarts. Builds run on
 // such disks too: their /app, and the app's build cache (openBuildDisks).
+//
+// Over 500 lines on purpose: start, adoption, stop and the task and one-off runs share the
+// cgroup, shim, exit-file and netns bookkeeping above; split apart, each half would have to
+// re-learn that state. The pieces that stand alone already live beside it (app-disk.ts,
+// app-dir.ts, cgroups.ts, network.ts, sandbox-args.ts, seccomp.ts, interactive-args.ts).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
