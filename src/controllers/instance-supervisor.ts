@@ -14,7 +14,7 @@ import { freePort } from '../lib/ports.js';
 import { until } from '../lib/until.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
-import { instanceSpec, type SpecContext } from '../specs/sandbox-specs.js';
+import { instanceIdentity, instanceSpec, type SpecContext } from '../specs/sandbox-specs.js';
 import type { Store } from '../store/db.js';
 import type { App, Instance, Release } from '../store/schema.js';
 import { checkHealth } from './health.js';
@@ -85,6 +85,13 @@ export class InstanceSupervisor {
     if (!app || !release) {
       await updateInstance(db, row.id, { state: 'stopping', stop_deadline: new Date().toISOString() });
       return;
+    }
+    if (alive && !status.labels && this.deps.driver.relabel) {
+      // Started by a Petri from before instances carried labels: say whose it is, so its
+      // output is captured again without a restart.
+      await this.deps.driver.relabel(
+        instanceIdentity(this.parts.specs, { app, release, id: row.id, type: row.type, index: row.idx }),
+      );
     }
     const name = `${row.type}.${row.idx}`;
     const isNew = app.serving_release_id !== row.release_id;

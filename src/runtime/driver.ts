@@ -207,6 +207,11 @@ export interface RuntimeDriver {
   /** The labels of the sandbox (instance, release command, build, one-off) that has this
    * address, for the egress proxy; undefined when none has (or sandboxes have no addresses). */
   sandboxAt(address: string): Promise<SandboxLabels | undefined>;
+  /** For an instance that runs without labels (an earlier Petri started it, before specs
+   * carried them): records whose it is and where its files are, so its status has labels
+   * and its output reaches the sink from now on. A no-op for an instance that has them.
+   * Optional: a driver whose instances always carry their labels has nothing to do. */
+  relabel?(spec: Pick<InstanceSpec, 'id' | 'workDir' | 'labels'>): Promise<void>;
 
   // Lifecycle, called by the composition root (server.ts) and `petri server --stop-all` only.
   /** Makes what sandboxes need on the host (the local driver: the bridge and its firewall),

@@ -10,7 +10,7 @@ import { appLimits } from '../domain/apps.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { SecretBox } from '../lib/secrets.js';
-import type { InstanceSpec, InteractiveSpec } from '../runtime/driver.js';
+import type { InstanceSpec, InteractiveSpec, SandboxLabels } from '../runtime/driver.js';
 import type { App, Deploy, Release } from '../store/schema.js';
 import { instanceEnv } from './instance-env.js';
 
@@ -56,8 +56,25 @@ export function instanceSpec(
     ...sandbox(ctx, app, release, id),
     command: processCommand(input.command),
     env: instanceEnv({ secrets: ctx.secrets, app, release, process, port, proxy: ctx.egressProxyUrl }),
-    labels: { app: app.name, kind: 'instance', release: release.id, process },
+    labels: instanceLabels(app, release, process),
   };
+}
+
+/** What a driver needs to know whose instance runs under an id (see RuntimeDriver.relabel). */
+export function instanceIdentity(
+  ctx: SpecContext,
+  input: { app: App; release: Release; id: string; type: string; index: number },
+): Pick<InstanceSpec, 'id' | 'workDir' | 'labels'> {
+  const { app, release, id, type, index } = input;
+  return {
+    id,
+    workDir: ctx.paths.instance(app.id, id),
+    labels: instanceLabels(app, release, `${type}.${index}`),
+  };
+}
+
+function instanceLabels(app: App, release: Release, process: string): SandboxLabels {
+  return { app: app.name, kind: 'instance', release: release.id, process };
 }
 
 /** The release's `release:` command (migrations), run once before any instance of it starts. */

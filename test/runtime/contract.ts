@@ -42,6 +42,9 @@ export interface ContractWorld {
     timeoutMs: number,
   ): Promise<TaskSpec>;
   cleanup(): Promise<void>;
+  /** Makes a running instance look as an earlier version of the driver left it: without
+   * labels (only for a driver with relabel()). */
+  forgetLabels?(id: string): Promise<void>;
 }
 
 export interface ContractOptions {
@@ -219,6 +222,28 @@ export function driverContract(opts: ContractOptions): void {
       await until(() => sink2.has('contract-e', 'web.1', 'tick of e'), {
         timeout,
         message: "the new driver's sink to get its output",
+      });
+      sink = sink2;
+    });
+
+    test('an instance an earlier version left without labels is relabelled and its output captured again', async (t) => {
+      if (!world.forgetLabels || !driver.relabel) return t.skip('the driver always has its labels');
+      const labels = labelsOf('contract-f', 'web.1');
+      const { spec } = await start('contract-f-web-1', world.programs.tick('tick of f'), labels);
+      await until(() => sink.has('contract-f', 'web.1', 'tick of f'), { timeout, message: 'output' });
+      await driver.close();
+      await world.forgetLabels(spec.id);
+      const sink2 = new RecordingSink();
+      driver = world.driver(sink2);
+      const found = (await driver.list()).find((s) => s.id === spec.id);
+      assert.equal(found?.running, true, 'still running');
+      assert.equal(found?.labels, undefined, 'listed without labels, as after an upgrade');
+      assert.ok(driver.relabel, 'the new driver relabels too');
+      await driver.relabel({ id: spec.id, workDir: spec.workDir, labels });
+      assert.deepEqual((await driver.status(spec.id)).labels, labels);
+      await until(() => sink2.has('contract-f', 'web.1', 'tick of f'), {
+        timeout,
+        message: "the relabelled instance's output to reach the sink",
       });
       sink = sink2;
     });

@@ -310,6 +310,14 @@ export class LocalDriver implements RuntimeDriver {
     return status;
   }
 
+  async relabel(spec: Pick<InstanceSpec, 'id' | 'workDir' | 'labels'>): Promise<void> {
+    assertValidId(spec.id);
+    if (await this.record(spec.id)) return;
+    const record: InstanceRecord = { labels: spec.labels, workDir: spec.workDir };
+    await writeFile(this.recordFile(spec.id), `${JSON.stringify(record)}\n`, { mode: 0o600 });
+    this.capture(record);
+  }
+
   /** Tails the instance's output file into the sink (idempotent). */
   private capture(record: InstanceRecord): void {
     this.tailer?.watch(outputFileOf(record), record.labels.app, sourceOf(record.labels));
