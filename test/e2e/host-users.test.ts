@@ -103,7 +103,12 @@ describe('host users and the data dir', () => {
       'sh',
       petri.dataDir,
     ]);
-    assert.equal(open.status, 0, String(open.stderr));
+    // A file the running Petri replaces meanwhile (a network record) may vanish between find
+    // and chmod: that is no failure; what counts is that the data dir was opened, below.
+    assert.ok(
+      open.status === 0 || /No such file or directory/.test(String(open.stderr)),
+      String(open.stderr),
+    );
     assert.ok(
       readableBy(NOBODY).includes(path.join(petri.dataDir, 'logs', 'probe.log')),
       'the data dir was opened',
