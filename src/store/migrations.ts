@@ -222,6 +222,42 @@ migrations['0005-sleep'] = {
   },
 };
 
+migrations['0006-instance-port-nullable'] = {
+  async up(db: Kysely<unknown>) {
+    // An instance's port is the runtime driver's choice, known once start() answers: a row
+    // is written before that (a crash between the two is found by the next pass), so its
+    // port may be null, meaning "not known yet" (neither routed nor health-checked).
+    // SQLite cannot drop NOT NULL in place: the table is rebuilt with the same columns.
+    await db.schema
+      .createTable('instances_new')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('app_id', 'integer', (c) => c.notNull())
+      .addColumn('release_id', 'integer', (c) => c.notNull())
+      .addColumn('type', 'text', (c) => c.notNull())
+      .addColumn('idx', 'integer', (c) => c.notNull())
+      .addColumn('port', 'integer')
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('ready_at', 'text')
+      .addColumn('restarts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('exit_code', 'integer')
+      .addColumn('exit_reason', 'text')
+      .addColumn('next_start_at', 'text')
+      .addColumn('stop_deadline', 'text')
+      .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('signalled_at', 'text')
+      .addColumn('address', 'text')
+      .execute();
+    const columns = sql.raw(
+      'id, app_id, release_id, type, idx, port, state, started_at, ready_at, restarts, exit_code, ' +
+        'exit_reason, next_start_at, stop_deadline, generation, signalled_at, address',
+    );
+    await sql`insert into instances_new (${columns}) select ${columns} from instances`.execute(db);
+    await db.schema.dropTable('instances').execute();
+    await db.schema.alterTable('instances_new').renameTo('instances').execute();
+  },
+};
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;
