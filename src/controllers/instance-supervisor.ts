@@ -2,7 +2,8 @@
 // is healthy, or fails its release (a new one) or crashes (a serving one) when it exits or
 // misses its boot timeout; a crashed one restarts after 1 s, 2 s ... up to a minute; a
 // launch writes the row before the driver starts the sandbox, so a crash between the two is
-// found by the next pass.
+// found by the next pass. Where an instance is reached, its address and its port, is the
+// driver's to choose and say: from start(), then from list() every pass.
 import type { Logger } from 'pino';
 import { newId } from '../domain/ids.js';
 import { insertInstance, updateInstance } from '../domain/instances.js';
@@ -10,7 +11,6 @@ import { releaseEgress, releaseProcessTypes } from '../domain/release-json.js';
 import { failRelease } from '../domain/releases.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
-import { freePort } from '../lib/ports.js';
 import { until } from '../lib/until.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
@@ -74,9 +74,14 @@ export class InstanceSupervisor {
     const alive = status?.running === true;
     const release = releases.get(row.release_id);
     // Where the instance is reached is the driver's to say, every pass: a driver may move it.
-    if (status && (status.address ?? null) !== row.address) {
-      await updateInstance(db, row.id, { address: status.address ?? null });
-      row = { ...row, address: status.address ?? null };
+    // A port the driver does not know (an instance an earlier Petri started) stays the row's.
+    if (status) {
+      const address = status.address ?? null;
+      const port = status.port ?? row.port;
+      if (address !== row.address || port !== row.port) {
+        await updateInstance(db, row.id, { address, port });
+        row = { ...row, address, port };
+      }
     }
     if (row.state === 'stopping') {
       if (!alive && !stops.inFlight(row.id)) await stops.forget(row);
@@ -119,7 +124,7 @@ export class InstanceSupervisor {
         const seconds = Math.round(timeout / 1000);
         const why = release.health_path
           ? `${name} did not answer ${release.health_path} with 2xx/3xx within ${seconds} s`
-          : `${name} did not listen on PORT (${row.port}) within ${seconds} s; make the app listen on the port in the PORT environment variable`;
+          : `${name} did not listen on PORT${row.port === null ? '' : ` (${row.port})`} within ${seconds} s; make the app listen on the port in the PORT environment variable`;
         return isNew ? this.failStart(app, row, why) : this.crashed(app, row, status, why);
       }
       return;
@@ -152,13 +157,15 @@ export class InstanceSupervisor {
     let row: Instance;
     if (existing) {
       await driver.stop(existing.id, 0);
+      // The driver chooses the port afresh: the old one is not known to be the new one.
       await updateInstance(db, existing.id, {
         state: 'starting',
         started_at: new Date().toISOString(),
         ready_at: null,
         next_start_at: null,
+        port: null,
       });
-      row = { ...existing, state: 'starting', started_at: new Date().toISOString() };
+      row = { ...existing, state: 'starting', started_at: new Date().toISOString(), port: null };
     } else {
       const id = newId(`${app.name}-${processType.replace(/_/g, '-')}-${index}-`).toLowerCase();
       row = await insertInstance(db, {
@@ -167,7 +174,6 @@ export class InstanceSupervisor {
         release_id: release.id,
         type: processType,
         idx: index,
-        port: await freePort(),
         generation,
       });
     }
@@ -179,11 +185,12 @@ export class InstanceSupervisor {
           id: row.id,
           type: processType,
           index,
-          port: row.port,
           command,
         }),
       );
-      await updateInstance(db, row.id, { address: started.address ?? null });
+      // The driver's answer: where the instance is reached, and on which port.
+      row = { ...row, address: started.address ?? null, port: started.port ?? null };
+      await updateInstance(db, row.id, { address: row.address, port: row.port });
       if (started.address) {
         this.deps.egressClients?.set(started.address, {
           app: app.name,
@@ -195,8 +202,7 @@ export class InstanceSupervisor {
         release.id,
         `starting ${processType}.${index} (v${release.version}): ${command}`,
       );
-      if (processType === 'web')
-        this.watchReadiness({ ...row, address: started.address ?? null }, release, app);
+      if (processType === 'web') this.watchReadiness(row, release, app);
     } catch (err) {
       const why = `${processType}.${index} could not be started: ${errorMessage(err)}`;
       this.deps.logger.error({ err, instance: row.id }, 'instance start failed');
@@ -219,6 +225,7 @@ export class InstanceSupervisor {
 
   private async isHealthy(row: Instance, release: Release): Promise<boolean> {
     if (row.type !== 'web') return true;
+    if (row.port === null) return false; // not known yet: the driver has not said it
     return checkHealth(row.address ?? '127.0.0.1', row.port, release.health_path);
   }
 

@@ -156,7 +156,10 @@ export class InstanceReconciler {
         routes.push({
           host: `${app.name}.${this.deps.config.domain}`,
           app: app.name,
-          servers: plan.servers.map((r) => ({ id: r.id, address: r.address ?? '127.0.0.1', port: r.port })),
+          // An instance whose port the driver has not said yet is not routed.
+          servers: plan.servers.flatMap((r) =>
+            r.port === null ? [] : [{ id: r.id, address: r.address ?? '127.0.0.1', port: r.port }],
+          ),
         });
         if (plan.switchToDesired) switched.push(app);
         retire.push(...plan.retire);

@@ -36,12 +36,13 @@ export async function releasesByIds(db: Store, ids: number[]): Promise<Map<numbe
 
 export async function insertInstance(
   db: Store,
-  row: Pick<Instance, 'id' | 'app_id' | 'release_id' | 'type' | 'idx' | 'port' | 'generation'>,
+  row: Pick<Instance, 'id' | 'app_id' | 'release_id' | 'type' | 'idx' | 'generation'>,
 ): Promise<Instance> {
   return db
     .insertInto('instances')
     .values({
       ...row,
+      port: null, // the driver's choice, known once it started the instance
       state: 'starting',
       started_at: now(),
       ready_at: null,
@@ -75,13 +76,15 @@ export async function servingWebAddress(
   db: Store,
   appId: number,
 ): Promise<{ address: string | null; port: number } | undefined> {
-  return db
+  const row = await db
     .selectFrom('instances')
     .innerJoin('apps', 'apps.id', 'instances.app_id')
     .select(['instances.address', 'instances.port'])
     .where('instances.app_id', '=', appId)
     .where('instances.type', '=', 'web')
     .where('instances.state', '=', 'up')
+    .where('instances.port', 'is not', null)
     .whereRef('instances.release_id', '=', 'apps.serving_release_id')
     .executeTakeFirst();
+  return row && row.port !== null ? { address: row.address, port: row.port } : undefined;
 }

@@ -82,6 +82,11 @@ export interface InstanceStatus {
    * the app must listen there or on every address. Apps should listen on 0.0.0.0. Read
    * afresh every pass: a driver may move an instance. */
   address?: string;
+  /** The port the instance's PORT is, reached at `address`: the driver's choice, made by
+   * start() and set as PORT in the instance's environment (a spec's env carries none).
+   * Absent when the driver does not know it (an instance an earlier Petri started, whose
+   * port the store recorded). */
+  port?: number;
   /** As given to start(); absent for what the driver cannot attribute (an earlier Petri's). */
   labels?: SandboxLabels;
 }

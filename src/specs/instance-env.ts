@@ -10,7 +10,8 @@ export function instanceEnv(input: {
   app: App;
   release: Release;
   process: string;
-  port: number;
+  /** PORT; absent for an instance, whose port the driver chooses and sets. */
+  port?: number;
   /** The egress proxy, when sandboxes have their own network: http://GATEWAY:PORT. */
   proxy?: string;
 }): Record<string, string> {
@@ -31,7 +32,7 @@ export function instanceEnv(input: {
     ...releaseRuntimeEnv(release),
     ...readConfig(input.secrets, release.config_sealed),
     // Petri's own names come last: config cannot override them (PETRI_ keys are refused).
-    PORT: String(input.port),
+    ...(input.port !== undefined && { PORT: String(input.port) }),
     HOME: '/app',
     PETRI_APP: app.name,
     PETRI_RELEASE: `v${release.version}`,

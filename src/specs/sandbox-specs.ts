@@ -46,16 +46,16 @@ export function instanceSpec(
     id: string;
     type: string;
     index: number;
-    port: number;
     command: string;
   },
 ): InstanceSpec {
-  const { app, release, id, type, index, port } = input;
+  const { app, release, id, type, index } = input;
   const process = `${type}.${index}`;
   return {
     ...sandbox(ctx, app, release, id),
     command: processCommand(input.command),
-    env: instanceEnv({ secrets: ctx.secrets, app, release, process, port, proxy: ctx.egressProxyUrl }),
+    // No PORT: the driver chooses the instance's port and sets it (InstanceStatus.port).
+    env: instanceEnv({ secrets: ctx.secrets, app, release, process, proxy: ctx.egressProxyUrl }),
     labels: instanceLabels(app, release, process),
   };
 }

@@ -110,7 +110,9 @@ export interface InstancesTable {
   release_id: number;
   type: string;
   idx: number;
-  port: number;
+  /** Its PORT, the runtime driver's choice: null until start() (or list()) says it. An
+   * instance without one is neither routed nor health-checked. */
+  port: number | null;
   state: InstanceState;
   started_at: string;
   ready_at: string | null;

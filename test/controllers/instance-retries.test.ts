@@ -97,7 +97,6 @@ describe('instance reconciler retries', () => {
       release_id: 999,
       type: 'web',
       idx: 1,
-      port: 1,
       generation: 0,
     });
     await updateInstance(db, id, { state: 'stopping', stop_deadline: new Date(0).toISOString() });

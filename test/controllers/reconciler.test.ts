@@ -2,7 +2,8 @@
 // of the real one) with a real store in a temp dir: a deploy becomes a running, routed app
 // whose output reaches its logs; a crash restarts with a growing delay; a new release takes
 // over without a failed request and the old one drains; sleep stops every instance; an
-// instance the driver moves is routed at its new address. No root, a few seconds.
+// instance the driver moves is routed at its new address and port (the driver's choice). No
+// root, a few seconds.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -211,16 +212,39 @@ describe('instance reconciler on the fake driver and router', () => {
     await until(async () => (await request(app)).status === 200, { ...WAIT, message: 'awake' });
   });
 
-  test('an instance the driver moves is routed at its new address by the next pass', async () => {
+  test('an instance the driver moves is routed at its new address and port by the next pass', async () => {
     const app = (await findAppByName(db, 'first'))!;
     const [row] = await rowsOf(app);
+    assert.equal(row!.port, (await driver.status(row!.id)).port, 'the row has the port the driver chose');
     const moved = await driver.move(row!.id);
-    assert.notEqual(moved, row!.address);
-    await until(async () => (await rowsOf(app))[0]?.address === moved, { ...WAIT, message: 'the row' });
-    await until(() => router.applied.at(-1)?.find((r) => r.app === 'first')?.servers[0]?.address === moved, {
-      ...WAIT,
-      message: 'the route',
-    });
+    assert.notEqual(moved.address, row!.address);
+    await until(
+      async () => {
+        const now = (await rowsOf(app))[0];
+        return now?.address === moved.address && now.port === moved.port;
+      },
+      { ...WAIT, message: 'the row' },
+    );
+    await until(
+      () => {
+        const server = router.applied.at(-1)?.find((r) => r.app === 'first')?.servers[0];
+        return server?.address === moved.address && server.port === moved.port;
+      },
+      { ...WAIT, message: 'the route' },
+    );
+    assert.equal((await request(app)).status, 200);
+  });
+
+  test("an instance whose port the driver does not know (an earlier Petri's) keeps the row's", async () => {
+    const app = (await findAppByName(db, 'first'))!;
+    const [row] = await rowsOf(app);
+    assert.ok(row?.port);
+    driver.forgetPort(row.id);
+    assert.equal((await driver.status(row.id)).port, undefined);
+    // A few passes later: still the same port, still routed and served.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal((await rowsOf(app))[0]?.port, row.port);
+    assert.equal(router.applied.at(-1)?.find((r) => r.app === 'first')?.servers[0]?.port, row.port);
     assert.equal((await request(app)).status, 200);
   });
 });

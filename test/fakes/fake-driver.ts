@@ -12,8 +12,10 @@
 //   sleep        runs until stopped       trap TERM  ignores SIGTERM (stop kills after grace)
 // A script that runs out of statements exits 0; an unknown word exits 127, as sh would.
 // Each instance gets an address of its own on 127.0.0.0/8 (all of it is loopback on Linux),
-// like the local driver with its network; move() gives it another, as a driver may.
+// like the local driver with its network, and a free port the driver chooses and sets as
+// PORT (a spec carries none); move() gives it another address and port, as a driver may.
 import http from 'node:http';
+import { freePort } from '../../src/lib/ports.js';
 import type {
   BuildDisks,
   InstanceSpec,
@@ -41,6 +43,9 @@ interface Program {
 interface FakeInstance {
   spec: InstanceSpec;
   address: string;
+  /** Its PORT, chosen by the driver; absent as for an instance an earlier Petri started
+   * (forgetPort()). */
+  port?: number;
   program: Program;
   /** Gone from list() once stopped, as a local instance's cgroup is. */
   listed: boolean;
@@ -80,14 +85,21 @@ export class FakeDriver implements RuntimeDriver {
     if (existing?.program.running) return this.status(spec.id);
     this.calls.start.push(spec.id);
     const address = existing?.address ?? this.host.nextAddress();
-    this.host.instances.set(spec.id, { spec, address, listed: true, program: this.launch(spec, address) });
+    const port = await freePort();
+    this.host.instances.set(spec.id, {
+      spec,
+      address,
+      port,
+      listed: true,
+      program: this.launch(spec, address, port),
+    });
     return this.status(spec.id);
   }
 
-  private launch(spec: InstanceSpec, address: string): Program {
+  private launch(spec: InstanceSpec, address: string, port: number | undefined): Program {
     const source = spec.labels.process ?? spec.labels.kind;
     return run(commandOf(spec.command), {
-      env: spec.env,
+      env: { ...spec.env, ...(port !== undefined && { PORT: String(port) }) },
       address,
       out: (line) => this.host.sink?.append(spec.labels.app, source, `${line}\n`),
     });
@@ -110,6 +122,7 @@ export class FakeDriver implements RuntimeDriver {
       ...(program.signal && { signal: program.signal }),
       oomKilled: false,
       address: instance.address,
+      ...(instance.port !== undefined && { port: instance.port }),
       labels: instance.spec.labels,
     };
   }
@@ -190,15 +203,24 @@ export class FakeDriver implements RuntimeDriver {
 
   async teardown(): Promise<void> {}
 
-  /** Gives a running instance another address (what a driver that reschedules does). */
-  async move(id: string): Promise<string> {
+  /** Gives a running instance another address and port (what a driver that reschedules
+   * does). */
+  async move(id: string): Promise<{ address: string; port: number }> {
     const instance = this.host.instances.get(id);
     if (!instance?.program.running) throw new Error(`instance ${id} does not run`);
     instance.program.end(143, null);
     await instance.program.ended;
     instance.address = this.host.nextAddress();
-    instance.program = this.launch(instance.spec, instance.address);
-    return instance.address;
+    instance.port = await freePort();
+    instance.program = this.launch(instance.spec, instance.address, instance.port);
+    return { address: instance.address, port: instance.port };
+  }
+
+  /** Makes a running instance look as an earlier Petri left it: the driver does not know
+   * its port (the store does). */
+  forgetPort(id: string): void {
+    const instance = this.host.instances.get(id);
+    if (instance) delete instance.port;
   }
 
   /** Ends an instance as a crash would (the app's own exit, not a stop). */

@@ -1,12 +1,11 @@
 // The contract every RuntimeDriver keeps, in what the controllers above the seam rely on:
-// instances run, are listed with their labels and reached at their address and PORT, their
-// output reaches the sink, exits are seen with their code, stops are graceful then forced,
+// instances run, are listed with their labels and reached at their address and port (the
+// driver's choice, status.port), their output reaches the sink, exits are seen with their code, stops are graceful then forced,
 // a new driver adopts what an earlier one started, and tasks run to completion or their
 // timeout. The local driver (local-contract.test.ts, root) and the fake the unit tests use
 // (fake-contract.test.ts) both run it. Builds and one-offs are the local driver's own tests.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { freePort } from '../../src/lib/ports.js';
 import { until } from '../../src/lib/until.js';
 import type {
   InstanceSpec,
@@ -113,11 +112,11 @@ export function driverContract(opts: ContractOptions): void {
       process,
     });
     async function start(id: string, command: string[], labels: SandboxLabels) {
-      const port = await freePort();
-      const spec = world.instance(id, command, labels, { PORT: String(port) });
+      // No PORT in the spec: the driver chooses the port, sets it and reports it.
+      const spec = world.instance(id, command, labels, {});
       started.push(spec);
       const status = await driver.start(spec);
-      return { spec, port, status };
+      return { spec, status };
     }
     const exited = (id: string) =>
       until(
@@ -130,12 +129,19 @@ export function driverContract(opts: ContractOptions): void {
 
     test('an instance runs, is listed with its labels, and answers on PORT at its address', async () => {
       const labels = labelsOf('contract-a', 'web.1');
-      const { spec, port, status } = await start('contract-a-web-1', world.programs.serve('up'), labels);
+      const { spec, status } = await start('contract-a-web-1', world.programs.serve('up'), labels);
       assert.equal(status.running, true, 'start returns once it runs');
+      const port = status.port;
+      assert.ok(
+        port !== undefined && Number.isInteger(port) && port > 0 && port < 65536,
+        'start() says its port',
+      );
       const listed = (await driver.list()).find((s) => s.id === spec.id);
       assert.equal(listed?.running, true);
       assert.deepEqual(listed?.labels, labels, 'list() gives the labels back');
       assert.deepEqual((await driver.status(spec.id)).labels, labels, 'and so does status()');
+      assert.equal(listed?.port, port, 'list() gives the port back');
+      assert.equal((await driver.status(spec.id)).port, port, 'and so does status()');
       const address = listed?.address ?? '127.0.0.1';
       await until(
         async () => (await fetch(`http://${address}:${port}/`).catch(() => undefined))?.status === 200,
@@ -208,10 +214,10 @@ export function driverContract(opts: ContractOptions): void {
       assert.ok(Date.now() - t1 < 10_000, 'SIGTERM ends it');
     });
 
-    test('a new driver adopts running instances: listed with their labels, output still captured', async () => {
+    test('a new driver adopts running instances: listed with their labels and port, output still captured', async () => {
       const labels = labelsOf('contract-e', 'web.1');
-      const { spec } = await start('contract-e-web-1', world.programs.tick('tick of e'), labels);
-      await until(() => sink.has('contract-e', 'web.1', 'tick of e'), { timeout, message: 'output' });
+      const { spec, status } = await start('contract-e-web-1', world.programs.serve('serving e'), labels);
+      await until(() => sink.has('contract-e', 'web.1', 'serving e'), { timeout, message: 'output' });
       // The control plane stops: its driver lets go, the instance runs on.
       await driver.close();
       const sink2 = new RecordingSink();
@@ -219,10 +225,14 @@ export function driverContract(opts: ContractOptions): void {
       const adopted = (await driver.list()).find((s) => s.id === spec.id);
       assert.equal(adopted?.running, true, 'still running');
       assert.deepEqual(adopted?.labels, labels);
-      await until(() => sink2.has('contract-e', 'web.1', 'tick of e'), {
-        timeout,
-        message: "the new driver's sink to get its output",
-      });
+      assert.equal(adopted?.port, status.port, 'with the port it was started on');
+      assert.equal((await driver.status(spec.id)).port, status.port);
+      const address = adopted?.address ?? '127.0.0.1';
+      await until(
+        async () =>
+          (await fetch(`http://${address}:${adopted?.port}/`).catch(() => undefined))?.status === 200,
+        { timeout, message: 'the adopted instance to answer at its address and port' },
+      );
       sink = sink2;
     });
 

@@ -8,7 +8,7 @@ import { chown, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { exec } from '../../src/lib/exec.js';
-import { freePort, isListening } from '../../src/lib/ports.js';
+import { isListening } from '../../src/lib/ports.js';
 import { until } from '../../src/lib/until.js';
 import type { InstanceSpec, InteractiveProcess } from '../../src/runtime/driver.js';
 import { makeAppDir } from '../../src/runtime/local/app-dir.js';
@@ -40,7 +40,7 @@ const output = (spec: InstanceSpec) => readFile(outputOf(spec), 'utf8').catch(()
 
 /** Starts a shell script as an instance and waits until its output has `done`. */
 async function runInstance(id: string, script: string, overrides: Partial<InstanceSpec> = {}) {
-  const spec = world.instanceSpec(id, 0, { command: ['sh', '-c', `${script}; echo done`], ...overrides });
+  const spec = world.instanceSpec(id, { command: ['sh', '-c', `${script}; echo done`], ...overrides });
   await world.driver.start(spec);
   await until(async () => (await output(spec)).includes('done'), {
     timeout: 20_000,
@@ -69,10 +69,9 @@ test('ulimit -n shows the nofile limit, and the app cannot raise it', async () =
 });
 
 test('seccomp: a denied syscall fails with EPERM inside an instance, and a Node server still serves', async () => {
-  const port = await freePort();
   const python =
     'import ctypes; libc = ctypes.CDLL(None, use_errno=True); print(libc.syscall(165, 0, 0, 0, 0, 0), ctypes.get_errno())';
-  const spec = world.instanceSpec('seccomp-1', port, {
+  const spec = world.instanceSpec('seccomp-1', {
     command: [
       'sh',
       '-c',
@@ -82,7 +81,7 @@ test('seccomp: a denied syscall fails with EPERM inside an instance, and a Node 
       python,
     ],
   });
-  await world.driver.start(spec);
+  const port = (await world.driver.start(spec)).port!;
   await until(() => isListening(port), { timeout: 10_000, message: 'the instance to listen' });
   assert.equal((await getJson(port)).uid, APP_UID);
   const [mode, mount, fds] = (await output(spec)).split('\n');
@@ -130,11 +129,10 @@ test('an app filling /app stops at diskMiB with ENOSPC; /tmp likewise', async ()
 });
 
 test('a restarted driver stops an adopted instance and removes its disk', async () => {
-  const port = await freePort();
-  const spec = world.instanceSpec('adopt-disk-1', port, {
+  const spec = world.instanceSpec('adopt-disk-1', {
     limits: { memoryMiB: 256, cpus: 1, pids: 64, diskMiB: 32 },
   });
-  await world.driver.start(spec);
+  const port = (await world.driver.start(spec)).port!;
   await until(() => isListening(port), { timeout: 10_000, message: 'the instance to listen' });
   const restarted = new LocalDriver(world.options);
   assert.deepEqual(
@@ -151,10 +149,9 @@ test('a restarted driver stops an adopted instance and removes its disk', async 
 });
 
 test('start() makes a fresh disk over a stale one: still mounted, or gone after a reboot', async () => {
-  const port = await freePort();
-  const spec = world.instanceSpec('restart-1', port);
+  const spec = world.instanceSpec('restart-1');
   const startServing = async () => {
-    await world.driver.start(spec);
+    const port = (await world.driver.start(spec)).port!;
     await until(() => isListening(port), { timeout: 10_000, message: 'the instance to listen' });
     return getJson(port);
   };
@@ -202,7 +199,7 @@ test('a slug larger than the disk limit fails the start with a message that says
   const big = path.join(world.root, 'big-slug');
   await mkdir(big);
   await exec('dd', ['if=/dev/zero', `of=${big}/blob`, 'bs=1M', 'count=20']);
-  const spec = world.instanceSpec('too-big-1', 0, {
+  const spec = world.instanceSpec('too-big-1', {
     slugDir: big,
     limits: { memoryMiB: 64, cpus: 1, pids: 8, diskMiB: 8 },
   });
@@ -271,7 +268,7 @@ test('a task: /tmp is capped, the caller’s /app is not', async () => {
 });
 
 test('limitHit: pids when a fork was refused, also after stop; memory for an OOM kill', async () => {
-  const spec = world.instanceSpec('forks-1', 0, {
+  const spec = world.instanceSpec('forks-1', {
     command: ['sh', '-c', 'i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done; wait'],
     limits: { memoryMiB: 128, cpus: 1, pids: 12 },
   });

@@ -35,7 +35,7 @@ for (const [name, extra] of [
           stubborn: (line) => ['sh', '-c', `trap "" TERM; echo ${line}; while :; do sleep 0.1; done`],
         },
         instance: (id, command, labels, env) => ({
-          ...world.instanceSpec(id, 0, { command, env, labels }),
+          ...world.instanceSpec(id, { command, env, labels }),
           app: labels.app,
         }),
         task: async (id, command, onOutput, timeoutMs) => {

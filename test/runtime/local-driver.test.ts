@@ -7,8 +7,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { freePort, isListening } from '../../src/lib/ports.js';
+import { isListening } from '../../src/lib/ports.js';
 import { until } from '../../src/lib/until.js';
+import type { InstanceStatus } from '../../src/runtime/driver.js';
 import { APP_IMAGE, mountCount } from '../../src/runtime/local/app-disk.js';
 import { LocalDriver } from '../../src/runtime/local/local-driver.js';
 import { APP_UID, getJson, makeWorld, outputOf, type World } from './world.js';
@@ -48,12 +49,15 @@ async function taskDir(id: string): Promise<string> {
 }
 
 test('an instance answers on its port, sandboxed', async () => {
-  const port = await freePort();
-  const spec = world.instanceSpec('sandbox-1', port, {
-    env: { PORT: String(port), HIDDEN_PATH: world.options.stateDir, SECRET: 's3cret' },
+  const spec = world.instanceSpec('sandbox-1', {
+    env: { HIDDEN_PATH: world.options.stateDir, SECRET: 's3cret' },
   });
   const started = await world.driver.start(spec);
   assert.equal(started.running, true);
+  // The driver chose the port and set PORT (the spec has none); a restarted driver knows it.
+  const port = started.port!;
+  assert.ok(Number.isInteger(port) && port > 0, 'start() says its port');
+  assert.equal((await new LocalDriver(world.options).status('sandbox-1')).port, port);
   await until(() => isListening(port), { timeout: 10_000, message: 'the instance to listen' });
   const probe = await getJson(port);
 
@@ -98,9 +102,9 @@ test('an instance answers on its port, sandboxed', async () => {
 });
 
 test('an instance outlives its control plane (kill -9) and a new driver adopts it', async () => {
-  const port = await freePort();
-  const spec = world.instanceSpec('adopt-1', port);
+  const spec = world.instanceSpec('adopt-1');
   const script = fileURLToPath(new URL('./fixtures/start-instance.ts', import.meta.url));
+  let port = 0;
   const controlPlane = spawn(
     process.execPath,
     ['--import', 'tsx', script, JSON.stringify({ options: world.options, spec })],
@@ -117,6 +121,7 @@ test('an instance outlives its control plane (kill -9) and a new driver adopts i
       timeout: 20_000,
       message: 'the control plane to start it',
     });
+    port = (JSON.parse(out.trim().split('\n')[0]!) as InstanceStatus).port!;
     await until(() => isListening(port), { timeout: 10_000, message: 'the instance to listen' });
   } finally {
     controlPlane.kill('SIGKILL');
@@ -127,8 +132,9 @@ test('an instance outlives its control plane (kill -9) and a new driver adopts i
   const restarted = new LocalDriver(world.options);
   const listed = await restarted.list();
   assert.deepEqual(
-    listed.map((s) => [s.id, s.running]),
-    [['adopt-1', true]],
+    listed.map((s) => [s.id, s.running, s.port]),
+    [['adopt-1', true, port]],
+    'adopted, with the port the dead control plane was told',
   );
   await restarted.stop('adopt-1', 5000);
   assert.equal(await isListening(port), false);
@@ -142,7 +148,7 @@ test('an instance outlives its control plane (kill -9) and a new driver adopts i
 });
 
 test('the exit code of a crashing instance is reported, also to a new driver', async () => {
-  const spec = world.instanceSpec('crash-1', 0, { command: ['sh', '-c', 'echo bye; exit 3'] });
+  const spec = world.instanceSpec('crash-1', { command: ['sh', '-c', 'echo bye; exit 3'] });
   await world.driver.start(spec);
   const status = await until(
     async () => {
@@ -160,7 +166,7 @@ test('the exit code of a crashing instance is reported, also to a new driver', a
 });
 
 test('an instance that ignores SIGTERM is killed after the grace period', async () => {
-  const spec = world.instanceSpec('stubborn-1', 0, {
+  const spec = world.instanceSpec('stubborn-1', {
     command: ['sh', '-c', 'trap "" TERM; echo ready; while :; do sleep 0.1; done'],
   });
   await world.driver.start(spec);
@@ -243,8 +249,7 @@ test('removeFiles refuses paths that are not an instance dir', async () => {
 });
 
 test('removing the parent cgroup at shutdown leaves nothing behind, and keeps it while a sandbox runs', async () => {
-  const port = await freePort();
-  const spec = world.instanceSpec('parent-1', port);
+  const spec = world.instanceSpec('parent-1');
   await world.driver.start(spec);
   const parent = `/sys/fs/cgroup/pids/${world.options.cgroupParent}`;
   await world.driver.removeCgroupParent();

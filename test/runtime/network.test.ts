@@ -31,8 +31,6 @@ const INET_VETH = `pt${tag}o`;
 const INET_HOST = `10.214.${X}.1`;
 const INET_ADDR = `10.214.${X}.2`;
 const INET_PORT = 8080;
-/** Every instance listens on the same port: each has a network of its own. */
-const APP_PORT = 5000;
 
 let world: World;
 let slugDir: string;
@@ -81,21 +79,23 @@ function remember(server: net.Server): { port: number } {
 }
 
 function spec(id: string) {
-  return world.instanceSpec(id, APP_PORT, {
-    slugDir,
-    env: { PORT: String(APP_PORT) },
-  });
+  return world.instanceSpec(id, { slugDir });
 }
+
+/** The port each instance's driver chose, by the instance's address. */
+const portAt: Record<string, number> = {};
 
 async function startInstance(
   id: string,
   driver = world.driver,
-): Promise<InstanceStatus & { address: string }> {
+): Promise<InstanceStatus & { address: string; port: number }> {
   const status = await driver.start(spec(id));
   assert.ok(status.address, `instance ${id} has an address`);
-  const address = status.address;
-  await until(() => isListening(APP_PORT, address), { timeout: 10_000, message: `${id} to listen` });
-  return { ...status, address };
+  assert.ok(status.port, `instance ${id} has a port`);
+  const { address, port } = status;
+  portAt[address] = port;
+  await until(() => isListening(port, address), { timeout: 10_000, message: `${id} to listen` });
+  return { ...status, address, port };
 }
 
 interface Reach {
@@ -106,7 +106,7 @@ interface Reach {
 
 /** Asks the app inside the instance to connect to host:port. */
 async function reach(from: string, host: string, port: number): Promise<Reach> {
-  const res = await fetch(`http://${from}:${APP_PORT}/connect?host=${host}&port=${port}`);
+  const res = await fetch(`http://${from}:${portAt[from]}/connect?host=${host}&port=${port}`);
   return (await res.json()) as Reach;
 }
 
@@ -124,9 +124,9 @@ test('an instance gets its own address in the subnet and answers there from the 
   instances.a = a.address;
   assert.match(a.address, new RegExp(`^10\\.233\\.${X}\\.[0-9]+$`));
   assert.notEqual(a.address, GATEWAY);
-  const res = await fetch(`http://${a.address}:${APP_PORT}/`);
+  const res = await fetch(`http://${a.address}:${a.port}/`);
   assert.deepEqual(await res.json(), { ok: true });
-  assert.equal(await isListening(APP_PORT), false, 'nothing of it on the host loopback');
+  assert.equal(await isListening(a.port), false, 'nothing of it on the host loopback');
   const listed = (await world.driver.list()).find((s) => s.id === 'net-a');
   assert.equal(listed?.address, a.address);
   const { netns } = await attachmentOf('instance', 'net-a');
@@ -153,9 +153,9 @@ test('an instance cannot reach another instance', async () => {
   const b = await startInstance('net-b');
   instances.b = b.address;
   assert.notEqual(b.address, instances.a);
-  assert.equal(await isListening(APP_PORT, b.address), true, 'the host reaches it');
-  assert.equal((await reach(instances.a!, b.address, APP_PORT)).connected, false);
-  assert.equal((await reach(b.address, instances.a!, APP_PORT)).connected, false);
+  assert.equal(await isListening(b.port, b.address), true, 'the host reaches it');
+  assert.equal((await reach(instances.a!, b.address, b.port)).connected, false);
+  assert.equal((await reach(b.address, instances.a!, portAt[instances.a!]!)).connected, false);
 });
 
 test('an instance cannot reach the outside world, even with forwarding on', async () => {

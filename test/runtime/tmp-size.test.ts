@@ -18,7 +18,7 @@ after(async () => {
 });
 
 test('writing more to /tmp than the memory limit is ENOSPC at half of it, not an OOM kill', async () => {
-  const spec = world.instanceSpec('tmp-1', 0, {
+  const spec = world.instanceSpec('tmp-1', {
     command: [
       'sh',
       '-c',

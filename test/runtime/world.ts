@@ -21,7 +21,8 @@ export interface World {
   driver: LocalDriver;
   /** A read-only slug with the probe app, owned by root. */
   slugDir: string;
-  instanceSpec(id: string, port: number, overrides?: Partial<InstanceSpec>): InstanceSpec;
+  /** An instance of the probe app; the driver chooses its PORT (InstanceStatus.port). */
+  instanceSpec(id: string, overrides?: Partial<InstanceSpec>): InstanceSpec;
   cleanup(): Promise<void>;
 }
 
@@ -42,7 +43,7 @@ export async function makeWorld(name: string, extra: Partial<LocalDriverOptions>
     options,
     driver,
     slugDir,
-    instanceSpec: (id, port, overrides = {}) => ({
+    instanceSpec: (id, overrides = {}) => ({
       id,
       app: 'probe',
       uid: APP_UID,
@@ -50,7 +51,7 @@ export async function makeWorld(name: string, extra: Partial<LocalDriverOptions>
       slugDir,
       workDir: path.join(root, 'instances', id),
       command: ['node', 'server.mjs'],
-      env: { PORT: String(port), HIDDEN_PATH: options.stateDir },
+      env: { HIDDEN_PATH: options.stateDir },
       limits: { memoryMiB: 256, cpus: 1, pids: 64 },
       labels: { app: 'probe', kind: 'instance', process: 'web.1' },
       ...overrides,

@@ -98,13 +98,12 @@ test('instances and the release phase end their commands the same way', () => {
     id: 'probe-web-1-x',
     type: 'web',
     index: 1,
-    port: 5000,
     command: 'node migrate.js',
   });
   assert.deepEqual(phase.command, web.command);
   assert.equal(phase.labels.kind, 'release');
   assert.equal(web.labels.process, 'web.1');
-  assert.equal(web.env.PORT, '5000');
+  assert.equal(web.env.PORT, undefined, "an instance's PORT is the driver's to set");
   assert.equal(web.env.PETRI_PROCESS, 'web.1');
   assert.equal(phase.env.PETRI_PROCESS, 'release.1');
 });

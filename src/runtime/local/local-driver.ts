@@ -36,6 +36,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { UserError } from '../../lib/errors.js';
 import { exec, execOk } from '../../lib/exec.js';
+import { freePort } from '../../lib/ports.js';
 import { processStartTime } from '../../lib/process.js';
 import { until } from '../../lib/until.js';
 import type {
@@ -101,10 +102,13 @@ export interface LocalDriverOptions {
   output?: OutputSink;
 }
 
-/** What the driver keeps of an instance beside its exit file: enough to tail its output. */
+/** What the driver keeps of an instance beside its exit file: enough to tail its output,
+ * and the port it chose for it (absent in records an earlier Petri wrote, and in those
+ * relabel() writes: the store has their port). */
 interface InstanceRecord {
   labels: SandboxLabels;
   workDir: string;
+  port?: number;
 }
 
 /** The shell and setpriv run as root before the sandbox exists: they get a fixed, minimal
@@ -196,11 +200,13 @@ export class LocalDriver implements RuntimeDriver {
     for (const p of [spec.slugDir, spec.workDir]) {
       if (!path.isAbsolute(p)) throw new Error(`instance paths must be absolute, got '${p}'`);
     }
-    const record: InstanceRecord = { labels: spec.labels, workDir: spec.workDir };
-    const outputFile = outputFileOf(record);
     const { diskMiB } = launchLimits(spec.limits);
     const cg = await this.cgroups();
     if ((await cg.pids(spec.id)).length > 0) return this.status(spec.id); // already started
+    // A free host port, as sandboxes may share the host's loopback (no network option); with
+    // an address of their own one would do, but a free one is right in both cases.
+    const record: InstanceRecord = { labels: spec.labels, workDir: spec.workDir, port: await freePort() };
+    const outputFile = outputFileOf(record);
     if (await cg.exists(spec.id)) await cg.remove(spec.id); // an earlier run's corpse
     await mkdir(this.instancesDir, { recursive: true, mode: 0o700 });
     await this.forgetExit(spec.id);
@@ -221,6 +227,7 @@ export class LocalDriver implements RuntimeDriver {
     ]);
     const launch = sandboxLaunch({
       ...spec,
+      env: { ...spec.env, PORT: String(record.port) },
       appDir,
       dieWithParent: false,
       netns,
@@ -304,6 +311,7 @@ export class LocalDriver implements RuntimeDriver {
     const record = await this.record(id);
     if (record) {
       status.labels = record.labels;
+      if (record.port !== undefined) status.port = record.port;
       // Adoption: an instance an earlier control plane started is tailed from where it was.
       this.capture(record);
     }
