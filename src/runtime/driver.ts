@@ -54,6 +54,7 @@ export interface InstanceSpec {
   workDir: string;
   /** argv run inside the sandbox with /app as working directory. */
   command: string[];
+  /** Without PORT: the driver chooses the port and sets it. */
   env: Record<string, string>;
   limits: Limits;
   /** What it is for; labels.process names its log source. Its output goes to the sink the
@@ -179,7 +180,8 @@ export interface InteractiveProcess {
 }
 
 export interface RuntimeDriver {
-  /** Starts an instance and returns once its process exists (not once it is healthy). Its
+  /** Starts an instance and returns once its process exists (not once it is healthy), with
+   * the port it chose for it (set as PORT in its environment; status.port). Its
    * output reaches the driver's sink from then on, also after a restart of the control plane
    * (the new driver picks it up at its first list()). */
   start(spec: InstanceSpec): Promise<InstanceStatus>;
