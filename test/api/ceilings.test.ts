@@ -6,17 +6,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../src/api/server.js';
 import { insertProvisioningAddon } from '../../src/domain/addons.js';
 import { createUser, issueToken } from '../../src/domain/auth.js';
 import { loadConfig } from '../../src/lib/config.js';
-import { createLogger } from '../../src/lib/log.js';
 import { DataPaths } from '../../src/lib/paths.js';
-import { SecretBox } from '../../src/lib/secrets.js';
-import { DeployLogs } from '../../src/logs/deploy-log.js';
-import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
-import { unusedAddons } from './unused.js';
+import { buildTestApi, testSecrets } from './test-api.js';
 
 describe('ceilings on instances', () => {
   let dir: string;
@@ -29,32 +24,13 @@ describe('ceilings on instances', () => {
 
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'petri-ceilings-'));
-    // The defaults: what an operator who configured nothing gets.
-    const config = loadConfig({ dataDir: dir });
-    const paths = new DataPaths(dir);
-    db = await openStore(paths.store);
+    db = await openStore(new DataPaths(dir).store);
     for (const name of ['mallory', 'alice']) {
       const user = await createUser(db, name, 'member');
       tokens[name] = await issueToken(db, user.id, 'test');
     }
-    api = await buildApi(
-      {
-        db,
-        config,
-        secrets: SecretBox.withKey(Buffer.alloc(32, 7)),
-        paths,
-        logs: new LogStore({ dir: paths.logs }),
-        deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
-        nudge: () => {},
-        usage: async () => new Map(),
-        runOneOff: async () => {
-          throw new Error('not in this test');
-        },
-        flushEgress: async () => {},
-        addons: unusedAddons(),
-      },
-      createLogger('silent'),
-    );
+    // The defaults: what an operator who configured nothing gets.
+    api = await buildTestApi(dir, db);
   });
   after(async () => {
     await api?.close();
@@ -96,7 +72,7 @@ describe('ceilings on instances', () => {
   });
 
   test('one owner has at most the per-owner ceiling of add-ons, across apps', async () => {
-    const secrets = SecretBox.withKey(Buffer.alloc(32, 7));
+    const secrets = testSecrets();
     const owner = await db
       .selectFrom('users')
       .selectAll()

@@ -8,16 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../src/api/server.js';
 import { bootstrapAdmin } from '../../src/domain/auth.js';
-import { loadConfig } from '../../src/lib/config.js';
-import { createLogger } from '../../src/lib/log.js';
 import { DataPaths } from '../../src/lib/paths.js';
-import { SecretBox } from '../../src/lib/secrets.js';
-import { DeployLogs } from '../../src/logs/deploy-log.js';
-import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
-import { unusedAddons } from './unused.js';
+import { buildTestApi } from './test-api.js';
 
 /** Petri's error shape and nothing else. */
 function assertPetriError(body: string, status: number, actual: number): { code: string; message: string } {
@@ -53,27 +47,9 @@ describe('API input', () => {
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'petri-input-'));
-    const paths = new DataPaths(dir);
-    db = await openStore(paths.store);
+    db = await openStore(new DataPaths(dir).store);
     token = (await bootstrapAdmin(db))!;
-    api = await buildApi(
-      {
-        db,
-        config: loadConfig({ dataDir: dir }),
-        secrets: SecretBox.withKey(Buffer.alloc(32, 7)),
-        paths,
-        logs: new LogStore({ dir: paths.logs }),
-        deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
-        nudge: () => {},
-        usage: async () => new Map(),
-        runOneOff: async () => {
-          throw new Error('not in this test');
-        },
-        flushEgress: async () => {},
-        addons: unusedAddons(),
-      },
-      createLogger('silent'),
-    );
+    api = await buildTestApi(dir, db);
     await api.listen({ port: 0, host: '127.0.0.1' });
     const res = await api.inject({
       method: 'POST',

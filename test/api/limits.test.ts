@@ -7,38 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../src/api/server.js';
 import { bootstrapAdmin, createUser, issueToken } from '../../src/domain/auth.js';
-import { loadConfig } from '../../src/lib/config.js';
-import { createLogger } from '../../src/lib/log.js';
 import { DataPaths } from '../../src/lib/paths.js';
-import { SecretBox } from '../../src/lib/secrets.js';
-import { DeployLogs } from '../../src/logs/deploy-log.js';
-import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
-import { unusedAddons } from './unused.js';
-
-async function api(dir: string, db: Store, flags: Record<string, unknown>): Promise<FastifyInstance> {
-  const paths = new DataPaths(dir);
-  return buildApi(
-    {
-      db,
-      config: loadConfig({ dataDir: dir, ...flags }),
-      secrets: SecretBox.withKey(Buffer.alloc(32, 7)),
-      paths,
-      logs: new LogStore({ dir: paths.logs }),
-      deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
-      nudge: () => {},
-      usage: async () => new Map(),
-      runOneOff: async () => {
-        throw new Error('not in this test');
-      },
-      flushEgress: async () => {},
-      addons: unusedAddons(),
-    },
-    createLogger('silent'),
-  );
-}
+import { buildTestApi } from './test-api.js';
 
 describe('limit ceilings', () => {
   let dir: string;
@@ -53,11 +25,11 @@ describe('limit ceilings', () => {
     db = await openStore(new DataPaths(dir).store);
     admin = (await bootstrapAdmin(db))!;
     member = await issueToken(db, (await createUser(db, 'mallory', 'member')).id, 'test');
-    configured = await api(dir, db, {
+    configured = await buildTestApi(dir, db, {
       maxLimits: { memoryMiB: 8192, cpus: 4, pids: 4096, diskMiB: 20480 },
       memberMaxLimits: { memoryMiB: 2048, cpus: 2, pids: 1024, diskMiB: 10240 },
     });
-    byDefault = await api(dir, db, {});
+    byDefault = await buildTestApi(dir, db);
     const created = await configured.inject({
       method: 'POST',
       url: '/v1/apps',

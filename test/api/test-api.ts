@@ -1,0 +1,42 @@
+// The API as the unit tests build it: the real routes over a store in a temp dir, with the
+// parts of the context a route test never reaches (one-offs, add-ons) failing loudly.
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../../src/api/server.js';
+import { loadConfig } from '../../src/lib/config.js';
+import { createLogger } from '../../src/lib/log.js';
+import { DataPaths } from '../../src/lib/paths.js';
+import { SecretBox } from '../../src/lib/secrets.js';
+import { DeployLogs } from '../../src/logs/deploy-log.js';
+import { LogStore } from '../../src/logs/log-store.js';
+import type { Store } from '../../src/store/db.js';
+import { unusedAddons } from './unused.js';
+
+/** The secret box every test API seals with (a fixed key: tests read what they sealed). */
+export const testSecrets = (): SecretBox => SecretBox.withKey(Buffer.alloc(32, 7));
+
+/** Builds the API for the data dir `dir` and its store `db`; `flags` as `petri server` takes them. */
+export async function buildTestApi(
+  dir: string,
+  db: Store,
+  flags: Record<string, unknown> = {},
+): Promise<FastifyInstance> {
+  const paths = new DataPaths(dir);
+  return buildApi(
+    {
+      db,
+      config: loadConfig({ dataDir: dir, ...flags }),
+      secrets: testSecrets(),
+      paths,
+      logs: new LogStore({ dir: paths.logs }),
+      deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
+      nudge: () => {},
+      usage: async () => new Map(),
+      runOneOff: async () => {
+        throw new Error('not in this test');
+      },
+      flushEgress: async () => {},
+      addons: unusedAddons(),
+    },
+    createLogger('silent'),
+  );
+}
