@@ -8,16 +8,10 @@ import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { Header, Pack } from 'tar';
-import { buildApi } from '../../src/api/server.js';
 import { bootstrapAdmin } from '../../src/domain/auth.js';
-import { loadConfig } from '../../src/lib/config.js';
-import { createLogger } from '../../src/lib/log.js';
 import { DataPaths } from '../../src/lib/paths.js';
-import { SecretBox } from '../../src/lib/secrets.js';
-import { DeployLogs } from '../../src/logs/deploy-log.js';
-import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
-import { unusedAddons } from './unused.js';
+import { buildTestApi } from './test-api.js';
 
 /** A raw tar entry, for archives no honest packer would make. */
 function tarEntry(
@@ -54,27 +48,13 @@ describe('API', () => {
 
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'petri-api-'));
-    const config = loadConfig({ dataDir: dir, maxUploadBytes: 64 * 1024, maxUnpackedBytes: 64 * 1024 });
-    const paths = new DataPaths(dir);
-    db = await openStore(paths.store);
+    db = await openStore(new DataPaths(dir).store);
     token = (await bootstrapAdmin(db))!;
-    api = await buildApi(
-      {
-        db,
-        config,
-        secrets: SecretBox.withKey(Buffer.alloc(32, 7)),
-        paths,
-        logs: new LogStore({ dir: paths.logs }),
-        deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
-        nudge: () => nudges++,
-        usage: async () => new Map(),
-        runOneOff: async () => {
-          throw new Error('not in this test');
-        },
-        flushEgress: async () => {},
-        addons: unusedAddons(),
-      },
-      createLogger('silent'),
+    api = await buildTestApi(
+      dir,
+      db,
+      { maxUploadBytes: 64 * 1024, maxUnpackedBytes: 64 * 1024 },
+      { nudge: () => nudges++ },
     );
   });
   after(async () => {

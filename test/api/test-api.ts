@@ -1,6 +1,7 @@
 // The API as the unit tests build it: the real routes over a store in a temp dir, with the
 // parts of the context a route test never reaches (one-offs, add-ons) failing loudly.
 import type { FastifyInstance } from 'fastify';
+import type { ApiContext } from '../../src/api/context.js';
 import { buildApi } from '../../src/api/server.js';
 import { loadConfig } from '../../src/lib/config.js';
 import { createLogger } from '../../src/lib/log.js';
@@ -14,11 +15,13 @@ import { unusedAddons } from './unused.js';
 /** The secret box every test API seals with (a fixed key: tests read what they sealed). */
 export const testSecrets = (): SecretBox => SecretBox.withKey(Buffer.alloc(32, 7));
 
-/** Builds the API for the data dir `dir` and its store `db`; `flags` as `petri server` takes them. */
+/** Builds the API for the data dir `dir` and its store `db`; `flags` as `petri server` takes
+ * them; `context` replaces parts of the context a test watches (its nudge, say). */
 export async function buildTestApi(
   dir: string,
   db: Store,
   flags: Record<string, unknown> = {},
+  context: Partial<ApiContext> = {},
 ): Promise<FastifyInstance> {
   const paths = new DataPaths(dir);
   return buildApi(
@@ -36,6 +39,7 @@ export async function buildTestApi(
       },
       flushEgress: async () => {},
       addons: unusedAddons(),
+      ...context,
     },
     createLogger('silent'),
   );
