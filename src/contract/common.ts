@@ -38,7 +38,7 @@ export const errorResponses = {
 export const AppNameParams = Type.Object({ name: Type.String({ description: 'app name' }) });
 export type AppNameParams = Static<typeof AppNameParams>;
 
-export const User = Type.Object({ name: Type.String(), role: StringEnum(['admin', 'member']) });
+export const User = Type.Object({ name: Type.String(), role: StringEnum(['admin', 'auditor', 'member']) });
 export type User = Static<typeof User>;
 
 export const Whoami = Type.Object({ user: User });

@@ -6,6 +6,7 @@ import { describeLimit, type LimitCeiling, type Limits } from '../lib/limits.js'
 import { now, type Store } from '../store/db.js';
 import type { App, User } from '../store/schema.js';
 import { type Actor, recordAudit } from './audit.js';
+import { personalTeamId } from './auth.js';
 import { validateAppName } from './names.js';
 
 export async function createApp(
@@ -53,6 +54,7 @@ export async function createApp(
       .values({
         name: appName,
         owner_id: user.id,
+        team_id: await personalTeamId(tx, user.id),
         created_at: now(),
         memory_mib: limits.memoryMiB,
         disk_mib: limits.diskMiB ?? 1024,

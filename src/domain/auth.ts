@@ -1,19 +1,65 @@
 // Accounts and API tokens. Tokens are random, shown once, and stored only as sha256 hashes.
 import { createHash, randomBytes } from 'node:crypto';
+import type { Insertable } from 'kysely';
 import { UserError } from '../lib/errors.js';
 import { now, type Store } from '../store/db.js';
-import type { User } from '../store/schema.js';
+import type { User, UsersTable } from '../store/schema.js';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-export async function createUser(db: Store, name: string, role: User['role']): Promise<User> {
-  return db
-    .insertInto('users')
-    .values({ name, role, created_at: now() })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+/** A user and their personal team (named after them), in one transaction. */
+export async function createUser(
+  db: Store,
+  name: string,
+  role: User['role'],
+  more: Partial<
+    Pick<Insertable<UsersTable>, 'email' | 'kind' | 'provider' | 'subject' | 'password_hash'>
+  > = {},
+): Promise<User> {
+  const create = async (tx: Store) => {
+    const at = now();
+    const user = await tx
+      .insertInto('users')
+      .values({ name, role, created_at: at, ...more })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    if (user.kind === 'bot') return user;
+    const team = await tx
+      .insertInto('teams')
+      .values({ name: await freeTeamName(tx, name), personal_of: user.id, created_at: at })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await tx
+      .insertInto('team_members')
+      .values({ team_id: team.id, user_id: user.id, role: 'admin', created_at: at })
+      .execute();
+    return user;
+  };
+  return db.isTransaction ? create(db) : db.transaction().execute(create);
+}
+
+/** The name wanted for a personal team, or with -2, -3 ... when a team has it already. */
+async function freeTeamName(db: Store, wanted: string): Promise<string> {
+  const base =
+    wanted
+      .toLowerCase()
+      .replace(/@.*$/, '')
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '') || 'team';
+  for (let n = 1; ; n++) {
+    const name = n === 1 ? base : `${base}-${n}`;
+    const taken = await db.selectFrom('teams').select('id').where('name', '=', name).executeTakeFirst();
+    if (!taken) return name;
+  }
+}
+
+/** The personal team of a user (every person has one; made with the user). */
+export async function personalTeamId(db: Store, userId: number): Promise<number> {
+  const team = await db.selectFrom('teams').select('id').where('personal_of', '=', userId).executeTakeFirst();
+  if (!team) throw new UserError('bad_request', 'you have no personal team; name a team with --team');
+  return team.id;
 }
 
 /** Makes a new token for the user and returns it in clear, the only time it exists so. */
@@ -36,11 +82,11 @@ export async function authenticate(db: Store, token: string | undefined): Promis
   const row = await db
     .selectFrom('tokens')
     .innerJoin('users', 'users.id', 'tokens.user_id')
-    .select(['users.id', 'users.name', 'users.role', 'users.created_at', 'tokens.id as token_id'])
+    .selectAll('users')
     .where('tokens.hash', '=', hashToken(token))
     .executeTakeFirst();
   if (!row) throw new UserError('unauthorized', "invalid API token: log in again with 'petri login'");
-  return { id: row.id, name: row.name, role: row.role, created_at: row.created_at };
+  return row;
 }
 
 /** On the very first start: an admin account and its token, which the caller writes out. */

@@ -258,6 +258,115 @@ migrations['0006-instance-port-nullable'] = {
   },
 };
 
+migrations['0007-people-and-teams'] = {
+  async up(db: Kysely<unknown>) {
+    // People sign in (local password, OIDC or LDAP); bots are service accounts for CI.
+    // An e-mail is unique among people; a bot has none. role: admin | auditor | member.
+    await db.schema.alterTable('users').addColumn('email', 'text').execute();
+    await db.schema
+      .alterTable('users')
+      .addColumn('kind', 'text', (c) => c.notNull().defaultTo('person'))
+      .execute();
+    await db.schema
+      .alterTable('users')
+      .addColumn('provider', 'text', (c) => c.notNull().defaultTo('local'))
+      .execute();
+    await db.schema.alterTable('users').addColumn('subject', 'text').execute();
+    await db.schema.alterTable('users').addColumn('password_hash', 'text').execute();
+    await db.schema.alterTable('users').addColumn('disabled_at', 'text').execute();
+    await db.schema.alterTable('users').addColumn('last_seen_at', 'text').execute();
+    await db.schema.createIndex('users_email').unique().on('users').column('email').execute();
+    await db.schema
+      .createIndex('users_subject')
+      .unique()
+      .on('users')
+      .columns(['provider', 'subject'])
+      .execute();
+
+    await db.schema
+      .createTable('teams')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      // The user whose personal team this is (every user has one); null for shared teams.
+      .addColumn('personal_of', 'integer', (c) => c.unique().references('users.id').onDelete('set null'))
+      // Quotas; null: the configuration's default.
+      .addColumn('quota_apps', 'integer')
+      .addColumn('quota_memory_mib', 'integer')
+      .addColumn('quota_addons', 'integer')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('team_members')
+      .addColumn('team_id', 'integer', (c) => c.notNull().references('teams.id').onDelete('cascade'))
+      .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      // admin | member | viewer
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('team_members_pk', ['team_id', 'user_id'])
+      .execute();
+    await db.schema
+      .createIndex('team_members_user')
+      .on('team_members')
+      .columns(['user_id', 'team_id'])
+      .execute();
+
+    // Tokens get a name, an expiry and a kind; a session token of an SSO sign-in carries
+    // what re-checking its user needs (sealed: an OIDC refresh token is a secret).
+    await db.schema
+      .alterTable('tokens')
+      .addColumn('kind', 'text', (c) => c.notNull().defaultTo('api'))
+      .execute();
+    await db.schema.alterTable('tokens').addColumn('expires_at', 'text').execute();
+    await db.schema.alterTable('tokens').addColumn('checked_at', 'text').execute();
+    await db.schema.alterTable('tokens').addColumn('recheck_sealed', 'text').execute();
+
+    await db.schema
+      .createTable('invitations')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('email', 'text', (c) => c.notNull())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('team_id', 'integer', (c) => c.references('teams.id').onDelete('set null'))
+      .addColumn('team_role', 'text')
+      // sha256 of the secret in the link; the link itself is shown once.
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('created_by', 'integer', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('used_at', 'text')
+      .addColumn('used_by', 'integer')
+      .execute();
+    await db.schema.createIndex('invitations_email').on('invitations').column('email').execute();
+
+    // A sign-in in progress (OIDC code flow or device flow): in the store, so a restart
+    // of the control plane in the middle of it does not lose it. Single use, short-lived.
+    await db.schema
+      .createTable('login_flows')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('data_sealed', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .execute();
+
+    // Every app belongs to a team. Each existing user gets a personal team named after them;
+    // each existing app moves to its owner's (on an install of one admin token: the admin's).
+    await db.schema
+      .alterTable('apps')
+      .addColumn('team_id', 'integer', (c) => c.references('teams.id'))
+      .execute();
+    const at = new Date().toISOString();
+    await sql`insert into teams (name, personal_of, created_at) select name, id, ${at} from users`.execute(
+      db,
+    );
+    await sql`insert into team_members (team_id, user_id, role, created_at)
+      select teams.id, teams.personal_of, 'admin', ${at} from teams where personal_of is not null`.execute(
+      db,
+    );
+    await sql`update apps set team_id = (select id from teams where personal_of = apps.owner_id)`.execute(db);
+    await db.schema.createIndex('apps_team').on('apps').columns(['team_id', 'name']).execute();
+  },
+};
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;

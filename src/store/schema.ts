@@ -2,11 +2,73 @@
 import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
 import type { AddonEngine } from '../lib/config.js';
 
+/** Platform roles: admin (everything), auditor (reads everything but secrets), member. */
+export type PlatformRole = 'admin' | 'auditor' | 'member';
+/** Roles in a team: viewer reads, member also changes apps, admin also manages the team. */
+export type TeamRole = 'admin' | 'member' | 'viewer';
+/** How a person signs in; bots never sign in (their tokens are made for them). */
+export type IdentityProvider = 'local' | 'oidc' | 'ldap' | 'bot';
+
 export interface UsersTable {
   id: Generated<number>;
+  /** Unique; shown in lists and the audit trail (a person's e-mail, a bot's name). */
   name: string;
-  role: 'admin' | 'member';
+  role: PlatformRole;
   created_at: string;
+  /** Unique among people; null for bots (and the first admin of an install from before teams). */
+  email: Generated<string | null>;
+  kind: Generated<'person' | 'bot'>;
+  provider: Generated<IdentityProvider>;
+  /** The provider's id for the person (OIDC `sub`, LDAP DN); unique per provider. */
+  subject: Generated<string | null>;
+  /** scrypt or argon2 hash (PHC string) of a local account's password. */
+  password_hash: Generated<string | null>;
+  /** Set when an admin disabled the user (or the provider says they are gone). */
+  disabled_at: Generated<string | null>;
+  last_seen_at: Generated<string | null>;
+}
+
+export interface TeamsTable {
+  id: Generated<number>;
+  name: string;
+  /** The user whose personal team this is; null for shared teams. */
+  personal_of: number | null;
+  /** Quotas; null: the configuration's default. */
+  quota_apps: Generated<number | null>;
+  quota_memory_mib: Generated<number | null>;
+  quota_addons: Generated<number | null>;
+  created_at: string;
+}
+
+export interface TeamMembersTable {
+  team_id: number;
+  user_id: number;
+  role: TeamRole;
+  created_at: string;
+}
+
+export interface InvitationsTable {
+  id: Generated<number>;
+  email: string;
+  role: PlatformRole;
+  team_id: number | null;
+  team_role: TeamRole | null;
+  /** sha256 of the secret in the invitation link. */
+  token_hash: string;
+  created_by: number;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+  used_by: number | null;
+}
+
+/** A sign-in in progress (OIDC code or device flow), single use; its data sealed. */
+export interface LoginFlowsTable {
+  id: string;
+  kind: 'oidc' | 'device';
+  data_sealed: string;
+  created_at: string;
+  expires_at: string;
 }
 
 export interface TokensTable {
@@ -17,12 +79,22 @@ export interface TokensTable {
   description: string;
   created_at: string;
   last_used_at: string | null;
+  /** api: made by `petri tokens create` or at first start; session: a sign-in's; bot: a service account's. */
+  kind: Generated<'api' | 'session' | 'bot'>;
+  /** null: never expires. */
+  expires_at: Generated<string | null>;
+  /** When the user behind an SSO session was last re-checked with the provider. */
+  checked_at: Generated<string | null>;
+  /** Sealed JSON: what re-checking needs (an OIDC refresh token, an LDAP DN). */
+  recheck_sealed: Generated<string | null>;
 }
 
 export interface AppsTable {
   id: Generated<number>;
   name: string;
   owner_id: number;
+  /** The team the app belongs to: its members' roles decide who may do what with it. */
+  team_id: number;
   created_at: string;
   memory_mib: number;
   cpus: number;
@@ -199,6 +271,10 @@ export interface AuditEventsTable {
 export interface Database {
   users: UsersTable;
   tokens: TokensTable;
+  teams: TeamsTable;
+  team_members: TeamMembersTable;
+  invitations: InvitationsTable;
+  login_flows: LoginFlowsTable;
   apps: AppsTable;
   deploys: DeploysTable;
   releases: ReleasesTable;
@@ -217,5 +293,8 @@ export type Deploy = Selectable<DeploysTable>;
 export type Release = Selectable<ReleasesTable>;
 export type Instance = Selectable<InstancesTable>;
 export type User = Selectable<UsersTable>;
+export type Team = Selectable<TeamsTable>;
+export type Invitation = Selectable<InvitationsTable>;
+export type Token = Selectable<TokensTable>;
 export type Addon = Selectable<AddonsTable>;
 export type AddonBackup = Selectable<AddonBackupsTable>;

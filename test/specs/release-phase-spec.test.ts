@@ -22,6 +22,7 @@ const app: App = {
   memory_mib: 256,
   cpus: 1,
   pids: 64,
+  team_id: 1,
   desired_release_id: 1,
   serving_release_id: null,
   config_sealed: '',
