@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Insertable } from 'kysely';
 import { UserError } from '../lib/errors.js';
 import { now, type Store } from '../store/db.js';
-import type { User, UsersTable } from '../store/schema.js';
+import type { Token, User, UsersTable } from '../store/schema.js';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -72,7 +72,11 @@ export async function issueToken(db: Store, userId: number, description: string)
   return token;
 }
 
-export async function authenticate(db: Store, token: string | undefined): Promise<User> {
+/** Who a bearer token belongs to, and the token's row. */
+export async function authenticate(
+  db: Store,
+  token: string | undefined,
+): Promise<{ user: User; token: Token }> {
   if (!token) {
     throw new UserError(
       'unauthorized',
@@ -81,12 +85,14 @@ export async function authenticate(db: Store, token: string | undefined): Promis
   }
   const row = await db
     .selectFrom('tokens')
-    .innerJoin('users', 'users.id', 'tokens.user_id')
-    .selectAll('users')
-    .where('tokens.hash', '=', hashToken(token))
+    .selectAll()
+    .where('hash', '=', hashToken(token))
     .executeTakeFirst();
-  if (!row) throw new UserError('unauthorized', "invalid API token: log in again with 'petri login'");
-  return row;
+  const user =
+    row && (await db.selectFrom('users').selectAll().where('id', '=', row.user_id).executeTakeFirst());
+  if (!row || !user)
+    throw new UserError('unauthorized', "invalid API token: log in again with 'petri login'");
+  return { user, token: row };
 }
 
 /** On the very first start: an admin account and its token, which the caller writes out. */
