@@ -71,6 +71,61 @@ export interface PetriConfig {
   wakerPort: number;
   /** What one app or one owner may take of what all share (see README, Security and ceilings). */
   ceilings: Ceilings;
+  /** What each team may have unless an admin set its own (petri quotas TEAM). */
+  quotas: Quotas;
+  /** How people sign in: OIDC, LDAP, local passwords; sessions and their re-checks. */
+  identity: IdentityConfig;
+}
+
+/** `identity` in petri.json. The secrets in it (clientSecret, bindPassword) are never logged
+ * nor repeated in a validation message; PETRI_OIDC_CLIENT_SECRET and PETRI_LDAP_BIND_PASSWORD
+ * give them from the environment instead of the file. */
+export interface IdentityConfig {
+  oidc?: OidcConfig;
+  ldap?: LdapConfig;
+  /** How long a session token of a sign-in (SSO, LDAP, password) lives. */
+  sessionDays: number;
+  /** A session's user is re-checked with its provider when last checked longer ago than this. */
+  recheckSeconds: number;
+  /** Failed sign-ins allowed per address and per user name within windowSeconds; more get 429. */
+  signInAttempts: { perAddress: number; perUser: number; windowSeconds: number };
+}
+
+export interface OidcConfig {
+  /** The provider's issuer URL (its /.well-known/openid-configuration is read from it). */
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** E-mail domains whose people may sign in without an invitation (default: none). */
+  allowedDomains: string[];
+  /** Groups (in groupsClaim) whose people may sign in without an invitation (default: none). */
+  allowedGroups: string[];
+  /** The ID token / userinfo claim that lists the user's groups (default 'groups'). */
+  groupsClaim: string;
+  /** People in one of these groups are platform admins (default: none). */
+  adminGroups: string[];
+}
+
+export interface LdapConfig {
+  /** ldap://host:389 or ldaps://host:636. */
+  url: string;
+  /** The service account Petri searches the directory as. */
+  bindDn: string;
+  bindPassword: string;
+  /** Where people's entries are searched (subtree). */
+  userBase: string;
+  /** {username} is replaced by the escaped name typed (default '(uid={username})'). */
+  userFilter: string;
+  /** Where groups are searched (groupOfNames, groupOfUniqueNames, posixGroup); none: no groups. */
+  groupBase?: string;
+  /** Groups (their cn or DN) whose people may sign in without an invitation (default: none). */
+  allowedGroups: string[];
+  /** E-mail domains whose people may sign in without an invitation (default: none). */
+  allowedDomains: string[];
+  /** Groups (their cn or DN) whose people are platform admins (default: none). */
+  adminGroups: string[];
+  /** Upgrade an ldap:// connection with StartTLS before binding. */
+  startTls: boolean;
 }
 
 /** Shares of what every app and owner draw from, so one tenant cannot exhaust them. */
@@ -89,6 +144,18 @@ export interface Ceilings {
   queuedDeploysPerOwner: number;
   /** Apps one user owns. */
   appsPerOwner: number;
+}
+
+/** The default quotas of a team: they bound a team's share of the platform, where the
+ * ceilings bound one owner's (and one app's) to protect the host. */
+export interface Quotas {
+  /** Apps of the team, scaled to 0 or not. */
+  apps: number;
+  /** Memory of the instances the team's apps want running (formation x memory limit),
+   * sleeping apps included: waking one must not take the team over. */
+  memoryMiB: number;
+  /** Add-ons of the team's apps, all engines together. */
+  addons: number;
 }
 
 export const ADDON_ENGINES = ['postgres', 'mysql', 'redis'] as const;
@@ -165,6 +232,7 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
     queuedDeploysPerOwner: 3,
     appsPerOwner: 20,
   },
+  quotas: { apps: 20, memoryMiB: 8192, addons: 10 },
   addons: {
     postgres: { mode: 'managed' },
     mysql: { mode: 'managed' },
@@ -173,6 +241,11 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
     backupIntervalHours: 24,
     backupRetentionDays: 7,
     finalBackupRetentionDays: 30,
+  },
+  identity: {
+    sessionDays: 90,
+    recheckSeconds: 900,
+    signInAttempts: { perAddress: 10, perUser: 5, windowSeconds: 300 },
   },
 };
 
@@ -195,6 +268,7 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
   const file = flags.configFile ?? env.PETRI_CONFIG;
   const fromFile = file ? readConfigFile(file) : {};
   const merged: Record<string, unknown> = { ...DEFAULTS, ...fromFile, ...fromEnv };
+  merged.identity = identitySecretsFromEnv(merged.identity, env);
   for (const [k, v] of Object.entries(flags)) if (v !== undefined && k !== 'configFile') merged[k] = v;
   return validate(merged);
 }
@@ -249,7 +323,207 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     idleCheckMs: integer(raw, 'idleCheckMs', 50, 3_600_000),
     wakerPort: integer(raw, 'wakerPort', 1, 65535),
     ceilings: validateCeilings(raw.ceilings),
+    quotas: validateQuotas(raw.quotas),
+    identity: validateIdentity(raw.identity),
   };
+}
+
+function sessionDays(value: unknown): number {
+  const days = Number(value);
+  if (!Number.isFinite(days) || days <= 0 || days > 3650) {
+    throw invalid('identity.sessionDays', value, 'a number of days above 0 (0.5 is 12 hours), at most 3650');
+  }
+  return days;
+}
+
+/** The providers' secrets from the environment, so petri.json need not hold them. */
+function identitySecretsFromEnv(value: unknown, env: NodeJS.ProcessEnv): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  const identity = { ...(value as Record<string, unknown>) };
+  const put = (section: string, key: string, from: string | undefined) => {
+    const part = identity[section];
+    if (from !== undefined && part !== null && typeof part === 'object') {
+      identity[section] = { ...(part as object), [key]: from };
+    }
+  };
+  put('oidc', 'clientSecret', env.PETRI_OIDC_CLIENT_SECRET);
+  put('ldap', 'bindPassword', env.PETRI_LDAP_BIND_PASSWORD);
+  return identity;
+}
+
+function validateIdentity(value: unknown): IdentityConfig {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid('identity', value, 'an object like { "ldap": {...}, "oidc": {...} }');
+  }
+  known(value as object, 'identity', ['oidc', 'ldap', 'sessionDays', 'recheckSeconds', 'signInAttempts']);
+  const raw = { ...DEFAULTS.identity, ...(value as object) } as Record<string, unknown>;
+  const attempts = {
+    ...DEFAULTS.identity.signInAttempts,
+    ...(raw.signInAttempts as object | undefined),
+  } as Record<string, unknown>;
+  const at = (key: string) => ({ [`identity.signInAttempts.${key}`]: attempts[key] });
+  return {
+    // Down to a second, so a test can watch sessions expire and re-checks happen.
+    sessionDays: sessionDays(raw.sessionDays),
+    recheckSeconds: integer(
+      prefixed(raw, 'identity', 'recheckSeconds'),
+      'identity.recheckSeconds',
+      1,
+      86_400,
+    ),
+    signInAttempts: {
+      perAddress: integer(at('perAddress'), 'identity.signInAttempts.perAddress', 1, 100_000),
+      perUser: integer(at('perUser'), 'identity.signInAttempts.perUser', 1, 100_000),
+      windowSeconds: integer(at('windowSeconds'), 'identity.signInAttempts.windowSeconds', 1, 86_400),
+    },
+    ...(raw.oidc === undefined ? {} : { oidc: validateOidc(raw.oidc) }),
+    ...(raw.ldap === undefined ? {} : { ldap: validateLdap(raw.ldap) }),
+  };
+}
+
+function validateOidc(value: unknown): OidcConfig {
+  const o = section(
+    value,
+    'identity.oidc',
+    '{ "issuer": "https://sso.example.org", "clientId": ..., "clientSecret": ... }',
+  );
+  return {
+    issuer: httpUrl(o, 'identity.oidc.issuer', /^https?:$/, 'https://sso.example.org/realms/staff'),
+    clientId: text(o, 'identity.oidc.clientId'),
+    clientSecret: secret(o, 'identity.oidc.clientSecret', 'PETRI_OIDC_CLIENT_SECRET'),
+    allowedDomains: optionalDomains(o, 'identity.oidc.allowedDomains'),
+    allowedGroups: optionalList(o, 'identity.oidc.allowedGroups'),
+    groupsClaim:
+      o['identity.oidc.groupsClaim'] === undefined ? 'groups' : text(o, 'identity.oidc.groupsClaim'),
+    adminGroups: optionalList(o, 'identity.oidc.adminGroups'),
+  };
+}
+
+function validateLdap(value: unknown): LdapConfig {
+  const l = section(value, 'identity.ldap', '{ "url": "ldap://ldap.example.org", "bindDn": ..., ... }');
+  const url = httpUrl(l, 'identity.ldap.url', /^ldaps?:$/, 'ldaps://ldap.example.org:636');
+  const userFilter =
+    l['identity.ldap.userFilter'] === undefined ? '(uid={username})' : text(l, 'identity.ldap.userFilter');
+  if (!userFilter.includes('{username}') || !/^\(.*\)$/.test(userFilter)) {
+    throw invalid(
+      'identity.ldap.userFilter',
+      userFilter,
+      "an LDAP filter in parentheses naming {username}, like '(uid={username})'",
+    );
+  }
+  const startTls = l['identity.ldap.startTls'] ?? false;
+  if (typeof startTls !== 'boolean') throw invalid('identity.ldap.startTls', startTls, 'true or false');
+  if (startTls && url.startsWith('ldaps:')) {
+    throw invalid(
+      'identity.ldap.startTls',
+      startTls,
+      'false with an ldaps:// URL (that connection is TLS already)',
+    );
+  }
+  return {
+    url,
+    bindDn: text(l, 'identity.ldap.bindDn'),
+    bindPassword: secret(l, 'identity.ldap.bindPassword', 'PETRI_LDAP_BIND_PASSWORD'),
+    userBase: text(l, 'identity.ldap.userBase'),
+    userFilter,
+    ...(l['identity.ldap.groupBase'] === undefined ? {} : { groupBase: text(l, 'identity.ldap.groupBase') }),
+    allowedGroups: optionalList(l, 'identity.ldap.allowedGroups'),
+    allowedDomains: optionalDomains(l, 'identity.ldap.allowedDomains'),
+    adminGroups: optionalList(l, 'identity.ldap.adminGroups'),
+    startTls,
+  };
+}
+
+const OIDC_KEYS = [
+  'issuer',
+  'clientId',
+  'clientSecret',
+  'allowedDomains',
+  'allowedGroups',
+  'groupsClaim',
+  'adminGroups',
+];
+const LDAP_KEYS = [
+  'url',
+  'bindDn',
+  'bindPassword',
+  'userBase',
+  'userFilter',
+  'groupBase',
+  'allowedGroups',
+  'allowedDomains',
+  'adminGroups',
+  'startTls',
+];
+
+/** A typo in a sign-in setting would silently weaken or disable it: unknown keys are refused. */
+function known(value: object, name: string, keys: string[]): void {
+  const unknown = Object.keys(value).find((k) => !keys.includes(k));
+  if (unknown !== undefined) {
+    throw new UserError(
+      'bad_request',
+      `configuration '${name}.${unknown}' is unknown; the keys are ${keys.join(', ')}`,
+    );
+  }
+}
+
+/** An identity section as an object whose keys carry their full name (for the messages). */
+function section(value: unknown, name: string, example: string): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(name, value === undefined ? value : '(not an object)', `an object like ${example}`);
+  }
+  known(value, name, name.endsWith('oidc') ? OIDC_KEYS : LDAP_KEYS);
+  return prefixed(value as Record<string, unknown>, name);
+}
+
+function prefixed(raw: Record<string, unknown>, name: string, only?: string): Record<string, unknown> {
+  const keys = only === undefined ? Object.keys(raw) : [only];
+  return Object.fromEntries(keys.map((k) => [`${name}.${k}`, raw[k]]));
+}
+
+/** A secret: required, never repeated in the message. */
+function secret(raw: Record<string, unknown>, key: string, envName: string): string {
+  const v = raw[key];
+  if (typeof v !== 'string' || v === '') {
+    throw new UserError(
+      'bad_request',
+      `configuration '${key}' must be a non-empty string (in the file or $${envName}), got ${v === undefined ? 'nothing' : 'another value (hidden)'}`,
+    );
+  }
+  return v;
+}
+
+function httpUrl(raw: Record<string, unknown>, key: string, schemes: RegExp, example: string): string {
+  const v = raw[key];
+  let parsed: URL | undefined;
+  try {
+    parsed = typeof v === 'string' ? new URL(v) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || !schemes.test(parsed.protocol) || !parsed.hostname || parsed.username || parsed.password) {
+    // A URL with a password in it is not repeated.
+    throw invalid(
+      key,
+      typeof v === 'string' && v.includes('@') ? '(hidden)' : v,
+      `a URL such as ${example} (without credentials)`,
+    );
+  }
+  return (v as string).replace(/\/+$/, '');
+}
+
+function optionalList(raw: Record<string, unknown>, key: string): string[] {
+  return raw[key] === undefined ? [] : stringList(raw, key);
+}
+
+function optionalDomains(raw: Record<string, unknown>, key: string): string[] {
+  const list = optionalList(raw, key).map((d) => d.toLowerCase().replace(/^@/, ''));
+  for (const d of list) {
+    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(d)) {
+      throw invalid(key, d, "a list of e-mail domains like ['example.org']");
+    }
+  }
+  return list;
 }
 
 function validateCeilings(value: unknown): Ceilings {
@@ -262,6 +536,27 @@ function validateCeilings(value: unknown): Ceilings {
     oneOffsPerOwner: integer(raw, 'oneOffsPerOwner', 1, 100_000),
     queuedDeploysPerOwner: integer(raw, 'queuedDeploysPerOwner', 1, 10_000),
     appsPerOwner: integer(raw, 'appsPerOwner', 1, 100_000),
+  };
+}
+
+function validateQuotas(value: unknown): Quotas {
+  if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+    throw invalid('quotas', value, 'an object like { "apps": 20, "memoryMiB": 8192, "addons": 10 }');
+  }
+  // A misspelt key (memory for memoryMiB) would otherwise leave the default on silently.
+  const unknown = Object.keys(value ?? {}).find((key) => !(key in DEFAULTS.quotas));
+  if (unknown) {
+    throw new UserError(
+      'bad_request',
+      `configuration has no 'quotas.${unknown}'; the quotas are apps, memoryMiB and addons`,
+    );
+  }
+  const raw = { ...DEFAULTS.quotas, ...(value as object | undefined) } as Record<string, unknown>;
+  const at = (key: keyof Quotas) => ({ [`quotas.${key}`]: raw[key] });
+  return {
+    apps: integer(at('apps'), 'quotas.apps', 0, 1_000_000),
+    memoryMiB: integer(at('memoryMiB'), 'quotas.memoryMiB', 0, 1_048_576_000),
+    addons: integer(at('addons'), 'quotas.addons', 0, 1_000_000),
   };
 }
 
