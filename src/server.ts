@@ -39,7 +39,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   const life = new Lifecycle(log);
   // First in, last out: everything below may write to the store until it has stopped.
   const db = await life.add('store', () => openStore(paths.store), closeStore);
-  const adminToken = await recoverStore(db, paths, log);
+  const adminToken = await recoverStore(db, paths, log, config.identity.adminEmail);
 
   const secrets = SecretBox.open(paths.secretKey);
   const logs = new LogStore({ dir: paths.logs, maxBytesPerApp: config.logMaxBytesPerApp });

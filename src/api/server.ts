@@ -15,7 +15,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
-import { ErrorBody, errorResponses, Whoami } from '../contract/index.js';
+import { ErrorBody } from '../contract/index.js';
 import { type ERROR_CODES, isUserError } from '../lib/errors.js';
 import { registerAuth } from './auth.js';
 import type { Api, ApiContext } from './context.js';
@@ -28,6 +28,8 @@ import { logRoutes } from './routes/logs.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
 import { runRoutes } from './routes/run.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { userRoutes } from './routes/users.js';
 import { Uploads } from './uploads.js';
 
 type BuildValidator = NonNullable<
@@ -132,16 +134,8 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   gitRoutes(api, ctx, uploads); // before registerAuth: its onRequest hook turns git's Basic auth into a bearer token
   registerAuth(api, ctx.db);
   api.get('/v1/openapi.json', { schema: { hide: true } }, async () => api.swagger());
-  api.get(
-    '/v1/whoami',
-    {
-      schema: {
-        summary: 'The user the token belongs to',
-        response: { 200: Whoami, ...errorResponses },
-      },
-    },
-    async (req) => ({ user: { name: req.user.name, role: req.user.role } }),
-  );
+  userRoutes(api, ctx); // /v1/whoami and /v1/users
+  tokenRoutes(api, ctx);
   appRoutes(api, ctx);
   deployRoutes(api, ctx, uploads);
   logRoutes(api, ctx);

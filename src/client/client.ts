@@ -15,16 +15,39 @@ import type {
   App,
   AppEgress,
   AppUpdate,
+  ChangeUserBody,
   ConfigChange,
   ConfigVars,
+  CreateBotBody,
+  CreatedBot,
+  CreatedInvitation,
+  CreatedToken,
+  CreateInvitationBody,
+  CreateTokenBody,
   Deploy,
   DeployEvent,
+  DisabledUser,
   EgressAttempt,
   Formation,
+  InvitationInfo,
   LogLine,
   ProcessList,
   Release,
-  User,
+  TokenInfo,
+  TokenList,
+  UserInfo,
+  Whoami,
+  WhoamiUser,
+} from './types.js';
+import type {
+  DevicePoll,
+  DevicePollBody,
+  DeviceStart,
+  DeviceStartBody,
+  OidcFinishBody,
+  OidcStart,
+  OidcStartBody,
+  SignedIn,
 } from './types.js';
 
 export interface PetriClientOptions {
@@ -83,9 +106,74 @@ export class PetriClient {
     this.userAgent = options.userAgent ?? 'petri-client';
   }
 
-  async whoami(): Promise<User> {
-    const body = await this.json<{ user: User }>({ method: 'GET', path: '/v1/whoami' });
-    return body.user;
+  /** Who the token speaks for: name, e-mail, platform role, kind, provider, teams. */
+  async whoami(): Promise<WhoamiUser> {
+    return (await this.whoamiWithToken()).user;
+  }
+
+  /** The user and the token of this client (its name, kind, expiry). */
+  whoamiWithToken(): Promise<Whoami> {
+    return this.json<Whoami>({ method: 'GET', path: '/v1/whoami' });
+  }
+
+  /** Your tokens, or (admins, auditors) those of `user` (an e-mail or a bot's name). */
+  listTokens(user?: string): Promise<TokenList> {
+    return this.json<TokenList>({ method: 'GET', path: '/v1/tokens', query: { user } });
+  }
+
+  /** A new token; its secret is in the answer, the only time it is shown. */
+  createToken(input: CreateTokenBody): Promise<CreatedToken> {
+    return this.json<CreatedToken>({ method: 'POST', path: '/v1/tokens', json: input });
+  }
+
+  async revokeToken(id: number): Promise<TokenInfo> {
+    const body = await this.json<{ token: TokenInfo }>({ method: 'DELETE', path: `/v1/tokens/${id}` });
+    return body.token;
+  }
+
+  /** Every user and bot (admins and auditors). */
+  async listUsers(): Promise<UserInfo[]> {
+    return (await this.json<{ users: UserInfo[] }>({ method: 'GET', path: '/v1/users' })).users;
+  }
+
+  /** An invitation and its single-use link (admins). */
+  inviteUser(input: CreateInvitationBody): Promise<CreatedInvitation> {
+    return this.json<CreatedInvitation>({ method: 'POST', path: '/v1/users/invitations', json: input });
+  }
+
+  /** Invitations not used and not expired. */
+  async listInvitations(): Promise<InvitationInfo[]> {
+    return (
+      await this.json<{ invitations: InvitationInfo[] }>({ method: 'GET', path: '/v1/users/invitations' })
+    ).invitations;
+  }
+
+  async cancelInvitation(id: number): Promise<InvitationInfo> {
+    return (
+      await this.json<{ invitation: InvitationInfo }>({
+        method: 'DELETE',
+        path: `/v1/users/invitations/${id}`,
+      })
+    ).invitation;
+  }
+
+  /** Disables a user (an e-mail or a bot's name) and revokes all their tokens. */
+  disableUser(who: string): Promise<DisabledUser> {
+    return this.json<DisabledUser>({ method: 'POST', path: `${userPath(who)}/disable` });
+  }
+
+  async enableUser(who: string): Promise<UserInfo> {
+    return (await this.json<{ user: UserInfo }>({ method: 'POST', path: `${userPath(who)}/enable` })).user;
+  }
+
+  async setUserRole(who: string, role: ChangeUserBody['role']): Promise<UserInfo> {
+    return (await this.json<{ user: UserInfo }>({ method: 'PATCH', path: userPath(who), json: { role } }))
+      .user;
+  }
+
+  /** A bot in a team and its token (in the answer, the only time it is shown). */
+  createBot(input: CreateBotBody): Promise<CreatedBot> {
+    return this.json<CreatedBot>({ method: 'POST', path: '/v1/users/bots', json: input });
   }
 
   async listApps(): Promise<App[]> {
@@ -344,6 +432,26 @@ export class PetriClient {
       .backups;
   }
 
+  /** Single sign-on in a browser, first half: the provider's page to open (no token needed). */
+  oidcStart(input: OidcStartBody): Promise<OidcStart> {
+    return this.json<OidcStart>({ method: 'POST', path: '/v1/auth/oidc/start', json: input });
+  }
+
+  /** Single sign-on in a browser, second half: the redirect's code for a session token. */
+  oidcFinish(input: OidcFinishBody): Promise<SignedIn> {
+    return this.json<SignedIn>({ method: 'POST', path: '/v1/auth/oidc/finish', json: input });
+  }
+
+  /** Single sign-on from a device without a browser: the code to type at the provider. */
+  deviceStart(input: DeviceStartBody): Promise<DeviceStart> {
+    return this.json<DeviceStart>({ method: 'POST', path: '/v1/auth/device/start', json: input });
+  }
+
+  /** Whether the device sign-in is done: pending, or the session token. */
+  devicePoll(input: DevicePollBody): Promise<DevicePoll> {
+    return this.json<DevicePoll>({ method: 'POST', path: '/v1/auth/device/poll', json: input });
+  }
+
   private async json<T>(call: Call): Promise<T> {
     const res = await this.send(call);
     const text = await res.body.text();
@@ -376,7 +484,8 @@ export class PetriClient {
       if (value !== undefined) query.set(key, value);
     const search = query.size > 0 ? `?${query}` : '';
     const headers: Record<string, string> = {
-      authorization: `Bearer ${this.token}`,
+      // No token yet (signing in): no Authorization header at all.
+      ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
       accept: call.stream ? 'application/x-ndjson' : 'application/json',
       'user-agent': this.userAgent,
     };
@@ -410,6 +519,10 @@ export class PetriClient {
     const code = networkErrorCode(err);
     return code ? new ConnectionError(this.url, code, { cause: err }) : err;
   }
+}
+
+function userPath(who: string): string {
+  return `/v1/users/${encodeURIComponent(who)}`;
 }
 
 function appPath(name: string): string {

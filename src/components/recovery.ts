@@ -10,9 +10,15 @@ import type { DataPaths } from '../lib/paths.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
 
-/** Right after the store opens. Returns the admin token when this start created it. */
-export async function recoverStore(db: Store, paths: DataPaths, log: Logger): Promise<string | undefined> {
-  const adminToken = await bootstrapAdmin(db);
+/** Right after the store opens. Returns the admin token when this start created it.
+ * `adminEmail` (identity.adminEmail) is given to the first admin, so their sign-in finds them. */
+export async function recoverStore(
+  db: Store,
+  paths: DataPaths,
+  log: Logger,
+  adminEmail?: string,
+): Promise<string | undefined> {
+  const adminToken = await bootstrapAdmin(db, { adminEmail });
   if (adminToken) writeFileSync(paths.adminToken, `${adminToken}\n`, { mode: 0o600 });
   const interrupted = await failInterruptedBuilds(db);
   if (interrupted.length > 0)

@@ -41,9 +41,6 @@ export type AppNameParams = Static<typeof AppNameParams>;
 export const User = Type.Object({ name: Type.String(), role: StringEnum(['admin', 'auditor', 'member']) });
 export type User = Static<typeof User>;
 
-export const Whoami = Type.Object({ user: User });
-export type Whoami = Static<typeof Whoami>;
-
 /** 204 No Content. */
 export const NoContent = Type.Null();
 

@@ -11,3 +11,5 @@ export * from './logs.js';
 export * from './processes.js';
 export * from './releases.js';
 export * from './run.js';
+export * from './tokens.js';
+export * from './users.js';

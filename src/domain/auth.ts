@@ -62,17 +62,61 @@ export async function personalTeamId(db: Store, userId: number): Promise<number>
   return team.id;
 }
 
-/** Makes a new token for the user and returns it in clear, the only time it exists so. */
-export async function issueToken(db: Store, userId: number, description: string): Promise<string> {
-  const token = `petri_${randomBytes(24).toString('base64url')}`;
-  await db
-    .insertInto('tokens')
-    .values({ user_id: userId, hash: hashToken(token), description, created_at: now(), last_used_at: null })
-    .execute();
-  return token;
+export type TokenKind = Token['kind'];
+
+export interface IssueOptions {
+  /** api (the default): `petri tokens create` or the first start's; session: a sign-in's; bot: a service account's. */
+  kind?: TokenKind;
+  /** ISO time after which the token is refused; null or absent: it never expires. */
+  expiresAt?: string | null;
+  /** Sealed JSON of what re-checking the user with their provider needs (SSO sessions). */
+  recheckSealed?: string | null;
 }
 
-/** Who a bearer token belongs to, and the token's row. */
+/** Makes a new token for the user; answers it in clear (the only time it exists so) and its row. */
+export async function mintToken(
+  db: Store,
+  userId: number,
+  description: string,
+  opts: IssueOptions = {},
+): Promise<{ secret: string; token: Token }> {
+  const secret = `petri_${randomBytes(24).toString('base64url')}`;
+  const at = now();
+  const token = await db
+    .insertInto('tokens')
+    .values({
+      user_id: userId,
+      hash: hashToken(secret),
+      description,
+      created_at: at,
+      last_used_at: null,
+      kind: opts.kind ?? 'api',
+      expires_at: opts.expiresAt ?? null,
+      // A session starts checked: its sign-in just asked the provider.
+      checked_at: opts.kind === 'session' ? at : null,
+      recheck_sealed: opts.recheckSealed ?? null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { secret, token };
+}
+
+/** Makes a new token for the user and returns it in clear, the only time it exists so. */
+export async function issueToken(
+  db: Store,
+  userId: number,
+  description: string,
+  opts: IssueOptions = {},
+): Promise<string> {
+  return (await mintToken(db, userId, description, opts)).secret;
+}
+
+/** How often a token's last use (and its user's last sighting) is written: a write per
+ * request would cost every request a transaction; once a minute is enough to read. */
+export const LAST_USED_EVERY_MS = 60_000;
+
+/** Who a bearer token belongs to, and the token's row. Refuses an unknown, revoked or
+ * expired token and a disabled user, each with its own message. */
 export async function authenticate(
   db: Store,
   token: string | undefined,
@@ -92,15 +136,67 @@ export async function authenticate(
     row && (await db.selectFrom('users').selectAll().where('id', '=', row.user_id).executeTakeFirst());
   if (!row || !user)
     throw new UserError('unauthorized', "invalid API token: log in again with 'petri login'");
+  // The account first: a disabled user's tokens are revoked too, and this is the reason.
+  if (user.disabled_at !== null)
+    throw new UserError(
+      'unauthorized',
+      `your account was disabled by an admin on ${day(user.disabled_at)}; ask an admin to enable it ('petri users enable')`,
+    );
+  if (row.revoked_at !== null)
+    throw new UserError('unauthorized', `this token was revoked on ${day(row.revoked_at)}; ${renewal(user)}`);
+  const at = Date.now();
+  if (row.expires_at !== null && Date.parse(row.expires_at) <= at)
+    throw new UserError('unauthorized', `your token expired on ${day(row.expires_at)}; ${renewal(user)}`);
+  if (row.last_used_at === null || at - Date.parse(row.last_used_at) >= LAST_USED_EVERY_MS) {
+    const stamp = new Date(at).toISOString();
+    await db.updateTable('tokens').set({ last_used_at: stamp }).where('id', '=', row.id).execute();
+    await db.updateTable('users').set({ last_seen_at: stamp }).where('id', '=', user.id).execute();
+    row.last_used_at = stamp;
+    user.last_seen_at = stamp;
+  }
   return { user, token: row };
 }
 
-/** On the very first start: an admin account and its token, which the caller writes out. */
-export async function bootstrapAdmin(db: Store): Promise<string | undefined> {
+/** What to do about a token that no longer works: people sign in again, a bot needs an
+ * admin to make it a new token. */
+function renewal(user: User): string {
+  return user.kind === 'bot'
+    ? `an admin makes this bot a new one with 'petri tokens create NAME --bot ${user.name}'`
+    : "run 'petri login'";
+}
+
+/** The day of an ISO time (2027-03-01), as the messages say it. */
+function day(iso: string): string {
+  return iso.slice(0, 10);
+}
+
+/** On every start: on the very first, an admin account and its token (an api token that
+ * never expires), which the caller writes out. `adminEmail` (config identity.adminEmail)
+ * gives the first admin an e-mail, also on a later start of an install from before
+ * e-mails, so their single sign-on finds the account instead of making a new one. */
+export async function bootstrapAdmin(
+  db: Store,
+  opts: { adminEmail?: string } = {},
+): Promise<string | undefined> {
+  const email = opts.adminEmail?.trim().toLowerCase() || null;
   const existing = await db.selectFrom('users').select('id').limit(1).executeTakeFirst();
-  if (existing) return undefined;
-  const admin = await createUser(db, 'admin', 'admin');
-  return issueToken(db, admin.id, 'created at first start');
+  if (!existing) {
+    const admin = await createUser(db, 'admin', 'admin', email ? { email } : {});
+    return issueToken(db, admin.id, 'created at first start', { kind: 'api', expiresAt: null });
+  }
+  if (email) {
+    const first = await db
+      .selectFrom('users')
+      .select(['id', 'email'])
+      .where('role', '=', 'admin')
+      .where('kind', '=', 'person')
+      .orderBy('id')
+      .executeTakeFirst();
+    const taken = await db.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst();
+    if (first && first.email === null && !taken)
+      await db.updateTable('users').set({ email }).where('id', '=', first.id).execute();
+  }
+  return undefined;
 }
 
 /** The user with this id, or the first admin when that account is gone: on whose behalf the

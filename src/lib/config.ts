@@ -89,6 +89,8 @@ export interface IdentityConfig {
   recheckSeconds: number;
   /** Failed sign-ins allowed per address and per user name within windowSeconds; more get 429. */
   signInAttempts: { perAddress: number; perUser: number; windowSeconds: number };
+  /** The first admin's e-mail: their single sign-on (OIDC, LDAP) then finds that account. */
+  adminEmail?: string;
 }
 
 export interface OidcConfig {
@@ -355,7 +357,14 @@ function validateIdentity(value: unknown): IdentityConfig {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalid('identity', value, 'an object like { "ldap": {...}, "oidc": {...} }');
   }
-  known(value as object, 'identity', ['oidc', 'ldap', 'sessionDays', 'recheckSeconds', 'signInAttempts']);
+  known(value as object, 'identity', [
+    'oidc',
+    'ldap',
+    'sessionDays',
+    'recheckSeconds',
+    'signInAttempts',
+    'adminEmail',
+  ]);
   const raw = { ...DEFAULTS.identity, ...(value as object) } as Record<string, unknown>;
   const attempts = {
     ...DEFAULTS.identity.signInAttempts,
@@ -376,9 +385,17 @@ function validateIdentity(value: unknown): IdentityConfig {
       perUser: integer(at('perUser'), 'identity.signInAttempts.perUser', 1, 100_000),
       windowSeconds: integer(at('windowSeconds'), 'identity.signInAttempts.windowSeconds', 1, 86_400),
     },
+    ...(raw.adminEmail === undefined ? {} : { adminEmail: adminEmail(raw.adminEmail) }),
     ...(raw.oidc === undefined ? {} : { oidc: validateOidc(raw.oidc) }),
     ...(raw.ldap === undefined ? {} : { ldap: validateLdap(raw.ldap) }),
   };
+}
+
+function adminEmail(value: unknown): string {
+  if (typeof value !== 'string' || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value.trim())) {
+    throw invalid('identity.adminEmail', value, 'an e-mail address like ana@example.org');
+  }
+  return value.trim().toLowerCase();
 }
 
 function validateOidc(value: unknown): OidcConfig {

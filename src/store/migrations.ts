@@ -367,6 +367,85 @@ migrations['0007-people-and-teams'] = {
   },
 };
 
+migrations['0011-users-tokens'] = {
+  async up(db: Kysely<unknown>) {
+    // A revoked token (by its owner, an admin, or with its disabled user) keeps its row, so
+    // its next use is told "revoked" rather than "unknown", and the audit can name it.
+    await db.schema.alterTable('tokens').addColumn('revoked_at', 'text').execute();
+    await db.schema.createIndex('tokens_user').on('tokens').columns(['user_id', 'created_at']).execute();
+  },
+};
+
+migrations['0008-audit-chain'] = {
+  async up(db: Kysely<unknown>) {
+    // Who (the user and the token), through what (API, git, the platform itself), about which
+    // app and team (members see their teams' events), in which request, and how it ended.
+    const add = (column: string, type: 'text' | 'integer', notNullDefault?: string) =>
+      db.schema
+        .alterTable('audit_events')
+        .addColumn(column, type, (c) =>
+          notNullDefault === undefined ? c : c.notNull().defaultTo(notNullDefault),
+        )
+        .execute();
+    await add('actor_id', 'integer');
+    await add('token_id', 'integer');
+    await add('via', 'text', 'system');
+    await add('app', 'text');
+    await add('team_id', 'integer');
+    await add('outcome', 'text', 'ok');
+    await add('status', 'integer');
+    await add('request_id', 'text');
+    await add('prev_hash', 'text', '');
+    await add('hash', 'text', '');
+
+    // An install's earlier events join the chain: each names an app (every event before
+    // teams was about one), its actor is the user of that name, or the platform ('petri').
+    await sql`update audit_events set actor_id = (select id from users where users.name = audit_events.actor)`.execute(
+      db,
+    );
+    await sql`update audit_events set via = case when actor_id is null then 'system' else 'api' end,
+      app = target, team_id = (select team_id from apps where apps.name = audit_events.target)`.execute(db);
+    let prev = AUDIT_GENESIS;
+    for (let after = 0; ; ) {
+      const { rows } = await sql<ChainedFields>`select id, at, actor, actor_id, token_id, via, action, target,
+        app, team_id, outcome, status, source_ip, request_id, detail
+        from audit_events where id > ${after} order by id limit 1000`.execute(db);
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        const hash = chainHash(prev, row);
+        await sql`update audit_events set prev_hash = ${prev}, hash = ${hash} where id = ${row.id}`.execute(
+          db,
+        );
+        prev = hash;
+        after = row.id;
+      }
+    }
+
+    for (const [name, columns] of [
+      ['audit_events_team', ['team_id', 'id']],
+      ['audit_events_app', ['app', 'id']],
+      ['audit_events_actor', ['actor_id', 'id']],
+      ['audit_events_at', ['at']],
+    ] as const) {
+      await db.schema
+        .createIndex(name)
+        .on('audit_events')
+        .columns([...columns])
+        .execute();
+    }
+    // Append-only in the store itself: no code path of Petri's may change or remove an event
+    // (someone with the file can drop these; the chain is what catches that).
+    for (const verb of ['update', 'delete']) {
+      await sql
+        .raw(
+          `create trigger audit_events_no_${verb} before ${verb} on audit_events
+           begin select raise(abort, 'audit events are append-only'); end`,
+        )
+        .execute(db);
+    }
+  },
+};
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;

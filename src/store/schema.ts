@@ -87,6 +87,8 @@ export interface TokensTable {
   checked_at: Generated<string | null>;
   /** Sealed JSON: what re-checking needs (an OIDC refresh token, an LDAP DN). */
   recheck_sealed: Generated<string | null>;
+  /** Set when the token was revoked (by its owner, an admin, or with its user's disabling). */
+  revoked_at: Generated<string | null>;
 }
 
 export interface AppsTable {

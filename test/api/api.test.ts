@@ -75,7 +75,14 @@ describe('API', () => {
     });
     assert.equal(wrong.statusCode, 401);
     const ok = await api.inject({ method: 'GET', url: '/v1/whoami', headers: auth() });
-    assert.deepEqual(ok.json(), { user: { name: 'admin', role: 'admin' } });
+    assert.deepEqual(ok.json().user, {
+      name: 'admin',
+      role: 'admin',
+      email: null,
+      kind: 'person',
+      provider: 'local',
+      teams: [{ name: 'admin', role: 'admin', personal: true }],
+    });
   });
 
   test('tokens are stored only as hashes', async () => {

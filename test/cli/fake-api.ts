@@ -502,7 +502,17 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
   const [, resource, name, sub, id, tail] = parts;
 
   if (resource === 'whoami' && method === 'GET')
-    return send(res, 200, { user: { name: 'admin', role: 'admin' } });
+    return send(res, 200, {
+      user: {
+        name: 'admin',
+        role: 'admin',
+        email: null,
+        kind: 'person',
+        provider: 'local',
+        teams: [{ name: 'admin', role: 'admin', personal: true }],
+      },
+      token: { id: 1, name: 'created at first start', kind: 'api', expiresAt: null },
+    });
   if (resource === 'addon-backups') return handleAllBackups(fake, method, parts.slice(2), res);
   if (resource !== 'apps') return fail(res, 404, 'not_found', `no route ${url.pathname}`);
 
