@@ -88,6 +88,18 @@ module.exports = {
     only('store/', ['lib/']),
     only('contract/', ['lib/']),
 
+    only(
+      'identity/',
+      ['domain/', 'store/', 'lib/'],
+      'sign-in (OIDC, LDAP, passwords): decides with domain/sign-in.ts; store/ for its types only',
+    ),
+    {
+      name: 'only-api-and-roots-import-identity',
+      comment: 'the API signs people in and re-checks sessions; the composition root builds it',
+      severity: 'error',
+      from: { pathNot: [...ROOTS, '^src/api/', '^src/identity/'] },
+      to: { path: '^src/identity/' },
+    },
     only('client/', ['contract/', 'lib/']),
     only('cli/', ['client/', 'lib/']),
     only('domain/', ['store/', 'lib/']),
@@ -130,8 +142,8 @@ module.exports = {
     ),
     only(
       'api/',
-      ['services/', 'domain/', 'contract/', 'logs/', 'git/', 'store/', 'lib/'],
-      'logs/: the API tails the log store; git/: the smart-HTTP route speaks git’s protocol; store/ for its types only',
+      ['services/', 'domain/', 'contract/', 'identity/', 'logs/', 'git/', 'store/', 'lib/'],
+      'logs/: the API tails the log store; git/: the smart-HTTP route speaks git’s protocol; identity/: sign-ins and session re-checks; store/ for its types only',
     ),
   ],
   options: {
