@@ -1,29 +1,146 @@
-// Bearer tokens on every /v1 route but the OpenAPI document.
+// Who is asking, and may they: the API's hooks around domain/access.ts.
+//
+// - onRoute: every route declares `config: { access }` (see domain/access.ts); a route
+//   without one stops the server from starting, so none is left open by omission.
+// - onRequest: the bearer token becomes `req.user` and `req.token` (refused: a missing,
+//   unknown, revoked or expired token, a disabled user). A sign-in session's user is
+//   re-checked with their identity provider when the last check is older than
+//   identity.recheckSeconds. Public routes take no token.
+// - preValidation: the route's level is applied to the app (`:name`) or team (`:team`) it
+//   names, which is loaded once and handed to the handler as `req.target`. It runs before
+//   the body is validated, so who-you-are is answered before what-you-sent.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ACCESS_LEVELS, type Access, decide, refusal } from '../domain/access.js';
+import { appWithRole, teamWithRole } from '../domain/app-access.js';
 import { authenticate } from '../domain/auth.js';
-import type { Store } from '../store/db.js';
-import type { Token, User } from '../store/schema.js';
+import type { App, Team, TeamRole, Token, User } from '../store/schema.js';
+import type { ApiContext } from './context.js';
+
+/** A route's access level, or (where the level depends on what is asked, e.g. git's
+ * info/refs?service=) a function of the request that picks it. */
+export type RouteAccess = Access | ((req: FastifyRequest) => Access);
+
+/** What the route names, loaded and checked by the access hook. */
+export interface Target {
+  app?: App;
+  team?: Team;
+  /** The caller's role in the app's or team's team (null: not in it). */
+  teamRole?: TeamRole | null;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
+    /** The signed-in user (unset on public routes). */
     user: User;
     /** The token the request came with (null: git's per-push hook ticket). */
     token: Token | null;
+    /** The app (`:name`) or team (`:team`) of the route, once the caller may reach it. */
+    target: Target;
+  }
+  interface FastifyContextConfig {
+    /** Who may call the route: see domain/access.ts. Every route declares one. */
+    access: RouteAccess;
   }
 }
 
-const PUBLIC = new Set(['/v1/openapi.json']);
+/** The user's re-check with their identity provider (ApiContext.identity). */
+interface Rechecker {
+  recheck(user: User, token: Token): Promise<void>;
+}
 
-export function registerAuth(app: FastifyInstance, db: Store): void {
-  app.decorateRequest('user', null as unknown as User);
-  app.decorateRequest('token', null);
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    const path = request.url.split('?')[0] ?? '';
-    if (PUBLIC.has(path)) return;
-    const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-    const found = await authenticate(db, token);
-    request.user = found.user;
-    request.token = found.token;
+/** Decorators and the hooks that need no token: call before any route is added. */
+export function registerAccess(api: FastifyInstance, ctx: ApiContext): void {
+  api.decorateRequest('user', null as unknown as User);
+  api.decorateRequest('token', null);
+  api.decorateRequest('target', null as unknown as Target);
+
+  api.addHook('onRoute', (route) => {
+    const access = route.config?.access;
+    if (typeof access === 'function') return;
+    if (!access || !(ACCESS_LEVELS as readonly string[]).includes(access)) {
+      throw new Error(
+        `route ${String(route.method)} ${route.url} declares no access level: add config: { access: ... } (one of ${ACCESS_LEVELS.join(', ')}; see src/domain/access.ts)`,
+      );
+    }
   });
+
+  api.addHook('preValidation', async (req) => {
+    req.target = {};
+    const access = accessOf(req);
+    // No route (the not-found handler), or open to anyone: nothing to check.
+    if (access === undefined || access === 'public') return;
+    if (access.startsWith('app.')) {
+      const name = paramOf(req, 'name');
+      const found = await appWithRole(ctx.db, req.user.id, name);
+      const decision = found ? decide(req.user, access, found.teamRole) : 'not_found';
+      if (decision !== 'ok') {
+        throw refusal(decision, access, req.user, { app: name, teamRole: found?.teamRole ?? null });
+      }
+      req.target = { app: found!.app, teamRole: found!.teamRole };
+      return;
+    }
+    if (access.startsWith('team.')) {
+      const name = paramOf(req, 'team');
+      const found = await teamWithRole(ctx.db, req.user.id, name);
+      const decision = found ? decide(req.user, access, found.teamRole) : 'not_found';
+      if (decision !== 'ok') {
+        throw refusal(decision, access, req.user, { team: name, teamRole: found?.teamRole ?? null });
+      }
+      req.target = { team: found!.team, teamRole: found!.teamRole };
+      return;
+    }
+    const decision = decide(req.user, access);
+    if (decision !== 'ok') throw refusal(decision, access, req.user);
+  });
+}
+
+/** The bearer check, on every request but public routes'. Call after hooks that must run
+ * before it (git's Basic → Bearer and its hook ticket: routes/git.ts). */
+export function registerAuth(api: FastifyInstance, ctx: ApiContext): void {
+  const identity = (ctx as { identity?: Rechecker }).identity;
+  api.addHook('onRequest', async (req: FastifyRequest) => {
+    if (accessOf(req) === 'public') return;
+    const header = req.headers.authorization;
+    const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    const { user, token } = await authenticate(ctx.db, bearer);
+    // authenticate refuses disabled users; so does decide(), should a disabled user get here.
+    const decision = decide(user, 'signed-in');
+    if (decision !== 'ok') throw refusal(decision, 'signed-in', user);
+    if (token.kind === 'session' && identity) {
+      const everyMs = (ctx.config.identity?.recheckSeconds ?? 900) * 1000;
+      const checked = token.checked_at === null ? 0 : Date.parse(token.checked_at);
+      if (Date.now() - checked >= everyMs) await identity.recheck(user, token);
+    }
+    req.user = user;
+    req.token = token;
+  });
+}
+
+/** The route's level for this request; undefined for the not-found handler. */
+function accessOf(req: FastifyRequest): Access | undefined {
+  const declared = (req.routeOptions.config as { access?: RouteAccess } | undefined)?.access;
+  return typeof declared === 'function' ? declared(req) : declared;
+}
+
+function paramOf(req: FastifyRequest, name: string): string {
+  const value = (req.params as Record<string, unknown> | undefined)?.[name];
+  if (typeof value !== 'string') {
+    throw new Error(`route ${req.routeOptions.url} declares an app or team level but has no :${name}`);
+  }
+  return value;
+}
+
+/** The app the route names (`:name`), loaded by the access hook: for handlers of app.* routes. */
+export function targetApp(req: FastifyRequest): App {
+  const app = req.target?.app;
+  if (!app) throw new Error(`route ${req.routeOptions.url} reads the app but declares no app.* access level`);
+  return app;
+}
+
+/** The team the route names (`:team`), loaded by the access hook: for handlers of team.* routes. */
+export function targetTeam(req: FastifyRequest): Team {
+  const team = req.target?.team;
+  if (!team)
+    throw new Error(`route ${req.routeOptions.url} reads the team but declares no team.* access level`);
+  return team;
 }

@@ -17,7 +17,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { ErrorBody } from '../contract/index.js';
 import { type ERROR_CODES, isUserError } from '../lib/errors.js';
-import { registerAuth } from './auth.js';
+import { registerAccess, registerAuth } from './auth.js';
 import type { Api, ApiContext } from './context.js';
 import { addonRoutes } from './routes/addons.js';
 import { appRoutes } from './routes/apps.js';
@@ -131,9 +131,13 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   // One set of upload slots for uploads and pushes alike; a stopping server ends them all.
   const uploads = new Uploads(ctx.config.maxConcurrentUploads, ctx.config.uploadTimeoutMs);
   api.addHook('preClose', async () => uploads.stopAll());
+  // Before any route: every route must declare its access level (see auth.ts).
+  registerAccess(api, ctx);
   gitRoutes(api, ctx, uploads); // before registerAuth: its onRequest hook turns git's Basic auth into a bearer token
-  registerAuth(api, ctx.db);
-  api.get('/v1/openapi.json', { schema: { hide: true } }, async () => api.swagger());
+  registerAuth(api, ctx);
+  api.get('/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
+    api.swagger(),
+  );
   userRoutes(api, ctx); // /v1/whoami and /v1/users
   tokenRoutes(api, ctx);
   appRoutes(api, ctx);

@@ -5,9 +5,3 @@ export const GitInfoRefsQuery = Type.Object({
   service: Type.Optional(Type.String({ description: 'git-receive-pack or git-upload-pack' })),
 });
 export type GitInfoRefsQuery = Static<typeof GitInfoRefsQuery>;
-
-export const GitServiceParams = Type.Object({
-  name: Type.String({ description: 'app name' }),
-  service: Type.String({ description: 'git-receive-pack or git-upload-pack' }),
-});
-export type GitServiceParams = Static<typeof GitServiceParams>;

@@ -4,6 +4,7 @@
 import { UserError } from '../lib/errors.js';
 import { now, type Store } from '../store/db.js';
 import type { Addon, AddonBackup, BackupKind, User } from '../store/schema.js';
+import { allows } from './access.js';
 
 export async function insertBackup(
   db: Store,
@@ -82,7 +83,7 @@ export async function backupFor(
   const source =
     row && (await db.selectFrom('addons').selectAll().where('id', '=', row.addon_id).executeTakeFirst());
   const mine = row && source && addon && source.app_id === addon.app_id && source.id === addon.id;
-  if (!row || !source || (!mine && user.role !== 'admin')) {
+  if (!row || !source || (!mine && !allows(user, 'platform.admin'))) {
     throw new UserError(
       'not_found',
       `backup ${backupLabel(backupId)} not found${addon ? ` for add-on '${addon.name}'; list them with 'petri addons backups ${addon.name}'` : ''}`,

@@ -1,5 +1,5 @@
-// Apps: creation, lookup, limits and removal. Removing an app only deletes what should be;
-// the reconciler stops what still runs for it and removes its files.
+// Apps: creation, limits and removal (who may see which app: app-access.ts). Removing an app
+// only deletes what should be; the reconciler stops what still runs for it and removes its files.
 import type { PetriConfig } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import { describeLimit, type LimitCeiling, type Limits } from '../lib/limits.js';
@@ -69,21 +69,6 @@ export async function createApp(
     await recordAudit(tx, actorOf(user, ip), 'app.create', appName);
     return app;
   });
-}
-
-export function listApps(db: Store, user: User): Promise<App[]> {
-  let q = db.selectFrom('apps').selectAll().orderBy('name');
-  if (user.role !== 'admin') q = q.where('owner_id', '=', user.id);
-  return q.execute();
-}
-
-/** The app by name, if the user may see it; otherwise the same not-found as a missing app. */
-export async function getApp(db: Store, user: User, name: string): Promise<App> {
-  const app = await db.selectFrom('apps').selectAll().where('name', '=', name).executeTakeFirst();
-  if (!app || (user.role !== 'admin' && app.owner_id !== user.id)) {
-    throw new UserError('not_found', `app '${name}' not found; list your apps with 'petri apps'`);
-  }
-  return app;
 }
 
 /** The ceilings of the configuration that bound what setLimits accepts. */

@@ -28,23 +28,22 @@ import {
 } from '../../contract/index.js';
 import { backupLabel, listAllBackups, parseBackupId } from '../../domain/addon-backups.js';
 import { getAddon, listAddons } from '../../domain/addons.js';
-import { getApp } from '../../domain/apps.js';
 import { UserError } from '../../lib/errors.js';
 import type { Store } from '../../store/db.js';
 import type { Addon, AddonBackup, App } from '../../store/schema.js';
+import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 import { presentRelease } from './releases.js';
 
 export function addonRoutes(api: Api, ctx: ApiContext): void {
   const { db, addons } = ctx;
   const withConflict = { ...errorResponses, 409: ErrorBody, 503: ErrorBody };
-  const appOf = (req: { user: Parameters<typeof getApp>[1]; params: { name: string } }) =>
-    getApp(db, req.user, req.params.name);
   const present = async (addon: Addon) => presentAddon(addon, await addons.usage(addon));
 
   api.get(
     '/v1/apps/:name/addons',
     {
+      config: { access: 'app.read' },
       schema: {
         summary: "The app's add-ons with their size and open connections",
         params: AppNameParams,
@@ -52,7 +51,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await appOf(req);
+      const app = targetApp(req);
       const list = await listAddons(db, app);
       return { addons: await Promise.all(list.map(present)), available: addons.types };
     },
@@ -61,6 +60,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
   api.post(
     '/v1/apps/:name/addons',
     {
+      config: { access: 'app.write' },
       schema: {
         summary:
           'Provision a database of its own for the app and attach it: its URL arrives in a new release',
@@ -70,7 +70,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const app = await appOf(req);
+      const app = targetApp(req);
       const { addon, release } = await addons.create(req.user, app, req.body, req.ip);
       return reply
         .code(201)
@@ -81,6 +81,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/apps/:name/addons/:addon',
     {
+      config: { access: 'app.read' },
       schema: {
         summary: 'One add-on, its last backup, and the client command `petri addons shell` runs',
         params: AddonParams,
@@ -88,7 +89,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await appOf(req);
+      const app = targetApp(req);
       const addon = await getAddon(db, app, req.params.addon);
       const backups = await addons.backups(app, addon.name);
       const last = backups.find((b) => b.status === 'succeeded');
@@ -104,6 +105,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
   api.delete(
     '/v1/apps/:name/addons/:addon',
     {
+      config: { access: 'app.write' },
       schema: {
         summary: 'Destroy an add-on: a final backup first (kept for the retention period), then its data',
         params: AddonParams,
@@ -112,7 +114,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await appOf(req);
+      const app = targetApp(req);
       const { addon: name } = req.params;
       const addon = await getAddon(db, app, name);
       if (req.query.confirm !== addon.name) {
@@ -129,6 +131,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
   api.post(
     '/v1/apps/:name/addons/:addon/rotate',
     {
+      config: { access: 'app.write' },
       schema: {
         summary: 'New password in a new release; the old one is revoked once the new release serves',
         params: AddonParams,
@@ -136,7 +139,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await appOf(req);
+      const app = targetApp(req);
       const { addon, release } = await addons.rotate(req.user, app, req.params.addon, req.ip);
       return { addon: await present(addon), release: await maybeRelease(db, app, release) };
     },
@@ -145,6 +148,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
   api.post(
     '/v1/apps/:name/addons/:addon/backups',
     {
+      config: { access: 'app.write' },
       schema: {
         summary: 'Back up the add-on now (kept while the add-on lives)',
         params: AddonParams,
@@ -152,7 +156,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const app = await appOf(req);
+      const app = targetApp(req);
       const addon = await getAddon(db, app, req.params.addon);
       const backup = await addons.backup(req.user, app, addon.name, req.ip);
       return reply.code(201).send({ backup: presentBackup(backup, addon) });
@@ -162,6 +166,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/apps/:name/addons/:addon/backups',
     {
+      config: { access: 'app.read' },
       schema: {
         summary: "The add-on's backups, newest first",
         params: AddonParams,
@@ -169,7 +174,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await appOf(req);
+      const app = targetApp(req);
       const addon = await getAddon(db, app, req.params.addon);
       return { backups: (await addons.backups(app, addon.name)).map((b) => presentBackup(b, addon)) };
     },
@@ -178,6 +183,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
   api.post(
     '/v1/apps/:name/addons/:addon/restore',
     {
+      config: { access: 'app.secrets' },
       schema: {
         summary:
           "Replace the add-on's data with a backup (its own, or for admins any backup of the same engine); the data before is backed up first",
@@ -187,7 +193,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await appOf(req);
+      const app = targetApp(req);
       const addon = await getAddon(db, app, req.params.addon);
       const id = parseBackupId(req.body.backup);
       const { restored, safety } = await addons.restore(req.user, app, addon.name, id, req.ip);
@@ -198,6 +204,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/apps/:name/addons/:addon/backups/:backup/download',
     {
+      config: { access: 'app.secrets' },
       schema: {
         summary:
           "A backup's dump: pg_dump custom format, mysqldump SQL, or RESTORE commands for redis-cli --pipe",
@@ -206,7 +213,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const app = await appOf(req);
+      const app = targetApp(req);
       const { addon, backup } = req.params;
       const found = await addons.backupFile(req.user, app, addon, parseBackupId(backup));
       return sendDump(reply, found.file, found.backup, found.source, app);
@@ -216,15 +223,14 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/addon-backups',
     {
+      config: { access: 'platform.read' },
       schema: {
         summary:
-          'Every add-on backup, with the app and add-on it came from, destroyed ones included (admins)',
+          'Every add-on backup, with the app and add-on it came from, destroyed ones included (admins and auditors)',
         response: { 200: BackupList, ...errorResponses },
       },
     },
-    async (req) => {
-      if (req.user.role !== 'admin')
-        throw new UserError('forbidden', 'the list of every backup is for admins');
+    async () => {
       const rows = await listAllBackups(db);
       return {
         backups: rows.map((r) =>
@@ -237,6 +243,7 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/addon-backups/:backup/download',
     {
+      config: { access: 'platform.admin' },
       schema: {
         summary: "Any backup's dump (admins), e.g. the final backup of a destroyed app",
         params: AnyBackupParams,
@@ -244,7 +251,6 @@ export function addonRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      if (req.user.role !== 'admin') throw new UserError('forbidden', 'downloading any backup is for admins');
       const found = await addons.backupFile(req.user, undefined, undefined, parseBackupId(req.params.backup));
       return sendDump(reply, found.file, found.backup, found.source);
     },

@@ -11,12 +11,12 @@ import {
   errorResponses,
   NoContent,
 } from '../../contract/index.js';
+import { listApps } from '../../domain/app-access.js';
 import {
   actorOf,
   createApp,
   destroyApp,
-  getApp,
-  listApps,
+  findApp,
   setLimits,
   setSettings,
   sleepApp,
@@ -24,6 +24,7 @@ import {
 } from '../../domain/apps.js';
 import { secureAppDir } from '../../lib/data-dir-modes.js';
 import { UserError } from '../../lib/errors.js';
+import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 import { presentApp, presentApps } from '../present.js';
 
@@ -33,6 +34,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/apps',
     {
+      config: { access: 'signed-in' },
       schema: {
         summary: 'List apps',
         response: { 200: AppList, ...errorResponses },
@@ -47,6 +49,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
   api.post(
     '/v1/apps',
     {
+      config: { access: 'signed-in' },
       schema: {
         summary: 'Create an app',
         body: CreateAppBody,
@@ -73,9 +76,12 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
 
   api.get(
     '/v1/apps/:name',
-    { schema: { summary: 'Show an app', params: AppNameParams, response: { 200: App, ...errorResponses } } },
+    {
+      config: { access: 'app.read' },
+      schema: { summary: 'Show an app', params: AppNameParams, response: { 200: App, ...errorResponses } },
+    },
     async (req) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       return presentApp(db, config, app);
     },
   );
@@ -83,6 +89,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
   api.patch(
     '/v1/apps/:name',
     {
+      config: { access: 'app.write' },
       schema: {
         summary: "Change an app's limits and settings; running instances get limits at their next start",
         params: AppNameParams,
@@ -91,7 +98,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      let app = await getApp(db, req.user, req.params.name);
+      let app = targetApp(req);
       const { limits, settings } = req.body;
       if (limits) app = await setLimits(db, req.user, app, limits, config, req.ip);
       if (settings) app = await setSettings(db, req.user, app, settings, req.ip);
@@ -102,6 +109,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
   api.post(
     '/v1/apps/:name/sleep',
     {
+      config: { access: 'app.write' },
       schema: {
         summary: 'Put the app to sleep now: its processes stop, its route stays, the first request wakes it',
         params: AppNameParams,
@@ -109,7 +117,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       if (app.serving_release_id === null) {
         throw new UserError('conflict', `'${app.name}' has no release that serves; deploy it first`);
       }
@@ -128,6 +136,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
   api.post(
     '/v1/apps/:name/wake',
     {
+      config: { access: 'app.write' },
       schema: {
         summary: 'Wake a sleeping app: its processes start again (the answer does not wait for them)',
         params: AppNameParams,
@@ -135,16 +144,17 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       await wakeApp(db, actorOf(req.user, req.ip), app, 'petri apps wake');
       ctx.nudge();
-      return { app: await presentApp(db, config, await getApp(db, req.user, app.name)) };
+      return { app: await presentApp(db, config, (await findApp(db, app.id)) ?? app) };
     },
   );
 
   api.delete(
     '/v1/apps/:name',
     {
+      config: { access: 'app.admin' },
       schema: {
         summary: 'Destroy an app, its releases, instances and logs',
         params: AppNameParams,
@@ -154,7 +164,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req, reply) => {
       const { name } = req.params;
-      const app = await getApp(db, req.user, name);
+      const app = targetApp(req);
       const { confirm } = req.query;
       if (confirm !== app.name) {
         throw new UserError(

@@ -12,7 +12,6 @@ import {
   errorResponses,
   Ndjson,
 } from '../../contract/index.js';
-import { getApp } from '../../domain/apps.js';
 import {
   checkQueuedDeploys,
   getDeploy,
@@ -22,6 +21,7 @@ import {
 } from '../../domain/deploys.js';
 import { unpackUntrusted } from '../../lib/archive.js';
 import { UserError } from '../../lib/errors.js';
+import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 import { followDeploy } from '../follow-deploy.js';
 import { presentDeploy } from '../present.js';
@@ -48,6 +48,7 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
   api.post(
     '/v1/apps/:name/deploys',
     {
+      config: { access: 'app.write' },
       schema: {
         summary:
           'Deploy: upload the source as a gzip-compressed tar archive (Content-Type: application/gzip)',
@@ -63,7 +64,7 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
       },
     },
     async (req, reply) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       const length = Number(req.headers['content-length'] ?? 0);
       if (length > config.maxUploadBytes) throw tooLarge(config.maxUploadBytes);
       if (!ARCHIVE_TYPES.includes((req.headers['content-type'] ?? '').split(';')[0]!.trim())) {
@@ -107,6 +108,7 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
   api.get(
     '/v1/apps/:name/deploys',
     {
+      config: { access: 'app.read' },
       schema: {
         summary: 'List the latest deploys of an app, newest first',
         params: AppNameParams,
@@ -114,7 +116,7 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       const deploys = await latestDeploys(db, app);
       return { deploys: await Promise.all(deploys.map((d) => presentDeploy(db, config, app, d))) };
     },
@@ -123,6 +125,7 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
   api.get(
     '/v1/apps/:name/deploys/:id',
     {
+      config: { access: 'app.read' },
       schema: {
         summary: 'Show a deploy',
         params: DeployParams,
@@ -130,8 +133,8 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
       },
     },
     async (req) => {
-      const { name, id } = req.params;
-      const app = await getApp(db, req.user, name);
+      const { id } = req.params;
+      const app = targetApp(req);
       return { deploy: await presentDeploy(db, config, app, await getDeploy(db, app, id)) };
     },
   );
@@ -139,6 +142,7 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
   api.get(
     '/v1/apps/:name/deploys/:id/stream',
     {
+      config: { access: 'app.read' },
       schema: {
         summary:
           'Follow a deploy: NDJSON lines {"type":"log",time,source,text} while it runs, then {"type":"end",deploy}',
@@ -150,8 +154,8 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
       },
     },
     async (req, reply) => {
-      const { name, id } = req.params;
-      const app = await getApp(db, req.user, name);
+      const { id } = req.params;
+      const app = targetApp(req);
       await getDeploy(db, app, id);
       const closed = AbortSignal.any([closedSignal(req), stopping.signal]);
       async function* events() {

@@ -1,5 +1,5 @@
 // /v1/apps/:name/egress and /v1/egress/report: whom experiments talk to, declared against
-// attempted, for the app's owner and for the operator.
+// attempted, for the app's team and for the operator.
 import {
   AppEgress,
   AppNameParams,
@@ -9,9 +9,8 @@ import {
   EgressReportQuery,
   errorResponses,
 } from '../../contract/index.js';
-import { getApp } from '../../domain/apps.js';
 import { declaredEgress, type EgressAttempt, egressAttempts } from '../../domain/egress.js';
-import { UserError } from '../../lib/errors.js';
+import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 
 export function egressRoutes(api: Api, ctx: ApiContext): void {
@@ -20,6 +19,7 @@ export function egressRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/apps/:name/egress',
     {
+      config: { access: 'app.read' },
       schema: {
         summary:
           'Hosts the app declared in petri.toml, and every host it tried to reach through the egress proxy',
@@ -29,7 +29,7 @@ export function egressRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       await ctx.flushEgress();
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       return { declared: await declaredEgress(db, app), attempts: await egressAttempts(db, app) };
     },
   );
@@ -37,8 +37,9 @@ export function egressRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/egress/report',
     {
+      config: { access: 'platform.read' },
       schema: {
-        summary: "Every app's egress in one table (admins); format=csv for a spreadsheet",
+        summary: "Every app's egress in one table (admins and auditors); format=csv for a spreadsheet",
         querystring: EgressReportQuery,
         response: {
           200: {
@@ -53,7 +54,6 @@ export function egressRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      if (req.user.role !== 'admin') throw new UserError('forbidden', 'the egress report is for admins');
       await ctx.flushEgress();
       const attempts = await egressAttempts(db);
       if (req.query.format === 'csv') {

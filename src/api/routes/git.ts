@@ -4,25 +4,23 @@
 //
 // Auth: git speaks HTTP Basic, so for the smart-HTTP routes only, a Basic password is
 // taken as the API token (any username) and handed to the global bearer check, and a 401
-// carries `WWW-Authenticate: Basic` so git asks its credential helper. The hook
-// authenticates with a random ticket that lives in memory for one receive-pack process.
-// This module's onRequest hook must be registered before registerAuth (see server.ts).
+// carries `WWW-Authenticate: Basic` so git asks its credential helper. Fetching (info/refs
+// of git-upload-pack, git-upload-pack) is app.read; pushing (info/refs of
+// git-receive-pack, git-receive-pack) is app.write, so a viewer may clone but not push.
+// The hook authenticates with a random ticket that lives in memory for one receive-pack
+// process. This module's onRequest hook must be registered before registerAuth (see
+// server.ts).
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
-import type { FastifyReply } from 'fastify';
-import {
-  AppNameParams,
-  Binary,
-  errorResponses,
-  GitInfoRefsQuery,
-  GitServiceParams,
-} from '../../contract/index.js';
-import { getApp } from '../../domain/apps.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppNameParams, Binary, errorResponses, GitInfoRefsQuery } from '../../contract/index.js';
+import { appNotFound } from '../../domain/access.js';
+import { findApp } from '../../domain/apps.js';
 import { checkQueuedDeploys, newDeployId, queueDeploy } from '../../domain/deploys.js';
-import { isGitService, serviceHeader } from '../../git/pkt-line.js';
+import { type GitService, isGitService, serviceHeader } from '../../git/pkt-line.js';
 import type { HookEvent } from '../../git/push.js';
 import { readPushHead, refusePush } from '../../git/push-head.js';
 import { ensureRepo, gitEnv, spawnService } from '../../git/repo.js';
@@ -31,6 +29,7 @@ import { errorMessage, UserError } from '../../lib/errors.js';
 import { killGroup } from '../../lib/exec.js';
 import type { Store } from '../../store/db.js';
 import type { App, User } from '../../store/schema.js';
+import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 import { followDeploy } from '../follow-deploy.js';
 import { presentDeploy } from '../present.js';
@@ -38,9 +37,10 @@ import { closedSignal, ndjsonLine } from '../streams.js';
 import { discardRest, type Upload, type Uploads } from '../uploads.js';
 
 const INFO_REFS = '/v1/apps/:name/git/info/refs';
-const RPC = '/v1/apps/:name/git/:service';
+const SERVICES: GitService[] = ['git-upload-pack', 'git-receive-pack'];
+const rpcRoute = (service: GitService) => `/v1/apps/:name/git/${service}`;
 const HOOK_DEPLOY = '/v1/apps/:name/git/deploy';
-const SMART_HTTP = new Set([INFO_REFS, RPC]);
+const SMART_HTTP = new Set([INFO_REFS, ...SERVICES.map(rpcRoute)]);
 const REQUEST_TYPES = ['application/x-git-receive-pack-request', 'application/x-git-upload-pack-request'];
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 
@@ -88,7 +88,11 @@ export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
       throw new UserError('forbidden', 'this push may deploy its own app once, from a commit id');
     }
     ticket.used = true;
-    const app = await getApp(db, ticket.user, name);
+    const app = await findApp(db, ticket.appId);
+    if (!app) throw appNotFound(name);
+    // The pusher, whose push was let through as app.write; no API token.
+    req.user = ticket.user;
+    req.token = null;
     reply.header('cache-control', 'no-cache');
     return reply
       .type('application/x-ndjson')
@@ -110,6 +114,11 @@ export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
   api.get(
     INFO_REFS,
     {
+      // Pushing starts here: git asks for git-receive-pack's refs first.
+      config: {
+        access: (req) =>
+          (req.query as { service?: string }).service === 'git-receive-pack' ? 'app.write' : 'app.read',
+      },
       schema: {
         summary:
           'Git smart HTTP: the ref advertisement (?service=git-receive-pack or git-upload-pack); HTTP Basic, the API token as password',
@@ -126,9 +135,8 @@ export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
       },
     },
     async (req, reply) => {
-      const { name } = req.params;
       const { service } = req.query;
-      const app = await getApp(db, req.user, name);
+      const app = targetApp(req);
       if (!isGitService(service)) {
         throw new UserError('forbidden', 'only smart HTTP is served: use git 1.6.6 or newer');
       }
@@ -150,106 +158,110 @@ export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
     },
   );
 
-  api.post(
-    RPC,
-    {
-      schema: {
-        summary:
-          'Git smart HTTP: git-receive-pack (push: builds and deploys main or master) or git-upload-pack (fetch)',
-        params: GitServiceParams,
-        response: {
-          200: Binary(
-            "git's answer in pkt-line format",
-            'application/x-git-receive-pack-result',
-            'application/x-git-upload-pack-result',
-          ),
-          ...errorResponses,
+  for (const service of SERVICES) {
+    api.post(
+      rpcRoute(service),
+      {
+        config: { access: service === 'git-receive-pack' ? 'app.write' : 'app.read' },
+        schema: {
+          summary:
+            service === 'git-receive-pack'
+              ? 'Git smart HTTP: git-receive-pack (push: builds and deploys main or master)'
+              : 'Git smart HTTP: git-upload-pack (fetch, clone)',
+          params: AppNameParams,
+          response: {
+            200: Binary("git's answer in pkt-line format", `application/x-${service}-result`),
+            ...errorResponses,
+          },
         },
       },
-    },
-    async (req, reply) => {
-      const { name, service } = req.params;
-      const app = await getApp(db, req.user, name);
-      if (!isGitService(service)) throw new UserError('not_found', `no git service '${service}'`);
-      if (req.headers['content-type'] !== `application/x-${service}-request`) {
-        throw new UserError('bad_request', `send the request as application/x-${service}-request`);
-      }
-      const repo = await ensureRepo(paths, app.id, repoOptions);
-      const upload = uploads.begin(req, reply, service === 'git-receive-pack' ? 'push' : 'fetch');
-      // The content-type parser above hands git's body over as the request stream itself.
-      let body = req.body as Readable;
-      if (req.headers['content-encoding'] === 'gzip') {
-        const gunzip = createGunzip();
-        body.pipe(gunzip);
-        body.on('error', (err: Error) => gunzip.destroy(err));
-        body = gunzip;
-      }
-      let head: Buffer | undefined;
-      if (service === 'git-receive-pack') {
-        // Checked before git reads a byte: a refusal costs nothing but this read.
-        const push = await readPushHead(body, upload.signal).catch((err: unknown) => {
-          upload.end();
-          throw err instanceof UserError ? err : new UserError('bad_request', errorMessage(err));
-        });
-        if (push.objects !== undefined && push.objects > config.maxPushObjects) {
-          upload.end();
-          discardRest(req, body);
-          return sendGit(
-            reply,
-            'application/x-git-receive-pack-result',
-            refusePush(
-              push,
-              `push refused: its pack has ${push.objects} objects, more than the ${config.maxPushObjects} allowed; push fewer commits at a time (or squash history)`,
-            ),
-          );
-        }
-        head = push.bytes;
-      }
-      let ticketId: string | undefined;
-      const extra: Record<string, string> = {};
-      if (service === 'git-receive-pack') {
-        ticketId = randomBytes(32).toString('base64url');
-        tickets.set(ticketId, {
-          appId: app.id,
-          appName: app.name,
-          user: req.user,
-          ip: req.ip,
-          used: false,
-          upload,
-        });
-        Object.assign(extra, { PETRI_GIT_API: hookApi, PETRI_GIT_TICKET: ticketId, PETRI_GIT_APP: app.name });
-      }
-      const child = spawnService(service, repo, gitEnv(paths, extra), false);
-      // Past the time cap, on a hang-up or at shutdown, git and its hook end at once.
-      const stop = () => {
-        if (child.exitCode === null && child.signalCode === null) killGroup(child.pid, 'SIGKILL');
-      };
-      upload.signal.addEventListener('abort', stop, { once: true });
-      let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (c: string) => {
-        stderr = (stderr + c).slice(-4000);
-      });
-      child.on('close', (code, signal) => {
-        upload.signal.removeEventListener('abort', stop);
+      async (req, reply) => rpc(req, reply, service),
+    );
+  }
+
+  async function rpc(req: FastifyRequest, reply: FastifyReply, service: GitService) {
+    const app = targetApp(req);
+    if (req.headers['content-type'] !== `application/x-${service}-request`) {
+      throw new UserError('bad_request', `send the request as application/x-${service}-request`);
+    }
+    const repo = await ensureRepo(paths, app.id, repoOptions);
+    const upload = uploads.begin(req, reply, service === 'git-receive-pack' ? 'push' : 'fetch');
+    // The content-type parser above hands git's body over as the request stream itself.
+    let body = req.body as Readable;
+    if (req.headers['content-encoding'] === 'gzip') {
+      const gunzip = createGunzip();
+      body.pipe(gunzip);
+      body.on('error', (err: Error) => gunzip.destroy(err));
+      body = gunzip;
+    }
+    let head: Buffer | undefined;
+    if (service === 'git-receive-pack') {
+      // Checked before git reads a byte: a refusal costs nothing but this read.
+      const push = await readPushHead(body, upload.signal).catch((err: unknown) => {
         upload.end();
-        if (ticketId) tickets.delete(ticketId);
-        if (code !== 0) req.log.warn({ app: app.name, service, code, signal, stderr }, 'git service failed');
+        throw err instanceof UserError ? err : new UserError('bad_request', errorMessage(err));
       });
-      child.on('error', (err) => req.log.error({ err }, 'git service did not start'));
-      // A pusher that hangs up ends receive-pack and its hook (a queued deploy goes on).
-      reply.raw.on('close', stop);
-      child.on('error', () => upload.end());
-      body.on('error', stop);
-      child.stdin!.on('error', () => {}); // git stops reading when it refuses a push; its answer says why
-      if (head) child.stdin!.write(head);
-      body.pipe(child.stdin!);
-      return sendGit(reply, `application/x-${service}-result`, child.stdout);
-    },
-  );
+      if (push.objects !== undefined && push.objects > config.maxPushObjects) {
+        upload.end();
+        discardRest(req, body);
+        return sendGit(
+          reply,
+          'application/x-git-receive-pack-result',
+          refusePush(
+            push,
+            `push refused: its pack has ${push.objects} objects, more than the ${config.maxPushObjects} allowed; push fewer commits at a time (or squash history)`,
+          ),
+        );
+      }
+      head = push.bytes;
+    }
+    let ticketId: string | undefined;
+    const extra: Record<string, string> = {};
+    if (service === 'git-receive-pack') {
+      ticketId = randomBytes(32).toString('base64url');
+      tickets.set(ticketId, {
+        appId: app.id,
+        appName: app.name,
+        user: req.user,
+        ip: req.ip,
+        used: false,
+        upload,
+      });
+      Object.assign(extra, { PETRI_GIT_API: hookApi, PETRI_GIT_TICKET: ticketId, PETRI_GIT_APP: app.name });
+    }
+    const child = spawnService(service, repo, gitEnv(paths, extra), false);
+    // Past the time cap, on a hang-up or at shutdown, git and its hook end at once.
+    const stop = () => {
+      if (child.exitCode === null && child.signalCode === null) killGroup(child.pid, 'SIGKILL');
+    };
+    upload.signal.addEventListener('abort', stop, { once: true });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => {
+      stderr = (stderr + c).slice(-4000);
+    });
+    child.on('close', (code, signal) => {
+      upload.signal.removeEventListener('abort', stop);
+      upload.end();
+      if (ticketId) tickets.delete(ticketId);
+      if (code !== 0) req.log.warn({ app: app.name, service, code, signal, stderr }, 'git service failed');
+    });
+    child.on('error', (err) => req.log.error({ err }, 'git service did not start'));
+    // A pusher that hangs up ends receive-pack and its hook (a queued deploy goes on).
+    reply.raw.on('close', stop);
+    child.on('error', () => upload.end());
+    body.on('error', stop);
+    child.stdin!.on('error', () => {}); // git stops reading when it refuses a push; its answer says why
+    if (head) child.stdin!.write(head);
+    body.pipe(child.stdin!);
+    return sendGit(reply, `application/x-${service}-result`, child.stdout);
+  }
 
   api.post(
     HOOK_DEPLOY,
     {
+      // The hook itself is answered by the onRequest hook above, on its ticket; anyone else
+      // signed in reaches the handler and is refused.
+      config: { access: 'signed-in' },
       schema: {
         hide: true,
         summary:

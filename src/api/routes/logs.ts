@@ -1,7 +1,7 @@
 // /v1/apps/:name/logs: the app's recent lines, and a live tail.
 import { PassThrough } from 'node:stream';
 import { AppNameParams, errorResponses, LogLine, LogsQuery, Ndjson } from '../../contract/index.js';
-import { getApp } from '../../domain/apps.js';
+import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 import { closedSignal, ndjsonLine, sendNdjson } from '../streams.js';
 
@@ -9,6 +9,7 @@ export function logRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/apps/:name/logs',
     {
+      config: { access: 'app.read' },
       schema: {
         summary: 'App logs as NDJSON lines {time, source, text}; follow=true keeps the stream open',
         params: AppNameParams,
@@ -17,7 +18,7 @@ export function logRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const app = await getApp(ctx.db, req.user, req.params.name);
+      const app = targetApp(req);
       const { lines, follow, source } = req.query;
       const sources = source ? [source] : undefined;
       const out = new PassThrough();

@@ -9,11 +9,11 @@ import {
   RestartBody,
   Restarting,
 } from '../../contract/index.js';
-import { getApp } from '../../domain/apps.js';
 import { getFormation, restart, scale } from '../../domain/formation.js';
 import { instancesOfApp } from '../../domain/instances.js';
 import { releaseVersionsOf } from '../../domain/releases.js';
 import type { App } from '../../store/schema.js';
+import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 
 export function psRoutes(api: Api, ctx: ApiContext): void {
@@ -22,6 +22,7 @@ export function psRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/apps/:name/ps',
     {
+      config: { access: 'app.read' },
       schema: {
         summary: "The app's formation and processes with state, uptime, restarts, memory and CPU",
         params: AppNameParams,
@@ -29,7 +30,7 @@ export function psRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       return {
         formation: await getFormation(db, app),
         processes: await presentProcesses(ctx, app),
@@ -41,6 +42,7 @@ export function psRoutes(api: Api, ctx: ApiContext): void {
   api.patch(
     '/v1/apps/:name/formation',
     {
+      config: { access: 'app.write' },
       schema: {
         summary: 'Scale process types: {"web": 3, "worker": 1}',
         params: AppNameParams,
@@ -49,7 +51,7 @@ export function psRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       const formation = await scale(db, req.user, app, req.body, ctx.config.ceilings, req.ip);
       ctx.nudge();
       return { formation };
@@ -59,6 +61,7 @@ export function psRoutes(api: Api, ctx: ApiContext): void {
   api.post(
     '/v1/apps/:name/restart',
     {
+      config: { access: 'app.write' },
       schema: {
         summary: 'Restart every process (or one type) with zero downtime: new instances first',
         params: AppNameParams,
@@ -67,7 +70,7 @@ export function psRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       // No body at all restarts every type, as {} does.
       const { type } = req.body ?? {};
       const restarting = await restart(db, req.user, app, type, req.ip);

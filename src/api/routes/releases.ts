@@ -12,12 +12,12 @@ import {
   type Release as ReleaseView,
   RollbackBody,
 } from '../../contract/index.js';
-import { getApp } from '../../domain/apps.js';
 import { userName } from '../../domain/auth.js';
 import { changeConfig, readConfig } from '../../domain/config-vars.js';
 import { isServingRelease, listReleases, releaseByVersion, rollback } from '../../domain/releases.js';
 import type { Store } from '../../store/db.js';
 import type { App, Release } from '../../store/schema.js';
+import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 
 export function releaseRoutes(api: Api, ctx: ApiContext): void {
@@ -27,14 +27,15 @@ export function releaseRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/apps/:name/config',
     {
+      config: { access: 'app.secrets' },
       schema: {
-        summary: "The app's config vars (owner or admin only)",
+        summary: "The app's config vars (members and admins of its team, platform admins)",
         params: AppNameParams,
         response: { 200: ConfigEnvelope, ...errorResponses },
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       return { config: readConfig(secrets, app.config_sealed) };
     },
   );
@@ -42,6 +43,7 @@ export function releaseRoutes(api: Api, ctx: ApiContext): void {
   api.patch(
     '/v1/apps/:name/config',
     {
+      config: { access: 'app.write' },
       schema: {
         summary: 'Set and unset config vars: a new release, swapped in with zero downtime',
         params: AppNameParams,
@@ -50,7 +52,7 @@ export function releaseRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       const { set = {}, unset = [] } = req.body;
       const release = await changeConfig(db, secrets, req.user, app, set, unset, req.ip);
       ctx.nudge();
@@ -61,6 +63,7 @@ export function releaseRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/apps/:name/releases',
     {
+      config: { access: 'app.read' },
       schema: {
         summary: "The app's releases, newest first",
         params: AppNameParams,
@@ -68,7 +71,7 @@ export function releaseRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       const releases = await listReleases(db, app);
       return { releases: await Promise.all(releases.map((r) => presentRelease(db, app, r))) };
     },
@@ -77,6 +80,7 @@ export function releaseRoutes(api: Api, ctx: ApiContext): void {
   api.get(
     '/v1/apps/:name/releases/:version',
     {
+      config: { access: 'app.read' },
       schema: {
         summary: 'One release (v3)',
         params: ReleaseParams,
@@ -84,8 +88,8 @@ export function releaseRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const { name, version } = req.params;
-      const app = await getApp(db, req.user, name);
+      const { version } = req.params;
+      const app = targetApp(req);
       return { release: await presentRelease(db, app, await releaseByVersion(db, app, version)) };
     },
   );
@@ -93,6 +97,7 @@ export function releaseRoutes(api: Api, ctx: ApiContext): void {
   api.post(
     '/v1/apps/:name/rollback',
     {
+      config: { access: 'app.write' },
       schema: {
         summary: 'A new release from an earlier one (default: the one before the current), with no rebuild',
         params: AppNameParams,
@@ -101,7 +106,7 @@ export function releaseRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const app = await getApp(db, req.user, req.params.name);
+      const app = targetApp(req);
       // No body at all (petri rollback with no version) is the same as {}.
       const { version } = req.body ?? {};
       const release = await rollback(db, secrets, req.user, app, version, req.ip);

@@ -15,10 +15,10 @@ import {
   type RunErrorMessage,
   type RunExitMessage,
 } from '../../contract/index.js';
-import { getApp } from '../../domain/apps.js';
 import { recordAudit } from '../../domain/audit.js';
 import { isUserError, UserError } from '../../lib/errors.js';
 import type { App } from '../../store/schema.js';
+import { targetApp } from '../auth.js';
 import type { Api, ApiContext, OneOffProcess, OneOffRequest } from '../context.js';
 
 export const MAX_COMMAND_BYTES = 64 * 1024;
@@ -44,21 +44,18 @@ finally the text message {"type":"exit","code":n|null,"signal":s|null} and close
 Errors: {"type":"error","error":{"code","message"}} then close 1008 (refused) or 1011.
 Closing the socket early sends SIGHUP to the command, then SIGKILL.`;
 
-const apps = new WeakMap<FastifyRequest, App>();
-
 export function runRoutes(api: Api, ctx: ApiContext): void {
   api.route({
     method: 'GET',
     url: '/v1/apps/:name/run',
+    // A one-off runs with the app's config and can change its data: a member's to do.
+    // The access hook answers before the upgrade: a missing app is a plain 404, as on every route.
+    config: { access: 'app.write' },
     schema: {
       summary: "Run a one-off command in the app's sandbox with its current release and config",
       description: PROTOCOL,
       params: AppNameParams,
       response: errorResponses,
-    },
-    // Before the upgrade: a missing app answers a plain 404, like every route.
-    preHandler: async (req) => {
-      apps.set(req, await getApp(ctx.db, req.user, req.params.name));
     },
     handler: async () => {
       throw new UserError(
@@ -67,9 +64,7 @@ export function runRoutes(api: Api, ctx: ApiContext): void {
       );
     },
     wsHandler: (socket, req) => {
-      const app = apps.get(req);
-      if (!app) return socket.close(CLOSE_INTERNAL);
-      new RunSession(socket, app, ctx, req).listen();
+      new RunSession(socket, targetApp(req), ctx, req).listen();
     },
   });
 }
