@@ -21,6 +21,8 @@ import { type Io, type Output, UsageError } from './output.js';
 import { registerPs } from './ps.js';
 import { registerReleases } from './releases.js';
 import { processTerminal, registerRun, type Terminal } from './run.js';
+import { registerTokens } from './tokens.js';
+import { registerUsers } from './users.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -54,6 +56,8 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerEgress(program, ctx);
     registerBuilds(program, ctx);
     registerGit(program, ctx);
+    registerUsers(program, ctx);
+    registerTokens(program, ctx);
     // `petri run` and `petri addons shell` attach the same terminal.
     const terminal: Terminal = {
       ...processTerminal(),
