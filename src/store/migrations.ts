@@ -1,5 +1,6 @@
 // Schema migrations, applied in order at start. Append only: a released migration never changes.
 import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import { AUDIT_GENESIS, type ChainedFields, chainHash } from './audit-chain.js';
 
 const migrations: Record<string, Migration> = {
   '0001-initial': {
@@ -443,6 +444,14 @@ migrations['0008-audit-chain'] = {
         )
         .execute(db);
     }
+  },
+};
+
+migrations['0014-release-node-version'] = {
+  async up(db: Kysely<unknown>) {
+    // The Node.js version a release was built and runs on (from the runtime cache); null: the
+    // host's, as every release before runtimes had.
+    await db.schema.alterTable('releases').addColumn('node_version', 'text').execute();
   },
 };
 

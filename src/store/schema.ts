@@ -163,6 +163,8 @@ export interface ReleasesTable {
   phase_started_at: string | null;
   /** JSON array of the host:port patterns this release may reach through the egress proxy. */
   egress: Generated<string>;
+  /** The Node.js version (runtime cache) it was built and runs on; null: the host's. */
+  node_version: string | null;
 }
 
 export type ReleaseKind = 'deploy' | 'config' | 'rollback' | 'addon';
@@ -260,14 +262,35 @@ export interface AddonBackupsTable {
   expires_at: string | null;
 }
 
+export type AuditOutcome = 'ok' | 'denied' | 'failed';
+/** How a change arrived: the HTTP API (CLI, dashboard), a git push, or the platform itself. */
+export type AuditVia = 'api' | 'git' | 'system';
+
+/** Append-only (triggers refuse UPDATE and DELETE); each row carries the hash of the one
+ * before it (store/audit-chain.ts). Only domain/audit.ts writes here. */
 export interface AuditEventsTable {
   id: Generated<number>;
   at: string;
+  /** The user's name at the time (or 'petri', 'anonymous', an attempted sign-in name). */
   actor: string;
   action: string;
   target: string;
+  /** JSON object. */
   detail: string;
   source_ip: string | null;
+  actor_id: number | null;
+  token_id: number | null;
+  via: AuditVia;
+  /** The app the event is about, by name (an app's events outlive it). */
+  app: string | null;
+  /** The team whose members see the event. */
+  team_id: number | null;
+  outcome: AuditOutcome;
+  /** The HTTP status of the request, when the event is one. */
+  status: number | null;
+  request_id: string | null;
+  prev_hash: string;
+  hash: string;
 }
 
 export interface Database {
