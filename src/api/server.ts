@@ -28,6 +28,7 @@ import { logRoutes } from './routes/logs.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
 import { runRoutes } from './routes/run.js';
+import { teamRoutes } from './routes/teams.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
 import { Uploads } from './uploads.js';
@@ -148,6 +149,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   egressRoutes(api, ctx);
   runRoutes(api, ctx);
   addonRoutes(api, ctx);
+  teamRoutes(api, ctx);
   return api;
 }
 

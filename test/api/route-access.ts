@@ -69,4 +69,14 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   // D: the audit trail.
   ['GET /v1/audit', 'signed-in'],
   ['GET /v1/audit/verify', 'platform.read'],
+  // A2: teams, members, quotas, moving an app to another team.
+  ['GET /v1/teams', 'signed-in'],
+  ['POST /v1/teams', 'signed-in'],
+  ['GET /v1/teams/{team}', 'team.read'],
+  ['PUT /v1/teams/{team}/members/{email}', 'team.admin'],
+  // team.admin for someone else's e-mail (the row's); leaving a team yourself is team.read.
+  ['DELETE /v1/teams/{team}/members/{email}', 'team.admin'],
+  ['GET /v1/teams/{team}/quotas', 'team.read'],
+  ['PATCH /v1/teams/{team}/quotas', 'platform.admin'],
+  ['POST /v1/apps/{name}/transfer', 'app.admin'],
 ];
