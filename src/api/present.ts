@@ -2,6 +2,7 @@
 // (src/contract) defines them.
 import { appListingRows, appUrl, idleTimeoutMs } from '../domain/apps.js';
 import { releaseVersion } from '../domain/releases.js';
+import { teamNames } from '../domain/teams.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { Store } from '../store/db.js';
 import type { App, Deploy } from '../store/schema.js';
@@ -16,6 +17,7 @@ export async function presentApp(db: Store, config: PetriConfig, app: App) {
 export async function presentApps(db: Store, config: PetriConfig, apps: App[]) {
   if (apps.length === 0) return [];
   const { instances, owners, releases, pending, formations } = await appListingRows(db, apps);
+  const teamOf = await teamNames(db, apps.map((a) => a.team_id));
   const byApp = <T extends { app_id: number }>(rows: T[]) => {
     const map = new Map<number, T[]>();
     for (const row of rows) {
@@ -50,6 +52,7 @@ export async function presentApps(db: Store, config: PetriConfig, apps: App[]) {
       name: app.name,
       url: appUrl(config, app.name),
       owner: ownerName.get(app.owner_id) ?? 'unknown',
+      team: teamOf.get(app.team_id) ?? 'unknown',
       createdAt: app.created_at,
       status,
       sleepingSince: app.sleeping_since,

@@ -61,8 +61,8 @@ export function registerApps(program: Command, ctx: Context): void {
         return;
       }
       ctx.out.table(
-        ['NAME', 'STATUS', 'RELEASE', 'URL'],
-        list.map((app) => [app.name, status(app.status), orDash(app.release), app.url]),
+        ['NAME', 'TEAM', 'STATUS', 'RELEASE', 'URL'],
+        list.map((app) => [app.name, app.team, status(app.status), orDash(app.release), app.url]),
       );
     });
 
@@ -70,12 +70,25 @@ export function registerApps(program: Command, ctx: Context): void {
     .command('create')
     .description('create an app, ready for its first deploy')
     .argument('<name>', 'lowercase letters, digits and dashes')
+    .option('--team <team>', 'the team it belongs to (default: your personal team)')
     .option('--json', 'print JSON')
-    .action(async (name: string, opts: { json?: boolean }) => {
-      const app = await (await ctx.client()).createApp(name);
+    .action(async (name: string, opts: { team?: string; json?: boolean }) => {
+      const app = await (await ctx.client()).createApp(name, opts.team);
       if (opts.json) return ctx.out.json(app);
-      ctx.out.line(`Created ${app.name}: ${app.url}`);
+      ctx.out.line(`Created ${app.name} in team ${app.team}: ${app.url}`);
       ctx.out.line(`Deploy it with 'petri deploy --app ${app.name}' from its directory`);
+    });
+
+  apps
+    .command('transfer')
+    .description('move an app to another team (its admins may; its owner stays)')
+    .argument('<name>', 'the app')
+    .requiredOption('--team <team>', 'the team it moves to (you must be a member or admin there)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { team: string; json?: boolean }) => {
+      const app = await (await ctx.client()).transferApp(name, opts.team);
+      if (opts.json) return ctx.out.json(app);
+      ctx.out.line(`Moved ${app.name} to team ${app.team}`);
     });
 
   apps
@@ -310,6 +323,7 @@ function printInfo(ctx: Context, app: App): void {
     ['release', orDash(app.release)],
     ['url', app.url],
     ['owner', app.owner],
+    ['team', app.team],
     ['created', shortTime(app.createdAt)],
     ...limitPairs(app.limits),
     ...settingPairs(app.settings),

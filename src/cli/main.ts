@@ -19,8 +19,10 @@ import { registerLogs } from './logs.js';
 import { registerOpen } from './open.js';
 import { type Io, type Output, UsageError } from './output.js';
 import { registerPs } from './ps.js';
+import { registerQuotas } from './quotas.js';
 import { registerReleases } from './releases.js';
 import { processTerminal, registerRun, type Terminal } from './run.js';
+import { registerTeams } from './teams.js';
 import { registerTokens } from './tokens.js';
 import { registerUsers } from './users.js';
 
@@ -58,6 +60,8 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerGit(program, ctx);
     registerUsers(program, ctx);
     registerTokens(program, ctx);
+    registerTeams(program, ctx);
+    registerQuotas(program, ctx);
     // `petri run` and `petri addons shell` attach the same terminal.
     const terminal: Terminal = {
       ...processTerminal(),

@@ -26,28 +26,33 @@ import type {
   CreateTokenBody,
   Deploy,
   DeployEvent,
+  DevicePoll,
+  DevicePollBody,
+  DeviceStart,
+  DeviceStartBody,
   DisabledUser,
   EgressAttempt,
   Formation,
   InvitationInfo,
   LogLine,
+  MemberChange,
+  OidcFinishBody,
+  OidcStart,
+  OidcStartBody,
   ProcessList,
+  QuotaUpdate,
   Release,
+  SignedIn,
+  TeamDetail,
+  TeamList,
+  TeamQuotas,
+  TeamRole,
+  TeamSummary,
   TokenInfo,
   TokenList,
   UserInfo,
   Whoami,
   WhoamiUser,
-} from './types.js';
-import type {
-  DevicePoll,
-  DevicePollBody,
-  DeviceStart,
-  DeviceStartBody,
-  OidcFinishBody,
-  OidcStart,
-  OidcStartBody,
-  SignedIn,
 } from './types.js';
 
 export interface PetriClientOptions {
@@ -73,7 +78,7 @@ export interface LogsOptions extends StreamOptions {
 
 export type DeployBody = Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array>;
 
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 interface Call {
   method: Method;
@@ -181,8 +186,56 @@ export class PetriClient {
     return body.apps;
   }
 
-  createApp(name: string): Promise<App> {
-    return this.json<App>({ method: 'POST', path: '/v1/apps', json: { name } });
+  /** In the named team (you must be a member or admin of it), else your personal team. */
+  createApp(name: string, team?: string): Promise<App> {
+    return this.json<App>({
+      method: 'POST',
+      path: '/v1/apps',
+      json: team === undefined ? { name } : { name, team },
+    });
+  }
+
+  /** Moves the app to another team; its owner stays. */
+  transferApp(name: string, team: string): Promise<App> {
+    return this.json<App>({ method: 'POST', path: `${appPath(name)}/transfer`, json: { team } });
+  }
+
+  /** Your teams with your role in each (admins and auditors: every team). */
+  async listTeams(): Promise<TeamSummary[]> {
+    return (await this.json<TeamList>({ method: 'GET', path: '/v1/teams' })).teams;
+  }
+
+  createTeam(name: string): Promise<TeamDetail> {
+    return this.json<TeamDetail>({ method: 'POST', path: '/v1/teams', json: { name } });
+  }
+
+  getTeam(name: string): Promise<TeamDetail> {
+    return this.json<TeamDetail>({ method: 'GET', path: teamPath(name) });
+  }
+
+  /** Adds the person (by e-mail; a bot by name) with the role, or changes their role. */
+  setTeamMember(team: string, email: string, role: TeamRole): Promise<MemberChange> {
+    return this.json<MemberChange>({
+      method: 'PUT',
+      path: `${teamPath(team)}/members/${encodeURIComponent(email)}`,
+      json: { role },
+    });
+  }
+
+  async removeTeamMember(team: string, email: string): Promise<void> {
+    await this.json<unknown>({
+      method: 'DELETE',
+      path: `${teamPath(team)}/members/${encodeURIComponent(email)}`,
+    });
+  }
+
+  getQuotas(team: string): Promise<TeamQuotas> {
+    return this.json<TeamQuotas>({ method: 'GET', path: `${teamPath(team)}/quotas` });
+  }
+
+  /** Platform admins: the team's own limits (null: back to the server's default). */
+  setQuotas(team: string, update: QuotaUpdate): Promise<TeamQuotas> {
+    return this.json<TeamQuotas>({ method: 'PATCH', path: `${teamPath(team)}/quotas`, json: update });
   }
 
   getApp(name: string): Promise<App> {
@@ -523,6 +576,10 @@ export class PetriClient {
 
 function userPath(who: string): string {
   return `/v1/users/${encodeURIComponent(who)}`;
+}
+
+function teamPath(name: string): string {
+  return `/v1/teams/${encodeURIComponent(name)}`;
 }
 
 function appPath(name: string): string {

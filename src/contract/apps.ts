@@ -53,6 +53,9 @@ export const App = Type.Object(
     name: Type.String(),
     url: Type.String(),
     owner: Type.String(),
+    team: Type.String({
+      description: "the team the app belongs to: its members' roles decide who may do what",
+    }),
     createdAt: Type.String(),
     status: AppStatus,
     sleepingSince: Nullable(Type.String(), { description: 'when the app went to sleep; null while awake' }),
@@ -74,7 +77,14 @@ export type AppList = Static<typeof AppList>;
 export const AppEnvelope = Type.Object({ app: App });
 
 export const CreateAppBody = Type.Object(
-  { name: Type.String({ description: 'must match ^[a-z][a-z0-9-]{1,29}$' }) },
+  {
+    name: Type.String({ description: 'must match ^[a-z][a-z0-9-]{1,29}$' }),
+    team: Type.Optional(
+      Type.String({
+        description: 'the team it belongs to (you must be a member or admin); default: your personal team',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 export type CreateAppBody = Static<typeof CreateAppBody>;

@@ -2,7 +2,7 @@
 // (their backups: addon-backups.ts). Attaching, rotating and detaching change the app's config in the same
 // transaction as a new release, so the app gets its URL with zero downtime the way a
 // `petri config set` does. Talking to the engines is the caller's part (services/addons).
-import { ADDON_ENGINES } from '../lib/config.js';
+import { ADDON_ENGINES, DEFAULTS, type Quotas } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import type { SecretBox } from '../lib/secrets.js';
 import { now, type Store } from '../store/db.js';
@@ -11,6 +11,7 @@ import { addonVarNames } from './addon-vars.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
 import { readConfig, sealConfig } from './config-vars.js';
+import { assertWithinQuota } from './quotas.js';
 import { assertNoReleaseInProgress, insertConfigRelease } from './releases.js';
 
 export type AddonType = Addon['type'];
@@ -109,6 +110,8 @@ export async function insertProvisioningAddon(
   app: App,
   fields: { type: AddonType; name: string; envVar: string; mode: Addon['mode']; resourcePrefix: string },
   addonsPerOwner = Number.POSITIVE_INFINITY,
+  /** The teams' default quotas: the app's team must have room for one more add-on. */
+  quotas: Quotas = DEFAULTS.quotas,
 ): Promise<Addon> {
   return db.transaction().execute(async (tx) => {
     // Each add-on may hold sessions and memory of a server every app shares: one owner's
@@ -126,6 +129,15 @@ export async function insertProvisioningAddon(
         `the apps of ${app.name}'s owner already have ${owned.n} add-ons, the ceiling per owner; destroy one first (petri addons destroy), or ask the operator to raise ceilings.addonsPerOwner`,
       );
     }
+    // The team's share, in this transaction: two creations at once cannot both take its last
+    // add-on. The team as it is now (the app may have moved since the request read it).
+    const team = await tx.selectFrom('apps').select('team_id').where('id', '=', app.id).executeTakeFirst();
+    if (!team)
+      throw new UserError('not_found', `app '${app.name}' not found; list your apps with 'petri apps'`);
+    await assertWithinQuota(tx, team.team_id, quotas, {
+      addons: 1,
+      what: `a new ${fields.type} add-on '${fields.name}' of ${app.name}`,
+    });
     const live = await tx
       .selectFrom('addons')
       .selectAll()

@@ -1,13 +1,14 @@
 // Apps: creation, limits and removal (who may see which app: app-access.ts). Removing an app
 // only deletes what should be; the reconciler stops what still runs for it and removes its files.
-import type { PetriConfig } from '../lib/config.js';
+import { DEFAULTS, type PetriConfig, type Quotas } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import { describeLimit, type LimitCeiling, type Limits } from '../lib/limits.js';
 import { now, type Store } from '../store/db.js';
 import type { App, User } from '../store/schema.js';
 import { type Actor, recordAudit } from './audit.js';
-import { personalTeamId } from './auth.js';
 import { validateAppName } from './names.js';
+import { assertMemoryLimitFits, assertWithinQuota, describeInstances } from './quotas.js';
+import { teamForNewApp } from './teams.js';
 
 export async function createApp(
   db: Store,
@@ -17,9 +18,12 @@ export async function createApp(
   ip?: string,
   instancesPerOwner = Number.POSITIVE_INFINITY,
   appsPerOwner = Number.POSITIVE_INFINITY,
+  /** The team by name (default: the caller's personal team) and its default quotas. */
+  inTeam: { team?: string; quotas?: Quotas } = {},
 ): Promise<App> {
   const appName = validateAppName(name);
   return db.transaction().execute(async (tx) => {
+    const team = await teamForNewApp(tx, user, inTeam.team);
     const taken = await tx.selectFrom('apps').select('id').where('name', '=', appName).executeTakeFirst();
     if (taken) throw new UserError('conflict', `app '${appName}' already exists; pick another name`);
     // Apps scaled to 0 take no instance, but each keeps a directory, logs, a build cache and
@@ -49,12 +53,19 @@ export async function createApp(
         `your apps already have ${owned?.n} instances, the ceiling of ${instancesPerOwner} per owner, and a new app has one; scale an app down or destroy one first`,
       );
     }
+    // The team's share, checked in this transaction so that two creations at once cannot
+    // both take its last app or its last memory.
+    await assertWithinQuota(tx, team.id, inTeam.quotas ?? DEFAULTS.quotas, {
+      apps: 1,
+      memoryMiB: limits.memoryMiB,
+      what: `a new app '${appName}' (${describeInstances({ web: 1 }, limits.memoryMiB)})`,
+    });
     const app = await tx
       .insertInto('apps')
       .values({
         name: appName,
         owner_id: user.id,
-        team_id: await personalTeamId(tx, user.id),
+        team_id: team.id,
         created_at: now(),
         memory_mib: limits.memoryMiB,
         disk_mib: limits.diskMiB ?? 1024,
@@ -75,6 +86,8 @@ export async function createApp(
 export interface LimitCeilings {
   maxLimits: LimitCeiling;
   memberMaxLimits: LimitCeiling;
+  /** The teams' default quotas: a higher memory limit must fit the app's team's. */
+  quotas?: Quotas;
 }
 
 /** Each limit given must be within the caller's ceiling: an admin's is the per-app maximum,
@@ -104,19 +117,29 @@ export async function setLimits(
   ip?: string,
 ): Promise<App> {
   checkLimits(user, limits, ceilings);
-  const updated = await db
-    .updateTable('apps')
-    .set({
-      memory_mib: limits.memoryMiB ?? app.memory_mib,
-      disk_mib: limits.diskMiB ?? app.disk_mib,
-      cpus: limits.cpus ?? app.cpus,
-      pids: limits.pids ?? app.pids,
-    })
-    .where('id', '=', app.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  await recordAudit(db, actorOf(user, ip), 'app.limits', app.name, { ...limits });
-  return updated;
+  return db.transaction().execute(async (tx) => {
+    // Read again in the transaction: the memory the team's quota is checked against must be
+    // the one this update replaces, not what an earlier request saw.
+    const fresh = await tx.selectFrom('apps').selectAll().where('id', '=', app.id).executeTakeFirst();
+    if (!fresh)
+      throw new UserError('not_found', `app '${app.name}' not found; list your apps with 'petri apps'`);
+    if (limits.memoryMiB !== undefined) {
+      await assertMemoryLimitFits(tx, fresh, limits.memoryMiB, ceilings.quotas ?? DEFAULTS.quotas);
+    }
+    const updated = await tx
+      .updateTable('apps')
+      .set({
+        memory_mib: limits.memoryMiB ?? fresh.memory_mib,
+        disk_mib: limits.diskMiB ?? fresh.disk_mib,
+        cpus: limits.cpus ?? fresh.cpus,
+        pids: limits.pids ?? fresh.pids,
+      })
+      .where('id', '=', app.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordAudit(tx, actorOf(user, ip), 'app.limits', app.name, { ...limits });
+    return updated;
+  });
 }
 
 export interface AppSettings {
@@ -211,7 +234,7 @@ export function appLimits(app: App): Limits {
 }
 
 export function actorOf(user: User, ip?: string): Actor {
-  return { name: user.name, userId: user.id, ip: ip ?? null };
+  return { name: user.name, ip: ip ?? null };
 }
 
 /** The app with this id, if it still exists (the controllers' view: no user to check). */

@@ -1,11 +1,12 @@
 // The formation: how many instances of each process type should run, and the restart
 // generation of each type (a restart makes new instances replace the old ones).
-import type { Ceilings } from '../lib/config.js';
+import { type Ceilings, DEFAULTS, type Quotas } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import type { Store } from '../store/db.js';
 import type { App, User } from '../store/schema.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
+import { assertWithinQuota, describeInstances } from './quotas.js';
 import { releaseProcessTypes } from './release-json.js';
 
 export const MAX_QUANTITY = 100;
@@ -36,6 +37,8 @@ export async function scale(
   changes: Record<string, number>,
   ceilings: Pick<Ceilings, 'instancesPerApp' | 'instancesPerOwner'>,
   ip?: string,
+  /** The teams' default quotas: more instances must fit the memory of the app's team. */
+  quotas: Quotas = DEFAULTS.quotas,
 ): Promise<Record<string, number>> {
   const types = await processTypesOf(db, app);
   const rows = await db
@@ -63,6 +66,7 @@ export async function scale(
   await db.transaction().execute(async (tx) => {
     // Inside the transaction, so two scale requests cannot both pass on the old totals.
     await checkCeilings(tx, app, changes, ceilings);
+    await checkMemoryQuota(tx, app, changes, quotas);
     for (const [type, quantity] of Object.entries(changes)) {
       await tx
         .insertInto('formations')
@@ -111,6 +115,37 @@ async function checkCeilings(
       `the apps of ${app.name}'s owner would have ${ownerTotal} instances, above the ceiling of ${ceilings.instancesPerOwner} per owner; scale other apps down first, or ask the operator to raise ceilings.instancesPerOwner`,
     );
   }
+}
+
+/** Refuses more instances than the memory quota of the app's team holds (sleeping apps'
+ * instances count: a wake starts them without asking). */
+async function checkMemoryQuota(
+  tx: Store,
+  app: App,
+  changes: Record<string, number>,
+  quotas: Quotas,
+): Promise<void> {
+  const fresh = await tx
+    .selectFrom('apps')
+    .select(['memory_mib', 'team_id'])
+    .where('id', '=', app.id)
+    .executeTakeFirst();
+  if (!fresh)
+    throw new UserError('not_found', `app '${app.name}' not found; list your apps with 'petri apps'`);
+  const rows = await tx
+    .selectFrom('formations')
+    .select(['type', 'quantity'])
+    .where('app_id', '=', app.id)
+    .execute();
+  let added = 0;
+  for (const [type, quantity] of Object.entries(changes)) {
+    added += quantity - (rows.find((r) => r.type === type)?.quantity ?? 0);
+  }
+  if (added <= 0) return;
+  await assertWithinQuota(tx, fresh.team_id, quotas, {
+    memoryMiB: added * fresh.memory_mib,
+    what: describeInstances(changes, fresh.memory_mib),
+  });
 }
 
 /** Bumps the generation of one type (or all): every instance of it is replaced, new ones

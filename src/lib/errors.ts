@@ -6,6 +6,8 @@ export const ERROR_CODES = {
   invalid_archive: 400,
   unauthorized: 401,
   forbidden: 403,
+  /** A team's quota (apps, memory, add-ons) would be exceeded; the message says by how much. */
+  quota_exceeded: 403,
   not_found: 404,
   /** The client did not send its request in time (Node's requestTimeout). */
   request_timeout: 408,

@@ -100,6 +100,7 @@ export class AddonService {
         resourcePrefix: this.resourcePrefix,
       },
       this.deps.config.ceilings.addonsPerOwner,
+      this.deps.config.quotas,
     );
     return this.locked(addon.id, async () => {
       let credentials: StoredCredentials;

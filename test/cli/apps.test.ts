@@ -86,7 +86,7 @@ describe('petri apps', () => {
     assert.equal(created.code, 0);
     assert.equal(
       created.stdout,
-      "Created gamma: http://gamma.petri.localhost:8080\nDeploy it with 'petri deploy --app gamma' from its directory\n",
+      "Created gamma in team admin: http://gamma.petri.localhost:8080\nDeploy it with 'petri deploy --app gamma' from its directory\n",
     );
     assert.deepEqual(JSON.parse(fake.requests.at(-1)!.body.toString()), { name: 'gamma' });
     const again = await run(['apps', 'create', 'gamma'], { env });

@@ -24,6 +24,7 @@ import type {
   Release,
 } from '../../src/client/index.js';
 import { ContractChecker } from './contract.js';
+import { handleTeams, teamForNewApp, transferApp } from './fake-teams.js';
 
 export const TOKEN = 'secret-token';
 export const POLLS_TO_SETTLE = 2;
@@ -90,6 +91,7 @@ export function cannedApps(): App[] {
       name: 'alpha',
       url: 'http://alpha.petri.localhost:8080',
       owner: 'admin',
+      team: 'admin',
       createdAt: '2025-01-02T03:04:05.678Z',
       status: 'running',
       release: 'v3',
@@ -121,6 +123,7 @@ export function cannedApps(): App[] {
       name: 'beta-experiment',
       url: 'http://beta-experiment.petri.localhost:8080',
       owner: 'admin',
+      team: 'admin',
       createdAt: '2025-01-03T00:00:00.000Z',
       status: 'new',
       release: null,
@@ -140,6 +143,7 @@ export function cannedSleepingApp(): { app: App; processes: ProcessList } {
       name: 'blog',
       url: 'http://blog.petri.localhost:8080',
       owner: 'ana',
+      team: 'ana',
       createdAt: '2025-01-04T09:00:00.000Z',
       status: 'sleeping',
       release: 'v7',
@@ -514,18 +518,22 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
       token: { id: 1, name: 'created at first start', kind: 'api', expiresAt: null },
     });
   if (resource === 'addon-backups') return handleAllBackups(fake, method, parts.slice(2), res);
+  if (resource === 'teams') return handleTeams(fake, method, parts.slice(2), body, res, { send, fail });
   if (resource !== 'apps') return fail(res, 404, 'not_found', `no route ${url.pathname}`);
 
   if (name === undefined) {
     if (method === 'GET') return send(res, 200, { apps: [...fake.apps.values()] });
     if (method === 'POST') {
-      const { name: newName } = JSON.parse(body.toString()) as { name: string };
+      const { name: newName, team: wanted } = JSON.parse(body.toString()) as { name: string; team?: string };
       if (!/^[a-z][a-z0-9-]{1,29}$/.test(newName)) {
         return fail(res, 400, 'bad_request', `app name must match ^[a-z][a-z0-9-]{1,29}$, got '${newName}'`);
       }
       if (fake.apps.has(newName)) return fail(res, 409, 'conflict', `app '${newName}' already exists`);
+      const team = teamForNewApp(fake, wanted, res, { send, fail });
+      if (team === undefined) return;
       const app: App = {
         ...cannedApps()[1]!,
+        team,
         name: newName,
         url: `http://${newName}.petri.localhost:8080`,
         createdAt: '2025-02-01T00:00:00.000Z',
@@ -606,6 +614,9 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
   }
 
   if (sub === 'ps' && method === 'GET') return send(res, 200, fake.processes.get(app.name));
+
+  if (sub === 'transfer' && id === undefined && method === 'POST')
+    return transferApp(fake, app, body, res, { send, fail });
 
   if (sub === 'addons') return handleAddons(fake, app, method, parts.slice(4), url, body, res);
 

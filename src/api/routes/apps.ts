@@ -57,7 +57,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const { name } = req.body;
+      const { name, team } = req.body;
       const app = await createApp(
         db,
         req.user,
@@ -66,6 +66,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
         req.ip,
         config.ceilings.instancesPerOwner,
         config.ceilings.appsPerOwner,
+        { team, quotas: config.quotas },
       );
       // Before anything is made in it: only the app's own uid may pass through its directory.
       await secureAppDir(ctx.paths, app.id, config.uidBase);

@@ -52,7 +52,15 @@ export function psRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       const app = targetApp(req);
-      const formation = await scale(db, req.user, app, req.body, ctx.config.ceilings, req.ip);
+      const formation = await scale(
+        db,
+        req.user,
+        app,
+        req.body,
+        ctx.config.ceilings,
+        req.ip,
+        ctx.config.quotas,
+      );
       ctx.nudge();
       return { formation };
     },

@@ -1,0 +1,266 @@
+// Teams through the API as people use them: creating one, adding and removing people with
+// roles, what each role may do with the team and its apps, personal teams, creating an app
+// in a team and moving one to another team. Each refusal is checked with what it says.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { createUser, issueToken } from '../../src/domain/auth.js';
+import { DataPaths } from '../../src/lib/paths.js';
+import { openStore, type Store } from '../../src/store/db.js';
+import { buildTestApi } from './test-api.js';
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+describe('teams', () => {
+  let dir: string;
+  let db: Store;
+  let api: FastifyInstance;
+  const tokens: Record<string, string> = {};
+
+  const call = (who: string, method: Method, url: string, payload?: object) =>
+    api.inject({ method, url, payload, headers: { authorization: `Bearer ${tokens[who]}` } });
+  const message = (res: { json: () => { error: { message: string } } }) => res.json().error.message;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'petri-teams-'));
+    db = await openStore(new DataPaths(dir).store);
+    const people: [string, 'admin' | 'auditor' | 'member'][] = [
+      ['root', 'admin'],
+      ['ana', 'member'],
+      ['bob', 'member'],
+      ['carl', 'member'],
+      ['vera', 'member'],
+      ['aud', 'auditor'],
+    ];
+    for (const [name, role] of people) {
+      const user = await createUser(db, name, role, { email: `${name}@example.org` });
+      tokens[name] = await issueToken(db, user.id, 'test');
+    }
+    api = await buildTestApi(dir, db);
+  });
+  after(async () => {
+    await api?.close();
+    await db?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a person creates a team and is its admin; names follow the app name rules', async () => {
+    const res = await call('ana', 'POST', '/v1/teams', { name: 'labs' });
+    assert.equal(res.statusCode, 201, res.body);
+    const team = res.json();
+    assert.equal(team.name, 'labs');
+    assert.equal(team.role, 'admin');
+    assert.equal(team.personal, false);
+    assert.deepEqual(
+      team.members.map((m: { name: string; role: string }) => [m.name, m.role]),
+      [['ana', 'admin']],
+    );
+    assert.deepEqual(team.quotas.apps, { used: 0, limit: 20, custom: false });
+    assert.deepEqual(team.quotas.memoryMiB, { used: 0, limit: 8192, custom: false });
+
+    const again = await call('bob', 'POST', '/v1/teams', { name: 'labs' });
+    assert.equal(again.statusCode, 409);
+    assert.match(message(again), /team 'labs' already exists/);
+    for (const name of ['Labs', 'x', 'a--b', 'labs-', '../etc', 'a'.repeat(31)]) {
+      const bad = await call('bob', 'POST', '/v1/teams', { name });
+      assert.equal(bad.statusCode, 400, name);
+      assert.match(message(bad), /team name/);
+    }
+    // A personal team's name is taken too: nobody gets a team called like another's own.
+    const personal = await call('bob', 'POST', '/v1/teams', { name: 'ana' });
+    assert.equal(personal.statusCode, 409);
+  });
+
+  test('petri teams lists your teams with your role; admins and auditors see every team', async () => {
+    const ana = (await call('ana', 'GET', '/v1/teams')).json().teams;
+    assert.deepEqual(
+      ana.map((t: { name: string; role: string; personal: boolean }) => [t.name, t.role, t.personal]),
+      [
+        ['ana', 'admin', true],
+        ['labs', 'admin', false],
+      ],
+    );
+    const bob = (await call('bob', 'GET', '/v1/teams')).json().teams;
+    assert.deepEqual(
+      bob.map((t: { name: string }) => t.name),
+      ['bob'],
+    );
+    const aud = (await call('aud', 'GET', '/v1/teams')).json().teams;
+    const labs = aud.find((t: { name: string }) => t.name === 'labs');
+    assert.equal(labs.role, null);
+    assert.ok(aud.length >= 7);
+  });
+
+  test('a team admin adds people by e-mail; the person must exist', async () => {
+    const added = await call('ana', 'PUT', '/v1/teams/labs/members/bob@example.org', { role: 'member' });
+    assert.equal(added.statusCode, 200, added.body);
+    assert.deepEqual(added.json(), {
+      member: { name: 'bob', email: 'bob@example.org', kind: 'person', role: 'member', disabled: false },
+      previousRole: null,
+    });
+    // E-mails are matched whatever their case.
+    const viewer = await call('ana', 'PUT', '/v1/teams/labs/members/VERA@Example.org', { role: 'viewer' });
+    assert.equal(viewer.statusCode, 200);
+    const nobody = await call('ana', 'PUT', '/v1/teams/labs/members/x@y.org', { role: 'member' });
+    assert.equal(nobody.statusCode, 404);
+    assert.equal(
+      message(nobody),
+      "no user x@y.org: invite them first with 'petri users invite x@y.org --team labs'",
+    );
+    const badRole = await call('ana', 'PUT', '/v1/teams/labs/members/carl@example.org', { role: 'owner' });
+    assert.equal(badRole.statusCode, 400);
+
+    const detail = (await call('bob', 'GET', '/v1/teams/labs')).json();
+    assert.equal(detail.role, 'member');
+    assert.deepEqual(
+      detail.members.map((m: { name: string; role: string }) => [m.name, m.role]),
+      [
+        ['ana', 'admin'],
+        ['bob', 'member'],
+        ['vera', 'viewer'],
+      ],
+    );
+  });
+
+  test('only team admins and platform admins change members; outsiders do not see the team', async () => {
+    const byMember = await call('bob', 'PUT', '/v1/teams/labs/members/carl@example.org', { role: 'admin' });
+    assert.equal(byMember.statusCode, 403);
+    const byViewer = await call('vera', 'PUT', '/v1/teams/labs/members/vera@example.org', { role: 'admin' });
+    assert.equal(byViewer.statusCode, 403);
+    const byAuditor = await call('aud', 'PUT', '/v1/teams/labs/members/carl@example.org', { role: 'viewer' });
+    assert.equal(byAuditor.statusCode, 403);
+    // carl is in no team but his own: labs answers as if it did not exist.
+    for (const [method, url, body] of [
+      ['GET', '/v1/teams/labs', undefined],
+      ['GET', '/v1/teams/labs/quotas', undefined],
+      ['PUT', '/v1/teams/labs/members/carl@example.org', { role: 'admin' }],
+      ['DELETE', '/v1/teams/labs/members/bob@example.org', undefined],
+    ] as const) {
+      const res = await call('carl', method, url, body);
+      assert.equal(res.statusCode, 404, `${method} ${url}`);
+      assert.match(message(res), /team 'labs' not found/);
+    }
+    assert.equal((await call('aud', 'GET', '/v1/teams/labs')).statusCode, 200);
+    const byRoot = await call('root', 'PUT', '/v1/teams/labs/members/carl@example.org', { role: 'viewer' });
+    assert.equal(byRoot.statusCode, 200);
+    const teams = (await call('carl', 'GET', '/v1/teams')).json().teams;
+    assert.ok(teams.some((t: { name: string; role: string }) => t.name === 'labs' && t.role === 'viewer'));
+  });
+
+  test('a team keeps an admin: the last one cannot leave or step down; anyone else may leave', async () => {
+    const demote = await call('ana', 'PUT', '/v1/teams/labs/members/ana@example.org', { role: 'member' });
+    assert.equal(demote.statusCode, 409);
+    assert.match(message(demote), /ana is the last admin of team labs; make someone else admin first/);
+    const leave = await call('ana', 'DELETE', '/v1/teams/labs/members/ana@example.org');
+    assert.equal(leave.statusCode, 409);
+    // Not even a platform admin takes the last admin out.
+    assert.equal((await call('root', 'DELETE', '/v1/teams/labs/members/ana@example.org')).statusCode, 409);
+
+    // A viewer leaves on their own; a member cannot take someone else out.
+    assert.equal((await call('bob', 'DELETE', '/v1/teams/labs/members/carl@example.org')).statusCode, 403);
+    assert.equal((await call('carl', 'DELETE', '/v1/teams/labs/members/carl@example.org')).statusCode, 204);
+    assert.equal((await call('carl', 'GET', '/v1/teams/labs')).statusCode, 404);
+    const gone = await call('ana', 'DELETE', '/v1/teams/labs/members/carl@example.org');
+    assert.equal(gone.statusCode, 404);
+    assert.match(message(gone), /carl@example.org is not in team labs/);
+
+    // With a second admin, the first may step down.
+    assert.equal(
+      (await call('ana', 'PUT', '/v1/teams/labs/members/bob@example.org', { role: 'admin' })).statusCode,
+      200,
+    );
+    const down = await call('ana', 'PUT', '/v1/teams/labs/members/ana@example.org', { role: 'member' });
+    assert.equal(down.statusCode, 200);
+    assert.equal(down.json().previousRole, 'admin');
+    assert.equal(
+      (await call('bob', 'PUT', '/v1/teams/labs/members/ana@example.org', { role: 'admin' })).statusCode,
+      200,
+    );
+  });
+
+  test("a personal team is its person's alone", async () => {
+    const share = await call('ana', 'PUT', '/v1/teams/ana/members/bob@example.org', { role: 'member' });
+    assert.equal(share.statusCode, 409);
+    assert.match(message(share), /personal team.*petri teams create NAME/);
+    assert.equal((await call('ana', 'DELETE', '/v1/teams/ana/members/ana@example.org')).statusCode, 409);
+  });
+
+  test('an app is created in your personal team, or in a team where you are a member or admin', async () => {
+    const own = await call('vera', 'POST', '/v1/apps', { name: 'vera-app' });
+    assert.equal(own.statusCode, 201, own.body);
+    assert.equal(own.json().team, 'vera');
+    assert.equal(own.json().owner, 'vera');
+
+    const inLabs = await call('bob', 'POST', '/v1/apps', { name: 'lab-app', team: 'labs' });
+    assert.equal(inLabs.statusCode, 201, inLabs.body);
+    assert.equal(inLabs.json().team, 'labs');
+    // A viewer of labs cannot create in it; an outsider is told it does not exist.
+    const viewer = await call('vera', 'POST', '/v1/apps', { name: 'nope-1', team: 'labs' });
+    assert.equal(viewer.statusCode, 403);
+    const outsider = await call('carl', 'POST', '/v1/apps', { name: 'nope-2', team: 'labs' });
+    assert.equal(outsider.statusCode, 404);
+    assert.match(message(outsider), /team 'labs' not found/);
+    const missing = await call('carl', 'POST', '/v1/apps', { name: 'nope-3', team: 'nowhere' });
+    assert.equal(missing.statusCode, 404);
+    const auditor = await call('aud', 'POST', '/v1/apps', { name: 'nope-4', team: 'labs' });
+    assert.equal(auditor.statusCode, 403);
+    // Another person's personal team is theirs alone, too.
+    assert.equal((await call('carl', 'POST', '/v1/apps', { name: 'nope-5', team: 'ana' })).statusCode, 404);
+    for (const name of ['nope-1', 'nope-2', 'nope-3', 'nope-4', 'nope-5']) {
+      assert.equal((await call('root', 'GET', `/v1/apps/${name}`)).statusCode, 404);
+    }
+    // The team's members see the app; its viewers too.
+    const list = (await call('vera', 'GET', '/v1/apps')).json().apps.map((a: { name: string }) => a.name);
+    assert.deepEqual(list, ['lab-app', 'vera-app']);
+    assert.deepEqual((await call('ana', 'GET', '/v1/teams/labs')).json().apps, ['lab-app']);
+  });
+
+  test('an app moves to another team: its team admin, a member of the target, the owner stays', async () => {
+    assert.equal((await call('carl', 'POST', '/v1/apps', { name: 'carls' })).statusCode, 201);
+    // carl is admin of his personal team (the app's) but not in labs.
+    const outsider = await call('carl', 'POST', '/v1/apps/carls/transfer', { team: 'labs' });
+    assert.equal(outsider.statusCode, 404);
+    assert.match(message(outsider), /team 'labs' not found/);
+    // As a viewer of labs he still may not bring apps in.
+    await call('ana', 'PUT', '/v1/teams/labs/members/carl@example.org', { role: 'viewer' });
+    assert.equal((await call('carl', 'POST', '/v1/apps/carls/transfer', { team: 'labs' })).statusCode, 403);
+    await call('ana', 'PUT', '/v1/teams/labs/members/carl@example.org', { role: 'member' });
+    const moved = await call('carl', 'POST', '/v1/apps/carls/transfer', { team: 'labs' });
+    assert.equal(moved.statusCode, 200, moved.body);
+    assert.equal(moved.json().team, 'labs');
+    assert.equal(moved.json().owner, 'carl');
+    // Now in labs, where carl is a member, not an admin: moving it on is for labs' admins.
+    const back = await call('carl', 'POST', '/v1/apps/carls/transfer', { team: 'carl' });
+    assert.equal(back.statusCode, 403);
+    // vera (viewer) sees it now, bob (admin of labs) may move it; an unknown body field is refused.
+    assert.equal((await call('vera', 'GET', '/v1/apps/carls')).statusCode, 200);
+    const extra = await call('bob', 'POST', '/v1/apps/carls/transfer', { team: 'labs', owner: 'bob' });
+    assert.equal(extra.statusCode, 400);
+    const events = await db
+      .selectFrom('audit_events')
+      .select(['action', 'target', 'detail'])
+      .where('action', '=', 'app.transfer')
+      .execute();
+    assert.deepEqual(
+      events.map((e) => [e.target, JSON.parse(e.detail).from, JSON.parse(e.detail).to]),
+      [['carls', 'carl', 'labs']],
+    );
+  });
+
+  test('team changes are on the audit trail', async () => {
+    const actions = (await db.selectFrom('audit_events').select(['action', 'target']).execute()).map(
+      (e) => `${e.action} ${e.target}`,
+    );
+    for (const wanted of [
+      'team.create labs',
+      'team.member.add labs',
+      'team.member.role labs',
+      'team.member.remove labs',
+    ]) {
+      assert.ok(actions.includes(wanted), `${wanted} in ${actions.join(', ')}`);
+    }
+  });
+});
