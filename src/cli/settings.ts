@@ -7,7 +7,7 @@
 // The file: { "current": "default", "profiles": { "default": { "url", "token", "user" } } }.
 // A file of an earlier Petri, { "url", "token" }, reads as the profile "default" and is
 // rewritten in the new shape by the next login or logout.
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
@@ -139,10 +139,15 @@ export async function useProfile(file: string, profile: string): Promise<void> {
 async function writeStored(file: string, stored: Stored): Promise<void> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // A directory made before (by hand, or by an earlier Petri with a loose umask) is closed
+  // too: no one else may list it, or swap a file in it.
+  if (((await stat(dir)).mode & 0o077) !== 0) await chmod(dir, 0o700);
   // Write aside and rename: a crash never leaves half a file, and the new file is
-  // created 0600 rather than inheriting the mode of one a user made readable.
+  // created 0600 rather than inheriting the mode of one a user made readable. 'wx': a
+  // file (or a symlink) already at the temp name is not written through.
   const temp = `${file}.${process.pid}.tmp`;
-  await writeFile(temp, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
+  await rm(temp, { force: true });
+  await writeFile(temp, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   await chmod(temp, 0o600); // a strict umask (0277) would leave it unwritable to us: set it exactly
   await rename(temp, file);
 }

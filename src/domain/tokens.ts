@@ -88,7 +88,9 @@ async function othersTokensOwner(db: Store, user: User, of: string, what: 'list'
   return owner;
 }
 
-const NAME = /^[^\p{Cc}]{1,64}$/u;
+/** Shown in lists and the audit trail: no control or format characters (a right-to-left
+ * override would make one token read as another). */
+const NAME = /^[^\p{Cc}\p{Cf}]{1,64}$/u;
 
 /** A new api token for the user (or, from an admin, for a bot: kind bot), answered in clear once. */
 export async function createToken(
@@ -100,6 +102,13 @@ export async function createToken(
   const name = input.name.trim();
   if (!NAME.test(name))
     throw new UserError('bad_request', 'a token name is 1 to 64 characters without control characters');
+  // A bot's token cannot make more of itself: a leaked one would otherwise outlive its
+  // revocation in tokens it made. Admins make a bot's tokens.
+  if (user.kind === 'bot')
+    throw new UserError(
+      'forbidden',
+      `a bot's tokens are made by an admin ('petri tokens create NAME --bot ${user.name}')`,
+    );
   const owner = input.bot === undefined ? user : await othersTokensOwner(db, user, input.bot, 'create');
   const expiresAt = parseExpiry(input.expires ?? DEFAULT_TOKEN_EXPIRY, user);
   if (owner.disabled_at !== null)

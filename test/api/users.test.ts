@@ -338,6 +338,37 @@ describe('users', () => {
       /bot/,
     );
 
+    // Nor through the sign-in routes: by its name and any password, or by setting itself one.
+    for (const body of [
+      { email: 'ci-deploy', password: 'whatever-it-is' },
+      { email: 'ci-deploy@example.org', password: 'whatever-it-is' },
+    ]) {
+      const res = await api.inject({ method: 'POST', url: '/v1/auth/password', payload: body });
+      assert.ok([400, 401, 403].includes(res.statusCode), `${res.statusCode} ${res.body}`);
+      assert.ok(!res.body.includes('petri_'));
+    }
+    const ldap = await api.inject({
+      method: 'POST',
+      url: '/v1/auth/ldap',
+      payload: { username: 'ci-deploy', password: 'whatever-it-is' },
+    });
+    assert.ok(ldap.statusCode >= 400 && !ldap.body.includes('petri_'), ldap.body);
+    const setOwn = await call(secret, 'POST', '/v1/auth/password/change', {
+      current: '',
+      new: 'a-long-enough-password',
+    });
+    assert.equal(setOwn.statusCode, 400, setOwn.body);
+    assert.equal(
+      (
+        await db
+          .selectFrom('users')
+          .select('password_hash')
+          .where('name', '=', 'ci-deploy')
+          .executeTakeFirstOrThrow()
+      ).password_hash,
+      null,
+    );
+
     const role = await call(admin, 'PATCH', '/v1/users/ci-deploy', { role: 'admin' });
     assert.equal(role.statusCode, 400);
     assert.match(role.json().error.message, /is a bot/);
@@ -353,6 +384,10 @@ describe('users', () => {
     assert.equal(more.json().token.kind, 'bot');
     assert.equal((await call(more.json().secret, 'GET', '/v1/whoami')).json().user.name, 'ci-deploy');
     assert.equal((await call(member, 'POST', '/v1/tokens', { name: 'x', bot: 'ci-deploy' })).statusCode, 403);
+    // The bot cannot make itself more tokens (they would outlive the revocation of a leaked one).
+    const selfMade = await call(secret, 'POST', '/v1/tokens', { name: 'persist' });
+    assert.equal(selfMade.statusCode, 403);
+    assert.match(selfMade.json().error.message, /a bot's tokens are made by an admin/);
     assert.equal(
       (await call(admin, 'POST', '/v1/tokens', { name: 'x', bot: 'ana@example.org' })).statusCode,
       400,

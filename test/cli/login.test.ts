@@ -1,7 +1,7 @@
 // `petri login` and how later commands find Petri: the stored file (0600 in a 0700 dir),
 // the environment over it, and the messages when there is no login or no server.
 import assert from 'node:assert/strict';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NOT_LOGGED_IN } from '../../src/cli/settings.js';
@@ -230,6 +230,20 @@ describe('petri login: profiles', () => {
     const noUrl = await run(['login'], { env });
     assert.equal(noUrl.code, 2);
     assert.match(noUrl.stderr, /^error: login needs --url URL, the Petri API to sign in to/);
+  });
+
+  test('a config dir others could read is closed to 0700; a link at the temp name is not written through', async () => {
+    const dir = path.join(temp.dir, 'loose');
+    await mkdir(dir, { mode: 0o755 });
+    await chmod(dir, 0o755);
+    const outside = path.join(temp.dir, 'outside.txt');
+    await writeFile(outside, 'untouched\n');
+    await symlink(outside, path.join(dir, `config.json.${process.pid}.tmp`));
+    const res = await run(['login', '--url', fake.url, '--token', TOKEN], { env: { PETRI_CONFIG_DIR: dir } });
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual(await modes(dir), [0o700, 0o600]);
+    assert.equal(await readFile(outside, 'utf8'), 'untouched\n');
+    assert.equal((await stored(dir)).profiles.default.token, TOKEN);
   });
 
   test('a corrupt login file is named, with what to do', async () => {
