@@ -1,6 +1,7 @@
 // The Fastify HTTP API: schema-validated input, bearer tokens, errors as
 // {"error":{"code","message"}} with the right status, and the OpenAPI document. Every error
 // has that shape, also those Fastify's router and Node's HTTP parser answer by themselves.
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
@@ -17,10 +18,12 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { ErrorBody } from '../contract/index.js';
 import { type ERROR_CODES, isUserError } from '../lib/errors.js';
+import { registerAuditHooks } from './audit-hooks.js';
 import { registerAccess, registerAuth } from './auth.js';
 import type { Api, ApiContext } from './context.js';
 import { addonRoutes } from './routes/addons.js';
 import { appRoutes } from './routes/apps.js';
+import { auditRoutes } from './routes/audit.js';
 import { deployRoutes } from './routes/deploys.js';
 import { egressRoutes } from './routes/egress.js';
 import { gitRoutes } from './routes/git.js';
@@ -28,6 +31,7 @@ import { logRoutes } from './routes/logs.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
 import { runRoutes } from './routes/run.js';
+import { teamRoutes } from './routes/teams.js';
 import { teamRoutes } from './routes/teams.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
@@ -58,6 +62,9 @@ const buildValidator: BuildValidator = (externalSchemas) => {
 export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   const api = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    // Random request ids: the audit trail, the X-Request-Id answer header and the log name a
+    // request alike, across restarts.
+    genReqId: () => randomUUID(),
     // Uploads are streamed and capped by the unpacker; JSON bodies stay small.
     bodyLimit: 1024 * 1024,
     schemaController: { compilersFactory: { buildValidator } },
@@ -132,6 +139,8 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   // One set of upload slots for uploads and pushes alike; a stopping server ends them all.
   const uploads = new Uploads(ctx.config.maxConcurrentUploads, ctx.config.uploadTimeoutMs);
   api.addHook('preClose', async () => uploads.stopAll());
+  // First of the hooks: the others run in the request's audit scope (see audit-hooks.ts).
+  registerAuditHooks(api, ctx.db);
   // Before any route: every route must declare its access level (see auth.ts).
   registerAccess(api, ctx);
   gitRoutes(api, ctx, uploads); // before registerAuth: its onRequest hook turns git's Basic auth into a bearer token
@@ -150,6 +159,8 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   runRoutes(api, ctx);
   addonRoutes(api, ctx);
   teamRoutes(api, ctx);
+  teamRoutes(api, ctx);
+  auditRoutes(api, ctx);
   return api;
 }
 

@@ -234,7 +234,7 @@ export function appLimits(app: App): Limits {
 }
 
 export function actorOf(user: User, ip?: string): Actor {
-  return { name: user.name, ip: ip ?? null };
+  return { name: user.name, userId: user.id, ip: ip ?? null };
 }
 
 /** The app with this id, if it still exists (the controllers' view: no user to check). */

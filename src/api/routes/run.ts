@@ -1,6 +1,7 @@
 // /v1/apps/:name/run: `petri run` over a WebSocket. The client's first message says what to
 // run; afterwards its binary frames are stdin and its text frames control messages; ours are
 // the command's output, one channel byte before the bytes, and finally how it exited.
+import { AsyncResource } from 'node:async_hooks';
 import { finished } from 'node:stream/promises';
 import '@fastify/websocket';
 import type { FastifyRequest } from 'fastify';
@@ -159,14 +160,19 @@ class RunSession {
   ) {}
 
   listen(): void {
-    this.socket.on('message', (data, isBinary) => {
-      if (this.proc) this.apply(this.proc, data, isBinary);
-      else if (this.starting) this.early.push({ data, isBinary });
-      else {
-        this.starting = true;
-        void this.start(data, isBinary);
-      }
-    });
+    // Bound to the request's context: the socket's events come from outside it, and the
+    // run's audit event names the request it belongs to (api/audit-hooks.ts).
+    this.socket.on(
+      'message',
+      AsyncResource.bind((data: RawData, isBinary: boolean) => {
+        if (this.proc) this.apply(this.proc, data, isBinary);
+        else if (this.starting) this.early.push({ data, isBinary });
+        else {
+          this.starting = true;
+          void this.start(data, isBinary);
+        }
+      }),
+    );
     this.socket.on('close', () => this.hangUp());
   }
 
