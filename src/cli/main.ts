@@ -93,7 +93,7 @@ function buildProgram(io: Io): Command {
     })
     .addHelpText(
       'after',
-      '\nPETRI_URL and PETRI_TOKEN override what `petri login` stored; NO_COLOR turns colour off.',
+      '\nPETRI_URL and PETRI_TOKEN override what `petri login` stored; PETRI_PROFILE picks a stored login; NO_COLOR turns colour off.',
     );
 }
 

@@ -41,7 +41,7 @@ export const DEFAULT_PROFILE = 'default';
 const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export const NOT_LOGGED_IN =
-  "not logged in: run 'petri login --url URL --token TOKEN' (the token is in DATA_DIR/admin.token on the server)";
+  "not logged in: run 'petri login --url URL' to sign in, or 'petri login --url URL --token TOKEN' with a token (the first admin's is in DATA_DIR/admin.token on the server)";
 
 export function configFile(env: Record<string, string | undefined>): string {
   if (env.PETRI_CONFIG_DIR) return path.join(env.PETRI_CONFIG_DIR, 'config.json');

@@ -84,7 +84,7 @@ describe('petri login', () => {
     assert.equal(result.stderr, `error: ${NOT_LOGGED_IN}\n`);
     assert.equal(
       NOT_LOGGED_IN,
-      "not logged in: run 'petri login --url URL --token TOKEN' (the token is in DATA_DIR/admin.token on the server)",
+      "not logged in: run 'petri login --url URL' to sign in, or 'petri login --url URL --token TOKEN' with a token (the first admin's is in DATA_DIR/admin.token on the server)",
     );
   });
 
