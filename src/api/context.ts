@@ -10,6 +10,7 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from 'fastify';
+import type { Identity } from '../identity/index.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { SecretBox } from '../lib/secrets.js';
@@ -103,4 +104,7 @@ export interface ApiContext {
   /** Starts a one-off command for `petri run` (throws a UserError when the app has no release). */
   runOneOff: (app: App, request: OneOffRequest) => Promise<OneOffProcess>;
   addons: AddonOps;
+  /** Sign-ins (OIDC, LDAP, local passwords) and the re-check of sessions' users; absent in
+   * tests that sign nobody in. */
+  identity?: Identity;
 }

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../api/context.js';
 import { buildApi } from '../api/server.js';
+import { Identity } from '../identity/index.js';
 import { createOneOffRunner } from '../services/one-off.js';
 import type { Controllers } from './controllers.js';
 import type { Core } from './core.js';
@@ -12,7 +13,7 @@ import type { Core } from './core.js';
 const CLOSE_CUT_MS = 2000;
 
 export function apiContext(core: Core, { reconciler, builds, addons }: Controllers): ApiContext {
-  const { db, config, secrets, paths, logs, deployLogs, driver, egress } = core;
+  const { db, config, secrets, paths, logs, deployLogs, driver, egress, logger } = core;
   return {
     db,
     config,
@@ -35,6 +36,7 @@ export function apiContext(core: Core, { reconciler, builds, addons }: Controlle
     },
     runOneOff: createOneOffRunner({ db, driver, paths, config, secrets, egressProxyUrl: egress?.url }),
     addons,
+    identity: new Identity({ db, config, secrets, log: logger }),
   };
 }
 

@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../../src/api/context.js';
 import { buildApi } from '../../src/api/server.js';
+import { Identity } from '../../src/identity/index.js';
 import { loadConfig } from '../../src/lib/config.js';
 import { createLogger } from '../../src/lib/log.js';
 import { DataPaths } from '../../src/lib/paths.js';
@@ -24,11 +25,14 @@ export async function buildTestApi(
   context: Partial<ApiContext> = {},
 ): Promise<FastifyInstance> {
   const paths = new DataPaths(dir);
+  const config = loadConfig({ dataDir: dir, ...flags });
+  const secrets = testSecrets();
+  const log = createLogger('silent');
   return buildApi(
     {
       db,
-      config: loadConfig({ dataDir: dir, ...flags }),
-      secrets: testSecrets(),
+      config,
+      secrets,
       paths,
       logs: new LogStore({ dir: paths.logs }),
       deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
@@ -39,8 +43,10 @@ export async function buildTestApi(
       },
       flushEgress: async () => {},
       addons: unusedAddons(),
+      // Sign-ins as the server makes them (identity in flags configures LDAP or OIDC).
+      identity: new Identity({ db, config, secrets, log }),
       ...context,
     },
-    createLogger('silent'),
+    log,
   );
 }

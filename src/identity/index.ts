@@ -1,0 +1,329 @@
+// The sign-in side of the control plane, as the API sees it: which providers this Petri
+// offers, LDAP and local-password sign-ins (rate limited), invitations accepted with a new
+// password, and the re-check of a session's user with the provider that signed them in
+// (LDAP here, OIDC in oidc.ts), which ends every token of someone the provider dropped.
+import type { Logger } from 'pino';
+import { recordAudit } from '../domain/audit.js';
+import { mintToken } from '../domain/auth.js';
+import { invitationBySecret } from '../domain/invitations.js';
+import {
+  acceptInvitation,
+  auditRefusal,
+  auditSignIn,
+  invitationDetails,
+  markSessionChecked,
+  passwordAccount,
+  providerSaysGone,
+  refuseUnusable,
+  revokeOtherSessions,
+  setPasswordHash,
+  signIn,
+} from '../domain/sign-in.js';
+import { revokeAllTokens } from '../domain/users.js';
+import type { PetriConfig } from '../lib/config.js';
+import { errorMessage, UserError } from '../lib/errors.js';
+import type { SecretBox } from '../lib/secrets.js';
+import type { Store } from '../store/db.js';
+import type { Invitation, Token, User } from '../store/schema.js';
+import { LdapDirectory, type LdapRecheck } from './ldap.js';
+import { OidcProvider } from './oidc.js';
+import { checkNewPassword, hashPassword, verifyNothing, verifyPassword } from './passwords.js';
+import { FailedAttempt, SignInAttempts } from './rate-limit.js';
+
+export interface IdentityDeps {
+  db: Store;
+  config: Pick<PetriConfig, 'identity'>;
+  secrets: SecretBox;
+  log: Logger;
+}
+
+/** What a sign-in answers: the session token (shown once) and who it is for. */
+export interface SignedIn {
+  token: string;
+  user: { name: string; role: User['role']; email: string | null };
+}
+
+/** The sign-ins this server offers. */
+export interface Providers {
+  oidc: boolean;
+  ldap: boolean;
+  /** Local accounts with a password (always: invitations make them). */
+  password: boolean;
+}
+
+export class Identity {
+  readonly ldap?: LdapDirectory;
+  readonly oidc?: OidcProvider;
+  /** Failed sign-ins by address and by name, shared by every way of signing in. */
+  readonly attempts: SignInAttempts;
+  /** Re-checks in flight by token id: concurrent requests of one session share one. */
+  private readonly rechecks = new Map<number, Promise<void>>();
+
+  constructor(private readonly deps: IdentityDeps) {
+    const { identity } = deps.config;
+    if (identity.ldap) this.ldap = new LdapDirectory(identity.ldap, deps.log);
+    if (identity.oidc) this.oidc = new OidcProvider(deps, identity.oidc);
+    this.attempts = new SignInAttempts(identity.signInAttempts);
+  }
+
+  providers(): Providers {
+    return { oidc: this.oidc !== undefined, ldap: this.ldap !== undefined, password: true };
+  }
+
+  /** Signs in with an LDAP name and password: the entry found and bound, then signIn()'s
+   * decision (invitation, allowed group or domain), then a session token. */
+  async signInWithLdap(username: string, password: string, ip?: string): Promise<SignedIn> {
+    const ldap = this.ldap;
+    if (!ldap) {
+      throw new UserError(
+        'not_found',
+        "this Petri has no LDAP directory configured (identity.ldap); see 'GET /v1/auth/providers' for the sign-ins it offers",
+      );
+    }
+    const person = await this.attempt('ldap', username, ip, () => ldap.authenticate(username, password));
+    const { allowedDomains, allowedGroups, adminGroups } = ldap.config;
+    const user = await signIn(
+      this.deps.db,
+      {
+        provider: 'ldap',
+        subject: person.subject,
+        email: person.email,
+        ...(person.name ? { name: person.name } : {}),
+        groups: person.groups,
+      },
+      { allowedDomains, allowedGroups, adminGroups },
+      ip,
+    );
+    const recheck: LdapRecheck = { provider: 'ldap', dn: person.dn, username: person.username };
+    return this.startSession(user, `ldap sign-in from ${ip ?? 'unknown address'}`, recheck);
+  }
+
+  /** Signs in to a local account with its e-mail and password. */
+  async signInWithPassword(email: string, password: string, ip?: string): Promise<SignedIn> {
+    const user = await this.attempt('local', email, ip, async () => {
+      if (password.length === 0)
+        throw new FailedAttempt('the password is empty; type your password', 'empty password');
+      const account = await passwordAccount(this.deps.db, email);
+      if (!account?.password_hash) {
+        // As slow as a wrong password: the time taken does not tell which e-mails have accounts.
+        await verifyNothing(password);
+        throw new FailedAttempt(INVALID_EMAIL_OR_PASSWORD, 'unknown account');
+      }
+      if (!(await verifyPassword(password, account.password_hash))) {
+        throw new FailedAttempt(INVALID_EMAIL_OR_PASSWORD, 'wrong password');
+      }
+      return account;
+    });
+    try {
+      refuseUnusable(user);
+    } catch (err) {
+      await auditRefusal(this.deps.db, email, 'local', errorMessage(err), ip, {}, user.id);
+      throw err;
+    }
+    await auditSignIn(this.deps.db, user, 'local', ip);
+    return this.startSession(user, `password sign-in from ${ip ?? 'unknown address'}`);
+  }
+
+  /** Makes the local account an invitation link is for, with this password, and signs it in.
+   * A link works once: a second use, an expired or unknown link are refused (and audited). */
+  async acceptInvitation(secret: string, password: string, ip?: string): Promise<SignedIn> {
+    const user = await this.createFromInvitation(secret, password, ip);
+    return this.startSession(user, `invitation accepted from ${ip ?? 'unknown address'}`);
+  }
+
+  /** The invitation page's form: the account, without a session (a browser has no use for
+   * a token; the person signs in with 'petri login --email'). */
+  async createFromInvitation(secret: string, password: string, ip?: string): Promise<User> {
+    const invitation = await this.openInvitation(secret, ip);
+    checkNewPassword(password);
+    const user = await acceptInvitation(this.deps.db, invitation, await hashPassword(password), ip);
+    await auditSignIn(this.deps.db, user, 'invitation', ip);
+    return user;
+  }
+
+  private async openInvitation(link: string, ip?: string): Promise<Invitation> {
+    const secret = invitationSecret(link);
+    return this.attempt('invitation', `invitation:${secret.slice(0, 8)}`, ip, async () => {
+      try {
+        return await invitationBySecret(this.deps.db, secret);
+      } catch (err) {
+        // An unknown link counts against the address (guessing links); a used or expired one
+        // is someone's real link: refused, but not counted.
+        if (err instanceof UserError && err.code === 'not_found') {
+          throw new FailedAttempt(err.message, 'unknown invitation', 'not_found');
+        }
+        if (err instanceof UserError)
+          await auditRefusal(this.deps.db, '(invitation)', 'invitation', err.message, ip);
+        throw err;
+      }
+    });
+  }
+
+  /** The open invitation a link names, with its team and inviter (for its page); refuses an
+   * unknown, used or expired link (audited, and counted against the address if unknown). */
+  async invitation(secret: string, ip?: string) {
+    const invitation = await this.openInvitation(secret, ip);
+    return { invitation, ...(await invitationDetails(this.deps.db, invitation)) };
+  }
+
+  /** A local account's new password; the other sessions of the account end. */
+  async changePassword(
+    user: User,
+    token: Token | null,
+    current: string,
+    next: string,
+    ip?: string,
+  ): Promise<{ sessionsEnded: number }> {
+    if (user.provider !== 'local' || !user.password_hash) {
+      throw new UserError(
+        'bad_request',
+        user.provider === 'local'
+          ? 'your account has no password (it signs in with a token); ask an admin for an invitation to set one'
+          : `your account signs in with ${user.provider === 'ldap' ? 'LDAP' : 'single sign-on'}: change your password there`,
+      );
+    }
+    const hash = user.password_hash;
+    await this.attempt('local', user.email ?? user.name, ip, async () => {
+      if (!(await verifyPassword(current, hash))) {
+        throw new FailedAttempt('the current password is wrong', 'wrong current password');
+      }
+    });
+    checkNewPassword(next);
+    await setPasswordHash(this.deps.db, user.id, await hashPassword(next));
+    const ended = await revokeOtherSessions(this.deps.db, user.id, token?.id);
+    await recordAudit(
+      this.deps.db,
+      { name: user.email ?? user.name, userId: user.id, ip: ip ?? null },
+      'auth.password',
+      user.email ?? user.name,
+      { sessionsEnded: ended },
+    );
+    return { sessionsEnded: ended };
+  }
+
+  /** Re-checks a session's user with the provider that signed them in (called when the
+   * token's last check is older than identity.recheckSeconds): stamps the token, or ends
+   * every token of a user the provider no longer has and refuses (401). */
+  async recheck(user: User, token: Token): Promise<void> {
+    const running = this.rechecks.get(token.id);
+    if (running) return running;
+    const run = this.recheckOnce(user, token).finally(() => this.rechecks.delete(token.id));
+    this.rechecks.set(token.id, run);
+    return run;
+  }
+
+  private async recheckOnce(user: User, token: Token): Promise<void> {
+    const { db } = this.deps;
+    const data = this.recheckData(token);
+    if (data === undefined) {
+      // A local password's session: the account itself is checked on every request.
+      await markSessionChecked(db, token.id);
+      return;
+    }
+    if (data === null) {
+      throw new UserError(
+        'unauthorized',
+        "your session can no longer be checked (the server's key changed); run 'petri login' again",
+      );
+    }
+    if (data.provider === 'ldap') {
+      if (!this.ldap) return this.gone(user, 'ldap', 'LDAP sign-in is no longer configured');
+      // 'unavailable' (the directory cannot be asked) goes to the caller as is: nothing is revoked.
+      const { dn, username } = data;
+      if (typeof dn !== 'string' || typeof username !== 'string') {
+        throw new UserError(
+          'unauthorized',
+          "your session is not one Petri can check; run 'petri login' again",
+        );
+      }
+      if (!(await this.ldap.stillThere({ provider: 'ldap', dn, username }))) {
+        return this.gone(
+          user,
+          'ldap',
+          'the LDAP entry is gone or no longer matches identity.ldap.userFilter',
+        );
+      }
+      await markSessionChecked(db, token.id);
+      return;
+    }
+    if (data.provider === 'oidc') {
+      if (!this.oidc) return this.gone(user, 'oidc', 'single sign-on is no longer configured');
+      try {
+        const { recheckSealed } = await this.oidc.recheck(user, token);
+        await markSessionChecked(db, token.id, recheckSealed);
+      } catch (err) {
+        // oidc.ts has audited why; every token of the user ends here.
+        if (err instanceof UserError && err.code === 'unauthorized') await revokeAllTokens(db, user.id);
+        throw err;
+      }
+      return;
+    }
+    throw new UserError('unauthorized', "your session is of an unknown kind; run 'petri login' again");
+  }
+
+  /** The provider dropped the user: every token of theirs ends, on the record, and 401. */
+  private async gone(user: User, provider: string, reason: string): Promise<never> {
+    await providerSaysGone(this.deps.db, user, provider, reason);
+    throw new UserError(
+      'unauthorized',
+      `your ${provider === 'ldap' ? 'LDAP account' : 'single sign-on account'} no longer signs in to Petri (${reason}); every token of yours was revoked: ask an admin if this is a mistake`,
+    );
+  }
+
+  /** The session's sealed re-check data: undefined when it has none, null when unreadable. */
+  private recheckData(token: Token): ({ provider?: string } & Record<string, unknown>) | null | undefined {
+    if (!token.recheck_sealed) return undefined;
+    try {
+      return JSON.parse(this.deps.secrets.open(token.recheck_sealed)) as { provider?: string };
+    } catch {
+      return null;
+    }
+  }
+
+  /** A session token for the user, valid identity.sessionDays, re-checked against `recheck`. */
+  async startSession(user: User, description: string, recheck?: object): Promise<SignedIn> {
+    const days = this.deps.config.identity.sessionDays;
+    const { secret } = await mintToken(this.deps.db, user.id, description, {
+      kind: 'session',
+      expiresAt: new Date(Date.now() + days * 86_400_000).toISOString(),
+      recheckSealed: recheck ? this.deps.secrets.seal(JSON.stringify(recheck)) : null,
+    });
+    return { token: secret, user: { name: user.name, role: user.role, email: user.email } };
+  }
+
+  /** Runs a password check under the rate limit: refused at once (429) past the limit; a
+   * failed check is counted, audited and answered 401; a success clears the name's count. */
+  private async attempt<T>(
+    provider: string,
+    name: string,
+    ip: string | undefined,
+    check: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      this.attempts.check(ip, name);
+    } catch (err) {
+      await auditRefusal(this.deps.db, name, provider, errorMessage(err), ip, { rateLimited: true });
+      throw err;
+    }
+    try {
+      const result = await check();
+      this.attempts.succeed(name);
+      return result;
+    } catch (err) {
+      if (err instanceof FailedAttempt) {
+        this.attempts.fail(ip, name);
+        await auditRefusal(this.deps.db, name, provider, err.reason, ip);
+      }
+      throw err;
+    }
+  }
+}
+
+const INVALID_EMAIL_OR_PASSWORD = 'invalid e-mail or password';
+
+/** The secret of an invitation, given alone or as the whole link (…/invite/SECRET). */
+export function invitationSecret(link: string): string {
+  const trimmed = link.trim();
+  const at = trimmed.lastIndexOf('/invite/');
+  return (at === -1 ? trimmed : trimmed.slice(at + '/invite/'.length)).replace(/[/?#].*$/, '');
+}
