@@ -186,6 +186,17 @@ function checkUsable(invitation: Invitation): void {
  * meanwhile, so it is consumed exactly once. */
 export async function consumeInvitation(tx: Store, invitation: Invitation, userId: number): Promise<void> {
   checkUsable(invitation);
+  // An invitation is for one address: it never lets in an account with another.
+  const user = await tx
+    .selectFrom('users')
+    .select(['role', 'email'])
+    .where('id', '=', userId)
+    .executeTakeFirstOrThrow();
+  if (user.email !== invitation.email)
+    throw new UserError(
+      'forbidden',
+      `this invitation is for ${invitation.email}; sign in with that address, or ask an admin to invite ${user.email ?? 'you'}`,
+    );
   const at = now();
   const result = await tx
     .updateTable('invitations')
@@ -200,7 +211,6 @@ export async function consumeInvitation(tx: Store, invitation: Invitation, userI
       "this invitation was used already; an invitation works once: sign in with 'petri login'",
     );
   // The invitation's role, unless the user has a higher one already (never a demotion).
-  const user = await tx.selectFrom('users').select('role').where('id', '=', userId).executeTakeFirstOrThrow();
   if (ROLE_RANK[invitation.role] > ROLE_RANK[user.role])
     await tx.updateTable('users').set({ role: invitation.role }).where('id', '=', userId).execute();
   if (invitation.team_id !== null) {

@@ -110,6 +110,17 @@ describe('users', () => {
     // The sign-in with that e-mail consumes it: the role and the team come with it.
     const found = await invitationBySecret(db, secret);
     assert.equal((await openInvitationFor(db, 'BEA@example.org'))?.id, found.id);
+    // Someone else holding the link cannot use it for their own address.
+    const mallory = await createUser(db, 'mallory@example.org', 'member', { email: 'mallory@example.org' });
+    await assert.rejects(
+      db.transaction().execute((tx) => consumeInvitation(tx, found, mallory.id)),
+      /this invitation is for bea@example.org/,
+    );
+    assert.equal(
+      (await db.selectFrom('users').select('role').where('id', '=', mallory.id).executeTakeFirstOrThrow())
+        .role,
+      'member',
+    );
     const bea = await createUser(db, 'bea@example.org', 'member', { email: 'bea@example.org' });
     await db.transaction().execute((tx) => consumeInvitation(tx, found, bea.id));
     const after = await db.selectFrom('users').selectAll().where('id', '=', bea.id).executeTakeFirstOrThrow();
