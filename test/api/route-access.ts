@@ -79,4 +79,10 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   ['GET /v1/teams/{team}/quotas', 'team.read'],
   ['PATCH /v1/teams/{team}/quotas', 'platform.admin'],
   ['POST /v1/apps/{name}/transfer', 'app.admin'],
+  // B2: LDAP and local passwords, invitations accepted with a password, the providers offered.
+  ['GET /v1/auth/providers', 'public'],
+  ['POST /v1/auth/ldap', 'public'],
+  ['POST /v1/auth/password', 'public'],
+  ['POST /v1/auth/invitations/accept', 'public'],
+  ['POST /v1/auth/password/change', 'signed-in'],
 ];
