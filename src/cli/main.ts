@@ -8,6 +8,7 @@ import { ApiError, ConnectionError } from '../client/index.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import { registerAddons } from './addons.js';
 import { registerApps } from './apps.js';
+import { registerAudit } from './audit.js';
 import { registerBuilds } from './builds.js';
 import { registerConfig } from './config.js';
 import { createContext } from './context.js';
@@ -61,6 +62,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerUsers(program, ctx);
     registerTokens(program, ctx);
     registerTeams(program, ctx);
+    registerAudit(program, ctx);
     registerQuotas(program, ctx);
     // `petri run` and `petri addons shell` attach the same terminal.
     const terminal: Terminal = {

@@ -15,6 +15,9 @@ import type {
   App,
   AppEgress,
   AppUpdate,
+  AuditFilters,
+  AuditList,
+  AuditVerification,
   ChangeUserBody,
   ConfigChange,
   ConfigVars,
@@ -483,6 +486,19 @@ export class PetriClient {
   async listAllBackups(): Promise<AddonBackup[]> {
     return (await this.json<{ backups: AddonBackup[] }>({ method: 'GET', path: '/v1/addon-backups' }))
       .backups;
+  }
+
+  /** The audit trail as the caller may see it, newest first; `next` is the `before` of the next page. */
+  audit(filters: AuditFilters = {}): Promise<AuditList> {
+    const query = Object.fromEntries(
+      Object.entries(filters).flatMap(([key, value]) => (value === undefined ? [] : [[key, String(value)]])),
+    );
+    return this.json<AuditList>({ method: 'GET', path: '/v1/audit', query });
+  }
+
+  /** Checks the audit trail's hash chain from its first event (admins and auditors). */
+  verifyAudit(): Promise<AuditVerification> {
+    return this.json<AuditVerification>({ method: 'GET', path: '/v1/audit/verify', slow: true });
   }
 
   /** Single sign-on in a browser, first half: the provider's page to open (no token needed). */

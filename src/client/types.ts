@@ -1,7 +1,7 @@
 // The shapes the Petri API answers with, as the CLI and the dashboard see them: the API
 // contract's own types (src/contract), so client and server cannot drift apart. Only
 // what the client itself decides lives here.
-import type { DeployStatus, ReleaseStatus } from '../contract/index.js';
+import type { AuditQuery, DeployStatus, ReleaseStatus } from '../contract/index.js';
 
 export type {
   Addon,
@@ -21,6 +21,10 @@ export type {
   AppSettings,
   AppStatus,
   AppUpdate,
+  AuditEvent,
+  AuditList,
+  AuditOutcome,
+  AuditVerification,
   ChangeUserBody,
   ConfigChange,
   ConfigVars,
@@ -77,3 +81,6 @@ export type {
 export const TERMINAL_RELEASE_STATUSES: readonly ReleaseStatus[] = ['succeeded', 'failed'];
 
 export const TERMINAL_DEPLOY_STATUSES: readonly DeployStatus[] = ['succeeded', 'failed'];
+
+/** What `GET /v1/audit` filters by; absent: not filtered (the server's default limit, 100). */
+export type AuditFilters = Partial<AuditQuery>;

@@ -24,6 +24,7 @@ import type {
   Release,
 } from '../../src/client/index.js';
 import { ContractChecker } from './contract.js';
+import { handleAudit } from './fake-audit.js';
 import { handleTeams, teamForNewApp, transferApp } from './fake-teams.js';
 
 export const TOKEN = 'secret-token';
@@ -519,6 +520,8 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
     });
   if (resource === 'addon-backups') return handleAllBackups(fake, method, parts.slice(2), res);
   if (resource === 'teams') return handleTeams(fake, method, parts.slice(2), body, res, { send, fail });
+  if (resource === 'audit')
+    return handleAudit(fake, method, parts.slice(2), url.searchParams, res, { send, fail });
   if (resource !== 'apps') return fail(res, 404, 'not_found', `no route ${url.pathname}`);
 
   if (name === undefined) {
