@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs } from 'kysely';
 import { insertProvisioningAddon } from '../../src/domain/addons.js';
 import { sleepApp } from '../../src/domain/apps.js';
 import { createUser, issueToken } from '../../src/domain/auth.js';
@@ -19,21 +18,9 @@ import { DataPaths } from '../../src/lib/paths.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import type { App, User } from '../../src/store/schema.js';
 import { buildTestApi, testSecrets } from './test-api.js';
+import { yieldingStore } from './yielding-store.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-
-/** Every query answers a turn of the event loop later, as a database over a socket would.
- * better-sqlite3 answers at once, so without this a request's queries would never interleave
- * with another's, and a check made outside its write's transaction would pass this test. */
-class YieldEachQuery implements KyselyPlugin {
-  transformQuery(args: PluginTransformQueryArgs) {
-    return args.node;
-  }
-  async transformResult(args: PluginTransformResultArgs) {
-    await new Promise((resolve) => setImmediate(resolve));
-    return args.result;
-  }
-}
 
 describe('team quotas', () => {
   let dir: string;
@@ -236,7 +223,7 @@ describe('team quotas', () => {
   });
 
   test('many requests at once get exactly the room there is', async (t) => {
-    const racing = await buildTestApi(dir, db.withPlugin(new YieldEachQuery()), {
+    const racing = await buildTestApi(dir, yieldingStore(db), {
       quotas: { apps: 3, memoryMiB: 2048, addons: 2 },
     });
     const race = (who: string, method: Method, url: string, payload?: object) =>
@@ -303,7 +290,7 @@ describe('team quotas', () => {
     const created = await Promise.allSettled(
       [0, 1, 2].map((i) =>
         insertProvisioningAddon(
-          db.withPlugin(new YieldEachQuery()),
+          yieldingStore(db),
           testSecrets(),
           users.max!,
           moved,

@@ -11,6 +11,7 @@ import { createUser, issueToken } from '../../src/domain/auth.js';
 import { DataPaths } from '../../src/lib/paths.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { buildTestApi } from './test-api.js';
+import { yieldingStore } from './yielding-store.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -179,6 +180,42 @@ describe('teams', () => {
       (await call('bob', 'PUT', '/v1/teams/labs/members/ana@example.org', { role: 'admin' })).statusCode,
       200,
     );
+  });
+
+  test('admins stepping down or taking each other out all at once leave the team one admin', async (t) => {
+    const racing = await buildTestApi(dir, yieldingStore(db));
+    t.after(() => racing.close());
+    const race = (who: string, method: Method, url: string, payload?: object) =>
+      racing.inject({ method, url, payload, headers: { authorization: `Bearer ${tokens[who]}` } });
+    const admins = async () =>
+      (await call('root', 'GET', '/v1/teams/duo'))
+        .json()
+        .members.filter((m: { role: string }) => m.role === 'admin');
+    const everyone = ['ana', 'bob', 'carl', 'vera', 'aud', 'root'];
+    const allAdmins = async () => {
+      for (const who of everyone) {
+        await call('root', 'PUT', `/v1/teams/duo/members/${who}@example.org`, { role: 'admin' });
+      }
+      assert.equal((await admins()).length, everyone.length);
+    };
+    assert.equal((await call('ana', 'POST', '/v1/teams', { name: 'duo' })).statusCode, 201);
+    await allAdmins();
+    const down = await Promise.all(
+      everyone.map((who) => race(who, 'PUT', `/v1/teams/duo/members/${who}@example.org`, { role: 'member' })),
+    );
+    assert.equal(down.filter((r) => r.statusCode === 200).length, everyone.length - 1);
+    assert.equal((await admins()).length, 1);
+
+    await allAdmins();
+    // Each takes out the next one.
+    const out = await Promise.all(
+      everyone.map((who, i) =>
+        race(who, 'DELETE', `/v1/teams/duo/members/${everyone[(i + 1) % everyone.length]}@example.org`),
+      ),
+    );
+    // Some go; those already taken out are refused; never the last.
+    assert.ok(out.filter((r) => r.statusCode === 204).length < everyone.length);
+    assert.ok((await admins()).length >= 1);
   });
 
   test("a personal team is its person's alone", async () => {
