@@ -222,6 +222,16 @@ describe('the audit trail through the API', () => {
     }
   });
 
+  test('a request for no route is recorded, with its path as the target', async () => {
+    const res = await api.inject({ method: 'POST', url: '/v1/nothing/here?x=1', headers: as('bob') });
+    assert.equal(res.statusCode, 404);
+    const event = await eventOf(String(res.headers['x-request-id']));
+    assert.deepEqual(
+      [event.actor, event.action, event.target, event.outcome],
+      ['bob', 'POST (unknown route)', '/v1/nothing/here', 'denied'],
+    );
+  });
+
   test("a refused token is its holder's (expired, revoked), not anonymous", async () => {
     const ana = users.get('ana')!;
     const expired = await issueToken(db, ana.id, 'old', { expiresAt: '2020-01-01T00:00:00.000Z' });
@@ -402,6 +412,9 @@ describe('the audit trail through the API', () => {
     );
     const settings = await list('aud', '?action=app&limit=1000');
     assert.ok(settings.length > 0 && settings.every((e) => e.action.startsWith('app.')));
+    // LIKE's wildcards are plain characters here.
+    assert.deepEqual(await list('aud', '?action=%25'), []);
+    assert.deepEqual(await list('aud', '?action=_pp'), []);
     const denied = await list('aud', '?outcome=denied&limit=1000');
     assert.ok(denied.length > 0 && denied.every((e) => e.outcome === 'denied'));
 
