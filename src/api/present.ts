@@ -17,7 +17,10 @@ export async function presentApp(db: Store, config: PetriConfig, app: App) {
 export async function presentApps(db: Store, config: PetriConfig, apps: App[]) {
   if (apps.length === 0) return [];
   const { instances, owners, releases, pending, formations } = await appListingRows(db, apps);
-  const teamOf = await teamNames(db, apps.map((a) => a.team_id));
+  const teamOf = await teamNames(
+    db,
+    apps.map((a) => a.team_id),
+  );
   const byApp = <T extends { app_id: number }>(rows: T[]) => {
     const map = new Map<number, T[]>();
     for (const row of rows) {
