@@ -81,6 +81,7 @@ export const CreateAppBody = Type.Object(
     name: Type.String({ description: 'must match ^[a-z][a-z0-9-]{1,29}$' }),
     team: Type.Optional(
       Type.String({
+        maxLength: 100,
         description: 'the team it belongs to (you must be a member or admin); default: your personal team',
       }),
     ),

@@ -77,7 +77,7 @@ export const TeamDetail = Type.Object({
 export type TeamDetail = Static<typeof TeamDetail>;
 
 export const CreateTeamBody = Type.Object(
-  { name: Type.String({ description: 'must match ^[a-z][a-z0-9-]{1,29}$' }) },
+  { name: Type.String({ maxLength: 100, description: 'must match ^[a-z][a-z0-9-]{1,29}$' }) },
   { additionalProperties: false },
 );
 export type CreateTeamBody = Static<typeof CreateTeamBody>;
@@ -109,7 +109,7 @@ export const QuotaUpdate = Type.Object(
 export type QuotaUpdate = Static<typeof QuotaUpdate>;
 
 export const TransferAppBody = Type.Object(
-  { team: Type.String({ description: 'the team the app moves to' }) },
+  { team: Type.String({ maxLength: 100, description: 'the team the app moves to' }) },
   { additionalProperties: false },
 );
 export type TransferAppBody = Static<typeof TransferAppBody>;

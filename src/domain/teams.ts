@@ -132,8 +132,15 @@ export async function listTeams(db: Store, user: User): Promise<TeamSummary[]> {
   }));
 }
 
-/** A shared team; its creator is its first admin. */
-export async function createTeam(db: Store, user: User, name: unknown, ip?: string): Promise<Team> {
+/** A shared team; its creator is its first admin. A person who is not a platform admin may
+ * be admin of at most `teamsPerPerson` shared teams (ceilings.teamsPerPerson). */
+export async function createTeam(
+  db: Store,
+  user: User,
+  name: unknown,
+  ip?: string,
+  teamsPerPerson = Number.POSITIVE_INFINITY,
+): Promise<Team> {
   const teamName = validateTeamName(name);
   if (user.kind === 'bot') {
     throw new UserError(
@@ -144,6 +151,22 @@ export async function createTeam(db: Store, user: User, name: unknown, ip?: stri
   return db.transaction().execute(async (tx) => {
     if (await findTeam(tx, teamName)) {
       throw new UserError('conflict', `team '${teamName}' already exists; pick another name`);
+    }
+    if (user.role !== 'admin') {
+      const led = await tx
+        .selectFrom('team_members')
+        .innerJoin('teams', 'teams.id', 'team_members.team_id')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('team_members.user_id', '=', user.id)
+        .where('team_members.role', '=', 'admin')
+        .where('teams.personal_of', 'is', null)
+        .executeTakeFirstOrThrow();
+      if (Number(led.n) >= teamsPerPerson) {
+        throw new UserError(
+          'bad_request',
+          `you are already admin of ${led.n} teams, the ceiling of ${teamsPerPerson} per person (ceilings.teamsPerPerson); hand one over to another admin or use one of them`,
+        );
+      }
     }
     const at = now();
     const team = await tx

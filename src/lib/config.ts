@@ -146,6 +146,9 @@ export interface Ceilings {
   queuedDeploysPerOwner: number;
   /** Apps one user owns. */
   appsPerOwner: number;
+  /** Shared teams one person (not a platform admin) may be an admin of: each has quotas of
+   * its own, and a script must not be able to fill the store with teams. */
+  teamsPerPerson: number;
 }
 
 /** The default quotas of a team: they bound a team's share of the platform, where the
@@ -233,6 +236,7 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
     oneOffsPerOwner: 5,
     queuedDeploysPerOwner: 3,
     appsPerOwner: 20,
+    teamsPerPerson: 20,
   },
   quotas: { apps: 20, memoryMiB: 8192, addons: 10 },
   addons: {
@@ -553,6 +557,7 @@ function validateCeilings(value: unknown): Ceilings {
     oneOffsPerOwner: integer(raw, 'oneOffsPerOwner', 1, 100_000),
     queuedDeploysPerOwner: integer(raw, 'queuedDeploysPerOwner', 1, 10_000),
     appsPerOwner: integer(raw, 'appsPerOwner', 1, 100_000),
+    teamsPerPerson: integer(raw, 'teamsPerPerson', 1, 100_000),
   };
 }
 

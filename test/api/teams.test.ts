@@ -287,6 +287,44 @@ describe('teams', () => {
     );
   });
 
+  test('a person leads a bounded number of teams; names in bodies are bounded too', async (t) => {
+    const bounded = await buildTestApi(dir, db, { ceilings: { teamsPerPerson: 3 } });
+    t.after(() => bounded.close());
+    const create = (who: string, name: string) =>
+      bounded.inject({
+        method: 'POST',
+        url: '/v1/teams',
+        payload: { name },
+        headers: { authorization: `Bearer ${tokens[who]}` },
+      });
+    // vera leads no shared team yet: three, then the ceiling.
+    for (const name of ['v-one', 'v-two', 'v-three'])
+      assert.equal((await create('vera', name)).statusCode, 201);
+    const fourth = await create('vera', 'v-four');
+    assert.equal(fourth.statusCode, 400);
+    assert.match(
+      message(fourth),
+      /already admin of 3 teams, the ceiling of 3 per person \(ceilings.teamsPerPerson\)/,
+    );
+    // Handing one over makes room; platform admins are not bounded.
+    await call('vera', 'PUT', '/v1/teams/v-one/members/bob@example.org', { role: 'admin' });
+    await call('vera', 'DELETE', '/v1/teams/v-one/members/vera@example.org');
+    assert.equal((await create('vera', 'v-four')).statusCode, 201);
+    for (const name of ['r-one', 'r-two', 'r-three', 'r-four']) {
+      assert.equal((await create('root', name)).statusCode, 201);
+    }
+    const long = 'x'.repeat(200_000);
+    for (const [method, url, payload] of [
+      ['POST', '/v1/teams', { name: long }],
+      ['POST', '/v1/apps', { name: 'long-team', team: long }],
+      ['POST', '/v1/apps/vera-app/transfer', { team: long }],
+    ] as const) {
+      const res = await call('vera', method, url, payload);
+      assert.equal(res.statusCode, 400, url);
+      assert.ok(res.body.length < 1000, `${url} answers without repeating the name`);
+    }
+  });
+
   test('team changes are on the audit trail', async () => {
     const actions = (await db.selectFrom('audit_events').select(['action', 'target']).execute()).map(
       (e) => `${e.action} ${e.target}`,

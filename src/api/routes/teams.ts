@@ -73,7 +73,7 @@ export function teamRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const team = await createTeam(db, req.user, req.body.name, req.ip);
+      const team = await createTeam(db, req.user, req.body.name, req.ip, config.ceilings.teamsPerPerson);
       return reply.code(201).send(presentDetail(await teamDetail(db, req.user, team, config.quotas)));
     },
   );
