@@ -25,6 +25,7 @@ import { addonRoutes } from './routes/addons.js';
 import { appRoutes } from './routes/apps.js';
 import { auditRoutes } from './routes/audit.js';
 import { authRoutes } from './routes/auth.js';
+import { authOidcRoutes } from './routes/auth-oidc.js';
 import { deployRoutes } from './routes/deploys.js';
 import { egressRoutes } from './routes/egress.js';
 import { gitRoutes } from './routes/git.js';
@@ -151,6 +152,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   );
   userRoutes(api, ctx); // /v1/whoami and /v1/users
   tokenRoutes(api, ctx);
+  authOidcRoutes(api, ctx); // public: how a session token is had
   authRoutes(api, ctx); // LDAP, local passwords, invitations; /invite/:secret's page
   appRoutes(api, ctx);
   deployRoutes(api, ctx, uploads);

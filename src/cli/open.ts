@@ -39,7 +39,7 @@ export function browserCommand(env: Record<string, string | undefined>, url: str
  * Starts the browser and lets it run on its own: lib/exec waits for a command to end, and
  * a browser may run for hours. Resolves with why it could not start, or undefined.
  */
-function launch([file, ...args]: string[]): Promise<string | undefined> {
+export function launch([file, ...args]: string[]): Promise<string | undefined> {
   return new Promise((resolve) => {
     if (!file) return resolve('empty command');
     const child = spawn(file, args, { detached: true, stdio: 'ignore' });

@@ -4,6 +4,7 @@
 export * from './addons.js';
 export * from './apps.js';
 export * from './auth.js';
+export * from './auth-oidc.js';
 export * from './common.js';
 export * from './deploys.js';
 export * from './egress.js';

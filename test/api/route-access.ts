@@ -79,6 +79,11 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   ['GET /v1/teams/{team}/quotas', 'team.read'],
   ['PATCH /v1/teams/{team}/quotas', 'platform.admin'],
   ['POST /v1/apps/{name}/transfer', 'app.admin'],
+  // B1: single sign-on (OIDC) in a browser or with a device code: how a token is had.
+  ['POST /v1/auth/oidc/start', 'public'],
+  ['POST /v1/auth/oidc/finish', 'public'],
+  ['POST /v1/auth/device/start', 'public'],
+  ['POST /v1/auth/device/poll', 'public'],
   // B2: LDAP and local passwords, invitations accepted with a password, the providers offered.
   ['GET /v1/auth/providers', 'public'],
   ['POST /v1/auth/ldap', 'public'],
