@@ -304,10 +304,16 @@ export async function listAudit(
     .selectAll('audit_events')
     .select('teams.name as team_name');
   if (myTeams) {
-    const teams = [...myTeams];
     query = query.where((eb) =>
       eb.or([
-        ...(teams.length > 0 ? [eb('audit_events.team_id', 'in', teams)] : []),
+        eb(
+          'audit_events.team_id',
+          'in',
+          eb
+            .selectFrom('team_members')
+            .select('team_members.team_id')
+            .where('team_members.user_id', '=', viewer.id),
+        ),
         eb('audit_events.actor_id', '=', viewer.id),
       ]),
     );
