@@ -6,12 +6,15 @@
 //   --url URL --token TOKEN   a token made earlier (admin.token, `petri tokens create`)
 //   (no flag)                 the organisation's single sign-on in a browser (login-oidc.ts)
 //   --device                  single sign-on with a code typed on another device (login-oidc.ts)
+//   --ldap USER, --email EMAIL   an LDAP or a local account's password (login-password.ts)
+//   --invite LINK             accept an invitation by choosing a password (login-password.ts)
 // A new flow adds its option in registerLogin and its branch in signInFlow.
 import type { Command } from 'commander';
 import { PetriClient } from '../client/index.js';
 import { errorMessage } from '../lib/errors.js';
 import { type Context, USER_AGENT } from './context.js';
 import { loginWithBrowser, loginWithDevice } from './login-oidc.js';
+import { loginWithEmail, loginWithInvite, loginWithLdap } from './login-password.js';
 import { UsageError } from './output.js';
 import {
   checkUrl,
@@ -39,6 +42,10 @@ export interface LoginOptions {
   profile?: string;
   list?: boolean;
   device?: boolean;
+  ldap?: string;
+  email?: string;
+  invite?: string;
+  passwordStdin?: boolean;
 }
 
 /** Where a login goes: the file, what it holds, the profile, and the server if known. */
@@ -65,6 +72,10 @@ export function registerLogin(program: Command, ctx: Context): void {
       '--device',
       'single sign-on with a code typed in a browser on any device (no local browser needed)',
     )
+    .option('--ldap <user>', 'sign in with your LDAP user name and password')
+    .option('--email <email>', 'sign in to a local account with its e-mail and password')
+    .option('--invite <link>', 'accept an invitation link by choosing a password for a new local account')
+    .option('--password-stdin', 'with --ldap, --email or --invite: read the password from stdin (scripts)')
     .option(
       '--profile <name>',
       'store the login under this name and make it current (default: $PETRI_PROFILE, else the current profile)',
@@ -113,7 +124,9 @@ async function loginTarget(ctx: Context, opts: LoginOptions): Promise<LoginTarge
 
 /** The flow the options ask for, and its answer. */
 async function signInFlow(ctx: Context, opts: LoginOptions, target: LoginTarget): Promise<LoginResult> {
-  const token = opts.token ?? (opts.device ? undefined : ctx.io.env.PETRI_TOKEN);
+  const asked =
+    opts.device || opts.ldap !== undefined || opts.email !== undefined || opts.invite !== undefined;
+  const token = opts.token ?? (asked ? undefined : ctx.io.env.PETRI_TOKEN);
   if (token !== undefined) {
     if (!target.url) {
       throw new UsageError(
@@ -122,7 +135,11 @@ async function signInFlow(ctx: Context, opts: LoginOptions, target: LoginTarget)
     }
     return { url: target.url, token };
   }
+  // An invitation link names its server; --url only overrides it when given.
+  if (opts.invite !== undefined) return loginWithInvite(ctx, opts.invite, opts.url && target.url, opts);
   const url = needUrl(target.url);
+  if (opts.ldap !== undefined) return loginWithLdap(ctx, url, opts.ldap, opts);
+  if (opts.email !== undefined) return loginWithEmail(ctx, url, opts.email, opts);
   if (opts.device) return loginWithDevice(ctx, url);
   return loginWithBrowser(ctx, url);
 }

@@ -16,6 +16,7 @@ import { registerDeploy } from './deploy.js';
 import { registerEgress } from './egress.js';
 import { registerGit } from './git.js';
 import { registerLogin } from './login.js';
+import { registerPasswd } from './login-password.js';
 import { registerLogs } from './logs.js';
 import { registerOpen } from './open.js';
 import { type Io, type Output, UsageError } from './output.js';
@@ -49,6 +50,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
   try {
     const program = buildProgram(fullIo);
     registerLogin(program, ctx);
+    registerPasswd(program, ctx);
     registerApps(program, ctx);
     registerDeploy(program, ctx);
     registerLogs(program, ctx);

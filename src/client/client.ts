@@ -15,6 +15,7 @@ import type {
   App,
   AppEgress,
   AppUpdate,
+  AuthProviders,
   AuditFilters,
   AuditList,
   AuditVerification,
@@ -42,6 +43,7 @@ import type {
   OidcFinishBody,
   OidcStart,
   OidcStartBody,
+  PasswordChanged,
   ProcessList,
   QuotaUpdate,
   Release,
@@ -519,6 +521,39 @@ export class PetriClient {
   /** Whether the device sign-in is done: pending, or the session token. */
   devicePoll(input: DevicePollBody): Promise<DevicePoll> {
     return this.json<DevicePoll>({ method: 'POST', path: '/v1/auth/device/poll', json: input });
+  }
+
+  /** The ways of signing in this server offers (no token needed). */
+  authProviders(): Promise<AuthProviders> {
+    return this.json<AuthProviders>({ method: 'GET', path: '/v1/auth/providers' });
+  }
+
+  /** Signs in with an LDAP user name and password: a session token. */
+  signInWithLdap(username: string, password: string): Promise<SignedIn> {
+    return this.json<SignedIn>({ method: 'POST', path: '/v1/auth/ldap', json: { username, password } });
+  }
+
+  /** Signs in to a local account with its e-mail and password: a session token. */
+  signInWithPassword(email: string, password: string): Promise<SignedIn> {
+    return this.json<SignedIn>({ method: 'POST', path: '/v1/auth/password', json: { email, password } });
+  }
+
+  /** Makes the invited local account with this password (an invitation works once): a session token. */
+  acceptInvitation(invitation: string, password: string): Promise<SignedIn> {
+    return this.json<SignedIn>({
+      method: 'POST',
+      path: '/v1/auth/invitations/accept',
+      json: { invitation, password },
+    });
+  }
+
+  /** A local account's new password; the account's other sessions end. */
+  changePassword(current: string, next: string): Promise<PasswordChanged> {
+    return this.json<PasswordChanged>({
+      method: 'POST',
+      path: '/v1/auth/password/change',
+      json: { current, new: next },
+    });
   }
 
   private async json<T>(call: Call): Promise<T> {
