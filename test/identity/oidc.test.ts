@@ -257,6 +257,11 @@ describe('OIDC sign-in against a real provider', () => {
     const pending = await post('/v1/auth/device/poll', { flow: device.flow, secret });
     assert.equal(pending.statusCode, 200, pending.body);
     assert.equal(pending.json().status, 'pending');
+    // Without a body: the answer carries the secret to poll with.
+    const bare = await api.inject({ method: 'POST', url: '/v1/auth/device/start' });
+    assert.equal(bare.statusCode, 200, bare.body);
+    const { flow, secret: given } = bare.json() as { flow: string; secret: string };
+    assert.equal((await post('/v1/auth/device/poll', { flow, secret: given })).json().status, 'pending');
     const wrong = await post('/v1/auth/device/poll', { flow: device.flow, secret: `${secret}x` });
     assert.equal(wrong.statusCode, 401);
     const page = await new TestBrowser('ana').run(devicePage(device.verificationUri, device.userCode));

@@ -66,8 +66,12 @@ export function authOidcRoutes(api: Api, ctx: ApiContext): void {
         body: DeviceStartBody,
         response: { 200: DeviceStart, ...errorResponses },
       },
+      // The body is optional (no secretHash: the answer carries a secret to poll with).
+      preValidation: async (req) => {
+        req.body ??= {};
+      },
     },
-    async (req) => provider().startDevice(req.body ?? {}, req.ip),
+    async (req) => provider().startDevice(req.body, req.ip),
   );
 
   api.post(
