@@ -31,8 +31,10 @@ export function createRedisProvider(adminUrl: string): AddonProvider {
 /** What an add-on's login may do, as ACL SETUSER rules: every ordinary data command on its
  * own keys and channels; nothing that reads or changes other keys, other databases, server
  * state or configuration, other connections or users. Denials also name commands that
- * @dangerous/@admin hold today, because category contents move between Redis versions. */
-export function loginRules(resource: string, password: string): string[] {
+ * @dangerous/@admin hold today, because category contents move between Redis versions.
+ * `setinfo`: the server knows CLIENT SETINFO (Redis 7.2 and later), which clients send at
+ * connect; naming it on an older server would make ACL SETUSER fail. */
+export function loginRules(resource: string, password: string, setinfo = false): string[] {
   const prefix = keyPrefix(resource);
   return [
     'reset',
@@ -57,7 +59,6 @@ export function loginRules(resource: string, password: string): string[] {
     // The dataset, persistence, replication and the server itself.
     '-flushdb',
     '-flushall',
-    '-info',
     '-config',
     '-debug',
     '-monitor',
@@ -77,6 +78,7 @@ export function loginRules(resource: string, password: string): string[] {
     '+client|info',
     '+client|getname',
     '+client|setname',
+    ...(setinfo ? ['+client|setinfo'] : []),
     '-acl',
     '+acl|whoami',
     // PUBSUB CHANNELS/NUMSUB name other add-ons' channels.
@@ -90,6 +92,11 @@ export function loginRules(resource: string, password: string): string[] {
     // Redis 7 refuses SORT's BY and GET patterns to a user without access to every key.
     '+sort',
     '+sort_ro',
+    // INFO is what clients ask at connect (ioredis's ready check, BullMQ's version and
+    // eviction policy check, RQ's version). Every section holds only totals for the whole
+    // server (keys per database, clients, memory, calls per command), never a key, value,
+    // user, address or connection name; ACL cannot allow INFO without its sections.
+    '+info',
   ];
 }
 
@@ -137,6 +144,8 @@ class RedisProvider implements AddonProvider {
   private lastError: unknown;
   /** Whether the server keeps its users in an aclfile (managed servers do), learnt once. */
   private aclFile: boolean | undefined;
+  /** Whether the server has CLIENT SETINFO, learnt once. */
+  private setinfo: boolean | undefined;
 
   constructor(private readonly target: AdminTarget) {
     this.where = `${target.host}:${target.port}`;
@@ -263,8 +272,26 @@ class RedisProvider implements AddonProvider {
     return ['/bin/sh', '-c', `exec redis-cli --no-auth-warning -u "$${envVar}"`];
   }
 
-  /** Nothing to take back: a new login can reach nothing but what it is granted. */
+  /** Nothing to take back: a new login can reach nothing but what it is granted. Logins
+   * made by an older Petri, before clients' connect-time commands were allowed (INFO, CLIENT
+   * SETINFO), get them now, so their apps' clients stop warning without a rotation. */
   async secureServer(): Promise<string | undefined> {
+    await this.run(async (admin) => {
+      const setinfo = await this.knowsSetinfo(admin);
+      let changed = false;
+      for (const user of (await admin.call('ACL', 'USERS')) as string[]) {
+        const resource = /^([a-z][a-z0-9_]{0,40})_[ab]$/.exec(user)?.[1];
+        if (resource === undefined || !(await isAddonLogin(admin, user, resource))) continue;
+        const rules: string[] = [];
+        if (!(await mayRun(admin, user, ['INFO']))) rules.push('+info');
+        if (setinfo && !(await mayRun(admin, user, ['CLIENT', 'SETINFO', 'LIB-NAME', 'x'])))
+          rules.push('+client|setinfo');
+        if (rules.length === 0) continue;
+        await admin.call('ACL', 'SETUSER', user, ...rules);
+        changed = true;
+      }
+      if (changed) await this.saveAcl(admin);
+    });
     return undefined;
   }
 
@@ -279,8 +306,18 @@ class RedisProvider implements AddonProvider {
   private async setLogin(admin: Redis, resource: string, slot: LoginSlot): Promise<AddonCredentials> {
     const user = loginName(resource, slot);
     const password = randomPassword();
-    await admin.call('ACL', 'SETUSER', user, ...loginRules(resource, password));
+    const rules = loginRules(resource, password, await this.knowsSetinfo(admin));
+    await admin.call('ACL', 'SETUSER', user, ...rules);
     return { user, password, database: keyPrefix(resource) };
+  }
+
+  /** Whether the server has CLIENT SETINFO (Redis 7.2 and later), learnt once. */
+  private async knowsSetinfo(admin: Redis): Promise<boolean> {
+    if (this.setinfo === undefined) {
+      const reply = await admin.call('COMMAND', 'INFO', 'client|setinfo');
+      this.setinfo = Array.isArray(reply) && reply[0] != null;
+    }
+    return this.setinfo;
   }
 
   private async dropLogins(admin: Redis, users: string[]): Promise<void> {
@@ -374,6 +411,18 @@ async function undoing(err: unknown, undo: () => Promise<void>): Promise<unknown
     const why = (e: unknown) => (e instanceof Error ? e.message : String(e));
     return new Error(`${why(err)}; removing what was made failed as well: ${why(undoErr)}`);
   }
+}
+
+/** A login Petri made for add-on `resource`: its only key pattern is the add-on's prefix. */
+async function isAddonLogin(admin: Redis, user: string, resource: string): Promise<boolean> {
+  const info = await admin.call('ACL', 'GETUSER', user);
+  if (!Array.isArray(info)) return false;
+  return info[info.indexOf('keys') + 1] === `~${keyPrefix(resource)}*`;
+}
+
+/** Whether `user` may run `command` (the server's ACL DRYRUN, which runs nothing). */
+async function mayRun(admin: Redis, user: string, command: string[]): Promise<boolean> {
+  return (await admin.call('ACL', 'DRYRUN', user, ...command)) === 'OK';
 }
 
 function isReplyError(err: unknown): boolean {
