@@ -67,6 +67,10 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
     // Random request ids: the audit trail, the X-Request-Id answer header and the log name a
     // request alike, across restarts.
     genReqId: () => randomUUID(),
+    // Behind Petri's router (HAProxy on this host) requests come from loopback, and the
+    // client's address is in the X-Forwarded-For the router sets (it drops any the client
+    // sent): sign-in limits per address and the audit trail see the client, not the router.
+    trustProxy: 'loopback',
     // Uploads are streamed and capped by the unpacker; JSON bodies stay small.
     bodyLimit: 1024 * 1024,
     schemaController: { compilersFactory: { buildValidator } },

@@ -2,6 +2,7 @@
 // entry the user filter matches for the name typed (escaped: a name never changes the
 // filter), binds as that entry with the password, and reads its e-mail and groups. A
 // session made so is re-checked: the entry must still exist and still match the filter.
+import { randomUUID } from 'node:crypto';
 import { Client, InvalidCredentialsError, NoSuchObjectError, SizeLimitExceededError } from 'ldapts';
 import type { Logger } from 'pino';
 import type { LdapConfig } from '../lib/config.js';
@@ -51,7 +52,7 @@ export class LdapDirectory {
     if (password.length === 0)
       throw new FailedAttempt('the password is empty; type your LDAP password', 'empty password');
     return this.withServiceBind(async (client) => {
-      const entry = await this.findEntry(client, username);
+      const entry = await this.findEntry(client, username, password);
       await this.bindAs(entry.dn, password);
       const email = first(entry.mail);
       if (!email) {
@@ -99,7 +100,7 @@ export class LdapDirectory {
     return this.config.userFilter.replaceAll('{username}', () => value);
   }
 
-  private async findEntry(client: Client, username: string) {
+  private async findEntry(client: Client, username: string, password: string) {
     let entries: Awaited<ReturnType<Client['search']>>['searchEntries'];
     try {
       ({ searchEntries: entries } = await client.search(this.config.userBase, {
@@ -114,7 +115,12 @@ export class LdapDirectory {
         throw this.unavailable('search (userBase does not exist)', err);
       else throw this.unavailable('search', err);
     }
-    if (entries.length === 0) throw new FailedAttempt(INVALID, 'unknown user');
+    if (entries.length === 0) {
+      // As slow as a wrong password (a bind the directory refuses), so the time an answer
+      // takes does not tell which names exist.
+      await this.bindAs(`cn=${randomUUID()},${this.config.userBase}`, password).catch(() => {});
+      throw new FailedAttempt(INVALID, 'unknown user');
+    }
     if (entries.length > 1) {
       this.log.warn(
         { filter: this.userFilter(username) },

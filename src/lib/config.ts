@@ -274,8 +274,8 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
   const file = flags.configFile ?? env.PETRI_CONFIG;
   const fromFile = file ? readConfigFile(file) : {};
   const merged: Record<string, unknown> = { ...DEFAULTS, ...fromFile, ...fromEnv };
-  merged.identity = identitySecretsFromEnv(merged.identity, env);
   for (const [k, v] of Object.entries(flags)) if (v !== undefined && k !== 'configFile') merged[k] = v;
+  merged.identity = identitySecretsFromEnv(merged.identity, env);
   return validate(merged);
 }
 

@@ -406,4 +406,27 @@ describe('LDAP sign-in', () => {
     assert.equal(res.statusCode, 403, res.body);
     assert.match(res.json().error.message, /signs in with single sign-on/);
   });
+
+  test('a directory that cannot be asked answers 503 at the re-check, and revokes nothing (runs last: it stops slapd)', async () => {
+    const token = (await signIn('carol', 'carol-password')).json().token as string;
+    await slapd.stop();
+    const res = await until(
+      async () => {
+        const answer = await whoami(token);
+        return answer.statusCode === 503 ? answer : undefined;
+      },
+      { timeout: 5000, interval: 200, message: 'the re-check to find the directory down' },
+    );
+    assert.match(res.json().error.message, /LDAP directory could not be asked.*try again/);
+    const live = await db
+      .selectFrom('tokens')
+      .innerJoin('users', 'users.id', 'tokens.user_id')
+      .select('tokens.id')
+      .where('users.email', '=', 'carol@example.org')
+      .where('tokens.revoked_at', 'is', null)
+      .execute();
+    assert.ok(live.length > 0, "carol's sessions stay: the directory said nothing about her");
+    const signInNow = await signIn('carol', 'carol-password');
+    assert.equal(signInNow.statusCode, 503, signInNow.body);
+  });
 });
