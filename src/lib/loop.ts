@@ -2,6 +2,7 @@
 // as soon as possible, and a stop that waits for the pass in flight, so nothing a loop does
 // outlives the control plane's shutdown. A failing pass is logged once while it repeats
 // (log-dedupe) and the next one waits out a growing delay (backoff), never a hot loop.
+import { AsyncResource } from 'node:async_hooks';
 import { Backoff } from './backoff.js';
 import { type LineLogger, RepeatedErrorLog } from './log-dedupe.js';
 
@@ -26,6 +27,10 @@ export class Loop {
   private readonly errors: RepeatedErrorLog;
 
   private readonly maxBackoffMs: number;
+  /** The context the loop was made in (the server's start): its passes run there, not in
+   * that of a request that nudged it, which would lend them its async-local state (the
+   * request's audit scope: its user, address and app) for as long as the loop runs. */
+  private readonly home = new AsyncResource('petri-loop');
 
   constructor(private readonly opts: LoopOptions) {
     this.maxBackoffMs = opts.maxBackoffMs ?? 60_000;
@@ -53,7 +58,7 @@ export class Loop {
       this.again = true;
       return this.running;
     }
-    const run = (async () => {
+    const run = this.home.runInAsyncScope(async () => {
       do {
         this.again = false;
         try {
@@ -65,7 +70,7 @@ export class Loop {
           this.errors.error('pass', err, `${this.opts.what} failed`);
         }
       } while (this.again && !this.stopped && this.failures.ready('pass'));
-    })();
+    });
     this.running = run.finally(() => {
       this.running = undefined;
     });
@@ -83,10 +88,14 @@ export class Loop {
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.runNow().then(() => this.schedule(this.nextDelay()));
-    }, delayMs);
+    this.timer = setTimeout(
+      () =>
+        this.home.runInAsyncScope(() => {
+          this.timer = undefined;
+          void this.runNow().then(() => this.schedule(this.nextDelay()));
+        }),
+      delayMs,
+    );
   }
 
   /** The interval, or longer while passes fail (their backoff). */

@@ -9,8 +9,10 @@ import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
-import { parseAuditTime, recordAudit, verifyAudit } from '../../src/domain/audit.js';
+import { auditScope, parseAuditTime, recordAudit, verifyAudit } from '../../src/domain/audit.js';
 import { createUser } from '../../src/domain/auth.js';
+import { Loop } from '../../src/lib/loop.js';
+import { until } from '../../src/lib/until.js';
 import { chainHash } from '../../src/store/audit-chain.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { migrationProvider } from '../../src/store/migrations.js';
@@ -40,7 +42,7 @@ describe('the audit chain', () => {
   });
   after(async () => {
     await db?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   test('an untouched trail verifies, and names its newest event and hash', async () => {
@@ -215,6 +217,45 @@ describe('the audit chain', () => {
       ],
     );
   });
+});
+
+test("the platform's own events do not take on the request that nudged its loop", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'petri-audit-loop-'));
+  const db = await openStore(path.join(dir, 'petri.db'));
+  // As the idle controller is made at the server's start, and puts alpha to sleep.
+  const loop = new Loop({
+    what: 'looking for idle apps',
+    pass: () => recordAudit(db, { name: 'petri' }, 'app.sleep', 'alpha', { reason: 'idle' }),
+    intervalMs: 3_600_000,
+    logger: { info: () => {}, error: () => {} },
+  });
+  try {
+    // ana's request about blog nudges it (as a deploy or a scale nudges the reconcilers).
+    await auditScope.run(
+      {
+        requestId: 'req-of-ana',
+        ip: '10.0.0.5',
+        via: 'api',
+        app: 'blog',
+        principal: () => ({ userId: 1, name: 'ana', tokenId: 3 }),
+        targetTeamId: () => undefined,
+        recorded: [],
+      },
+      async () => loop.nudge(),
+    );
+    const event = await until(() => db.selectFrom('audit_events').selectAll().executeTakeFirst(), {
+      timeout: 5000,
+      message: 'the pass',
+    });
+    assert.deepEqual(
+      [event.actor, event.actor_id, event.via, event.app, event.request_id, event.source_ip],
+      ['petri', null, 'system', 'alpha', null, null],
+    );
+  } finally {
+    await loop.stop();
+    await db.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe('migration 0008', () => {
