@@ -29,8 +29,10 @@ describe('ceilings on instances', () => {
       const user = await createUser(db, name, 'member');
       tokens[name] = await issueToken(db, user.id, 'test');
     }
-    // The defaults: what an operator who configured nothing gets.
-    api = await buildTestApi(dir, db);
+    // The ceilings' defaults: what an operator who configured nothing gets. The teams'
+    // quotas (8 GiB of memory by default: 16 instances of 512 MiB) are raised out of the way,
+    // so that the ceilings are what is reached (test/api/quotas.test.ts tests those).
+    api = await buildTestApi(dir, db, { quotas: { apps: 1000, memoryMiB: 1_000_000, addons: 1000 } });
   });
   after(async () => {
     await api?.close();

@@ -12,6 +12,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { InstanceReconciler } from '../../src/controllers/instances.js';
 import { createApp, findApp, findAppByName, sleepApp, wakeApp } from '../../src/domain/apps.js';
+import { createUser } from '../../src/domain/auth.js';
 import { listInstances } from '../../src/domain/instances.js';
 import { insertRelease } from '../../src/domain/releases.js';
 import { loadConfig } from '../../src/lib/config.js';
@@ -47,11 +48,8 @@ describe('instance reconciler on the fake driver and router', () => {
     driver = new FakeDriver({ output: logs });
     router = new FakeRouter();
     await router.start();
-    user = await db
-      .insertInto('users')
-      .values({ name: 'ada', role: 'admin', created_at: new Date().toISOString() })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    // With the personal team every user has, where createApp puts apps.
+    user = await createUser(db, 'ada', 'admin');
     reconciler = new InstanceReconciler({
       db,
       driver,

@@ -89,6 +89,13 @@ describe('a hostile tenant cannot take what all tenants share', () => {
       const user = db
         .prepare("insert into users (name, role, created_at) values (?, 'member', ?) returning id")
         .get(name, now) as { id: number };
+      // Their personal team, as every account has (createUser makes it): their apps go there.
+      const team = db
+        .prepare('insert into teams (name, personal_of, created_at) values (?, ?, ?) returning id')
+        .get(name, user.id, now) as { id: number };
+      db.prepare(
+        "insert into team_members (team_id, user_id, role, created_at) values (?, ?, 'admin', ?)",
+      ).run(team.id, user.id, now);
       const token = `petri_${randomBytes(24).toString('base64url')}`;
       db.prepare(
         'insert into tokens (user_id, hash, description, created_at, last_used_at) values (?, ?, ?, ?, null)',
