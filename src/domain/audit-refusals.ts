@@ -1,12 +1,13 @@
 // Anonymous refusals and their budget in the audit trail (see domain/audit.ts).
 //
 // A request nobody signed (no token, or one that matches no token) can be sent by anyone,
-// as fast as they like. Each address has its refusals recorded one by one up to a budget per
-// window, and all addresses together another; past them the refusals are counted and
-// written as one 'audit.suppressed' event per window (the count, the busiest addresses and
-// actions), so a flood cannot grow the store without bound while the record still says it
-// happened. Refusals of a known user (a revoked or expired token, a forbidden route) are
-// always recorded one by one: they have a name, and a token to revoke.
+// as fast as they like. Each address has its refusals (and any other event of a request
+// nobody signed) recorded one by one up to a budget per window, and all addresses together
+// another; past them they are counted and written as one 'audit.suppressed' event per
+// window (the count, the busiest addresses and actions), so a flood cannot grow the store
+// without bound while the record still says it happened. Refusals of a known user (a
+// revoked or expired token, a forbidden route) are always recorded one by one: they have a
+// name, and a token to revoke.
 
 export interface RefusalBudget {
   windowMs: number;

@@ -97,8 +97,10 @@ export async function recordAudit(
   )
     return;
 
+  const inCallersTransaction = db.isTransaction;
   const write = async (tx: Store) => {
-    await writeSuppressedSummary(tx, Date.now());
+    // Not in the caller's transaction: were it rolled back, the count would be lost.
+    if (!inCallersTransaction) await writeSuppressedSummary(tx, Date.now());
     // Taken in the transaction, so times follow the chain's order.
     const at = now();
     const app =
@@ -122,7 +124,7 @@ export async function recordAudit(
     const hash = await append(tx, row);
     scope?.recorded.push({ hash, outcome });
   };
-  await (db.isTransaction ? write(db) : db.transaction().execute(write));
+  await (inCallersTransaction ? write(db) : db.transaction().execute(write));
 }
 
 type NewEvent = Omit<ChainedFields, 'id' | 'via' | 'outcome'> & { via: AuditVia; outcome: AuditOutcome };
