@@ -15,6 +15,9 @@
 //             latency, deploy of app 501, throughput against a single-app Petri's.
 //   redis:    what a Redis add-on costs: a login on the shared server against a server of
 //             its own, 100 of each: memory, and CPU at rest (bench/redis-memory.ts).
+//   auth:     the cost of authorization: GET /v1/apps/NAME as a team member against the
+//             admin (a ratio), and the listing for a member of 10 teams of 1,000 apps
+//             (bench/auth.ts; the API alone on a real port).
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -22,6 +25,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { until } from '../src/lib/until.js';
 import { FIXTURES, TestPetri } from '../test/e2e/petri.js';
+import { authBench } from './auth.js';
 import { redisMemory } from './redis-memory.js';
 
 const RUNS = 5;
@@ -463,7 +467,7 @@ async function timeBuiltDeploy(petri: TestPetri, app: string): Promise<number> {
   return performance.now() - started;
 }
 
-// BENCH=deploy,network,python,addons,wake,density,build,redis runs only those sections (all by default).
+// BENCH=deploy,network,python,addons,wake,density,build,auth,redis runs only those sections (all by default).
 const only = process.env.BENCH?.split(',');
 const wanted = (name: string) => !only || only.includes(name);
 if (wanted('deploy')) await main();
@@ -473,4 +477,5 @@ if (wanted('addons')) await addons();
 if (wanted('wake')) await wake();
 if (wanted('density')) await density();
 if (wanted('build')) await npmBuild();
+if (wanted('auth')) await authBench();
 if (wanted('redis')) await redisMemory();

@@ -230,6 +230,38 @@ describe('git push deploys', () => {
     assert.equal(hook.status, 401);
   });
 
+  test("a viewer of the app's team may fetch but not push (403); nothing is deployed", async () => {
+    // The app is in the admin's personal team, 'admin': a CI bot that only reads.
+    const bot = await petri.cli([
+      'users',
+      'create-bot',
+      'ci-reader',
+      '--team',
+      'admin',
+      '--role',
+      'viewer',
+      '--json',
+    ]);
+    assert.equal(bot.code, 0, bot.stderr);
+    const viewer = { PETRI_TOKEN: (JSON.parse(bot.stdout) as { secret: string }).secret };
+    const before = (await petri.app('pushed')).body;
+    const fetched = await run('git', ['ls-remote', 'petri', 'main'], viewer);
+    assert.equal(fetched.code, 0, fetched.output);
+    setBody('a viewer pushed');
+    await commit('by a viewer');
+    const push = await run('git', ['push', 'petri', 'main'], viewer);
+    assert.notEqual(push.code, 0, push.output);
+    assert.match(push.output, /403/);
+    assert.doesNotMatch(push.output, /Authentication failed/);
+    const res = await fetch(`${petri.apiUrl}/v1/apps/pushed/git/info/refs?service=git-receive-pack`, {
+      headers: { authorization: `Basic ${Buffer.from(`x:${viewer.PETRI_TOKEN}`).toString('base64')}` },
+    });
+    assert.equal(res.status, 403);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /you are a viewer/);
+    assert.equal((await petri.app('pushed')).body, before);
+    await git('reset', '-q', '--hard', 'HEAD~1');
+  });
+
   test('the advertisement has the smart-HTTP shape; the app can be cloned back', async () => {
     const res = await fetch(`${petri.apiUrl}/v1/apps/pushed/git/info/refs?service=git-upload-pack`, {
       headers: { authorization: `Basic ${Buffer.from(`petri:${petri.token}`).toString('base64')}` },
