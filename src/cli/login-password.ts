@@ -76,11 +76,19 @@ export function registerPasswd(program: Command, ctx: Context): void {
         const lines = (await readAll(stdinOf(ctx.io))).split(/\r?\n/);
         current = lines[0] ?? '';
         next = lines[1] ?? '';
-        if (current === '' || next === '') {
-          throw new UsageError('--password-stdin needs two lines: the current password, then the new one');
+        if (next === '') {
+          throw new UsageError(
+            '--password-stdin needs two lines: the current password (empty for an account without one), then the new one',
+          );
         }
       } else {
-        current = await readPassword(ctx, {}, 'Current password: ');
+        const stdin = stdinOf(ctx.io);
+        if (!stdin.isTTY || !stdin.setRawMode) {
+          throw new UsageError(
+            'no terminal to ask the passwords on: give them on stdin with --password-stdin',
+          );
+        }
+        current = await askHidden(ctx.io, stdin, 'Current password (none yet: press Enter): ');
         next = await readPassword(ctx, {}, 'New password: ', 'New password again: ');
       }
       const { sessionsEnded } = await client.changePassword(current, next);

@@ -251,6 +251,21 @@ export function refuseUnusable(user: User): void {
   }
 }
 
+/** A local account's first password; false when it has one already (set meanwhile). */
+export async function setFirstPasswordHash(
+  db: Store,
+  userId: number,
+  passwordHash: string,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('users')
+    .set({ password_hash: passwordHash })
+    .where('id', '=', userId)
+    .where('password_hash', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
 export async function setPasswordHash(db: Store, userId: number, passwordHash: string): Promise<void> {
   await db.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).execute();
 }

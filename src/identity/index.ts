@@ -16,6 +16,7 @@ import {
   providerSaysGone,
   refuseUnusable,
   revokeOtherSessions,
+  setFirstPasswordHash,
   setPasswordHash,
   signIn,
 } from '../domain/sign-in.js';
@@ -174,30 +175,52 @@ export class Identity {
     next: string,
     ip?: string,
   ): Promise<{ sessionsEnded: number }> {
-    if (user.provider !== 'local' || !user.password_hash) {
+    if (user.provider !== 'local' || user.kind !== 'person') {
       throw new UserError(
         'bad_request',
-        user.provider === 'local'
-          ? 'your account has no password (it signs in with a token); ask an admin for an invitation to set one'
+        user.kind === 'bot'
+          ? 'a bot has no password: it uses the token made for it'
           : `your account signs in with ${user.provider === 'ldap' ? 'LDAP' : 'single sign-on'}: change your password there`,
       );
     }
-    const hash = user.password_hash;
-    await this.attempt('local', user.email ?? user.name, ip, async () => {
-      if (!(await verifyPassword(current, hash))) {
-        throw new FailedAttempt('the current password is wrong', 'wrong current password');
+    const who = user.email ?? user.name;
+    if (user.password_hash === null) {
+      // A local account without a password yet (the first admin's, made with a token): its
+      // first one is set by the token's holder, once (later changes need it).
+      if (!user.email) {
+        throw new UserError(
+          'bad_request',
+          "your account has no e-mail to sign in with: the operator sets identity.adminEmail in the server's config for the first admin",
+        );
       }
-    });
-    checkNewPassword(next);
-    await setPasswordHash(this.deps.db, user.id, await hashPassword(next));
+      if (current !== '') {
+        throw new UserError(
+          'bad_request',
+          'your account has no password yet: give an empty current password',
+        );
+      }
+      checkNewPassword(next);
+      if (!(await setFirstPasswordHash(this.deps.db, user.id, await hashPassword(next)))) {
+        throw new UserError(
+          'conflict',
+          'your account got a password meanwhile; change it with the current one',
+        );
+      }
+    } else {
+      const hash = user.password_hash;
+      await this.attempt('local', who, ip, async () => {
+        if (!(await verifyPassword(current, hash))) {
+          throw new FailedAttempt('the current password is wrong', 'wrong current password');
+        }
+      });
+      checkNewPassword(next);
+      await setPasswordHash(this.deps.db, user.id, await hashPassword(next));
+    }
     const ended = await revokeOtherSessions(this.deps.db, user.id, token?.id);
-    await recordAudit(
-      this.deps.db,
-      { name: user.email ?? user.name, userId: user.id, ip: ip ?? null },
-      'auth.password',
-      user.email ?? user.name,
-      { sessionsEnded: ended },
-    );
+    await recordAudit(this.deps.db, { name: who, userId: user.id, ip: ip ?? null }, 'auth.password', who, {
+      sessionsEnded: ended,
+      first: user.password_hash === null,
+    });
     return { sessionsEnded: ended };
   }
 

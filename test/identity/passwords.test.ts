@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { setAnonymousRefusalBudget } from '../../src/domain/audit.js';
-import { bootstrapAdmin, createUser } from '../../src/domain/auth.js';
+import { bootstrapAdmin, createUser, issueToken } from '../../src/domain/auth.js';
 import { createInvitation } from '../../src/domain/invitations.js';
 import { hashPassword, verifyNothing, verifyPassword } from '../../src/identity/passwords.js';
 import { SignInAttempts, TooManyAttempts } from '../../src/identity/rate-limit.js';
@@ -309,6 +309,44 @@ describe('local accounts and invitations', () => {
         .statusCode,
       200,
     );
+  });
+
+  test('the first admin (a token, no password) sets a first password once, then signs in with it', async () => {
+    const token = await issueToken(db, inviter.id, 'first admin');
+    const first = await post(
+      '/v1/auth/password/change',
+      { current: '', new: 'root-long-password' },
+      nextAddress(),
+      token,
+    );
+    assert.equal(first.statusCode, 200, first.body);
+    const signIn = await post('/v1/auth/password', {
+      email: 'root@example.org',
+      password: 'root-long-password',
+    });
+    assert.equal(signIn.statusCode, 200, signIn.body);
+    assert.equal(signIn.json().user.role, 'admin');
+    const again = await post(
+      '/v1/auth/password/change',
+      { current: '', new: 'other-long-password' },
+      nextAddress(),
+      token,
+    );
+    assert.equal(again.statusCode, 401, 'the second time needs the current password');
+    const sso = await createUser(db, 'una@example.org', 'member', {
+      email: 'una@example.org',
+      provider: 'oidc',
+      subject: 'u',
+    });
+    const ssoToken = await issueToken(db, sso.id, 'sso');
+    const refused = await post(
+      '/v1/auth/password/change',
+      { current: '', new: 'una-long-password' },
+      nextAddress(),
+      ssoToken,
+    );
+    assert.equal(refused.statusCode, 400);
+    assert.match(refused.json().error.message, /signs in with single sign-on: change your password there/);
   });
 
   test('the invitation page says who invited whom to what, escaped, and its form makes the account once', async () => {
