@@ -15,6 +15,8 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { runCli } from '../../src/cli/main.js';
 import { setAnonymousRefusalBudget } from '../../src/domain/audit.js';
+import { createUser } from '../../src/domain/auth.js';
+import { createInvitation } from '../../src/domain/invitations.js';
 import { Identity } from '../../src/identity/index.js';
 import { OidcProvider } from '../../src/identity/oidc.js';
 import { loadConfig } from '../../src/lib/config.js';
@@ -218,7 +220,7 @@ describe('OIDC sign-in against a real provider', () => {
     assert.ok(localhost.json().secret, 'a start without secretHash gets a secret to finish with');
   });
 
-  test('someone with no invitation, domain or group is told to ask an admin, on the record', async () => {
+  test('someone with no invitation, domain or group is told to ask an admin, on the record; invited, they come in', async () => {
     const { finish } = await browse('eve');
     const res = await post('/v1/auth/oidc/finish', finish);
     assert.equal(res.statusCode, 403, res.body);
@@ -234,6 +236,13 @@ describe('OIDC sign-in against a real provider', () => {
       .where('email', '=', 'eve@outside.example')
       .execute();
     assert.equal(users.length, 0);
+
+    // Invited (as an auditor), the same sign-in comes in, with the invitation's role.
+    const admin = await createUser(db, 'ops@example.org', 'admin', { email: 'ops@example.org' });
+    await createInvitation(db, admin, { email: 'eve@outside.example', role: 'auditor' });
+    const invited = await post('/v1/auth/oidc/finish', (await browse('eve')).finish);
+    assert.equal(invited.statusCode, 200, invited.body);
+    assert.equal(invited.json().user.role, 'auditor');
   });
 
   test('an e-mail the provider marks unverified is refused', async () => {
