@@ -1,5 +1,11 @@
 // Schema migrations, applied in order at start. Append only: a released migration never changes.
-import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import {
+  type ColumnDefinitionBuilder,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  sql,
+} from 'kysely';
 import { AUDIT_GENESIS, type ChainedFields, chainHash } from './audit-chain.js';
 
 const migrations: Record<string, Migration> = {
@@ -452,6 +458,43 @@ migrations['0014-release-node-version'] = {
     // The Node.js version a release was built and runs on (from the runtime cache); null: the
     // host's, as every release before runtimes had.
     await db.schema.alterTable('releases').addColumn('node_version', 'text').execute();
+  },
+};
+
+migrations['0015-experiments'] = {
+  async up(db: Kysely<unknown>) {
+    // Every app is an experiment with a life (issue 14): what it is, what data it holds,
+    // its stage and its expiry. Existing apps are 'none'-data experiments that expire 90
+    // days after this upgrade (not after their creation, so nothing stops the day it lands).
+    const add = (
+      column: string,
+      type: 'text' | 'integer',
+      build?: (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder,
+    ) =>
+      db.schema
+        .alterTable('apps')
+        .addColumn(column, type, build ?? ((c) => c))
+        .execute();
+    await add('description', 'text', (c) => c.notNull().defaultTo(''));
+    // none | anonymous | personal | sensitive
+    await add('data_class', 'text', (c) => c.notNull().defaultTo('none'));
+    await add('privacy_note', 'text');
+    await add('retention_days', 'integer');
+    // An admin's approval of the data class it names ('sensitive'); a later change of class
+    // needs a new one.
+    await add('approved_class', 'text');
+    await add('approved_by', 'integer');
+    await add('approved_at', 'text');
+    // experiment | graduating | graduated | archived
+    await add('stage', 'text', (c) => c.notNull().defaultTo('experiment'));
+    await add('expires_at', 'text');
+    // Set by the lifecycle loop when it stopped the app at expiry; cleared by a renewal.
+    await add('expired_at', 'text');
+    await add('archived_at', 'text');
+    await add('redirect_url', 'text');
+    const in90 = new Date(Date.now() + 90 * 86_400_000).toISOString();
+    await sql`update apps set expires_at = ${in90} where expires_at is null`.execute(db);
+    await db.schema.createIndex('apps_expires').on('apps').column('expires_at').execute();
   },
 };
 

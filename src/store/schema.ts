@@ -91,12 +91,33 @@ export interface TokensTable {
   revoked_at: Generated<string | null>;
 }
 
+export type DataClass = 'none' | 'anonymous' | 'personal' | 'sensitive';
+export type Stage = 'experiment' | 'graduating' | 'graduated' | 'archived';
+
 export interface AppsTable {
   id: Generated<number>;
   name: string;
   owner_id: number;
   /** The team the app belongs to: its members' roles decide who may do what with it. */
   team_id: number;
+  /** What the experiment is, in a sentence or two. */
+  description: Generated<string>;
+  data_class: Generated<DataClass>;
+  /** For personal or sensitive data: what is collected, why. */
+  privacy_note: Generated<string | null>;
+  retention_days: Generated<number | null>;
+  /** The data class an admin approved (sensitive data serves beyond the team only then). */
+  approved_class: Generated<DataClass | null>;
+  approved_by: Generated<number | null>;
+  approved_at: Generated<string | null>;
+  stage: Generated<Stage>;
+  /** When the experiment ends (null only while graduating or once graduated/archived). */
+  expires_at: Generated<string | null>;
+  /** Set when the lifecycle loop stopped the app at expiry; a renewal clears it. */
+  expired_at: Generated<string | null>;
+  archived_at: Generated<string | null>;
+  /** A graduated app's new home: its URL answers a redirect there. */
+  redirect_url: Generated<string | null>;
   created_at: string;
   memory_mib: number;
   cpus: number;

@@ -32,6 +32,18 @@ const app: App = {
   sleeping_since: null,
   active_at: null,
   woke_at: null,
+  description: '',
+  data_class: 'none',
+  privacy_note: null,
+  retention_days: null,
+  approved_class: null,
+  approved_by: null,
+  approved_at: null,
+  stage: 'experiment',
+  expires_at: null,
+  expired_at: null,
+  archived_at: null,
+  redirect_url: null,
 };
 const release = (command: string): Release => ({
   id: 1,
@@ -54,6 +66,7 @@ const release = (command: string): Release => ({
   phase_instance: null,
   phase_started_at: null,
   egress: '[]',
+  node_version: null,
 });
 
 before(async () => {
