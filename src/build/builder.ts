@@ -8,9 +8,11 @@ import path from 'node:path';
 import { UserError } from '../lib/errors.js';
 import { execOk } from '../lib/exec.js';
 import { DEFAULT_DISK_MIB } from '../lib/limits.js';
+import { NODE_MOUNT } from '../lib/runtime-cache.js';
 import type { BuildDisks, Limits, RuntimeDriver, TaskResult } from '../runtime/driver.js';
 import { cacheKey, looksCached, RESTORE_FAILED, restoreThen, saveTask } from './cache.js';
 import { planBuild } from './detect.js';
+import type { NodeRuntimes, ProvidedNode } from './node-runtimes.js';
 import type { BuildPlan } from './plan.js';
 
 export interface BuildRequest {
@@ -36,12 +38,31 @@ export interface BuildRequest {
   noCache?: boolean;
 }
 
-export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promise<BuildPlan> {
+/** The plan as built, with the Node.js version the build ran on and the release runs on
+ * (undefined: the host's). */
+export type BuiltSlug = BuildPlan & { nodeVersion?: string };
+
+/** Without runtimes, a Node.js app builds and runs on the host's Node.js. */
+export async function buildSlug(
+  driver: RuntimeDriver,
+  req: BuildRequest,
+  runtimes?: NodeRuntimes,
+): Promise<BuiltSlug> {
   const started = Date.now();
-  const plan = await planBuild(req.sourceDir);
+  const plan: BuiltSlug = await planBuild(req.sourceDir);
   req.onOutput(`-----> ${stackTitle(plan.stack)} app detected\n`);
   if (req.noCache) req.onOutput('-----> Building without the cache (--no-cache)\n');
-  const key = plan.dependencies && (await cacheKey(req.sourceDir, plan.stack, plan.dependencies));
+  const node = plan.node && runtimes ? await provideNode(runtimes, plan.node.range, req.onOutput) : undefined;
+  // The build and every process of the release run on it: first on PATH, mounted read-only.
+  const mounts: Record<string, string> = node ? { [node.dir]: NODE_MOUNT } : {};
+  const buildEnv: Record<string, string> = node ? { npm_config_nodedir: NODE_MOUNT } : {};
+  if (node) {
+    plan.nodeVersion = node.version;
+    plan.env = { ...plan.env, PATH: `${NODE_MOUNT}/bin:${plan.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}` };
+  }
+  // Native modules are built for one Node.js: dependencies installed under another are not reused.
+  const keyStack = node ? `${plan.stack}@${node.version}` : plan.stack;
+  const key = plan.dependencies && (await cacheKey(req.sourceDir, keyStack, plan.dependencies));
   const diskMiB = req.limits.diskMiB ?? DEFAULT_DISK_MIB;
   const disksSpec = { workDir: req.workDir, cacheDir: req.cacheDir };
   try {
@@ -63,7 +84,7 @@ export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promi
       command: string[],
       env: Record<string, string>,
       output = req.onOutput,
-    ) => runStep(driver, req, disks, { suffix, title, command, env, output, diskMiB, started });
+    ) => runStep(driver, req, disks, { suffix, title, command, env, output, diskMiB, started, mounts });
     // Restored with the first step that runs after the install, in its sandbox; on its own
     // when no step does. Skipped when the cache plainly has nothing under the key.
     const restored = Boolean(plan.dependencies && key && (await looksCached(disks.cacheDir, key)));
@@ -78,6 +99,7 @@ export async function buildSlug(driver: RuntimeDriver, req: BuildRequest): Promi
           : step.argv;
       const result = await run(String(i), step.title, argv, {
         ...plan.env,
+        ...buildEnv,
         ...step.env,
         ...proxyEnv(req.proxyUrl),
       });
@@ -131,6 +153,8 @@ interface Step {
   output: (text: string) => void;
   diskMiB: number;
   started: number;
+  /** Read-only mounts (the Node.js runtime), host path -> sandbox path. */
+  mounts: Record<string, string>;
 }
 
 function runStep(
@@ -147,6 +171,7 @@ function runStep(
     gid: req.gid,
     appDir: disks.appDir,
     writableMounts: { [disks.cacheDir]: '/cache' },
+    readOnlyMounts: step.mounts,
     command: step.command,
     env: {
       ...step.env,
@@ -159,6 +184,22 @@ function runStep(
     onOutput: step.output,
     labels: { app: req.app, kind: 'build', deploy: req.buildId },
   });
+}
+
+/** The Node.js of the build, said in its output; undefined: the host's (nothing on offer). */
+async function provideNode(
+  runtimes: NodeRuntimes,
+  range: string | undefined,
+  onOutput: (text: string) => void,
+): Promise<ProvidedNode | undefined> {
+  const node = await runtimes.provide(range, onOutput);
+  if (node) onOutput(`-----> Node.js ${node.version} (${node.reason})\n`);
+  else {
+    onOutput(
+      "-----> Node.js of the host: the npm registry could not be reached and no Node.js is installed in Petri's runtime cache\n",
+    );
+  }
+  return node;
 }
 
 /** A restore that did not happen: the app's cache is not what it seemed (its own builds

@@ -1,9 +1,11 @@
 // Node.js: package.json. npm ci with a lockfile (reproducible), npm install without; the
 // build script when there is one; `npm start`'s command (or node server.js, npm's own
-// default) as the web process unless a Procfile says otherwise.
+// default) as the web process unless a Procfile says otherwise; engines.node picks the
+// Node.js version (the builder installs it, see node-runtimes.ts).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
+import { enginesNodeRange } from './node-versions.js';
 import type { BuildPlan, BuildStep, StackDetector } from './plan.js';
 import { readSourceFile } from './source-file.js';
 
@@ -11,6 +13,7 @@ interface PackageJson {
   scripts?: Record<string, string>;
   dependencies?: Record<string, string>;
   devDependencies?: Record<string, string>;
+  engines?: unknown;
 }
 
 const NPM_FLAGS = ['--no-audit', '--no-fund', '--loglevel=error'];
@@ -49,6 +52,8 @@ export const nodeDetector: StackDetector = {
     if (start) processTypes.web = start;
     const plan: BuildPlan = {
       stack: 'node',
+      // The Node.js of the build and of the release: engines.node, else the newest LTS.
+      node: { range: enginesNodeRange(pkg.engines) },
       steps,
       // Keyed by the lockfile when there is one (what npm ci installs), else by package.json.
       dependencies:

@@ -28,6 +28,9 @@ export interface BuildPlan {
   egress?: string[];
   /** What the install steps produce and what decides it, for the build cache. */
   dependencies?: DependencyCache;
+  /** Runs on a Node.js of Petri's runtime cache: package.json's engines.node range, if any
+   * (undefined: the newest LTS on offer). The builder chooses and installs the version. */
+  node?: { range?: string };
 }
 
 export interface StackDetector {

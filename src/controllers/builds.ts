@@ -7,6 +7,7 @@ import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { buildSlug } from '../build/builder.js';
+import { NodeRuntimes } from '../build/node-runtimes.js';
 import { findApp } from '../domain/apps.js';
 import {
   claimDeploy,
@@ -21,6 +22,7 @@ import { errorMessage, isUserError } from '../lib/errors.js';
 import { Loop } from '../lib/loop.js';
 import type { DataPaths } from '../lib/paths.js';
 import { removeTree } from '../lib/remove-tree.js';
+import { runtimesDir } from '../lib/runtime-cache.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
@@ -39,6 +41,8 @@ export interface BuildLoopDeps {
   /** Called when a release is ready to serve. */
   onReleased: () => void;
   egressProxyUrl?: string;
+  /** The Node.js runtimes builds install and use; by default the cache of config runtimesDir. */
+  runtimes?: NodeRuntimes;
 }
 
 /** Two builds at once keep a 2-core host responsive for the apps it serves; at most one
@@ -49,8 +53,12 @@ export class BuildLoop {
   private readonly active = new Map<string, Promise<void>>();
   private readonly loop: Loop;
   private stopped = false;
+  private readonly runtimes: NodeRuntimes;
 
   constructor(private readonly deps: BuildLoopDeps) {
+    this.runtimes =
+      deps.runtimes ??
+      new NodeRuntimes({ dir: runtimesDir(deps.config, deps.paths.root), logger: deps.logger });
     this.loop = new Loop({
       what: 'starting queued builds',
       pass: () => this.startQueued(),
@@ -110,6 +118,7 @@ export class BuildLoop {
           { config, paths, egressProxyUrl: this.deps.egressProxyUrl },
           { app, deploy, onOutput: output },
         ),
+        this.runtimes,
       );
       output(`-----> Build finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
       const release = await releaseBuild(db, deploy, {
@@ -119,6 +128,7 @@ export class BuildLoop {
         releaseCommand: plan.releaseCommand,
         healthPath: plan.healthPath,
         egress: plan.egress,
+        nodeVersion: plan.nodeVersion,
       });
       output(`-----> Releasing v${release.version}\n`);
       this.deps.onReleased();

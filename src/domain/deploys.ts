@@ -121,6 +121,7 @@ export async function releaseBuild(db: Store, deploy: Deploy, build: BuildResult
       release_command: build.releaseCommand ?? null,
       health_path: build.healthPath ?? null,
       egress: JSON.stringify(build.egress ?? []),
+      node_version: build.nodeVersion ?? null,
     });
     await tx
       .updateTable('deploys')
@@ -138,6 +139,8 @@ export interface BuildResult {
   releaseCommand?: string;
   healthPath?: string;
   egress?: string[];
+  /** The Node.js version the build ran on (runtime cache); absent: the host's. */
+  nodeVersion?: string;
 }
 
 /** Fails a deploy; if its release was about to serve, the release fails with it. */

@@ -20,7 +20,13 @@ export type ReleaseFields = Pick<
   | 'release_command'
   | 'health_path'
   | 'egress'
-> & { kind: ReleaseKind; description: string; deploy_id: string | null };
+> & {
+  kind: ReleaseKind;
+  description: string;
+  deploy_id: string | null;
+  /** The Node.js it runs on (the build's); absent or null: the host's. */
+  node_version?: string | null;
+};
 
 type Tx = Store;
 
@@ -85,6 +91,7 @@ export function insertConfigRelease(
     release_command: base.release_command,
     health_path: base.health_path,
     egress: base.egress,
+    node_version: base.node_version,
   });
 }
 
@@ -188,6 +195,8 @@ export async function rollback(
       release_command: null,
       health_path: target.health_path,
       egress: target.egress,
+      // The Node.js it was built on, whatever later releases moved to.
+      node_version: target.node_version,
     });
     // Heroku's rollback restores the config too: the app's config is the release's again.
     await tx.updateTable('apps').set({ config_sealed: config }).where('id', '=', app.id).execute();

@@ -28,6 +28,8 @@ export interface PetriConfig {
   /** Size of each app's build cache (MiB), a filesystem of its own: a build step that fills
    * it fails; dependencies that do not fit are not kept. */
   buildCacheMiB: number;
+  /** The shared cache of Node.js runtimes apps run on (absolute path); default DATA_DIR/runtimes. */
+  runtimesDir?: string;
   /** How long a stopping instance gets between SIGTERM and SIGKILL. */
   drainGraceMs: number;
   /** Largest upload (the gzip as sent) and largest git push pack. */
@@ -301,6 +303,7 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     bootTimeoutMs: integer(raw, 'bootTimeoutMs', 100, 3_600_000),
     buildTimeoutMs: integer(raw, 'buildTimeoutMs', 1000, 24 * 3_600_000),
     buildCacheMiB: integer(raw, 'buildCacheMiB', 16, 1_048_576),
+    ...(raw.runtimesDir === undefined ? {} : { runtimesDir: absolutePath(raw, 'runtimesDir') }),
     drainGraceMs: integer(raw, 'drainGraceMs', 0, 3_600_000),
     maxUploadBytes: integer(raw, 'maxUploadBytes', 1024, Number.MAX_SAFE_INTEGER),
     maxUnpackedBytes: integer(raw, 'maxUnpackedBytes', 1024, Number.MAX_SAFE_INTEGER),
@@ -684,6 +687,15 @@ function stringList(raw: Record<string, unknown>, key: string): string[] {
   const v = raw[key];
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw invalid(key, v, 'a list of strings');
   return v as string[];
+}
+
+/** A directory given as an absolute path: it is mounted into sandboxes, so never relative to wherever Petri started. */
+function absolutePath(raw: Record<string, unknown>, key: string): string {
+  const value = raw[key];
+  if (typeof value !== 'string' || !path.isAbsolute(value) || value.includes('\0')) {
+    throw invalid(key, value, 'an absolute path like /var/lib/petri/runtimes');
+  }
+  return path.resolve(value);
 }
 
 function text(raw: Record<string, unknown>, key: string): string {

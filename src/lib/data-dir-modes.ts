@@ -4,14 +4,17 @@
 // data dir and apps/ can be passed through (0711) but not listed, each apps/N only by its
 // app's group (0710 root:gid), addons/ only by the servers' group, and every other entry is
 // root's alone (0700 / 0600): nothing below a closed directory is reachable, whatever its
-// own mode says. Applied at every start (an older data dir is closed on upgrade) and to a
-// new app's directory when the app is created.
+// own mode says. The runtime cache (runtimes/: the Node.js versions apps run on, nothing
+// secret) is open to all, as every app's sandbox mounts from it. Applied at every start (an
+// older data dir is closed on upgrade) and to a new app's directory when the app is created.
 import { chmod, chown, lstat, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { DataPaths } from './paths.js';
 
 /** Top-level directories made here, closed, before anything else creates them open. */
 const CLOSED_DIRS = ['logs', 'router', 'runtime', 'backups', 'git'] as const;
+/** The default runtime cache (lib/runtime-cache.ts): read by every app's user. */
+const RUNTIMES = 'runtimes';
 
 export interface DataDirOwners {
   /** App N's uid and gid are uidBase + N. */
@@ -32,6 +35,7 @@ export async function secureDataDir(paths: DataPaths, owners: DataDirOwners): Pr
     if (stat.isSymbolicLink()) continue; // chmod would follow it; Petri makes none here
     if (name === 'apps') await secureApps(paths, owners.uidBase);
     else if (entry === paths.addonServers) await secureAddons(entry, owners.addonsGid);
+    else if (name === RUNTIMES && stat.isDirectory()) await chmod(entry, 0o755);
     else await chmod(entry, stat.isDirectory() ? 0o700 : 0o600);
   }
 }

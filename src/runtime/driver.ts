@@ -54,6 +54,9 @@ export interface InstanceSpec {
   workDir: string;
   /** argv run inside the sandbox with /app as working directory. */
   command: string[];
+  /** Host directories the sandbox sees read-only (host path -> sandbox path, both absolute),
+   * e.g. the release's Node.js runtime at /opt/node. */
+  readOnlyMounts?: Record<string, string>;
   /** Without PORT: the driver chooses the port and sets it. */
   env: Record<string, string>;
   limits: Limits;
@@ -103,6 +106,8 @@ export interface TaskSpec {
   appDir: string;
   /** Extra host directories mounted read-write (host path -> sandbox path), e.g. the cache. */
   writableMounts?: Record<string, string>;
+  /** Host directories mounted read-only (host path -> sandbox path), e.g. a Node.js runtime. */
+  readOnlyMounts?: Record<string, string>;
   command: string[];
   env: Record<string, string>;
   limits: Limits;

@@ -9,6 +9,7 @@ import type { BuildRequest } from '../build/builder.js';
 import { appLimits } from '../domain/apps.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
+import { nodeMount, runtimesDir } from '../lib/runtime-cache.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { InstanceSpec, InteractiveSpec, SandboxLabels } from '../runtime/driver.js';
 import type { App, Deploy, Release } from '../store/schema.js';
@@ -16,7 +17,7 @@ import { instanceEnv } from './instance-env.js';
 
 /** What every spec of an app's sandboxes is built from. */
 export interface SpecContext {
-  config: Pick<PetriConfig, 'uidBase' | 'buildTimeoutMs' | 'buildCacheMiB'>;
+  config: Pick<PetriConfig, 'uidBase' | 'buildTimeoutMs' | 'buildCacheMiB' | 'runtimesDir'>;
   paths: DataPaths;
   secrets: SecretBox;
   /** The egress proxy, when sandboxes have their own network: http://GATEWAY:PORT. */
@@ -161,7 +162,8 @@ export function buildRequest(
 }
 
 /** What an instance, a release command and a one-off share: the app's user, its release's
- * slug, its own work directory and the app's limits. */
+ * slug and Node.js (the one it was built on, also after a rollback), its own work directory
+ * and the app's limits. */
 function sandbox(ctx: SpecContext, app: App, release: Release, id: string) {
   const uid = appUid(ctx.config, app);
   return {
@@ -172,5 +174,8 @@ function sandbox(ctx: SpecContext, app: App, release: Release, id: string) {
     slugDir: release.slug_dir,
     workDir: ctx.paths.instance(app.id, id),
     limits: appLimits(app),
+    ...(release.node_version && {
+      readOnlyMounts: nodeMount(runtimesDir(ctx.config, ctx.paths.root), release.node_version),
+    }),
   };
 }

@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { runCli } from '../../src/cli/main.js';
 import { freePort } from '../../src/lib/ports.js';
 import { until } from '../../src/lib/until.js';
+import { TEST_RUNTIMES } from '../build/test-runtimes.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 export const FIXTURES = path.join(ROOT, 'test/fixtures/apps');
@@ -90,6 +91,8 @@ export class TestPetri {
         logLevel: 'warn',
         // Add-on servers only where a test asks for them (test/e2e/addons.test.ts).
         addons: { postgres: { mode: 'off' }, mysql: { mode: 'off' }, redis: { mode: 'off' } },
+        // One Node.js download per machine, not one per test server (test-runtimes.ts).
+        runtimesDir: TEST_RUNTIMES,
         ...(portsInConfigFile ? { httpPort, apiPort } : {}),
         ...extraConfig,
       }),

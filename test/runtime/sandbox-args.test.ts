@@ -60,13 +60,14 @@ test('instance argv matches the golden file', () => {
   golden('instance-argv.txt', render(instance));
 });
 
-test('task argv matches the golden file: die-with-parent and extra writable mounts', () => {
+test('task argv matches the golden file: die-with-parent, extra writable and read-only mounts', () => {
   golden(
     'task-argv.txt',
     render({
       ...instance,
       appDir: '/var/lib/petri/builds/b-1/app',
       writableMounts: { '/var/lib/petri/cache/probe': '/cache' },
+      readOnlyMounts: { '/var/lib/petri/runtimes/node/22.23.5': '/opt/node' },
       command: ['npm', 'ci'],
       dieWithParent: true,
     }),
@@ -150,4 +151,16 @@ test('refuses inputs that could reshape the sandbox', () => {
   assert.throws(() => sandboxLaunch({ ...instance, command: [] }), /empty/);
   assert.throws(() => sandboxLaunch({ ...instance, uid: 0 }), /uid/);
   assert.throws(() => sandboxLaunch({ ...instance, writableMounts: { cache: '/cache' } }), /absolute/);
+  // A read-only mount (a runtime) goes to a place of its own, never over the sandbox's own parts.
+  for (const inside of ['/usr', '/usr/bin', '/etc/passwd', '/app', '/tmp', '/', '/opt/../usr', 'opt/node']) {
+    assert.throws(
+      () => sandboxLaunch({ ...instance, readOnlyMounts: { '/var/lib/petri/runtimes/node/1.2.3': inside } }),
+      /read-only mounts need plain absolute paths/,
+      inside,
+    );
+  }
+  assert.throws(
+    () => sandboxLaunch({ ...instance, readOnlyMounts: { 'runtimes/node/1.2.3': '/opt/node' } }),
+    /read-only mounts need plain absolute paths/,
+  );
 });

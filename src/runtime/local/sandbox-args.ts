@@ -46,6 +46,13 @@ export const HOST_ETC = [
   'timezone',
 ] as const;
 
+/** Where no extra mount may go: what bwrapArgs itself sets up, and the root. */
+const RESERVED_MOUNTS = /^\/($|(usr|bin|sbin|lib|lib64|etc|dev|proc|tmp|app|cache)(\/|$))/;
+
+function isPlainAbsolute(p: string): boolean {
+  return p.startsWith('/') && !p.split('/').some((part) => part === '..' || part === '.');
+}
+
 export interface SandboxPlan {
   uid: number;
   gid: number;
@@ -53,6 +60,8 @@ export interface SandboxPlan {
   appDir: string;
   /** Extra read-write mounts, host path -> sandbox path. */
   writableMounts?: Record<string, string>;
+  /** Read-only mounts, host path -> sandbox path (a Node.js runtime at /opt/node). */
+  readOnlyMounts?: Record<string, string>;
   env: Record<string, string>;
   command: string[];
   /** Tasks only: a build must not outlive the control plane that waits for it, while an
@@ -190,6 +199,15 @@ export function bwrapArgs(plan: SandboxPlan): string[] {
       throw new Error(`writable mounts need absolute paths, got '${host}' -> '${inside}'`);
     }
     args.push('--bind', host, inside);
+  }
+  for (const [host, inside] of Object.entries(plan.readOnlyMounts ?? {})) {
+    // Not over what the sandbox is built from: a runtime lands in a place of its own.
+    if (!isPlainAbsolute(host) || !isPlainAbsolute(inside) || RESERVED_MOUNTS.test(inside)) {
+      throw new Error(
+        `read-only mounts need plain absolute paths outside the sandbox's own, got '${host}' -> '${inside}'`,
+      );
+    }
+    args.push('--ro-bind', host, inside);
   }
   // bwrap builds the root as a tmpfs owned by the sandbox user: without this, /etc and / itself
   // would take new files. Not recursive, so /app, /tmp and the extra mounts stay writable.
