@@ -33,7 +33,7 @@ import { logRoutes } from './routes/logs.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
 import { runRoutes } from './routes/run.js';
-import { teamRoutes } from './routes/teams.js';
+import { stackRoutes } from './routes/stacks.js';
 import { teamRoutes } from './routes/teams.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
@@ -167,8 +167,8 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   runRoutes(api, ctx);
   addonRoutes(api, ctx);
   teamRoutes(api, ctx);
-  teamRoutes(api, ctx);
   auditRoutes(api, ctx);
+  stackRoutes(api, ctx);
   return api;
 }
 

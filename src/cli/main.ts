@@ -24,6 +24,7 @@ import { registerPs } from './ps.js';
 import { registerQuotas } from './quotas.js';
 import { registerReleases } from './releases.js';
 import { processTerminal, registerRun, type Terminal } from './run.js';
+import { registerStacks } from './stacks.js';
 import { registerTeams } from './teams.js';
 import { registerTokens } from './tokens.js';
 import { registerUsers } from './users.js';
@@ -60,6 +61,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerPs(program, ctx);
     registerEgress(program, ctx);
     registerBuilds(program, ctx);
+    registerStacks(program, ctx);
     registerGit(program, ctx);
     registerUsers(program, ctx);
     registerTokens(program, ctx);

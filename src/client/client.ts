@@ -15,10 +15,10 @@ import type {
   App,
   AppEgress,
   AppUpdate,
-  AuthProviders,
   AuditFilters,
   AuditList,
   AuditVerification,
+  AuthProviders,
   ChangeUserBody,
   ConfigChange,
   ConfigVars,
@@ -48,6 +48,7 @@ import type {
   QuotaUpdate,
   Release,
   SignedIn,
+  Stacks,
   TeamDetail,
   TeamList,
   TeamQuotas,
@@ -403,6 +404,11 @@ export class PetriClient {
     const text = await res.body.text();
     if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, text, this.url);
     return text;
+  }
+
+  /** Installed runtimes (Node.js versions) and which of the caller's apps run on each. */
+  stacks(): Promise<Stacks> {
+    return this.json<Stacks>({ method: 'GET', path: '/v1/stacks' });
   }
 
   /** The app's add-ons with their size and open connections, and the types this server offers. */

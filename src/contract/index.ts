@@ -14,6 +14,7 @@ export * from './logs.js';
 export * from './processes.js';
 export * from './releases.js';
 export * from './run.js';
+export * from './stacks.js';
 export * from './teams.js';
 export * from './tokens.js';
 export * from './users.js';

@@ -90,4 +90,6 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   ['POST /v1/auth/password', 'public'],
   ['POST /v1/auth/invitations/accept', 'public'],
   ['POST /v1/auth/password/change', 'signed-in'],
+  // Issue 16: the installed runtimes, with the caller's own apps on each.
+  ['GET /v1/stacks', 'signed-in'],
 ];
