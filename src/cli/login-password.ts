@@ -7,9 +7,14 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
 import { PetriClient } from '../client/index.js';
 import { type Context, USER_AGENT } from './context.js';
-import type { LoginResult } from './login.js';
 import { type Io, UsageError } from './output.js';
 import { checkUrl } from './settings.js';
+
+/** What login.ts stores (its LoginResult; restated, so the two files import one way). */
+export interface LoginResult {
+  url: string;
+  token: string;
+}
 
 export interface PasswordOptions {
   passwordStdin?: boolean;
