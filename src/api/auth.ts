@@ -6,9 +6,10 @@
 //   unknown, revoked or expired token, a disabled user). A sign-in session's user is
 //   re-checked with their identity provider when the last check is older than
 //   identity.recheckSeconds. Public routes take no token.
-// - preValidation: the route's level is applied to the app (`:name`) or team (`:team`) it
+// - preParsing: the route's level is applied to the app (`:name`) or team (`:team`) it
 //   names, which is loaded once and handed to the handler as `req.target`. It runs before
-//   the body is validated, so who-you-are is answered before what-you-sent.
+//   the body is read, parsed or validated, so who-you-are is answered before what-you-sent
+//   (a viewer's malformed JSON or upload is refused as the viewer's, unread).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ACCESS_LEVELS, type Access, decide, refusal } from '../domain/access.js';
 import { appWithRole, teamWithRole } from '../domain/app-access.js';
@@ -64,7 +65,7 @@ export function registerAccess(api: FastifyInstance, ctx: ApiContext): void {
     }
   });
 
-  api.addHook('preValidation', async (req) => {
+  api.addHook('preParsing', async (req) => {
     req.target = {};
     const access = accessOf(req);
     // No route (the not-found handler), or open to anyone: nothing to check.

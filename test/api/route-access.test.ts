@@ -8,10 +8,12 @@
 // and a sign-in session is re-checked with its provider.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
+import WebSocket from 'ws';
 import { registerAccess } from '../../src/api/auth.js';
 import type { ApiContext } from '../../src/api/context.js';
 import { type Access, decide, requireTeamRole } from '../../src/domain/access.js';
@@ -426,6 +428,20 @@ describe('who may call each route', () => {
     });
     assert.equal(push.statusCode, 403);
     assert.equal((await refs('member', 'git-receive-pack')).statusCode, 200);
+    // A query that is not exactly a fetch's needs the push's level.
+    for (const query of [
+      'service=git-receive-pack&service=git-receive-pack',
+      'service=git-upload-pack&service=git-receive-pack',
+      'service=GIT-UPLOAD-PACK',
+      '',
+    ]) {
+      const odd = await api.inject({
+        method: 'GET',
+        url: `/v1/apps/${APP}/git/info/refs?${query}`,
+        headers: basic('viewer'),
+      });
+      assert.equal(odd.statusCode, 403, `${query}: ${odd.body}`);
+    }
     // git's 401 still asks for credentials; a 403 does not (git would prompt again in vain).
     const anonymous = await api.inject({
       method: 'GET',
@@ -445,6 +461,28 @@ describe('who may call each route', () => {
       payload: { set: 'not an object' },
     });
     assert.equal(res.statusCode, 403);
+    // Not even parsed: malformed JSON, or an upload, is refused as the viewer's.
+    const malformed = await api.inject({
+      method: 'PATCH',
+      url: `/v1/apps/${APP}/config`,
+      headers: { ...headers('viewer'), 'content-type': 'application/json' },
+      payload: '{"set": ',
+    });
+    assert.equal(malformed.statusCode, 403);
+    const upload = await api.inject({
+      method: 'POST',
+      url: `/v1/apps/${APP}/deploys`,
+      headers: { ...headers('viewer'), 'content-type': 'application/gzip' },
+      payload: Buffer.from('not a tarball'),
+    });
+    assert.equal(upload.statusCode, 403);
+    const hidden = await api.inject({
+      method: 'PATCH',
+      url: `/v1/apps/${APP}/config`,
+      headers: { ...headers('other-member'), 'content-type': 'application/json' },
+      payload: '{"set": ',
+    });
+    assert.equal(hidden.statusCode, 404);
     const member = await api.inject({
       method: 'PATCH',
       url: `/v1/apps/${APP}/config`,
@@ -452,6 +490,46 @@ describe('who may call each route', () => {
       payload: { set: 'not an object' },
     });
     assert.equal(member.statusCode, 400);
+  });
+
+  test('petri run: the WebSocket upgrade is refused before it happens (viewer 403, outsider 404); a member gets one', async () => {
+    await ensureFixture();
+    await api.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = api.server.address() as AddressInfo;
+    const connect = (who: Who) =>
+      new Promise<number>((resolve, reject) => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/apps/${APP}/run`, { headers: headers(who) });
+        socket.on('unexpected-response', (_req, res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        socket.on('open', () => {
+          socket.close();
+          resolve(101);
+        });
+        socket.on('error', reject);
+      });
+    assert.equal(await connect('viewer'), 403);
+    assert.equal(await connect('auditor'), 403);
+    assert.equal(await connect('other-admin'), 404);
+    assert.equal(await connect('anonymous'), 401);
+    assert.equal(await connect('member'), 101);
+  });
+
+  test('HEAD of an app of another team answers as HEAD of a missing one', async () => {
+    await ensureFixture();
+    const head = (name: string) =>
+      api.inject({ method: 'HEAD', url: `/v1/apps/${name}`, headers: headers('other-member') });
+    const hidden = await head(APP);
+    const missing = await head(MISSING_APP);
+    assert.equal(hidden.statusCode, 404);
+    assert.equal(missing.statusCode, 404);
+    assert.equal(
+      hidden.headers['content-length'],
+      String(Number(missing.headers['content-length']) + APP.length - MISSING_APP.length),
+    );
+    const seen = await api.inject({ method: 'HEAD', url: `/v1/apps/${APP}`, headers: headers('viewer') });
+    assert.equal(seen.statusCode, 200);
   });
 
   test('auditors read everything but secrets: the egress report and backup list yes, config and dumps no', async () => {

@@ -114,10 +114,11 @@ export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
   api.get(
     INFO_REFS,
     {
-      // Pushing starts here: git asks for git-receive-pack's refs first.
+      // Pushing starts here: git asks for git-receive-pack's refs first. Anything but a
+      // plain fetch's query needs the push's level (a repeated or odd ?service= too).
       config: {
         access: (req) =>
-          (req.query as { service?: string }).service === 'git-receive-pack' ? 'app.write' : 'app.read',
+          (req.query as { service?: unknown }).service === 'git-upload-pack' ? 'app.read' : 'app.write',
       },
       schema: {
         summary:
