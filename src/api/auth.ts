@@ -44,11 +44,6 @@ declare module 'fastify' {
   }
 }
 
-/** The user's re-check with their identity provider (ApiContext.identity). */
-interface Rechecker {
-  recheck(user: User, token: Token): Promise<void>;
-}
-
 /** Decorators and the hooks that need no token: call before any route is added. */
 export function registerAccess(api: FastifyInstance, ctx: ApiContext): void {
   api.decorateRequest('user', null as unknown as User);
@@ -98,7 +93,7 @@ export function registerAccess(api: FastifyInstance, ctx: ApiContext): void {
 /** The bearer check, on every request but public routes'. Call after hooks that must run
  * before it (git's Basic → Bearer and its hook ticket: routes/git.ts). */
 export function registerAuth(api: FastifyInstance, ctx: ApiContext): void {
-  const identity = (ctx as { identity?: Rechecker }).identity;
+  const { identity } = ctx;
   api.addHook('onRequest', async (req: FastifyRequest) => {
     if (accessOf(req) === 'public') return;
     const header = req.headers.authorization;
@@ -108,7 +103,7 @@ export function registerAuth(api: FastifyInstance, ctx: ApiContext): void {
     const decision = decide(user, 'signed-in');
     if (decision !== 'ok') throw refusal(decision, 'signed-in', user);
     if (token.kind === 'session' && identity) {
-      const everyMs = (ctx.config.identity?.recheckSeconds ?? 900) * 1000;
+      const everyMs = ctx.config.identity.recheckSeconds * 1000;
       const checked = token.checked_at === null ? 0 : Date.parse(token.checked_at);
       if (Date.now() - checked >= everyMs) await identity.recheck(user, token);
     }
