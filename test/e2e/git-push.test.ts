@@ -231,13 +231,17 @@ describe('git push deploys', () => {
   });
 
   test("a viewer of the app's team may fetch but not push (403); nothing is deployed", async () => {
-    // The app is in the admin's personal team, 'admin': a CI bot that only reads.
+    // A shared team for the app (a personal team is its person's alone), and a CI bot in it
+    // that only reads.
+    assert.equal((await petri.cli(['teams', 'create', 'pushers'])).code, 0);
+    const moved = await petri.cli(['apps', 'transfer', 'pushed', '--team', 'pushers']);
+    assert.equal(moved.code, 0, moved.stderr);
     const bot = await petri.cli([
       'users',
       'create-bot',
       'ci-reader',
       '--team',
-      'admin',
+      'pushers',
       '--role',
       'viewer',
       '--json',
