@@ -16,6 +16,7 @@ import {
   rename,
   rm,
   stat,
+  utimes,
   writeFile,
 } from 'node:fs/promises';
 import path from 'node:path';
@@ -42,6 +43,12 @@ export interface NodeRuntimesOptions {
   npmPaths?: string[];
   logger?: { warn(obj: object, msg: string): void };
   now?: () => Date;
+  /** How many versions the cache holds at most (config maxNodeVersions, 12): each is about
+   * 190 MB, and every build may ask for another one. */
+  maxVersions?: number;
+  /** The versions some release runs on (and a rollback may need): never removed. Without
+   * it, none is. */
+  inUse?: () => Promise<Set<string>>;
 }
 
 export interface ProvidedNode extends NodeChoice {
@@ -53,6 +60,10 @@ const DEFAULT_LIST_TTL_MS = 10 * 60_000;
 /** After a failed ask, the registry is not asked again for this long: a build must not wait
  * out npm's timeouts once per build while the registry is away. */
 const FAILED_LIST_TTL_MS = 60_000;
+export const DEFAULT_MAX_VERSIONS = 12;
+/** A version a build used within this long may be in a build still under way (up to
+ * buildTimeoutMs, at most a day), whose release does not exist yet: it stays. */
+const EVICTABLE_AFTER_MS = 24 * 3_600_000;
 /** An install directory older than this is a leftover of a crash, not an install under way. */
 const STALE_INSTALL_MS = 60 * 60_000;
 const NPM_TIMEOUT_MS = 60_000;
@@ -98,6 +109,12 @@ export class NodeRuntimes {
     this.listing ??= this.list().finally(() => {
       this.listing = undefined;
     });
+    // The registry's list past its time still serves while a new one is fetched: builds
+    // wait for the registry once per process, not once every ten minutes.
+    if (this.listed?.offer.source === 'registry') {
+      this.listing.catch(() => {}); // observed by whoever waits for it next
+      return this.listed.offer;
+    }
     return this.listing;
   }
 
@@ -110,7 +127,12 @@ export class NodeRuntimes {
   async ensure(version: string, onOutput: (text: string) => void = () => {}): Promise<string> {
     if (!NODE_VERSION.test(version)) throw new Error(`not a Node.js version: '${version}'`);
     const dir = nodeRuntimeDir(this.opts.dir, version);
-    if (await isDirectory(dir)) return dir;
+    if (await isDirectory(dir)) {
+      // Its last use, by a build (see makeRoom): the directory's own time.
+      const now = this.now();
+      await utimes(dir, now, now).catch(() => {});
+      return dir;
+    }
     const under = this.installing.get(version);
     if (under) {
       onOutput(`-----> Waiting for Node.js ${version}, which another build is installing\n`);
@@ -137,10 +159,6 @@ export class NodeRuntimes {
     if (!registry) {
       try {
         registry = await this.askRegistry();
-        await this.prepareDir();
-        const tmp = `${cacheFile}.${process.pid}.tmp`;
-        await writeFile(tmp, JSON.stringify({ fetchedAt: Date.now(), ...registry }), { mode: 0o644 });
-        await rename(tmp, cacheFile);
       } catch (err) {
         registryError = errorMessage(err);
         this.opts.logger?.warn(
@@ -148,6 +166,7 @@ export class NodeRuntimes {
           'the npm registry could not list Node.js versions; offering the installed ones',
         );
       }
+      if (registry) await this.keepList(cacheFile, registry);
     }
     let offer: NodeOffer;
     if (registry) {
@@ -166,6 +185,18 @@ export class NodeRuntimes {
     return offer;
   }
 
+  /** Only a speed-up for the next process: a list that cannot be kept is fetched again. */
+  private async keepList(file: string, registry: { versions: string[]; time?: Record<string, string> }) {
+    try {
+      await this.prepareDir();
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, JSON.stringify({ fetchedAt: Date.now(), ...registry }), { mode: 0o644 });
+      await rename(tmp, file);
+    } catch (err) {
+      this.opts.logger?.warn({ err }, 'could not keep the list of Node.js versions');
+    }
+  }
+
   private async askRegistry(): Promise<{ versions: string[]; time: Record<string, string> }> {
     const out = await this.npm(['view', this.packageName, 'versions', 'time', '--json']);
     const parsed: unknown = JSON.parse(out);
@@ -179,10 +210,53 @@ export class NodeRuntimes {
     return { versions, time };
   }
 
+  /** Room for one more version: while the cache is full, removes the version used longest
+   * ago that no release runs on and no build used for a day; a build error when there is
+   * none, as every version is some release's (a rollback to it must find it). */
+  async makeRoom(): Promise<void> {
+    const max = this.opts.maxVersions ?? DEFAULT_MAX_VERSIONS;
+    let installed = await this.installed();
+    if (installed.length < max) return;
+    const inUse = this.opts.inUse ? await this.opts.inUse() : new Set(installed);
+    const now = this.now().getTime();
+    const idle: { version: string; usedAt: number }[] = [];
+    for (const version of installed) {
+      if (inUse.has(version) || this.installing.has(version)) continue;
+      const usedAt = (await stat(nodeRuntimeDir(this.opts.dir, version)).catch(() => undefined))?.mtimeMs;
+      if (usedAt !== undefined && now - usedAt >= EVICTABLE_AFTER_MS) idle.push({ version, usedAt });
+    }
+    idle.sort((a, b) => a.usedAt - b.usedAt);
+    while (installed.length >= max) {
+      const oldest = idle.shift();
+      if (!oldest) {
+        throw new UserError(
+          'build_failed',
+          `Petri's runtime cache is full: it holds ${installed.length} Node.js versions (maxNodeVersions ${max}), ` +
+            `each run by a release or used by a build today; ask for one of them in engines.node (${installed.join(', ')}), ` +
+            'or ask the operator to raise maxNodeVersions',
+        );
+      }
+      // Out of sight first (a rename), then removed: nothing ever mounts half of it.
+      const dir = nodeRuntimeDir(this.opts.dir, oldest.version);
+      const gone = path.join(
+        nodeRuntimesDir(this.opts.dir),
+        `.remove-${oldest.version}-${process.pid}-${now}`,
+      );
+      await rename(dir, gone);
+      await rm(gone, { recursive: true, force: true });
+      this.opts.logger?.warn(
+        { version: oldest.version },
+        'removed an unused Node.js from the full runtime cache',
+      );
+      installed = installed.filter((v) => v !== oldest.version);
+    }
+  }
+
   private async install(version: string, dir: string, onOutput: (text: string) => void): Promise<string> {
     const started = Date.now();
     await this.prepareDir();
     await this.sweepLeftovers();
+    await this.makeRoom();
     const spec = `${this.packageName}@${version}`;
     // Beside its final place (one filesystem, so the rename is atomic), a dot-name that no
     // listing takes for a version.
@@ -253,7 +327,7 @@ export class NodeRuntimes {
     this.leftoversSwept = true;
     const dir = nodeRuntimesDir(this.opts.dir);
     for (const name of await readdir(dir).catch(() => [] as string[])) {
-      if (!name.startsWith('.install-')) continue;
+      if (!name.startsWith('.install-') && !name.startsWith('.remove-')) continue;
       const st = await stat(path.join(dir, name)).catch(() => undefined);
       if (st && Date.now() - st.mtimeMs > STALE_INSTALL_MS) {
         await rm(path.join(dir, name), { recursive: true, force: true });

@@ -17,6 +17,7 @@ import {
   releaseBuild,
   supersedeQueuedDeploys,
 } from '../domain/deploys.js';
+import { nodeVersionsInUse } from '../domain/stacks.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import { Loop } from '../lib/loop.js';
@@ -58,7 +59,12 @@ export class BuildLoop {
   constructor(private readonly deps: BuildLoopDeps) {
     this.runtimes =
       deps.runtimes ??
-      new NodeRuntimes({ dir: runtimesDir(deps.config, deps.paths.root), logger: deps.logger });
+      new NodeRuntimes({
+        dir: runtimesDir(deps.config, deps.paths.root),
+        logger: deps.logger,
+        maxVersions: deps.config.maxNodeVersions,
+        inUse: () => nodeVersionsInUse(deps.db),
+      });
     this.loop = new Loop({
       what: 'starting queued builds',
       pass: () => this.startQueued(),

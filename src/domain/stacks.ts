@@ -33,3 +33,15 @@ export async function appsByNodeVersion(db: Store, apps: App[]): Promise<Map<str
   }
   return new Map([...byVersion].map(([v, set]) => [v, [...set].sort()]));
 }
+
+/** Every Node.js version some release runs on, the old ones a rollback may return to included:
+ * the runtime cache never removes these. */
+export async function nodeVersionsInUse(db: Store): Promise<Set<string>> {
+  const rows = await db
+    .selectFrom('releases')
+    .select('node_version')
+    .distinct()
+    .where('node_version', 'is not', null)
+    .execute();
+  return new Set(rows.flatMap((r) => (r.node_version ? [r.node_version] : [])));
+}

@@ -30,6 +30,8 @@ export interface PetriConfig {
   buildCacheMiB: number;
   /** The shared cache of Node.js runtimes apps run on (absolute path); default DATA_DIR/runtimes. */
   runtimesDir?: string;
+  /** How many Node.js versions that cache holds at most (each about 190 MB); default 12. */
+  maxNodeVersions?: number;
   /** How long a stopping instance gets between SIGTERM and SIGKILL. */
   drainGraceMs: number;
   /** Largest upload (the gzip as sent) and largest git push pack. */
@@ -304,6 +306,9 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     buildTimeoutMs: integer(raw, 'buildTimeoutMs', 1000, 24 * 3_600_000),
     buildCacheMiB: integer(raw, 'buildCacheMiB', 16, 1_048_576),
     ...(raw.runtimesDir === undefined ? {} : { runtimesDir: absolutePath(raw, 'runtimesDir') }),
+    ...(raw.maxNodeVersions === undefined
+      ? {}
+      : { maxNodeVersions: integer(raw, 'maxNodeVersions', 1, 1000) }),
     drainGraceMs: integer(raw, 'drainGraceMs', 0, 3_600_000),
     maxUploadBytes: integer(raw, 'maxUploadBytes', 1024, Number.MAX_SAFE_INTEGER),
     maxUnpackedBytes: integer(raw, 'maxUnpackedBytes', 1024, Number.MAX_SAFE_INTEGER),

@@ -6,9 +6,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
+import { listApps } from '../../src/domain/app-access.js';
 import { createApp } from '../../src/domain/apps.js';
 import { createUser, issueToken } from '../../src/domain/auth.js';
 import { insertRelease } from '../../src/domain/releases.js';
+import { nodeVersionsInUse } from '../../src/domain/stacks.js';
 import { DataPaths } from '../../src/lib/paths.js';
 import { nodeRuntimeDir } from '../../src/lib/runtime-cache.js';
 import { openStore, type Store } from '../../src/store/db.js';
@@ -104,5 +106,28 @@ describe('GET /v1/stacks', () => {
     );
     const anonymous = await get();
     assert.equal(anonymous.statusCode, 401);
+  });
+
+  test("the versions the runtime cache must keep: every release's, not only the serving ones", async () => {
+    // old-lab moves to 26.12.1; its old release on 24.1.0 (no other app's) stays a rollback target.
+    const oldLab = (await listApps(db, users.bob!)).find((a) => a.name === 'old-lab')!;
+    await insertRelease(db, oldLab.id, users.bob!.id, {
+      slug_dir: path.join(dir, 'slug'),
+      process_types: '{}',
+      runtime_env: '{}',
+      config_sealed: '',
+      release_command: null,
+      health_path: null,
+      egress: '[]',
+      kind: 'deploy',
+      description: 'test',
+      deploy_id: null,
+      node_version: '26.12.1',
+    });
+    assert.deepEqual(
+      (await get('bob')).json().runtimes.map((r: { version: string }) => r.version),
+      ['22.23.5', '26.12.1'],
+    );
+    assert.deepEqual([...(await nodeVersionsInUse(db))].sort(), ['22.23.5', '24.1.0', '26.12.1']);
   });
 });

@@ -12,6 +12,7 @@ import {
   rmSync,
   type Stats,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import http from 'node:http';
@@ -26,6 +27,7 @@ import { isUserError } from '../../src/lib/errors.js';
 import { execOk } from '../../src/lib/exec.js';
 import { freePort } from '../../src/lib/ports.js';
 import { installedNodeVersions, nodeRuntimesDir } from '../../src/lib/runtime-cache.js';
+import { until } from '../../src/lib/until.js';
 import { TEST_RUNTIMES } from './test-runtimes.js';
 
 const dirs: string[] = [];
@@ -126,6 +128,20 @@ describe('Node.js runtimes from the npm registry', () => {
     );
     assert.deepEqual(await installedNodeVersions(root), []);
     assert.deepEqual(leftovers(root), []);
+  });
+
+  test('a list past its time serves at once while a new one is fetched: no build waits twice', async () => {
+    const root = freshDir('petri-runtimes-');
+    const listFile = path.join(nodeRuntimesDir(root), '.versions.json');
+    const fetchedAt = () => (JSON.parse(readFileSync(listFile, 'utf8')) as { fetchedAt: number }).fetchedAt;
+    const expiring = new NodeRuntimes({ dir: root, listTtlMs: 1 });
+    const first = await expiring.offer();
+    const firstAt = fetchedAt();
+    await new Promise((resolve) => setTimeout(resolve, 5)); // past its 1 ms
+    const t0 = Date.now();
+    assert.equal(await expiring.offer(), first, 'the expired list');
+    assert.ok(Date.now() - t0 < 200, `${Date.now() - t0} ms`);
+    await until(() => fetchedAt() > firstAt, { timeout: 30_000, message: 'the new list, fetched meanwhile' });
   });
 
   test('the registry away: the installed versions are on offer; with none, an app asking for none builds on the host', async () => {
@@ -231,5 +247,47 @@ describe('a broken download (a local fake registry)', () => {
     assert.ok(tarballRequests >= 1, 'the tarball was fetched');
     assert.deepEqual(await installedNodeVersions(root), []);
     assert.deepEqual(leftovers(root), []);
+  });
+});
+
+describe('a full runtime cache (maxNodeVersions)', () => {
+  const DAY = 24 * 3_600_000;
+  function cacheWith(versions: Record<string, number>): string {
+    const root = freshDir('petri-runtimes-');
+    for (const [v, ago] of Object.entries(versions)) {
+      const dir = path.join(nodeRuntimesDir(root), v);
+      mkdirSync(path.join(dir, 'bin'), { recursive: true });
+      const at = new Date(Date.now() - ago);
+      utimesSync(dir, at, at);
+    }
+    return root;
+  }
+
+  test('makes room by removing the version used longest ago that no release runs on', async () => {
+    const root = cacheWith({ '20.1.0': 3 * DAY, '20.2.0': 9 * DAY, '20.3.0': 2 * DAY, '20.4.0': 5 * DAY });
+    const runtimes = new NodeRuntimes({ dir: root, maxVersions: 3, inUse: async () => new Set(['20.2.0']) });
+    await runtimes.makeRoom();
+    // Two had to go for one more to fit: not 20.2.0 (a release runs on it), the two used longest ago.
+    assert.deepEqual(await installedNodeVersions(root), ['20.2.0', '20.3.0']);
+    assert.deepEqual(leftovers(root), []);
+  });
+
+  test('never removes what a release runs on or a build used today: the build is told', async () => {
+    const root = cacheWith({ '20.1.0': 3 * DAY, '20.2.0': 3600_000 });
+    const runtimes = new NodeRuntimes({
+      dir: root,
+      maxVersions: 2,
+      inUse: async () => new Set(['20.1.0']),
+      // No registry is asked: the refusal comes first.
+      npmEnv: { npm_config_registry: 'http://127.0.0.1:9/' },
+    });
+    assert.equal(
+      await buildError(runtimes.ensure('20.9.0')),
+      "Petri's runtime cache is full: it holds 2 Node.js versions (maxNodeVersions 2), each run by a release or used by a build today; ask for one of them in engines.node (20.1.0, 20.2.0), or ask the operator to raise maxNodeVersions",
+    );
+    assert.deepEqual(await installedNodeVersions(root), ['20.1.0', '20.2.0']);
+    // A build that uses an installed version marks it used now.
+    const dir = await runtimes.ensure('20.1.0');
+    assert.ok(Date.now() - statSync(dir).mtimeMs < 60_000);
   });
 });

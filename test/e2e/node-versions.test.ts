@@ -35,10 +35,19 @@ describe('Node.js versions for apps', () => {
     assert.equal(res.body, `v${version} built with v${version}\n`);
   });
 
-  test("a one-off runs on the release's Node.js too", async () => {
-    const run = await petri.cli(['run', '--app', 'n22', '--no-tty', '--', 'node', '-p', 'process.version']);
+  test("a one-off runs on the release's Node.js too, and cannot change it", async () => {
+    const run = await petri.cli([
+      'run',
+      '--app',
+      'n22',
+      '--no-tty',
+      '--',
+      'sh',
+      '-c',
+      'node -p process.version; touch /opt/node/bin/node 2>/dev/null && echo changed || echo read-only',
+    ]);
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(run.stdout, `v${version}\n`);
+    assert.equal(run.stdout, `v${version}\nread-only\n`);
   });
 
   test('petri stacks lists the installed version with the app on it', async () => {
