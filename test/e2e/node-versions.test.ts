@@ -50,6 +50,21 @@ describe('Node.js versions for apps', () => {
     assert.equal(run.stdout, `v${version}\nread-only\n`);
   });
 
+  test('without engines.node: the newest LTS on offer', async () => {
+    assert.equal((await petri.cli(['apps', 'create', 'lts'])).code, 0);
+    const dir = writeApp({
+      'package.json': JSON.stringify({ name: 'lts', scripts: { start: 'node server.js' } }),
+      'server.js':
+        "require('node:http').createServer((_q, r) => r.end(process.version)).listen(Number(process.env.PORT));",
+    });
+    const deploy = await petri.cli(['deploy', dir, '--app', 'lts']);
+    assert.equal(deploy.code, 0, deploy.stderr + deploy.stdout);
+    const chosen = /-----> Node\.js ((\d+)\.\d+\.\d+) \(the newest LTS\)/.exec(deploy.stdout);
+    assert.ok(chosen, deploy.stdout);
+    assert.equal(Number(chosen[2]) % 2, 0, 'an even major');
+    assert.equal((await petri.app('lts')).body, `v${chosen[1]}`);
+  });
+
   test('petri stacks lists the installed version with the app on it', async () => {
     const json = await petri.cli(['stacks', '--json']);
     assert.equal(json.code, 0, json.stderr);
