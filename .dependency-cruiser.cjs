@@ -116,8 +116,14 @@ module.exports = {
     ),
     only(
       'services/',
-      ['domain/', 'specs/', 'addons/', RUNTIME_INTERFACE, 'store/', 'lib/'],
-      'store/ for its types only',
+      ['domain/', 'specs/', 'addons/', 'graduation/', RUNTIME_INTERFACE, 'store/', 'lib/'],
+      'store/ for its types only; graduation/: the handoff bundle’s renderers',
+    ),
+    only(
+      'graduation/',
+      ['egress/matching\\.ts$', 'lib/'],
+      'pure renderers of the handoff bundle (plain data in, text out); egress/matching.ts reads the ' +
+        'declared egress patterns the NetworkPolicy opens',
     ),
     only(
       'controllers/',
