@@ -1,6 +1,7 @@
 // What the API shows of the model: the JSON shapes of App and Deploy, as the contract
 // (src/contract) defines them.
 import { appListingRows, appUrl, idleTimeoutMs } from '../domain/apps.js';
+import { awaitsReview } from '../domain/experiments.js';
 import { releaseVersion } from '../domain/releases.js';
 import { teamNames } from '../domain/teams.js';
 import type { PetriConfig } from '../lib/config.js';
@@ -76,8 +77,26 @@ export async function presentApps(db: Store, config: PetriConfig, apps: App[]) {
           restarts: i.restarts,
           lastExit: i.exit_reason,
         })),
+      experiment: presentExperiment(app),
     };
   });
+}
+
+/** The experiment side of an app: description, data class, stage and expiry. */
+export function presentExperiment(app: App) {
+  return {
+    description: app.description,
+    dataClass: app.data_class,
+    privacyNote: app.privacy_note,
+    retentionDays: app.retention_days,
+    approvedClass: app.approved_class,
+    awaitsReview: awaitsReview(app),
+    stage: app.stage,
+    expiresAt: app.expires_at,
+    expiredAt: app.expired_at,
+    archivedAt: app.archived_at,
+    redirectUrl: app.redirect_url,
+  };
 }
 
 export async function presentDeploy(db: Store, config: PetriConfig, app: App, deploy: Deploy) {

@@ -38,6 +38,9 @@ export async function planBuild(sourceDir: string, detectors = DETECTORS): Promi
   const manifest = readManifest(sourceDir);
   if (manifest.healthCheck) plan.healthPath = manifest.healthCheck;
   if (manifest.egress) plan.egress = manifest.egress;
+  const { description, data, privacy, retention } = manifest;
+  if ([description, data, privacy, retention].some((v) => v !== undefined))
+    plan.describe = { description, data, privacy, retention };
   if (!plan.processTypes.web) {
     throw new UserError(
       'build_failed',

@@ -13,6 +13,12 @@ export interface Manifest {
   healthCheck?: string;
   /** [network] egress: host:port patterns the app may reach through the egress proxy. */
   egress?: string[];
+  /** The data the experiment holds (none, anonymous, personal, sensitive), checked with its
+   * privacy note and retention by the control plane at deploy (domain/experiments.ts). */
+  data?: string;
+  privacy?: string;
+  /** "30d", "12w", or a number of days. */
+  retention?: string | number;
 }
 
 export function readManifest(sourceDir: string): Manifest {
@@ -30,6 +36,18 @@ export function readManifest(sourceDir: string): Manifest {
   const manifest: Manifest = {};
   if (doc.name !== undefined) manifest.name = text(doc, 'name');
   if (doc.description !== undefined) manifest.description = text(doc, 'description');
+  if (doc.data !== undefined) manifest.data = text(doc, 'data');
+  if (doc.privacy !== undefined) manifest.privacy = text(doc, 'privacy');
+  if (doc.retention !== undefined) {
+    const retention = doc.retention;
+    if (typeof retention !== 'string' && !Number.isInteger(retention)) {
+      throw new UserError(
+        'build_failed',
+        `petri.toml: retention must be a duration like "30d" or a number of days, got ${JSON.stringify(retention)}`,
+      );
+    }
+    manifest.retention = retention as string | number;
+  }
   const health = doc.health_check ?? (doc.web as Record<string, unknown> | undefined)?.health_check;
   if (health !== undefined) {
     if (typeof health !== 'string' || !/^\/[\x21-\x7e]*$/.test(health)) {

@@ -26,6 +26,9 @@ export interface BuildPlan {
   healthPath?: string;
   /** From petri.toml: the hosts the app may reach through the egress proxy. */
   egress?: string[];
+  /** From petri.toml: the experiment's description, data class, privacy note and retention
+   * (only the keys it gives), applied to the app at deploy. */
+  describe?: { description?: string; data?: string; privacy?: string; retention?: string | number };
   /** What the install steps produce and what decides it, for the build cache. */
   dependencies?: DependencyCache;
   /** Runs on a Node.js of Petri's runtime cache: package.json's engines.node range, if any

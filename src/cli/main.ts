@@ -15,6 +15,7 @@ import { createContext } from './context.js';
 import { registerDeploy } from './deploy.js';
 import { registerEgress } from './egress.js';
 import { registerGit } from './git.js';
+import { registerInventory } from './inventory.js';
 import { registerLogin } from './login.js';
 import { registerPasswd } from './login-password.js';
 import { registerLogs } from './logs.js';
@@ -23,6 +24,7 @@ import { type Io, type Output, UsageError } from './output.js';
 import { registerPs } from './ps.js';
 import { registerQuotas } from './quotas.js';
 import { registerReleases } from './releases.js';
+import { registerReport } from './report.js';
 import { processTerminal, registerRun, type Terminal } from './run.js';
 import { registerStacks } from './stacks.js';
 import { registerTeams } from './teams.js';
@@ -68,6 +70,8 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerTeams(program, ctx);
     registerAudit(program, ctx);
     registerQuotas(program, ctx);
+    registerInventory(program, ctx);
+    registerReport(program, ctx);
     // `petri run` and `petri addons shell` attach the same terminal.
     const terminal: Terminal = {
       ...processTerminal(),

@@ -2,6 +2,7 @@
 // what creating, changing and destroying one takes.
 import { type Static, Type } from '@sinclair/typebox';
 import { Nullable, StringEnum } from './common.js';
+import { Experiment, ExperimentCreateFields } from './experiments.js';
 
 export const Limits = Type.Object({
   memoryMiB: Type.Integer({ minimum: 16, maximum: 1_048_576, description: 'memory limit per instance, MiB' }),
@@ -65,6 +66,7 @@ export const App = Type.Object(
     limits: Limits,
     settings: AppSettings,
     processes: Type.Array(AppProcess),
+    experiment: Experiment,
   },
   { $id: 'App' },
 );
@@ -85,6 +87,7 @@ export const CreateAppBody = Type.Object(
         description: 'the team it belongs to (you must be a member or admin); default: your personal team',
       }),
     ),
+    ...ExperimentCreateFields,
   },
   { additionalProperties: false },
 );

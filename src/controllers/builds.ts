@@ -17,6 +17,7 @@ import {
   releaseBuild,
   supersedeQueuedDeploys,
 } from '../domain/deploys.js';
+import { describeFromManifest } from '../domain/experiments.js';
 import { nodeVersionsInUse } from '../domain/stacks.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
@@ -127,6 +128,9 @@ export class BuildLoop {
         this.runtimes,
       );
       output(`-----> Build finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+      // petri.toml's description and data class, by the rules of `petri apps set`: a
+      // refusal (personal data without a privacy note) fails the deploy, naming the field.
+      if (plan.describe) await describeFromManifest(db, app, plan.describe, deploy.created_by);
       const release = await releaseBuild(db, deploy, {
         slugDir: paths.slug(app.id, deploy.id),
         processTypes: plan.processTypes,

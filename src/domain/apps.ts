@@ -4,7 +4,7 @@ import { DEFAULTS, type PetriConfig, type Quotas } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import { describeLimit, type LimitCeiling, type Limits } from '../lib/limits.js';
 import { now, type Store } from '../store/db.js';
-import type { App, User } from '../store/schema.js';
+import type { App, NewApp, User } from '../store/schema.js';
 import { type Actor, recordAudit } from './audit.js';
 import { validateAppName } from './names.js';
 import { assertMemoryLimitFits, assertWithinQuota, describeInstances } from './quotas.js';
@@ -20,6 +20,10 @@ export async function createApp(
   appsPerOwner = Number.POSITIVE_INFINITY,
   /** The team by name (default: the caller's personal team) and its default quotas. */
   inTeam: { team?: string; quotas?: Quotas } = {},
+  /** Its description, data class and expiry (domain/experiments.ts describeNewApp). */
+  experiment: Partial<
+    Pick<NewApp, 'description' | 'data_class' | 'privacy_note' | 'retention_days' | 'expires_at'>
+  > = {},
 ): Promise<App> {
   const appName = validateAppName(name);
   return db.transaction().execute(async (tx) => {
@@ -73,11 +77,18 @@ export async function createApp(
         pids: limits.pids,
         desired_release_id: null,
         serving_release_id: null,
+        ...experiment,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
     await tx.insertInto('formations').values({ app_id: app.id, type: 'web', quantity: 1 }).execute();
-    await recordAudit(tx, actorOf(user, ip), 'app.create', appName);
+    await recordAudit(
+      tx,
+      actorOf(user, ip),
+      'app.create',
+      appName,
+      experiment.data_class && experiment.data_class !== 'none' ? { data: experiment.data_class } : {},
+    );
     return app;
   });
 }

@@ -86,7 +86,7 @@ describe('petri apps', () => {
     assert.equal(created.code, 0);
     assert.equal(
       created.stdout,
-      "Created gamma in team admin: http://gamma.petri.localhost:8080\nDeploy it with 'petri deploy --app gamma' from its directory\n",
+      "Created gamma in team admin: http://gamma.petri.localhost:8080\nIt is an experiment until 2025-04-03 (data: none); 'petri apps renew gamma' extends it\nDeploy it with 'petri deploy --app gamma' from its directory\n",
     );
     assert.deepEqual(JSON.parse(fake.requests.at(-1)!.body.toString()), { name: 'gamma' });
     const again = await run(['apps', 'create', 'gamma'], { env });
@@ -202,7 +202,7 @@ describe('petri apps', () => {
     assert.equal(unknown.code, 2);
     assert.equal(
       unknown.stderr,
-      "error: unknown setting 'sleep_after'; the settings are: boot_timeout, idle\n",
+      "error: unknown setting 'sleep_after'; the settings are: boot_timeout, idle, description, data, privacy, retention, expires, stage, redirect\n",
     );
     const bad = await run(['apps', 'set', 'alpha', 'boot_timeout=soon'], { env });
     assert.equal(bad.code, 2);

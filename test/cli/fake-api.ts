@@ -25,6 +25,7 @@ import type {
 } from '../../src/client/index.js';
 import { ContractChecker } from './contract.js';
 import { handleAudit } from './fake-audit.js';
+import { describeFake, handleExperiment, handlePlatform } from './fake-experiments.js';
 import { handleTeams, teamForNewApp, transferApp } from './fake-teams.js';
 
 export const TOKEN = 'secret-token';
@@ -119,6 +120,14 @@ export function cannedApps(): App[] {
           lastExit: 'exited with code 1 at 2025-01-02T05:06:10Z',
         },
       ],
+      experiment: cannedExperiment({
+        description: 'A/B test of the checkout page',
+        dataClass: 'personal',
+        privacyNote: 'e-mail addresses of testers, to ask them about it',
+        retentionDays: 30,
+        approvedClass: 'personal',
+        expiresAt: '2025-04-02T03:04:05.678Z',
+      }),
     },
     {
       name: 'beta-experiment',
@@ -132,8 +141,27 @@ export function cannedApps(): App[] {
       limits: { memoryMiB: 512, cpus: 1, pids: 256, diskMiB: 1024 },
       settings: { bootTimeoutSeconds: 60, idleTimeoutSeconds: null },
       processes: [],
+      experiment: cannedExperiment({ expiresAt: '2025-04-03T00:00:00.000Z' }),
     },
   ];
+}
+
+/** The experiment side of a canned app: no data, an experiment, what `over` changes. */
+export function cannedExperiment(over: Partial<App['experiment']> = {}): App['experiment'] {
+  return {
+    description: '',
+    dataClass: 'none',
+    privacyNote: null,
+    retentionDays: null,
+    approvedClass: null,
+    awaitsReview: false,
+    stage: 'experiment',
+    expiresAt: null,
+    expiredAt: null,
+    archivedAt: null,
+    redirectUrl: null,
+    ...over,
+  };
 }
 
 /** blog has slept since SLEPT_AT: no processes, its formation kept. Not among the canned apps;
@@ -152,6 +180,7 @@ export function cannedSleepingApp(): { app: App; processes: ProcessList } {
       limits: { memoryMiB: 256, cpus: 0.5, pids: 128, diskMiB: 1024 },
       settings: { bootTimeoutSeconds: 60, idleTimeoutSeconds: 900 },
       processes: [],
+      experiment: cannedExperiment({ description: 'notes', expiresAt: '2025-04-04T09:00:00.000Z' }),
     },
     processes: { formation: { web: 1 }, processes: [], sleepingSince: SLEPT_AT },
   };
@@ -522,12 +551,18 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
   if (resource === 'teams') return handleTeams(fake, method, parts.slice(2), body, res, { send, fail });
   if (resource === 'audit')
     return handleAudit(fake, method, parts.slice(2), url.searchParams, res, { send, fail });
+  if ((resource === 'inventory' || resource === 'report') && method === 'GET' && name === undefined)
+    return handlePlatform([...fake.apps.values()], resource, url.searchParams, res, { send, fail });
   if (resource !== 'apps') return fail(res, 404, 'not_found', `no route ${url.pathname}`);
 
   if (name === undefined) {
     if (method === 'GET') return send(res, 200, { apps: [...fake.apps.values()] });
     if (method === 'POST') {
-      const { name: newName, team: wanted } = JSON.parse(body.toString()) as { name: string; team?: string };
+      const {
+        name: newName,
+        team: wanted,
+        ...describe
+      } = JSON.parse(body.toString()) as { name: string; team?: string; data?: string };
       if (!/^[a-z][a-z0-9-]{1,29}$/.test(newName)) {
         return fail(res, 400, 'bad_request', `app name must match ^[a-z][a-z0-9-]{1,29}$, got '${newName}'`);
       }
@@ -541,6 +576,8 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
         url: `http://${newName}.petri.localhost:8080`,
         createdAt: '2025-02-01T00:00:00.000Z',
       };
+      const refused = describeFake(app, describe);
+      if (refused) return fail(res, 400, 'bad_request', refused);
       fake.apps.set(newName, app);
       return send(res, 201, app);
     }
@@ -548,6 +585,9 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
 
   const app = name === undefined ? undefined : fake.apps.get(name);
   if (!app) return fail(res, 404, 'not_found', `app '${name}' not found; list your apps with 'petri apps'`);
+
+  if (sub === 'experiment' || sub === 'approve')
+    return handleExperiment(app, method, sub, body, res, { send, fail });
 
   if (sub === undefined) {
     if (method === 'GET') {

@@ -137,7 +137,7 @@ describe('petri teams and quotas', () => {
     assert.equal(created.code, 0, created.stderr);
     assert.equal(
       created.stdout,
-      "Created lab-exp in team labs: http://lab-exp.petri.localhost:8080\nDeploy it with 'petri deploy --app lab-exp' from its directory\n",
+      "Created lab-exp in team labs: http://lab-exp.petri.localhost:8080\nIt is an experiment until 2025-04-03 (data: none); 'petri apps renew lab-exp' extends it\nDeploy it with 'petri deploy --app lab-exp' from its directory\n",
     );
     assert.deepEqual(lastBody(), { name: 'lab-exp', team: 'labs' });
     await run(['apps', 'create', 'mine'], { env });

@@ -22,6 +22,7 @@ import {
   sleepApp,
   wakeApp,
 } from '../../domain/apps.js';
+import { describeNewApp } from '../../domain/experiments.js';
 import { secureAppDir } from '../../lib/data-dir-modes.js';
 import { UserError } from '../../lib/errors.js';
 import { targetApp } from '../auth.js';
@@ -57,7 +58,9 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const { name, team } = req.body;
+      const { name, team, description, data, privacy, retention } = req.body;
+      // Checked before the app is made: a refused description makes no app.
+      const experiment = describeNewApp(name, { description, data, privacy, retention }, config);
       const app = await createApp(
         db,
         req.user,
@@ -67,6 +70,7 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
         config.ceilings.instancesPerOwner,
         config.ceilings.appsPerOwner,
         { team, quotas: config.quotas },
+        experiment,
       );
       // Before anything is made in it: only the app's own uid may pass through its directory.
       await secureAppDir(ctx.paths, app.id, config.uidBase);

@@ -1,0 +1,210 @@
+// The operators' inventory: for every app its team, owner, description, stage, data class,
+// egress declared and reached, add-ons, limits, activity, expiry and stack. A fixed number
+// of queries whatever the number of apps (one per table, each over the same filtered set of
+// apps), so a platform of a thousand experiments answers at once. What only the runtime and
+// the engines know (memory and CPU in use, add-on sizes) is added by the API.
+import { UserError } from '../lib/errors.js';
+import type { Store } from '../store/db.js';
+import type { Addon, DataClass, Stage, User } from '../store/schema.js';
+import { decide, teamNotFound } from './access.js';
+import { teamWithRole } from './app-access.js';
+import { isApproved, parseDataClass, STAGES } from './experiments.js';
+import { releaseEgress, releaseRuntimeEnv } from './release-json.js';
+
+export interface InventoryFilters {
+  team?: string;
+  stage?: string;
+  data?: string;
+  /** A duration (14d, 36h, 2w): experiments that expire within it. */
+  expiring?: string;
+}
+
+export interface InventoryEntry {
+  id: number;
+  name: string;
+  team: string;
+  owner: string;
+  description: string;
+  stage: Stage;
+  dataClass: DataClass;
+  privacyNote: string | null;
+  retentionDays: number | null;
+  approved: boolean;
+  egressDeclared: string[];
+  egressReached: string[];
+  egressRefused: number;
+  /** Its add-ons (the API asks their engines for their sizes). */
+  addons: Addon[];
+  limits: { memoryMiB: number; cpus: number };
+  /** Ids of its running instances (the API asks the runtime for their use). */
+  instanceIds: string[];
+  lastRequestAt: string | null;
+  createdAt: string;
+  lastDeployAt: string | null;
+  expiresAt: string | null;
+  expiredAt: string | null;
+  stack: string | null;
+}
+
+const UNITS_MS: Record<string, number> = { h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
+
+/** --expiring: a duration ahead of now (36h, 14d, 2w) in ms. */
+export function parseWithin(value: string, field = 'expiring'): number {
+  const match = /^(\d{1,5})([hdw])$/.exec(value.trim().toLowerCase());
+  if (!match) {
+    throw new UserError(
+      'bad_request',
+      `${field} must be a duration like 14d, 36h or 2w, got '${value.slice(0, 40)}'`,
+    );
+  }
+  return Number(match[1]) * UNITS_MS[match[2]!]!;
+}
+
+function parseStage(value: string): Stage {
+  const stage = value.trim().toLowerCase();
+  if (!(STAGES as readonly string[]).includes(stage)) {
+    throw new UserError(
+      'bad_request',
+      `stage must be one of ${STAGES.join(', ')}, got '${value.slice(0, 40)}'`,
+    );
+  }
+  return stage as Stage;
+}
+
+/** The inventory as the user may see it: every app for admins and auditors, their teams'
+ * apps for everyone else. Filters are checked first, each error naming its field. */
+export async function inventory(
+  db: Store,
+  user: User,
+  filters: InventoryFilters = {},
+  nowMs = Date.now(),
+): Promise<InventoryEntry[]> {
+  const seesAll = decide(user, 'platform.read') === 'ok';
+  const stage = filters.stage === undefined ? undefined : parseStage(filters.stage);
+  const data = filters.data === undefined ? undefined : parseDataClass(filters.data, 'data');
+  const within = filters.expiring === undefined ? undefined : parseWithin(filters.expiring);
+  let teamId: number | undefined;
+  if (filters.team !== undefined) {
+    const found = await teamWithRole(db, user.id, filters.team);
+    if (!found || (!seesAll && found.teamRole === null)) throw teamNotFound(filters.team);
+    teamId = found.team.id;
+  }
+
+  // The apps of the inventory, as a subquery every other query is limited to.
+  const selected = () => {
+    let q = db.selectFrom('apps').select('apps.id');
+    if (!seesAll) {
+      q = q.where('apps.team_id', 'in', (sub) =>
+        sub.selectFrom('team_members').select('team_id').where('user_id', '=', user.id),
+      );
+    }
+    if (teamId !== undefined) q = q.where('apps.team_id', '=', teamId);
+    if (stage !== undefined) q = q.where('apps.stage', '=', stage);
+    if (data !== undefined) q = q.where('apps.data_class', '=', data);
+    if (within !== undefined) {
+      q = q
+        .where('apps.stage', '=', 'experiment')
+        .where('apps.expires_at', 'is not', null)
+        .where('apps.expires_at', '<=', new Date(nowMs + within).toISOString());
+    }
+    return q;
+  };
+
+  const [apps, deploys, egress, addons, instances] = await Promise.all([
+    db
+      .selectFrom('apps')
+      .innerJoin('teams', 'teams.id', 'apps.team_id')
+      .innerJoin('users', 'users.id', 'apps.owner_id')
+      .leftJoin('releases', 'releases.id', 'apps.serving_release_id')
+      .selectAll('apps')
+      .select([
+        'teams.name as team_name',
+        'users.name as owner_name',
+        'releases.egress as release_egress',
+        'releases.runtime_env as release_env',
+        'releases.node_version as release_node',
+      ])
+      .where('apps.id', 'in', selected())
+      .orderBy('apps.name')
+      .execute(),
+    db
+      .selectFrom('deploys')
+      .select(['app_id', (eb) => eb.fn.max('finished_at').as('last')])
+      .where('status', '=', 'succeeded')
+      .where('app_id', 'in', selected())
+      .groupBy('app_id')
+      .execute(),
+    db
+      .selectFrom('egress_attempts')
+      .select(['app_id', 'host', 'port', 'allowed', 'count'])
+      .where('app_id', 'in', selected())
+      .orderBy('host')
+      .orderBy('port')
+      .execute(),
+    db
+      .selectFrom('addons')
+      .selectAll()
+      .where('status', '!=', 'destroyed')
+      .where('app_id', 'in', selected())
+      .orderBy('name')
+      .execute(),
+    db
+      .selectFrom('instances')
+      .select(['id', 'app_id'])
+      .where('state', 'in', ['up', 'starting'])
+      .where('app_id', 'in', selected())
+      .execute(),
+  ]);
+
+  const lastDeploy = new Map(deploys.map((d) => [d.app_id, d.last as string | null]));
+  const grouped = <T extends { app_id: number }>(rows: T[]) => {
+    const map = new Map<number, T[]>();
+    for (const row of rows) {
+      const list = map.get(row.app_id);
+      if (list) list.push(row);
+      else map.set(row.app_id, [row]);
+    }
+    return map;
+  };
+  const egressOf = grouped(egress);
+  const addonsOf = grouped(addons);
+  const instancesOf = grouped(instances);
+
+  return apps.map((app) => {
+    const attempts = egressOf.get(app.id) ?? [];
+    return {
+      id: app.id,
+      name: app.name,
+      team: app.team_name,
+      owner: app.owner_name,
+      description: app.description,
+      stage: app.stage,
+      dataClass: app.data_class,
+      privacyNote: app.privacy_note,
+      retentionDays: app.retention_days,
+      approved: isApproved(app),
+      egressDeclared: app.release_egress ? releaseEgress({ egress: app.release_egress }) : [],
+      egressReached: attempts.filter((a) => a.allowed === 1).map((a) => `${a.host}:${a.port}`),
+      egressRefused: attempts.filter((a) => a.allowed === 0).reduce((sum, a) => sum + a.count, 0),
+      addons: addonsOf.get(app.id) ?? [],
+      limits: { memoryMiB: app.memory_mib, cpus: app.cpus },
+      instanceIds: (instancesOf.get(app.id) ?? []).map((i) => i.id),
+      lastRequestAt: app.active_at,
+      createdAt: app.created_at,
+      lastDeployAt: lastDeploy.get(app.id) ?? null,
+      expiresAt: app.expires_at,
+      expiredAt: app.expired_at,
+      stack: stackOf(app.release_env, app.release_node),
+    };
+  });
+}
+
+/** What the serving release runs on: node and its version, python, or static/other. */
+export function stackOf(runtimeEnv: string | null, nodeVersion: string | null): string | null {
+  if (runtimeEnv === null) return null;
+  if (nodeVersion) return `node ${nodeVersion}`;
+  const env = releaseRuntimeEnv({ runtime_env: runtimeEnv });
+  if (env.NODE_ENV !== undefined) return 'node (host)';
+  if (env.PYTHONUNBUFFERED !== undefined || env.VIRTUAL_ENV !== undefined) return 'python (host)';
+  return 'other';
+}
