@@ -81,7 +81,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     logger: log,
   };
   const controllers = buildControllers(core);
-  const { reconciler, builds, upkeep, waker, sleeper } = controllers;
+  const { reconciler, builds, upkeep, waker, sleeper, lifecycle } = controllers;
   await upkeep.recover();
   // Before the API takes uploads: every deploy dir not queued is then a leftover.
   await reclaimLeftovers({ db, driver, paths, logger: log });
@@ -91,6 +91,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   await life.add('add-on upkeep', upkeep);
   await life.add('waker', { start: () => waker.listen(), stop: () => waker.close() });
   await life.add('idle sleeper', sleeper);
+  await life.add('lifecycle loop', lifecycle);
 
   return { config, api, db, adminToken, close: () => life.stop() };
 }

@@ -28,7 +28,10 @@ import { authRoutes } from './routes/auth.js';
 import { authOidcRoutes } from './routes/auth-oidc.js';
 import { deployRoutes } from './routes/deploys.js';
 import { egressRoutes } from './routes/egress.js';
+import { experimentRoutes } from './routes/experiments.js';
 import { gitRoutes } from './routes/git.js';
+import { graduationRoutes } from './routes/graduation.js';
+import { lifecycleRoutes, registerLifecycleHooks } from './routes/lifecycle.js';
 import { logRoutes } from './routes/logs.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
@@ -151,6 +154,8 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   registerAccess(api, ctx);
   gitRoutes(api, ctx, uploads); // before registerAuth: its onRequest hook turns git's Basic auth into a bearer token
   registerAuth(api, ctx);
+  // Every answer about an app that expires soon, expired or was archived says so.
+  registerLifecycleHooks(api, ctx);
   api.get('/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
     api.swagger(),
   );
@@ -169,6 +174,9 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   teamRoutes(api, ctx);
   auditRoutes(api, ctx);
   stackRoutes(api, ctx);
+  graduationRoutes(api, ctx);
+  lifecycleRoutes(api, ctx);
+  experimentRoutes(api, ctx);
   return api;
 }
 

@@ -15,6 +15,14 @@ import { sleep } from '../lib/until.js';
 import { appOption, resolveAppName } from './app-name.js';
 import type { Context } from './context.js';
 import {
+  EXPERIMENT_HEADERS,
+  EXPERIMENT_KEYS,
+  experimentCells,
+  experimentInfo,
+  experimentPairs,
+  registerApprove,
+} from './describe.js';
+import {
   type Cell,
   formatDuration,
   type Output,
@@ -24,6 +32,7 @@ import {
   UsageError,
 } from './output.js';
 import { POLL_INTERVAL_MS, WaitLine, type WaitOptions } from './release-wait.js';
+import { registerRenew } from './renew.js';
 
 const STATUS_STYLE: Record<AppStatus | ProcessState, Style> = {
   running: 'green',
@@ -48,6 +57,7 @@ interface AppOptions {
 
 export function registerApps(program: Command, ctx: Context): void {
   const apps = program.command('apps').description('list, create, inspect, sleep, wake and destroy apps');
+  registerRenew(apps, ctx);
 
   apps
     .command('list', { isDefault: true })
@@ -61,8 +71,15 @@ export function registerApps(program: Command, ctx: Context): void {
         return;
       }
       ctx.out.table(
-        ['NAME', 'TEAM', 'STATUS', 'RELEASE', 'URL'],
-        list.map((app) => [app.name, app.team, status(app.status), orDash(app.release), app.url]),
+        ['NAME', 'TEAM', 'STATUS', ...EXPERIMENT_HEADERS, 'RELEASE', 'URL'],
+        list.map((app) => [
+          app.name,
+          app.team,
+          status(app.status),
+          ...experimentCells(app),
+          orDash(app.release),
+          app.url,
+        ]),
       );
     });
 
@@ -71,13 +88,35 @@ export function registerApps(program: Command, ctx: Context): void {
     .description('create an app, ready for its first deploy')
     .argument('<name>', 'lowercase letters, digits and dashes')
     .option('--team <team>', 'the team it belongs to (default: your personal team)')
+    .option('--description <text>', 'what the experiment is, in a sentence or two')
+    .option('--data <class>', 'the data it holds: none (default), anonymous, personal or sensitive')
+    .option('--privacy <text>', 'for personal or sensitive data: what is collected, and why')
+    .option('--retention <days>', 'for personal or sensitive data: how long it is kept (30d, 12w, 1y)')
     .option('--json', 'print JSON')
-    .action(async (name: string, opts: { team?: string; json?: boolean }) => {
-      const app = await (await ctx.client()).createApp(name, opts.team);
-      if (opts.json) return ctx.out.json(app);
-      ctx.out.line(`Created ${app.name} in team ${app.team}: ${app.url}`);
-      ctx.out.line(`Deploy it with 'petri deploy --app ${app.name}' from its directory`);
-    });
+    .action(
+      async (
+        name: string,
+        opts: {
+          team?: string;
+          description?: string;
+          data?: string;
+          privacy?: string;
+          retention?: string;
+          json?: boolean;
+        },
+      ) => {
+        const { team, json, ...describe } = opts;
+        const app = await (await ctx.client()).createApp(name, team, describe);
+        if (opts.json) return ctx.out.json(app);
+        ctx.out.line(`Created ${app.name} in team ${app.team}: ${app.url}`);
+        if (app.experiment.expiresAt) {
+          ctx.out.line(
+            `It is an experiment until ${app.experiment.expiresAt.slice(0, 10)} (data: ${app.experiment.dataClass}); 'petri apps renew ${app.name}' extends it`,
+          );
+        }
+        ctx.out.line(`Deploy it with 'petri deploy --app ${app.name}' from its directory`);
+      },
+    );
 
   apps
     .command('transfer')
@@ -195,21 +234,24 @@ export function registerApps(program: Command, ctx: Context): void {
 
   apps
     .command('set')
-    .description(`show an app's settings, or change them: ${Object.keys(APP_SETTINGS).join(', ')}`)
+    .description(`show an app's settings, or change them: ${SET_KEYS.join(', ')}`)
     .argument('<name>', 'the app')
-    .argument('[pairs...]', `KEY=VALUE, KEY one of ${Object.keys(APP_SETTINGS).join(', ')}`)
-    .option('--json', 'print JSON')
+    .argument('[pairs...]', `KEY=VALUE, KEY one of ${SET_KEYS.join(', ')}`)
+    .option('--json', 'print JSON (the settings; the whole app when an experiment key is given)')
     .addHelpText('after', `\nSettings:\n${settingsHelp()}`)
     .action(async (name: string, pairs: string[], opts: { json?: boolean }) => {
-      const settings = parseSettings(pairs);
+      const { experiment, rest } = experimentPairs(pairs);
+      const settings = parseSettings(rest);
       const client = await ctx.client();
-      const app =
-        Object.keys(settings).length > 0
-          ? await client.updateApp(name, { settings })
-          : await client.getApp(name);
-      if (opts.json) return ctx.out.json(app.settings);
-      ctx.out.keyValues(settingPairs(app.settings));
+      const described = Object.keys(experiment).length > 0;
+      let app = described ? await client.updateExperiment(name, experiment) : undefined;
+      if (Object.keys(settings).length > 0) app = await client.updateApp(name, { settings });
+      app ??= await client.getApp(name);
+      if (opts.json) return ctx.out.json(described ? app : app.settings);
+      ctx.out.keyValues([...settingPairs(app.settings), ...(described ? experimentInfo(app) : [])]);
     });
+
+  registerApprove(apps, ctx);
 }
 
 /** One entry per key of `petri apps set`: how to read a value, and how to show the setting. */
@@ -240,6 +282,9 @@ export const APP_SETTINGS: Record<string, SettingSpec> = {
   },
 };
 
+/** Every key of `petri apps set`: the settings, then the experiment's (cli/describe.ts). */
+const SET_KEYS = [...Object.keys(APP_SETTINGS), ...Object.keys(EXPERIMENT_KEYS)];
+
 // '0' reads as "no timeout", as in most tools, rather than "sleep at once".
 const NEVER = new Set(['never', 'off', '0']);
 
@@ -253,9 +298,7 @@ export function parseSettings(args: string[]): Partial<AppSettings> {
     const key = arg.slice(0, eq);
     const spec = Object.hasOwn(APP_SETTINGS, key) ? APP_SETTINGS[key] : undefined;
     if (!spec) {
-      throw new UsageError(
-        `unknown setting '${key}'; the settings are: ${Object.keys(APP_SETTINGS).join(', ')}`,
-      );
+      throw new UsageError(`unknown setting '${key}'; the settings are: ${SET_KEYS.join(', ')}`);
     }
     if (seen.has(key)) throw new UsageError(`${key} is given twice; give each setting once`);
     seen.add(key);
@@ -269,10 +312,12 @@ function settingPairs(settings: AppSettings): [string, string][] {
 }
 
 function settingsHelp(): string {
-  const width = Math.max(...Object.keys(APP_SETTINGS).map((key) => key.length));
-  return Object.entries(APP_SETTINGS)
-    .map(([key, spec]) => `  ${key.padEnd(width)}  ${spec.help}`)
-    .join('\n');
+  const help: [string, string][] = [
+    ...Object.entries(APP_SETTINGS).map(([key, spec]): [string, string] => [key, spec.help]),
+    ...Object.entries(EXPERIMENT_KEYS),
+  ];
+  const width = Math.max(...help.map(([key]) => key.length));
+  return help.map(([key, text]) => `  ${key.padEnd(width)}  ${text}`).join('\n');
 }
 
 /** 90s, 2m, 1m30s: as a person would type it back. */
@@ -325,6 +370,7 @@ function printInfo(ctx: Context, app: App): void {
     ['owner', app.owner],
     ['team', app.team],
     ['created', shortTime(app.createdAt)],
+    ...experimentInfo(app),
     ...limitPairs(app.limits),
     ...settingPairs(app.settings),
   ]);

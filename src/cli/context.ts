@@ -17,6 +17,8 @@ export const USER_AGENT = 'petri-cli';
 
 export function createContext(io: Io, signal: AbortSignal): Context {
   let settings: Promise<Settings> | undefined;
+  // An app's expiry warning comes with every answer about it: shown once per command.
+  const warned = new Set<string>();
   const ctx: Context = {
     io,
     out: new Output(io),
@@ -27,7 +29,17 @@ export function createContext(io: Io, signal: AbortSignal): Context {
     },
     async client() {
       const login = requireLogin(await ctx.settings());
-      return new PetriClient({ ...login, userAgent: USER_AGENT });
+      return new PetriClient({
+        ...login,
+        userAgent: USER_AGENT,
+        onWarning: (warning) => {
+          // Keyed by the app it names: the time left in it changes from one answer to the next.
+          const key = /^'[^']*'/.exec(warning)?.[0] ?? warning;
+          if (warned.has(key)) return;
+          warned.add(key);
+          ctx.out.warn(warning);
+        },
+      });
     },
   };
   return ctx;

@@ -36,7 +36,10 @@ import type {
   DeviceStartBody,
   DisabledUser,
   EgressAttempt,
+  ExperimentUpdate,
   Formation,
+  Inventory,
+  InventoryQuery,
   InvitationInfo,
   LogLine,
   MemberChange,
@@ -47,6 +50,8 @@ import type {
   ProcessList,
   QuotaUpdate,
   Release,
+  Renewal,
+  Report,
   SignedIn,
   Stacks,
   TeamDetail,
@@ -68,6 +73,9 @@ export interface PetriClientOptions {
   /** An undici dispatcher (agent, proxy, mock); the global one when absent. */
   dispatcher?: Dispatcher;
   userAgent?: string;
+  /** Called with the Petri-Warning of an answer (an app that expires soon, expired or was
+   * archived); the CLI prints it on stderr. */
+  onWarning?: (warning: string) => void;
 }
 
 export interface StreamOptions {
@@ -109,12 +117,14 @@ export class PetriClient {
   private readonly token: string;
   private readonly dispatcher: Dispatcher | undefined;
   private readonly userAgent: string;
+  private readonly onWarning: ((warning: string) => void) | undefined;
 
   constructor(options: PetriClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.token = options.token;
     this.dispatcher = options.dispatcher;
     this.userAgent = options.userAgent ?? 'petri-client';
+    this.onWarning = options.onWarning;
   }
 
   /** Who the token speaks for: name, e-mail, platform role, kind, provider, teams. */
@@ -192,13 +202,52 @@ export class PetriClient {
     return body.apps;
   }
 
-  /** In the named team (you must be a member or admin of it), else your personal team. */
-  createApp(name: string, team?: string): Promise<App> {
+  /** In the named team (you must be a member or admin of it), else your personal team;
+   * `describe`: its description, data class, privacy note and retention. */
+  createApp(
+    name: string,
+    team?: string,
+    describe: { description?: string; data?: string; privacy?: string; retention?: string } = {},
+  ): Promise<App> {
+    const given = Object.fromEntries(Object.entries(describe).filter(([, v]) => v !== undefined));
     return this.json<App>({
       method: 'POST',
       path: '/v1/apps',
-      json: team === undefined ? { name } : { name, team },
+      json: team === undefined ? { name, ...given } : { name, team, ...given },
     });
+  }
+
+  /** `petri apps set` for the experiment's keys: description, data, privacy, retention;
+   * expires and stage (admins); redirect (team admins). */
+  updateExperiment(name: string, update: ExperimentUpdate): Promise<App> {
+    return this.json<App>({ method: 'PATCH', path: `${appPath(name)}/experiment`, json: update });
+  }
+
+  /** An admin's approval of the data class the app declares. */
+  approveApp(name: string): Promise<App> {
+    return this.json<App>({ method: 'POST', path: `${appPath(name)}/approve` });
+  }
+
+  /** Every app you may see with its team, data, egress, add-ons, use and expiry. */
+  async inventory(filters: Omit<InventoryQuery, 'format'> = {}): Promise<Inventory['apps']> {
+    return (await this.json<Inventory>({ method: 'GET', path: '/v1/inventory', query: { ...filters } })).apps;
+  }
+
+  /** The same inventory as CSV, as the server writes it. */
+  async inventoryCsv(filters: Omit<InventoryQuery, 'format'> = {}): Promise<string> {
+    const res = await this.send({
+      method: 'GET',
+      path: '/v1/inventory',
+      query: { ...filters, format: 'csv' },
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, text, this.url);
+    return text;
+  }
+
+  /** How the platform is doing since `since` (365d by default; admins). */
+  report(since?: string): Promise<Report> {
+    return this.json<Report>({ method: 'GET', path: '/v1/report', query: { since } });
   }
 
   /** Moves the app to another team; its owner stays. */
@@ -262,6 +311,15 @@ export class PetriClient {
   async wakeApp(name: string): Promise<App> {
     const body = await this.json<{ app: App }>({ method: 'POST', path: `${appPath(name)}/wake` });
     return body.app;
+  }
+
+  /** Renews an experiment for `period` (90d, 2w, 12h; default: the server's lifecycle.defaultDays). */
+  renewApp(name: string, period?: string): Promise<Renewal> {
+    return this.json<Renewal>({
+      method: 'POST',
+      path: `${appPath(name)}/renew`,
+      json: period === undefined ? {} : { for: period },
+    });
   }
 
   /** `confirm` must repeat the name: the server refuses a delete that does not. */
@@ -610,8 +668,9 @@ export class PetriClient {
           ? call.body
           : Readable.from(call.body);
     }
+    let res: Dispatcher.ResponseData;
     try {
-      return await request(`${this.url}${call.path}${search}`, {
+      res = await request(`${this.url}${call.path}${search}`, {
         method: call.method,
         headers,
         body,
@@ -623,6 +682,9 @@ export class PetriClient {
     } catch (err) {
       throw this.wrapNetworkError(err);
     }
+    const warning = res.headers['petri-warning'];
+    if (this.onWarning && warning) this.onWarning(Array.isArray(warning) ? warning.join('; ') : warning);
+    return res;
   }
 
   private wrapNetworkError(err: unknown): unknown {

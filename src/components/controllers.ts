@@ -5,6 +5,7 @@ import { AddonUpkeep } from '../controllers/addon-upkeep.js';
 import { BuildLoop } from '../controllers/builds.js';
 import { IdleSleeper } from '../controllers/idle.js';
 import { InstanceReconciler } from '../controllers/instances.js';
+import { LifecycleLoop } from '../controllers/lifecycle.js';
 import { Waker } from '../edge/waker.js';
 import { AddonService } from '../services/addons.js';
 import type { Core } from './core.js';
@@ -16,6 +17,7 @@ export interface Controllers {
   upkeep: AddonUpkeep;
   waker: Waker;
   sleeper: IdleSleeper;
+  lifecycle: LifecycleLoop;
 }
 
 export function buildControllers(core: Core): Controllers {
@@ -49,5 +51,6 @@ export function buildControllers(core: Core): Controllers {
   const upkeep = new AddonUpkeep({ db, service: addons, paths, config, logger });
   const waker = new Waker({ db, config, logs, logger, nudge });
   const sleeper = new IdleSleeper({ db, router, config, logs, logger, nudge });
-  return { reconciler, builds, addons, upkeep, waker, sleeper };
+  const lifecycle = new LifecycleLoop({ db, config, paths, addons, logger, nudge });
+  return { reconciler, builds, addons, upkeep, waker, sleeper, lifecycle };
 }

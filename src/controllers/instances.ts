@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import { appUrl, findApp } from '../domain/apps.js';
 import { formationEntries, listAllApps, listInstances, releasesByIds } from '../domain/instances.js';
+import { routeAnswerOf, stoppedByLifecycle } from '../domain/lifecycle.js';
 import { releaseProcessTypes } from '../domain/release-json.js';
 import { markReleaseServing } from '../domain/releases.js';
 import { Backoff } from '../lib/backoff.js';
@@ -153,9 +154,12 @@ export class InstanceReconciler {
         const app = await this.freshApp(id);
         if (!app) return;
         const plan = await this.converge(app, world, rowsByApp.get(id) ?? []);
+        // An experiment that ended, awaits review or moved: the router answers for it.
+        const answer = await routeAnswerOf(this.deps.db, app);
         routes.push({
           host: `${app.name}.${this.deps.config.domain}`,
           app: app.name,
+          ...(answer ? { answer } : {}),
           // An instance whose port the driver has not said yet is not routed.
           servers: plan.servers.flatMap((r) =>
             r.port === null ? [] : [{ id: r.id, address: r.address ?? '127.0.0.1', port: r.port }],
@@ -237,7 +241,8 @@ export class InstanceReconciler {
       formation,
       rows,
       releasePhaseDone: phaseDone,
-      sleeping: fresh.sleeping_since !== null,
+      // Expired or archived: nothing runs, as while asleep (its formation is kept for a renewal).
+      sleeping: fresh.sleeping_since !== null || stoppedByLifecycle(fresh),
     });
     if (desired) {
       this.notes.remember(desired);

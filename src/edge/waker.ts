@@ -7,9 +7,10 @@ import http from 'node:http';
 import type { Logger } from 'pino';
 import { findAppByName, wakeApp } from '../domain/apps.js';
 import { servingWebAddress } from '../domain/instances.js';
+import { routeAnswerOf } from '../domain/lifecycle.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { LogStore } from '../logs/log-store.js';
-import { appDownHtml, RETRY_AFTER_SECONDS, wakingHtml } from '../router/pages.js';
+import { answerHtml, answerStatus, appDownHtml, RETRY_AFTER_SECONDS, wakingHtml } from '../router/pages.js';
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
 
@@ -70,6 +71,14 @@ export class Waker {
     const name = appNameOf(req.headers.host, config.domain);
     const app = name ? await findAppByName(db, name) : undefined;
     if (!app) return page(res, 503, appDownHtml(config, name ?? 'unknown'));
+    // Expired, archived, awaiting review or moved: never woken, answered as the router does
+    // (a request may get here before the router has its answer).
+    const answer = await routeAnswerOf(db, app);
+    if (answer?.kind === 'redirect') {
+      res.writeHead(308, { location: answer.location, 'content-length': 0, 'cache-control': 'no-store' });
+      return void res.end();
+    }
+    if (answer) return page(res, answerStatus(answer), answerHtml(config, app.name, answer));
     const woke =
       app.sleeping_since !== null && (await wakeApp(db, PETRI, app, `a request for ${pathOf(req.url)}`));
     if (woke) {

@@ -79,6 +79,23 @@ export interface PetriConfig {
   quotas: Quotas;
   /** How people sign in: OIDC, LDAP, local passwords; sessions and their re-checks. */
   identity: IdentityConfig;
+  /** How long experiments live, when their owners are warned, when expired ones are archived. */
+  lifecycle: LifecycleConfig;
+}
+
+/** `lifecycle` in petri.json. Periods are days and may be fractional (0.5 is 12 hours; a test
+ * gives seconds as 5 / 86400). */
+export interface LifecycleConfig {
+  /** A new app expires this long after its creation (and a renewal without --for lasts this). */
+  defaultDays: number;
+  /** The longest renewal an app's team may give itself; admins may give any. */
+  maxDays: number;
+  /** The owner and team are warned this long before expiry, once each (largest first). */
+  warnDays: number[];
+  /** An expired app is archived (final backups, then its files go) this long after expiry. */
+  archiveAfterDays: number;
+  /** How often the lifecycle loop looks. */
+  checkMs: number;
 }
 
 /** `identity` in petri.json. The secrets in it (clientSecret, bindPassword) are never logged
@@ -257,6 +274,7 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
     recheckSeconds: 900,
     signInAttempts: { perAddress: 10, perUser: 5, windowSeconds: 300 },
   },
+  lifecycle: { defaultDays: 90, maxDays: 90, warnDays: [14, 7, 1], archiveAfterDays: 30, checkMs: 60_000 },
 };
 
 const ENV_KEYS: Record<string, keyof PetriConfig> = {
@@ -339,6 +357,30 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     ceilings: validateCeilings(raw.ceilings),
     quotas: validateQuotas(raw.quotas),
     identity: validateIdentity(raw.identity),
+    lifecycle: validateLifecycle(raw.lifecycle),
+  };
+}
+
+/** A typo (warnDay, maxdays) would silently keep a default: unknown keys are refused. */
+function validateLifecycle(value: unknown): LifecycleConfig {
+  if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+    throw invalid('lifecycle', value, 'an object like { "defaultDays": 90, "maxDays": 90 }');
+  }
+  known(value ?? {}, 'lifecycle', Object.keys(DEFAULTS.lifecycle));
+  const raw = { ...DEFAULTS.lifecycle, ...(value as object | undefined) } as Record<string, unknown>;
+  const at = (key: keyof LifecycleConfig) => ({ [`lifecycle.${key}`]: raw[key] });
+  const days = (key: keyof LifecycleConfig, min: number) => number(at(key), `lifecycle.${key}`, min, 36_500);
+  const warn = raw.warnDays;
+  if (!Array.isArray(warn) || warn.some((d) => typeof d !== 'number' || !Number.isFinite(d) || d <= 0)) {
+    throw invalid('lifecycle.warnDays', warn, 'a list of numbers of days above 0, like [14, 7, 1]');
+  }
+  return {
+    // Down to a second, so a test can watch an experiment expire.
+    defaultDays: days('defaultDays', 1 / 86_400),
+    maxDays: days('maxDays', 1 / 86_400),
+    warnDays: [...new Set(warn as number[])].sort((a, b) => b - a),
+    archiveAfterDays: days('archiveAfterDays', 0),
+    checkMs: integer(at('checkMs'), 'lifecycle.checkMs', 50, 3_600_000),
   };
 }
 

@@ -4,7 +4,15 @@
 // the runtime API can make the change.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { API_DOWN_PAGE, appDownPage, NOT_FOUND_PAGE, type PageOptions, renderPages } from './pages.js';
+import {
+  API_DOWN_PAGE,
+  answerStatus,
+  appAnswerPage,
+  appDownPage,
+  NOT_FOUND_PAGE,
+  type PageOptions,
+  renderPages,
+} from './pages.js';
 import { routerPaths } from './paths.js';
 import type { RouteServer, RouteSpec } from './router.js';
 import { type AppRoute, assertAddress, assertHost, formatAddress, groupRoutes } from './routes.js';
@@ -169,6 +177,9 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
       '',
       `backend ${app.backend}`,
       '  balance roundrobin',
+      // The app's own answer (an experiment that ended, awaits review or moved), given before
+      // any server is chosen: its servers, if any still run, get no request.
+      ...answerLines(app, page),
       // HAProxy answers 503 itself when the backend has no server up (none, or all down).
       `  errorfile 503 ${page(appDownPage(app.app))}`,
       ...app.servers.map((server) => `  ${serverLine(server)}`),
@@ -191,6 +202,19 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+function answerLines(app: AppRoute, page: (name: string) => string): string[] {
+  const answer = app.answer;
+  if (answer === undefined) return [];
+  if (answer.kind === 'redirect') {
+    // The location is a log-format string: '%' is its only special character (groupRoutes
+    // let nothing else through that the quotes would not hold).
+    return [`  http-request redirect location "${answer.location.replace(/%/g, '%%')}" code 308`];
+  }
+  return [
+    `  http-request return status ${answerStatus(answer)} content-type "text/html; charset=utf-8" file ${page(appAnswerPage(app.app))} hdr Cache-Control no-store`,
+  ];
 }
 
 export function serverLine(server: RouteServer): string {

@@ -1,6 +1,8 @@
-// The pages HAProxy answers with itself: unknown host (404), app down (503), API down (503).
+// The pages HAProxy answers with itself: unknown host (404), app down (503), API down (503),
+// and an app's own answer (expired or archived: 410; awaits review: 403).
 // Pure: file name -> content. HAProxy reads them when it loads a config, so they are written
 // before the config that names them is validated.
+import type { RouteAnswer } from './router.js';
 import type { AppRoute } from './routes.js';
 
 export interface PageOptions {
@@ -16,6 +18,16 @@ export const API_DOWN_PAGE = '503-api.http';
 
 export function appDownPage(app: string): string {
   return `503-app-${app}.http`;
+}
+
+/** The body HAProxy answers for an app with an answer of its own (see answerStatus). */
+export function appAnswerPage(app: string): string {
+  return `answer-${app}.html`;
+}
+
+/** The status of a page answer: 410 for an experiment that ended, 403 while one awaits review. */
+export function answerStatus(answer: Exclude<RouteAnswer, { kind: 'redirect' }>): number {
+  return answer.kind === 'review' ? 403 : 410;
 }
 
 export function renderPages(opts: PageOptions, apps: readonly AppRoute[]): Map<string, string> {
@@ -38,8 +50,50 @@ export function renderPages(opts: PageOptions, apps: readonly AppRoute[]): Map<s
       ),
     ),
   );
-  for (const app of apps) pages.set(appDownPage(app.app), errorResponse(appDownHtml(opts, app.app)));
+  for (const app of apps) {
+    pages.set(appDownPage(app.app), errorResponse(appDownHtml(opts, app.app)));
+    if (app.answer && app.answer.kind !== 'redirect') {
+      pages.set(appAnswerPage(app.app), answerHtml(opts, app.app, app.answer));
+    }
+  }
   return pages;
+}
+
+/** The page of an experiment that ended or awaits review (HAProxy's answer, and the waker's). */
+export function answerHtml(
+  opts: PageOptions,
+  app: string,
+  answer: Exclude<RouteAnswer, { kind: 'redirect' }>,
+): string {
+  const name = `<strong>${escapeHtml(app)}</strong>`;
+  const owner = `<strong>${escapeHtml(answer.owner)}</strong>`;
+  const where = escapeHtml(opts.domain);
+  const code = (text: string) => `<code>${escapeHtml(text)}</code>`;
+  if (answer.kind === 'expired') {
+    return html(
+      'This experiment has ended',
+      `<p>The experiment ${name} on ${where}, owned by ${owner}, expired on ${escapeHtml(readableTime(answer.since))} and is stopped.</p>
+<p>Its data is kept. If you own it or are in its team, ${code(`petri apps renew ${app}`)} brings it back as it was; otherwise, ask ${owner}.</p>`,
+    );
+  }
+  if (answer.kind === 'archived') {
+    return html(
+      'This experiment was archived',
+      `<p>The experiment ${name} on ${where}, owned by ${owner}, expired and was archived on ${escapeHtml(readableTime(answer.since))}: it no longer runs here.</p>
+<p>Its name stays with its team. Ask ${owner} if you need what it did.</p>`,
+    );
+  }
+  return html(
+    'This experiment awaits review',
+    `<p>The experiment ${name} on ${where}, owned by ${owner}, declares sensitive data and does not serve until an admin of ${where} has reviewed it.</p>
+<p>Admins approve it with ${code(`petri apps approve ${app}`)} once its privacy note has been reviewed.</p>`,
+  );
+}
+
+/** 2027-03-01 00:00 UTC: what a visitor reads, from a stored ISO time. */
+function readableTime(iso: string): string {
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? iso : `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
 /** The page of an app that is not running (HAProxy's errorfile, and the waker's answer). */

@@ -14,7 +14,21 @@ export interface RouteSpec {
   app: string;
   /** Healthy instances to balance across. Empty: the app is down and gets the 503 page. */
   servers: RouteServer[];
+  /** What the router answers itself instead of passing requests to the app's servers (an
+   * expired or archived experiment, one that awaits review, a graduated one that moved). */
+  answer?: RouteAnswer;
 }
+
+/** An answer the router gives on the app's behalf, with what its page says. */
+export type RouteAnswer =
+  /** 410, naming the experiment, its owner and how to renew. */
+  | { kind: 'expired'; owner: string; since: string }
+  /** 410: archived, the name reserved to its team. */
+  | { kind: 'archived'; owner: string; since: string }
+  /** 403: sensitive data an admin has not approved yet. */
+  | { kind: 'review'; owner: string }
+  /** 308 to the graduated app's new home (an absolute http(s) URL, see redirectLocation). */
+  | { kind: 'redirect'; location: string };
 
 export interface Router {
   /** Starts the router process, or adopts the one a previous control plane left running. */

@@ -2,7 +2,8 @@
 // or a runtime-API command line, so anything that is not a plain name, IP or port is refused:
 // a host with a newline in it must never become a config directive.
 import net from 'node:net';
-import type { RouteServer, RouteSpec } from './router.js';
+import { SAFE_LOCATION } from '../lib/redirect-location.js';
+import type { RouteAnswer, RouteServer, RouteSpec } from './router.js';
 
 export interface AppRoute {
   app: string;
@@ -12,6 +13,8 @@ export interface AppRoute {
   hosts: string[];
   /** Sorted by id. */
   servers: RouteServer[];
+  /** What the router answers instead of the app (see RouteSpec.answer). */
+  answer?: RouteAnswer;
 }
 
 const HOST = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -60,14 +63,28 @@ export function groupRoutes(routes: readonly RouteSpec[], apiHost: string): AppR
       seen.add(server.id);
       assertAddress(server.address, server.port, `server '${server.id}'`);
     }
+    if (route.answer?.kind === 'redirect' && !SAFE_LOCATION.test(route.answer.location)) {
+      throw new Error(
+        `redirect of app '${route.app}' must be an http(s) URL of URL-safe characters (see lib/redirect-location.ts)`,
+      );
+    }
     const existing = byApp.get(route.app);
     if (existing === undefined) {
-      byApp.set(route.app, { app: route.app, backend: backendName(route.app), hosts: [route.host], servers });
+      byApp.set(route.app, {
+        app: route.app,
+        backend: backendName(route.app),
+        hosts: [route.host],
+        servers,
+        ...(route.answer ? { answer: route.answer } : {}),
+      });
       continue;
     }
     // Several hosts of one app share its backend, so they must agree on its servers.
     if (serversKey(existing.servers) !== serversKey(servers)) {
       throw new Error(`routes of app '${route.app}' disagree on its servers`);
+    }
+    if (JSON.stringify(existing.answer) !== JSON.stringify(route.answer)) {
+      throw new Error(`routes of app '${route.app}' disagree on its answer`);
     }
     if (!existing.hosts.includes(route.host)) existing.hosts.push(route.host);
   }

@@ -498,6 +498,72 @@ migrations['0015-experiments'] = {
   },
 };
 
+migrations['0016-lifecycle'] = {
+  async up(db: Kysely<unknown>) {
+    // The expiry warnings sent (issue 14): the row and its audit event are written together,
+    // so a warning is sent once, and one due while the control plane was down is sent when it
+    // is back. Keyed by the expiry too: after a renewal the new period warns again.
+    await db.schema
+      .createTable('app_warnings')
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('days', 'real', (c) => c.notNull())
+      .addColumn('sent_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('app_warnings_pk', ['app_id', 'expires_at', 'days'])
+      .execute();
+    // The loop's questions: what expires, what is expired, what is archived.
+    await db.schema.createIndex('apps_expired').on('apps').column('expired_at').execute();
+    await db.schema.createIndex('apps_stage').on('apps').column('stage').execute();
+  },
+};
+
+migrations['0019-admission'] = {
+  async up(db: Kysely<unknown>) {
+    // How each account came in, so a sign-in or re-check can ask whether that still holds:
+    // invitation | domain | group (the sign-in policy) | admin (the first start, a bot) |
+    // policy (an allowed domain or group, before Petri told them apart). Rows made outside
+    // sign-in (first admin, bots) take the default.
+    await db.schema
+      .alterTable('users')
+      .addColumn('admitted_by', 'text', (c) => c.notNull().defaultTo('admin'))
+      .execute();
+    // 'groups' when the platform role was last set by the provider's adminGroups (they may
+    // take it back); null when an admin, an invitation or the first start set it.
+    await db.schema.alterTable('users').addColumn('role_from', 'text').execute();
+    // The re-check with the provider is per person, for every token of theirs (sessions and
+    // API tokens alike): when it last ran, and what it needs (sealed: a refresh token).
+    await db.schema.alterTable('users').addColumn('checked_at', 'text').execute();
+    await db.schema.alterTable('users').addColumn('recheck_sealed', 'text').execute();
+
+    await sql`update users set admitted_by = 'invitation'
+      where id in (select used_by from invitations where used_by is not null)`.execute(db);
+    // SSO and LDAP accounts made by a sign-in without an invitation came in by the policy;
+    // the first admin (named 'admin', linked to a provider later) did not.
+    await sql`update users set admitted_by = 'policy'
+      where provider in ('oidc', 'ldap') and kind = 'person' and name <> 'admin'
+        and admitted_by = 'admin'`.execute(db);
+    // An admin role from the groups: an uninvited account made admin at sign-up (only groups
+    // did that), or whose last role change was by an admin group.
+    await sql`update users set role_from = 'groups'
+      where role = 'admin' and admitted_by = 'policy'
+        and coalesce((select detail like '%"by":"admin group"%' from audit_events
+          where action = 'user.role' and target = users.email order by id desc limit 1), 1)`.execute(db);
+    // The newest live session's re-check data becomes its user's.
+    await sql`update users set
+        recheck_sealed = (select recheck_sealed from tokens where tokens.user_id = users.id
+          and kind = 'session' and revoked_at is null and recheck_sealed is not null
+          order by id desc limit 1),
+        checked_at = (select max(checked_at) from tokens where tokens.user_id = users.id
+          and kind = 'session' and revoked_at is null)
+      where provider in ('oidc', 'ldap')`.execute(db);
+    // Any other change of the role (petri users role, an invitation's) makes it an admin's:
+    // never taken back by groups. Sign-in sets role and role_from together, which this skips.
+    await sql`create trigger users_role_explicit after update of role on users
+      when new.role_from is not null and new.role_from is old.role_from
+      begin update users set role_from = null where id = new.id; end`.execute(db);
+  },
+};
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;

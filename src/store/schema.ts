@@ -8,6 +8,10 @@ export type PlatformRole = 'admin' | 'auditor' | 'member';
 export type TeamRole = 'admin' | 'member' | 'viewer';
 /** How a person signs in; bots never sign in (their tokens are made for them). */
 export type IdentityProvider = 'local' | 'oidc' | 'ldap' | 'bot';
+/** How an account came in: an invitation, an allowed domain or group of the sign-in policy
+ * ('policy': one of the two, from before Petri told them apart), or an admin (the first
+ * start, a bot). */
+export type AdmittedBy = 'invitation' | 'domain' | 'group' | 'policy' | 'admin';
 
 export interface UsersTable {
   id: Generated<number>;
@@ -26,6 +30,14 @@ export interface UsersTable {
   /** Set when an admin disabled the user (or the provider says they are gone). */
   disabled_at: Generated<string | null>;
   last_seen_at: Generated<string | null>;
+  /** How the account came in: the sign-in re-applies the policy to domain, group, policy. */
+  admitted_by: Generated<AdmittedBy>;
+  /** 'groups': the role came from the provider's adminGroups (they may take it back). */
+  role_from: Generated<'groups' | null>;
+  /** When the person was last re-checked with their provider (OIDC, LDAP). */
+  checked_at: Generated<string | null>;
+  /** Sealed JSON: what re-checking needs (an OIDC refresh token, an LDAP DN and name). */
+  recheck_sealed: Generated<string | null>;
 }
 
 export interface TeamsTable {
@@ -314,6 +326,18 @@ export interface AuditEventsTable {
   hash: string;
 }
 
+/** The expiry warnings the lifecycle loop has sent: one row per app, expiry and threshold,
+ * written with the audit event in one transaction, so a restart never sends one twice. A
+ * renewal moves the expiry, so the next period's warnings are new rows. */
+export interface AppWarningsTable {
+  app_id: number;
+  /** The expiry the warning was about. */
+  expires_at: string;
+  /** The threshold: days before expiry (fractional in tests). */
+  days: number;
+  sent_at: string;
+}
+
 export interface Database {
   users: UsersTable;
   tokens: TokensTable;
@@ -330,6 +354,7 @@ export interface Database {
   egress_attempts: EgressAttemptsTable;
   addons: AddonsTable;
   addon_backups: AddonBackupsTable;
+  app_warnings: AppWarningsTable;
 }
 
 export type App = Selectable<AppsTable>;

@@ -92,4 +92,11 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   ['POST /v1/auth/password/change', 'signed-in'],
   // Issue 16: the installed runtimes, with the caller's own apps on each.
   ['GET /v1/stacks', 'signed-in'],
+  // Issue 14, L1: describing an experiment, an admin's approval, the inventory and the report.
+  ['PATCH /v1/apps/{name}/experiment', 'app.write'],
+  ['POST /v1/apps/{name}/approve', 'platform.admin'],
+  ['GET /v1/inventory', 'signed-in'],
+  ['GET /v1/report', 'platform.admin'],
+  // Issue 14, L2: renewing an experiment (its team up to lifecycle.maxDays, admins any period).
+  ['POST /v1/apps/{name}/renew', 'app.write'],
 ];

@@ -1,0 +1,181 @@
+// The lifecycle loop: every lifecycle.checkMs it moves each experiment along its life, from
+// what the store says alone, so a restart at any point neither skips nor repeats a step:
+// - warnings lifecycle.warnDays before expiry: each once (its row and audit event are one
+//   transaction), including those that fell due while the control plane was down;
+// - expiry: expired_at set, the reconciler stops the processes (the formation stays) and the
+//   router answers 410;
+// - archiving lifecycle.archiveAfterDays after expiry: a final backup of every add-on first
+//   (as on destroy); if one fails nothing is removed, the audit trail says why and the loop
+//   tries again later; then the add-ons' data, the releases, deploys, build cache, slugs and
+//   repository go. The app's row stays (stage archived), so its name stays with its team.
+
+import { existsSync } from 'node:fs';
+import type { Logger } from 'pino';
+import {
+  abandonArchive,
+  appsNearExpiry,
+  appsToArchive,
+  appsToExpire,
+  archivedApps,
+  beginArchive,
+  DAY_MS,
+  type ExpiryWarning,
+  expireApp,
+  finalBackupsOf,
+  finishArchive,
+  hasHistory,
+  removeHistory,
+  sendWarning,
+  warningsSent,
+} from '../domain/lifecycle.js';
+import { Backoff } from '../lib/backoff.js';
+import type { PetriConfig } from '../lib/config.js';
+import { errorMessage } from '../lib/errors.js';
+import { Loop } from '../lib/loop.js';
+import type { DataPaths } from '../lib/paths.js';
+import { removeTree } from '../lib/remove-tree.js';
+import type { Store } from '../store/db.js';
+import type { App, User } from '../store/schema.js';
+
+/** The platform as the "user" of the add-on service's final backups and removals: 'petri' in
+ * the backups' created_by and in the audit trail, with no account (a null id: its events are
+ * the platform's, not some user's). The service reads only its name and id on this path. */
+const PLATFORM_USER = {
+  id: null,
+  name: 'petri',
+  role: 'admin',
+  kind: 'bot',
+  disabled_at: null,
+} as unknown as User;
+
+/** A failed archive is tried again after this, doubling up to an hour: each failure is an
+ * audit event, and a backup that cannot be taken now will not be a second later. */
+const ARCHIVE_RETRY_MS = 60_000;
+const ARCHIVE_RETRY_MAX_MS = 3_600_000;
+
+export interface LifecycleDeps {
+  db: Store;
+  config: PetriConfig;
+  paths: DataPaths;
+  /** Final backups, then removal, of every add-on of an app (services/addons.ts). */
+  addons: { destroyAllOf(user: User, app: App): Promise<void> };
+  logger: Logger;
+  /** What should run changed (an app expired or was archived): the reconciler looks now. */
+  nudge: () => void;
+  /**
+   * Called once for each warning sent, after its row and audit event are stored: the seam
+   * for mail once Petri has a mail relay. A failure is logged and not retried (the warning
+   * is in the audit trail and in every CLI answer about the app).
+   */
+  notify?: (warning: ExpiryWarning) => Promise<void>;
+}
+
+export class LifecycleLoop {
+  private readonly loop: Loop;
+  private readonly retries = new Backoff({ initialMs: ARCHIVE_RETRY_MS, maxMs: ARCHIVE_RETRY_MAX_MS });
+
+  constructor(private readonly deps: LifecycleDeps) {
+    this.loop = new Loop({
+      what: 'moving experiments along their lifecycle',
+      pass: () => this.pass(),
+      intervalMs: deps.config.lifecycle.checkMs,
+      logger: deps.logger,
+    });
+  }
+
+  start(): void {
+    this.loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.loop.stop();
+  }
+
+  /** One pass now (tests; a change that should not wait for the interval). */
+  tick(): Promise<void> {
+    return this.loop.runNow();
+  }
+
+  private async pass(): Promise<void> {
+    const at = Date.now();
+    await this.warn(at);
+    await this.expire(at);
+    await this.archive(at);
+    await this.removeArchived();
+  }
+
+  /** Every warning due and not yet sent, largest threshold first; runs before expire(), so
+   * an app that expired while the control plane was down gets the warnings it missed first. */
+  private async warn(at: number): Promise<void> {
+    const { db, config } = this.deps;
+    const thresholds = config.lifecycle.warnDays;
+    if (thresholds.length === 0) return;
+    const apps = await appsNearExpiry(db, at, thresholds[0]!);
+    const sent = await warningsSent(db, apps);
+    for (const app of apps) {
+      const left = Date.parse(app.expires_at!) - at;
+      for (const days of thresholds) {
+        // Past its expiry too (the control plane was down): still sent, before the expiry.
+        if (left > days * DAY_MS || sent.get(app.id)?.has(days)) continue;
+        const warning = await sendWarning(db, app, days);
+        if (warning) await this.notify(warning);
+      }
+    }
+  }
+
+  private async notify(warning: ExpiryWarning): Promise<void> {
+    if (!this.deps.notify) return;
+    try {
+      await this.deps.notify(warning);
+    } catch (err) {
+      this.deps.logger.warn({ err, app: warning.app }, 'sending an expiry warning failed');
+    }
+  }
+
+  private async expire(at: number): Promise<void> {
+    let expired = false;
+    for (const app of await appsToExpire(this.deps.db, at)) {
+      if (await expireApp(this.deps.db, app)) {
+        expired = true;
+        this.deps.logger.info({ app: app.name }, 'experiment expired: its processes stop');
+      }
+    }
+    if (expired) this.deps.nudge();
+  }
+
+  private async archive(at: number): Promise<void> {
+    const { db, config, addons, logger } = this.deps;
+    for (const due of await appsToArchive(db, at, config.lifecycle.archiveAfterDays)) {
+      const key = `archive ${due.id}`;
+      if (!this.retries.ready(key)) continue;
+      // Stage archived first: a renewal now waits until the backups are taken or failed.
+      const app = await beginArchive(db, due);
+      if (!app) continue;
+      this.deps.nudge();
+      try {
+        await addons.destroyAllOf(PLATFORM_USER, app);
+      } catch (err) {
+        this.retries.failed(key);
+        logger.warn({ err, app: app.name }, 'archiving stopped: a final backup failed; nothing was removed');
+        await abandonArchive(db, app, errorMessage(err));
+        continue;
+      }
+      this.retries.succeeded(key);
+      await finishArchive(db, app, await finalBackupsOf(db, app.id, app.expired_at ?? app.created_at));
+      logger.info({ app: app.name }, 'experiment archived');
+      this.deps.nudge();
+    }
+  }
+
+  /** Archived apps' releases, deploys and files, once none of their processes is left. */
+  private async removeArchived(): Promise<void> {
+    const { db, paths } = this.deps;
+    for (const app of await archivedApps(db)) {
+      const dir = paths.app(app.id);
+      if (!existsSync(dir) && !(await hasHistory(db, app.id))) continue;
+      if (!(await removeHistory(db, app.id))) continue;
+      // Not fs.rm: see lib/remove-tree (a build cache image, the repository, the slugs).
+      await removeTree(dir);
+    }
+  }
+}
