@@ -70,22 +70,33 @@ export async function listTokens(
 }
 
 async function othersTokensOwner(db: Store, user: User, of: string, what: 'list' | 'create'): Promise<User> {
-  const owner = await findUser(db, of);
-  if (owner.id === user.id) return owner;
+  // Who may name another user is decided before anyone is looked up: a member naming an
+  // address gets the same answer whether it has an account or not (the list of people is
+  // for admins and auditors, and reads are not audited, so a lookup first would let anyone
+  // walk a list of addresses unseen).
   const allowed = what === 'list' ? user.role === 'admin' || user.role === 'auditor' : user.role === 'admin';
-  if (!allowed)
+  if (!allowed && !namesSelf(user, of))
     throw new UserError(
       'forbidden',
       what === 'list'
-        ? "only admins and auditors see other users' tokens"
-        : 'only an admin makes tokens for a bot',
+        ? "only admins and auditors see other users' tokens; leave out --user for yours"
+        : 'only an admin makes tokens for a bot; leave out --bot for a token of your own',
     );
+  const owner = await findUser(db, of);
+  if (owner.id === user.id) return owner;
   if (what === 'create' && owner.kind !== 'bot')
     throw new UserError(
       'bad_request',
       `${userLabel(owner)} is a person: people make their own tokens after 'petri login'; --bot names a bot`,
     );
   return owner;
+}
+
+/** Whether `of` names the user themself, as findUser would find them: their e-mail (any
+ * case) or their name. */
+function namesSelf(user: User, of: string): boolean {
+  const key = of.trim();
+  return (user.email !== null && key.toLowerCase() === user.email) || key === user.name;
 }
 
 /** Shown in lists and the audit trail: no control or format characters (a right-to-left
