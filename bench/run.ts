@@ -18,6 +18,8 @@
 //   auth:     the cost of authorization: GET /v1/apps/NAME as a team member against the
 //             admin (a ratio), and the listing for a member of 10 teams of 1,000 apps
 //             (bench/auth.ts; the API alone on a real port).
+//   inventory: `petri inventory --json` with 1,000 apps (target p50 < 300 ms), and GET
+//             /v1/inventory as JSON, CSV and for a member (bench/inventory.ts; the API alone).
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -26,6 +28,7 @@ import { promisify } from 'node:util';
 import { until } from '../src/lib/until.js';
 import { FIXTURES, TestPetri } from '../test/e2e/petri.js';
 import { authBench } from './auth.js';
+import { inventoryBench } from './inventory.js';
 import { redisMemory } from './redis-memory.js';
 
 const RUNS = 5;
@@ -467,7 +470,7 @@ async function timeBuiltDeploy(petri: TestPetri, app: string): Promise<number> {
   return performance.now() - started;
 }
 
-// BENCH=deploy,network,python,addons,wake,density,build,auth,redis runs only those sections (all by default).
+// BENCH=deploy,network,python,addons,wake,density,build,auth,redis,inventory runs only those sections (all by default).
 const only = process.env.BENCH?.split(',');
 const wanted = (name: string) => !only || only.includes(name);
 if (wanted('deploy')) await main();
@@ -478,4 +481,5 @@ if (wanted('wake')) await wake();
 if (wanted('density')) await density();
 if (wanted('build')) await npmBuild();
 if (wanted('auth')) await authBench();
+if (wanted('inventory')) await inventoryBench();
 if (wanted('redis')) await redisMemory();

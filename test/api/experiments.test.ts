@@ -368,6 +368,93 @@ describe('experiments', () => {
     assert.equal((await call('vic', 'GET', '/v1/inventory?team=vic')).statusCode, 200);
   });
 
+  test("the inventory shows add-ons, egress and the serving release's stack; a size the engine cannot give is left out", async () => {
+    const survey = await row('survey');
+    const at = now();
+    const release = await db
+      .insertInto('releases')
+      .values({
+        app_id: survey.id,
+        version: 1,
+        deploy_id: null,
+        slug_dir: '/nonexistent',
+        process_types: '{"web":"node server.js"}',
+        runtime_env: '{"NODE_ENV":"production"}',
+        description: 'test',
+        created_by: ids.ana!,
+        created_at: at,
+        error: null,
+        release_command: null,
+        health_path: null,
+        phase_instance: null,
+        phase_started_at: null,
+        egress: '["api.example.com:443"]',
+        node_version: '22.11.0',
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await db
+      .updateTable('apps')
+      .set({ serving_release_id: release.id })
+      .where('id', '=', survey.id)
+      .execute();
+    await db
+      .insertInto('addons')
+      .values({
+        app_id: survey.id,
+        app_name: 'survey',
+        name: 'db',
+        type: 'postgres',
+        env_var: 'DATABASE_URL',
+        mode: 'managed',
+        resource: 'survey_db',
+        status: 'ready',
+        retiring_slot: null,
+        retire_after_release_id: null,
+        created_by: ids.ana!,
+        created_at: at,
+        destroyed_at: null,
+        error: null,
+      })
+      .execute();
+    await db
+      .insertInto('egress_attempts')
+      .values([
+        {
+          app_id: survey.id,
+          host: 'api.example.com',
+          port: 443,
+          allowed: 1,
+          count: 5,
+          last_seen: at,
+          last_reason: null,
+        },
+        {
+          app_id: survey.id,
+          host: 'evil.example',
+          port: 80,
+          allowed: 0,
+          count: 3,
+          last_seen: at,
+          last_reason: 'not declared',
+        },
+      ])
+      .execute();
+    const res = await call('ana', 'GET', '/v1/inventory?data=personal');
+    assert.equal(res.statusCode, 200, res.body);
+    const [entry] = res.json().apps;
+    assert.equal(entry.name, 'survey');
+    assert.deepEqual(entry.egressDeclared, ['api.example.com:443']);
+    assert.deepEqual(entry.egressReached, ['api.example.com:443']);
+    assert.equal(entry.egressRefused, 3);
+    // This test's add-on service has no usage(): the size is left out, the row stays.
+    assert.deepEqual(entry.addons, [{ name: 'db', type: 'postgres', sizeBytes: null }]);
+    assert.equal(entry.stack, 'node 22.11.0');
+    assert.equal(entry.processes, 0);
+    await db.updateTable('apps').set({ serving_release_id: null }).where('id', '=', survey.id).execute();
+    await db.deleteFrom('egress_attempts').where('app_id', '=', survey.id).execute();
+  });
+
   test('the inventory as CSV: a row per app, formulas and quotes defused', async () => {
     await set('bob', 'plain', { description: '=HYPERLINK("http://evil.example/")' });
     const res = await call('aud', 'GET', '/v1/inventory?format=csv');

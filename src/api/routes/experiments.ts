@@ -107,7 +107,10 @@ export function experimentRoutes(api: Api, ctx: ApiContext): void {
               if (a.status !== 'ready') return [a.id, null] as const;
               let timer: ReturnType<typeof setTimeout> | undefined;
               const use = await Promise.race([
-                ctx.addons.usage(a).catch(() => undefined),
+                // A size that cannot be had is left out, never the inventory.
+                Promise.resolve()
+                  .then(() => ctx.addons.usage(a))
+                  .catch(() => undefined),
                 new Promise<undefined>((resolve) => {
                   timer = setTimeout(() => resolve(undefined), ADDON_SIZE_TIMEOUT_MS);
                 }),
