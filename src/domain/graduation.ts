@@ -54,7 +54,7 @@ export async function graduationNames(
   ]);
   const who = (id: number | null) => {
     const u = users.find((x) => x.id === id);
-    return u ? (u.email && u.email !== u.name ? `${u.name} <${u.email}>` : u.name) : null;
+    return u ? (u.email && u.email !== u.name ? `${u.name} (${u.email})` : u.name) : null;
   };
   return {
     owner: who(app.owner_id) ?? `user #${app.owner_id}`,

@@ -3,7 +3,7 @@
 // for other shapes of app), the Dockerfile starting what the release starts, the NetworkPolicy
 // opening exactly the declared egress, the Secret naming config vars without values, and text
 // from an app that cannot step out of a comment or a string. UPDATE_GOLDEN=1 rewrites the
-// golden files.
+// golden files (*.golden: no formatter touches them).
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
@@ -20,7 +20,7 @@ import { sampleInput } from './sample-input.js';
 type Json = any;
 
 function golden(name: string, actual: string): void {
-  const file = fileURLToPath(new URL(`./golden/${name}`, import.meta.url));
+  const file = fileURLToPath(new URL(`./golden/${name}.golden`, import.meta.url));
   if (process.env.UPDATE_GOLDEN) writeFileSync(file, actual);
   assert.equal(actual, readFileSync(file, 'utf8'), `golden file ${name} differs (UPDATE_GOLDEN=1 to accept)`);
 }

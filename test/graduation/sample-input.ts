@@ -8,7 +8,7 @@ export function sampleInput(): BundleInput {
     app: {
       name: 'shop',
       description: 'A trial shop for the spring campaign.\nIt sells <b>three</b> things.',
-      owner: 'Ana Lima <ana@example.org>',
+      owner: 'Ana Lima (ana@example.org)',
       team: 'growth',
       dataClass: 'personal',
       privacyNote: 'E-mail addresses of buyers, to send receipts.',
