@@ -3,9 +3,9 @@
 // - onRoute: every route declares `config: { access }` (see domain/access.ts); a route
 //   without one stops the server from starting, so none is left open by omission.
 // - onRequest: the bearer token becomes `req.user` and `req.token` (refused: a missing,
-//   unknown, revoked or expired token, a disabled user). A sign-in session's user is
-//   re-checked with their identity provider when the last check is older than
-//   identity.recheckSeconds. Public routes take no token.
+//   unknown, revoked or expired token, a disabled user). A person who signs in with OIDC or
+//   LDAP is re-checked with their provider, whichever token they use, when their last check
+//   is older than identity.recheckSeconds. Public routes take no token.
 // - preParsing: the route's level is applied to the app (`:name`) or team (`:team`) it
 //   names, which is loaded once and handed to the handler as `req.target`. It runs before
 //   the body is read, parsed or validated, so who-you-are is answered before what-you-sent
@@ -102,12 +102,17 @@ export function registerAuth(api: FastifyInstance, ctx: ApiContext): void {
     // authenticate refuses disabled users; so does decide(), should a disabled user get here.
     const decision = decide(user, 'signed-in');
     if (decision !== 'ok') throw refusal(decision, 'signed-in', user);
-    if (token.kind === 'session' && identity) {
+    // Any token of someone who signs in with OIDC or LDAP (a session or an API token; git's
+    // Basic-auth pushes and petri run's WebSocket upgrade come through here too) is re-checked
+    // with their provider once the person's last check is older than recheckSeconds. The
+    // request goes on as the account is now: a role the admin groups took back is gone already.
+    let current = user;
+    if (identity && (user.provider === 'oidc' || user.provider === 'ldap')) {
       const everyMs = ctx.config.identity.recheckSeconds * 1000;
-      const checked = token.checked_at === null ? 0 : Date.parse(token.checked_at);
-      if (Date.now() - checked >= everyMs) await identity.recheck(user, token);
+      const checked = user.checked_at === null ? 0 : Date.parse(user.checked_at);
+      if (Date.now() - checked >= everyMs) current = (await identity.recheck(user, token)) ?? user;
     }
-    req.user = user;
+    req.user = current;
     req.token = token;
   });
 }

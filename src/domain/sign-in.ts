@@ -2,9 +2,17 @@
 // An account is found by the provider's id for the person, else by e-mail (and linked),
 // else made, but only with an open invitation for the e-mail (consumed in the same
 // transaction) or an allowed domain or group. Every refusal is on the audit record.
+//
+// The account remembers how it came in (users.admitted_by). One let in by the policy (an
+// allowed domain or group) stays in only while the policy still admits it: every later
+// sign-in and every re-check (recheckAdmission) asks again, and a person the provider no
+// longer puts in an allowed group loses every token. One invited, or made by an admin,
+// stays: an admin let that person in by name. Likewise an admin role the provider's
+// adminGroups gave (users.role_from = 'groups') goes when the groups no longer give it; one
+// an admin gave (petri users role, an invitation, the first start) never does.
 import { UserError } from '../lib/errors.js';
 import { now, type Store } from '../store/db.js';
-import type { IdentityProvider, Invitation, PlatformRole, User } from '../store/schema.js';
+import type { AdmittedBy, IdentityProvider, Invitation, PlatformRole, User } from '../store/schema.js';
 import { recordAudit } from './audit.js';
 import { createUser } from './auth.js';
 import { consumeInvitation, openInvitationFor } from './invitations.js';
@@ -20,6 +28,12 @@ export interface SignInClaims {
   email: string;
   name?: string;
   /** Group names (and, for LDAP, DNs) the provider puts the person in. */
+  groups: string[];
+}
+
+/** What the provider says of the person now (at a sign-in, or a re-check). */
+export interface ProviderView {
+  email: string;
   groups: string[];
 }
 
@@ -50,7 +64,11 @@ export async function signIn(
       return user;
     });
   } catch (err) {
-    if (err instanceof UserError) {
+    if (err instanceof NoLongerAdmitted) {
+      // The provider says the policy no longer admits them: their tokens end too (a re-check
+      // would end them within the window anyway).
+      await providerSaysGone(db, err.user, claims.provider, err.message, ip);
+    } else if (err instanceof UserError) {
       const userId = err instanceof AccountRefused ? err.userId : undefined;
       await auditRefusal(db, attempted, claims.provider, err.message, ip, {}, userId);
     }
@@ -78,6 +96,16 @@ class AccountRefused extends UserError {
   }
 }
 
+/** A known account the policy let in and no longer admits: refused, and its tokens end. */
+class NoLongerAdmitted extends AccountRefused {
+  constructor(
+    message: string,
+    readonly user: User,
+  ) {
+    super(message, user.id);
+  }
+}
+
 async function findOrCreate(tx: Store, claims: SignInClaims, policy: SignInPolicy): Promise<User> {
   const admin = inAny(claims.groups, policy.adminGroups);
   const bySubject = await tx
@@ -88,12 +116,13 @@ async function findOrCreate(tx: Store, claims: SignInClaims, policy: SignInPolic
     .executeTakeFirst();
   if (bySubject) {
     refuseUnusable(bySubject);
+    refuseUnlessAdmitted(bySubject, claims, policy);
     return update(tx, bySubject, {
       // The directory's address changed: follow it, unless another account has it.
       ...(bySubject.email !== claims.email && !(await emailTaken(tx, claims.email))
         ? { email: claims.email }
         : {}),
-      ...(admin && bySubject.role !== 'admin' ? { role: 'admin' } : {}),
+      ...roleFromGroups(bySubject, claims.groups, policy),
     });
   }
 
@@ -114,27 +143,137 @@ async function findOrCreate(tx: Store, claims: SignInClaims, policy: SignInPolic
     }
     // A local account (invited, or the first admin) now signs in through the provider: it
     // is linked, and its password stops working (the provider decides from now on).
+    refuseUnlessAdmitted(byEmail, claims, policy);
     return update(tx, byEmail, {
       provider: claims.provider,
       subject: claims.subject,
       password_hash: claims.provider === 'local' ? byEmail.password_hash : null,
-      ...(admin && byEmail.role !== 'admin' ? { role: 'admin' } : {}),
+      ...roleFromGroups(byEmail, claims.groups, policy),
     });
   }
 
   const invitation = await openInvitationFor(tx, claims.email);
-  const domain = claims.email.slice(claims.email.lastIndexOf('@') + 1);
-  const allowed =
-    invitation !== undefined ||
-    (policy.allowedDomains ?? []).some((d) => d.toLowerCase() === domain) ||
-    inAny(claims.groups, policy.allowedGroups);
-  if (!allowed) {
+  const admittedBy = invitation ? 'invitation' : policyAdmits(claims, policy);
+  if (!admittedBy) {
     throw new UserError(
       'forbidden',
       `no invitation for ${claims.email}: ask an admin for an invitation ('petri users invite ${claims.email}')`,
     );
   }
-  return createAccount(tx, claims, admin ? 'admin' : 'member', invitation);
+  const user = await createAccount(tx, claims, admin ? 'admin' : 'member', invitation);
+  // An invitation to be admin is an admin's word; an admin role only the groups gave is theirs.
+  const roleFrom = user.role === 'admin' && admin && invitation?.role !== 'admin' ? 'groups' : null;
+  return tx
+    .updateTable('users')
+    .set({ admitted_by: admittedBy, role_from: roleFrom })
+    .where('id', '=', user.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/** Why the policy admits someone without an invitation now: their e-mail's domain, one of
+ * their groups, or nothing. */
+function policyAdmits(view: ProviderView, policy: SignInPolicy): 'domain' | 'group' | undefined {
+  const domain = view.email.slice(view.email.lastIndexOf('@') + 1).toLowerCase();
+  if ((policy.allowedDomains ?? []).some((d) => d.toLowerCase() === domain)) return 'domain';
+  if (inAny(view.groups, policy.allowedGroups)) return 'group';
+  return undefined;
+}
+
+/** Accounts whose access rests on the policy: it is asked again at every sign-in and re-check. */
+const BY_POLICY: ReadonlySet<AdmittedBy> = new Set(['domain', 'group', 'policy']);
+
+/** Refuses a known account the policy let in and no longer admits (an invited one stays). */
+function refuseUnlessAdmitted(user: User, view: ProviderView, policy: SignInPolicy): void {
+  const why = notAdmitted(user, view, policy);
+  if (why) throw new NoLongerAdmitted(why, user);
+}
+
+/** Why the policy no longer admits an account it let in; undefined while it does (or when
+ * the account came in by invitation or an admin). */
+function notAdmitted(user: User, view: ProviderView, policy: SignInPolicy): string | undefined {
+  if (!BY_POLICY.has(user.admitted_by) || policyAdmits(view, policy)) return undefined;
+  const where =
+    user.provider === 'ldap'
+      ? 'in the LDAP directory'
+      : user.provider === 'oidc'
+        ? 'at the sign-in provider'
+        : '';
+  const groups = policy.allowedGroups ?? [];
+  const causes = [
+    groups.length > 0
+      ? `you are in none of the groups allowed to use Petri (${groups.join(', ')}) ${where}`.trim()
+      : 'Petri admits nobody by group any more',
+    ...((policy.allowedDomains ?? []).length > 0
+      ? [`your e-mail's domain is not one of ${(policy.allowedDomains ?? []).join(', ')}`]
+      : []),
+  ];
+  const way = {
+    domain: 'your e-mail domain',
+    group: 'an allowed group',
+    policy: 'an allowed group or domain',
+  }[user.admitted_by as 'domain' | 'group' | 'policy'];
+  const fix =
+    groups.length > 0
+      ? `ask an admin to put you back in one of those groups ${where}`.trim()
+      : 'ask an admin';
+  return `${causes.join(', and ')}; you came in through ${way}, not an invitation, so that ends your access to Petri (your Petri tokens were revoked): ${fix}`;
+}
+
+/** What the provider's admin groups make of the account's role now: admin while in one;
+ * back to member when out of them all, only if it was the groups that made them admin. */
+function roleFromGroups(
+  user: User,
+  groups: string[],
+  policy: SignInPolicy,
+): Partial<Pick<User, 'role' | 'role_from'>> {
+  const inAdminGroup = inAny(groups, policy.adminGroups);
+  if (inAdminGroup && user.role !== 'admin') return { role: 'admin', role_from: 'groups' };
+  if (!inAdminGroup && user.role === 'admin' && user.role_from === 'groups')
+    return { role: 'member', role_from: null };
+  return {};
+}
+
+/** The re-check's decision, once the provider said who the person is now (`view`): an
+ * account the policy let in and no longer admits loses every token and is refused (401);
+ * otherwise its role follows the admin groups, and the check is stamped (with the
+ * provider's new re-check data, e.g. a rotated refresh token). Answers the account as it is
+ * now, for the request to go on with (a demoted admin is a member from this request on). */
+export async function recheckAdmission(
+  db: Store,
+  user: User,
+  view: ProviderView,
+  policy: SignInPolicy,
+  recheckSealed?: string,
+  ip?: string,
+): Promise<User> {
+  const why = notAdmitted(user, { ...view, email: view.email || (user.email ?? '') }, policy);
+  if (why) {
+    await providerSaysGone(db, user, user.provider, why, ip);
+    throw new UserError('unauthorized', why);
+  }
+  return db.transaction().execute((tx) =>
+    update(tx, user, {
+      ...roleFromGroups(user, view.groups, policy),
+      checked_at: now(),
+      ...(recheckSealed === undefined ? {} : { recheck_sealed: recheckSealed }),
+    }),
+  );
+}
+
+/** What re-checking the person needs from now on (sealed), kept on the account at each
+ * sign-in: the newest sign-in's is the one every token of theirs is re-checked with. */
+export async function saveRecheck(db: Store, userId: number, recheckSealed: string | null): Promise<void> {
+  await db
+    .updateTable('users')
+    .set({ recheck_sealed: recheckSealed, checked_at: now() })
+    .where('id', '=', userId)
+    .execute();
+}
+
+/** The account as the store has it now. */
+export async function currentUser(db: Store, userId: number): Promise<User | undefined> {
+  return db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
 }
 
 /** A new account (named after its e-mail, with its personal team), and the invitation it
@@ -284,15 +423,6 @@ export async function revokeOtherSessions(db: Store, userId: number, keep?: numb
   return Number(result.numUpdatedRows);
 }
 
-/** A session's user was re-checked with their provider just now. */
-export async function markSessionChecked(db: Store, tokenId: number, recheckSealed?: string): Promise<void> {
-  await db
-    .updateTable('tokens')
-    .set({ checked_at: now(), ...(recheckSealed === undefined ? {} : { recheck_sealed: recheckSealed }) })
-    .where('id', '=', tokenId)
-    .execute();
-}
-
 /** The provider says the person is gone (deleted, disabled, out of the filter or group):
  * every token of theirs stops working now; the account stays for an admin to look at. */
 export async function providerSaysGone(
@@ -354,7 +484,19 @@ async function emailTaken(tx: Store, email: string): Promise<boolean> {
 async function update(
   tx: Store,
   user: User,
-  changes: Partial<Pick<User, 'email' | 'role' | 'provider' | 'subject' | 'password_hash'>>,
+  changes: Partial<
+    Pick<
+      User,
+      | 'email'
+      | 'role'
+      | 'role_from'
+      | 'provider'
+      | 'subject'
+      | 'password_hash'
+      | 'checked_at'
+      | 'recheck_sealed'
+    >
+  >,
 ): Promise<User> {
   if (Object.keys(changes).length === 0) return user;
   const who = { name: user.email ?? user.name };
@@ -362,10 +504,11 @@ async function update(
     await recordAudit(tx, who, 'auth.link', who.name, { from: user.provider, to: changes.provider });
   }
   if (changes.role !== undefined) {
-    await recordAudit(tx, who, 'user.role', who.name, {
+    await recordAudit(tx, { ...who, userId: user.id }, 'user.role', who.name, {
       from: user.role,
       to: changes.role,
       by: 'admin group',
+      provider: changes.provider ?? user.provider,
     });
   }
   return tx

@@ -1,7 +1,12 @@
 // The sign-in side of the control plane, as the API sees it: which providers this Petri
 // offers, LDAP and local-password sign-ins (rate limited), invitations accepted with a new
-// password, and the re-check of a session's user with the provider that signed them in
-// (LDAP here, OIDC in oidc.ts), which ends every token of someone the provider dropped.
+// password, and the re-check of a person with the provider that signed them in (LDAP here,
+// OIDC in oidc.ts), which ends every token of someone the provider dropped.
+//
+// The re-check is per person, not per token: any token of someone who signs in with OIDC or
+// LDAP (a session, or an API token made with 'petri tokens create') is refused once the
+// provider no longer has them. What it needs (an LDAP DN and name, an OIDC refresh token) is
+// kept on the account, from their newest sign-in, so it outlives every session.
 import type { Logger } from 'pino';
 import { recordAudit } from '../domain/audit.js';
 import { mintToken } from '../domain/auth.js';
@@ -10,12 +15,14 @@ import {
   acceptInvitation,
   auditRefusal,
   auditSignIn,
+  currentUser,
   invitationDetails,
-  markSessionChecked,
   passwordAccount,
   providerSaysGone,
+  recheckAdmission,
   refuseUnusable,
   revokeOtherSessions,
+  saveRecheck,
   setFirstPasswordHash,
   setPasswordHash,
   signIn,
@@ -27,7 +34,7 @@ import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
 import type { Invitation, Token, User } from '../store/schema.js';
 import { LdapDirectory, type LdapRecheck } from './ldap.js';
-import { OidcProvider } from './oidc.js';
+import { OidcProvider, type OidcRecheck } from './oidc.js';
 import { checkNewPassword, hashPassword, verifyNothing, verifyPassword } from './passwords.js';
 import { FailedAttempt, SignInAttempts } from './rate-limit.js';
 
@@ -57,8 +64,9 @@ export class Identity {
   readonly oidc?: OidcProvider;
   /** Failed sign-ins by address and by name, shared by every way of signing in. */
   readonly attempts: SignInAttempts;
-  /** Re-checks in flight by token id: concurrent requests of one session share one. */
-  private readonly rechecks = new Map<number, Promise<void>>();
+  /** Re-checks in flight by user id: concurrent requests of one person (any of their tokens)
+   * share one, so an OIDC refresh token is never used twice at once. */
+  private readonly rechecks = new Map<number, Promise<User>>();
 
   constructor(private readonly deps: IdentityDeps) {
     const { identity } = deps.config;
@@ -96,7 +104,8 @@ export class Identity {
       ip,
     );
     const recheck: LdapRecheck = { provider: 'ldap', dn: person.dn, username: person.username };
-    return this.startSession(user, `ldap sign-in from ${ip ?? 'unknown address'}`, recheck);
+    await saveRecheck(this.deps.db, user.id, this.deps.secrets.seal(JSON.stringify(recheck)));
+    return this.startSession(user, `ldap sign-in from ${ip ?? 'unknown address'}`);
   }
 
   /** Signs in to a local account with its e-mail and password. */
@@ -224,64 +233,80 @@ export class Identity {
     return { sessionsEnded: ended };
   }
 
-  /** Re-checks a session's user with the provider that signed them in (called when the
-   * token's last check is older than identity.recheckSeconds): stamps the token, or ends
-   * every token of a user the provider no longer has and refuses (401). */
-  async recheck(user: User, token: Token): Promise<void> {
-    const running = this.rechecks.get(token.id);
+  /** Whether the user is due a re-check with their provider: someone who signs in with
+   * OIDC or LDAP whose last check is older than identity.recheckSeconds. */
+  recheckDue(user: User): boolean {
+    if (user.provider !== 'oidc' && user.provider !== 'ldap') return false;
+    const checked = user.checked_at === null ? 0 : Date.parse(user.checked_at);
+    return Date.now() - checked >= this.deps.config.identity.recheckSeconds * 1000;
+  }
+
+  /** Re-checks the user behind a request (any token of theirs) with the provider that signed
+   * them in, when due: answers the account as it is now (its role may have followed the
+   * admin groups), or throws 401 and ends every token of someone the provider no longer has
+   * or the sign-in policy no longer admits; 503 (nothing revoked) when the provider cannot
+   * be asked. One at a time per user. */
+  async recheck(user: User, _token?: Token | null): Promise<User> {
+    const running = this.rechecks.get(user.id);
     if (running) return running;
-    const run = this.recheckOnce(user, token).finally(() => this.rechecks.delete(token.id));
-    this.rechecks.set(token.id, run);
+    const run = this.recheckUser(user).finally(() => this.rechecks.delete(user.id));
+    this.rechecks.set(user.id, run);
     return run;
   }
 
-  private async recheckOnce(user: User, token: Token): Promise<void> {
-    const { db } = this.deps;
-    const data = this.recheckData(token);
-    if (data === undefined) {
-      // A local password's session: the account itself is checked on every request.
-      await markSessionChecked(db, token.id);
-      return;
+  private async recheckUser(stale: User): Promise<User> {
+    // As the store has it now: a check that just ended (another request's) is not repeated.
+    const user = (await currentUser(this.deps.db, stale.id)) ?? stale;
+    if (!this.recheckDue(user)) return user;
+    if (user.provider === 'ldap') return this.recheckLdap(user);
+    return this.recheckOidc(user);
+  }
+
+  private async recheckLdap(user: User): Promise<User> {
+    const ldap = this.ldap;
+    if (!ldap) return this.gone(user, 'ldap', 'LDAP sign-in is no longer configured');
+    const data = this.recheckData(user);
+    // 'unavailable' (the directory cannot be asked) goes to the caller as is: nothing is revoked.
+    const entry =
+      data?.provider === 'ldap' && typeof data.dn === 'string' && typeof data.username === 'string'
+        ? await ldap.lookup({ provider: 'ldap', dn: data.dn, username: data.username })
+        : // No sign-in's data (an account from before Petri kept it, or the server's key
+          // changed): the entry is found by the account's own id, entryUUID or DN.
+          user.subject
+          ? await ldap.lookupBySubject(user.subject)
+          : undefined;
+    if (!entry) {
+      return this.gone(user, 'ldap', 'the LDAP entry is gone or no longer matches identity.ldap.userFilter');
     }
-    if (data === null) {
+    return recheckAdmission(this.deps.db, user, entry, ldap.config);
+  }
+
+  private async recheckOidc(user: User): Promise<User> {
+    const oidc = this.oidc;
+    if (!oidc) return this.gone(user, 'oidc', 'single sign-on is no longer configured');
+    const data = this.recheckData(user);
+    if (data?.provider !== 'oidc' || typeof data.refreshToken !== 'string') {
+      // Nothing to ask the provider with (an account from before Petri kept a refresh token
+      // on it, or the server's key changed). The person is neither known gone nor known
+      // there: their tokens (sessions and API tokens) are refused, not revoked, until they
+      // sign in again, which proves they are still there and gives Petri a refresh token;
+      // then their tokens work again. Waiting for LDAP-style proof is not possible: OIDC
+      // has no way to ask about a person without a grant of theirs.
       throw new UserError(
         'unauthorized',
-        "your session can no longer be checked (the server's key changed); run 'petri login' again",
+        "Petri cannot re-check your single sign-on account with the sign-in provider (it holds no refresh token of yours); run 'petri login' again, and your tokens work again",
       );
     }
-    if (data.provider === 'ldap') {
-      if (!this.ldap) return this.gone(user, 'ldap', 'LDAP sign-in is no longer configured');
-      // 'unavailable' (the directory cannot be asked) goes to the caller as is: nothing is revoked.
-      const { dn, username } = data;
-      if (typeof dn !== 'string' || typeof username !== 'string') {
-        throw new UserError(
-          'unauthorized',
-          "your session is not one Petri can check; run 'petri login' again",
-        );
-      }
-      if (!(await this.ldap.stillThere({ provider: 'ldap', dn, username }))) {
-        return this.gone(
-          user,
-          'ldap',
-          'the LDAP entry is gone or no longer matches identity.ldap.userFilter',
-        );
-      }
-      await markSessionChecked(db, token.id);
-      return;
+    let answer: Awaited<ReturnType<OidcProvider['recheck']>>;
+    try {
+      answer = await oidc.recheck(user, data as unknown as OidcRecheck);
+    } catch (err) {
+      // oidc.ts has audited why (refresh refused, another subject); every token ends here.
+      if (err instanceof UserError && err.code === 'unauthorized')
+        await revokeAllTokens(this.deps.db, user.id);
+      throw err;
     }
-    if (data.provider === 'oidc') {
-      if (!this.oidc) return this.gone(user, 'oidc', 'single sign-on is no longer configured');
-      try {
-        const { recheckSealed } = await this.oidc.recheck(user, token);
-        await markSessionChecked(db, token.id, recheckSealed);
-      } catch (err) {
-        // oidc.ts has audited why; every token of the user ends here.
-        if (err instanceof UserError && err.code === 'unauthorized') await revokeAllTokens(db, user.id);
-        throw err;
-      }
-      return;
-    }
-    throw new UserError('unauthorized', "your session is of an unknown kind; run 'petri login' again");
+    return recheckAdmission(this.deps.db, user, answer.view, oidc.settings, answer.recheckSealed);
   }
 
   /** The provider dropped the user: every token of theirs ends, on the record, and 401. */
@@ -293,23 +318,22 @@ export class Identity {
     );
   }
 
-  /** The session's sealed re-check data: undefined when it has none, null when unreadable. */
-  private recheckData(token: Token): ({ provider?: string } & Record<string, unknown>) | null | undefined {
-    if (!token.recheck_sealed) return undefined;
+  /** The account's sealed re-check data; undefined when it has none or it cannot be read. */
+  private recheckData(user: User): ({ provider?: string } & Record<string, unknown>) | undefined {
+    if (!user.recheck_sealed) return undefined;
     try {
-      return JSON.parse(this.deps.secrets.open(token.recheck_sealed)) as { provider?: string };
+      return JSON.parse(this.deps.secrets.open(user.recheck_sealed)) as { provider?: string };
     } catch {
-      return null;
+      return undefined;
     }
   }
 
-  /** A session token for the user, valid identity.sessionDays, re-checked against `recheck`. */
-  async startSession(user: User, description: string, recheck?: object): Promise<SignedIn> {
+  /** A session token for the user, valid identity.sessionDays (re-checked as its user is). */
+  async startSession(user: User, description: string): Promise<SignedIn> {
     const days = this.deps.config.identity.sessionDays;
     const { secret } = await mintToken(this.deps.db, user.id, description, {
       kind: 'session',
       expiresAt: new Date(Date.now() + days * 86_400_000).toISOString(),
-      recheckSealed: recheck ? this.deps.secrets.seal(JSON.stringify(recheck)) : null,
     });
     return { token: secret, user: { name: user.name, role: user.role, email: user.email } };
   }

@@ -1,7 +1,8 @@
 // Signing in against an LDAP directory: Petri binds as its service account, finds the one
 // entry the user filter matches for the name typed (escaped: a name never changes the
-// filter), binds as that entry with the password, and reads its e-mail and groups. A
-// session made so is re-checked: the entry must still exist and still match the filter.
+// filter), binds as that entry with the password, and reads its e-mail and groups. Its
+// person is re-checked: the entry must still exist and still match the filter, and its
+// groups are read again (for the sign-in policy and the admin groups).
 import { randomUUID } from 'node:crypto';
 import { Client, InvalidCredentialsError, NoSuchObjectError, SizeLimitExceededError } from 'ldapts';
 import type { Logger } from 'pino';
@@ -22,7 +23,15 @@ export interface LdapPerson {
   groups: string[];
 }
 
-/** What re-checking a session needs: sealed into its token. */
+/** What the directory says of a signed-in person now, at a re-check. */
+export interface LdapEntryNow {
+  dn: string;
+  /** The entry's mail ('' when it has none). */
+  email: string;
+  groups: string[];
+}
+
+/** What re-checking a person needs: sealed onto their account at each sign-in. */
 export interface LdapRecheck {
   provider: 'ldap';
   dn: string;
@@ -36,6 +45,7 @@ const CONNECT_MS = 5_000;
 export const MAX_USERNAME_LENGTH = 256;
 
 const INVALID = 'invalid user name or password';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class LdapDirectory {
   constructor(
@@ -73,24 +83,59 @@ export class LdapDirectory {
     });
   }
 
-  /** Whether the session's entry still exists and still matches the user filter (a person
-   * deleted, or disabled by an attribute the filter tests, does not). Throws 'unavailable'
-   * when the directory cannot be asked. */
-  async stillThere(recheck: LdapRecheck): Promise<boolean> {
+  /** The entry the person signed in as, with their groups, as the directory has it now;
+   * undefined when it is gone or no longer matches the user filter (a person deleted, or
+   * disabled by an attribute the filter tests). Throws 'unavailable' when the directory
+   * cannot be asked. */
+  async lookup(recheck: LdapRecheck): Promise<LdapEntryNow | undefined> {
     return this.withServiceBind(async (client) => {
+      const entry = await this.entryAt(client, recheck.dn, this.userFilter(recheck.username));
+      if (!entry) return undefined;
+      return {
+        dn: entry.dn,
+        email: first(entry.mail) ?? '',
+        groups: await this.groupsOf(client, entry.dn, first(entry.uid) ?? recheck.username),
+      };
+    });
+  }
+
+  /** As lookup, for an account without a sign-in's re-check data: its entry found by the
+   * account's subject (entryUUID, or the DN where the directory has none), then tested
+   * against the user filter with the entry's uid as the name. */
+  async lookupBySubject(subject: string): Promise<LdapEntryNow | undefined> {
+    const found = await this.withServiceBind(async (client) => {
+      if (!UUID.test(subject)) return this.entryAt(client, subject, '(objectClass=*)');
       try {
-        const { searchEntries } = await client.search(recheck.dn, {
-          scope: 'base',
-          filter: this.userFilter(recheck.username),
-          attributes: ['1.1'],
+        const { searchEntries } = await client.search(this.config.userBase, {
+          scope: 'sub',
+          filter: `(entryUUID=${escapeFilterValue(subject)})`,
+          attributes: ['uid'],
           sizeLimit: 2,
         });
-        return searchEntries.length === 1;
+        return searchEntries.length === 1 ? searchEntries[0] : undefined;
       } catch (err) {
-        if (err instanceof NoSuchObjectError) return false;
-        throw this.unavailable('search', err);
+        if (err instanceof NoSuchObjectError) return undefined;
+        throw this.unavailable('search by entryUUID', err);
       }
     });
+    const uid = found && first(found.uid);
+    return uid ? this.lookup({ provider: 'ldap', dn: found.dn, username: uid }) : undefined;
+  }
+
+  /** The entry at `dn` if it matches `filter`; undefined when it does not or is gone. */
+  private async entryAt(client: Client, dn: string, filter: string) {
+    try {
+      const { searchEntries } = await client.search(dn, {
+        scope: 'base',
+        filter,
+        attributes: ['mail', 'uid'],
+        sizeLimit: 2,
+      });
+      return searchEntries.length === 1 ? searchEntries[0] : undefined;
+    } catch (err) {
+      if (err instanceof NoSuchObjectError) return undefined;
+      throw this.unavailable('search', err);
+    }
   }
 
   /** The configured filter with {username} replaced by the escaped name (RFC 4515): a name

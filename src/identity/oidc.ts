@@ -1,8 +1,9 @@
 // Signing in with the organisation's OIDC provider, Petri's server being the confidential
 // client: the browser flow (authorization code + PKCE, redirected to the CLI's loopback
-// listener, RFC 8252), the device flow, and the re-check of a session's user with the
-// provider (a refresh) that ends the sessions of someone removed there. Every flow's state
-// is in the store (domain/login-flows.ts), sealed and single use.
+// listener, RFC 8252), the device flow, and the re-check of a person with the provider (a
+// refresh, with the refresh token of their newest sign-in, kept sealed on their account)
+// that ends the tokens of someone removed there. Every flow's state is in the store
+// (domain/login-flows.ts), sealed and single use.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as oidc from 'openid-client';
 import type { Logger } from 'pino';
@@ -16,12 +17,12 @@ import {
   LOGIN_FLOW_TTL_MS,
   updateLoginFlow,
 } from '../domain/login-flows.js';
-import { signIn } from '../domain/sign-in.js';
+import { type ProviderView, saveRecheck, signIn } from '../domain/sign-in.js';
 import type { IdentityConfig, OidcConfig } from '../lib/config.js';
 import { errorMessage, UserError } from '../lib/errors.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
-import type { Token, User } from '../store/schema.js';
+import type { User } from '../store/schema.js';
 
 export interface OidcDeps {
   db: Store;
@@ -38,15 +39,12 @@ export interface SignedIn {
 
 export type DevicePollResult = ({ status: 'done' } & SignedIn) | { status: 'pending'; interval: number };
 
-/** What a session token of an OIDC sign-in carries, sealed, for its re-checks. */
-interface OidcRecheck {
+/** What an account that signs in with OIDC keeps, sealed, for its re-checks (the newest
+ * sign-in's): the refresh token, rotated at each re-check. */
+export interface OidcRecheck {
   provider: 'oidc';
   subject: string;
   refreshToken: string;
-  /** At sign-in: in one of allowedGroups (so leaving them all ends the session). */
-  viaGroup: boolean;
-  /** At sign-in: in one of adminGroups (so a change either way ends the session). */
-  admin: boolean;
 }
 
 interface BrowserFlow {
@@ -321,22 +319,17 @@ export class OidcProvider {
   }
 
   /**
-   * Asks the provider whether the session's user is still there (a refresh): throws
-   * UserError('unauthorized') when they are gone (refresh refused, no longer in an allowed
-   * group, admin groups changed), 'unavailable' when the provider cannot be asked; otherwise
-   * answers what to store on the token (the sealed re-check data, with a rotated refresh token).
-   * The Identity facade runs one at a time per token (a refresh token used twice would make
-   * the provider revoke the whole grant), stores the answer, and revokes on 'unauthorized'.
+   * Asks the provider whether the person is still there (a refresh with the refresh token of
+   * their newest sign-in): throws UserError('unauthorized') when they are gone (the refresh
+   * refused, another subject), audited; 'unavailable' when the provider cannot be asked.
+   * Otherwise answers what the provider says of them now (e-mail, groups: the sign-in policy
+   * and the admin groups are applied by domain/sign-in.ts) and the re-check data to keep,
+   * with the rotated refresh token. The Identity facade runs one at a time per user (a
+   * refresh token used twice would make the provider revoke the whole grant), stores the
+   * answer, and revokes every token on 'unauthorized'.
    */
-  async recheck(user: User, token: Token): Promise<{ recheckSealed: string }> {
-    const data = this.recheckData(token);
+  async recheck(user: User, data: OidcRecheck): Promise<{ view: ProviderView; recheckSealed: string }> {
     const who = user.email ?? user.name;
-    if (!data?.refreshToken) {
-      throw new UserError(
-        'unauthorized',
-        "your sign-in cannot be confirmed with the sign-in provider (it gave Petri no refresh token); run 'petri login' again",
-      );
-    }
     const config = await this.configuration();
     let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
     try {
@@ -356,7 +349,7 @@ export class OidcProvider {
       );
     }
     // The groups may be only in the userinfo answer; then it must be had: a failure to ask
-    // must not read as "in no group" and end the session.
+    // must not read as "in no group" and end the person's access.
     const idClaims: Record<string, unknown> | undefined = tokens.claims();
     const claims =
       idClaims && idClaims[this.settings.groupsClaim] !== undefined
@@ -368,34 +361,12 @@ export class OidcProvider {
         'subject changed',
         "the sign-in provider answers for another person now; run 'petri login' again",
       );
-    const groups = groupsOf(claims, this.settings.groupsClaim);
-    const { allowedGroups, adminGroups, allowedDomains } = this.settings;
-    const email = typeof claims.email === 'string' ? claims.email.toLowerCase() : (user.email ?? '');
-    const domainAllowed = allowedDomains.includes(email.split('@')[1] ?? '');
-    if (data.viaGroup && !intersects(groups, allowedGroups) && !domainAllowed)
-      throw await this.gone(
-        who,
-        'no longer in an allowed group',
-        `you are no longer in a group allowed to use Petri (${allowedGroups.join(', ')}) at the sign-in provider; ask an admin for an invitation`,
-      );
-    if (adminGroups.length > 0 && data.admin !== intersects(groups, adminGroups))
-      throw await this.gone(
-        who,
-        'admin groups changed',
-        "your groups at the sign-in provider changed (admin rights); run 'petri login' again",
-      );
+    const email = typeof claims.email === 'string' ? claims.email.trim().toLowerCase() : (user.email ?? '');
     const next: OidcRecheck = { ...data, refreshToken: tokens.refresh_token ?? data.refreshToken };
-    return { recheckSealed: this.deps.secrets.seal(JSON.stringify(next)) };
-  }
-
-  private recheckData(token: Token): OidcRecheck | undefined {
-    if (!token.recheck_sealed) return undefined;
-    try {
-      const data = JSON.parse(this.deps.secrets.open(token.recheck_sealed)) as OidcRecheck;
-      return data.provider === 'oidc' ? data : undefined;
-    } catch {
-      return undefined;
-    }
+    return {
+      view: { email, groups: groupsOf(claims, this.settings.groupsClaim) },
+      recheckSealed: this.deps.secrets.seal(JSON.stringify(next)),
+    };
   }
 
   /** The user is gone at the provider: an audited refusal (the caller revokes their sessions). */
@@ -473,18 +444,17 @@ export class OidcProvider {
       { allowedDomains, allowedGroups, adminGroups },
       ip,
     );
+    // The newest sign-in's refresh token is the one every token of the person is re-checked with.
     const recheck: OidcRecheck = {
       provider: 'oidc',
       subject: idClaims.sub,
       refreshToken: tokens.refresh_token,
-      viaGroup: intersects(groups, allowedGroups),
-      admin: intersects(groups, adminGroups),
     };
+    await saveRecheck(this.deps.db, user.id, this.deps.secrets.seal(JSON.stringify(recheck)));
     const days = this.deps.config.identity.sessionDays;
     const token = await issueToken(this.deps.db, user.id, `oidc sign-in from ${ip ?? 'unknown address'}`, {
       kind: 'session',
       expiresAt: new Date(Date.now() + days * 86_400_000).toISOString(),
-      recheckSealed: this.deps.secrets.seal(JSON.stringify(recheck)),
     });
     return { token, user: { name: user.name, role: user.role, email: user.email } };
   }
@@ -672,12 +642,6 @@ function groupsOf(claims: Record<string, unknown>, claim: string): string[] {
   const value = claims[claim];
   if (typeof value === 'string') return [value];
   return Array.isArray(value) ? value.filter((g): g is string => typeof g === 'string') : [];
-}
-
-/** Whether any of the groups is in the list (case does not matter, as in domain/sign-in.ts). */
-function intersects(groups: string[], list: string[]): boolean {
-  const wanted = new Set(list.map((g) => g.toLowerCase()));
-  return groups.some((g) => wanted.has(g.toLowerCase()));
 }
 
 /** A failure to reach the provider at all (as opposed to an answer that did not pass). */

@@ -259,7 +259,8 @@ describe('who may call each route', () => {
         rechecks.push({ user: user.name, token: token.id });
         if (recheckAnswer === 'gone')
           throw new UserError('unauthorized', 'your sign-in provider says you are gone');
-        await db.updateTable('tokens').set({ checked_at: now() }).where('id', '=', token.id).execute();
+        await db.updateTable('users').set({ checked_at: now() }).where('id', '=', user.id).execute();
+        return user;
       },
     };
     api = await buildTestApi(
@@ -276,7 +277,7 @@ describe('who may call each route', () => {
                   throw new UserError('not_found', `add-on not found (addons.${String(name)} in this test)`);
                 },
         }),
-        ...({ identity } as Partial<ApiContext>),
+        ...({ identity } as unknown as Partial<ApiContext>),
       },
     );
   });
@@ -559,38 +560,45 @@ describe('who may call each route', () => {
     assert.deepEqual(await names('admin'), [APP, 'other-app']);
   });
 
-  test('a sign-in session is re-checked with its provider once recheckSeconds have passed', async () => {
+  test('a person who signs in with LDAP or OIDC is re-checked, whichever token they use, once recheckSeconds have passed', async () => {
     await ensureFixture();
     const member = users.get('member')!;
     const session = await issueToken(db, member.id, 'sign-in', { kind: 'session' });
-    const call = () =>
-      api.inject({ method: 'GET', url: '/v1/apps', headers: { authorization: `Bearer ${session}` } });
-    rechecks = [];
-    assert.equal((await call()).statusCode, 200);
-    assert.deepEqual(rechecks, [], 'a session checked at sign-in is not re-checked at once');
+    const call = (token = session) =>
+      api.inject({ method: 'GET', url: '/v1/apps', headers: { authorization: `Bearer ${token}` } });
     const age = new Date(Date.now() - 901_000).toISOString();
-    await db
-      .updateTable('tokens')
-      .set({ checked_at: age })
-      .where('user_id', '=', member.id)
-      .where('kind', '=', 'session')
-      .execute();
-    assert.equal((await call()).statusCode, 200);
-    assert.equal(rechecks.length, 1);
-    assert.equal((await call()).statusCode, 200);
-    assert.equal(rechecks.length, 1, 'the re-check stamped the token: no second one');
-    // API tokens are not sessions: never re-checked.
-    await db.updateTable('tokens').set({ checked_at: age }).where('user_id', '=', member.id).execute();
-    await api.inject({ method: 'GET', url: '/v1/apps', headers: headers('member') });
-    assert.equal(rechecks.length, 1, 'an API token is not re-checked');
+    const checkedAt = (at: string | null) =>
+      db.updateTable('users').set({ checked_at: at }).where('id', '=', member.id).execute();
     rechecks = [];
-    recheckAnswer = 'gone';
     try {
-      const res = await call();
+      // A local account has no provider to ask (its state is read on every request).
+      assert.equal((await call()).statusCode, 200);
+      assert.deepEqual(rechecks, [], 'a local account is not re-checked');
+      await db.updateTable('users').set({ provider: 'ldap' }).where('id', '=', member.id).execute();
+      await checkedAt(now());
+      assert.equal((await call()).statusCode, 200);
+      assert.deepEqual(rechecks, [], 'a person checked just now is not re-checked at once');
+      await checkedAt(age);
+      assert.equal((await call()).statusCode, 200);
+      assert.equal(rechecks.length, 1);
+      assert.equal((await call()).statusCode, 200);
+      assert.equal(rechecks.length, 1, 'the re-check stamped the person: no second one');
+      // The person is re-checked, not the token: an API token of theirs too.
+      await checkedAt(age);
+      assert.equal((await call(tokens.get('member'))).statusCode, 200);
+      assert.equal(rechecks.length, 2, 'an API token of an LDAP person is re-checked');
+      await checkedAt(age);
+      recheckAnswer = 'gone';
+      const res = await call(tokens.get('member'));
       assert.equal(res.statusCode, 401);
       assert.match(res.json().error.message, /provider says you are gone/);
     } finally {
       recheckAnswer = 'ok';
+      await db
+        .updateTable('users')
+        .set({ provider: 'local', checked_at: null })
+        .where('id', '=', member.id)
+        .execute();
     }
   });
 

@@ -3,14 +3,19 @@
 // of an admin group as admins; everyone else is told to ask for an invitation. Filter
 // injection, empty passwords (slapd here takes an unauthenticated bind, as AD does), wrong
 // passwords and unknown names are refused alike, rate limited per address and per name, and
-// on the audit record; a person deleted or disabled in LDAP stops working at the re-check.
+// on the audit record; a person deleted or disabled in LDAP stops working at the re-check,
+// whichever token they use (a session, an API token, over git's Basic auth or petri run's
+// WebSocket); one taken out of every allowed group is refused and loses every token; one
+// taken out of the admin groups that made them admin is a member again.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { Attribute, Change } from 'ldapts';
+import WebSocket from 'ws';
 import { setAnonymousRefusalBudget } from '../../src/domain/audit.js';
 import { bootstrapAdmin, createUser } from '../../src/domain/auth.js';
 import { createInvitation } from '../../src/domain/invitations.js';
@@ -33,6 +38,10 @@ const PEOPLE_IN_DIRECTORY = [
   { uid: 'gina', password: 'gina-password', mail: 'gina@example.org' },
   { uid: 'hal', password: 'hal-password', mail: 'hal@example.org' },
   { uid: 'nomail', password: 'nomail-password' },
+  { uid: 'ivan', password: 'ivan-password', mail: 'ivan@example.org' },
+  { uid: 'jill', password: 'jill-password', mail: 'jill@example.org' },
+  { uid: 'kate', password: 'kate-password', mail: 'kate@example.org' },
+  { uid: 'lou', password: 'lou-password', mail: 'lou@example.org' },
 ];
 
 describe('LDAP sign-in', () => {
@@ -59,9 +68,13 @@ describe('LDAP sign-in', () => {
 
   before(async () => {
     slapd = await TestSlapd.start(PEOPLE_IN_DIRECTORY, [
-      { cn: 'staff', kind: 'groupOfNames', members: ['carol', 'erin', 'frank', 'nomail', 'gina', 'hal'] },
+      {
+        cn: 'staff',
+        kind: 'groupOfNames',
+        members: ['carol', 'erin', 'frank', 'nomail', 'gina', 'hal', 'ivan', 'jill', 'kate', 'lou'],
+      },
       { cn: 'devs', kind: 'posixGroup', members: ['dave'] },
-      { cn: 'platform', kind: 'groupOfUniqueNames', members: ['dave'] },
+      { cn: 'platform', kind: 'groupOfUniqueNames', members: ['dave', 'lou'] },
     ]);
     dir = mkdtempSync(path.join(tmpdir(), 'petri-ldap-'));
     db = await openStore(new DataPaths(dir).store);
@@ -307,18 +320,6 @@ describe('LDAP sign-in', () => {
       message: "frank's",
     });
     // Carol, still in the directory, is re-checked and goes on.
-    await until(
-      async () => {
-        const row = await db
-          .selectFrom('tokens')
-          .select('checked_at')
-          .where('description', 'like', 'ldap%')
-          .orderBy('id', 'desc')
-          .executeTakeFirst();
-        return row;
-      },
-      { timeout: 1000 },
-    );
     const before = Date.now();
     await until(
       async () => {
@@ -326,16 +327,10 @@ describe('LDAP sign-in', () => {
         assert.equal(res.statusCode, 200, res.body);
         const user = await db
           .selectFrom('users')
-          .select('id')
+          .select('checked_at')
           .where('email', '=', 'carol@example.org')
           .executeTakeFirstOrThrow();
-        const tokens = await db
-          .selectFrom('tokens')
-          .select('checked_at')
-          .where('user_id', '=', user.id)
-          .where('revoked_at', 'is', null)
-          .execute();
-        return tokens.some((t) => t.checked_at !== null && Date.parse(t.checked_at) >= before);
+        return user.checked_at !== null && Date.parse(user.checked_at) >= before;
       },
       { timeout: 5000, interval: 200, message: "carol's session to be re-checked" },
     );
@@ -405,6 +400,197 @@ describe('LDAP sign-in', () => {
     const res = await signIn('mallory', 'mallory-password');
     assert.equal(res.statusCode, 403, res.body);
     assert.match(res.json().error.message, /signs in with single sign-on/);
+  });
+
+  /** Changes a group's members in the directory, as its operator would. */
+  const groupMember = (group: string, operation: 'add' | 'delete', uid: string) =>
+    slapd.asRoot((client) =>
+      client.modify(
+        `cn=${group},${GROUPS}`,
+        new Change({
+          operation,
+          modification: new Attribute({
+            type: group === 'platform' ? 'uniqueMember' : 'member',
+            values: [dnOf(uid)],
+          }),
+        }),
+      ),
+    );
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+  const user = (email: string) =>
+    db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirstOrThrow();
+  const liveTokens = async (email: string) =>
+    db
+      .selectFrom('tokens')
+      .select('id')
+      .where('user_id', '=', (await user(email)).id)
+      .where('revoked_at', 'is', null)
+      .execute();
+
+  test('taken out of every allowed group, someone who came in through one is refused at the re-check and at sign-in, and loses every token', async () => {
+    const session = (await signIn('kate', 'kate-password')).json().token as string;
+    assert.equal((await user('kate@example.org')).admitted_by, 'group');
+    assert.equal((await whoami(session)).statusCode, 200);
+    await groupMember('staff', 'delete', 'kate');
+    const refused = await until(
+      async () => {
+        const res = await whoami(session);
+        return res.statusCode === 401 ? res : undefined;
+      },
+      { timeout: 5000, interval: 200, message: "kate's session to be refused at the re-check" },
+    );
+    assert.match(
+      refused.json().error.message,
+      /you are in none of the groups allowed to use Petri \(staff, devs\) in the LDAP directory; you came in through an allowed group, not an invitation/,
+    );
+    assert.deepEqual(await liveTokens('kate@example.org'), []);
+    // A plain sign-in does not let her back in.
+    const again = await signIn('kate', 'kate-password');
+    assert.equal(again.statusCode, 403, again.body);
+    assert.match(
+      again.json().error.message,
+      /none of the groups allowed to use Petri.*ask an admin to put you back/,
+    );
+    assert.deepEqual(await liveTokens('kate@example.org'), [], 'no session was made');
+    const audited = await refusals('kate@example.org');
+    assert.ok(
+      audited.filter((a) => /none of the groups allowed/.test(a.detail)).length >= 2,
+      'both on the record',
+    );
+    // Back in the group, back in.
+    await groupMember('staff', 'add', 'kate');
+    assert.equal((await signIn('kate', 'kate-password')).statusCode, 200);
+  });
+
+  test('taken out of the admin group, an admin it made is a member again, at the re-check and at sign-in; an admin made by an admin stays', async () => {
+    const lou = await signIn('lou', 'lou-password');
+    assert.equal(lou.json().user.role, 'admin');
+    const session = lou.json().token as string;
+    await groupMember('platform', 'delete', 'lou');
+    const me = await until(
+      async () => {
+        const res = await whoami(session);
+        assert.equal(res.statusCode, 200, res.body);
+        return res.json().user.role === 'member' ? res : undefined;
+      },
+      { timeout: 5000, interval: 200, message: "lou's admin role to be taken back at the re-check" },
+    );
+    assert.equal(me.json().user.provider, 'ldap');
+    const roleEvents = await db
+      .selectFrom('audit_events')
+      .select('detail')
+      .where('action', '=', 'user.role')
+      .where('target', '=', 'lou@example.org')
+      .orderBy('id')
+      .execute();
+    assert.match(roleEvents.at(-1)?.detail ?? '', /"from":"admin","to":"member","by":"admin group"/);
+    // At sign-in too: in the group, admin; out of it, member (no re-check in between).
+    await groupMember('platform', 'add', 'lou');
+    assert.equal((await signIn('lou', 'lou-password')).json().user.role, 'admin');
+    await groupMember('platform', 'delete', 'lou');
+    assert.equal((await signIn('lou', 'lou-password')).json().user.role, 'member');
+    // Made admin by an admin ('petri users role'): the groups never take that back.
+    await groupMember('platform', 'add', 'lou');
+    assert.equal((await signIn('lou', 'lou-password')).json().user.role, 'admin');
+    const role = await api.inject({
+      method: 'PATCH',
+      url: '/v1/users/lou@example.org',
+      headers: bearer(admin),
+      payload: { role: 'admin' },
+    });
+    assert.ok(role.statusCode < 300, role.body);
+    await groupMember('platform', 'delete', 'lou');
+    assert.equal((await signIn('lou', 'lou-password')).json().user.role, 'admin');
+  });
+
+  test("an LDAP person's API token is re-checked too, over git's Basic auth and petri run's WebSocket; without a sign-in's data the entry is found by its entryUUID", async () => {
+    // ivan and jill each make an app and an API token (as 'petri tokens create' does).
+    const setUp = async (uid: string) => {
+      const session = (await signIn(uid, `${uid}-password`)).json().token as string;
+      const app = await api.inject({
+        method: 'POST',
+        url: '/v1/apps',
+        headers: bearer(session),
+        payload: { name: `${uid}-app` },
+      });
+      assert.equal(app.statusCode, 201, app.body);
+      const made = await api.inject({
+        method: 'POST',
+        url: '/v1/tokens',
+        headers: bearer(session),
+        payload: { name: 'ci' },
+      });
+      assert.equal(made.statusCode, 201, made.body);
+      // Their sign-in sessions end (expired): the API token goes on alone.
+      await db
+        .updateTable('tokens')
+        .set({ expires_at: new Date(Date.now() - 1000).toISOString() })
+        .where('user_id', '=', (await user(`${uid}@example.org`)).id)
+        .where('kind', '=', 'session')
+        .execute();
+      return made.json().secret as string;
+    };
+    const ivan = await setUp('ivan');
+    const jill = await setUp('jill');
+    const refs = (token: string) =>
+      api.inject({
+        method: 'GET',
+        url: '/v1/apps/ivan-app/git/info/refs?service=git-upload-pack',
+        headers: { authorization: `Basic ${Buffer.from(`git:${token}`).toString('base64')}` },
+      });
+    await api.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = api.server.address() as AddressInfo;
+    const upgrade = (token: string) =>
+      new Promise<number>((resolve, reject) => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/apps/jill-app/run`, {
+          headers: bearer(token),
+        });
+        socket.on('unexpected-response', (_req, res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        socket.on('open', () => {
+          socket.close();
+          resolve(101);
+        });
+        socket.on('error', reject);
+      });
+    assert.equal((await refs(ivan)).statusCode, 200);
+    assert.equal(await upgrade(jill), 101);
+
+    // No sign-in's re-check data (an account from before Petri kept it on the account): the
+    // entry is found by the account's entryUUID, and the check goes on.
+    await db
+      .updateTable('users')
+      .set({ recheck_sealed: null, checked_at: null })
+      .where('email', '=', 'ivan@example.org')
+      .execute();
+    assert.equal((await refs(ivan)).statusCode, 200);
+    assert.ok((await user('ivan@example.org')).checked_at, 're-checked by entryUUID');
+
+    await slapd.asRoot(async (client) => {
+      await client.del(dnOf('ivan')); // checked by entryUUID (no sign-in's data, as above)
+      await client.del(dnOf('jill')); // checked with her sign-in's DN and name
+    });
+    // The first request after the window is git's (Basic auth): it is the one re-checked.
+    const push = await until(
+      async () => {
+        const res = await refs(ivan);
+        return res.statusCode === 401 ? res : undefined;
+      },
+      { timeout: 5000, interval: 200, message: "ivan's API token to be refused over git" },
+    );
+    assert.match(push.json().error.message, /your LDAP account no longer signs in to Petri/);
+    assert.equal(push.headers['www-authenticate'], 'Basic realm="Petri"');
+    assert.deepEqual(await liveTokens('ivan@example.org'), []);
+    // petri run's upgrade is refused before it happens, by the re-check.
+    await until(async () => (await upgrade(jill)) === 401, {
+      timeout: 5000,
+      interval: 200,
+      message: "jill's WebSocket upgrade to be refused",
+    });
+    assert.deepEqual(await liveTokens('jill@example.org'), []);
+    assert.ok((await refusals('jill@example.org')).some((a) => /"recheck":true/.test(a.detail)));
   });
 
   test('a directory that cannot be asked answers 503 at the re-check, and revokes nothing (runs last: it stops slapd)', async () => {

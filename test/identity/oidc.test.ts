@@ -1,7 +1,9 @@
 // Single sign-on against a real OIDC provider (oidc-provider on 127.0.0.1), through the API
 // as the CLI calls it: the browser flow driven without a human (the provider's login and
 // consent forms posted, the redirect to the loopback listener caught), the device flow, the
-// re-check that ends the sessions of someone removed at the provider, and the answers a
+// re-check that ends every token (sessions and API tokens) of someone removed at the
+// provider or out of every allowed group (an invited person stays), that makes an admin of
+// the admin groups a member again when they leave them, and the answers a
 // hostile provider or client gets: forged or replayed state, a stolen code without the
 // flow's secret, redirects off the loopback, ID tokens with the wrong issuer, audience,
 // nonce, an expired one, one unsigned (alg none), HMAC-signed or signed with another key.
@@ -17,6 +19,7 @@ import { runCli } from '../../src/cli/main.js';
 import { setAnonymousRefusalBudget } from '../../src/domain/audit.js';
 import { createUser } from '../../src/domain/auth.js';
 import { createInvitation } from '../../src/domain/invitations.js';
+import { setPlatformRole } from '../../src/domain/users.js';
 import { Identity } from '../../src/identity/index.js';
 import { OidcProvider } from '../../src/identity/oidc.js';
 import { loadConfig } from '../../src/lib/config.js';
@@ -90,12 +93,19 @@ describe('OIDC sign-in against a real provider', () => {
       { sub: 'fay', email: 'fay@example.org', email_verified: false, groups: ['staff'] },
       { sub: 'gil', email: 'gil@example.org', email_verified: true, groups: ['staff'] },
       { sub: 'hal', email: 'hal@example.org', email_verified: true, groups: ['staff'] },
+      { sub: 'ivo', email: 'ivo@example.org', email_verified: true, groups: ['staff'] },
+      { sub: 'jen', email: 'jen@partner.example', email_verified: true, groups: ['staff'] },
+      { sub: 'kim', email: 'kim@example.org', email_verified: true, groups: ['staff', 'ops'] },
+      { sub: 'lea', email: 'lea@example.org', email_verified: true, groups: ['staff', 'ops'] },
+      { sub: 'mo', email: 'mo@example.org', email_verified: true, groups: ['staff'] },
+      { sub: 'noa', email: 'noa@example.org', email_verified: true, groups: ['staff'] },
     ]);
     api = await apiWith(dir, db, {
       issuer: provider.issuer,
       clientId: CLIENT_ID,
       clientSecret: CLIENT_SECRET,
       allowedGroups: ['staff'],
+      adminGroups: ['ops'],
     });
     // Listening too, for the CLI (the other tests inject).
     await api.listen({ port: 0, host: '127.0.0.1' });
@@ -325,6 +335,173 @@ describe('OIDC sign-in against a real provider', () => {
     assert.ok(recheckRefusals.some((r) => r.actor === 'dan@example.org'));
   });
 
+  /** Signs `who` in with the browser flow: the session token and the account's role. */
+  async function signedIn(who: string): Promise<{ token: string; role: string }> {
+    const res = await post('/v1/auth/oidc/finish', (await browse(who)).finish);
+    assert.equal(res.statusCode, 200, `${who}: ${res.body}`);
+    return { token: res.json().token, role: res.json().user.role };
+  }
+  const signInAnswer = async (who: string) => post('/v1/auth/oidc/finish', (await browse(who)).finish);
+  const liveTokens = async (email: string) =>
+    db
+      .selectFrom('tokens')
+      .innerJoin('users', 'users.id', 'tokens.user_id')
+      .select('tokens.id')
+      .where('users.email', '=', email)
+      .where('tokens.revoked_at', 'is', null)
+      .execute();
+  /** Calls whoami with `token` (each answer checked by `check`) until the person was re-checked. */
+  async function untilRechecked(
+    token: string,
+    email: string,
+    check: (res: Awaited<ReturnType<typeof whoami>>) => void,
+  ): Promise<void> {
+    const before = Date.now();
+    await until(
+      async () => {
+        check(await whoami(token));
+        const row = await db
+          .selectFrom('users')
+          .select('checked_at')
+          .where('email', '=', email)
+          .executeTakeFirstOrThrow();
+        return Date.parse(row.checked_at ?? '') >= before;
+      },
+      { timeout: 5000, interval: 200, message: `${email} to be re-checked` },
+    );
+  }
+  /** Calls whoami until `ready` accepts the answer (the re-check window passing). */
+  const whoamiUntil = (
+    token: string,
+    ready: (res: Awaited<ReturnType<typeof whoami>>) => boolean,
+    message: string,
+  ) =>
+    until(
+      async () => {
+        const res = await whoami(token);
+        return ready(res) ? res : undefined;
+      },
+      { timeout: 5000, interval: 200, message },
+    );
+
+  test('out of every allowed group, someone who came in through one is refused at sign-in, not let back in; an invited person stays', async () => {
+    const ivo = await signedIn('ivo');
+    const root = await createUser(db, 'root@example.org', 'admin', { email: 'root@example.org' });
+    await createInvitation(db, root, { email: 'jen@partner.example', role: 'member' });
+    const jen = await signedIn('jen');
+    provider.setGroups('ivo', ['visitors']);
+    provider.setGroups('jen', ['visitors']);
+    // A plain 'petri login' does not let ivo straight back in: refused, on the record, and
+    // every token of his ends.
+    const again = await signInAnswer('ivo');
+    assert.equal(again.statusCode, 403, again.body);
+    assert.match(
+      again.json().error.message,
+      /you are in none of the groups allowed to use Petri \(staff\) at the sign-in provider; you came in through an allowed group, not an invitation.*ask an admin to put you back in one of those groups/,
+    );
+    assert.deepEqual(await liveTokens('ivo@example.org'), []);
+    assert.equal((await whoami(ivo.token)).statusCode, 401);
+    const refused = (await refusals(db)).filter((r) => r.actor === 'ivo@example.org');
+    assert.match(refused.at(-1)?.detail ?? '', /none of the groups allowed/);
+    // jen was invited by name: leaving the groups does not end her access, at the re-check
+    // or at sign-in.
+    await untilRechecked(jen.token, 'jen@partner.example', (res) =>
+      assert.equal(res.statusCode, 200, res.body),
+    );
+    assert.equal((await signInAnswer('jen')).statusCode, 200);
+  });
+
+  test('out of the admin group, an admin it made is a member again (re-check and sign-in, on the record); an admin made by an admin stays', async () => {
+    const kim = await signedIn('kim');
+    assert.equal(kim.role, 'admin');
+    const lea = await signedIn('lea');
+    assert.equal(lea.role, 'admin');
+    // An admin confirms lea as admin ('petri users role'): hers is an admin's word now.
+    const root = await db
+      .selectFrom('users')
+      .selectAll()
+      .where('email', '=', 'root@example.org')
+      .executeTakeFirstOrThrow();
+    await setPlatformRole(db, root, 'lea@example.org', 'admin');
+    provider.setGroups('kim', ['staff']);
+    provider.setGroups('lea', ['staff']);
+    const demoted = await whoamiUntil(
+      kim.token,
+      (res) => {
+        assert.equal(res.statusCode, 200, res.body);
+        return res.json().user.role === 'member';
+      },
+      "kim's admin role to be taken back at the re-check",
+    );
+    assert.equal(demoted.json().user.email, 'kim@example.org');
+    const event = await db
+      .selectFrom('audit_events')
+      .select('detail')
+      .where('action', '=', 'user.role')
+      .where('target', '=', 'kim@example.org')
+      .orderBy('id', 'desc')
+      .executeTakeFirstOrThrow();
+    assert.match(event.detail, /"from":"admin","to":"member","by":"admin group"/);
+    // At sign-in as well (no re-check in between): in the group admin, out of it member.
+    provider.setGroups('kim', ['staff', 'ops']);
+    assert.equal((await signedIn('kim')).role, 'admin');
+    provider.setGroups('kim', ['staff']);
+    assert.equal((await signedIn('kim')).role, 'member');
+    // lea stays admin, re-checked and signed in.
+    await untilRechecked(lea.token, 'lea@example.org', (res) =>
+      assert.equal(res.json().user.role, 'admin', res.body),
+    );
+    assert.equal((await signedIn('lea')).role, 'admin');
+  });
+
+  test("an API token of someone removed at the provider stops working, even with every session ended; without a refresh token it waits for 'petri login'", async () => {
+    const apiToken = async (who: string) => {
+      const { token } = await signedIn(who);
+      const made = await api.inject({
+        method: 'POST',
+        url: '/v1/tokens',
+        headers: { authorization: `Bearer ${token}` },
+        payload: { name: 'ci' },
+      });
+      assert.equal(made.statusCode, 201, made.body);
+      // The sign-in session ends (expired); the API token goes on alone.
+      await db
+        .updateTable('tokens')
+        .set({ expires_at: new Date(Date.now() - 1000).toISOString() })
+        .where('hash', '=', createHash('sha256').update(token).digest('hex'))
+        .execute();
+      return made.json().secret as string;
+    };
+    const mo = await apiToken('mo');
+    const noa = await apiToken('noa');
+    provider.remove('mo');
+    const refused = await whoamiUntil(mo, (res) => res.statusCode === 401, "mo's API token to be refused");
+    assert.match(refused.json().error.message, /your sign-in at the sign-in provider ended/);
+    assert.deepEqual(await liveTokens('mo@example.org'), []);
+    assert.ok(
+      (await refusals(db)).some((r) => r.actor === 'mo@example.org' && r.detail.includes('"recheck":true')),
+    );
+
+    // No refresh token held for noa (an account from before Petri kept it on the account):
+    // past the window her API token is refused, not revoked, until she signs in again.
+    await db
+      .updateTable('users')
+      .set({ recheck_sealed: null, checked_at: new Date(Date.now() - 60_000).toISOString() })
+      .where('email', '=', 'noa@example.org')
+      .execute();
+    const waiting = await whoami(noa);
+    assert.equal(waiting.statusCode, 401, waiting.body);
+    assert.match(waiting.json().error.message, /holds no refresh token of yours\); run 'petri login' again/);
+    const noaTokens = await db
+      .selectFrom('tokens')
+      .select('revoked_at')
+      .where('hash', '=', createHash('sha256').update(noa).digest('hex'))
+      .executeTakeFirstOrThrow();
+    assert.equal(noaTokens.revoked_at, null, 'the API token is not revoked');
+    await signedIn('noa');
+    assert.equal((await whoami(noa)).statusCode, 200);
+  });
+
   /** Runs the CLI in-process with live captures, so a test can read its output while it waits. */
   function start(argv: string[], env: Record<string, string>) {
     const stdout = new Capture();
@@ -402,11 +579,13 @@ describe('OIDC sign-in against a real provider', () => {
     assert.ok(refused, `the loopback listener on ${listener.port} is still open`);
   });
 
+  /** When the person a token is for was last re-checked with the provider. */
   async function checkedAt(token: string): Promise<string | null> {
     const row = await db
       .selectFrom('tokens')
-      .select('checked_at')
-      .where('hash', '=', createHash('sha256').update(token).digest('hex'))
+      .innerJoin('users', 'users.id', 'tokens.user_id')
+      .select('users.checked_at')
+      .where('tokens.hash', '=', createHash('sha256').update(token).digest('hex'))
       .executeTakeFirstOrThrow();
     return row.checked_at;
   }
