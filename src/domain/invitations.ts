@@ -9,6 +9,7 @@ import type { Invitation, PlatformRole, TeamRole, User } from '../store/schema.j
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
 import { hashToken } from './auth.js';
+import { refusePersonal } from './teams.js';
 import { normalizeEmail, userLabel } from './users.js';
 
 export const INVITATION_DAYS = 7;
@@ -57,10 +58,12 @@ export async function createInvitation(
     if (input.team !== undefined) {
       const team = await tx
         .selectFrom('teams')
-        .select('id')
+        .select(['id', 'name', 'personal_of'])
         .where('name', '=', input.team)
         .executeTakeFirst();
       if (!team) throw new UserError('not_found', `no team '${input.team}'; list them with 'petri teams'`);
+      // Nobody joins someone's personal team, by invitation either.
+      refusePersonal(team);
       teamId = team.id;
     }
     const at = now();

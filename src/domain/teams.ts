@@ -246,7 +246,9 @@ export async function userByEmail(db: Store, email: string): Promise<User | unde
     .executeTakeFirst();
 }
 
-function refusePersonal(team: Team): void {
+/** Refuses a personal team as the place for anyone else: adding a member, an invitation
+ * into it, a bot made in it (a personal team is its person's alone). */
+export function refusePersonal(team: Pick<Team, 'name' | 'personal_of'>): void {
   if (team.personal_of !== null) {
     throw new UserError(
       'conflict',
@@ -290,6 +292,15 @@ export async function setMember(
       );
     }
     const previous = await teamRoleOf(tx, person.id, team.id);
+    // A bot belongs to the team it was made for: a team admin may change its role there, but
+    // not take another team's bot (and with it that team's CI token) into their team. A
+    // platform admin, who makes bots, may share one between teams.
+    if (person.kind === 'bot' && previous === null && user.role !== 'admin') {
+      throw new UserError(
+        'forbidden',
+        `bot ${person.name} belongs to another team; ask an admin for a bot of your own ('petri users create-bot NAME --team ${team.name}')`,
+      );
+    }
     // The last admin may not make themselves (or be made) anything less: nobody could
     // manage the team's people afterwards but a platform admin.
     if (previous === 'admin' && role !== 'admin' && (await adminCount(tx, team.id)) <= 1) {

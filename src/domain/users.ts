@@ -6,6 +6,7 @@ import type { PlatformRole, TeamRole, Token, User } from '../store/schema.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
 import { createUser, mintToken } from './auth.js';
+import { refusePersonal } from './teams.js';
 
 const EMAIL = /^[^\s@<>()"',;:\\]+@[^\s@<>()"',;:\\]+\.[^\s@<>()"',;:\\]+$/;
 
@@ -195,8 +196,14 @@ export async function createBot(
       `a bot's name is 2 to 40 lowercase letters, digits and dashes, starting with a letter (not bots, invitations, admin or me), got '${name}'`,
     );
   return db.transaction().execute(async (tx) => {
-    const team = await tx.selectFrom('teams').select('id').where('name', '=', input.team).executeTakeFirst();
+    const team = await tx
+      .selectFrom('teams')
+      .select(['id', 'name', 'personal_of'])
+      .where('name', '=', input.team)
+      .executeTakeFirst();
     if (!team) throw new UserError('not_found', `no team '${input.team}'; list them with 'petri teams'`);
+    // A bot's team is shared: a personal team is its person's alone.
+    refusePersonal(team);
     const taken = await tx.selectFrom('users').select('id').where('name', '=', name).executeTakeFirst();
     if (taken) throw new UserError('conflict', `a user named '${name}' exists already; choose another name`);
     const user = await createUser(tx, name, 'member', { kind: 'bot', provider: 'bot' });
