@@ -117,8 +117,10 @@ async function recordOutcome(db: Store, req: FastifyRequest, status: number, aud
   const bearer = req.headers.authorization?.startsWith('Bearer ')
     ? req.headers.authorization.slice(7).trim()
     : undefined;
-  // A refused token is still someone's (revoked, expired, its user disabled): theirs, not anonymous.
-  const who = principalOf(req) ?? (status === 401 && bearer ? await tokenHolder(db, bearer) : undefined);
+  // A refused token is still someone's (revoked, expired, its user disabled): theirs, not
+  // anonymous; such refusals are budgeted per user (domain/audit-refusals.ts).
+  const principal = principalOf(req);
+  const who = principal ?? (status === 401 && bearer ? await tokenHolder(db, bearer) : undefined);
   const route = req.routeOptions.url;
   const params = (req.params ?? {}) as Record<string, unknown>;
   const pattern =
@@ -137,7 +139,12 @@ async function recordOutcome(db: Store, req: FastifyRequest, status: number, aud
       `${req.method} ${pattern}`,
       target,
       detail,
-      { outcome: outcomeOf(status), status, anonymous: who === undefined },
+      {
+        outcome: outcomeOf(status),
+        status,
+        anonymous: who === undefined,
+        deadToken: principal === undefined && who !== undefined,
+      },
     ),
   );
 }

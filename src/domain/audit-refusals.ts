@@ -5,9 +5,14 @@
 // nobody signed) recorded one by one up to a budget per window, and all addresses together
 // another; past them they are counted and written as one 'audit.suppressed' event per
 // window (the count, the busiest addresses and actions), so a flood cannot grow the store
-// without bound while the record still says it happened. Refusals of a known user (a
-// revoked or expired token, a forbidden route) are always recorded one by one: they have a
-// name, and a token to revoke.
+// without bound while the record still says it happened.
+//
+// Refusals of a dead token (revoked, expired, or its user disabled) are budgeted the same
+// way, per user instead of per address: they have a name, but nothing an admin can do
+// stops them (the token is revoked already, the account disabled), so recording each one
+// would let whoever holds such a token grow the trail without bound in its owner's name.
+// Other refusals of a known user (a forbidden route, a missing app) are always recorded
+// one by one: the user's token still works, and an admin can revoke it.
 
 export interface RefusalBudget {
   windowMs: number;
@@ -17,15 +22,31 @@ export interface RefusalBudget {
 
 const TRACKED_ADDRESSES = 10_000;
 
+/** What the refusals are counted by, and so how the summary names them. */
+export interface RefusalKeys {
+  /** The summary's field for how many there were (addresses, users). */
+  count: string;
+  /** The summary's field for the busiest ones (busiestAddresses, busiestUsers). */
+  busiest: string;
+}
+
 export class AnonymousRefusals {
   budget: RefusalBudget = { windowMs: 10 * 60_000, perAddress: 10, total: 60 };
+
+  /** `keys`: what admit()'s first argument is (an address by default, or a user); `target`:
+   * the summary event's target. */
+  constructor(
+    readonly keys: RefusalKeys = { count: 'addresses', busiest: 'busiestAddresses' },
+    readonly target = 'anonymous refusals',
+  ) {}
   private windowStart = 0;
   private recorded = 0;
   private perAddress = new Map<string, number>();
   /** Counted, not recorded, in the window: by address and by action. */
   suppressed = emptySuppressed();
 
-  /** Whether this refusal is recorded on its own; if not, it is counted. */
+  /** Whether this refusal is recorded on its own; if not, it is counted. `ip`: the key the
+   * budget is per (an address, or a user for dead tokens). */
   admit(ip: string | null, action: string, at: number): boolean {
     if (at - this.windowStart >= this.budget.windowMs) {
       this.windowStart = at;
@@ -60,8 +81,8 @@ export class AnonymousRefusals {
       count: s.count,
       from: s.from,
       until: new Date(at).toISOString(),
-      addresses: s.addresses.size,
-      busiestAddresses: top(s.addresses, 10),
+      [this.keys.count]: s.addresses.size,
+      [this.keys.busiest]: top(s.addresses, 10),
       actions: top(s.actions, 10),
     };
     this.suppressed = emptySuppressed();

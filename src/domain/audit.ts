@@ -40,6 +40,9 @@ export interface AuditExtra {
    * request): past the budget of anonymous refusals it is counted, not recorded. Events
    * with no user and an outcome other than ok are so anyway. */
   anonymous?: boolean;
+  /** Refused for a token that no longer works (revoked, expired, its user disabled): past a
+   * budget per user it is counted, not recorded (see audit-refusals.ts). */
+  deadToken?: boolean;
 }
 
 /** Who a request was authenticated as, once it was (the bearer check runs after the scope opens). */
@@ -94,6 +97,12 @@ export async function recordAudit(
     actorId === null &&
     (outcome !== 'ok' || extra.anonymous) &&
     !anonymousRefusals.admit(ip, action, Date.now())
+  )
+    return;
+  if (
+    extra.deadToken &&
+    actorId !== null &&
+    !deadTokenRefusals.admit(`${actor.name} (user ${actorId})`, action, Date.now())
   )
     return;
 
@@ -180,6 +189,12 @@ async function teamOf(
 
 // Refusals nobody signed: recorded one by one up to a budget, then counted (audit-refusals.ts).
 const anonymousRefusals = new AnonymousRefusals();
+// Refusals of dead tokens (revoked, expired, a disabled user's): the same, per user.
+const deadTokenRefusals = new AnonymousRefusals(
+  { count: 'users', busiest: 'busiestUsers' },
+  'refusals of revoked or expired tokens and disabled users',
+);
+const budgets = [anonymousRefusals, deadTokenRefusals];
 
 /** Sets the budget of anonymous refusals recorded one by one (tests; the defaults otherwise). */
 export function setAnonymousRefusalBudget(budget: Partial<RefusalBudget>): void {
@@ -187,24 +202,26 @@ export function setAnonymousRefusalBudget(budget: Partial<RefusalBudget>): void 
 }
 
 async function writeSuppressedSummary(tx: Store, at: number, force = false): Promise<void> {
-  const summary = anonymousRefusals.takeSummary(at, force);
-  if (!summary) return;
-  await append(tx, {
-    at: new Date(at).toISOString(),
-    actor: 'petri',
-    actor_id: null,
-    token_id: null,
-    via: 'system',
-    action: 'audit.suppressed',
-    target: 'anonymous refusals',
-    app: null,
-    team_id: null,
-    outcome: 'denied',
-    status: null,
-    source_ip: null,
-    request_id: null,
-    detail: JSON.stringify(summary),
-  });
+  for (const counted of budgets) {
+    const summary = counted.takeSummary(at, force);
+    if (!summary) continue;
+    await append(tx, {
+      at: new Date(at).toISOString(),
+      actor: 'petri',
+      actor_id: null,
+      token_id: null,
+      via: 'system',
+      action: 'audit.suppressed',
+      target: counted.target,
+      app: null,
+      team_id: null,
+      outcome: 'denied',
+      status: null,
+      source_ip: null,
+      request_id: null,
+      detail: JSON.stringify(summary),
+    });
+  }
 }
 
 /** How many anonymous refusals are counted and not yet written as an 'audit.suppressed' event. */
@@ -212,9 +229,14 @@ export function pendingAnonymousRefusals(): number {
   return anonymousRefusals.suppressed.count;
 }
 
-/** Writes the count of anonymous refusals not recorded one by one, now (the API's shutdown). */
+/** How many refusals of dead tokens are counted and not yet written. */
+export function pendingDeadTokenRefusals(): number {
+  return deadTokenRefusals.suppressed.count;
+}
+
+/** Writes the counts of refusals not recorded one by one, now (the API's shutdown). */
 export async function flushSuppressedRefusals(db: Store): Promise<void> {
-  if (anonymousRefusals.suppressed.count === 0) return;
+  if (budgets.every((b) => b.suppressed.count === 0)) return;
   await db.transaction().execute((tx) => writeSuppressedSummary(tx, Date.now(), true));
 }
 
