@@ -15,6 +15,7 @@ import { createContext } from './context.js';
 import { registerDeploy } from './deploy.js';
 import { registerEgress } from './egress.js';
 import { registerGit } from './git.js';
+import { registerGraduate } from './graduate.js';
 import { registerInventory } from './inventory.js';
 import { registerLogin } from './login.js';
 import { registerPasswd } from './login-password.js';
@@ -70,6 +71,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerTeams(program, ctx);
     registerAudit(program, ctx);
     registerQuotas(program, ctx);
+    registerGraduate(program, ctx);
     registerInventory(program, ctx);
     registerReport(program, ctx);
     // `petri run` and `petri addons shell` attach the same terminal.

@@ -3,6 +3,7 @@
 // nothing about terminals or config files.
 import { Readable } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
+import { GRADUATION_HEADERS } from '../contract/graduation.js';
 import { ApiError, apiErrorFrom, ConnectionError, networkErrorCode } from './errors.js';
 import { parseNdjson } from './ndjson.js';
 import type {
@@ -81,6 +82,19 @@ export interface PetriClientOptions {
 export interface StreamOptions {
   /** Aborting ends the iteration and closes the connection. */
   signal?: AbortSignal;
+}
+
+/** `petri graduate`: the bundle as it arrives, and what the answer's headers say of it. */
+export interface GraduationDownload {
+  body: Readable;
+  /** NAME-handoff.tar.gz */
+  filename: string;
+  /** v7 */
+  release: string;
+  /** The app's stage now (graduating; graduated when it already was). */
+  stage: string;
+  /** `postgres=b12 fresh, cache=b9 earlier`: each add-on's backup in the bundle. */
+  backups: string;
 }
 
 export interface LogsOptions extends StreamOptions {
@@ -546,6 +560,36 @@ export class PetriClient {
     const res = await this.send({ method: 'GET', path, signal: options.signal });
     if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, await res.body.text(), this.url);
     return res.body;
+  }
+
+  /**
+   * Moves the app to the graduating stage and answers its handoff bundle (a tar.gz) as it
+   * arrives, with what the answer's headers say of it. Slow to start: every add-on is backed
+   * up first.
+   */
+  async graduate(appName: string, options: StreamOptions = {}): Promise<GraduationDownload> {
+    const res = await this.send({
+      method: 'POST',
+      path: `${appPath(appName)}/graduate`,
+      signal: options.signal,
+      slow: true,
+    });
+    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, await res.body.text(), this.url);
+    const header = (name: string): string => {
+      const value = res.headers[name];
+      return (Array.isArray(value) ? value[0] : value) ?? '';
+    };
+    // A plain file name only: the CLI writes it in the current directory.
+    const filename =
+      /filename="([A-Za-z0-9][A-Za-z0-9._-]*)"/.exec(header('content-disposition'))?.[1] ??
+      `${appName}-handoff.tar.gz`;
+    return {
+      body: res.body,
+      filename,
+      release: header(GRADUATION_HEADERS.release),
+      stage: header(GRADUATION_HEADERS.stage),
+      backups: header(GRADUATION_HEADERS.backups),
+    };
   }
 
   /** Every backup of every add-on, destroyed ones included (admins). */
