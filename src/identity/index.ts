@@ -264,7 +264,7 @@ export class Identity {
 
   private async recheckLdap(user: User): Promise<User> {
     const ldap = this.ldap;
-    if (!ldap) return this.gone(user, 'ldap', 'LDAP sign-in is no longer configured');
+    if (!ldap) return unconfigured('ldap');
     const data = this.recheckData(user);
     // 'unavailable' (the directory cannot be asked) goes to the caller as is: nothing is revoked.
     const entry =
@@ -283,7 +283,7 @@ export class Identity {
 
   private async recheckOidc(user: User): Promise<User> {
     const oidc = this.oidc;
-    if (!oidc) return this.gone(user, 'oidc', 'single sign-on is no longer configured');
+    if (!oidc) return unconfigured('oidc');
     const data = this.recheckData(user);
     if (data?.provider !== 'oidc' || typeof data.refreshToken !== 'string') {
       // Nothing to ask the provider with (an account from before Petri kept a refresh token
@@ -367,6 +367,17 @@ export class Identity {
 }
 
 const INVALID_EMAIL_OR_PASSWORD = 'invalid e-mail or password';
+
+/** The person signs in with a provider this server does not (any more) have configured:
+ * nothing can say whether they are still there, so their tokens are refused, not revoked,
+ * until the operator configures it again (an admin may disable them meanwhile); none is
+ * used unchecked. */
+function unconfigured(provider: 'oidc' | 'ldap'): never {
+  throw new UserError(
+    'unauthorized',
+    `your account signs in with ${provider === 'ldap' ? 'LDAP (identity.ldap)' : 'single sign-on (identity.oidc)'}, which this Petri no longer offers, so it cannot be re-checked; ask an admin`,
+  );
+}
 
 /** The secret of an invitation, given alone or as the whole link (…/invite/SECRET). */
 export function invitationSecret(link: string): string {

@@ -120,10 +120,11 @@ describe('LDAP sign-in', () => {
       .selectAll()
       .where('name', '=', 'admin')
       .executeTakeFirstOrThrow();
+    // A shared team (nobody is invited into someone's personal team).
     const team = await db
-      .selectFrom('teams')
-      .select('name')
-      .where('personal_of', '=', inviter.id)
+      .insertInto('teams')
+      .values({ name: 'labs', personal_of: null, created_at: new Date().toISOString() })
+      .returning('name')
       .executeTakeFirstOrThrow();
     const { invitation } = await createInvitation(db, inviter, {
       email: 'ana@example.org',

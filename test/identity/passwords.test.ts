@@ -338,6 +338,13 @@ describe('local accounts and invitations', () => {
       provider: 'oidc',
       subject: 'u',
     });
+    // Checked with the provider just now (this server has none to ask): the answer is about
+    // the password, not the re-check.
+    await db
+      .updateTable('users')
+      .set({ checked_at: new Date().toISOString() })
+      .where('id', '=', sso.id)
+      .execute();
     const ssoToken = await issueToken(db, sso.id, 'sso');
     const refused = await post(
       '/v1/auth/password/change',
@@ -347,6 +354,25 @@ describe('local accounts and invitations', () => {
     );
     assert.equal(refused.statusCode, 400);
     assert.match(refused.json().error.message, /signs in with single sign-on: change your password there/);
+    // Due a re-check with a provider this server does not offer: refused, never unchecked,
+    // and not revoked (nothing says the person is gone).
+    await db.updateTable('users').set({ checked_at: null }).where('id', '=', sso.id).execute();
+    const unchecked = await api.inject({
+      method: 'GET',
+      url: '/v1/whoami',
+      headers: { authorization: `Bearer ${ssoToken}` },
+    });
+    assert.equal(unchecked.statusCode, 401, unchecked.body);
+    assert.match(
+      unchecked.json().error.message,
+      /single sign-on \(identity\.oidc\), which this Petri no longer offers/,
+    );
+    const row = await db
+      .selectFrom('tokens')
+      .select('revoked_at')
+      .where('user_id', '=', sso.id)
+      .executeTakeFirstOrThrow();
+    assert.equal(row.revoked_at, null);
   });
 
   test('the invitation page says who invited whom to what, escaped, and its form makes the account once', async () => {
