@@ -99,4 +99,6 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   ['GET /v1/report', 'platform.admin'],
   // Issue 14, L2: renewing an experiment (its team up to lifecycle.maxDays, admins any period).
   ['POST /v1/apps/{name}/renew', 'app.write'],
+  // Issue 14, L3: the handoff bundle, which moves the app to graduating (team admins).
+  ['POST /v1/apps/{name}/graduate', 'app.admin'],
 ];
