@@ -63,9 +63,11 @@ export async function graduationNames(
   };
 }
 
-/** Moves an experiment to `graduating` (its expiry suspended: expires_at is cleared) and
- * records the handoff in the audit trail. An app already graduating or graduated keeps its
- * stage: a bundle can be made again. Returns the app as it is now. */
+/** Moves an experiment to `graduating` and records the handoff in the audit trail. Its
+ * expiry is suspended: expires_at is cleared, and so is expired_at, so an app that had expired
+ * (stopped, answering 410) serves again while the production team takes it over, as after a
+ * renewal. An app already graduating or graduated keeps its stage: a bundle can be made
+ * again. Returns the app as it is now. */
 export async function markGraduating(
   db: Store,
   actor: Actor,
@@ -75,7 +77,7 @@ export async function markGraduating(
   return db.transaction().execute(async (tx) => {
     const moved = await tx
       .updateTable('apps')
-      .set({ stage: 'graduating', expires_at: null })
+      .set({ stage: 'graduating', expires_at: null, expired_at: null })
       .where('id', '=', app.id)
       .where('stage', '=', 'experiment')
       .returningAll()
@@ -87,7 +89,11 @@ export async function markGraduating(
       actor,
       'app.graduate',
       app.name,
-      { ...detail, stage: now.stage, ...(moved && { from: app.stage, expiresAt: app.expires_at }) },
+      {
+        ...detail,
+        stage: now.stage,
+        ...(moved && { from: app.stage, expiresAt: app.expires_at, expiredAt: app.expired_at }),
+      },
       { app: app.name, teamId: app.team_id },
     );
     return now;

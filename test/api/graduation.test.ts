@@ -28,6 +28,7 @@ import { getAddon } from '../../src/domain/addons.js';
 import { createApp } from '../../src/domain/apps.js';
 import { createUser, issueToken } from '../../src/domain/auth.js';
 import { recordEgressAttempts } from '../../src/domain/egress.js';
+import { stoppedByLifecycle } from '../../src/domain/lifecycle.js';
 import { insertRelease } from '../../src/domain/releases.js';
 import { sealConfig } from '../../src/domain/sealed-config.js';
 import { createTeam, setMember } from '../../src/domain/teams.js';
@@ -410,7 +411,7 @@ describe('POST /v1/apps/:name/graduate', () => {
     assert.equal(backupsTaken, before + 1, 'a fresh backup each time');
   });
 
-  test('a sleeping and expired app graduates as it is: nothing needs it running', async () => {
+  test('a sleeping, expired app graduates: nothing needs it running, and its expiry is suspended', async () => {
     const sleepy = await appRow('sleepy');
     const at = new Date(Date.now() - 3600_000).toISOString();
     await db
@@ -425,7 +426,8 @@ describe('POST /v1/apps/:name/graduate', () => {
     const after = await appRow('sleepy');
     assert.equal(after.stage, 'graduating');
     assert.equal(after.expires_at, null, 'its expiry is suspended');
-    assert.equal(after.expired_at, at, 'still stopped: a renewal brings it back, not graduation');
+    assert.equal(after.expired_at, null, 'no longer expired: it serves again during the handoff');
+    assert.equal(stoppedByLifecycle(after), false);
     assert.equal(after.sleeping_since, at);
   });
 
