@@ -3,6 +3,7 @@
 // the source before any build step ran in it, and afterwards only copies the build's /app
 // out with cp, which never follows a link: every other file operation on what a build wrote
 // (restoring and saving the cache) runs in the sandbox as the app's own user.
+import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../lib/errors.js';
@@ -42,6 +43,18 @@ export interface BuildRequest {
  * (undefined: the host's). */
 export type BuiltSlug = BuildPlan & { nodeVersion?: string };
 
+/**
+ * The host's global npm configuration (registry, proxy, cafile), for the host's npm running
+ * on a runtime from the cache: npm looks for it beside the Node.js that runs it
+ * (PREFIX/etc/npmrc), which is /opt/node in the sandbox, not the host's prefix, so a
+ * registry behind a TLS-inspecting proxy (its CA in the host's npmrc cafile) would fail
+ * every install with SELF_SIGNED_CERT_IN_CHAIN. /usr and /etc are the host's in the sandbox.
+ */
+function hostNpmGlobalConfig(): Record<string, string> {
+  const file = path.resolve(path.dirname(process.execPath), '..', 'etc', 'npmrc');
+  return /^\/(usr|etc)\//.test(file) && existsSync(file) ? { npm_config_globalconfig: file } : {};
+}
+
 /** Without runtimes, a Node.js app builds and runs on the host's Node.js. */
 export async function buildSlug(
   driver: RuntimeDriver,
@@ -55,7 +68,9 @@ export async function buildSlug(
   const node = plan.node && runtimes ? await provideNode(runtimes, plan.node.range, req.onOutput) : undefined;
   // The build and every process of the release run on it: first on PATH, mounted read-only.
   const mounts: Record<string, string> = node ? { [node.dir]: NODE_MOUNT } : {};
-  const buildEnv: Record<string, string> = node ? { npm_config_nodedir: NODE_MOUNT } : {};
+  const buildEnv: Record<string, string> = node
+    ? { npm_config_nodedir: NODE_MOUNT, ...hostNpmGlobalConfig() }
+    : {};
   if (node) {
     plan.nodeVersion = node.version;
     plan.env = { ...plan.env, PATH: `${NODE_MOUNT}/bin:${plan.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}` };
