@@ -251,7 +251,8 @@ describe('git push deploys', () => {
     const before = (await petri.app('pushed')).body;
     const fetched = await run('git', ['ls-remote', 'petri', 'main'], viewer);
     assert.equal(fetched.code, 0, fetched.output);
-    setBody('a viewer pushed');
+    // A change of its own: earlier tests rewrote the body setBody() looks for.
+    writeFileSync(path.join(repo, 'viewer.txt'), 'a viewer pushed\n');
     await commit('by a viewer');
     const push = await run('git', ['push', 'petri', 'main'], viewer);
     assert.notEqual(push.code, 0, push.output);
