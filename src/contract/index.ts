@@ -3,6 +3,7 @@
 // with them; the CLI tests' fake API is checked against the document they make.
 export * from './addons.js';
 export * from './apps.js';
+export * from './audiences.js';
 export * from './audit.js';
 export * from './auth.js';
 export * from './auth-oidc.js';

@@ -22,7 +22,7 @@ export async function createApp(
   inTeam: { team?: string; quotas?: Quotas } = {},
   /** Its description, data class and expiry (domain/experiments.ts describeNewApp). */
   experiment: Partial<
-    Pick<NewApp, 'description' | 'data_class' | 'privacy_note' | 'retention_days' | 'expires_at'>
+    Pick<NewApp, 'description' | 'data_class' | 'privacy_note' | 'retention_days' | 'expires_at' | 'audience'>
   > = {},
 ): Promise<App> {
   const appName = validateAppName(name);

@@ -6,7 +6,7 @@
 // errors that name the field.
 import { UserError } from '../lib/errors.js';
 import { now, type Store } from '../store/db.js';
-import type { App, DataClass, Stage, User } from '../store/schema.js';
+import type { App, Audience, DataClass, Stage, User } from '../store/schema.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
 import { validateAppName } from './names.js';
@@ -29,6 +29,12 @@ export const DEFAULT_LIFETIME_DAYS = 90;
 export function defaultLifetimeDays(config: object): number {
   const days = (config as { lifecycle?: { defaultDays?: number } }).lifecycle?.defaultDays;
   return typeof days === 'number' && days > 0 ? days : DEFAULT_LIFETIME_DAYS;
+}
+
+/** The audience of a new app: the server's audience.default (issue 15), staff if unset. */
+function defaultAudience(config: object): Audience {
+  const given = (config as { audience?: { default?: unknown } }).audience?.default;
+  return given === 'public' || given === 'invite' ? given : 'staff';
 }
 
 /** When an experiment made (or brought back) now ends. */
@@ -220,7 +226,7 @@ export function describeNewApp(name: unknown, input: DescriptionInput, config: o
     retention_days: parsed.retention_days ?? null,
   };
   checkDescription(appName, columns, 'create');
-  return { ...columns, expires_at: expiryFrom(config) };
+  return { ...columns, expires_at: expiryFrom(config), audience: defaultAudience(config) };
 }
 
 /** The audit detail of a description's change, in the words of `petri apps set`. */
@@ -326,6 +332,13 @@ export async function setExperiment(
     if (Object.keys(described).length > 0) {
       checkDescription(app.name, next);
       Object.assign(set, described);
+      // The notice visitors read says something new: they are asked again (issue 15).
+      if (
+        Object.entries(described).some(([key, value]) => fresh[key as keyof DescriptionColumns] !== value)
+      ) {
+        set.notice_version = fresh.notice_version + 1;
+        set.audience_key_version = fresh.audience_key_version + 1;
+      }
       const detail = describeDetail(described);
       if (described.data_class !== undefined && described.data_class !== fresh.data_class) {
         detail.dataWas = fresh.data_class;
@@ -461,7 +474,16 @@ export async function describeFromManifest(
     set.approved_at = null;
   }
   await db.transaction().execute(async (tx) => {
-    await tx.updateTable('apps').set(set).where('id', '=', app.id).execute();
+    await tx
+      .updateTable('apps')
+      .set((eb) => ({
+        ...set,
+        // The notice visitors read says something new: they are asked again (issue 15).
+        notice_version: eb('notice_version', '+', 1),
+        audience_key_version: eb('audience_key_version', '+', 1),
+      }))
+      .where('id', '=', app.id)
+      .execute();
     const by = await tx.selectFrom('users').select('name').where('id', '=', byUserId).executeTakeFirst();
     await recordAudit(
       tx,

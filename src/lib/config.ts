@@ -81,6 +81,14 @@ export interface PetriConfig {
   identity: IdentityConfig;
   /** How long experiments live, when their owners are warned, when expired ones are archived. */
   lifecycle: LifecycleConfig;
+  /** Who may reach apps (issue 15). */
+  audience: AudienceConfig;
+}
+
+/** `audience` in petri.json. */
+export interface AudienceConfig {
+  /** The audience of a new app: staff (anyone who can sign in to Petri), invite or public. */
+  default: 'public' | 'staff' | 'invite';
 }
 
 /** `lifecycle` in petri.json. Periods are days and may be fractional (0.5 is 12 hours; a test
@@ -275,6 +283,7 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
     signInAttempts: { perAddress: 10, perUser: 5, windowSeconds: 300 },
   },
   lifecycle: { defaultDays: 90, maxDays: 90, warnDays: [14, 7, 1], archiveAfterDays: 30, checkMs: 60_000 },
+  audience: { default: 'staff' },
 };
 
 const ENV_KEYS: Record<string, keyof PetriConfig> = {
@@ -358,7 +367,20 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     quotas: validateQuotas(raw.quotas),
     identity: validateIdentity(raw.identity),
     lifecycle: validateLifecycle(raw.lifecycle),
+    audience: validateAudience(raw.audience),
   };
+}
+
+function validateAudience(value: unknown): AudienceConfig {
+  if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+    throw invalid('audience', value, 'an object like { "default": "staff" }');
+  }
+  known(value ?? {}, 'audience', Object.keys(DEFAULTS.audience));
+  const given = (value as { default?: unknown } | undefined)?.default ?? DEFAULTS.audience.default;
+  if (given !== 'public' && given !== 'staff' && given !== 'invite') {
+    throw invalid('audience.default', given, 'one of "staff", "invite" or "public"');
+  }
+  return { default: given };
 }
 
 /** A typo (warnDay, maxdays) would silently keep a default: unknown keys are refused. */

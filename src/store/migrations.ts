@@ -564,6 +564,62 @@ migrations['0019-admission'] = {
   },
 };
 
+migrations['0020-audiences'] = {
+  async up(db: Kysely<unknown>) {
+    // Who may reach each app (issue 15): public | staff | invite. Apps from before stay
+    // public, so nothing that serves today stops serving; new apps take audience.default.
+    await db.schema
+      .alterTable('apps')
+      .addColumn('audience', 'text', (c) => c.notNull().defaultTo('public'))
+      .execute();
+    // Raised by every change that must end the visitors' cookies (an invitee removed, a link
+    // revoked, the audience or the notice changed): the cookie names the version it was for.
+    await db.schema
+      .alterTable('apps')
+      .addColumn('audience_key_version', 'integer', (c) => c.notNull().defaultTo(1))
+      .execute();
+    // Raised when what the notice says changes (description, data class, privacy note,
+    // retention): visitors are asked again.
+    await db.schema
+      .alterTable('apps')
+      .addColumn('notice_version', 'integer', (c) => c.notNull().defaultTo(1))
+      .execute();
+    await db.schema
+      .createTable('audience_invitees')
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      .addColumn('email', 'text', (c) => c.notNull())
+      .addColumn('invited_by', 'integer', (c) => c.references('users.id').onDelete('set null'))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('audience_invitees_pk', ['app_id', 'email'])
+      .execute();
+    await db.schema
+      .createTable('audience_links')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      // sha256 of the secret in the URL: the secret itself is shown once and never stored.
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('max_uses', 'integer', (c) => c.notNull())
+      .addColumn('uses_left', 'integer', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('revoked_at', 'text')
+      .addColumn('created_by', 'integer', (c) => c.references('users.id').onDelete('set null'))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('audience_links_app').on('audience_links').column('app_id').execute();
+    await db.schema
+      .createTable('audience_consents')
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      // An e-mail, or invite:<link id> for a visitor who came by a link.
+      .addColumn('visitor', 'text', (c) => c.notNull())
+      .addColumn('notice_version', 'integer', (c) => c.notNull())
+      .addColumn('consented_at', 'text', (c) => c.notNull())
+      .addColumn('withdrawn_at', 'text')
+      .addColumn('last_visit_at', 'text')
+      .addPrimaryKeyConstraint('audience_consents_pk', ['app_id', 'visitor'])
+      .execute();
+  },
+};
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;

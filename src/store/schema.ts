@@ -149,6 +149,47 @@ export interface AppsTable {
   sleeping_since: Generated<string | null>;
   active_at: Generated<string | null>;
   woke_at: Generated<string | null>;
+  /** Who may reach it (issue 15; the router enforces it from the next stage on). */
+  audience: Generated<Audience>;
+  /** Raised by every change that must end visitors' cookies (they name the version). */
+  audience_key_version: Generated<number>;
+  /** Raised when what the notice says changes: visitors are asked to consent again. */
+  notice_version: Generated<number>;
+}
+
+export type Audience = 'public' | 'staff' | 'invite';
+
+/** The people an invite app lets in, by e-mail (lowercase). */
+export interface AudienceInviteesTable {
+  app_id: number;
+  email: string;
+  invited_by: number | null;
+  created_at: string;
+}
+
+/** Invite links: the secret is in the URL, only its sha256 here. */
+export interface AudienceLinksTable {
+  id: Generated<number>;
+  app_id: number;
+  token_hash: string;
+  max_uses: number;
+  /** New people it may still let in; each person takes one use, once. */
+  uses_left: number;
+  expires_at: string;
+  revoked_at: string | null;
+  created_by: number | null;
+  created_at: string;
+}
+
+/** A visitor's consent to an app's notice (of the version they read). */
+export interface AudienceConsentsTable {
+  app_id: number;
+  /** An e-mail, or invite:<link id>. */
+  visitor: string;
+  notice_version: number;
+  consented_at: string;
+  withdrawn_at: string | null;
+  last_visit_at: string | null;
 }
 
 export type DeployStatus = 'queued' | 'building' | 'releasing' | 'succeeded' | 'failed';
@@ -355,6 +396,9 @@ export interface Database {
   addons: AddonsTable;
   addon_backups: AddonBackupsTable;
   app_warnings: AppWarningsTable;
+  audience_invitees: AudienceInviteesTable;
+  audience_links: AudienceLinksTable;
+  audience_consents: AudienceConsentsTable;
 }
 
 export type App = Selectable<AppsTable>;

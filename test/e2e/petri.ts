@@ -93,6 +93,8 @@ export class TestPetri {
         addons: { postgres: { mode: 'off' }, mysql: { mode: 'off' }, redis: { mode: 'off' } },
         // One Node.js download per machine, not one per test server (test-runtimes.ts).
         runtimesDir: TEST_RUNTIMES,
+        // The e2e tests curl their apps, which the gate (issue 15) would stop for a staff app.
+        audience: { default: 'public' },
         ...(portsInConfigFile ? { httpPort, apiPort } : {}),
         ...extraConfig,
       }),

@@ -44,6 +44,9 @@ const app: App = {
   expired_at: null,
   archived_at: null,
   redirect_url: null,
+  audience: 'public',
+  audience_key_version: 1,
+  notice_version: 1,
 };
 const release = (command: string): Release => ({
   id: 1,
