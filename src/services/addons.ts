@@ -157,8 +157,15 @@ export class AddonService {
         backups.set(
           a.id,
           await this.locked(a.id, async () =>
-            this.finalBackup(user, await this.fresh(a.id, ['ready', 'destroying'])),
+            this.finalBackup(user, await this.fresh(a.id, ['ready', 'destroying']), false),
           ),
+        );
+      }
+      // Only once every backup is taken does any add-on become 'destroying' (which upkeep
+      // would finish after a crash): a failed backup above leaves every add-on as it was.
+      for (const a of addons) {
+        await this.locked(a.id, async () =>
+          markDestroying(this.deps.db, await this.fresh(a.id, ['ready', 'destroying'])),
         );
       }
       for (const a of addons) {
@@ -372,7 +379,7 @@ export class AddonService {
 
   /** The final backup (kept for the retention period), or the one an interrupted destroy
    * already took. No data is removed without it. */
-  private async finalBackup(user: User, addon: Addon): Promise<AddonBackup> {
+  private async finalBackup(user: User, addon: Addon, mark = true): Promise<AddonBackup> {
     const { db, config } = this.deps;
     if (addon.status === 'destroying') {
       const earlier = (await listBackups(db, addon.id)).find(
@@ -383,7 +390,7 @@ export class AddonService {
     const expires = new Date(Date.now() + config.addons.finalBackupRetentionDays * DAY_MS).toISOString();
     try {
       const backup = await this.runBackup(addon, 'final', user.name, expires);
-      await markDestroying(db, addon);
+      if (mark) await markDestroying(db, addon);
       return backup;
     } catch (err) {
       throw err instanceof UserError
