@@ -9,6 +9,7 @@ import {
   answerStatus,
   appAnswerPage,
   appDownPage,
+  GATE_DOWN_PAGE,
   NOT_FOUND_PAGE,
   type PageOptions,
   renderPages,
@@ -28,6 +29,13 @@ export interface RenderOptions extends PageOptions {
    * (asleep, or starting) goes to the control plane, which wakes it and holds the request. */
   waker?: { address: string; port: number };
 }
+
+/** The backend of the gate's pages (/.petri/... on app hosts): the control plane. */
+export const GATE_BACKEND = 'petri_gate';
+
+/** The gate's paths (src/api/routes/gate.ts), as an HAProxy regex word (no backslash: the
+ * config parser would take it as an escape). */
+export const GATE_PATHS = '^/[.]petri/(gate|consent|leave|join/[A-Za-z0-9_-]{1,512})$';
 
 /** The waker's server name in every app backend; the runtime API never adds or removes it. */
 export const WAKER_SERVER = 'petri_waker';
@@ -150,6 +158,10 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     // Any name with an underscore: CGI and WSGI gateways (gunicorn among them) turn `X_Real_IP`
     // into the same HTTP_X_REAL_IP as `X-Real-IP`. nginx drops these by default too.
     '  http-request del-header _ -m sub',
+    // X-Petri-User and X-Petri-User-Name tell an app who its visitor is (issue 15): only
+    // Petri may set them, so whatever a client sends under the X-Petri- prefix is removed,
+    // for every app, public ones included.
+    '  http-request del-header X-Petri- -m beg',
     '  http-request set-header X-Forwarded-Proto https if { ssl_fc }',
     '  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }',
     '  http-request set-header X-Forwarded-Host %[req.hdr(host)]',
@@ -160,13 +172,24 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     `  use_backend petri_api if { var(txn.host) -m str ${opts.apiHost} }`,
   );
   for (const app of apps) {
-    lines.push(`  use_backend ${app.backend} if { var(txn.host) -m str ${app.hosts.join(' ')} }`);
+    // The gate's pages under the app's own host are the control plane's: exactly these paths,
+    // so no other API route is ever reached through an app's host (not by /.petri/../v1/...).
+    lines.push(
+      `  use_backend ${GATE_BACKEND} if { path -m reg ${GATE_PATHS} } { var(txn.host) -m str ${app.hosts.join(' ')} }`,
+      `  use_backend ${app.backend} if { var(txn.host) -m str ${app.hosts.join(' ')} }`,
+    );
   }
   lines.push(
     '  default_backend petri_not_found',
     '',
     'backend petri_api',
     `  errorfile 503 ${page(API_DOWN_PAGE)}`,
+    `  server api ${formatAddress(opts.apiServer.address, opts.apiServer.port)}`,
+    '',
+    // The control plane again, for the gate's pages on app hosts: while it is down, a visitor
+    // is told that sign-in is briefly unavailable rather than that Petri restarts.
+    `backend ${GATE_BACKEND}`,
+    `  errorfile 503 ${page(GATE_DOWN_PAGE)}`,
     `  server api ${formatAddress(opts.apiServer.address, opts.apiServer.port)}`,
     '',
     'backend petri_not_found',

@@ -15,6 +15,8 @@ export const RETRY_AFTER_SECONDS = 5;
 
 export const NOT_FOUND_PAGE = '404.html';
 export const API_DOWN_PAGE = '503-api.http';
+/** The gate's pages (/.petri/... on an app's host) while the control plane is down. */
+export const GATE_DOWN_PAGE = '503-gate.http';
 
 export function appDownPage(app: string): string {
   return `503-app-${app}.http`;
@@ -47,6 +49,16 @@ export function renderPages(opts: PageOptions, apps: readonly AppRoute[]): Map<s
         'Petri is restarting',
         `<p>The Petri control plane at <strong>${escapeHtml(opts.apiHost)}</strong> is not answering.</p>
 <p>Apps keep serving; try again in a few seconds.</p>`,
+      ),
+    ),
+  );
+  pages.set(
+    GATE_DOWN_PAGE,
+    errorResponse(
+      html(
+        'Sign-in is briefly unavailable',
+        `<p>Petri, which shows this experiment's notice and signs its visitors in, is not answering right now.</p>
+<p>Try again in a few seconds. If you have been here before today, the experiment itself may still open.</p>`,
       ),
     ),
   );
