@@ -52,6 +52,8 @@ const PLATFORM_USER = {
  * audit event, and a backup that cannot be taken now will not be a second later. */
 const ARCHIVE_RETRY_MS = 60_000;
 const ARCHIVE_RETRY_MAX_MS = 3_600_000;
+/** Archives at a time: each one's final backups load the add-on servers. */
+const ARCHIVE_CONCURRENCY = 2;
 
 export interface LifecycleDeps {
   db: Store;
@@ -73,6 +75,9 @@ export interface LifecycleDeps {
 export class LifecycleLoop {
   private readonly loop: Loop;
   private readonly retries = new Backoff({ initialMs: ARCHIVE_RETRY_MS, maxMs: ARCHIVE_RETRY_MAX_MS });
+  /** Archives running in the background, by app id. */
+  private readonly archiving = new Map<number, Promise<void>>();
+  private archived = false;
 
   constructor(private readonly deps: LifecycleDeps) {
     this.loop = new Loop({
@@ -87,13 +92,24 @@ export class LifecycleLoop {
     this.loop.start();
   }
 
-  stop(): Promise<void> {
-    return this.loop.stop();
+  /** Stops the loop and waits for the archives in flight (a kill instead is safe too: an
+   * archive cut off is taken up again at the next start). */
+  async stop(): Promise<void> {
+    await this.loop.stop();
+    await this.settled();
   }
 
-  /** One pass now (tests; a change that should not wait for the interval). */
-  tick(): Promise<void> {
-    return this.loop.runNow();
+  /** One pass now and the archives it started (tests; a change that should not wait for
+   * the interval); a second pass removes what those archives left. */
+  async tick(): Promise<void> {
+    this.archived = false;
+    await this.loop.runNow();
+    await this.settled();
+    if (this.archived) await this.loop.runNow();
+  }
+
+  private async settled(): Promise<void> {
+    while (this.archiving.size > 0) await Promise.allSettled([...this.archiving.values()]);
   }
 
   private async pass(): Promise<void> {
@@ -143,28 +159,42 @@ export class LifecycleLoop {
     if (expired) this.deps.nudge();
   }
 
+  /** Starts the archives that are due, at most ARCHIVE_CONCURRENCY at a time, in the
+   * background: a final backup may take an hour (or hang), and warnings and expiries of
+   * every other app must not wait for it. Apps waiting for a slot stay expired experiments
+   * (a renewal still brings them back); an archive a crash cut off is found again here. */
   private async archive(at: number): Promise<void> {
-    const { db, config, addons, logger } = this.deps;
+    const { db, config } = this.deps;
     for (const due of await appsToArchive(db, at, config.lifecycle.archiveAfterDays)) {
-      const key = `archive ${due.id}`;
-      if (!this.retries.ready(key)) continue;
-      // Stage archived first: a renewal now waits until the backups are taken or failed.
-      const app = await beginArchive(db, due);
-      if (!app) continue;
-      this.deps.nudge();
-      try {
-        await addons.destroyAllOf(PLATFORM_USER, app);
-      } catch (err) {
-        this.retries.failed(key);
-        logger.warn({ err, app: app.name }, 'archiving stopped: a final backup failed; nothing was removed');
-        await abandonArchive(db, app, errorMessage(err));
-        continue;
-      }
-      this.retries.succeeded(key);
-      await finishArchive(db, app, await finalBackupsOf(db, app.id, app.expired_at ?? app.created_at));
-      logger.info({ app: app.name }, 'experiment archived');
-      this.deps.nudge();
+      if (this.archiving.size >= ARCHIVE_CONCURRENCY) return;
+      if (this.archiving.has(due.id) || !this.retries.ready(`archive ${due.id}`)) continue;
+      const job = this.archiveOne(due)
+        .catch((err) => this.deps.logger.error({ err, app: due.name }, 'archiving failed'))
+        .finally(() => this.archiving.delete(due.id));
+      this.archiving.set(due.id, job);
     }
+  }
+
+  private async archiveOne(due: App): Promise<void> {
+    const { db, addons, logger } = this.deps;
+    const key = `archive ${due.id}`;
+    // Stage archived first: a renewal now waits until the backups are taken or failed.
+    const app = await beginArchive(db, due);
+    if (!app) return;
+    this.deps.nudge();
+    try {
+      await addons.destroyAllOf(PLATFORM_USER, app);
+    } catch (err) {
+      this.retries.failed(key);
+      logger.warn({ err, app: app.name }, 'archiving stopped: a final backup failed; nothing was removed');
+      await abandonArchive(db, app, errorMessage(err));
+      return;
+    }
+    this.retries.succeeded(key);
+    await finishArchive(db, app, await finalBackupsOf(db, app.id, app.expired_at ?? app.created_at));
+    logger.info({ app: app.name }, 'experiment archived');
+    this.archived = true;
+    this.deps.nudge();
   }
 
   /** Archived apps' releases, deploys and files, once none of their processes is left. */
