@@ -41,6 +41,7 @@ export async function planBuild(sourceDir: string, detectors = DETECTORS): Promi
   const { description, data, privacy, retention } = manifest;
   if ([description, data, privacy, retention].some((v) => v !== undefined))
     plan.describe = { description, data, privacy, retention };
+  if (manifest.audience !== undefined) plan.audience = manifest.audience;
   if (!plan.processTypes.web) {
     throw new UserError(
       'build_failed',

@@ -19,6 +19,8 @@ export interface Manifest {
   privacy?: string;
   /** "30d", "12w", or a number of days. */
   retention?: string | number;
+  /** Who may reach the app (public, staff, invite), applied at deploy (domain/audiences.ts). */
+  audience?: string;
 }
 
 export function readManifest(sourceDir: string): Manifest {
@@ -38,6 +40,7 @@ export function readManifest(sourceDir: string): Manifest {
   if (doc.description !== undefined) manifest.description = text(doc, 'description');
   if (doc.data !== undefined) manifest.data = text(doc, 'data');
   if (doc.privacy !== undefined) manifest.privacy = text(doc, 'privacy');
+  if (doc.audience !== undefined) manifest.audience = text(doc, 'audience');
   if (doc.retention !== undefined) {
     const retention = doc.retention;
     if (typeof retention !== 'string' && !Number.isInteger(retention)) {

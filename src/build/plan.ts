@@ -29,6 +29,8 @@ export interface BuildPlan {
   /** From petri.toml: the experiment's description, data class, privacy note and retention
    * (only the keys it gives), applied to the app at deploy. */
   describe?: { description?: string; data?: string; privacy?: string; retention?: string | number };
+  /** From petri.toml: the app's audience (public, staff, invite), applied at deploy. */
+  audience?: string;
   /** What the install steps produce and what decides it, for the build cache. */
   dependencies?: DependencyCache;
   /** Runs on a Node.js of Petri's runtime cache: package.json's engines.node range, if any

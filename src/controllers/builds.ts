@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { buildSlug } from '../build/builder.js';
 import { NodeRuntimes } from '../build/node-runtimes.js';
 import { findApp } from '../domain/apps.js';
+import { audienceFromManifest } from '../domain/audiences.js';
 import {
   claimDeploy,
   deployStatuses,
@@ -131,6 +132,8 @@ export class BuildLoop {
       // petri.toml's description and data class, by the rules of `petri apps set`: a
       // refusal (personal data without a privacy note) fails the deploy, naming the field.
       if (plan.describe) await describeFromManifest(db, app, plan.describe, deploy.created_by);
+      // petri.toml's audience, after its data class: public with personal data is refused.
+      if (plan.audience !== undefined) await audienceFromManifest(db, app, plan.audience, deploy.created_by);
       const release = await releaseBuild(db, deploy, {
         slugDir: paths.slug(app.id, deploy.id),
         processTypes: plan.processTypes,
