@@ -230,7 +230,10 @@ export class InstanceReconciler {
       app.desired_release_id === null
         ? undefined
         : (await releasesByIds(db, [app.desired_release_id])).get(app.desired_release_id);
-    const phaseDone = desired ? await this.phase.advance(app, desired, world) : true;
+    // Expired or archived: not even a release command runs until a renewal (a deploy taken
+    // meanwhile waits with its release phase pending).
+    const stopped = stoppedByLifecycle(app);
+    const phaseDone = desired && !stopped ? await this.phase.advance(app, desired, world) : !desired;
     const formation = await formationEntries(db, app.id);
     // Afresh: a failing release phase has just put the desired release back, and a request
     // may have woken the app since this pass began.
