@@ -23,12 +23,14 @@ import { registerAccess, registerAuth } from './auth.js';
 import type { Api, ApiContext } from './context.js';
 import { addonRoutes } from './routes/addons.js';
 import { appRoutes } from './routes/apps.js';
+import { audienceRoutes } from './routes/audiences.js';
 import { auditRoutes } from './routes/audit.js';
 import { authRoutes } from './routes/auth.js';
 import { authOidcRoutes } from './routes/auth-oidc.js';
 import { deployRoutes } from './routes/deploys.js';
 import { egressRoutes } from './routes/egress.js';
 import { experimentRoutes } from './routes/experiments.js';
+import { gateRoutes } from './routes/gate.js';
 import { gitRoutes } from './routes/git.js';
 import { graduationRoutes } from './routes/graduation.js';
 import { lifecycleRoutes, registerLifecycleHooks } from './routes/lifecycle.js';
@@ -177,6 +179,8 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   graduationRoutes(api, ctx);
   lifecycleRoutes(api, ctx);
   experimentRoutes(api, ctx);
+  gateRoutes(api, ctx); // public: /.petri/... under an app's host, the audience gate's pages
+  audienceRoutes(api, ctx);
   return api;
 }
 

@@ -1,6 +1,6 @@
 // Encryption at rest for secrets in the store (config vars, add-on credentials):
 // AES-256-GCM with a key file under the data dir, created on first start with mode 0600.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const VERSION = 'v1';
@@ -20,6 +20,12 @@ export class SecretBox {
 
   static withKey(key: Buffer): SecretBox {
     return new SecretBox(key);
+  }
+
+  /** A key for another purpose (the audience gate's cookies), derived with HKDF-SHA256:
+   * what it is handed to never learns this key. */
+  derive(purpose: string, length = 32): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.key, 'petri-derive-v1', purpose, length));
   }
 
   seal(plain: string): string {

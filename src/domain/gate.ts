@@ -1,0 +1,35 @@
+// What the audience gate (src/api/routes/gate.ts, pages in src/edge/gate/) reads about the
+// app a visitor is at: the app whose host the request came to, its owner and its team.
+import type { Store } from '../store/db.js';
+import type { App } from '../store/schema.js';
+
+export interface GateApp {
+  app: App;
+  owner: { name: string; email: string | null };
+  team: string;
+}
+
+/** The app served at this Host header (`NAME.DOMAIN`, any port), with its owner and team;
+ * undefined for any other host (the API's, an unknown one). */
+export async function gateAppOf(
+  db: Store,
+  domain: string,
+  host: string | undefined,
+): Promise<GateApp | undefined> {
+  const bare = host?.split(':')[0]?.toLowerCase();
+  const suffix = `.${domain.toLowerCase()}`;
+  if (!bare?.endsWith(suffix)) return undefined;
+  const name = bare.slice(0, -suffix.length);
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) return undefined;
+  const app = await db.selectFrom('apps').selectAll().where('name', '=', name).executeTakeFirst();
+  if (!app) return undefined;
+  const [owner, team] = await Promise.all([
+    db.selectFrom('users').select(['name', 'email']).where('id', '=', app.owner_id).executeTakeFirst(),
+    db.selectFrom('teams').select('name').where('id', '=', app.team_id).executeTakeFirst(),
+  ]);
+  return {
+    app,
+    owner: { name: owner?.name ?? 'unknown', email: owner?.email ?? null },
+    team: team?.name ?? 'unknown',
+  };
+}
