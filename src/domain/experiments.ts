@@ -451,29 +451,35 @@ export async function approveApp(db: Store, user: User, app: App, ip?: string): 
  */
 export async function describeFromManifest(
   db: Store,
-  app: App,
+  stale: App,
   input: DescriptionInput,
   /** Who deployed (the deploy's author): the change is theirs in the audit trail. */
   byUserId: number,
 ): Promise<void> {
   const parsed = parseDescription(input, 'petri.toml: ');
-  const changed = Object.fromEntries(
-    Object.entries(parsed).filter(([key, value]) => app[key as keyof DescriptionColumns] !== value),
-  ) as DescriptionColumns;
-  const next = {
-    data_class: parsed.data_class ?? app.data_class,
-    privacy_note: parsed.privacy_note !== undefined ? parsed.privacy_note : app.privacy_note,
-    retention_days: parsed.retention_days !== undefined ? parsed.retention_days : app.retention_days,
-  };
-  checkDescription(app.name, next, 'toml');
-  if (Object.keys(changed).length === 0) return;
-  const set: Partial<App> = { ...changed };
-  if (changed.data_class !== undefined && app.approved_class !== null) {
-    set.approved_class = null;
-    set.approved_by = null;
-    set.approved_at = null;
-  }
   await db.transaction().execute(async (tx) => {
+    // The row as it is now, not as the build loop read it before a build of many minutes:
+    // a class changed meanwhile must be compared (and its approval withdrawn) against this.
+    const app = (await tx.selectFrom('apps').selectAll().where('id', '=', stale.id).executeTakeFirst()) as
+      | App
+      | undefined;
+    if (!app) return;
+    const changed = Object.fromEntries(
+      Object.entries(parsed).filter(([key, value]) => app[key as keyof DescriptionColumns] !== value),
+    ) as DescriptionColumns;
+    const next = {
+      data_class: parsed.data_class ?? app.data_class,
+      privacy_note: parsed.privacy_note !== undefined ? parsed.privacy_note : app.privacy_note,
+      retention_days: parsed.retention_days !== undefined ? parsed.retention_days : app.retention_days,
+    };
+    checkDescription(app.name, next, 'toml');
+    if (Object.keys(changed).length === 0) return;
+    const set: Partial<App> = { ...changed };
+    if (changed.data_class !== undefined && app.approved_class !== null) {
+      set.approved_class = null;
+      set.approved_by = null;
+      set.approved_at = null;
+    }
     await tx
       .updateTable('apps')
       .set((eb) => ({
