@@ -105,7 +105,9 @@ export const InventoryRow = Type.Object({
   privacyNote: Nullable(Type.String()),
   retentionDays: Nullable(Type.Integer()),
   approved: Type.Boolean({ description: 'an admin approved the data class it declares' }),
-  audience: Nullable(Type.String(), { description: 'who may reach it (not yet: null)' }),
+  audience: Nullable(Type.String(), {
+    description: 'who may reach it: public, staff or invite (the router does not enforce it yet)',
+  }),
   egressDeclared: Type.Array(Type.String(), {
     description: "host:port patterns of petri.toml's [network] egress",
   }),

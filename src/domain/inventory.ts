@@ -5,7 +5,7 @@
 // the engines know (memory and CPU in use, add-on sizes) is added by the API.
 import { UserError } from '../lib/errors.js';
 import type { Store } from '../store/db.js';
-import type { Addon, DataClass, Stage, User } from '../store/schema.js';
+import type { Addon, Audience, DataClass, Stage, User } from '../store/schema.js';
 import { decide, teamNotFound } from './access.js';
 import { teamWithRole } from './app-access.js';
 import { isApproved, parseDataClass, STAGES } from './experiments.js';
@@ -30,6 +30,8 @@ export interface InventoryEntry {
   privacyNote: string | null;
   retentionDays: number | null;
   approved: boolean;
+  /** Who may reach it: public, staff or invite (issue 15). */
+  audience: Audience;
   egressDeclared: string[];
   egressReached: string[];
   egressRefused: number;
@@ -183,6 +185,7 @@ export async function inventory(
       privacyNote: app.privacy_note,
       retentionDays: app.retention_days,
       approved: isApproved(app),
+      audience: app.audience,
       egressDeclared: app.release_egress ? releaseEgress({ egress: app.release_egress }) : [],
       egressReached: attempts.filter((a) => a.allowed === 1).map((a) => `${a.host}:${a.port}`),
       egressRefused: attempts.filter((a) => a.allowed === 0).reduce((sum, a) => sum + a.count, 0),

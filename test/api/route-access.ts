@@ -101,4 +101,13 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   ['POST /v1/apps/{name}/renew', 'app.write'],
   // Issue 14, L3: the handoff bundle, which moves the app to graduating (team admins).
   ['POST /v1/apps/{name}/graduate', 'app.admin'],
+  // Issue 15, P1: audiences, invitees, invite links and visitors.
+  ['GET /v1/apps/{name}/audience', 'app.read'],
+  ['PUT /v1/apps/{name}/audience', 'app.write'],
+  ['POST /v1/apps/{name}/audience/invitees', 'app.write'],
+  ['DELETE /v1/apps/{name}/audience/invitees/{email}', 'app.write'],
+  ['GET /v1/apps/{name}/audience/links', 'app.read'],
+  ['POST /v1/apps/{name}/audience/links', 'app.write'],
+  ['DELETE /v1/apps/{name}/audience/links/{id}', 'app.write'],
+  ['GET /v1/apps/{name}/audience/visitors', 'app.read'],
 ];

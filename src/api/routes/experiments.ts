@@ -126,7 +126,6 @@ export function experimentRoutes(api: Api, ctx: ApiContext): void {
         return {
           ...entry,
           url: appUrl(config, entry.name),
-          audience: null,
           addons: addons.map((a) => ({ name: a.name, type: a.type, sizeBytes: sizes.get(a.id) ?? null })),
           processes: instanceIds.length,
           memoryBytes: memory.length ? memory.reduce((s, m) => s + m, 0) : null,
