@@ -48,6 +48,19 @@ export function awaitsReview(app: Pick<App, 'data_class' | 'approved_class'>): b
   return app.data_class === 'sensitive' && app.approved_class !== 'sensitive';
 }
 
+/** Whether a change of description takes back an admin's approval: the approval is of a
+ * class and, for personal and sensitive data, of the privacy note and retention reviewed
+ * with it. */
+export function withdrawsApproval(
+  app: Pick<App, 'approved_class' | DescriptionKey>,
+  change: Partial<Pick<App, DescriptionKey>>,
+): boolean {
+  if (app.approved_class === null) return false;
+  const differs = (key: DescriptionKey) => change[key] !== undefined && change[key] !== app[key];
+  return differs('data_class') || differs('privacy_note') || differs('retention_days');
+}
+type DescriptionKey = 'data_class' | 'privacy_note' | 'retention_days';
+
 /** Whether an admin approved the class the app declares now. */
 export function isApproved(app: Pick<App, 'data_class' | 'approved_class'>): boolean {
   return app.approved_class !== null && app.approved_class === app.data_class;
@@ -342,13 +355,14 @@ export async function setExperiment(
       const detail = describeDetail(described);
       if (described.data_class !== undefined && described.data_class !== fresh.data_class) {
         detail.dataWas = fresh.data_class;
-        // An approval is of the class it names: another class needs a review of its own.
-        if (fresh.approved_class !== null) {
-          set.approved_class = null;
-          set.approved_by = null;
-          set.approved_at = null;
-          detail.approvalWithdrawn = fresh.approved_class;
-        }
+      }
+      // An approval is of what the admin reviewed: another class, note or retention needs a
+      // review of its own.
+      if (withdrawsApproval(fresh, described)) {
+        set.approved_class = null;
+        set.approved_by = null;
+        set.approved_at = null;
+        detail.approvalWithdrawn = fresh.approved_class;
       }
       audits.push(['app.describe', detail]);
     }
@@ -475,7 +489,8 @@ export async function describeFromManifest(
     checkDescription(app.name, next, 'toml');
     if (Object.keys(changed).length === 0) return;
     const set: Partial<App> = { ...changed };
-    if (changed.data_class !== undefined && app.approved_class !== null) {
+    const withdrawn = withdrawsApproval(app, changed);
+    if (withdrawn) {
       set.approved_class = null;
       set.approved_by = null;
       set.approved_at = null;
@@ -496,7 +511,11 @@ export async function describeFromManifest(
       { name: by?.name ?? 'petri', userId: by ? byUserId : null },
       'app.describe',
       app.name,
-      { ...describeDetail(changed), via: 'petri.toml' },
+      {
+        ...describeDetail(changed),
+        ...(withdrawn ? { approvalWithdrawn: app.approved_class } : {}),
+        via: 'petri.toml',
+      },
       { app: app.name, teamId: app.team_id },
     );
   });

@@ -290,9 +290,12 @@ describe('experiments', () => {
     const after1 = await row('survey');
     assert.equal(after1.description, 'From the toml');
     assert.equal(after1.retention_days, 60);
+    // The admin approved 84 days of retention, not 60: a new review is needed.
+    assert.equal(after1.approved_class, null);
     const [event] = (await events('app.describe', 'survey')).slice(-1);
     assert.equal(event!.actor, 'bob');
     assert.equal(JSON.parse(event!.detail).via, 'petri.toml');
+    assert.equal(JSON.parse(event!.detail).approvalWithdrawn, 'personal');
 
     await assert.rejects(
       describeFromManifest(db, after1, { data: 'secret' }, ids.bob!),
@@ -321,7 +324,7 @@ describe('experiments', () => {
     assert.equal(survey.team, 'labs');
     assert.equal(survey.owner, 'ana');
     assert.equal(survey.dataClass, 'personal');
-    assert.equal(survey.approved, true);
+    assert.equal(survey.approved, false, 'its retention changed after the approval');
     assert.equal(survey.privacyNote, 'e-mail addresses, to ask follow-up questions');
     assert.deepEqual(survey.egressDeclared, []);
     assert.equal(survey.stack, null);
