@@ -2,6 +2,7 @@
 // app a visitor is at: the app whose host the request came to, its owner and its team.
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
+import { hashLinkSecret } from './audiences.js';
 
 export interface GateApp {
   app: App;
@@ -32,4 +33,23 @@ export async function gateAppOf(
     owner: { name: owner?.name ?? 'unknown', email: owner?.email ?? null },
     team: team?.name ?? 'unknown',
   };
+}
+
+/** The id of the app's invite link with this secret while it still lets people in (not
+ * revoked, expired or used up), without taking a use: opening a link only shows the notice,
+ * and its use is taken (useLink) when the visitor consents. */
+export async function usableLinkId(
+  db: Store,
+  appId: number,
+  secret: string,
+  nowMs = Date.now(),
+): Promise<number | undefined> {
+  const link = await db
+    .selectFrom('audience_links')
+    .select(['id', 'uses_left', 'expires_at', 'revoked_at'])
+    .where('app_id', '=', appId)
+    .where('token_hash', '=', hashLinkSecret(secret))
+    .executeTakeFirst();
+  if (!link || link.revoked_at !== null || link.uses_left <= 0) return undefined;
+  return Date.parse(link.expires_at) > nowMs ? link.id : undefined;
 }

@@ -112,12 +112,48 @@ describe('the gate under an app host', () => {
     ]) {
       assert.ok(notice.body.includes(text), text);
     }
-    // The link had one use: the same link again is refused, with why.
+    const unknown = await visit('/.petri/join/not-a-secret');
+    assert.equal(unknown.statusCode, 404);
+  });
+
+  test("opening a link takes none of its uses (a mail scanner's visit); consenting takes one, once", async () => {
+    const link = await newLink(1);
+    const usesLeft = async () =>
+      (
+        await db
+          .selectFrom('audience_links')
+          .select('uses_left')
+          .where('id', '=', link.id)
+          .executeTakeFirstOrThrow()
+      ).uses_left;
+    const open = async () => {
+      const join = await visit(link.path);
+      assert.equal(join.statusCode, 303, join.body);
+      const pending = `${PENDING_COOKIE}=${cookieValue(setCookies(join).get(PENDING_COOKIE))}`;
+      const notice = await visit('/.petri/gate', pending);
+      return { pending, csrf: csrfOf(notice.body) };
+    };
+    const scanner = await open();
+    const first = await open();
+    const second = await open();
+    assert.equal(await usesLeft(), 1);
+    // No thanks takes no use either.
+    assert.equal(
+      (await post('/.petri/consent', { choice: 'decline', csrf: scanner.csrf }, scanner.pending)).statusCode,
+      200,
+    );
+    assert.equal(await usesLeft(), 1);
+    const yes = await post('/.petri/consent', { choice: 'continue', csrf: first.csrf }, first.pending);
+    assert.equal(yes.statusCode, 303, yes.body);
+    assert.equal(await usesLeft(), 0);
+    // The last use is gone: the second person is refused, with why, and nothing is recorded.
+    const late = await post('/.petri/consent', { choice: 'continue', csrf: second.csrf }, second.pending);
+    assert.equal(late.statusCode, 403);
+    assert.match(late.body, /used as many times as it may/);
+    assert.equal(setCookies(late).has(GATE_COOKIE), false);
     const again = await visit(link.path);
     assert.equal(again.statusCode, 403);
     assert.match(again.body, /used as many times as it may/);
-    const unknown = await visit('/.petri/join/not-a-secret');
-    assert.equal(unknown.statusCode, 404);
   });
 
   test('without an invite or sign-in the notice is not shown', async () => {
@@ -128,7 +164,7 @@ describe('the gate under an app host', () => {
   });
 
   test('consent without, with a stale or with a foreign CSRF token records nothing', async () => {
-    const { pending, csrf } = await joined();
+    const { pending, csrf, link } = await joined();
     const other = await joined();
     for (const form of <Record<string, string>[]>[
       { choice: 'continue' },
@@ -142,7 +178,11 @@ describe('the gate under an app host', () => {
     }
     // No pending cookie at all (a post from elsewhere, or after it expired).
     assert.equal((await post('/.petri/consent', { choice: 'continue', csrf }, '')).statusCode, 403);
-    const consents = await db.selectFrom('audience_consents').selectAll().execute();
+    const consents = await db
+      .selectFrom('audience_consents')
+      .selectAll()
+      .where('visitor', 'in', [`invite:${link.id}`, `invite:${other.link.id}`])
+      .execute();
     assert.deepEqual(consents, []);
   });
 

@@ -18,7 +18,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { recordConsent, useLink, withdrawConsent } from '../../domain/audiences.js';
 import { awaitsReview } from '../../domain/experiments.js';
-import { type GateApp, gateAppOf } from '../../domain/gate.js';
+import { type GateApp, gateAppOf, usableLinkId } from '../../domain/gate.js';
 import {
   GATE_COOKIE,
   GATE_TTL_SECONDS,
@@ -84,15 +84,14 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         const { app } = found;
         const next = safeNext(req.query.next);
         if (app.audience === 'public') return see(reply, next);
-        let linkId: number;
-        try {
-          linkId = await useLink(ctx.db, app.id, req.params.secret);
-        } catch (err) {
-          if (!isUserError(err)) throw err;
+        // Opening the link takes none of its uses (mail scanners open links too): consenting does.
+        const linkId = await usableLinkId(ctx.db, app.id, req.params.secret);
+        if (linkId === undefined) {
+          const refusal = await linkRefusal(ctx, app.id, req.params.secret);
           return page(
             reply,
-            err.code === 'not_found' ? 404 : 403,
-            messagePage('This invite link does not work', [err.message]),
+            refusal.status,
+            messagePage('This invite link does not work', [refusal.message]),
           );
         }
         const pending = signPending(keys(app).pending, {
@@ -101,6 +100,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
           name: 'Invited visitor',
           kv: app.audience_key_version,
           csrf: randomBytes(24).toString('base64url'),
+          link: req.params.secret,
         });
         setCookie(reply, req, PENDING_COOKIE, pending, '/.petri', PENDING_TTL_SECONDS);
         return see(reply, `/.petri/gate?next=${encodeURIComponent(next)}`);
@@ -181,6 +181,27 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
             ]),
           );
         }
+        if (pending.link !== undefined) {
+          // The link's use is taken now, atomically: the last use goes to one visitor only.
+          let linkId: number;
+          try {
+            linkId = await useLink(ctx.db, app.id, pending.link);
+          } catch (err) {
+            if (!isUserError(err)) throw err;
+            return page(
+              reply,
+              err.code === 'not_found' ? 404 : 403,
+              messagePage('This invite link does not work any more', [err.message, 'Nothing was recorded.']),
+            );
+          }
+          if (`invite:${linkId}` !== pending.sub) {
+            return page(
+              reply,
+              403,
+              messagePage('Consent not recorded', ['This invite link is not the one you opened.']),
+            );
+          }
+        }
         await recordConsent(ctx.db, app.id, pending.sub, app.notice_version);
         const cookie = signGateCookie(k.cookie, {
           app: app.name,
@@ -251,6 +272,23 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
       },
     );
   });
+}
+
+/** What an unusable link's visitor is told: useLink's own refusal (it takes no use when it
+ * refuses), with its status. */
+async function linkRefusal(
+  ctx: ApiContext,
+  appId: number,
+  secret: string,
+): Promise<{ status: number; message: string }> {
+  try {
+    await useLink(ctx.db, appId, secret);
+  } catch (err) {
+    if (!isUserError(err)) throw err;
+    return { status: err.code === 'not_found' ? 404 : 403, message: err.message };
+  }
+  // Usable after all (it became so a moment ago): it was taken, so say nothing went wrong.
+  return { status: 409, message: 'Open the link again.' };
 }
 
 /** Why a form post is refused as not coming from the gate's own page, if it is. Browsers say

@@ -67,9 +67,15 @@ export interface PendingClaims {
   name: string;
   kv: number;
   csrf: string;
+  /** The invite link's secret, for a visitor who came with one: its use is taken only when
+   * they consent (a mail scanner opening the link takes none). */
+  link?: string;
   iat: number;
   exp: number;
 }
+
+/** An invite link's secret as it appears in /.petri/join/SECRET. */
+export const LINK_SECRET = /^[A-Za-z0-9_-]{1,512}$/;
 
 const HEADER = b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
 
@@ -102,15 +108,17 @@ export function signGateCookie(
 
 export function signPending(
   key: string,
-  input: { app: string; sub: string; name: string; kv: number; csrf: string },
+  input: { app: string; sub: string; name: string; kv: number; csrf: string; link?: string },
   nowMs = Date.now(),
 ): string {
   const iat = Math.floor(nowMs / 1000);
   if (!/^[A-Za-z0-9_-]{16,128}$/.test(input.csrf)) throw new Error('a CSRF token is base64url text');
+  if (input.link !== undefined && !LINK_SECRET.test(input.link)) throw new Error('not an invite link secret');
   return sign(key, {
     ...claimsOf(input),
     kv: input.kv,
     csrf: input.csrf,
+    ...(input.link !== undefined ? { link: input.link } : {}),
     iat,
     exp: iat + PENDING_TTL_SECONDS,
   });
@@ -145,6 +153,9 @@ export function verifyPending(
   if (!read.ok) return read;
   const c = read.claims;
   if (typeof c.csrf !== 'string') return { ok: false, reason: 'malformed' };
+  if (c.link !== undefined && (typeof c.link !== 'string' || !LINK_SECRET.test(c.link))) {
+    return { ok: false, reason: 'malformed' };
+  }
   const base = checkBase(c, expect, nowMs);
   if (base) return { ok: false, reason: base };
   return { ok: true, claims: c as unknown as PendingClaims };
