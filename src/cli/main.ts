@@ -8,6 +8,7 @@ import { ApiError, ConnectionError } from '../client/index.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import { registerAddons } from './addons.js';
 import { registerApps } from './apps.js';
+import { registerAudience } from './audience.js';
 import { registerAudit } from './audit.js';
 import { registerBuilds } from './builds.js';
 import { registerConfig } from './config.js';
@@ -74,6 +75,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerGraduate(program, ctx);
     registerInventory(program, ctx);
     registerReport(program, ctx);
+    registerAudience(program, ctx);
     // `petri run` and `petri addons shell` attach the same terminal.
     const terminal: Terminal = {
       ...processTerminal(),

@@ -16,6 +16,12 @@ import type {
   App,
   AppEgress,
   AppUpdate,
+  Audience,
+  AudienceLink,
+  AudienceLinkCreate,
+  AudienceLinkCreated,
+  AudienceLinkList,
+  AudienceVisitorList,
   AuditFilters,
   AuditList,
   AuditVerification,
@@ -238,8 +244,12 @@ export class PetriClient {
   }
 
   /** An admin's approval of the data class the app declares. */
-  approveApp(name: string): Promise<App> {
-    return this.json<App>({ method: 'POST', path: `${appPath(name)}/approve` });
+  /** reviewed: what the admin saw; the server refuses (409) if the app says something else now. */
+  approveApp(
+    name: string,
+    reviewed: { data?: string; privacyNote?: string | null; retentionDays?: number | null } = {},
+  ): Promise<App> {
+    return this.json<App>({ method: 'POST', path: `${appPath(name)}/approve`, json: reviewed });
   }
 
   /** Every app you may see with its team, data, egress, add-ons, use and expiry. */
@@ -334,6 +344,56 @@ export class PetriClient {
       path: `${appPath(name)}/renew`,
       json: period === undefined ? {} : { for: period },
     });
+  }
+
+  /** Who may reach the app: its audience and the people on its list (issue 15). */
+  audience(name: string): Promise<Audience> {
+    return this.json<Audience>({ method: 'GET', path: `${appPath(name)}/audience` });
+  }
+
+  /** public, staff or invite; approve: an admin's approval of public for personal data. */
+  setAudience(name: string, audience: string, approve?: boolean): Promise<Audience> {
+    return this.json<Audience>({
+      method: 'PUT',
+      path: `${appPath(name)}/audience`,
+      json: approve ? { audience, approve } : { audience },
+    });
+  }
+
+  inviteToAudience(name: string, emails: string[]): Promise<Audience> {
+    return this.json<Audience>({
+      method: 'POST',
+      path: `${appPath(name)}/audience/invitees`,
+      json: { emails },
+    });
+  }
+
+  removeFromAudience(name: string, email: string): Promise<Audience> {
+    return this.json<Audience>({
+      method: 'DELETE',
+      path: `${appPath(name)}/audience/invitees/${encodeURIComponent(email)}`,
+    });
+  }
+
+  async audienceLinks(name: string): Promise<AudienceLink[]> {
+    return (await this.json<AudienceLinkList>({ method: 'GET', path: `${appPath(name)}/audience/links` }))
+      .links;
+  }
+
+  createAudienceLink(name: string, opts: AudienceLinkCreate = {}): Promise<AudienceLinkCreated> {
+    return this.json<AudienceLinkCreated>({
+      method: 'POST',
+      path: `${appPath(name)}/audience/links`,
+      json: opts,
+    });
+  }
+
+  revokeAudienceLink(name: string, id: number): Promise<AudienceLink> {
+    return this.json<AudienceLink>({ method: 'DELETE', path: `${appPath(name)}/audience/links/${id}` });
+  }
+
+  audienceVisitors(name: string): Promise<AudienceVisitorList> {
+    return this.json<AudienceVisitorList>({ method: 'GET', path: `${appPath(name)}/audience/visitors` });
   }
 
   /** `confirm` must repeat the name: the server refuses a delete that does not. */
