@@ -65,7 +65,7 @@ describe('sleep when idle, wake on the first request', () => {
       timeout: 15_000,
       message: 'its processes to be gone',
     });
-    assert.match((await ok(['apps'])).stdout, /napper\s+sleeping/);
+    assert.match((await ok(['apps'])).stdout, /^napper\s+\S+\s+sleeping\s/m);
     assert.equal((await logLines('napper', /going to sleep: no request for/)).length, 1);
   });
 
