@@ -11,15 +11,16 @@ export interface GateApp {
 }
 
 /** The app served at this Host header (`NAME.DOMAIN`, any port), with its owner and team;
- * undefined for any other host (the API's, an unknown one). */
+ * undefined for any other host: an unknown one, and the API's even when it is under the
+ * domain (the router sends that host to the API, never to an app of that name). */
 export async function gateAppOf(
   db: Store,
-  domain: string,
+  where: { domain: string; apiHost: string },
   host: string | undefined,
 ): Promise<GateApp | undefined> {
   const bare = host?.split(':')[0]?.toLowerCase();
-  const suffix = `.${domain.toLowerCase()}`;
-  if (!bare?.endsWith(suffix)) return undefined;
+  const suffix = `.${where.domain.toLowerCase()}`;
+  if (!bare?.endsWith(suffix) || bare === where.apiHost.toLowerCase()) return undefined;
   const name = bare.slice(0, -suffix.length);
   if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) return undefined;
   const app = await db.selectFrom('apps').selectAll().where('name', '=', name).executeTakeFirst();

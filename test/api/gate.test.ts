@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { createUser, issueToken } from '../../src/domain/auth.js';
+import { gateAppOf } from '../../src/domain/gate.js';
 import { GATE_COOKIE, gateKey, PENDING_COOKIE, verifyGateCookie } from '../../src/edge/gate/cookie.js';
 import { DataPaths } from '../../src/lib/paths.js';
 import { openStore, type Store } from '../../src/store/db.js';
@@ -296,6 +297,12 @@ describe('the gate under an app host', () => {
     assert.equal((await visit('/.petri/gate', '', 'petri.test:8080')).statusCode, 404);
     assert.equal((await visit('/.petri/gate', '', 'nope.petri.test')).statusCode, 404);
     assert.equal((await visit('/.petri/gate', '', 'evil.example')).statusCode, 404);
+    // The API's host is never an app's, even under the domain and with an app of that name.
+    assert.ok(await gateAppOf(db, { domain: 'petri.test', apiHost: 'petri.test' }, 'shop.petri.test'));
+    assert.equal(
+      await gateAppOf(db, { domain: 'petri.test', apiHost: 'shop.petri.test' }, 'SHOP.petri.test:80'),
+      undefined,
+    );
     assert.equal((await call('PUT', '/v1/apps/shop/audience', { audience: 'staff' })).statusCode, 200);
     const staff = await visit('/.petri/gate');
     assert.equal(staff.statusCode, 401);

@@ -53,7 +53,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
 
   /** The app of the request's host, or a 404 page (answered) when there is none. */
   const appOf = async (req: FastifyRequest, reply: FastifyReply): Promise<GateApp | undefined> => {
-    const found = await gateAppOf(ctx.db, ctx.config.domain, req.headers.host);
+    const found = await gateAppOf(ctx.db, ctx.config, req.headers.host);
     if (found && found.app.archived_at === null && !awaitsReview(found.app)) return found;
     page(
       reply,
