@@ -93,7 +93,15 @@ export function registerApprove(apps: Command, ctx: Context): void {
     .argument('<name>', 'the app')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }) => {
-      const app = await (await ctx.client()).approveApp(name);
+      // What is approved is what this command shows: if the app changes between the look and
+      // the approval, the server refuses rather than approve something nobody read.
+      const client = await ctx.client();
+      const seen = (await client.getApp(name)).experiment;
+      const app = await client.approveApp(name, {
+        data: seen.dataClass,
+        privacyNote: seen.privacyNote,
+        retentionDays: seen.retentionDays,
+      });
       if (opts.json) return ctx.out.json(app);
       const e = app.experiment;
       ctx.out.line(

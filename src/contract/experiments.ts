@@ -74,6 +74,19 @@ export const ExperimentUpdate = Type.Object(
 );
 export type ExperimentUpdate = Static<typeof ExperimentUpdate>;
 
+/** POST /v1/apps/:name/approve: what the admin reviewed, as `petri apps info` showed it. The
+ * approval is refused (409) when the app says something else now; fields left out are not
+ * compared (no body: the app as it is). */
+export const ApproveBody = Type.Object(
+  {
+    data: Type.Optional(DataClass),
+    privacyNote: Type.Optional(Nullable(Type.String({ maxLength: 100_000 }))),
+    retentionDays: Type.Optional(Nullable(Type.Integer())),
+  },
+  { additionalProperties: false },
+);
+export type ApproveBody = Static<typeof ApproveBody>;
+
 // ---------------------------------------------------------------------------------------
 // The inventory (GET /v1/inventory, `petri inventory`).
 

@@ -37,6 +37,24 @@ function defaultAudience(config: object): Audience {
   return given === 'public' || given === 'invite' ? given : 'staff';
 }
 
+/**
+ * An app may be public with personal or sensitive data only by an admin's approval of that
+ * (issue 15): a change of its class into one of them takes it off public, to staff, as a
+ * change of class takes back an approval. The audit detail of that move, or undefined.
+ */
+function offPublicFor(
+  app: Pick<App, 'audience' | 'data_class'>,
+  next: DataClass | undefined,
+): Record<string, unknown> | undefined {
+  if (app.audience !== 'public' || next === undefined || next === app.data_class) return undefined;
+  if (!PERSONAL.has(next)) return undefined;
+  return {
+    from: 'public',
+    to: 'staff',
+    reason: `data=${next} is public only with an admin's approval ('petri audience set public --approve')`,
+  };
+}
+
 /** When an experiment made (or brought back) now ends. */
 export function expiryFrom(config: object, fromMs = Date.now()): string {
   return new Date(fromMs + defaultLifetimeDays(config) * 86_400_000).toISOString();
@@ -365,6 +383,11 @@ export async function setExperiment(
         detail.approvalWithdrawn = fresh.approved_class;
       }
       audits.push(['app.describe', detail]);
+      const offPublic = offPublicFor(fresh, described.data_class);
+      if (offPublic) {
+        set.audience = 'staff';
+        audits.push(['app.audience', offPublic]);
+      }
     }
 
     const stageNow = stage ?? fresh.stage;
@@ -429,9 +452,33 @@ export async function setExperiment(
  * sensitive experiment then serves beyond its team. Approving is for personal and sensitive
  * data; a later change of class takes it back.
  */
-export async function approveApp(db: Store, user: User, app: App, ip?: string): Promise<App> {
+export async function approveApp(
+  db: Store,
+  user: User,
+  app: App,
+  ip?: string,
+  /** What the admin reviewed: refused when the app says something else now. */
+  reviewed: { data?: DataClass; privacyNote?: string | null; retentionDays?: number | null } = {},
+): Promise<App> {
   return db.transaction().execute(async (tx) => {
     const fresh = await tx.selectFrom('apps').selectAll().where('id', '=', app.id).executeTakeFirstOrThrow();
+    const changed = [
+      reviewed.data !== undefined && reviewed.data !== fresh.data_class
+        ? `data is now ${fresh.data_class}`
+        : '',
+      reviewed.privacyNote !== undefined && reviewed.privacyNote !== fresh.privacy_note
+        ? 'the privacy note changed'
+        : '',
+      reviewed.retentionDays !== undefined && reviewed.retentionDays !== fresh.retention_days
+        ? `retention is now ${fresh.retention_days === null ? 'none' : `${fresh.retention_days} days`}`
+        : '',
+    ].filter(Boolean);
+    if (changed.length > 0) {
+      throw new UserError(
+        'conflict',
+        `'${app.name}' changed since you reviewed it (${changed.join('; ')}): nothing approved; review it again (petri apps info ${app.name})`,
+      );
+    }
     if (!PERSONAL.has(fresh.data_class)) {
       throw new UserError(
         'conflict',
@@ -495,6 +542,8 @@ export async function describeFromManifest(
       set.approved_by = null;
       set.approved_at = null;
     }
+    const offPublic = offPublicFor(app, changed.data_class);
+    if (offPublic) set.audience = 'staff';
     await tx
       .updateTable('apps')
       .set((eb) => ({
@@ -518,5 +567,15 @@ export async function describeFromManifest(
       },
       { app: app.name, teamId: app.team_id },
     );
+    if (offPublic) {
+      await recordAudit(
+        tx,
+        { name: by?.name ?? 'petri', userId: by ? byUserId : null },
+        'app.audience',
+        app.name,
+        { ...offPublic, via: 'petri.toml' },
+        { app: app.name, teamId: app.team_id },
+      );
+    }
   });
 }

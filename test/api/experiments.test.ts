@@ -269,6 +269,13 @@ describe('experiments', () => {
     assert.equal(nothing.statusCode, 409);
     assert.match(message(nothing), /only personal or sensitive data is reviewed/);
 
+    // What the admin reviewed travels with the approval: a different note is refused.
+    const stale = await call('root', 'POST', '/v1/apps/clinic/approve', {
+      data: 'sensitive',
+      privacyNote: 'not what the app says',
+    });
+    assert.equal(stale.statusCode, 409, stale.body);
+    assert.match(message(stale), /changed since you reviewed it \(the privacy note changed\)/);
     const approved = await call('root', 'POST', '/v1/apps/clinic/approve');
     assert.equal(approved.statusCode, 200, approved.body);
     assert.equal(approved.json().experiment.awaitsReview, false);

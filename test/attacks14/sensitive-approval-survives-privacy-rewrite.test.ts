@@ -68,3 +68,39 @@ test('rewriting the privacy note or retention of an approved sensitive app needs
     `still approved after the note became '${now.privacy_note}' and the retention ${now.retention_days} days`,
   );
 });
+
+test('an approval names what the admin reviewed: a note changed since then is not approved', async () => {
+  const root = await createUser(db, 'root2', 'admin');
+  const bob = await createUser(db, 'bob2', 'member');
+  await createApp(
+    db,
+    bob,
+    'intake',
+    { memoryMiB: 64, cpus: 1, pids: 32 },
+    undefined,
+    undefined,
+    undefined,
+    {},
+    {
+      data_class: 'sensitive',
+      privacy_note: 'counts only',
+      retention_days: 7,
+    },
+  );
+  const row = async () =>
+    (await db.selectFrom('apps').selectAll().where('name', '=', 'intake').executeTakeFirstOrThrow()) as App;
+  const seen = { data: 'sensitive' as const, privacyNote: 'counts only', retentionDays: 7 };
+  // Between the admin's look and the approval, the team rewrites the note.
+  await db
+    .updateTable('apps')
+    .set({ privacy_note: 'names and diagnoses' })
+    .where('name', '=', 'intake')
+    .execute();
+  await assert.rejects(
+    approveApp(db, root, await row(), undefined, seen),
+    /changed since you reviewed it \(the privacy note changed\)/,
+  );
+  assert.equal(awaitsReview(await row()), true);
+  await approveApp(db, root, await row(), undefined, { ...seen, privacyNote: 'names and diagnoses' });
+  assert.equal(awaitsReview(await row()), false);
+});

@@ -114,6 +114,12 @@ describe('petri experiments: describe, approve, inventory, report', () => {
       'Approved sensitive data for survey (e-mail addresses, to ask again; kept 30 days)\n',
     );
     assert.equal(last().url, '/v1/apps/survey/approve');
+    // What it shows is what it approves: the server refuses if the app changed meanwhile.
+    assert.deepEqual(lastBody(), {
+      data: 'sensitive',
+      privacyNote: 'e-mail addresses, to ask again',
+      retentionDays: 30,
+    });
     assert.match((await run(['apps', 'info', 'survey'], { env })).stdout, /^data: +sensitive \(approved\)$/m);
     const none = await run(['apps', 'approve', 'beta-experiment'], { env });
     assert.equal(none.code, 1);

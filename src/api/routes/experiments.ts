@@ -5,6 +5,7 @@ import { setTimeout } from 'node:timers';
 import {
   App,
   AppNameParams,
+  ApproveBody,
   ExperimentUpdate,
   errorResponses,
   INVENTORY_CSV_HEADER,
@@ -61,13 +62,18 @@ export function experimentRoutes(api: Api, ctx: ApiContext): void {
         summary:
           "An admin's approval of the data class the app declares (sensitive data serves beyond its team then)",
         params: AppNameParams,
+        body: ApproveBody,
         response: { 200: App, ...errorResponses },
+      },
+      // No body: the app as it is now.
+      preValidation: async (req) => {
+        req.body ??= {};
       },
     },
     async (req) => {
       const found = await findAppByName(db, req.params.name);
       if (!found) throw appNotFound(req.params.name);
-      const app = await approveApp(db, req.user, found, req.ip);
+      const app = await approveApp(db, req.user, found, req.ip, req.body);
       ctx.nudge();
       return presentApp(db, config, app);
     },
