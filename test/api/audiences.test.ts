@@ -419,6 +419,38 @@ describe('audiences', () => {
     assert.equal((await row('notes')).notice_version, 3);
   });
 
+  test('a public app whose data becomes personal or sensitive is taken off public, to staff', async () => {
+    await create('board');
+    await call('ana', 'PUT', '/v1/apps/board/audience', { audience: 'public' });
+    // Anonymous data may stay public.
+    await call('ana', 'PATCH', '/v1/apps/board/experiment', { data: 'anonymous' });
+    assert.equal((await row('board')).audience, 'public');
+    const res = await call('ana', 'PATCH', '/v1/apps/board/experiment', {
+      data: 'personal',
+      privacy: 'names',
+      retention: '30d',
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal((await row('board')).audience, 'staff');
+    const moved = (await events('app.audience', 'board')).map((e) => JSON.parse(e.detail));
+    assert.deepEqual(moved.at(-1), {
+      from: 'public',
+      to: 'staff',
+      reason: "data=personal is public only with an admin's approval ('petri audience set public --approve')",
+    });
+    // An admin's approval of public is of the class it saw: sensitive takes it off again.
+    await call('root', 'PUT', '/v1/apps/board/audience', { audience: 'public', approve: true });
+    assert.equal((await row('board')).audience, 'public');
+    await describeFromManifest(db, await row('board'), { data: 'sensitive' }, ids.ana!);
+    assert.equal((await row('board')).audience, 'staff');
+    const [last] = (await events('app.audience', 'board')).slice(-1);
+    assert.equal(JSON.parse(last!.detail).via, 'petri.toml');
+    // Not public: a change of class leaves the audience alone.
+    await call('ana', 'PUT', '/v1/apps/board/audience', { audience: 'invite' });
+    await call('ana', 'PATCH', '/v1/apps/board/experiment', { data: 'personal' });
+    assert.equal((await row('board')).audience, 'invite');
+  });
+
   test('an archived app keeps its audience as it is', async () => {
     await create('old');
     await db.updateTable('apps').set({ stage: 'archived' }).where('name', '=', 'old').execute();
