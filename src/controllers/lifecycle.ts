@@ -20,9 +20,11 @@ import {
   beginArchive,
   DAY_MS,
   type ExpiryWarning,
+  endHandoff,
   expireApp,
   finalBackupsOf,
   finishArchive,
+  handoffsDue,
   hasHistory,
   removeHistory,
   sendWarning,
@@ -114,10 +116,20 @@ export class LifecycleLoop {
 
   private async pass(): Promise<void> {
     const at = Date.now();
+    await this.endHandoffs(at);
     await this.warn(at);
     await this.expire(at);
     await this.archive(at);
     await this.removeArchived();
+  }
+
+  /** Handoffs left open near their deadline: experiments again, warned and expired as any. */
+  private async endHandoffs(at: number): Promise<void> {
+    const { db, config, logger } = this.deps;
+    for (const app of await handoffsDue(db, at, config.lifecycle.warnDays[0] ?? 0)) {
+      if (await endHandoff(db, app))
+        logger.info({ app: app.name, deadline: app.expires_at }, 'handoff not closed: an experiment again');
+    }
   }
 
   /** Every warning due and not yet sent, largest threshold first; runs before expire(), so

@@ -64,20 +64,23 @@ export async function graduationNames(
 }
 
 /** Moves an experiment to `graduating` and records the handoff in the audit trail. Its
- * expiry is suspended: expires_at is cleared, and so is expired_at, so an app that had expired
- * (stopped, answering 410) serves again while the production team takes it over, as after a
- * renewal. An app already graduating or graduated keeps its stage: a bundle can be made
- * again. Returns the app as it is now. */
+ * expiry is suspended until the handoff's deadline (`deadline`, lifecycle.maxDays from now,
+ * kept in expires_at): the lifecycle loop takes it back to an expiring experiment, with the
+ * usual warnings, unless an admin closes the handoff first (stage=graduated). expired_at is
+ * cleared, so an app that had expired (only admins graduate one) serves again while the
+ * production team takes it over. An app already graduating or graduated keeps its stage
+ * and its deadline: a bundle can be made again. Returns the app as it is now. */
 export async function markGraduating(
   db: Store,
   actor: Actor,
   app: App,
   detail: Record<string, unknown>,
+  deadline: string,
 ): Promise<App> {
   return db.transaction().execute(async (tx) => {
     const moved = await tx
       .updateTable('apps')
-      .set({ stage: 'graduating', expires_at: null, expired_at: null })
+      .set({ stage: 'graduating', expires_at: deadline, expired_at: null })
       .where('id', '=', app.id)
       .where('stage', '=', 'experiment')
       .returningAll()
@@ -92,7 +95,12 @@ export async function markGraduating(
       {
         ...detail,
         stage: now.stage,
-        ...(moved && { from: app.stage, expiresAt: app.expires_at, expiredAt: app.expired_at }),
+        ...(moved && {
+          from: app.stage,
+          expiresAt: app.expires_at,
+          expiredAt: app.expired_at,
+          handoffDeadline: deadline,
+        }),
       },
       { app: app.name, teamId: app.team_id },
     );

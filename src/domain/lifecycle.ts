@@ -139,7 +139,7 @@ export async function renewApp(
     if (fresh.stage === 'graduating') {
       throw new UserError(
         'conflict',
-        `'${app.name}' is graduating: its expiry is suspended until the handoff ends (an admin sets stage=graduated, or stage=experiment to take it back)`,
+        `'${app.name}' is graduating: its expiry is suspended until the handoff ends (an admin sets stage=graduated, or stage=experiment to take it back) or its deadline${fresh.expires_at ? `, ${fresh.expires_at},` : ''} comes near`,
       );
     }
     if (fresh.stage === 'graduated') {
@@ -273,6 +273,47 @@ export function appsToExpire(db: Store, at: number): Promise<App[]> {
     .where('expired_at', 'is', null)
     .where('expires_at', '<=', new Date(at).toISOString())
     .execute();
+}
+
+/** Graduating apps whose handoff deadline (expires_at) falls within the first warning's
+ * period, or has passed: the lifecycle takes them back. */
+export function handoffsDue(db: Store, at: number, windowDays: number): Promise<App[]> {
+  return db
+    .selectFrom('apps')
+    .selectAll()
+    .where('stage', '=', 'graduating')
+    .where('expires_at', 'is not', null)
+    .where('expires_at', '<=', new Date(at + windowDays * DAY_MS).toISOString())
+    .execute();
+}
+
+/** A handoff no admin closed by its deadline: the app is an experiment again that expires at
+ * the deadline (warned as any other), audited as app.stage. Guarded: an admin's change of
+ * stage in between wins. True when this call moved it. */
+export async function endHandoff(db: Store, app: App): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    const result = await tx
+      .updateTable('apps')
+      .set({ stage: 'experiment' })
+      .where('id', '=', app.id)
+      .where('stage', '=', 'graduating')
+      .where('expires_at', '=', app.expires_at)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0) return false;
+    await recordAudit(
+      tx,
+      PLATFORM,
+      'app.stage',
+      app.name,
+      {
+        from: 'graduating',
+        to: 'experiment',
+        reason: `no admin closed the handoff (stage=graduated): it expires at its deadline, ${app.expires_at}, unless renewed`,
+      },
+      { app: app.name, teamId: app.team_id },
+    );
+    return true;
+  });
 }
 
 /** Marks the app expired (the reconciler then stops it; its formation stays). Guarded: a

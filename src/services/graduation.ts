@@ -18,6 +18,7 @@ import { actorOf, appUrl } from '../domain/apps.js';
 import { egressAttempts } from '../domain/egress.js';
 import { getFormation } from '../domain/formation.js';
 import { graduationNames, markGraduating, releaseToGraduate } from '../domain/graduation.js';
+import { DAY_MS, lifeState } from '../domain/lifecycle.js';
 import { releaseEgress, releaseProcessTypes, releaseRuntimeEnv } from '../domain/release-json.js';
 import { readConfig } from '../domain/sealed-config.js';
 import { renderBundle } from '../graduation/bundle.js';
@@ -75,7 +76,15 @@ export class GraduationService {
   }
 
   async graduate(user: User, app: App, ip?: string): Promise<GraduationBundle> {
-    const { db } = this.deps;
+    const { db, config } = this.deps;
+    // A handoff is not a renewal: an expired app is renewed (within lifecycle.maxDays) by
+    // its team first; only admins graduate it as it is.
+    if (user.role !== 'admin' && lifeState(app) === 'expired') {
+      throw new UserError(
+        'conflict',
+        `'${app.name}' has expired: renew it first ('petri apps renew ${app.name}'), then graduate it`,
+      );
+    }
     const release = await releaseToGraduate(db, app);
     const slugInfo = await lstat(release.slug_dir).catch(() => undefined);
     if (!slugInfo?.isDirectory()) {
@@ -152,10 +161,16 @@ export class GraduationService {
         ? [{ addon: a.bundle.name, backup: a.bundle.backup.label, fresh: a.bundle.backup.fresh }]
         : [],
     );
-    const moved = await markGraduating(db, actorOf(user, ip), app, {
-      release: `v${release.version}`,
-      backups: Object.fromEntries(backups.map((b) => [b.addon, b.backup])),
-    });
+    const moved = await markGraduating(
+      db,
+      actorOf(user, ip),
+      app,
+      {
+        release: `v${release.version}`,
+        backups: Object.fromEntries(backups.map((b) => [b.addon, b.backup])),
+      },
+      new Date(Date.now() + config.lifecycle.maxDays * DAY_MS).toISOString(),
+    );
 
     const top = `${app.name}-handoff`;
     const when = new Date(generatedAt);

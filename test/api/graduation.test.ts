@@ -28,10 +28,11 @@ import { getAddon } from '../../src/domain/addons.js';
 import { createApp } from '../../src/domain/apps.js';
 import { createUser, issueToken } from '../../src/domain/auth.js';
 import { recordEgressAttempts } from '../../src/domain/egress.js';
-import { stoppedByLifecycle } from '../../src/domain/lifecycle.js';
+import { DAY_MS, stoppedByLifecycle } from '../../src/domain/lifecycle.js';
 import { insertRelease } from '../../src/domain/releases.js';
 import { sealConfig } from '../../src/domain/sealed-config.js';
 import { createTeam, setMember } from '../../src/domain/teams.js';
+import { loadConfig } from '../../src/lib/config.js';
 import { UserError } from '../../src/lib/errors.js';
 import { execOk } from '../../src/lib/exec.js';
 import { DataPaths } from '../../src/lib/paths.js';
@@ -389,10 +390,12 @@ describe('POST /v1/apps/:name/graduate', () => {
       /pg_restore .*backups\/postgres-b\d+\.pgdump/,
     );
 
-    // The app is graduating: its expiry suspended; the handoff is on the record.
+    // The app is graduating: its expiry suspended until the handoff's deadline
+    // (lifecycle.maxDays from now); the handoff is on the record.
     const shop = await appRow('shop');
     assert.equal(shop.stage, 'graduating');
-    assert.equal(shop.expires_at, null);
+    const deadline = Date.parse(shop.expires_at!) - Date.now();
+    assert.ok(Math.abs(deadline - loadConfig({}).lifecycle.maxDays * DAY_MS) < 60_000, shop.expires_at!);
     const event = await db
       .selectFrom('audit_events')
       .selectAll()
@@ -411,7 +414,7 @@ describe('POST /v1/apps/:name/graduate', () => {
     assert.equal(backupsTaken, before + 1, 'a fresh backup each time');
   });
 
-  test('a sleeping, expired app graduates: nothing needs it running, and its expiry is suspended', async () => {
+  test('a sleeping, expired app graduates (by an admin; its team renews it first): nothing needs it running', async () => {
     const sleepy = await appRow('sleepy');
     const at = new Date(Date.now() - 3600_000).toISOString();
     await db
@@ -419,13 +422,21 @@ describe('POST /v1/apps/:name/graduate', () => {
       .set({ sleeping_since: at, expired_at: at, expires_at: at, serving_release_id: null })
       .where('id', '=', sleepy.id)
       .execute();
-    const res = await graduate('ana', 'sleepy');
+    // Graduating is not a renewal beyond lifecycle.maxDays: the team renews first.
+    const member = await graduate('ana', 'sleepy');
+    assert.equal(member.statusCode, 409, member.body);
+    assert.match(
+      member.json().error.message,
+      /'sleepy' has expired: renew it first \('petri apps renew sleepy'\)/,
+    );
+    assert.equal((await appRow('sleepy')).stage, 'experiment');
+    const res = await graduate('root', 'sleepy');
     assert.equal(res.statusCode, 200, res.body);
     const root = await unpack(res.rawPayload, 'sleepy');
     assert.ok(filesUnder(root).includes('slug/server.js'));
     const after = await appRow('sleepy');
     assert.equal(after.stage, 'graduating');
-    assert.equal(after.expires_at, null, 'its expiry is suspended');
+    assert.ok(Date.parse(after.expires_at!) > Date.now(), 'its expiry is suspended until the deadline');
     assert.equal(after.expired_at, null, 'no longer expired: it serves again during the handoff');
     assert.equal(stoppedByLifecycle(after), false);
     assert.equal(after.sleeping_since, at);

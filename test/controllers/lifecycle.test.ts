@@ -239,11 +239,37 @@ describe('the lifecycle loop', () => {
     assert.equal(ended.stage, 'experiment');
     assert.equal((await events('app.expired', 'ends')).length, 1);
     assert.ok(nudges > before);
-    // A graduating app does not expire.
+    // A graduating app does not expire before its handoff deadline ...
     await createApp(db, ana, 'handoff', { memoryMiB: 64, cpus: 1, pids: 32 });
-    await setApp('handoff', { stage: 'graduating', expires_at: new Date(Date.now() - 1000).toISOString() });
+    await setApp('handoff', { stage: 'graduating', expires_at: new Date(Date.now() + 60_000).toISOString() });
     await l.tick();
     assert.equal((await app('handoff')).expired_at, null);
+    assert.equal((await app('handoff')).stage, 'graduating');
+    // ... and past it, with no admin closing the handoff, it is an experiment again and expires.
+    await setApp('handoff', { expires_at: new Date(Date.now() - 1000).toISOString() });
+    await l.tick();
+    const lapsed = await app('handoff');
+    assert.equal(lapsed.stage, 'experiment');
+    assert.notEqual(lapsed.expired_at, null);
+    const [moved] = await events('app.stage', 'handoff');
+    assert.match(JSON.parse(moved!.detail).reason, /no admin closed the handoff/);
+  });
+
+  test('a handoff left open comes back to the lifecycle when its first warning is due', async () => {
+    await createApp(db, ana, 'slow-handoff', { memoryMiB: 64, cpus: 1, pids: 32 });
+    const deadline = new Date(Date.now() + 10 * DAY_MS).toISOString();
+    await setApp('slow-handoff', { stage: 'graduating', expires_at: deadline });
+    const l = loop({ warnDays: [14, 7, 1] });
+    await l.tick();
+    const now = await app('slow-handoff');
+    assert.equal(now.stage, 'experiment');
+    assert.equal(now.expires_at, deadline, 'it expires at the deadline, not later');
+    assert.equal(now.expired_at, null);
+    assert.deepEqual(
+      (await events('app.expiry.warning', 'slow-handoff')).map((e) => JSON.parse(e.detail).days),
+      [14],
+      'warned as any experiment',
+    );
   });
 
   test('a failed final backup stops the archive: nothing is removed and the audit trail says why', async () => {
