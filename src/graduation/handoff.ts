@@ -7,7 +7,7 @@
 import { defaultProcessType } from './dockerfile.js';
 import type { BundleInput } from './input.js';
 import { cpuQuantity } from './kubernetes.js';
-import { DATA_CLASS_WORDS, formatBytes, mdCode, mdText } from './markdown.js';
+import { DATA_CLASS_WORDS, formatBytes, mdCell, mdCode, mdText } from './markdown.js';
 
 export function renderHandoff(input: BundleInput, files: string[]): string {
   const { app, release } = input;
@@ -99,7 +99,7 @@ export function renderHandoff(input: BundleInput, files: string[]): string {
   p('| process type | command | instances |', '|---|---|---|');
   for (const type of Object.keys(release.processTypes).sort()) {
     p(
-      `| ${type}${type === start ? " (the image's CMD)" : ''} | ${mdCode(release.processTypes[type] as string)} | ${input.formation[type] ?? 0} |`,
+      `| ${type}${type === start ? " (the image's CMD)" : ''} | ${mdCell(mdCode(release.processTypes[type] as string))} | ${input.formation[type] ?? 0} |`,
     );
   }
   p('');

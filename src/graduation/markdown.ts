@@ -21,11 +21,20 @@ export function mdText(text: string): string {
     .trim();
 }
 
-/** Text from an app inside `code`: one line, and no backtick to end it early. */
+/** Text from an app inside `code`: one line, and no run of backticks to end it early (the
+ * fence is one backtick longer than the longest run in the text, as CommonMark allows). */
 export function mdCode(text: string): string {
   const line = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ');
-  const fence = line.includes('`') ? '``' : '`';
+  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(longest + 1);
   return `${fence}${line.startsWith('`') || line.endsWith('`') ? ` ${line} ` : line}${fence}`;
+}
+
+/** Markdown (a code span) for a cell of a GFM table: a '|' splits cells even inside a code
+ * span unless a backslash precedes it, and the table takes that backslash away before the
+ * span is read (so every '|' gets one, even one after a backslash of the text's own). */
+export function mdCell(markdown: string): string {
+  return markdown.replace(/\|/g, '\\|');
 }
 
 export function formatBytes(bytes: number): string {
