@@ -62,6 +62,14 @@ export function assertSourceName(source: string): void {
 // One emitter for the whole process, keyed by log file, so any LogStore's append wakes every follower.
 const appended = new EventEmitter();
 appended.setMaxListeners(0);
+// Likewise for remove(): the app is gone, and its followers stop (a new app of the same name
+// is another app, whose lines are not theirs).
+const removed = new EventEmitter();
+removed.setMaxListeners(0);
+
+/** Why a follow stopped: its signal aborted, or the app's logs were removed (the app was
+ * destroyed). */
+export type FollowEnd = 'aborted' | 'removed';
 
 interface Partial {
   text: string;
@@ -146,17 +154,19 @@ export class LogStore {
   }
 
   /**
-   * Delivers every line appended to the app's logs after this call until `signal` aborts.
-   * Resolves when it stops; rejects if reading the file or `onLine` fails.
+   * Delivers every line appended to the app's logs after this call until `signal` aborts or
+   * the logs are removed (remove(), or the file replaced by one that is not a rotation: the
+   * app was destroyed, and a file of that name now is another app's). Resolves with why it
+   * stopped; rejects if reading the file or `onLine` fails.
    */
-  follow(app: string, onLine: (line: LogLine) => void, signal: AbortSignal): Promise<void> {
+  follow(app: string, onLine: (line: LogLine) => void, signal: AbortSignal): Promise<FollowEnd> {
     assertAppName(app);
     const file = this.fileOf(app);
     const rotated = rotatedOf(file);
     return new Promise((resolve, reject) => {
-      if (signal.aborted) return resolve();
+      if (signal.aborted) return resolve('aborted');
       const start = statFile(file);
-      let ino = start?.ino;
+      let id = start?.id;
       let offset = start?.size ?? 0;
       let scheduled = false;
 
@@ -164,13 +174,23 @@ export class LogStore {
         scheduled = false;
         try {
           const now = statFile(file);
-          if (now?.ino !== ino) {
-            // Rotated (or removed): finish the generation we were reading if it is now <app>.log.1.
-            // Two rotations between polls would skip a generation; at 200 ms and a cap of
-            // megabytes that needs a flood no reader could follow anyway.
+          if (now?.id !== id) {
+            // Rotated: finish the generation we were reading, now <app>.log.1. Gone, or another
+            // file in its place that is not a rotation of ours: the app's logs were removed
+            // (written by another process; in this one remove() stops us at once), and what
+            // is there now is no longer the app we follow. (Two rotations between polls look
+            // the same; at 200 ms and a cap of megabytes that needs a flood no reader could
+            // follow anyway, and the client may follow again.)
             const old = statFile(rotated);
-            if (ino !== undefined && old?.ino === ino) deliverLines(rotated, offset, old.size, onLine);
-            ino = now?.ino;
+            if (id !== undefined) {
+              if (old?.id !== id) {
+                stop();
+                resolve('removed');
+                return;
+              }
+              deliverLines(rotated, offset, old.size, onLine);
+            }
+            id = now?.id;
             offset = 0;
           }
           if (now) {
@@ -194,13 +214,19 @@ export class LogStore {
       const stop = () => {
         clearInterval(timer);
         appended.off(file, wake);
+        removed.off(file, onRemoved);
         signal.removeEventListener('abort', onAbort);
       };
       const onAbort = () => {
         stop();
-        resolve();
+        resolve('aborted');
+      };
+      const onRemoved = () => {
+        stop();
+        resolve('removed');
       };
       appended.on(file, wake);
+      removed.on(file, onRemoved);
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -214,6 +240,7 @@ export class LogStore {
     for (const key of this.partials.keys()) {
       if (key.startsWith(`${app}\0`)) this.partials.delete(key);
     }
+    removed.emit(file);
   }
 
   private fileOf(app: string): string {
@@ -281,10 +308,13 @@ export function sanitise(text: string): string {
   return text.replace(ANSI, '').replace(CONTROL, '');
 }
 
-function statFile(file: string): { ino: number; size: number } | undefined {
+/** A file's size, and what tells it from another file at that path: its inode, and its
+ * birth time where the file system keeps one (an inode is reused at once, often for the
+ * next file made, as a destroyed app's log file is followed by a new app's). */
+function statFile(file: string): { id: string; size: number } | undefined {
   try {
     const st = fs.statSync(file);
-    return { ino: st.ino, size: st.size };
+    return { id: `${st.ino}:${st.birthtimeMs}`, size: st.size };
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;

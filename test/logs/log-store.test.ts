@@ -130,6 +130,25 @@ describe('LogStore', () => {
     await done;
   });
 
+  it("follow stops when the app's logs are removed, and never reads a new file of that name", async () => {
+    const dir = newDir();
+    const store = new LogStore({ dir });
+    store.append('myapp', 'web.1', 'old app\n');
+    const got: string[] = [];
+    // In this process: remove() stops the follower at once, before the new app writes.
+    const first = store.follow('myapp', (l) => got.push(l.text), new AbortController().signal);
+    store.remove('myapp');
+    store.append('myapp', 'web.1', 'new app, same name\n');
+    assert.equal(await first, 'removed');
+    // By another process: the file is replaced by one that is not a rotation of it.
+    const second = store.follow('myapp', (l) => got.push(l.text), new AbortController().signal);
+    fs.rmSync(path.join(dir, 'myapp.log'));
+    const row = JSON.stringify({ t: new Date().toISOString(), s: 'web.1', m: 'another app again' });
+    fs.writeFileSync(path.join(dir, 'myapp.log'), `${row}\n`.repeat(3));
+    assert.equal(await second, 'removed');
+    assert.deepEqual(got, []);
+  });
+
   it('remove deletes the logs of the app', () => {
     const dir = newDir();
     const store = new LogStore({ dir, maxBytesPerApp: 100 });

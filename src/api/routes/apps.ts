@@ -27,6 +27,7 @@ import { secureAppDir } from '../../lib/data-dir-modes.js';
 import { UserError } from '../../lib/errors.js';
 import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
+import { openStreams } from '../open-streams.js';
 import { presentApp, presentApps } from '../present.js';
 
 export function appRoutes(api: Api, ctx: ApiContext): void {
@@ -182,6 +183,8 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
       await ctx.addons.destroyAllOf(req.user, app, req.ip);
       await destroyApp(db, req.user, app, req.ip);
       ctx.logs.remove(app.name);
+      // Its open streams (logs, deploys, one-offs, pushes) end with it (open-streams.ts).
+      await openStreams(api, ctx).accessChanged({ appId: app.id });
       ctx.nudge();
       return reply.code(204).send(null);
     },

@@ -24,6 +24,7 @@ import { UserError } from '../../lib/errors.js';
 import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 import { followDeploy } from '../follow-deploy.js';
+import { openStreams } from '../open-streams.js';
 import { presentDeploy } from '../present.js';
 import { closedSignal, ndjsonLine, sendNdjson } from '../streams.js';
 import { discardRest, type Uploads } from '../uploads.js';
@@ -37,6 +38,7 @@ const ARCHIVE_TYPES = [
 
 export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
   const { db, config, paths } = ctx;
+  const streams = openStreams(api, ctx);
   // Deploy streams follow a build for as long as it runs: a stopping server ends them.
   const stopping = new AbortController();
   api.addHook('preClose', async () => stopping.abort());
@@ -157,15 +159,47 @@ export function deployRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void 
       const { id } = req.params;
       const app = targetApp(req);
       await getDeploy(db, app, id);
-      const closed = AbortSignal.any([closedSignal(req), stopping.signal]);
+      // For as long as the caller's access lasts (open-streams.ts); then a last line says why.
+      const ended = new AbortController();
+      let reason: string | undefined;
+      const done = streams.add(
+        {
+          userId: req.user.id,
+          tokenId: req.token?.id ?? null,
+          appId: app.id,
+          appName: app.name,
+          access: 'app.read',
+          end: (why) => {
+            reason = why.message;
+            ended.abort();
+          },
+        },
+        app.team_id,
+      );
+      const closed = AbortSignal.any([closedSignal(req), stopping.signal, ended.signal]);
+      // Also when the client left before the stream was read from (the generator never ran).
+      closed.addEventListener('abort', done, { once: true });
       async function* events() {
-        for await (const event of followDeploy({ db, paths }, app, id, closed)) {
-          yield event.type === 'log'
-            ? ndjsonLine<DeployEvent>(event)
-            : ndjsonLine<DeployEvent>({
-                type: 'end',
-                deploy: await presentDeploy(db, config, app, event.deploy),
-              });
+        try {
+          for await (const event of followDeploy({ db, paths }, app, id, closed)) {
+            yield event.type === 'log'
+              ? ndjsonLine<DeployEvent>(event)
+              : ndjsonLine<DeployEvent>({
+                  type: 'end',
+                  deploy: await presentDeploy(db, config, app, event.deploy),
+                });
+          }
+          if (reason !== undefined) {
+            const time = new Date().toISOString();
+            yield ndjsonLine<DeployEvent>({
+              type: 'log',
+              time,
+              source: 'petri',
+              text: `stream ended: ${reason}`,
+            });
+          }
+        } finally {
+          done();
         }
       }
       return sendNdjson(reply, Readable.from(events()));

@@ -20,6 +20,7 @@ import { AppNameParams, Binary, errorResponses, GitInfoRefsQuery } from '../../c
 import { appNotFound } from '../../domain/access.js';
 import { findApp } from '../../domain/apps.js';
 import { checkQueuedDeploys, newDeployId, queueDeploy } from '../../domain/deploys.js';
+import { recheckGrants } from '../../domain/stream-access.js';
 import { type GitService, isGitService, serviceHeader } from '../../git/pkt-line.js';
 import type { HookEvent } from '../../git/push.js';
 import { readPushHead, refusePush } from '../../git/push-head.js';
@@ -32,6 +33,7 @@ import type { App, User } from '../../store/schema.js';
 import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 import { followDeploy } from '../follow-deploy.js';
+import { openStreams } from '../open-streams.js';
 import { presentDeploy } from '../present.js';
 import { closedSignal, ndjsonLine } from '../streams.js';
 import { discardRest, type Upload, type Uploads } from '../uploads.js';
@@ -49,6 +51,8 @@ interface Ticket {
   appId: number;
   appName: string;
   user: User;
+  /** The token the push came with: the deploy is decided again with it before it is queued. */
+  tokenId: number | null;
   ip: string;
   used: boolean;
   /** The push's slot: its signal stops the hook's unpack too (time cap, hang-up, shutdown). */
@@ -57,6 +61,7 @@ interface Ticket {
 
 export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
   const { db, config, paths } = ctx;
+  const streams = openStreams(api, ctx);
   // The hook's deploy stream follows a build for as long as it runs: a stopping server ends it.
   const stopping = new AbortController();
   api.addHook('preClose', async () => stopping.abort());
@@ -224,6 +229,7 @@ export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
         appId: app.id,
         appName: app.name,
         user: req.user,
+        tokenId: req.token?.id ?? null,
         ip: req.ip,
         used: false,
         upload,
@@ -236,11 +242,28 @@ export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
       if (child.exitCode === null && child.signalCode === null) killGroup(child.pid, 'SIGKILL');
     };
     upload.signal.addEventListener('abort', stop, { once: true });
+    // A push or fetch lasts as long as the pusher's access (open-streams.ts): when it ends,
+    // git and its hook are stopped, and the hook's ticket no longer deploys.
+    const done = streams.add(
+      {
+        userId: req.user.id,
+        tokenId: req.token?.id ?? null,
+        appId: app.id,
+        appName: app.name,
+        access: service === 'git-receive-pack' ? 'app.write' : 'app.read',
+        end: () => {
+          if (ticketId) tickets.delete(ticketId);
+          stop();
+        },
+      },
+      app.team_id,
+    );
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (c: string) => {
       stderr = (stderr + c).slice(-4000);
     });
     child.on('close', (code, signal) => {
+      done();
       upload.signal.removeEventListener('abort', stop);
       upload.end();
       if (ticketId) tickets.delete(ticketId);
@@ -249,7 +272,10 @@ export function gitRoutes(api: Api, ctx: ApiContext, uploads: Uploads): void {
     child.on('error', (err) => req.log.error({ err }, 'git service did not start'));
     // A pusher that hangs up ends receive-pack and its hook (a queued deploy goes on).
     reply.raw.on('close', stop);
-    child.on('error', () => upload.end());
+    child.on('error', () => {
+      upload.end();
+      done();
+    });
     body.on('error', stop);
     child.stdin!.on('error', () => {}); // git stops reading when it refuses a push; its answer says why
     if (head) child.stdin!.write(head);
@@ -308,6 +334,24 @@ async function* deployPush(
     tar.resume();
     await rm(paths.deployDir(app.id, id), { recursive: true, force: true });
     yield { type: 'end', ok: false, message: `push refused: ${errorMessage(err)}` };
+    return;
+  }
+  // Decided again right before the deploy is queued: the push may have taken long enough
+  // for the pusher to lose access (their open push is also ended then: open-streams.ts).
+  const check = (
+    await recheckGrants(db, [
+      {
+        userId: ticket.user.id,
+        tokenId: ticket.tokenId,
+        appId: app.id,
+        appName: app.name,
+        access: 'app.write',
+      },
+    ])
+  )[0]!;
+  if (!check.ok) {
+    await rm(paths.deployDir(app.id, id), { recursive: true, force: true });
+    yield { type: 'end', ok: false, message: `push refused: ${check.reason.message}` };
     return;
   }
   const deploy = await queueDeploy(db, ticket.user, app, id, ticket.ip);

@@ -17,10 +17,12 @@ import {
   type RunExitMessage,
 } from '../../contract/index.js';
 import { recordAudit } from '../../domain/audit.js';
+import { recheckGrants, type StreamGrant } from '../../domain/stream-access.js';
 import { isUserError, UserError } from '../../lib/errors.js';
 import type { App } from '../../store/schema.js';
 import { targetApp } from '../auth.js';
 import type { Api, ApiContext, OneOffProcess, OneOffRequest } from '../context.js';
+import { type OpenStreams, openStreams } from '../open-streams.js';
 
 export const MAX_COMMAND_BYTES = 64 * 1024;
 /** WebSocket close codes: 1000 done, 1008 a request we refuse, 1011 our own failure. */
@@ -35,6 +37,10 @@ const LOW_WATER = 256 * 1024;
 const STDIN_HIGH_WATER = 4 * 1024 * 1024;
 /** After the client went away: SIGHUP (what a closed terminal sends), then SIGKILL. */
 const HANGUP_GRACE_MS = 5000;
+/** How long a session waits for its first message (what to run): a socket let in by the
+ * access check is not kept idle, holding a decision that may no longer hold. A setting
+ * rather than a constant only so that tests need not wait the whole time. */
+export const runTimeouts = { firstMessageMs: 30_000 };
 
 const PROTOCOL = `WebSocket (send Upgrade: websocket; a plain GET answers 400).
 Client → server: first a text message {"command": ["argv", ...] | "string run with sh -c", "tty": bool, "cols"?: n, "rows"?: n};
@@ -43,9 +49,13 @@ then binary messages are stdin bytes, and text messages {"type":"eof"} (close st
 Server → client: binary messages whose first byte is the channel (1 stdout, 2 stderr) followed by output bytes;
 finally the text message {"type":"exit","code":n|null,"signal":s|null} and close 1000.
 Errors: {"type":"error","error":{"code","message"}} then close 1008 (refused) or 1011.
-Closing the socket early sends SIGHUP to the command, then SIGKILL.`;
+Closing the socket early sends SIGHUP to the command, then SIGKILL.
+The first message must arrive within 30 seconds. Access is decided again right before the command starts,
+and the session ends (error, close 1008, the command hung up on) when the caller's access ends: account disabled,
+token revoked or expired, taken out of the app's team or made a viewer, the app destroyed or moved to another team.`;
 
 export function runRoutes(api: Api, ctx: ApiContext): void {
+  const streams = openStreams(api, ctx);
   api.route({
     method: 'GET',
     url: '/v1/apps/:name/run',
@@ -65,7 +75,7 @@ export function runRoutes(api: Api, ctx: ApiContext): void {
       );
     },
     wsHandler: (socket, req) => {
-      new RunSession(socket, targetApp(req), ctx, req).listen();
+      new RunSession(socket, targetApp(req), ctx, req, streams).listen();
     },
   });
 }
@@ -151,15 +161,44 @@ class RunSession {
   private exited = false;
   private hungUp = false;
   private outputPaused = false;
+  /** Why the caller's access ended (open-streams.ts), once it did: nothing starts after. */
+  private accessEnded: UserError | undefined;
 
   constructor(
     private readonly socket: WebSocket,
     private readonly app: App,
     private readonly ctx: ApiContext,
     private readonly req: FastifyRequest,
+    private readonly streams: OpenStreams,
   ) {}
 
+  /** Who the session runs for, and as what: decided again before the start and while open. */
+  private get grant(): StreamGrant {
+    return {
+      userId: this.req.user.id,
+      tokenId: this.req.token?.id ?? null,
+      appId: this.app.id,
+      appName: this.app.name,
+      access: 'app.write',
+    };
+  }
+
   listen(): void {
+    // The session lasts as long as the caller's access: ended when it ends, at once.
+    const done = this.streams.add(
+      { ...this.grant, end: (reason) => this.endAccess(reason) },
+      this.app.team_id,
+    );
+    const idle = setTimeout(
+      () =>
+        this.fail(
+          new UserError(
+            'request_timeout',
+            `no command arrived within ${runTimeouts.firstMessageMs / 1000} seconds; send the request as the first message`,
+          ),
+        ),
+      runTimeouts.firstMessageMs,
+    );
     // Bound to the request's context: the socket's events come from outside it, and the
     // run's audit event names the request it belongs to (api/audit-hooks.ts).
     this.socket.on(
@@ -168,12 +207,17 @@ class RunSession {
         if (this.proc) this.apply(this.proc, data, isBinary);
         else if (this.starting) this.early.push({ data, isBinary });
         else {
+          clearTimeout(idle);
           this.starting = true;
           void this.start(data, isBinary);
         }
       }),
     );
-    this.socket.on('close', () => this.hangUp());
+    this.socket.on('close', () => {
+      clearTimeout(idle);
+      done();
+      this.hangUp();
+    });
   }
 
   private async start(data: RawData, isBinary: boolean): Promise<void> {
@@ -182,6 +226,11 @@ class RunSession {
     try {
       if (isBinary) throw new UserError('bad_request', 'the first message must be text: the JSON request');
       request = parseRunRequest(rawText(data));
+      // Decided again right before the command starts with the app's release and secrets:
+      // the socket may have been opened long ago, by someone who has since lost access.
+      const check = (await recheckGrants(this.ctx.db, [this.grant]))[0]!;
+      if (!check.ok) throw check.reason;
+      if (this.accessEnded) throw this.accessEnded;
       proc = await this.ctx.runOneOff(this.app, request);
     } catch (err) {
       return this.fail(err);
@@ -192,6 +241,8 @@ class RunSession {
       program: request.command[0],
       tty: request.tty,
     }).catch((err: unknown) => this.req.log.error({ err }, 'recording the audit event failed'));
+    // Access ended while the command was starting: it is hung up on as soon as it runs.
+    if (this.accessEnded) return this.hangUp();
     this.pipeOutput(proc);
     for (const message of this.early.splice(0)) this.apply(proc, message.data, message.isBinary);
     if (this.socket.readyState !== this.socket.OPEN) this.hangUp();
@@ -260,6 +311,15 @@ class RunSession {
       });
       stream.on('error', (err) => this.req.log.warn({ err }, 'reading one-off output failed'));
     });
+  }
+
+  /** The caller's access ended (disabled, token revoked, out of the team, app gone): the
+   * client is told why, the socket closed, and a running command hung up on. */
+  private endAccess(reason: UserError): void {
+    this.accessEnded = reason;
+    this.send(JSON.stringify(errorMessageBody(reason)));
+    this.close(CLOSE_POLICY);
+    this.hangUp();
   }
 
   /** The client went away before the command ended: hang up on it like a closed terminal. */

@@ -33,10 +33,14 @@ import {
 import type { Team } from '../../store/schema.js';
 import { targetApp, targetTeam } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
+import { openStreams } from '../open-streams.js';
 import { presentApp } from '../present.js';
 
 export function teamRoutes(api: Api, ctx: ApiContext): void {
   const { db, config } = ctx;
+  // A member taken out or given a lesser role, or an app moved to another team: the open
+  // streams on the team's apps (or that app's) are decided again at once (open-streams.ts).
+  const streams = openStreams(api, ctx);
 
   api.get(
     '/v1/teams',
@@ -102,7 +106,12 @@ export function teamRoutes(api: Api, ctx: ApiContext): void {
         response: { 200: MemberChange, ...errorResponses },
       },
     },
-    async (req) => setMember(db, req.user, targetTeam(req), req.params.email, req.body.role, req.ip),
+    async (req) => {
+      const team = targetTeam(req);
+      const change = await setMember(db, req.user, team, req.params.email, req.body.role, req.ip);
+      await streams.accessChanged({ teamId: team.id });
+      return change;
+    },
   );
 
   api.delete(
@@ -117,7 +126,9 @@ export function teamRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      await removeMember(db, req.user, targetTeam(req), req.params.email, req.ip);
+      const team = targetTeam(req);
+      await removeMember(db, req.user, team, req.params.email, req.ip);
+      await streams.accessChanged({ teamId: team.id });
       return reply.code(204).send(null);
     },
   );
@@ -172,6 +183,7 @@ export function teamRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       const app = await transferApp(db, req.user, targetApp(req), req.body.team, config.quotas, req.ip);
+      await streams.accessChanged({ appId: app.id });
       return presentApp(db, config, app);
     },
   );

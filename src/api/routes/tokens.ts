@@ -15,6 +15,7 @@ import { createToken, listTokens, revokeToken } from '../../domain/tokens.js';
 import { userLabel } from '../../domain/users.js';
 import type { Token } from '../../store/schema.js';
 import type { Api, ApiContext } from '../context.js';
+import { openStreams } from '../open-streams.js';
 
 export function presentToken(token: Token, current: Token | null, at = Date.now()): TokenInfo {
   return {
@@ -31,6 +32,8 @@ export function presentToken(token: Token, current: Token | null, at = Date.now(
 
 export function tokenRoutes(api: Api, ctx: ApiContext): void {
   const { db } = ctx;
+  // A revoked token's open streams end at once (open-streams.ts).
+  const streams = openStreams(api, ctx);
 
   api.get(
     '/v1/tokens',
@@ -76,6 +79,7 @@ export function tokenRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       const token = await revokeToken(db, req.user, req.params.id, req.ip);
+      await streams.accessChanged({ tokenId: token.id });
       return { token: presentToken(token, req.token) };
     },
   );

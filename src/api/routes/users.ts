@@ -39,6 +39,7 @@ import {
 } from '../../domain/users.js';
 import type { User } from '../../store/schema.js';
 import type { Api, ApiContext } from '../context.js';
+import { openStreams } from '../open-streams.js';
 import { presentToken } from './tokens.js';
 
 export function presentUser(user: User, apps: number): UserInfo {
@@ -72,6 +73,8 @@ function presentInvitation(view: InvitationView): InvitationInfo {
 
 export function userRoutes(api: Api, ctx: ApiContext): void {
   const { db, config } = ctx;
+  // Disabling a user or changing their role ends their open streams at once (open-streams.ts).
+  const streams = openStreams(api, ctx);
 
   /** The apps count of one user, for the answers about them. */
   const withApps = async (user: User) => presentUser(user, await appCount(db, user.id));
@@ -204,6 +207,7 @@ export function userRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       const { user, tokensRevoked } = await disableUser(db, req.user, req.params.email, req.ip);
+      await streams.accessChanged({ userId: user.id });
       return { user: await withApps(user), tokensRevoked };
     },
   );
@@ -232,8 +236,10 @@ export function userRoutes(api: Api, ctx: ApiContext): void {
         response: { 200: UserEnvelope, 403: ErrorBody, 409: ErrorBody, ...errorResponses },
       },
     },
-    async (req) => ({
-      user: await withApps(await setPlatformRole(db, req.user, req.params.email, req.body.role, req.ip)),
-    }),
+    async (req) => {
+      const user = await setPlatformRole(db, req.user, req.params.email, req.body.role, req.ip);
+      await streams.accessChanged({ userId: user.id });
+      return { user: await withApps(user) };
+    },
   );
 }
