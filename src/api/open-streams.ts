@@ -10,11 +10,11 @@
 //   revoke, team member removal or role change, app destroy or transfer) and tells this
 //   registry: the admin who disables an account sees every stream of it end before their
 //   answer arrives, with nothing for the stream to read or run in between;
-// - every RECHECK_MS, all of them in one query, for what no route tells: a token that
-//   expires, an account disabled or a token revoked by the sign-in re-check with the
-//   organisation's provider, a change made by another process over the same store (the CLI
-//   on the host, an upgrade's migration), and any route that forgets to tell. It bounds how
-//   long a missed change lasts to a few seconds.
+// - every RECHECK_MS, all of them at once (two small queries however many are open), for
+//   what no route tells: a token that expires, an account disabled or a token revoked by
+//   the sign-in re-check with the organisation's provider, a change made by another process
+//   over the same store (the CLI on the host, an upgrade's migration), and any route that
+//   forgets to tell. It bounds how long a missed change lasts to a few seconds.
 import { type GrantCheck, recheckGrants, type StreamGrant } from '../domain/stream-access.js';
 import { UserError } from '../lib/errors.js';
 import type { Store } from '../store/db.js';

@@ -24,8 +24,9 @@ export type GrantCheck = { ok: true; teamId: number | null } | { ok: false; reas
 /**
  * Decides every grant again as the access hook would now: the token still valid (not
  * revoked, not expired), the user not disabled, the app still there (the same id), and the
- * user's role in its team (or their platform role) still enough for the level. One query
- * for all of them, however many.
+ * user's role in its team (or their platform role) still enough for the level. Two small
+ * queries for all of them, however many (their rows are the grants' users and tokens, and
+ * the apps with those users' memberships in their teams: no cross product).
  */
 export async function recheckGrants(db: Store, grants: StreamGrant[]): Promise<GrantCheck[]> {
   if (grants.length === 0) return [];
@@ -33,57 +34,73 @@ export async function recheckGrants(db: Store, grants: StreamGrant[]): Promise<G
   const appIds = [...new Set(grants.map((g) => g.appId))];
   // -1 matches no token: `in ()` is not SQL.
   const tokenIds = [...new Set(grants.flatMap((g) => (g.tokenId === null ? [] : [g.tokenId])))].concat(-1);
-  // Every (user, app) pair asked about, with the user's role in the app's team and the
-  // user's tokens asked about (a row per token; one with nulls when none matches).
-  const rows = await db
-    .selectFrom('users')
-    .innerJoin('apps', (join) => join.onTrue())
-    .leftJoin('team_members', (join) =>
-      join.onRef('team_members.team_id', '=', 'apps.team_id').onRef('team_members.user_id', '=', 'users.id'),
-    )
-    .leftJoin('tokens', (join) =>
-      join.onRef('tokens.user_id', '=', 'users.id').on('tokens.id', 'in', tokenIds),
-    )
-    .select([
-      'users.id as userId',
-      'users.role as role',
-      'users.disabled_at as disabledAt',
-      'apps.id as appId',
-      'apps.team_id as teamId',
-      'team_members.role as teamRole',
-      'tokens.id as tokenId',
-      'tokens.revoked_at as revokedAt',
-      'tokens.expires_at as expiresAt',
-    ])
-    .where('users.id', 'in', userIds)
-    .where('apps.id', 'in', appIds)
-    .execute();
+  const [people, apps] = await Promise.all([
+    // Each user, with the tokens asked about (a row per token; one with nulls when none).
+    db
+      .selectFrom('users')
+      .leftJoin('tokens', (join) =>
+        join.onRef('tokens.user_id', '=', 'users.id').on('tokens.id', 'in', tokenIds),
+      )
+      .select([
+        'users.id as userId',
+        'users.role as role',
+        'users.disabled_at as disabledAt',
+        'tokens.id as tokenId',
+        'tokens.revoked_at as revokedAt',
+        'tokens.expires_at as expiresAt',
+      ])
+      .where('users.id', 'in', userIds)
+      .execute(),
+    // Each app, with the roles those users have in its team (a row per member among them).
+    db
+      .selectFrom('apps')
+      .leftJoin('team_members', (join) =>
+        join.onRef('team_members.team_id', '=', 'apps.team_id').on('team_members.user_id', 'in', userIds),
+      )
+      .select([
+        'apps.id as appId',
+        'apps.team_id as teamId',
+        'team_members.user_id as memberId',
+        'team_members.role as teamRole',
+      ])
+      .where('apps.id', 'in', appIds)
+      .execute(),
+  ]);
   const at = Date.now();
+  const peopleBy = groupBy(people, (r) => r.userId);
+  const appsBy = groupBy(apps, (r) => r.appId);
   return grants.map((grant): GrantCheck => {
-    const pair = rows.filter((r) => r.userId === grant.userId && r.appId === grant.appId);
-    const first = pair[0];
-    if (!first) {
-      // The user or the app is gone (a destroyed app; its name may be another's app now).
-      return rows.some((r) => r.userId === grant.userId) || !rows.some((r) => r.appId === grant.appId)
-        ? { ok: false, reason: appGone(grant.appName) }
-        : { ok: false, reason: new UserError('unauthorized', 'your account no longer exists') };
-    }
-    const user = { role: first.role, disabled_at: first.disabledAt };
+    const rows = peopleBy.get(grant.userId) ?? [];
+    const person = rows[0];
+    if (!person) return { ok: false, reason: new UserError('unauthorized', 'your account no longer exists') };
+    const user = { role: person.role, disabled_at: person.disabledAt };
     if (user.disabled_at !== null) return { ok: false, reason: refusal('unauthorized', grant.access, user) };
     if (grant.tokenId !== null) {
-      const token = pair.find((r) => r.tokenId === grant.tokenId);
+      const token = rows.find((r) => r.tokenId === grant.tokenId);
       if (!token) return { ok: false, reason: tokenGone('no longer exists') };
       if (token.revokedAt !== null) return { ok: false, reason: tokenGone('was revoked') };
       if (token.expiresAt !== null && Date.parse(token.expiresAt) <= at)
         return { ok: false, reason: tokenGone('expired') };
     }
-    const decision = decide(user, grant.access, first.teamRole);
-    if (decision === 'ok') return { ok: true, teamId: first.teamId };
-    return {
-      ok: false,
-      reason: refusal(decision, grant.access, user, { app: grant.appName, teamRole: first.teamRole }),
-    };
+    // A destroyed app is gone by its id, whatever now has its name.
+    const appRows = appsBy.get(grant.appId) ?? [];
+    const app = appRows[0];
+    if (!app) return { ok: false, reason: appGone(grant.appName) };
+    const teamRole = appRows.find((r) => r.memberId === grant.userId)?.teamRole ?? null;
+    const decision = decide(user, grant.access, teamRole);
+    if (decision === 'ok') return { ok: true, teamId: app.teamId };
+    return { ok: false, reason: refusal(decision, grant.access, user, { app: grant.appName, teamRole }) };
   });
+}
+
+function groupBy<T, K>(rows: T[], key: (row: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const row of rows) {
+    const group = groups.get(key(row));
+    if (group) group.push(row);
+    else groups.set(key(row), [row]);
+  }
+  return groups;
 }
 
 function tokenGone(what: string): UserError {
