@@ -147,9 +147,15 @@ module.exports = {
       'logs/: the waker records a wake in the app’s log; store/ for its types only',
     ),
     only(
+      'gate/',
+      ['store/', 'lib/'],
+      'the audience gate’s pure parts (its cookie, its pages, the next-path check): plain data in, ' +
+        'text out, shared by the API’s gate routes and, next, the router’s check; store/ for types only',
+    ),
+    only(
       'api/',
-      ['services/', 'domain/', 'contract/', 'identity/', 'logs/', 'git/', 'store/', 'lib/'],
-      'logs/: the API tails the log store; git/: the smart-HTTP route speaks git’s protocol; identity/: sign-ins and session re-checks; store/ for its types only',
+      ['services/', 'domain/', 'contract/', 'identity/', 'gate/', 'logs/', 'git/', 'store/', 'lib/'],
+      'logs/: the API tails the log store; git/: the smart-HTTP route speaks git’s protocol; identity/: sign-ins and session re-checks; gate/: the audience gate’s pages and cookie; store/ for its types only',
     ),
   ],
   options: {

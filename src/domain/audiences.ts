@@ -1,7 +1,7 @@
 // Who may reach an app (issue 15): its audience (public, staff, invite), the people an
 // invite app lets in by e-mail, its invite links, and the visitors' consents to its notice.
 // The rules live here: the API and petri.toml (at deploy) change an audience through these
-// functions, and the gate (src/edge/gate/) asks them who may pass. Every change that must
+// functions, and the gate (src/gate/) asks them who may pass. Every change that must
 // end the visitors' cookies raises apps.audience_key_version (the cookie names the version
 // it was signed for); a change of what the notice says raises apps.notice_version too
 // (domain/experiments.ts).
@@ -430,7 +430,7 @@ export async function listVisitors(db: Store, app: App): Promise<VisitorView[]> 
 }
 
 // ---------------------------------------------------------------------------------------
-// What the gate (src/edge/gate/) asks and records.
+// What the gate (src/gate/) asks and records.
 
 /** Whether this e-mail is on the app's list. */
 export async function isInvited(db: Store, appId: number, email: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-// What the audience gate (src/api/routes/gate.ts, pages in src/edge/gate/) reads about the
+// What the audience gate (src/api/routes/gate.ts, pages in src/gate/) reads about the
 // app a visitor is at: the app whose host the request came to, its owner and its team.
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { createUser, issueToken } from '../../src/domain/auth.js';
 import { gateAppOf } from '../../src/domain/gate.js';
-import { GATE_COOKIE, gateKey, PENDING_COOKIE, verifyGateCookie } from '../../src/edge/gate/cookie.js';
+import { GATE_COOKIE, gateKey, PENDING_COOKIE, verifyGateCookie } from '../../src/gate/cookie.js';
 import { DataPaths } from '../../src/lib/paths.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { buildTestApi, testSecrets } from './test-api.js';

@@ -30,9 +30,9 @@ import {
   signPending,
   verifyGateCookie,
   verifyPending,
-} from '../../edge/gate/cookie.js';
-import { safeNext } from '../../edge/gate/next.js';
-import { gateHeaders, messagePage, noticePage } from '../../edge/gate/pages.js';
+} from '../../gate/cookie.js';
+import { safeNext } from '../../gate/next.js';
+import { gateHeaders, messagePage, noticePage } from '../../gate/pages.js';
 import { isUserError } from '../../lib/errors.js';
 import type { Api, ApiContext } from '../context.js';
 
@@ -44,10 +44,16 @@ const FormBody = Type.Object({
 });
 
 export function gateRoutes(api: Api, ctx: ApiContext): void {
-  const secret = ctx.secrets.derive('audience gate');
+  // Derived on first use, not at registration: building the API for its OpenAPI document
+  // (the CLI's contract test) needs no secrets.
+  let derived: ReturnType<ApiContext['secrets']['derive']> | undefined;
+  const gateSecret = () => {
+    derived ??= ctx.secrets.derive('audience gate');
+    return derived;
+  };
   const keys = (app: GateApp['app']) => ({
-    cookie: gateKey(secret, 'cookie', app.id, app.audience_key_version),
-    pending: gateKey(secret, 'pending', app.id, app.audience_key_version),
+    cookie: gateKey(gateSecret(), 'cookie', app.id, app.audience_key_version),
+    pending: gateKey(gateSecret(), 'pending', app.id, app.audience_key_version),
   });
   const expect = (app: GateApp['app']) => ({ app: app.name, kv: app.audience_key_version });
 

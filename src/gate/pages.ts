@@ -8,7 +8,7 @@
 // targets), work with the keyboard alone (real buttons in a real form, a visible focus ring)
 // and keep text at a contrast of at least 7:1 (buttons 4.5:1 or more).
 import { createHash } from 'node:crypto';
-import type { DataClass } from '../../store/schema.js';
+import type { DataClass } from '../store/schema.js';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -11,9 +11,9 @@ import {
   signPending,
   verifyGateCookie,
   verifyPending,
-} from '../../src/edge/gate/cookie.js';
-import { safeNext } from '../../src/edge/gate/next.js';
-import { GATE_CSP, messagePage, type NoticeInput, noticePage } from '../../src/edge/gate/pages.js';
+} from '../../src/gate/cookie.js';
+import { safeNext } from '../../src/gate/next.js';
+import { GATE_CSP, messagePage, type NoticeInput, noticePage } from '../../src/gate/pages.js';
 
 describe('gate: next', () => {
   it('keeps a path on the same host, with its query', () => {
