@@ -83,9 +83,8 @@ test('a deploy of an expired app does not run its release command until it is re
     description: 'test',
     deploy_id: null,
   });
-  reconciler.nudge();
-  // Give the reconciler a few passes.
-  await new Promise((r) => setTimeout(r, 1500));
+  // A few whole passes of the reconciler (each awaited, so none is still in flight).
+  for (let i = 0; i < 3; i++) await reconciler.reconcileNow();
   // What the driver was asked to start for this app while it was expired.
   const started = driver.calls.start.filter((id) => id.includes('lapsed'));
   const phase = await db

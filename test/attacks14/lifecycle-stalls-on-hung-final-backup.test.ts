@@ -16,6 +16,7 @@ import { DAY_MS } from '../../src/domain/lifecycle.js';
 import { loadConfig } from '../../src/lib/config.js';
 import { createLogger } from '../../src/lib/log.js';
 import { DataPaths } from '../../src/lib/paths.js';
+import { until } from '../../src/lib/until.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import type { App, User } from '../../src/store/schema.js';
 
@@ -73,16 +74,18 @@ test('an add-on whose final backup hangs does not stop other apps from expiring'
   loop.start();
 
   // 1 s for the expiry plus 3 s, i.e. 30 intervals of the loop.
-  const deadline = Date.now() + 4000;
-  let other: App | undefined;
-  while (Date.now() < deadline) {
-    other = (await db.selectFrom('apps').selectAll().where('name', '=', 'other').executeTakeFirst()) as App;
-    if (other.expired_at !== null) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.notEqual(
-    other?.expired_at,
-    null,
-    "'other' was never expired: the loop is stuck in the archive of 'hangs' and 'other' keeps serving past its expiry",
+  const why =
+    "'other' was never expired: the loop is stuck in the archive of 'hangs' and 'other' keeps serving past its expiry";
+  const other = await until(
+    async () => {
+      const row = (await db
+        .selectFrom('apps')
+        .selectAll()
+        .where('name', '=', 'other')
+        .executeTakeFirst()) as App;
+      return row.expired_at !== null && row;
+    },
+    { timeout: 4000, interval: 100, message: why },
   );
+  assert.notEqual(other.expired_at, null, why);
 });
