@@ -11,6 +11,7 @@ import { runCli } from '../../src/cli/main.js';
 import { bootstrapAdmin } from '../../src/domain/auth.js';
 import { createInvitation } from '../../src/domain/invitations.js';
 import { DataPaths } from '../../src/lib/paths.js';
+import { until } from '../../src/lib/until.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { buildTestApi } from '../api/test-api.js';
 import { Capture, tempDir } from './harness.js';
@@ -71,7 +72,9 @@ describe('petri login with a password', () => {
     const running = cli(['login', '--invite', `${url}/invite/${secret}`], tty);
     // Typed as a person would, with a correction (backspace).
     setImmediate(() => tty.write('tia-long-passwordX\u007f\r'));
-    setTimeout(() => tty.write('tia-long-password\r'), 50);
+    // The second time, once the prompt asks again (raw mode on for the second time).
+    await until(() => tty.raw.length >= 3, { timeout: 5000, message: 'the second password prompt' });
+    tty.write('tia-long-password\r');
     const res = await running;
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stderr, /New password: \nNew password again: \n/);
