@@ -8,24 +8,18 @@
 //     and `petri apps --json` itself, the CLI in this process.
 // Figures, never asserts.
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCli } from '../src/cli/main.js';
-import { bootstrapAdmin, createUser, issueToken } from '../src/domain/auth.js';
 import { DataPaths } from '../src/lib/paths.js';
 import { now, openStore, type Store } from '../src/store/db.js';
 import { buildTestApi } from '../test/api/test-api.js';
+import { adminAndMember, client, percentile } from './common.js';
 
 const TEAMS = 100;
 const APPS_PER_TEAM = 10;
 const MEMBER_TEAMS = 10;
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 /** 1,000 apps in 100 teams, each with a release that serves and one web instance up (what a
  * listing shows); the member is in the first MEMBER_TEAMS teams. */
@@ -117,51 +111,13 @@ async function seed(db: Store, ownerId: number, memberId: number): Promise<void>
   });
 }
 
-/** One keep-alive connection that times GETs with a token. */
-function client(port: number, token: string) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const get = async (url: string): Promise<number> => {
-    const started = performance.now();
-    const status = await new Promise<number>((resolve, reject) => {
-      http
-        .get(
-          { host: '127.0.0.1', port, path: url, agent, headers: { authorization: `Bearer ${token}` } },
-          (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode ?? 0));
-          },
-        )
-        .on('error', reject);
-    });
-    if (status !== 200) throw new Error(`GET ${url}: ${status}`);
-    return performance.now() - started;
-  };
-  return {
-    get,
-    /** Latencies (ms) of `n` sequential GETs of `url`. */
-    async times(url: string, n: number): Promise<number[]> {
-      const out: number[] = [];
-      for (let i = 0; i < n; i++) out.push(await get(url));
-      return out;
-    },
-    close: () => agent.destroy(),
-  };
-}
-
 export async function authBench(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'petri-bench-auth-'));
   const db = await openStore(new DataPaths(dir).store);
   const api = await buildTestApi(dir, db, { logLevel: 'error' });
   try {
-    const adminToken = (await bootstrapAdmin(db))!;
-    const owner = await db
-      .selectFrom('users')
-      .select('id')
-      .where('role', '=', 'admin')
-      .executeTakeFirstOrThrow();
-    const person = await createUser(db, 'member@example.org', 'member', { email: 'member@example.org' });
-    const memberToken = await issueToken(db, person.id, 'bench');
-    await seed(db, owner.id, person.id);
+    const { ownerId, adminToken, memberId, memberToken } = await adminAndMember(db);
+    await seed(db, ownerId, memberId);
     await api.listen({ port: 0, host: '127.0.0.1' });
     const { port } = api.server.address() as AddressInfo;
 

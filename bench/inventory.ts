@@ -8,27 +8,21 @@
 //   - GET /v1/inventory?format=csv, and as a member of 10 teams (100 apps).
 // Figures, never asserts.
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ApiContext } from '../src/api/context.js';
 import { runCli } from '../src/cli/main.js';
-import { bootstrapAdmin, createUser, issueToken } from '../src/domain/auth.js';
 import { DataPaths } from '../src/lib/paths.js';
 import { now, openStore, type Store } from '../src/store/db.js';
 import type { DataClass } from '../src/store/schema.js';
 import { buildTestApi } from '../test/api/test-api.js';
+import { adminAndMember, client, percentile } from './common.js';
 
 const TEAMS = 100;
 const APPS_PER_TEAM = 10;
 const MEMBER_TEAMS = 10;
 const CLASSES: DataClass[] = ['none', 'anonymous', 'personal', 'sensitive'];
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 async function seed(db: Store, ownerId: number, memberId: number): Promise<void> {
   await db.transaction().execute(async (tx) => {
@@ -191,35 +185,6 @@ async function seed(db: Store, ownerId: number, memberId: number): Promise<void>
   });
 }
 
-/** One keep-alive connection that times GETs with a token. */
-function client(port: number, token: string) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const get = async (url: string): Promise<number> => {
-    const started = performance.now();
-    const status = await new Promise<number>((resolve, reject) => {
-      http
-        .get(
-          { host: '127.0.0.1', port, path: url, agent, headers: { authorization: `Bearer ${token}` } },
-          (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode ?? 0));
-          },
-        )
-        .on('error', reject);
-    });
-    if (status !== 200) throw new Error(`GET ${url}: ${status}`);
-    return performance.now() - started;
-  };
-  return {
-    async times(url: string, n: number): Promise<number[]> {
-      const out: number[] = [];
-      for (let i = 0; i < n; i++) out.push(await get(url));
-      return out;
-    },
-    close: () => agent.destroy(),
-  };
-}
-
 export async function inventoryBench(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'petri-bench-inventory-'));
   const db = await openStore(new DataPaths(dir).store);
@@ -232,15 +197,8 @@ export async function inventoryBench(): Promise<void> {
     new Map(ids.map((id) => [id, { memoryBytes: 50_000_000, cpuSeconds: 1.5 }]));
   const api = await buildTestApi(dir, db, { logLevel: 'error' }, { addons, usage });
   try {
-    const adminToken = (await bootstrapAdmin(db))!;
-    const owner = await db
-      .selectFrom('users')
-      .select('id')
-      .where('role', '=', 'admin')
-      .executeTakeFirstOrThrow();
-    const person = await createUser(db, 'member@example.org', 'member', { email: 'member@example.org' });
-    const memberToken = await issueToken(db, person.id, 'bench');
-    await seed(db, owner.id, person.id);
+    const { ownerId, adminToken, memberId, memberToken } = await adminAndMember(db);
+    await seed(db, ownerId, memberId);
     await api.listen({ port: 0, host: '127.0.0.1' });
     const { port } = api.server.address() as AddressInfo;
 

@@ -28,16 +28,12 @@ import { promisify } from 'node:util';
 import { until } from '../src/lib/until.js';
 import { FIXTURES, TestPetri } from '../test/e2e/petri.js';
 import { authBench } from './auth.js';
+import { percentile } from './common.js';
 import { inventoryBench } from './inventory.js';
 import { redisMemory } from './redis-memory.js';
 
 const RUNS = 5;
 const execFileAsync = promisify(execFile);
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 async function servesRelease(petri: TestPetri, app: string, release: string): Promise<void> {
   await until(
