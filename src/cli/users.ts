@@ -5,7 +5,7 @@ import type { InvitationInfo, UserInfo } from '../client/index.js';
 import type { Context } from './context.js';
 import { type Cell, orDash, UsageError } from './output.js';
 import { relativeTime } from './releases.js';
-import { expirySentence } from './tokens.js';
+import { expiresOption, expirySentence } from './tokens.js';
 
 const PLATFORM_ROLES = ['member', 'auditor', 'admin'] as const;
 const TEAM_ROLES = ['admin', 'member', 'viewer'] as const;
@@ -156,16 +156,11 @@ export function registerUsers(program: Command, ctx: Context): void {
     .option('--expires <duration>', 'when its token expires: never (the default), or 90d, 1y ...')
     .option('--json', 'print JSON (with the token)')
     .action(async (name: string, opts: { team: string; role: string; expires?: string; json?: boolean }) => {
-      if (opts.expires !== undefined && !/^([0-9]{1,6}[hdwy]|never)$/i.test(opts.expires.trim())) {
-        throw new UsageError(
-          `--expires takes a duration like 90d, 12h, 4w or 1y, or never; got '${opts.expires}'`,
-        );
-      }
       const made = await (await ctx.client()).createBot({
         name,
         team: opts.team,
         role: oneOf('--role', opts.role, BOT_ROLES),
-        ...(opts.expires === undefined ? {} : { expires: opts.expires.trim().toLowerCase() }),
+        ...expiresOption(opts.expires),
       });
       if (opts.json) return ctx.out.json(made);
       ctx.out.note(
