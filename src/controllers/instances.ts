@@ -8,8 +8,9 @@
 // file; each instance's steps are instance-supervisor.ts, stopping and removal instance-stops.ts.
 import type { Logger } from 'pino';
 import { appUrl, findApp } from '../domain/apps.js';
+import { userName } from '../domain/auth.js';
 import { formationEntries, listAllApps, listInstances, releasesByIds } from '../domain/instances.js';
-import { routeAnswerOf, stoppedByLifecycle } from '../domain/lifecycle.js';
+import { routeAnswerOf, stoppedByLifecycle, userNames } from '../domain/lifecycle.js';
 import { releaseProcessTypes } from '../domain/release-json.js';
 import { markReleaseServing } from '../domain/releases.js';
 import { Backoff } from '../lib/backoff.js';
@@ -146,7 +147,17 @@ export class InstanceReconciler {
     const rowsByApp = new Map<number, Instance[]>();
     for (const row of await listInstances(db))
       rowsByApp.set(row.app_id, [...(rowsByApp.get(row.app_id) ?? []), row]);
-    for (const { id } of await listAllApps(db)) {
+    const apps = await listAllApps(db);
+    // The owners named by the router's answers: one query in a pass that needs any.
+    let owners: Promise<Map<number, string>> | undefined;
+    const ownerName = async (userId: number): Promise<string | undefined> => {
+      owners ??= userNames(
+        db,
+        apps.map((a) => a.owner_id),
+      );
+      return (await owners).get(userId) ?? userName(db, userId);
+    };
+    for (const { id } of apps) {
       // Not held back after a failure: the step also yields the app's route, and skipping it
       // would take the app off the router. What it retries backs off on its own (restarts,
       // the release phase).
@@ -155,7 +166,7 @@ export class InstanceReconciler {
         if (!app) return;
         const plan = await this.converge(app, world, rowsByApp.get(id) ?? []);
         // An experiment that ended, awaits review or moved: the router answers for it.
-        const answer = await routeAnswerOf(this.deps.db, app);
+        const answer = await routeAnswerOf(this.deps.db, app, ownerName);
         routes.push({
           host: `${app.name}.${this.deps.config.domain}`,
           app: app.name,

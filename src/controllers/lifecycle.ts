@@ -25,7 +25,6 @@ import {
   finalBackupsOf,
   finishArchive,
   handoffsDue,
-  hasHistory,
   removeHistory,
   sendWarning,
   warningsSent,
@@ -214,7 +213,7 @@ export class LifecycleLoop {
     const { db, paths } = this.deps;
     for (const app of await archivedApps(db)) {
       const dir = paths.app(app.id);
-      if (!existsSync(dir) && !(await hasHistory(db, app.id))) continue;
+      if (!app.has_history && !existsSync(dir)) continue;
       if (!(await removeHistory(db, app.id))) continue;
       // Not fs.rm: see lib/remove-tree (a build cache image, the repository, the slugs).
       await removeTree(dir);

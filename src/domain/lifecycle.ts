@@ -440,14 +440,34 @@ export async function finalBackupsOf(
   return [...newest].map(([addon, backup]) => ({ addon, backup }));
 }
 
-/** Archived apps that still have releases, deploys or processes (what removeHistory takes). */
-export async function archivedApps(db: Store): Promise<App[]> {
-  return db
+/** Archived apps, each with whether it still has releases or deploys (what removeHistory
+ * takes): one query however many apps were ever archived. */
+export async function archivedApps(db: Store): Promise<(App & { has_history: boolean })[]> {
+  const rows = await db
     .selectFrom('apps')
-    .selectAll()
+    .selectAll('apps')
+    .select((eb) =>
+      eb
+        .or([
+          eb.exists(
+            eb.selectFrom('releases').select('releases.id').whereRef('releases.app_id', '=', 'apps.id'),
+          ),
+          eb.exists(eb.selectFrom('deploys').select('deploys.id').whereRef('deploys.app_id', '=', 'apps.id')),
+        ])
+        .as('has_history'),
+    )
     .where('stage', '=', 'archived')
     .where('archived_at', 'is not', null)
     .execute();
+  return rows.map((r) => ({ ...r, has_history: Boolean(r.has_history) }));
+}
+
+/** The names of these users, in one query (the router's answers name apps' owners). */
+export async function userNames(db: Store, ids: readonly number[]): Promise<Map<number, string>> {
+  const unique = [...new Set(ids)];
+  if (unique.length === 0) return new Map();
+  const rows = await db.selectFrom('users').select(['id', 'name']).where('id', 'in', unique).execute();
+  return new Map(rows.map((r) => [r.id, r.name]));
 }
 
 /**
@@ -477,14 +497,6 @@ export async function removeHistory(db: Store, appId: number): Promise<boolean> 
   });
 }
 
-/** Whether the archived app still has releases or deploys in the store. */
-export async function hasHistory(db: Store, appId: number): Promise<boolean> {
-  const release = await db.selectFrom('releases').select('id').where('app_id', '=', appId).executeTakeFirst();
-  if (release) return true;
-  const deploy = await db.selectFrom('deploys').select('id').where('app_id', '=', appId).executeTakeFirst();
-  return deploy !== undefined;
-}
-
 // ---- What the router answers for the app ------------------------------------------------
 
 /** What the router answers instead of the app (the router's RouteAnswer, by shape). */
@@ -499,9 +511,13 @@ export type AppAnswer =
  * (410, naming it, its owner and how to renew), one with sensitive data no admin approved
  * (403, awaits review), a graduated app with a new home (308 there). Undefined: it serves.
  */
-export async function routeAnswerOf(db: Store, app: App): Promise<AppAnswer | undefined> {
+export async function routeAnswerOf(
+  db: Store,
+  app: App,
+  ownerName: (userId: number) => Promise<string | undefined> = (id) => userName(db, id),
+): Promise<AppAnswer | undefined> {
   const state = lifeState(app);
-  const owner = async () => (await userName(db, app.owner_id)) ?? 'a former user';
+  const owner = async () => (await ownerName(app.owner_id)) ?? 'a former user';
   if (state === 'archived' || state === 'archiving') {
     return { kind: 'archived', owner: await owner(), since: app.archived_at ?? app.expired_at ?? now() };
   }
