@@ -9,6 +9,7 @@ import type { Addon, Audience, DataClass, Stage, User } from '../store/schema.js
 import { decide, teamNotFound } from './access.js';
 import { teamWithRole } from './app-access.js';
 import { isApproved, parseDataClass, STAGES } from './experiments.js';
+import { parsePeriod } from './lifecycle.js';
 import { releaseEgress, releaseRuntimeEnv } from './release-json.js';
 
 export interface InventoryFilters {
@@ -48,18 +49,16 @@ export interface InventoryEntry {
   stack: string | null;
 }
 
-const UNITS_MS: Record<string, number> = { h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
-
-/** --expiring: a duration ahead of now (36h, 14d, 2w) in ms. */
+/** --expiring: a duration ahead of now (36h, 14d, 2w) in ms, read as renewals' periods are. */
 export function parseWithin(value: string, field = 'expiring'): number {
-  const match = /^(\d{1,5})([hdw])$/.exec(value.trim().toLowerCase());
-  if (!match) {
+  try {
+    return parsePeriod(value, field);
+  } catch {
     throw new UserError(
       'bad_request',
       `${field} must be a duration like 14d, 36h or 2w, got '${value.slice(0, 40)}'`,
     );
   }
-  return Number(match[1]) * UNITS_MS[match[2]!]!;
 }
 
 function parseStage(value: string): Stage {
