@@ -3,9 +3,13 @@
 // back to the server's default).
 import type { Command } from 'commander';
 import type { QuotaFigure, QuotaUpdate, TeamQuotas } from '../client/index.js';
+import { formatMiB as formatMemory } from '../lib/limits.js';
 import { parseMemory } from './apps.js';
 import type { Context } from './context.js';
 import { type Cell, type Output, UsageError } from './output.js';
+
+/** 512 MiB, 1 GiB, 7.5 GiB, as the server's messages say it. */
+export { formatMemory };
 
 /** 'default': back to the server's default (null in the request). */
 type Given = number | 'default';
@@ -59,13 +63,6 @@ export function printQuotas(out: Output, quotas: TeamQuotas): void {
       row('add-ons', quotas.addons, String),
     ],
   );
-}
-
-/** 512 MiB, 1 GiB, 7.5 GiB, as the server's messages say it. */
-export function formatMemory(mib: number): string {
-  if (mib < 1024) return `${mib} MiB`;
-  const gib = mib / 1024;
-  return `${Number(gib.toFixed(gib < 10 ? 2 : 1))} GiB`;
 }
 
 function count(flag: string) {

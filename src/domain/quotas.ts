@@ -4,9 +4,12 @@
 // requests at once cannot both fit under the same figure (SQLite runs one at a time).
 import type { Quotas } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
+import { formatMiB } from '../lib/limits.js';
 import type { Store } from '../store/db.js';
 import type { App, Team, User } from '../store/schema.js';
 import { recordAudit } from './audit.js';
+
+export { formatMiB };
 
 export type QuotaKey = keyof Quotas;
 
@@ -181,14 +184,6 @@ export const QUOTA_MAX: Record<QuotaKey, number> = {
   memoryMiB: 1_048_576_000,
   addons: 1_000_000,
 };
-
-/** 512 MiB, 1 GiB, 7.5 GiB: memory as people read it. */
-export function formatMiB(mib: number): string {
-  if (mib < 1024) return `${mib} MiB`;
-  const gib = mib / 1024;
-  // Number() drops the zeros toFixed pads with: 7.50 reads 7.5, 1.999 reads 2.
-  return `${Number(gib.toFixed(gib < 10 ? 2 : 1))} GiB`;
-}
 
 /** 512M, 8G: memory as `petri quotas --memory` takes it. */
 function formatSize(mib: number): string {

@@ -77,3 +77,11 @@ const UNITS: Record<keyof LimitCeiling, (n: number) => string> = {
 export function describeLimit(key: keyof LimitCeiling, value: number): string {
   return UNITS[key](value);
 }
+
+/** 512 MiB, 1 GiB, 7.5 GiB: memory as people read it (the server's messages and the CLI's). */
+export function formatMiB(mib: number): string {
+  if (mib < 1024) return `${mib} MiB`;
+  const gib = mib / 1024;
+  // Number() drops the zeros toFixed pads with: 7.50 reads 7.5, 1.999 reads 2.
+  return `${Number(gib.toFixed(gib < 10 ? 2 : 1))} GiB`;
+}
