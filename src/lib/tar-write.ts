@@ -31,7 +31,9 @@ async function* tarBlocks(entries: AsyncIterable<TarEntry> | Iterable<TarEntry>)
     const size = entry.type === 'file' ? entry.size : 0;
     const fields: HeaderData = {
       path: entry.type === 'directory' && !entry.path.endsWith('/') ? `${entry.path}/` : entry.path,
-      mode: entry.type === 'symlink' ? 0o777 : entry.mode & 0o7777,
+      // Permission bits only: every entry is root's, so a setuid or setgid bit an app's build
+      // set on its own file would be a setuid-root program wherever root unpacks the archive.
+      mode: entry.type === 'symlink' ? 0o777 : entry.mode & 0o777,
       uid: 0,
       gid: 0,
       uname: 'root',
