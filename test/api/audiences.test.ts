@@ -16,12 +16,11 @@ import {
   useLink,
   withdrawConsent,
 } from '../../src/domain/audiences.js';
-import { createUser, issueToken } from '../../src/domain/auth.js';
 import { describeFromManifest } from '../../src/domain/experiments.js';
 import { loadConfig } from '../../src/lib/config.js';
 import { DataPaths } from '../../src/lib/paths.js';
 import { now, openStore, type Store } from '../../src/store/db.js';
-import { buildTestApi } from './test-api.js';
+import { addUsers, buildTestApi } from './test-api.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -53,17 +52,18 @@ describe('audiences', () => {
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'petri-audiences-'));
     db = await openStore(new DataPaths(dir).store);
-    for (const [name, role] of [
-      ['root', 'admin'],
-      ['ana', 'member'],
-      ['bob', 'member'],
-      ['vic', 'member'],
-      ['eve', 'member'],
-    ] as const) {
-      const user = await createUser(db, name, role, { email: `${name}@example.org` });
-      ids[name] = user.id;
-      tokens[name] = await issueToken(db, user.id, 'test');
-    }
+    await addUsers(
+      db,
+      [
+        ['root', 'admin'],
+        ['ana', 'member'],
+        ['bob', 'member'],
+        ['vic', 'member'],
+        ['eve', 'member'],
+      ],
+      tokens,
+      ids,
+    );
     api = await buildTestApi(dir, db, { domain: 'petri.test', httpPort: 8080 });
     assert.equal((await call('ana', 'POST', '/v1/teams', { name: 'labs' })).statusCode, 201);
     for (const [who, role] of [

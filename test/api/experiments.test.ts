@@ -11,11 +11,10 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../../src/api/context.js';
-import { createUser, issueToken } from '../../src/domain/auth.js';
 import { describeFromManifest } from '../../src/domain/experiments.js';
 import { DataPaths } from '../../src/lib/paths.js';
 import { now, openStore, type Store } from '../../src/store/db.js';
-import { buildTestApi } from './test-api.js';
+import { addUsers, buildTestApi } from './test-api.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -45,17 +44,18 @@ describe('experiments', () => {
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'petri-experiments-'));
     db = await openStore(new DataPaths(dir).store);
-    for (const [name, role] of [
-      ['root', 'admin'],
-      ['ana', 'member'],
-      ['bob', 'member'],
-      ['vic', 'member'],
-      ['aud', 'auditor'],
-    ] as const) {
-      const user = await createUser(db, name, role, { email: `${name}@example.org` });
-      ids[name] = user.id;
-      tokens[name] = await issueToken(db, user.id, 'test');
-    }
+    await addUsers(
+      db,
+      [
+        ['root', 'admin'],
+        ['ana', 'member'],
+        ['bob', 'member'],
+        ['vic', 'member'],
+        ['aud', 'auditor'],
+      ],
+      tokens,
+      ids,
+    );
     // Apps here have no add-on: destroying one has none to back up.
     const addons = { destroyAllOf: async () => {} } as unknown as ApiContext['addons'];
     api = await buildTestApi(dir, db, { lifecycle: { defaultDays: 30 } }, { addons });

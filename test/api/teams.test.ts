@@ -7,10 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { createUser, issueToken } from '../../src/domain/auth.js';
 import { DataPaths } from '../../src/lib/paths.js';
 import { openStore, type Store } from '../../src/store/db.js';
-import { buildTestApi } from './test-api.js';
+import { addUsers, buildTestApi } from './test-api.js';
 import { yieldingStore } from './yielding-store.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -36,10 +35,7 @@ describe('teams', () => {
       ['vera', 'member'],
       ['aud', 'auditor'],
     ];
-    for (const [name, role] of people) {
-      const user = await createUser(db, name, role, { email: `${name}@example.org` });
-      tokens[name] = await issueToken(db, user.id, 'test');
-    }
+    await addUsers(db, people, tokens, {});
     api = await buildTestApi(dir, db);
   });
   after(async () => {

@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../../src/api/context.js';
 import { buildApi } from '../../src/api/server.js';
+import { createUser, issueToken } from '../../src/domain/auth.js';
 import { Identity } from '../../src/identity/index.js';
 import { loadConfig } from '../../src/lib/config.js';
 import { createLogger } from '../../src/lib/log.js';
@@ -11,6 +12,7 @@ import { SecretBox } from '../../src/lib/secrets.js';
 import { DeployLogs } from '../../src/logs/deploy-log.js';
 import { LogStore } from '../../src/logs/log-store.js';
 import type { Store } from '../../src/store/db.js';
+import type { User } from '../../src/store/schema.js';
 import { unusedAddons } from './unused.js';
 
 /** The secret box every test API seals with (a fixed key: tests read what they sealed). */
@@ -49,4 +51,18 @@ export async function buildTestApi(
     },
     log,
   );
+}
+
+/** Makes each user (e-mail NAME@example.org) with a token, recorded by name in `tokens` and `ids`. */
+export async function addUsers(
+  db: Store,
+  people: ReadonlyArray<readonly [string, User['role']]>,
+  tokens: Record<string, string>,
+  ids: Record<string, number>,
+): Promise<void> {
+  for (const [name, role] of people) {
+    const user = await createUser(db, name, role, { email: `${name}@example.org` });
+    ids[name] = user.id;
+    tokens[name] = await issueToken(db, user.id, 'test');
+  }
 }
