@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PetriClient } from '../client/index.js';
 import type { SignedIn } from '../client/types.js';
 import { UserError } from '../lib/errors.js';
+import { escapeHtml } from '../lib/html.js';
 import { type Context, USER_AGENT } from './context.js';
 import { browserCommand, launch } from './open.js';
 import { UsageError } from './output.js';
@@ -209,8 +210,7 @@ function cancellation(
 }
 
 function page(res: ServerResponse, status: number, title: string, text: string): void {
-  const html = (s: string) =>
-    s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
+  const html = escapeHtml;
   const body = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>Petri: ${html(title)}</title></head><body style="font-family:sans-serif;margin:3em auto;max-width:36em"><h1>${html(title)}</h1><p>${html(text)}</p></body></html>\n`;
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',

@@ -8,11 +8,10 @@
 // targets), work with the keyboard alone (real buttons in a real form, a visible focus ring)
 // and keep text at a contrast of at least 7:1 (buttons 4.5:1 or more).
 import { createHash } from 'node:crypto';
+import { escapeHtml } from '../lib/html.js';
 import type { DataClass } from '../store/schema.js';
 
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+export { escapeHtml };
 
 const STYLE = `*{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;font-size:1.0625rem;line-height:1.5;color:#1b1b1b;background:#fff;max-width:40rem;margin:0 auto;padding:1.5rem 1rem 3rem}
