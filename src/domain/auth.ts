@@ -127,15 +127,52 @@ export async function authenticate(
       "missing API token: send 'Authorization: Bearer TOKEN' (see 'petri login')",
     );
   }
-  const row = await db
+  // One query on every request: the token and its user together.
+  const joined = await db
     .selectFrom('tokens')
-    .selectAll()
-    .where('hash', '=', hashToken(token))
+    .innerJoin('users', 'users.id', 'tokens.user_id')
+    .selectAll('users')
+    .select([
+      'tokens.id as t_id',
+      'tokens.hash as t_hash',
+      'tokens.description as t_description',
+      'tokens.created_at as t_created_at',
+      'tokens.last_used_at as t_last_used_at',
+      'tokens.kind as t_kind',
+      'tokens.expires_at as t_expires_at',
+      'tokens.checked_at as t_checked_at',
+      'tokens.recheck_sealed as t_recheck_sealed',
+      'tokens.revoked_at as t_revoked_at',
+    ])
+    .where('tokens.hash', '=', hashToken(token))
     .executeTakeFirst();
-  const user =
-    row && (await db.selectFrom('users').selectAll().where('id', '=', row.user_id).executeTakeFirst());
-  if (!row || !user)
-    throw new UserError('unauthorized', "invalid API token: log in again with 'petri login'");
+  if (!joined) throw new UserError('unauthorized', "invalid API token: log in again with 'petri login'");
+  const {
+    t_id,
+    t_hash,
+    t_description,
+    t_created_at,
+    t_last_used_at,
+    t_kind,
+    t_expires_at,
+    t_checked_at,
+    t_recheck_sealed,
+    t_revoked_at,
+    ...user
+  } = joined;
+  const row: Token = {
+    id: t_id,
+    user_id: user.id,
+    hash: t_hash,
+    description: t_description,
+    created_at: t_created_at,
+    last_used_at: t_last_used_at,
+    kind: t_kind,
+    expires_at: t_expires_at,
+    checked_at: t_checked_at,
+    recheck_sealed: t_recheck_sealed,
+    revoked_at: t_revoked_at,
+  };
   // The account first: a disabled user's tokens are revoked too, and this is the reason.
   if (user.disabled_at !== null)
     throw new UserError(
