@@ -10,53 +10,30 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { InstanceReconciler } from '../../src/controllers/instances.js';
+import type { InstanceReconciler } from '../../src/controllers/instances.js';
 import { createApp } from '../../src/domain/apps.js';
 import { createUser } from '../../src/domain/auth.js';
 import { insertRelease } from '../../src/domain/releases.js';
-import { loadConfig } from '../../src/lib/config.js';
-import { createLogger } from '../../src/lib/log.js';
 import { DataPaths } from '../../src/lib/paths.js';
-import { SecretBox } from '../../src/lib/secrets.js';
-import { DeployLogs } from '../../src/logs/deploy-log.js';
-import { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
-import { FakeDriver } from '../fakes/fake-driver.js';
-import { FakeRouter } from '../fakes/fake-router.js';
+import { testReconciler } from '../controllers/test-reconciler.js';
+import type { FakeDriver } from '../fakes/fake-driver.js';
 
 let dir: string;
 let db: Store;
 let driver: FakeDriver;
-let router: FakeRouter;
 let reconciler: InstanceReconciler;
+let stop: () => Promise<void>;
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'petri-attack14-expired-release-'));
-  const paths = new DataPaths(dir);
-  db = await openStore(paths.store);
-  const logs = new LogStore({ dir: paths.logs });
-  driver = new FakeDriver({ output: logs });
-  router = new FakeRouter();
-  await router.start();
-  reconciler = new InstanceReconciler({
-    db,
-    driver,
-    router,
-    paths,
-    config: loadConfig({ dataDir: dir, domain: 'petri.localhost', drainGraceMs: 200, bootTimeoutMs: 2000 }),
-    secrets: SecretBox.withKey(Buffer.alloc(32, 1)),
-    logs,
-    deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
-    logger: createLogger('fatal', new Writable({ write: (_c, _e, done) => done() })),
-  });
+  db = await openStore(new DataPaths(dir).store);
+  ({ driver, reconciler, stop } = await testReconciler(dir, db));
   reconciler.start(100);
 });
 after(async () => {
-  await reconciler?.stop();
-  for (const s of (await driver?.list()) ?? []) await driver.stop(s.id, 0);
-  await router?.stop();
+  await stop?.();
   await db?.destroy();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -8,25 +8,21 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { InstanceReconciler } from '../../src/controllers/instances.js';
+import type { InstanceReconciler } from '../../src/controllers/instances.js';
 import { createApp, findApp, findAppByName, sleepApp, wakeApp } from '../../src/domain/apps.js';
 import { createUser } from '../../src/domain/auth.js';
 import { listInstances } from '../../src/domain/instances.js';
 import { insertRelease } from '../../src/domain/releases.js';
-import { loadConfig } from '../../src/lib/config.js';
-import { createLogger } from '../../src/lib/log.js';
 import { DataPaths } from '../../src/lib/paths.js';
-import { SecretBox } from '../../src/lib/secrets.js';
 import { until } from '../../src/lib/until.js';
-import { DeployLogs } from '../../src/logs/deploy-log.js';
-import { LogStore } from '../../src/logs/log-store.js';
+import type { LogStore } from '../../src/logs/log-store.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import type { App, Instance, User } from '../../src/store/schema.js';
-import { FakeDriver } from '../fakes/fake-driver.js';
-import { FakeRouter } from '../fakes/fake-router.js';
+import type { FakeDriver } from '../fakes/fake-driver.js';
+import type { FakeRouter } from '../fakes/fake-router.js';
 import { get } from '../router/helpers.js';
+import { testReconciler } from './test-reconciler.js';
 
 const DOMAIN = 'petri.localhost';
 const WAIT = { timeout: 5000 };
@@ -40,34 +36,18 @@ describe('instance reconciler on the fake driver and router', () => {
   let reconciler: InstanceReconciler;
   let user: User;
 
+  let stop: () => Promise<void>;
+
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'petri-reconciler-'));
-    const paths = new DataPaths(dir);
-    db = await openStore(paths.store);
-    logs = new LogStore({ dir: paths.logs });
-    driver = new FakeDriver({ output: logs });
-    router = new FakeRouter();
-    await router.start();
+    db = await openStore(new DataPaths(dir).store);
     // With the personal team every user has, where createApp puts apps.
     user = await createUser(db, 'ada', 'admin');
-    reconciler = new InstanceReconciler({
-      db,
-      driver,
-      router,
-      paths,
-      // A short drain: a retired instance waits for the router or this deadline.
-      config: loadConfig({ dataDir: dir, domain: DOMAIN, drainGraceMs: 200, bootTimeoutMs: 2000 }),
-      secrets: SecretBox.withKey(Buffer.alloc(32, 1)),
-      logs,
-      deployLogs: new DeployLogs((a, d) => paths.deployLog(a, d)),
-      logger: createLogger('fatal', new Writable({ write: (_c, _e, done) => done() })),
-    });
+    ({ logs, driver, router, reconciler, stop } = await testReconciler(dir, db, DOMAIN));
     reconciler.start(100);
   });
   after(async () => {
-    await reconciler?.stop();
-    for (const s of (await driver?.list()) ?? []) await driver.stop(s.id, 0);
-    await router?.stop();
+    await stop?.();
     await db?.destroy();
     rmSync(dir, { recursive: true, force: true });
   });
