@@ -18,7 +18,6 @@ import {
   SignedIn,
 } from '../../contract/index.js';
 import { apiPublicUrl } from '../../domain/invitations.js';
-import { escapeHtml } from '../../gate/pages.js';
 import type { Identity } from '../../identity/index.js';
 import { TooManyAttempts } from '../../identity/rate-limit.js';
 import { isUserError, UserError } from '../../lib/errors.js';
@@ -199,25 +198,25 @@ function invitationPage(ctx: ApiContext, found: FoundInvitation, problem?: strin
   const url = apiPublicUrl(ctx.config);
   const providers = ctx.identity?.providers();
   const grants = team
-    ? `as ${escapeHtml(invitation.role)}, in team <b>${escapeHtml(team)}</b> (${escapeHtml(invitation.team_role ?? 'member')})`
-    : `as ${escapeHtml(invitation.role)}`;
+    ? `as ${esc(invitation.role)}, in team <b>${esc(team)}</b> (${esc(invitation.team_role ?? 'member')})`
+    : `as ${esc(invitation.role)}`;
   const sso = providers?.oidc
     ? `<h2>Sign in with single sign-on</h2>
-<p>If ${escapeHtml(invitation.email)} is your organisation account, sign in with SSO instead of setting a password: in a terminal, run</p>
-<pre>petri login --url ${escapeHtml(url)}</pre>`
+<p>If ${esc(invitation.email)} is your organisation account, sign in with SSO instead of setting a password: in a terminal, run</p>
+<pre>petri login --url ${esc(url)}</pre>`
     : '';
   const ldap = providers?.ldap
     ? `<h2>Sign in with LDAP</h2>
-<p>If ${escapeHtml(invitation.email)} is the e-mail of your directory account, run</p>
-<pre>petri login --url ${escapeHtml(url)} --ldap YOUR-USER-NAME</pre>`
+<p>If ${esc(invitation.email)} is the e-mail of your directory account, run</p>
+<pre>petri login --url ${esc(url)} --ldap YOUR-USER-NAME</pre>`
     : '';
   return `<h1>You are invited to Petri</h1>
-<p><b>${escapeHtml(invitedBy)}</b> invited <b>${escapeHtml(invitation.email)}</b> to Petri ${grants}.
-This invitation works once, until ${escapeHtml(invitation.expires_at.slice(0, 16).replace('T', ' '))} UTC.</p>
+<p><b>${esc(invitedBy)}</b> invited <b>${esc(invitation.email)}</b> to Petri ${grants}.
+This invitation works once, until ${esc(invitation.expires_at.slice(0, 16).replace('T', ' '))} UTC.</p>
 ${sso}${ldap}
 <h2>${sso || ldap ? 'Or set a password' : 'Set a password'}</h2>
-<p>Make a local account for ${escapeHtml(invitation.email)} with a password (at least 10 characters).</p>
-${problem ? `<p class="problem">${escapeHtml(problem)}</p>` : ''}
+<p>Make a local account for ${esc(invitation.email)} with a password (at least 10 characters).</p>
+${problem ? `<p class="problem">${esc(problem)}</p>` : ''}
 <form method="post">
 <label>Password <input type="password" name="password" autocomplete="new-password" minlength="10" maxlength="1024" required></label>
 <label>Again <input type="password" name="confirm" autocomplete="new-password" minlength="10" maxlength="1024" required></label>
@@ -228,8 +227,8 @@ ${problem ? `<p class="problem">${escapeHtml(problem)}</p>` : ''}
 function welcomePage(ctx: ApiContext, email: string): string {
   const url = apiPublicUrl(ctx.config);
   return `<h1>Your account is ready</h1>
-<p>${escapeHtml(email)} can now sign in to Petri. In a terminal, run</p>
-<pre>petri login --url ${escapeHtml(url)} --email ${escapeHtml(email)}</pre>
+<p>${esc(email)} can now sign in to Petri. In a terminal, run</p>
+<pre>petri login --url ${esc(url)} --email ${esc(email)}</pre>
 <p>and type the password you just chose.</p>`;
 }
 
@@ -244,7 +243,7 @@ function refusedPage(reply: FastifyReply, err: unknown): FastifyReply {
         : err.code === 'conflict'
           ? 'You have an account already'
           : 'This invitation cannot be used';
-  return page(reply, err.status, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(err.message)}</p>`);
+  return page(reply, err.status, `<h1>${esc(title)}</h1>\n<p>${esc(err.message)}</p>`);
 }
 
 /** A whole page, sent with headers that keep the link's secret where it is: no referrer to
@@ -281,4 +280,12 @@ ${body}
 </body>
 </html>
 `);
+}
+
+/** Text for HTML, in content and in quoted attributes. */
+export function esc(text: string): string {
+  return text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
+  );
 }
