@@ -16,7 +16,8 @@ apt-get install -y -qq --no-install-recommends \
   python3-venv python3-pip python3-setuptools python3-wheel python3-flask python3-django \
   python3-whitenoise gunicorn \
   postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools \
-  python3-psycopg2 python3-pymysql python3-redis python3-rq slapd ldap-utils >/dev/null
+  python3-psycopg2 python3-pymysql python3-redis python3-rq slapd ldap-utils \
+  chromium postfix prometheus >/dev/null
 # Managed add-on servers (PostgreSQL, MariaDB, Redis) run as this system user, never root.
 if ! id petri-addons >/dev/null 2>&1; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin petri-addons
