@@ -28,7 +28,14 @@ export interface RenderOptions extends PageOptions {
   /** Petri's waker: every app's backup server, so a request to an app with no instance up
    * (asleep, or starting) goes to the control plane, which wakes it and holds the request. */
   waker?: { address: string; port: number };
+  /** Where every HTTP request is logged, one UDP syslog line each (the metrics collector
+   * listens there); no request log when undefined. */
+  requestLog?: { address: string; port: number };
 }
+
+/** The request log's line, after the syslog header: a version word, then the routing host,
+ * the status, the total active time in ms and the bytes sent to the client. */
+export const REQUEST_LOG_FORMAT = 'petri1 %[var(txn.host)] %ST %Ta %B';
 
 /** The backend of the gate's pages (/.petri/... on app hosts): the control plane. */
 export const GATE_BACKEND = 'petri_gate';
@@ -80,6 +87,7 @@ export function renderHaproxyConfig(opts: RenderOptions, routes: readonly RouteS
   assertAddress(opts.apiServer.address, opts.apiServer.port, 'apiServer');
   assertAddress(opts.bindAddress ?? '127.0.0.1', opts.httpPort, 'http bind');
   if (opts.statsPort !== undefined) assertAddress('127.0.0.1', opts.statsPort, 'stats');
+  if (opts.requestLog) assertAddress(opts.requestLog.address, opts.requestLog.port, 'requestLog');
   const apps = groupRoutes(routes, opts.apiHost);
   // Fingerprint = the config with the app servers left out, plus the pages it loads: equal
   // fingerprints mean the runtime API alone can turn the running config into this one.
@@ -120,6 +128,9 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     '  noreuseport',
   ];
   if (description !== undefined) lines.push(`  description ${description}`);
+  // UDP, so a collector that is down or slow never holds a request; len: room for long hosts.
+  if (opts.requestLog)
+    lines.push(`  log ${formatAddress(opts.requestLog.address, opts.requestLog.port)} len 2048 local0`);
   lines.push(
     '',
     'defaults',
@@ -145,6 +156,8 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     '',
     'frontend http',
     `  bind ${formatAddress(opts.bindAddress ?? '127.0.0.1', opts.httpPort)}`,
+    // Every request, logged when it ends (the format replaces option httplog's).
+    ...(opts.requestLog ? ['  log global', `  log-format "${REQUEST_LOG_FORMAT}"`] : []),
     // One Host, one name. req.hdr() splits on commas and takes the last value, so
     // `Host: a, b` was routed to b while the app saw both; and RFC 9112 wants a 400 for
     // more than one Host line (HAProxy merges identical ones, refuses differing ones).

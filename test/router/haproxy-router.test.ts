@@ -1,5 +1,7 @@
 // The HAProxy router through the real haproxy: what a user of an app notices.
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { until } from '../../src/lib/until.js';
 import { HaproxyRouter } from '../../src/router/haproxy-router.js';
@@ -13,6 +15,8 @@ describe('HaproxyRouter', () => {
   let x: Backend;
   let y: Backend;
   let port: number;
+  let logSocket: dgram.Socket;
+  const logLines: string[] = [];
   const masterSocket = () => `${world.dir}/master.sock`;
   const workers = async () => parseShowProc(await sendCommand(masterSocket(), 'show proc')).workers;
 
@@ -23,7 +27,12 @@ describe('HaproxyRouter', () => {
   ];
 
   before(async () => {
-    world = await makeRouterWorld();
+    // The request log's collector: a UDP socket, as the metrics part listens.
+    logSocket = dgram.createSocket('udp4');
+    logSocket.on('message', (msg) => logLines.push(msg.toString('utf8')));
+    await new Promise<void>((resolve) => logSocket.bind(0, '127.0.0.1', resolve));
+    const logPort = (logSocket.address() as AddressInfo).port;
+    world = await makeRouterWorld({ requestLog: { address: '127.0.0.1', port: logPort } });
     port = world.opts.httpPort;
     a1 = await startBackend('a1');
     x = await startBackend('x');
@@ -35,6 +44,7 @@ describe('HaproxyRouter', () => {
   after(async () => {
     await world?.cleanup();
     await Promise.all([a1, x, y].map((b) => b?.close()));
+    logSocket?.close();
   });
 
   it('routes by Host, ignoring its port and case, with forwarding headers', async () => {
@@ -42,6 +52,17 @@ describe('HaproxyRouter', () => {
     assert.equal(reply.status, 200);
     assert.match(reply.body, /^backend:a1 \/hello xff=127\.0\.0\.1$/);
     assert.equal(reply.headers['x-forwarded-proto-seen'], 'http');
+  });
+
+  it('logs every request to the request log: host, status, time and bytes', async () => {
+    await get(port, `A.Petri.Localhost:${port}`, '/logged');
+    await get(port, 'nope.petri.localhost', '/');
+    await until(() => logLines.some((l) => / petri1 nope\.petri\.localhost 404 /.test(l)), {
+      timeout: 5_000,
+      message: 'the request log lines',
+    });
+    const line = logLines.find((l) => / petri1 a\.petri\.localhost /.test(l));
+    assert.match(line ?? '', /^<\d+>.* petri1 a\.petri\.localhost 200 \d+ \d+\n?$/);
   });
 
   it('answers an unknown host with the Petri 404 page', async () => {
