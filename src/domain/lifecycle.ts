@@ -4,7 +4,7 @@
 // the store, acted on by the lifecycle loop (controllers/lifecycle.ts): every step is a
 // guarded update, so a restart at any point takes up where it stopped, and a warning is one
 // row and one audit event in one transaction, so it is never sent twice.
-import type { LifecycleConfig } from '../lib/config.js';
+import type { LifecycleConfig, Quotas } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import { redirectLocation } from '../lib/redirect-location.js';
 import { now, type Store } from '../store/db.js';
@@ -13,6 +13,7 @@ import { actorOf } from './apps.js';
 import { type Actor, recordAudit } from './audit.js';
 import { userName } from './auth.js';
 import { awaitsReview } from './experiments.js';
+import { assertWithinQuota, desiredInstances } from './quotas.js';
 
 export const DAY_MS = 86_400_000;
 /** The platform, as the actor of what the loop does. */
@@ -116,7 +117,8 @@ export async function renewApp(
   user: User,
   app: App,
   period: unknown,
-  config: Pick<LifecycleConfig, 'defaultDays' | 'maxDays'>,
+  /** The renewal periods, and the team quotas that an archived app's return must fit. */
+  config: Pick<LifecycleConfig, 'defaultDays' | 'maxDays'> & { quotas: Quotas },
   ip?: string,
 ): Promise<App> {
   const admin = user.role === 'admin';
@@ -153,6 +155,15 @@ export async function renewApp(
         'conflict',
         `'${app.name}' is being archived now (its add-ons' final backups are being taken); try again in a minute`,
       );
+    }
+    if (state === 'archived') {
+      // An archived app counted for nothing in its team's quota: coming back, it is a new app.
+      const instances = await desiredInstances(tx, fresh.id);
+      await assertWithinQuota(tx, fresh.team_id, config.quotas, {
+        apps: 1,
+        memoryMiB: instances * fresh.memory_mib,
+        what: `bringing back the archived '${app.name}'`,
+      });
     }
     const expiresAt = new Date(Date.now() + ms).toISOString();
     const updated = await tx

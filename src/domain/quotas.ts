@@ -23,19 +23,25 @@ export interface QuotaFigure {
 export type TeamQuotas = Record<QuotaKey, QuotaFigure>;
 
 /** What the team's apps take now. Memory counts every formation row of every app, sleeping
- * ones included (a wake starts them without asking), times the app's memory limit. */
+ * ones included (a wake starts them without asking), times the app's memory limit; expired
+ * apps too (a renewal starts them again without asking). Archived apps count for nothing:
+ * only their name is kept (and their final backups, which are the platform's to keep), so a
+ * team is never pushed to destroy its record of an experiment that ended to start the next;
+ * renewing one checks the quota like creating an app. */
 export async function teamUsage(db: Store, teamId: number): Promise<Quotas> {
   const [apps, memory, addons] = await Promise.all([
     db
       .selectFrom('apps')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .where('team_id', '=', teamId)
+      .where('archived_at', 'is', null)
       .executeTakeFirstOrThrow(),
     db
       .selectFrom('formations')
       .innerJoin('apps', 'apps.id', 'formations.app_id')
       .select((eb) => eb.fn.sum<number>(eb('formations.quantity', '*', eb.ref('apps.memory_mib'))).as('n'))
       .where('apps.team_id', '=', teamId)
+      .where('apps.archived_at', 'is', null)
       .executeTakeFirstOrThrow(),
     db
       .selectFrom('addons')

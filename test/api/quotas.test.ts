@@ -302,4 +302,32 @@ describe('team quotas', () => {
     );
     assert.deepEqual(created.map((r) => r.status).sort(), ['fulfilled', 'rejected', 'rejected']);
   });
+  test('an archived app counts for nothing; bringing it back needs room like a new app', async () => {
+    assert.equal((await call('lea', 'POST', '/v1/teams', { name: 'tidy' })).statusCode, 201);
+    await call('root', 'PATCH', '/v1/teams/tidy/quotas', { apps: 1, memoryMiB: 100_000 });
+    assert.equal((await call('lea', 'POST', '/v1/apps', { name: 'old-idea', team: 'tidy' })).statusCode, 201);
+    // The lifecycle loop archived it (as src/domain/lifecycle.ts marks a finished archive).
+    const archivedAt = new Date().toISOString();
+    await db
+      .updateTable('apps')
+      .set({ stage: 'archived', archived_at: archivedAt, expired_at: archivedAt })
+      .where('name', '=', 'old-idea')
+      .execute();
+    const quotas = (await call('lea', 'GET', '/v1/teams/tidy/quotas')).json();
+    assert.equal(quotas.apps.used, 0, 'the archived app takes no room');
+    assert.equal(quotas.memoryMiB.used, 0);
+    assert.equal((await call('lea', 'POST', '/v1/apps', { name: 'new-idea', team: 'tidy' })).statusCode, 201);
+    // The team is full again: the archived app cannot come back until there is room.
+    const back = await call('lea', 'POST', '/v1/apps/old-idea/renew', {});
+    assert.equal(back.statusCode, 403, back.body);
+    assert.match(
+      error(back).message,
+      /team tidy has 1 of 1 apps; bringing back the archived 'old-idea' needs 1 more/,
+    );
+    assert.equal((await appRow('old-idea')).stage, 'archived', 'the refused renewal changed nothing');
+    await call('root', 'PATCH', '/v1/teams/tidy/quotas', { apps: 2 });
+    const renewed = await call('lea', 'POST', '/v1/apps/old-idea/renew', {});
+    assert.equal(renewed.statusCode, 200, renewed.body);
+    assert.equal((await appRow('old-idea')).stage, 'experiment');
+  });
 });

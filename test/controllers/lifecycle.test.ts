@@ -25,6 +25,8 @@ import type { App, User } from '../../src/store/schema.js';
 import { testSecrets } from '../api/test-api.js';
 
 const SECOND_DAYS = 1 / 86_400;
+/** Renewal periods, and quotas that no test here reaches. */
+const RENEWALS = { defaultDays: 90, maxDays: 90, quotas: { apps: 1000, memoryMiB: 1_000_000, addons: 1000 } };
 
 /** A Redis-like engine in memory: backups write a file, or fail while `failing` is set. */
 class FakeProvider {
@@ -195,7 +197,7 @@ describe('the lifecycle loop', () => {
       assert.equal(JSON.parse(e.detail).expiresAt, new Date(expires).toISOString());
     }
     // A renewal is a new period: its warnings are new.
-    const renewed = await renewApp(db, ana, await app('warned'), '2s', { defaultDays: 90, maxDays: 90 });
+    const renewed = await renewApp(db, ana, await app('warned'), '2s', RENEWALS);
     await second.tick();
     const after = await events('app.expiry.warning', 'warned');
     assert.equal(after.length, 5, 'the 2 s and 1 s warnings of the new expiry (2 s away)');
@@ -359,10 +361,7 @@ describe('the lifecycle loop', () => {
     // The previous control plane had begun (stage archived) and died before the backups.
     await setApp('cutoff', { expires_at: expiredAt, expired_at: expiredAt, stage: 'archived' });
     // Meanwhile a renewal is refused: the backups are being taken.
-    await assert.rejects(
-      renewApp(db, ana, await app('cutoff'), undefined, { defaultDays: 90, maxDays: 90 }),
-      /being archived/,
-    );
+    await assert.rejects(renewApp(db, ana, await app('cutoff'), undefined, RENEWALS), /being archived/);
     const l = loop({ archiveAfterDays: 1, warnDays: [] });
     await l.tick();
     const archived = await app('cutoff');

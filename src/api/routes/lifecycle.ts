@@ -40,7 +40,14 @@ export function lifecycleRoutes(api: Api, ctx: ApiContext): void {
     async (req) => {
       const app = targetApp(req);
       const was = lifeState(app);
-      const renewed = await renewApp(db, req.user, app, req.body.for, config.lifecycle, req.ip);
+      const renewed = await renewApp(
+        db,
+        req.user,
+        app,
+        req.body.for,
+        { ...config.lifecycle, quotas: config.quotas },
+        req.ip,
+      );
       if (was === 'archived') {
         // Its directory and repository went with the archive: a new, empty experiment.
         await secureAppDir(ctx.paths, app.id, config.uidBase);
