@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { appUrl, findApp } from '../domain/apps.js';
 import { userName } from '../domain/auth.js';
-import { formationEntries, listAllApps, listInstances, releasesByIds } from '../domain/instances.js';
+import { allFormations, listAllApps, listInstances, releasesByIds } from '../domain/instances.js';
 import { routeAnswerOf, stoppedByLifecycle, userNames } from '../domain/lifecycle.js';
 import { releaseProcessTypes } from '../domain/release-json.js';
 import { markReleaseServing } from '../domain/releases.js';
@@ -24,7 +24,7 @@ import type { LogStore } from '../logs/log-store.js';
 import type { Router, RouteSpec } from '../router/router.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
-import type { App, Instance } from '../store/schema.js';
+import type { App, Instance, Release } from '../store/schema.js';
 import { InstanceStops } from './instance-stops.js';
 import { type EgressClientMap, InstanceSupervisor } from './instance-supervisor.js';
 import { planApp } from './plan.js';
@@ -128,26 +128,36 @@ export class InstanceReconciler {
     // Act only on a full listing of what runs: acting on a partial view after a restart
     // would start duplicates or kill what should live.
     const world = new Map((await driver.list()).map((s) => [s.id, s]));
+    // A constant number of queries per pass, however many apps: each listing is read once
+    // and the steps take their rows from it (a thousand idle apps cost what ten do).
     let rows = await listInstances(db);
+    const appsAtStart = new Map((await listAllApps(db)).map((a) => [a.id, a]));
     const releases = await releasesByIds(db, [...new Set(rows.map((r) => r.release_id))]);
     for (const release of releases.values()) this.notes.remember(release);
-    // Each step reads the app afresh: an earlier step of this pass may have changed it.
     for (const row of rows) {
-      await this.retried(`instance ${row.id}`, async () =>
-        this.supervisor.observe(row, world.get(row.id), await this.freshApp(row.app_id), releases),
-      );
+      await this.retried(`instance ${row.id}`, async () => {
+        // A starting instance may fail its release, which changes its app (the desired
+        // release goes back): its steps read the app afresh, as do those after it.
+        const app = row.state === 'starting' ? await this.freshApp(row.app_id) : appsAtStart.get(row.app_id);
+        await this.supervisor.observe(row, world.get(row.id), app, releases);
+      });
     }
     await this.stops.stopOrphans(world, rows, await this.phase.knownIds());
 
     const routes: RouteSpec[] = [];
     const switched: App[] = [];
     const retire: Instance[] = [];
-    // One listing for every app of the pass: what observe left (an app's own launches
-    // change only its own rows, which converge does not need to see again).
+    // Listed after the instances' steps, which may have changed apps and rows: what the
+    // apps' steps need, each in one query (an app's own launches change only its own rows,
+    // which converge does not need to see again).
     const rowsByApp = new Map<number, Instance[]>();
     for (const row of await listInstances(db))
       rowsByApp.set(row.app_id, [...(rowsByApp.get(row.app_id) ?? []), row]);
     const apps = await listAllApps(db);
+    const desired = await releasesByIds(db, [
+      ...new Set(apps.flatMap((a) => (a.desired_release_id === null ? [] : [a.desired_release_id]))),
+    ]);
+    const formations = await allFormations(db);
     // The owners named by the router's answers: one query in a pass that needs any.
     let owners: Promise<Map<number, string>> | undefined;
     const ownerName = async (userId: number): Promise<string | undefined> => {
@@ -157,14 +167,15 @@ export class InstanceReconciler {
       );
       return (await owners).get(userId) ?? userName(db, userId);
     };
-    for (const { id } of apps) {
+    for (const listed of apps) {
       // Not held back after a failure: the step also yields the app's route, and skipping it
       // would take the app off the router. What it retries backs off on its own (restarts,
       // the release phase).
-      await this.step(`app ${id}`, async () => {
-        const app = await this.freshApp(id);
-        if (!app) return;
-        const plan = await this.converge(app, world, rowsByApp.get(id) ?? []);
+      await this.step(`app ${listed.id}`, async () => {
+        const { app, plan } = await this.converge(listed, world, rowsByApp.get(listed.id) ?? [], {
+          desired,
+          formation: formations.get(listed.id) ?? new Map(),
+        });
         // An experiment that ended, awaits review or moved: the router answers for it.
         const answer = await routeAnswerOf(this.deps.db, app, ownerName);
         routes.push({
@@ -234,25 +245,31 @@ export class InstanceReconciler {
     return findApp(this.deps.db, id);
   }
 
-  /** Runs the release phase, then starts what the plan lacks. */
-  private async converge(app: App, world: Map<string, InstanceStatus>, rows: Instance[]) {
-    const { db } = this.deps;
-    const desired =
-      app.desired_release_id === null
-        ? undefined
-        : (await releasesByIds(db, [app.desired_release_id])).get(app.desired_release_id);
+  /** Runs the release phase, then starts what the plan lacks. `app` is as the pass listed
+   * it; the plan is made on the app as it is after the release phase. */
+  private async converge(
+    app: App,
+    world: Map<string, InstanceStatus>,
+    rows: Instance[],
+    listed: {
+      desired: Map<number, Release>;
+      formation: Map<string, { quantity: number; generation: number }>;
+    },
+  ): Promise<{ app: App; plan: ReturnType<typeof planApp> }> {
+    const desired = app.desired_release_id === null ? undefined : listed.desired.get(app.desired_release_id);
     // Expired or archived: not even a release command runs until a renewal (a deploy taken
     // meanwhile waits with its release phase pending).
     const stopped = stoppedByLifecycle(app);
     const phaseDone = desired && !stopped ? await this.phase.advance(app, desired, world) : !desired;
-    const formation = await formationEntries(db, app.id);
-    // Afresh: a failing release phase has just put the desired release back, and a request
-    // may have woken the app since this pass began.
-    const fresh = (await this.freshApp(app.id)) ?? app;
+    // Afresh after a release phase that is under way: a failing one has just put the desired
+    // release back. A request that wakes the app meanwhile nudges another pass.
+    const phaseActed =
+      desired !== undefined && (desired.phase_status === 'pending' || desired.phase_status === 'running');
+    const fresh = phaseActed ? ((await this.freshApp(app.id)) ?? app) : app;
     const plan = planApp({
       app: fresh,
       desiredTypes: desired ? releaseProcessTypes(desired) : {},
-      formation,
+      formation: listed.formation,
       rows,
       releasePhaseDone: phaseDone,
       // Expired or archived: nothing runs, as while asleep (its formation is kept for a renewal).
@@ -263,7 +280,7 @@ export class InstanceReconciler {
       for (const l of plan.launch)
         await this.supervisor.launch(app, desired, undefined, l.type, l.idx, l.generation);
     }
-    return plan;
+    return { app: fresh, plan };
   }
 
   /** The desired release serves now: its deploy's followers learn it after the last line. */

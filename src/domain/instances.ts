@@ -20,12 +20,17 @@ export function instancesOfApp(db: Store, appId: number): Promise<Instance[]> {
     .execute();
 }
 
-export async function formationEntries(
+/** Every app's formation, by app id: one query for a whole reconcile pass. */
+export async function allFormations(
   db: Store,
-  appId: number,
-): Promise<Map<string, { quantity: number; generation: number }>> {
-  const rows = await db.selectFrom('formations').selectAll().where('app_id', '=', appId).execute();
-  return new Map(rows.map((r) => [r.type, { quantity: r.quantity, generation: r.generation }]));
+): Promise<Map<number, Map<string, { quantity: number; generation: number }>>> {
+  const byApp = new Map<number, Map<string, { quantity: number; generation: number }>>();
+  for (const r of await db.selectFrom('formations').selectAll().execute()) {
+    const entries = byApp.get(r.app_id) ?? new Map<string, { quantity: number; generation: number }>();
+    entries.set(r.type, { quantity: r.quantity, generation: r.generation });
+    byApp.set(r.app_id, entries);
+  }
+  return byApp;
 }
 
 export async function releasesByIds(db: Store, ids: number[]): Promise<Map<number, Release>> {
