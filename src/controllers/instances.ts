@@ -260,6 +260,7 @@ export class InstanceReconciler {
     // Expired or archived: not even a release command runs until a renewal (a deploy taken
     // meanwhile waits with its release phase pending).
     const stopped = stoppedByLifecycle(app);
+    if (desired && stopped) await this.phase.halt(app, desired);
     const phaseDone = desired && !stopped ? await this.phase.advance(app, desired, world) : !desired;
     // Afresh after a release phase that is under way: a failing one has just put the desired
     // release back. A request that wakes the app meanwhile nudges another pass.

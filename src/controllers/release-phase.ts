@@ -69,6 +69,21 @@ export class ReleasePhase {
     }
   }
 
+  /** The app expired (or was archived) while its release command ran: the command is
+   * stopped like every other process of the app, and runs again from the start once a
+   * renewal brings the app back (a migration must be able to run twice anyway: a restart of
+   * the host can cut one short too). */
+  async halt(app: App, release: Release): Promise<void> {
+    if (release.phase_status !== 'running' || release.phase_instance === null) return;
+    await this.cleanUp(app, release.phase_instance);
+    await updateReleasePhase(this.deps.db, release.id, { phase_status: 'pending', phase_instance: null });
+    this.deps.note(
+      app,
+      release,
+      'release command stopped: the experiment expired; it runs again after a renewal',
+    );
+  }
+
   private async check(app: App, release: Release, status: InstanceStatus | undefined): Promise<boolean> {
     const id = release.phase_instance!;
     if (!status) {

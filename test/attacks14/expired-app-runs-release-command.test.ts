@@ -76,3 +76,51 @@ test('a deploy of an expired app does not run its release command until it is re
   );
   assert.equal(phase.phase_status, 'pending', 'the release phase waits for a renewal');
 });
+
+test('a release command running when the experiment expires is stopped, and runs again after a renewal', async () => {
+  const mallory = await createUser(db, 'mallory2', 'member');
+  const app = await createApp(db, mallory, 'midway', { memoryMiB: 64, cpus: 1, pids: 32 });
+  const release = await insertRelease(db, app.id, mallory.id, {
+    slug_dir: path.join(dir, 'slug'),
+    process_types: JSON.stringify({ web: 'serve' }),
+    runtime_env: '{}',
+    config_sealed: '',
+    release_command: 'echo a long migration; sleep',
+    health_path: null,
+    egress: '[]',
+    kind: 'deploy',
+    description: 'test',
+    deploy_id: null,
+  });
+  const phaseOf = () =>
+    db
+      .selectFrom('releases')
+      .select(['phase_status', 'phase_instance'])
+      .where('id', '=', release.id)
+      .executeTakeFirstOrThrow();
+  await reconciler.reconcileNow();
+  const running = await phaseOf();
+  assert.equal(running.phase_status, 'running');
+  const id = running.phase_instance!;
+  assert.equal((await driver.status(id)).running, true, 'the release command runs');
+
+  const expired = new Date().toISOString();
+  await db
+    .updateTable('apps')
+    .set({ expires_at: expired, expired_at: expired })
+    .where('id', '=', app.id)
+    .execute();
+  await reconciler.reconcileNow();
+  assert.equal((await driver.status(id)).running, false, 'the expired app still runs its release command');
+  assert.equal((await phaseOf()).phase_status, 'pending', 'it waits for a renewal');
+
+  await db
+    .updateTable('apps')
+    .set({ expires_at: new Date(Date.now() + 86_400_000).toISOString(), expired_at: null })
+    .where('id', '=', app.id)
+    .execute();
+  await reconciler.reconcileNow();
+  const again = await phaseOf();
+  assert.equal(again.phase_status, 'running', 'renewed: the release command runs again');
+  assert.notEqual(again.phase_instance, id);
+});
