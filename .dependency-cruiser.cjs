@@ -102,7 +102,17 @@ module.exports = {
     },
     only('client/', ['contract/', 'lib/']),
     only('cli/', ['client/', 'lib/']),
-    only('domain/', ['store/', 'lib/']),
+    only(
+      'dashboard/',
+      ['client/(browser|errors|ndjson|types)\\.ts$', 'contract/'],
+      'the dashboard runs in a browser: it reads and changes through /v1 with the fetch client ' +
+        '(client/browser.ts) and its types, never with client.ts (undici, node:stream)',
+    ),
+    only(
+      'domain/',
+      ['store/', 'lib/', 'gate/cookie\\.ts$'],
+      'gate/cookie.ts: route-gate.ts puts the gate cookie’s key of an app into its route (pure, lib/ only)',
+    ),
     only(
       'specs/',
       ['domain/', RUNTIME_INTERFACE, 'build/builder\\.ts$', 'store/', 'lib/'],

@@ -13,6 +13,7 @@ import { allFormations, listAllApps, listInstances, releasesByIds } from '../dom
 import { routeAnswerOf, stoppedByLifecycle, userNames } from '../domain/lifecycle.js';
 import { releaseProcessTypes } from '../domain/release-json.js';
 import { markReleaseServing } from '../domain/releases.js';
+import { routeGateOf } from '../domain/route-gate.js';
 import { Backoff } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import { RepeatedErrorLog } from '../lib/log-dedupe.js';
@@ -176,12 +177,14 @@ export class InstanceReconciler {
           desired,
           formation: formations.get(listed.id) ?? new Map(),
         });
-        // An experiment that ended, awaits review or moved: the router answers for it.
+        // An experiment that ended or moved: the router answers for it.
         const answer = await routeAnswerOf(this.deps.db, app, ownerName);
         routes.push({
           host: `${app.name}.${this.deps.config.domain}`,
           app: app.name,
           ...(answer ? { answer } : {}),
+          // Staff, invite or awaiting review: only visitors the gate let in reach it.
+          ...(answer ? {} : routeGateOf(app, this.deps.secrets)),
           // An instance whose port the driver has not said yet is not routed.
           servers: plan.servers.flatMap((r) =>
             r.port === null ? [] : [{ id: r.id, address: r.address ?? '127.0.0.1', port: r.port }],

@@ -12,7 +12,6 @@ import type { App, User } from '../store/schema.js';
 import { actorOf } from './apps.js';
 import { type Actor, recordAudit } from './audit.js';
 import { userName } from './auth.js';
-import { awaitsReview } from './experiments.js';
 import { assertWithinQuota, desiredInstances } from './quotas.js';
 
 export const DAY_MS = 86_400_000;
@@ -514,13 +513,12 @@ export async function removeHistory(db: Store, appId: number): Promise<boolean> 
 export type AppAnswer =
   | { kind: 'expired'; owner: string; since: string }
   | { kind: 'archived'; owner: string; since: string }
-  | { kind: 'review'; owner: string }
   | { kind: 'redirect'; location: string };
 
 /**
  * What the router answers instead of the app: an experiment that expired or was archived
- * (410, naming it, its owner and how to renew), one with sensitive data no admin approved
- * (403, awaits review), a graduated app with a new home (308 there). Undefined: it serves.
+ * (410, naming it, its owner and how to renew), a graduated app with a new home (308 there).
+ * Undefined: it serves (one awaiting review too: the router gates it, see route-gate.ts).
  */
 export async function routeAnswerOf(
   db: Store,
@@ -537,6 +535,5 @@ export async function routeAnswerOf(
     const location = redirectLocation(app.redirect_url);
     if (location !== undefined) return { kind: 'redirect', location };
   }
-  if (awaitsReview(app)) return { kind: 'review', owner: await owner() };
   return undefined;
 }

@@ -4,12 +4,14 @@
 // the runtime API can make the change.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { GATE_COOKIE, GATE_JWT_HEADER } from './gate-map.js';
 import {
   API_DOWN_PAGE,
   answerStatus,
   appAnswerPage,
   appDownPage,
   GATE_DOWN_PAGE,
+  GATE_REFUSED_PAGE,
   NOT_FOUND_PAGE,
   type PageOptions,
   renderPages,
@@ -42,7 +44,7 @@ export const GATE_BACKEND = 'petri_gate';
 
 /** The gate's paths (src/api/routes/gate.ts), as an HAProxy regex word (no backslash: the
  * config parser would take it as an escape). */
-export const GATE_PATHS = '^/[.]petri/(gate|consent|leave|join/[A-Za-z0-9_-]{1,512})$';
+export const GATE_PATHS = '^/[.]petri/(gate|consent|leave|sso|join/[A-Za-z0-9_-]{1,512})$';
 
 /** The waker's server name in every app backend; the runtime API never adds or removes it. */
 export const WAKER_SERVER = 'petri_waker';
@@ -182,6 +184,7 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     '  http-request set-header X-Real-IP %[src]',
     // Routing key: the Host header without its port, lower-cased.
     '  http-request set-var(txn.host) req.hdr(host),field(1,:),lower',
+    ...gateLines(paths.gateMap, page(GATE_REFUSED_PAGE)),
     `  use_backend petri_api if { var(txn.host) -m str ${opts.apiHost} }`,
   );
   for (const app of apps) {
@@ -238,6 +241,39 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The audience gate at the edge (issue 15). A host in the gate map (gate-map.ts) is gated; any
+ * other pays one map lookup and nothing more. A gated request passes only with a cookie
+ * that has the gate's one header, an HS256 signature made with the host's key, an `exp` in
+ * the future and the host's app in `app`; the app then gets who the visitor is. Without
+ * one, a GET or HEAD goes to the gate (its pages are open to all), anything else gets a 401:
+ * a redirect would lose what it sent. No request waits on the control plane: a visitor with
+ * a valid cookie reaches the app while the control plane is down.
+ *
+ * HAProxy 2.6's jwt_verify takes an HMAC secret from a variable, filled here from the map,
+ * so keys change through the runtime API with no reload. The signature is checked before the
+ * claims are read: json_query then parses what the gate itself signed.
+ */
+function gateLines(mapFile: string, refusedPage: string): string[] {
+  const gated = '{ var(txn.gate) -m found }';
+  const passed = '{ var(txn.gate_pass) -m bool }';
+  const cookie = 'var(txn.gate_cookie)';
+  return [
+    `  http-request set-var(txn.gate) var(txn.host),map(${mapFile})`,
+    `  http-request unset-var(txn.gate) if ${gated} { path -m reg ${GATE_PATHS} }`,
+    `  http-request set-var(txn.gate_app) var(txn.gate),field(1,:) if ${gated}`,
+    `  http-request set-var(txn.gate_key) var(txn.gate),field(2,:) if ${gated}`,
+    `  http-request set-var(txn.gate_cookie) req.cook(${GATE_COOKIE}) if ${gated}`,
+    `  http-request set-var(txn.gate_exp) ${cookie},jwt_payload_query('$.exp','int') if { ${cookie},field(1,.) -m str ${GATE_JWT_HEADER} } { ${cookie},jwt_verify(HS256,txn.gate_key) -m int 1 }`,
+    `  http-request set-var(txn.gate_pass) bool(1) if { var(txn.gate_exp) -m found } { date,sub(txn.gate_exp) -m int lt 0 } { ${cookie},jwt_payload_query('$.app'),strcmp(txn.gate_app) eq 0 }`,
+    `  http-request set-header X-Petri-User %[${cookie},jwt_payload_query('$.sub')] if ${passed}`,
+    `  http-request set-header X-Petri-User-Name %[${cookie},jwt_payload_query('$.name')] if ${passed}`,
+    // pathq: the path and query as sent; url_enc makes them one query parameter.
+    `  http-request redirect location /.petri/gate?next=%[pathq,url_enc] code 302 if ${gated} !${passed} METH_GET`,
+    `  http-request return status 401 content-type "text/html; charset=utf-8" file ${refusedPage} hdr Cache-Control no-store if ${gated} !${passed}`,
+  ];
 }
 
 function answerLines(app: AppRoute, page: (name: string) => string): string[] {

@@ -5,6 +5,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { until } from '../lib/until.js';
 import { fingerprintOf, type RenderOptions, renderHaproxyConfig } from './config.js';
+import { gateMapEntries, parseShowMap, planMapChanges, renderGateMap } from './gate-map.js';
 import { renderPages } from './pages.js';
 import { type RouterPaths, routerPaths } from './paths.js';
 import {
@@ -147,6 +148,7 @@ export class HaproxyRouter implements Router {
       await this.reload(wanted);
     } else {
       retry = await this.applyServerChanges(routes);
+      await this.applyGateChanges(routes);
     }
     await this.removeStalePages(routes);
     await this.persistRoutes(routes);
@@ -154,16 +156,19 @@ export class HaproxyRouter implements Router {
     if (retry) this.scheduleRetry();
   }
 
-  /** Writes pages and config, the config only once HAProxy has validated it. Unchanged
-   * files are left alone, so an idempotent apply touches nothing. */
+  /** Writes pages, the gate map and the config, the config only once HAProxy has validated
+   * it. Unchanged files are left alone, so an idempotent apply touches nothing. */
   private async writeConfig(
     routes: RouteSpec[],
     config = renderHaproxyConfig(this.opts, routes),
   ): Promise<void> {
-    const pages = renderPages(this.opts, groupRoutes(routes, this.opts.apiHost));
+    const apps = groupRoutes(routes, this.opts.apiHost);
+    const pages = renderPages(this.opts, apps);
     for (const [name, content] of pages) {
       await writeIfChanged(path.join(this.paths.pagesDir, name), content);
     }
+    // Before any reload or restart can read it: the map on disk is what a new worker loads.
+    await writeIfChanged(this.paths.gateMap, renderGateMap(gateMapEntries(apps)));
     if ((await readOrUndefined(this.paths.config)) === config) return;
     await writeFile(this.paths.nextConfig, config, { mode: 0o600 });
     try {
@@ -221,6 +226,20 @@ export class HaproxyRouter implements Router {
     if (commands.length > 0)
       this.log('info', { commands: commands.map((c) => c.command) }, 'changed servers');
     return retry;
+  }
+
+  /** Makes the running worker's gate map equal the wanted one: hosts gated or made public,
+   * keys rotated, each in effect from the next request, with no reload. */
+  private async applyGateChanges(routes: RouteSpec[]): Promise<void> {
+    const wanted = gateMapEntries(groupRoutes(routes, this.opts.apiHost));
+    const running = parseShowMap(await sendCommand(this.paths.adminSocket, `show map ${this.paths.gateMap}`));
+    const commands = planMapChanges(this.paths.gateMap, wanted, running);
+    for (const { command, ok } of commands) {
+      const answer = (await sendCommand(this.paths.adminSocket, command)).trim();
+      // The command names a key: never logged, nor put in an error.
+      if (!ok.test(answer)) throw new Error(`HAProxy runtime API refused a gate map change: ${answer}`);
+    }
+    if (commands.length > 0) this.log('info', { changes: commands.length }, 'changed the gate map');
   }
 
   private async loadedFingerprint(): Promise<string | undefined> {

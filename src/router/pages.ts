@@ -1,5 +1,6 @@
 // The pages HAProxy answers with itself: unknown host (404), app down (503), API down (503),
-// and an app's own answer (expired or archived: 410; awaits review: 403).
+// an app's own answer (expired or archived: 410), and the gate's refusal of a request that is
+// not a GET (401).
 // Pure: file name -> content. HAProxy reads them when it loads a config, so they are written
 // before the config that names them is validated.
 import type { RouteAnswer } from './router.js';
@@ -27,9 +28,13 @@ export function appAnswerPage(app: string): string {
   return `answer-${app}.html`;
 }
 
-/** The status of a page answer: 410 for an experiment that ended, 403 while one awaits review. */
-export function answerStatus(answer: Exclude<RouteAnswer, { kind: 'redirect' }>): number {
-  return answer.kind === 'review' ? 403 : 410;
+/** The gate's answer to a request without a valid cookie that a redirect would lose (a POST,
+ * a fetch): 401, asking to reload. */
+export const GATE_REFUSED_PAGE = '401-gate.html';
+
+/** The status of a page answer: 410, an experiment that ended. */
+export function answerStatus(_answer: Exclude<RouteAnswer, { kind: 'redirect' }>): number {
+  return 410;
 }
 
 export function renderPages(opts: PageOptions, apps: readonly AppRoute[]): Map<string, string> {
@@ -62,6 +67,14 @@ export function renderPages(opts: PageOptions, apps: readonly AppRoute[]): Map<s
       ),
     ),
   );
+  pages.set(
+    GATE_REFUSED_PAGE,
+    html(
+      'Please reload the page',
+      `<p>This experiment lets in only the visitors it was made for, and your pass to it has expired or is not valid.</p>
+<p>Reload the page to sign in again (what you sent was not kept).</p>`,
+    ),
+  );
   for (const app of apps) {
     pages.set(appDownPage(app.app), errorResponse(appDownHtml(opts, app.app)));
     if (app.answer && app.answer.kind !== 'redirect') {
@@ -71,7 +84,7 @@ export function renderPages(opts: PageOptions, apps: readonly AppRoute[]): Map<s
   return pages;
 }
 
-/** The page of an experiment that ended or awaits review (HAProxy's answer, and the waker's). */
+/** The page of an experiment that ended (HAProxy's answer, and the waker's). */
 export function answerHtml(
   opts: PageOptions,
   app: string,
@@ -88,17 +101,10 @@ export function answerHtml(
 <p>Its data is kept. If you own it or are in its team, ${code(`petri apps renew ${app}`)} brings it back as it was; otherwise, ask ${owner}.</p>`,
     );
   }
-  if (answer.kind === 'archived') {
-    return html(
-      'This experiment was archived',
-      `<p>The experiment ${name} on ${where}, owned by ${owner}, expired and was archived on ${escapeHtml(readableTime(answer.since))}: it no longer runs here.</p>
-<p>Its name stays with its team. Ask ${owner} if you need what it did.</p>`,
-    );
-  }
   return html(
-    'This experiment awaits review',
-    `<p>The experiment ${name} on ${where}, owned by ${owner}, declares sensitive data and does not serve until an admin of ${where} has reviewed it.</p>
-<p>Admins approve it with ${code(`petri apps approve ${app}`)} once its privacy note has been reviewed.</p>`,
+    'This experiment was archived',
+    `<p>The experiment ${name} on ${where}, owned by ${owner}, expired and was archived on ${escapeHtml(readableTime(answer.since))}: it no longer runs here.</p>
+<p>Its name stays with its team. Ask ${owner} if you need what it did.</p>`,
   );
 }
 

@@ -13,6 +13,8 @@ export interface RouterPaths {
   pagesDir: string;
   /** The last applied routes, so a fresh start after a reboot serves what was served. */
   routesFile: string;
+  /** The audience gate's map, host -> app and key (mode 600: it holds the keys). */
+  gateMap: string;
 }
 
 // HAProxy config lines are split on spaces and '#' starts a comment; Unix socket paths are
@@ -34,6 +36,7 @@ export function routerPaths(dir: string): RouterPaths {
     adminSocket: path.join(resolved, 'admin.sock'),
     pagesDir: path.join(resolved, 'pages'),
     routesFile: path.join(resolved, 'routes.json'),
+    gateMap: path.join(resolved, 'gate.map'),
   };
   if (paths.masterSocket.length > MAX_SOCKET_PATH) {
     throw new Error(`router dir '${resolved}' is too long for a Unix socket path; use a shorter one`);

@@ -15,8 +15,18 @@ export interface RouteSpec {
   /** Healthy instances to balance across. Empty: the app is down and gets the 503 page. */
   servers: RouteServer[];
   /** What the router answers itself instead of passing requests to the app's servers (an
-   * expired or archived experiment, one that awaits review, a graduated one that moved). */
+   * expired or archived experiment, a graduated one that moved). */
   answer?: RouteAnswer;
+  /** The audience gate: only visitors with the app's gate cookie, signed with this key, reach
+   * its servers (staff, invite, or awaiting review). Undefined: public, no check at all. */
+  gate?: RouteGate;
+}
+
+/** How the router checks an app's visitors (the gate cookie: an HS256 JWT, src/gate/cookie.ts). */
+export interface RouteGate {
+  /** The app's current cookie key, base64url text used as the HMAC secret as is: a new key
+   * (a new key version) refuses every cookie signed with the old one on the next request. */
+  key: string;
 }
 
 /** An answer the router gives on the app's behalf, with what its page says. */
@@ -25,8 +35,6 @@ export type RouteAnswer =
   | { kind: 'expired'; owner: string; since: string }
   /** 410: archived, the name reserved to its team. */
   | { kind: 'archived'; owner: string; since: string }
-  /** 403: sensitive data an admin has not approved yet. */
-  | { kind: 'review'; owner: string }
   /** 308 to the graduated app's new home (an absolute http(s) URL, see redirectLocation). */
   | { kind: 'redirect'; location: string };
 

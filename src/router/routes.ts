@@ -3,7 +3,7 @@
 // a host with a newline in it must never become a config directive.
 import net from 'node:net';
 import { SAFE_LOCATION } from '../lib/redirect-location.js';
-import type { RouteAnswer, RouteServer, RouteSpec } from './router.js';
+import type { RouteAnswer, RouteGate, RouteServer, RouteSpec } from './router.js';
 
 export interface AppRoute {
   app: string;
@@ -15,11 +15,15 @@ export interface AppRoute {
   servers: RouteServer[];
   /** What the router answers instead of the app (see RouteSpec.answer). */
   answer?: RouteAnswer;
+  /** The audience gate (see RouteSpec.gate). */
+  gate?: RouteGate;
 }
 
 const HOST = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const APP = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const SERVER_ID = /^[a-z0-9][a-z0-9.-]{0,99}$/;
+/** A gate key goes into a map file line and a runtime-API command: base64url text only. */
+const GATE_KEY = /^[A-Za-z0-9_-]{16,128}$/;
 
 export function backendName(app: string): string {
   return `app_${app}`;
@@ -68,6 +72,9 @@ export function groupRoutes(routes: readonly RouteSpec[], apiHost: string): AppR
         `redirect of app '${route.app}' must be an http(s) URL of URL-safe characters (see lib/redirect-location.ts)`,
       );
     }
+    if (route.gate !== undefined && !GATE_KEY.test(route.gate.key)) {
+      throw new Error(`gate key of app '${route.app}' must be base64url text (16 to 128 characters)`);
+    }
     const existing = byApp.get(route.app);
     if (existing === undefined) {
       byApp.set(route.app, {
@@ -76,6 +83,7 @@ export function groupRoutes(routes: readonly RouteSpec[], apiHost: string): AppR
         hosts: [route.host],
         servers,
         ...(route.answer ? { answer: route.answer } : {}),
+        ...(route.gate ? { gate: { key: route.gate.key } } : {}),
       });
       continue;
     }
@@ -85,6 +93,9 @@ export function groupRoutes(routes: readonly RouteSpec[], apiHost: string): AppR
     }
     if (JSON.stringify(existing.answer) !== JSON.stringify(route.answer)) {
       throw new Error(`routes of app '${route.app}' disagree on its answer`);
+    }
+    if (existing.gate?.key !== route.gate?.key) {
+      throw new Error(`routes of app '${route.app}' disagree on its gate`);
     }
     if (!existing.hosts.includes(route.host)) existing.hosts.push(route.host);
   }

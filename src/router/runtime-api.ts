@@ -29,6 +29,15 @@ export async function sendCommand(socketPath: string, command: string, timeoutMs
   });
 }
 
+/** A command of a plan (server-plan.ts, gate-map.ts) and what it answers. */
+export interface RuntimeCommand {
+  command: string;
+  /** What HAProxy answers on success; anything else is an error. */
+  ok: RegExp;
+  /** A failure that is expected and retried later instead of failing the apply. */
+  retryLater?: RegExp;
+}
+
 /** `show info`: "Key: value" lines. */
 export function parseShowInfo(text: string): Map<string, string> {
   const info = new Map<string, string>();

@@ -9,15 +9,7 @@ import { SERVER_OPTIONS, WAKER_SERVER } from './config.js';
 import type { RouteServer } from './router.js';
 import type { AppRoute } from './routes.js';
 import { formatAddress } from './routes.js';
-import type { RuntimeServer } from './runtime-api.js';
-
-export interface RuntimeCommand {
-  command: string;
-  /** What HAProxy answers on success; anything else is an error. */
-  ok: RegExp;
-  /** A failure that is expected and retried later instead of failing the apply. */
-  retryLater?: RegExp;
-}
+import type { RuntimeCommand, RuntimeServer } from './runtime-api.js';
 
 const SILENT = /^\s*$/;
 

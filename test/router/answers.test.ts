@@ -87,7 +87,9 @@ describe('the answers of HAProxy for expired, archived, unreviewed and moved app
         host: 'secret.petri.localhost',
         app: 'secret',
         servers: [backend.route],
-        answer: { kind: 'review', owner: 'cy@example.org' },
+        // Awaiting review is no answer of the router's any more: the app is gated, and the
+        // gate lets only its team through.
+        gate: { key: 'k'.repeat(43) },
       },
       {
         host: 'moved.petri.localhost',
@@ -126,11 +128,12 @@ describe('the answers of HAProxy for expired, archived, unreviewed and moved app
     assert.match(reply.body, /&#60;b&#62;bob&#60;\/b&#62;/);
   });
 
-  it('answers 403 "awaits review" for sensitive data no admin approved', async () => {
-    const reply = await get(port, 'secret.petri.localhost');
-    assert.equal(reply.status, 403);
-    assert.match(reply.body, /awaits review/);
-    assert.match(reply.body, /petri apps approve secret/);
+  it('sends a visitor of an app awaiting review to the gate, not to the app', async () => {
+    const hits = backend.hits;
+    const reply = await get(port, 'secret.petri.localhost', '/data');
+    assert.equal(reply.status, 302);
+    assert.equal(reply.headers.location, '/.petri/gate?next=%2Fdata');
+    assert.equal(backend.hits, hits, 'its servers get no request');
   });
 
   it('redirects a graduated app with 308 to exactly its new home', async () => {

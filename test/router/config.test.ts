@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { fingerprintOf, type RenderOptions, renderHaproxyConfig } from '../../src/router/config.js';
+import { gateMapEntries, parseShowMap, planMapChanges, renderGateMap } from '../../src/router/gate-map.js';
 import { escapeHtml, renderPages } from '../../src/router/pages.js';
 import type { RouteSpec } from '../../src/router/router.js';
 import { groupRoutes } from '../../src/router/routes.js';
@@ -30,6 +31,12 @@ const routes: RouteSpec[] = [
   { host: 'blog.petri.localhost', app: 'blog', servers: [{ id: 'blog-web.1', address: '::1', port: 5000 }] },
   { host: 'www.shop.example', app: 'shop', servers: [{ id: 'shop-web.2', address: '10.0.0.3', port: 5001 }] },
   { host: 'idle.petri.localhost', app: 'idle', servers: [] },
+  {
+    host: 'lab.petri.localhost',
+    app: 'lab',
+    servers: [{ id: 'lab-web.1', address: '10.0.0.4', port: 5002 }],
+    gate: { key: 'mL3pQ0vYh2y8xkz1g9aW4c7e5tJ6uB0nR2sD8fV1oIk' },
+  },
 ];
 
 function golden(name: string, actual: string): void {
@@ -55,6 +62,14 @@ describe('renderHaproxyConfig', () => {
     assert.notEqual(fingerprintOf(renderHaproxyConfig({ ...opts, domain: 'example.org' }, routes)), base);
   });
 
+  it('keeps the fingerprint when an app is gated, made public or has its key rotated', () => {
+    const base = fingerprintOf(renderHaproxyConfig(opts, routes));
+    const publicAll = routes.map(({ gate: _gate, ...r }) => r);
+    const gatedAll = routes.map((r) => ({ ...r, gate: { key: 'A'.repeat(43) } }));
+    assert.equal(fingerprintOf(renderHaproxyConfig(opts, publicAll)), base);
+    assert.equal(fingerprintOf(renderHaproxyConfig(opts, gatedAll)), base);
+  });
+
   it('refuses what could inject config', () => {
     const bad: RouteSpec[][] = [
       [{ host: 'a.petri.localhost\nlisten x', app: 'a', servers: [] }],
@@ -63,6 +78,12 @@ describe('renderHaproxyConfig', () => {
       [{ host: 'a.petri.localhost', app: 'a', servers: [{ id: 'x', address: 'evil.example', port: 1 }] }],
       [{ host: 'a.petri.localhost', app: 'a', servers: [{ id: 'x', address: '127.0.0.1', port: 70000 }] }],
       [{ host: 'petri.localhost', app: 'a', servers: [] }],
+      [{ host: 'a.petri.localhost', app: 'a', servers: [], gate: { key: 'k k' } }],
+      [{ host: 'a.petri.localhost', app: 'a', servers: [], gate: { key: `${'k'.repeat(40)}\nx` } }],
+      [
+        { host: 'a.petri.localhost', app: 'a', servers: [], gate: { key: 'k'.repeat(43) } },
+        { host: 'b.petri.localhost', app: 'a', servers: [] },
+      ],
     ];
     for (const r of bad) assert.throws(() => renderHaproxyConfig(opts, r));
     assert.throws(() => renderHaproxyConfig({ ...opts, dir: '/tmp/with space' }, []));
@@ -78,6 +99,38 @@ describe('renderPages', () => {
     const pages = renderPages({ ...opts, domain: '<script>' }, groupRoutes(routes, opts.apiHost));
     for (const page of pages.values()) assert.doesNotMatch(page, /<script>/);
     golden('503-app-blog.http', pages.get('503-app-blog.http') ?? '');
+  });
+});
+
+describe('the gate map', () => {
+  it('renders the golden map: every host of a gated app, none of a public one', () => {
+    golden('gate.map', renderGateMap(gateMapEntries(groupRoutes(routes, opts.apiHost))));
+  });
+
+  it('plans add, set and del map for what changed, nothing when it matches', () => {
+    const file = '/r/gate.map';
+    const wanted = new Map([
+      ['a.petri.localhost', 'a:new'],
+      ['b.petri.localhost', 'b:key'],
+      ['c.petri.localhost', 'c:key'],
+    ]);
+    const running = parseShowMap(
+      [
+        '0x55e34f27d460 a.petri.localhost a:old',
+        '0x55e34f27d470 b.petri.localhost b:key',
+        '0x55e34f27d480 gone.petri.localhost gone:key',
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual(
+      planMapChanges(file, wanted, running).map((c) => c.command),
+      [
+        'set map /r/gate.map a.petri.localhost a:new',
+        'add map /r/gate.map c.petri.localhost c:key',
+        'del map /r/gate.map gone.petri.localhost',
+      ],
+    );
+    assert.deepEqual(planMapChanges(file, wanted, wanted), []);
   });
 });
 
