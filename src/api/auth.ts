@@ -3,17 +3,23 @@
 // - onRoute: every route declares `config: { access }` (see domain/access.ts); a route
 //   without one stops the server from starting, so none is left open by omission.
 // - onRequest: the bearer token becomes `req.user` and `req.token` (refused: a missing,
-//   unknown, revoked or expired token, a disabled user). A person who signs in with OIDC or
+//   unknown, revoked or expired token, a disabled user). Without an Authorization header,
+//   a browser's web session cookie does the same (req.token null, req.webSession set), and
+//   its changes need the session's X-CSRF-Token. A person who signs in with OIDC or
 //   LDAP is re-checked with their provider, whichever token they use, when their last check
 //   is older than identity.recheckSeconds. Public routes take no token.
 // - preParsing: the route's level is applied to the app (`:name`) or team (`:team`) it
 //   names, which is loaded once and handed to the handler as `req.target`. It runs before
 //   the body is read, parsed or validated, so who-you-are is answered before what-you-sent
 //   (a viewer's malformed JSON or upload is refused as the viewer's, unread).
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ACCESS_LEVELS, type Access, decide, refusal } from '../domain/access.js';
 import { appWithRole, teamWithRole } from '../domain/app-access.js';
 import { authenticate } from '../domain/auth.js';
+import { authenticateWebSession, SESSION_COOKIE, type WebSession } from '../domain/web-sessions.js';
+import { cookieValues } from '../gate/cookie.js';
+import { UserError } from '../lib/errors.js';
 import type { App, Team, TeamRole, Token, User } from '../store/schema.js';
 import type { ApiContext } from './context.js';
 
@@ -37,6 +43,8 @@ declare module 'fastify' {
     token: Token | null;
     /** The app (`:name`) or team (`:team`) of the route, once the caller may reach it. */
     target: Target;
+    /** The browser's web session, when the request came with its cookie instead of a token. */
+    webSession: WebSession | null;
   }
   interface FastifyContextConfig {
     /** Who may call the route: see domain/access.ts. Every route declares one. */
@@ -49,6 +57,7 @@ export function registerAccess(api: FastifyInstance, ctx: ApiContext): void {
   api.decorateRequest('user', null as unknown as User);
   api.decorateRequest('token', null);
   api.decorateRequest('target', null as unknown as Target);
+  api.decorateRequest('webSession', null);
 
   api.addHook('onRoute', (route) => {
     const access = route.config?.access;
@@ -97,8 +106,11 @@ export function registerAuth(api: FastifyInstance, ctx: ApiContext): void {
   api.addHook('onRequest', async (req: FastifyRequest) => {
     if (accessOf(req) === 'public') return;
     const header = req.headers.authorization;
+    // A browser signed in on the web (the dashboard) sends its session cookie and no token.
+    const session = header === undefined ? await webSessionOf(ctx, req) : undefined;
     const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-    const { user, token } = await authenticate(ctx.db, bearer);
+    const { user, token } = session ?? (await authenticate(ctx.db, bearer));
+    req.webSession = session?.session ?? null;
     // authenticate refuses disabled users; so does decide(), should a disabled user get here.
     const decision = decide(user, 'signed-in');
     if (decision !== 'ok') throw refusal(decision, 'signed-in', user);
@@ -115,6 +127,64 @@ export function registerAuth(api: FastifyInstance, ctx: ApiContext): void {
     req.user = current;
     req.token = token;
   });
+}
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * The web session of a request that came with the petri_session cookie (and no
+ * Authorization header), checked as a token is: unknown, ended or a disabled account are
+ * refused. A change (POST, PUT, PATCH, DELETE) must also carry the session's X-CSRF-Token,
+ * which only the session's own pages can read (GET /v1/session); a WebSocket (petri run),
+ * which no browser lets a page add a header to, must come from the API's own origin. Other
+ * app hosts are the same site as the API host, so SameSite alone would not stop them.
+ */
+async function webSessionOf(ctx: ApiContext, req: FastifyRequest) {
+  const values = cookieValues(req.headers.cookie, SESSION_COOKIE);
+  if (values.length === 0) return undefined;
+  let found: Awaited<ReturnType<typeof authenticateWebSession>> | undefined;
+  let refusal: unknown;
+  // A sibling host may have added a cookie of the same name: the one that is a session counts.
+  for (const value of values) {
+    try {
+      found = await authenticateWebSession(ctx.db, value);
+      break;
+    } catch (err) {
+      refusal = err;
+    }
+  }
+  if (!found) throw refusal;
+  if (UNSAFE.has(req.method) && !sameSecret(req.headers['x-csrf-token'], found.session.csrf)) {
+    throw new UserError(
+      'forbidden',
+      req.headers['x-csrf-token'] === undefined
+        ? "a change made with a web session needs the header X-CSRF-Token (the 'csrf' of GET /v1/session); nothing was changed"
+        : "the X-CSRF-Token is not this session's (it is stale, or from another session): read it again from GET /v1/session; nothing was changed",
+    );
+  }
+  if (req.headers.upgrade !== undefined) {
+    const origin = req.headers.origin;
+    let host: string | undefined;
+    try {
+      host = origin ? new URL(origin).host : undefined;
+    } catch {
+      host = undefined;
+    }
+    if (host === undefined || host !== req.headers.host) {
+      throw new UserError(
+        'forbidden',
+        'a WebSocket with a web session must come from the Petri page itself (its Origin is not this host); nothing was started',
+      );
+    }
+  }
+  return { user: found.user, token: null, session: found.session };
+}
+
+function sameSecret(given: unknown, expected: string): boolean {
+  if (typeof given !== 'string') return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** The route's level for this request; undefined for the not-found handler. */

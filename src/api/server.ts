@@ -27,6 +27,7 @@ import { audienceRoutes } from './routes/audiences.js';
 import { auditRoutes } from './routes/audit.js';
 import { authRoutes } from './routes/auth.js';
 import { authOidcRoutes } from './routes/auth-oidc.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { deployRoutes } from './routes/deploys.js';
 import { egressRoutes } from './routes/egress.js';
 import { experimentRoutes } from './routes/experiments.js';
@@ -35,13 +36,16 @@ import { gitRoutes } from './routes/git.js';
 import { graduationRoutes } from './routes/graduation.js';
 import { lifecycleRoutes, registerLifecycleHooks } from './routes/lifecycle.js';
 import { logRoutes } from './routes/logs.js';
+import { metricsRoutes, registerApiMetrics } from './routes/metrics.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
 import { runRoutes } from './routes/run.js';
 import { stackRoutes } from './routes/stacks.js';
+import { statusRoutes } from './routes/status.js';
 import { teamRoutes } from './routes/teams.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
+import { webAuthRoutes } from './routes/web-auth.js';
 import { Uploads } from './uploads.js';
 
 type BuildValidator = NonNullable<
@@ -152,6 +156,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   api.addHook('preClose', async () => uploads.stopAll());
   // First of the hooks: the others run in the request's audit scope (see audit-hooks.ts).
   registerAuditHooks(api, ctx.db);
+  registerApiMetrics(api, ctx);
   // Before any route: every route must declare its access level (see auth.ts).
   registerAccess(api, ctx);
   gitRoutes(api, ctx, uploads); // before registerAuth: its onRequest hook turns git's Basic auth into a bearer token
@@ -180,7 +185,11 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   lifecycleRoutes(api, ctx);
   experimentRoutes(api, ctx);
   gateRoutes(api, ctx); // public: /.petri/... under an app's host, the audience gate's pages
+  webAuthRoutes(api, ctx); // /login, /logout, /gate/sso on the API host; GET /v1/session
   audienceRoutes(api, ctx);
+  dashboardRoutes(api); // public: the dashboard's page and files (it reads /v1 like the CLI)
+  metricsRoutes(api, ctx);
+  statusRoutes(api, ctx); // public: /status and /v1/status
   return api;
 }
 

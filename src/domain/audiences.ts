@@ -448,7 +448,11 @@ export async function isInvited(db: Store, appId: number, email: string): Promis
  * refusal that says why (unknown, revoked, expired, used up). Atomic: two people racing for
  * the last use cannot both have it.
  */
-export async function useLink(db: Store, appId: number, secret: string): Promise<number> {
+export async function spendLink(
+  db: Store,
+  appId: number,
+  secret: string,
+): Promise<{ id: number; email: string | null }> {
   const hash = hashLinkSecret(secret);
   return db.transaction().execute(async (tx) => {
     const link = await tx
@@ -481,7 +485,14 @@ export async function useLink(db: Store, appId: number, secret: string): Promise
         'this invite link has been used as many times as it may; ask whoever sent it for a new one',
       );
     }
-    return link.id;
+    // A personal link works for its invitee while they are on the list.
+    if (link.email !== null && !(await isInvited(tx, appId, link.email))) {
+      throw new UserError(
+        'forbidden',
+        'this invite link was for someone who is no longer invited; ask whoever sent it',
+      );
+    }
+    return { id: link.id, email: link.email };
   });
 }
 

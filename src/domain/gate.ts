@@ -36,21 +36,27 @@ export async function gateAppOf(
   };
 }
 
-/** The id of the app's invite link with this secret while it still lets people in (not
- * revoked, expired or used up), without taking a use: opening a link only shows the notice,
- * and its use is taken (useLink) when the visitor consents. */
-export async function usableLinkId(
+/** The app's invite link with this secret while it still lets people in (not revoked,
+ * expired or used up), without taking a use: opening a link only shows the notice, and its
+ * use is taken (spendLink) when the visitor consents. A personal link names its invitee. */
+export async function usableLink(
   db: Store,
   appId: number,
   secret: string,
   nowMs = Date.now(),
-): Promise<number | undefined> {
+): Promise<{ id: number; email: string | null } | undefined> {
   const link = await db
     .selectFrom('audience_links')
-    .select(['id', 'uses_left', 'expires_at', 'revoked_at'])
+    .select(['id', 'uses_left', 'expires_at', 'revoked_at', 'email'])
     .where('app_id', '=', appId)
     .where('token_hash', '=', hashLinkSecret(secret))
     .executeTakeFirst();
   if (!link || link.revoked_at !== null || link.uses_left <= 0) return undefined;
-  return Date.parse(link.expires_at) > nowMs ? link.id : undefined;
+  return Date.parse(link.expires_at) > nowMs ? { id: link.id, email: link.email } : undefined;
+}
+
+/** Who a link lets in, as the gate cookie and the app name them: the invitee of a personal
+ * link, or invite:<link id> for anyone with a shared one. */
+export function linkVisitor(link: { id: number; email: string | null }): string {
+  return link.email ?? `invite:${link.id}`;
 }

@@ -80,6 +80,8 @@ async function otherActiveAdmins(db: Store, except: number): Promise<number> {
 
 /** Revokes every live token of the user; answers how many. */
 export async function revokeAllTokens(db: Store, userId: number): Promise<number> {
+  // The browser's web sessions (the dashboard, the gate's SSO) end with the tokens.
+  await db.deleteFrom('web_sessions').where('user_id', '=', userId).execute();
   const result = await db
     .updateTable('tokens')
     .set({ revoked_at: now() })

@@ -88,10 +88,13 @@ export function validVisitor(sub: string): boolean {
 }
 
 /** A name safe to put in a header: no control characters (C0, DEL, C1, line and paragraph
- * separators), whitespace runs as one space, at most NAME_MAX characters. */
+ * separators, invisible format characters), whitespace runs as one space, at most NAME_MAX
+ * characters. */
 export function cleanName(name: string): string {
   const cleaned = name
-    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ')
+    // Controls (C0, DEL, C1), line and paragraph separators, and the invisible format
+    // characters (bidi overrides, zero-width joiners): HAProxy copies the name into a header.
+    .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Co}\p{Cn}]/gu, ' ')
     .replace(/\s+/g, ' ')
     .trim();
   return [...cleaned].slice(0, NAME_MAX).join('');
@@ -232,4 +235,18 @@ function mac(key: string, data: string): string {
 
 function b64(text: string): string {
   return Buffer.from(text, 'utf8').toString('base64url');
+}
+
+/** Every value of the cookie `name` in a Cookie header, at most 10 (a sibling host under the
+ * same domain may have added one of the same name, so there may be several). */
+export function cookieValues(header: string | undefined, name: string): string[] {
+  if (!header) return [];
+  const out: string[] = [];
+  for (const part of header.split(';')) {
+    const at = part.indexOf('=');
+    if (at < 0) continue;
+    if (part.slice(0, at).trim() === name) out.push(part.slice(at + 1).trim());
+    if (out.length >= 10) break;
+  }
+  return out;
 }

@@ -29,6 +29,12 @@ button{font:inherit;font-weight:600;min-height:2.75rem;padding:.5rem 1.25rem;bor
 .no{background:#fff;color:#1b1b1b;border:2px solid #4a4a4a}
 button:focus-visible,a:focus-visible{outline:3px solid #b8420f;outline-offset:2px}
 a{color:#0b4fb3}
+a.button{display:inline-block;text-decoration:none;font-weight:600;min-height:2.75rem;padding:.6rem 1.25rem;border-radius:.375rem}
+a.button.go{background:#0b4fb3;color:#fff;border:2px solid #0b4fb3}
+label{font-weight:600}
+input[type=text],input[type=password]{font:inherit;width:100%;max-width:24rem;min-height:2.75rem;padding:.4rem .6rem;border:2px solid #4a4a4a;border-radius:.375rem;margin-top:.25rem}
+input:focus-visible{outline:3px solid #b8420f;outline-offset:2px}
+.error{border:2px solid #a40e26;background:#fff0f2;color:#5c0011;border-radius:.375rem;padding:.25rem 1rem;margin-bottom:1rem}
 small{color:#4a4a4a}`;
 
 /** The Content-Security-Policy of every gate page: nothing but the inline style above, no
@@ -104,16 +110,64 @@ export function messagePage(
   title: string,
   paragraphs: string[],
   form?: { action: string; csrf: string; label: string; next?: string },
+  link?: { href: string; label: string },
 ): string {
   const e = escapeHtml;
   const text = paragraphs.map((p) => `<p>${e(p)}</p>`).join('\n');
+  const more = link ? `\n<p><a href="${e(link.href)}">${e(link.label)}</a></p>` : '';
   const button = form
     ? `\n<form method="post" action="${e(form.action)}">
 <input type="hidden" name="csrf" value="${e(form.csrf)}">${form.next ? `\n<input type="hidden" name="next" value="${e(form.next)}">` : ''}
 <div class="actions"><button class="go" type="submit">${e(form.label)}</button></div>
 </form>`
     : '';
-  return shell(title, `<h1>${e(title)}</h1>\n${text}${button}`);
+  return shell(title, `<h1>${e(title)}</h1>\n${text}${more}${button}`);
+}
+
+export interface LoginInput {
+  /** Where the person goes once signed in (a path on the API host, already checked). */
+  next: string;
+  /** Single sign-on is configured: its button is shown. */
+  oidc: boolean;
+  /** An LDAP directory is configured: the form takes a directory user name too. */
+  ldap: boolean;
+  /** What went wrong with the last try, said at the top of the page. */
+  error?: string;
+  /** The name typed last time (never the password). */
+  login?: string;
+  /** Why a sign-in is asked: the experiment the person is on the way to, if any. */
+  forApp?: string;
+}
+
+/** Petri's sign-in page on the API host (GET /login): single sign-on's button, and the form
+ * for local accounts (and LDAP's, when configured). */
+export function loginPage(n: LoginInput): string {
+  const e = escapeHtml;
+  const nextQuery = n.next === '/' ? '' : `?next=${encodeURIComponent(n.next)}`;
+  const error = n.error
+    ? `<div role="alert" class="error"><p><strong>Not signed in:</strong> ${e(n.error)}</p></div>\n`
+    : '';
+  const why = n.forApp
+    ? `<p>Sign in to continue to the experiment <strong>${e(n.forApp)}</strong>. If you were sent an invite link for it, open that link instead: it needs no account.</p>\n`
+    : '';
+  const sso = n.oidc
+    ? `<p><a class="button go" href="/login/oidc${e(nextQuery)}">Sign in with your organisation’s account</a></p>
+<h2>Or with a password</h2>\n`
+    : '';
+  const what = n.ldap ? 'E-mail or directory user name' : 'E-mail';
+  const form = `<form method="post" action="/login/password">
+<input type="hidden" name="next" value="${e(n.next)}">
+<p><label for="login">${what}</label><br>
+<input id="login" name="login" type="text" autocomplete="username" required maxlength="254" value="${e(n.login ?? '')}"></p>
+<p><label for="password">Password</label><br>
+<input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"></p>
+<div class="actions"><button class="${n.oidc ? 'no' : 'go'}" type="submit">Sign in</button></div>
+</form>`;
+  return shell(
+    'Sign in',
+    `${error}<h1>Sign in to Petri</h1>\n${why}${sso}${form}`,
+    'where your organisation runs its experiments',
+  );
 }
 
 function dataText(dataClass: DataClass): string {
@@ -140,7 +194,11 @@ function readableDate(iso: string): string {
   return Number.isNaN(ms) ? iso : new Date(ms).toISOString().slice(0, 10);
 }
 
-function shell(title: string, body: string): string {
+function shell(
+  title: string,
+  body: string,
+  footerFor = 'this experiment runs on, before the experiment itself',
+): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -154,7 +212,7 @@ function shell(title: string, body: string): string {
 <main>
 ${body}
 </main>
-<footer><p><small>Shown by Petri, the platform this experiment runs on, before the experiment itself.</small></p></footer>
+<footer><p><small>Shown by Petri, the platform ${escapeHtml(footerFor)}.</small></p></footer>
 </body>
 </html>
 `;

@@ -82,6 +82,13 @@ export class Identity {
   /** Signs in with an LDAP name and password: the entry found and bound, then signIn()'s
    * decision (invitation, allowed group or domain), then a session token. */
   async signInWithLdap(username: string, password: string, ip?: string): Promise<SignedIn> {
+    const user = await this.ldapUser(username, password, ip);
+    return this.startSession(user, `ldap sign-in from ${ip ?? 'unknown address'}`);
+  }
+
+  /** The account an LDAP name and password sign in as (the web sign-in makes a web session
+   * of it; the API a token). */
+  async ldapUser(username: string, password: string, ip?: string): Promise<User> {
     const ldap = this.ldap;
     if (!ldap) {
       throw new UserError(
@@ -105,11 +112,17 @@ export class Identity {
     );
     const recheck: LdapRecheck = { provider: 'ldap', dn: person.dn, username: person.username };
     await saveRecheck(this.deps.db, user.id, this.deps.secrets.seal(JSON.stringify(recheck)));
-    return this.startSession(user, `ldap sign-in from ${ip ?? 'unknown address'}`);
+    return user;
   }
 
   /** Signs in to a local account with its e-mail and password. */
   async signInWithPassword(email: string, password: string, ip?: string): Promise<SignedIn> {
+    const user = await this.passwordUser(email, password, ip);
+    return this.startSession(user, `password sign-in from ${ip ?? 'unknown address'}`);
+  }
+
+  /** The local account an e-mail and password sign in as (refused: wrong, unusable). */
+  async passwordUser(email: string, password: string, ip?: string): Promise<User> {
     const user = await this.attempt('local', email, ip, async () => {
       if (password.length === 0)
         throw new FailedAttempt('the password is empty; type your password', 'empty password');
@@ -131,7 +144,7 @@ export class Identity {
       throw err;
     }
     await auditSignIn(this.deps.db, user, 'local', ip);
-    return this.startSession(user, `password sign-in from ${ip ?? 'unknown address'}`);
+    return user;
   }
 
   /** Makes the local account an invitation link is for, with this password, and signs it in.

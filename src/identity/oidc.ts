@@ -1,6 +1,7 @@
 // Signing in with the organisation's OIDC provider, Petri's server being the confidential
 // client: the browser flow (authorization code + PKCE, redirected to the CLI's loopback
-// listener, RFC 8252), the device flow, and the re-check of a person with the provider (a
+// listener, RFC 8252), the web flow (the same, redirected to the API host's own
+// /login/oidc/callback, for a web session), the device flow, and the re-check of a person with the provider (a
 // refresh, with the refresh token of their newest sign-in, kept sealed on their account)
 // that ends the tokens of someone removed there. Every flow's state is in the store
 // (domain/login-flows.ts), sealed and single use.
@@ -53,6 +54,16 @@ interface BrowserFlow {
   verifier: string;
   redirectUri: string;
   secretHash: string;
+}
+
+/** A web sign-in in progress: the callback is the API host's own, and `next` where the
+ * person was going (a path on the API host, already checked). */
+interface WebFlow {
+  state: string;
+  nonce: string;
+  verifier: string;
+  redirectUri: string;
+  next: string;
 }
 
 interface DeviceFlow {
@@ -389,6 +400,113 @@ export class OidcProvider {
     tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers,
     ip?: string,
   ): Promise<SignedIn> {
+    const user = await this.admit(config, tokens, ip);
+    const days = this.deps.config.identity.sessionDays;
+    const token = await issueToken(this.deps.db, user.id, `oidc sign-in from ${ip ?? 'unknown address'}`, {
+      kind: 'session',
+      expiresAt: new Date(Date.now() + days * 86_400_000).toISOString(),
+    });
+    return { token, user: { name: user.name, role: user.role, email: user.email } };
+  }
+
+  /**
+   * The web sign-in's first half (GET /login/oidc on the API host): the provider's page to
+   * send the browser to, with the API host's own callback, and the flow's id, which the
+   * browser keeps in a cookie so that only the browser that started a sign-in can finish it.
+   * State, nonce and PKCE verifier stay in the store, sealed, single use, 10 minutes.
+   */
+  async startWeb(
+    input: { redirectUri: string; next: string },
+    ip?: string,
+  ): Promise<{ flow: string; authorizeUrl: string }> {
+    const config = await this.configuration();
+    await this.limitOpenFlows(ip);
+    const data: WebFlow = {
+      state: oidc.randomState(),
+      nonce: oidc.randomNonce(),
+      verifier: oidc.randomPKCECodeVerifier(),
+      redirectUri: input.redirectUri,
+      next: input.next,
+    };
+    const flow = await createLoginFlow(this.deps.db, this.deps.secrets, 'web', data);
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: input.redirectUri,
+      scope: this.scopes(config),
+      state: data.state,
+      nonce: data.nonce,
+      code_challenge: await oidc.calculatePKCECodeChallenge(data.verifier),
+      code_challenge_method: 'S256',
+    });
+    return { flow: flow.id, authorizeUrl: url.href };
+  }
+
+  /**
+   * The web sign-in's second half (GET /login/oidc/callback): the flow the browser's cookie
+   * names, used up before anything else, the state compared, the code exchanged with the
+   * verifier: the account it signs in as, and where the person was going.
+   */
+  async finishWeb(
+    input: { flows: string[]; query: URLSearchParams },
+    ip?: string,
+  ): Promise<{ user: User; next: string }> {
+    const state = input.query.get('state') ?? '';
+    let flow: Awaited<ReturnType<typeof findLoginFlow<WebFlow>>>;
+    for (const id of input.flows.slice(0, 5)) {
+      const found = await findLoginFlow<WebFlow>(this.deps.db, this.deps.secrets, id, 'web');
+      if (found && constantEquals(state, found.data.state)) {
+        flow = found;
+        break;
+      }
+      flow ??= found;
+    }
+    if (!flow)
+      return this.refuse(
+        ip,
+        'unknown, used or expired web flow',
+        'this sign-in was not started in this browser, was already finished or is older than 10 minutes; sign in again',
+      );
+    if (!(await consumeLoginFlow(this.deps.db, flow.id)))
+      return this.refuse(ip, 'flow already used', 'this sign-in was already finished; sign in again');
+    if (!constantEquals(state, flow.data.state))
+      return this.refuse(
+        ip,
+        'state mismatch',
+        'the sign-in answer does not belong to the sign-in this browser started (its state differs): it may be forged; sign in again',
+      );
+    const providerError = input.query.get('error');
+    if (providerError)
+      return this.refuse(
+        ip,
+        `provider answered ${providerError}`,
+        `the sign-in provider did not sign you in (${providerError}${input.query.get('error_description') ? `: ${input.query.get('error_description')?.slice(0, 200)}` : ''}); sign in again`,
+      );
+    const config = await this.configuration();
+    const callback = new URL(flow.data.redirectUri);
+    for (const key of ['code', 'state', 'iss']) {
+      const value = input.query.get(key);
+      if (value !== null) callback.searchParams.set(key, value);
+    }
+    let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+    try {
+      tokens = await oidc.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: flow.data.verifier,
+        expectedState: flow.data.state,
+        expectedNonce: flow.data.nonce,
+        idTokenExpected: true,
+      });
+    } catch (err) {
+      return this.refuseProviderAnswer(ip, err);
+    }
+    return { user: await this.admit(config, tokens, ip), next: flow.data.next };
+  }
+
+  /** The account the provider's verified answer signs in as: its claims checked, the
+   * sign-in policy applied, the refresh token kept for the re-checks. */
+  private async admit(
+    config: oidc.Configuration,
+    tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers,
+    ip?: string,
+  ): Promise<User> {
     const idClaims = tokens.claims();
     if (!idClaims || !tokens.id_token)
       return this.refuse(
@@ -451,12 +569,7 @@ export class OidcProvider {
       refreshToken: tokens.refresh_token,
     };
     await saveRecheck(this.deps.db, user.id, this.deps.secrets.seal(JSON.stringify(recheck)));
-    const days = this.deps.config.identity.sessionDays;
-    const token = await issueToken(this.deps.db, user.id, `oidc sign-in from ${ip ?? 'unknown address'}`, {
-      kind: 'session',
-      expiresAt: new Date(Date.now() + days * 86_400_000).toISOString(),
-    });
-    return { token, user: { name: user.name, role: user.role, email: user.email } };
+    return user;
   }
 
   private async userInfo(

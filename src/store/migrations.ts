@@ -620,6 +620,174 @@ migrations['0020-audiences'] = {
   },
 };
 
+migrations['0021-web-sessions'] = {
+  async up(db: Kysely<unknown>) {
+    // Sign-in on the web (the dashboard, the gate's SSO): a browser's session on the API
+    // host, its cookie's sha256 here (the cookie itself is never stored), with its CSRF token
+    // and two ends: idle (last_used_at + the idle period) and absolute (expires_at).
+    await db.schema
+      .createTable('web_sessions')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('csrf', 'text', (c) => c.notNull())
+      .addColumn('description', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('last_used_at', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('web_sessions_user').on('web_sessions').column('user_id').execute();
+    // The gate's single-use tickets (API host -> app host, 60 s, bound to one app).
+    await db.schema
+      .createTable('gate_tickets')
+      .addColumn('hash', 'text', (c) => c.primaryKey())
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .execute();
+    // A personal invite link (petri audience invite EMAIL --link): for that invitee only.
+    await db.schema.alterTable('audience_links').addColumn('email', 'text').execute();
+  },
+};
+
+migrations['0022-mail'] = {
+  async up(db: Kysely<unknown>) {
+    // The mail relay (issue 17). An app's SMTP password and HTTP token are derived from the
+    // server's key and this version (never stored): `petri mail rotate` raises it.
+    await db.schema
+      .alterTable('apps')
+      .addColumn('mail_key_version', 'integer', (c) => c.notNull().defaultTo(1))
+      .execute();
+    // Per app: an admin's overrides of the server's limits (null: the default), the refusals
+    // in a row and the pause they lead to.
+    await db.schema
+      .createTable('mail_apps')
+      .addColumn('app_id', 'integer', (c) => c.primaryKey().references('apps.id').onDelete('cascade'))
+      .addColumn('per_hour', 'integer')
+      .addColumn('per_day', 'integer')
+      .addColumn('recipients', 'integer')
+      .addColumn('refusal_streak', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('paused_until', 'text')
+      .execute();
+    // One row per accepted message (the quota counts these) or refused attempt; the raw
+    // message is kept until every recipient has it (the durable queue), and for good in
+    // capture mode (no smarthost).
+    await db.schema
+      .createTable('mail_messages')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('recipients', 'text', (c) => c.notNull())
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('size', 'integer', (c) => c.notNull())
+      .addColumn('reason', 'text')
+      .addColumn('raw', 'blob')
+      .execute();
+    await db.schema
+      .createIndex('mail_messages_app_time')
+      .on('mail_messages')
+      .columns(['app_id', 'created_at'])
+      .execute();
+    await db.schema
+      .createTable('mail_deliveries')
+      .addColumn('message_id', 'text', (c) => c.notNull().references('mail_messages.id').onDelete('cascade'))
+      .addColumn('recipient', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+      .addColumn('last_error', 'text')
+      .addColumn('done_at', 'text')
+      .addPrimaryKeyConstraint('mail_deliveries_pk', ['message_id', 'recipient'])
+      .execute();
+    await db.schema
+      .createIndex('mail_deliveries_due')
+      .on('mail_deliveries')
+      .columns(['status', 'next_attempt_at'])
+      .execute();
+    // Recipients who stopped an app's mail (the List-Unsubscribe page).
+    await db.schema
+      .createTable('mail_unsubscribes')
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      .addColumn('email', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('mail_unsubscribes_pk', ['app_id', 'email'])
+      .execute();
+  },
+};
+
+migrations['0023-metrics'] = {
+  async up(db: Kysely<unknown>) {
+    // Per-app request and health figures (issue 18), one row per app and minute with any
+    // activity, and the same summed per hour: the minute pass adds into both, so the hourly
+    // rows need no rollup job, only retention (48 h of minutes, 90 d of hours). The latency
+    // histogram is one integer column per bucket (src/metrics/histogram.ts), so rows add up
+    // in SQL (ON CONFLICT ... + excluded).
+    for (const [table, at] of [
+      ['metric_minutes', 'minute'],
+      ['metric_hours', 'hour'],
+    ] as const) {
+      let t = db.schema
+        .createTable(table)
+        .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        // Unix minutes (or hours): small integers, cheap to compare and to store.
+        .addColumn(at, 'integer', (c) => c.notNull());
+      for (const column of METRIC_COLUMNS) t = t.addColumn(column, 'integer', (c) => c.notNull().defaultTo(0));
+      await t.addPrimaryKeyConstraint(`${table}_pk`, ['app_id', at]).execute();
+      await db.schema.createIndex(`${table}_${at}`).on(table).column(at).execute();
+    }
+    // What the platform went through: control plane down (from its heartbeat), router not
+    // answering, add-on servers down. ended_at null: still going on.
+    await db.schema
+      .createTable('incidents')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('ended_at', 'text')
+      .execute();
+    await db.schema.createIndex('incidents_started').on('incidents').column('started_at').execute();
+    // Alerts to owners, one row per episode (5xx share, crash loop, memory limit).
+    await db.schema
+      .createTable('app_alerts')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('message', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('ended_at', 'text')
+      .execute();
+    await db.schema.createIndex('app_alerts_app').on('app_alerts').columns(['app_id', 'ended_at']).execute();
+    // Small facts kept across restarts: the control plane's heartbeat, when metrics began.
+    await db.schema
+      .createTable('metric_state')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
+/** The counters of metric_minutes and metric_hours, as of 0023 (append only, like the
+ * migrations: a later migration adds its own columns). l0..l11: latency histogram buckets. */
+const METRIC_COLUMNS = [
+  'requests',
+  's1xx',
+  's2xx',
+  's3xx',
+  's4xx',
+  's5xx',
+  'bytes',
+  ...Array.from({ length: 12 }, (_, i) => `l${i}`),
+  'probes_ok',
+  'probes_failed',
+  'wakes',
+  'wake_ms',
+  'cpu_ms',
+  'memory_max',
+  'restarts',
+  'oom_kills',
+] as const;
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;

@@ -77,7 +77,7 @@ export interface InvitationsTable {
 /** A sign-in in progress (OIDC code or device flow), single use; its data sealed. */
 export interface LoginFlowsTable {
   id: string;
-  kind: 'oidc' | 'device';
+  kind: 'oidc' | 'device' | 'web';
   data_sealed: string;
   created_at: string;
   expires_at: string;
@@ -155,6 +155,8 @@ export interface AppsTable {
   audience_key_version: Generated<number>;
   /** Raised when what the notice says changes: visitors are asked to consent again. */
   notice_version: Generated<number>;
+  /** The mail relay's credentials are derived from it: `petri mail rotate` raises it. */
+  mail_key_version: Generated<number>;
 }
 
 export type Audience = 'public' | 'staff' | 'invite';
@@ -179,6 +181,8 @@ export interface AudienceLinksTable {
   revoked_at: string | null;
   created_by: number | null;
   created_at: string;
+  /** A personal link's invitee (petri audience invite EMAIL --link); null: anyone with it. */
+  email: Generated<string | null>;
 }
 
 /** A visitor's consent to an app's notice (of the version they read). */
@@ -190,6 +194,29 @@ export interface AudienceConsentsTable {
   consented_at: string;
   withdrawn_at: string | null;
   last_visit_at: string | null;
+}
+
+/** A browser's sign-in on the API host (the petri_session cookie; only its sha256 here). */
+export interface WebSessionsTable {
+  id: Generated<number>;
+  user_id: number;
+  token_hash: string;
+  /** The X-CSRF-Token every unsafe request of the session must carry. */
+  csrf: string;
+  description: string;
+  created_at: string;
+  /** The idle end is this plus the idle period (written at most once a minute). */
+  last_used_at: string;
+  /** The absolute end. */
+  expires_at: string;
+}
+
+/** The gate's single-use SSO tickets: sha256 of the ticket, for one app, 60 s. */
+export interface GateTicketsTable {
+  hash: string;
+  app_id: number;
+  user_id: number;
+  expires_at: string;
 }
 
 export type DeployStatus = 'queued' | 'building' | 'releasing' | 'succeeded' | 'failed';
@@ -379,6 +406,70 @@ export interface AppWarningsTable {
   sent_at: string;
 }
 
+/** Per-app figures of one minute (metric_minutes) or hour (metric_hours): see
+ * src/metrics/. Only apps with activity in the period have a row. */
+export interface MetricRowCounters {
+  requests: number;
+  s1xx: number;
+  s2xx: number;
+  s3xx: number;
+  s4xx: number;
+  s5xx: number;
+  bytes: number;
+  l0: number;
+  l1: number;
+  l2: number;
+  l3: number;
+  l4: number;
+  l5: number;
+  l6: number;
+  l7: number;
+  l8: number;
+  l9: number;
+  l10: number;
+  l11: number;
+  probes_ok: number;
+  probes_failed: number;
+  wakes: number;
+  wake_ms: number;
+  cpu_ms: number;
+  /** Highest memory seen of all its processes together, in bytes. */
+  memory_max: number;
+  restarts: number;
+  oom_kills: number;
+}
+export interface MetricMinutesTable extends MetricRowCounters {
+  app_id: number;
+  /** Unix minutes. */
+  minute: number;
+}
+export interface MetricHoursTable extends MetricRowCounters {
+  app_id: number;
+  /** Unix hours. */
+  hour: number;
+}
+/** The platform's incidents: kind 'control-plane' | 'router' | 'addon-server'. */
+export interface IncidentsTable {
+  id: Generated<number>;
+  kind: string;
+  subject: string;
+  started_at: string;
+  ended_at: string | null;
+}
+/** One alert episode per row: kind '5xx' | 'crash-loop' | 'memory'. */
+export interface AppAlertsTable {
+  id: Generated<number>;
+  app_id: number;
+  kind: string;
+  message: string;
+  started_at: string;
+  ended_at: string | null;
+}
+export interface MetricStateTable {
+  key: string;
+  value: string;
+}
+
 export interface Database {
   users: UsersTable;
   tokens: TokensTable;
@@ -399,6 +490,64 @@ export interface Database {
   audience_invitees: AudienceInviteesTable;
   audience_links: AudienceLinksTable;
   audience_consents: AudienceConsentsTable;
+  web_sessions: WebSessionsTable;
+  gate_tickets: GateTicketsTable;
+  mail_apps: MailAppsTable;
+  mail_messages: MailMessagesTable;
+  mail_deliveries: MailDeliveriesTable;
+  mail_unsubscribes: MailUnsubscribesTable;
+  metric_minutes: MetricMinutesTable;
+  metric_hours: MetricHoursTable;
+  incidents: IncidentsTable;
+  app_alerts: AppAlertsTable;
+  metric_state: MetricStateTable;
+}
+
+/** The mail relay's per-app state (issue 17): admin overrides (null: the server's default). */
+export interface MailAppsTable {
+  app_id: number;
+  per_hour: number | null;
+  per_day: number | null;
+  recipients: number | null;
+  refusal_streak: Generated<number>;
+  paused_until: string | null;
+}
+
+/** queued: some recipient still due; sent; bounced (5xx, or retries given up); captured (no
+ * smarthost); refused (at SMTP time: counted, never delivered, no body kept). */
+export type MailStatus = 'queued' | 'sent' | 'bounced' | 'captured' | 'refused';
+
+export interface MailMessagesTable {
+  id: string;
+  app_id: number;
+  created_at: string;
+  status: MailStatus;
+  /** JSON list of addresses. */
+  recipients: string;
+  subject: string;
+  size: number;
+  /** Why it was refused or bounced. */
+  reason: string | null;
+  /** The message as accepted (headers added); null once delivered outside capture mode. */
+  raw: Buffer | null;
+}
+
+export type MailDeliveryStatus = 'queued' | 'sending' | 'deferred' | 'sent' | 'bounced' | 'captured';
+
+export interface MailDeliveriesTable {
+  message_id: string;
+  recipient: string;
+  status: MailDeliveryStatus;
+  attempts: Generated<number>;
+  next_attempt_at: string;
+  last_error: string | null;
+  done_at: string | null;
+}
+
+export interface MailUnsubscribesTable {
+  app_id: number;
+  email: string;
+  created_at: string;
 }
 
 export type App = Selectable<AppsTable>;

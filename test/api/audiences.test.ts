@@ -13,7 +13,7 @@ import {
   audienceFromManifest,
   hashLinkSecret,
   recordConsent,
-  useLink,
+  spendLink,
   withdrawConsent,
 } from '../../src/domain/audiences.js';
 import { describeFromManifest } from '../../src/domain/experiments.js';
@@ -334,14 +334,14 @@ describe('audiences', () => {
 
     // As the gate will use it: two people, then no more.
     const app = await row('party');
-    assert.equal(await useLink(db, app.id, secret), link.id);
-    assert.equal(await useLink(db, app.id, secret), link.id);
-    await assert.rejects(useLink(db, app.id, secret), /used as many times as it may/);
-    await assert.rejects(useLink(db, app.id, 'x'.repeat(43)), /not one of this app/);
+    assert.equal((await spendLink(db, app.id, secret)).id, link.id);
+    assert.equal((await spendLink(db, app.id, secret)).id, link.id);
+    await assert.rejects(spendLink(db, app.id, secret), /used as many times as it may/);
+    await assert.rejects(spendLink(db, app.id, 'x'.repeat(43)), /not one of this app/);
     // Another app's link does not open this one.
     await create('other');
     await assert.rejects(
-      useLink(db, (await row('other')).id, plain.url.split('/').at(-1)),
+      spendLink(db, (await row('other')).id, plain.url.split('/').at(-1)),
       /not one of this app/,
     );
 
@@ -350,7 +350,7 @@ describe('audiences', () => {
     assert.equal(revoked.statusCode, 200, revoked.body);
     assert.equal(revoked.json().state, 'revoked');
     assert.equal((await row('party')).audience_key_version, key + 1);
-    await assert.rejects(useLink(db, app.id, plain.url.split('/').at(-1)), /was revoked/);
+    await assert.rejects(spendLink(db, app.id, plain.url.split('/').at(-1)), /was revoked/);
     // Revoking again changes nothing; a link of another app is not found from this one.
     await call('ana', 'DELETE', `/v1/apps/party/audience/links/${plain.link.id}`);
     assert.equal((await row('party')).audience_key_version, key + 1);
@@ -370,7 +370,7 @@ describe('audiences', () => {
       .set({ expires_at: '2020-01-01T00:00:00.000Z', uses_left: 5 })
       .where('id', '=', link.id)
       .execute();
-    await assert.rejects(useLink(db, app.id, secret), /expired on 2020-01-01/);
+    await assert.rejects(spendLink(db, app.id, secret), /expired on 2020-01-01/);
   });
 
   test('visitors: consents with their notice version; a new notice asks again, raising both versions', async () => {

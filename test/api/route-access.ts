@@ -110,4 +110,12 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   ['POST /v1/apps/{name}/audience/links', 'app.write'],
   ['DELETE /v1/apps/{name}/audience/links/{id}', 'app.write'],
   ['GET /v1/apps/{name}/audience/visitors', 'app.read'],
+  // Issue 15 and 19 (B): signing in on the web (pages on the API host), the session, the gate's SSO.
+  ['GET /login', 'public'],
+  ['POST /login/password', 'public'],
+  ['GET /login/oidc', 'public'],
+  ['GET /login/oidc/callback', 'public'],
+  ['POST /logout', 'public'],
+  ['GET /gate/sso', 'public'],
+  ['GET /v1/session', 'signed-in'],
 ];

@@ -40,7 +40,16 @@ export class TestOidcProvider {
     readonly issuer: string,
     /** By sub; tests change an account's groups or delete it (removed at the provider). */
     readonly accounts: Map<string, TestAccount>,
+    /** Redirect URIs allowed besides the loopback ones: a server's own callback, which a
+     * test knows only once the server has its port (allowRedirect). */
+    private readonly extraRedirects: Set<string> = new Set(),
   ) {}
+
+  /** Lets the client be redirected to `uri` too (Petri's web sign-in callback on its API
+   * host), as an operator registers it at their provider. */
+  allowRedirect(uri: string): void {
+    this.extraRedirects.add(uri);
+  }
 
   static async start(accounts: TestAccount[]): Promise<TestOidcProvider> {
     let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end();
@@ -118,8 +127,16 @@ export class TestOidcProvider {
         (ctx.body as { interval?: number }).interval = 1;
       }
     });
+    // The client's registered redirect URIs are fixed at start; the web sign-in's callback is
+    // on a port the test learns later, so the check also accepts what allowRedirect added.
+    const extra = new Set<string>();
+    const clientClass = (provider as unknown as { Client: { prototype: Record<string, unknown> } }).Client;
+    const allowed = clientClass.prototype.redirectUriAllowed as (this: unknown, v: string) => boolean;
+    clientClass.prototype.redirectUriAllowed = function (this: unknown, value: string): boolean {
+      return extra.has(value) || allowed.call(this, value);
+    };
     handler = provider.callback();
-    return new TestOidcProvider(server, issuer, byId);
+    return new TestOidcProvider(server, issuer, byId, extra);
   }
 
   setGroups(sub: string, groups: string[]): void {

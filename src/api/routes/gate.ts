@@ -3,23 +3,30 @@
 // cookies say.
 //
 // GET  /.petri/join/:secret  an invite link: takes one of its uses, remembers the visitor as
-//                            invite:<link id> (the pending cookie), on to the notice
-// GET  /.petri/gate?next=    the notice with the consent form, for a visitor the gate knows
+//                            invite:<link id> (or a personal link's invitee) in the pending
+//                            cookie, on to the notice
+// GET  /.petri/gate?next=    the notice with the consent form, for a visitor the gate knows;
+//                            a visitor it does not know goes to sign in: the API host's
+//                            /gate/sso (routes/web-auth.ts), which comes back with a ticket
+// GET  /.petri/sso?ticket=   the ticket redeemed (single use, 60 s, this app only): straight
+//                            through with the gate cookie when the visitor consented to this
+//                            notice already, else on to the notice
 // POST /.petri/consent       Continue: records the consent, sets the gate cookie, on to next;
 //                            No thanks: nothing recorded
 // GET  /.petri/leave         what leaving does, with its button; POST withdraws the consent
 //
-// Signing in with the organisation's SSO at the gate (staff apps, and invitees by e-mail)
-// needs a server-side OIDC callback: not yet; such a visitor is told so.
+// An app that awaits an admin's review is gated too: /gate/sso lets only its team through.
 import { createHmac, randomBytes } from 'node:crypto';
 import formbody from '@fastify/formbody';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { recordConsent, useLink, withdrawConsent } from '../../domain/audiences.js';
+import { consentOf, recordConsent, spendLink, touchVisit, withdrawConsent } from '../../domain/audiences.js';
 import { awaitsReview } from '../../domain/experiments.js';
-import { type GateApp, gateAppOf, usableLinkId } from '../../domain/gate.js';
+import { type GateApp, gateAppOf, linkVisitor, usableLink } from '../../domain/gate.js';
+import { redeemGateTicket } from '../../domain/web-sessions.js';
 import {
+  cookieValues,
   GATE_COOKIE,
   GATE_TTL_SECONDS,
   gateKey,
@@ -28,15 +35,21 @@ import {
   sameToken,
   signGateCookie,
   signPending,
+  validVisitor,
   verifyGateCookie,
   verifyPending,
 } from '../../gate/cookie.js';
 import { safeNext } from '../../gate/next.js';
-import { gateHeaders, messagePage, noticePage } from '../../gate/pages.js';
+import { messagePage, noticePage } from '../../gate/pages.js';
 import { isUserError } from '../../lib/errors.js';
 import type { Api, ApiContext } from '../context.js';
+import { apiOrigin, clearCookie, page, see, setCookie } from './web-auth.js';
 
 const NextQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 4096 })) });
+const SsoQuery = Type.Object({
+  ticket: Type.Optional(Type.String({ maxLength: 256 })),
+  next: Type.Optional(Type.String({ maxLength: 4096 })),
+});
 const FormBody = Type.Object({
   csrf: Type.Optional(Type.String({ maxLength: 256 })),
   next: Type.Optional(Type.String({ maxLength: 4096 })),
@@ -60,7 +73,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
   /** The app of the request's host, or a 404 page (answered) when there is none. */
   const appOf = async (req: FastifyRequest, reply: FastifyReply): Promise<GateApp | undefined> => {
     const found = await gateAppOf(ctx.db, ctx.config, req.headers.host);
-    if (found && found.app.archived_at === null && !awaitsReview(found.app)) return found;
+    if (found && found.app.archived_at === null) return found;
     page(
       reply,
       404,
@@ -89,10 +102,11 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         if (!found) return reply;
         const { app } = found;
         const next = safeNext(req.query.next);
+        if (awaitsReview(app)) return page(reply, 403, awaitsReviewPage(app.name));
         if (app.audience === 'public') return see(reply, next);
         // Opening the link takes none of its uses (mail scanners open links too): consenting does.
-        const linkId = await usableLinkId(ctx.db, app.id, req.params.secret);
-        if (linkId === undefined) {
+        const link = await usableLink(ctx.db, app.id, req.params.secret);
+        if (link === undefined) {
           const refusal = await linkRefusal(ctx, app.id, req.params.secret);
           return page(
             reply,
@@ -102,8 +116,8 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         }
         const pending = signPending(keys(app).pending, {
           app: app.name,
-          sub: `invite:${linkId}`,
-          name: 'Invited visitor',
+          sub: linkVisitor(link),
+          name: link.email ?? 'Invited visitor',
           kv: app.audience_key_version,
           csrf: randomBytes(24).toString('base64url'),
           link: req.params.secret,
@@ -121,7 +135,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         if (!found) return reply;
         const { app } = found;
         const next = safeNext(req.query.next);
-        if (app.audience === 'public') return see(reply, next);
+        if (app.audience === 'public' && !awaitsReview(app)) return see(reply, next);
         const k = keys(app);
         // Through already, with this notice: straight on.
         const through = firstValid(cookies(req, GATE_COOKIE), (t) =>
@@ -131,7 +145,9 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         const pending = firstValid(cookies(req, PENDING_COOKIE), (t) =>
           verifyPending(t, k.pending, expect(app)),
         );
-        if (!pending) return page(reply, 401, signInNeeded(found));
+        // Not known here: signing in with the organisation's account, on the API host, which
+        // comes back to /.petri/sso with a ticket.
+        if (!pending) return see(reply, ssoUrl(ctx, app.name, next));
         return page(
           reply,
           200,
@@ -150,6 +166,69 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
             next,
           }),
         );
+      },
+    );
+
+    scope.get(
+      '/.petri/sso',
+      { config, schema: { hide: true, querystring: SsoQuery } },
+      async (req, reply) => {
+        const found = await appOf(req, reply);
+        if (!found) return reply;
+        const { app } = found;
+        const next = safeNext(req.query.next);
+        const user = await redeemGateTicket(ctx.db, app.id, req.query.ticket ?? '');
+        if (!user || user.disabled_at !== null) {
+          return page(
+            reply,
+            403,
+            messagePage(
+              'This sign-in link does not work',
+              [
+                `It was used already, it is older than a minute, or it is for another experiment than ${app.name}. Nothing was recorded.`,
+              ],
+              undefined,
+              {
+                href: `/.petri/gate?next=${encodeURIComponent(next)}`,
+                label: `Sign in to ${app.name} again`,
+              },
+            ),
+          );
+        }
+        const visitor = user.email ?? `user:${user.id}`;
+        if (!validVisitor(visitor)) {
+          return page(
+            reply,
+            403,
+            messagePage('Your account cannot visit experiments', [
+              'Its e-mail address has characters an experiment could not be told safely; ask an admin.',
+            ]),
+          );
+        }
+        const k = keys(app);
+        const consent = await consentOf(ctx.db, app.id, visitor);
+        if (consent && consent.withdrawn_at === null && consent.notice_version === app.notice_version) {
+          // A returning visitor: this notice was answered already, so straight through.
+          await touchVisit(ctx.db, app.id, visitor);
+          const cookie = signGateCookie(k.cookie, {
+            app: app.name,
+            sub: visitor,
+            name: user.name,
+            nv: app.notice_version,
+            kv: app.audience_key_version,
+          });
+          setCookie(reply, req, GATE_COOKIE, cookie, '/', GATE_TTL_SECONDS);
+          return see(reply, next);
+        }
+        const pending = signPending(k.pending, {
+          app: app.name,
+          sub: visitor,
+          name: user.name,
+          kv: app.audience_key_version,
+          csrf: randomBytes(24).toString('base64url'),
+        });
+        setCookie(reply, req, PENDING_COOKIE, pending, '/.petri', PENDING_TTL_SECONDS);
+        return see(reply, `/.petri/gate?next=${encodeURIComponent(next)}`);
       },
     );
 
@@ -189,9 +268,9 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         }
         if (pending.link !== undefined) {
           // The link's use is taken now, atomically: the last use goes to one visitor only.
-          let linkId: number;
+          let link: { id: number; email: string | null };
           try {
-            linkId = await useLink(ctx.db, app.id, pending.link);
+            link = await spendLink(ctx.db, app.id, pending.link);
           } catch (err) {
             if (!isUserError(err)) throw err;
             return page(
@@ -200,7 +279,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
               messagePage('This invite link does not work any more', [err.message, 'Nothing was recorded.']),
             );
           }
-          if (`invite:${linkId}` !== pending.sub) {
+          if (linkVisitor(link) !== pending.sub) {
             return page(
               reply,
               403,
@@ -280,7 +359,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
   });
 }
 
-/** What an unusable link's visitor is told: useLink's own refusal (it takes no use when it
+/** What an unusable link's visitor is told: spendLink's own refusal (it takes no use when it
  * refuses), with its status. */
 async function linkRefusal(
   ctx: ApiContext,
@@ -288,7 +367,7 @@ async function linkRefusal(
   secret: string,
 ): Promise<{ status: number; message: string }> {
   try {
-    await useLink(ctx.db, appId, secret);
+    await spendLink(ctx.db, appId, secret);
   } catch (err) {
     if (!isUserError(err)) throw err;
     return { status: err.code === 'not_found' ? 404 : 403, message: err.message };
@@ -325,16 +404,6 @@ function crossSite(req: FastifyRequest): string | undefined {
   return undefined;
 }
 
-function signInNeeded(found: GateApp): string {
-  const { app } = found;
-  return messagePage(`${app.name} is for ${app.audience === 'invite' ? 'invited people' : 'staff'}`, [
-    app.audience === 'invite'
-      ? `Open the invite link you were sent for ${app.name} to read its notice. If you have none, ask ${found.owner.email ?? found.owner.name}.`
-      : `${app.name} is open to the people of this organisation once they sign in.`,
-    'Signing in with your organisation’s account here is not available yet.',
-  ]);
-}
-
 function notThrough(app: string): string {
   return messagePage(`You are not signed in to ${app}`, [
     `This browser carries no pass to ${app}, so there is nothing to withdraw here. If you consented in another browser, leave there, or ask the experiment's owner.`,
@@ -360,53 +429,16 @@ function firstValid<T>(
 
 /** Every value of the cookie `name` (a sibling host may have added one of the same name). */
 function cookies(req: FastifyRequest, name: string): string[] {
-  const header = req.headers.cookie;
-  if (!header) return [];
-  const out: string[] = [];
-  for (const part of header.split(';')) {
-    const at = part.indexOf('=');
-    if (at < 0) continue;
-    if (part.slice(0, at).trim() === name) out.push(part.slice(at + 1).trim());
-  }
-  return out.slice(0, 10);
+  return cookieValues(req.headers.cookie, name);
 }
 
-function secure(req: FastifyRequest): string {
-  return req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
+/** The API host's sign-in for this app's visitor, coming back to `next` on the app's host. */
+function ssoUrl(ctx: ApiContext, app: string, next: string): string {
+  return `${apiOrigin(ctx.config)}/gate/sso?app=${encodeURIComponent(app)}&next=${encodeURIComponent(next)}`;
 }
 
-function setCookie(
-  reply: FastifyReply,
-  req: FastifyRequest,
-  name: string,
-  value: string,
-  path: string,
-  maxAge: number,
-): void {
-  appendCookie(
-    reply,
-    `${name}=${value}; Path=${path}; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure(req)}`,
-  );
-}
-
-function clearCookie(reply: FastifyReply, req: FastifyRequest, name: string, path: string): void {
-  appendCookie(reply, `${name}=; Path=${path}; Max-Age=0; HttpOnly; SameSite=Lax${secure(req)}`);
-}
-
-function appendCookie(reply: FastifyReply, cookie: string): void {
-  const had = reply.getHeader('set-cookie');
-  const list = had === undefined ? [] : Array.isArray(had) ? had.map(String) : [String(had)];
-  reply.header('set-cookie', [...list, cookie]);
-}
-
-/** 303 to a path on this host (already checked by safeNext, or the gate's own). */
-function see(reply: FastifyReply, location: string): FastifyReply {
-  return reply
-    .code(303)
-    .headers({ location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' })
-    .send();
-}
-
-function page(reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply.code(status).headers(gateHeaders()).send(body);
+function awaitsReviewPage(app: string): string {
+  return messagePage(`${app} awaits review`, [
+    `${app} holds sensitive data, and a Petri administrator has not reviewed it yet. Until then only its own team can use it.`,
+  ]);
 }
