@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import type { App, InventoryRow } from '../client/types.js';
+import {
+  appRows,
+  configEntries,
+  configKeyError,
+  deployCommands,
+  expiresSoon,
+  filterRows,
+  loginUrl,
+  NO_FILTER,
+  relativeTime,
+} from './logic.js';
+
+const NOW = Date.parse('2026-12-02T12:00:00Z');
+const DAY = 86_400_000;
+
+function app(name: string, over: Partial<App> = {}, experiment: Partial<App['experiment']> = {}): App {
+  return {
+    name,
+    url: `http://${name}.petri.localhost`,
+    owner: 'ada@example.org',
+    team: 'lab',
+    createdAt: '2026-11-01T00:00:00Z',
+    status: 'running',
+    sleepingSince: null,
+    release: 'v1',
+    limits: { memoryMiB: 512, cpus: 1, pids: 256, diskMiB: 1024 },
+    settings: { bootTimeoutSeconds: 60, idleTimeoutSeconds: null },
+    processes: [],
+    experiment: {
+      description: '',
+      dataClass: 'none',
+      privacyNote: null,
+      retentionDays: null,
+      approvedClass: null,
+      awaitsReview: false,
+      stage: 'experiment',
+      expiresAt: new Date(NOW + 60 * DAY).toISOString(),
+      expiredAt: null,
+      archivedAt: null,
+      redirectUrl: null,
+      ...experiment,
+    },
+    ...over,
+  };
+}
+
+describe('appRows', () => {
+  it('takes the audience and last deploy from the inventory, and says expired over the status', () => {
+    const rows = appRows(
+      [app('shop'), app('old', { status: 'down' }, { expiredAt: '2026-11-30T00:00:00Z' })],
+      [{ name: 'shop', audience: 'staff', lastDeployAt: '2026-12-01T00:00:00Z' } as InventoryRow],
+      NOW,
+    );
+    expect(rows.map((r) => [r.name, r.status, r.audience, r.lastDeployAt])).toEqual([
+      ['shop', 'running', 'staff', '2026-12-01T00:00:00Z'],
+      ['old', 'expired', null, null],
+    ]);
+  });
+
+  it('shows the apps without the inventory while it loads', () => {
+    expect(appRows([app('shop')], undefined, NOW)[0]?.audience).toBeNull();
+  });
+});
+
+describe('expiresSoon', () => {
+  it('is true inside 14 days only, and not once past', () => {
+    expect(expiresSoon(new Date(NOW + 13 * DAY).toISOString(), NOW)).toBe(true);
+    expect(expiresSoon(new Date(NOW + 14 * DAY).toISOString(), NOW)).toBe(true);
+    expect(expiresSoon(new Date(NOW + 15 * DAY).toISOString(), NOW)).toBe(false);
+    expect(expiresSoon(new Date(NOW - DAY).toISOString(), NOW)).toBe(false);
+    expect(expiresSoon(null, NOW)).toBe(false);
+  });
+});
+
+describe('filterRows', () => {
+  const rows = appRows(
+    [
+      app('shop', {}, { description: 'A Shop for Plants' }),
+      app('blog', { team: 'press', status: 'sleeping' }),
+      app('soon', {}, { expiresAt: new Date(NOW + 3 * DAY).toISOString() }),
+    ],
+    [],
+    NOW,
+  );
+  const names = (filter: Partial<typeof NO_FILTER>) =>
+    filterRows(rows, { ...NO_FILTER, ...filter }).map((r) => r.name);
+
+  it('matches every word of the search in the name, team or description, in any case', () => {
+    expect(names({ search: 'plants SHOP' })).toEqual(['shop']);
+    expect(names({ search: 'press' })).toEqual(['blog']);
+    expect(names({ search: 'shop nothing' })).toEqual([]);
+    expect(names({ search: '  ' })).toEqual(['shop', 'blog', 'soon']);
+  });
+
+  it('filters by status, team and a close expiry, together', () => {
+    expect(names({ status: 'sleeping' })).toEqual(['blog']);
+    expect(names({ team: 'lab' })).toEqual(['shop', 'soon']);
+    expect(names({ expiringOnly: true })).toEqual(['soon']);
+    expect(names({ team: 'lab', status: 'sleeping' })).toEqual([]);
+  });
+});
+
+describe('relativeTime', () => {
+  it('reads as people say it', () => {
+    expect(relativeTime(null, NOW)).toBe('—');
+    expect(relativeTime(new Date(NOW - 10_000).toISOString(), NOW)).toBe('just now');
+    expect(relativeTime(new Date(NOW - 5 * 60_000).toISOString(), NOW)).toBe('5 minutes ago');
+    expect(relativeTime(new Date(NOW + 3_600_000).toISOString(), NOW)).toBe('in 1 hour');
+    expect(relativeTime(new Date(NOW + 3 * DAY).toISOString(), NOW)).toBe('in 3 days');
+  });
+});
+
+describe('deployCommands', () => {
+  it('names the app and the server in each command', () => {
+    const lines = deployCommands('shop', 'http://petri.example.org:8080').flatMap((s) => s.lines);
+    expect(lines).toEqual([
+      'petri login --url http://petri.example.org:8080',
+      'petri deploy ./shop --app shop',
+      'petri git remote --app shop',
+      'git push petri main',
+    ]);
+  });
+});
+
+describe('loginUrl', () => {
+  it('brings the person back to the page and query they were on', () => {
+    expect(loginUrl({ pathname: '/apps/shop/logs', search: '?x=1' })).toBe(
+      '/login?next=%2Fapps%2Fshop%2Flogs%3Fx%3D1',
+    );
+  });
+});
+
+describe('config', () => {
+  it('lists keys in order with only the revealed values', () => {
+    expect(configEntries({ B: '2', A: '1' }, new Set(['B']))).toEqual([
+      { key: 'A', shown: null },
+      { key: 'B', shown: '2' },
+    ]);
+  });
+
+  it('refuses keys the server would, with what to do', () => {
+    expect(configKeyError('')).toMatch(/Enter a key/);
+    expect(configKeyError('1ABC')).toMatch(/letters, digits and underscores/);
+    expect(configKeyError('MY-KEY')).toMatch(/letters, digits and underscores/);
+    expect(configKeyError('DATABASE_URL')).toBeNull();
+  });
+});

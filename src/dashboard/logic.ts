@@ -1,0 +1,140 @@
+// What the dashboard's pages decide by themselves, without React: an app's row on the Apps
+// page (from GET /v1/apps and GET /v1/inventory), its filters, when an expiry is close, how
+// a time reads, and the commands that deploy a new app. Tested in logic.test.ts.
+import type { App, InventoryRow } from '../client/types.js';
+
+/** An expiry inside this many days is highlighted. */
+export const EXPIRY_WARNING_DAYS = 14;
+const DAY_MS = 86_400_000;
+
+export type RowStatus = App['status'] | 'expired';
+
+export interface AppRow {
+  name: string;
+  team: string;
+  description: string;
+  status: RowStatus;
+  stage: string;
+  dataClass: string;
+  audience: string | null;
+  expiresAt: string | null;
+  /** Expires within EXPIRY_WARNING_DAYS (and has not yet). */
+  expiresSoon: boolean;
+  lastDeployAt: string | null;
+  release: string | null;
+}
+
+/** One row per app of `apps`, with what only the inventory says (audience, last deploy). */
+export function appRows(apps: App[], inventory: InventoryRow[] | undefined, now: number): AppRow[] {
+  const byName = new Map((inventory ?? []).map((row) => [row.name, row]));
+  return apps.map((app) => {
+    const inv = byName.get(app.name);
+    const { experiment } = app;
+    return {
+      name: app.name,
+      team: app.team,
+      description: experiment.description,
+      status: experiment.expiredAt ? 'expired' : app.status,
+      stage: experiment.stage,
+      dataClass: experiment.dataClass,
+      audience: inv?.audience ?? null,
+      expiresAt: experiment.expiresAt,
+      expiresSoon: expiresSoon(experiment.expiresAt, now),
+      lastDeployAt: inv?.lastDeployAt ?? null,
+      release: app.release,
+    };
+  });
+}
+
+export function expiresSoon(expiresAt: string | null, now: number): boolean {
+  if (!expiresAt) return false;
+  const left = Date.parse(expiresAt) - now;
+  return left > 0 && left <= EXPIRY_WARNING_DAYS * DAY_MS;
+}
+
+export interface AppFilter {
+  /** Words that must all appear in the name, team or description (any case). */
+  search: string;
+  status: RowStatus | '';
+  team: string;
+  expiringOnly: boolean;
+}
+
+export const NO_FILTER: AppFilter = { search: '', status: '', team: '', expiringOnly: false };
+
+export function filterRows(rows: AppRow[], filter: AppFilter): AppRow[] {
+  const words = filter.search.toLowerCase().split(/\s+/).filter(Boolean);
+  return rows.filter((row) => {
+    if (filter.status && row.status !== filter.status) return false;
+    if (filter.team && row.team !== filter.team) return false;
+    if (filter.expiringOnly && !row.expiresSoon) return false;
+    if (words.length === 0) return true;
+    const haystack = `${row.name} ${row.team} ${row.description}`.toLowerCase();
+    return words.every((word) => haystack.includes(word));
+  });
+}
+
+/** "in 3 days", "5 hours ago", "just now": for a time shown beside its exact date. */
+export function relativeTime(iso: string | null, now: number): string {
+  if (!iso) return '—';
+  const ms = Date.parse(iso) - now;
+  if (Number.isNaN(ms)) return iso;
+  const abs = Math.abs(ms);
+  if (abs < 60_000) return 'just now';
+  const [value, unit] =
+    abs < 3_600_000
+      ? [Math.round(abs / 60_000), 'minute']
+      : abs < DAY_MS
+        ? [Math.round(abs / 3_600_000), 'hour']
+        : [Math.round(abs / DAY_MS), 'day'];
+  const text = `${value} ${unit}${value === 1 ? '' : 's'}`;
+  return ms > 0 ? `in ${text}` : `${text} ago`;
+}
+
+/** 2026-12-02 16:20 UTC: the exact time, the same for everyone reading it. */
+export function exactTime(iso: string | null): string {
+  if (!iso) return '—';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/** What to type, once the app exists, to deploy it from a directory or with git. */
+export function deployCommands(app: string, apiUrl: string): { title: string; lines: string[] }[] {
+  return [
+    { title: 'Sign the CLI in (once)', lines: [`petri login --url ${apiUrl}`] },
+    { title: 'Deploy a directory', lines: [`petri deploy ./${app} --app ${app}`] },
+    {
+      title: 'Or push with git, in your repository',
+      lines: [`petri git remote --app ${app}`, 'git push petri main'],
+    },
+  ];
+}
+
+/** Where to send someone who is not signed in, so that they come back here afterwards. */
+export function loginUrl(location: { pathname: string; search: string }): string {
+  return `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+}
+
+/** The config keys in order, each with its value once revealed. */
+export function configEntries(
+  config: Record<string, string>,
+  revealed: ReadonlySet<string>,
+): { key: string; shown: string | null }[] {
+  return Object.keys(config)
+    .sort()
+    .map((key) => ({ key, shown: revealed.has(key) ? (config[key] ?? '') : null }));
+}
+
+/** A config key as the server takes it: letters, digits and underscores, not starting with a digit. */
+export function configKeyError(key: string): string | null {
+  if (key === '') return 'Enter a key, e.g. DATABASE_URL';
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+    return 'A key has letters, digits and underscores only, and does not start with a digit';
+  return null;
+}
+
+/** petri-inventory-2026-12-02.csv */
+export function csvFileName(now: number): string {
+  return `petri-inventory-${new Date(now).toISOString().slice(0, 10)}.csv`;
+}

@@ -1,0 +1,263 @@
+// The dashboard in a real browser (Debian's Chromium through playwright-core) against a real
+// `petri server` with a real app: people sign in on /login, see the app running, set a config
+// var and see its release, roll back and see the router serve the old release, watch a line
+// the app prints arrive in the live log; a member of another team is told the app is not
+// found; an auditor exports the inventory. Every page is checked with axe-core (no serious
+// or critical violation) and at 375 px; each journey saves a screenshot in test-artifacts/.
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { PetriClient } from '../../src/client/index.js';
+import { until } from '../../src/lib/until.js';
+import { TestPetri, writeApp } from '../e2e/petri.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const ARTIFACTS = path.join(ROOT, 'test-artifacts');
+const AXE = readFileSync(path.join(ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
+const PASSWORD = 'correct horse battery staple';
+
+let petri: TestPetri;
+let browser: Browser;
+let admin: PetriClient;
+
+/** A browser of its own (cookies and all) for one person, with the CSP violations it saw. */
+async function personIn(email: string, viewport = { width: 1280, height: 860 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content.Security.Policy|Refused to/i.test(msg.text()))
+      problems.push(msg.text());
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  await page.goto(`${petri.apiUrl}/`);
+  // Not signed in: the dashboard sends the person to the sign-in page, and back afterwards.
+  await page.waitForURL(/\/login\?next=%2F$/);
+  await page.fill('input[name="login"]', email);
+  await page.fill('input[name="password"]', PASSWORD);
+  await Promise.all([page.waitForURL(`${petri.apiUrl}/`), page.press('input[name="password"]', 'Enter')]);
+  await page.getByRole('heading', { name: 'Apps', level: 1 }).waitFor();
+  return { context, page, problems };
+}
+
+/** axe-core's serious and critical findings on the page as it is now. */
+async function axeProblems(page: Page): Promise<string[]> {
+  await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const results = await (window as unknown as { axe: { run(): Promise<AxeResults> } }).axe.run();
+    return results.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  });
+  return found;
+}
+interface AxeResults {
+  violations: { id: string; impact: string | null; help: string; nodes: { target: string[] }[] }[];
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`), fullPage: true });
+}
+
+/** The page fits 375 px: nothing but the scrolling tables is wider than the screen. */
+async function fitsPhone(page: Page): Promise<void> {
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 375, `the page is ${width} px wide at 375 px`);
+}
+
+async function newInvitedUser(
+  email: string,
+  options: { team?: string; role?: 'auditor' } = {},
+): Promise<void> {
+  const invited = await admin.inviteUser({
+    email,
+    ...(options.team ? { team: options.team, teamRole: 'member' as const } : {}),
+    ...(options.role ? { role: options.role } : {}),
+  });
+  await new PetriClient({ url: petri.apiUrl, token: '' }).acceptInvitation(invited.link, PASSWORD);
+}
+
+describe('dashboard', () => {
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await build({ configFile: path.join(ROOT, 'src/dashboard/vite.config.ts'), logLevel: 'warn' });
+    petri = await TestPetri.start();
+    admin = new PetriClient({ url: petri.apiUrl, token: petri.token });
+    await admin.createTeam('lab');
+    await newInvitedUser('ada@example.org', { team: 'lab' });
+    await newInvitedUser('bob@example.org');
+    await newInvitedUser('olga@example.org', { role: 'auditor' });
+    // The app answers with its GREETING, so the release serving is seen through the router,
+    // and prints a line for every request.
+    const dir = writeApp({
+      'package.json': JSON.stringify({ name: 'shop', scripts: { start: 'node server.js' } }),
+      'server.js': `require('node:http').createServer((q, s) => {
+  console.log('served ' + q.url);
+  s.end('greeting: ' + (process.env.GREETING || 'none'));
+}).listen(Number(process.env.PORT));`,
+    });
+    assert.equal((await petri.cli(['apps', 'create', 'shop', '--team', 'lab'])).code, 0);
+    const deploy = await petri.cli(['deploy', dir, '--app', 'shop']);
+    assert.equal(deploy.code, 0, deploy.stderr + deploy.stdout);
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await petri?.destroy();
+  });
+
+  test('the page is served with caching headers and a strict CSP', async () => {
+    const res = await fetch(`${petri.apiUrl}/apps/shop`);
+    assert.equal(res.status, 200);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /script-src 'self'(;|$)/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|https?:/);
+    assert.equal(res.headers.get('cache-control'), 'no-cache');
+    const html = await res.text();
+    assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script');
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    assert.ok(script, html);
+    const asset = await fetch(`${petri.apiUrl}${script}`, { headers: { 'accept-encoding': 'gzip' } });
+    assert.equal(asset.status, 200);
+    assert.equal(asset.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    const again = await fetch(`${petri.apiUrl}${script}`, {
+      headers: { 'if-none-match': asset.headers.get('etag') ?? '' },
+    });
+    assert.equal(again.status, 304);
+    assert.equal((await fetch(`${petri.apiUrl}/assets/nothing.js`)).status, 404);
+  });
+
+  test('a member signs in, sees the app running, sets a config var, rolls back and watches its log', async () => {
+    const { context, page, problems } = await personIn('ada@example.org');
+    try {
+      // Apps: the app, running, in its team.
+      const row = page.getByRole('row', { name: /shop/ });
+      await row.getByText('running').waitFor();
+      assert.match((await row.textContent()) ?? '', /lab/);
+      assert.deepEqual(await axeProblems(page), []);
+      await shot(page, 'apps');
+
+      // Overview: URL, release, processes.
+      await page.getByRole('link', { name: 'shop', exact: true }).click();
+      await page.waitForURL(/\/apps\/shop$/);
+      await page.getByText('http://shop.petri.localhost', { exact: false }).first().waitFor();
+      await page.getByRole('heading', { name: 'Processes' }).waitFor();
+      await page.getByRole('rowheader', { name: 'web.1' }).waitFor();
+      assert.deepEqual(await axeProblems(page), []);
+      await shot(page, 'app');
+
+      // Config: set GREETING; a new release; the router serves it.
+      await page.getByRole('link', { name: 'Config' }).click();
+      await page.getByLabel('Key').fill('GREETING');
+      await page.getByLabel('Value').fill('hello');
+      await page.getByRole('button', { name: 'Set', exact: true }).click();
+      await page.getByText(/Set GREETING: made release v2/).waitFor();
+      await page.getByRole('button', { name: 'Reveal GREETING' }).click();
+      await page.getByText('hello', { exact: true }).waitFor();
+      assert.deepEqual(await axeProblems(page), []);
+      await shot(page, 'config');
+      await until(async () => (await petri.app('shop')).body === 'greeting: hello', {
+        timeout: 30_000,
+        message: 'the router to serve v2',
+      });
+
+      // Releases: roll back to v1, confirmed; the router serves v1's config again.
+      await page.getByRole('link', { name: 'Releases' }).click();
+      await page.getByRole('button', { name: 'Roll back to this (v1)' }).click();
+      await page
+        .getByRole('group', { name: 'Roll back to v1?' })
+        .getByRole('button', { name: 'Roll back to v1' })
+        .click();
+      await page.getByText(/Made v3: Rollback to v1/).waitFor();
+      await until(async () => (await petri.app('shop')).body === 'greeting: none', {
+        timeout: 30_000,
+        message: 'the router to serve v1 again',
+      });
+      await page.locator('li.current').getByText('v3').waitFor({ timeout: 15_000 });
+      assert.deepEqual(await axeProblems(page), []);
+      await shot(page, 'releases');
+
+      // Logs: live; a request to the app prints a line that arrives in the page.
+      await page.getByRole('link', { name: 'Logs' }).click();
+      await page.getByRole('status').getByText('Live').waitFor();
+      await petri.app('shop', '/from-the-test');
+      await page.getByRole('log').getByText('served /from-the-test').waitFor({ timeout: 15_000 });
+      assert.deepEqual(await axeProblems(page), []);
+      await shot(page, 'logs');
+
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a member of another team cannot open the app: not found', async () => {
+    const { context, page } = await personIn('bob@example.org');
+    try {
+      await page.getByText('No apps yet').waitFor();
+      await page.goto(`${petri.apiUrl}/apps/shop`);
+      await page.getByRole('heading', { name: 'Not found' }).waitFor();
+      await page.getByText('There is no app named shop that you can see').waitFor();
+      await shot(page, 'not-found');
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('at 375 px the pages fit and have what they have on a desktop', async () => {
+    const { context, page } = await personIn('ada@example.org', { width: 375, height: 800 });
+    try {
+      await page.getByRole('row', { name: /shop/ }).getByText('running').waitFor();
+      await fitsPhone(page);
+      await page.getByRole('button', { name: 'New app' }).click();
+      await page.getByLabel('Name').fill('shop-two');
+      await page.getByRole('button', { name: 'Create app' }).click();
+      await page.getByRole('heading', { name: 'shop-two is ready to deploy' }).waitFor();
+      await page.getByText('petri deploy ./shop-two --app shop-two').waitFor();
+      await fitsPhone(page);
+      assert.deepEqual(await axeProblems(page), []);
+      await shot(page, 'phone-new-app');
+      await page.goto(`${petri.apiUrl}/apps/shop/logs`);
+      await page.getByRole('status').getByText('Live').waitFor();
+      await fitsPhone(page);
+      await shot(page, 'phone-logs');
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('an auditor sees the inventory and exports it as CSV', async () => {
+    const { context, page } = await personIn('olga@example.org');
+    try {
+      await page.getByRole('link', { name: 'Inventory' }).click();
+      await page.getByRole('rowheader', { name: 'shop', exact: true }).waitFor();
+      assert.deepEqual(await axeProblems(page), []);
+      await shot(page, 'inventory');
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Export CSV' }).click(),
+      ]);
+      assert.match(download.suggestedFilename(), /^petri-inventory-\d{4}-\d\d-\d\d\.csv$/);
+      const file = await download.path();
+      const csv = readFileSync(file, 'utf8');
+      assert.equal(csv, await admin.inventoryCsv());
+    } finally {
+      await context.close();
+    }
+  });
+});
