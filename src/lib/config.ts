@@ -71,6 +71,8 @@ export interface PetriConfig {
   wakeTimeoutMs: number;
   /** How often the router's counters are read to find idle apps. */
   idleCheckMs: number;
+  /** Time between the metrics collector's passes (store, probes, cgroups): a minute. */
+  metricsPassMs: number;
   /** The waker (on 127.0.0.1): the router's backup server of every app. */
   wakerPort: number;
   /** What one app or one owner may take of what all share (see README, Security and ceilings). */
@@ -83,6 +85,33 @@ export interface PetriConfig {
   lifecycle: LifecycleConfig;
   /** Who may reach apps (issue 15). */
   audience: AudienceConfig;
+  /** The mail relay every app may send through (issue 17). */
+  mail: MailConfig;
+}
+
+/** `mail` in petri.json. */
+export interface MailConfig {
+  /** false: no relay, no SMTP_URL. */
+  enabled: boolean;
+  /** Apps send as NAME@<domain>; default: the server's domain. */
+  domain: string;
+  /** The relay's SMTP port on the sandboxes' gateway (127.0.0.1 without a network of their own). */
+  smtpPort: number;
+  /** The relay's HTTP send API (MAIL_API_URL), on the same address. */
+  httpPort: number;
+  /** The operator's smarthost, smtp://USER:PASSWORD@HOST:PORT (STARTTLS when it offers it;
+   * ?requireTLS=true to insist). Absent: mail is kept in the capture box (`petri mail show`). */
+  relay?: string;
+  /** An app's defaults; admins override them per app (`petri mail limits`). */
+  perHour: number;
+  perDay: number;
+  recipients: number;
+  maxBytes: number;
+  /** While an app's audience is invite or staff, it mails only people who may use it. */
+  restrictToAudience: boolean;
+  /** This many refusals in a row pause the app's mail for pauseMinutes. */
+  pauseAfterRefusals: number;
+  pauseMinutes: number;
 }
 
 /** `audience` in petri.json. */
@@ -256,6 +285,7 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
   idleTimeoutMs: 30 * 60_000,
   wakeTimeoutMs: 30_000,
   idleCheckMs: 10_000,
+  metricsPassMs: 60_000,
   wakerPort: 7071,
   ceilings: {
     instancesPerApp: 20,
@@ -284,6 +314,19 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
   },
   lifecycle: { defaultDays: 90, maxDays: 90, warnDays: [14, 7, 1], archiveAfterDays: 30, checkMs: 60_000 },
   audience: { default: 'staff' },
+  mail: {
+    enabled: true,
+    domain: '',
+    smtpPort: 587,
+    httpPort: 8587,
+    perHour: 50,
+    perDay: 200,
+    recipients: 10,
+    maxBytes: 1024 * 1024,
+    restrictToAudience: true,
+    pauseAfterRefusals: 10,
+    pauseMinutes: 60,
+  },
 };
 
 const ENV_KEYS: Record<string, keyof PetriConfig> = {
@@ -362,12 +405,59 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     idleTimeoutMs: integer(raw, 'idleTimeoutMs', 0, 365 * 24 * 3_600_000),
     wakeTimeoutMs: integer(raw, 'wakeTimeoutMs', 100, 3_600_000),
     idleCheckMs: integer(raw, 'idleCheckMs', 50, 3_600_000),
+    metricsPassMs: integer(raw, 'metricsPassMs', 50, 3_600_000),
     wakerPort: integer(raw, 'wakerPort', 1, 65535),
     ceilings: validateCeilings(raw.ceilings),
     quotas: validateQuotas(raw.quotas),
     identity: validateIdentity(raw.identity),
     lifecycle: validateLifecycle(raw.lifecycle),
     audience: validateAudience(raw.audience),
+    mail: validateMail(raw.mail, hostName(raw, 'domain')),
+  };
+}
+
+/** Unknown keys are refused: a typo (perhour) would silently keep a default. */
+function validateMail(value: unknown, domain: string): MailConfig {
+  if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+    throw invalid('mail', value, 'an object like { "relay": "smtp://user:pass@smarthost:587" }');
+  }
+  const keys = [...Object.keys(DEFAULTS.mail), 'relay'];
+  known(value ?? {}, 'mail', keys);
+  const raw = { ...DEFAULTS.mail, ...(value as object | undefined) } as Record<string, unknown>;
+  const at = (key: string) => ({ [`mail.${key}`]: raw[key] });
+  const int = (key: string, min: number, max: number) => integer(at(key), `mail.${key}`, min, max);
+  const bool = (key: string) => {
+    if (typeof raw[key] !== 'boolean') throw invalid(`mail.${key}`, raw[key], 'true or false');
+    return raw[key] as boolean;
+  };
+  let relay: string | undefined;
+  if (raw.relay !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(String(raw.relay));
+    } catch {}
+    if (!url || !['smtp:', 'smtps:'].includes(url.protocol) || !url.hostname) {
+      // Never repeat the value: it holds the smarthost's password.
+      throw new UserError(
+        'bad_request',
+        "configuration 'mail.relay' must be a URL like smtp://USER:PASSWORD@smarthost.example.org:587",
+      );
+    }
+    relay = raw.relay as string;
+  }
+  return {
+    enabled: bool('enabled'),
+    domain: raw.domain === '' ? domain : hostName(at('domain'), 'mail.domain'),
+    smtpPort: int('smtpPort', 1, 65535),
+    httpPort: int('httpPort', 1, 65535),
+    ...(relay !== undefined && { relay }),
+    perHour: int('perHour', 1, 1_000_000),
+    perDay: int('perDay', 1, 10_000_000),
+    recipients: int('recipients', 1, 1000),
+    maxBytes: int('maxBytes', 1024, 50 * 1024 * 1024),
+    restrictToAudience: bool('restrictToAudience'),
+    pauseAfterRefusals: int('pauseAfterRefusals', 1, 10_000),
+    pauseMinutes: number(at('pauseMinutes'), 'mail.pauseMinutes', 0, 7 * 24 * 60),
   };
 }
 

@@ -47,6 +47,7 @@ const app: App = {
   audience: 'public',
   audience_key_version: 1,
   notice_version: 1,
+  mail_key_version: 1,
 };
 const release = (command: string): Release => ({
   id: 1,

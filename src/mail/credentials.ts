@@ -1,0 +1,53 @@
+// An app's mail credentials and what its processes are given (SMTP_URL, MAIL_FROM,
+// MAIL_API_URL, MAIL_API_TOKEN). The password and token are derived from the server's key,
+// the app's id and its mail key version, so the store never holds them and
+// `petri mail rotate` (a new version) ends the old ones at once.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { MailConfig, PetriConfig } from '../lib/config.js';
+import type { SecretBox } from '../lib/secrets.js';
+
+type MailApp = { id: number; name: string; mail_key_version: number };
+
+function derived(secrets: SecretBox, kind: 'smtp' | 'api', app: MailApp): string {
+  const key = secrets.derive('mail relay credentials');
+  return createHmac('sha256', key).update(`${kind}:${app.id}:${app.mail_key_version}`).digest('base64url');
+}
+
+export const mailPassword = (secrets: SecretBox, app: MailApp) => derived(secrets, 'smtp', app);
+/** NAME.SECRET: the relay finds the app by its name, then compares the whole token. */
+export const mailApiToken = (secrets: SecretBox, app: MailApp) =>
+  `${app.name}.${derived(secrets, 'api', app)}`;
+
+/** Compares in constant time, so a guess learns nothing from how long a refusal took. */
+export function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Where sandboxes reach the relay: the bridge's gateway (the subnet's first address), or
+ * loopback when sandboxes share the host's network. */
+export function mailListenAddress(config: Pick<PetriConfig, 'network'>): string {
+  if (!config.network.enabled) return '127.0.0.1';
+  const [base] = config.network.subnet.split('/');
+  const parts = (base ?? '').split('.').map(Number);
+  const n = (((parts[0] ?? 0) * 256 + (parts[1] ?? 0)) * 256 + (parts[2] ?? 0)) * 256 + (parts[3] ?? 0) + 1;
+  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+}
+
+/** What every process of the app is given; nothing when the relay is off. */
+export function mailEnv(
+  config: Pick<PetriConfig, 'network'> & { mail: MailConfig },
+  secrets: SecretBox,
+  app: MailApp,
+): Record<string, string> {
+  if (!config.mail.enabled) return {};
+  const host = mailListenAddress(config);
+  const password = mailPassword(secrets, app);
+  return {
+    SMTP_URL: `smtp://${encodeURIComponent(app.name)}:${password}@${host}:${config.mail.smtpPort}`,
+    MAIL_FROM: `${app.name}@${config.mail.domain}`,
+    MAIL_API_URL: `http://${host}:${config.mail.httpPort}/v1/send`,
+    MAIL_API_TOKEN: mailApiToken(secrets, app),
+  };
+}

@@ -1,0 +1,402 @@
+// The mail relay every app may send through (issue 17): an SMTP server (smtp-server) and a
+// small HTTP send API on the sandboxes' gateway, both requiring the app's own credentials;
+// every message passes the same checks (recipients, audience, unsubscribed, headers, the
+// quota reserved atomically with the queue row) and is refused at SMTP time with a reply
+// that says which limit and when it resets, never dropped. Accepted mail is queued in the
+// store (synchronous=FULL) and delivered by delivery.ts.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import type { Logger } from 'pino';
+import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
+import {
+  appForMail,
+  isUnsubscribed,
+  type MailLimits,
+  type MailRefusal,
+  mailAddress,
+  mailLimitsOf,
+  mayMail,
+  rateRefusal,
+  recordRefusal,
+  reserveMessage,
+} from '../domain/mail.js';
+import type { MailConfig } from '../lib/config.js';
+import type { SecretBox } from '../lib/secrets.js';
+import type { Store } from '../store/db.js';
+import type { App } from '../store/schema.js';
+import { mailApiToken, mailPassword, sameSecret } from './credentials.js';
+import { isRefusal, prepareMessage } from './message.js';
+
+/** Failed logins per address within AUTH_WINDOW_MS before every AUTH from it is refused. */
+const AUTH_FAILURES_MAX = 10;
+const AUTH_WINDOW_MS = 10 * 60_000;
+/** An address (RFC 5321 path, no display name, no line breaks). */
+const ADDRESS = /^[^\s<>@",;:\\()[\]]{1,64}@[a-z0-9.-]{1,253}$/i;
+
+export interface MailRelayOptions {
+  db: Store;
+  config: MailConfig;
+  secrets: SecretBox;
+  logger: Logger;
+  /** Where to listen: the gateway (or 127.0.0.1); ports 0 pick free ones (tests). */
+  host: string;
+  smtpPort: number;
+  httpPort: number;
+  /** Called when a message was queued, so delivery need not wait for its next pass. */
+  onQueued?: () => void;
+}
+
+type Session = SMTPServerSession & { app?: App; limits?: MailLimits; refusedOnce?: boolean };
+
+class RelayError extends Error {
+  constructor(
+    readonly responseCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** smtp-server's reply for a refusal: the code and the enhanced status with the text. */
+function smtpError(r: MailRefusal): RelayError {
+  const enhanced = r.code >= 500 ? (r.limit === 'size' ? '5.3.4' : '5.7.1') : '4.7.0';
+  return new RelayError(r.code, `${enhanced} ${r.message}`);
+}
+
+export class MailRelay {
+  private smtp?: SMTPServer;
+  private http?: Server;
+  private readonly authFailures = new Map<string, { count: number; since: number }>();
+
+  constructor(private readonly o: MailRelayOptions) {}
+
+  get smtpPort(): number {
+    return ((this.smtp as unknown as { server: Server }).server.address() as AddressInfo).port;
+  }
+
+  get httpPort(): number {
+    return (this.http!.address() as AddressInfo).port;
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.o;
+    this.smtp = new SMTPServer({
+      name: config.domain,
+      banner: 'Petri mail relay: AUTH with the credentials in SMTP_URL',
+      authMethods: ['PLAIN', 'LOGIN'],
+      // The hop from a sandbox to its gateway never leaves this host; a certificate no client
+      // can verify would make nodemailer's default (STARTTLS when offered) fail instead.
+      hideSTARTTLS: true,
+      allowInsecureAuth: true,
+      size: config.maxBytes,
+      disableReverseLookup: true,
+      maxAllowedUnauthenticatedCommands: 5,
+      logger: false,
+      onAuth: (auth, session, cb) => {
+        this.authenticate(auth, session as Session).then(
+          (app) => cb(null, { user: app.name }),
+          (err: Error) => cb(err),
+        );
+      },
+      onMailFrom: (_address, session, cb) => {
+        this.checkRate(session as Session).then(() => cb(), cb);
+      },
+      onRcptTo: (address, session, cb) => {
+        this.checkRecipient(session as Session, address.address).then(() => cb(), cb);
+      },
+      onData: (stream, session, cb) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          const s = session as Session;
+          const recipients = s.envelope.rcptTo.map((r) => r.address);
+          if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) {
+            const refusal: MailRefusal = {
+              code: 552,
+              limit: 'size',
+              message: `message size limit of ${config.maxBytes} bytes exceeded`,
+            };
+            void this.refuse(s.app!, recipients, '', Buffer.concat(chunks).length, refusal).finally(() =>
+              cb(smtpError(refusal)),
+            );
+            return;
+          }
+          this.accept(s.app!, recipients, Buffer.concat(chunks)).then(
+            (id) => cb(null, `2.0.0 queued as ${id}`),
+            (err: Error) => cb(err),
+          );
+        });
+      },
+    });
+    this.smtp.on('error', (err) => this.o.logger.warn({ err }, 'mail relay: SMTP error'));
+    await new Promise<void>((resolve, reject) => {
+      this.smtp!.listen(this.o.smtpPort, this.o.host, resolve);
+      (this.smtp as unknown as { server: Server }).server.once('error', reject);
+    });
+    this.http = createServer((req, res) => void this.serveHttp(req, res));
+    await new Promise<void>((resolve, reject) => {
+      this.http!.once('error', reject);
+      this.http!.listen(this.o.httpPort, this.o.host, resolve);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([
+      new Promise<void>((r) => (this.smtp ? this.smtp.close(() => r()) : r())),
+      new Promise<void>((r) => {
+        if (!this.http) return r();
+        this.http.close(() => r());
+        this.http.closeAllConnections();
+      }),
+    ]);
+  }
+
+  private async authenticate(auth: SMTPServerAuthentication, session: Session): Promise<App> {
+    const ip = session.remoteAddress;
+    const nowMs = Date.now();
+    const failures = this.authFailures.get(ip);
+    if (failures && nowMs - failures.since < AUTH_WINDOW_MS && failures.count >= AUTH_FAILURES_MAX) {
+      const at = new Date(failures.since + AUTH_WINDOW_MS).toISOString().slice(11, 16);
+      throw new RelayError(454, `4.7.0 too many failed logins from ${ip}; try again after ${at} UTC`);
+    }
+    const app = auth.username ? await appForMail(this.o.db, auth.username) : undefined;
+    const ok =
+      app !== undefined &&
+      app.stage !== 'archived' &&
+      typeof auth.password === 'string' &&
+      sameSecret(auth.password, mailPassword(this.o.secrets, app));
+    if (!ok || !app) {
+      const f = failures && nowMs - failures.since < AUTH_WINDOW_MS ? failures : { count: 0, since: nowMs };
+      f.count++;
+      this.authFailures.set(ip, f);
+      throw new RelayError(
+        535,
+        "5.7.8 authentication failed: use the user and password in the app's SMTP_URL",
+      );
+    }
+    session.app = app;
+    session.limits = await mailLimitsOf(this.o.db, this.o.config, app.id);
+    return app;
+  }
+
+  private async checkRate(session: Session): Promise<void> {
+    session.refusedOnce = false;
+    const app = session.app!;
+    const refusal = await rateRefusal(this.o.db, app.id, session.limits!);
+    if (refusal) {
+      await this.refuseOnce(session, [], refusal);
+      throw smtpError(refusal);
+    }
+  }
+
+  private async checkRecipient(session: Session, address: string): Promise<void> {
+    const refusal = await this.recipientRefusal(
+      session.app!,
+      session.limits!,
+      address,
+      session.envelope.rcptTo.length,
+    );
+    if (refusal) {
+      await this.refuseOnce(session, [address], refusal);
+      throw smtpError(refusal);
+    }
+  }
+
+  /** One refusal per transaction counts towards the pause: a flood of RCPTs is one. */
+  private async refuseOnce(session: Session, recipients: string[], refusal: MailRefusal): Promise<void> {
+    if (session.refusedOnce) return;
+    session.refusedOnce = true;
+    await this.refuse(session.app!, recipients, '', 0, refusal);
+  }
+
+  private async recipientRefusal(
+    app: App,
+    limits: MailLimits,
+    address: string,
+    already: number,
+  ): Promise<MailRefusal | undefined> {
+    if (already >= limits.recipients) {
+      return {
+        code: 452,
+        limit: 'recipients',
+        message: `recipients limit of ${limits.recipients} per message reached; send another message for the rest`,
+      };
+    }
+    if (!ADDRESS.test(address)) {
+      return {
+        code: 553,
+        limit: 'address',
+        message: `'${address.slice(0, 80)}' is not an address like ana@example.org`,
+      };
+    }
+    if (await isUnsubscribed(this.o.db, app.id, address)) {
+      return { code: 550, limit: 'unsubscribed', message: `${address} unsubscribed from ${app.name}'s mail` };
+    }
+    if (this.o.config.restrictToAudience && !(await mayMail(this.o.db, app, address))) {
+      return {
+        code: 550,
+        limit: 'audience',
+        message: `${app.name}'s audience is '${app.audience}': it mails only people who may use it, and ${address} may not (invite them, or make the app public)`,
+      };
+    }
+    return undefined;
+  }
+
+  private async refuse(app: App, recipients: string[], subject: string, size: number, refusal: MailRefusal) {
+    const paused = await recordRefusal(this.o.db, this.o.config, app, {
+      id: randomUUID(),
+      recipients,
+      subject,
+      size,
+      refusal,
+    });
+    if (paused) this.o.logger.warn({ app: app.name }, 'mail relay: app paused after repeated refusals');
+  }
+
+  /** Checks, completes and queues a message; answers its id, or throws the refusal's reply. */
+  async accept(app: App, recipients: string[], raw: Buffer): Promise<string> {
+    const limits = await mailLimitsOf(this.o.db, this.o.config, app.id);
+    const id = randomUUID();
+    const fail = async (refusal: MailRefusal, subject = '') => {
+      await this.refuse(app, recipients, subject, raw.length, refusal);
+      return smtpError(refusal);
+    };
+    if (recipients.length === 0)
+      throw await fail({ code: 554, limit: 'recipients', message: 'no recipients' });
+    for (const [i, r] of recipients.entries()) {
+      const refusal = await this.recipientRefusal(app, limits, r, i);
+      if (refusal) throw await fail(refusal);
+    }
+    if (raw.length > limits.maxBytes) {
+      throw await fail({
+        code: 552,
+        limit: 'size',
+        message: `message size limit of ${limits.maxBytes} bytes exceeded`,
+      });
+    }
+    const prepared = await prepareMessage(raw, {
+      appAddress: mailAddress(this.o.config, app.name),
+      messageId: id,
+    });
+    if (isRefusal(prepared)) throw await fail(prepared);
+    const refusal = await reserveMessage(this.o.db, app, limits, {
+      id,
+      recipients,
+      subject: prepared.subject,
+      raw: prepared.raw,
+      capture: this.o.config.relay === undefined,
+    });
+    if (refusal) throw await fail(refusal, prepared.subject);
+    this.o.onQueued?.();
+    return id;
+  }
+
+  // --- The HTTP send API: POST /v1/send {to, subject, text, html?} with MAIL_API_TOKEN ---
+
+  private async serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(JSON.stringify(body));
+    };
+    const error = (status: number, code: string, message: string, headers?: Record<string, string>) =>
+      answer(status, { error: { code, message } }, headers);
+    try {
+      if (req.url !== '/v1/send') return error(404, 'not_found', 'the mail API is POST /v1/send');
+      if (req.method !== 'POST') return error(405, 'method_not_allowed', 'use POST');
+      const app = await this.appOfToken(req.headers.authorization);
+      if (!app) {
+        return error(
+          401,
+          'unauthorized',
+          'send Authorization: Bearer $MAIL_API_TOKEN (the token the app was given)',
+        );
+      }
+      const body = await readBody(req, this.o.config.maxBytes + 64 * 1024);
+      if (body === undefined) {
+        return error(413, 'too_large', `message size limit of ${this.o.config.maxBytes} bytes exceeded`);
+      }
+      const input = parseSendInput(body);
+      if (typeof input === 'string') return error(400, 'bad_request', input);
+      const raw = await new MailComposer({
+        from: mailAddress(this.o.config, app.name),
+        to: input.to,
+        subject: input.subject,
+        text: input.text,
+        ...(input.html !== undefined && { html: input.html }),
+      })
+        .compile()
+        .build();
+      try {
+        const id = await this.accept(app, input.to, raw);
+        return answer(202, { id, status: this.o.config.relay === undefined ? 'captured' : 'queued' });
+      } catch (err) {
+        if (!(err instanceof RelayError)) throw err;
+        const message = err.message.replace(/^\d\.\d\.\d /, '');
+        if (err.responseCode < 500) return error(429, 'rate_limited', message);
+        return error(err.responseCode === 552 ? 413 : 422, 'refused', message);
+      }
+    } catch (err) {
+      this.o.logger.error({ err }, 'mail API failed');
+      if (!res.headersSent) error(500, 'internal', 'the mail API failed; see the server log');
+    }
+  }
+
+  private async appOfToken(header: string | undefined): Promise<App | undefined> {
+    const m = /^Bearer ([a-z][a-z0-9-]{0,62})\.([A-Za-z0-9_-]{1,100})$/.exec(header ?? '');
+    if (!m) return undefined;
+    const app = await appForMail(this.o.db, m[1]!);
+    if (!app || app.stage === 'archived') return undefined;
+    return sameSecret(`${app.name}.${m[2]}`, mailApiToken(this.o.secrets, app)) ? app : undefined;
+  }
+}
+
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > max) return undefined;
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+interface SendInput {
+  to: string[];
+  subject: string;
+  text: string;
+  html?: string;
+}
+
+/** The HTTP API's body; a line break in the subject or an address (header injection) is refused. */
+export function parseSendInput(body: Buffer): SendInput | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    return 'the body must be JSON like {"to": "ana@example.org", "subject": "Hi", "text": "..."}';
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'the body must be a JSON object';
+  const o = v as Record<string, unknown>;
+  const unknown = Object.keys(o).find((k) => !['to', 'subject', 'text', 'html'].includes(k));
+  if (unknown) return `unknown field '${unknown}'; the fields are to, subject, text, html`;
+  const to = typeof o.to === 'string' ? [o.to] : o.to;
+  if (!Array.isArray(to) || to.length === 0 || !to.every((t) => typeof t === 'string' && ADDRESS.test(t))) {
+    return "'to' must be an address like ana@example.org or a list of them";
+  }
+  if (typeof o.subject !== 'string' || /[\r\n\0]/.test(o.subject) || o.subject.length > 998) {
+    return "'subject' must be one line of text (no line breaks), at most 998 characters";
+  }
+  if (typeof o.text !== 'string') return "'text' must be the message's text";
+  if (o.html !== undefined && typeof o.html !== 'string') return "'html' must be text (HTML) when given";
+  return {
+    to: to as string[],
+    subject: o.subject,
+    text: o.text,
+    ...(o.html !== undefined && { html: o.html as string }),
+  };
+}
+
+export { RelayError };
