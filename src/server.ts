@@ -18,6 +18,7 @@ import { createLogger } from './lib/log.js';
 import { DataPaths } from './lib/paths.js';
 import { SecretBox } from './lib/secrets.js';
 import { DeployLogs } from './logs/deploy-log.js';
+import { MetricsCollector } from './metrics/collector.js';
 import { LogStore } from './logs/log-store.js';
 import { openStore, type Store } from './store/db.js';
 
@@ -64,8 +65,20 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     () => startEgressProxy({ config, db, driver, logger: log }),
     (e) => e?.close(),
   );
+  // Before the router: HAProxy sends its request log to the collector's UDP port.
+  const metrics = new MetricsCollector({
+    db,
+    driver,
+    routerAddress: config.httpBind === '0.0.0.0' ? '127.0.0.1' : config.httpBind,
+    routerPort: config.httpPort,
+    domain: config.domain,
+    apiHost: config.apiHost,
+    passMs: config.metricsPassMs,
+    logger: log,
+  });
+  const requestLog = await life.add('metrics', () => metrics.listen(), () => metrics.stop());
   // No stop: the router keeps serving the apps while the control plane is down or restarts.
-  const router = await life.add('router', () => haproxyRouter(config, paths, log));
+  const router = await life.add('router', () => haproxyRouter(config, paths, log, requestLog));
 
   const core: Core = {
     config,
@@ -78,6 +91,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     driver,
     router,
     egress,
+    metrics,
     logger: log,
   };
   const controllers = buildControllers(core);
@@ -92,6 +106,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   await life.add('waker', { start: () => waker.listen(), stop: () => waker.close() });
   await life.add('idle sleeper', sleeper);
   await life.add('lifecycle loop', lifecycle);
+  await life.add('metrics collector', { start: () => metrics.start(), stop: () => undefined });
 
   return { config, api, db, adminToken, close: () => life.stop() };
 }

@@ -10,6 +10,7 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from 'fastify';
+import type { Counters } from '../domain/metrics.js';
 import type { Identity } from '../identity/index.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
@@ -107,4 +108,16 @@ export interface ApiContext {
   /** Sign-ins (OIDC, LDAP, local passwords) and the re-check of sessions' users; absent in
    * tests that sign nobody in. */
   identity?: Identity;
+  /** The metrics collector (issue 18): the Prometheus text, what is counted but not yet in
+   * the store; absent in tests that start none. */
+  metrics?: MetricsView;
+}
+
+/** What the API needs of the metrics collector (src/metrics/collector.ts). */
+export interface MetricsView {
+  text(): Promise<string>;
+  readonly contentType: string;
+  /** An app's counters not yet in the store, by unix minute. */
+  live(app: string): { minute: number; counters: Counters }[];
+  observeApi(route: string, method: string, status: number, seconds: number): void;
 }

@@ -4,7 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { Command, CommanderError } from 'commander';
-import { ApiError, ConnectionError } from '../client/index.js';
+// The error classes alone, not the client's index: that loads its HTTP stack, which a
+// command loads when it first talks to the API (context.ts), not when the CLI starts.
+import { ApiError, ConnectionError } from '../client/errors.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import { registerAddons } from './addons.js';
 import { registerApps } from './apps.js';
@@ -21,6 +23,7 @@ import { registerInventory } from './inventory.js';
 import { registerLogin } from './login.js';
 import { registerPasswd } from './login-password.js';
 import { registerLogs } from './logs.js';
+import { registerMetrics } from './metrics.js';
 import { registerOpen } from './open.js';
 import { type Io, type Output, UsageError } from './output.js';
 import { registerPs } from './ps.js';
@@ -29,6 +32,7 @@ import { registerReleases } from './releases.js';
 import { registerReport } from './report.js';
 import { processTerminal, registerRun, type Terminal } from './run.js';
 import { registerStacks } from './stacks.js';
+import { registerStatus } from './status.js';
 import { registerTeams } from './teams.js';
 import { registerTokens } from './tokens.js';
 import { registerUsers } from './users.js';
@@ -76,6 +80,8 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerInventory(program, ctx);
     registerReport(program, ctx);
     registerAudience(program, ctx);
+    registerMetrics(program, ctx);
+    registerStatus(program, ctx);
     // `petri run` and `petri addons shell` attach the same terminal.
     const terminal: Terminal = {
       ...processTerminal(),

@@ -7,6 +7,8 @@ import { GRADUATION_HEADERS } from '../contract/graduation.js';
 import { ApiError, apiErrorFrom, ConnectionError, networkErrorCode } from './errors.js';
 import { parseNdjson } from './ndjson.js';
 import type {
+  AppMetrics,
+  PlatformStatus,
   AddonBackup,
   AddonChange,
   AddonDestroyed,
@@ -360,11 +362,11 @@ export class PetriClient {
     });
   }
 
-  inviteToAudience(name: string, emails: string[]): Promise<Audience> {
+  inviteToAudience(name: string, emails: string[], link = false): Promise<Audience> {
     return this.json<Audience>({
       method: 'POST',
       path: `${appPath(name)}/audience/invitees`,
-      json: { emails },
+      json: link ? { emails, link } : { emails },
     });
   }
 
@@ -517,6 +519,16 @@ export class PetriClient {
       json: type === undefined ? {} : { type },
     });
     return body.restarting;
+  }
+
+  /** The app's figures over a period (since: 1h, 24h, 7d ...). */
+  appMetrics(appName: string, since?: string): Promise<AppMetrics> {
+    return this.json<AppMetrics>({ method: 'GET', path: `${appPath(appName)}/metrics`, query: { since } });
+  }
+
+  /** The platform's promise, measured availability, incidents and public apps (public). */
+  status(): Promise<PlatformStatus> {
+    return this.json<PlatformStatus>({ method: 'GET', path: '/v1/status' });
   }
 
   /** Hosts the app declared, and every host it tried to reach. */

@@ -3,6 +3,7 @@
 // what the client itself decides lives here.
 import type { AuditQuery, DeployStatus, ReleaseStatus } from '../contract/index.js';
 
+export type { AppMetrics, MetricsPoint, PlatformStatus } from '../contract/index.js';
 export type {
   Addon,
   AddonBackup,

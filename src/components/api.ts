@@ -13,7 +13,7 @@ import type { Core } from './core.js';
 const CLOSE_CUT_MS = 2000;
 
 export function apiContext(core: Core, { reconciler, builds, addons }: Controllers): ApiContext {
-  const { db, config, secrets, paths, logs, deployLogs, driver, egress, logger } = core;
+  const { db, config, secrets, paths, logs, deployLogs, driver, egress, logger, metrics } = core;
   return {
     db,
     config,
@@ -37,6 +37,7 @@ export function apiContext(core: Core, { reconciler, builds, addons }: Controlle
     runOneOff: createOneOffRunner({ db, driver, paths, config, secrets, egressProxyUrl: egress?.url }),
     addons,
     identity: new Identity({ db, config, secrets, log: logger }),
+    metrics,
   };
 }
 

@@ -2,6 +2,7 @@
 // by server.ts (the store, the driver and router of this host, the logs, the secrets).
 import type { Logger } from 'pino';
 import type { AddonEngines } from '../addons/engines.js';
+import type { MetricsView } from '../api/context.js';
 import type { RunningEgress } from '../edge/egress-proxy.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
@@ -24,5 +25,7 @@ export interface Core {
   router: Router;
   /** Undefined when sandboxes share the host's network (no egress proxy then). */
   egress: RunningEgress | undefined;
+  /** The metrics collector (src/metrics/); absent where none runs (some tests). */
+  metrics?: MetricsView;
   logger: Logger;
 }

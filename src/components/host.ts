@@ -39,6 +39,7 @@ export async function haproxyRouter(
   config: PetriConfig,
   paths: DataPaths,
   logger: Logger,
+  requestLog?: { address: string; port: number },
 ): Promise<HaproxyRouter> {
   const router = new HaproxyRouter({
     dir: paths.router,
@@ -48,6 +49,7 @@ export async function haproxyRouter(
     apiServer: { address: config.apiBind === '0.0.0.0' ? '127.0.0.1' : config.apiBind, port: config.apiPort },
     domain: config.domain,
     waker: { address: '127.0.0.1', port: config.wakerPort },
+    requestLog,
     logger,
   });
   await router.start();

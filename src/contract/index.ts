@@ -22,3 +22,4 @@ export * from './stacks.js';
 export * from './teams.js';
 export * from './tokens.js';
 export * from './users.js';
+export * from './metrics.js';

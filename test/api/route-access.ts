@@ -118,4 +118,8 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   ['POST /logout', 'public'],
   ['GET /gate/sso', 'public'],
   ['GET /v1/session', 'signed-in'],
+  // E: metrics, the status page.
+  ['GET /metrics', 'platform.read'],
+  ['GET /v1/apps/{name}/metrics', 'app.read'],
+  ['GET /v1/status', 'public'],
 ];

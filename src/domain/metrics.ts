@@ -1,0 +1,538 @@
+// Per-app figures and the platform's recorded facts (issue 18): minute and hour rows of
+// request counts, status classes, a latency histogram, probes and resources; incidents; alert
+// episodes. The pure parts (a bucket's arithmetic, percentiles, availability from incidents)
+// are here too, so the API, the collector (src/metrics/) and the tests share one definition.
+import { sql } from 'kysely';
+import type { Store } from '../store/db.js';
+import type { MetricRowCounters } from '../store/schema.js';
+import { recordAudit } from './audit.js';
+
+/** Upper bounds of the latency buckets, in ms (l0..l10); l11 is everything slower. */
+export const LATENCY_BOUNDS_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000] as const;
+const LATENCY_KEYS = ['l0', 'l1', 'l2', 'l3', 'l4', 'l5', 'l6', 'l7', 'l8', 'l9', 'l10', 'l11'] as const;
+
+export type Counters = MetricRowCounters;
+export type CounterName = keyof Counters;
+
+export const COUNTER_NAMES: readonly CounterName[] = [
+  'requests',
+  's1xx',
+  's2xx',
+  's3xx',
+  's4xx',
+  's5xx',
+  'bytes',
+  ...LATENCY_KEYS,
+  'probes_ok',
+  'probes_failed',
+  'wakes',
+  'wake_ms',
+  'cpu_ms',
+  'memory_max',
+  'restarts',
+  'oom_kills',
+];
+
+/** Minute rows are kept 48 hours, hour rows 90 days. */
+export const MINUTE_RETENTION = 48 * 60;
+export const HOUR_RETENTION = 90 * 24;
+
+export function emptyCounters(): Counters {
+  const c = {} as Record<CounterName, number>;
+  for (const name of COUNTER_NAMES) c[name] = 0;
+  return c;
+}
+
+/** One request as the router logged it: status, total time (ms; -1 when it had none), bytes. */
+export function addRequest(c: Counters, status: number, ms: number, bytes: number): void {
+  c.requests++;
+  const cls = Math.floor(status / 100);
+  if (cls >= 1 && cls <= 5) c[`s${cls}xx` as 's1xx']++;
+  if (bytes > 0) c.bytes += bytes;
+  c[LATENCY_KEYS[latencyBucket(ms)] as 'l0']++;
+}
+
+export function latencyBucket(ms: number): number {
+  const i = LATENCY_BOUNDS_MS.findIndex((bound) => ms <= bound);
+  return i === -1 ? LATENCY_KEYS.length - 1 : i;
+}
+
+/** a += b: every counter adds up but memory_max, which is the higher of the two. */
+export function addCounters(a: Counters, b: Counters): void {
+  for (const name of COUNTER_NAMES)
+    a[name] = name === 'memory_max' ? Math.max(a[name], b[name]) : a[name] + b[name];
+}
+
+/** The q-quantile (0.95) of a bucket's latencies: the upper bound of the bucket holding it,
+ * in ms (null: no request; Infinity: slower than the last bound). */
+export function latencyQuantile(c: Counters, q: number): number | null {
+  const counts = LATENCY_KEYS.map((k) => c[k]);
+  const total = counts.reduce((s, n) => s + n, 0);
+  if (total === 0) return null;
+  const rank = Math.ceil(q * total);
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    seen += counts[i] ?? 0;
+    if (seen >= rank) return LATENCY_BOUNDS_MS[i] ?? Number.POSITIVE_INFINITY;
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+export const unixMinute = (ms: number) => Math.floor(ms / 60_000);
+export const unixHour = (ms: number) => Math.floor(ms / 3_600_000);
+
+export interface MinuteRow {
+  appId: number;
+  minute: number;
+  counters: Counters;
+}
+
+/** Adds a pass's rows to their minutes and to their hours, in one transaction: two
+ * statements whatever the number of apps. */
+export async function recordMinutes(db: Store, rows: readonly MinuteRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const update = (table: 'metric_minutes' | 'metric_hours') =>
+    Object.fromEntries(
+      COUNTER_NAMES.map((name) => [
+        name,
+        name === 'memory_max'
+          ? sql`max(${sql.ref(`${table}.${name}`)}, ${sql.ref(`excluded.${name}`)})`
+          : sql`${sql.ref(`${table}.${name}`)} + ${sql.ref(`excluded.${name}`)}`,
+      ]),
+    );
+  // SQLite takes at most 32766 parameters per statement; a row has 29.
+  for (let i = 0; i < rows.length; i += 1000) {
+    const chunk = rows.slice(i, i + 1000);
+    await db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto('metric_minutes')
+        .values(chunk.map((r) => ({ app_id: r.appId, minute: r.minute, ...r.counters })))
+        .onConflict((oc) => oc.columns(['app_id', 'minute']).doUpdateSet(update('metric_minutes') as never))
+        .execute();
+      await tx
+        .insertInto('metric_hours')
+        .values(chunk.map((r) => ({ app_id: r.appId, hour: Math.floor(r.minute / 60), ...r.counters })))
+        .onConflict((oc) => oc.columns(['app_id', 'hour']).doUpdateSet(update('metric_hours') as never))
+        .execute();
+    });
+  }
+}
+
+/** Drops minute rows past 48 hours and hour rows past 90 days. */
+export async function pruneMetrics(db: Store, nowMs: number): Promise<void> {
+  await db
+    .deleteFrom('metric_minutes')
+    .where('minute', '<', unixMinute(nowMs) - MINUTE_RETENTION)
+    .execute();
+  await db
+    .deleteFrom('metric_hours')
+    .where('hour', '<', unixHour(nowMs) - HOUR_RETENTION)
+    .execute();
+}
+
+export interface SeriesPoint {
+  /** Unix minute or hour of the row, by the resolution asked. */
+  at: number;
+  counters: Counters;
+}
+
+/** An app's rows from `fromMs` on: minutes (past 48 hours: none) or hours. */
+export async function appSeries(
+  db: Store,
+  appId: number,
+  fromMs: number,
+  resolution: 'minute' | 'hour',
+): Promise<SeriesPoint[]> {
+  const strip = (row: Record<string, unknown>): Counters => {
+    const c = emptyCounters();
+    for (const name of COUNTER_NAMES) c[name] = Number(row[name] ?? 0);
+    return c;
+  };
+  if (resolution === 'minute') {
+    const rows = await db
+      .selectFrom('metric_minutes')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('minute', '>=', unixMinute(fromMs))
+      .orderBy('minute')
+      .execute();
+    return rows.map((r) => ({ at: r.minute, counters: strip(r as never) }));
+  }
+  const rows = await db
+    .selectFrom('metric_hours')
+    .selectAll()
+    .where('app_id', '=', appId)
+    .where('hour', '>=', unixHour(fromMs))
+    .orderBy('hour')
+    .execute();
+  return rows.map((r) => ({ at: r.hour, counters: strip(r as never) }));
+}
+
+/** Requests per app since a time: whole hours from the hour rows, the partial first hour
+ * from the minute rows (two queries, whatever the number of apps). Apps with none: 0. */
+export async function requestsSince(
+  db: Store,
+  appIds: readonly number[],
+  sinceIso: string,
+): Promise<Map<number, number>> {
+  const result = new Map<number, number>(appIds.map((id) => [id, 0]));
+  if (appIds.length === 0) return result;
+  const since = Date.parse(sinceIso);
+  const fromMinute = unixMinute(since);
+  const firstWholeHour = Math.ceil(fromMinute / 60);
+  const add = (rows: { app_id: number; n: number | string | bigint | null }[]) => {
+    for (const r of rows) result.set(r.app_id, (result.get(r.app_id) ?? 0) + Number(r.n ?? 0));
+  };
+  for (let i = 0; i < appIds.length; i += 500) {
+    const ids = appIds.slice(i, i + 500);
+    add(
+      await db
+        .selectFrom('metric_hours')
+        .select(['app_id', (eb) => eb.fn.sum<number>('requests').as('n')])
+        .where('app_id', 'in', ids)
+        .where('hour', '>=', firstWholeHour)
+        .groupBy('app_id')
+        .execute(),
+    );
+    add(
+      await db
+        .selectFrom('metric_minutes')
+        .select(['app_id', (eb) => eb.fn.sum<number>('requests').as('n')])
+        .where('app_id', 'in', ids)
+        .where('minute', '>=', fromMinute)
+        .where('minute', '<', firstWholeHour * 60)
+        .groupBy('app_id')
+        .execute(),
+    );
+  }
+  return result;
+}
+
+/** App ids by name, for the names a pass saw (one query). */
+export async function appIdsByName(db: Store, names: readonly string[]): Promise<Map<string, number>> {
+  const map = new Map<string, number>();
+  for (let i = 0; i < names.length; i += 500) {
+    const rows = await db
+      .selectFrom('apps')
+      .select(['id', 'name'])
+      .where('name', 'in', names.slice(i, i + 500))
+      .execute();
+    for (const r of rows) map.set(r.name, r.id);
+  }
+  return map;
+}
+
+export interface AwakeInstance {
+  appId: number;
+  app: string;
+  instanceId: string;
+  restarts: number;
+  healthPath: string | null;
+}
+
+/** Every running instance with its app and the health path of its release (one query). */
+export async function awakeInstances(db: Store): Promise<AwakeInstance[]> {
+  const rows = await db
+    .selectFrom('instances')
+    .innerJoin('apps', 'apps.id', 'instances.app_id')
+    .innerJoin('releases', 'releases.id', 'instances.release_id')
+    .select([
+      'apps.id as appId',
+      'apps.name as app',
+      'instances.id as instanceId',
+      'instances.restarts as restarts',
+      'releases.health_path as healthPath',
+      'instances.type as type',
+    ])
+    .where('instances.state', '=', 'up')
+    .execute();
+  return rows.map((r) => ({
+    appId: r.appId,
+    app: r.app,
+    instanceId: r.instanceId,
+    restarts: r.restarts,
+    // Only the web process answers HTTP; a worker's health path means nothing to the router.
+    healthPath: r.type === 'web' ? r.healthPath : null,
+  }));
+}
+
+/** Apps by state, for the platform gauges (one query). */
+export async function appsByState(db: Store): Promise<{ sleeping: number; awake: number; total: number }> {
+  const row = await db
+    .selectFrom('apps')
+    .select([
+      (eb) => eb.fn.countAll<number>().as('total'),
+      (eb) => eb.fn.count<number>('sleeping_since').as('sleeping'),
+    ])
+    .executeTakeFirst();
+  const total = Number(row?.total ?? 0);
+  const sleeping = Number(row?.sleeping ?? 0);
+  return { total, sleeping, awake: total - sleeping };
+}
+
+// ---- incidents and the heartbeat -------------------------------------------------------
+
+export interface Incident {
+  id: number;
+  kind: string;
+  subject: string;
+  startedAt: string;
+  endedAt: string | null;
+}
+
+export async function getMetricState(db: Store, key: string): Promise<string | undefined> {
+  const row = await db.selectFrom('metric_state').select('value').where('key', '=', key).executeTakeFirst();
+  return row?.value;
+}
+
+export async function setMetricState(db: Store, key: string, value: string): Promise<void> {
+  await db
+    .insertInto('metric_state')
+    .values({ key, value })
+    .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+    .execute();
+}
+
+/** Opens an incident unless one of that kind and subject is open already. */
+export async function openIncident(db: Store, kind: string, subject: string, atIso: string): Promise<void> {
+  const open = await db
+    .selectFrom('incidents')
+    .select('id')
+    .where('kind', '=', kind)
+    .where('subject', '=', subject)
+    .where('ended_at', 'is', null)
+    .executeTakeFirst();
+  if (open) return;
+  await db.insertInto('incidents').values({ kind, subject, started_at: atIso, ended_at: null }).execute();
+}
+
+export async function closeIncident(db: Store, kind: string, subject: string, atIso: string): Promise<void> {
+  await db
+    .updateTable('incidents')
+    .set({ ended_at: atIso })
+    .where('kind', '=', kind)
+    .where('subject', '=', subject)
+    .where('ended_at', 'is', null)
+    .execute();
+}
+
+/** A closed incident in one statement: what happened while nobody was watching (the control
+ * plane down between its last heartbeat and its start). */
+export async function recordIncident(
+  db: Store,
+  kind: string,
+  subject: string,
+  startedAt: string,
+  endedAt: string,
+): Promise<void> {
+  await db
+    .insertInto('incidents')
+    .values({ kind, subject, started_at: startedAt, ended_at: endedAt })
+    .execute();
+}
+
+/** Incidents that overlap [sinceIso, now], newest first. */
+export async function incidentsSince(db: Store, sinceIso: string): Promise<Incident[]> {
+  const rows = await db
+    .selectFrom('incidents')
+    .selectAll()
+    .where((eb) => eb.or([eb('ended_at', 'is', null), eb('ended_at', '>=', sinceIso)]))
+    .orderBy('started_at', 'desc')
+    .limit(500)
+    .execute();
+  return rows.map((r) => ({
+    id: r.id,
+    kind: r.kind,
+    subject: r.subject,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+  }));
+}
+
+/** The share of [from, to] not covered by any of the intervals (overlaps count once); 1 for
+ * an empty window. Open intervals (no end) last until `to`. */
+export function availability(
+  intervals: readonly { startedAt: string; endedAt: string | null }[],
+  fromMs: number,
+  toMs: number,
+): number {
+  if (toMs <= fromMs) return 1;
+  const clipped = intervals
+    .map((i) => [
+      Math.max(fromMs, Date.parse(i.startedAt)),
+      Math.min(toMs, i.endedAt === null ? toMs : Date.parse(i.endedAt)),
+    ])
+    .filter(([s, e]) => (e as number) > (s as number))
+    .sort((a, b) => (a[0] as number) - (b[0] as number)) as [number, number][];
+  let down = 0;
+  let curStart = -1;
+  let curEnd = -1;
+  for (const [s, e] of clipped) {
+    if (s > curEnd) {
+      if (curEnd > curStart) down += curEnd - curStart;
+      curStart = s;
+      curEnd = e;
+    } else curEnd = Math.max(curEnd, e);
+  }
+  if (curEnd > curStart) down += curEnd - curStart;
+  return 1 - down / (toMs - fromMs);
+}
+
+/** Probe results per app since a time, from the hour rows (one query): apps never probed in
+ * the window are left out (no fact, no figure). */
+export async function probeTotals(
+  db: Store,
+  sinceMs: number,
+  appIds?: readonly number[],
+): Promise<Map<number, { ok: number; failed: number }>> {
+  let q = db
+    .selectFrom('metric_hours')
+    .select([
+      'app_id',
+      (eb) => eb.fn.sum<number>('probes_ok').as('ok'),
+      (eb) => eb.fn.sum<number>('probes_failed').as('failed'),
+    ])
+    .where('hour', '>=', unixHour(sinceMs))
+    .groupBy('app_id');
+  if (appIds !== undefined) {
+    if (appIds.length === 0) return new Map();
+    q = q.where('app_id', 'in', appIds);
+  }
+  const map = new Map<number, { ok: number; failed: number }>();
+  for (const r of await q.execute()) {
+    const ok = Number(r.ok ?? 0);
+    const failed = Number(r.failed ?? 0);
+    if (ok + failed > 0) map.set(r.app_id, { ok, failed });
+  }
+  return map;
+}
+
+/** Public apps (audience public), the ones the status page may name. */
+export async function publicApps(db: Store): Promise<{ id: number; name: string }[]> {
+  return db
+    .selectFrom('apps')
+    .select(['id', 'name'])
+    .where('audience', '=', 'public')
+    .orderBy('name')
+    .limit(1000)
+    .execute();
+}
+
+// ---- alerts ----------------------------------------------------------------------------
+
+export interface Alert {
+  kind: string;
+  message: string;
+  startedAt: string;
+  endedAt: string | null;
+}
+
+/** Apps whose 5xx share over [fromMinute, now] exceeds `share`, with at least `minRequests`
+ * requests, and whose every minute in the window had 5xx over that share (one query). */
+export async function appsOver5xx(
+  db: Store,
+  fromMinute: number,
+  share: number,
+  minRequests: number,
+  minutes: number,
+): Promise<number[]> {
+  const rows = await db
+    .selectFrom('metric_minutes')
+    .select([
+      'app_id',
+      (eb) => eb.fn.sum<number>('requests').as('requests'),
+      (eb) => eb.fn.sum<number>('s5xx').as('errors'),
+      (eb) => eb.fn.countAll<number>().as('minutes'),
+      (eb) => eb.fn.min<number>('minute').as('first'),
+    ])
+    .where('minute', '>=', fromMinute)
+    .where('requests', '>', 0)
+    .groupBy('app_id')
+    .execute();
+  return rows
+    .filter(
+      (r) =>
+        Number(r.requests) >= minRequests &&
+        Number(r.errors) / Number(r.requests) > share &&
+        Number(r.minutes) >= 1 &&
+        Number(r.first) <= fromMinute + 1 &&
+        minutes > 0,
+    )
+    .map((r) => r.app_id);
+}
+
+/** Open alert episodes of every app (one query): app id → kinds. */
+export async function openAlerts(db: Store): Promise<Map<number, Set<string>>> {
+  const rows = await db
+    .selectFrom('app_alerts')
+    .select(['app_id', 'kind'])
+    .where('ended_at', 'is', null)
+    .execute();
+  const map = new Map<number, Set<string>>();
+  for (const r of rows) {
+    const kinds = map.get(r.app_id) ?? new Set<string>();
+    kinds.add(r.kind);
+    map.set(r.app_id, kinds);
+  }
+  return map;
+}
+
+/** Starts an alert episode: its row and its audit event (app.alert, to the app's team) in
+ * one transaction. */
+export async function startAlert(
+  db: Store,
+  appId: number,
+  kind: string,
+  message: string,
+  atIso: string,
+): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    const app = await tx
+      .selectFrom('apps')
+      .select(['name', 'team_id'])
+      .where('id', '=', appId)
+      .executeTakeFirst();
+    if (!app) return;
+    await tx
+      .insertInto('app_alerts')
+      .values({ app_id: appId, kind, message, started_at: atIso, ended_at: null })
+      .execute();
+    await recordAudit(
+      tx,
+      { name: 'petri' },
+      'app.alert',
+      app.name,
+      { kind, message },
+      { app: app.name, teamId: app.team_id },
+    );
+  });
+}
+
+export async function endAlert(db: Store, appId: number, kind: string, atIso: string): Promise<void> {
+  await db
+    .updateTable('app_alerts')
+    .set({ ended_at: atIso })
+    .where('app_id', '=', appId)
+    .where('kind', '=', kind)
+    .where('ended_at', 'is', null)
+    .execute();
+}
+
+/** An app's alerts: open ones, and those that ended in the last 7 days. */
+export async function appAlerts(db: Store, appId: number, nowMs: number): Promise<Alert[]> {
+  const since = new Date(nowMs - 7 * 86_400_000).toISOString();
+  const rows = await db
+    .selectFrom('app_alerts')
+    .selectAll()
+    .where('app_id', '=', appId)
+    .where((eb) => eb.or([eb('ended_at', 'is', null), eb('ended_at', '>=', since)]))
+    .orderBy('started_at', 'desc')
+    .limit(50)
+    .execute();
+  return rows.map((r) => ({
+    kind: r.kind,
+    message: r.message,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+  }));
+}

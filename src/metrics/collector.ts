@@ -1,0 +1,553 @@
+// The metrics collector (issue 18): listens for HAProxy's request log on a loopback UDP port
+// (one datagram per request: `petri1 HOST STATUS Ta BYTES`), counts per app into the current
+// minute and into prom-client's counters, and once a minute makes one pass: the finished
+// minutes go to the store (one transaction), every awake app is probed through the router,
+// its instances' memory and CPU are read from their cgroups (driver.status), restarts are
+// counted from the store, the router and the control plane's liveness become incidents, and
+// alert episodes open and close. Nothing scrapes an app; no query runs per app.
+import dgram from 'node:dgram';
+import http from 'node:http';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  addRequest,
+  appIdsByName,
+  appsByState,
+  appsOver5xx,
+  awakeInstances,
+  type Counters,
+  closeIncident,
+  emptyCounters,
+  endAlert,
+  getMetricState,
+  LATENCY_BOUNDS_MS,
+  type MinuteRow,
+  openAlerts,
+  openIncident,
+  pruneMetrics,
+  recordIncident,
+  recordMinutes,
+  setMetricState,
+  startAlert,
+  unixMinute,
+} from '../domain/metrics.js';
+import type { LineLogger } from '../lib/log-dedupe.js';
+import { Loop } from '../lib/loop.js';
+import type { RuntimeDriver } from '../runtime/driver.js';
+import type { Store } from '../store/db.js';
+
+export interface CollectorOptions {
+  db: Store;
+  driver: Pick<RuntimeDriver, 'status'>;
+  /** The router's HTTP address and port: probes go through it, as visitors' requests do. */
+  routerAddress: string;
+  routerPort: number;
+  /** Apps are NAME.<domain>; the API host's requests count as the control plane's. */
+  domain: string;
+  apiHost: string;
+  /** Time between passes (60 s; tests use less). */
+  passMs: number;
+  logger: LineLogger & { info(o: object, msg?: string): void };
+  now?: () => number;
+}
+
+/** A 5xx share above this for ALERT_MINUTES is an alert episode. */
+const ALERT_5XX_SHARE = 0.2;
+const ALERT_MINUTES = 10;
+/** This many restarts within ALERT_MINUTES is a crash loop. */
+const CRASH_LOOP_RESTARTS = 3;
+/** This many kills by the memory limit within a day. */
+const MEMORY_KILLS = 3;
+const PROBE_TIMEOUT_MS = 5000;
+const PROBE_CONCURRENCY = 8;
+/** A heartbeat older than this at start means the control plane was down meanwhile. */
+const HEARTBEAT_KEY = 'heartbeat';
+const PORT_KEY = 'request_log_port';
+
+export class MetricsCollector {
+  readonly registry = new Registry();
+  private socket: dgram.Socket | undefined;
+  /** Unix minute → app name → what was counted: the minutes not yet in the store. */
+  private readonly pending = new Map<number, Map<string, Counters>>();
+  private readonly loop: Loop;
+  private readonly now: () => number;
+  private readonly suffix: string;
+  /** Instance id → CPU seconds at the last pass (to turn totals into per-minute use). */
+  private lastCpu = new Map<string, number>();
+  private lastRestarts = new Map<string, number>();
+  /** Restarts and memory kills per app over the alert windows: app id → [minute, n][]. */
+  private readonly restartLog = new Map<number, [number, number][]>();
+  private readonly oomLog = new Map<number, [number, number][]>();
+  private lastPrune = 0;
+
+  private readonly appRequests: Counter<'app' | 'class'>;
+  private readonly appLatency: Histogram<'app'>;
+  private readonly appMemory: Gauge<'app'>;
+  private readonly appCpu: Counter<'app'>;
+  private readonly appRestarts: Counter<'app'>;
+  private readonly appUp: Gauge<'app'>;
+  private readonly appWakes: Counter<'app'>;
+  private readonly appWakeSeconds: Counter<'app'>;
+  private readonly appMail: Counter<'app'>;
+  private readonly apiRequests: Counter<'route' | 'method' | 'status'>;
+  private readonly apiLatency: Histogram<'route'>;
+  private readonly apps: Gauge<'state'>;
+  private readonly passSeconds: Histogram<never>;
+  private readonly routerUp: Gauge<never>;
+
+  constructor(private readonly opts: CollectorOptions) {
+    this.now = opts.now ?? Date.now;
+    this.suffix = `.${opts.domain}`;
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'petri_' });
+    const seconds = LATENCY_BOUNDS_MS.map((ms) => ms / 1000);
+    this.appRequests = new Counter({
+      name: 'petri_app_requests_total',
+      help: 'Requests to the app through the router, by status class',
+      labelNames: ['app', 'class'],
+      registers: [r],
+    });
+    this.appLatency = new Histogram({
+      name: 'petri_app_request_duration_seconds',
+      help: "Total time of the app's requests as the router saw it (HAProxy %Ta)",
+      labelNames: ['app'],
+      buckets: seconds,
+      registers: [r],
+    });
+    this.appMemory = new Gauge({
+      name: 'petri_app_memory_bytes',
+      help: "Memory of the app's running processes (cgroup memory.current), at the last pass",
+      labelNames: ['app'],
+      registers: [r],
+    });
+    this.appCpu = new Counter({
+      name: 'petri_app_cpu_seconds_total',
+      help: "CPU time of the app's processes (cgroup cpu usage) since this control plane started",
+      labelNames: ['app'],
+      registers: [r],
+    });
+    this.appRestarts = new Counter({
+      name: 'petri_app_restarts_total',
+      help: "Restarts of the app's instances (crashes) seen since this control plane started",
+      labelNames: ['app'],
+      registers: [r],
+    });
+    this.appUp = new Gauge({
+      name: 'petri_app_probe_up',
+      help: "1 when the last probe of the app's health path through the router answered below 500",
+      labelNames: ['app'],
+      registers: [r],
+    });
+    this.appWakes = new Counter({
+      name: 'petri_app_wakes_total',
+      help: 'Wakes of a sleeping app',
+      labelNames: ['app'],
+      registers: [r],
+    });
+    this.appWakeSeconds = new Counter({
+      name: 'petri_app_wake_seconds_total',
+      help: 'Time spent waking the app',
+      labelNames: ['app'],
+      registers: [r],
+    });
+    this.appMail = new Counter({
+      name: 'petri_app_mail_sent_total',
+      help: 'Messages the app sent through the mail relay',
+      labelNames: ['app'],
+      registers: [r],
+    });
+    this.apiRequests = new Counter({
+      name: 'petri_api_requests_total',
+      help: 'Requests to the control plane API, by route',
+      labelNames: ['route', 'method', 'status'],
+      registers: [r],
+    });
+    this.apiLatency = new Histogram({
+      name: 'petri_api_request_duration_seconds',
+      help: 'Time the control plane API took to answer, by route',
+      labelNames: ['route'],
+      buckets: seconds,
+      registers: [r],
+    });
+    this.apps = new Gauge({
+      name: 'petri_apps',
+      help: 'Apps by state (awake, sleeping)',
+      labelNames: ['state'],
+      registers: [r],
+    });
+    this.passSeconds = new Histogram({
+      name: 'petri_metrics_pass_seconds',
+      help: "Duration of the metrics collector's pass (store, probes, cgroups)",
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers: [r],
+    });
+    this.routerUp = new Gauge({
+      name: 'petri_router_up',
+      help: '1 when the router answered at the last pass',
+      registers: [r],
+    });
+    this.loop = new Loop({
+      what: 'collecting metrics',
+      pass: () => this.pass(),
+      intervalMs: () => opts.passMs,
+      logger: opts.logger,
+    });
+  }
+
+  /** Where HAProxy sends its request log; set once listening. */
+  requestLog: { address: string; port: number } | undefined;
+
+  /** Binds the UDP port (the one of the last start when it is free, so an adopted router
+   * needs no reload for it) and records the time the control plane was down, if it was. */
+  async listen(): Promise<{ address: string; port: number }> {
+    const { db } = this.opts;
+    const last = Number((await getMetricState(db, PORT_KEY)) ?? 0);
+    let socket: dgram.Socket;
+    try {
+      socket = await bindUdp(last);
+    } catch {
+      socket = await bindUdp(0);
+    }
+    this.socket = socket;
+    socket.on('message', (msg) => this.ingest(msg.toString('latin1')));
+    const port = socket.address().port;
+    if (port !== last) await setMetricState(db, PORT_KEY, String(port));
+    const heartbeat = await getMetricState(db, HEARTBEAT_KEY);
+    const nowIso = new Date(this.now()).toISOString();
+    if (heartbeat !== undefined) await recordIncident(db, 'control-plane', 'restart', heartbeat, nowIso);
+    if ((await getMetricState(db, 'since')) === undefined) await setMetricState(db, 'since', nowIso);
+    await setMetricState(db, HEARTBEAT_KEY, nowIso);
+    this.requestLog = { address: '127.0.0.1', port };
+    return this.requestLog;
+  }
+
+  start(): void {
+    this.loop.start();
+  }
+
+  /** Flushes what was counted and leaves the heartbeat at the time of the stop, so the
+   * restart's incident lasts as long as the control plane was away. */
+  async stop(): Promise<void> {
+    await this.loop.stop();
+    this.socket?.close();
+    this.socket = undefined;
+    await this.flush(Number.POSITIVE_INFINITY).catch(() => undefined);
+    await setMetricState(this.opts.db, HEARTBEAT_KEY, new Date(this.now()).toISOString());
+  }
+
+  /** One datagram of the router's log. The syslog header before `petri1` is skipped. */
+  ingest(text: string): void {
+    const at = text.indexOf('petri1 ');
+    if (at === -1) return;
+    const [host, status, ta, bytes] = text
+      .slice(at + 7)
+      .trim()
+      .split(' ');
+    if (host === undefined || status === undefined) return;
+    const code = Number(status);
+    if (!Number.isInteger(code)) return;
+    const app = this.appOfHost(host);
+    if (app === undefined) return;
+    const ms = Number(ta);
+    const size = Number(bytes);
+    addRequest(this.bucket(app), code, Number.isFinite(ms) ? ms : -1, Number.isFinite(size) ? size : 0);
+    const cls = code >= 100 && code < 600 ? `${Math.floor(code / 100)}xx` : 'other';
+    this.appRequests.inc({ app, class: cls });
+    if (Number.isFinite(ms) && ms >= 0) this.appLatency.observe({ app }, ms / 1000);
+  }
+
+  /** An app's counters not yet in the store (the current minute, and any not flushed). */
+  live(app: string): { minute: number; counters: Counters }[] {
+    const out: { minute: number; counters: Counters }[] = [];
+    for (const [minute, apps] of this.pending) {
+      const c = apps.get(app);
+      if (c) out.push({ minute, counters: { ...c } });
+    }
+    return out;
+  }
+
+  /** A finished API request (the API's onResponse hook). */
+  observeApi(route: string, method: string, status: number, seconds: number): void {
+    this.apiRequests.inc({ route, method, status: String(status) });
+    this.apiLatency.observe({ route }, seconds);
+  }
+
+  /** A wake of a sleeping app and how long it took (the waker's hook). */
+  countWake(app: string, ms: number): void {
+    const c = this.bucket(app);
+    c.wakes++;
+    c.wake_ms += Math.round(ms);
+    this.appWakes.inc({ app });
+    this.appWakeSeconds.inc({ app }, ms / 1000);
+  }
+
+  /** Messages an app sent through the mail relay (the relay's hook). */
+  countMailSent(app: string, n = 1): void {
+    this.appMail.inc({ app }, n);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** One pass now (tests, the bench). */
+  runNow(): Promise<void> {
+    return this.loop.runNow();
+  }
+
+  private appOfHost(host: string): string | undefined {
+    if (host === this.opts.apiHost || !host.endsWith(this.suffix)) return undefined;
+    const name = host.slice(0, -this.suffix.length);
+    return /^[a-z0-9][a-z0-9-]{0,62}$/.test(name) ? name : undefined;
+  }
+
+  private bucket(app: string, minute = unixMinute(this.now())): Counters {
+    let apps = this.pending.get(minute);
+    if (!apps) {
+      apps = new Map();
+      this.pending.set(minute, apps);
+    }
+    let c = apps.get(app);
+    if (!c) {
+      c = emptyCounters();
+      apps.set(app, c);
+    }
+    return c;
+  }
+
+  private async pass(): Promise<void> {
+    const started = performance.now();
+    const now = this.now();
+    const nowIso = new Date(now).toISOString();
+    const { db } = this.opts;
+    await setMetricState(db, HEARTBEAT_KEY, nowIso);
+    await this.checkRouter(nowIso);
+    const instances = await awakeInstances(db);
+    await Promise.all([this.probe(instances), this.readResources(instances)]);
+    await this.flush(unixMinute(now));
+    await this.alert(now, nowIso);
+    const states = await appsByState(db);
+    this.apps.set({ state: 'awake' }, states.awake);
+    this.apps.set({ state: 'sleeping' }, states.sleeping);
+    if (now - this.lastPrune > 3_600_000) {
+      await pruneMetrics(db, now);
+      this.lastPrune = now;
+    }
+    this.passSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  /** Writes every pending minute before `beforeMinute` to the store (one transaction). */
+  async flush(beforeMinute: number): Promise<void> {
+    const minutes = [...this.pending.keys()].filter((m) => m < beforeMinute);
+    if (minutes.length === 0) return;
+    const names = new Set<string>();
+    for (const m of minutes) for (const app of this.pending.get(m)?.keys() ?? []) names.add(app);
+    const ids = await appIdsByName(this.opts.db, [...names]);
+    const rows: MinuteRow[] = [];
+    for (const minute of minutes) {
+      for (const [app, counters] of this.pending.get(minute) ?? []) {
+        const appId = ids.get(app);
+        if (appId !== undefined) rows.push({ appId, minute, counters });
+      }
+    }
+    await recordMinutes(this.opts.db, rows);
+    for (const m of minutes) this.pending.delete(m);
+  }
+
+  /** The router answers a host nobody has with its own 404: any answer means it serves. */
+  private async checkRouter(nowIso: string): Promise<void> {
+    const status = await httpStatus(
+      this.opts.routerAddress,
+      this.opts.routerPort,
+      'petri-router-check.invalid',
+      '/',
+    );
+    const up = status !== undefined;
+    this.routerUp.set(up ? 1 : 0);
+    if (up) await closeIncident(this.opts.db, 'router', 'not answering', nowIso);
+    else await openIncident(this.opts.db, 'router', 'not answering', nowIso);
+  }
+
+  /** One request per awake app to its web process's health path (or /), through the router,
+   * a few at a time. Below 500 is up. */
+  private async probe(instances: readonly { app: string; healthPath: string | null }[]): Promise<void> {
+    const paths = new Map<string, string>();
+    for (const i of instances) if (!paths.has(i.app) || i.healthPath) paths.set(i.app, i.healthPath ?? '/');
+    const queue = [...paths];
+    const worker = async () => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        const [app, path] = next;
+        const status = await httpStatus(
+          this.opts.routerAddress,
+          this.opts.routerPort,
+          `${app}${this.suffix}`,
+          path,
+        );
+        const up = status !== undefined && status < 500;
+        const c = this.bucket(app);
+        if (up) c.probes_ok++;
+        else c.probes_failed++;
+        this.appUp.set({ app }, up ? 1 : 0);
+      }
+    };
+    await Promise.all(Array.from({ length: PROBE_CONCURRENCY }, worker));
+  }
+
+  /** Memory and CPU of every running instance from its cgroup; restarts from the store. */
+  private async readResources(
+    instances: readonly { app: string; appId: number; instanceId: string; restarts: number }[],
+  ): Promise<void> {
+    const memory = new Map<string, number>();
+    const cpu = new Map<string, number>();
+    const nextCpu = new Map<string, number>();
+    const nextRestarts = new Map<string, number>();
+    const minute = unixMinute(this.now());
+    for (const i of instances) {
+      const status = await this.opts.driver.status(i.instanceId).catch(() => undefined);
+      if (status?.memoryBytes !== undefined) memory.set(i.app, (memory.get(i.app) ?? 0) + status.memoryBytes);
+      if (status?.cpuSeconds !== undefined) {
+        nextCpu.set(i.instanceId, status.cpuSeconds);
+        const before = this.lastCpu.get(i.instanceId);
+        if (before !== undefined && status.cpuSeconds >= before)
+          cpu.set(i.app, (cpu.get(i.app) ?? 0) + status.cpuSeconds - before);
+      }
+      nextRestarts.set(i.instanceId, i.restarts);
+      const restartsBefore = this.lastRestarts.get(i.instanceId);
+      if (restartsBefore !== undefined && i.restarts > restartsBefore) {
+        const n = i.restarts - restartsBefore;
+        this.bucket(i.app).restarts += n;
+        this.appRestarts.inc({ app: i.app }, n);
+        pushWindow(this.restartLog, i.appId, minute, n);
+        if (status?.oomKilled || status?.limitHit === 'memory') {
+          this.bucket(i.app).oom_kills += n;
+          pushWindow(this.oomLog, i.appId, minute, n);
+        }
+      }
+    }
+    // Only instances that run now are remembered: the maps stay as large as what runs.
+    this.lastCpu = nextCpu;
+    this.lastRestarts = nextRestarts;
+    for (const [app, bytes] of memory) {
+      const c = this.bucket(app);
+      c.memory_max = Math.max(c.memory_max, bytes);
+      this.appMemory.set({ app }, bytes);
+    }
+    for (const [app, seconds] of cpu) {
+      this.bucket(app).cpu_ms += Math.round(seconds * 1000);
+      this.appCpu.inc({ app }, seconds);
+    }
+  }
+
+  /** Opens an episode (audit event app.alert, shown by apps info) when a condition starts
+   * and ends it when the condition is gone: an owner is told once per episode. */
+  private async alert(now: number, nowIso: string): Promise<void> {
+    const { db } = this.opts;
+    const minute = unixMinute(now);
+    const from = minute - ALERT_MINUTES;
+    const conditions = new Map<number, Map<string, string>>();
+    const set = (appId: number, kind: string, message: string) => {
+      const m = conditions.get(appId) ?? new Map<string, string>();
+      m.set(kind, message);
+      conditions.set(appId, m);
+    };
+    for (const appId of await appsOver5xx(db, from, ALERT_5XX_SHARE, 20, ALERT_MINUTES)) {
+      set(
+        appId,
+        '5xx',
+        `more than ${ALERT_5XX_SHARE * 100}% of its requests answered 5xx for ${ALERT_MINUTES} minutes: look at 'petri logs' and 'petri metrics'`,
+      );
+    }
+    for (const [appId, n] of windowTotals(this.restartLog, from)) {
+      if (n >= CRASH_LOOP_RESTARTS)
+        set(
+          appId,
+          'crash-loop',
+          `its processes restarted ${n} times in ${ALERT_MINUTES} minutes: look at 'petri logs' and 'petri ps'`,
+        );
+    }
+    for (const [appId, n] of windowTotals(this.oomLog, minute - 24 * 60)) {
+      if (n >= MEMORY_KILLS)
+        set(
+          appId,
+          'memory',
+          `the memory limit killed its processes ${n} times today: raise it ('petri ps resize') or use less`,
+        );
+    }
+    const open = await openAlerts(db);
+    for (const [appId, kinds] of conditions) {
+      for (const [kind, message] of kinds) {
+        if (open.get(appId)?.has(kind)) continue;
+        await startAlert(db, appId, kind, message, nowIso);
+      }
+    }
+    for (const [appId, kinds] of open) {
+      for (const kind of kinds)
+        if (!conditions.get(appId)?.has(kind)) await endAlert(db, appId, kind, nowIso);
+    }
+  }
+}
+
+function pushWindow(log: Map<number, [number, number][]>, appId: number, minute: number, n: number): void {
+  const list = log.get(appId) ?? [];
+  list.push([minute, n]);
+  log.set(appId, list);
+}
+
+/** Sums per app from `fromMinute` on, dropping older entries (so the maps stay small). */
+function windowTotals(log: Map<number, [number, number][]>, fromMinute: number): Map<number, number> {
+  const totals = new Map<number, number>();
+  for (const [appId, list] of log) {
+    const kept = list.filter(([m]) => m >= fromMinute);
+    if (kept.length === 0) log.delete(appId);
+    else {
+      log.set(appId, kept);
+      totals.set(
+        appId,
+        kept.reduce((s, [, n]) => s + n, 0),
+      );
+    }
+  }
+  return totals;
+}
+
+function bindUdp(port: number): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket('udp4');
+    socket.once('error', (err) => {
+      socket.close();
+      reject(err);
+    });
+    socket.bind(port, '127.0.0.1', () => {
+      socket.removeAllListeners('error');
+      // A bad datagram or a full buffer loses a count, never the control plane.
+      socket.on('error', () => undefined);
+      resolve(socket);
+    });
+  });
+}
+
+/** The status of GET path on host through the router; undefined when nothing answered. */
+function httpStatus(address: string, port: number, host: string, path: string): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = http.request(
+      {
+        host: address,
+        port,
+        path,
+        method: 'GET',
+        headers: { host, 'user-agent': 'petri-probe' },
+        agent: false,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      },
+    );
+    req.setTimeout(PROBE_TIMEOUT_MS, () => req.destroy());
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+}
