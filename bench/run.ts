@@ -20,6 +20,9 @@
 //             (bench/auth.ts; the API alone on a real port).
 //   inventory: `petri inventory --json` with 1,000 apps (target p50 < 300 ms), and GET
 //             /v1/inventory as JSON, CSV and for a member (bench/inventory.ts; the API alone).
+//   gate:     requests/s through HAProxy to an app gated, with a valid cookie, against the
+//             same app public (a ratio; target >= 0.9), and HAProxy's CPU per request
+//             (bench/gate-rps.ts; the router alone).
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -29,6 +32,7 @@ import { until } from '../src/lib/until.js';
 import { FIXTURES, TestPetri } from '../test/e2e/petri.js';
 import { authBench } from './auth.js';
 import { percentile } from './common.js';
+import { gateRps } from './gate-rps.js';
 import { inventoryBench } from './inventory.js';
 import { redisMemory } from './redis-memory.js';
 
@@ -466,7 +470,7 @@ async function timeBuiltDeploy(petri: TestPetri, app: string): Promise<number> {
   return performance.now() - started;
 }
 
-// BENCH=deploy,network,python,addons,wake,density,build,auth,redis,inventory runs only those sections (all by default).
+// BENCH=deploy,network,python,addons,wake,density,build,auth,redis,inventory,gate runs only those sections (all by default).
 const only = process.env.BENCH?.split(',');
 const wanted = (name: string) => !only || only.includes(name);
 if (wanted('deploy')) await main();
@@ -479,3 +483,4 @@ if (wanted('build')) await npmBuild();
 if (wanted('auth')) await authBench();
 if (wanted('inventory')) await inventoryBench();
 if (wanted('redis')) await redisMemory();
+if (wanted('gate')) await gateRps();

@@ -254,7 +254,8 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
  *
  * HAProxy 2.6's jwt_verify takes an HMAC secret from a variable, filled here from the map,
  * so keys change through the runtime API with no reload. The signature is checked before the
- * claims are read: json_query then parses what the gate itself signed.
+ * claims are read: json_query then parses what the gate itself signed. (json_query decodes a
+ * \u escape above \u00ff to nothing: the gate writes names as UTF-8.)
  */
 function gateLines(mapFile: string, refusedPage: string): string[] {
   const gated = '{ var(txn.gate) -m found }';
@@ -266,10 +267,12 @@ function gateLines(mapFile: string, refusedPage: string): string[] {
     `  http-request set-var(txn.gate_app) var(txn.gate),field(1,:) if ${gated}`,
     `  http-request set-var(txn.gate_key) var(txn.gate),field(2,:) if ${gated}`,
     `  http-request set-var(txn.gate_cookie) req.cook(${GATE_COOKIE}) if ${gated}`,
-    `  http-request set-var(txn.gate_exp) ${cookie},jwt_payload_query('$.exp','int') if { ${cookie},field(1,.) -m str ${GATE_JWT_HEADER} } { ${cookie},jwt_verify(HS256,txn.gate_key) -m int 1 }`,
-    `  http-request set-var(txn.gate_pass) bool(1) if { var(txn.gate_exp) -m found } { date,sub(txn.gate_exp) -m int lt 0 } { ${cookie},jwt_payload_query('$.app'),strcmp(txn.gate_app) eq 0 }`,
-    `  http-request set-header X-Petri-User %[${cookie},jwt_payload_query('$.sub')] if ${passed}`,
-    `  http-request set-header X-Petri-User-Name %[${cookie},jwt_payload_query('$.name')] if ${passed}`,
+    // The claims are decoded once, and only once the signature holds.
+    `  http-request set-var(txn.gate_claims) ${cookie},field(2,.),ub64dec if { ${cookie},field(1,.) -m str ${GATE_JWT_HEADER} } { ${cookie},jwt_verify(HS256,txn.gate_key) -m int 1 }`,
+    `  http-request set-var(txn.gate_exp) var(txn.gate_claims),json_query('$.exp','int') if { var(txn.gate_claims) -m found }`,
+    `  http-request set-var(txn.gate_pass) bool(1) if { var(txn.gate_exp) -m found } { date,sub(txn.gate_exp) -m int lt 0 } { var(txn.gate_claims),json_query('$.app'),strcmp(txn.gate_app) eq 0 }`,
+    `  http-request set-header X-Petri-User %[var(txn.gate_claims),json_query('$.sub')] if ${passed}`,
+    `  http-request set-header X-Petri-User-Name %[var(txn.gate_claims),json_query('$.name')] if ${passed}`,
     // pathq: the path and query as sent; url_enc makes them one query parameter.
     `  http-request redirect location /.petri/gate?next=%[pathq,url_enc] code 302 if ${gated} !${passed} METH_GET`,
     `  http-request return status 401 content-type "text/html; charset=utf-8" file ${refusedPage} hdr Cache-Control no-store if ${gated} !${passed}`,
