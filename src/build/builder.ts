@@ -49,10 +49,16 @@ export type BuiltSlug = BuildPlan & { nodeVersion?: string };
  * (PREFIX/etc/npmrc), which is /opt/node in the sandbox, not the host's prefix, so a
  * registry behind a TLS-inspecting proxy (its CA in the host's npmrc cafile) would fail
  * every install with SELF_SIGNED_CERT_IN_CHAIN. /usr and /etc are the host's in the sandbox.
+ * The control plane's own Node.js may live elsewhere (/opt/petri/node, when the host's is
+ * older than 22), so the host's usual prefixes are looked at too.
  */
 function hostNpmGlobalConfig(): Record<string, string> {
-  const file = path.resolve(path.dirname(process.execPath), '..', 'etc', 'npmrc');
-  return /^\/(usr|etc)\//.test(file) && existsSync(file) ? { npm_config_globalconfig: file } : {};
+  const prefixes = [path.resolve(path.dirname(process.execPath), '..'), '/usr/local', '/usr'];
+  for (const prefix of prefixes) {
+    const file = path.join(prefix, 'etc', 'npmrc');
+    if (/^\/(usr|etc)\//.test(file) && existsSync(file)) return { npm_config_globalconfig: file };
+  }
+  return {};
 }
 
 /** Without runtimes, a Node.js app builds and runs on the host's Node.js. */
