@@ -14,9 +14,6 @@ const MEANING: Record<string, string> = {
   invite: 'only the people invited and invite links',
 };
 
-const NOT_ENFORCED =
-  'note: the router does not check audiences yet; until it does, every app is reachable by anyone';
-
 function positiveInteger(value: string): number {
   const n = Number(value);
   if (!/^\d{1,6}$/.test(value) || !Number.isInteger(n) || n < 1) {
@@ -52,7 +49,6 @@ export function registerAudience(program: Command, ctx: Context): void {
         view.invitees.map((i) => [i.email, orDash(i.invitedBy), shortTime(i.invitedAt)]),
       );
     }
-    if (!view.enforced) ctx.out.note(NOT_ENFORCED);
   };
 
   audience
@@ -83,7 +79,6 @@ export function registerAudience(program: Command, ctx: Context): void {
           `Nobody is invited yet: 'petri audience invite EMAIL... --app ${name}' or 'petri audience links create --app ${name}'`,
         );
       }
-      if (!view.enforced) ctx.out.note(NOT_ENFORCED);
     });
 
   audience
@@ -91,15 +86,22 @@ export function registerAudience(program: Command, ctx: Context): void {
     .description("put people on the app's list by e-mail")
     .argument('<email...>', 'one or more e-mail addresses')
     .addOption(appOption())
+    .option('--link', 'also print a personal single-use sign-in link for each (no account needed)')
     .option('--json', 'print JSON')
-    .action(async (emails: string[], opts: { app?: string; json?: boolean }) => {
+    .action(async (emails: string[], opts: { app?: string; link?: boolean; json?: boolean }) => {
       const name = await appName(opts.app);
-      const view = await (await ctx.client()).inviteToAudience(name, emails);
+      const view = await (await ctx.client()).inviteToAudience(name, emails, opts.link ?? false);
       if (opts.json) return ctx.out.json(view);
       const added = view.added ?? [];
       if (added.length > 0) ctx.out.line(`Invited to ${name}: ${added.join(', ')}`);
       const already = emails.map((e) => e.trim().toLowerCase()).filter((e) => !added.includes(e));
       if (already.length > 0) ctx.out.line(`Already invited: ${[...new Set(already)].join(', ')}`);
+      for (const link of view.links ?? []) {
+        ctx.out.line(
+          `Personal link for ${link.email} (once, until ${link.expiresAt.slice(0, 10)}; shown only now):`,
+        );
+        ctx.out.line(`  ${link.url}`);
+      }
       if (view.audience !== 'invite') {
         ctx.out.line(
           `${name} is for ${view.audience}, so the list does not matter until 'petri audience set invite --app ${name}'`,

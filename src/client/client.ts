@@ -3,12 +3,10 @@
 // nothing about terminals or config files.
 import { Readable } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
-import { GRADUATION_HEADERS } from '../contract/graduation.js';
+import { GRADUATION_HEADERS } from '../contract/graduation-headers.js';
 import { ApiError, apiErrorFrom, ConnectionError, networkErrorCode } from './errors.js';
 import { parseNdjson } from './ndjson.js';
 import type {
-  AppMetrics,
-  PlatformStatus,
   AddonBackup,
   AddonChange,
   AddonDestroyed,
@@ -17,6 +15,7 @@ import type {
   AddonRestore,
   App,
   AppEgress,
+  AppMetrics,
   AppUpdate,
   Audience,
   AudienceLink,
@@ -56,6 +55,7 @@ import type {
   OidcStart,
   OidcStartBody,
   PasswordChanged,
+  PlatformStatus,
   ProcessList,
   QuotaUpdate,
   Release,

@@ -23,9 +23,14 @@ export const Audience = Type.Object({
   keyVersion: Type.Integer({ description: "raised by every change that ends visitors' cookies" }),
   invitees: Type.Array(AudienceInvitee),
   enforced: Type.Boolean({
-    description: 'whether the router checks the audience yet (not in this version: false)',
+    description: 'whether the router checks the audience (it does: true)',
   }),
   added: Type.Optional(Type.Array(Type.String(), { description: 'invite: the addresses new on the list' })),
+  links: Type.Optional(
+    Type.Array(Type.Object({ email: Type.String(), url: Type.String(), expiresAt: Type.String() }), {
+      description: 'invite with link: each invitee’s personal single-use sign-in link (shown once)',
+    }),
+  ),
 });
 export type Audience = Static<typeof Audience>;
 
@@ -43,6 +48,12 @@ export type AudienceSet = Static<typeof AudienceSet>;
 export const AudienceInvite = Type.Object(
   {
     emails: Type.Array(Type.String({ maxLength: 320 }), { minItems: 1, maxItems: 100 }),
+    link: Type.Optional(
+      Type.Boolean({
+        description:
+          'also make each a personal single-use sign-in link (for people without an account), answered once',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -67,6 +78,7 @@ export const AudienceLink = Type.Object({
   createdBy: Nullable(Type.String()),
   createdAt: Type.String(),
   state: StringEnum(['active', 'used up', 'expired', 'revoked']),
+  email: Type.Optional(Nullable(Type.String({ description: "a personal link's invitee" }))),
 });
 export type AudienceLink = Static<typeof AudienceLink>;
 

@@ -216,6 +216,24 @@ export async function inviteToAudience(
   return { view: await audienceOf(db, app), added };
 }
 
+/** `petri audience invite EMAIL... --link`: each invitee's personal single-use sign-in link,
+ * for people outside the organisation (no account needed): it lets in that e-mail only,
+ * once, for 7 days, while they are on the list. The secrets are answered once. */
+export async function personalLinks(
+  db: Store,
+  user: User,
+  app: App,
+  emails: unknown[],
+  ip?: string,
+): Promise<Array<{ email: string; secret: string; expiresAt: string }>> {
+  const out: Array<{ email: string; secret: string; expiresAt: string }> = [];
+  for (const email of new Set(emails.map(parseInviteeEmail))) {
+    const { link, secret } = await createLink(db, user, app, { email }, ip);
+    out.push({ email, secret, expiresAt: link.expiresAt });
+  }
+  return out;
+}
+
 /** `petri audience remove EMAIL`: off the list, and every cookie of the app ends (so theirs). */
 export async function removeFromAudience(
   db: Store,
@@ -255,6 +273,8 @@ export interface LinkView {
   createdBy: string | null;
   createdAt: string;
   state: LinkState;
+  /** A personal link's invitee (null: anyone who has the link). */
+  email: string | null;
 }
 
 function linkState(
@@ -285,6 +305,7 @@ async function linkViews(db: Store, appId: number, id?: number): Promise<LinkVie
     createdBy: r.byEmail ?? r.byName ?? null,
     createdAt: r.created_at,
     state: linkState(r),
+    email: r.email,
   }));
 }
 
@@ -301,10 +322,11 @@ export async function createLink(
   db: Store,
   user: User,
   app: App,
-  opts: { uses?: unknown; expires?: unknown } = {},
+  opts: { uses?: unknown; expires?: unknown; email?: string } = {},
   ip?: string,
 ): Promise<{ link: LinkView; secret: string }> {
-  const uses = opts.uses === undefined ? LINK_USES_DEFAULT : Number(opts.uses);
+  // A personal link lets its one invitee in, once.
+  const uses = opts.email !== undefined ? 1 : opts.uses === undefined ? LINK_USES_DEFAULT : Number(opts.uses);
   if (!Number.isInteger(uses) || uses < 1 || uses > LINK_USES_MAX) {
     throw new UserError(
       'bad_request',
@@ -348,6 +370,7 @@ export async function createLink(
         revoked_at: null,
         created_by: user.id,
         created_at: at,
+        email: opts.email ?? null,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -356,7 +379,7 @@ export async function createLink(
       actorOf(user, ip),
       'app.audience.link',
       app.name,
-      { id: row.id, uses, expiresAt },
+      { id: row.id, uses, expiresAt, ...(opts.email !== undefined ? { email: opts.email } : {}) },
       scope(app),
     );
     return row.id;

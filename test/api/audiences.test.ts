@@ -90,7 +90,7 @@ describe('audiences', () => {
       noticeVersion: 1,
       keyVersion: 1,
       invitees: [],
-      enforced: false,
+      enforced: true,
     });
     // A row written without an audience (as every app was before 0020-audiences) is public.
     const team = await db

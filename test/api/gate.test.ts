@@ -157,10 +157,10 @@ describe('the gate under an app host', () => {
     assert.match(again.body, /used as many times as it may/);
   });
 
-  test('without an invite or sign-in the notice is not shown', async () => {
-    const res = await visit('/.petri/gate?next=/');
-    assert.equal(res.statusCode, 401);
-    assert.match(res.body, /invite link/);
+  test('without an invite or sign-in the notice is not shown: the visitor goes to sign in', async () => {
+    const res = await visit('/.petri/gate?next=/cart');
+    assert.equal(res.statusCode, 303);
+    assert.equal(res.headers.location, 'http://petri.localhost:8080/gate/sso?app=shop&next=%2Fcart');
     assert.doesNotMatch(res.body, /name="csrf"/);
   });
 
@@ -289,7 +289,8 @@ describe('the gate under an app host', () => {
     assert.equal((await visit('/.petri/gate', cookie2)).statusCode, 303);
     const revoked = await call('DELETE', `/v1/apps/shop/audience/links/${second.link.id}`);
     assert.equal(revoked.statusCode, 200, revoked.body);
-    assert.equal((await visit('/.petri/gate', cookie2)).statusCode, 401);
+    assert.equal((await visit('/.petri/gate', cookie2)).statusCode, 303);
+    assert.match(String((await visit('/.petri/gate', cookie2)).headers.location), /\/gate\/sso\?app=shop/);
     assert.equal((await visit('/.petri/leave', cookie2)).body.includes('no pass'), true);
   });
 
@@ -305,8 +306,8 @@ describe('the gate under an app host', () => {
     );
     assert.equal((await call('PUT', '/v1/apps/shop/audience', { audience: 'staff' })).statusCode, 200);
     const staff = await visit('/.petri/gate');
-    assert.equal(staff.statusCode, 401);
-    assert.match(staff.body, /not available yet/);
+    assert.equal(staff.statusCode, 303);
+    assert.equal(staff.headers.location, 'http://petri.localhost:8080/gate/sso?app=shop&next=%2F');
     const created = await call('POST', '/v1/apps', { name: 'open', team: 'labs' });
     assert.equal(created.statusCode, 201, created.body);
     assert.equal((await call('PUT', '/v1/apps/open/audience', { audience: 'public' })).statusCode, 200);

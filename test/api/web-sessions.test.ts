@@ -25,7 +25,7 @@ function setCookies(res: LightMyRequestResponse): Map<string, string> {
   const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
   return new Map(list.map((c) => [c.split('=')[0] ?? '', c]));
 }
-const valueOf = (line: string | undefined) => line?.split(';')[0]?.split('=').slice(1).join('=') ?? '';
+const cookieIn = (line: string | undefined) => line?.split(';')[0]?.split('=').slice(1).join('=') ?? '';
 
 describe('web sessions on the API host', () => {
   let dir: string;
@@ -36,7 +36,11 @@ describe('web sessions on the API host', () => {
   let adminToken: string;
 
   const get = (url: string, cookie = '', headers: Record<string, string> = {}) =>
-    api.inject({ method: 'GET', url, headers: { host: API_HOST, ...(cookie ? { cookie } : {}), ...headers } });
+    api.inject({
+      method: 'GET',
+      url,
+      headers: { host: API_HOST, ...(cookie ? { cookie } : {}), ...headers },
+    });
   const form = (url: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
     api.inject({
       method: 'POST',
@@ -47,7 +51,7 @@ describe('web sessions on the API host', () => {
   const signIn = async (login = 'ana@example.org', password = 'correct horse battery') => {
     const res = await form('/login/password', { login, password, next: '/apps' });
     assert.equal(res.statusCode, 303, res.body);
-    return `${SESSION_COOKIE}=${valueOf(setCookies(res).get(SESSION_COOKIE))}`;
+    return `${SESSION_COOKIE}=${cookieIn(setCookies(res).get(SESSION_COOKIE))}`;
   };
 
   before(async () => {
@@ -104,7 +108,10 @@ describe('web sessions on the API host', () => {
     assert.equal(res.statusCode, 303, res.body);
     assert.equal(res.headers.location, '/apps?x=1');
     const line = setCookies(res).get(SESSION_COOKIE) ?? '';
-    assert.match(line, /^petri_session=ps_[A-Za-z0-9_-]{43}; Path=\/; Max-Age=604800; HttpOnly; SameSite=Lax$/);
+    assert.match(
+      line,
+      /^petri_session=ps_[A-Za-z0-9_-]{43}; Path=\/; Max-Age=604800; HttpOnly; SameSite=Lax$/,
+    );
     const rows = await db.selectFrom('web_sessions').selectAll().where('user_id', '=', anaId).execute();
     assert.ok(rows.length >= 1);
     assert.ok(rows.every((r) => !line.includes(r.token_hash)));
@@ -118,7 +125,11 @@ describe('web sessions on the API host', () => {
   });
 
   test('a wrong password is refused on the page, which keeps the name but never the password', async () => {
-    const res = await form('/login/password', { login: 'ana@example.org', password: 'wrong one', next: '/x' });
+    const res = await form('/login/password', {
+      login: 'ana@example.org',
+      password: 'wrong one',
+      next: '/x',
+    });
     assert.equal(res.statusCode, 401);
     assert.match(res.body, /role="alert"/);
     assert.match(res.body, /invalid e-mail or password/);
@@ -224,7 +235,11 @@ describe('web sessions on the API host', () => {
   test('a session ends when idle for 12 h, 7 days after sign-in, at sign-out, and for a disabled account', async () => {
     const idle = await createWebSession(db, anaId);
     const old = new Date(Date.now() - 13 * 3600_000).toISOString();
-    await db.updateTable('web_sessions').set({ last_used_at: old }).where('id', '=', idle.session.id).execute();
+    await db
+      .updateTable('web_sessions')
+      .set({ last_used_at: old })
+      .where('id', '=', idle.session.id)
+      .execute();
     const idleRes = await get('/v1/session', `${SESSION_COOKIE}=${idle.cookie}`);
     assert.equal(idleRes.statusCode, 401);
     assert.match(idleRes.json().error.message, /session ended/);
@@ -265,9 +280,12 @@ describe('web sessions on the API host', () => {
     assert.equal(authorize.searchParams.get('code_challenge_method'), 'S256');
     const flowLine = setCookies(start).get('petri_login_flow') ?? '';
     assert.match(flowLine, /; Path=\/login\/oidc; Max-Age=600; HttpOnly; SameSite=Lax$/);
-    const flow = `petri_login_flow=${valueOf(flowLine)}`;
+    const flow = `petri_login_flow=${cookieIn(flowLine)}`;
 
-    const end = await new TestBrowser('oli').run(authorize.href, (u) => u.pathname === '/login/oidc/callback');
+    const end = await new TestBrowser('oli').run(
+      authorize.href,
+      (u) => u.pathname === '/login/oidc/callback',
+    );
     assert.ok(end.url, end.page);
     const callback = `${end.url.pathname}${end.url.search}`;
     // Another browser (a login CSRF: the attacker's callback opened in the victim's browser)
@@ -278,7 +296,7 @@ describe('web sessions on the API host', () => {
     const done = await get(callback, flow);
     assert.equal(done.statusCode, 303, done.body);
     assert.equal(done.headers.location, '/gate/sso?app=x&next=%2F');
-    const cookie = `${SESSION_COOKIE}=${valueOf(setCookies(done).get(SESSION_COOKIE))}`;
+    const cookie = `${SESSION_COOKIE}=${cookieIn(setCookies(done).get(SESSION_COOKIE))}`;
     const me = await get('/v1/session', cookie);
     assert.equal(me.json().user.email, 'oli@example.org');
     assert.equal(me.json().user.provider, 'oidc');
@@ -289,7 +307,11 @@ describe('web sessions on the API host', () => {
   });
 
   test('single sign-on starts on the API host the provider returns to', async () => {
-    const res = await api.inject({ method: 'GET', url: '/login/oidc?next=%2Fx', headers: { host: '127.0.0.1:4000' } });
+    const res = await api.inject({
+      method: 'GET',
+      url: '/login/oidc?next=%2Fx',
+      headers: { host: '127.0.0.1:4000' },
+    });
     assert.equal(res.statusCode, 303);
     assert.equal(res.headers.location, `http://${API_HOST}/login/oidc?next=%2Fx`);
   });

@@ -60,14 +60,14 @@ describe('petri audience', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('shows the audience of a new app (staff) and that the router does not check it yet', async () => {
+  test('shows the audience of a new app (staff)', async () => {
     const shown = await petri('ana', 'audience', '--app', 'club');
     assert.equal(shown.code, 0, shown.stderr);
     assert.equal(
       shown.stdout,
       'app:      club\naudience: staff (anyone who can sign in to Petri)\nnotice:   version 1\ninvitees: 0\n',
     );
-    assert.match(shown.stderr, /does not check audiences yet/);
+    assert.equal(shown.stderr, '');
     // petri.toml names the app when --app does not.
     writeFileSync(path.join(dir, 'petri.toml'), 'name = "club"\n');
     const json = await petri('ana', 'audience', '--json');
@@ -217,5 +217,22 @@ describe('petri audience', () => {
     assert.equal(list.code, 0, list.stderr);
     assert.ok(!list.stdout.includes('\u001b'));
     await assertGolden('audience-visitors.txt', list.stdout);
+  });
+
+  test('invite --link: a personal single-use link for someone outside the organisation, printed once', async () => {
+    const linked = await petri('ana', 'audience', 'invite', 'out@partner.example', '--link', '--app', 'club');
+    assert.equal(linked.code, 0, linked.stderr);
+    assert.match(
+      linked.stdout,
+      /^Invited to club: out@partner.example\nPersonal link for out@partner.example \(once, until \d{4}-\d\d-\d\d; shown only now\):\n {2}http:\/\/club\.[^/]+\/\.petri\/join\/[A-Za-z0-9_-]{43}\n$/,
+    );
+    const links = await petri('ana', 'audience', 'links', '--json', '--app', 'club');
+    const personal = (JSON.parse(links.stdout) as { email?: string | null; maxUses: number }[]).filter(
+      (l) => l.email === 'out@partner.example',
+    );
+    assert.deepEqual(
+      personal.map((l) => l.maxUses),
+      [1],
+    );
   });
 });

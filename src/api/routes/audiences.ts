@@ -1,7 +1,7 @@
 // Audiences (issue 15): GET/PUT /v1/apps/:name/audience, its invitees, invite links and
 // visitors. Reads are the team's (app.read), changes its members' (app.write); making an
 // app with personal or sensitive data public is a platform admin's approval (the domain
-// checks it). The router does not enforce audiences yet: answers say enforced: false.
+// checks it). The router enforces audiences (enforced: true).
 import {
   AppNameParams,
   Audience,
@@ -24,6 +24,7 @@ import {
   inviteToAudience,
   listLinks,
   listVisitors,
+  personalLinks,
   removeFromAudience,
   revokeLink,
   setAudience,
@@ -31,10 +32,15 @@ import {
 import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 
-const present = (view: AudienceView, added?: string[]) => ({
+const present = (
+  view: AudienceView,
+  added?: string[],
+  links?: Array<{ email: string; url: string; expiresAt: string }>,
+) => ({
   ...view,
-  enforced: false,
+  enforced: true,
   ...(added ? { added } : {}),
+  ...(links ? { links } : {}),
 });
 
 export function audienceRoutes(api: Api, ctx: ApiContext): void {
@@ -87,8 +93,15 @@ export function audienceRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const { view, added } = await inviteToAudience(db, req.user, targetApp(req), req.body.emails, req.ip);
-      return present(view, added);
+      const app = targetApp(req);
+      const { view, added } = await inviteToAudience(db, req.user, app, req.body.emails, req.ip);
+      if (!req.body.link) return present(view, added);
+      const links = (await personalLinks(db, req.user, app, req.body.emails, req.ip)).map((l) => ({
+        email: l.email,
+        url: `${appUrl(config, app.name)}/.petri/join/${l.secret}`,
+        expiresAt: l.expiresAt,
+      }));
+      return present(view, added, links);
     },
   );
 
