@@ -120,4 +120,8 @@ export interface MetricsView {
   /** An app's counters not yet in the store, by unix minute. */
   live(app: string): { minute: number; counters: Counters }[];
   observeApi(route: string, method: string, status: number, seconds: number): void;
+  /** A wake of a sleeping app and how long it took (for the waker to call). */
+  countWake(app: string, ms: number): void;
+  /** Messages an app sent through the mail relay (for the relay to call). */
+  countMailSent(app: string, n?: number): void;
 }

@@ -256,6 +256,26 @@ export async function awakeInstances(db: Store): Promise<AwakeInstance[]> {
   }));
 }
 
+/** Every app's name (the collector drops the series of the others). */
+export async function allAppNames(db: Store): Promise<string[]> {
+  return (await db.selectFrom('apps').select('name').execute()).map((r) => r.name);
+}
+
+/** Egress attempts per app, allowed and refused (one query). */
+export async function egressTotals(db: Store): Promise<{ app: string; allowed: boolean; count: number }[]> {
+  const rows = await db
+    .selectFrom('egress_attempts')
+    .innerJoin('apps', 'apps.id', 'egress_attempts.app_id')
+    .select([
+      'apps.name as app',
+      'egress_attempts.allowed as allowed',
+      (eb) => eb.fn.sum<number>('egress_attempts.count').as('n'),
+    ])
+    .groupBy(['apps.name', 'egress_attempts.allowed'])
+    .execute();
+  return rows.map((r) => ({ app: r.app, allowed: r.allowed === 1, count: Number(r.n ?? 0) }));
+}
+
 /** Apps by state, for the platform gauges (one query). */
 export async function appsByState(db: Store): Promise<{ sleeping: number; awake: number; total: number }> {
   const row = await db

@@ -10,12 +10,14 @@ import http from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import {
   addRequest,
+  allAppNames,
   appIdsByName,
   appsByState,
   appsOver5xx,
   awakeInstances,
   type Counters,
   closeIncident,
+  egressTotals,
   emptyCounters,
   endAlert,
   getMetricState,
@@ -46,7 +48,7 @@ export interface CollectorOptions {
   apiHost: string;
   /** Time between passes (60 s; tests use less). */
   passMs: number;
-  logger: LineLogger & { info(o: object, msg?: string): void };
+  logger: LineLogger & { warn(o: object, msg: string): void };
   now?: () => number;
 }
 
@@ -59,8 +61,12 @@ const CRASH_LOOP_RESTARTS = 3;
 const MEMORY_KILLS = 3;
 const PROBE_TIMEOUT_MS = 5000;
 const PROBE_CONCURRENCY = 8;
-/** A heartbeat older than this at start means the control plane was down meanwhile. */
+/** The control plane's last sign of life, written every HEARTBEAT_MS (one small upsert): a
+ * start after a crash records the time since as an incident, accurate to this interval. */
 const HEARTBEAT_KEY = 'heartbeat';
+const HEARTBEAT_MS = 10_000;
+/** How often Prometheus label values of destroyed apps are dropped (memory stays bounded). */
+const FORGET_MS = 3_600_000;
 const PORT_KEY = 'request_log_port';
 
 export class MetricsCollector {
@@ -78,6 +84,8 @@ export class MetricsCollector {
   private readonly restartLog = new Map<number, [number, number][]>();
   private readonly oomLog = new Map<number, [number, number][]>();
   private lastPrune = 0;
+  private lastForget = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
 
   private readonly appRequests: Counter<'app' | 'class'>;
   private readonly appLatency: Histogram<'app'>;
@@ -93,6 +101,7 @@ export class MetricsCollector {
   private readonly apps: Gauge<'state'>;
   private readonly passSeconds: Histogram<never>;
   private readonly routerUp: Gauge<never>;
+  private readonly appEgress: Gauge<'app' | 'allowed'>;
 
   constructor(private readonly opts: CollectorOptions) {
     this.now = opts.now ?? Date.now;
@@ -185,6 +194,12 @@ export class MetricsCollector {
       help: '1 when the router answered at the last pass',
       registers: [r],
     });
+    this.appEgress = new Gauge({
+      name: 'petri_app_egress_attempts',
+      help: "The app's attempts through the egress proxy, allowed or refused, as recorded in the store",
+      labelNames: ['app', 'allowed'],
+      registers: [r],
+    });
     this.loop = new Loop({
       what: 'collecting metrics',
       pass: () => this.pass(),
@@ -222,11 +237,18 @@ export class MetricsCollector {
 
   start(): void {
     this.loop.start();
+    this.heartbeat = setInterval(() => {
+      setMetricState(this.opts.db, HEARTBEAT_KEY, new Date(this.now()).toISOString()).catch((err: unknown) =>
+        this.opts.logger.warn({ err: String(err) }, 'writing the heartbeat failed'),
+      );
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
   }
 
   /** Flushes what was counted and leaves the heartbeat at the time of the stop, so the
    * restart's incident lasts as long as the control plane was away. */
   async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
     await this.loop.stop();
     this.socket?.close();
     this.socket = undefined;
@@ -332,11 +354,42 @@ export class MetricsCollector {
     const states = await appsByState(db);
     this.apps.set({ state: 'awake' }, states.awake);
     this.apps.set({ state: 'sleeping' }, states.sleeping);
+    for (const e of await egressTotals(db))
+      this.appEgress.set({ app: e.app, allowed: e.allowed ? 'true' : 'false' }, e.count);
+    if (now - this.lastForget > FORGET_MS) {
+      await this.forgetGoneApps();
+      this.lastForget = now;
+    }
     if (now - this.lastPrune > 3_600_000) {
       await pruneMetrics(db, now);
       this.lastPrune = now;
     }
     this.passSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  /** Drops the series of apps that no longer exist, so a platform where apps come and go
+   * keeps as many series as it has apps. */
+  private async forgetGoneApps(): Promise<void> {
+    const live = new Set(await allAppNames(this.opts.db));
+    const perApp = [
+      this.appRequests,
+      this.appLatency,
+      this.appMemory,
+      this.appCpu,
+      this.appRestarts,
+      this.appUp,
+      this.appWakes,
+      this.appWakeSeconds,
+      this.appMail,
+      this.appEgress,
+    ] as const;
+    for (const metric of perApp) {
+      const values = (await metric.get()).values;
+      for (const v of values) {
+        const app = v.labels.app;
+        if (typeof app === 'string' && !live.has(app)) (metric as Counter<string>).remove(v.labels as never);
+      }
+    }
   }
 
   /** Writes every pending minute before `beforeMinute` to the store (one transaction). */

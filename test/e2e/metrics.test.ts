@@ -143,10 +143,12 @@ describe('metrics: Prometheus, petri metrics, petri status', () => {
   });
 
   test('a restart of the control plane is an incident on /status and in petri status; the router kept serving', async () => {
+    const killedAt = Date.now();
     await petri.kill9();
     // The router serves while the control plane is away.
     assert.equal((await petri.app('counted')).status, 200);
     await petri.startServer();
+    const awaySeconds = (Date.now() - killedAt) / 1000;
     const status = JSON.parse((await ok(['status', '--json'])).stdout) as {
       promise: string;
       incidents: { kind: string; durationSeconds: number; endedAt: string | null }[];
@@ -156,6 +158,11 @@ describe('metrics: Prometheus, petri metrics, petri status', () => {
     const restart = status.incidents.find((i) => i.kind === 'control-plane');
     assert.ok(restart, JSON.stringify(status.incidents));
     assert.ok(restart.endedAt);
+    // From the last heartbeat (written every 10 s) to the start: the time away, give or take one.
+    assert.ok(
+      restart.durationSeconds <= awaySeconds + 11 && restart.durationSeconds >= awaySeconds - 11,
+      `incident of ${restart.durationSeconds} s for ${awaySeconds} s away`,
+    );
     assert.ok(status.platform.h24 !== null && status.platform.h24 < 1);
     const page = await petri.request('petri.localhost', '/status');
     assert.equal(page.status, 200);

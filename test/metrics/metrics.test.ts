@@ -1,0 +1,254 @@
+// The metrics' arithmetic and store (issue 18), on a temp store: requests become status
+// classes and latency buckets, percentiles come from the buckets, minutes add up into hours
+// (latency histograms too, memory as a maximum), retention drops old rows, requestsSince
+// counts whole hours and the partial first one, availability merges overlapping incidents,
+// and the collector counts the router's log lines per app, leaves other hosts out, writes
+// finished minutes once and records a restart as an incident.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createApp } from '../../src/domain/apps.js';
+import { createUser } from '../../src/domain/auth.js';
+import {
+  addCounters,
+  addRequest,
+  appSeries,
+  availability,
+  emptyCounters,
+  incidentsSince,
+  latencyBucket,
+  latencyQuantile,
+  pruneMetrics,
+  recordMinutes,
+  requestsSince,
+} from '../../src/domain/metrics.js';
+import { MetricsCollector } from '../../src/metrics/collector.js';
+import { openStore, type Store } from '../../src/store/db.js';
+import type { App } from '../../src/store/schema.js';
+
+const LIMITS = { memoryMiB: 512, cpus: 1, pids: 256, diskMiB: 1024 };
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const silent = { error: () => undefined, info: () => undefined, warn: () => undefined };
+
+describe('metrics arithmetic', () => {
+  test('a request counts in its status class and latency bucket', () => {
+    const c = emptyCounters();
+    addRequest(c, 200, 3, 100);
+    addRequest(c, 503, 7000, 0);
+    addRequest(c, 404, -1, 10);
+    assert.equal(c.requests, 3);
+    assert.deepEqual([c.s2xx, c.s4xx, c.s5xx], [1, 1, 1]);
+    assert.equal(c.bytes, 110);
+    assert.equal(c.l0, 2, '3 ms and a request with no time: the first bucket');
+    assert.equal(c.l10, 1, '7 s: the ≤10 s bucket');
+    assert.equal(latencyBucket(60_000), 11, 'slower than the last bound');
+  });
+
+  test('percentiles are the upper bound of the bucket that holds them', () => {
+    const c = emptyCounters();
+    for (let i = 0; i < 90; i++) addRequest(c, 200, 20, 0); // ≤25 ms
+    for (let i = 0; i < 9; i++) addRequest(c, 200, 400, 0); // ≤500 ms
+    addRequest(c, 200, 30_000, 0); // beyond the last bound
+    assert.equal(latencyQuantile(c, 0.5), 25);
+    assert.equal(latencyQuantile(c, 0.95), 500);
+    assert.equal(latencyQuantile(c, 0.99), 500);
+    assert.equal(latencyQuantile(c, 1), Number.POSITIVE_INFINITY);
+    assert.equal(latencyQuantile(emptyCounters(), 0.5), null);
+  });
+
+  test('counters add up, memory is the higher of the two', () => {
+    const a = emptyCounters();
+    const b = emptyCounters();
+    a.requests = 2;
+    a.memory_max = 300;
+    b.requests = 3;
+    b.memory_max = 200;
+    addCounters(a, b);
+    assert.equal(a.requests, 5);
+    assert.equal(a.memory_max, 300);
+  });
+
+  test('availability: overlapping incidents count once, open ones last until now, outside ones not at all', () => {
+    const t0 = Date.parse('2026-01-01T00:00:00Z');
+    const at = (m: number) => new Date(t0 + m * MIN).toISOString();
+    const window = [t0, t0 + 100 * MIN] as const;
+    assert.equal(availability([], ...window), 1);
+    assert.equal(availability([{ startedAt: at(10), endedAt: at(20) }], ...window), 0.9);
+    assert.equal(
+      availability(
+        [
+          { startedAt: at(10), endedAt: at(20) },
+          { startedAt: at(15), endedAt: at(30) },
+          { startedAt: at(-50), endedAt: at(-10) },
+        ],
+        ...window,
+      ),
+      0.8,
+    );
+    assert.equal(availability([{ startedAt: at(90), endedAt: null }], ...window), 0.9);
+    assert.equal(availability([{ startedAt: at(-10), endedAt: at(5) }], ...window), 0.95);
+  });
+});
+
+describe('metrics in the store', () => {
+  let dir: string;
+  let db: Store;
+  let app: App;
+  let other: App;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'petri-metrics-'));
+    db = await openStore(path.join(dir, 'petri.db'));
+    const owner = await createUser(db, 'owner', 'member');
+    app = await createApp(db, owner, 'measured', LIMITS);
+    other = await createApp(db, owner, 'other', LIMITS);
+  });
+  after(async () => {
+    await db?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('minutes add up into their hour, histograms and maxima included; a second write of a minute adds to it', async () => {
+    const base = Math.floor(Date.parse('2026-03-01T10:00:00Z') / MIN);
+    const minute = (requests: number, ms: number, memory: number) => {
+      const c = emptyCounters();
+      for (let i = 0; i < requests; i++) addRequest(c, 200, ms, 1);
+      c.memory_max = memory;
+      return c;
+    };
+    await recordMinutes(db, [
+      { appId: app.id, minute: base, counters: minute(10, 20, 100) },
+      { appId: app.id, minute: base + 1, counters: minute(5, 400, 300) },
+      { appId: other.id, minute: base, counters: minute(1, 1, 0) },
+    ]);
+    await recordMinutes(db, [{ appId: app.id, minute: base + 1, counters: minute(5, 400, 200) }]);
+    const minutes = await appSeries(db, app.id, base * MIN, 'minute');
+    assert.deepEqual(
+      minutes.map((p) => [p.at - base, p.counters.requests, p.counters.memory_max]),
+      [
+        [0, 10, 100],
+        [1, 10, 300],
+      ],
+    );
+    const hours = await appSeries(db, app.id, base * MIN, 'hour');
+    assert.equal(hours.length, 1);
+    const hour = hours[0]!.counters;
+    assert.equal(hour.requests, 20);
+    assert.equal(hour.l2, 10, '10 requests ≤25 ms');
+    assert.equal(hour.l6, 10, '10 requests ≤500 ms');
+    assert.equal(hour.memory_max, 300);
+    assert.equal(latencyQuantile(hour, 0.95), 500);
+  });
+
+  test('requestsSince: whole hours from the hour rows, the partial first hour from the minutes', async () => {
+    const start = Math.floor(Date.parse('2026-04-01T08:00:00Z') / MIN);
+    const rows = [];
+    // 3 hours and a half, one request a minute.
+    for (let m = 0; m < 210; m++) {
+      const c = emptyCounters();
+      addRequest(c, 200, 1, 0);
+      rows.push({ appId: other.id, minute: start + m, counters: c });
+    }
+    await recordMinutes(db, rows);
+    const since = new Date((start + 30) * MIN).toISOString(); // 08:30: half an hour in
+    const counts = await requestsSince(db, [other.id, 999_999], since);
+    assert.equal(counts.get(other.id), 180);
+    assert.equal(counts.get(999_999), 0);
+  });
+
+  test('retention: minutes past 48 hours and hours past 90 days are dropped', async () => {
+    const now = Date.parse('2026-06-01T00:00:00Z');
+    const nowMinute = Math.floor(now / MIN);
+    const c = emptyCounters();
+    c.requests = 1;
+    await recordMinutes(db, [
+      { appId: app.id, minute: nowMinute - 49 * 60, counters: c },
+      { appId: app.id, minute: nowMinute - 47 * 60, counters: c },
+      { appId: app.id, minute: nowMinute - 91 * 24 * 60, counters: c },
+    ]);
+    await pruneMetrics(db, now);
+    const minutes = await appSeries(db, app.id, now - 50 * HOUR, 'minute');
+    assert.deepEqual(
+      minutes.map((p) => nowMinute - p.at),
+      [47 * 60],
+    );
+    const old = await appSeries(db, app.id, now - 92 * 24 * HOUR, 'hour');
+    assert.ok(old.every((p) => p.at >= Math.floor(now / HOUR) - 90 * 24));
+    assert.ok(old.some((p) => p.at === Math.floor(now / HOUR) - 49));
+  });
+
+  test("the collector counts the router's log lines per app, leaves other hosts out and writes finished minutes once", async () => {
+    let now = Date.parse('2026-07-01T12:00:10Z');
+    const collector = new MetricsCollector({
+      db,
+      driver: { status: async () => ({ id: 'x', running: true }) },
+      routerAddress: '127.0.0.1',
+      routerPort: 1,
+      domain: 'petri.localhost',
+      apiHost: 'petri.localhost',
+      passMs: 60_000,
+      logger: silent,
+      now: () => now,
+    });
+    const syslog = (line: string) => `<134>Jul  1 12:00:10 haproxy[42]: ${line}`;
+    collector.ingest(syslog('petri1 measured.petri.localhost 200 12 345'));
+    collector.ingest(syslog('petri1 measured.petri.localhost 502 3001 0'));
+    collector.ingest(syslog('petri1 petri.localhost 200 1 1')); // the API: not an app
+    collector.ingest(syslog('petri1 elsewhere.example 200 1 1')); // not ours
+    collector.ingest(syslog('petri1 Evil.petri.localhost 200 1 1')); // not a name an app can have
+    collector.ingest('garbage');
+    collector.ingest(syslog('petri1 measured.petri.localhost nan 1 1'));
+    const live = collector.live('measured');
+    assert.equal(live.length, 1);
+    assert.equal(live[0]!.counters.requests, 2);
+    assert.equal(live[0]!.counters.s5xx, 1);
+    const text = await collector.text();
+    assert.match(text, /petri_app_requests_total\{app="measured",class="2xx"\} 1/);
+    assert.match(text, /petri_app_requests_total\{app="measured",class="5xx"\} 1/);
+    assert.doesNotMatch(text, /app="evil|app="petri"/i);
+
+    const minute = Math.floor(now / MIN);
+    await collector.flush(minute); // the current minute is not finished: nothing written
+    assert.equal((await appSeries(db, app.id, minute * MIN, 'minute')).length, 0);
+    now += MIN;
+    await collector.flush(Math.floor(now / MIN));
+    await collector.flush(Math.floor(now / MIN)); // nothing twice
+    const written = await appSeries(db, app.id, minute * MIN, 'minute');
+    assert.deepEqual(
+      written.map((p) => [p.at, p.counters.requests, p.counters.s2xx, p.counters.s5xx, p.counters.bytes]),
+      [[minute, 2, 1, 1, 345]],
+    );
+    assert.deepEqual(collector.live('measured'), []);
+  });
+
+  test('a start after a stop records the control plane as an incident from the last heartbeat', async () => {
+    let now = Date.parse('2026-08-01T00:00:00Z');
+    const make = () =>
+      new MetricsCollector({
+        db,
+        driver: { status: async () => ({ id: 'x', running: true }) },
+        routerAddress: '127.0.0.1',
+        routerPort: 1,
+        domain: 'petri.localhost',
+        apiHost: 'petri.localhost',
+        passMs: 3_600_000,
+        logger: silent,
+        now: () => now,
+      });
+    const first = make();
+    const { port } = await first.listen();
+    await first.stop();
+    now += 95_000;
+    const second = make();
+    const again = await second.listen();
+    assert.equal(again.port, port, 'the same UDP port as before: an adopted router needs no reload');
+    await second.stop();
+    const incidents = await incidentsSince(db, '2026-07-31T00:00:00Z');
+    const restart = incidents.find((i) => i.kind === 'control-plane' && i.startedAt.startsWith('2026-08-01'));
+    assert.ok(restart);
+    assert.equal(Date.parse(restart.endedAt!) - Date.parse(restart.startedAt), 95_000);
+  });
+});
