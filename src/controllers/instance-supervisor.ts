@@ -6,7 +6,7 @@
 // driver's to choose and say: from start(), then from list() every pass.
 import type { Logger } from 'pino';
 import { newId } from '../domain/ids.js';
-import { insertInstance, updateInstance } from '../domain/instances.js';
+import { insertInstance, markInstanceUp, updateInstance } from '../domain/instances.js';
 import { releaseEgress, releaseProcessTypes } from '../domain/release-json.js';
 import { failRelease } from '../domain/releases.js';
 import type { PetriConfig } from '../lib/config.js';
@@ -22,7 +22,7 @@ import type { InstanceStops } from './instance-stops.js';
 import type { ReleaseNotes } from './release-notes.js';
 
 /** How often a starting web process is checked between passes. */
-const READINESS_POLL_MS = 10;
+const READINESS_POLL_MS = 5;
 /** The longest delay before a crashed instance starts again. */
 const MAX_RESTART_DELAY_MS = 60_000;
 /** An instance that stayed up this long before crashing starts its backoff afresh. */
@@ -115,8 +115,7 @@ export class InstanceSupervisor {
         return isNew ? this.failStart(app, row, why) : this.crashed(app, row, status, why);
       }
       if (await this.isHealthy(row, release)) {
-        await updateInstance(db, row.id, { state: 'up', ready_at: new Date().toISOString() });
-        notes.note(app, row.release_id, `${name} is up${row.type === 'web' ? ` on port ${row.port}` : ''}`);
+        await this.markUp(app, row);
         return;
       }
       const timeout = app.boot_timeout_ms ?? this.deps.config.bootTimeoutMs;
@@ -177,6 +176,7 @@ export class InstanceSupervisor {
         generation,
       });
     }
+    const launchedAt = Date.now();
     try {
       const started = await driver.start(
         instanceSpec(this.parts.specs, {
@@ -202,7 +202,7 @@ export class InstanceSupervisor {
         release.id,
         `starting ${processType}.${index} (v${release.version}): ${command}`,
       );
-      if (processType === 'web') this.watchReadiness(row, release, app);
+      if (processType === 'web') this.watchReadiness(row, release, app, launchedAt);
     } catch (err) {
       const why = `${processType}.${index} could not be started: ${errorMessage(err)}`;
       this.deps.logger.error({ err, instance: row.id }, 'instance start failed');
@@ -213,14 +213,52 @@ export class InstanceSupervisor {
 
   /** Checks a starting web process every few ms and wakes the reconciler the moment it
    * answers, instead of at the next pass: a woken app's visitor is waiting for it. */
-  private watchReadiness(row: Instance, release: Release, app: App): void {
+  private watchReadiness(row: Instance, release: Release, app: App, launchedAt: number): void {
     const timeout = app.boot_timeout_ms ?? this.deps.config.bootTimeoutMs;
-    void until(async () => this.parts.stopped() || (await this.isHealthy(row, release)), {
-      timeout,
-      interval: READINESS_POLL_MS,
-    })
-      .then(() => this.parts.nudge())
-      .catch(() => {}); // the pass reports a start that never became healthy
+    const watching = Date.now();
+    let probes = 0;
+    void until(
+      async () => {
+        probes++;
+        return this.parts.stopped() || (await this.isHealthy(row, release));
+      },
+      { timeout, interval: READINESS_POLL_MS },
+    )
+      .then(
+        async () => {
+          const answeredMs = Date.now() - watching;
+          // Up at once, not at the next pass: the waker hands a held request to the app the
+          // moment its row says so (a pass would add its own length and its interval).
+          if (!this.parts.stopped()) await this.markUp(app, row);
+          this.parts.nudge();
+          // Where a start's time goes (bench/wake.ts): the driver's start, then the app
+          // until it answers a probe.
+          this.deps.logger.info(
+            {
+              id: row.id,
+              app: app.name,
+              timings: { startMs: watching - launchedAt, readyMs: answeredMs, probes },
+            },
+            'instance answers',
+          );
+        },
+        () => {}, // the pass reports a start that never became healthy
+      )
+      .catch((err: unknown) =>
+        this.deps.logger.warn({ err, instance: row.id }, 'marking an instance up failed'),
+      );
+  }
+
+  /** A starting instance answered: up, said once (a pass and the readiness watch may both
+   * see it). */
+  private async markUp(app: App, row: Instance): Promise<void> {
+    if (!(await markInstanceUp(this.deps.db, row.id, row.port))) return;
+    const name = `${row.type}.${row.idx}`;
+    this.parts.notes.note(
+      app,
+      row.release_id,
+      `${name} is up${row.type === 'web' ? ` on port ${row.port}` : ''}`,
+    );
   }
 
   private async isHealthy(row: Instance, release: Release): Promise<boolean> {

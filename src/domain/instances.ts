@@ -72,6 +72,19 @@ export async function updateInstance(
   await db.updateTable('instances').set(changes).where('id', '=', id).execute();
 }
 
+/** A starting instance answers on `port`: up, unless something else decided about it
+ * meanwhile (a pass, a restart on another port). True when this call made it up. */
+export async function markInstanceUp(db: Store, id: string, port: number | null): Promise<boolean> {
+  const result = await db
+    .updateTable('instances')
+    .set({ state: 'up', ready_at: now() })
+    .where('id', '=', id)
+    .where('state', '=', 'starting')
+    .where('port', port === null ? 'is' : '=', port)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
 export async function deleteInstance(db: Store, id: string): Promise<void> {
   await db.deleteFrom('instances').where('id', '=', id).execute();
 }

@@ -196,6 +196,7 @@ export class LocalDriver implements RuntimeDriver {
   }
 
   async start(spec: InstanceSpec): Promise<InstanceStatus> {
+    const started = Date.now();
     assertValidId(spec.id);
     for (const p of [spec.slugDir, spec.workDir]) {
       if (!path.isAbsolute(p)) throw new Error(`instance paths must be absolute, got '${p}'`);
@@ -216,15 +217,21 @@ export class LocalDriver implements RuntimeDriver {
     // The disk, the cgroup and the network namespace do not depend on each other: made side
     // by side, they cost the slowest of them, not the sum (a woken app waits for all three).
     const t0 = Date.now();
-    const [{ appDir, method, appDirMs }, , netns] = await Promise.all([
-      (async () => {
+    // How long each part took, logged with the start: what a wake waits for (bench/wake.ts).
+    const timed = async <T>(run: () => Promise<T>): Promise<[T, number]> => {
+      const value = await run();
+      return [value, Date.now() - t0];
+    };
+    const [[{ appDir, method }, appDirMs], [, cgroupMs], [netns, networkMs]] = await Promise.all([
+      timed(async () => {
         const template = await this.appTemplate(spec, diskMiB);
         const appDir = await cloneAppDisk(template.file, spec.workDir);
-        return { appDir, method: template.method, appDirMs: Date.now() - t0 };
-      })(),
-      cg.create(spec.id, spec.limits),
-      this.attach('instance', spec.id, spec.labels),
+        return { appDir, method: template.method };
+      }),
+      timed(() => cg.create(spec.id, spec.limits)),
+      timed(() => this.attach('instance', spec.id, spec.labels)),
     ]);
+    const spawnAt = Date.now();
     const launch = sandboxLaunch({
       ...spec,
       env: { ...spec.env, PORT: String(record.port) },
@@ -265,15 +272,34 @@ export class LocalDriver implements RuntimeDriver {
     await writeFile(this.shimFile(spec.id), `${spawned} ${processStartTime(spawned) ?? 0}\n`);
 
     // "Returns once its process exists": the shim has joined the cgroup (or already ended).
+    // Checked every 2 ms: it takes a few, and a woken app's visitor waits for this (the
+    // default 50 ms of until() was most of a Node.js wake's start).
     await until(async () => exited !== undefined || (await cg.pids(spec.id)).includes(spawned), {
       timeout: 10_000,
+      interval: 2,
       message: `instance ${spec.id} to enter its cgroup`,
     });
     if (exited !== undefined && (await readOptional(this.exitFile(spec.id))) === undefined) {
       throw new Error(`instance ${spec.id} could not enter its cgroups (exit ${exited}); see ${outputFile}`);
     }
     this.opts.logger?.info(
-      { id: spec.id, app: spec.app, pid: spawned, appDir: method, appDirMs, diskMiB },
+      {
+        id: spec.id,
+        app: spec.app,
+        pid: spawned,
+        appDir: method,
+        diskMiB,
+        // Milliseconds: the disk, cgroup and namespace side by side from `prepare`, then the
+        // sandbox's launcher until it is in its cgroup, of `totalMs` in start().
+        timings: {
+          appDirMs,
+          cgroupMs,
+          networkMs,
+          prepareMs: spawnAt - t0,
+          spawnMs: Date.now() - spawnAt,
+          totalMs: Date.now() - started,
+        },
+      },
       'instance started',
     );
     return this.status(spec.id);
