@@ -53,6 +53,7 @@ export const pythonDetector: StackDetector = {
       const app = detectWsgiApp(dir);
       if (app) processTypes.web = gunicorn(app);
     }
+    steps.push(COMPILE_STEP);
     const plan: BuildPlan = {
       stack: 'python',
       steps,
@@ -161,8 +162,40 @@ const GUNICORN_SCRIPT_STEP: BuildStep = {
 
 function gunicorn(target: string): string {
   // gunicorn binds 127.0.0.1:8000 unless told; sandboxes are reached on their own address.
-  return `python -m gunicorn --bind 0.0.0.0:$PORT ${target}`;
+  // --preload: the app is imported before gunicorn listens, so a listening port means an
+  // app that answers (a woken app's visitor and a deploy's switch wait for that, not for a
+  // worker still importing) and an app that cannot be imported fails its start at once; the
+  // one worker (gunicorn's default) is forked with the app already loaded.
+  return `python -m gunicorn --preload --bind 0.0.0.0:$PORT ${target}`;
 }
+
+/** The app's own modules compiled at build time: the slug is the same on every start, and a
+ * start (a wake) that compiles them again pays for it each time on a fresh disk. Checked by
+ * the source's hash, not its time, which a copy of the slug need not keep. The virtualenv's
+ * packages are compiled by pip as it installs them. The script is a constant; the arguments
+ * come as "$@". */
+const COMPILE_STEP: BuildStep = {
+  title: 'Compiling Python bytecode (python -m compileall)',
+  // A file that does not compile (a template, a script for another Python) fails no build:
+  // it would fail only when imported, as without this step.
+  argv: [
+    'sh',
+    '-c',
+    `"$@" || echo 'some files could not be compiled ahead (above); they are compiled if imported'`,
+    'sh',
+    PYTHON,
+    '-m',
+    'compileall',
+    '-q',
+    '-j',
+    '0',
+    '--invalidation-mode',
+    'checked-hash',
+    '-x',
+    '(^|/)\\.venv/',
+    '/app',
+  ],
+};
 
 interface Django {
   /** gunicorn's target, e.g. mysite.wsgi:application. */

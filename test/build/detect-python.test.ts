@@ -58,11 +58,15 @@ async function plan(files: Record<string, string>) {
   // The gunicorn-script step is the same in every plan: checked once, below.
   const gunicornStep = result.steps.findIndex((s) => s.title === 'Adding gunicorn to the virtualenv');
   assert.ok(gunicornStep > 0, 'every plan adds gunicorn to the venv');
+  // So is the bytecode step, the last one.
+  assert.equal(result.steps.at(-1)?.title, 'Compiling Python bytecode (python -m compileall)');
   // What the build cache reuses is checked once, below; the plans compare without it.
   const { dependencies: _cache, ...rest } = result;
   return {
     ...rest,
-    steps: result.steps.filter((_, i) => i !== gunicornStep).map(({ installs: _installs, ...step }) => step),
+    steps: result.steps
+      .filter((_, i) => i !== gunicornStep && i !== result.steps.length - 1)
+      .map(({ installs: _installs, ...step }) => step),
   };
 }
 
@@ -112,7 +116,7 @@ describe('python detector', () => {
       {
         stack: 'python',
         steps: [VENV, REQUIREMENTS],
-        processTypes: { web: 'python -m gunicorn --bind 0.0.0.0:$PORT app:app' },
+        processTypes: { web: 'python -m gunicorn --preload --bind 0.0.0.0:$PORT app:app' },
         env: ENV,
       },
     );
@@ -122,7 +126,7 @@ describe('python detector', () => {
     assert.deepEqual(await plan({ 'wsgi.py': 'def application(environ, start_response):\n    pass\n' }), {
       stack: 'python',
       steps: [VENV],
-      processTypes: { web: 'python -m gunicorn --bind 0.0.0.0:$PORT wsgi:application' },
+      processTypes: { web: 'python -m gunicorn --preload --bind 0.0.0.0:$PORT wsgi:application' },
       env: ENV,
     });
   });
@@ -160,7 +164,7 @@ describe('python detector', () => {
             argv: ['/app/.venv/bin/python', 'manage.py', 'collectstatic', '--noinput'],
           },
         ],
-        processTypes: { web: 'python -m gunicorn --bind 0.0.0.0:$PORT mysite.wsgi:application' },
+        processTypes: { web: 'python -m gunicorn --preload --bind 0.0.0.0:$PORT mysite.wsgi:application' },
         env: ENV,
       },
     );
@@ -174,7 +178,10 @@ describe('python detector', () => {
       'mysite/wsgi.py': 'application = 1\n',
     });
     assert.deepEqual(result?.steps, [VENV, REQUIREMENTS]);
-    assert.equal(result?.processTypes.web, 'python -m gunicorn --bind 0.0.0.0:$PORT mysite.wsgi:application');
+    assert.equal(
+      result?.processTypes.web,
+      'python -m gunicorn --preload --bind 0.0.0.0:$PORT mysite.wsgi:application',
+    );
   });
 
   test('Django with a settings package reads all of its modules', async () => {
@@ -187,12 +194,18 @@ describe('python detector', () => {
       'mysite/wsgi.py': 'application = 1\n',
     });
     assert.equal(result?.steps.length, 3);
-    assert.equal(result?.processTypes.web, 'python -m gunicorn --bind 0.0.0.0:$PORT mysite.wsgi:application');
+    assert.equal(
+      result?.processTypes.web,
+      'python -m gunicorn --preload --bind 0.0.0.0:$PORT mysite.wsgi:application',
+    );
   });
 
   test('manage.py without a settings module falls back to a WSGI app', async () => {
     const result = await plan({ 'manage.py': 'print(1)\n', 'wsgi.py': 'application = 1\n' });
-    assert.equal(result?.processTypes.web, 'python -m gunicorn --bind 0.0.0.0:$PORT wsgi:application');
+    assert.equal(
+      result?.processTypes.web,
+      'python -m gunicorn --preload --bind 0.0.0.0:$PORT wsgi:application',
+    );
   });
 
   test('pyproject.toml: [project] dependencies installed as arguments, not pip install .', async () => {
