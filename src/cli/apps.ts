@@ -1,14 +1,15 @@
 // `petri apps`: list, create, inspect, size, put to sleep, wake and destroy apps.
 import type { Command } from 'commander';
-import {
-  type App,
-  type AppSettings,
-  type AppStatus,
-  ConnectionError,
-  type Limits,
-  type PetriClient,
-  type Process,
-  type ProcessState,
+// The error class alone: the client's index loads its HTTP stack (see main.ts).
+import { ConnectionError } from '../client/errors.js';
+import type {
+  App,
+  AppSettings,
+  AppStatus,
+  Limits,
+  PetriClient,
+  Process,
+  ProcessState,
 } from '../client/index.js';
 import { UserError } from '../lib/errors.js';
 import { sleep } from '../lib/until.js';

@@ -1,7 +1,7 @@
 // What every command gets: the streams to write to, the settings, a client built on first
 // use (so `petri login` and `--help` work without a login), and a signal that fires when
 // stdout closes under us (`petri logs -f | head`), so a stream stops instead of writing on.
-import { PetriClient } from '../client/index.js';
+import type { PetriClient, PetriClientOptions } from '../client/index.js';
 import { type Io, Output } from './output.js';
 import { loadSettings, requireLogin, type Settings } from './settings.js';
 
@@ -14,6 +14,13 @@ export interface Context {
 }
 
 export const USER_AGENT = 'petri-cli';
+
+/** The API client, loaded when a command first talks to the API: its HTTP stack is most of
+ * what `petri --help` would load otherwise. */
+export async function newClient(opts: PetriClientOptions): Promise<PetriClient> {
+  const { PetriClient } = await import('../client/client.js');
+  return new PetriClient(opts);
+}
 
 export function createContext(io: Io, signal: AbortSignal): Context {
   let settings: Promise<Settings> | undefined;
@@ -29,7 +36,7 @@ export function createContext(io: Io, signal: AbortSignal): Context {
     },
     async client() {
       const login = requireLogin(await ctx.settings());
-      return new PetriClient({
+      return newClient({
         ...login,
         userAgent: USER_AGENT,
         onWarning: (warning) => {

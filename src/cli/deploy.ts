@@ -4,12 +4,14 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { ConnectionError, type Deploy, type DeployStatus, type PetriClient } from '../client/index.js';
+// The error classes alone, not the client's index: that loads its HTTP stack, which a
+// command loads when it first talks to the API (context.ts), not when the CLI starts.
+import { ConnectionError } from '../client/errors.js';
+import type { Deploy, DeployStatus, PetriClient } from '../client/index.js';
 import { UserError } from '../lib/errors.js';
 import { appOption, resolveAppName } from './app-name.js';
 import type { Context } from './context.js';
 import { formatDuration, UsageError } from './output.js';
-import { packDirectory } from './pack.js';
 
 // Wide enough for `release`, so build and release lines line up.
 const SOURCE_WIDTH = 7;
@@ -43,6 +45,8 @@ async function deploy(ctx: Context, dir: string, opts: DeployOptions): Promise<v
   const appName = await resolveAppName(opts.app, [absDir, ctx.io.cwd]);
   const client = await ctx.client();
 
+  // tar and the ignore rules: loaded by the command that packs, not by every command.
+  const { packDirectory } = await import('./pack.js');
   const packed = await packDirectory(absDir);
   for (const warning of packed.warnings) out.warn(warning);
   // Read whole before sending: the size is shown first, and the server caps uploads anyway.

@@ -9,7 +9,7 @@ import { type PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { Command } from 'commander';
-import { Parser, type ReadEntry } from 'tar';
+import type { Parser, ReadEntry } from 'tar';
 import { errorMessage } from '../lib/errors.js';
 import { formatSize } from './addons.js';
 import { resolveAppName } from './app-name.js';
@@ -44,7 +44,9 @@ export function registerGraduate(program: Command, ctx: Context): void {
       const client = await ctx.client();
       const download = await client.graduate(appName, { signal: ctx.signal });
       if (download.backups) ctx.out.note(`Add-on backups: ${download.backups}`);
-      const progress = new BundleProgress((line) => ctx.out.note(line));
+      // tar's parser: loaded by this command, not by every one.
+      const { Parser: TarParser } = await import('tar');
+      const progress = new BundleProgress((line) => ctx.out.note(line), TarParser);
       try {
         if (file) {
           // 0600: a bundle holds the app's data.
@@ -107,8 +109,11 @@ class BundleProgress {
   private failure: Error | undefined;
   private readonly ended: Promise<void>;
 
-  constructor(private readonly say: (line: string) => void) {
-    this.parser = new Parser({ onReadEntry: (entry) => this.entry(entry) });
+  constructor(
+    private readonly say: (line: string) => void,
+    TarParser: typeof Parser,
+  ) {
+    this.parser = new TarParser({ onReadEntry: (entry) => this.entry(entry) });
     this.gunzip.on('error', (err) => {
       this.failure ??= err;
     });

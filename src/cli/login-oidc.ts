@@ -7,11 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PetriClient } from '../client/index.js';
+import type { PetriClient } from '../client/index.js';
 import type { SignedIn } from '../client/types.js';
 import { UserError } from '../lib/errors.js';
 import { escapeHtml } from '../lib/html.js';
-import { type Context, USER_AGENT } from './context.js';
+import { type Context, newClient, USER_AGENT } from './context.js';
 import { browserCommand, launch } from './open.js';
 import { UsageError } from './output.js';
 
@@ -31,8 +31,8 @@ function flowSecret(): { secret: string; secretHash: string } {
   return { secret, secretHash: createHash('sha256').update(secret).digest('hex') };
 }
 
-function anonymousClient(url: string): PetriClient {
-  return new PetriClient({ url, token: '', userAgent: USER_AGENT });
+function anonymousClient(url: string): Promise<PetriClient> {
+  return newClient({ url, token: '', userAgent: USER_AGENT });
 }
 
 interface Callback {
@@ -46,7 +46,7 @@ export async function loginWithBrowser(
   url: string,
   opts: { timeoutMs?: number } = {},
 ): Promise<OidcLogin> {
-  const client = anonymousClient(url);
+  const client = await anonymousClient(url);
   const { secret, secretHash } = flowSecret();
   let resolveCallback!: (cb: Callback) => void;
   const callback = new Promise<Callback>((resolve) => {
@@ -147,7 +147,7 @@ export async function loginWithBrowser(
 }
 
 export async function loginWithDevice(ctx: Context, url: string): Promise<OidcLogin> {
-  const client = anonymousClient(url);
+  const client = await anonymousClient(url);
   const { secret, secretHash } = flowSecret();
   const started = await client.deviceStart({ secretHash });
   const where = started.verificationUriComplete ?? started.verificationUri;

@@ -5,8 +5,8 @@
 // user of the machine in ps).
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
-import { PetriClient } from '../client/index.js';
-import { type Context, USER_AGENT } from './context.js';
+import type { PetriClient } from '../client/index.js';
+import { type Context, newClient, USER_AGENT } from './context.js';
 import { type Io, UsageError } from './output.js';
 import { checkUrl } from './settings.js';
 
@@ -28,7 +28,7 @@ export async function loginWithLdap(
 ): Promise<LoginResult> {
   if (username.trim() === '') throw new UsageError('--ldap needs your LDAP user name, e.g. --ldap ana');
   const password = await readPassword(ctx, opts, `LDAP password for ${username}: `);
-  const signedIn = await anonymous(url).signInWithLdap(username, password);
+  const signedIn = await (await anonymous(url)).signInWithLdap(username, password);
   return { url, token: signedIn.token };
 }
 
@@ -40,7 +40,7 @@ export async function loginWithEmail(
 ): Promise<LoginResult> {
   if (!email.includes('@')) throw new UsageError(`--email needs your e-mail address, got '${email}'`);
   const password = await readPassword(ctx, opts, `Password for ${email}: `);
-  const signedIn = await anonymous(url).signInWithPassword(email, password);
+  const signedIn = await (await anonymous(url)).signInWithPassword(email, password);
   return { url, token: signedIn.token };
 }
 
@@ -63,7 +63,7 @@ export async function loginWithInvite(
   if (!server) throw new UsageError('--invite with only the secret needs --url URL, the Petri API');
   ctx.out.note('Choose a password for your new Petri account (at least 10 characters).');
   const password = await readPassword(ctx, opts, 'New password: ', 'New password again: ');
-  const signedIn = await anonymous(server).acceptInvitation(secret, password);
+  const signedIn = await (await anonymous(server)).acceptInvitation(secret, password);
   ctx.out.note(`Welcome to Petri, ${signedIn.user.email ?? signedIn.user.name}.`);
   return { url: server, token: signedIn.token };
 }
@@ -103,8 +103,8 @@ export function registerPasswd(program: Command, ctx: Context): void {
     });
 }
 
-function anonymous(url: string): PetriClient {
-  return new PetriClient({ url, token: '', userAgent: USER_AGENT });
+function anonymous(url: string): Promise<PetriClient> {
+  return newClient({ url, token: '', userAgent: USER_AGENT });
 }
 
 /** The password: from stdin (its first line) with --password-stdin, else asked on the

@@ -10,9 +10,8 @@
 //   --invite LINK             accept an invitation by choosing a password (login-password.ts)
 // A new flow adds its option in registerLogin and its branch in signInFlow.
 import type { Command } from 'commander';
-import { PetriClient } from '../client/index.js';
 import { errorMessage } from '../lib/errors.js';
-import { type Context, USER_AGENT } from './context.js';
+import { type Context, newClient, USER_AGENT } from './context.js';
 import { loginWithBrowser, loginWithDevice } from './login-oidc.js';
 import { loginWithEmail, loginWithInvite, loginWithLdap } from './login-password.js';
 import { UsageError } from './output.js';
@@ -155,7 +154,7 @@ function needUrl(url: string | undefined): string {
  * stores it as the profile, which becomes the current one. */
 async function save(ctx: Context, target: LoginTarget, result: LoginResult): Promise<void> {
   const login = { url: checkUrl(result.url), token: result.token };
-  const who = await new PetriClient({ ...login, userAgent: USER_AGENT }).whoamiWithToken();
+  const who = await (await newClient({ ...login, userAgent: USER_AGENT })).whoamiWithToken();
   const name = who.user.email ?? who.user.name;
   await saveLogin(target.file, { ...login, user: name, savedAt: new Date().toISOString() }, target.profile);
   const as = target.profile === DEFAULT_PROFILE ? '' : ` as profile '${target.profile}'`;
@@ -176,7 +175,7 @@ async function logout(ctx: Context, asked: string | undefined): Promise<void> {
   // A sign-in session ends on the server too; a token made on purpose (an api token given
   // with --token) may be in use elsewhere, so it stays: revoke it with 'petri tokens revoke'.
   try {
-    const client = new PetriClient({ ...login, userAgent: USER_AGENT });
+    const client = await newClient({ ...login, userAgent: USER_AGENT });
     const { token } = await client.whoamiWithToken();
     if (token?.kind === 'session') await client.revokeToken(token.id);
   } catch (err) {

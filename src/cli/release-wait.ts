@@ -1,7 +1,10 @@
 // Waiting for a new release (a config change, a rollback) to serve or fail: the server
 // answers at once with a pending release and converges on its own, so the CLI polls it,
 // shows on a TTY that it is still waiting, and turns a failed release into an error.
-import { ConnectionError, type PetriClient, type Release } from '../client/index.js';
+// The error classes alone, not the client's index: that loads its HTTP stack, which a
+// command loads when it first talks to the API (context.ts), not when the CLI starts.
+import { ConnectionError } from '../client/errors.js';
+import type { PetriClient, Release } from '../client/index.js';
 import { UserError } from '../lib/errors.js';
 import { sleep } from '../lib/until.js';
 import { formatDuration, type Output } from './output.js';

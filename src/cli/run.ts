@@ -3,7 +3,7 @@
 // command's exit status (128+N when a signal ended it).
 import { constants } from 'node:os';
 import { type Command, CommanderError } from 'commander';
-import { openRun, type RunExit, type RunRequest } from '../client/run.js';
+import type { RunExit, RunRequest } from '../client/run.js';
 import { appOption, resolveAppName } from './app-name.js';
 import { type Context, USER_AGENT } from './context.js';
 import { UsageError } from './output.js';
@@ -70,6 +70,8 @@ export function registerRun(program: Command, ctx: Context, terminal: Terminal =
 /** Runs the request with this terminal attached; resolves with the exit code to pass on. */
 export async function runAttached(login: Login, request: RunRequest, terminal: Terminal): Promise<number> {
   const cleanups: Array<() => void> = [];
+  // The WebSocket client: loaded by the commands that attach a terminal, not by every one.
+  const { openRun } = await import('../client/run.js');
   try {
     return await new Promise<number>((resolve, reject) => {
       const session = openRun({ ...login, userAgent: USER_AGENT }, request, {

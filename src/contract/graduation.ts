@@ -2,13 +2,9 @@
 // what it holds named in the answer's headers.
 import { Binary } from './common.js';
 
-/** The answer's headers: the release the bundle is of, the app's stage after the request, and
- * the backup of each add-on in it (`postgres=b12 fresh, cache=b9 earlier`). */
-export const GRADUATION_HEADERS = {
-  release: 'petri-release',
-  stage: 'petri-stage',
-  backups: 'petri-backups',
-} as const;
+// The headers live apart, with no schema library: the CLI's client reads them, and loading
+// TypeBox for three strings was most of a `petri apps`.
+export { GRADUATION_HEADERS } from './graduation-headers.js';
 
 export const GraduationBundle = Binary(
   'NAME-handoff.tar.gz: HANDOFF.md, Dockerfile, data.md, manifests/ (Kubernetes), backups/ (the add-ons) and slug/ (the build)',
