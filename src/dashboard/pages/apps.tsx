@@ -2,7 +2,7 @@
 // audience, expiry (highlighted inside 14 days) and last deploy; a search and filters; and
 // "New app", which then shows the exact commands that deploy it.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { type FormEvent, useDeferredValue, useId, useMemo, useState } from 'react';
+import { type FormEvent, memo, useDeferredValue, useId, useMemo, useState } from 'react';
 import type { App } from '../../client/types.js';
 import { client, errorText } from '../api.js';
 import {
@@ -146,7 +146,9 @@ function Filters({
   );
 }
 
-function AppTable({ rows }: { rows: AppRow[] }) {
+// memo: typing in the search re-renders the page at once, and the table only when the
+// (deferred) filtered rows change: 1,000 rows are not drawn again on every key.
+const AppTable = memo(function AppTable({ rows }: { rows: AppRow[] }) {
   const now = Date.now();
   return (
     // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must take the focus to scroll with keys
@@ -187,7 +189,7 @@ function AppTable({ rows }: { rows: AppRow[] }) {
       </table>
     </section>
   );
-}
+});
 
 export function Status({ status }: { status: string }) {
   return <span className={`status status-${status}`}>{status}</span>;
