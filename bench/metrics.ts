@@ -107,6 +107,7 @@ export async function metricsBench(minutes = 1440): Promise<MetricsBench> {
       routerPort,
       domain: 'petri.localhost',
       apiHost: 'petri.localhost',
+      wakeTimeoutMs: 30_000,
       passMs: 3_600_000, // passes are run by hand below, one per simulated minute
       logger: silent,
       now: () => now,

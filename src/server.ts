@@ -18,6 +18,7 @@ import { createLogger } from './lib/log.js';
 import { DataPaths } from './lib/paths.js';
 import { SecretBox } from './lib/secrets.js';
 import { DeployLogs } from './logs/deploy-log.js';
+import { startMail } from './mail/index.js';
 import { MetricsCollector } from './metrics/collector.js';
 import { LogStore } from './logs/log-store.js';
 import { openStore, type Store } from './store/db.js';
@@ -74,9 +75,19 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     domain: config.domain,
     apiHost: config.apiHost,
     passMs: config.metricsPassMs,
+    wakeTimeoutMs: config.wakeTimeoutMs,
     logger: log,
   });
   const requestLog = await life.add('metrics', () => metrics.listen(), () => metrics.stop());
+  // The mail relay listens on the gateway too (mail.smtpPort, mail.httpPort: host ports).
+  await life.add(
+    'mail relay',
+    async () => {
+      if (driver.networkGateway()) await driver.prepare();
+      return startMail({ config, db, secrets, logger: log, listen: { host: driver.networkGateway() } });
+    },
+    (m) => m?.close(),
+  );
   // No stop: the router keeps serving the apps while the control plane is down or restarts.
   const router = await life.add('router', () => haproxyRouter(config, paths, log, requestLog));
 

@@ -276,6 +276,39 @@ export async function egressTotals(db: Store): Promise<{ app: string; allowed: b
   return rows.map((r) => ({ app: r.app, allowed: r.allowed === 1, count: Number(r.n ?? 0) }));
 }
 
+export interface RecentWake {
+  app: string;
+  wokeAt: string;
+  /** When its first instance started after the wake was ready; null: none yet. */
+  readyAt: string | null;
+  /** Still awake (not asleep again). */
+  awake: boolean;
+}
+
+/** Apps woken since a time, with when their first instance after it was ready (one query). */
+export async function wakesSince(db: Store, sinceIso: string): Promise<RecentWake[]> {
+  const rows = await db
+    .selectFrom('apps')
+    .leftJoin('instances', (join) =>
+      join.onRef('instances.app_id', '=', 'apps.id').onRef('instances.ready_at', '>=', 'apps.woke_at'),
+    )
+    .select([
+      'apps.name as app',
+      'apps.woke_at as wokeAt',
+      'apps.sleeping_since as sleepingSince',
+      (eb) => eb.fn.min<string | null>('instances.ready_at').as('readyAt'),
+    ])
+    .where('apps.woke_at', '>=', sinceIso)
+    .groupBy('apps.id')
+    .execute();
+  return rows.map((r) => ({
+    app: r.app,
+    wokeAt: r.wokeAt as string,
+    readyAt: r.readyAt ?? null,
+    awake: r.sleepingSince === null,
+  }));
+}
+
 /** Apps by state, for the platform gauges (one query). */
 export async function appsByState(db: Store): Promise<{ sleeping: number; awake: number; total: number }> {
   const row = await db

@@ -31,6 +31,7 @@ import {
   setMetricState,
   startAlert,
   unixMinute,
+  wakesSince,
 } from '../domain/metrics.js';
 import type { LineLogger } from '../lib/log-dedupe.js';
 import { Loop } from '../lib/loop.js';
@@ -48,6 +49,8 @@ export interface CollectorOptions {
   apiHost: string;
   /** Time between passes (60 s; tests use less). */
   passMs: number;
+  /** A wake that takes longer than this failed (config wakeTimeoutMs). */
+  wakeTimeoutMs: number;
   logger: LineLogger & { warn(o: object, msg: string): void };
   now?: () => number;
 }
@@ -85,6 +88,8 @@ export class MetricsCollector {
   private readonly oomLog = new Map<number, [number, number][]>();
   private lastPrune = 0;
   private lastForget = 0;
+  /** App name → the wake (its woke_at) already counted: each wake is counted once. */
+  private countedWakes = new Map<string, string>();
   private heartbeat: NodeJS.Timeout | undefined;
 
   private readonly appRequests: Counter<'app' | 'class'>;
@@ -349,6 +354,7 @@ export class MetricsCollector {
     await this.checkRouter(nowIso);
     const instances = await awakeInstances(db);
     await Promise.all([this.probe(instances), this.readResources(instances)]);
+    await this.countWakes(now);
     await this.flush(unixMinute(now));
     await this.alert(now, nowIso);
     const states = await appsByState(db);
@@ -447,6 +453,33 @@ export class MetricsCollector {
       }
     };
     await Promise.all(Array.from({ length: PROBE_CONCURRENCY }, worker));
+  }
+
+  /** Wakes since the last passes, from the store (apps.woke_at, the first instance ready
+   * after it): counted once each, with their duration. One not ready within the wake
+   * timeout is a failed wake, which counts against the app's availability as a failed probe. */
+  private async countWakes(now: number): Promise<void> {
+    const windowMs = Math.max(10 * 60_000, 3 * this.opts.wakeTimeoutMs);
+    const next = new Map<string, string>();
+    for (const w of await wakesSince(this.opts.db, new Date(now - windowMs).toISOString())) {
+      const done = this.countedWakes.get(w.app) === w.wokeAt;
+      next.set(w.app, done ? w.wokeAt : '');
+      if (done) continue;
+      const took = w.readyAt === null ? undefined : Date.parse(w.readyAt) - Date.parse(w.wokeAt);
+      if (took !== undefined) {
+        this.countWake(w.app, took);
+        if (took > this.opts.wakeTimeoutMs) this.bucket(w.app).probes_failed++;
+        next.set(w.app, w.wokeAt);
+      } else if (now - Date.parse(w.wokeAt) > this.opts.wakeTimeoutMs && w.awake) {
+        const c = this.bucket(w.app);
+        c.wakes++;
+        c.probes_failed++;
+        this.appWakes.inc({ app: w.app });
+        next.set(w.app, w.wokeAt);
+      }
+    }
+    for (const [app, wokeAt] of next) if (wokeAt === '') next.delete(app);
+    this.countedWakes = next;
   }
 
   /** Memory and CPU of every running instance from its cgroup; restarts from the store. */

@@ -190,6 +190,7 @@ describe('metrics in the store', () => {
       domain: 'petri.localhost',
       apiHost: 'petri.localhost',
       passMs: 60_000,
+      wakeTimeoutMs: 30_000,
       logger: silent,
       now: () => now,
     });
@@ -235,6 +236,7 @@ describe('metrics in the store', () => {
         domain: 'petri.localhost',
         apiHost: 'petri.localhost',
         passMs: 3_600_000,
+        wakeTimeoutMs: 30_000,
         logger: silent,
         now: () => now,
       });
@@ -250,5 +252,84 @@ describe('metrics in the store', () => {
     const restart = incidents.find((i) => i.kind === 'control-plane' && i.startedAt.startsWith('2026-08-01'));
     assert.ok(restart);
     assert.equal(Date.parse(restart.endedAt!) - Date.parse(restart.startedAt), 95_000);
+  });
+  test('a pass counts each wake once with its duration, and a wake that never got ready as failed', async () => {
+    const owner = await createUser(db, 'sleeper-owner', 'member');
+    const woken = await createApp(db, owner, 'woken', LIMITS);
+    const stuck = await createApp(db, owner, 'stuck', LIMITS);
+    const t = Date.parse('2026-09-01T10:00:00Z');
+    const iso = (ms: number) => new Date(ms).toISOString();
+    await db
+      .updateTable('apps')
+      .set({ woke_at: iso(t) })
+      .where('id', 'in', [woken.id, stuck.id])
+      .execute();
+    const release = await db
+      .insertInto('releases')
+      .values({
+        app_id: woken.id,
+        version: 1,
+        deploy_id: null,
+        slug_dir: '/nonexistent',
+        process_types: '{}',
+        runtime_env: '{}',
+        description: 'test',
+        created_by: owner.id,
+        created_at: iso(t),
+        error: null,
+        release_command: null,
+        health_path: null,
+        phase_instance: null,
+        phase_started_at: null,
+        node_version: null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await db
+      .insertInto('instances')
+      .values({
+        id: 'woken-web-1',
+        app_id: woken.id,
+        release_id: release.id,
+        type: 'web',
+        idx: 1,
+        port: null,
+        state: 'starting',
+        started_at: iso(t + 100),
+        ready_at: iso(t + 1500),
+        restarts: 0,
+        exit_code: null,
+        exit_reason: null,
+        next_start_at: null,
+        stop_deadline: null,
+        signalled_at: null,
+      })
+      .execute();
+    let now = t + 60_000;
+    const collector = new MetricsCollector({
+      db,
+      driver: { status: async () => ({ id: 'x', running: true }) },
+      routerAddress: '127.0.0.1',
+      routerPort: 1,
+      domain: 'petri.localhost',
+      apiHost: 'petri.localhost',
+      passMs: 3_600_000,
+      wakeTimeoutMs: 30_000,
+      logger: silent,
+      now: () => now,
+    });
+    await collector.runNow();
+    now += 60_000;
+    await collector.runNow();
+    const minute = Math.floor((t + 60_000) / MIN);
+    const [woke] = await appSeries(db, woken.id, minute * MIN, 'minute');
+    assert.equal(woke?.counters.wakes, 1);
+    assert.equal(woke?.counters.wake_ms, 1500);
+    const failed = await appSeries(db, stuck.id, minute * MIN, 'minute');
+    assert.deepEqual(
+      failed.map((p) => [p.counters.wakes, p.counters.probes_failed]),
+      [[1, 1]],
+    );
+    assert.match(await collector.text(), /petri_app_wakes_total\{app="woken"\} 1/);
   });
 });
