@@ -23,6 +23,9 @@
 //   gate:     requests/s through HAProxy to an app gated, with a valid cookie, against the
 //             same app public (a ratio; target >= 0.9), and HAProxy's CPU per request
 //             (bench/gate-rps.ts; the router alone).
+//   gate-return: a returning visitor with an expired gate cookie and a live web session,
+//             from the first request to the app's answer through the router (target p50
+//             < 150 ms; bench/gate-return.ts).
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -32,6 +35,7 @@ import { until } from '../src/lib/until.js';
 import { FIXTURES, TestPetri } from '../test/e2e/petri.js';
 import { authBench } from './auth.js';
 import { percentile } from './common.js';
+import { gateReturn } from './gate-return.js';
 import { gateRps } from './gate-rps.js';
 import { inventoryBench } from './inventory.js';
 import { redisMemory } from './redis-memory.js';
@@ -470,7 +474,7 @@ async function timeBuiltDeploy(petri: TestPetri, app: string): Promise<number> {
   return performance.now() - started;
 }
 
-// BENCH=deploy,network,python,addons,wake,density,build,auth,redis,inventory,gate runs only those sections (all by default).
+// BENCH=deploy,network,python,addons,wake,density,build,auth,redis,inventory,gate,gate-return runs only those sections (all by default).
 const only = process.env.BENCH?.split(',');
 const wanted = (name: string) => !only || only.includes(name);
 if (wanted('deploy')) await main();
@@ -484,3 +488,4 @@ if (wanted('auth')) await authBench();
 if (wanted('inventory')) await inventoryBench();
 if (wanted('redis')) await redisMemory();
 if (wanted('gate')) await gateRps();
+if (wanted('gate-return')) await gateReturn();
