@@ -163,6 +163,19 @@ module.exports = {
         'text out, shared by the API’s gate routes and, next, the router’s check; store/ for types only',
     ),
     only(
+      'metrics/',
+      ['domain/', RUNTIME_INTERFACE, 'store/', 'lib/'],
+      'the metrics collector (issue 18): a loop like controllers/, started by server.ts; its queries are ' +
+        'domain/metrics.ts, the cgroups it reads come through the driver; store/ for its types only',
+    ),
+    {
+      name: 'only-roots-import-metrics',
+      comment: 'the API reaches the collector through ApiContext.metrics (api/context.ts MetricsView)',
+      severity: 'error',
+      from: { pathNot: [...ROOTS, '^src/metrics/'] },
+      to: { path: '^src/metrics/' },
+    },
+    only(
       'api/',
       ['services/', 'domain/', 'contract/', 'identity/', 'gate/', 'logs/', 'git/', 'store/', 'lib/'],
       'logs/: the API tails the log store; git/: the smart-HTTP route speaks git’s protocol; identity/: sign-ins and session re-checks; gate/: the audience gate’s pages and cookie; store/ for its types only',
