@@ -56,6 +56,8 @@ export class BuildLoop {
   private readonly active = new Map<string, Promise<void>>();
   private readonly loop: Loop;
   private stopped = false;
+  /** Passes in a row that found no deploy to build (the interval grows with them). */
+  private idlePasses = 0;
   private readonly runtimes: NodeRuntimes;
 
   constructor(private readonly deps: BuildLoopDeps) {
@@ -70,7 +72,9 @@ export class BuildLoop {
     this.loop = new Loop({
       what: 'starting queued builds',
       pass: () => this.startQueued(),
-      intervalMs: 1000,
+      // Every upload and push ticks this loop (the API's nudge): the interval is only what
+      // catches a deploy queued otherwise, so it grows to 30 s while nothing is queued.
+      intervalMs: () => Math.min(1000 * 2 ** this.idlePasses, 30_000),
       logger: deps.logger,
     });
   }
@@ -94,9 +98,14 @@ export class BuildLoop {
 
   private async startQueued(): Promise<void> {
     // Only the newest queued deploy of an app waits; the sources of the others go at once.
-    for (const old of await supersedeQueuedDeploys(this.deps.db))
-      await removeTree(this.deps.paths.deploySource(old.app_id, old.id));
-    for (const deploy of await deploysReadyToBuild(this.deps.db)) {
+    const superseded = await supersedeQueuedDeploys(this.deps.db);
+    for (const old of superseded) await removeTree(this.deps.paths.deploySource(old.app_id, old.id));
+    const ready = await deploysReadyToBuild(this.deps.db);
+    this.idlePasses =
+      superseded.length === 0 && ready.length === 0 && this.active.size === 0
+        ? Math.min(this.idlePasses + 1, 5)
+        : 0;
+    for (const deploy of ready) {
       if (this.active.size >= MAX_CONCURRENT_BUILDS || this.stopped) return;
       if (this.active.has(deploy.id) || !(await claimDeploy(this.deps.db, deploy.id))) continue;
       const run = this.build(deploy).finally(() => {

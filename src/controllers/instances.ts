@@ -49,6 +49,11 @@ export interface ReconcilerDeps {
 }
 
 const MAX_BACKOFF_MS = 60_000;
+/** Passes that find nothing to do come less often, up to this many intervals apart (5 s by
+ * default): a quiet host then costs almost nothing. Any change nudges a pass at once (the
+ * API, the waker, the idle and lifecycle loops); what no one tells, a process that exits
+ * by itself, is seen within that time. */
+const MAX_QUIET_INTERVALS = 5;
 
 export class InstanceReconciler {
   private readonly loop: Loop;
@@ -56,6 +61,8 @@ export class InstanceReconciler {
   private stopped = false;
   /** True while instances are starting or stopping: passes then run often. */
   private busy = false;
+  /** Passes in a row that found nothing to do. */
+  private quietPasses = 0;
   private lastRoutes: string | undefined;
   private readonly phase: ReleasePhase;
   private readonly notes: ReleaseNotes;
@@ -71,7 +78,10 @@ export class InstanceReconciler {
       what: 'reconcile pass',
       pass: () => this.pass(),
       // Soon while instances start or stop, at the interval otherwise.
-      intervalMs: () => (this.busy ? 50 : this.intervalMs),
+      intervalMs: () =>
+        this.busy
+          ? 50
+          : Math.min(this.intervalMs * 2 ** this.quietPasses, this.intervalMs * MAX_QUIET_INTERVALS),
       // A failing pass is tried again every second at most: what it converges is every app.
       maxBackoffMs: 1000,
       logger: deps.logger,
@@ -116,6 +126,7 @@ export class InstanceReconciler {
 
   /** Something changed: run a pass as soon as possible. */
   nudge(): void {
+    this.quietPasses = 0;
     this.loop.nudge();
   }
 
@@ -126,6 +137,7 @@ export class InstanceReconciler {
 
   private async pass(): Promise<void> {
     const { db, driver } = this.deps;
+    const began = performance.now();
     // Act only on a full listing of what runs: acting on a partial view after a restart
     // would start duplicates or kill what should live.
     const world = new Map((await driver.list()).map((s) => [s.id, s]));
@@ -195,6 +207,7 @@ export class InstanceReconciler {
       });
     }
     const key = JSON.stringify(routes);
+    const quiet = key === this.lastRoutes && switched.length === 0 && retire.length === 0;
     if (key !== this.lastRoutes) {
       await this.deps.router.apply(routes);
       this.lastRoutes = key;
@@ -215,8 +228,15 @@ export class InstanceReconciler {
           r.state === 'starting' ||
           (r.state === 'stopping' && !this.stops.waiting(r.id) && this.retries.ready(`instance ${r.id}`)),
       ) || this.phase.busy;
+    this.quietPasses =
+      quiet && !this.busy && rows.every((r) => r.state === 'up') ? Math.min(this.quietPasses + 1, 10) : 0;
     await this.deps.egressClients?.refresh();
     await this.stops.removeDestroyedApps(rows);
+    // What a pass costs (bench/density.ts reads it at debug level).
+    this.deps.logger.debug(
+      { ms: Math.round((performance.now() - began) * 10) / 10, apps: apps.length, instances: rows.length },
+      'reconcile pass',
+    );
   }
 
   /** One step of a pass; its failure is logged (once while it repeats) and does not stop

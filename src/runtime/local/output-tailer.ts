@@ -32,6 +32,9 @@ interface Watch {
 
 // Reads are bounded so a huge backlog does not take one big buffer.
 const READ_CHUNK_BYTES = 1024 * 1024;
+/** Polls that find nothing new come less often, up to this far apart (a quiet host's
+ * sleeping and idle apps cost almost nothing); a poll that finds lines brings back pollMs. */
+const MAX_IDLE_POLL_MS = 1600;
 
 export class OutputTailer {
   private readonly watches = new Map<string, Watch>();
@@ -40,6 +43,7 @@ export class OutputTailer {
   private readonly staleLineMs: number;
   private readonly onError: (err: unknown, file: string) => void;
   private timer: NodeJS.Timeout | undefined;
+  private delayMs = 0;
 
   constructor(
     private readonly store: OutputSink,
@@ -73,11 +77,10 @@ export class OutputTailer {
       ino: saved?.ino,
       partialAt: undefined,
     });
-    if (!this.timer) {
-      this.timer = setInterval(() => this.poll(), this.pollMs);
-      // The tailer alone must not keep a process (or a test run) alive.
-      this.timer.unref();
-    }
+    // A new file is read soon, whatever the pace of the others.
+    this.delayMs = this.pollMs;
+    this.stopTimer();
+    this.schedule();
   }
 
   /** Stops tailing `file` after storing what is left in it, a partial last line included. */
@@ -106,18 +109,39 @@ export class OutputTailer {
   }
 
   private stopTimer(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
 
-  private poll(): void {
+  private schedule(): void {
+    this.timer = setTimeout(() => {
+      const moved = this.poll();
+      if (this.watches.size === 0) {
+        this.timer = undefined;
+        return;
+      }
+      this.delayMs = moved
+        ? this.pollMs
+        : Math.min(this.delayMs * 2, Math.max(MAX_IDLE_POLL_MS, this.pollMs));
+      this.schedule();
+    }, this.delayMs);
+    // The tailer alone must not keep a process (or a test run) alive.
+    this.timer.unref();
+  }
+
+  /** One look at every file; true when any of them had something new (or a partial line). */
+  private poll(): boolean {
+    let moved = false;
     for (const w of this.watches.values()) {
+      const before = w.offset;
       try {
         this.drain(w, false);
       } catch (err) {
         this.onError(err, w.file);
       }
+      if (w.offset !== before || w.partialAt) moved = true;
     }
+    return moved;
   }
 
   // Synchronous on purpose: a drain is never interleaved with another on the same file, so the
