@@ -11,6 +11,7 @@ import type { Core } from './components/core.js';
 import { haproxyRouter, localDriver } from './components/host.js';
 import { preflight } from './components/preflight.js';
 import { reclaimLeftovers, recoverStore } from './components/recovery.js';
+import { listLiveAddons } from './domain/addons.js';
 import { startEgressProxy } from './edge/egress-proxy.js';
 import type { PetriConfig } from './lib/config.js';
 import { Lifecycle } from './lib/lifecycle.js';
@@ -55,9 +56,10 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   );
   await life.add(
     'add-on engines',
-    () => {
+    async () => {
       engines.useGateway(driver.networkGateway());
-      engines.start();
+      // Only the servers some add-on uses start now; the others with their first add-on.
+      engines.start(new Set((await listLiveAddons(db)).map((a) => a.type)));
     },
     () => engines.close(),
   );
@@ -76,6 +78,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     apiHost: config.apiHost,
     passMs: config.metricsPassMs,
     wakeTimeoutMs: config.wakeTimeoutMs,
+    addonServers: () => [...engines.engines.values()].map((e) => ({ name: e.type, ...e.endpoint })),
     logger: log,
   });
   const requestLog = await life.add('metrics', () => metrics.listen(), () => metrics.stop());

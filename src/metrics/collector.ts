@@ -7,6 +7,7 @@
 // alert episodes open and close. Nothing scrapes an app; no query runs per app.
 import dgram from 'node:dgram';
 import http from 'node:http';
+import net from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import {
   addRequest,
@@ -51,6 +52,8 @@ export interface CollectorOptions {
   passMs: number;
   /** A wake that takes longer than this failed (config wakeTimeoutMs). */
   wakeTimeoutMs: number;
+  /** The add-on servers to check each pass (a TCP connect): down is an incident. */
+  addonServers?: () => { name: string; host: string; port: number }[];
   logger: LineLogger & { warn(o: object, msg: string): void };
   now?: () => number;
 }
@@ -63,6 +66,8 @@ const CRASH_LOOP_RESTARTS = 3;
 /** This many kills by the memory limit within a day. */
 const MEMORY_KILLS = 3;
 const PROBE_TIMEOUT_MS = 5000;
+/** Managed add-on servers start in the background: not checked in the first minute. */
+const ADDON_GRACE_MS = 60_000;
 const PROBE_CONCURRENCY = 8;
 /** The control plane's last sign of life, written every HEARTBEAT_MS (one small upsert): a
  * start after a crash records the time since as an incident, accurate to this interval. */
@@ -107,6 +112,8 @@ export class MetricsCollector {
   private readonly passSeconds: Histogram<never>;
   private readonly routerUp: Gauge<never>;
   private readonly appEgress: Gauge<'app' | 'allowed'>;
+  private readonly addonUp: Gauge<'addon'>;
+  private readonly startedAt: number;
 
   constructor(private readonly opts: CollectorOptions) {
     this.now = opts.now ?? Date.now;
@@ -205,6 +212,13 @@ export class MetricsCollector {
       labelNames: ['app', 'allowed'],
       registers: [r],
     });
+    this.addonUp = new Gauge({
+      name: 'petri_addon_server_up',
+      help: '1 when the add-on server answered at the last pass',
+      labelNames: ['addon'],
+      registers: [r],
+    });
+    this.startedAt = this.now();
     this.loop = new Loop({
       what: 'collecting metrics',
       pass: () => this.pass(),
@@ -352,6 +366,7 @@ export class MetricsCollector {
     const { db } = this.opts;
     await setMetricState(db, HEARTBEAT_KEY, nowIso);
     await this.checkRouter(nowIso);
+    await this.checkAddonServers(now, nowIso);
     const instances = await awakeInstances(db);
     await Promise.all([this.probe(instances), this.readResources(instances)]);
     await this.countWakes(now);
@@ -428,6 +443,18 @@ export class MetricsCollector {
     this.routerUp.set(up ? 1 : 0);
     if (up) await closeIncident(this.opts.db, 'router', 'not answering', nowIso);
     else await openIncident(this.opts.db, 'router', 'not answering', nowIso);
+  }
+
+  /** Each add-on server answers a TCP connect, or it is down: an incident until it does.
+   * Not in the first minute after a start, while managed servers are still starting. */
+  private async checkAddonServers(now: number, nowIso: string): Promise<void> {
+    if (now - this.startedAt < ADDON_GRACE_MS) return;
+    for (const server of this.opts.addonServers?.() ?? []) {
+      const up = await tcpAnswers(server.host, server.port);
+      this.addonUp.set({ addon: server.name }, up ? 1 : 0);
+      if (up) await closeIncident(this.opts.db, 'addon-server', server.name, nowIso);
+      else await openIncident(this.opts.db, 'addon-server', server.name, nowIso);
+    }
   }
 
   /** One request per awake app to its web process's health path (or /), through the router,
@@ -597,6 +624,19 @@ function windowTotals(log: Map<number, [number, number][]>, fromMinute: number):
     }
   }
   return totals;
+}
+
+function tcpAnswers(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (up: boolean) => {
+      socket.destroy();
+      resolve(up);
+    };
+    socket.setTimeout(2000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }
 
 function bindUdp(port: number): Promise<dgram.Socket> {

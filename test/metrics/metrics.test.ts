@@ -6,6 +6,8 @@
 // finished minutes once and records a restart as an incident.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -24,6 +26,7 @@ import {
   recordMinutes,
   requestsSince,
 } from '../../src/domain/metrics.js';
+import { freePort } from '../../src/lib/ports.js';
 import { MetricsCollector } from '../../src/metrics/collector.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import type { App } from '../../src/store/schema.js';
@@ -331,5 +334,57 @@ describe('metrics in the store', () => {
       [[1, 1]],
     );
     assert.match(await collector.text(), /petri_app_wakes_total\{app="woken"\} 1/);
+  });
+  test('a router that does not answer and an add-on server down are incidents until they answer again', async () => {
+    const t = Date.parse('2026-10-01T10:00:00Z');
+    let now = t;
+    const listener = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const open = (listener.address() as net.AddressInfo).port;
+    const closed = await freePort();
+    let addonPort = closed;
+    let routerPort = closed;
+    const router = http.createServer((_req, res) => res.end());
+    const collector = new MetricsCollector({
+      db,
+      driver: { status: async () => ({ id: 'x', running: true }) },
+      routerAddress: '127.0.0.1',
+      get routerPort() {
+        return routerPort;
+      },
+      domain: 'petri.localhost',
+      apiHost: 'petri.localhost',
+      passMs: 3_600_000,
+      wakeTimeoutMs: 30_000,
+      addonServers: () => [{ name: 'postgres', host: '127.0.0.1', port: addonPort }],
+      logger: silent,
+      now: () => now,
+    });
+    try {
+      now += 2 * MIN; // past the start's grace for add-on servers
+      await collector.runNow();
+      const during = await incidentsSince(db, new Date(t).toISOString());
+      const ongoing = (kind: string) => during.find((i) => i.kind === kind && i.endedAt === null);
+      assert.ok(ongoing('router'));
+      assert.equal(ongoing('addon-server')?.subject, 'postgres');
+      await new Promise<void>((resolve) => router.listen(0, '127.0.0.1', resolve));
+      routerPort = (router.address() as net.AddressInfo).port;
+      addonPort = open;
+      now += 3 * MIN;
+      await collector.runNow();
+      const afterwards = await incidentsSince(db, new Date(t).toISOString());
+      // (The router's incident may have begun in an earlier test of this store: one is open at a time.)
+      for (const kind of ['router', 'addon-server']) {
+        const ended = afterwards.filter(
+          (x) => x.kind === kind && x.endedAt === new Date(t + 5 * MIN).toISOString(),
+        );
+        assert.equal(ended.length, 1, kind);
+        assert.ok(!afterwards.some((x) => x.kind === kind && x.endedAt === null), `${kind} still open`);
+      }
+      assert.match(await collector.text(), /petri_addon_server_up\{addon="postgres"\} 1/);
+    } finally {
+      listener.close();
+      router.close();
+    }
   });
 });
