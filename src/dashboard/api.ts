@@ -1,10 +1,10 @@
 // The dashboard's one client of /v1 (client/browser.ts: same origin, the session cookie, the
 // CSRF token) and its TanStack Query cache. An answer of 401 anywhere means the session has
 // ended: the page goes to the sign-in page, which brings the person back here afterwards.
-import { QueryCache, QueryClient } from '@tanstack/react-query';
+import { QueryCache, QueryClient, useQuery } from '@tanstack/react-query';
 import { BrowserClient } from '../client/browser.js';
 import { ApiError } from '../client/errors.js';
-import { loginUrl } from './logic.js';
+import { loginUrl, mayChange } from './logic.js';
 
 export const client = new BrowserClient();
 
@@ -38,4 +38,14 @@ export function errorText(err: unknown): string {
 
 export function isNotFound(err: unknown): boolean {
   return err instanceof ApiError && err.status === 404;
+}
+
+/** The signed-in person with their teams and role in each (GET /v1/whoami). */
+export function useWhoami() {
+  return useQuery({ queryKey: ['whoami'], queryFn: () => client.whoami(), staleTime: 60_000 });
+}
+
+/** Whether the person may change apps of `team`; false until known. */
+export function useMayChange(team: string): boolean {
+  return mayChange(useWhoami().data, team);
 }

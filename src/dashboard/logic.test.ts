@@ -8,6 +8,7 @@ import {
   expiresSoon,
   filterRows,
   loginUrl,
+  mayChange,
   NO_FILTER,
   relativeTime,
 } from './logic.js';
@@ -145,5 +146,20 @@ describe('config', () => {
     expect(configKeyError('1ABC')).toMatch(/letters, digits and underscores/);
     expect(configKeyError('MY-KEY')).toMatch(/letters, digits and underscores/);
     expect(configKeyError('DATABASE_URL')).toBeNull();
+  });
+});
+
+describe('mayChange', () => {
+  const teams = [
+    { name: 'lab', role: 'member' },
+    { name: 'press', role: 'viewer' },
+  ];
+  it('lets members, team admins and platform admins change, not viewers, auditors or strangers', () => {
+    expect(mayChange({ role: 'member', teams }, 'lab')).toBe(true);
+    expect(mayChange({ role: 'member', teams }, 'press')).toBe(false);
+    expect(mayChange({ role: 'member', teams }, 'other')).toBe(false);
+    expect(mayChange({ role: 'auditor', teams: [] }, 'lab')).toBe(false);
+    expect(mayChange({ role: 'admin', teams: [] }, 'lab')).toBe(true);
+    expect(mayChange(undefined, 'lab')).toBe(false);
   });
 });

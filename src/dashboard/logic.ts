@@ -134,6 +134,21 @@ export function configKeyError(key: string): string | null {
   return null;
 }
 
+/**
+ * Whether the person may change the app (app.write: deploy, config, rollback, renew): platform
+ * admins, and the members and admins of its team. Viewers and auditors read only, so the
+ * pages show them no buttons the API would refuse (it refuses them all the same).
+ */
+export function mayChange(
+  user: { role: string; teams: readonly { name: string; role: string }[] } | undefined,
+  team: string,
+): boolean {
+  if (!user) return false;
+  if (user.role === 'admin') return true;
+  const role = user.teams.find((t) => t.name === team)?.role;
+  return role === 'member' || role === 'admin';
+}
+
 /** petri-inventory-2026-12-02.csv */
 export function csvFileName(now: number): string {
   return `petri-inventory-${new Date(now).toISOString().slice(0, 10)}.csv`;

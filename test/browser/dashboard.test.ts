@@ -288,7 +288,7 @@ describe('dashboard', () => {
     }
   });
 
-  test('an auditor sees the inventory and exports it as CSV', async () => {
+  test('an auditor sees the inventory and exports it as CSV, and no config values or change buttons', async () => {
     const { context, page } = await personIn('olga@example.org');
     try {
       await page.getByRole('link', { name: 'Inventory' }).click();
@@ -303,6 +303,21 @@ describe('dashboard', () => {
       const file = await download.path();
       const csv = readFileSync(file, 'utf8');
       assert.equal(csv, await admin.inventoryCsv());
+
+      // The app's pages: everything to read, no config values, no button that changes.
+      await page.getByRole('link', { name: 'shop', exact: true }).click();
+      await page.getByRole('heading', { name: 'Processes' }).waitFor();
+      await page.getByRole('link', { name: 'Releases' }).click();
+      await page.getByText('Rollback to v1').first().waitFor();
+      await page.getByRole('link', { name: 'Config' }).click();
+      await page.getByText(/auditors read but do not change or see secrets/).waitFor();
+      await shot(page, 'auditor-config');
+      for (const tab of ['Overview', 'Releases', 'Config']) {
+        await page.getByRole('link', { name: tab }).click();
+        await page.getByRole('heading', { level: 2 }).first().waitFor();
+        const buttons = await page.locator('main button').allTextContents();
+        assert.deepEqual(buttons, [], `${tab}: ${buttons.join(', ')}`);
+      }
     } finally {
       await context.close();
     }

@@ -4,7 +4,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useId, useState } from 'react';
 import type { App } from '../../client/types.js';
-import { client, errorText, isNotFound } from '../api.js';
+import { client, errorText, isNotFound, useMayChange } from '../api.js';
 import { exactTime, expiresSoon, relativeTime } from '../logic.js';
 import { APP_TABS, type AppTab, appHref, Link, useTitle } from '../router.js';
 import { Status } from './apps.js';
@@ -172,6 +172,7 @@ function Expiry({ app, now }: { app: App; now: number }) {
       void queryClient.invalidateQueries({ queryKey: ['apps'] });
     },
   });
+  const writable = useMayChange(app.team);
   const { expiresAt, expiredAt, stage } = app.experiment;
   const soon = expiresSoon(expiresAt, now);
   return (
@@ -188,7 +189,7 @@ function Expiry({ app, now }: { app: App; now: number }) {
       ) : (
         <p>Does not expire while {stage}.</p>
       )}
-      {stage === 'experiment' && (
+      {stage === 'experiment' && writable && (
         <form
           className="inline"
           onSubmit={(e) => {

@@ -4,7 +4,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, memo, useDeferredValue, useId, useMemo, useState } from 'react';
 import type { App } from '../../client/types.js';
-import { client, errorText } from '../api.js';
+import { client, errorText, useWhoami } from '../api.js';
 import {
   type AppFilter,
   type AppRow,
@@ -198,7 +198,7 @@ export function Status({ status }: { status: string }) {
 function NewApp({ onCreated }: { onCreated: (app: App) => void }) {
   const id = useId();
   const queryClient = useQueryClient();
-  const whoami = useQuery({ queryKey: ['whoami'], queryFn: () => client.whoami(), staleTime: 60_000 });
+  const whoami = useWhoami();
   // Teams where the person may make an app: those they are a member or admin of.
   const teams = (whoami.data?.teams ?? []).filter((t) => t.role !== 'viewer');
   const [name, setName] = useState('');

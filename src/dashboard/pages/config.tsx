@@ -5,11 +5,12 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useId, useState } from 'react';
 import { ApiError } from '../../client/errors.js';
 import type { App, ConfigChange, Release } from '../../client/types.js';
-import { client, errorText } from '../api.js';
+import { client, errorText, useMayChange } from '../api.js';
 import { configEntries, configKeyError } from '../logic.js';
 
 export function ConfigTab({ app }: { app: App }) {
   const config = useQuery({ queryKey: ['config', app.name], queryFn: () => client.getConfig(app.name) });
+  const writable = useMayChange(app.team);
   const [revealed, setRevealed] = useState<ReadonlySet<string>>(new Set());
   const queryClient = useQueryClient();
   const [done, setDone] = useState<{ what: string; release: Release | null } | null>(null);
@@ -22,14 +23,23 @@ export function ConfigTab({ app }: { app: App }) {
       await queryClient.invalidateQueries({ queryKey: ['app', app.name] });
     },
   });
-  if (config.isPending) return <p className="loading">Loading config…</p>;
+  if (config.isPending)
+    return (
+      <section aria-labelledby="cfg-h">
+        <h2 id="cfg-h">Config</h2>
+        <p className="loading">Loading config…</p>
+      </section>
+    );
   if (config.isError) {
     const forbidden = config.error instanceof ApiError && config.error.status === 403;
     return (
-      <p role="alert" className={forbidden ? undefined : 'error'}>
-        {forbidden ? 'You may not see this app’s config values: ' : 'Could not read the config: '}
-        {errorText(config.error)}
-      </p>
+      <section aria-labelledby="cfg-h">
+        <h2 id="cfg-h">Config</h2>
+        <p role="alert" className={forbidden ? undefined : 'error'}>
+          {forbidden ? '' : 'Could not read the config: '}
+          {errorText(config.error)}
+        </p>
+      </section>
     );
   }
   const entries = configEntries(config.data, revealed);
@@ -97,15 +107,17 @@ export function ConfigTab({ app }: { app: App }) {
                       >
                         {shown === null ? 'Reveal' : 'Hide'}
                       </button>
-                      <button
-                        type="button"
-                        className="danger"
-                        disabled={change.isPending}
-                        aria-label={`Unset ${key}`}
-                        onClick={() => change.mutate({ change: { unset: [key] }, what: `Unset ${key}` })}
-                      >
-                        Unset
-                      </button>
+                      {writable && (
+                        <button
+                          type="button"
+                          className="danger"
+                          disabled={change.isPending}
+                          aria-label={`Unset ${key}`}
+                          onClick={() => change.mutate({ change: { unset: [key] }, what: `Unset ${key}` })}
+                        >
+                          Unset
+                        </button>
+                      )}
                     </div>
                   </td>
                 </tr>
@@ -114,10 +126,12 @@ export function ConfigTab({ app }: { app: App }) {
           </table>
         </section>
       )}
-      <SetVar
-        busy={change.isPending}
-        onSet={(key, value) => change.mutate({ change: { set: { [key]: value } }, what: `Set ${key}` })}
-      />
+      {writable && (
+        <SetVar
+          busy={change.isPending}
+          onSet={(key, value) => change.mutate({ change: { set: { [key]: value } }, what: `Set ${key}` })}
+        />
+      )}
     </section>
   );
 }

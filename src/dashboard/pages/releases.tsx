@@ -3,7 +3,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import type { App, Release } from '../../client/types.js';
-import { client, errorText } from '../api.js';
+import { client, errorText, useMayChange } from '../api.js';
 import { exactTime, relativeTime } from '../logic.js';
 import { Status } from './apps.js';
 
@@ -14,6 +14,7 @@ export function ReleasesTab({ app }: { app: App }) {
     // A pending release changes by itself: look again until none is.
     refetchInterval: (q) => (q.state.data?.some((r) => r.status === 'pending') ? 1_000 : 10_000),
   });
+  const writable = useMayChange(app.team);
   const [asked, setAsked] = useState<string | null>(null);
   const queryClient = useQueryClient();
   const rollback = useMutation({
@@ -65,7 +66,7 @@ export function ReleasesTab({ app }: { app: App }) {
                 <span title={exactTime(r.createdAt)}>{relativeTime(r.createdAt, now)}</span>
               </div>
               {r.error && <pre className="error">{r.error}</pre>}
-              {canRollBackTo(r) && (
+              {writable && canRollBackTo(r) && (
                 <RollBack
                   release={r}
                   current={current?.version ?? null}
