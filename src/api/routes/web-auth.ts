@@ -57,6 +57,18 @@ const SsoQuery = Type.Object({
   next: Type.Optional(Type.String({ maxLength: 4096 })),
 });
 
+/** What the pages answer, for the OpenAPI document: HTML, or a redirect (303) on. */
+const PAGE = { description: 'an HTML page', content: { 'text/html': { schema: Type.String() } } };
+const pageResponses = {
+  200: PAGE,
+  303: { description: 'on to the next page (Location)', type: 'null' },
+  '4xx': {
+    description: 'an HTML page saying what went wrong',
+    content: { 'text/html': { schema: Type.String() } },
+  },
+};
+const redirectResponses = { 303: pageResponses[303], '4xx': pageResponses['4xx'] };
+
 export const SessionView = Type.Object({
   user: Type.Object({
     name: Type.String(),
@@ -106,7 +118,12 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
       '/login',
       {
         config: open,
-        schema: { summary: 'The sign-in page (HTML)', security: [], querystring: NextQuery },
+        schema: {
+          summary: 'The sign-in page (HTML)',
+          security: [],
+          querystring: NextQuery,
+          response: pageResponses,
+        },
       },
       async (req, reply) => {
         const next = apiNext(req.query.next);
@@ -123,6 +140,7 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
           summary: 'Signs a browser in with an e-mail (or LDAP user name) and password: a web session',
           security: [],
           body: PasswordForm,
+          response: redirectResponses,
         },
         attachValidation: true,
       },
@@ -161,6 +179,7 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
           summary: "Starts a browser's single sign-on: to the provider, back at /login/oidc/callback",
           security: [],
           querystring: NextQuery,
+          response: redirectResponses,
         },
       },
       async (req, reply) => {
@@ -202,6 +221,7 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
           summary: "The provider's answer to a browser's single sign-on: a web session, on to next",
           security: [],
           querystring: Type.Object({}, { additionalProperties: Type.String({ maxLength: 4096 }) }),
+          response: redirectResponses,
         },
       },
       async (req, reply) => {
@@ -226,7 +246,14 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
 
     scope.post(
       '/logout',
-      { config: open, schema: { summary: 'Signs a browser out: its web session ends', security: [] } },
+      {
+        config: open,
+        schema: {
+          summary: 'Signs a browser out: its web session ends',
+          security: [],
+          response: redirectResponses,
+        },
+      },
       async (req, reply) => {
         const refused = otherOrigin(req);
         if (refused) return page(reply, 403, messagePage('You are still signed in', [refused]));
@@ -245,6 +272,7 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
             "The audience gate's single sign-on: back to the app's host with a single-use ticket, after /login if need be",
           security: [],
           querystring: SsoQuery,
+          response: redirectResponses,
         },
         attachValidation: true,
       },
