@@ -36,6 +36,7 @@ import { gitRoutes } from './routes/git.js';
 import { graduationRoutes } from './routes/graduation.js';
 import { lifecycleRoutes, registerLifecycleHooks } from './routes/lifecycle.js';
 import { logRoutes } from './routes/logs.js';
+import { mailRoutes } from './routes/mail.js';
 import { metricsRoutes, registerApiMetrics } from './routes/metrics.js';
 import { psRoutes } from './routes/ps.js';
 import { releaseRoutes } from './routes/releases.js';
@@ -190,6 +191,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   dashboardRoutes(api); // public: the dashboard's page and files (it reads /v1 like the CLI)
   metricsRoutes(api, ctx);
   statusRoutes(api, ctx); // public: /status and /v1/status
+  mailRoutes(api, ctx); // /v1/apps/:name/mail...; public: /mail/unsubscribe, the List-Unsubscribe page
   return api;
 }
 

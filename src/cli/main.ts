@@ -23,6 +23,7 @@ import { registerInventory } from './inventory.js';
 import { registerLogin } from './login.js';
 import { registerPasswd } from './login-password.js';
 import { registerLogs } from './logs.js';
+import { registerMail } from './mail.js';
 import { registerMetrics } from './metrics.js';
 import { registerOpen } from './open.js';
 import { type Io, type Output, UsageError } from './output.js';
@@ -68,6 +69,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerReleases(program, ctx);
     registerPs(program, ctx);
     registerEgress(program, ctx);
+    registerMail(program, ctx);
     registerBuilds(program, ctx);
     registerStacks(program, ctx);
     registerGit(program, ctx);

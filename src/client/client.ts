@@ -4,6 +4,14 @@
 import { Readable } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
 import { GRADUATION_HEADERS } from '../contract/graduation-headers.js';
+import type {
+  AppMail,
+  MailDns,
+  MailLimitsChange,
+  MailMessageDetail,
+  MailReportRow,
+  MailRotated,
+} from '../contract/index.js';
 import { ApiError, apiErrorFrom, ConnectionError, networkErrorCode } from './errors.js';
 import { parseNdjson } from './ndjson.js';
 import type {
@@ -548,6 +556,46 @@ export class PetriClient {
     const text = await res.body.text();
     if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, text, this.url);
     return text;
+  }
+
+  /** What the app sent through the mail relay, its limits and last messages. */
+  mail(appName: string): Promise<AppMail> {
+    return this.json<AppMail>({ method: 'GET', path: `${appPath(appName)}/mail` });
+  }
+
+  /** One message of the app: deliveries, and the text in capture mode. */
+  mailMessage(appName: string, id: string): Promise<MailMessageDetail> {
+    return this.json<MailMessageDetail>({
+      method: 'GET',
+      path: `${appPath(appName)}/mail/${encodeURIComponent(id)}`,
+    });
+  }
+
+  /** New mail credentials for the app. */
+  mailRotate(appName: string): Promise<MailRotated> {
+    return this.json<MailRotated>({ method: 'POST', path: `${appPath(appName)}/mail/rotate` });
+  }
+
+  /** An admin's mail limits of the app (null: the default), or the end of a pause. */
+  mailLimits(appName: string, change: MailLimitsChange): Promise<AppMail> {
+    return this.json<AppMail>({ method: 'PATCH', path: `${appPath(appName)}/mail/limits`, json: change });
+  }
+
+  /** Every app's mail over 30 days (admins, auditors). */
+  async mailReport(): Promise<MailReportRow[]> {
+    return (await this.json<{ apps: MailReportRow[] }>({ method: 'GET', path: '/v1/mail/report' })).apps;
+  }
+
+  async mailReportCsv(): Promise<string> {
+    const res = await this.send({ method: 'GET', path: '/v1/mail/report', query: { format: 'csv' } });
+    const text = await res.body.text();
+    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, text, this.url);
+    return text;
+  }
+
+  /** The mail domain's DNS records (DKIM, SPF, DMARC). */
+  mailDns(): Promise<MailDns> {
+    return this.json<MailDns>({ method: 'GET', path: '/v1/mail/dns' });
   }
 
   /** Installed runtimes (Node.js versions) and which of the caller's apps run on each. */

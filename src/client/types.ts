@@ -3,7 +3,6 @@
 // what the client itself decides lives here.
 import type { AuditQuery, DeployStatus, ReleaseStatus } from '../contract/index.js';
 
-export type { AppMetrics, MetricsPoint, PlatformStatus } from '../contract/index.js';
 export type {
   Addon,
   AddonBackup,
@@ -18,6 +17,8 @@ export type {
   AddonUsage,
   App,
   AppEgress,
+  AppMail,
+  AppMetrics,
   AppProcess,
   AppSettings,
   AppStatus,
@@ -64,11 +65,19 @@ export type {
   InvitationInfo,
   Limits,
   LogLine,
+  MailDns,
+  MailLimitsChange,
+  MailMessage,
+  MailMessageDetail,
+  MailReportRow,
+  MailRotated,
   MemberChange,
+  MetricsPoint,
   OidcFinishBody,
   OidcStart,
   OidcStartBody,
   PasswordChanged,
+  PlatformStatus,
   Process,
   ProcessList,
   ProcessState,

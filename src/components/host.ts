@@ -25,7 +25,10 @@ export function localDriver(
       ? {
           bridge: config.network.bridge,
           subnet: config.network.subnet,
-          hostPorts: [config.egressPort],
+          hostPorts: [
+            config.egressPort,
+            ...(config.mail.enabled ? [config.mail.smtpPort, config.mail.httpPort] : []),
+          ],
           forwards: engines.forwards(),
         }
       : undefined,

@@ -23,3 +23,4 @@ export * from './teams.js';
 export * from './tokens.js';
 export * from './users.js';
 export * from './metrics.js';
+export * from './mail.js';

@@ -6,9 +6,10 @@
 import { createTransport } from 'nodemailer';
 import type { Logger } from 'pino';
 import { type DueDelivery, requeueInterrupted, settleDelivery, takeDueDeliveries } from '../domain/mail.js';
+import { unsubscribeUrl } from '../domain/mail-credentials.js';
+import type { DkimKey } from '../domain/mail-dkim.js';
 import type { Store } from '../store/db.js';
-import type { DkimKey } from './dkim.js';
-import { recipientHeaders, unsubscribeUrl } from './message.js';
+import { recipientHeaders } from './message.js';
 
 export interface DeliveryOptions {
   db: Store;

@@ -2,12 +2,12 @@
 // gateway, and (with a smarthost configured) the delivery loop. Without a smarthost, mail
 // stays in the capture box (`petri mail show ID`).
 import type { Logger } from 'pino';
+import { mailListenAddress } from '../domain/mail-credentials.js';
+import { loadDkimKey } from '../domain/mail-dkim.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
-import { mailListenAddress } from './credentials.js';
 import { MailDelivery } from './delivery.js';
-import { loadDkimKey } from './dkim.js';
 import { MailRelay } from './relay.js';
 
 export interface RunningMail {

@@ -3,7 +3,6 @@
 // message), well-formed header lines, a From (and Sender) that is the app's own address,
 // never another's; Petri adds Sender, Message-ID and Date when missing and replaces any
 // List-Unsubscribe with its own, per recipient, at delivery.
-import { createHmac } from 'node:crypto';
 import { simpleParser } from 'mailparser';
 import type { MailRefusal } from '../domain/mail.js';
 
@@ -160,16 +159,6 @@ export async function prepareMessage(
     split.body.length ? split.body : Buffer.from('\r\n'),
   ]);
   return { raw: out, subject: parsed.subject ?? '' };
-}
-
-/** The token in a recipient's unsubscribe link: only Petri can make one, for that app and address. */
-export function unsubscribeToken(key: Buffer, appId: number, email: string): string {
-  return createHmac('sha256', key).update(`${appId}:${email.toLowerCase()}`).digest('base64url').slice(0, 32);
-}
-
-export function unsubscribeUrl(base: string, key: Buffer, appId: number, email: string): string {
-  const e = Buffer.from(email.toLowerCase()).toString('base64url');
-  return `${base}/mail/unsubscribe?a=${appId}&e=${e}&t=${unsubscribeToken(key, appId, email)}`;
 }
 
 /** The headers a copy for one recipient gets in front of the accepted message. */

@@ -22,11 +22,11 @@ import {
   recordRefusal,
   reserveMessage,
 } from '../domain/mail.js';
+import { mailApiToken, mailPassword, sameSecret } from '../domain/mail-credentials.js';
 import type { MailConfig } from '../lib/config.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
-import { mailApiToken, mailPassword, sameSecret } from './credentials.js';
 import { isRefusal, prepareMessage } from './message.js';
 
 /** Failed logins per address within AUTH_WINDOW_MS before every AUTH from it is refused. */

@@ -13,11 +13,12 @@ import { nodeMount, runtimesDir } from '../lib/runtime-cache.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { InstanceSpec, InteractiveSpec, SandboxLabels } from '../runtime/driver.js';
 import type { App, Deploy, Release } from '../store/schema.js';
-import { instanceEnv } from './instance-env.js';
+import { instanceEnv, type MailEnvContext } from './instance-env.js';
 
 /** What every spec of an app's sandboxes is built from. */
 export interface SpecContext {
-  config: Pick<PetriConfig, 'uidBase' | 'buildTimeoutMs' | 'buildCacheMiB' | 'runtimesDir'>;
+  config: Pick<PetriConfig, 'uidBase' | 'buildTimeoutMs' | 'buildCacheMiB' | 'runtimesDir'> &
+    Partial<Pick<PetriConfig, 'network' | 'mail'>>;
   paths: DataPaths;
   secrets: SecretBox;
   /** The egress proxy, when sandboxes have their own network: http://GATEWAY:PORT. */
@@ -56,7 +57,14 @@ export function instanceSpec(
     ...sandbox(ctx, app, release, id),
     command: processCommand(input.command),
     // No PORT: the driver chooses the instance's port and sets it (InstanceStatus.port).
-    env: instanceEnv({ secrets: ctx.secrets, app, release, process, proxy: ctx.egressProxyUrl }),
+    env: instanceEnv({
+      secrets: ctx.secrets,
+      app,
+      release,
+      process,
+      proxy: ctx.egressProxyUrl,
+      mail: mailOf(ctx),
+    }),
     labels: instanceLabels(app, release, process),
   };
 }
@@ -95,6 +103,7 @@ export function releasePhaseSpec(
       process: 'release.1',
       port: 0,
       proxy: ctx.egressProxyUrl,
+      mail: mailOf(ctx),
     }),
     labels: { app: app.name, kind: 'release', release: release.id, process: 'release' },
   };
@@ -128,12 +137,19 @@ export function oneOffSpec(
       process: 'run',
       port: input.port,
       proxy: ctx.egressProxyUrl,
+      mail: mailOf(ctx),
     }),
     labels: { app: app.name, kind: 'run', release: release.id, process: 'run' },
     tty: input.tty,
     cols: input.cols,
     rows: input.rows,
   };
+}
+
+/** The mail relay's settings, when the server runs one (SMTP_URL and the rest). */
+function mailOf(ctx: SpecContext): MailEnvContext | undefined {
+  const { network, mail } = ctx.config;
+  return network && mail ? { network, mail } : undefined;
 }
 
 /** A deploy's build: its directories, the app's user and limits, the time it may take. */

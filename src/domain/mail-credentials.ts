@@ -51,3 +51,13 @@ export function mailEnv(
     MAIL_API_TOKEN: mailApiToken(secrets, app),
   };
 }
+
+/** The token in a recipient's unsubscribe link: only Petri can make one, for that app and address. */
+export function unsubscribeToken(key: Buffer, appId: number, email: string): string {
+  return createHmac('sha256', key).update(`${appId}:${email.toLowerCase()}`).digest('base64url').slice(0, 32);
+}
+
+export function unsubscribeUrl(base: string, key: Buffer, appId: number, email: string): string {
+  const e = Buffer.from(email.toLowerCase()).toString('base64url');
+  return `${base}/mail/unsubscribe?a=${appId}&e=${e}&t=${unsubscribeToken(key, appId, email)}`;
+}
