@@ -309,6 +309,17 @@ export async function wakesSince(db: Store, sinceIso: string): Promise<RecentWak
   }));
 }
 
+/** The add-on engines some ready add-on uses: their servers must answer (one query). */
+export async function addonTypesInUse(db: Store): Promise<Set<string>> {
+  const rows = await db
+    .selectFrom('addons')
+    .select('type')
+    .distinct()
+    .where('status', '=', 'ready')
+    .execute();
+  return new Set(rows.map((r) => r.type));
+}
+
 /** Apps by state, for the platform gauges (one query). */
 export async function appsByState(db: Store): Promise<{ sleeping: number; awake: number; total: number }> {
   const row = await db

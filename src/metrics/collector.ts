@@ -10,6 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import {
+  addonTypesInUse,
   addRequest,
   allAppNames,
   appIdsByName,
@@ -52,7 +53,8 @@ export interface CollectorOptions {
   passMs: number;
   /** A wake that takes longer than this failed (config wakeTimeoutMs). */
   wakeTimeoutMs: number;
-  /** The add-on servers to check each pass (a TCP connect): down is an incident. */
+  /** The add-on servers to check each pass (a TCP connect): down is an incident. Those of
+   * engines no ready add-on uses are left out (a managed one starts with its first add-on). */
   addonServers?: () => { name: string; host: string; port: number }[];
   logger: LineLogger & { warn(o: object, msg: string): void };
   now?: () => number;
@@ -449,7 +451,10 @@ export class MetricsCollector {
    * Not in the first minute after a start, while managed servers are still starting. */
   private async checkAddonServers(now: number, nowIso: string): Promise<void> {
     if (now - this.startedAt < ADDON_GRACE_MS) return;
-    for (const server of this.opts.addonServers?.() ?? []) {
+    const servers = this.opts.addonServers?.() ?? [];
+    if (servers.length === 0) return;
+    const used = await addonTypesInUse(this.opts.db);
+    for (const server of servers.filter((s) => used.has(s.name))) {
       const up = await tcpAnswers(server.host, server.port);
       this.addonUp.set({ addon: server.name }, up ? 1 : 0);
       if (up) await closeIncident(this.opts.db, 'addon-server', server.name, nowIso);

@@ -345,6 +345,26 @@ describe('metrics in the store', () => {
     let addonPort = closed;
     let routerPort = closed;
     const router = http.createServer((_req, res) => res.end());
+    // A postgres add-on in use: its server must answer (an unused engine's is not checked).
+    await db
+      .insertInto('addons')
+      .values({
+        app_id: app.id,
+        app_name: app.name,
+        name: 'db',
+        type: 'postgres',
+        env_var: 'DATABASE_URL',
+        mode: 'managed',
+        resource: 'db_measured',
+        status: 'ready',
+        retiring_slot: null,
+        retire_after_release_id: null,
+        created_by: app.owner_id,
+        created_at: new Date(t).toISOString(),
+        destroyed_at: null,
+        error: null,
+      })
+      .execute();
     const collector = new MetricsCollector({
       db,
       driver: { status: async () => ({ id: 'x', running: true }) },
@@ -356,7 +376,10 @@ describe('metrics in the store', () => {
       apiHost: 'petri.localhost',
       passMs: 3_600_000,
       wakeTimeoutMs: 30_000,
-      addonServers: () => [{ name: 'postgres', host: '127.0.0.1', port: addonPort }],
+      addonServers: () => [
+        { name: 'postgres', host: '127.0.0.1', port: addonPort },
+        { name: 'redis', host: '127.0.0.1', port: closed },
+      ],
       logger: silent,
       now: () => now,
     });
@@ -367,6 +390,7 @@ describe('metrics in the store', () => {
       const ongoing = (kind: string) => during.find((i) => i.kind === kind && i.endedAt === null);
       assert.ok(ongoing('router'));
       assert.equal(ongoing('addon-server')?.subject, 'postgres');
+      assert.equal(during.filter((i) => i.kind === 'addon-server').length, 1, 'redis: no add-on uses it');
       await new Promise<void>((resolve) => router.listen(0, '127.0.0.1', resolve));
       routerPort = (router.address() as net.AddressInfo).port;
       addonPort = open;
