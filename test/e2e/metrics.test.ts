@@ -132,6 +132,15 @@ describe('metrics: Prometheus, petri metrics, petri status', () => {
     assert.match(((await api.json()) as { error: { message: string } }).error.message, /like 1h, 24h or 7d/);
     const tooLong = await fetch(`${petri.apiUrl}/v1/apps/counted/metrics?since=400d`, { headers: auth });
     assert.equal(tooLong.status, 400);
+    // Someone outside the app's team: as if the app did not exist; and not Prometheus' reader.
+    await ok(['teams', 'create', 'outsiders']);
+    const bot = JSON.parse(
+      (await ok(['users', 'create-bot', 'outsider', '--team', 'outsiders', '--role', 'member', '--json']))
+        .stdout,
+    ) as { secret: string };
+    const outsider = { authorization: `Bearer ${bot.secret}` };
+    assert.equal((await fetch(`${petri.apiUrl}/v1/apps/counted/metrics`, { headers: outsider })).status, 404);
+    assert.equal((await fetch(`${petri.apiUrl}/metrics`, { headers: outsider })).status, 403);
     const missing = await petri.cli(['metrics', '--app', 'nobody-has-this']);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /not found|no app/i);
