@@ -6,7 +6,8 @@
 // stand-in driver, alerts, gauges). Figures: control-plane CPU per minute spent collecting
 // (the passes and the ingest of log lines), as a share of one core (target < 1%), and the
 // store's growth per day (target < 20 MiB), steady state with retention.
-// Run alone: node --import tsx bench/metrics.ts [minutes]
+// Also: the heap the Prometheus series of 1,000 apps take, and the time to render /metrics.
+// Run alone: node --expose-gc --import tsx bench/metrics.ts [minutes]
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -168,7 +169,41 @@ export async function metricsBench(minutes = 1440): Promise<MetricsBench> {
   }
 }
 
+/** What the collector's series take with 1,000 apps that each answered 2xx, 3xx, 4xx and
+ * 5xx (the most series an app has), and how long one /metrics text takes to make. */
+export async function metricsSeriesBench(
+  apps = 1000,
+): Promise<{ heapMiB: number; textMiB: number; textMs: number }> {
+  const collector = new MetricsCollector({
+    db: {} as never, // nothing here touches the store
+    driver: { status: async (id) => ({ id, running: true }) },
+    routerAddress: '127.0.0.1',
+    routerPort: 1,
+    domain: 'petri.localhost',
+    apiHost: 'petri.localhost',
+    passMs: 60_000,
+    wakeTimeoutMs: 30_000,
+    logger: silent,
+  });
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < apps; i++)
+    for (const status of [200, 302, 404, 500])
+      collector.ingest(`petri1 app-${i}.petri.localhost ${status} ${i % 300} 100`);
+  gc?.();
+  const heapMiB = (process.memoryUsage().heapUsed - before) / 1048576;
+  await collector.text(); // warm
+  const t = performance.now();
+  const text = await collector.text();
+  return { heapMiB, textMiB: text.length / 1048576, textMs: performance.now() - t };
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
+  const series = await metricsSeriesBench();
+  console.log(
+    `prometheus series of 1,000 apps: ${series.heapMiB.toFixed(1)} MiB of heap${(globalThis as { gc?: unknown }).gc ? '' : ' (run with --expose-gc for an exact figure)'}; /metrics ${series.textMiB.toFixed(2)} MiB of text in ${series.textMs.toFixed(0)} ms`,
+  );
   const r = await metricsBench(Number(process.argv[2] ?? 1440));
   console.log(
     [
