@@ -9,6 +9,8 @@ import type {
   App,
   ConfigChange,
   ConfigVars,
+  Deploy,
+  DeployEvent,
   Formation,
   Inventory,
   InventoryQuery,
@@ -154,32 +156,43 @@ export class BrowserClient {
     ).formation;
   }
 
+  /** Restarts every process, or those of one type; answers with the names being restarted. */
+  async restart(name: string, type?: string): Promise<string[]> {
+    return (
+      await this.json<{ restarting: string[] }>({
+        method: 'POST',
+        path: `${appPath(name)}/restart`,
+        json: type === undefined ? {} : { type },
+      })
+    ).restarting;
+  }
+
+  /** The app's latest deploys (builds), newest first. */
+  async listDeploys(name: string): Promise<Deploy[]> {
+    return (await this.json<{ deploys: Deploy[] }>({ method: 'GET', path: `${appPath(name)}/deploys` }))
+      .deploys;
+  }
+
+  /** A deploy's build and release output from its start, live while it runs, then its `end`. */
+  streamDeploy(
+    name: string,
+    id: string,
+    options: { signal?: AbortSignal } = {},
+  ): AsyncGenerator<DeployEvent> {
+    return this.ndjson<DeployEvent>(`${appPath(name)}/deploys/${encodeURIComponent(id)}/stream`, {}, options);
+  }
+
   /** The app's log lines as they arrive (NDJSON); aborting the signal ends it quietly. */
-  async *logs(name: string, options: BrowserLogsOptions = {}): AsyncGenerator<LogLine> {
-    const res = await this.send({
-      method: 'GET',
-      path: `${appPath(name)}/logs`,
-      query: {
+  logs(name: string, options: BrowserLogsOptions = {}): AsyncGenerator<LogLine> {
+    return this.ndjson<LogLine>(
+      `${appPath(name)}/logs`,
+      {
         lines: options.lines === undefined ? undefined : String(options.lines),
         follow: options.follow ? 'true' : undefined,
         source: options.source || undefined,
       },
-      signal: options.signal,
-      accept: 'application/x-ndjson',
-    });
-    if (!res.ok) throw apiErrorFrom(res.status, await res.text(), this.where());
-    options.onOpen?.();
-    if (!res.body) return;
-    const reader = res.body.getReader();
-    try {
-      yield* parseNdjson<LogLine>(chunksOf(reader));
-    } catch (err) {
-      if (options.signal?.aborted) return;
-      throw err;
-    } finally {
-      reader.releaseLock();
-      if (!options.signal?.aborted) void res.body.cancel().catch(() => undefined);
-    }
+      options,
+    );
   }
 
   private where(): string {
@@ -195,6 +208,33 @@ export class BrowserClient {
       return JSON.parse(text) as T;
     } catch {
       throw new ApiError(res.status, 'bad_response', `Petri at ${this.where()} sent a body that is not JSON`);
+    }
+  }
+
+  private async *ndjson<T>(
+    path: string,
+    query: Record<string, string | undefined>,
+    options: { signal?: AbortSignal; onOpen?: () => void },
+  ): AsyncGenerator<T> {
+    const res = await this.send({
+      method: 'GET',
+      path,
+      query,
+      signal: options.signal,
+      accept: 'application/x-ndjson',
+    });
+    if (!res.ok) throw apiErrorFrom(res.status, await res.text(), this.where());
+    options.onOpen?.();
+    if (!res.body) return;
+    const reader = res.body.getReader();
+    try {
+      yield* parseNdjson<T>(chunksOf(reader));
+    } catch (err) {
+      if (options.signal?.aborted) return;
+      throw err;
+    } finally {
+      reader.releaseLock();
+      if (!options.signal?.aborted) void res.body.cancel().catch(() => undefined);
     }
   }
 

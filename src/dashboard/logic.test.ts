@@ -9,6 +9,7 @@ import {
   filterRows,
   loginUrl,
   mayChange,
+  memoryShare,
   NO_FILTER,
   relativeTime,
 } from './logic.js';
@@ -161,5 +162,14 @@ describe('mayChange', () => {
     expect(mayChange({ role: 'auditor', teams: [] }, 'lab')).toBe(false);
     expect(mayChange({ role: 'admin', teams: [] }, 'lab')).toBe(true);
     expect(mayChange(undefined, 'lab')).toBe(false);
+  });
+});
+
+describe('memoryShare', () => {
+  it('reads memory against the limit', () => {
+    expect(memoryShare(128 * 1_048_576, 512)).toEqual({ text: '128 MiB of 512 MiB', percent: 25 });
+    expect(memoryShare(3 * 1_048_576, 512)).toEqual({ text: '3.0 MiB of 512 MiB', percent: 1 });
+    expect(memoryShare(600 * 1_048_576, 512)?.percent).toBe(100);
+    expect(memoryShare(null, 512)).toBeNull();
   });
 });

@@ -149,6 +149,17 @@ export function mayChange(
   return role === 'member' || role === 'admin';
 }
 
+/** A process's memory as read beside its limit: "120 MiB of 512 MiB" and the share (0-100). */
+export function memoryShare(
+  bytes: number | null,
+  limitMiB: number,
+): { text: string; percent: number } | null {
+  if (bytes === null || limitMiB <= 0) return null;
+  const mib = bytes / 1_048_576;
+  const percent = Math.min(100, Math.round((mib / limitMiB) * 100));
+  return { text: `${mib < 10 ? mib.toFixed(1) : Math.round(mib)} MiB of ${limitMiB} MiB`, percent };
+}
+
 /** petri-inventory-2026-12-02.csv */
 export function csvFileName(now: number): string {
   return `petri-inventory-${new Date(now).toISOString().slice(0, 10)}.csv`;

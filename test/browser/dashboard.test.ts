@@ -200,6 +200,32 @@ describe('dashboard', () => {
       assert.deepEqual(await axeProblems(page), []);
       await shot(page, 'logs');
 
+      // Deploys: the first deploy's build output.
+      await page.getByRole('link', { name: 'Deploys' }).click();
+      await page
+        .getByRole('button', { name: /Show output/ })
+        .first()
+        .click();
+      await page.getByRole('log').getByText('Releasing v1').waitFor();
+      assert.deepEqual(await axeProblems(page), []);
+      await shot(page, 'deploys');
+
+      // Processes: scale web to 2 and see two processes up.
+      await page.getByRole('link', { name: 'Processes' }).click();
+      await page.getByLabel('web', { exact: true }).fill('2');
+      await page.getByRole('button', { name: 'Scale', exact: true }).click();
+      await page.getByText('Scaled: web=2.').waitFor();
+      const rows = page.getByRole('region', { name: 'Processes' }).getByRole('row');
+      await until(
+        async () => (await rows.count()) === 3 && (await page.locator('tbody .status-up').count()) === 2,
+        {
+          timeout: 30_000,
+          message: 'two web processes up',
+        },
+      );
+      assert.deepEqual(await axeProblems(page), []);
+      await shot(page, 'processes');
+
       assert.deepEqual(problems, []);
     } finally {
       await context.close();

@@ -9,11 +9,15 @@ import { exactTime, expiresSoon, relativeTime } from '../logic.js';
 import { APP_TABS, type AppTab, appHref, Link, useTitle } from '../router.js';
 import { Status } from './apps.js';
 import { ConfigTab } from './config.js';
+import { DeploysTab } from './deploys.js';
 import { LogsTab } from './logs.js';
+import { ProcessesTab } from './processes.js';
 import { ReleasesTab } from './releases.js';
 
 const TAB_NAMES: Record<AppTab, string> = {
   overview: 'Overview',
+  deploys: 'Deploys',
+  processes: 'Processes',
   releases: 'Releases',
   config: 'Config',
   logs: 'Logs',
@@ -58,6 +62,8 @@ export function AppPage({ name, tab }: { name: string; tab: AppTab }) {
         ))}
       </nav>
       {tab === 'overview' && <Overview app={app.data} />}
+      {tab === 'deploys' && <DeploysTab app={app.data} />}
+      {tab === 'processes' && <ProcessesTab app={app.data} />}
       {tab === 'releases' && <ReleasesTab app={app.data} />}
       {tab === 'config' && <ConfigTab app={app.data} />}
       {tab === 'logs' && <LogsTab app={app.data} />}

@@ -11,8 +11,10 @@ const MAX_LINES = 2_000;
 
 export function LogsTab({ app }: { app: App }) {
   const id = useId();
-  const [source, setSource] = useState('');
-  const [applied, setApplied] = useState('');
+  // ?source=web.1: the Processes tab's link to a crashed process's last lines.
+  const [initial] = useState(() => new URLSearchParams(window.location.search).get('source') ?? '');
+  const [source, setSource] = useState(initial);
+  const [applied, setApplied] = useState(initial);
   const [lines, setLines] = useState<LogLine[]>([]);
   const [state, setState] = useState<StreamState>({ kind: 'connecting' });
   const box = useRef<HTMLDivElement>(null);
