@@ -26,6 +26,9 @@
 //   gate-return: a returning visitor with an expired gate cookie and a live web session,
 //             from the first request to the app's answer through the router (target p50
 //             < 150 ms; bench/gate-return.ts).
+//   mail:     messages/s one app gets accepted through the mail relay against sending
+//             straight to the smarthost (Postfix on loopback; a ratio), delivered/s, and
+//             acceptance to the smarthost's receipt, p50 and p99 (bench/mail.ts).
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -38,6 +41,7 @@ import { percentile } from './common.js';
 import { gateReturn } from './gate-return.js';
 import { gateRps } from './gate-rps.js';
 import { inventoryBench } from './inventory.js';
+import { mailBench } from './mail.js';
 import { redisMemory } from './redis-memory.js';
 
 const RUNS = 5;
@@ -489,3 +493,4 @@ if (wanted('inventory')) await inventoryBench();
 if (wanted('redis')) await redisMemory();
 if (wanted('gate')) await gateRps();
 if (wanted('gate-return')) await gateReturn();
+if (wanted('mail')) await mailBench();

@@ -102,6 +102,11 @@ export class Smarthost {
 
   /** The delivered messages, oldest first. */
   messages(): string[] {
+    return this.messageFiles().map((f) => f.text);
+  }
+
+  /** The delivered messages with their files (their mtime is when Postfix delivered them). */
+  messageFiles(): { path: string; text: string }[] {
     const inbox = path.join(this.dir, 'mail/inbox/new');
     let files: string[];
     try {
@@ -109,7 +114,10 @@ export class Smarthost {
     } catch {
       return [];
     }
-    return files.map((f) => readFileSync(path.join(inbox, f), 'latin1'));
+    return files.map((f) => ({
+      path: path.join(inbox, f),
+      text: readFileSync(path.join(inbox, f), 'latin1'),
+    }));
   }
 
   log(): string {
