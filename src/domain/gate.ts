@@ -1,8 +1,9 @@
 // What the audience gate (src/api/routes/gate.ts, pages in src/gate/) reads about the
 // app a visitor is at: the app whose host the request came to, its owner and its team.
 import type { Store } from '../store/db.js';
-import type { App } from '../store/schema.js';
-import { hashLinkSecret } from './audiences.js';
+import type { App, User } from '../store/schema.js';
+import { hashLinkSecret, isInvited } from './audiences.js';
+import { awaitsReview } from './experiments.js';
 
 export interface GateApp {
   app: App;
@@ -21,7 +22,11 @@ export async function gateAppOf(
   const bare = host?.split(':')[0]?.toLowerCase();
   const suffix = `.${where.domain.toLowerCase()}`;
   if (!bare?.endsWith(suffix) || bare === where.apiHost.toLowerCase()) return undefined;
-  const name = bare.slice(0, -suffix.length);
+  return gateAppNamed(db, bare.slice(0, -suffix.length));
+}
+
+/** The app of this name with its owner and team (the API host's /gate/sso names it). */
+export async function gateAppNamed(db: Store, name: string): Promise<GateApp | undefined> {
   if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) return undefined;
   const app = await db.selectFrom('apps').selectAll().where('name', '=', name).executeTakeFirst();
   if (!app) return undefined;
@@ -59,4 +64,24 @@ export async function usableLink(
  * link, or invite:<link id> for anyone with a shared one. */
 export function linkVisitor(link: { id: number; email: string | null }): string {
   return link.email ?? `invite:${link.id}`;
+}
+
+/** Why an app's gate does not let this signed-in person in, or 'ok': staff lets in any
+ * person who may sign in; invite the people on its list and the app's own team; an app that
+ * awaits an admin's review only its team, whatever its audience. */
+export async function gateAdmission(
+  db: Store,
+  app: App,
+  user: User,
+): Promise<'ok' | 'awaits_review' | 'not_a_person' | 'not_invited'> {
+  const member = await db
+    .selectFrom('team_members')
+    .select('role')
+    .where('team_id', '=', app.team_id)
+    .where('user_id', '=', user.id)
+    .executeTakeFirst();
+  if (awaitsReview(app)) return member ? 'ok' : 'awaits_review';
+  if (user.kind !== 'person') return 'not_a_person';
+  if (app.audience !== 'invite' || member) return 'ok';
+  return user.email && (await isInvited(db, app.id, user.email)) ? 'ok' : 'not_invited';
 }

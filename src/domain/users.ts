@@ -7,6 +7,7 @@ import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
 import { createUser, mintToken } from './auth.js';
 import { refusePersonal } from './teams.js';
+import { endWebSessionsOf } from './web-sessions.js';
 
 const EMAIL = /^[^\s@<>()"',;:\\]+@[^\s@<>()"',;:\\]+\.[^\s@<>()"',;:\\]+$/;
 
@@ -81,7 +82,7 @@ async function otherActiveAdmins(db: Store, except: number): Promise<number> {
 /** Revokes every live token of the user; answers how many. */
 export async function revokeAllTokens(db: Store, userId: number): Promise<number> {
   // The browser's web sessions (the dashboard, the gate's SSO) end with the tokens.
-  await db.deleteFrom('web_sessions').where('user_id', '=', userId).execute();
+  await endWebSessionsOf(db, userId);
   const result = await db
     .updateTable('tokens')
     .set({ revoked_at: now() })

@@ -21,8 +21,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errorResponses } from '../../contract/index.js';
 import { decide } from '../../domain/access.js';
 import { appUrl } from '../../domain/apps.js';
-import { isInvited } from '../../domain/audiences.js';
 import { awaitsReview } from '../../domain/experiments.js';
+import { type GateApp, gateAdmission, gateAppNamed } from '../../domain/gate.js';
 import { passwordAccount } from '../../domain/sign-in.js';
 import {
   authenticateWebSession,
@@ -38,7 +38,7 @@ import { safeNext } from '../../gate/next.js';
 import { gateHeaders, loginPage, messagePage } from '../../gate/pages.js';
 import type { PetriConfig } from '../../lib/config.js';
 import { isUserError } from '../../lib/errors.js';
-import type { App, User } from '../../store/schema.js';
+import type { User } from '../../store/schema.js';
 import type { Api, ApiContext } from '../context.js';
 
 /** The browser's OIDC sign-in in progress (its login flow's id), on /login/oidc only. */
@@ -287,18 +287,15 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
           );
         }
         const appNext = safeNext(req.query.next);
-        const app = await db
-          .selectFrom('apps')
-          .selectAll()
-          .where('name', '=', req.query.app)
-          .executeTakeFirst();
-        if (!app || app.archived_at !== null) {
+        const found = await gateAppNamed(db, req.query.app);
+        if (!found || found.app.archived_at !== null) {
           return page(
             reply,
             404,
             messagePage('No experiment here', [`There is no experiment named ${req.query.app}.`]),
           );
         }
+        const { app } = found;
         if (app.audience === 'public' && !awaitsReview(app))
           return see(reply, `${appUrl(config, app.name)}${appNext}`);
         const who = await signedIn(ctx, req);
@@ -306,7 +303,7 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
           const back = `/gate/sso?app=${encodeURIComponent(app.name)}&next=${encodeURIComponent(appNext)}`;
           return see(reply, `/login?next=${encodeURIComponent(back)}`);
         }
-        const refusal = await gateRefusal(ctx, app, who.user);
+        const refusal = await gateRefusal(ctx, found, who.user);
         if (refusal) return page(reply, 403, refusal);
         const ticket = await issueGateTicket(db, app.id, who.user.id);
         return see(
@@ -318,42 +315,25 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
   });
 }
 
-/** Why the app does not let this signed-in person in (a page), or undefined when it does.
- * staff: anyone who may sign in; invite: the people on its list (and its team); an app that
- * awaits an admin's review: its team only. */
-async function gateRefusal(ctx: ApiContext, app: App, user: User): Promise<string | undefined> {
-  const member = await ctx.db
-    .selectFrom('team_members')
-    .select('role')
-    .where('team_id', '=', app.team_id)
-    .where('user_id', '=', user.id)
-    .executeTakeFirst();
-  if (awaitsReview(app)) {
-    if (member) return undefined;
-    return messagePage(`${app.name} awaits review`, [
-      `${app.name} holds sensitive data, and a Petri administrator has not reviewed it yet. Until then only its own team can use it.`,
-      'Try again once it has been approved; its owner can tell you when.',
-    ]);
+/** The page that tells a signed-in person why the app does not let them in, if it does not. */
+async function gateRefusal(ctx: ApiContext, found: GateApp, user: User): Promise<string | undefined> {
+  const { app, owner } = found;
+  switch (await gateAdmission(ctx.db, app, user)) {
+    case 'ok':
+      return undefined;
+    case 'awaits_review':
+      return messagePage(`${app.name} awaits review`, [
+        `${app.name} holds sensitive data, and a Petri administrator has not reviewed it yet. Until then only its own team can use it.`,
+        'Try again once it has been approved; its owner can tell you when.',
+      ]);
+    case 'not_a_person':
+      return messagePage('Not for service accounts', [`${app.name} is for people; a bot cannot visit it.`]);
+    case 'not_invited':
+      return messagePage(`${app.name} is for invited people`, [
+        `You are signed in as ${user.email ?? user.name}, who is not on ${app.name}'s list.`,
+        `Ask its owner, ${owner.email ?? owner.name}, to invite you, or open the invite link you were sent.`,
+      ]);
   }
-  if (user.kind !== 'person') {
-    return messagePage('Not for service accounts', [`${app.name} is for people; a bot cannot visit it.`]);
-  }
-  if (
-    app.audience === 'invite' &&
-    !member &&
-    !(user.email && (await isInvited(ctx.db, app.id, user.email)))
-  ) {
-    const owner = await ctx.db
-      .selectFrom('users')
-      .select(['name', 'email'])
-      .where('id', '=', app.owner_id)
-      .executeTakeFirst();
-    return messagePage(`${app.name} is for invited people`, [
-      `You are signed in as ${user.email ?? user.name}, who is not on ${app.name}'s list.`,
-      `Ask its owner, ${owner?.email ?? owner?.name ?? 'its team'}, to invite you, or open the invite link you were sent.`,
-    ]);
-  }
-  return undefined;
 }
 
 /** The person a request's web session signs in, checked as the API checks every request:
