@@ -55,6 +55,8 @@ export class AddonEngines {
   private readonly failures = new Map<AddonType, string>();
   /** Managed servers that started and have not been seen dead since. */
   private readonly up = new Set<AddonType>();
+  /** Managed servers some add-on has needed since start: the ones supervise() keeps running. */
+  private readonly wanted = new Set<AddonType>();
   private timer: NodeJS.Timeout | undefined;
   private watchdog: RedisScriptWatchdog | undefined;
   /** Where apps reach the servers: the bridge's gateway, or the endpoint itself without one. */
@@ -95,14 +97,21 @@ export class AddonEngines {
     return this.gateway ? { host: this.gateway, port: GATEWAY_PORTS[type] } : engine.endpoint;
   }
 
-  /** Starts the managed servers (in the background) and keeps them running. */
-  start(): void {
-    for (const engine of this.engines.values())
-      if (engine.managed) void this.startManaged(engine).catch(() => {});
+  /** Starts the managed servers of the engines some add-on uses (in the background) and
+   * keeps them running. Any other starts with its engine's first add-on (provider()): a
+   * Petri with no add-on runs no database server (about 130 MiB for PostgreSQL and MariaDB). */
+  start(inUse: ReadonlySet<AddonType> = new Set(this.engines.keys())): void {
     this.timer = setInterval(() => void this.supervise(), SUPERVISE_INTERVAL_MS);
     this.timer.unref();
-    const redis = this.engines.get('redis');
-    if (redis) this.watchRedis(redis);
+    for (const engine of this.engines.values()) {
+      if (!engine.managed) this.watch(engine);
+      else if (inUse.has(engine.type)) void this.startManaged(engine).catch(() => {});
+    }
+  }
+
+  /** What runs beside an engine's server once it is used: Redis's script watchdog. */
+  private watch(engine: Engine): void {
+    if (engine.type === 'redis' && !this.watchdog) this.watchRedis(engine);
   }
 
   private async restartWhenGone(server: ManagedServer): Promise<void> {
@@ -207,6 +216,7 @@ export class AddonEngines {
     if (!server) throw new Error(`${engine.type} is not managed`);
     let started = this.starting.get(engine.type);
     if (!started) {
+      this.wanted.add(engine.type);
       started = server.start().then(
         (url) => {
           this.up.add(engine.type);
@@ -224,6 +234,8 @@ export class AddonEngines {
         },
       );
       this.starting.set(engine.type, started);
+      // After the start is recorded: the watchdog asks for the server's address at once.
+      this.watch(engine);
     }
     return started;
   }
@@ -232,7 +244,8 @@ export class AddonEngines {
    * failed to start is tried again. */
   private async supervise(): Promise<void> {
     for (const engine of this.engines.values()) {
-      if (!engine.managed) continue;
+      // A server no add-on has asked for yet stays unstarted.
+      if (!engine.managed || !this.wanted.has(engine.type)) continue;
       if (this.up.has(engine.type)) {
         if (await engine.managed.running().catch(() => false)) continue;
         this.logger.warn({ addon: engine.type }, 'managed add-on server is not running; starting it again');
