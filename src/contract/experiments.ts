@@ -131,7 +131,7 @@ export const InventoryRow = Type.Object({
   processes: Type.Integer({ description: 'instances running now' }),
   memoryBytes: Nullable(Type.Integer(), { description: 'memory its running instances use now' }),
   cpuSeconds: Nullable(Type.Number(), { description: 'CPU time of its running instances' }),
-  requests7d: Nullable(Type.Integer(), { description: 'requests in the last 7 days (null: not counted)' }),
+  requests7d: Type.Integer({ description: 'requests the router passed to the app in the last 7 days' }),
   lastRequestAt: Nullable(Type.String()),
   createdAt: Type.String(),
   lastDeployAt: Nullable(Type.String(), { description: 'the last deploy that succeeded' }),

@@ -10,6 +10,7 @@ import { decide, teamNotFound } from './access.js';
 import { teamWithRole } from './app-access.js';
 import { isApproved, parseDataClass, STAGES } from './experiments.js';
 import { parsePeriod } from './lifecycle.js';
+import { requestsSince } from './metrics.js';
 import { releaseEgress, releaseRuntimeEnv } from './release-json.js';
 
 export interface InventoryFilters {
@@ -42,6 +43,8 @@ export interface InventoryEntry {
   /** Ids of its running instances (the API asks the runtime for their use). */
   instanceIds: string[];
   lastRequestAt: string | null;
+  /** Requests the router passed to it in the last 7 days (the metrics' minute and hour rows). */
+  requests7d: number;
   createdAt: string;
   lastDeployAt: string | null;
   expiresAt: string | null;
@@ -157,6 +160,11 @@ export async function inventory(
       .execute(),
   ]);
 
+  const requests = await requestsSince(
+    db,
+    apps.map((a) => a.id),
+    new Date(nowMs - 7 * 86_400_000).toISOString(),
+  );
   const lastDeploy = new Map(deploys.map((d) => [d.app_id, d.last as string | null]));
   const grouped = <T extends { app_id: number }>(rows: T[]) => {
     const map = new Map<number, T[]>();
@@ -192,6 +200,7 @@ export async function inventory(
       limits: { memoryMiB: app.memory_mib, cpus: app.cpus },
       instanceIds: (instancesOf.get(app.id) ?? []).map((i) => i.id),
       lastRequestAt: app.active_at,
+      requests7d: requests.get(app.id) ?? 0,
       createdAt: app.created_at,
       lastDeployAt: lastDeploy.get(app.id) ?? null,
       expiresAt: app.expires_at,

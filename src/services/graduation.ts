@@ -19,6 +19,7 @@ import { egressAttempts } from '../domain/egress.js';
 import { getFormation } from '../domain/formation.js';
 import { graduationNames, markGraduating, releaseToGraduate } from '../domain/graduation.js';
 import { DAY_MS, lifeState } from '../domain/lifecycle.js';
+import { requestsSince } from '../domain/metrics.js';
 import { releaseEgress, releaseProcessTypes, releaseRuntimeEnv } from '../domain/release-json.js';
 import { readConfig } from '../domain/sealed-config.js';
 import { renderBundle } from '../graduation/bundle.js';
@@ -149,7 +150,13 @@ export class GraduationService {
         count: o.count,
         lastSeen: o.lastSeen,
       })),
-      traffic: { lastActiveAt: app.active_at },
+      traffic: {
+        lastActiveAt: app.active_at,
+        requests7d:
+          (
+            await requestsSince(this.deps.db, [app.id], new Date(Date.now() - 7 * 86_400_000).toISOString())
+          ).get(app.id) ?? 0,
+      },
       dependencies: stack.dependencies,
       slug: { files: slug.files, bytes: slug.bytes, leftOut: slug.leftOut },
       generatedAt,

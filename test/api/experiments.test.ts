@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../../src/api/context.js';
 import { describeFromManifest } from '../../src/domain/experiments.js';
+import { emptyCounters, recordMinutes, unixMinute } from '../../src/domain/metrics.js';
 import { DataPaths } from '../../src/lib/paths.js';
 import { now, openStore, type Store } from '../../src/store/db.js';
 import { addUsers, buildTestApi } from './test-api.js';
@@ -335,6 +336,22 @@ describe('experiments', () => {
     assert.equal(survey.privacyNote, 'e-mail addresses, to ask follow-up questions');
     assert.deepEqual(survey.egressDeclared, []);
     assert.equal(survey.stack, null);
+    assert.equal(survey.requests7d, 0, 'no request yet');
+    // What the metrics collector recorded: 40 requests two days ago, 2 a minute ago, 9 eight
+    // days ago (outside the window).
+    const surveyId = (
+      await db.selectFrom('apps').select('id').where('name', '=', 'survey').executeTakeFirstOrThrow()
+    ).id;
+    const counted = (requests: number) => ({ ...emptyCounters(), requests, s2xx: requests });
+    const minute = unixMinute(Date.now());
+    await recordMinutes(db, [
+      { appId: surveyId, minute: minute - 2 * 1440, counters: counted(40) },
+      { appId: surveyId, minute: minute - 1, counters: counted(2) },
+      { appId: surveyId, minute: minute - 8 * 1440, counters: counted(9) },
+    ]);
+    const counts = (await call('aud', 'GET', '/v1/inventory')).json().apps;
+    assert.equal(counts.find((a: { name: string }) => a.name === 'survey').requests7d, 42);
+    assert.equal(counts.find((a: { name: string }) => a.name === 'plain').requests7d, 0);
 
     const personal = await call('aud', 'GET', '/v1/inventory?data=personal');
     assert.deepEqual(

@@ -91,7 +91,7 @@ export function inventoryRow(app: App): InventoryRow {
     processes: app.processes.filter((p) => p.state === 'up').length,
     memoryBytes: busy ? 50_331_648 : null,
     cpuSeconds: busy ? 12.5 : null,
-    requests7d: null,
+    requests7d: 0,
     lastRequestAt: busy ? '2025-01-05T10:00:00.000Z' : null,
     createdAt: app.createdAt,
     lastDeployAt: app.release ? '2025-01-02T03:05:00.000Z' : null,

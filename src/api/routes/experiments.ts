@@ -136,7 +136,6 @@ export function experimentRoutes(api: Api, ctx: ApiContext): void {
           processes: instanceIds.length,
           memoryBytes: memory.length ? memory.reduce((s, m) => s + m, 0) : null,
           cpuSeconds: cpu.length ? Math.round(cpu.reduce((s, c) => s + c, 0) * 100) / 100 : null,
-          requests7d: null,
         };
       });
       if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(inventoryCsv(apps));
