@@ -45,10 +45,10 @@ export async function createWebSession(
   const at = Date.now();
   const created = new Date(at).toISOString();
   const expires = new Date(at + SESSION_MAX_MS).toISOString();
-  // Sessions nobody ended pile up otherwise: each sign-in sweeps the user's dead ones.
+  // Sessions nobody ended (a closed browser) pile up otherwise: each sign-in sweeps the dead
+  // ones, everyone's.
   await db
     .deleteFrom('web_sessions')
-    .where('user_id', '=', userId)
     .where((eb) =>
       eb.or([
         eb('expires_at', '<=', created),
