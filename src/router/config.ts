@@ -14,9 +14,11 @@ import {
   GATE_REFUSED_PAGE,
   NOT_FOUND_PAGE,
   type PageOptions,
+  POOL_DOWN_PAGE,
   renderPages,
 } from './pages.js';
 import { routerPaths } from './paths.js';
+import { assignPool, POOL_PREFIX, type Pool, placeApps, poolBackend } from './pool.js';
 import type { RouteServer, RouteSpec } from './router.js';
 import { type AppRoute, assertAddress, assertHost, formatAddress, groupRoutes } from './routes.js';
 
@@ -84,25 +86,27 @@ const CLIENT_CLAIMS = [
   'Cf-Pseudo-IPv6',
 ];
 
-export function renderHaproxyConfig(opts: RenderOptions, routes: readonly RouteSpec[]): string {
+/** The config for these routes. `pool`: the pool backends the router already gave out (the
+ * running host map), kept so that no app moves; without it, a fresh assignment. */
+export function renderHaproxyConfig(opts: RenderOptions, routes: readonly RouteSpec[], pool?: Pool): string {
   assertHost(opts.apiHost, 'apiHost');
   assertAddress(opts.apiServer.address, opts.apiServer.port, 'apiServer');
   assertAddress(opts.bindAddress ?? '127.0.0.1', opts.httpPort, 'http bind');
   if (opts.statsPort !== undefined) assertAddress('127.0.0.1', opts.statsPort, 'stats');
   if (opts.requestLog) assertAddress(opts.requestLog.address, opts.requestLog.port, 'requestLog');
   const apps = groupRoutes(routes, opts.apiHost);
+  const placed = pool ?? assignPool(apps, new Map(), 0);
+  const backends = placeApps(apps, placed);
   // Fingerprint = the config with the app servers left out, plus the pages it loads: equal
-  // fingerprints mean the runtime API alone can turn the running config into this one.
-  const skeleton = renderBody(
-    opts,
-    apps.map((app) => ({ ...app, servers: [] })),
-  );
+  // fingerprints mean the runtime API alone can turn the running config into this one. Which
+  // app holds which pool backend is in neither (the host map says it).
+  const skeleton = renderBody(opts, backends, placed.size, true);
   const pages = [...renderPages(opts, apps)].map(([name, content]) => `${name}\n${content}`);
   const fingerprint = createHash('sha256')
     .update([skeleton, ...pages].join('\0'))
     .digest('hex')
     .slice(0, 16);
-  return renderBody(opts, apps, `${FINGERPRINT_PREFIX}${fingerprint}`);
+  return renderBody(opts, backends, placed.size, false, `${FINGERPRINT_PREFIX}${fingerprint}`);
 }
 
 /** The fingerprint inside a rendered config, or inside `show info` output's description. */
@@ -111,7 +115,13 @@ export function fingerprintOf(text: string): string | undefined {
   return match?.[1];
 }
 
-function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?: string): string {
+function renderBody(
+  opts: RenderOptions,
+  apps: readonly AppRoute[],
+  poolSize: number,
+  skeleton: boolean,
+  description?: string,
+): string {
   const paths = routerPaths(opts.dir);
   const page = (name: string) => path.join(paths.pagesDir, name);
   const lines: string[] = [
@@ -184,17 +194,17 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     '  http-request set-header X-Real-IP %[src]',
     // Routing key: the Host header without its port, lower-cased.
     '  http-request set-var(txn.host) req.hdr(host),field(1,:),lower',
+    // Its backend, from the host map (pool.ts): no per-app line, so apps come and go with no
+    // reload. A host not in the map is no app's.
+    `  http-request set-var(txn.backend) var(txn.host),map(${paths.hostMap})`,
     ...gateLines(paths.gateMap, page(GATE_REFUSED_PAGE)),
     `  use_backend petri_api if { var(txn.host) -m str ${opts.apiHost} }`,
-  );
-  for (const app of apps) {
-    // The gate's pages under the app's own host are the control plane's: exactly these paths,
+    // The gate's pages under an app's own host are the control plane's: exactly these paths,
     // so no other API route is ever reached through an app's host (not by /.petri/../v1/...).
-    lines.push(
-      `  use_backend ${GATE_BACKEND} if { path -m reg ${GATE_PATHS} } { var(txn.host) -m str ${app.hosts.join(' ')} }`,
-      `  use_backend ${app.backend} if { var(txn.host) -m str ${app.hosts.join(' ')} }`,
-    );
-  }
+    `  use_backend ${GATE_BACKEND} if { var(txn.backend) -m found } { path -m reg ${GATE_PATHS} }`,
+    // Map values are only ever our backend names (pool_NNNN, app_NAME).
+    '  use_backend %[var(txn.backend)] if { var(txn.backend) -m found }',
+  );
   lines.push(
     '  default_backend petri_not_found',
     '',
@@ -211,22 +221,38 @@ function renderBody(opts: RenderOptions, apps: readonly AppRoute[], description?
     'backend petri_not_found',
     `  http-request return status 404 content-type "text/html; charset=utf-8" file ${page(NOT_FOUND_PAGE)} hdr Cache-Control no-store`,
   );
-  for (const app of apps) {
+  const waker = opts.waker
+    ? [`  server ${WAKER_SERVER} ${formatAddress(opts.waker.address, opts.waker.port)} backup`]
+    : [];
+  // Apps the router answers for: a backend of their own, its answer in the config.
+  for (const app of apps.filter((a) => !a.backend.startsWith(POOL_PREFIX))) {
     lines.push(
       '',
       `backend ${app.backend}`,
       '  balance roundrobin',
-      // The app's own answer (an experiment that ended, awaits review or moved), given before
-      // any server is chosen: its servers, if any still run, get no request.
+      // The app's own answer (an experiment that ended or moved), given before any server is
+      // chosen: its servers, if any still run, get no request.
       ...answerLines(app, page),
       // HAProxy answers 503 itself when the backend has no server up (none, or all down).
       `  errorfile 503 ${page(appDownPage(app.app))}`,
-      ...app.servers.map((server) => `  ${serverLine(server)}`),
-      // Only while no instance is up; the waker answers the app's 503 itself when it is
-      // neither asleep nor waking, and HAProxy does when the control plane is down.
-      ...(opts.waker
-        ? [`  server ${WAKER_SERVER} ${formatAddress(opts.waker.address, opts.waker.port)} backup`]
-        : []),
+      ...(skeleton ? [] : app.servers.map((server) => `  ${serverLine(server)}`)),
+      ...waker,
+    );
+  }
+  // The pool: the same lines for every backend, whichever app holds it.
+  const byBackend = new Map(apps.map((a) => [a.backend, a]));
+  for (let i = 1; i <= poolSize; i++) {
+    const backend = poolBackend(i);
+    const servers = skeleton ? [] : (byBackend.get(backend)?.servers ?? []);
+    lines.push(
+      '',
+      `backend ${backend}`,
+      '  balance roundrobin',
+      `  errorfile 503 ${page(POOL_DOWN_PAGE)}`,
+      ...servers.map((server) => `  ${serverLine(server)}`),
+      // Only while no instance is up; the waker answers the app's 503 itself (naming it) when
+      // it is neither asleep nor waking, and HAProxy does when the control plane is down.
+      ...waker,
     );
   }
   if (opts.statsPort !== undefined) {

@@ -9,6 +9,17 @@ import { gateMapEntries, parseShowMap, planMapChanges, renderGateMap } from './g
 import { renderPages } from './pages.js';
 import { type RouterPaths, routerPaths } from './paths.js';
 import {
+  assignPool,
+  hostMapEntries,
+  idleBackends,
+  POOL_PREFIX,
+  type Pool,
+  parseMapFile,
+  placeApps,
+  renderMap,
+  slotsFromHostMap,
+} from './pool.js';
+import {
   findRunningHaproxy,
   type HaproxyProcess,
   isAlive,
@@ -17,13 +28,14 @@ import {
   validateConfig,
 } from './process.js';
 import type { Router, RouteSpec } from './router.js';
-import { appOfBackend, groupRoutes } from './routes.js';
+import { type AppRoute, appOfBackend, groupRoutes } from './routes.js';
 import {
   parseCurrentSessions,
   parseLastSessions,
   parseServersState,
   parseShowInfo,
   parseShowProc,
+  type RuntimeCommand,
   sendCommand,
 } from './runtime-api.js';
 import { planServerChanges } from './server-plan.js';
@@ -59,6 +71,8 @@ export class HaproxyRouter implements Router {
   /** apply() calls run one at a time, in order: each computes from what HAProxy runs now. */
   private queue: Promise<unknown> = Promise.resolve();
   private lastRoutes: RouteSpec[] | undefined;
+  /** Which app holds which pool backend, as the last apply left it. */
+  private pool: Pool | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: HaproxyRouterOptions) {
@@ -88,14 +102,17 @@ export class HaproxyRouter implements Router {
         return;
       }
       const routes = persisted ?? [];
-      await this.writeConfig(routes);
+      const pool = await this.planPool(routes);
+      const config = renderHaproxyConfig(this.opts, routes, pool);
+      await this.writeConfig(routes, pool, config);
       this.proc = await launchHaproxy(this.bin, this.paths);
-      const expected = fingerprintOf(renderHaproxyConfig(this.opts, routes));
+      const expected = fingerprintOf(config);
       await until(async () => (await this.loadedFingerprint()) === expected, {
         timeout: 10_000,
         message: 'the new HAProxy worker to answer',
       });
       this.lastRoutes = routes;
+      this.pool = pool;
       this.log('info', { pid: this.proc.pid }, 'started HAProxy');
     });
   }
@@ -109,8 +126,9 @@ export class HaproxyRouter implements Router {
   async lastRequests(): Promise<Map<string, number>> {
     const byBackend = parseLastSessions(await sendCommand(this.paths.adminSocket, 'show stat -1 2 -1'));
     const byApp = new Map<string, number>();
+    const holders = new Map([...(this.pool?.slots ?? [])].map(([app, backend]) => [backend, app]));
     for (const [backend, seconds] of byBackend) {
-      const app = appOfBackend(backend);
+      const app = backend.startsWith(POOL_PREFIX) ? holders.get(backend) : appOfBackend(backend);
       if (app !== undefined) byApp.set(app, seconds);
     }
     return byApp;
@@ -139,36 +157,52 @@ export class HaproxyRouter implements Router {
     const proc = this.proc;
     if (proc === undefined || !isAlive(proc)) throw new Error('HAProxy is not running: call start() first');
     this.cancelRetry();
-    const config = renderHaproxyConfig(this.opts, routes);
+    const pool = await this.planPool(routes);
+    const config = renderHaproxyConfig(this.opts, routes, pool);
     const wanted = fingerprintOf(config);
-    await this.writeConfig(routes, config);
+    await this.writeConfig(routes, pool, config);
     const loaded = await this.loadedFingerprint();
     let retry = false;
     if (loaded !== wanted) {
       await this.reload(wanted);
     } else {
-      retry = await this.applyServerChanges(routes);
-      await this.applyGateChanges(routes);
+      retry = await this.applyRuntimeChanges(routes, pool);
     }
     await this.removeStalePages(routes);
     await this.persistRoutes(routes);
     this.lastRoutes = routes;
+    this.pool = pool;
     if (retry) this.scheduleRetry();
   }
 
-  /** Writes pages, the gate map and the config, the config only once HAProxy has validated
-   * it. Unchanged files are left alone, so an idempotent apply touches nothing. */
-  private async writeConfig(
-    routes: RouteSpec[],
-    config = renderHaproxyConfig(this.opts, routes),
-  ): Promise<void> {
+  /** The pool backends: each app keeps the one the host map on disk gives it (the running
+   * one: the file is written before every change), new apps take free ones, and the pool
+   * grows only when it runs low (pool.ts). */
+  private async planPool(routes: RouteSpec[]): Promise<Pool> {
+    const apps = groupRoutes(routes, this.opts.apiHost);
+    const onDisk = parseMapFile((await readOrUndefined(this.paths.hostMap)) ?? '');
+    const config = (await readOrUndefined(this.paths.config)) ?? '';
+    const size = [...config.matchAll(/^backend pool_(\d+)$/gm)].reduce(
+      (n, m) => Math.max(n, Number(m[1])),
+      0,
+    );
+    return assignPool(apps, slotsFromHostMap(apps, onDisk), size);
+  }
+
+  /** Writes pages, the maps and the config, the config only once HAProxy has validated it.
+   * Unchanged files are left alone, so an idempotent apply touches nothing. */
+  private async writeConfig(routes: RouteSpec[], pool: Pool, config: string): Promise<void> {
     const apps = groupRoutes(routes, this.opts.apiHost);
     const pages = renderPages(this.opts, apps);
     for (const [name, content] of pages) {
       await writeIfChanged(path.join(this.paths.pagesDir, name), content);
     }
-    // Before any reload or restart can read it: the map on disk is what a new worker loads.
+    // Before any reload or restart can read them: the maps on disk are what a new worker loads.
     await writeIfChanged(this.paths.gateMap, renderGateMap(gateMapEntries(apps)));
+    await writeIfChanged(
+      this.paths.hostMap,
+      renderMap('host, then its backend', hostMapEntries(placeApps(apps, pool))),
+    );
     if ((await readOrUndefined(this.paths.config)) === config) return;
     await writeFile(this.paths.nextConfig, config, { mode: 0o600 });
     try {
@@ -208,9 +242,50 @@ export class HaproxyRouter implements Router {
     this.log('info', { fingerprint: wanted }, 'reloaded HAProxy');
   }
 
+  /**
+   * Makes the running worker match with no reload, in an order that never lets a request
+   * reach what it must not: hosts that go are unrouted first; then the gate map (a new app's
+   * hosts are gated before they are routed; keys rotated, apps made public or gated: each in
+   * effect from the next request); then servers (adds before removes, so a swap never leaves
+   * a backend empty); last, new hosts are routed. A pool backend that changes hands lost
+   * its old hosts in the first step, and its old servers are in maintenance before the new
+   * hosts arrive. Returns true when a removed server still had connections (retried later).
+   */
+  private async applyRuntimeChanges(routes: RouteSpec[], pool: Pool): Promise<boolean> {
+    const apps = placeApps(groupRoutes(routes, this.opts.apiHost), pool);
+    const socket = this.paths.adminSocket;
+    const hosts = planMapChanges(
+      this.paths.hostMap,
+      hostMapEntries(apps),
+      parseShowMap(await sendCommand(socket, `show map ${this.paths.hostMap}`)),
+    );
+    const gate = planMapChanges(
+      this.paths.gateMap,
+      gateMapEntries(apps),
+      parseShowMap(await sendCommand(socket, `show map ${this.paths.gateMap}`)),
+    );
+    await this.run(hosts.filter((c) => c.command.startsWith('del ')));
+    // The command names a key: never logged, nor put in an error.
+    await this.run(gate, 'a gate map change');
+    const retry = await this.applyServerChanges([...apps, ...idleBackends(pool)]);
+    await this.run(hosts.filter((c) => !c.command.startsWith('del ')));
+    if (hosts.length > 0 || gate.length > 0) {
+      this.log('info', { hosts: hosts.length, gates: gate.length }, 'changed the host and gate maps');
+    }
+    return retry;
+  }
+
+  private async run(commands: RuntimeCommand[], secret?: string): Promise<void> {
+    for (const { command, ok } of commands) {
+      const answer = (await sendCommand(this.paths.adminSocket, command)).trim();
+      if (!ok.test(answer)) {
+        throw new Error(`HAProxy runtime API refused ${secret ?? `'${command}'`}: ${answer}`);
+      }
+    }
+  }
+
   /** Returns true when some removed server still had connections and must be retried. */
-  private async applyServerChanges(routes: RouteSpec[]): Promise<boolean> {
-    const apps = groupRoutes(routes, this.opts.apiHost);
+  private async applyServerChanges(apps: AppRoute[]): Promise<boolean> {
     const running = parseServersState(await sendCommand(this.paths.adminSocket, 'show servers state'));
     const commands = planServerChanges(apps, running);
     let retry = false;
@@ -226,20 +301,6 @@ export class HaproxyRouter implements Router {
     if (commands.length > 0)
       this.log('info', { commands: commands.map((c) => c.command) }, 'changed servers');
     return retry;
-  }
-
-  /** Makes the running worker's gate map equal the wanted one: hosts gated or made public,
-   * keys rotated, each in effect from the next request, with no reload. */
-  private async applyGateChanges(routes: RouteSpec[]): Promise<void> {
-    const wanted = gateMapEntries(groupRoutes(routes, this.opts.apiHost));
-    const running = parseShowMap(await sendCommand(this.paths.adminSocket, `show map ${this.paths.gateMap}`));
-    const commands = planMapChanges(this.paths.gateMap, wanted, running);
-    for (const { command, ok } of commands) {
-      const answer = (await sendCommand(this.paths.adminSocket, command)).trim();
-      // The command names a key: never logged, nor put in an error.
-      if (!ok.test(answer)) throw new Error(`HAProxy runtime API refused a gate map change: ${answer}`);
-    }
-    if (commands.length > 0) this.log('info', { changes: commands.length }, 'changed the gate map');
   }
 
   private async loadedFingerprint(): Promise<string | undefined> {

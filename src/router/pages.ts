@@ -19,6 +19,10 @@ export const API_DOWN_PAGE = '503-api.http';
 /** The gate's pages (/.petri/... on an app's host) while the control plane is down. */
 export const GATE_DOWN_PAGE = '503-gate.http';
 
+/** A pool backend's 503 (pool.ts), while no instance and no waker answers: names no app, as
+ * the pool backend is anyone's. */
+export const POOL_DOWN_PAGE = '503-app.http';
+
 export function appDownPage(app: string): string {
   return `503-app-${app}.http`;
 }
@@ -75,11 +79,23 @@ export function renderPages(opts: PageOptions, apps: readonly AppRoute[]): Map<s
 <p>Reload the page to sign in again (what you sent was not kept).</p>`,
     ),
   );
+  pages.set(
+    POOL_DOWN_PAGE,
+    errorResponse(
+      html(
+        'App not running',
+        `<p>This app on ${escapeHtml(opts.domain)} is not running right now (it is down, stopped or starting).</p>
+<p>Try again in a few seconds. If you own it, see <code>petri ps</code> and <code>petri logs</code>.</p>`,
+      ),
+    ),
+  );
+  // Pages of their own only for the apps the router answers for: any other app's page would
+  // change the fingerprint, and so reload, whenever an app comes or goes.
   for (const app of apps) {
+    if (app.answer === undefined) continue;
     pages.set(appDownPage(app.app), errorResponse(appDownHtml(opts, app.app)));
-    if (app.answer && app.answer.kind !== 'redirect') {
+    if (app.answer.kind !== 'redirect')
       pages.set(appAnswerPage(app.app), answerHtml(opts, app.app, app.answer));
-    }
   }
   return pages;
 }

@@ -15,6 +15,8 @@ export interface RouterPaths {
   routesFile: string;
   /** The audience gate's map, host -> app and key (mode 600: it holds the keys). */
   gateMap: string;
+  /** Host -> backend (pool.ts). */
+  hostMap: string;
 }
 
 // HAProxy config lines are split on spaces and '#' starts a comment; Unix socket paths are
@@ -37,6 +39,7 @@ export function routerPaths(dir: string): RouterPaths {
     pagesDir: path.join(resolved, 'pages'),
     routesFile: path.join(resolved, 'routes.json'),
     gateMap: path.join(resolved, 'gate.map'),
+    hostMap: path.join(resolved, 'hosts.map'),
   };
   if (paths.masterSocket.length > MAX_SOCKET_PATH) {
     throw new Error(`router dir '${resolved}' is too long for a Unix socket path; use a shorter one`);

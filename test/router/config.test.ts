@@ -54,11 +54,34 @@ describe('renderHaproxyConfig', () => {
     assert.equal(renderHaproxyConfig(opts, [...routes].reverse()), renderHaproxyConfig(opts, routes));
   });
 
-  it('keeps the fingerprint when only servers change, and changes it with the apps', () => {
+  it('keeps the fingerprint when servers or apps come and go, and changes it with an answer or a bigger pool', () => {
     const base = fingerprintOf(renderHaproxyConfig(opts, routes));
     const moved = routes.map((r) => ({ ...r, servers: r.servers.map((s) => ({ ...s, port: s.port + 1 })) }));
     assert.equal(fingerprintOf(renderHaproxyConfig(opts, moved)), base);
-    assert.notEqual(fingerprintOf(renderHaproxyConfig(opts, routes.slice(1))), base);
+    assert.equal(fingerprintOf(renderHaproxyConfig(opts, routes.slice(1))), base);
+    const more = Array.from({ length: 30 }, (_, i) => ({
+      host: `n${i}.petri.localhost`,
+      app: `n${i}`,
+      servers: [],
+    }));
+    assert.equal(
+      fingerprintOf(renderHaproxyConfig(opts, [...routes, ...more])),
+      base,
+      '35 apps fit the pool of 50',
+    );
+    const many = Array.from({ length: 45 }, (_, i) => ({
+      host: `n${i}.petri.localhost`,
+      app: `n${i}`,
+      servers: [],
+    }));
+    assert.notEqual(fingerprintOf(renderHaproxyConfig(opts, [...routes, ...many])), base, 'the pool grows');
+    const ended: RouteSpec = {
+      host: 'x.petri.localhost',
+      app: 'x',
+      servers: [],
+      answer: { kind: 'redirect', location: 'https://example.org/' },
+    };
+    assert.notEqual(fingerprintOf(renderHaproxyConfig(opts, [...routes, ended])), base);
     assert.notEqual(fingerprintOf(renderHaproxyConfig({ ...opts, domain: 'example.org' }, routes)), base);
   });
 
@@ -98,7 +121,7 @@ describe('renderPages', () => {
     );
     const pages = renderPages({ ...opts, domain: '<script>' }, groupRoutes(routes, opts.apiHost));
     for (const page of pages.values()) assert.doesNotMatch(page, /<script>/);
-    golden('503-app-blog.http', pages.get('503-app-blog.http') ?? '');
+    golden('503-app.http', pages.get('503-app.http') ?? '');
   });
 });
 

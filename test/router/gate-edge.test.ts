@@ -316,14 +316,15 @@ describe('HAProxy: the audience gate at the edge', () => {
   it('keeps the gate through a reload and a restart (the map file on disk)', async () => {
     const fresh = signGateCookie(labKey(), { ...visitor, kv });
     const old = signGateCookie(labKey(kv - 1), visitor);
-    // A new app changes the config: a reload, whose new worker loads the map from disk.
+    // A moved app changes the config: a reload, whose new worker loads the maps from disk.
     const before = await workers();
     await world.router.apply([
       ...allGated(),
       {
         host: 'new.petri.localhost',
         app: 'new',
-        servers: [{ id: 'new-web.1', address: '127.0.0.1', port: pub.port }],
+        servers: [],
+        answer: { kind: 'redirect', location: 'https://example.org/' },
       },
     ]);
     assert.notDeepEqual(await workers(), before);

@@ -76,7 +76,7 @@ describe('HaproxyRouter', () => {
     const reply = await get(port, 'down.petri.localhost');
     assert.equal(reply.status, 503);
     assert.equal(reply.headers['retry-after'], '5');
-    assert.match(reply.body, /<strong>down<\/strong>.*is not running/);
+    assert.match(reply.body, /is not running/);
   });
 
   it('routes the API host to the control plane', async () => {
@@ -109,12 +109,12 @@ describe('HaproxyRouter', () => {
     });
   });
 
-  it('reloads when the set of apps changes, and serves the new app', async () => {
+  it('adds and removes apps through the host map, with no reload', async () => {
     const workersBefore = await workers();
     const b = await startBackend('b1');
     try {
       await world.router.apply([...routes([y]), { host: 'b.petri.localhost', app: 'b', servers: [b.route] }]);
-      assert.notDeepEqual(await workers(), workersBefore);
+      assert.deepEqual(await workers(), workersBefore);
       assert.match((await get(port, 'b.petri.localhost')).body, /^backend:b1 /);
       assert.match((await get(port, 'a.petri.localhost')).body, /^backend:a1 /);
       const gone = await get(port, 'z.petri.localhost');

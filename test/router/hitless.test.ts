@@ -16,6 +16,14 @@ describe('HaproxyRouter under traffic', () => {
     app,
     servers: servers.map((s) => s.route),
   });
+  // An app the router answers for is a backend of its own in the config: adding one reloads
+  // (other apps come and go through the host map with no reload).
+  const moved: RouteSpec = {
+    host: 'moved.petri.localhost',
+    app: 'moved',
+    servers: [],
+    answer: { kind: 'redirect', location: 'https://example.org/' },
+  };
 
   before(async () => {
     world = await makeRouterWorld();
@@ -64,10 +72,10 @@ describe('HaproxyRouter under traffic', () => {
     await progress(80);
     await world.router.apply([route('web', s2, s3)]);
     await progress(130);
-    // A new app: a reload of HAProxy while traffic flows.
-    await world.router.apply([route('web', s3), route('other', other)]);
+    // A new app (the host map) and a moved one: a reload of HAProxy while traffic flows.
+    await world.router.apply([route('web', s3), route('other', other), moved]);
     await progress(200);
-    await world.router.apply([route('web', s1, s3), route('other', other)]);
+    await world.router.apply([route('web', s1, s3), route('other', other), moved]);
     await progress(240);
     await world.router.apply([route('web', s1)]);
     await progress(Math.max(300, sent + 30));
@@ -86,8 +94,8 @@ describe('HaproxyRouter under traffic', () => {
     const hitsBefore = s1.hits;
     const slow = get(world.opts.httpPort, 'web.petri.localhost', '/slow');
     await until(() => s1.hits > hitsBefore, { timeout: 5_000, message: 'the slow request to reach s1' });
-    // s1 leaves the app (runtime API) and an app is added (reload) while the response streams.
-    await world.router.apply([route('web', s2), route('other', other)]);
+    // s1 leaves the app (runtime API) and a moved app is added (reload) while the response streams.
+    await world.router.apply([route('web', s2), route('other', other), moved]);
     const workersAfter = parseShowProc(await sendCommand(`${world.dir}/master.sock`, 'show proc')).workers;
     assert.notDeepEqual(workersAfter, workersBefore, 'a new worker serves');
     assert.match((await get(world.opts.httpPort, 'web.petri.localhost')).body, /^backend:s2 /);
