@@ -53,6 +53,7 @@ export async function haproxyRouter(
     domain: config.domain,
     waker: { address: '127.0.0.1', port: config.wakerPort },
     requestLog,
+    statsPort: config.routerMetricsPort || undefined,
     logger,
   });
   await router.start();

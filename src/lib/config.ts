@@ -73,6 +73,9 @@ export interface PetriConfig {
   idleCheckMs: number;
   /** Time between the metrics collector's passes (store, probes, cgroups): a minute. */
   metricsPassMs: number;
+  /** HAProxy's own Prometheus exporter (/metrics) and stats page (/stats) on 127.0.0.1 at
+   * this port, for operators who want its full set; 0: off. */
+  routerMetricsPort: number;
   /** The waker (on 127.0.0.1): the router's backup server of every app. */
   wakerPort: number;
   /** What one app or one owner may take of what all share (see README, Security and ceilings). */
@@ -286,6 +289,7 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
   wakeTimeoutMs: 30_000,
   idleCheckMs: 10_000,
   metricsPassMs: 60_000,
+  routerMetricsPort: 0,
   wakerPort: 7071,
   ceilings: {
     instancesPerApp: 20,
@@ -406,6 +410,7 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     wakeTimeoutMs: integer(raw, 'wakeTimeoutMs', 100, 3_600_000),
     idleCheckMs: integer(raw, 'idleCheckMs', 50, 3_600_000),
     metricsPassMs: integer(raw, 'metricsPassMs', 50, 3_600_000),
+    routerMetricsPort: integer(raw, 'routerMetricsPort', 0, 65535),
     wakerPort: integer(raw, 'wakerPort', 1, 65535),
     ceilings: validateCeilings(raw.ceilings),
     quotas: validateQuotas(raw.quotas),

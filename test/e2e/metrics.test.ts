@@ -17,6 +17,7 @@ describe('metrics: Prometheus, petri metrics, petri status', () => {
   let prometheus: ChildProcess | undefined;
   let promDir = '';
   let promPort = 0;
+  let routerMetricsPort = 0;
   const ok = async (argv: string[]) => {
     const r = await petri.cli(argv);
     assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stdout}\n${r.stderr}`);
@@ -32,7 +33,8 @@ describe('metrics: Prometheus, petri metrics, petri status', () => {
 
   before(async () => {
     // No probe during the test: its requests through the router would count too.
-    petri = await TestPetri.start({ metricsPassMs: 3_600_000 });
+    routerMetricsPort = await freePort();
+    petri = await TestPetri.start({ metricsPassMs: 3_600_000, routerMetricsPort });
     promDir = mkdtempSync(path.join(tmpdir(), 'petri-prom-'));
     promPort = await freePort();
     writeFileSync(
@@ -107,6 +109,13 @@ describe('metrics: Prometheus, petri metrics, petri status', () => {
     });
     const latency = await query('sum(petri_app_request_duration_seconds_count{app="counted"})');
     assert.equal(latency, before + n);
+    // HAProxy's own exporter, for operators who want its full set, on its loopback port.
+    const haproxy = await (await fetch(`http://127.0.0.1:${routerMetricsPort}/metrics`)).text();
+    // (Its backends are the router's pools, not apps: per app, Petri's own metrics above.)
+    const frontend5xx = /^haproxy_frontend_http_responses_total\{proxy="http",code="5xx"\} (\d+)$/m.exec(
+      haproxy,
+    );
+    assert.ok(Number(frontend5xx?.[1]) >= 5, 'HAProxy counted the 5xx answers');
   });
 
   test('petri metrics shows the requests with a sparkline, and --json the classes', async () => {
