@@ -348,4 +348,45 @@ describe('dashboard', () => {
       await context.close();
     }
   });
+
+  test('a deploy started with the CLI streams its build output into the page as it runs', async () => {
+    const { context, page } = await personIn('ada@example.org');
+    try {
+      await page.goto(`${petri.apiUrl}/apps/shop/deploys`);
+      await page.getByRole('heading', { name: 'Deploys' }).waitFor();
+      // A build that prints a line every 400 ms, so its lines arrive while it runs.
+      const dir = writeApp({
+        'package.json': JSON.stringify({
+          name: 'shop',
+          scripts: {
+            build:
+              'node -e "let i = 0; const t = setInterval(() => { console.log(\'build step \' + ++i); if (i === 8) clearInterval(t); }, 400)"',
+            start: 'node server.js',
+          },
+        }),
+        'server.js':
+          "require('node:http').createServer((q, s) => s.end('v-next')).listen(Number(process.env.PORT));",
+      });
+      const deploying = petri.cli(['deploy', dir, '--app', 'shop']);
+      // The running deploy opens by itself; its first lines show before its last is written.
+      await page
+        .getByRole('status')
+        .getByText('Live: the deploy is running')
+        .waitFor({ timeout: 30_000 })
+        .catch(async (err) => {
+          await shot(page, 'deploy-live-failed');
+          const done = await deploying;
+          throw new Error(`${err}\n${done.stdout}${done.stderr}`);
+        });
+      await page.getByRole('log').getByText('build step 1', { exact: true }).waitFor({ timeout: 30_000 });
+      assert.equal(await page.getByRole('log').getByText('build step 8', { exact: true }).count(), 0);
+      await shot(page, 'deploy-live');
+      await page.getByRole('log').getByText('build step 8', { exact: true }).waitFor({ timeout: 30_000 });
+      await page.getByRole('status').getByText('The deploy has ended.').waitFor({ timeout: 60_000 });
+      const deployed = await deploying;
+      assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);
+    } finally {
+      await context.close();
+    }
+  });
 });
