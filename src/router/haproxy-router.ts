@@ -73,6 +73,9 @@ export class HaproxyRouter implements Router {
   private lastRoutes: RouteSpec[] | undefined;
   /** Which app holds which pool backend, as the last apply left it. */
   private pool: Pool | undefined;
+  /** Since when each pool backend has its holder (0: since before this router object). A
+   * backend's last request from before may be its previous holder's. */
+  private readonly heldSince = new Map<string, { app: string; at: number }>();
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: HaproxyRouterOptions) {
@@ -112,7 +115,7 @@ export class HaproxyRouter implements Router {
         message: 'the new HAProxy worker to answer',
       });
       this.lastRoutes = routes;
-      this.pool = pool;
+      this.setPool(pool);
       this.log('info', { pid: this.proc.pid }, 'started HAProxy');
     });
   }
@@ -126,10 +129,19 @@ export class HaproxyRouter implements Router {
   async lastRequests(): Promise<Map<string, number>> {
     const byBackend = parseLastSessions(await sendCommand(this.paths.adminSocket, 'show stat -1 2 -1'));
     const byApp = new Map<string, number>();
-    const holders = new Map([...(this.pool?.slots ?? [])].map(([app, backend]) => [backend, app]));
+    const now = Date.now();
     for (const [backend, seconds] of byBackend) {
-      const app = backend.startsWith(POOL_PREFIX) ? holders.get(backend) : appOfBackend(backend);
-      if (app !== undefined) byApp.set(app, seconds);
+      if (!backend.startsWith(POOL_PREFIX)) {
+        const app = appOfBackend(backend);
+        if (app !== undefined) byApp.set(app, seconds);
+        continue;
+      }
+      const held = this.heldSince.get(backend);
+      if (held === undefined) continue;
+      // A request older than the holder was its predecessor's: none yet for this app (a new
+      // app must not go to sleep for another app's quiet hours).
+      const before = seconds >= 0 && now - seconds * 1000 < held.at - 1000;
+      byApp.set(held.app, before ? -1 : seconds);
     }
     return byApp;
   }
@@ -171,8 +183,21 @@ export class HaproxyRouter implements Router {
     await this.removeStalePages(routes);
     await this.persistRoutes(routes);
     this.lastRoutes = routes;
-    this.pool = pool;
+    this.setPool(pool);
     if (retry) this.scheduleRetry();
+  }
+
+  private setPool(pool: Pool): void {
+    const first = this.pool === undefined;
+    for (const [app, backend] of pool.slots) {
+      const held = this.heldSince.get(backend);
+      if (held?.app === app) continue;
+      // On the first apply, a holder found in the host map may have held it for long.
+      this.heldSince.set(backend, { app, at: first && held === undefined ? 0 : Date.now() });
+    }
+    const held = new Set(pool.slots.values());
+    for (const backend of this.heldSince.keys()) if (!held.has(backend)) this.heldSince.delete(backend);
+    this.pool = pool;
   }
 
   /** The pool backends: each app keeps the one the host map on disk gives it (the running

@@ -58,6 +58,45 @@ describe('assignPool', () => {
   });
 });
 
+describe('HaproxyRouter: a pool backend that changes hands', () => {
+  let world: RouterWorld;
+  let backend: Backend;
+
+  before(async () => {
+    world = await makeRouterWorld();
+    backend = await startBackend('b');
+    await world.router.start();
+  });
+
+  after(async () => {
+    await world?.cleanup();
+    await backend?.close();
+  });
+
+  it("does not pass the old app's last request on to the new one (it would sleep at once)", async () => {
+    const route = (app: string): RouteSpec => ({
+      host: `${app}.petri.localhost`,
+      app,
+      servers: [{ id: `${app}-web.1`, address: '127.0.0.1', port: backend.route.port }],
+    });
+    await world.router.apply([route('old')]);
+    assert.equal((await get(world.opts.httpPort, 'old.petri.localhost')).status, 200);
+    await until(async () => ((await world.router.lastRequests()).get('old') ?? -1) >= 2, {
+      timeout: 10_000,
+      message: "the old app's last request to be 2 s old",
+    });
+    // The new app takes the backend the old one leaves.
+    await world.router.apply([route('new')]);
+    assert.equal((await world.router.lastRequests()).get('new'), -1);
+    assert.equal((await get(world.opts.httpPort, 'new.petri.localhost')).status, 200);
+    assert.equal((await get(world.opts.httpPort, 'old.petri.localhost')).status, 404);
+    await until(async () => ((await world.router.lastRequests()).get('new') ?? -1) >= 0, {
+      timeout: 5_000,
+      message: "the new app's own request to count",
+    });
+  });
+});
+
 describe('HaproxyRouter: 200 apps added under traffic', () => {
   let world: RouterWorld;
   const backends: Backend[] = [];
