@@ -34,7 +34,7 @@ describe("the gate's single sign-on", () => {
   let ownerToken: string;
   const sessions: Record<string, string> = {};
 
-  const call = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) =>
+  const call = (method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: object) =>
     api.inject({ method, url, payload, headers: { authorization: `Bearer ${ownerToken}` } });
   const get = (h: string, url: string, cookie = '') =>
     api.inject({ method: 'GET', url, headers: { host: h, ...(cookie ? { cookie } : {}) } });

@@ -139,7 +139,7 @@ describe('web sessions on the API host', () => {
   });
 
   test('a sign-in or sign-out posted from another origin (an app on a sibling host) is refused', async () => {
-    for (const headers of [
+    for (const headers of <Record<string, string>[]>[
       { 'sec-fetch-site': 'same-site' },
       { 'sec-fetch-site': 'cross-site' },
       { origin: 'http://evil.petri.test:8080' },
