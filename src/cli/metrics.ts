@@ -70,6 +70,7 @@ function printMetrics(ctx: Context, m: AppMetrics): void {
         `${t.wakes}${t.wakes ? ` (${Math.round(t.wakeMs / t.wakes)} ms each)` : ''}`,
         series((p) => p.wakes),
       ],
+      ['mail sent', String(m.mailSent), ''],
       ['probes failed', `${t.probesFailed} of ${t.probesOk + t.probesFailed}`, series((p) => p.probesFailed)],
     ],
   );

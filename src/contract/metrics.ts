@@ -56,6 +56,9 @@ export const AppMetrics = Type.Object({
   since: Type.String(),
   resolution: Type.Union([Type.Literal('minute'), Type.Literal('hour')]),
   totals: Type.Object(Figures),
+  mailSent: Type.Integer({
+    description: 'messages handed to the mail relay in the period, refused ones left out',
+  }),
   points: Type.Array(MetricsPoint),
   limits: Type.Object({ memoryMiB: Type.Integer(), cpus: Type.Number() }),
   availability: Availability,

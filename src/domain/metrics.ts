@@ -320,6 +320,36 @@ export async function addonTypesInUse(db: Store): Promise<Set<string>> {
   return new Set(rows.map((r) => r.type));
 }
 
+/** Messages each app handed to the mail relay in [from, to), refused ones left out (one query). */
+export async function mailSentBetween(
+  db: Store,
+  fromIso: string,
+  toIso: string,
+): Promise<{ app: string; n: number }[]> {
+  const rows = await db
+    .selectFrom('mail_messages')
+    .innerJoin('apps', 'apps.id', 'mail_messages.app_id')
+    .select(['apps.name as app', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('mail_messages.created_at', '>=', fromIso)
+    .where('mail_messages.created_at', '<', toIso)
+    .where('mail_messages.status', '!=', 'refused')
+    .groupBy('apps.name')
+    .execute();
+  return rows.map((r) => ({ app: r.app, n: Number(r.n) }));
+}
+
+/** Messages one app handed to the mail relay since a time, refused ones left out. */
+export async function appMailSent(db: Store, appId: number, sinceIso: string): Promise<number> {
+  const row = await db
+    .selectFrom('mail_messages')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('app_id', '=', appId)
+    .where('created_at', '>=', sinceIso)
+    .where('status', '!=', 'refused')
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
 /** Apps by state, for the platform gauges (one query). */
 export async function appsByState(db: Store): Promise<{ sleeping: number; awake: number; total: number }> {
   const row = await db

@@ -25,6 +25,7 @@ import {
   getMetricState,
   LATENCY_BOUNDS_MS,
   type MinuteRow,
+  mailSentBetween,
   openAlerts,
   openIncident,
   pruneMetrics,
@@ -116,6 +117,7 @@ export class MetricsCollector {
   private readonly appEgress: Gauge<'app' | 'allowed'>;
   private readonly addonUp: Gauge<'addon'>;
   private readonly startedAt: number;
+  private mailCountedTo: string | undefined;
 
   constructor(private readonly opts: CollectorOptions) {
     this.now = opts.now ?? Date.now;
@@ -372,6 +374,7 @@ export class MetricsCollector {
     const instances = await awakeInstances(db);
     await Promise.all([this.probe(instances), this.readResources(instances)]);
     await this.countWakes(now);
+    await this.countMail(nowIso);
     await this.flush(unixMinute(now));
     await this.alert(now, nowIso);
     const states = await appsByState(db);
@@ -512,6 +515,13 @@ export class MetricsCollector {
     }
     for (const [app, wokeAt] of next) if (wokeAt === '') next.delete(app);
     this.countedWakes = next;
+  }
+
+  /** Messages handed to the mail relay since the last pass, from the store (one query). */
+  private async countMail(nowIso: string): Promise<void> {
+    const from = this.mailCountedTo ?? new Date(this.startedAt).toISOString();
+    for (const { app, n } of await mailSentBetween(this.opts.db, from, nowIso)) this.countMailSent(app, n);
+    this.mailCountedTo = nowIso;
   }
 
   /** Memory and CPU of every running instance from its cgroup; restarts from the store. */

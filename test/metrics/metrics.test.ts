@@ -411,4 +411,48 @@ describe('metrics in the store', () => {
       router.close();
     }
   });
+  test('mail an app handed to the relay is counted once, refused messages not', async () => {
+    const t = Date.parse('2026-11-01T10:00:00Z');
+    let now = t;
+    const collector = new MetricsCollector({
+      db,
+      driver: { status: async () => ({ id: 'x', running: true }) },
+      routerAddress: '127.0.0.1',
+      routerPort: 1,
+      domain: 'petri.localhost',
+      apiHost: 'petri.localhost',
+      passMs: 3_600_000,
+      wakeTimeoutMs: 30_000,
+      logger: silent,
+      now: () => now,
+    });
+    const message = (id: string, at: number, status: 'sent' | 'refused' | 'captured') => ({
+      id,
+      app_id: app.id,
+      created_at: new Date(at).toISOString(),
+      status,
+      recipients: '["a@example.com"]',
+      subject: 'hello',
+      size: 100,
+      reason: null,
+      raw: null,
+    });
+    await db
+      .insertInto('mail_messages')
+      .values([
+        message('m1', t + 1000, 'sent'),
+        message('m2', t + 2000, 'captured'),
+        message('m3', t + 3000, 'refused'),
+      ])
+      .execute();
+    now = t + MIN;
+    await collector.runNow();
+    await db
+      .insertInto('mail_messages')
+      .values(message('m4', t + MIN + 1000, 'sent'))
+      .execute();
+    now = t + 2 * MIN;
+    await collector.runNow();
+    assert.match(await collector.text(), /petri_app_mail_sent_total\{app="measured"\} 3/);
+  });
 });

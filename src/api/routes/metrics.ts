@@ -5,6 +5,7 @@ import { AppMetrics, AppNameParams, errorResponses, MetricsQuery } from '../../c
 import {
   addCounters,
   appAlerts,
+  appMailSent,
   appSeries,
   type Counters,
   emptyCounters,
@@ -106,6 +107,7 @@ export function metricsRoutes(api: Api, ctx: ApiContext): void {
         since: new Date(from).toISOString(),
         resolution,
         totals: figures(totals),
+        mailSent: await appMailSent(db, app.id, new Date(from).toISOString()),
         points: points.map(([at, c]) => ({ at: new Date(at * unit).toISOString(), ...figures(c) })),
         limits: { memoryMiB: app.memory_mib, cpus: app.cpus },
         availability,
