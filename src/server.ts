@@ -83,7 +83,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   });
   const requestLog = await life.add('metrics', () => metrics.listen(), () => metrics.stop());
   // The mail relay listens on the gateway too (mail.smtpPort, mail.httpPort: host ports).
-  await life.add(
+  const mail = await life.add(
     'mail relay',
     async () => {
       if (driver.networkGateway()) await driver.prepare();
@@ -106,6 +106,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     router,
     egress,
     metrics,
+    mail,
     logger: log,
   };
   const controllers = buildControllers(core);

@@ -6,6 +6,7 @@ import { BuildLoop } from '../controllers/builds.js';
 import { IdleSleeper } from '../controllers/idle.js';
 import { InstanceReconciler } from '../controllers/instances.js';
 import { LifecycleLoop } from '../controllers/lifecycle.js';
+import type { ExpiryWarning } from '../domain/lifecycle.js';
 import { Waker } from '../edge/waker.js';
 import { AddonService } from '../services/addons.js';
 import type { Core } from './core.js';
@@ -51,6 +52,8 @@ export function buildControllers(core: Core): Controllers {
   const upkeep = new AddonUpkeep({ db, service: addons, paths, config, logger });
   const waker = new Waker({ db, config, logs, logger, nudge });
   const sleeper = new IdleSleeper({ db, router, config, logs, logger, nudge });
-  const lifecycle = new LifecycleLoop({ db, config, paths, addons, logger, nudge });
+  // Expiry warnings also go to the owner by mail, through the relay.
+  const notify = core.mail && ((w: ExpiryWarning) => core.mail!.notices.expiryWarning(w));
+  const lifecycle = new LifecycleLoop({ db, config, paths, addons, logger, nudge, notify });
   return { reconciler, builds, addons, upkeep, waker, sleeper, lifecycle };
 }

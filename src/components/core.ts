@@ -9,6 +9,7 @@ import type { DataPaths } from '../lib/paths.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
+import type { RunningMail } from '../mail/index.js';
 import type { Router } from '../router/router.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
@@ -27,5 +28,7 @@ export interface Core {
   egress: RunningEgress | undefined;
   /** The metrics collector (src/metrics/); absent where none runs (some tests). */
   metrics?: MetricsView;
+  /** The mail relay; undefined when mail.enabled is false. */
+  mail?: RunningMail;
   logger: Logger;
 }

@@ -60,6 +60,7 @@ export async function rateRefusal(
       .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('created_at').as('oldest')])
       .where('app_id', '=', appId)
       .where('status', '!=', 'refused')
+      .where((eb) => eb.or([eb('reason', 'is', null), eb('reason', '!=', 'notice from petri')]))
       .where('created_at', '>', since)
       .executeTakeFirstOrThrow();
     if (Number(row.n) >= max) {
@@ -612,5 +613,48 @@ export function appForMail(db: Store, name: string): Promise<App | undefined> {
 /** Apps whose owner is `userId`, for a notice to them. */
 export async function ownerEmail(db: Store, app: Pick<App, 'owner_id'>): Promise<string | null> {
   const row = await db.selectFrom('users').select('email').where('id', '=', app.owner_id).executeTakeFirst();
+  return row?.email ?? null;
+}
+
+/** A notice from Petri itself about an app (its expiry, its paused mail), queued like the
+ * app's mail but outside its quota and audience: the owner must hear of it. */
+export async function queueNotice(
+  db: Store,
+  appId: number,
+  message: { id: string; to: string; subject: string; raw: Buffer; capture: boolean },
+): Promise<void> {
+  const at = now();
+  await db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto('mail_messages')
+      .values({
+        id: message.id,
+        app_id: appId,
+        created_at: at,
+        status: message.capture ? 'captured' : 'queued',
+        recipients: JSON.stringify([message.to]),
+        subject: message.subject.slice(0, 200),
+        size: message.raw.length,
+        // Marks it as Petri's: rateRefusal does not count it against the app.
+        reason: 'notice from petri',
+        raw: message.raw,
+      })
+      .execute();
+    await tx
+      .insertInto('mail_deliveries')
+      .values({
+        message_id: message.id,
+        recipient: message.to,
+        status: message.capture ? 'captured' : 'queued',
+        next_attempt_at: at,
+        last_error: null,
+        done_at: message.capture ? at : null,
+      })
+      .execute();
+  });
+}
+
+export async function userEmail(db: Store, userId: number): Promise<string | null> {
+  const row = await db.selectFrom('users').select('email').where('id', '=', userId).executeTakeFirst();
   return row?.email ?? null;
 }

@@ -8,11 +8,14 @@ import type { PetriConfig } from '../lib/config.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
 import { MailDelivery } from './delivery.js';
+import { MailNotices } from './notices.js';
 import { MailRelay } from './relay.js';
 
 export interface RunningMail {
   relay: MailRelay;
   delivery?: MailDelivery;
+  /** Petri's own mail to owners (expiry warnings, a pause). */
+  notices: MailNotices;
   close(): Promise<void>;
 }
 
@@ -44,6 +47,7 @@ export async function startMail(deps: {
         ...deps.delivery,
       })
     : undefined;
+  const notices = new MailNotices({ db, config: config.mail, logger, onQueued: () => delivery?.nudge() });
   const relay = new MailRelay({
     db,
     config: config.mail,
@@ -52,6 +56,7 @@ export async function startMail(deps: {
     host: deps.listen?.host ?? mailListenAddress(config),
     smtpPort: deps.listen?.smtpPort ?? config.mail.smtpPort,
     httpPort: deps.listen?.httpPort ?? config.mail.httpPort,
+    notices,
     onQueued: () => delivery?.nudge(),
   });
   await relay.start();
@@ -59,6 +64,7 @@ export async function startMail(deps: {
   return {
     relay,
     delivery,
+    notices,
     async close() {
       await relay.close();
       await delivery?.close();

@@ -28,6 +28,7 @@ import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
 import { isRefusal, prepareMessage } from './message.js';
+import type { MailNotices } from './notices.js';
 
 /** Failed logins per address within AUTH_WINDOW_MS before every AUTH from it is refused. */
 const AUTH_FAILURES_MAX = 10;
@@ -44,6 +45,8 @@ export interface MailRelayOptions {
   host: string;
   smtpPort: number;
   httpPort: number;
+  /** Tells owners of a pause. */
+  notices?: MailNotices;
   /** Called when a message was queued, so delivery need not wait for its next pass. */
   onQueued?: () => void;
 }
@@ -252,7 +255,14 @@ export class MailRelay {
       size,
       refusal,
     });
-    if (paused) this.o.logger.warn({ app: app.name }, 'mail relay: app paused after repeated refusals');
+    if (!paused) return;
+    this.o.logger.warn({ app: app.name }, 'mail relay: app paused after repeated refusals');
+    const until = new Date(Date.now() + this.o.config.pauseMinutes * 60_000).toISOString();
+    await this.o.notices
+      ?.paused(app, until, refusal.message)
+      .catch((err: Error) =>
+        this.o.logger.error({ err, app: app.name }, 'mail relay: could not tell the owner of the pause'),
+      );
   }
 
   /** Checks, completes and queues a message; answers its id, or throws the refusal's reply. */

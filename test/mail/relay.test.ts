@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { simpleParser } from 'mailparser';
 import { createTransport } from 'nodemailer';
 import { createApp } from '../../src/domain/apps.js';
 import { createUser } from '../../src/domain/auth.js';
@@ -371,6 +372,36 @@ with smtplib.SMTP(u.hostname, u.port) as s:
       .executeTakeFirst();
     assert.ok(event, 'a mail.paused audit event');
     assert.ok((await mailSummary(db, config.mail, apps.pauser!)).pausedUntil);
+    // The owner is told by mail too.
+    const notice = await until(
+      () => smarthost.messages().find((m) => m.includes('Subject: Mail of pauser is paused')),
+      {
+        timeout: 15_000,
+        message: "the owner's notice of the pause",
+      },
+    );
+    assert.match(notice, /^To: ana@example\.org/m);
+    assert.match((await simpleParser(notice)).text ?? '', /petri mail limits pauser --resume/);
+  });
+
+  test("an experiment's expiry warning goes to its owner through the relay, outside the app's quota", async () => {
+    await mail.notices.expiryWarning({
+      app: 'limited',
+      appId: apps.limited!.id,
+      teamId: apps.limited!.team_id,
+      owner: ana.id,
+      days: 7,
+      expiresAt: '2027-01-01T00:00:00.000Z',
+    });
+    const got = await until(
+      () => smarthost.messages().find((m) => m.includes('Subject: limited expires in 7 days')),
+      {
+        timeout: 15_000,
+        message: 'the expiry warning at the smarthost',
+      },
+    );
+    assert.match((await simpleParser(got)).text ?? '', /petri apps renew limited/);
+    assert.match(got, /^DKIM-Signature: /m);
   });
 
   test('a smarthost that is down: the message is deferred, then delivered when it is back', async () => {

@@ -1,0 +1,66 @@
+// Petri's own mail about an app, to its owner, through the relay's queue: the expiry
+// warnings of the experiment lifecycle, and the pause of an app's mail after refusals in a
+// row. From petri@<mail domain>, outside the app's quota and audience.
+import { randomUUID } from 'node:crypto';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import type { Logger } from 'pino';
+import type { ExpiryWarning } from '../domain/lifecycle.js';
+import { queueNotice, userEmail } from '../domain/mail.js';
+import type { MailConfig } from '../lib/config.js';
+import type { Store } from '../store/db.js';
+
+export class MailNotices {
+  constructor(
+    private readonly o: {
+      db: Store;
+      config: MailConfig;
+      logger: Logger;
+      /** The `petri` command people run, for the hints in the text. */
+      onQueued?: () => void;
+    },
+  ) {}
+
+  /** Tells the owner their experiment expires in `days` (the lifecycle loop's seam). */
+  async expiryWarning(w: ExpiryWarning): Promise<void> {
+    const when =
+      w.days >= 1 ? `${Math.round(w.days)} day${Math.round(w.days) === 1 ? '' : 's'}` : 'less than a day';
+    await this.toOwner(w.appId, w.owner, `${w.app} expires in ${when}`, [
+      `The experiment ${w.app} expires at ${w.expiresAt} (in ${when}).`,
+      `Its processes stop then. To keep it: petri apps renew ${w.app}`,
+    ]);
+  }
+
+  /** Tells the owner the app's mail was paused after refusals in a row. */
+  async paused(
+    app: { id: number; name: string; owner_id: number },
+    until: string,
+    last: string,
+  ): Promise<void> {
+    await this.toOwner(app.id, app.owner_id, `Mail of ${app.name} is paused`, [
+      `Petri's mail relay refused ${app.name}'s mail ${this.o.config.pauseAfterRefusals} times in a row and paused it until ${until}.`,
+      `The last refusal: ${last}`,
+      `See petri mail --app ${app.name}; an admin can end the pause with petri mail limits ${app.name} --resume.`,
+    ]);
+  }
+
+  private async toOwner(appId: number, ownerId: number, subject: string, lines: string[]): Promise<void> {
+    const to = await userEmail(this.o.db, ownerId);
+    if (!to) {
+      this.o.logger.info({ appId, subject }, 'mail notice not sent: the owner has no e-mail address');
+      return;
+    }
+    const id = randomUUID();
+    const raw = await new MailComposer({
+      from: `Petri <petri@${this.o.config.domain}>`,
+      to,
+      subject,
+      text: `${lines.join('\n\n')}\n`,
+      messageId: `<${id}@${this.o.config.domain}>`,
+      date: new Date(),
+    })
+      .compile()
+      .build();
+    await queueNotice(this.o.db, appId, { id, to, subject, raw, capture: this.o.config.relay === undefined });
+    this.o.onQueued?.();
+  }
+}
