@@ -1,7 +1,7 @@
 // The public status (issue 18): GET /status on the API host (a page, no sign-in, nothing
 // secret) and GET /v1/status (the same as JSON, for `petri status`): the promise ("one 9")
 // beside what was measured for the platform, its incidents, and public apps' availability.
-import { PlatformStatus } from '../../contract/index.js';
+import { errorResponses, PlatformStatus } from '../../contract/index.js';
 import {
   availability,
   getMetricState,
@@ -26,7 +26,7 @@ export function statusRoutes(api: Api, ctx: ApiContext): void {
       schema: {
         summary: "The platform's promise, its measured availability, incidents and public apps' availability",
         security: [],
-        response: { 200: PlatformStatus },
+        response: { 200: PlatformStatus, ...errorResponses },
       },
     },
     async () => platformStatus(ctx.db, Date.now()),
