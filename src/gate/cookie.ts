@@ -17,17 +17,23 @@ import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 export const GATE_COOKIE = 'petri_gate';
 /** The gate's own state between sign-in (or an invite link) and consent: Path=/.petri. */
 export const PENDING_COOKIE = 'petri_gate_pending';
+/** An invite link's visitor's way back (Path=/.petri): once their 12-hour gate cookie runs
+ * out, the gate lets them in again without taking another of the link's uses. Signed under
+ * the app's key version, so a revoked link or a removed invitee ends it too. */
+export const RETURN_COOKIE = 'petri_gate_return';
 
 /** 12 hours: a visitor comes back through the gate (quickly, while signed in) twice a day. */
 export const GATE_TTL_SECONDS = 12 * 3600;
 /** Time to read a notice and decide. */
 export const PENDING_TTL_SECONDS = 30 * 60;
+/** How long a link's visitor may come back without the link. */
+export const RETURN_TTL_SECONDS = 30 * 86_400;
 /** Longer than any cookie this module writes; longer ones are refused unread. */
 const TOKEN_MAX = 4096;
 /** A visitor's name as the app will read it in X-Petri-User-Name. */
 export const NAME_MAX = 100;
 
-export type KeyPurpose = 'cookie' | 'pending';
+export type KeyPurpose = 'cookie' | 'pending' | 'return';
 
 /** The app's signing key for one purpose and key version (base64url text, 43 characters). */
 export function gateKey(
@@ -70,6 +76,8 @@ export interface PendingClaims {
   /** The invite link's secret, for a visitor who came with one: its use is taken only when
    * they consent (a mail scanner opening the link takes none). */
   link?: string;
+  /** A link's visitor back without the link (RETURN_COOKIE): consenting renews their pass. */
+  back?: true;
   iat: number;
   exp: number;
 }
@@ -111,7 +119,7 @@ export function signGateCookie(
 
 export function signPending(
   key: string,
-  input: { app: string; sub: string; name: string; kv: number; csrf: string; link?: string },
+  input: { app: string; sub: string; name: string; kv: number; csrf: string; link?: string; back?: true },
   nowMs = Date.now(),
 ): string {
   const iat = Math.floor(nowMs / 1000);
@@ -122,9 +130,44 @@ export function signPending(
     kv: input.kv,
     csrf: input.csrf,
     ...(input.link !== undefined ? { link: input.link } : {}),
+    ...(input.back ? { back: true } : {}),
     iat,
     exp: iat + PENDING_TTL_SECONDS,
   });
+}
+
+/** A link visitor's way back: who they are to the app (no consent, no CSRF: the gate checks
+ * the recorded consent each time). */
+export interface ReturnClaims {
+  app: string;
+  sub: string;
+  name: string;
+  kv: number;
+  iat: number;
+  exp: number;
+}
+
+export function signReturn(
+  key: string,
+  input: { app: string; sub: string; name: string; kv: number },
+  nowMs = Date.now(),
+): string {
+  const iat = Math.floor(nowMs / 1000);
+  return sign(key, { ...claimsOf(input), kv: input.kv, ret: true, iat, exp: iat + RETURN_TTL_SECONDS });
+}
+
+export function verifyReturn(
+  token: string | undefined,
+  key: string,
+  expect: { app: string; kv: number },
+  nowMs = Date.now(),
+): Verified<ReturnClaims> {
+  const read = verify(token, key);
+  if (!read.ok) return read;
+  if (read.claims.ret !== true) return { ok: false, reason: 'malformed' };
+  const base = checkBase(read.claims, expect, nowMs);
+  if (base) return { ok: false, reason: base };
+  return { ok: true, claims: read.claims as unknown as ReturnClaims };
 }
 
 export type Refusal = 'malformed' | 'algorithm' | 'signature' | 'expired' | 'other_app' | 'other_version';

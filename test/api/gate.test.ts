@@ -10,7 +10,13 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { createUser, issueToken } from '../../src/domain/auth.js';
 import { gateAppOf } from '../../src/domain/gate.js';
-import { GATE_COOKIE, gateKey, PENDING_COOKIE, verifyGateCookie } from '../../src/gate/cookie.js';
+import {
+  GATE_COOKIE,
+  gateKey,
+  PENDING_COOKIE,
+  RETURN_COOKIE,
+  verifyGateCookie,
+} from '../../src/gate/cookie.js';
 import { DataPaths } from '../../src/lib/paths.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { buildTestApi, testSecrets } from './test-api.js';
@@ -292,6 +298,41 @@ describe('the gate under an app host', () => {
     assert.equal((await visit('/.petri/gate', cookie2)).statusCode, 303);
     assert.match(String((await visit('/.petri/gate', cookie2)).headers.location), /\/gate\/sso\?app=shop/);
     assert.equal((await visit('/.petri/leave', cookie2)).body.includes('no pass'), true);
+  });
+
+  test("a link's visitor comes back after their gate cookie ran out without taking another use, until the link is revoked", async () => {
+    const { pending, csrf, link } = await joined('/cart');
+    const consent = await post('/.petri/consent', { choice: 'continue', csrf }, pending);
+    assert.equal(consent.statusCode, 303, consent.body);
+    const line = setCookies(consent).get(RETURN_COOKIE) ?? '';
+    assert.match(line, /; Path=\/\.petri; Max-Age=2592000; HttpOnly; SameSite=Lax$/);
+    const back = `${RETURN_COOKIE}=${cookieValue(line)}`;
+    const usesLeft = async () =>
+      (
+        await db
+          .selectFrom('audience_links')
+          .select('uses_left')
+          .where('id', '=', link.id)
+          .executeTakeFirstOrThrow()
+      ).uses_left;
+    assert.equal(await usesLeft(), 0);
+    // 12 hours later the gate cookie is gone; the way back is not.
+    const again = await visit('/.petri/gate?next=/orders', back);
+    assert.equal(again.statusCode, 303, again.body);
+    assert.equal(again.headers.location, '/orders');
+    const shop = await app();
+    const key = gateKey(testSecrets().derive('audience gate'), 'cookie', shop.id, shop.audience_key_version);
+    const read = verifyGateCookie(cookieValue(setCookies(again).get(GATE_COOKIE)), key, {
+      app: 'shop',
+      kv: shop.audience_key_version,
+    });
+    assert.ok(read.ok);
+    assert.equal(read.claims.sub, `invite:${link.id}`);
+    // Revoked: the way back ends with every cookie the link gave.
+    assert.equal((await call('DELETE', `/v1/apps/shop/audience/links/${link.id}`)).statusCode, 200);
+    const after = await visit('/.petri/gate?next=/orders', back);
+    assert.equal(after.statusCode, 303);
+    assert.match(String(after.headers.location), /\/gate\/sso\?app=shop/);
   });
 
   test('only app hosts have a gate; a public app has nothing to consent to', async () => {

@@ -32,12 +32,16 @@ import {
   gateKey,
   PENDING_COOKIE,
   PENDING_TTL_SECONDS,
+  RETURN_COOKIE,
+  RETURN_TTL_SECONDS,
   sameToken,
   signGateCookie,
   signPending,
+  signReturn,
   validVisitor,
   verifyGateCookie,
   verifyPending,
+  verifyReturn,
 } from '../../gate/cookie.js';
 import { safeNext } from '../../gate/next.js';
 import { messagePage, noticePage } from '../../gate/pages.js';
@@ -67,6 +71,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
   const keys = (app: GateApp['app']) => ({
     cookie: gateKey(gateSecret(), 'cookie', app.id, app.audience_key_version),
     pending: gateKey(gateSecret(), 'pending', app.id, app.audience_key_version),
+    back: gateKey(gateSecret(), 'return', app.id, app.audience_key_version),
   });
   const expect = (app: GateApp['app']) => ({ app: app.name, kv: app.audience_key_version });
 
@@ -145,9 +150,39 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         const pending = firstValid(cookies(req, PENDING_COOKIE), (t) =>
           verifyPending(t, k.pending, expect(app)),
         );
-        // Not known here: signing in with the organisation's account, on the API host, which
-        // comes back to /.petri/sso with a ticket.
-        if (!pending) return see(reply, ssoUrl(ctx, app.name, next));
+        if (!pending) {
+          // An invite link's visitor whose gate cookie ran out: back in without the link.
+          const back = firstValid(cookies(req, RETURN_COOKIE), (t) => verifyReturn(t, k.back, expect(app)));
+          if (back) {
+            const consent = await consentOf(ctx.db, app.id, back.sub);
+            if (consent && consent.withdrawn_at === null && consent.notice_version === app.notice_version) {
+              await touchVisit(ctx.db, app.id, back.sub);
+              const cookie = signGateCookie(k.cookie, {
+                app: app.name,
+                sub: back.sub,
+                name: back.name,
+                nv: app.notice_version,
+                kv: app.audience_key_version,
+              });
+              setCookie(reply, req, GATE_COOKIE, cookie, '/', GATE_TTL_SECONDS);
+              return see(reply, next);
+            }
+            // A new notice (or they left): they read it again, and no use of the link is taken.
+            const again = signPending(k.pending, {
+              app: app.name,
+              sub: back.sub,
+              name: back.name,
+              kv: app.audience_key_version,
+              csrf: randomBytes(24).toString('base64url'),
+              back: true,
+            });
+            setCookie(reply, req, PENDING_COOKIE, again, '/.petri', PENDING_TTL_SECONDS);
+            return see(reply, `/.petri/gate?next=${encodeURIComponent(next)}`);
+          }
+          // Not known here: signing in with the organisation's account, on the API host, which
+          // comes back to /.petri/sso with a ticket.
+          return see(reply, ssoUrl(ctx, app.name, next));
+        }
         return page(
           reply,
           200,
@@ -296,6 +331,10 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
           kv: app.audience_key_version,
         });
         setCookie(reply, req, GATE_COOKIE, cookie, '/', GATE_TTL_SECONDS);
+        if (pending.link !== undefined || pending.back) {
+          const pass = { app: app.name, sub: pending.sub, name: pending.name, kv: app.audience_key_version };
+          setCookie(reply, req, RETURN_COOKIE, signReturn(k.back, pass), '/.petri', RETURN_TTL_SECONDS);
+        }
         return see(reply, next);
       },
     );
@@ -347,6 +386,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         const claims = verifyGateCookie(token, k.cookie, expect(app));
         if (claims.ok) await withdrawConsent(ctx.db, app.id, claims.claims.sub);
         clearCookie(reply, req, GATE_COOKIE, '/');
+        clearCookie(reply, req, RETURN_COOKIE, '/.petri');
         return page(
           reply,
           200,
