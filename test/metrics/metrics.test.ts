@@ -455,4 +455,52 @@ describe('metrics in the store', () => {
     await collector.runNow();
     assert.match(await collector.text(), /petri_app_mail_sent_total\{app="measured"\} 3/);
   });
+  test('an app answering 5xx to over 20% for 10 minutes is alerted once per episode, with an audit event', async () => {
+    const owner = await createUser(db, 'alert-owner', 'member');
+    const shaky = await createApp(db, owner, 'shaky', LIMITS);
+    const t = Date.parse('2026-12-01T10:00:00Z');
+    let now = t;
+    const tMinute = Math.floor(t / MIN);
+    const rows = [];
+    for (let m = tMinute - 11; m < tMinute; m++) {
+      const c = emptyCounters();
+      for (let i = 0; i < 10; i++) addRequest(c, i < 3 ? 502 : 200, 5, 0);
+      rows.push({ appId: shaky.id, minute: m, counters: c });
+    }
+    await recordMinutes(db, rows);
+    const collector = new MetricsCollector({
+      db,
+      driver: { status: async () => ({ id: 'x', running: true }) },
+      routerAddress: '127.0.0.1',
+      routerPort: 1,
+      domain: 'petri.localhost',
+      apiHost: 'petri.localhost',
+      passMs: 3_600_000,
+      wakeTimeoutMs: 30_000,
+      logger: silent,
+      now: () => now,
+    });
+    const alerts = () => db.selectFrom('app_alerts').selectAll().where('app_id', '=', shaky.id).execute();
+    const events = () =>
+      db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('action', '=', 'app.alert')
+        .where('target', '=', 'shaky')
+        .execute();
+    await collector.runNow();
+    now += MIN;
+    await collector.runNow(); // still over: the same episode, not told again
+    const during = await alerts();
+    assert.equal(during.length, 1);
+    assert.equal(during[0]?.kind, '5xx');
+    assert.equal(during[0]?.ended_at, null);
+    assert.match(during[0]!.message, /more than 20% of its requests answered 5xx for 10 minutes/);
+    assert.equal((await events()).length, 1);
+    now += 12 * MIN; // no more errors: the episode ends
+    await collector.runNow();
+    const after = await alerts();
+    assert.equal(after.length, 1);
+    assert.equal(after[0]?.ended_at, new Date(now).toISOString());
+  });
 });
