@@ -67,7 +67,7 @@ export const AppMetrics = Type.Object({
 export type AppMetrics = Static<typeof AppMetrics>;
 
 export const Incident = Type.Object({
-  kind: Type.String({ description: "'control-plane', 'router' or 'addon-server'" }),
+  kind: Type.String({ description: "'control-plane', 'router', 'host-reboot' or 'addon-server'" }),
   subject: Type.String(),
   startedAt: Type.String(),
   endedAt: Nullable(Type.String()),

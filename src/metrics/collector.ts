@@ -6,6 +6,7 @@
 // counted from the store, the router and the control plane's liveness become incidents, and
 // alert episodes open and close. Nothing scrapes an app; no query runs per app.
 import dgram from 'node:dgram';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -79,6 +80,7 @@ const HEARTBEAT_MS = 10_000;
 /** How often Prometheus label values of destroyed apps are dropped (memory stays bounded). */
 const FORGET_MS = 3_600_000;
 const PORT_KEY = 'request_log_port';
+const BOOT_KEY = 'boot_id';
 
 export class MetricsCollector {
   readonly registry = new Registry();
@@ -252,6 +254,17 @@ export class MetricsCollector {
     const heartbeat = await getMetricState(db, HEARTBEAT_KEY);
     const nowIso = new Date(this.now()).toISOString();
     if (heartbeat !== undefined) await recordIncident(db, 'control-plane', 'restart', heartbeat, nowIso);
+    // A new boot id: the host rebooted meanwhile (the router and every app were down too).
+    const bootId = await readFile('/proc/sys/kernel/random/boot_id', 'utf8').then(
+      (text) => text.trim(),
+      () => undefined,
+    );
+    const lastBoot = await getMetricState(db, BOOT_KEY);
+    if (bootId !== undefined && bootId !== lastBoot) {
+      if (lastBoot !== undefined && heartbeat !== undefined)
+        await recordIncident(db, 'host-reboot', 'host rebooted', heartbeat, nowIso);
+      await setMetricState(db, BOOT_KEY, bootId);
+    }
     if ((await getMetricState(db, 'since')) === undefined) await setMetricState(db, 'since', nowIso);
     await setMetricState(db, HEARTBEAT_KEY, nowIso);
     this.requestLog = { address: '127.0.0.1', port };

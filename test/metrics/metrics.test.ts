@@ -25,6 +25,7 @@ import {
   pruneMetrics,
   recordMinutes,
   requestsSince,
+  setMetricState,
 } from '../../src/domain/metrics.js';
 import { freePort } from '../../src/lib/ports.js';
 import { MetricsCollector } from '../../src/metrics/collector.js';
@@ -502,5 +503,29 @@ describe('metrics in the store', () => {
     const after = await alerts();
     assert.equal(after.length, 1);
     assert.equal(after[0]?.ended_at, new Date(now).toISOString());
+  });
+  test('a start on another boot of the host records a host reboot from the last heartbeat', async () => {
+    const now = Date.parse('2027-01-01T00:00:00Z');
+    await setMetricState(db, 'heartbeat', new Date(now - 300_000).toISOString());
+    await setMetricState(db, 'boot_id', 'a-boot-before-this-one');
+    const collector = new MetricsCollector({
+      db,
+      driver: { status: async () => ({ id: 'x', running: true }) },
+      routerAddress: '127.0.0.1',
+      routerPort: 1,
+      domain: 'petri.localhost',
+      apiHost: 'petri.localhost',
+      passMs: 3_600_000,
+      wakeTimeoutMs: 30_000,
+      logger: silent,
+      now: () => now,
+    });
+    await collector.listen();
+    await collector.stop();
+    const reboot = (await incidentsSince(db, new Date(now - 600_000).toISOString())).find(
+      (i) => i.kind === 'host-reboot',
+    );
+    assert.equal(reboot?.startedAt, new Date(now - 300_000).toISOString());
+    assert.equal(reboot?.endedAt, new Date(now).toISOString());
   });
 });

@@ -15,8 +15,9 @@ import type { Api, ApiContext } from '../context.js';
 
 export const PROMISE = 'One 9: Petri aims for 90% availability and makes no stronger promise.';
 const DAY_MS = 86_400_000;
-/** What makes the platform unavailable: the control plane (its API) or the router down. */
-const PLATFORM_KINDS = new Set(['control-plane', 'router']);
+/** What makes the platform unavailable: the control plane (its API) or the router down, or
+ * the host rebooting. */
+const PLATFORM_KINDS = new Set(['control-plane', 'router', 'host-reboot']);
 
 export function statusRoutes(api: Api, ctx: ApiContext): void {
   api.get(
