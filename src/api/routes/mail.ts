@@ -17,7 +17,7 @@ import {
   MailReportQuery,
   MailRotated,
 } from '../../contract/index.js';
-import { actorOf } from '../../domain/apps.js';
+import { actorOf, findAppByName } from '../../domain/apps.js';
 import {
   findMailMessage,
   type MailReportRow,
@@ -120,7 +120,9 @@ export function mailRoutes(api: Api, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const app = targetApp(req);
+      // platform.admin names no app for the access hook: it is found here.
+      const app = await findAppByName(db, req.params.name);
+      if (!app) throw new UserError('not_found', `app '${req.params.name}' not found`);
       const { resume, ...limits } = req.body;
       if (Object.keys(limits).length > 0) await setMailLimits(db, actorOf(req.user, req.ip), app, limits);
       if (resume) await resumeMail(db, actorOf(req.user, req.ip), app);
