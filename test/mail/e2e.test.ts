@@ -150,6 +150,33 @@ describe('mail from sandboxed apps', () => {
     assert.match(again.body, /550 5\.7\.1 bob@example\.org unsubscribed/);
   });
 
+  test('the read commands, for people and with --json; an admin sets limits', async () => {
+    const status = await ok(['mail', '--app', 'mailer']);
+    assert.match(status.stdout, /mailer sends as mailer@petri\.localhost/);
+    assert.match(status.stdout, /^hour\s+\d+/m);
+    assert.match(status.stdout, /Raw SMTP from a sandbox/);
+    const id = JSON.parse((await ok(['mail', '--app', 'mailer', '--json'])).stdout).last.find(
+      (m: { subject: string }) => m.subject === 'HTTP API from a sandbox',
+    ).id;
+    const show = await ok(['mail', 'show', id, '--app', 'mailer']);
+    assert.match(show.stdout, /carol@example\.org\s+sent/);
+    assert.equal(JSON.parse((await ok(['mail', 'show', id, '--app', 'mailer', '--json'])).stdout).raw, null);
+    const dns = await ok(['mail', 'dns']);
+    assert.match(dns.stdout, /^petri\._domainkey\.petri\.localhost\. IN TXT "v=DKIM1; k=rsa; p=/m);
+    assert.equal(JSON.parse((await ok(['mail', 'dns', '--json'])).stdout).records.length, 3);
+    const csv = await ok(['mail', 'report', '--csv']);
+    assert.match(csv.stdout, /^app,sent,queued,deferred,bounced,refused,captured\nmailer,\d+,/);
+    assert.equal(JSON.parse((await ok(['mail', 'report', '--json'])).stdout)[0].app, 'mailer');
+    const limits = JSON.parse((await ok(['mail', 'limits', 'mailer', '--per-hour', '100', '--json'])).stdout);
+    assert.equal(limits.perHour, 100);
+    const bad = await petri.cli(['mail', 'limits', 'mailer', '--per-hour', 'lots']);
+    assert.notEqual(bad.code, 0);
+    assert.match(
+      bad.stderr,
+      /--per-hour must be a whole number from 1 to 10000000, or 'default', got 'lots'/,
+    );
+  });
+
   test('petri mail rotate: the old password stops working', async () => {
     await ok(['mail', 'rotate', '--app', 'mailer']);
     // The running instance still has the old SMTP_URL.
