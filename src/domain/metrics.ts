@@ -222,16 +222,20 @@ export async function appIdsByName(db: Store, names: readonly string[]): Promise
   return map;
 }
 
-export interface AwakeInstance {
+export interface MetricsInstance {
   appId: number;
   app: string;
   instanceId: string;
+  state: string;
+  /** Crashes in a row (the supervisor's count: back to 1 after a stable run). */
   restarts: number;
+  /** Why it last ended, as the supervisor wrote it ('killed: memory limit ...'). */
+  exitReason: string | null;
   healthPath: string | null;
 }
 
-/** Every running instance with its app and the health path of its release (one query). */
-export async function awakeInstances(db: Store): Promise<AwakeInstance[]> {
+/** Every instance with its app, state, restarts and its release's health path (one query). */
+export async function instancesForMetrics(db: Store): Promise<MetricsInstance[]> {
   const rows = await db
     .selectFrom('instances')
     .innerJoin('apps', 'apps.id', 'instances.app_id')
@@ -240,17 +244,20 @@ export async function awakeInstances(db: Store): Promise<AwakeInstance[]> {
       'apps.id as appId',
       'apps.name as app',
       'instances.id as instanceId',
+      'instances.state as state',
       'instances.restarts as restarts',
+      'instances.exit_reason as exitReason',
       'releases.health_path as healthPath',
       'instances.type as type',
     ])
-    .where('instances.state', '=', 'up')
     .execute();
   return rows.map((r) => ({
     appId: r.appId,
     app: r.app,
     instanceId: r.instanceId,
+    state: r.state,
     restarts: r.restarts,
+    exitReason: r.exitReason,
     // Only the web process answers HTTP; a worker's health path means nothing to the router.
     healthPath: r.type === 'web' ? r.healthPath : null,
   }));

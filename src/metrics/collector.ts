@@ -17,14 +17,15 @@ import {
   appIdsByName,
   appsByState,
   appsOver5xx,
-  awakeInstances,
   type Counters,
   closeIncident,
   egressTotals,
   emptyCounters,
   endAlert,
   getMetricState,
+  instancesForMetrics,
   LATENCY_BOUNDS_MS,
+  type MetricsInstance,
   type MinuteRow,
   mailSentBetween,
   openAlerts,
@@ -384,8 +385,10 @@ export class MetricsCollector {
     await setMetricState(db, HEARTBEAT_KEY, nowIso);
     await this.checkRouter(nowIso);
     await this.checkAddonServers(now, nowIso);
-    const instances = await awakeInstances(db);
-    await Promise.all([this.probe(instances), this.readResources(instances)]);
+    const instances = await instancesForMetrics(db);
+    const up = instances.filter((i) => i.state === 'up');
+    await Promise.all([this.probe(up), this.readResources(up)]);
+    this.countRestarts(instances);
     await this.countWakes(now);
     await this.countMail(nowIso);
     await this.flush(unixMinute(now));
@@ -537,15 +540,34 @@ export class MetricsCollector {
     this.mailCountedTo = nowIso;
   }
 
-  /** Memory and CPU of every running instance from its cgroup; restarts from the store. */
-  private async readResources(
-    instances: readonly { app: string; appId: number; instanceId: string; restarts: number }[],
-  ): Promise<void> {
+  /** Crashes from the store: an instance's restart count went up since the last pass (or
+   * back to 1, the supervisor's count after a stable run). Its exit reason tells a kill by
+   * the memory limit. */
+  private countRestarts(instances: readonly MetricsInstance[]): void {
+    const next = new Map<string, number>();
+    const minute = unixMinute(this.now());
+    for (const i of instances) {
+      next.set(i.instanceId, i.restarts);
+      const before = this.lastRestarts.get(i.instanceId);
+      if (before === undefined || i.restarts === before || i.restarts === 0) continue;
+      const n = i.restarts > before ? i.restarts - before : i.restarts;
+      this.bucket(i.app).restarts += n;
+      this.appRestarts.inc({ app: i.app }, n);
+      pushWindow(this.restartLog, i.appId, minute, n);
+      if (i.exitReason?.startsWith('killed: memory limit')) {
+        this.bucket(i.app).oom_kills += n;
+        pushWindow(this.oomLog, i.appId, minute, n);
+      }
+    }
+    // Only instances that exist now are remembered: the map stays as large as what runs.
+    this.lastRestarts = next;
+  }
+
+  /** Memory and CPU of every running instance from its cgroup. */
+  private async readResources(instances: readonly MetricsInstance[]): Promise<void> {
     const memory = new Map<string, number>();
     const cpu = new Map<string, number>();
     const nextCpu = new Map<string, number>();
-    const nextRestarts = new Map<string, number>();
-    const minute = unixMinute(this.now());
     for (const i of instances) {
       const status = await this.opts.driver.status(i.instanceId).catch(() => undefined);
       if (status?.memoryBytes !== undefined) memory.set(i.app, (memory.get(i.app) ?? 0) + status.memoryBytes);
@@ -555,22 +577,8 @@ export class MetricsCollector {
         if (before !== undefined && status.cpuSeconds >= before)
           cpu.set(i.app, (cpu.get(i.app) ?? 0) + status.cpuSeconds - before);
       }
-      nextRestarts.set(i.instanceId, i.restarts);
-      const restartsBefore = this.lastRestarts.get(i.instanceId);
-      if (restartsBefore !== undefined && i.restarts > restartsBefore) {
-        const n = i.restarts - restartsBefore;
-        this.bucket(i.app).restarts += n;
-        this.appRestarts.inc({ app: i.app }, n);
-        pushWindow(this.restartLog, i.appId, minute, n);
-        if (status?.oomKilled || status?.limitHit === 'memory') {
-          this.bucket(i.app).oom_kills += n;
-          pushWindow(this.oomLog, i.appId, minute, n);
-        }
-      }
     }
-    // Only instances that run now are remembered: the maps stay as large as what runs.
     this.lastCpu = nextCpu;
-    this.lastRestarts = nextRestarts;
     for (const [app, bytes] of memory) {
       const c = this.bucket(app);
       c.memory_max = Math.max(c.memory_max, bytes);

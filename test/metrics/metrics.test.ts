@@ -528,4 +528,80 @@ describe('metrics in the store', () => {
     assert.equal(reboot?.startedAt, new Date(now - 300_000).toISOString());
     assert.equal(reboot?.endedAt, new Date(now).toISOString());
   });
+  test('restarts are counted from the store, a crash loop and repeated memory kills are alerts', async () => {
+    const owner = await createUser(db, 'crash-owner', 'member');
+    const crashy = await createApp(db, owner, 'crashy', LIMITS);
+    const t = Date.parse('2027-02-01T10:00:00Z');
+    let now = t;
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const release = await db
+      .insertInto('releases')
+      .values({
+        app_id: crashy.id,
+        version: 1,
+        deploy_id: null,
+        slug_dir: '/nonexistent',
+        process_types: '{}',
+        runtime_env: '{}',
+        description: 'test',
+        created_by: owner.id,
+        created_at: iso(t),
+        error: null,
+        release_command: null,
+        health_path: null,
+        phase_instance: null,
+        phase_started_at: null,
+        node_version: null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await db
+      .insertInto('instances')
+      .values({
+        id: 'crashy-web-1',
+        app_id: crashy.id,
+        release_id: release.id,
+        type: 'web',
+        idx: 1,
+        port: null,
+        state: 'crashed',
+        started_at: iso(t),
+        ready_at: null,
+        restarts: 1,
+        exit_code: 137,
+        exit_reason: 'killed: memory limit 512 MiB',
+        next_start_at: null,
+        stop_deadline: null,
+        signalled_at: null,
+      })
+      .execute();
+    const collector = new MetricsCollector({
+      db,
+      driver: { status: async () => ({ id: 'x', running: true }) },
+      routerAddress: '127.0.0.1',
+      routerPort: 1,
+      domain: 'petri.localhost',
+      apiHost: 'petri.localhost',
+      passMs: 3_600_000,
+      wakeTimeoutMs: 30_000,
+      logger: silent,
+      now: () => now,
+    });
+    await collector.runNow(); // the count as it was: no crash seen yet
+    for (const restarts of [2, 3, 4]) {
+      await db.updateTable('instances').set({ restarts }).where('id', '=', 'crashy-web-1').execute();
+      now += 30_000;
+      await collector.runNow();
+    }
+    now += MIN;
+    await collector.runNow();
+    const [hour] = await appSeries(db, crashy.id, t, 'hour');
+    assert.equal(hour?.counters.restarts, 3);
+    assert.equal(hour?.counters.oom_kills, 3);
+    const kinds = (await db.selectFrom('app_alerts').select('kind').where('app_id', '=', crashy.id).execute())
+      .map((r) => r.kind)
+      .sort();
+    assert.deepEqual(kinds, ['crash-loop', 'memory']);
+    assert.match(await collector.text(), /petri_app_restarts_total\{app="crashy"\} 3/);
+  });
 });
