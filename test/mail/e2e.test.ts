@@ -114,6 +114,39 @@ describe('mail from sandboxed apps', () => {
     });
   });
 
+  test('a Flask app sends with smtplib from its sandbox', async () => {
+    const flask = writeApp({
+      'requirements.txt': 'flask\n',
+      'app.py': `import os, smtplib, urllib.parse
+from email.message import EmailMessage
+from flask import Flask
+app = Flask(__name__)
+
+@app.route("/send")
+def send():
+    u = urllib.parse.urlparse(os.environ["SMTP_URL"])
+    m = EmailMessage(); m["From"] = os.environ["MAIL_FROM"]; m["To"] = "erin@example.org"; m["Subject"] = "Flask from a sandbox"
+    m.set_content("hello from flask")
+    with smtplib.SMTP(u.hostname, u.port, timeout=20) as s:
+        s.login(urllib.parse.unquote(u.username), urllib.parse.unquote(u.password))
+        s.send_message(m)
+    return "sent\\n"
+`,
+    });
+    try {
+      await ok(['apps', 'create', 'flaskmail']);
+      await ok(['deploy', flask, '--app', 'flaskmail']);
+      assert.equal((await petri.app('flaskmail', '/send')).body, 'sent\n');
+      const got = await until(() => smarthost.messages().find((m) => m.includes('Flask from a sandbox')), {
+        timeout: 20_000,
+        message: "Flask's message at the smarthost",
+      });
+      assert.match(got, /^From: flaskmail@petri\.localhost/m);
+    } finally {
+      rmSync(flask, { recursive: true, force: true });
+    }
+  });
+
   test("Python's smtplib in a one-off of the app's sandbox", async () => {
     const run = await ok(['run', '--app', 'mailer', '--no-tty', '--', 'python3', '-c', PYTHON]);
     assert.match(run.stdout, /sent/);
@@ -165,8 +198,10 @@ describe('mail from sandboxed apps', () => {
     assert.match(dns.stdout, /^petri\._domainkey\.petri\.localhost\. IN TXT "v=DKIM1; k=rsa; p=/m);
     assert.equal(JSON.parse((await ok(['mail', 'dns', '--json'])).stdout).records.length, 3);
     const csv = await ok(['mail', 'report', '--csv']);
-    assert.match(csv.stdout, /^app,sent,queued,deferred,bounced,refused,captured\nmailer,\d+,/);
-    assert.equal(JSON.parse((await ok(['mail', 'report', '--json'])).stdout)[0].app, 'mailer');
+    assert.match(csv.stdout, /^app,sent,queued,deferred,bounced,refused,captured\n/);
+    assert.match(csv.stdout, /^mailer,\d+,/m);
+    const report = JSON.parse((await ok(['mail', 'report', '--json'])).stdout) as { app: string }[];
+    assert.ok(report.some((r) => r.app === 'mailer'));
     const limits = JSON.parse((await ok(['mail', 'limits', 'mailer', '--per-hour', '100', '--json'])).stdout);
     assert.equal(limits.perHour, 100);
     const bad = await petri.cli(['mail', 'limits', 'mailer', '--per-hour', 'lots']);
