@@ -103,6 +103,9 @@ export function cleanName(name: string): string {
     // Controls (C0, DEL, C1), line and paragraph separators, and the invisible format
     // characters (bidi overrides, zero-width joiners): HAProxy copies the name into a header.
     .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Co}\p{Cn}]/gu, ' ')
+    // Quotes and backslashes: JSON escapes them, and HAProxy's json_query leaves \" and \\
+    // escaped, so the app would read a name that is not the one shown at the gate.
+    .replace(/["\\]/g, '')
     .replace(/\s+/g, ' ')
     .trim();
   return [...cleaned].slice(0, NAME_MAX).join('');
@@ -237,12 +240,10 @@ function checkBase(
 }
 
 function sign(key: string, claims: object): string {
-  // Non-ASCII as \u escapes: the payload is ASCII JSON whatever the visitor's name.
-  const json = JSON.stringify(claims).replace(
-    /[\u007f-\uffff]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-  const body = `${HEADER}.${b64(json)}`;
+  // Plain UTF-8 JSON: the router reads the claims with HAProxy 2.6's json_query, which copies
+  // UTF-8 as is but turns a \u escape above \u00ff into nothing (cleanName keeps out the
+  // characters JSON would have to escape).
+  const body = `${HEADER}.${b64(JSON.stringify(claims))}`;
   return `${body}.${mac(key, body)}`;
 }
 
