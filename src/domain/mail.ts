@@ -318,44 +318,54 @@ export async function takeDueDeliveries(
   });
 }
 
-/** A delivery's outcome: sent, deferred (a 4xx or no answer: tried again at `retryAt`) or
- * bounced (a 5xx, or retries given up). The message's status follows its recipients'. */
-export async function settleDelivery(
-  db: Store,
-  d: { messageId: string; recipient: string },
-  outcome: { status: 'sent' | 'deferred' | 'bounced'; error?: string; retryAt?: string },
-): Promise<void> {
+export interface DeliveryOutcome {
+  messageId: string;
+  recipient: string;
+  status: 'sent' | 'deferred' | 'bounced';
+  error?: string;
+  retryAt?: string;
+}
+
+/** Deliveries' outcomes: sent, deferred (a 4xx or no answer: tried again at `retryAt`) or
+ * bounced (a 5xx, or retries given up). A message's status follows its recipients'. One
+ * transaction for a batch: one fsync for the lot, not one per message. */
+export async function settleDeliveries(db: Store, outcomes: DeliveryOutcome[]): Promise<void> {
+  if (outcomes.length === 0) return;
   await db.transaction().execute(async (tx) => {
     const at = now();
-    await tx
-      .updateTable('mail_deliveries')
-      .set((eb) => ({
-        status: outcome.status,
-        attempts: eb('attempts', '+', 1),
-        last_error: outcome.error?.slice(0, 300) ?? null,
-        next_attempt_at: outcome.retryAt ?? at,
-        done_at: outcome.status === 'deferred' ? null : at,
-      }))
-      .where('message_id', '=', d.messageId)
-      .where('recipient', '=', d.recipient)
-      .execute();
-    const left = await tx
-      .selectFrom('mail_deliveries')
-      .select(['status'])
-      .where('message_id', '=', d.messageId)
-      .execute();
-    if (left.some((l) => l.status !== 'sent' && l.status !== 'bounced')) return;
-    const bounced = left.some((l) => l.status === 'bounced');
-    // Every recipient has it (or never will): the body goes, only the log stays.
-    await tx
-      .updateTable('mail_messages')
-      .set({
-        status: bounced ? 'bounced' : 'sent',
-        raw: null,
-        reason: bounced ? (outcome.error ?? null) : null,
-      })
-      .where('id', '=', d.messageId)
-      .execute();
+    for (const o of outcomes) {
+      await tx
+        .updateTable('mail_deliveries')
+        .set((eb) => ({
+          status: o.status,
+          attempts: eb('attempts', '+', 1),
+          last_error: o.error?.slice(0, 300) ?? null,
+          next_attempt_at: o.retryAt ?? at,
+          done_at: o.status === 'deferred' ? null : at,
+        }))
+        .where('message_id', '=', o.messageId)
+        .where('recipient', '=', o.recipient)
+        .execute();
+    }
+    for (const id of new Set(outcomes.map((o) => o.messageId))) {
+      const left = await tx
+        .selectFrom('mail_deliveries')
+        .select(['status'])
+        .where('message_id', '=', id)
+        .execute();
+      if (left.some((l) => l.status !== 'sent' && l.status !== 'bounced')) continue;
+      const bounce = outcomes.find((o) => o.messageId === id && o.status === 'bounced');
+      // Every recipient has it (or never will): the body goes, only the log stays.
+      await tx
+        .updateTable('mail_messages')
+        .set((eb) => ({
+          status: left.some((l) => l.status === 'bounced') ? 'bounced' : 'sent',
+          raw: null,
+          reason: bounce ? (bounce.error?.slice(0, 300) ?? 'bounced') : eb.ref('reason'),
+        }))
+        .where('id', '=', id)
+        .execute();
+    }
   });
 }
 

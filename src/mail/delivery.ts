@@ -5,7 +5,13 @@
 // in the queue: delivered once, or again after a crash mid-delivery, never lost.
 import { createTransport } from 'nodemailer';
 import type { Logger } from 'pino';
-import { type DueDelivery, requeueInterrupted, settleDelivery, takeDueDeliveries } from '../domain/mail.js';
+import {
+  type DeliveryOutcome,
+  type DueDelivery,
+  requeueInterrupted,
+  settleDeliveries,
+  takeDueDeliveries,
+} from '../domain/mail.js';
 import { unsubscribeUrl } from '../domain/mail-credentials.js';
 import type { DkimKey } from '../domain/mail-dkim.js';
 import type { Store } from '../store/db.js';
@@ -101,39 +107,38 @@ export class MailDelivery {
       if (due.length === 0) return;
       // Each worker takes the next; a slow recipient holds one worker, not the batch.
       let next = 0;
+      const outcomes: DeliveryOutcome[] = [];
       await Promise.all(
         Array.from({ length: batch }, async () => {
-          while (next < due.length) await this.deliver(due[next++]!);
+          while (next < due.length) outcomes.push(await this.deliver(due[next++]!));
         }),
       );
+      await settleDeliveries(this.o.db, outcomes);
       if (this.stopped) return;
     }
   }
 
-  private async deliver(d: DueDelivery): Promise<void> {
+  /** One copy to one recipient; the outcome is stored with the rest of the batch's. */
+  private async deliver(d: DueDelivery): Promise<DeliveryOutcome> {
     const url = unsubscribeUrl(this.o.publicBase, this.o.unsubscribeKey, d.appId, d.recipient);
     const raw = Buffer.concat([Buffer.from(recipientHeaders(url), 'latin1'), d.raw]);
+    const key = { messageId: d.messageId, recipient: d.recipient };
     try {
       await this.transport.sendMail({
         envelope: { from: `${d.appName}@${this.o.domain}`, to: [d.recipient] },
         raw,
       });
-      await settleDelivery(this.o.db, d, { status: 'sent' });
+      return { ...key, status: 'sent' };
     } catch (err) {
       const e = err as Error & { responseCode?: number; response?: string };
       const error = e.response ?? e.message;
       const age = Date.now() - Date.parse(d.createdAt);
       if ((e.responseCode ?? 0) >= 500 || age > (this.o.maxAgeMs ?? 3 * 24 * 3_600_000)) {
-        await settleDelivery(this.o.db, d, { status: 'bounced', error });
         this.o.logger.warn({ message: d.messageId, error }, 'mail bounced');
-        return;
+        return { ...key, status: 'bounced', error };
       }
       const wait = Math.min(3_600_000, (this.o.retryBaseMs ?? 60_000) * 2 ** d.attempts);
-      await settleDelivery(this.o.db, d, {
-        status: 'deferred',
-        error,
-        retryAt: new Date(Date.now() + wait).toISOString(),
-      });
+      return { ...key, status: 'deferred', error, retryAt: new Date(Date.now() + wait).toISOString() };
     }
   }
 }
