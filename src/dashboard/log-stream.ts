@@ -29,6 +29,8 @@ export interface FollowOptions {
   onState: (state: StreamState) => void;
   /** Whether an error is final (access refused, app gone): no reconnection then. */
   isFinal?: (err: unknown) => boolean;
+  /** How an error reads to people (the error's message by default). */
+  explain?: (err: unknown) => string;
   delays?: number[];
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
@@ -72,7 +74,7 @@ async function run(source: LogSource, options: FollowOptions, signal: AbortSigna
       }
     } catch (err) {
       if (signal.aborted) return;
-      reason = err instanceof Error ? err.message : String(err);
+      reason = options.explain ? options.explain(err) : err instanceof Error ? err.message : String(err);
       if (options.isFinal?.(err)) {
         options.onState({ kind: 'failed', reason });
         return;

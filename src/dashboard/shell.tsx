@@ -15,7 +15,7 @@ export function Shell() {
   const session = useQuery({ queryKey: ['session'], queryFn: () => client.session(), staleTime: 60_000 });
   const pathname = usePathname();
   if (session.isPending) return <p className="loading">Loading…</p>;
-  if (session.isError)
+  if (session.isError && !session.data)
     return (
       <main className="page">
         <p role="alert" className="error">

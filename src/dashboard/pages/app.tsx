@@ -31,7 +31,9 @@ export function AppPage({ name, tab }: { name: string; tab: AppTab }) {
     refetchInterval: 5_000,
   });
   if (app.isPending) return <p className="loading">Loading {name}…</p>;
-  if (app.isError) {
+  // A failed refresh keeps the page as last read (a live log keeps its lines and reconnects);
+  // only an app never read, or one that is gone, replaces it.
+  if (app.isError && (!app.data || isNotFound(app.error))) {
     if (isNotFound(app.error))
       return (
         <>
@@ -50,6 +52,11 @@ export function AppPage({ name, tab }: { name: string; tab: AppTab }) {
   }
   return (
     <>
+      {app.isError && (
+        <p className="stale" role="status">
+          Lost contact with Petri ({errorText(app.error)}); showing {name} as last read, trying again.
+        </p>
+      )}
       <div className="heading">
         <h1>{name}</h1>
         <Status status={app.data.experiment.expiredAt ? 'expired' : app.data.status} />

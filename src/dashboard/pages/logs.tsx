@@ -4,7 +4,7 @@
 import { useEffect, useId, useRef, useState } from 'react';
 import { ApiError } from '../../client/errors.js';
 import type { App, LogLine } from '../../client/types.js';
-import { client, signIn } from '../api.js';
+import { client, errorText, signIn } from '../api.js';
 import { followLogs, type StreamState } from '../log-stream.js';
 
 const MAX_LINES = 2_000;
@@ -28,6 +28,7 @@ export function LogsTab({ app }: { app: App }) {
         source: applied || undefined,
         onLines: (more) => setLines((old) => [...old, ...more].slice(-MAX_LINES)),
         onState: setState,
+        explain: errorText,
         isFinal: (err) => {
           if (err instanceof ApiError && err.status === 401) signIn();
           return err instanceof ApiError && err.status < 500;
