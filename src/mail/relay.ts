@@ -57,6 +57,8 @@ class RelayError extends Error {
   constructor(
     readonly responseCode: number,
     message: string,
+    /** The limit of a refusal (per-hour, recipients, size ...); none for a failed login. */
+    readonly limit?: string,
   ) {
     super(message);
   }
@@ -65,7 +67,7 @@ class RelayError extends Error {
 /** smtp-server's reply for a refusal: the code and the enhanced status with the text. */
 function smtpError(r: MailRefusal): RelayError {
   const enhanced = r.code >= 500 ? (r.limit === 'size' ? '5.3.4' : '5.7.1') : '4.7.0';
-  return new RelayError(r.code, `${enhanced} ${r.message}`);
+  return new RelayError(r.code, `${enhanced} ${r.message}`, r.limit);
 }
 
 export class MailRelay {
@@ -266,7 +268,12 @@ export class MailRelay {
   }
 
   /** Checks, completes and queues a message; answers its id, or throws the refusal's reply. */
-  async accept(app: App, recipients: string[], raw: Buffer): Promise<string> {
+  async accept(given: App, recipients: string[], raw: Buffer): Promise<string> {
+    // The row as it is now: a connection may outlive a change of audience or an archive.
+    const app = await appForMail(this.o.db, given.name);
+    if (!app || app.id !== given.id || app.stage === 'archived') {
+      throw new RelayError(554, '5.7.1 this app no longer sends mail');
+    }
     const limits = await mailLimitsOf(this.o.db, this.o.config, app.id);
     const id = randomUUID();
     const fail = async (refusal: MailRefusal, subject = '') => {
@@ -344,7 +351,8 @@ export class MailRelay {
       } catch (err) {
         if (!(err instanceof RelayError)) throw err;
         const message = err.message.replace(/^\d\.\d\.\d /, '');
-        if (err.responseCode < 500) return error(429, 'rate_limited', message);
+        // Only the rates and the pause pass with time; too many recipients never does.
+        if (err.responseCode < 500 && err.limit !== 'recipients') return error(429, 'rate_limited', message);
         return error(err.responseCode === 552 ? 413 : 422, 'refused', message);
       }
     } catch (err) {
