@@ -578,6 +578,19 @@ export async function openAlerts(db: Store): Promise<Map<number, Set<string>>> {
   return map;
 }
 
+/** The messages of the app's alert episodes still open, oldest first: the Petri-Warning of
+ * every answer about the app carries them until the condition ends. */
+export async function openAlertMessages(db: Store, appId: number): Promise<string[]> {
+  const rows = await db
+    .selectFrom('app_alerts')
+    .select(['message'])
+    .where('app_id', '=', appId)
+    .where('ended_at', 'is', null)
+    .orderBy('started_at')
+    .execute();
+  return rows.map((r) => r.message);
+}
+
 /** Starts an alert episode: its row and its audit event (app.alert, to the app's team) in
  * one transaction. */
 export async function startAlert(

@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { createApp } from '../../src/domain/apps.js';
 import { createUser, issueToken } from '../../src/domain/auth.js';
 import { DAY_MS } from '../../src/domain/lifecycle.js';
+import { endAlert, startAlert } from '../../src/domain/metrics.js';
 import { DataPaths } from '../../src/lib/paths.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import type { App, User } from '../../src/store/schema.js';
@@ -134,6 +135,31 @@ describe('renewing experiments, and the warnings of their expiry', () => {
     // The renewal's own answer is about the renewed app: no warning.
     const renewed = await renew('ana', 'soon');
     assert.equal(renewed.headers['petri-warning'], undefined);
+  });
+
+  test('an open alert (crash loop, 5xx, memory) rides every answer about the app until it ends', async () => {
+    await set('kept', { expires_at: inDays(60) });
+    const kept = await row('kept');
+    await startAlert(
+      db,
+      kept.id,
+      'crash-loop',
+      "its processes restarted 3 times in 10 minutes: look at 'petri logs' and 'petri ps'",
+      new Date().toISOString(),
+    );
+    const info = await call('ana', 'GET', '/v1/apps/kept');
+    assert.equal(
+      info.headers['petri-warning'],
+      "'kept' its processes restarted 3 times in 10 minutes: look at 'petri logs' and 'petri ps'",
+    );
+    // Beside an expiry warning: one header line each.
+    await set('kept', { expires_at: inDays(2) });
+    const both = (await call('ana', 'GET', '/v1/apps/kept/ps')).headers['petri-warning'];
+    assert.ok(Array.isArray(both) && both.length === 2, String(both));
+    assert.match(both[0]!, /expires in 48 hours/);
+    await endAlert(db, kept.id, 'crash-loop', new Date().toISOString());
+    await set('kept', { expires_at: inDays(60) });
+    assert.equal((await call('ana', 'GET', '/v1/apps/kept')).headers['petri-warning'], undefined);
   });
 
   test('an expired app says so, refuses to start processes, and a renewal brings it back', async () => {

@@ -1,8 +1,10 @@
 // An experiment's lifecycle in the API: POST /v1/apps/:name/renew, the Petri-Warning header
-// on every answer about an app that expires soon, has expired or was archived, and the
+// on every answer about an app that expires soon, has expired or was archived, or has an
+// alert open (issue 18: crash loop, 5xx, memory), and the
 // refusals of what cannot be done to an expired or archived app.
 import { AppNameParams, errorResponses, Renewal, RenewBody, WARNING_HEADER } from '../../contract/index.js';
 import { expiryWarning, formatPeriod, lifeState, readableTime, renewApp } from '../../domain/lifecycle.js';
+import { openAlertMessages } from '../../domain/metrics.js';
 import { forgetRepo } from '../../git/repo.js';
 import { secureAppDir } from '../../lib/data-dir-modes.js';
 import { UserError } from '../../lib/errors.js';
@@ -97,8 +99,10 @@ export function registerLifecycleHooks(api: Api, ctx: ApiContext): void {
   api.addHook('onSend', async (req, reply, payload) => {
     const app = req.target?.app;
     if (app) {
-      const warning = expiryWarning(app, ctx.config.lifecycle);
-      if (warning) reply.header(WARNING_HEADER, warning);
+      // The expiry first, then the alerts the metrics opened (a crash loop, 5xx, memory).
+      const alerts = (await openAlertMessages(ctx.db, app.id)).map((m) => `'${app.name}' ${m}`);
+      const warnings = [expiryWarning(app, ctx.config.lifecycle), ...alerts].filter((w) => w !== undefined);
+      if (warnings.length > 0) reply.header(WARNING_HEADER, warnings.length === 1 ? warnings[0] : warnings);
     }
     return payload;
   });
