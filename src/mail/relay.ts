@@ -24,6 +24,7 @@ import {
 } from '../domain/mail.js';
 import { mailApiToken, mailPassword, sameSecret } from '../domain/mail-credentials.js';
 import type { MailConfig } from '../lib/config.js';
+import { UserError } from '../lib/errors.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
@@ -136,13 +137,22 @@ export class MailRelay {
       },
     });
     this.smtp.on('error', (err) => this.o.logger.warn({ err }, 'mail relay: SMTP error'));
+    const taken = (port: number, key: string) => (err: NodeJS.ErrnoException) =>
+      err.code === 'EADDRINUSE'
+        ? new UserError(
+            'conflict',
+            `the mail relay's port ${this.o.host}:${port} is already in use: free it, or set "mail": {"${key}": ...} in the config file`,
+          )
+        : err;
     await new Promise<void>((resolve, reject) => {
       this.smtp!.listen(this.o.smtpPort, this.o.host, resolve);
-      (this.smtp as unknown as { server: Server }).server.once('error', reject);
+      (this.smtp as unknown as { server: Server }).server.once('error', (err) =>
+        reject(taken(this.o.smtpPort, 'smtpPort')(err)),
+      );
     });
     this.http = createServer((req, res) => void this.serveHttp(req, res));
     await new Promise<void>((resolve, reject) => {
-      this.http!.once('error', reject);
+      this.http!.once('error', (err) => reject(taken(this.o.httpPort, 'httpPort')(err)));
       this.http!.listen(this.o.httpPort, this.o.host, resolve);
     });
   }
