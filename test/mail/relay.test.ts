@@ -183,9 +183,16 @@ with smtplib.SMTP(u.hostname, u.port) as s:
     });
     assert.equal(injected.status, 400);
     assert.match(((await injected.json()) as { error: { message: string } }).error.message, /one line/);
-    const many = await send({ to: Array.from({ length: 11 }, (_, i) => `p${i}@example.org`), subject: 'x', text: 'x' });
+    const many = await send({
+      to: Array.from({ length: 11 }, (_, i) => `p${i}@example.org`),
+      subject: 'x',
+      text: 'x',
+    });
     assert.equal(many.status, 422);
-    assert.match(((await many.json()) as { error: { message: string } }).error.message, /recipients limit of 10/);
+    assert.match(
+      ((await many.json()) as { error: { message: string } }).error.message,
+      /recipients limit of 10/,
+    );
     const badTo = await send({ to: 'dan@example.org\r\nBcc: x@example.org', subject: 'x', text: 'x' });
     assert.equal(badTo.status, 400);
     const otherToken = await send(
