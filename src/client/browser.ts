@@ -7,6 +7,7 @@ import { ApiError, apiErrorFrom } from './errors.js';
 import { parseNdjson } from './ndjson.js';
 import type {
   App,
+  AppMetrics,
   ConfigChange,
   ConfigVars,
   Deploy,
@@ -154,6 +155,11 @@ export class BrowserClient {
         json: counts,
       })
     ).formation;
+  }
+
+  /** How the app did since `since` (1h, 24h, 7d): totals and a point per minute or hour. */
+  appMetrics(name: string, since?: string): Promise<AppMetrics> {
+    return this.json<AppMetrics>({ method: 'GET', path: `${appPath(name)}/metrics`, query: { since } });
   }
 
   /** Restarts every process, or those of one type; answers with the names being restarted. */

@@ -12,6 +12,7 @@ import {
   memoryShare,
   NO_FILTER,
   relativeTime,
+  series,
 } from './logic.js';
 
 const NOW = Date.parse('2026-12-02T12:00:00Z');
@@ -171,5 +172,35 @@ describe('memoryShare', () => {
     expect(memoryShare(3 * 1_048_576, 512)).toEqual({ text: '3.0 MiB of 512 MiB', percent: 1 });
     expect(memoryShare(600 * 1_048_576, 512)?.percent).toBe(100);
     expect(memoryShare(null, 512)).toBeNull();
+  });
+});
+
+describe('series', () => {
+  it('turns points into uPlot columns, a gap (no request) kept as null', () => {
+    const point = {
+      at: '2026-12-02T12:00:00Z',
+      requests: 3,
+      s2xx: 2,
+      s3xx: 0,
+      s4xx: 1,
+      s5xx: 0,
+      bytes: 10,
+      p50Ms: 5,
+      p95Ms: 10,
+      p99Ms: 25,
+      probesOk: 1,
+      probesFailed: 0,
+      wakes: 0,
+      wakeMs: 0,
+      cpuMs: 40,
+      memoryMaxBytes: 3 * 1_048_576,
+      restarts: 0,
+      oomKills: 0,
+    };
+    const s = series([point, { ...point, at: '2026-12-02T12:01:00Z', p50Ms: null }]);
+    expect(s.x).toEqual([Date.parse(point.at) / 1000, Date.parse(point.at) / 1000 + 60]);
+    expect(s.s4xx).toEqual([1, 1]);
+    expect(s.p50).toEqual([5, null]);
+    expect(s.memoryMiB).toEqual([3, 3]);
   });
 });

@@ -1,7 +1,7 @@
 // What the dashboard's pages decide by themselves, without React: an app's row on the Apps
 // page (from GET /v1/apps and GET /v1/inventory), its filters, when an expiry is close, how
 // a time reads, and the commands that deploy a new app. Tested in logic.test.ts.
-import type { App, InventoryRow } from '../client/types.js';
+import type { App, InventoryRow, MetricsPoint } from '../client/types.js';
 
 /** An expiry inside this many days is highlighted. */
 export const EXPIRY_WARNING_DAYS = 14;
@@ -158,6 +158,22 @@ export function memoryShare(
   const mib = bytes / 1_048_576;
   const percent = Math.min(100, Math.round((mib / limitMiB) * 100));
   return { text: `${mib < 10 ? mib.toFixed(1) : Math.round(mib)} MiB of ${limitMiB} MiB`, percent };
+}
+
+/** The metrics' points as uPlot's columns: x in Unix seconds, one array per line. */
+export function series(points: MetricsPoint[]) {
+  return {
+    x: points.map((p) => Date.parse(p.at) / 1000),
+    s2xx: points.map((p) => p.s2xx),
+    s3xx: points.map((p) => p.s3xx),
+    s4xx: points.map((p) => p.s4xx),
+    s5xx: points.map((p) => p.s5xx),
+    p50: points.map((p) => p.p50Ms),
+    p95: points.map((p) => p.p95Ms),
+    p99: points.map((p) => p.p99Ms),
+    memoryMiB: points.map((p) => Math.round((p.memoryMaxBytes / 1_048_576) * 10) / 10),
+    cpuMs: points.map((p) => p.cpuMs),
+  };
 }
 
 /** petri-inventory-2026-12-02.csv */

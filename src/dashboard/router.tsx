@@ -8,7 +8,15 @@ export type Route =
   | { page: 'inventory' }
   | { page: 'missing' };
 
-export const APP_TABS = ['overview', 'deploys', 'processes', 'releases', 'config', 'logs'] as const;
+export const APP_TABS = [
+  'overview',
+  'deploys',
+  'processes',
+  'releases',
+  'config',
+  'logs',
+  'metrics',
+] as const;
 export type AppTab = (typeof APP_TABS)[number];
 
 export function parseRoute(pathname: string): Route {

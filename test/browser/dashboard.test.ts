@@ -200,6 +200,13 @@ describe('dashboard', () => {
       assert.deepEqual(await axeProblems(page), []);
       await shot(page, 'logs');
 
+      // Metrics: the totals as text, charts once there are points (loaded with the tab).
+      await page.getByRole('link', { name: 'Metrics' }).click();
+      await page.getByRole('heading', { name: 'Metrics', level: 2 }).waitFor();
+      await page.getByText(/^\d+ \(\d+ 2xx, \d+ 3xx, \d+ 4xx, \d+ 5xx\)$/).waitFor();
+      assert.deepEqual(await axeProblems(page), []);
+      await shot(page, 'metrics');
+
       // Deploys: the first deploy's build output.
       await page.getByRole('link', { name: 'Deploys' }).click();
       await page

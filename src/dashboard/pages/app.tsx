@@ -2,7 +2,7 @@
 // tabs Releases, Config and Logs. An app the person may not see is "not found", as the API
 // answers (it does not say whether the name exists).
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useId, useState } from 'react';
+import { lazy, Suspense, useId, useState } from 'react';
 import type { App } from '../../client/types.js';
 import { client, errorText, isNotFound, useMayChange } from '../api.js';
 import { exactTime, expiresSoon, relativeTime } from '../logic.js';
@@ -21,7 +21,11 @@ const TAB_NAMES: Record<AppTab, string> = {
   releases: 'Releases',
   config: 'Config',
   logs: 'Logs',
+  metrics: 'Metrics',
 };
+
+// uPlot comes with the Metrics tab, not with the first page.
+const MetricsTab = lazy(() => import('./metrics.js'));
 
 export function AppPage({ name, tab }: { name: string; tab: AppTab }) {
   useTitle(`${name} · ${TAB_NAMES[tab]}`);
@@ -74,6 +78,11 @@ export function AppPage({ name, tab }: { name: string; tab: AppTab }) {
       {tab === 'releases' && <ReleasesTab app={app.data} />}
       {tab === 'config' && <ConfigTab app={app.data} />}
       {tab === 'logs' && <LogsTab app={app.data} />}
+      {tab === 'metrics' && (
+        <Suspense fallback={<p className="loading">Loading…</p>}>
+          <MetricsTab app={app.data} />
+        </Suspense>
+      )}
     </>
   );
 }
