@@ -9,21 +9,20 @@ import { ADDON_ENGINES, type AddonsConfig, type EngineConfig } from '../lib/conf
 import { errorMessage, UserError } from '../lib/errors.js';
 import { until } from '../lib/until.js';
 import { ManagedMysql } from './mysql/managed.js';
-import { createMysqlProvider } from './mysql/provider.js';
 import { ManagedPostgres } from './postgres/managed.js';
-import { createPostgresProvider } from './postgres/provider.js';
 import type { AddonProvider, AddonType, Endpoint, ManagedServer, ManagedServerOptions } from './provider.js';
 import { ManagedRedis } from './redis/managed.js';
-import { createRedisProvider } from './redis/provider.js';
-import { RedisScriptWatchdog, type WatchdogEvent } from './redis/watchdog.js';
+import type { RedisScriptWatchdog, WatchdogEvent } from './redis/watchdog.js';
 
 /** Where apps find each engine on their gateway: the engines' usual ports. */
 export const GATEWAY_PORTS: Record<AddonType, number> = { postgres: 5432, mysql: 3306, redis: 6379 };
 
-const PROVIDERS: Record<AddonType, (adminUrl: string) => AddonProvider> = {
-  postgres: createPostgresProvider,
-  mysql: createMysqlProvider,
-  redis: createRedisProvider,
+// Each engine's client library (pg, mysql2, ioredis: some 15-20 MiB each) is loaded with its
+// first use, not at start: a Petri with no add-on of an engine does not carry its client.
+const PROVIDERS: Record<AddonType, (adminUrl: string) => Promise<AddonProvider>> = {
+  postgres: async (url) => (await import('./postgres/provider.js')).createPostgresProvider(url),
+  mysql: async (url) => (await import('./mysql/provider.js')).createMysqlProvider(url),
+  redis: async (url) => (await import('./redis/provider.js')).createRedisProvider(url),
 };
 
 const MANAGED: Record<AddonType, new (opts: ManagedServerOptions) => ManagedServer> = {
@@ -59,6 +58,8 @@ export class AddonEngines {
   private readonly wanted = new Set<AddonType>();
   private timer: NodeJS.Timeout | undefined;
   private watchdog: RedisScriptWatchdog | undefined;
+  private watchingRedis = false;
+  private closed = false;
   /** Where apps reach the servers: the bridge's gateway, or the endpoint itself without one. */
   private gateway: string | undefined;
 
@@ -111,7 +112,11 @@ export class AddonEngines {
 
   /** What runs beside an engine's server once it is used: Redis's script watchdog. */
   private watch(engine: Engine): void {
-    if (engine.type === 'redis' && !this.watchdog) this.watchRedis(engine);
+    if (engine.type !== 'redis' || this.watchingRedis) return;
+    this.watchingRedis = true;
+    void this.watchRedis(engine).catch((err: unknown) =>
+      this.logger.error({ err, addon: 'redis' }, 'the redis script watchdog could not start'),
+    );
   }
 
   private async restartWhenGone(server: ManagedServer): Promise<void> {
@@ -120,8 +125,10 @@ export class AddonEngines {
   }
 
   /** Kills Redis scripts that block the server for everyone (see addons/redis/watchdog.ts). */
-  private watchRedis(engine: Engine): void {
+  private async watchRedis(engine: Engine): Promise<void> {
     const managed = engine.managed;
+    const { RedisScriptWatchdog } = await import('./redis/watchdog.js');
+    if (this.closed) return;
     this.watchdog = new RedisScriptWatchdog({
       adminUrl: managed ? () => this.startManaged(engine) : async () => engine.adminUrl ?? '',
       shutdownAfterMs: managed ? UNKILLABLE_SCRIPT_MS : undefined,
@@ -164,7 +171,7 @@ export class AddonEngines {
     } else {
       adminUrl = engine.adminUrl ?? '';
     }
-    const provider = this.providers.get(type) ?? PROVIDERS[type](adminUrl);
+    const provider = this.providers.get(type) ?? (await PROVIDERS[type](adminUrl));
     this.providers.set(type, provider);
     await this.secure(provider);
     return provider;
@@ -189,6 +196,7 @@ export class AddonEngines {
   /** Stops supervising and closes admin connections; the servers keep running. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.closed = true;
     this.watchdog?.stop();
     await Promise.all([...this.providers.values()].map((p) => p.close().catch(() => {})));
     this.providers.clear();

@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { postgresBinary } from '../../src/addons/postgres/binaries.js';
 import { ManagedPostgres } from '../../src/addons/postgres/managed.js';
-import { createPostgresProvider, postgresBinary } from '../../src/addons/postgres/provider.js';
+import { createPostgresProvider } from '../../src/addons/postgres/provider.js';
 import {
   type AddonCredentials,
   type AddonProvider,

@@ -6,7 +6,6 @@ import { spawn } from 'node:child_process';
 import { chmod, chown, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { createConnection, escape as escapeLiteral } from 'mysql2/promise';
 import { errorMessage } from '../../lib/errors.js';
 import { execOk } from '../../lib/exec.js';
 import { freePort } from '../../lib/ports.js';
@@ -179,7 +178,8 @@ export class ManagedMysql implements ManagedServer {
       ],
       { ...(await this.asOwner()), cwd: this.dir, env: SERVER_ENV, timeoutMs: INSTALL_TIMEOUT_MS },
     );
-    await writeFile(this.initFile, initSql(state.adminPassword), { mode: 0o600 });
+    const { escape: escapeLiteral } = await import('mysql2/promise');
+    await writeFile(this.initFile, initSql(state.adminPassword, escapeLiteral), { mode: 0o600 });
     await this.giveToOwner(this.initFile, 0o600);
   }
 
@@ -324,6 +324,8 @@ function adminUrl(state: State): string {
 }
 
 async function adminAnswers(state: State): Promise<boolean> {
+  // Loaded here, with the server's first start: a Petri without MariaDB add-ons never does.
+  const { createConnection } = await import('mysql2/promise');
   const conn = await createConnection({
     host: HOST,
     port: state.port,
@@ -342,7 +344,7 @@ async function adminAnswers(state: State): Promise<boolean> {
 /** Run once, on the first start, before the server accepts connections: mariadb-install-db
  * leaves root logins without a password (reachable by any local process over TCP), which
  * are replaced by petri_admin. One statement per line, as --init-file wants. */
-function initSql(password: string): string {
+function initSql(password: string, escapeLiteral: (value: string) => string): string {
   const admins = [`'${ADMIN_USER}'@'127.0.0.1'`, `'${ADMIN_USER}'@'localhost'`];
   const host = escapeLiteral(hostname());
   return [

@@ -17,7 +17,6 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
 import { errorMessage } from '../../lib/errors.js';
 import { execOk } from '../../lib/exec.js';
 import { processCommand, processCwd, processStartTime, sendSignal } from '../../lib/process.js';
@@ -32,7 +31,7 @@ import {
   type UserIds,
 } from '../managed-host.js';
 import type { Endpoint, ManagedServer, ManagedServerOptions } from '../provider.js';
-import { postgresBinary } from './provider.js';
+import { postgresBinary } from './binaries.js';
 
 const ADMIN_USER = 'petri_admin';
 /** Crash recovery after a kill -9 replays WAL before the server accepts logins. */
@@ -332,6 +331,8 @@ function adminUrl(state: ServerState): string {
 }
 
 async function tryLogin(url: string): Promise<void> {
+  // Loaded here, with the server's first start: a Petri without PostgreSQL add-ons never does.
+  const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
   client.on('error', () => {});
   try {

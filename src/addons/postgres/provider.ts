@@ -3,7 +3,6 @@
 // the add-on's objects belong to r and dropping or rotating a login never orphans them.
 // Over 500 lines on purpose: one engine's provider, its SQL and the clients it drives, read as one unit.
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,6 +20,7 @@ import {
   EngineUnavailableError,
   type LoginSlot,
 } from '../provider.js';
+import { postgresBinary } from './binaries.js';
 
 const SLOTS: readonly LoginSlot[] = ['a', 'b'];
 /** Databases every server has and, by default, every login may connect to. */
@@ -487,26 +487,6 @@ class PostgresProvider implements AddonProvider {
     if (this.target.password) env.PGPASSWORD = this.target.password;
     return env;
   }
-}
-
-/** The binary of the newest PostgreSQL installed (Debian's layout), else the one on PATH:
- * pg_dump must be at least as new as the server it dumps. */
-export function postgresBinary(name: string): string {
-  const root = '/usr/lib/postgresql';
-  let majors: number[] = [];
-  try {
-    majors = readdirSync(root)
-      .filter((d) => /^\d+(\.\d+)?$/.test(d))
-      .map(Number)
-      .sort((a, b) => b - a);
-  } catch {
-    // No Debian-style installation: fall back to PATH.
-  }
-  for (const major of majors) {
-    const file = path.join(root, String(major), 'bin', name);
-    if (existsSync(file)) return file;
-  }
-  return name;
 }
 
 function parseAdminUrl(adminUrl: string): AdminTarget {

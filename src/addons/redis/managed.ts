@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, realpath, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { errorMessage } from '../../lib/errors.js';
 import { processCommand, processCwd, processStartTime } from '../../lib/process.js';
 import { until } from '../../lib/until.js';
@@ -286,6 +285,8 @@ function adminUrl(state: ServerState): string {
 
 async function tryLogin(state: ServerState): Promise<void> {
   let lastError: unknown;
+  // Loaded here, with the server's first start: a Petri without Redis add-ons never does.
+  const { Redis } = await import('ioredis');
   const client = new Redis({
     host: HOST,
     port: state.port,
