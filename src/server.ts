@@ -19,9 +19,9 @@ import { createLogger } from './lib/log.js';
 import { DataPaths } from './lib/paths.js';
 import { SecretBox } from './lib/secrets.js';
 import { DeployLogs } from './logs/deploy-log.js';
+import { LogStore } from './logs/log-store.js';
 import { startMail } from './mail/index.js';
 import { MetricsCollector } from './metrics/collector.js';
-import { LogStore } from './logs/log-store.js';
 import { openStore, type Store } from './store/db.js';
 
 export interface RunningServer {
@@ -81,7 +81,11 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     addonServers: () => [...engines.engines.values()].map((e) => ({ name: e.type, ...e.endpoint })),
     logger: log,
   });
-  const requestLog = await life.add('metrics', () => metrics.listen(), () => metrics.stop());
+  const requestLog = await life.add(
+    'metrics',
+    () => metrics.listen(),
+    () => metrics.stop(),
+  );
   // The mail relay listens on the gateway too (mail.smtpPort, mail.httpPort: host ports).
   const mail = await life.add(
     'mail relay',
@@ -91,6 +95,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     },
     (m) => m?.close(),
   );
+  if (mail) metrics.onAlert = (appId, message) => mail.notices.alert(appId, message);
   // No stop: the router keeps serving the apps while the control plane is down or restarts.
   const router = await life.add('router', () => haproxyRouter(config, paths, log, requestLog));
 

@@ -664,6 +664,14 @@ export async function queueNotice(
   });
 }
 
+/** The app's name and owner, for a notice about it; undefined once it is gone. */
+export async function appForNotice(
+  db: Store,
+  appId: number,
+): Promise<{ id: number; name: string; owner_id: number } | undefined> {
+  return db.selectFrom('apps').select(['id', 'name', 'owner_id']).where('id', '=', appId).executeTakeFirst();
+}
+
 export async function userEmail(db: Store, userId: number): Promise<string | null> {
   const row = await db.selectFrom('users').select('email').where('id', '=', userId).executeTakeFirst();
   return row?.email ?? null;

@@ -1,11 +1,11 @@
 // Petri's own mail about an app, to its owner, through the relay's queue: the expiry
-// warnings of the experiment lifecycle, and the pause of an app's mail after refusals in a
+// warnings of the experiment lifecycle, the metrics' alerts, and the pause of an app's mail after refusals in a
 // row. From petri@<mail domain>, outside the app's quota and audience.
 import { randomUUID } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { Logger } from 'pino';
 import type { ExpiryWarning } from '../domain/lifecycle.js';
-import { queueNotice, userEmail } from '../domain/mail.js';
+import { appForNotice, queueNotice, userEmail } from '../domain/mail.js';
 import type { MailConfig } from '../lib/config.js';
 import type { Store } from '../store/db.js';
 
@@ -27,6 +27,16 @@ export class MailNotices {
     await this.toOwner(w.appId, w.owner, `${w.app} expires in ${when}`, [
       `The experiment ${w.app} expires at ${w.expiresAt} (in ${when}).`,
       `Its processes stop then. To keep it: petri apps renew ${w.app}`,
+    ]);
+  }
+
+  /** Tells the owner an alert episode began (the metrics: crash loop, 5xx, memory). */
+  async alert(appId: number, message: string): Promise<void> {
+    const app = await appForNotice(this.o.db, appId);
+    if (!app) return;
+    await this.toOwner(app.id, app.owner_id, `${app.name} needs a look`, [
+      `Petri noticed that ${app.name} ${message}.`,
+      `You are told once until it is over. petri metrics --app ${app.name} shows how it goes.`,
     ]);
   }
 

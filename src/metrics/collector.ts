@@ -84,6 +84,10 @@ const PORT_KEY = 'request_log_port';
 const BOOT_KEY = 'boot_id';
 
 export class MetricsCollector {
+  /** Told of each alert episode as it begins (the mail relay mails the owner), once per
+   * episode. Set after construction: the relay starts after the collector. */
+  onAlert?: (appId: number, message: string) => Promise<void>;
+
   readonly registry = new Registry();
   private socket: dgram.Socket | undefined;
   /** Unix minute → app name → what was counted: the minutes not yet in the store. */
@@ -630,6 +634,9 @@ export class MetricsCollector {
       for (const [kind, message] of kinds) {
         if (open.get(appId)?.has(kind)) continue;
         await startAlert(db, appId, kind, message, nowIso);
+        await this.onAlert?.(appId, message).catch((err: unknown) =>
+          this.opts.logger.warn({ err, appId, kind }, 'the alert could not be mailed to the owner'),
+        );
       }
     }
     for (const [appId, kinds] of open) {

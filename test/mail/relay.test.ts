@@ -414,6 +414,19 @@ with smtplib.SMTP(u.hostname, u.port) as s:
     assert.match(got, /^DKIM-Signature: /m);
   });
 
+  test("an app's alert (the metrics' crash loop, 5xx, memory) goes to its owner", async () => {
+    await mail.notices.alert(
+      apps.limited!.id,
+      "its processes restarted 3 times in 10 minutes: look at 'petri logs' and 'petri ps'",
+    );
+    const got = await until(
+      () => smarthost.messages().find((m) => m.includes('Subject: limited needs a look')),
+      { timeout: 15_000, message: 'the alert at the smarthost' },
+    );
+    assert.match(got, /^To: ana@example\.org/m);
+    assert.match((await simpleParser(got)).text ?? '', /limited its processes restarted 3 times/);
+  });
+
   test('a smarthost that is down: the message is deferred, then delivered when it is back', async () => {
     await smarthost.down();
     await transport('news').sendMail({

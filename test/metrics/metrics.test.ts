@@ -587,6 +587,10 @@ describe('metrics in the store', () => {
       logger: silent,
       now: () => now,
     });
+    const told: string[] = [];
+    collector.onAlert = async (appId, message) => {
+      told.push(`${appId} ${message.split(':')[0]}`);
+    };
     await collector.runNow(); // the count as it was: no crash seen yet
     for (const restarts of [2, 3, 4]) {
       await db.updateTable('instances').set({ restarts }).where('id', '=', 'crashy-web-1').execute();
@@ -602,6 +606,12 @@ describe('metrics in the store', () => {
       .map((r) => r.kind)
       .sort();
     assert.deepEqual(kinds, ['crash-loop', 'memory']);
+    // The owner is told (by mail) once per episode, however many passes see it.
+    await collector.runNow();
+    assert.deepEqual(told.sort(), [
+      `${crashy.id} its processes restarted 3 times in 10 minutes`,
+      `${crashy.id} the memory limit killed its processes 3 times today`,
+    ]);
     assert.match(await collector.text(), /petri_app_restarts_total\{app="crashy"\} 3/);
   });
 });
