@@ -141,7 +141,6 @@ function Overview({ app }: { app: App }) {
                   <th scope="col">State</th>
                   <th scope="col">Release</th>
                   <th scope="col">Started</th>
-                  <th scope="col">Restarts</th>
                 </tr>
               </thead>
               <tbody>
@@ -154,7 +153,6 @@ function Overview({ app }: { app: App }) {
                     </td>
                     <td>{p.release}</td>
                     <td title={exactTime(p.startedAt)}>{relativeTime(p.startedAt, now)}</td>
-                    <td>{p.restarts}</td>
                   </tr>
                 ))}
               </tbody>
