@@ -48,6 +48,9 @@ export const GATE_BACKEND = 'petri_gate';
  * config parser would take it as an escape). */
 export const GATE_PATHS = '^/[.]petri/(gate|consent|leave|sso|join/[A-Za-z0-9_-]{1,512})$';
 
+/** What a Set-Cookie of Petri's cookies from an app becomes at the router. */
+export const REFUSED_APP_COOKIE = 'petri-app-cookie-refused=; Max-Age=0';
+
 /** The waker's server name in every app backend; the runtime API never adds or removes it. */
 export const WAKER_SERVER = 'petri_waker';
 
@@ -204,6 +207,12 @@ function renderBody(
     `  use_backend ${GATE_BACKEND} if { var(txn.backend) -m found } { path -m reg ${GATE_PATHS} }`,
     // Map values are only ever our backend names (pool_NNNN, app_NAME).
     '  use_backend %[var(txn.backend)] if { var(txn.backend) -m found }',
+    // Petri's cookies (petri_gate, petri_session ...) are Petri's to set: an app's response
+    // that sets one, above all for the parent domain (which the API host and every other app
+    // host receive), would plant it on its visitors to loop them at the gate or sign them in
+    // as the app's owner. Such a Set-Cookie becomes an expired cookie of a harmless name.
+    // The gate's own pages (the control plane under the app's host) set them legitimately.
+    `  http-response replace-header Set-Cookie (?i)^[[:blank:]]*petri_.* "${REFUSED_APP_COOKIE}" if { var(txn.backend) -m found } !{ be_name ${GATE_BACKEND} }`,
   );
   lines.push(
     '  default_backend petri_not_found',
