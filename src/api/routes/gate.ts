@@ -142,11 +142,22 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         const next = safeNext(req.query.next);
         if (app.audience === 'public' && !awaitsReview(app)) return see(reply, next);
         const k = keys(app);
-        // Through already, with this notice: straight on.
-        const through = firstValid(cookies(req, GATE_COOKIE), (t) =>
-          verifyGateCookie(t, k.cookie, expect(app)),
-        );
-        if (through && through.nv === app.notice_version) return see(reply, next);
+        // Through already, with this notice. The router sent the visitor here all the same:
+        // it checks the LAST petri_gate of the Cookie header, and another app may have set
+        // one for the parent domain (its host is a sibling of this one). Straight on with the
+        // same cookies would loop, so the parent domain's copies are expired and this host's
+        // cookie is set anew (the newest of its name, sent last), then on.
+        const gateTokens = cookies(req, GATE_COOKIE);
+        const through = firstValid(gateTokens, (t) => verifyGateCookie(t, k.cookie, expect(app)));
+        if (through && through.nv === app.notice_version) {
+          expireTossed(reply, req, ctx.config.domain);
+          const token = gateTokens.find((t) => verifyGateCookie(t, k.cookie, expect(app)).ok) ?? '';
+          const left = Math.max(1, through.exp - Math.floor(Date.now() / 1000));
+          clearCookie(reply, req, GATE_COOKIE, '/');
+          setCookie(reply, req, GATE_COOKIE, token, '/', Math.min(left, GATE_TTL_SECONDS));
+          return see(reply, next);
+        }
+        if (gateTokens.length > 1) expireTossed(reply, req, ctx.config.domain);
         const pending = firstValid(cookies(req, PENDING_COOKIE), (t) =>
           verifyPending(t, k.pending, expect(app)),
         );
@@ -465,6 +476,18 @@ function firstValid<T>(
     if (r.ok) return r.claims;
   }
   return undefined;
+}
+
+/** Expires the gate's cookies set for the parent domain (by a sibling app's response: the
+ * gate itself only sets host-only ones), at the paths the gate uses. */
+function expireTossed(reply: FastifyReply, req: FastifyRequest, domain: string): void {
+  for (const [name, path] of [
+    [GATE_COOKIE, '/'],
+    [PENDING_COOKIE, '/.petri'],
+    [RETURN_COOKIE, '/.petri'],
+  ] as const) {
+    clearCookie(reply, req, name, path, domain);
+  }
 }
 
 /** Every value of the cookie `name` (a sibling host may have added one of the same name). */

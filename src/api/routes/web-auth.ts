@@ -449,8 +449,17 @@ export function setCookie(
   );
 }
 
-export function clearCookie(reply: FastifyReply, req: FastifyRequest, name: string, path: string): void {
-  appendCookie(reply, `${name}=; Path=${path}; Max-Age=0; HttpOnly; SameSite=Lax${secure(req)}`);
+/** Expires the cookie `name` at `path`: this host's own, or with `domain` the copy set for
+ * that (parent) domain, which a sibling host may have set. */
+export function clearCookie(
+  reply: FastifyReply,
+  req: FastifyRequest,
+  name: string,
+  path: string,
+  domain?: string,
+): void {
+  const scope = domain === undefined ? '' : `; Domain=${domain}`;
+  appendCookie(reply, `${name}=${scope}; Path=${path}; Max-Age=0; HttpOnly; SameSite=Lax${secure(req)}`);
 }
 
 function appendCookie(reply: FastifyReply, cookie: string): void {
