@@ -7,7 +7,8 @@
 //             to the store as deployed, sleeping apps (a copy of the first's release: no build
 //             of each); `petri apps --json` p50 (the compiled CLI, as a process); RSS and idle
 //             CPU again; what one reconcile pass with nothing to do costs (its debug log line)
-// APPS=N sets the number of apps. Figures only, never asserts.
+// APPS=N sets the number of apps; AT_REST_ONLY=1 stops after the at-rest figures. Figures only,
+// never asserts.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -21,7 +22,8 @@ import { percentile } from './common.js';
 
 const APPS = Number(process.env.APPS ?? 1000);
 const ROOT = path.resolve(import.meta.dirname, '..');
-const DIST = path.join(ROOT, 'bench/tmp/dist');
+// DIST=DIR runs another compiled tree (an older commit's, for a before/after).
+const DIST = process.env.DIST ? path.resolve(process.env.DIST) : path.join(ROOT, 'bench/tmp/dist');
 const execFileAsync = promisify(execFile);
 
 async function main(): Promise<void> {
@@ -31,7 +33,11 @@ async function main(): Promise<void> {
       () => undefined, // type errors elsewhere in a shared tree still emit
     );
   }
-  const petri = await TestPetri.start({ logLevel: 'debug', bootTimeoutMs: 30_000 });
+  const petri = await TestPetri.start({
+    logLevel: 'debug',
+    bootTimeoutMs: 30_000,
+    ceilings: { appsPerOwner: 100_000, instancesPerOwner: 100_000 },
+  });
   try {
     // The same data dir, ports and config, now from the compiled tree.
     await petri.kill9();
@@ -44,6 +50,7 @@ async function main(): Promise<void> {
       `at rest, 1 app, no add-on: control plane ${mib(rest.cpRss)} RSS (target < 90 MiB), HAProxy ${mib(rest.haproxyRss)}; ` +
         `idle CPU over ${rest.seconds} s: control plane ${rest.cpCpu.toFixed(2)}% of a core, HAProxy ${rest.haproxyCpu.toFixed(2)}% (target < 0.2%)`,
     );
+    if (process.env.AT_REST_ONLY) return;
 
     const made = performance.now();
     await sleepingApps(petri, APPS - 1);
@@ -60,7 +67,11 @@ async function main(): Promise<void> {
 
     const list: number[] = [];
     for (let i = 0; i < 10; i++) list.push(await timedCli(petri, ['apps', '--json']));
+    console.log(`  petri apps --json over ${APPS - 1} apps: p50 ${percentile(list, 50).toFixed(0)} ms`);
     const deployLast = await timedDeploy(petri, last);
+    console.log(
+      `  deploy of app 1 ${(first / 1000).toFixed(2)} s, of app ${APPS} ${(deployLast / 1000).toFixed(2)} s: ratio ${(deployLast / first).toFixed(2)}`,
+    );
     await settle(petri);
     const crowded = await atRest(petri);
     const passes = await noOpPasses(petri);
@@ -100,8 +111,10 @@ async function startCompiled(petri: TestPetri): Promise<void> {
       if (proc.exitCode !== null) throw new Error(`petri server exited: ${petri.output}`);
       return petri.output.includes('Petri is running');
     },
-    { timeout: 30_000, message: 'the compiled petri server to start' },
-  );
+    { timeout: 90_000, message: 'the compiled petri server to start' },
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; its output: ${petri.output.slice(-2000)}`);
+  });
 }
 
 /** `petri apps create` and `petri deploy` of the zero-dep fixture to its first 200. */
@@ -151,13 +164,18 @@ async function sleepingApps(petri: TestPetri, n: number): Promise<void> {
     await db.updateTable('teams').set({ quota_apps: 100_000, quota_memory_mib: 100_000_000 }).execute();
     const at = new Date().toISOString();
     for (let i = 2; i <= n; i++) {
-      const app = await createApp(db, admin, `app-${i}`, { memoryMiB: 64, cpus: 1, pids: 64 });
+      // The server writes too: a transaction that must wait for it is tried again.
+      const app = await busyRetried(() =>
+        createApp(db, admin, `app-${i}`, { memoryMiB: 64, cpus: 1, pids: 64 }),
+      );
       const { id: _id, app_id: _app, ...rest } = release;
-      const copy = await db
-        .insertInto('releases')
-        .values({ ...rest, app_id: app.id, version: 1, deploy_id: null, created_at: at })
-        .returning('id')
-        .executeTakeFirstOrThrow();
+      const copy = await busyRetried(() =>
+        db
+          .insertInto('releases')
+          .values({ ...rest, app_id: app.id, version: 1, deploy_id: null, created_at: at })
+          .returning('id')
+          .executeTakeFirstOrThrow(),
+      );
       await db
         .updateTable('apps')
         .set({ desired_release_id: copy.id, serving_release_id: copy.id, sleeping_since: at })
@@ -174,6 +192,17 @@ async function sleepingApps(petri: TestPetri, n: number): Promise<void> {
   }
   // Something changed: an API write nudges the reconciler, which routes them all.
   await timedCli(petri, ['apps', 'set', 'app-1', 'idle=never']);
+}
+
+async function busyRetried<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!(err as { code?: string }).code?.startsWith('SQLITE_BUSY') || attempt > 50) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
 }
 
 /** The router knows the app's host (its config or its map files name it). */
@@ -220,7 +249,7 @@ async function atRest(petri: TestPetri, seconds = 20) {
 async function noOpPasses(petri: TestPetri): Promise<number[]> {
   const from = petri.output.length;
   for (let i = 0; i < 5; i++) {
-    await timedCli(petri, ['apps', 'set', 'app-1', i % 2 ? 'idle=never' : 'idle=1d']);
+    await timedCli(petri, ['apps', 'set', 'app-1', i % 2 ? 'idle=never' : 'idle=2h']);
   }
   await new Promise((resolve) => setTimeout(resolve, 3000));
   return petri.output
