@@ -17,7 +17,9 @@ if [[ -f node_modules/.petri-node-bin ]]; then
 fi
 npm run --silent typecheck
 npm run --silent lint
-heavy='^test/(e2e|runtime|router|egress|addons|specs|controllers)/|^test/cli/run\.test\.ts$'
+# The dashboard's component tests (Vitest); its journeys run in Chromium below (test/browser).
+npm run --silent test:dashboard
+heavy='^test/(e2e|runtime|router|egress|addons|specs|controllers|browser)/|^test/cli/run\.test\.ts$|^test/mail/e2e\.test\.ts$'
 mapfile -t light < <(find test -name '*.test.ts' | sort | grep -Ev "$heavy")
 mapfile -t heavy < <(find test -name '*.test.ts' | sort | grep -E "$heavy")
 node --import tsx --test --test-concurrency=2 --test-reporter=spec "${light[@]}"

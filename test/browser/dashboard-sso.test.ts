@@ -7,9 +7,9 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
-import { build } from 'vite';
 import { TestPetri } from '../e2e/petri.js';
 import { CLIENT_ID, CLIENT_SECRET, TestOidcProvider } from '../identity/oidc-provider.js';
+import { ensureDashboardBuilt } from './dashboard-build.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
@@ -21,7 +21,7 @@ describe('the dashboard with single sign-on, through the router', () => {
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    await build({ configFile: path.join(ROOT, 'src/dashboard/vite.config.ts'), logLevel: 'warn' });
+    await ensureDashboardBuilt();
     provider = await TestOidcProvider.start([
       { sub: 'sam', email: 'sam@example.org', email_verified: true, name: 'Sam', groups: ['staff'] },
     ]);

@@ -9,10 +9,10 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { build } from 'vite';
 import { PetriClient } from '../../src/client/index.js';
 import { until } from '../../src/lib/until.js';
 import { TestPetri, writeApp } from '../e2e/petri.js';
+import { ensureDashboardBuilt } from './dashboard-build.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
@@ -83,7 +83,7 @@ async function newInvitedUser(
 describe('dashboard', () => {
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    await build({ configFile: path.join(ROOT, 'src/dashboard/vite.config.ts'), logLevel: 'warn' });
+    await ensureDashboardBuilt();
     petri = await TestPetri.start();
     admin = new PetriClient({ url: petri.apiUrl, token: petri.token });
     await admin.createTeam('lab');
