@@ -17,6 +17,7 @@ import type { DataPaths } from '../lib/paths.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
+import type { MailNotices } from '../mail/notices.js';
 import type { Store } from '../store/db.js';
 import type { Addon, AddonBackup, App, Release, User } from '../store/schema.js';
 
@@ -111,6 +112,8 @@ export interface ApiContext {
   /** The metrics collector (issue 18): the Prometheus text, what is counted but not yet in
    * the store; absent in tests that start none. */
   metrics?: MetricsView;
+  /** Petri's own mail (src/mail/notices.ts): absent when mail.enabled is false. */
+  mailNotices?: Pick<MailNotices, 'personalLink'>;
 }
 
 /** What the API needs of the metrics collector (src/metrics/collector.ts). */

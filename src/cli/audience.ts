@@ -87,27 +87,34 @@ export function registerAudience(program: Command, ctx: Context): void {
     .argument('<email...>', 'one or more e-mail addresses')
     .addOption(appOption())
     .option('--link', 'also print a personal single-use sign-in link for each (no account needed)')
+    .option('--send', 'mail each person their personal link (through the mail relay)')
     .option('--json', 'print JSON')
-    .action(async (emails: string[], opts: { app?: string; link?: boolean; json?: boolean }) => {
-      const name = await appName(opts.app);
-      const view = await (await ctx.client()).inviteToAudience(name, emails, opts.link ?? false);
-      if (opts.json) return ctx.out.json(view);
-      const added = view.added ?? [];
-      if (added.length > 0) ctx.out.line(`Invited to ${name}: ${added.join(', ')}`);
-      const already = emails.map((e) => e.trim().toLowerCase()).filter((e) => !added.includes(e));
-      if (already.length > 0) ctx.out.line(`Already invited: ${[...new Set(already)].join(', ')}`);
-      for (const link of view.links ?? []) {
-        ctx.out.line(
-          `Personal link for ${link.email} (once, until ${link.expiresAt.slice(0, 10)}; shown only now):`,
-        );
-        ctx.out.line(`  ${link.url}`);
-      }
-      if (view.audience !== 'invite') {
-        ctx.out.line(
-          `${name} is for ${view.audience}, so the list does not matter until 'petri audience set invite --app ${name}'`,
-        );
-      }
-    });
+    .action(
+      async (emails: string[], opts: { app?: string; link?: boolean; send?: boolean; json?: boolean }) => {
+        const name = await appName(opts.app);
+        const links = opts.send ? 'send' : opts.link ? 'print' : 'none';
+        const view = await (await ctx.client()).inviteToAudience(name, emails, links);
+        if (opts.json) return ctx.out.json(view);
+        const added = view.added ?? [];
+        if (added.length > 0) ctx.out.line(`Invited to ${name}: ${added.join(', ')}`);
+        const already = emails.map((e) => e.trim().toLowerCase()).filter((e) => !added.includes(e));
+        if (already.length > 0) ctx.out.line(`Already invited: ${[...new Set(already)].join(', ')}`);
+        if (opts.send) {
+          for (const link of view.links ?? []) ctx.out.line(`Mailed ${link.email} their personal link`);
+        }
+        for (const link of opts.link ? (view.links ?? []) : []) {
+          ctx.out.line(
+            `Personal link for ${link.email} (once, until ${link.expiresAt.slice(0, 10)}; shown only now):`,
+          );
+          ctx.out.line(`  ${link.url}`);
+        }
+        if (view.audience !== 'invite') {
+          ctx.out.line(
+            `${name} is for ${view.audience}, so the list does not matter until 'petri audience set invite --app ${name}'`,
+          );
+        }
+      },
+    );
 
   audience
     .command('remove')

@@ -370,11 +370,17 @@ export class PetriClient {
     });
   }
 
-  inviteToAudience(name: string, emails: string[], link = false): Promise<Audience> {
+  /** `links`: `print` answers each invitee's personal link; `send` also mails it to them. */
+  inviteToAudience(
+    name: string,
+    emails: string[],
+    links: 'none' | 'print' | 'send' = 'none',
+  ): Promise<Audience> {
     return this.json<Audience>({
       method: 'POST',
       path: `${appPath(name)}/audience/invitees`,
-      json: link ? { emails, link } : { emails },
+      json:
+        links === 'send' ? { emails, send: true } : links === 'print' ? { emails, link: true } : { emails },
     });
   }
 

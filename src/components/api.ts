@@ -38,6 +38,7 @@ export function apiContext(core: Core, { reconciler, builds, addons }: Controlle
     addons,
     identity: new Identity({ db, config, secrets, log: logger }),
     metrics,
+    mailNotices: core.mail?.notices,
   };
 }
 

@@ -54,6 +54,12 @@ export const AudienceInvite = Type.Object(
           'also make each a personal single-use sign-in link (for people without an account), answered once',
       }),
     ),
+    send: Type.Optional(
+      Type.Boolean({
+        description:
+          'mail each person their personal link through the mail relay (implies link); refused when mail is off',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

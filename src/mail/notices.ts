@@ -1,6 +1,7 @@
-// Petri's own mail about an app, to its owner, through the relay's queue: the expiry
-// warnings of the experiment lifecycle, the metrics' alerts, and the pause of an app's mail after refusals in a
-// row. From petri@<mail domain>, outside the app's quota and audience.
+// Petri's own mail about an app, through the relay's queue: to its owner, the expiry
+// warnings of the experiment lifecycle, the metrics' alerts and the pause of the app's mail
+// after refusals in a row; to an invitee of its audience, their personal link. From
+// petri@<mail domain>, outside the app's quota and audience.
 import { randomUUID } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { Logger } from 'pino';
@@ -53,12 +54,34 @@ export class MailNotices {
     ]);
   }
 
+  /** Sends an invitee of an app's audience their personal single-use link (petri audience
+   * invite --send): from Petri, naming the app and who invited them. */
+  async personalLink(invite: {
+    appId: number;
+    app: string;
+    description: string;
+    by: string;
+    to: string;
+    url: string;
+    expiresAt: string;
+  }): Promise<void> {
+    await this.toAddress(invite.appId, invite.to, `You are invited to try ${invite.app}`, [
+      `${invite.by} invites you to try the experiment ${invite.app}${invite.description ? `: ${invite.description}` : ''}.`,
+      `Open this link to see what it is and what it keeps about you before you decide; it works once, for you, until ${invite.expiresAt}:\n${invite.url}`,
+      'If you did not expect this, ignore it: nothing happens unless you open the link and agree.',
+    ]);
+  }
+
   private async toOwner(appId: number, ownerId: number, subject: string, lines: string[]): Promise<void> {
     const to = await userEmail(this.o.db, ownerId);
     if (!to) {
       this.o.logger.info({ appId, subject }, 'mail notice not sent: the owner has no e-mail address');
       return;
     }
+    await this.toAddress(appId, to, subject, lines);
+  }
+
+  private async toAddress(appId: number, to: string, subject: string, lines: string[]): Promise<void> {
     const id = randomUUID();
     const raw = await new MailComposer({
       from: `Petri <petri@${this.o.config.domain}>`,

@@ -29,6 +29,7 @@ import {
   revokeLink,
   setAudience,
 } from '../../domain/audiences.js';
+import { UserError } from '../../lib/errors.js';
 import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 
@@ -94,13 +95,33 @@ export function audienceRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       const app = targetApp(req);
+      const mailer = ctx.mailNotices;
+      if (req.body.send && !mailer) {
+        throw new UserError(
+          'conflict',
+          "Petri's mail relay is off (mail.enabled in the server config), so it cannot mail the links: print them with --link and pass them on yourself",
+        );
+      }
       const { view, added } = await inviteToAudience(db, req.user, app, req.body.emails, req.ip);
-      if (!req.body.link) return present(view, added);
+      if (!req.body.link && !req.body.send) return present(view, added);
       const links = (await personalLinks(db, req.user, app, req.body.emails, req.ip)).map((l) => ({
         email: l.email,
         url: `${appUrl(config, app.name)}/.petri/join/${l.secret}`,
         expiresAt: l.expiresAt,
       }));
+      if (req.body.send && mailer) {
+        for (const link of links) {
+          await mailer.personalLink({
+            appId: app.id,
+            app: app.name,
+            description: app.description,
+            by: req.user.email ?? req.user.name,
+            to: link.email,
+            url: link.url,
+            expiresAt: link.expiresAt,
+          });
+        }
+      }
       return present(view, added, links);
     },
   );
