@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ACCESS_LEVELS, type Access, decide, refusal } from '../domain/access.js';
 import { appWithRole, teamWithRole } from '../domain/app-access.js';
 import { authenticate } from '../domain/auth.js';
-import { authenticateWebSession, SESSION_COOKIE, type WebSession } from '../domain/web-sessions.js';
+import { authenticateWebSession, sessionCookieName, type WebSession } from '../domain/web-sessions.js';
 import { cookieValues } from '../gate/cookie.js';
 import { UserError } from '../lib/errors.js';
 import type { App, Team, TeamRole, Token, User } from '../store/schema.js';
@@ -140,20 +140,18 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  * app hosts are the same site as the API host, so SameSite alone would not stop them.
  */
 async function webSessionOf(ctx: ApiContext, req: FastifyRequest) {
-  const values = cookieValues(req.headers.cookie, SESSION_COOKIE);
+  const https = req.headers['x-forwarded-proto'] === 'https';
+  const values = cookieValues(req.headers.cookie, sessionCookieName(https));
   if (values.length === 0) return undefined;
-  let found: Awaited<ReturnType<typeof authenticateWebSession>> | undefined;
-  let refusal: unknown;
-  // A sibling host may have added a cookie of the same name: the one that is a session counts.
-  for (const value of values) {
-    try {
-      found = await authenticateWebSession(ctx.db, value);
-      break;
-    } catch (err) {
-      refusal = err;
-    }
+  // Another host under the same parent domain (an app's page) may have added a session
+  // cookie of its own, to act as someone else in this browser: with several, none counts.
+  if (values.length > 1) {
+    throw new UserError(
+      'unauthorized',
+      'several sign-ins (session cookies) were sent with this request, so none is used: sign in again at /login',
+    );
   }
-  if (!found) throw refusal;
+  const found = await authenticateWebSession(ctx.db, values[0] ?? '');
   if (UNSAFE.has(req.method) && !sameSecret(req.headers['x-csrf-token'], found.session.csrf)) {
     throw new UserError(
       'forbidden',

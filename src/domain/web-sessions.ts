@@ -8,8 +8,17 @@ import { UserError } from '../lib/errors.js';
 import type { Store } from '../store/db.js';
 import type { User } from '../store/schema.js';
 
-/** The cookie (HttpOnly, SameSite=Lax, Path=/, host-only on the API host). */
+/** The cookie (HttpOnly, SameSite=Lax, Path=/, host-only on the API host) over plain http. */
 export const SESSION_COOKIE = 'petri_session';
+/** Its name over https: a `__Host-` cookie is Secure, Path=/ and host-only, which browsers
+ * enforce, so no other host (an app's, under the same parent domain) can set one. */
+export const SECURE_SESSION_COOKIE = '__Host-petri_session';
+
+/** The session cookie's name for a request that came over https or not (only that name
+ * is read then). */
+export function sessionCookieName(https: boolean): string {
+  return https ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+}
 /** A session with no request for this long ends. */
 export const SESSION_IDLE_MS = 12 * 3600_000;
 /** Whatever its use, a session ends this long after the sign-in. */
@@ -153,11 +162,14 @@ export async function endWebSessionsOf(db: Store, userId: number): Promise<numbe
 }
 
 /** A single-use ticket to the app for the signed-in user (the gate's SSO): the ticket in
- * clear, answered once; only its hash is kept, for TICKET_TTL_MS. */
+ * clear, answered once; only its hash is kept, for TICKET_TTL_MS. The hash covers the app's
+ * audience key version too: a ticket issued before a change that ends the app's cookies (an
+ * invitee removed, the audience changed) is not redeemed after it. */
 export async function issueGateTicket(
   db: Store,
   appId: number,
   userId: number,
+  keyVersion: number,
   nowMs = Date.now(),
 ): Promise<string> {
   const ticket = randomBytes(32).toString('base64url');
@@ -166,7 +178,7 @@ export async function issueGateTicket(
   await db
     .insertInto('gate_tickets')
     .values({
-      hash: sha256(ticket),
+      hash: ticketHash(ticket, keyVersion),
       app_id: appId,
       user_id: userId,
       expires_at: new Date(nowMs + TICKET_TTL_MS).toISOString(),
@@ -180,18 +192,23 @@ export async function issueGateTicket(
  * by the attempt: it only ever works where it was meant to, within its minute). */
 export async function redeemGateTicket(
   db: Store,
-  appId: number,
+  app: { id: number; audience_key_version: number },
   ticket: string,
   nowMs = Date.now(),
 ): Promise<User | undefined> {
+  const appId = app.id;
   if (!/^[A-Za-z0-9_-]{20,100}$/.test(ticket)) return undefined;
   const gone = await db
     .deleteFrom('gate_tickets')
-    .where('hash', '=', sha256(ticket))
+    .where('hash', '=', ticketHash(ticket, app.audience_key_version))
     .where('app_id', '=', appId)
     .where('expires_at', '>', new Date(nowMs).toISOString())
     .returning('user_id')
     .executeTakeFirst();
   if (!gone) return undefined;
   return db.selectFrom('users').selectAll().where('id', '=', gone.user_id).executeTakeFirst();
+}
+
+function ticketHash(ticket: string, keyVersion: number): string {
+  return sha256(`${ticket} kv ${keyVersion}`);
 }

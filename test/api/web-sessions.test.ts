@@ -121,7 +121,8 @@ describe('web sessions on the API host', () => {
       { login: 'ana@example.org', password: 'correct horse battery' },
       { 'x-forwarded-proto': 'https' },
     );
-    assert.match(setCookies(tls).get(SESSION_COOKIE) ?? '', /; Secure$/);
+    // ...and named __Host-petri_session, which no other host can set.
+    assert.match(setCookies(tls).get('__Host-petri_session') ?? '', /; Path=\/; .*; Secure$/);
   });
 
   test('a wrong password is refused on the page, which keeps the name but never the password', async () => {

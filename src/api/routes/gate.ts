@@ -23,7 +23,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { consentOf, recordConsent, spendLink, touchVisit, withdrawConsent } from '../../domain/audiences.js';
 import { awaitsReview } from '../../domain/experiments.js';
-import { type GateApp, gateAppOf, linkVisitor, usableLink } from '../../domain/gate.js';
+import { type GateApp, gateAdmission, gateAppOf, linkVisitor, usableLink } from '../../domain/gate.js';
 import { redeemGateTicket } from '../../domain/web-sessions.js';
 import {
   cookieValues,
@@ -32,6 +32,7 @@ import {
   gateKey,
   PENDING_COOKIE,
   PENDING_TTL_SECONDS,
+  type PendingClaims,
   RETURN_COOKIE,
   RETURN_TTL_SECONDS,
   sameToken,
@@ -158,7 +159,9 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
           return see(reply, next);
         }
         if (gateTokens.length > 1) expireTossed(reply, req, ctx.config.domain);
-        const pending = firstValid(cookies(req, PENDING_COOKIE), (t) =>
+        // Several pending states: a sibling app may have tossed its own (someone else's) to
+        // have this visitor consent as them. None counts; the visitor signs in again.
+        const pending = onlyValid(req, reply, ctx.config.domain, (t) =>
           verifyPending(t, k.pending, expect(app)),
         );
         if (!pending) {
@@ -223,15 +226,16 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         if (!found) return reply;
         const { app } = found;
         const next = safeNext(req.query.next);
-        const user = await redeemGateTicket(ctx.db, app.id, req.query.ticket ?? '');
-        if (!user || user.disabled_at !== null) {
+        const user = await redeemGateTicket(ctx.db, app, req.query.ticket ?? '');
+        // Asked again: the person may have been removed from the list since /gate/sso.
+        if (!user || user.disabled_at !== null || (await gateAdmission(ctx.db, app, user)) !== 'ok') {
           return page(
             reply,
             403,
             messagePage(
               'This sign-in link does not work',
               [
-                `It was used already, it is older than a minute, or it is for another experiment than ${app.name}. Nothing was recorded.`,
+                `It was used already, it is older than a minute, it is for another experiment than ${app.name}, or ${app.name} no longer lets you in. Nothing was recorded.`,
               ],
               undefined,
               {
@@ -288,7 +292,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         const body = req.validationError ? {} : (req.body ?? {});
         const next = safeNext(body.next);
         const k = keys(app);
-        const pending = firstValid(cookies(req, PENDING_COOKIE), (t) =>
+        const pending = onlyValid(req, reply, ctx.config.domain, (t) =>
           verifyPending(t, k.pending, expect(app)),
         );
         const refused = crossSite(req);
@@ -488,6 +492,23 @@ function expireTossed(reply: FastifyReply, req: FastifyRequest, domain: string):
   ] as const) {
     clearCookie(reply, req, name, path, domain);
   }
+}
+
+/** The pending state when the request carries exactly one and it is valid; with several
+ * (a sibling host added one) none, and every copy is expired. */
+function onlyValid(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  domain: string,
+  check: (t: string) => { ok: true; claims: PendingClaims } | { ok: false },
+): PendingClaims | undefined {
+  const tokens = cookies(req, PENDING_COOKIE);
+  if (tokens.length > 1) {
+    expireTossed(reply, req, domain);
+    clearCookie(reply, req, PENDING_COOKIE, '/.petri');
+    return undefined;
+  }
+  return firstValid(tokens, check);
 }
 
 /** Every value of the cookie `name` (a sibling host may have added one of the same name). */

@@ -29,8 +29,8 @@ import {
   createWebSession,
   endWebSession,
   issueGateTicket,
-  SESSION_COOKIE,
   SESSION_MAX_MS,
+  sessionCookieName,
   type WebSession,
 } from '../../domain/web-sessions.js';
 import { cookieValues } from '../../gate/cookie.js';
@@ -127,7 +127,7 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
       },
       async (req, reply) => {
         const next = apiNext(req.query.next);
-        if (await signedIn(ctx, req)) return see(reply, next);
+        if (await signedIn(ctx, req, reply)) return see(reply, next);
         return page(reply, 200, login(ctx, next));
       },
     );
@@ -257,8 +257,8 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
       async (req, reply) => {
         const refused = otherOrigin(req);
         if (refused) return page(reply, 403, messagePage('You are still signed in', [refused]));
-        for (const value of cookieValues(req.headers.cookie, SESSION_COOKIE)) await endWebSession(db, value);
-        clearCookie(reply, req, SESSION_COOKIE, '/');
+        for (const value of sessionCookies(req)) await endWebSession(db, value);
+        clearSessions(ctx, req, reply);
         return see(reply, '/login');
       },
     );
@@ -298,14 +298,14 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
         const { app } = found;
         if (app.audience === 'public' && !awaitsReview(app))
           return see(reply, `${appUrl(config, app.name)}${appNext}`);
-        const who = await signedIn(ctx, req);
+        const who = await signedIn(ctx, req, reply);
         if (!who) {
           const back = `/gate/sso?app=${encodeURIComponent(app.name)}&next=${encodeURIComponent(appNext)}`;
           return see(reply, `/login?next=${encodeURIComponent(back)}`);
         }
         const refusal = await gateRefusal(ctx, found, who.user);
         if (refusal) return page(reply, 403, refusal);
-        const ticket = await issueGateTicket(db, app.id, who.user.id);
+        const ticket = await issueGateTicket(db, app.id, who.user.id, app.audience_key_version);
         return see(
           reply,
           `${appUrl(config, app.name)}/.petri/sso?ticket=${ticket}&next=${encodeURIComponent(appNext)}`,
@@ -338,23 +338,60 @@ async function gateRefusal(ctx: ApiContext, found: GateApp, user: User): Promise
 
 /** The person a request's web session signs in, checked as the API checks every request:
  * the session live, the account enabled, and re-checked with its provider when due;
- * undefined when none of the browser's sessions passes (it signs in again). */
+ * undefined when it does not pass (the browser signs in again).
+ *
+ * A request with more than one session cookie is signed in by none: another host under the
+ * same parent domain (an app's page) may have set one for the parent domain, with a longer
+ * path so that it comes first, to sign the visitor in as someone else (login CSRF). Every
+ * copy is expired on `reply` and the browser signs in again. */
 export async function signedIn(
   ctx: ApiContext,
   req: FastifyRequest,
+  reply: FastifyReply,
 ): Promise<{ user: User; session: WebSession } | undefined> {
-  for (const value of cookieValues(req.headers.cookie, SESSION_COOKIE)) {
-    try {
-      const found = await authenticateWebSession(ctx.db, value);
-      if (decide(found.user, 'signed-in') !== 'ok') continue;
-      let user = found.user;
-      if (ctx.identity?.recheckDue(user)) user = await ctx.identity.recheck(user, null);
-      return { user, session: found.session };
-    } catch (err) {
-      if (!isUserError(err)) throw err;
+  const values = sessionCookies(req);
+  if (values.length > 1) {
+    clearSessions(ctx, req, reply);
+    return undefined;
+  }
+  const value = values[0];
+  if (value === undefined) return undefined;
+  try {
+    const found = await authenticateWebSession(ctx.db, value);
+    if (decide(found.user, 'signed-in') !== 'ok') return undefined;
+    let user = found.user;
+    if (ctx.identity?.recheckDue(user)) user = await ctx.identity.recheck(user, null);
+    return { user, session: found.session };
+  } catch (err) {
+    if (!isUserError(err)) throw err;
+    return undefined;
+  }
+}
+
+/** The values of the request's session cookie: __Host-petri_session over https (and only
+ * that name), petri_session over http. */
+export function sessionCookies(req: FastifyRequest): string[] {
+  return cookieValues(req.headers.cookie, sessionCookieName(https(req)));
+}
+
+/** Paths a session cookie set by another host for the parent domain may have, besides the
+ * prefixes of the request's own path: the API's and the pages'. */
+const SESSION_PATHS = ['/', '/v1', '/gate', '/gate/sso', '/login', '/dashboard', '/app'];
+
+/** Expires the session cookie: this host's own, and (over http, where the name is not
+ * __Host-) copies set for the parent domains at the paths a tossed one is likely to have. */
+function clearSessions(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply): void {
+  const name = sessionCookieName(https(req));
+  if (!https(req)) {
+    const own = (req.url.split('?')[0] ?? '/').split('/').filter(Boolean);
+    const paths = new Set(SESSION_PATHS);
+    for (let i = 1; i <= Math.min(own.length, 4); i++) paths.add(`/${own.slice(0, i).join('/')}`);
+    const domains = new Set([ctx.config.domain, ctx.config.apiHost].map((d) => d.toLowerCase()));
+    for (const domain of domains) {
+      for (const path of paths) clearCookie(reply, req, name, path, domain);
     }
   }
-  return undefined;
+  clearCookie(reply, req, name, '/');
 }
 
 /** A local account's or LDAP's name and password: a local account with that e-mail signs in
@@ -374,7 +411,7 @@ async function startSession(
   how: string,
 ): Promise<void> {
   const { cookie } = await createWebSession(ctx.db, user.id, `web sign-in (${how}) from ${req.ip}`);
-  setCookie(reply, req, SESSION_COOKIE, cookie, '/', Math.floor(SESSION_MAX_MS / 1000));
+  setCookie(reply, req, sessionCookieName(https(req)), cookie, '/', Math.floor(SESSION_MAX_MS / 1000));
 }
 
 function login(ctx: ApiContext, next: string, more: { error?: string; login?: string } = {}): string {
@@ -431,8 +468,14 @@ export function otherOrigin(req: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/** Whether the request came over https (the router says so in X-Forwarded-Proto, which it
+ * sets on every request). */
+export function https(req: FastifyRequest): boolean {
+  return req.headers['x-forwarded-proto'] === 'https';
+}
+
 function secure(req: FastifyRequest): string {
-  return req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
+  return https(req) ? '; Secure' : '';
 }
 
 export function setCookie(
