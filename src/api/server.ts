@@ -44,7 +44,7 @@ import { runRoutes } from './routes/run.js';
 import { stackRoutes } from './routes/stacks.js';
 import { statusRoutes } from './routes/status.js';
 import { teamRoutes } from './routes/teams.js';
-import { tokenRoutes } from './routes/tokens.js';
+import { registerMetricsTokenScope, tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
 import { webAuthRoutes } from './routes/web-auth.js';
 import { Uploads } from './uploads.js';
@@ -162,6 +162,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   registerAccess(api, ctx);
   gitRoutes(api, ctx, uploads); // before registerAuth: its onRequest hook turns git's Basic auth into a bearer token
   registerAuth(api, ctx);
+  registerMetricsTokenScope(api);
   // Every answer about an app that expires soon, expired or was archived says so.
   registerLifecycleHooks(api, ctx);
   api.get('/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>

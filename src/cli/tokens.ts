@@ -42,21 +42,25 @@ export function registerTokens(program: Command, ctx: Context): void {
     .argument('<name>', 'what it is for, e.g. ci-deploy')
     .option('--expires <duration>', 'when it expires: 90d (the default), 12h, 4w, 1y; never (admins only)')
     .option('--bot <name>', 'make it for a bot (admins), e.g. to replace its token')
+    .option('--metrics', 'good for GET /metrics only: for a Prometheus scraper (admins and auditors)')
     .option('--json', 'print JSON (with the secret)')
-    .action(async (name: string, opts: { expires?: string; bot?: string; json?: boolean }) => {
-      const made = await (await ctx.client()).createToken({
-        name,
-        ...expiresOption(opts.expires),
-        ...(opts.bot === undefined ? {} : { bot: opts.bot }),
-      });
-      if (opts.json) return ctx.out.json(made);
-      // The secret alone on stdout (TOKEN=$(petri tokens create ci)); the rest for people, on stderr.
-      ctx.out.note(
-        `Created token ${made.token.id} '${made.token.name}' for ${made.user}, ${expirySentence(made.token.expiresAt)}. Copy it now; it is not shown again:`,
-      );
-      ctx.out.line(made.secret);
-      ctx.out.note("Use it as PETRI_TOKEN, or with 'petri login --url URL --token TOKEN'.");
-    });
+    .action(
+      async (name: string, opts: { expires?: string; bot?: string; metrics?: boolean; json?: boolean }) => {
+        const made = await (await ctx.client()).createToken({
+          name,
+          ...expiresOption(opts.expires),
+          ...(opts.bot === undefined ? {} : { bot: opts.bot }),
+          ...(opts.metrics ? { metrics: true } : {}),
+        });
+        if (opts.json) return ctx.out.json(made);
+        // The secret alone on stdout (TOKEN=$(petri tokens create ci)); the rest for people, on stderr.
+        ctx.out.note(
+          `Created token ${made.token.id} '${made.token.name}' for ${made.user}, ${expirySentence(made.token.expiresAt)}. Copy it now; it is not shown again:`,
+        );
+        ctx.out.line(made.secret);
+        ctx.out.note("Use it as PETRI_TOKEN, or with 'petri login --url URL --token TOKEN'.");
+      },
+    );
 
   tokens
     .command('revoke')

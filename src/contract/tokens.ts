@@ -3,9 +3,9 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { Nullable, StringEnum } from './common.js';
 
-export const TokenKind = StringEnum(['api', 'session', 'bot'], {
+export const TokenKind = StringEnum(['api', 'session', 'bot', 'metrics'], {
   description:
-    "api: made with 'petri tokens create' (or at first start); session: a sign-in's; bot: a service account's",
+    "api: made with 'petri tokens create' (or at first start); session: a sign-in's; bot: a service account's; metrics: 'petri tokens create --metrics', good for GET /metrics only",
 });
 export type TokenKind = Static<typeof TokenKind>;
 
@@ -61,6 +61,12 @@ export const CreateTokenBody = Type.Object(
         minLength: 1,
         maxLength: 64,
         description: "a bot's name: an admin makes a token for it",
+      }),
+    ),
+    metrics: Type.Optional(
+      Type.Boolean({
+        description:
+          'a token good for GET /metrics only, for a Prometheus scraper (its owner must be an admin or an auditor)',
       }),
     ),
   },

@@ -107,7 +107,7 @@ const NAME = /^[^\p{Cc}\p{Cf}]{1,64}$/u;
 export async function createToken(
   db: Store,
   user: User,
-  input: { name: string; expires?: string; bot?: string },
+  input: { name: string; expires?: string; bot?: string; metrics?: boolean },
   ip?: string,
 ): Promise<{ owner: User; token: Token; secret: string }> {
   const name = input.name.trim();
@@ -127,16 +127,24 @@ export async function createToken(
       'conflict',
       `${userLabel(owner)} is disabled; enable it first ('petri users enable')`,
     );
+  // A metrics token reads what its owner's role may read at GET /metrics (platform.read).
+  if (input.metrics && owner.role !== 'admin' && owner.role !== 'auditor') {
+    throw new UserError(
+      'forbidden',
+      `a metrics token reads GET /metrics, which only platform admins and auditors may read; ${userLabel(owner)} is a ${owner.role}: ask an admin or an auditor to make it`,
+    );
+  }
   return db.transaction().execute(async (tx) => {
     await pruneDeadTokens(tx);
     const { token, secret } = await mintToken(tx, owner.id, name, {
-      kind: owner.kind === 'bot' ? 'bot' : 'api',
+      kind: input.metrics ? 'metrics' : owner.kind === 'bot' ? 'bot' : 'api',
       expiresAt,
     });
     await recordAudit(tx, actorOf(user, ip), 'token.create', userLabel(owner), {
       token: token.id,
       name,
       expiresAt,
+      ...(input.metrics ? { metrics: true } : {}),
     });
     return { owner, token, secret };
   });

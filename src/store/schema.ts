@@ -91,8 +91,9 @@ export interface TokensTable {
   description: string;
   created_at: string;
   last_used_at: string | null;
-  /** api: made by `petri tokens create` or at first start; session: a sign-in's; bot: a service account's. */
-  kind: Generated<'api' | 'session' | 'bot'>;
+  /** api: made by `petri tokens create` or at first start; session: a sign-in's; bot: a
+   * service account's; metrics: `petri tokens create --metrics`, good for GET /metrics only. */
+  kind: Generated<'api' | 'session' | 'bot' | 'metrics'>;
   /** null: never expires. */
   expires_at: Generated<string | null>;
   /** When the user behind an SSO session was last re-checked with the provider. */

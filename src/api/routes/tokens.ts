@@ -13,6 +13,7 @@ import {
 } from '../../contract/index.js';
 import { createToken, listTokens, revokeToken } from '../../domain/tokens.js';
 import { userLabel } from '../../domain/users.js';
+import { UserError } from '../../lib/errors.js';
 import type { Token } from '../../store/schema.js';
 import type { Api, ApiContext } from '../context.js';
 import { openStreams } from '../open-streams.js';
@@ -28,6 +29,20 @@ export function presentToken(token: Token, current: Token | null, at = Date.now(
     expired: token.expires_at !== null && Date.parse(token.expires_at) <= at,
     current: current?.id === token.id,
   };
+}
+
+/** A metrics token (petri tokens create --metrics) is good for GET /metrics and nothing else:
+ * a scraper's credentials, kept in a Prometheus config, must not deploy or read secrets.
+ * Registered right after the bearer check (auth.ts), before any route's own work. */
+export function registerMetricsTokenScope(api: Api): void {
+  api.addHook('onRequest', async (req) => {
+    if (req.token?.kind !== 'metrics') return;
+    if (req.method === 'GET' && req.routeOptions.url === '/metrics') return;
+    throw new UserError(
+      'forbidden',
+      "this is a metrics token: it reads GET /metrics and nothing else; use an API token ('petri tokens create NAME') for the rest",
+    );
+  });
 }
 
 export function tokenRoutes(api: Api, ctx: ApiContext): void {
