@@ -116,6 +116,34 @@ function bumpKey(tx: Store, appId: number) {
     .execute();
 }
 
+/** Ends every gate cookie of the gated apps (an audience other than public, or awaiting an
+ * admin's review), or of one team's: a person disabled or taken off a team is refused at
+ * their next request rather than when their 12-hour cookie runs out. Everyone else with a
+ * live web session (or an invite link's way back) comes through again in a few redirects.
+ * The caller nudges the reconciler, which pushes the new keys to the router. */
+export async function endGatePasses(tx: Store, teamId?: number): Promise<number> {
+  let query = tx
+    .updateTable('apps')
+    .set((eb) => ({ audience_key_version: eb('audience_key_version', '+', 1) }))
+    .where((eb) =>
+      eb.or([
+        eb('audience', '!=', 'public'),
+        eb.and([
+          eb('data_class', '=', 'sensitive'),
+          eb.or([eb('approved_class', 'is', null), eb('approved_class', '!=', 'sensitive')]),
+        ]),
+      ]),
+    );
+  if (teamId !== undefined) query = query.where('team_id', '=', teamId);
+  const res = await query.executeTakeFirst();
+  return Number(res.numUpdatedRows);
+}
+
+/** Ends every gate cookie of one app (a visitor left: their pass in other browsers ends). */
+export async function endAppPasses(db: Store, appId: number): Promise<void> {
+  await bumpKey(db, appId);
+}
+
 const scope = (app: App) => ({ app: app.name, teamId: app.team_id });
 
 /**

@@ -85,3 +85,23 @@ export async function gateAdmission(
   if (app.audience !== 'invite' || member) return 'ok';
   return user.email && (await isInvited(db, app.id, user.email)) ? 'ok' : 'not_invited';
 }
+
+/** The key version an invite link's way back (petri_gate_return) is signed under: always the
+ * same, because the app's own version is raised whenever anyone is locked out (a person
+ * disabled, taken off the team, or leaving) and a link's visitors would lose their way back
+ * each time. wayBackHolds decides instead. */
+export const RETURN_KV = 0;
+
+/** Whether a link visitor's way back still lets them in: a shared link's (invite:ID) while
+ * the link is not revoked, a personal link's invitee while they are on the list. */
+export async function wayBackHolds(db: Store, appId: number, sub: string): Promise<boolean> {
+  const shared = /^invite:(\d{1,15})$/.exec(sub);
+  if (!shared) return isInvited(db, appId, sub);
+  const link = await db
+    .selectFrom('audience_links')
+    .select('revoked_at')
+    .where('app_id', '=', appId)
+    .where('id', '=', Number(shared[1]))
+    .executeTakeFirst();
+  return link !== undefined && link.revoked_at === null;
+}

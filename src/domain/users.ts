@@ -4,6 +4,7 @@ import { UserError } from '../lib/errors.js';
 import { now, type Store } from '../store/db.js';
 import type { PlatformRole, TeamRole, Token, User } from '../store/schema.js';
 import { actorOf } from './apps.js';
+import { endGatePasses } from './audiences.js';
 import { recordAudit } from './audit.js';
 import { createUser, mintToken } from './auth.js';
 import { refusePersonal } from './teams.js';
@@ -93,7 +94,8 @@ export async function revokeAllTokens(db: Store, userId: number): Promise<number
 }
 
 /** Disables a user: every token and session of theirs is revoked in the same transaction,
- * so their next request is refused. Never oneself, never the last admin. */
+ * and every gated app's key version is raised (their gate cookies end), so their next
+ * request is refused. Never oneself, never the last admin. */
 export async function disableUser(
   db: Store,
   actor: User,
@@ -110,6 +112,8 @@ export async function disableUser(
         `${userLabel(user)} is the last admin; make someone else admin first ('petri users role EMAIL admin')`,
       );
     const tokensRevoked = await revokeAllTokens(tx, user.id);
+    // Their gate cookies too (the caller nudges the reconciler, which tells the router).
+    await endGatePasses(tx);
     const disabled = user.disabled_at ?? now();
     const updated = await tx
       .updateTable('users')

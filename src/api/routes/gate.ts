@@ -21,9 +21,24 @@ import formbody from '@fastify/formbody';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { consentOf, recordConsent, spendLink, touchVisit, withdrawConsent } from '../../domain/audiences.js';
+import {
+  consentOf,
+  endAppPasses,
+  recordConsent,
+  spendLink,
+  touchVisit,
+  withdrawConsent,
+} from '../../domain/audiences.js';
 import { awaitsReview } from '../../domain/experiments.js';
-import { type GateApp, gateAdmission, gateAppOf, linkVisitor, usableLink } from '../../domain/gate.js';
+import {
+  type GateApp,
+  gateAdmission,
+  gateAppOf,
+  linkVisitor,
+  RETURN_KV,
+  usableLink,
+  wayBackHolds,
+} from '../../domain/gate.js';
 import { redeemGateTicket } from '../../domain/web-sessions.js';
 import {
   cookieValues,
@@ -72,7 +87,9 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
   const keys = (app: GateApp['app']) => ({
     cookie: gateKey(gateSecret(), 'cookie', app.id, app.audience_key_version),
     pending: gateKey(gateSecret(), 'pending', app.id, app.audience_key_version),
-    back: gateKey(gateSecret(), 'return', app.id, app.audience_key_version),
+    // The way back is not tied to the key version, which lock-outs of others raise (someone
+    // disabled, taken off the team, or leaving): the gate checks its link or invitee instead.
+    back: gateKey(gateSecret(), 'return', app.id, RETURN_KV),
   });
   const expect = (app: GateApp['app']) => ({ app: app.name, kv: app.audience_key_version });
 
@@ -166,8 +183,10 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         );
         if (!pending) {
           // An invite link's visitor whose gate cookie ran out: back in without the link.
-          const back = firstValid(cookies(req, RETURN_COOKIE), (t) => verifyReturn(t, k.back, expect(app)));
-          if (back) {
+          const back = firstValid(cookies(req, RETURN_COOKIE), (t) =>
+            verifyReturn(t, k.back, { app: app.name, kv: RETURN_KV }),
+          );
+          if (back && (await wayBackHolds(ctx.db, app.id, back.sub))) {
             const consent = await consentOf(ctx.db, app.id, back.sub);
             if (consent && consent.withdrawn_at === null && consent.notice_version === app.notice_version) {
               await touchVisit(ctx.db, app.id, back.sub);
@@ -347,7 +366,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
         });
         setCookie(reply, req, GATE_COOKIE, cookie, '/', GATE_TTL_SECONDS);
         if (pending.link !== undefined || pending.back) {
-          const pass = { app: app.name, sub: pending.sub, name: pending.name, kv: app.audience_key_version };
+          const pass = { app: app.name, sub: pending.sub, name: pending.name, kv: RETURN_KV };
           setCookie(reply, req, RETURN_COOKIE, signReturn(k.back, pass), '/.petri', RETURN_TTL_SECONDS);
         }
         return see(reply, next);
@@ -399,7 +418,13 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
           );
         }
         const claims = verifyGateCookie(token, k.cookie, expect(app));
-        if (claims.ok) await withdrawConsent(ctx.db, app.id, claims.claims.sub);
+        if (claims.ok) {
+          await withdrawConsent(ctx.db, app.id, claims.claims.sub);
+          // Their cookies in other browsers end too (everyone else's with them: those with a
+          // live web session or a link's way back come through again in a few redirects).
+          await endAppPasses(ctx.db, app.id);
+          ctx.nudge();
+        }
         clearCookie(reply, req, GATE_COOKIE, '/');
         clearCookie(reply, req, RETURN_COOKIE, '/.petri');
         return page(

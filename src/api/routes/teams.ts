@@ -19,6 +19,7 @@ import {
   TransferAppBody,
 } from '../../contract/index.js';
 import { teamNotFound } from '../../domain/access.js';
+import { endGatePasses } from '../../domain/audiences.js';
 import { type TeamQuotas as Quotas, setTeamQuotas, teamQuotas } from '../../domain/quotas.js';
 import {
   createTeam,
@@ -128,6 +129,9 @@ export function teamRoutes(api: Api, ctx: ApiContext): void {
     async (req, reply) => {
       const team = targetTeam(req);
       await removeMember(db, req.user, team, req.params.email, req.ip);
+      // The team's gated apps let members in: their gate cookies end (issue 15).
+      await endGatePasses(db, team.id);
+      ctx.nudge();
       await streams.accessChanged({ teamId: team.id });
       return reply.code(204).send(null);
     },

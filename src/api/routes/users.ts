@@ -207,6 +207,7 @@ export function userRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       const { user, tokensRevoked } = await disableUser(db, req.user, req.params.email, req.ip);
+      ctx.nudge(); // the gated apps' new key versions (their gate cookies end) to the router
       await streams.accessChanged({ userId: user.id });
       return { user: await withApps(user), tokensRevoked };
     },
