@@ -99,6 +99,10 @@ export interface ApiContext {
   deployLogs: DeployLogs;
   /** Desired state changed: wake the reconcilers now rather than at their next tick. */
   nudge: () => void;
+  /** A reconciler pass now, resolved once it has ended (the router has the routes and gate
+   * keys it made): for changes that must hold at the very next request (a gate key raised).
+   * Absent in tests without a reconciler. */
+  routesNow?: () => Promise<void>;
   /** Writes the egress proxy's counted attempts to the store now (before a read of them). */
   flushEgress: () => Promise<void>;
   /** Memory and CPU of running instances, from the runtime. */

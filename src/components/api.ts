@@ -25,6 +25,7 @@ export function apiContext(core: Core, { reconciler, builds, addons }: Controlle
       reconciler.nudge();
       void builds.tick();
     },
+    routesNow: () => reconciler.reconcileNow(),
     flushEgress: async () => egress?.flush(),
     usage: async (ids) => {
       const usage = new Map<string, { memoryBytes?: number; cpuSeconds?: number }>();

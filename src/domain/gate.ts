@@ -93,10 +93,20 @@ export async function gateAdmission(
 export const RETURN_KV = 0;
 
 /** Whether a link visitor's way back still lets them in: a shared link's (invite:ID) while
- * the link is not revoked, a personal link's invitee while they are on the list. */
+ * the link is not revoked, a personal link's invitee while they are on the list (and not a
+ * disabled account's e-mail). */
 export async function wayBackHolds(db: Store, appId: number, sub: string): Promise<boolean> {
   const shared = /^invite:(\d{1,15})$/.exec(sub);
-  if (!shared) return isInvited(db, appId, sub);
+  if (!shared) {
+    // An invitee who also has an account, disabled since: not let back in.
+    const disabled = await db
+      .selectFrom('users')
+      .select('id')
+      .where('email', '=', sub.toLowerCase())
+      .where('disabled_at', 'is not', null)
+      .executeTakeFirst();
+    return disabled === undefined && (await isInvited(db, appId, sub));
+  }
   const link = await db
     .selectFrom('audience_links')
     .select('revoked_at')

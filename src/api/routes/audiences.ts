@@ -32,6 +32,7 @@ import {
 import { UserError } from '../../lib/errors.js';
 import { targetApp } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
+import { gateKeysChanged } from './gate.js';
 
 const present = (
   view: AudienceView,
@@ -77,7 +78,7 @@ export function audienceRoutes(api: Api, ctx: ApiContext): void {
         approve: req.body.approve,
         ip: req.ip,
       });
-      ctx.nudge();
+      await gateKeysChanged(ctx);
       return present(view);
     },
   );
@@ -138,7 +139,7 @@ export function audienceRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       const view = await removeFromAudience(db, req.user, targetApp(req), req.params.email, req.ip);
-      ctx.nudge();
+      await gateKeysChanged(ctx);
       return present(view);
     },
   );
@@ -186,7 +187,7 @@ export function audienceRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       const link = await revokeLink(db, req.user, targetApp(req), req.params.id, req.ip);
-      ctx.nudge();
+      await gateKeysChanged(ctx);
       return link;
     },
   );

@@ -92,6 +92,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
     back: gateKey(gateSecret(), 'return', app.id, RETURN_KV),
   });
   const expect = (app: GateApp['app']) => ({ app: app.name, kv: app.audience_key_version });
+  const answered = new AnsweredForms();
 
   /** The app of the request's host, or a 404 page (answered) when there is none. */
   const appOf = async (req: FastifyRequest, reply: FastifyReply): Promise<GateApp | undefined> => {
@@ -336,11 +337,26 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
           );
         }
         if (pending.link !== undefined) {
+          // One pending state takes one use, however often its form is posted (a replay, or
+          // the same cookie copied to other browsers): the first post's answer stands.
+          if (!answered.take(pending.csrf, pending.exp * 1000)) {
+            return page(
+              reply,
+              409,
+              messagePage(
+                'You answered this notice already',
+                [`Nothing more was recorded. Open ${app.name} again.`],
+                undefined,
+                { href: next, label: `Open ${app.name}` },
+              ),
+            );
+          }
           // The link's use is taken now, atomically: the last use goes to one visitor only.
           let link: { id: number; email: string | null };
           try {
             link = await spendLink(ctx.db, app.id, pending.link);
           } catch (err) {
+            answered.drop(pending.csrf);
             if (!isUserError(err)) throw err;
             return page(
               reply,
@@ -423,7 +439,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
           // Their cookies in other browsers end too (everyone else's with them: those with a
           // live web session or a link's way back come through again in a few redirects).
           await endAppPasses(ctx.db, app.id);
-          ctx.nudge();
+          await gateKeysChanged(ctx);
         }
         clearCookie(reply, req, GATE_COOKIE, '/');
         clearCookie(reply, req, RETURN_COOKIE, '/.petri');
@@ -437,6 +453,52 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
       },
     );
   });
+}
+
+/** The invite-link consents this process took a use for, by their pending state's CSRF
+ * token, until that state expires (30 minutes): a pending state is good for one use. Kept in
+ * memory: a restart forgets them, which lets a replay within the pending state's half hour
+ * take one more use. */
+class AnsweredForms {
+  private readonly seen = new Map<string, number>();
+
+  /** True the first time `csrf` is answered (until `expiresMs`), false after. */
+  take(csrf: string, expiresMs: number, nowMs = Date.now()): boolean {
+    if (this.seen.size > 1000) {
+      for (const [k, until] of this.seen) if (until <= nowMs) this.seen.delete(k);
+    }
+    const until = this.seen.get(csrf);
+    if (until !== undefined && until > nowMs) return false;
+    this.seen.set(csrf, expiresMs);
+    return true;
+  }
+
+  /** Forgets `csrf` (its use was not taken after all). */
+  drop(csrf: string): void {
+    this.seen.delete(csrf);
+  }
+}
+
+/** How long a change that ends gate cookies waits for the router to have the new keys
+ * before it answers anyway (the reconciler's pass then ends the cookies a moment later). */
+const ROUTES_WAIT_MS = 5_000;
+
+/** After a change that raised apps' key versions (an invitee removed, a link revoked, the
+ * audience changed, someone disabled or leaving): waits until the router has the new keys,
+ * so the change holds at the very next request, not a reconciler pass later. */
+export async function gateKeysChanged(ctx: ApiContext): Promise<void> {
+  if (!ctx.routesNow) return ctx.nudge();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ROUTES_WAIT_MS);
+  });
+  try {
+    await Promise.race([ctx.routesNow(), late]);
+  } catch {
+    ctx.nudge();
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** What an unusable link's visitor is told: spendLink's own refusal (it takes no use when it

@@ -36,6 +36,7 @@ import { targetApp, targetTeam } from '../auth.js';
 import type { Api, ApiContext } from '../context.js';
 import { openStreams } from '../open-streams.js';
 import { presentApp } from '../present.js';
+import { gateKeysChanged } from './gate.js';
 
 export function teamRoutes(api: Api, ctx: ApiContext): void {
   const { db, config } = ctx;
@@ -131,7 +132,7 @@ export function teamRoutes(api: Api, ctx: ApiContext): void {
       await removeMember(db, req.user, team, req.params.email, req.ip);
       // The team's gated apps let members in: their gate cookies end (issue 15).
       await endGatePasses(db, team.id);
-      ctx.nudge();
+      await gateKeysChanged(ctx);
       await streams.accessChanged({ teamId: team.id });
       return reply.code(204).send(null);
     },

@@ -40,6 +40,7 @@ import {
 import type { User } from '../../store/schema.js';
 import type { Api, ApiContext } from '../context.js';
 import { openStreams } from '../open-streams.js';
+import { gateKeysChanged } from './gate.js';
 import { presentToken } from './tokens.js';
 
 export function presentUser(user: User, apps: number): UserInfo {
@@ -207,7 +208,7 @@ export function userRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       const { user, tokensRevoked } = await disableUser(db, req.user, req.params.email, req.ip);
-      ctx.nudge(); // the gated apps' new key versions (their gate cookies end) to the router
+      await gateKeysChanged(ctx); // the gated apps' new key versions: their gate cookies end
       await streams.accessChanged({ userId: user.id });
       return { user: await withApps(user), tokensRevoked };
     },
