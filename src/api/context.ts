@@ -17,7 +17,6 @@ import type { DataPaths } from '../lib/paths.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
 import type { LogStore } from '../logs/log-store.js';
-import type { MailNotices } from '../mail/notices.js';
 import type { Store } from '../store/db.js';
 import type { Addon, AddonBackup, App, Release, User } from '../store/schema.js';
 
@@ -117,7 +116,18 @@ export interface ApiContext {
    * the store; absent in tests that start none. */
   metrics?: MetricsView;
   /** Petri's own mail (src/mail/notices.ts): absent when mail.enabled is false. */
-  mailNotices?: Pick<MailNotices, 'personalLink'>;
+  mailNotices?: {
+    /** Mails an invitee of an app's audience their personal single-use link. */
+    personalLink(invite: {
+      appId: number;
+      app: string;
+      description: string;
+      by: string;
+      to: string;
+      url: string;
+      expiresAt: string;
+    }): Promise<void>;
+  };
 }
 
 /** What the API needs of the metrics collector (src/metrics/collector.ts). */

@@ -6,6 +6,7 @@ import type { AddonEngines } from '../addons/engines.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { LogStore } from '../logs/log-store.js';
+import type { RequestLog } from '../router/config.js';
 import { HaproxyRouter } from '../router/haproxy-router.js';
 import { LocalDriver } from '../runtime/local/local-driver.js';
 
@@ -42,7 +43,7 @@ export async function haproxyRouter(
   config: PetriConfig,
   paths: DataPaths,
   logger: Logger,
-  requestLog?: { address: string; port: number },
+  requestLog?: RequestLog,
 ): Promise<HaproxyRouter> {
   const router = new HaproxyRouter({
     dir: paths.router,

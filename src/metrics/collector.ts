@@ -5,6 +5,7 @@
 // its instances' memory and CPU are read from their cgroups (driver.status), restarts are
 // counted from the store, the router and the control plane's liveness become incidents, and
 // alert episodes open and close. Nothing scrapes an app; no query runs per app.
+import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -81,7 +82,20 @@ const HEARTBEAT_MS = 10_000;
 /** How often Prometheus label values of destroyed apps are dropped (memory stays bounded). */
 const FORGET_MS = 3_600_000;
 const PORT_KEY = 'request_log_port';
+/** The tag of the router's log lines: kept with the port, so an adopted router needs no reload. */
+const TAG_KEY = 'request_log_tag';
+/** Names of apps not yet known counted per minute at most (a new app's first requests, before
+ * the next pass learns its name): beyond, made-up hosts are dropped. */
+const UNKNOWN_PER_MINUTE = 100;
 const BOOT_KEY = 'boot_id';
+
+/** Where the router sends its request log, and the tag its lines carry (the router's
+ * RequestLog, src/router/config.ts). */
+export interface RequestLogTarget {
+  address: string;
+  port: number;
+  tag: string;
+}
 
 export class MetricsCollector {
   /** Told of each alert episode as it begins (the mail relay mails the owner), once per
@@ -103,6 +117,12 @@ export class MetricsCollector {
   private readonly oomLog = new Map<number, [number, number][]>();
   private lastPrune = 0;
   private lastForget = 0;
+  /** The apps that exist (refreshed each pass): only they get Prometheus series. */
+  private known = new Set<string>();
+  /** What the router's lines must carry; set by listen(). */
+  private tag: string | undefined;
+  /** Unknown names counted in the current minute, and that minute. */
+  private unknown = { minute: 0, names: new Set<string>() };
   /** App name → the wake (its woke_at) already counted: each wake is counted once. */
   private countedWakes = new Map<string, string>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -239,11 +259,11 @@ export class MetricsCollector {
   }
 
   /** Where HAProxy sends its request log; set once listening. */
-  requestLog: { address: string; port: number } | undefined;
+  requestLog: RequestLogTarget | undefined;
 
   /** Binds the UDP port (the one of the last start when it is free, so an adopted router
    * needs no reload for it) and records the time the control plane was down, if it was. */
-  async listen(): Promise<{ address: string; port: number }> {
+  async listen(): Promise<RequestLogTarget> {
     const { db } = this.opts;
     const last = Number((await getMetricState(db, PORT_KEY)) ?? 0);
     let socket: dgram.Socket;
@@ -272,7 +292,15 @@ export class MetricsCollector {
     }
     if ((await getMetricState(db, 'since')) === undefined) await setMetricState(db, 'since', nowIso);
     await setMetricState(db, HEARTBEAT_KEY, nowIso);
-    this.requestLog = { address: '127.0.0.1', port };
+    // Lines that lack it are not the router's: any local process can send UDP to loopback.
+    let tag = await getMetricState(db, TAG_KEY);
+    if (tag === undefined || !/^[0-9a-f]{32}$/.test(tag)) {
+      tag = randomBytes(16).toString('hex');
+      await setMetricState(db, TAG_KEY, tag);
+    }
+    this.tag = tag;
+    this.known = new Set(await allAppNames(db));
+    this.requestLog = { address: '127.0.0.1', port, tag };
     return this.requestLog;
   }
 
@@ -299,17 +327,30 @@ export class MetricsCollector {
 
   /** One datagram of the router's log. The syslog header before `petri1` is skipped. */
   ingest(text: string): void {
-    const at = text.indexOf('petri1 ');
+    if (this.tag === undefined) return;
+    const prefix = `petri1 ${this.tag} `;
+    const at = text.indexOf(prefix);
     if (at === -1) return;
-    const [host, status, ta, bytes] = text
-      .slice(at + 7)
+    const fields = text
+      .slice(at + prefix.length)
       .trim()
       .split(' ');
-    if (host === undefined || status === undefined) return;
+    if (fields.length !== 4) return;
+    const [host, status, ta, bytes] = fields as [string, string, string, string];
     const code = Number(status);
     if (!Number.isInteger(code)) return;
     const app = this.appOfHost(host);
     if (app === undefined) return;
+    if (!this.known.has(app)) {
+      // A new app's first requests still reach its store rows (the flush resolves names and
+      // drops the made-up ones), but made-up hosts must not pile up counters: a few a minute.
+      const minute = unixMinute(this.now());
+      if (this.unknown.minute !== minute) this.unknown = { minute, names: new Set() };
+      if (!this.unknown.names.has(app) && this.unknown.names.size >= UNKNOWN_PER_MINUTE) return;
+      this.unknown.names.add(app);
+      addRequest(this.bucket(app), code, Number(ta), Number(bytes));
+      return;
+    }
     const ms = Number(ta);
     const size = Number(bytes);
     addRequest(this.bucket(app), code, Number.isFinite(ms) ? ms : -1, Number.isFinite(size) ? size : 0);
@@ -387,6 +428,7 @@ export class MetricsCollector {
     const nowIso = new Date(now).toISOString();
     const { db } = this.opts;
     await setMetricState(db, HEARTBEAT_KEY, nowIso);
+    this.known = new Set(await allAppNames(db));
     await this.checkRouter(nowIso);
     await this.checkAddonServers(now, nowIso);
     const instances = await instancesForMetrics(db);

@@ -34,12 +34,31 @@ export interface RenderOptions extends PageOptions {
   waker?: { address: string; port: number };
   /** Where every HTTP request is logged, one UDP syslog line each (the metrics collector
    * listens there); no request log when undefined. */
-  requestLog?: { address: string; port: number };
+  /** Where HAProxy sends its request log (UDP), and the tag every line carries: a secret of
+   * the collector's, so a line that any other local process sends is told apart. */
+  requestLog?: RequestLog;
 }
 
-/** The request log's line, after the syslog header: a version word, then the routing host,
- * the status, the total active time in ms and the bytes sent to the client. */
-export const REQUEST_LOG_FORMAT = 'petri1 %[var(txn.host)] %ST %Ta %B';
+export interface RequestLog {
+  address: string;
+  port: number;
+  /** 16 to 64 lower-case hex digits. */
+  tag: string;
+}
+
+/** The request log's line, after the syslog header: a version word, the collector's tag,
+ * then the routing host, the status, the total active time in ms and the bytes sent to the
+ * client. The host is checked before (a host name and a port: no space can shift a field). */
+export function requestLogFormat(tag: string): string {
+  if (!/^[0-9a-f]{16,64}$/.test(tag)) throw new Error('the request log tag must be 16 to 64 hex digits');
+  return `petri1 ${tag} %[var(txn.host)] %ST %Ta %B`;
+}
+
+/** A Host header's value as the router takes it: a name (or an address, in brackets for
+ * IPv6) and an optional port. No backslash: the config parser would take it as an escape. */
+const HOST_VALUE = '^[][A-Za-z0-9._:-]+$';
+const BAD_HOST =
+  'Bad request: the Host header must be a host name with an optional port (letters digits dots hyphens and a colon).';
 
 /** The backend of the gate's pages (/.petri/... on app hosts): the control plane. */
 export const GATE_BACKEND = 'petri_gate';
@@ -172,11 +191,14 @@ function renderBody(
     'frontend http',
     `  bind ${formatAddress(opts.bindAddress ?? '127.0.0.1', opts.httpPort)}`,
     // Every request, logged when it ends (the format replaces option httplog's).
-    ...(opts.requestLog ? ['  log global', `  log-format "${REQUEST_LOG_FORMAT}"`] : []),
+    ...(opts.requestLog ? ['  log global', `  log-format "${requestLogFormat(opts.requestLog.tag)}"`] : []),
     // One Host, one name. req.hdr() splits on commas and takes the last value, so
     // `Host: a, b` was routed to b while the app saw both; and RFC 9112 wants a 400 for
     // more than one Host line (HAProxy merges identical ones, refuses differing ones).
     `  http-request return status 400 content-type "text/plain; charset=utf-8" string "${ONE_HOST}" if { req.fhdr_cnt(host) gt 1 } || { req.fhdr(host) -m sub , }`,
+    // And a host name: a Host with a space in it would shift the request log's fields (the
+    // collector would count a forged status and time for the app it names), and names no app.
+    `  http-request return status 400 content-type "text/plain; charset=utf-8" string "${BAD_HOST}" if { req.fhdr(host) -m found } !{ req.fhdr(host) -m reg ${HOST_VALUE} }`,
     // Petri is the edge: forwarding headers sent by the client are not to be trusted. Every
     // header by which a proxy tells an app who asked, how and for what is removed, and the
     // ones apps read are set from what the edge saw (X-Forwarded-For by option forwardfor).

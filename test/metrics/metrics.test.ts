@@ -184,7 +184,7 @@ describe('metrics in the store', () => {
     assert.ok(old.some((p) => p.at === Math.floor(now / HOUR) - 49));
   });
 
-  test("the collector counts the router's log lines per app, leaves other hosts out and writes finished minutes once", async () => {
+  test("the collector counts the router's log lines per app, leaves other hosts out and writes finished minutes once", async (t) => {
     let now = Date.parse('2026-07-01T12:00:10Z');
     const collector = new MetricsCollector({
       db,
@@ -198,7 +198,12 @@ describe('metrics in the store', () => {
       logger: silent,
       now: () => now,
     });
-    const syslog = (line: string) => `<134>Jul  1 12:00:10 haproxy[42]: ${line}`;
+    // The tag the router's lines carry (listen makes it); a line without it is not the router's.
+    const { tag } = await collector.listen();
+    t.after(() => collector.stop());
+    const syslog = (line: string) =>
+      `<134>Jul  1 12:00:10 haproxy[42]: ${line.replace('petri1 ', `petri1 ${tag} `)}`;
+    collector.ingest(`<134>Jul  1 12:00:10 x[1]: petri1 measured.petri.localhost 503 1 1`); // no tag: not counted
     collector.ingest(syslog('petri1 measured.petri.localhost 200 12 345'));
     collector.ingest(syslog('petri1 measured.petri.localhost 502 3001 0'));
     collector.ingest(syslog('petri1 petri.localhost 200 1 1')); // the API: not an app

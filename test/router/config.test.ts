@@ -20,7 +20,7 @@ const opts: RenderOptions = {
   domain: 'petri.localhost',
   statsPort: 8404,
   waker: { address: '127.0.0.1', port: 7071 },
-  requestLog: { address: '127.0.0.1', port: 5514 },
+  requestLog: { address: '127.0.0.1', port: 5514, tag: '0123456789abcdef0123456789abcdef' },
 };
 const routes: RouteSpec[] = [
   {

@@ -9,6 +9,9 @@ import type { RouteSpec } from '../../src/router/router.js';
 import { parseShowProc, sendCommand } from '../../src/router/runtime-api.js';
 import { type Backend, get, makeRouterWorld, type RouterWorld, startBackend } from './helpers.js';
 
+/** The request log's tag, as the metrics collector makes one. */
+const TAG = '0123456789abcdef';
+
 describe('HaproxyRouter', () => {
   let world: RouterWorld;
   let a1: Backend;
@@ -32,7 +35,7 @@ describe('HaproxyRouter', () => {
     logSocket.on('message', (msg) => logLines.push(msg.toString('utf8')));
     await new Promise<void>((resolve) => logSocket.bind(0, '127.0.0.1', resolve));
     const logPort = (logSocket.address() as AddressInfo).port;
-    world = await makeRouterWorld({ requestLog: { address: '127.0.0.1', port: logPort } });
+    world = await makeRouterWorld({ requestLog: { address: '127.0.0.1', port: logPort, tag: TAG } });
     port = world.opts.httpPort;
     a1 = await startBackend('a1');
     x = await startBackend('x');
@@ -57,12 +60,12 @@ describe('HaproxyRouter', () => {
   it('logs every request to the request log: host, status, time and bytes', async () => {
     await get(port, `A.Petri.Localhost:${port}`, '/logged');
     await get(port, 'nope.petri.localhost', '/');
-    await until(() => logLines.some((l) => / petri1 nope\.petri\.localhost 404 /.test(l)), {
+    await until(() => logLines.some((l) => / petri1 0123456789abcdef nope\.petri\.localhost 404 /.test(l)), {
       timeout: 5_000,
       message: 'the request log lines',
     });
-    const line = logLines.find((l) => / petri1 a\.petri\.localhost /.test(l));
-    assert.match(line ?? '', /^<\d+>.* petri1 a\.petri\.localhost 200 \d+ \d+\n?$/);
+    const line = logLines.find((l) => / petri1 0123456789abcdef a\.petri\.localhost /.test(l));
+    assert.match(line ?? '', /^<\d+>.* petri1 0123456789abcdef a\.petri\.localhost 200 \d+ \d+\n?$/);
   });
 
   it('answers an unknown host with the Petri 404 page', async () => {
