@@ -11,8 +11,8 @@ import { now, type Store } from '../store/db.js';
 import type { App, Audience, User } from '../store/schema.js';
 import { actorOf } from './apps.js';
 import { type Actor, recordAudit } from './audit.js';
+import { normalizeEmail } from './emails.js';
 import { DAY_MS, parsePeriod } from './lifecycle.js';
-import { normalizeEmail } from './users.js';
 
 export const AUDIENCES: readonly Audience[] = ['public', 'staff', 'invite'];
 /** Data that makes going public an admin's decision. */

@@ -10,16 +10,7 @@ import { createUser, mintToken } from './auth.js';
 import { refusePersonal } from './teams.js';
 import { endWebSessionsOf } from './web-sessions.js';
 
-const EMAIL = /^[^\s@<>()"',;:\\]+@[^\s@<>()"',;:\\]+\.[^\s@<>()"',;:\\]+$/;
-
-/** An e-mail as the store keeps it: trimmed, lower case (people type both cases; the
- * providers answer either). Refuses what is not an address. */
-export function normalizeEmail(raw: string): string {
-  const email = raw.trim().toLowerCase();
-  if (email.length > 254 || !EMAIL.test(email))
-    throw new UserError('bad_request', `'${raw}' is not an e-mail address like ana@example.org`);
-  return email;
-}
+export { normalizeEmail } from './emails.js';
 
 /** A person by e-mail, or anyone by name (a bot, or the first admin of an install from
  * before e-mails, named 'admin'). */
