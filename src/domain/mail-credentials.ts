@@ -8,6 +8,41 @@ import type { SecretBox } from '../lib/secrets.js';
 
 type MailApp = { id: number; name: string; mail_key_version: number };
 
+/** Local parts an app's address never is: Petri's own (its notices come from petri@) and
+ * the mailboxes people read as the domain's own voice (RFC 2142's postmaster, abuse,
+ * hostmaster, security ..., noreply, root, support). App names are host names too, so the name stays allowed;
+ * only its mail address changes (see mailLocalPart). */
+export const RESERVED_MAIL_NAMES: ReadonlySet<string> = new Set([
+  'petri',
+  'postmaster',
+  'abuse',
+  'noreply',
+  'no-reply',
+  'donotreply',
+  'do-not-reply',
+  'hostmaster',
+  'webmaster',
+  'admin',
+  'administrator',
+  'root',
+  'mailer-daemon',
+  'security',
+  'noc',
+  'support',
+  'billing',
+  'bounce',
+  'bounces',
+  'dmarc',
+  'unsubscribe',
+  'ssl-admin',
+]);
+
+/** The local part of an app's address: its name, or NAME.app for a reserved name (a dot is
+ * never in an app name, so NAME.app is no other app's address). */
+export function mailLocalPart(appName: string): string {
+  return RESERVED_MAIL_NAMES.has(appName) ? `${appName}.app` : appName;
+}
+
 function derived(secrets: SecretBox, kind: 'smtp' | 'api', app: MailApp): string {
   const key = secrets.derive('mail relay credentials');
   return createHmac('sha256', key).update(`${kind}:${app.id}:${app.mail_key_version}`).digest('base64url');
@@ -46,7 +81,7 @@ export function mailEnv(
   const password = mailPassword(secrets, app);
   return {
     SMTP_URL: `smtp://${encodeURIComponent(app.name)}:${password}@${host}:${config.mail.smtpPort}`,
-    MAIL_FROM: `${app.name}@${config.mail.domain}`,
+    MAIL_FROM: `${mailLocalPart(app.name)}@${config.mail.domain}`,
     MAIL_API_URL: `http://${host}:${config.mail.httpPort}/v1/send`,
     MAIL_API_TOKEN: mailApiToken(secrets, app),
   };

@@ -8,6 +8,7 @@ import { UserError } from '../lib/errors.js';
 import { now, type Store } from '../store/db.js';
 import type { App, MailDeliveryStatus, MailStatus } from '../store/schema.js';
 import { type Actor, recordAudit } from './audit.js';
+import { mailLocalPart } from './mail-credentials.js';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -241,14 +242,33 @@ export async function mayMail(db: Store, app: Pick<App, 'id' | 'audience' | 'tea
   return person !== undefined;
 }
 
+/** The mailbox an address reaches: lowercased, without a +tag (bob+news@x is bob@x for
+ * Postfix's recipient_delimiter, Gmail, Fastmail ...). */
+export function mailbox(email: string): string {
+  const address = email.toLowerCase();
+  const at = address.lastIndexOf('@');
+  const plus = address.indexOf('+');
+  return plus > 0 && plus < at ? address.slice(0, plus) + address.slice(at) : address;
+}
+
+/** Whether the recipient's mailbox stopped this app's mail: compared without +tags on either
+ * side, so another spelling of the same mailbox is refused too. */
 export async function isUnsubscribed(db: Store, appId: number, email: string): Promise<boolean> {
-  const row = await db
+  const box = mailbox(email);
+  const at = box.lastIndexOf('@');
+  const like = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+  const rows = await db
     .selectFrom('mail_unsubscribes')
     .select('email')
     .where('app_id', '=', appId)
-    .where('email', '=', email.toLowerCase())
-    .executeTakeFirst();
-  return row !== undefined;
+    .where((eb) =>
+      eb.or([
+        eb('email', '=', box),
+        eb('email', 'like', sql<string>`${`${like(box.slice(0, at))}+%${like(box.slice(at))}`} escape '\\'`),
+      ]),
+    )
+    .execute();
+  return rows.some((r) => mailbox(r.email) === box);
 }
 
 export async function unsubscribe(db: Store, appId: number, email: string): Promise<void> {
@@ -539,7 +559,7 @@ export async function findMailMessage(db: Store, appId: number, id: string) {
 }
 
 export function mailAddress(config: Pick<MailConfig, 'domain'>, appName: string): string {
-  return `${appName}@${config.domain}`;
+  return `${mailLocalPart(appName)}@${config.domain}`;
 }
 
 export interface MailLimitChange {

@@ -96,6 +96,27 @@ function splitAddress(a: string): [string, string] {
   return at === -1 ? [a, ''] : [a.slice(0, at), a.slice(at + 1)];
 }
 
+/** An addr-spec as mail programs write it (dot-atom local part, a host name). */
+const ADDR_SPEC = String.raw`[A-Za-z0-9!#$%&'*+/=?^_\x60{|}~.-]+@[A-Za-z0-9.-]+`;
+/** A display name of plain words (atext, dots, encoded words, 8-bit text) or one quoted string. */
+const DISPLAY_NAME = String.raw`(?:"(?:[^"\\\r\n]|\\[^\r\n])*"|[A-Za-z0-9!#$%&'*+/=?^_\x60{|}~.\x80-\xff-]+(?:[ \t]+[A-Za-z0-9!#$%&'*+/=?^_\x60{|}~.\x80-\xff-]+)*)`;
+const ONE_MAILBOX = new RegExp(
+  String.raw`^(?:${ADDR_SPEC}|<${ADDR_SPEC}>|${DISPLAY_NAME}[ \t]*<${ADDR_SPEC}>)$`,
+);
+
+/** Whether a From or Sender value is one mailbox every parser reads alike: an address, or
+ * `Name <address>` whose name is plain words or a quoted string. An unquoted '@', a comment
+ * or an angle bracket in the name is read as another address by strict parsers (Python's
+ * email package) while lenient ones (nodemailer's) see the app's: refused, not guessed. */
+export function isPlainMailbox(field: HeaderField): boolean {
+  const value = field.text
+    .slice(field.text.indexOf(':') + 1)
+    .replace(/\r\n(?=[ \t])/g, '')
+    .replace(/\r\n$/, '')
+    .trim();
+  return ONE_MAILBOX.test(value);
+}
+
 export interface PreparedMessage {
   raw: Buffer;
   subject: string;
@@ -123,6 +144,18 @@ export async function prepareMessage(
         'header',
         `the message has ${count(name)} '${name}' headers; at most one is allowed`,
       );
+  }
+  const fromHelp = `From must be ${opts.appAddress}, or Name <${opts.appAddress}> with the name in plain words or in double quotes ("Ana B." <${opts.appAddress}>; no @, comments or angle brackets outside the quotes)`;
+  for (const f of split.fields) {
+    if ((f.name === 'from' || f.name === 'sender') && !isPlainMailbox(f)) {
+      const got = JSON.stringify(
+        f.text
+          .slice(f.text.indexOf(':') + 1)
+          .trim()
+          .slice(0, 80),
+      );
+      return refuse(553, 'from', `${fromHelp}; got ${got}`);
+    }
   }
   const from = parsed.from?.value ?? [];
   if (count('from') === 1) {

@@ -31,9 +31,24 @@ import type { App } from '../store/schema.js';
 import { isRefusal, prepareMessage } from './message.js';
 import type { MailNotices } from './notices.js';
 
-/** Failed logins per address within AUTH_WINDOW_MS before every AUTH from it is refused. */
+/** Failed logins per (address, user) within AUTH_WINDOW_MS before that user's AUTH from that
+ * address is refused: sandboxes sharing an address never lock each other out. */
 const AUTH_FAILURES_MAX = 10;
 const AUTH_WINDOW_MS = 10 * 60_000;
+/** The failures remembered at most (a flood of made-up users forgets the oldest). */
+const AUTH_FAILURES_KEPT = 10_000;
+/** Connections to the SMTP server at most: in all, from one address, of one app (beyond: 421).
+ * An app's 100 concurrent sends still get in (the issue's quota test). */
+const MAX_CLIENTS = 1000;
+const CONNECTIONS_PER_ADDRESS = 100;
+const CONNECTIONS_PER_APP = 100;
+/** Refused transactions on one connection before it is closed (421): a loop reconnects. */
+const SESSION_REFUSALS_MAX = 20;
+/** While an app is paused, one refusal a minute is stored; the others are counted into it. */
+const PAUSED_ROW_EVERY_MS = 60_000;
+/** HTTP send API: requests in flight per app (beyond: 429), and how long one may take to arrive. */
+const HTTP_IN_FLIGHT_PER_APP = 4;
+const HTTP_REQUEST_TIMEOUT_MS = 30_000;
 /** An address (RFC 5321 path, no display name, no line breaks). */
 const ADDRESS = /^[^\s<>@",;:\\()[\]]{1,64}@[a-z0-9.-]{1,253}$/i;
 
@@ -52,7 +67,13 @@ export interface MailRelayOptions {
   onQueued?: () => void;
 }
 
-type Session = SMTPServerSession & { app?: App; limits?: MailLimits; refusedOnce?: boolean };
+type Session = SMTPServerSession & {
+  app?: App;
+  limits?: MailLimits;
+  refusedOnce?: boolean;
+  /** Refused transactions on this connection. */
+  refusals?: number;
+};
 
 class RelayError extends Error {
   constructor(
@@ -75,6 +96,13 @@ export class MailRelay {
   private smtp?: SMTPServer;
   private http?: Server;
   private readonly authFailures = new Map<string, { count: number; since: number }>();
+  /** Open SMTP connections by session id, and their counts per address and per app. */
+  private readonly connections = new Map<string, { ip: string; appId?: number }>();
+  private readonly perAddress = new Map<string, number>();
+  private readonly perApp = new Map<number, number>();
+  /** Per paused app: when a refusal was last stored, and how many were counted since. */
+  private readonly pausedRefusals = new Map<number, { storedAt: number; unstored: number }>();
+  private readonly httpInFlight = new Map<number, number>();
 
   constructor(private readonly o: MailRelayOptions) {}
 
@@ -99,7 +127,24 @@ export class MailRelay {
       size: config.maxBytes,
       disableReverseLookup: true,
       maxAllowedUnauthenticatedCommands: 5,
+      maxClients: MAX_CLIENTS,
       logger: false,
+      onConnect: (session, cb) => {
+        const ip = session.remoteAddress;
+        const n = this.perAddress.get(ip) ?? 0;
+        if (n >= CONNECTIONS_PER_ADDRESS) {
+          return cb(
+            new RelayError(
+              421,
+              `4.7.0 too many connections from ${ip} (at most ${CONNECTIONS_PER_ADDRESS} at once); close some, then try again`,
+            ),
+          );
+        }
+        this.perAddress.set(ip, n + 1);
+        this.connections.set(session.id, { ip });
+        cb();
+      },
+      onClose: (session) => this.forget(session.id),
       onAuth: (auth, session, cb) => {
         this.authenticate(auth, session as Session).then(
           (app) => cb(null, { user: app.name }),
@@ -107,31 +152,42 @@ export class MailRelay {
         );
       },
       onMailFrom: (_address, session, cb) => {
-        this.checkRate(session as Session).then(() => cb(), cb);
+        this.checkSender(session as Session).then(() => cb(), cb);
       },
       onRcptTo: (address, session, cb) => {
         this.checkRecipient(session as Session, address.address).then(() => cb(), cb);
       },
       onData: (stream, session, cb) => {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
+        // Bytes past the size limit are counted, not kept: the answer is 552 whatever follows.
+        let chunks: Buffer[] = [];
+        let size = 0;
+        stream.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size <= config.maxBytes) chunks.push(c);
+          else chunks = [];
+        });
+        stream.on('error', () => undefined);
         stream.on('end', () => {
           const s = session as Session;
           const recipients = s.envelope.rcptTo.map((r) => r.address);
-          if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) {
+          const refused = (err: Error) => {
+            if (err instanceof RelayError) s.refusals = (s.refusals ?? 0) + 1;
+            cb(err);
+          };
+          if (size > config.maxBytes || (stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) {
             const refusal: MailRefusal = {
               code: 552,
               limit: 'size',
               message: `message size limit of ${config.maxBytes} bytes exceeded`,
             };
-            void this.refuse(s.app!, recipients, '', Buffer.concat(chunks).length, refusal).finally(() =>
-              cb(smtpError(refusal)),
+            void this.refuse(s.app!, recipients, '', size, refusal).finally(() =>
+              refused(smtpError(refusal)),
             );
             return;
           }
           this.accept(s.app!, recipients, Buffer.concat(chunks)).then(
             (id) => cb(null, `2.0.0 queued as ${id}`),
-            (err: Error) => cb(err),
+            refused,
           );
         });
       },
@@ -150,7 +206,10 @@ export class MailRelay {
         reject(taken(this.o.smtpPort, 'smtpPort')(err)),
       );
     });
-    this.http = createServer((req, res) => void this.serveHttp(req, res));
+    this.http = createServer(
+      { requestTimeout: HTTP_REQUEST_TIMEOUT_MS, headersTimeout: 10_000 },
+      (req, res) => void this.serveHttp(req, res),
+    );
     await new Promise<void>((resolve, reject) => {
       this.http!.once('error', (err) => reject(taken(this.o.httpPort, 'httpPort')(err)));
       this.http!.listen(this.o.httpPort, this.o.host, resolve);
@@ -168,37 +227,99 @@ export class MailRelay {
     ]);
   }
 
+  private forget(sessionId: string): void {
+    const c = this.connections.get(sessionId);
+    if (!c) return;
+    this.connections.delete(sessionId);
+    const n = (this.perAddress.get(c.ip) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(c.ip, n);
+    else this.perAddress.delete(c.ip);
+    if (c.appId === undefined) return;
+    const m = (this.perApp.get(c.appId) ?? 1) - 1;
+    if (m > 0) this.perApp.set(c.appId, m);
+    else this.perApp.delete(c.appId);
+  }
+
   private async authenticate(auth: SMTPServerAuthentication, session: Session): Promise<App> {
     const ip = session.remoteAddress;
     const nowMs = Date.now();
-    const failures = this.authFailures.get(ip);
-    if (failures && nowMs - failures.since < AUTH_WINDOW_MS && failures.count >= AUTH_FAILURES_MAX) {
-      const at = new Date(failures.since + AUTH_WINDOW_MS).toISOString().slice(11, 16);
-      throw new RelayError(454, `4.7.0 too many failed logins from ${ip}; try again after ${at} UTC`);
-    }
+    const key = `${ip}\0${auth.username ?? ''}`;
+    const failures = this.authFailures.get(key);
     const app = auth.username ? await appForMail(this.o.db, auth.username) : undefined;
     const ok =
       app !== undefined &&
       app.stage !== 'archived' &&
       typeof auth.password === 'string' &&
       sameSecret(auth.password, mailPassword(this.o.secrets, app));
+    // The right password always gets in (it is a 256-bit key: the lockout cannot be what keeps
+    // a guess out, and it must not let one tenant lock another out); wrong ones are told of it.
     if (!ok || !app) {
       const f = failures && nowMs - failures.since < AUTH_WINDOW_MS ? failures : { count: 0, since: nowMs };
       f.count++;
-      this.authFailures.set(ip, f);
+      this.authFailures.delete(key);
+      this.authFailures.set(key, f);
+      this.pruneAuthFailures(nowMs);
+      if (f.count > AUTH_FAILURES_MAX) {
+        const at = new Date(f.since + AUTH_WINDOW_MS).toISOString().slice(11, 16);
+        throw new RelayError(
+          454,
+          `4.7.0 too many failed logins as '${String(auth.username).slice(0, 64)}' from ${ip}; try again after ${at} UTC with the user and password in the app's SMTP_URL`,
+        );
+      }
       throw new RelayError(
         535,
         "5.7.8 authentication failed: use the user and password in the app's SMTP_URL",
       );
+    }
+    this.authFailures.delete(key);
+    const connection = this.connections.get(session.id);
+    if (connection) {
+      const n = this.perApp.get(app.id) ?? 0;
+      if (n >= CONNECTIONS_PER_APP) {
+        throw new RelayError(
+          421,
+          `4.7.0 ${app.name} has ${n} connections open to the relay (at most ${CONNECTIONS_PER_APP}); reuse or close them`,
+        );
+      }
+      this.perApp.set(app.id, n + 1);
+      connection.appId = app.id;
     }
     session.app = app;
     session.limits = await mailLimitsOf(this.o.db, this.o.config, app.id);
     return app;
   }
 
-  private async checkRate(session: Session): Promise<void> {
+  private pruneAuthFailures(nowMs: number): void {
+    if (this.authFailures.size <= AUTH_FAILURES_KEPT) return;
+    for (const [k, f] of this.authFailures) {
+      if (nowMs - f.since >= AUTH_WINDOW_MS) this.authFailures.delete(k);
+    }
+    // Still too many: the oldest go first (a Map keeps insertion order).
+    for (const k of this.authFailures.keys()) {
+      if (this.authFailures.size <= AUTH_FAILURES_KEPT) break;
+      this.authFailures.delete(k);
+    }
+  }
+
+  /** MAIL FROM: the login still holds (no rotation, no archive since), the connection has not
+   * been refused too often, then the rates and the pause. */
+  private async checkSender(session: Session): Promise<void> {
     session.refusedOnce = false;
-    const app = session.app!;
+    const given = session.app!;
+    const app = await appForMail(this.o.db, given.name);
+    if (!app || app.id !== given.id || app.mail_key_version !== given.mail_key_version) {
+      throw new RelayError(
+        421,
+        "4.7.0 this app's mail credentials changed (petri mail rotate): connect again with the new SMTP_URL",
+      );
+    }
+    if (app.stage === 'archived') throw new RelayError(421, '4.7.1 this app no longer sends mail');
+    if ((session.refusals ?? 0) >= SESSION_REFUSALS_MAX) {
+      throw new RelayError(
+        421,
+        `4.7.0 ${session.refusals} messages refused on this connection; fix what the replies said before sending again`,
+      );
+    }
     const refusal = await rateRefusal(this.o.db, app.id, session.limits!);
     if (refusal) {
       await this.refuseOnce(session, [], refusal);
@@ -223,6 +344,7 @@ export class MailRelay {
   private async refuseOnce(session: Session, recipients: string[], refusal: MailRefusal): Promise<void> {
     if (session.refusedOnce) return;
     session.refusedOnce = true;
+    session.refusals = (session.refusals ?? 0) + 1;
     await this.refuse(session.app!, recipients, '', 0, refusal);
   }
 
@@ -260,12 +382,29 @@ export class MailRelay {
   }
 
   private async refuse(app: App, recipients: string[], subject: string, size: number, refusal: MailRefusal) {
+    let stored = refusal;
+    if (refusal.limit === 'paused') {
+      // A paused app's loop is counted, not written row by row.
+      const nowMs = Date.now();
+      const seen = this.pausedRefusals.get(app.id);
+      if (seen && nowMs - seen.storedAt < PAUSED_ROW_EVERY_MS) {
+        seen.unstored++;
+        return;
+      }
+      if (seen?.unstored) {
+        stored = {
+          ...refusal,
+          message: `${refusal.message} (${seen.unstored} more refused while paused before this)`,
+        };
+      }
+      this.pausedRefusals.set(app.id, { storedAt: nowMs, unstored: 0 });
+    }
     const paused = await recordRefusal(this.o.db, this.o.config, app, {
       id: randomUUID(),
       recipients,
       subject,
       size,
-      refusal,
+      refusal: stored,
     });
     if (!paused) return;
     this.o.logger.warn({ app: app.name }, 'mail relay: app paused after repeated refusals');
@@ -278,12 +417,19 @@ export class MailRelay {
   }
 
   /** Checks, completes and queues a message; answers its id, or throws the refusal's reply. */
-  async accept(given: App, recipients: string[], raw: Buffer): Promise<string> {
+  async accept(given: App, to: string[], raw: Buffer): Promise<string> {
     // The row as it is now: a connection may outlive a change of audience or an archive.
     const app = await appForMail(this.o.db, given.name);
     if (!app || app.id !== given.id || app.stage === 'archived') {
       throw new RelayError(554, '5.7.1 this app no longer sends mail');
     }
+    if (app.mail_key_version !== given.mail_key_version) {
+      throw new RelayError(
+        554,
+        "5.7.0 this app's mail credentials changed (petri mail rotate): connect again with the new SMTP_URL",
+      );
+    }
+    const recipients = [...new Set(to)];
     const limits = await mailLimitsOf(this.o.db, this.o.config, app.id);
     const id = randomUUID();
     const fail = async (refusal: MailRefusal, subject = '') => {
@@ -340,30 +486,22 @@ export class MailRelay {
           'send Authorization: Bearer $MAIL_API_TOKEN (the token the app was given)',
         );
       }
-      const body = await readBody(req, this.o.config.maxBytes + 64 * 1024);
-      if (body === undefined) {
-        return error(413, 'too_large', `message size limit of ${this.o.config.maxBytes} bytes exceeded`);
+      const inFlight = this.httpInFlight.get(app.id) ?? 0;
+      if (inFlight >= HTTP_IN_FLIGHT_PER_APP) {
+        return error(
+          429,
+          'too_many_requests',
+          `${app.name} has ${inFlight} sends in flight (at most ${HTTP_IN_FLIGHT_PER_APP} at once); wait for one to finish`,
+          { connection: 'close', 'retry-after': '1' },
+        );
       }
-      const input = parseSendInput(body);
-      if (typeof input === 'string') return error(400, 'bad_request', input);
-      const raw = await new MailComposer({
-        from: mailAddress(this.o.config, app.name),
-        to: input.to,
-        subject: input.subject,
-        text: input.text,
-        ...(input.html !== undefined && { html: input.html }),
-      })
-        .compile()
-        .build();
+      this.httpInFlight.set(app.id, inFlight + 1);
       try {
-        const id = await this.accept(app, input.to, raw);
-        return answer(202, { id, status: this.o.config.relay === undefined ? 'captured' : 'queued' });
-      } catch (err) {
-        if (!(err instanceof RelayError)) throw err;
-        const message = err.message.replace(/^\d\.\d\.\d /, '');
-        // Only the rates and the pause pass with time; too many recipients never does.
-        if (err.responseCode < 500 && err.limit !== 'recipients') return error(429, 'rate_limited', message);
-        return error(err.responseCode === 552 ? 413 : 422, 'refused', message);
+        return await this.send(app, req, answer, error);
+      } finally {
+        const n = (this.httpInFlight.get(app.id) ?? 1) - 1;
+        if (n > 0) this.httpInFlight.set(app.id, n);
+        else this.httpInFlight.delete(app.id);
       }
     } catch (err) {
       this.o.logger.error({ err }, 'mail API failed');
@@ -371,6 +509,40 @@ export class MailRelay {
     }
   }
 
+  private async send(
+    app: App,
+    req: IncomingMessage,
+    answer: (status: number, body: unknown) => void,
+    error: (status: number, code: string, message: string) => void,
+  ): Promise<void> {
+    const body = await readBody(req, this.o.config.maxBytes + 64 * 1024);
+    if (body === undefined) {
+      return error(413, 'too_large', `message size limit of ${this.o.config.maxBytes} bytes exceeded`);
+    }
+    const input = parseSendInput(body);
+    if (typeof input === 'string') return error(400, 'bad_request', input);
+    const raw = await new MailComposer({
+      from: mailAddress(this.o.config, app.name),
+      to: input.to,
+      subject: input.subject,
+      text: input.text,
+      ...(input.html !== undefined && { html: input.html }),
+    })
+      .compile()
+      .build();
+    try {
+      const id = await this.accept(app, input.to, raw);
+      return answer(202, { id, status: this.o.config.relay === undefined ? 'captured' : 'queued' });
+    } catch (err) {
+      if (!(err instanceof RelayError)) throw err;
+      const message = err.message.replace(/^\d\.\d\.\d /, '');
+      // Only the rates and the pause pass with time; too many recipients never does.
+      if (err.responseCode < 500 && err.limit !== 'recipients') return error(429, 'rate_limited', message);
+      return error(err.responseCode === 552 ? 413 : 422, 'refused', message);
+    }
+  }
+
+  /** Who sends: the app whose MAIL_API_TOKEN this is. */
   private async appOfToken(header: string | undefined): Promise<App | undefined> {
     const m = /^Bearer ([a-z][a-z0-9-]{0,62})\.([A-Za-z0-9_-]{1,100})$/.exec(header ?? '');
     if (!m) return undefined;
@@ -419,8 +591,11 @@ export function parseSendInput(body: Buffer): SendInput | string {
   }
   if (typeof o.text !== 'string') return "'text' must be the message's text";
   if (o.html !== undefined && typeof o.html !== 'string') return "'html' must be text (HTML) when given";
+  // The same mailbox twice is one recipient (compared as the relay's unsubscribes are, by case).
+  const seen = new Set<string>();
+  const unique = (to as string[]).filter((t) => !seen.has(t.toLowerCase()) && seen.add(t.toLowerCase()));
   return {
-    to: to as string[],
+    to: unique,
     subject: o.subject,
     text: o.text,
     ...(o.html !== undefined && { html: o.html as string }),
