@@ -732,7 +732,8 @@ migrations['0023-metrics'] = {
         .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
         // Unix minutes (or hours): small integers, cheap to compare and to store.
         .addColumn(at, 'integer', (c) => c.notNull());
-      for (const column of METRIC_COLUMNS) t = t.addColumn(column, 'integer', (c) => c.notNull().defaultTo(0));
+      for (const column of METRIC_COLUMNS)
+        t = t.addColumn(column, 'integer', (c) => c.notNull().defaultTo(0));
       await t.addPrimaryKeyConstraint(`${table}_pk`, ['app_id', at]).execute();
       await db.schema.createIndex(`${table}_${at}`).on(table).column(at).execute();
     }
