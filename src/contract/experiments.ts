@@ -132,6 +132,10 @@ export const InventoryRow = Type.Object({
   memoryBytes: Nullable(Type.Integer(), { description: 'memory its running instances use now' }),
   cpuSeconds: Nullable(Type.Number(), { description: 'CPU time of its running instances' }),
   requests7d: Type.Integer({ description: 'requests the router passed to the app in the last 7 days' }),
+  mail30d: Type.Object(
+    { sent: Type.Integer(), bounced: Type.Integer(), refused: Type.Integer() },
+    { description: 'its mail through the relay in the last 30 days (sent includes captured)' },
+  ),
   lastRequestAt: Nullable(Type.String()),
   createdAt: Type.String(),
   lastDeployAt: Nullable(Type.String(), { description: 'the last deploy that succeeded' }),
@@ -145,7 +149,7 @@ export const Inventory = Type.Object({ apps: Type.Array(InventoryRow) });
 export type Inventory = Static<typeof Inventory>;
 
 export const INVENTORY_CSV_HEADER =
-  'name,team,owner,description,stage,data_class,privacy_note,retention_days,approved,audience,egress_declared,egress_reached,egress_refused,addons,memory_mib,cpus,processes,memory_bytes,cpu_seconds,requests_7d,last_request_at,created_at,last_deploy_at,expires_at,stack';
+  'name,team,owner,description,stage,data_class,privacy_note,retention_days,approved,audience,egress_declared,egress_reached,egress_refused,addons,memory_mib,cpus,processes,memory_bytes,cpu_seconds,requests_7d,mail_sent_30d,mail_bounced_30d,mail_refused_30d,last_request_at,created_at,last_deploy_at,expires_at,stack';
 export const InventoryCsv = Type.String({
   description: `text/csv: ${INVENTORY_CSV_HEADER}, then a row per app (lists joined with spaces)`,
 });

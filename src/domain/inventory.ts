@@ -10,6 +10,7 @@ import { decide, teamNotFound } from './access.js';
 import { teamWithRole } from './app-access.js';
 import { isApproved, parseDataClass, STAGES } from './experiments.js';
 import { parsePeriod } from './lifecycle.js';
+import { countsSince, type MailCounts } from './mail.js';
 import { requestsSince } from './metrics.js';
 import { releaseEgress, releaseRuntimeEnv } from './release-json.js';
 
@@ -45,6 +46,8 @@ export interface InventoryEntry {
   lastRequestAt: string | null;
   /** Requests the router passed to it in the last 7 days (the metrics' minute and hour rows). */
   requests7d: number;
+  /** Its mail of the last 30 days through the relay: sent (or captured), bounced, refused. */
+  mail30d: { sent: number; bounced: number; refused: number };
   createdAt: string;
   lastDeployAt: string | null;
   expiresAt: string | null;
@@ -165,6 +168,11 @@ export async function inventory(
     apps.map((a) => a.id),
     new Date(nowMs - 7 * 86_400_000).toISOString(),
   );
+  const mail = await countsSince(
+    db,
+    apps.map((a) => a.id),
+    new Date(nowMs - 30 * 86_400_000).toISOString(),
+  );
   const lastDeploy = new Map(deploys.map((d) => [d.app_id, d.last as string | null]));
   const grouped = <T extends { app_id: number }>(rows: T[]) => {
     const map = new Map<number, T[]>();
@@ -201,6 +209,7 @@ export async function inventory(
       instanceIds: (instancesOf.get(app.id) ?? []).map((i) => i.id),
       lastRequestAt: app.active_at,
       requests7d: requests.get(app.id) ?? 0,
+      mail30d: mailOf(mail.get(app.id)),
       createdAt: app.created_at,
       lastDeployAt: lastDeploy.get(app.id) ?? null,
       expiresAt: app.expires_at,
@@ -218,4 +227,9 @@ export function stackOf(runtimeEnv: string | null, nodeVersion: string | null): 
   if (env.NODE_ENV !== undefined) return 'node (host)';
   if (env.PYTHONUNBUFFERED !== undefined || env.VIRTUAL_ENV !== undefined) return 'python (host)';
   return 'other';
+}
+
+function mailOf(counts: MailCounts | undefined): { sent: number; bounced: number; refused: number } {
+  if (!counts) return { sent: 0, bounced: 0, refused: 0 };
+  return { sent: counts.sent + counts.captured, bounced: counts.bounced, refused: counts.refused };
 }

@@ -421,7 +421,13 @@ export interface MailSummary {
   last: MailMessageView[];
 }
 
-async function countsSince(db: Store, appIds: number[], sinceIso: string): Promise<Map<number, MailCounts>> {
+/** Each app's messages since a time by status (sent, queued, deferred, bounced, refused,
+ * captured): two queries whatever the number of apps. */
+export async function countsSince(
+  db: Store,
+  appIds: number[],
+  sinceIso: string,
+): Promise<Map<number, MailCounts>> {
   const out = new Map<number, MailCounts>();
   if (appIds.length === 0) return out;
   const rows = await db

@@ -352,6 +352,31 @@ describe('experiments', () => {
     const counts = (await call('aud', 'GET', '/v1/inventory')).json().apps;
     assert.equal(counts.find((a: { name: string }) => a.name === 'survey').requests7d, 42);
     assert.equal(counts.find((a: { name: string }) => a.name === 'plain').requests7d, 0);
+    // Its mail through the relay in the last 30 days: what the relay's queue recorded.
+    const mailed = (status: 'sent' | 'refused', i: number) => ({
+      id: `m-${status}-${i}`,
+      app_id: surveyId,
+      created_at: new Date(Date.now() - 86_400_000).toISOString(),
+      status,
+      recipients: '["zoe@example.org"]',
+      subject: 'hello',
+      size: 10,
+      reason: null,
+      raw: null,
+    });
+    await db
+      .insertInto('mail_messages')
+      .values([mailed('sent', 1), mailed('sent', 2), mailed('refused', 1)])
+      .execute();
+    const withMail = (await call('aud', 'GET', '/v1/inventory')).json().apps;
+    assert.deepEqual(withMail.find((a: { name: string }) => a.name === 'survey').mail30d, {
+      sent: 2,
+      bounced: 0,
+      refused: 1,
+    });
+    const csv = await call('aud', 'GET', '/v1/inventory?format=csv');
+    assert.match(csv.body.split('\n')[0]!, /,requests_7d,mail_sent_30d,mail_bounced_30d,mail_refused_30d,/);
+    assert.match(csv.body, /\nsurvey,(.*),42,2,0,1,/);
 
     const personal = await call('aud', 'GET', '/v1/inventory?data=personal');
     assert.deepEqual(

@@ -92,6 +92,7 @@ export function inventoryRow(app: App): InventoryRow {
     memoryBytes: busy ? 50_331_648 : null,
     cpuSeconds: busy ? 12.5 : null,
     requests7d: 0,
+    mail30d: { sent: 0, bounced: 0, refused: 0 },
     lastRequestAt: busy ? '2025-01-05T10:00:00.000Z' : null,
     createdAt: app.createdAt,
     lastDeployAt: app.release ? '2025-01-02T03:05:00.000Z' : null,
