@@ -4,11 +4,19 @@
 // person is re-checked: the entry must still exist and still match the filter, and its
 // groups are read again (for the sign-in policy and the admin groups).
 import { randomUUID } from 'node:crypto';
-import { Client, InvalidCredentialsError, NoSuchObjectError, SizeLimitExceededError } from 'ldapts';
+import type { Client } from 'ldapts';
 import type { Logger } from 'pino';
 import type { LdapConfig } from '../lib/config.js';
 import { errorMessage, UserError } from '../lib/errors.js';
 import { FailedAttempt } from './rate-limit.js';
+
+// ldapts (some 6 MiB resident) loads with the first connection to the directory, not with
+// the server; every error it throws comes after that connection, so its classes are here.
+let ldapts: typeof import('ldapts') | undefined;
+function ldap(): typeof import('ldapts') {
+  if (!ldapts) throw new Error('ldapts is used before the first connection loaded it');
+  return ldapts;
+}
 
 /** What the directory says about the person who just proved their password. */
 export interface LdapPerson {
@@ -114,7 +122,7 @@ export class LdapDirectory {
         });
         return searchEntries.length === 1 ? searchEntries[0] : undefined;
       } catch (err) {
-        if (err instanceof NoSuchObjectError) return undefined;
+        if (err instanceof ldap().NoSuchObjectError) return undefined;
         throw this.unavailable('search by entryUUID', err);
       }
     });
@@ -133,7 +141,7 @@ export class LdapDirectory {
       });
       return searchEntries.length === 1 ? searchEntries[0] : undefined;
     } catch (err) {
-      if (err instanceof NoSuchObjectError) return undefined;
+      if (err instanceof ldap().NoSuchObjectError) return undefined;
       throw this.unavailable('search', err);
     }
   }
@@ -155,8 +163,8 @@ export class LdapDirectory {
         sizeLimit: 2,
       }));
     } catch (err) {
-      if (err instanceof SizeLimitExceededError) entries = [{ dn: '' }, { dn: '' }];
-      else if (err instanceof NoSuchObjectError)
+      if (err instanceof ldap().SizeLimitExceededError) entries = [{ dn: '' }, { dn: '' }];
+      else if (err instanceof ldap().NoSuchObjectError)
         throw this.unavailable('search (userBase does not exist)', err);
       else throw this.unavailable('search', err);
     }
@@ -186,7 +194,7 @@ export class LdapDirectory {
     try {
       await client.bind(dn, password);
     } catch (err) {
-      if (err instanceof InvalidCredentialsError) throw new FailedAttempt(INVALID, 'wrong password');
+      if (err instanceof ldap().InvalidCredentialsError) throw new FailedAttempt(INVALID, 'wrong password');
       throw this.unavailable('bind as the user', err);
     } finally {
       await client.unbind().catch(() => {});
@@ -215,7 +223,12 @@ export class LdapDirectory {
   }
 
   private async connect(): Promise<Client> {
-    const client = new Client({ url: this.config.url, timeout: OPERATION_MS, connectTimeout: CONNECT_MS });
+    ldapts ??= await import('ldapts');
+    const client = new ldapts.Client({
+      url: this.config.url,
+      timeout: OPERATION_MS,
+      connectTimeout: CONNECT_MS,
+    });
     if (this.config.startTls) {
       try {
         await client.startTLS({ servername: new URL(this.config.url).hostname });

@@ -6,7 +6,7 @@
 // that ends the tokens of someone removed there. Every flow's state is in the store
 // (domain/login-flows.ts), sealed and single use.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import * as oidc from 'openid-client';
+import type * as OidcTypes from 'openid-client';
 import type { Logger } from 'pino';
 import { recordAudit } from '../domain/audit.js';
 import { issueToken } from '../domain/auth.js';
@@ -24,6 +24,10 @@ import { errorMessage, UserError } from '../lib/errors.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
 import type { User } from '../store/schema.js';
+
+// openid-client (some 8 MiB resident) loads with the first discovery of the provider, not
+// with the server: every other call of it comes after a discovery.
+let oidc = undefined as unknown as typeof OidcTypes;
 
 export interface OidcDeps {
   db: Store;
@@ -89,7 +93,7 @@ const PROVIDER_TIMEOUT_S = 10;
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 export class OidcProvider {
-  private discovered: { at: number; config: Promise<oidc.Configuration> } | undefined;
+  private discovered: { at: number; config: Promise<OidcTypes.Configuration> } | undefined;
   /** Sign-ins started by address, in memory: a restart forgets them, which lets no one in. */
   private readonly starts = new StartsByAddress(STARTS_PER_ADDRESS, LOGIN_FLOW_TTL_MS);
 
@@ -99,7 +103,7 @@ export class OidcProvider {
   ) {}
 
   /** The provider's metadata and keys, discovered once (again after an hour, or after a failure). */
-  configuration(): Promise<oidc.Configuration> {
+  configuration(): Promise<OidcTypes.Configuration> {
     const at = Date.now();
     if (!this.discovered || at - this.discovered.at > DISCOVERY_TTL_MS) {
       const config = this.discover();
@@ -111,7 +115,8 @@ export class OidcProvider {
     return this.discovered.config;
   }
 
-  private async discover(): Promise<oidc.Configuration> {
+  private async discover(): Promise<OidcTypes.Configuration> {
+    oidc ??= await import('openid-client');
     const { issuer, clientId, clientSecret } = this.settings;
     const url = new URL(issuer);
     const loopback = isLoopbackHost(url.hostname);
@@ -212,7 +217,7 @@ export class OidcProvider {
     callback.searchParams.set('code', input.code);
     callback.searchParams.set('state', input.state);
     if (input.iss !== undefined) callback.searchParams.set('iss', input.iss);
-    let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+    let tokens: OidcTypes.TokenEndpointResponse & OidcTypes.TokenEndpointResponseHelpers;
     try {
       tokens = await oidc.authorizationCodeGrant(config, callback, {
         pkceCodeVerifier: flow.data.verifier,
@@ -248,7 +253,7 @@ export class OidcProvider {
       );
     }
     await this.limitOpenFlows(ip);
-    let answer: oidc.DeviceAuthorizationResponse;
+    let answer: OidcTypes.DeviceAuthorizationResponse;
     try {
       answer = await oidc.initiateDeviceAuthorization(config, { scope: this.scopes(config) });
     } catch (err) {
@@ -293,7 +298,7 @@ export class OidcProvider {
       return { status: 'pending', interval: flow.data.interval };
     await updateLoginFlow(db, secrets, flow.id, { ...flow.data, polledAt: at });
     const config = await this.configuration();
-    let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+    let tokens: OidcTypes.TokenEndpointResponse & OidcTypes.TokenEndpointResponseHelpers;
     try {
       tokens = await oidc.genericGrantRequest(config, DEVICE_GRANT, { device_code: flow.data.deviceCode });
     } catch (err) {
@@ -342,7 +347,7 @@ export class OidcProvider {
   async recheck(user: User, data: OidcRecheck): Promise<{ view: ProviderView; recheckSealed: string }> {
     const who = user.email ?? user.name;
     const config = await this.configuration();
-    let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+    let tokens: OidcTypes.TokenEndpointResponse & OidcTypes.TokenEndpointResponseHelpers;
     try {
       tokens = await oidc.refreshTokenGrant(config, data.refreshToken);
     } catch (err) {
@@ -396,8 +401,8 @@ export class OidcProvider {
   /** After the provider's answer was verified (issuer, audience, signature, expiry, nonce):
    * the person's claims, the sign-in policy, and a session token. */
   private async signInWith(
-    config: oidc.Configuration,
-    tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers,
+    config: OidcTypes.Configuration,
+    tokens: OidcTypes.TokenEndpointResponse & OidcTypes.TokenEndpointResponseHelpers,
     ip?: string,
   ): Promise<SignedIn> {
     const user = await this.admit(config, tokens, ip);
@@ -486,7 +491,7 @@ export class OidcProvider {
       const value = input.query.get(key);
       if (value !== null) callback.searchParams.set(key, value);
     }
-    let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+    let tokens: OidcTypes.TokenEndpointResponse & OidcTypes.TokenEndpointResponseHelpers;
     try {
       tokens = await oidc.authorizationCodeGrant(config, callback, {
         pkceCodeVerifier: flow.data.verifier,
@@ -503,8 +508,8 @@ export class OidcProvider {
   /** The account the provider's verified answer signs in as: its claims checked, the
    * sign-in policy applied, the refresh token kept for the re-checks. */
   private async admit(
-    config: oidc.Configuration,
-    tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers,
+    config: OidcTypes.Configuration,
+    tokens: OidcTypes.TokenEndpointResponse & OidcTypes.TokenEndpointResponseHelpers,
     ip?: string,
   ): Promise<User> {
     const idClaims = tokens.claims();
@@ -573,11 +578,11 @@ export class OidcProvider {
   }
 
   private async userInfo(
-    config: oidc.Configuration,
-    tokens: oidc.TokenEndpointResponse,
+    config: OidcTypes.Configuration,
+    tokens: OidcTypes.TokenEndpointResponse,
     subject: string,
     required = false,
-  ): Promise<oidc.UserInfoResponse | Record<string, never>> {
+  ): Promise<OidcTypes.UserInfoResponse | Record<string, never>> {
     if (!config.serverMetadata().userinfo_endpoint) return {};
     try {
       return await oidc.fetchUserInfo(config, tokens.access_token, subject);
@@ -595,7 +600,7 @@ export class OidcProvider {
 
   /** openid, the e-mail and profile; offline_access (a refresh token, for the re-checks) and
    * the groups claim's scope where the provider names them. */
-  private scopes(config: oidc.Configuration): string {
+  private scopes(config: OidcTypes.Configuration): string {
     const supported = config.serverMetadata().scopes_supported ?? [];
     const scopes = ['openid', 'email', 'profile'];
     if (supported.includes('offline_access')) scopes.push('offline_access');
@@ -759,7 +764,7 @@ function groupsOf(claims: Record<string, unknown>, claim: string): string[] {
 
 /** A failure to reach the provider at all (as opposed to an answer that did not pass). */
 function isNetworkError(err: unknown): boolean {
-  if (err instanceof oidc.ResponseBodyError) return false;
+  if (oidc !== undefined && err instanceof oidc.ResponseBodyError) return false;
   let e: unknown = err;
   for (let depth = 0; e instanceof Error && depth < 5; depth++) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -778,7 +783,7 @@ function isNetworkError(err: unknown): boolean {
 /** A one-line reason from openid-client's errors: the OAuth error the provider answered, or
  * the innermost error's message (openid-client wraps the specific one in a generic one). */
 function describe(err: unknown): string {
-  if (err instanceof oidc.ResponseBodyError) {
+  if (oidc !== undefined && err instanceof oidc.ResponseBodyError) {
     return `${err.error}${err.error_description ? `: ${err.error_description}` : ''}`;
   }
   let innermost: unknown = err;
