@@ -3,7 +3,8 @@
 // (backoff doubling from retryBaseMs up to an hour; given up after maxAgeMs: bounced), a 5xx
 // bounces it. A delivery is marked sending before it is tried, and a restart puts those back
 // in the queue: delivered once, or again after a crash mid-delivery, never lost.
-import { createTransport } from 'nodemailer';
+// nodemailer (some 15 MiB resident) loads with the first delivery, not with the server.
+import type { createTransport } from 'nodemailer';
 import type { Logger } from 'pino';
 import {
   type DeliveryOutcome,
@@ -36,7 +37,8 @@ export interface DeliveryOptions {
 }
 
 export class MailDelivery {
-  private readonly transport: ReturnType<typeof createTransport>;
+  private readonly transportOptions: Parameters<typeof createTransport>[0];
+  private transport?: Promise<ReturnType<typeof createTransport>>;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private again = false;
@@ -44,7 +46,7 @@ export class MailDelivery {
 
   constructor(private readonly o: DeliveryOptions) {
     const url = new URL(o.relay);
-    this.transport = createTransport({
+    this.transportOptions = {
       host: url.hostname,
       port: Number(url.port || (url.protocol === 'smtps:' ? 465 : 587)),
       secure: url.protocol === 'smtps:',
@@ -58,7 +60,12 @@ export class MailDelivery {
       greetingTimeout: 15_000,
       socketTimeout: 60_000,
       dkim: o.dkim,
-    });
+    };
+  }
+
+  private transporter(): Promise<ReturnType<typeof createTransport>> {
+    this.transport ??= import('nodemailer').then((m) => m.createTransport(this.transportOptions));
+    return this.transport;
   }
 
   async start(): Promise<void> {
@@ -97,7 +104,7 @@ export class MailDelivery {
     this.stopped = true;
     clearInterval(this.timer);
     await this.running;
-    this.transport.close();
+    (await this.transport)?.close();
   }
 
   private async pass(): Promise<void> {
@@ -124,7 +131,7 @@ export class MailDelivery {
     const raw = Buffer.concat([Buffer.from(recipientHeaders(url), 'latin1'), d.raw]);
     const key = { messageId: d.messageId, recipient: d.recipient };
     try {
-      await this.transport.sendMail({
+      await (await this.transporter()).sendMail({
         envelope: { from: `${d.appName}@${this.o.domain}`, to: [d.recipient] },
         raw,
       });

@@ -3,7 +3,6 @@
 // after refusals in a row; to an invitee of its audience, their personal link. From
 // petri@<mail domain>, outside the app's quota and audience.
 import { randomUUID } from 'node:crypto';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { Logger } from 'pino';
 import type { ExpiryWarning } from '../domain/lifecycle.js';
 import { appForNotice, queueNotice, userEmail } from '../domain/mail.js';
@@ -83,6 +82,8 @@ export class MailNotices {
 
   private async toAddress(appId: number, to: string, subject: string, lines: string[]): Promise<void> {
     const id = randomUUID();
+    // Loaded with the first notice: nodemailer is not needed by a server that sends none.
+    const { default: MailComposer } = await import('nodemailer/lib/mail-composer/index.js');
     const raw = await new MailComposer({
       from: `Petri <petri@${this.o.config.domain}>`,
       to,
