@@ -67,7 +67,21 @@ async function main(): Promise<void> {
 
     const list: number[] = [];
     for (let i = 0; i < 10; i++) list.push(await timedCli(petri, ['apps', '--json']));
-    console.log(`  petri apps --json over ${APPS - 1} apps: p50 ${percentile(list, 50).toFixed(0)} ms`);
+    // The API's answer alone (what the 100 ms target is about), then the CLI's wall time,
+    // which adds Node.js's start and the client's HTTP stack (issue 16 part 6: < 250 ms).
+    const answer: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const started = performance.now();
+      const res = await fetch(`${petri.apiUrl}/v1/apps`, {
+        headers: { authorization: `Bearer ${petri.token}` },
+      });
+      await res.arrayBuffer();
+      answer.push(performance.now() - started);
+    }
+    console.log(
+      `  GET /v1/apps over ${APPS - 1} apps: p50 ${percentile(answer, 50).toFixed(0)} ms; ` +
+        `petri apps --json (a process): p50 ${percentile(list, 50).toFixed(0)} ms`,
+    );
     const deployLast = await timedDeploy(petri, last);
     console.log(
       `  deploy of app 1 ${(first / 1000).toFixed(2)} s, of app ${APPS} ${(deployLast / 1000).toFixed(2)} s: ratio ${(deployLast / first).toFixed(2)}`,
@@ -77,7 +91,7 @@ async function main(): Promise<void> {
     const passes = await noOpPasses(petri);
     console.log(
       `density: ${APPS} apps (2 awake): deploy of app 1 ${(first / 1000).toFixed(2)} s, of app ${APPS} ${(deployLast / 1000).toFixed(2)} s: ratio ${(deployLast / first).toFixed(2)} (target <= 1.5); ` +
-        `petri apps --json p50 ${percentile(list, 50).toFixed(0)} ms (target < 100 ms); ` +
+        `GET /v1/apps p50 ${percentile(answer, 50).toFixed(0)} ms (target < 100 ms), petri apps --json p50 ${percentile(list, 50).toFixed(0)} ms (target < 250 ms); ` +
         `control plane ${mib(crowded.cpRss)} RSS (target < 150 MiB), HAProxy ${mib(crowded.haproxyRss)}; ` +
         `idle CPU control plane ${crowded.cpCpu.toFixed(2)}%, HAProxy ${crowded.haproxyCpu.toFixed(2)}%; ` +
         `a reconcile pass with nothing to do: p50 ${percentile(passes, 50).toFixed(1)} ms (${passes.length} passes)`,

@@ -64,6 +64,9 @@ export class InstanceReconciler {
   /** Passes in a row that found nothing to do. */
   private quietPasses = 0;
   private lastRoutes: string | undefined;
+  /** Each release's process types, parsed once: a release never changes them, and a pass
+   * reads them for every app. */
+  private readonly processTypes = new Map<number, Record<string, string>>();
   private readonly phase: ReleasePhase;
   private readonly notes: ReleaseNotes;
   private readonly stops: InstanceStops;
@@ -292,7 +295,7 @@ export class InstanceReconciler {
     const fresh = phaseActed ? ((await this.freshApp(app.id)) ?? app) : app;
     const plan = planApp({
       app: fresh,
-      desiredTypes: desired ? releaseProcessTypes(desired) : {},
+      desiredTypes: desired ? this.processTypesOf(desired) : {},
       formation: listed.formation,
       rows,
       releasePhaseDone: phaseDone,
@@ -305,6 +308,17 @@ export class InstanceReconciler {
         await this.supervisor.launch(app, desired, undefined, l.type, l.idx, l.generation);
     }
     return { app: fresh, plan };
+  }
+
+  private processTypesOf(release: Release): Record<string, string> {
+    let types = this.processTypes.get(release.id);
+    if (types === undefined) {
+      // Bounded: releases no app wants any more are forgotten with the rest now and then.
+      if (this.processTypes.size >= 10_000) this.processTypes.clear();
+      types = releaseProcessTypes(release);
+      this.processTypes.set(release.id, types);
+    }
+    return types;
   }
 
   /** The desired release serves now: its deploy's followers learn it after the last line. */
