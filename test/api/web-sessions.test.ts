@@ -258,6 +258,10 @@ describe('web sessions on the API host', () => {
     assert.equal(out.statusCode, 303);
     assert.equal(out.headers.location, '/login');
     assert.match(setCookies(out).get(SESSION_COOKIE) ?? '', /=; Path=\/; Max-Age=0/);
+    // Each Set-Cookie once: repeated lines once made a sign-out HAProxy refused (502).
+    const lines = [out.headers['set-cookie'] ?? []].flat();
+    assert.equal(new Set(lines).size, lines.length, lines.join('\n'));
+    assert.ok(lines.length <= 12, `${lines.length} Set-Cookie lines`);
     assert.equal((await get('/v1/session', cookie)).statusCode, 401);
 
     const bob = await createUser(db, 'bob', 'member', { email: 'bob@example.org' });

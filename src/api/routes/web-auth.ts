@@ -505,10 +505,11 @@ export function clearCookie(
   appendCookie(reply, `${name}=${scope}; Path=${path}; Max-Age=0; HttpOnly; SameSite=Lax${secure(req)}`);
 }
 
+/** One more Set-Cookie line: Fastify appends each set-cookie it is given to those before
+ * (handing it the list again would repeat them all: 31 lines for a sign-out, which HAProxy
+ * refused as a bad response). */
 function appendCookie(reply: FastifyReply, cookie: string): void {
-  const had = reply.getHeader('set-cookie');
-  const list = had === undefined ? [] : Array.isArray(had) ? had.map(String) : [String(had)];
-  reply.header('set-cookie', [...list, cookie]);
+  reply.header('set-cookie', cookie);
 }
 
 /** 303 to a path of this host (already checked) or an address Petri made. */
