@@ -87,6 +87,8 @@ const TAG_KEY = 'request_log_tag';
 /** Names of apps not yet known counted per minute at most (a new app's first requests, before
  * the next pass learns its name): beyond, made-up hosts are dropped. */
 const UNKNOWN_PER_MINUTE = 100;
+/** Lines held while the names are read again. */
+const WAITING_MAX = 10_000;
 const BOOT_KEY = 'boot_id';
 
 /** Where the router sends its request log, and the tag its lines carry (the router's
@@ -121,6 +123,10 @@ export class MetricsCollector {
   private known = new Set<string>();
   /** What the router's lines must carry; set by listen(). */
   private tag: string | undefined;
+  /** Lines of names not known when they came, until the names are read again. */
+  private waiting: string[] = [];
+  private refreshing = false;
+  private lastRefresh = 0;
   /** Unknown names counted in the current minute, and that minute. */
   private unknown = { minute: 0, names: new Set<string>() };
   /** App name → the wake (its woke_at) already counted: each wake is counted once. */
@@ -326,7 +332,7 @@ export class MetricsCollector {
   }
 
   /** One datagram of the router's log. The syslog header before `petri1` is skipped. */
-  ingest(text: string): void {
+  ingest(text: string, settled = false): void {
     if (this.tag === undefined) return;
     const prefix = `petri1 ${this.tag} `;
     const at = text.indexOf(prefix);
@@ -341,9 +347,16 @@ export class MetricsCollector {
     if (!Number.isInteger(code)) return;
     const app = this.appOfHost(host);
     if (app === undefined) return;
+    if (!this.known.has(app) && !settled) {
+      // Perhaps an app made since the names were read: they are read again (at most once a
+      // second), and the line is counted then.
+      if (this.waiting.length < WAITING_MAX) this.waiting.push(text);
+      this.refreshKnown();
+      return;
+    }
     if (!this.known.has(app)) {
-      // A new app's first requests still reach its store rows (the flush resolves names and
-      // drops the made-up ones), but made-up hosts must not pile up counters: a few a minute.
+      // A made-up host (or an app destroyed meanwhile): its store rows are dropped at the
+      // flush, which resolves names; here it must not pile up counters: a few a minute.
       const minute = unixMinute(this.now());
       if (this.unknown.minute !== minute) this.unknown = { minute, names: new Set() };
       if (!this.unknown.names.has(app) && this.unknown.names.size >= UNKNOWN_PER_MINUTE) return;
@@ -357,6 +370,27 @@ export class MetricsCollector {
     const cls = code >= 100 && code < 600 ? `${Math.floor(code / 100)}xx` : 'other';
     this.appRequests.inc({ app, class: cls });
     if (Number.isFinite(ms) && ms >= 0) this.appLatency.observe({ app }, ms / 1000);
+  }
+
+  /** Reads the apps' names again (at most once a second) and counts the lines that waited. */
+  private refreshKnown(): void {
+    if (this.refreshing) return;
+    this.refreshing = true;
+    const wait = Math.max(0, this.lastRefresh + 1000 - Date.now());
+    setTimeout(() => {
+      allAppNames(this.opts.db)
+        .then((names) => {
+          this.known = new Set(names);
+        })
+        .catch((err: unknown) => this.opts.logger.warn({ err: String(err) }, 'reading app names failed'))
+        .finally(() => {
+          this.lastRefresh = Date.now();
+          this.refreshing = false;
+          const lines = this.waiting;
+          this.waiting = [];
+          for (const line of lines) this.ingest(line, true);
+        });
+    }, wait).unref();
   }
 
   /** An app's counters not yet in the store (the current minute, and any not flushed). */
