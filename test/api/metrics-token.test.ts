@@ -10,8 +10,8 @@ import type { FastifyInstance } from 'fastify';
 import { bootstrapAdmin, createUser, issueToken } from '../../src/domain/auth.js';
 import { createLogger } from '../../src/lib/log.js';
 import { DataPaths } from '../../src/lib/paths.js';
-import { MetricsCollector } from '../../src/metrics/collector.js';
 import { openStore, type Store } from '../../src/store/db.js';
+import { testCollector } from '../metrics/test-collector.js';
 import { buildTestApi } from './test-api.js';
 
 describe('metrics tokens', () => {
@@ -34,15 +34,8 @@ describe('metrics tokens', () => {
     admin = (await bootstrapAdmin(db))!;
     const ana = await createUser(db, 'ana@example.org', 'member', { email: 'ana@example.org' });
     member = await issueToken(db, ana.id, 'laptop');
-    const metrics = new MetricsCollector({
-      db,
+    const metrics = testCollector(db, {
       driver: { status: async (id) => ({ id, running: false }) },
-      routerAddress: '127.0.0.1',
-      routerPort: 1,
-      domain: 'petri.localhost',
-      apiHost: 'petri.localhost',
-      passMs: 3_600_000,
-      wakeTimeoutMs: 30_000,
       logger: createLogger('silent'),
     });
     api = await buildTestApi(dir, db, {}, { metrics });

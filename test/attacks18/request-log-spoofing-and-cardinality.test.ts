@@ -17,10 +17,10 @@ import { after, before, test } from 'node:test';
 import { createApp } from '../../src/domain/apps.js';
 import { createUser } from '../../src/domain/auth.js';
 import { until } from '../../src/lib/until.js';
-import { MetricsCollector } from '../../src/metrics/collector.js';
+import type { MetricsCollector } from '../../src/metrics/collector.js';
 import { openStore, type Store } from '../../src/store/db.js';
+import { testCollector } from '../metrics/test-collector.js';
 
-const silent = { error: () => undefined, info: () => undefined, warn: () => undefined };
 let dir: string;
 let db: Store;
 let collector: MetricsCollector;
@@ -32,17 +32,7 @@ before(async () => {
   db = await openStore(path.join(dir, 'petri.db'));
   const ana = await createUser(db, 'ana@example.org', 'admin', { email: 'ana@example.org' });
   await createApp(db, ana, 'victim', { memoryMiB: 64, cpus: 1, pids: 32 });
-  collector = new MetricsCollector({
-    db,
-    driver: { status: async () => ({ id: 'x', running: true }) },
-    routerAddress: '127.0.0.1',
-    routerPort: 1,
-    domain: 'petri.localhost',
-    apiHost: 'petri.localhost',
-    passMs: 3_600_000,
-    wakeTimeoutMs: 30_000,
-    logger: silent,
-  });
+  collector = testCollector(db);
   port = (await collector.listen()).port;
 });
 after(async () => {

@@ -31,6 +31,7 @@ import { freePort } from '../../src/lib/ports.js';
 import { MetricsCollector } from '../../src/metrics/collector.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import type { App } from '../../src/store/schema.js';
+import { testCollector } from './test-collector.js';
 
 const LIMITS = { memoryMiB: 512, cpus: 1, pids: 256, diskMiB: 1024 };
 const MIN = 60_000;
@@ -186,16 +187,8 @@ describe('metrics in the store', () => {
 
   test("the collector counts the router's log lines per app, leaves other hosts out and writes finished minutes once", async (t) => {
     let now = Date.parse('2026-07-01T12:00:10Z');
-    const collector = new MetricsCollector({
-      db,
-      driver: { status: async () => ({ id: 'x', running: true }) },
-      routerAddress: '127.0.0.1',
-      routerPort: 1,
-      domain: 'petri.localhost',
-      apiHost: 'petri.localhost',
+    const collector = testCollector(db, {
       passMs: 60_000,
-      wakeTimeoutMs: 30_000,
-      logger: silent,
       now: () => now,
     });
     // The tag the router's lines carry (listen makes it); a line without it is not the router's.
@@ -237,16 +230,7 @@ describe('metrics in the store', () => {
   test('a start after a stop records the control plane as an incident from the last heartbeat', async () => {
     let now = Date.parse('2026-08-01T00:00:00Z');
     const make = () =>
-      new MetricsCollector({
-        db,
-        driver: { status: async () => ({ id: 'x', running: true }) },
-        routerAddress: '127.0.0.1',
-        routerPort: 1,
-        domain: 'petri.localhost',
-        apiHost: 'petri.localhost',
-        passMs: 3_600_000,
-        wakeTimeoutMs: 30_000,
-        logger: silent,
+      testCollector(db, {
         now: () => now,
       });
     const first = make();
@@ -315,16 +299,7 @@ describe('metrics in the store', () => {
       })
       .execute();
     let now = t + 60_000;
-    const collector = new MetricsCollector({
-      db,
-      driver: { status: async () => ({ id: 'x', running: true }) },
-      routerAddress: '127.0.0.1',
-      routerPort: 1,
-      domain: 'petri.localhost',
-      apiHost: 'petri.localhost',
-      passMs: 3_600_000,
-      wakeTimeoutMs: 30_000,
-      logger: silent,
+    const collector = testCollector(db, {
       now: () => now,
     });
     await collector.runNow();
@@ -420,16 +395,7 @@ describe('metrics in the store', () => {
   test('mail an app handed to the relay is counted once, refused messages not', async () => {
     const t = Date.parse('2026-11-01T10:00:00Z');
     let now = t;
-    const collector = new MetricsCollector({
-      db,
-      driver: { status: async () => ({ id: 'x', running: true }) },
-      routerAddress: '127.0.0.1',
-      routerPort: 1,
-      domain: 'petri.localhost',
-      apiHost: 'petri.localhost',
-      passMs: 3_600_000,
-      wakeTimeoutMs: 30_000,
-      logger: silent,
+    const collector = testCollector(db, {
       now: () => now,
     });
     const message = (id: string, at: number, status: 'sent' | 'refused' | 'captured') => ({
@@ -474,16 +440,7 @@ describe('metrics in the store', () => {
       rows.push({ appId: shaky.id, minute: m, counters: c });
     }
     await recordMinutes(db, rows);
-    const collector = new MetricsCollector({
-      db,
-      driver: { status: async () => ({ id: 'x', running: true }) },
-      routerAddress: '127.0.0.1',
-      routerPort: 1,
-      domain: 'petri.localhost',
-      apiHost: 'petri.localhost',
-      passMs: 3_600_000,
-      wakeTimeoutMs: 30_000,
-      logger: silent,
+    const collector = testCollector(db, {
       now: () => now,
     });
     const alerts = () => db.selectFrom('app_alerts').selectAll().where('app_id', '=', shaky.id).execute();
@@ -513,16 +470,7 @@ describe('metrics in the store', () => {
     const now = Date.parse('2027-01-01T00:00:00Z');
     await setMetricState(db, 'heartbeat', new Date(now - 300_000).toISOString());
     await setMetricState(db, 'boot_id', 'a-boot-before-this-one');
-    const collector = new MetricsCollector({
-      db,
-      driver: { status: async () => ({ id: 'x', running: true }) },
-      routerAddress: '127.0.0.1',
-      routerPort: 1,
-      domain: 'petri.localhost',
-      apiHost: 'petri.localhost',
-      passMs: 3_600_000,
-      wakeTimeoutMs: 30_000,
-      logger: silent,
+    const collector = testCollector(db, {
       now: () => now,
     });
     await collector.listen();
@@ -580,16 +528,7 @@ describe('metrics in the store', () => {
         signalled_at: null,
       })
       .execute();
-    const collector = new MetricsCollector({
-      db,
-      driver: { status: async () => ({ id: 'x', running: true }) },
-      routerAddress: '127.0.0.1',
-      routerPort: 1,
-      domain: 'petri.localhost',
-      apiHost: 'petri.localhost',
-      passMs: 3_600_000,
-      wakeTimeoutMs: 30_000,
-      logger: silent,
+    const collector = testCollector(db, {
       now: () => now,
     });
     const told: string[] = [];
