@@ -17,7 +17,7 @@ apt-get install -y -qq --no-install-recommends \
   python3-whitenoise gunicorn \
   postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools \
   python3-psycopg2 python3-pymysql python3-redis python3-rq slapd ldap-utils \
-  chromium postfix prometheus >/dev/null
+  chromium postfix prometheus pebble nginx-light >/dev/null
 # Managed add-on servers (PostgreSQL, MariaDB, Redis) run as this system user, never root.
 if ! id petri-addons >/dev/null 2>&1; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin petri-addons
