@@ -5,84 +5,27 @@
 // found; an auditor exports the inventory. Every page is checked with axe-core (no serious
 // or critical violation) and at 375 px; each journey saves a screenshot in test-artifacts/.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { PetriClient } from '../../src/client/index.js';
 import { until } from '../../src/lib/until.js';
 import { TestPetri, writeApp } from '../e2e/petri.js';
 import { ensureDashboardBuilt } from './dashboard-build.js';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const ARTIFACTS = path.join(ROOT, 'test-artifacts');
-const AXE = readFileSync(path.join(ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
-const PASSWORD = 'correct horse battery staple';
+import * as harness from './dashboard-harness.js';
+import { axeProblems, fitsPhone, launchChromium, shot } from './dashboard-harness.js';
 
 let petri: TestPetri;
 let browser: Browser;
 let admin: PetriClient;
 
-/** A browser of its own (cookies and all) for one person, with the CSP violations it saw. */
-async function personIn(email: string, viewport = { width: 1280, height: 860 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && /Content.Security.Policy|Refused to/i.test(msg.text()))
-      problems.push(msg.text());
-  });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  await page.goto(`${petri.apiUrl}/`);
-  // Not signed in: the dashboard sends the person to the sign-in page, and back afterwards.
-  await page.waitForURL(/\/login\?next=%2F$/);
-  await page.fill('input[name="login"]', email);
-  await page.fill('input[name="password"]', PASSWORD);
-  await Promise.all([page.waitForURL(`${petri.apiUrl}/`), page.press('input[name="password"]', 'Enter')]);
-  await page.getByRole('heading', { name: 'Apps', level: 1 }).waitFor();
-  return { context, page, problems };
-}
-
-/** axe-core's serious and critical findings on the page as it is now. */
-async function axeProblems(page: Page): Promise<string[]> {
-  await page.evaluate(AXE);
-  const found = await page.evaluate(async () => {
-    const results = await (window as unknown as { axe: { run(): Promise<AxeResults> } }).axe.run();
-    return results.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
-  });
-  return found;
-}
-interface AxeResults {
-  violations: { id: string; impact: string | null; help: string; nodes: { target: string[] }[] }[];
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`), fullPage: true });
-}
-
-/** The page fits 375 px: nothing but the scrolling tables is wider than the screen. */
-async function fitsPhone(page: Page): Promise<void> {
-  const width = await page.evaluate(() => document.documentElement.scrollWidth);
-  assert.ok(width <= 375, `the page is ${width} px wide at 375 px`);
-}
-
-async function newInvitedUser(
-  email: string,
-  options: { team?: string; role?: 'auditor' } = {},
-): Promise<void> {
-  const invited = await admin.inviteUser({
-    email,
-    ...(options.team ? { team: options.team, teamRole: 'member' as const } : {}),
-    ...(options.role ? { role: options.role } : {}),
-  });
-  await new PetriClient({ url: petri.apiUrl, token: '' }).acceptInvitation(invited.link, PASSWORD);
-}
+const personIn = (email: string, viewport?: { width: number; height: number }) =>
+  harness.personIn(browser, petri.apiUrl, email, viewport);
+const newInvitedUser = (email: string, options: { team?: string; role?: 'auditor' } = {}) =>
+  harness.newInvitedUser(admin, petri.apiUrl, email, options);
 
 describe('dashboard', () => {
   before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
     await ensureDashboardBuilt();
     petri = await TestPetri.start();
     admin = new PetriClient({ url: petri.apiUrl, token: petri.token });
@@ -102,18 +45,7 @@ describe('dashboard', () => {
     assert.equal((await petri.cli(['apps', 'create', 'shop', '--team', 'lab'])).code, 0);
     const deploy = await petri.cli(['deploy', dir, '--app', 'shop']);
     assert.equal(deploy.code, 0, deploy.stderr + deploy.stdout);
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
