@@ -794,3 +794,29 @@ export const migrationProvider: MigrationProvider = {
     return migrations;
   },
 };
+
+migrations['0024-certificates'] = {
+  async up(db: Kysely<unknown>) {
+    // The router's certificates (issue 20), one per host: where each came from, its validity,
+    // and how the last attempt to get or renew it went (failures back off from next_attempt_at).
+    // The private keys are not here: they live only in the router's cert files (mode 0600).
+    await db.schema
+      .createTable('certificates')
+      .addColumn('host', 'text', (c) => c.primaryKey())
+      // 'acme' | 'local-ca' | 'wildcard'
+      .addColumn('source', 'text', (c) => c.notNull())
+      // Null until a certificate was had (a host whose first attempts failed).
+      .addColumn('issuer', 'text')
+      .addColumn('serial', 'text')
+      .addColumn('not_before', 'text')
+      .addColumn('not_after', 'text')
+      .addColumn('last_attempt_at', 'text')
+      // 'ok', or why the attempt failed.
+      .addColumn('last_outcome', 'text')
+      .addColumn('next_attempt_at', 'text')
+      .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+      // Since when no route wants the host: its certificate goes from the router a while after.
+      .addColumn('unwanted_since', 'text')
+      .execute();
+  },
+};

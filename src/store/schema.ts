@@ -471,6 +471,29 @@ export interface MetricStateTable {
   value: string;
 }
 
+/** A certificate the router serves for one host (issue 20); its key is only in the router's files. */
+export interface CertificatesTable {
+  host: string;
+  source: CertificateSource;
+  /** The issuer's common name (or organization); null until a certificate was had. */
+  issuer: string | null;
+  /** Hex, as X.509 gives it. */
+  serial: string | null;
+  not_before: string | null;
+  not_after: string | null;
+  last_attempt_at: string | null;
+  /** 'ok', or why the last attempt failed. */
+  last_outcome: string | null;
+  /** When the next attempt is due after a failure (ISO time). */
+  next_attempt_at: string | null;
+  /** Failed attempts in a row. */
+  failures: Generated<number>;
+  /** Since when no route wants the host (null: wanted). */
+  unwanted_since: string | null;
+}
+
+export type CertificateSource = 'acme' | 'local-ca' | 'wildcard';
+
 export interface Database {
   users: UsersTable;
   tokens: TokensTable;
@@ -502,6 +525,7 @@ export interface Database {
   incidents: IncidentsTable;
   app_alerts: AppAlertsTable;
   metric_state: MetricStateTable;
+  certificates: CertificatesTable;
 }
 
 /** The mail relay's per-app state (issue 17): admin overrides (null: the server's default). */
