@@ -6,19 +6,45 @@
 import { ApiError, apiErrorFrom } from './errors.js';
 import { parseNdjson } from './ndjson.js';
 import type {
+  AddonBackup,
+  AddonChange,
+  AddonList,
+  AddonRestore,
+  AddonServer,
+  AddonServerList,
   App,
+  AppEgress,
+  AppMail,
   AppMetrics,
+  AppUpdate,
+  Audience,
+  AudienceLink,
+  AudienceLinkCreate,
+  AudienceLinkCreated,
+  AudienceVisitorList,
+  AuditFilters,
+  AuditList,
   ConfigChange,
   ConfigVars,
   Deploy,
   DeployEvent,
+  DisabledUser,
   Formation,
   Inventory,
   InventoryQuery,
   LogLine,
+  MemberChange,
+  PlatformStatus,
   ProcessList,
+  QuotaUpdate,
   Release,
   Renewal,
+  TeamDetail,
+  TeamList,
+  TeamQuotas,
+  TeamRole,
+  TeamSummary,
+  UserInfo,
   WhoamiUser,
 } from './types.js';
 
@@ -112,6 +138,66 @@ export class BrowserClient {
     return text;
   }
 
+  /** The audit trail as the caller may see it, newest first; `next` is the `before` of the next page. */
+  audit(filters: AuditFilters = {}): Promise<AuditList> {
+    const query = Object.fromEntries(
+      Object.entries(filters).flatMap(([key, value]) => (value === undefined ? [] : [[key, String(value)]])),
+    );
+    return this.json<AuditList>({ method: 'GET', path: '/v1/audit', query });
+  }
+
+  /** Every user and bot (admins and auditors). */
+  async listUsers(): Promise<UserInfo[]> {
+    return (await this.json<{ users: UserInfo[] }>({ method: 'GET', path: '/v1/users' })).users;
+  }
+
+  /** Disables a user (an e-mail or a bot's name) and revokes all their tokens and sessions. */
+  disableUser(who: string): Promise<DisabledUser> {
+    return this.json<DisabledUser>({ method: 'POST', path: `${userPath(who)}/disable` });
+  }
+
+  async enableUser(who: string): Promise<UserInfo> {
+    return (await this.json<{ user: UserInfo }>({ method: 'POST', path: `${userPath(who)}/enable` })).user;
+  }
+
+  /** Your teams (admins and auditors: every team). */
+  async listTeams(): Promise<TeamSummary[]> {
+    return (await this.json<TeamList>({ method: 'GET', path: '/v1/teams' })).teams;
+  }
+
+  /** A team's members, apps and quotas. */
+  getTeam(name: string): Promise<TeamDetail> {
+    return this.json<TeamDetail>({ method: 'GET', path: teamPath(name) });
+  }
+
+  /** Adds the person (by e-mail; a bot by name) with the role, or changes their role. */
+  setTeamMember(team: string, email: string, role: TeamRole): Promise<MemberChange> {
+    return this.json<MemberChange>({
+      method: 'PUT',
+      path: `${teamPath(team)}/members/${encodeURIComponent(email)}`,
+      json: { role },
+    });
+  }
+
+  async removeTeamMember(team: string, email: string): Promise<void> {
+    await this.json<unknown>({ method: 'DELETE', path: `${teamPath(team)}/members/${encodeURIComponent(email)}` });
+  }
+
+  /** Platform admins: the team's own limits (null: back to the server's default). */
+  setQuotas(team: string, update: QuotaUpdate): Promise<TeamQuotas> {
+    return this.json<TeamQuotas>({ method: 'PATCH', path: `${teamPath(team)}/quotas`, json: update });
+  }
+
+  /** Each add-on engine's server, its mode and whether it answers (admins and auditors). */
+  async addonServers(): Promise<AddonServer[]> {
+    return (await this.json<AddonServerList>({ method: 'GET', path: '/v1/addon-servers' })).servers;
+  }
+
+  /** The platform's promise, measured availability, incidents and public apps. */
+  status(): Promise<PlatformStatus> {
+    return this.json<PlatformStatus>({ method: 'GET', path: '/v1/status' });
+  }
+
   async listReleases(name: string): Promise<Release[]> {
     return (await this.json<{ releases: Release[] }>({ method: 'GET', path: `${appPath(name)}/releases` }))
       .releases;
@@ -201,6 +287,135 @@ export class BrowserClient {
     );
   }
 
+  updateApp(name: string, update: AppUpdate): Promise<App> {
+    return this.json<App>({ method: 'PATCH', path: appPath(name), json: update });
+  }
+
+  /** Moves the app to another team; its owner stays. */
+  transferApp(name: string, team: string): Promise<App> {
+    return this.json<App>({ method: 'POST', path: `${appPath(name)}/transfer`, json: { team } });
+  }
+
+  /** `confirm` must repeat the name: the server refuses a delete that does not. */
+  async destroyApp(name: string, confirm: string): Promise<void> {
+    await this.json<unknown>({ method: 'DELETE', path: appPath(name), query: { confirm } });
+  }
+
+  /**
+   * Moves the app to the graduating stage and answers its handoff bundle (a tar.gz) whole,
+   * with the file name the server gives it. Slow to start: every add-on is backed up first.
+   */
+  async graduate(name: string): Promise<{ blob: Blob; filename: string }> {
+    const res = await this.send({ method: 'POST', path: `${appPath(name)}/graduate`, accept: '*/*' });
+    if (!res.ok) throw apiErrorFrom(res.status, await res.text(), this.where());
+    const filename =
+      /filename="([A-Za-z0-9][A-Za-z0-9._-]*)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ??
+      `${name}-handoff.tar.gz`;
+    return { blob: await res.blob(), filename };
+  }
+
+  /** Who may reach the app: its audience and the people on its list. */
+  audience(name: string): Promise<Audience> {
+    return this.json<Audience>({ method: 'GET', path: `${appPath(name)}/audience` });
+  }
+
+  /** public, staff or invite; approve: an admin's approval of public for personal data. */
+  setAudience(name: string, audience: string, approve?: boolean): Promise<Audience> {
+    return this.json<Audience>({
+      method: 'PUT',
+      path: `${appPath(name)}/audience`,
+      json: approve ? { audience, approve } : { audience },
+    });
+  }
+
+  inviteToAudience(name: string, emails: string[]): Promise<Audience> {
+    return this.json<Audience>({
+      method: 'POST',
+      path: `${appPath(name)}/audience/invitees`,
+      json: { emails },
+    });
+  }
+
+  removeFromAudience(name: string, email: string): Promise<Audience> {
+    return this.json<Audience>({
+      method: 'DELETE',
+      path: `${appPath(name)}/audience/invitees/${encodeURIComponent(email)}`,
+    });
+  }
+
+  async audienceLinks(name: string): Promise<AudienceLink[]> {
+    return (
+      await this.json<{ links: AudienceLink[] }>({ method: 'GET', path: `${appPath(name)}/audience/links` })
+    ).links;
+  }
+
+  createAudienceLink(name: string, opts: AudienceLinkCreate = {}): Promise<AudienceLinkCreated> {
+    return this.json<AudienceLinkCreated>({
+      method: 'POST',
+      path: `${appPath(name)}/audience/links`,
+      json: opts,
+    });
+  }
+
+  revokeAudienceLink(name: string, id: number): Promise<AudienceLink> {
+    return this.json<AudienceLink>({ method: 'DELETE', path: `${appPath(name)}/audience/links/${id}` });
+  }
+
+  audienceVisitors(name: string): Promise<AudienceVisitorList> {
+    return this.json<AudienceVisitorList>({ method: 'GET', path: `${appPath(name)}/audience/visitors` });
+  }
+
+  /** Hosts the app declared, and every host it tried to reach. */
+  egress(name: string): Promise<AppEgress> {
+    return this.json<AppEgress>({ method: 'GET', path: `${appPath(name)}/egress` });
+  }
+
+  /** What the app sent through the mail relay, its limits and last messages. */
+  mail(name: string): Promise<AppMail> {
+    return this.json<AppMail>({ method: 'GET', path: `${appPath(name)}/mail` });
+  }
+
+  /** The app's add-ons with their size and open connections, and the types this server offers. */
+  listAddons(name: string): Promise<AddonList> {
+    return this.json<AddonList>({ method: 'GET', path: `${appPath(name)}/addons` });
+  }
+
+  /** Provisions a database for the app; its URL arrives in a new release (null before the first deploy). */
+  createAddon(name: string, input: { type: string; as?: string }): Promise<AddonChange> {
+    return this.json<AddonChange>({ method: 'POST', path: `${appPath(name)}/addons`, json: input });
+  }
+
+  /** Backs the add-on up now; answers once the backup has ended. */
+  async backupAddon(name: string, addon: string): Promise<AddonBackup> {
+    return (
+      await this.json<{ backup: AddonBackup }>({ method: 'POST', path: `${addonPath(name, addon)}/backups` })
+    ).backup;
+  }
+
+  /** Newest first. */
+  async listAddonBackups(name: string, addon: string): Promise<AddonBackup[]> {
+    return (
+      await this.json<{ backups: AddonBackup[] }>({
+        method: 'GET',
+        path: `${addonPath(name, addon)}/backups`,
+      })
+    ).backups;
+  }
+
+  /** Replaces the add-on's data with backup `backupId` (b12); the data before goes in a backup first. */
+  restoreAddon(name: string, addon: string, backupId: string): Promise<AddonRestore> {
+    return this.json<AddonRestore>({
+      method: 'POST',
+      path: `${addonPath(name, addon)}/restore`,
+      json: { backup: backupId },
+    });
+  }
+
+  /** Where a backup's dump downloads from: a plain link, the session's cookie signs it in. */
+  backupDownloadUrl(name: string, addon: string, backupId: string): string {
+    return `${this.base}${addonPath(name, addon)}/backups/${encodeURIComponent(backupId)}/download`;
+  }
+
   private where(): string {
     return this.base || 'this server';
   }
@@ -272,4 +487,16 @@ async function* chunksOf(reader: ReadableStreamDefaultReader<Uint8Array>): Async
 
 function appPath(name: string): string {
   return `/v1/apps/${encodeURIComponent(name)}`;
+}
+
+function userPath(who: string): string {
+  return `/v1/users/${encodeURIComponent(who)}`;
+}
+
+function teamPath(name: string): string {
+  return `/v1/teams/${encodeURIComponent(name)}`;
+}
+
+function addonPath(name: string, addon: string): string {
+  return `${appPath(name)}/addons/${encodeURIComponent(addon)}`;
 }

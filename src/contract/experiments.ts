@@ -132,6 +132,9 @@ export const InventoryRow = Type.Object({
   memoryBytes: Nullable(Type.Integer(), { description: 'memory its running instances use now' }),
   cpuSeconds: Nullable(Type.Number(), { description: 'CPU time of its running instances' }),
   requests7d: Type.Integer({ description: 'requests the router passed to the app in the last 7 days' }),
+  requests24h: Type.Array(Type.Integer(), {
+    description: 'requests per hour over the last 24 hours, oldest first (the last: the hour so far)',
+  }),
   mail30d: Type.Object(
     { sent: Type.Integer(), bounced: Type.Integer(), refused: Type.Integer() },
     { description: 'its mail through the relay in the last 30 days (sent includes captured)' },

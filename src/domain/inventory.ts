@@ -11,7 +11,7 @@ import { teamWithRole } from './app-access.js';
 import { isApproved, parseDataClass, STAGES } from './experiments.js';
 import { parsePeriod } from './lifecycle.js';
 import { countsSince, type MailCounts } from './mail.js';
-import { requestsSince } from './metrics.js';
+import { requestsSince, unixHour } from './metrics.js';
 import { releaseEgress, releaseRuntimeEnv } from './release-json.js';
 
 export interface InventoryFilters {
@@ -46,6 +46,8 @@ export interface InventoryEntry {
   lastRequestAt: string | null;
   /** Requests the router passed to it in the last 7 days (the metrics' minute and hour rows). */
   requests7d: number;
+  /** Requests per hour over the last 24 hours, oldest first (the last: the hour so far). */
+  requests24h: number[];
   /** Its mail of the last 30 days through the relay: sent (or captured), bounced, refused. */
   mail30d: { sent: number; bounced: number; refused: number };
   createdAt: string;
@@ -117,7 +119,8 @@ export async function inventory(
     return q;
   };
 
-  const [apps, deploys, egress, addons, instances] = await Promise.all([
+  const lastHour = unixHour(nowMs);
+  const [apps, deploys, egress, addons, instances, hours] = await Promise.all([
     db
       .selectFrom('apps')
       .innerJoin('teams', 'teams.id', 'apps.team_id')
@@ -161,6 +164,13 @@ export async function inventory(
       .where('state', 'in', ['up', 'starting'])
       .where('app_id', 'in', selected())
       .execute(),
+    // The dashboard's sparklines: one row per app and hour, one query for all apps.
+    db
+      .selectFrom('metric_hours')
+      .select(['app_id', 'hour', 'requests'])
+      .where('hour', '>', lastHour - 24)
+      .where('app_id', 'in', selected())
+      .execute(),
   ]);
 
   const requests = await requestsSince(
@@ -186,6 +196,7 @@ export async function inventory(
   const egressOf = grouped(egress);
   const addonsOf = grouped(addons);
   const instancesOf = grouped(instances);
+  const hoursOf = grouped(hours);
 
   return apps.map((app) => {
     const attempts = egressOf.get(app.id) ?? [];
@@ -209,6 +220,7 @@ export async function inventory(
       instanceIds: (instancesOf.get(app.id) ?? []).map((i) => i.id),
       lastRequestAt: app.active_at,
       requests7d: requests.get(app.id) ?? 0,
+      requests24h: hourly(hoursOf.get(app.id) ?? [], lastHour),
       mail30d: mailOf(mail.get(app.id)),
       createdAt: app.created_at,
       lastDeployAt: lastDeploy.get(app.id) ?? null,
@@ -232,4 +244,14 @@ export function stackOf(runtimeEnv: string | null, nodeVersion: string | null): 
 function mailOf(counts: MailCounts | undefined): { sent: number; bounced: number; refused: number } {
   if (!counts) return { sent: 0, bounced: 0, refused: 0 };
   return { sent: counts.sent + counts.captured, bounced: counts.bounced, refused: counts.refused };
+}
+
+/** 24 hourly counts ending with `lastHour`, an hour without a row counting 0. */
+function hourly(rows: { hour: number; requests: number }[], lastHour: number): number[] {
+  const counts = new Array<number>(24).fill(0);
+  for (const row of rows) {
+    const at = 23 - (lastHour - row.hour);
+    if (at >= 0 && at < 24) counts[at] = row.requests;
+  }
+  return counts;
 }

@@ -352,6 +352,19 @@ describe('experiments', () => {
     const counts = (await call('aud', 'GET', '/v1/inventory')).json().apps;
     assert.equal(counts.find((a: { name: string }) => a.name === 'survey').requests7d, 42);
     assert.equal(counts.find((a: { name: string }) => a.name === 'plain').requests7d, 0);
+    // The sparkline's hours: the 2 of a minute ago in the hour it fell in (the last, or the
+    // one before it in the first minute of an hour); two days ago is outside.
+    const hours = counts.find((a: { name: string }) => a.name === 'survey').requests24h;
+    assert.equal(hours.length, 24);
+    assert.equal(
+      hours.reduce((s: number, n: number) => s + n, 0),
+      2,
+    );
+    assert.ok(hours[23] === 2 || hours[22] === 2, JSON.stringify(hours));
+    assert.deepEqual(
+      counts.find((a: { name: string }) => a.name === 'plain').requests24h,
+      new Array(24).fill(0),
+    );
     // Its mail through the relay in the last 30 days: what the relay's queue recorded.
     const mailed = (status: 'sent' | 'refused', i: number) => ({
       id: `m-${status}-${i}`,

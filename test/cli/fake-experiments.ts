@@ -92,6 +92,7 @@ export function inventoryRow(app: App): InventoryRow {
     memoryBytes: busy ? 50_331_648 : null,
     cpuSeconds: busy ? 12.5 : null,
     requests7d: 0,
+    requests24h: new Array(24).fill(0),
     mail30d: { sent: 0, bounced: 0, refused: 0 },
     lastRequestAt: busy ? '2025-01-05T10:00:00.000Z' : null,
     createdAt: app.createdAt,
