@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ADDON_ENGINES, type AddonsConfig, type EngineConfig } from '../lib/config.js';
 import { errorMessage, UserError } from '../lib/errors.js';
+import { isListening } from '../lib/ports.js';
 import { until } from '../lib/until.js';
 import { ManagedMysql } from './mysql/managed.js';
 import { ManagedPostgres } from './postgres/managed.js';
@@ -45,6 +46,15 @@ export interface Engine {
   managed?: ManagedServer;
   /** External servers: the operator's admin URL. */
   adminUrl?: string;
+}
+
+/** An engine's server for GET /v1/addon-servers. */
+export interface ServerState {
+  type: AddonType;
+  mode: 'managed' | 'external';
+  address: string;
+  state: 'up' | 'starting' | 'down' | 'idle';
+  error: string | null;
 }
 
 export class AddonEngines {
@@ -209,6 +219,25 @@ export class AddonEngines {
       [...this.engines.values()].map((e) =>
         e.managed?.stop().catch((err) => this.logger.warn({ err }, 'stop failed')),
       ),
+    );
+  }
+
+  /** Each engine's server as operators see it: a managed one's start as supervise() knows
+   * it, and whether it answers a TCP connect now (an external one is known only so). */
+  async servers(): Promise<ServerState[]> {
+    return Promise.all(
+      [...this.engines.values()].map(async (engine): Promise<ServerState> => {
+        const { host, port } = engine.endpoint;
+        const address = `${host}:${port}`;
+        const base = { type: engine.type, mode: engine.mode, address };
+        const failure = this.failures.get(engine.type);
+        if (engine.managed && failure !== undefined) return { ...base, state: 'down', error: failure };
+        if (engine.managed && this.starting.has(engine.type) && !this.up.has(engine.type))
+          return { ...base, state: 'starting', error: null };
+        if (await isListening(port, host, 1000)) return { ...base, state: 'up', error: null };
+        if (engine.managed && !this.wanted.has(engine.type)) return { ...base, state: 'idle', error: null };
+        return { ...base, state: 'down', error: `it does not answer on ${address}` };
+      }),
     );
   }
 

@@ -10,6 +10,7 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from 'fastify';
+import type { AddonServer } from '../contract/index.js';
 import type { Counters } from '../domain/metrics.js';
 import type { Identity } from '../identity/index.js';
 import type { PetriConfig } from '../lib/config.js';
@@ -85,6 +86,8 @@ export interface AddonOps {
     backupId: number,
   ): Promise<{ file: string; backup: AddonBackup; source: Addon }>;
   usage(addon: Addon): Promise<{ bytes: number | null; connections: number | null; error?: string }>;
+  /** Each engine's server, who runs it and whether it answers (admins, auditors). */
+  servers(): Promise<Omit<AddonServer, 'addons'>[]>;
   /** argv of the engine's client connected with the app's URL, to run in its sandbox. */
   shellCommand(addon: Addon): Promise<string[]>;
 }

@@ -21,6 +21,7 @@ import { type ERROR_CODES, isUserError } from '../lib/errors.js';
 import { registerAuditHooks } from './audit-hooks.js';
 import { registerAccess, registerAuth } from './auth.js';
 import type { Api, ApiContext } from './context.js';
+import { addonServerRoutes } from './routes/addon-servers.js';
 import { addonRoutes } from './routes/addons.js';
 import { appRoutes } from './routes/apps.js';
 import { audienceRoutes } from './routes/audiences.js';
@@ -180,6 +181,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   egressRoutes(api, ctx);
   runRoutes(api, ctx);
   addonRoutes(api, ctx);
+  addonServerRoutes(api, ctx);
   teamRoutes(api, ctx);
   auditRoutes(api, ctx);
   stackRoutes(api, ctx);

@@ -21,6 +21,8 @@ import type {
   AddonDetail,
   AddonList,
   AddonRestore,
+  AddonServer,
+  AddonServerList,
   App,
   AppEgress,
   AppMetrics,
@@ -722,6 +724,11 @@ export class PetriClient {
   async listAllBackups(): Promise<AddonBackup[]> {
     return (await this.json<{ backups: AddonBackup[] }>({ method: 'GET', path: '/v1/addon-backups' }))
       .backups;
+  }
+
+  /** Each add-on engine's server, its mode and whether it answers (admins and auditors). */
+  async addonServers(): Promise<AddonServer[]> {
+    return (await this.json<AddonServerList>({ method: 'GET', path: '/v1/addon-servers' })).servers;
   }
 
   /** The audit trail as the caller may see it, newest first; `next` is the `before` of the next page. */

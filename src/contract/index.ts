@@ -1,6 +1,7 @@
 // The API contract: TypeBox schemas of every request and response of /v1 and their types.
 // api/ validates with them and documents them in /v1/openapi.json; client/ types its calls
 // with them; the CLI tests' fake API is checked against the document they make.
+export * from './addon-servers.js';
 export * from './addons.js';
 export * from './apps.js';
 export * from './audiences.js';

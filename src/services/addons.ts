@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { AddonEngines } from '../addons/engines.js';
+import type { AddonEngines, ServerState } from '../addons/engines.js';
 import { type AddonProvider, EngineUnavailableError, type LoginSlot } from '../addons/provider.js';
 import { backupFor, backupLabel, finishBackup, insertBackup, listBackups } from '../domain/addon-backups.js';
 import {
@@ -441,6 +441,11 @@ export class AddonService {
     }
     await forgetAddon(this.deps.db, addon.id);
     return true;
+  }
+
+  /** Each engine's server and whether it answers (GET /v1/addon-servers). */
+  servers(): Promise<ServerState[]> {
+    return this.deps.engines.servers();
   }
 
   private async provider(type: AddonType): Promise<AddonProvider> {

@@ -58,6 +58,7 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   ['POST /v1/apps/{name}/addons/{addon}/restore', 'app.secrets'],
   ['GET /v1/apps/{name}/addons/{addon}/backups/{backup}/download', 'app.secrets'],
   ['GET /v1/addon-backups', 'platform.read'],
+  ['GET /v1/addon-servers', 'platform.read'],
   ['GET /v1/addon-backups/{backup}/download', 'platform.admin'],
   // C: who you are, your tokens, users and invitations.
   ['GET /v1/whoami', 'signed-in'],
