@@ -5,14 +5,22 @@ import {
   configEntries,
   configKeyError,
   deployCommands,
+  egressHosts,
+  emailList,
   expiresSoon,
   filterRows,
+  formatDuration,
   loginUrl,
+  mayAdminister,
   mayChange,
   memoryShare,
   NO_FILTER,
+  parseDuration,
   relativeTime,
+  restoreQuestion,
   series,
+  sparklinePoints,
+  visitorName,
 } from './logic.js';
 
 const NOW = Date.parse('2026-12-02T12:00:00Z');
@@ -202,5 +210,107 @@ describe('series', () => {
     expect(s.s4xx).toEqual([1, 1]);
     expect(s.p50).toEqual([5, null]);
     expect(s.memoryMiB).toEqual([3, 3]);
+  });
+});
+
+describe('the sparkline on the Apps page', () => {
+  it('comes from the inventory, and is null until it is read', () => {
+    const hours = [...new Array(23).fill(0), 5];
+    const rows = appRows([app('shop')], [{ name: 'shop', requests24h: hours } as InventoryRow], NOW);
+    expect(rows[0]?.requests24h).toEqual(hours);
+    expect(appRows([app('shop')], undefined, NOW)[0]?.requests24h).toBeNull();
+  });
+
+  it('spans the box: the highest value at the top, zero at the bottom, a line of zeros flat', () => {
+    expect(sparklinePoints([0, 5, 10], 64, 18)).toBe('0,17 32,9 64,1');
+    expect(sparklinePoints([0, 0, 0], 64, 18)).toBe('0,17 32,17 64,17');
+    expect(sparklinePoints([], 64, 18)).toBe('');
+  });
+});
+
+describe('mayAdminister', () => {
+  it('is for platform admins and the admins of the team only', () => {
+    const teams = [
+      { name: 'lab', role: 'admin' },
+      { name: 'press', role: 'member' },
+    ];
+    expect(mayAdminister({ role: 'member', teams }, 'lab')).toBe(true);
+    expect(mayAdminister({ role: 'member', teams }, 'press')).toBe(false);
+    expect(mayAdminister({ role: 'auditor', teams: [] }, 'lab')).toBe(false);
+    expect(mayAdminister({ role: 'admin', teams: [] }, 'lab')).toBe(true);
+    expect(mayAdminister(undefined, 'lab')).toBe(false);
+  });
+});
+
+describe('durations of the Settings tab', () => {
+  it('reads what it writes', () => {
+    for (const seconds of [90, 1800, 7200, 86_400, 5400, null])
+      expect(parseDuration(formatDuration(seconds))).toEqual({ seconds });
+    expect(formatDuration(5400)).toBe('90m');
+    expect(formatDuration(null)).toBe('never');
+  });
+
+  it('takes bare seconds and any case, and says what to type otherwise', () => {
+    expect(parseDuration(' 45 ')).toEqual({ seconds: 45 });
+    expect(parseDuration('2H')).toEqual({ seconds: 7200 });
+    expect(parseDuration('Never')).toEqual({ seconds: null });
+    for (const bad of ['', '0m', '-5m', '1.5h', '2 weeks', '1w'])
+      expect(parseDuration(bad)).toHaveProperty('error', expect.stringMatching(/^Enter a period like 30m/));
+  });
+});
+
+describe('egressHosts', () => {
+  const at = (host: string, port: number, allowed: boolean, count: number, lastSeen: string) => ({
+    app: 'shop',
+    host,
+    port,
+    allowed,
+    count,
+    lastSeen,
+    lastReason: allowed ? null : 'not declared in petri.toml',
+  });
+
+  it('sums each host, says whether a pattern declares it, and lists the declared ones unused', () => {
+    const { hosts, unused } = egressHosts(
+      ['api.example.org:443', '*.example.net:443', 'unused.example.com:443'],
+      [
+        at('api.example.org', 443, true, 3, '2026-12-02T10:00:00Z'),
+        at('cdn.example.net', 443, true, 2, '2026-12-02T11:00:00Z'),
+        at('example.net', 443, false, 1, '2026-12-02T09:00:00Z'),
+        at('evil.example.com', 443, false, 4, '2026-12-02T11:30:00Z'),
+        at('api.example.org', 80, false, 1, '2026-12-02T08:00:00Z'),
+      ],
+    );
+    expect(hosts.map((h) => [h.target, h.declared, h.allowed, h.refused])).toEqual([
+      ['evil.example.com:443', false, 0, 4],
+      ['cdn.example.net:443', true, 2, 0],
+      ['api.example.org:443', true, 3, 0],
+      ['example.net:443', false, 0, 1],
+      ['api.example.org:80', false, 0, 1],
+    ]);
+    expect(hosts[0]?.lastReason).toBe('not declared in petri.toml');
+    expect(unused).toEqual(['unused.example.com:443']);
+  });
+});
+
+describe('restoreQuestion', () => {
+  it('names the add-on, its engine and the time of the backup', () => {
+    expect(
+      restoreQuestion({ name: 'db', type: 'postgres' }, { id: 'b3', createdAt: '2026-12-02T10:20:00.000Z' }),
+    ).toBe(
+      'Replace all the data of db (postgres) with backup b3, taken 2026-12-02 10:20 UTC? What db holds now is backed up first.',
+    );
+  });
+});
+
+describe('the Audience tab', () => {
+  it('names a visitor by link as the link, and splits the addresses typed', () => {
+    expect(visitorName('invite:3')).toBe('invite link 3');
+    expect(visitorName('ana@example.org')).toBe('ana@example.org');
+    expect(emailList(' ana@example.org, ben@example.org\nana@example.org;cy@example.org ')).toEqual([
+      'ana@example.org',
+      'ben@example.org',
+      'cy@example.org',
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 // What the dashboard's pages decide by themselves, without React: an app's row on the Apps
 // page (from GET /v1/apps and GET /v1/inventory), its filters, when an expiry is close, how
 // a time reads, and the commands that deploy a new app. Tested in logic.test.ts.
-import type { App, InventoryRow, MetricsPoint } from '../client/types.js';
+import type { App, EgressAttempt, InventoryRow, MetricsPoint } from '../client/types.js';
 
 /** An expiry inside this many days is highlighted. */
 export const EXPIRY_WARNING_DAYS = 14;
@@ -22,6 +22,8 @@ export interface AppRow {
   expiresSoon: boolean;
   lastDeployAt: string | null;
   release: string | null;
+  /** Requests per hour over the last 24 hours (the inventory's), null until it is read. */
+  requests24h: number[] | null;
 }
 
 /** One row per app of `apps`, with what only the inventory says (audience, last deploy). */
@@ -42,6 +44,7 @@ export function appRows(apps: App[], inventory: InventoryRow[] | undefined, now:
       expiresSoon: expiresSoon(experiment.expiresAt, now),
       lastDeployAt: inv?.lastDeployAt ?? null,
       release: app.release,
+      requests24h: inv?.requests24h ?? null,
     };
   });
 }
@@ -147,6 +150,124 @@ export function mayChange(
   if (user.role === 'admin') return true;
   const role = user.teams.find((t) => t.name === team)?.role;
   return role === 'member' || role === 'admin';
+}
+
+/** Whether the person may destroy, transfer or graduate the app (app.admin): platform admins
+ * and the admins of its team. */
+export function mayAdminister(
+  user: { role: string; teams: readonly { name: string; role: string }[] } | undefined,
+  team: string,
+): boolean {
+  if (!user) return false;
+  return user.role === 'admin' || user.teams.find((t) => t.name === team)?.role === 'admin';
+}
+
+/** A sparkline's polyline points in a width x height box: the highest value touches the top,
+ * zero the bottom (a line of zeros lies flat on it). */
+export function sparklinePoints(values: readonly number[], width: number, height: number): string {
+  if (values.length === 0) return '';
+  const top = Math.max(...values, 0);
+  const step = values.length > 1 ? width / (values.length - 1) : 0;
+  const y = (v: number) => (top === 0 ? height - 1 : 1 + (height - 2) * (1 - v / top));
+  return values.map((v, i) => `${round1(i * step)},${round1(y(v))}`).join(' ');
+}
+
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+const UNITS: [string, number][] = [
+  ['d', 86_400],
+  ['h', 3_600],
+  ['m', 60],
+  ['s', 1],
+];
+
+/** 90 -> "90s", 1800 -> "30m", 7200 -> "2h", null -> "never": as parseDuration reads it back. */
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null) return 'never';
+  for (const [unit, size] of UNITS)
+    if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+  return `${seconds}s`;
+}
+
+/** "30m", "2h", "1d", "90s" or "90" (seconds) to seconds; "never" to null; else what to type. */
+export function parseDuration(text: string): { seconds: number | null } | { error: string } {
+  const value = text.trim().toLowerCase();
+  if (value === 'never') return { seconds: null };
+  const match = /^(\d{1,7})\s*([dhms]?)$/.exec(value);
+  const size = UNITS.find(([unit]) => unit === (match?.[2] || 's'))?.[1];
+  if (!match || size === undefined || Number(match[1]) === 0)
+    return { error: `Enter a period like 30m, 2h or 1d, or never; got '${text.slice(0, 20)}'` };
+  return { seconds: Number(match[1]) * size };
+}
+
+export interface EgressHost {
+  /** host:port */
+  target: string;
+  declared: boolean;
+  allowed: number;
+  refused: number;
+  lastSeen: string | null;
+  lastReason: string | null;
+}
+
+/** Whether a declared pattern (api.example.org:443, *.example.net:443) covers host:port. */
+function covers(pattern: string, target: string): boolean {
+  const at = pattern.lastIndexOf(':');
+  const [host, port] = at < 0 ? [pattern, '*'] : [pattern.slice(0, at), pattern.slice(at + 1)];
+  const tat = target.lastIndexOf(':');
+  const [thost, tport] = [target.slice(0, tat), target.slice(tat + 1)];
+  if (port !== '*' && port !== tport) return false;
+  if (host.startsWith('*.')) return thost.endsWith(host.slice(1)) && thost.length > host.length - 1;
+  return host.toLowerCase() === thost.toLowerCase();
+}
+
+/** Each host attempted (allowed and refused counts, last seen, whether declared), most recent
+ * first, then the declared patterns nothing attempted yet. */
+export function egressHosts(
+  declared: readonly string[],
+  attempts: readonly EgressAttempt[],
+): { hosts: EgressHost[]; unused: string[] } {
+  const byTarget = new Map<string, EgressHost>();
+  for (const a of attempts) {
+    const target = `${a.host}:${a.port}`;
+    const row = byTarget.get(target) ?? {
+      target,
+      declared: declared.some((d) => covers(d, target)),
+      allowed: 0,
+      refused: 0,
+      lastSeen: null,
+      lastReason: null,
+    };
+    if (a.allowed) row.allowed += a.count;
+    else row.refused += a.count;
+    if (!row.lastSeen || a.lastSeen > row.lastSeen) row.lastSeen = a.lastSeen;
+    if (!a.allowed && a.lastReason) row.lastReason = a.lastReason;
+    byTarget.set(target, row);
+  }
+  const hosts = [...byTarget.values()].sort((a, b) => (b.lastSeen ?? '').localeCompare(a.lastSeen ?? ''));
+  const unused = declared.filter((d) => !hosts.some((h) => covers(d, h.target)));
+  return { hosts, unused };
+}
+
+/** What a restore replaces, said before it is done: the add-on, its engine, the backup's time. */
+export function restoreQuestion(
+  addon: { name: string; type: string },
+  backup: { id: string; createdAt: string },
+): string {
+  return `Replace all the data of ${addon.name} (${addon.type}) with backup ${backup.id}, taken ${exactTime(backup.createdAt)}? What ${addon.name} holds now is backed up first.`;
+}
+
+/** A visitor as a person reads it: their e-mail, or "invite link 3" for one who came by link. */
+export function visitorName(visitor: string): string {
+  const link = /^invite:(\d+)$/.exec(visitor);
+  return link ? `invite link ${link[1]}` : visitor;
+}
+
+/** The addresses typed in one field, split on commas, spaces and new lines. */
+export function emailList(text: string): string[] {
+  return [...new Set(text.split(/[\s,;]+/).filter(Boolean))];
 }
 
 /** A process's memory as read beside its limit: "120 MiB of 512 MiB" and the share (0-100). */

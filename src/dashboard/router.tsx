@@ -14,8 +14,13 @@ export const APP_TABS = [
   'processes',
   'releases',
   'config',
+  'addons',
   'logs',
   'metrics',
+  'network',
+  'audience',
+  'mail',
+  'settings',
 ] as const;
 export type AppTab = (typeof APP_TABS)[number];
 

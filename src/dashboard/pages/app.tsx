@@ -1,5 +1,6 @@
-// An app: its overview (URL, release, processes, limits, expiry with Renew, stage) and the
-// tabs Releases, Config and Logs. An app the person may not see is "not found", as the API
+// An app: its overview (URL, release, processes, limits, expiry with Renew, stage) and its
+// other tabs (deploys, processes, releases, config, add-ons, logs, metrics, network,
+// audience, mail, settings). An app the person may not see is "not found", as the API
 // answers (it does not say whether the name exists).
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { lazy, Suspense, useId, useState } from 'react';
@@ -20,12 +21,25 @@ const TAB_NAMES: Record<AppTab, string> = {
   processes: 'Processes',
   releases: 'Releases',
   config: 'Config',
+  addons: 'Add-ons',
   logs: 'Logs',
   metrics: 'Metrics',
+  network: 'Network',
+  audience: 'Audience',
+  mail: 'Mail',
+  settings: 'Settings',
 };
 
-// uPlot comes with the Metrics tab, not with the first page.
+// uPlot comes with the Metrics tab, not with the first page; the tabs opened less often come
+// when opened too.
 const MetricsTab = lazy(() => import('./metrics.js'));
+const LAZY_TABS = {
+  addons: lazy(() => import('./app-addons.js')),
+  network: lazy(() => import('./app-network.js')),
+  audience: lazy(() => import('./app-audience.js')),
+  mail: lazy(() => import('./app-mail.js')),
+  settings: lazy(() => import('./app-settings.js')),
+};
 
 export function AppPage({ name, tab }: { name: string; tab: AppTab }) {
   useTitle(`${name} · ${TAB_NAMES[tab]}`);
@@ -83,7 +97,17 @@ export function AppPage({ name, tab }: { name: string; tab: AppTab }) {
           <MetricsTab app={app.data} />
         </Suspense>
       )}
+      {tab in LAZY_TABS && <LazyTab tab={tab as keyof typeof LAZY_TABS} app={app.data} />}
     </>
+  );
+}
+
+function LazyTab({ tab, app }: { tab: keyof typeof LAZY_TABS; app: App }) {
+  const Tab = LAZY_TABS[tab];
+  return (
+    <Suspense fallback={<p className="loading">Loading…</p>}>
+      <Tab app={app} />
+    </Suspense>
   );
 }
 

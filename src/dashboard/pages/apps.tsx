@@ -1,6 +1,6 @@
 // The Apps page: every app the person may see, with its status, stage, data class,
-// audience, expiry (highlighted inside 14 days) and last deploy; a search and filters; and
-// "New app", which then shows the exact commands that deploy it.
+// audience, expiry (highlighted inside 14 days), last deploy and requests over 24 hours (a
+// sparkline); a search and filters; and "New app", which then shows the commands to deploy it.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, memo, useDeferredValue, useId, useMemo, useState } from 'react';
 import type { App } from '../../client/types.js';
@@ -16,6 +16,7 @@ import {
   NO_FILTER,
   type RowStatus,
   relativeTime,
+  sparklinePoints,
 } from '../logic.js';
 import { appHref, Link, useTitle } from '../router.js';
 
@@ -163,6 +164,7 @@ const AppTable = memo(function AppTable({ rows }: { rows: AppRow[] }) {
             <th scope="col">Audience</th>
             <th scope="col">Expires</th>
             <th scope="col">Last deploy</th>
+            <th scope="col">Requests, 24 h</th>
           </tr>
         </thead>
         <tbody>
@@ -183,6 +185,9 @@ const AppTable = memo(function AppTable({ rows }: { rows: AppRow[] }) {
                 {relativeTime(row.expiresAt, now)}
               </td>
               <td title={exactTime(row.lastDeployAt)}>{relativeTime(row.lastDeployAt, now)}</td>
+              <td>
+                <Sparkline values={row.requests24h} />
+              </td>
             </tr>
           ))}
         </tbody>
@@ -190,6 +195,19 @@ const AppTable = memo(function AppTable({ rows }: { rows: AppRow[] }) {
     </section>
   );
 });
+
+/** Requests per hour over 24 hours as a small line, with their total as text (what is read). */
+function Sparkline({ values }: { values: number[] | null }) {
+  if (!values) return <span className="sub">—</span>;
+  return (
+    <span className="spark">
+      <svg width="64" height="18" viewBox="0 0 64 18" aria-hidden="true" focusable="false">
+        <polyline points={sparklinePoints(values, 64, 18)} />
+      </svg>
+      {values.reduce((sum, n) => sum + n, 0)}
+    </span>
+  );
+}
 
 export function Status({ status }: { status: string }) {
   return <span className={`status status-${status}`}>{status}</span>;
