@@ -6,6 +6,7 @@ export type Route =
   | { page: 'apps' }
   | { page: 'app'; name: string; tab: AppTab }
   | { page: 'inventory' }
+  | { page: 'ops'; path: string }
   | { page: 'missing' };
 
 export const APP_TABS = [
@@ -27,6 +28,8 @@ export type AppTab = (typeof APP_TABS)[number];
 export function parseRoute(pathname: string): Route {
   if (pathname === '/' || pathname === '/apps' || pathname === '/apps/') return { page: 'apps' };
   if (pathname === '/inventory') return { page: 'inventory' };
+  // The operators' pages read the rest of the path themselves (pages/ops/ops-logic.ts).
+  if (pathname === '/ops' || pathname.startsWith('/ops/')) return { page: 'ops', path: pathname };
   const match = /^\/apps\/([^/]+)(?:\/([a-z]+))?\/?$/.exec(pathname);
   if (match) {
     const tab = (match[2] ?? 'overview') as AppTab;

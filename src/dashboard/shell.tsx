@@ -10,6 +10,7 @@ import { Link, parseRoute, usePathname, useTitle } from './router.js';
 
 // Operators' pages are loaded when opened: most people never see them.
 const InventoryPage = lazy(() => import('./pages/inventory.js'));
+const OpsPage = lazy(() => import('./pages/ops/index.js'));
 
 export function Shell() {
   const session = useQuery({ queryKey: ['session'], queryFn: () => client.session(), staleTime: 60_000 });
@@ -43,6 +44,11 @@ export function Shell() {
               Inventory
             </Link>
           )}
+          {operator && (
+            <Link href="/ops" aria-current={route.page === 'ops' ? 'page' : undefined}>
+              Operators
+            </Link>
+          )}
         </nav>
         <UserMenu session={session.data} />
       </header>
@@ -52,6 +58,11 @@ export function Shell() {
         {route.page === 'inventory' && (
           <Suspense fallback={<p className="loading">Loading…</p>}>
             <InventoryPage />
+          </Suspense>
+        )}
+        {route.page === 'ops' && (
+          <Suspense fallback={<p className="loading">Loading…</p>}>
+            <OpsPage pathname={route.path} />
           </Suspense>
         )}
         {route.page === 'missing' && <Missing />}

@@ -28,7 +28,7 @@ export const DASHBOARD_CSP = [
 ].join('; ');
 
 /** The dashboard's own paths (router.tsx): each answers the page, which shows the right one. */
-const PAGE_PATHS = ['/', '/apps', '/apps/*', '/inventory'];
+const PAGE_PATHS = ['/', '/apps', '/apps/*', '/inventory', '/ops', '/ops/*'];
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
