@@ -30,6 +30,7 @@ import { authRoutes } from './routes/auth.js';
 import { authOidcRoutes } from './routes/auth-oidc.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { deployRoutes } from './routes/deploys.js';
+import { domainRoutes } from './routes/domains.js';
 import { egressRoutes } from './routes/egress.js';
 import { experimentRoutes } from './routes/experiments.js';
 import { gateRoutes } from './routes/gate.js';
@@ -179,6 +180,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   releaseRoutes(api, ctx);
   psRoutes(api, ctx);
   egressRoutes(api, ctx);
+  domainRoutes(api, ctx);
   runRoutes(api, ctx);
   addonRoutes(api, ctx);
   addonServerRoutes(api, ctx);

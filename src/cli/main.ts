@@ -16,6 +16,7 @@ import { registerBuilds } from './builds.js';
 import { registerConfig } from './config.js';
 import { createContext } from './context.js';
 import { registerDeploy } from './deploy.js';
+import { registerDomains } from './domains.js';
 import { registerEgress } from './egress.js';
 import { registerGit } from './git.js';
 import { registerGraduate } from './graduate.js';
@@ -69,6 +70,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     registerReleases(program, ctx);
     registerPs(program, ctx);
     registerEgress(program, ctx);
+    registerDomains(program, ctx);
     registerMail(program, ctx);
     registerBuilds(program, ctx);
     registerStacks(program, ctx);

@@ -24,6 +24,7 @@ import type {
   AddonServer,
   AddonServerList,
   App,
+  AppDomainList,
   AppEgress,
   AppMetrics,
   AppUpdate,
@@ -47,6 +48,7 @@ import type {
   CreateInvitationBody,
   CreateTokenBody,
   Deploy,
+  DomainAdded,
   DeployEvent,
   DevicePoll,
   DevicePollBody,
@@ -550,6 +552,23 @@ export class PetriClient {
   /** Hosts the app declared, and every host it tried to reach. */
   async egress(appName: string): Promise<AppEgress> {
     return this.json<AppEgress>({ method: 'GET', path: `${appPath(appName)}/egress` });
+  }
+
+  /** The app's custom domains, their state and certificates, and what to set up in DNS. */
+  domains(appName: string): Promise<AppDomainList> {
+    return this.json<AppDomainList>({ method: 'GET', path: `${appPath(appName)}/domains` });
+  }
+
+  /** Claims a custom domain for the app (routed once verified). */
+  addDomain(appName: string, host: string): Promise<DomainAdded> {
+    return this.json<DomainAdded>({ method: 'POST', path: `${appPath(appName)}/domains`, json: { host } });
+  }
+
+  async removeDomain(appName: string, host: string): Promise<void> {
+    await this.json<unknown>({
+      method: 'DELETE',
+      path: `${appPath(appName)}/domains/${encodeURIComponent(host)}`,
+    });
   }
 
   /** Every app's egress attempts (admins). */

@@ -10,6 +10,7 @@ export * from './auth.js';
 export * from './auth-oidc.js';
 export * from './common.js';
 export * from './deploys.js';
+export * from './domains.js';
 export * from './egress.js';
 export * from './experiments.js';
 export * from './git.js';

@@ -1,6 +1,7 @@
 // The one typed configuration object, built at start from flags, environment (PETRI_*) and
 // an optional JSON file, validated once. Nothing else reads process.env.
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { UserError } from './errors.js';
 import {
@@ -88,6 +89,8 @@ export interface PetriConfig {
   lifecycle: LifecycleConfig;
   /** Who may reach apps (issue 15). */
   audience: AudienceConfig;
+  /** Custom domains of apps and how they are verified (issue 20). */
+  domains: DomainsConfig;
   /** The mail relay every app may send through (issue 17). */
   mail: MailConfig;
 }
@@ -115,6 +118,19 @@ export interface MailConfig {
   /** This many refusals in a row pause the app's mail for pauseMinutes. */
   pauseAfterRefusals: number;
   pauseMinutes: number;
+}
+
+/** `domains` in petri.json. */
+export interface DomainsConfig {
+  /** The port a custom domain is checked on (the router's public HTTP port). */
+  verifyPort: number;
+  /** DNS servers to resolve custom domains with ("IP" or "IP:PORT"); default: the system's. */
+  resolver?: string[];
+  /** The platform's public addresses: a domain is checked only at one of these (default: the
+   * router's bind address unless it is a wildcard, and the host's interface addresses). */
+  addresses?: string[];
+  /** Custom domains one app may have. */
+  maxPerApp: number;
 }
 
 /** `audience` in petri.json. */
@@ -318,6 +334,7 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
   },
   lifecycle: { defaultDays: 90, maxDays: 90, warnDays: [14, 7, 1], archiveAfterDays: 30, checkMs: 60_000 },
   audience: { default: 'staff' },
+  domains: { verifyPort: 80, maxPerApp: 20 },
   mail: {
     enabled: true,
     domain: '',
@@ -417,6 +434,7 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     identity: validateIdentity(raw.identity),
     lifecycle: validateLifecycle(raw.lifecycle),
     audience: validateAudience(raw.audience),
+    domains: validateDomains(raw.domains),
     mail: validateMail(raw.mail, hostName(raw, 'domain')),
   };
 }
@@ -476,6 +494,34 @@ function validateAudience(value: unknown): AudienceConfig {
     throw invalid('audience.default', given, 'one of "staff", "invite" or "public"');
   }
   return { default: given };
+}
+
+/** Unknown keys are refused; the addresses are IPs, the resolvers IP or IP:PORT. */
+function validateDomains(value: unknown): DomainsConfig {
+  if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+    throw invalid('domains', value, 'an object like { "verifyPort": 80 }');
+  }
+  known(value ?? {}, 'domains', ['verifyPort', 'resolver', 'addresses', 'maxPerApp']);
+  const raw = { ...DEFAULTS.domains, ...(value as object | undefined) } as Record<string, unknown>;
+  const at = (key: string) => ({ [`domains.${key}`]: raw[key] });
+  const ips = (key: string, example: string, ok: (s: string) => boolean) => {
+    if (raw[key] === undefined) return {};
+    const list = stringList(at(key), `domains.${key}`);
+    if (list.length === 0 || !list.every(ok)) throw invalid(`domains.${key}`, list, example);
+    return { [key]: list };
+  };
+  const withPort = (s: string) => {
+    const m = /^\[([0-9a-f:.]+)\]:(\d{1,5})$|^([0-9.]+):(\d{1,5})$/i.exec(s);
+    if (!m) return net.isIP(s) !== 0;
+    const port = Number(m[2] ?? m[4]);
+    return net.isIP(m[1] ?? m[3] ?? '') !== 0 && port >= 1 && port <= 65535;
+  };
+  return {
+    verifyPort: integer(at('verifyPort'), 'domains.verifyPort', 1, 65535),
+    maxPerApp: integer(at('maxPerApp'), 'domains.maxPerApp', 0, 10_000),
+    ...ips('resolver', "a list of DNS servers like ['192.0.2.53', '127.0.0.1:8053']", withPort),
+    ...ips('addresses', "a list of IP addresses like ['203.0.113.7', '2001:db8::7']", (s) => net.isIP(s) !== 0),
+  };
 }
 
 /** A typo (warnDay, maxdays) would silently keep a default: unknown keys are refused. */

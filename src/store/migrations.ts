@@ -820,3 +820,27 @@ migrations['0024-certificates'] = {
       .execute();
   },
 };
+
+migrations['0025-domains'] = {
+  async up(db: Kysely<unknown>) {
+    // Custom domains (issue 20): a host an app's team claims, routed once the router is seen
+    // to answer for it (the token it serves at /.well-known/petri-domain/ID). host is the
+    // ASCII (IDNA) form, unique across apps, claims awaiting verification included.
+    await db.schema
+      .createTable('domains')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      .addColumn('host', 'text', (c) => c.notNull().unique())
+      .addColumn('unicode', 'text', (c) => c.notNull())
+      .addColumn('token', 'text', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull().defaultTo('pending'))
+      .addColumn('reason', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('verified_at', 'text')
+      .addColumn('last_check_at', 'text')
+      .addColumn('next_check_at', 'text', (c) => c.notNull())
+      .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema.createIndex('domains_app').on('domains').column('app_id').execute();
+  },
+};

@@ -471,6 +471,30 @@ export interface MetricStateTable {
   value: string;
 }
 
+/** A custom domain of an app (issue 20): routed while verified. */
+export interface DomainsTable {
+  id: Generated<number>;
+  app_id: number;
+  /** ASCII (IDNA) form, lower case, no trailing dot; unique across apps. */
+  host: string;
+  /** The same name as people write it (equal to host for an ASCII name). */
+  unicode: string;
+  /** What the router serves at /.well-known/petri-domain/ID for the verification. */
+  token: string;
+  state: Generated<DomainState>;
+  /** Why the last check failed (null after a success). */
+  reason: string | null;
+  created_at: string;
+  verified_at: string | null;
+  last_check_at: string | null;
+  next_check_at: string;
+  /** Failed checks in a row. */
+  failures: Generated<number>;
+}
+
+/** pending: not checked yet; verified: routed; failing: the last checks failed (see reason). */
+export type DomainState = 'pending' | 'verified' | 'failing';
+
 /** A certificate the router serves for one host (issue 20); its key is only in the router's files. */
 export interface CertificatesTable {
   host: string;
@@ -526,6 +550,7 @@ export interface Database {
   app_alerts: AppAlertsTable;
   metric_state: MetricStateTable;
   certificates: CertificatesTable;
+  domains: DomainsTable;
 }
 
 /** The mail relay's per-app state (issue 17): admin overrides (null: the server's default). */

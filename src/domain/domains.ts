@@ -1,0 +1,432 @@
+// Custom domains of apps (issue 20): which names an app's team may claim, the claims and
+// their verification state. A claim routes only once verified (controllers/domains.ts sees
+// the router answer for the name at the platform's own address), so no team can take
+// another's host or the platform's own names by claiming it first.
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import os from 'node:os';
+import { domainToASCII, domainToUnicode } from 'node:url';
+import type { PetriConfig } from '../lib/config.js';
+import { UserError } from '../lib/errors.js';
+import { now, type Store } from '../store/db.js';
+import type { App, DomainState, User } from '../store/schema.js';
+import { actorOf } from './apps.js';
+import { type Actor, recordAudit } from './audit.js';
+
+/** What a name may be once in ASCII: what the router's routes accept (router/routes.ts), at
+ * least two labels, and a last label that is not all digits (that would read as an IPv4). */
+const HOST =
+  /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+(?=[a-z0-9-]*[a-z-])[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** The longest name accepted as typed (a Unicode name may be a little longer than its ASCII). */
+const MAX_INPUT = 253;
+
+export interface DomainName {
+  /** ASCII (punycode) form: what DNS, the router and certificates use. */
+  host: string;
+  /** The form people read (equal to host for a plain ASCII name). */
+  unicode: string;
+}
+
+type Where = Pick<PetriConfig, 'domain' | 'apiHost'>;
+
+/** The name in its ASCII and Unicode forms, or a UserError saying what is wrong and what to
+ * give instead. Case, a trailing dot and Unicode's compatibility forms (full-width letters)
+ * are folded before any check, so no spelling of a refused name passes. */
+export function parseDomain(raw: string, where: Where): DomainName {
+  const typed = raw.trim();
+  const example = "a host name like 'www.example.org'";
+  if (typed === '') throw bad(`give ${example}`);
+  if (typed.length > MAX_INPUT)
+    throw bad(`'${typed.slice(0, 40)}...' is longer than ${MAX_INPUT} characters`);
+  if (typed.includes('*')) {
+    throw bad(`'${typed}' has a wildcard: add each name on its own, e.g. 'www.example.org'`);
+  }
+  const bare = typed.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  if (net.isIP(bare) !== 0) {
+    throw bad(`'${typed}' is an IP address: give the host name that points to it, e.g. 'www.example.org'`);
+  }
+  if (/[\s/\\:@?#%]/.test(bare)) {
+    throw bad(
+      `'${typed}' is not a host name: give the name only (no scheme, port or path), e.g. 'www.example.org'`,
+    );
+  }
+  const routable = `'${typed}' is not a host name Petri can route: labels of letters, digits and hyphens (at most 63 each, 253 in all), at least two of them, the last not all digits`;
+  const host = domainToASCII(bare);
+  if (host === '') {
+    // URL parsers read a name ending in a number as an IPv4 address, and fail on it.
+    if (/\.(\d+|0x[0-9a-f]*)$/i.test(bare)) throw bad(routable);
+    throw bad(`'${typed}' is not a valid internationalised domain name (IDNA): check its spelling`);
+  }
+  // What a URL parser turns into an IP (127.1, 0x7f.0.0.1) is one too.
+  if (net.isIP(host) !== 0) {
+    throw bad(`'${typed}' is an IP address (${host}): give the host name that points to it`);
+  }
+  if (!HOST.test(host)) throw bad(routable);
+  const domain = where.domain.toLowerCase();
+  const apiHost = where.apiHost.toLowerCase();
+  if (host === domain || host.endsWith(`.${domain}`) || host === apiHost) {
+    throw bad(
+      `'${host}' is one of Petri's own names (under ${domain}): every app has NAME.${domain} already`,
+    );
+  }
+  // A name above the platform's: cookies set for it would reach every app and the API.
+  if (domain.endsWith(`.${host}`) || apiHost.endsWith(`.${host}`)) {
+    throw bad(`'${host}' is a parent of Petri's own domain (${domain}): give a name outside it`);
+  }
+  return { host, unicode: domainToUnicode(host) || host };
+}
+
+function bad(message: string): UserError {
+  return new UserError('bad_request', `domain ${message}`);
+}
+
+export interface DomainView {
+  id: number;
+  host: string;
+  unicode: string;
+  state: DomainState;
+  reason: string | null;
+  createdAt: string;
+  verifiedAt: string | null;
+  lastCheckAt: string | null;
+  nextCheckAt: string;
+  /** The path the router answers on every host with the token, while the domain is claimed. */
+  verificationPath: string;
+  token: string;
+}
+
+/** The path the router serves a domain's token at (router.setWellKnown). */
+export function verificationPath(id: number): string {
+  return `/.well-known/petri-domain/${id}`;
+}
+
+type DomainRow = {
+  id: number;
+  host: string;
+  unicode: string;
+  token: string;
+  state: DomainState;
+  reason: string | null;
+  created_at: string;
+  verified_at: string | null;
+  last_check_at: string | null;
+  next_check_at: string;
+};
+
+function view(r: DomainRow): DomainView {
+  return {
+    id: r.id,
+    host: r.host,
+    unicode: r.unicode,
+    state: r.state,
+    reason: r.reason,
+    createdAt: r.created_at,
+    verifiedAt: r.verified_at,
+    lastCheckAt: r.last_check_at,
+    nextCheckAt: r.next_check_at,
+    verificationPath: verificationPath(r.id),
+    token: r.token,
+  };
+}
+
+const COLUMNS = [
+  'id',
+  'host',
+  'unicode',
+  'token',
+  'state',
+  'reason',
+  'created_at',
+  'verified_at',
+  'last_check_at',
+  'next_check_at',
+] as const;
+
+export async function listDomains(db: Store, app: Pick<App, 'id'>): Promise<DomainView[]> {
+  const rows = await db
+    .selectFrom('domains')
+    .select(COLUMNS)
+    .where('app_id', '=', app.id)
+    .orderBy('host')
+    .execute();
+  return rows.map(view);
+}
+
+const scope = (app: App) => ({ app: app.name, teamId: app.team_id });
+
+/** `petri domains add HOST`: claims the name for the app, to be verified before it routes. */
+export async function addDomain(
+  db: Store,
+  user: User,
+  app: App,
+  raw: string,
+  config: Pick<PetriConfig, 'domain' | 'apiHost' | 'domains'>,
+  ip?: string,
+): Promise<DomainView> {
+  const name = parseDomain(raw, config);
+  const id = await db.transaction().execute(async (tx) => {
+    const fresh = await tx.selectFrom('apps').selectAll().where('id', '=', app.id).executeTakeFirst();
+    if (!fresh || fresh.stage === 'archived') {
+      throw new UserError('conflict', `'${app.name}' is archived: it gets no new domains`);
+    }
+    const taken = await tx
+      .selectFrom('domains')
+      .select(['app_id', 'state'])
+      .where('host', '=', name.host)
+      .executeTakeFirst();
+    if (taken?.app_id === app.id) {
+      throw new UserError(
+        'conflict',
+        `${name.host} is already a domain of '${app.name}' (${taken.state}); see 'petri domains --app ${app.name}'`,
+      );
+    }
+    if (taken) {
+      // Which app, and whose, is not the asker's to know.
+      throw new UserError(
+        'conflict',
+        `${name.host} is claimed by another app; if the name is yours, ask a Petri admin to release it`,
+      );
+    }
+    const count = await tx
+      .selectFrom('domains')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('app_id', '=', app.id)
+      .executeTakeFirstOrThrow();
+    if (Number(count.n) >= config.domains.maxPerApp) {
+      throw new UserError(
+        'quota_exceeded',
+        `'${app.name}' has ${count.n} domains, the most an app may have (${config.domains.maxPerApp}); remove one with 'petri domains remove HOST --app ${app.name}'`,
+      );
+    }
+    const at = now();
+    const row = await tx
+      .insertInto('domains')
+      .values({
+        app_id: app.id,
+        host: name.host,
+        unicode: name.unicode,
+        token: randomBytes(24).toString('base64url'),
+        reason: null,
+        created_at: at,
+        verified_at: null,
+        last_check_at: null,
+        next_check_at: at,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await recordAudit(
+      tx,
+      actorOf(user, ip),
+      'app.domain.add',
+      app.name,
+      { host: name.host, ...(name.unicode !== name.host ? { unicode: name.unicode } : {}) },
+      scope(app),
+    );
+    return row.id;
+  });
+  const row = await db.selectFrom('domains').select(COLUMNS).where('id', '=', id).executeTakeFirstOrThrow();
+  return view(row);
+}
+
+/** `petri domains remove HOST`: the app stops answering for it at the router's next pass. */
+export async function removeDomain(
+  db: Store,
+  user: User,
+  app: App,
+  raw: string,
+  config: Pick<PetriConfig, 'domain' | 'apiHost'>,
+  ip?: string,
+): Promise<void> {
+  // Parsed as added, so any spelling of the name removes it (a refused name was never added).
+  let host: string;
+  try {
+    host = parseDomain(raw, config).host;
+  } catch {
+    host = raw.trim().toLowerCase();
+  }
+  await db.transaction().execute(async (tx) => {
+    const gone = await tx
+      .deleteFrom('domains')
+      .where('app_id', '=', app.id)
+      .where('host', '=', host)
+      .executeTakeFirst();
+    if (Number(gone.numDeletedRows) === 0) {
+      throw new UserError(
+        'not_found',
+        `${host} is not a domain of '${app.name}'; list them with 'petri domains --app ${app.name}'`,
+      );
+    }
+    await recordAudit(tx, actorOf(user, ip), 'app.domain.remove', app.name, { host }, scope(app));
+  });
+}
+
+/** Verified custom domains: the hosts that want a certificate (controllers/certificates.ts). */
+export async function domainHostsWantingCertificates(db: Store): Promise<string[]> {
+  const rows = await db
+    .selectFrom('domains')
+    .select('host')
+    .where('state', '=', 'verified')
+    .orderBy('host')
+    .execute();
+  return rows.map((r) => r.host);
+}
+
+/** Each app's verified domains, by app id: the routes the instance reconciler adds. */
+export async function verifiedDomainsByApp(db: Store): Promise<Map<number, string[]>> {
+  const rows = await db
+    .selectFrom('domains')
+    .select(['app_id', 'host'])
+    .where('state', '=', 'verified')
+    .orderBy('host')
+    .execute();
+  const byApp = new Map<number, string[]>();
+  for (const r of rows) byApp.set(r.app_id, [...(byApp.get(r.app_id) ?? []), r.host]);
+  return byApp;
+}
+
+/** The name of the app a verified custom domain routes to (Host header, any port, any case). */
+export async function appNameOfDomain(
+  db: Store,
+  hostHeader: string | undefined,
+): Promise<string | undefined> {
+  const host = hostHeader?.split(':')[0]?.toLowerCase().replace(/\.$/, '');
+  if (!host) return undefined;
+  const row = await db
+    .selectFrom('domains')
+    .innerJoin('apps', 'apps.id', 'domains.app_id')
+    .select('apps.name')
+    .where('domains.host', '=', host)
+    .where('domains.state', '=', 'verified')
+    .executeTakeFirst();
+  return row?.name;
+}
+
+/** Whether the host is a verified domain of this app (the gate's sign-in comes back to it). */
+export async function isVerifiedDomainOf(db: Store, appId: number, host: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('domains')
+    .select('id')
+    .where('app_id', '=', appId)
+    .where('host', '=', host.toLowerCase())
+    .where('state', '=', 'verified')
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Every claim, whatever its state: the router serves each one's token (verified ones are
+ * checked again now and then). */
+export async function claimedDomains(db: Store): Promise<{ id: number; host: string; token: string }[]> {
+  return db.selectFrom('domains').select(['id', 'host', 'token']).orderBy('id').execute();
+}
+
+/** The claims whose next check is due. */
+export async function domainsDue(
+  db: Store,
+  at: string,
+): Promise<{ id: number; host: string; token: string; state: DomainState; failures: number }[]> {
+  return db
+    .selectFrom('domains')
+    .select(['id', 'host', 'token', 'state', 'failures'])
+    .where('next_check_at', '<=', at)
+    .orderBy('next_check_at')
+    .execute();
+}
+
+/** How often checks come (controllers/domains.ts): an unverified claim is tried again 15 s,
+ * 30 s, 1 min ... up to 10 min after each failure; a verified one is checked again every 6
+ * hours, and it stops routing only after 3 failed checks in a row (5 min apart), so a
+ * passing DNS hiccup does not take a site down. */
+export const DOMAIN_CHECKS = {
+  firstRetryMs: 15_000,
+  maxRetryMs: 10 * 60_000,
+  recheckMs: 6 * 3_600_000,
+  verifiedRetryMs: 5 * 60_000,
+  verifiedFailuresAllowed: 3,
+};
+
+const PETRI: Actor = { name: 'petri' };
+
+/** Records a check's outcome; true when the domain started or stopped routing. */
+export async function recordDomainCheck(
+  db: Store,
+  id: number,
+  outcome: { ok: true } | { ok: false; reason: string },
+  nowMs = Date.now(),
+): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx
+      .selectFrom('domains')
+      .innerJoin('apps', 'apps.id', 'domains.app_id')
+      .select(['domains.host', 'domains.state', 'domains.failures', 'apps.name', 'apps.team_id'])
+      .where('domains.id', '=', id)
+      .executeTakeFirst();
+    // Removed while it was being checked.
+    if (!row) return false;
+    const at = new Date(nowMs).toISOString();
+    const later = (ms: number) => new Date(nowMs + ms).toISOString();
+    const where = { app: row.name, teamId: row.team_id };
+    if (outcome.ok) {
+      await tx
+        .updateTable('domains')
+        .set({
+          state: 'verified',
+          reason: null,
+          failures: 0,
+          last_check_at: at,
+          next_check_at: later(DOMAIN_CHECKS.recheckMs),
+          ...(row.state === 'verified' ? {} : { verified_at: at }),
+        })
+        .where('id', '=', id)
+        .execute();
+      if (row.state === 'verified') return false;
+      await recordAudit(tx, PETRI, 'app.domain.verified', row.name, { host: row.host }, where);
+      return true;
+    }
+    const failures = row.failures + 1;
+    const keepsRouting = row.state === 'verified' && failures < DOMAIN_CHECKS.verifiedFailuresAllowed;
+    const retryMs =
+      row.state === 'verified' || keepsRouting
+        ? DOMAIN_CHECKS.verifiedRetryMs
+        : Math.min(DOMAIN_CHECKS.firstRetryMs * 2 ** Math.min(failures - 1, 20), DOMAIN_CHECKS.maxRetryMs);
+    const reason = outcome.reason.slice(0, 500);
+    await tx
+      .updateTable('domains')
+      .set({
+        state: keepsRouting ? 'verified' : 'failing',
+        reason,
+        failures,
+        last_check_at: at,
+        next_check_at: later(retryMs),
+      })
+      .where('id', '=', id)
+      .execute();
+    if (row.state !== 'verified' || keepsRouting) return false;
+    await recordAudit(tx, PETRI, 'app.domain.unverified', row.name, { host: row.host, reason }, where);
+    return true;
+  });
+}
+
+/** The platform's public addresses, where a custom domain must point: domains.addresses, or
+ * else the router's bind address (unless it is a wildcard) and the host's own non-internal
+ * interface addresses (not loopback, not IPv6 link-local). */
+export function platformAddresses(
+  config: Pick<PetriConfig, 'httpBind' | 'domains'>,
+  interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces(),
+): string[] {
+  if (config.domains.addresses) return [...config.domains.addresses];
+  const found = new Set<string>();
+  if (net.isIP(config.httpBind) !== 0 && !['0.0.0.0', '::'].includes(config.httpBind)) {
+    found.add(config.httpBind);
+  }
+  for (const list of Object.values(interfaces)) {
+    for (const i of list ?? []) {
+      if (!i.internal && !i.address.toLowerCase().startsWith('fe80:')) found.add(i.address);
+    }
+  }
+  return [...found];
+}
+
+/** The URL the verification fetches (and a person may open): the router answers it with the token. */
+export function verificationUrl(host: string, id: number, verifyPort: number): string {
+  return `http://${host}${verifyPort === 80 ? '' : `:${verifyPort}`}${verificationPath(id)}`;
+}
