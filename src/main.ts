@@ -22,6 +22,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--data-dir <dir>', 'where Petri keeps its state (default: ./.petri)')
     .option('--domain <domain>', 'apps are served at NAME.DOMAIN (default: petri.localhost)')
     .option('--http-port <port>', "the router's HTTP port (default: 8080)")
+    .option('--https-port <port>', "the router's HTTPS port (default: 8443; 0: no HTTPS)")
     .option('--api-port <port>', "the API's port on 127.0.0.1 (default: 7070)")
     .option('--config <file>', 'a JSON file with more settings (see README)')
     .option(
@@ -34,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
     dataDir?: string;
     domain?: string;
     httpPort?: string;
+    httpsPort?: string;
     apiPort?: string;
     config?: string;
     stopAll?: boolean;
@@ -42,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
     dataDir: opts.dataDir,
     domain: opts.domain,
     httpPort: opts.httpPort,
+    httpsPort: opts.httpsPort,
     apiPort: opts.apiPort,
     configFile: opts.config,
   });

@@ -93,6 +93,37 @@ export interface PetriConfig {
   domains: DomainsConfig;
   /** The mail relay every app may send through (issue 17). */
   mail: MailConfig;
+  /** The router's HTTPS port (0: no HTTPS). */
+  httpsPort: number;
+  /** How the router gets its certificates, and what HTTP does (issue 20). */
+  tls: TlsConfig;
+}
+
+/** `tls` in petri.json. */
+export interface TlsConfig {
+  /** self-signed: a local CA of Petri's (DATA_DIR/tls/ca.pem); wildcard: the operator's
+   * certificate for *.<domain>; acme: certificates from an ACME directory. */
+  mode: 'self-signed' | 'wildcard' | 'acme';
+  /** wildcard: the certificate chain (PEM) and its private key (PEM), absolute paths. */
+  certFile?: string;
+  keyFile?: string;
+  /** Required in the acme mode; in the others, custom domains get ACME certificates too. */
+  acme?: AcmeConfig;
+  /** HTTP answers 308 to HTTPS (but /.well-known/); default: on unless self-signed. */
+  redirectHttp: boolean;
+  /** A certificate is renewed this long before it expires. */
+  renewBeforeDays: number;
+}
+
+export interface AcmeConfig {
+  directoryUrl: string;
+  /** The ACME account's contact. */
+  email: string;
+  /** External account binding (some CAs require one): both or neither. eabHmac is a secret. */
+  eabKid?: string;
+  eabHmac?: string;
+  /** A CA certificate (PEM) to trust for the directory besides the system's (a test CA's). */
+  caFile?: string;
 }
 
 /** `mail` in petri.json. */
@@ -348,12 +379,15 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
     pauseAfterRefusals: 10,
     pauseMinutes: 60,
   },
+  httpsPort: 8443,
+  tls: { mode: 'self-signed', redirectHttp: false, renewBeforeDays: 30 },
 };
 
 const ENV_KEYS: Record<string, keyof PetriConfig> = {
   PETRI_DATA_DIR: 'dataDir',
   PETRI_DOMAIN: 'domain',
   PETRI_HTTP_PORT: 'httpPort',
+  PETRI_HTTPS_PORT: 'httpsPort',
   PETRI_API_PORT: 'apiPort',
   PETRI_WAKER_PORT: 'wakerPort',
   PETRI_BOOT_TIMEOUT_MS: 'bootTimeoutMs',
@@ -436,6 +470,134 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     audience: validateAudience(raw.audience),
     domains: validateDomains(raw.domains),
     mail: validateMail(raw.mail, hostName(raw, 'domain')),
+    ...validateHttps(raw),
+  };
+}
+
+const TLS_KEYS = ['mode', 'certFile', 'keyFile', 'acme', 'redirectHttp', 'renewBeforeDays'];
+const ACME_KEYS = ['directoryUrl', 'email', 'eabKid', 'eabHmac', 'caFile'];
+
+/** httpsPort and tls together: a redirect needs an HTTPS port to go to. Unknown keys are
+ * refused: a typo (redirectHTTP) would silently keep a default. */
+function validateHttps(raw: Record<string, unknown>): Pick<PetriConfig, 'httpsPort' | 'tls'> {
+  const httpsPort = integer(raw, 'httpsPort', 0, 65535);
+  if (httpsPort !== 0 && httpsPort === Number(raw.httpPort)) {
+    throw invalid('httpsPort', httpsPort, `another port than httpPort (${httpsPort}), or 0 for no HTTPS`);
+  }
+  const value = raw.tls;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid('tls', value, 'an object like { "mode": "self-signed" }');
+  }
+  known(value, 'tls', TLS_KEYS);
+  const t = prefixed(value as Record<string, unknown>, 'tls');
+  const mode = t['tls.mode'] ?? 'self-signed';
+  if (mode !== 'self-signed' && mode !== 'wildcard' && mode !== 'acme') {
+    throw invalid('tls.mode', mode, 'one of "self-signed", "wildcard" or "acme"');
+  }
+  const files = ['certFile', 'keyFile'] as const;
+  for (const key of files) {
+    if (mode === 'wildcard' && t[`tls.${key}`] === undefined) {
+      throw invalid(
+        `tls.${key}`,
+        undefined,
+        `an absolute path in the wildcard mode (the ${key === 'certFile' ? 'certificate chain' : 'private key'}, PEM)`,
+      );
+    }
+    if (mode !== 'wildcard' && t[`tls.${key}`] !== undefined) {
+      throw invalid(
+        `tls.${key}`,
+        t[`tls.${key}`],
+        `left out unless tls.mode is "wildcard" (it is "${mode}")`,
+      );
+    }
+  }
+  if (mode === 'acme' && t['tls.acme'] === undefined) {
+    throw invalid(
+      'tls.acme',
+      undefined,
+      'an object like { "directoryUrl": "https://acme-v02.api.letsencrypt.org/directory", "email": "ops@example.org" } in the acme mode',
+    );
+  }
+  const redirect = t['tls.redirectHttp'] ?? (mode !== 'self-signed' && httpsPort !== 0);
+  if (typeof redirect !== 'boolean') throw invalid('tls.redirectHttp', redirect, 'true or false');
+  if (redirect && httpsPort === 0) {
+    throw invalid(
+      'tls.redirectHttp',
+      redirect,
+      'false when httpsPort is 0 (there is no HTTPS to redirect to)',
+    );
+  }
+  return {
+    httpsPort,
+    tls: {
+      mode,
+      ...(mode === 'wildcard' && {
+        certFile: filePath(t, 'tls.certFile'),
+        keyFile: filePath(t, 'tls.keyFile'),
+      }),
+      ...(t['tls.acme'] !== undefined && { acme: validateAcme(t['tls.acme']) }),
+      redirectHttp: redirect,
+      // Down to a second's worth, and up to years, so tests can force a renewal.
+      renewBeforeDays: number(
+        { 'tls.renewBeforeDays': t['tls.renewBeforeDays'] ?? 30 },
+        'tls.renewBeforeDays',
+        0,
+        3650,
+      ),
+    },
+  };
+}
+
+/** The EAB key: base64url, never repeated in a message. */
+function eabHmac(value: unknown): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{16,512}={0,2}$/.test(value)) {
+    throw new UserError(
+      'bad_request',
+      "configuration 'tls.acme.eabHmac' must be the base64url HMAC key your CA gave with the eabKid (value hidden)",
+    );
+  }
+  return value;
+}
+
+function validateAcme(value: unknown): AcmeConfig {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(
+      'tls.acme',
+      '(not an object)',
+      'an object like { "directoryUrl": "https://...", "email": "ops@example.org" }',
+    );
+  }
+  known(value, 'tls.acme', ACME_KEYS);
+  const a = prefixed(value as Record<string, unknown>, 'tls.acme');
+  const email = a['tls.acme.email'];
+  if (typeof email !== 'string' || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) {
+    throw invalid(
+      'tls.acme.email',
+      email,
+      'an e-mail address like ops@example.org (the ACME account contact)',
+    );
+  }
+  const kid = a['tls.acme.eabKid'];
+  const hmac = a['tls.acme.eabHmac'];
+  if ((kid === undefined) !== (hmac === undefined)) {
+    throw new UserError(
+      'bad_request',
+      "configuration 'tls.acme.eabKid' and 'tls.acme.eabHmac' go together: give both or neither",
+    );
+  }
+  return {
+    directoryUrl: httpUrl(
+      a,
+      'tls.acme.directoryUrl',
+      /^https:$/,
+      'https://acme-v02.api.letsencrypt.org/directory',
+    ),
+    email,
+    ...(kid !== undefined && {
+      eabKid: text(a, 'tls.acme.eabKid'),
+      eabHmac: eabHmac(hmac),
+    }),
+    ...(a['tls.acme.caFile'] !== undefined && { caFile: filePath(a, 'tls.acme.caFile') }),
   };
 }
 
@@ -904,6 +1066,16 @@ function absolutePath(raw: Record<string, unknown>, key: string): string {
   const value = raw[key];
   if (typeof value !== 'string' || !path.isAbsolute(value) || value.includes('\0')) {
     throw invalid(key, value, 'an absolute path like /var/lib/petri/runtimes');
+  }
+  return path.resolve(value);
+}
+
+/** A file Petri reads (a certificate, a key): an absolute path, so it does not depend on
+ * where Petri was started. */
+function filePath(raw: Record<string, unknown>, key: string): string {
+  const value = raw[key];
+  if (typeof value !== 'string' || !path.isAbsolute(value) || value.includes('\0')) {
+    throw invalid(key, value, 'the absolute path of a PEM file, like /etc/petri/tls/wildcard.pem');
   }
   return path.resolve(value);
 }

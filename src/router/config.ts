@@ -21,10 +21,14 @@ import { routerPaths } from './paths.js';
 import { assignPool, POOL_PREFIX, type Pool, placeApps, poolBackend } from './pool.js';
 import type { RouteServer, RouteSpec } from './router.js';
 import { type AppRoute, assertAddress, assertHost, formatAddress, groupRoutes } from './routes.js';
+import { type HttpsOptions, hstsLines, httpsBindLine, redirectLines, TLS_GLOBAL_LINES } from './tls.js';
+import { wellKnownLines } from './well-known.js';
 
 export interface RenderOptions extends PageOptions {
   dir: string;
   httpPort: number;
+  /** HTTPS on the same address (tls.ts); none when undefined. */
+  https?: HttpsOptions;
   bindAddress?: string;
   apiServer: { address: string; port: number };
   /** Prometheus exporter and stats page on 127.0.0.1; none when undefined. */
@@ -114,6 +118,7 @@ export function renderHaproxyConfig(opts: RenderOptions, routes: readonly RouteS
   assertHost(opts.apiHost, 'apiHost');
   assertAddress(opts.apiServer.address, opts.apiServer.port, 'apiServer');
   assertAddress(opts.bindAddress ?? '127.0.0.1', opts.httpPort, 'http bind');
+  if (opts.https) assertAddress(opts.bindAddress ?? '127.0.0.1', opts.https.port, 'https bind');
   if (opts.statsPort !== undefined) assertAddress('127.0.0.1', opts.statsPort, 'stats');
   if (opts.requestLog) assertAddress(opts.requestLog.address, opts.requestLog.port, 'requestLog');
   const apps = groupRoutes(routes, opts.apiHost);
@@ -162,6 +167,7 @@ function renderBody(
     '  noreuseport',
   ];
   if (description !== undefined) lines.push(`  description ${description}`);
+  if (opts.https) lines.push(...TLS_GLOBAL_LINES);
   // UDP, so a collector that is down or slow never holds a request; len: room for long hosts.
   if (opts.requestLog)
     lines.push(`  log ${formatAddress(opts.requestLog.address, opts.requestLog.port)} len 2048 local0`);
@@ -190,6 +196,7 @@ function renderBody(
     '',
     'frontend http',
     `  bind ${formatAddress(opts.bindAddress ?? '127.0.0.1', opts.httpPort)}`,
+    ...(opts.https ? [httpsBindLine(opts.bindAddress ?? '127.0.0.1', opts.https, paths.crtList)] : []),
     // Every request, logged when it ends (the format replaces option httplog's).
     ...(opts.requestLog ? ['  log global', `  log-format "${requestLogFormat(opts.requestLog.tag)}"`] : []),
     // One Host, one name. req.hdr() splits on commas and takes the last value, so
@@ -219,6 +226,10 @@ function renderBody(
     '  http-request set-header X-Real-IP %[src]',
     // Routing key: the Host header without its port, lower-cased.
     '  http-request set-var(txn.host) req.hdr(host),field(1,:),lower',
+    // The router's own answers (ACME challenges, domain checks): before the redirect to
+    // HTTPS, which would break them, and before the gate, which would hide them.
+    ...wellKnownLines(paths.wellKnownMap),
+    ...(opts.https ? redirectLines(opts.https) : []),
     // Its backend, from the host map (pool.ts): no per-app line, so apps come and go with no
     // reload. A host not in the map is no app's.
     `  http-request set-var(txn.backend) var(txn.host),map(${paths.hostMap})`,
@@ -237,6 +248,7 @@ function renderBody(
     `  http-response replace-header Set-Cookie (?i)^[[:blank:]]*petri_.* "${REFUSED_APP_COOKIE}" if { var(txn.backend) -m found } !{ be_name ${GATE_BACKEND} }`,
   );
   lines.push(
+    ...(opts.https ? hstsLines(opts.https) : []),
     '  default_backend petri_not_found',
     '',
     'backend petri_api',

@@ -1,9 +1,18 @@
 // The Router backed by HAProxy. apply() computes the config and pages, writes them once HAProxy
 // has validated them, then makes the running HAProxy match: through the runtime API when only
 // app servers changed, through a hitless master-CLI reload when anything else did.
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { until } from '../lib/until.js';
+import {
+  assertCertName,
+  certFile,
+  certNames,
+  DEFAULT_CERT,
+  normalizeCertificatePem,
+  parseShowSslCert,
+  renderCrtList,
+} from './certificates.js';
 import { fingerprintOf, type RenderOptions, renderHaproxyConfig } from './config.js';
 import { gateMapEntries, parseShowMap, planMapChanges, renderGateMap } from './gate-map.js';
 import { renderPages } from './pages.js';
@@ -39,6 +48,7 @@ import {
   sendCommand,
 } from './runtime-api.js';
 import { planServerChanges } from './server-plan.js';
+import { assertWellKnown, parseWellKnownMap, planWellKnown, renderWellKnownMap } from './well-known.js';
 
 export interface HaproxyRouterOptions extends RenderOptions {
   /** Router state dir (config, sockets, pidfile, pages); created if missing. */
@@ -52,6 +62,9 @@ export interface HaproxyRouterOptions extends RenderOptions {
   /** Used in the texts of the pages. */
   domain: string;
   statsPort?: number;
+  /** With `https`: the certificate served when no host's own matches (chain then key, PEM),
+   * in place before HAProxy starts. */
+  defaultCertificate?: string;
   /** Default 'haproxy'. */
   haproxyBin?: string;
   /** How long stop() lets requests in flight finish before SIGTERM. Default 10 s. */
@@ -91,6 +104,10 @@ export class HaproxyRouter implements Router {
   start(): Promise<void> {
     return this.serialize(async () => {
       await mkdir(this.paths.pagesDir, { recursive: true, mode: 0o700 });
+      await mkdir(this.paths.certsDir, { recursive: true, mode: 0o700 });
+      // Before any config is checked or loaded: its crt-list names the default certificate.
+      const defaultPem = this.opts.https ? this.defaultCertificatePem() : undefined;
+      if (defaultPem !== undefined) await this.writeCertificate(DEFAULT_CERT, defaultPem);
       const persisted = await this.readPersistedRoutes();
       const running = findRunningHaproxy(this.paths);
       if (running !== undefined) {
@@ -102,6 +119,9 @@ export class HaproxyRouter implements Router {
         });
         this.log('info', { pid: running.pid }, 'adopted running HAProxy');
         if (persisted !== undefined) await this.converge(persisted);
+        // The default certificate may have changed while no control plane ran (a new
+        // wildcard pair): the running one is made the one on disk.
+        if (defaultPem !== undefined) await this.installCertificate(DEFAULT_CERT, defaultPem, true);
         return;
       }
       const routes = persisted ?? [];
@@ -154,6 +174,28 @@ export class HaproxyRouter implements Router {
     return (sessions.get(serverId) ?? 0) === 0;
   }
 
+  async setCertificate(name: string, pem: string): Promise<void> {
+    assertCertName(name);
+    const normalized = normalizeCertificatePem(pem);
+    return this.serialize(() => this.installCertificate(name, normalized, false));
+  }
+
+  async removeCertificate(name: string): Promise<void> {
+    assertCertName(name);
+    if (name === DEFAULT_CERT) throw new Error('the default certificate is replaced, never removed');
+    return this.serialize(() => this.uninstallCertificate(name));
+  }
+
+  async setWellKnown(urlPath: string, body: string): Promise<void> {
+    assertWellKnown(urlPath, body);
+    return this.serialize(() => this.changeWellKnown(urlPath, body));
+  }
+
+  async deleteWellKnown(urlPath: string): Promise<void> {
+    assertWellKnown(urlPath);
+    return this.serialize(() => this.changeWellKnown(urlPath, undefined));
+  }
+
   async stop(): Promise<void> {
     await this.serialize(async () => {
       this.cancelRetry();
@@ -185,6 +227,116 @@ export class HaproxyRouter implements Router {
     this.lastRoutes = routes;
     this.setPool(pool);
     if (retry) this.scheduleRetry();
+  }
+
+  private defaultCertificatePem(): string {
+    if (this.opts.defaultCertificate === undefined) {
+      throw new Error('HTTPS needs a default certificate (HaproxyRouterOptions.defaultCertificate)');
+    }
+    return normalizeCertificatePem(this.opts.defaultCertificate);
+  }
+
+  /** The running worker's certificates (their files), or undefined when none can have any:
+   * HAProxy not started yet, or no HTTPS (the files are then only kept for later). */
+  private async runningCertificates(): Promise<Set<string> | undefined> {
+    if (this.opts.https === undefined || this.proc === undefined || !isAlive(this.proc)) return undefined;
+    return parseShowSslCert(await sendCommand(this.paths.adminSocket, 'show ssl cert'));
+  }
+
+  /**
+   * A new certificate: an empty store, filled, committed, then added to the crt-list with its
+   * host as SNI filter. A replacement: filled and committed, which HAProxy swaps in atomically
+   * (connections in flight keep the old one). The file on disk follows what runs. `force`: set
+   * it even when the file on disk already says so (a running worker adopted from before).
+   */
+  private async installCertificate(name: string, pem: string, force: boolean): Promise<void> {
+    const file = certFile(this.paths.certsDir, name);
+    const running = await this.runningCertificates();
+    if (running === undefined) {
+      await this.writeCertificate(name, pem);
+      return;
+    }
+    const loaded = running.has(file);
+    if (loaded && !force && (await readOrUndefined(file)) === pem) return;
+    if (!loaded) {
+      if (name === DEFAULT_CERT) throw new Error('the running HAProxy has no default certificate');
+      await this.run([{ command: `new ssl cert ${file}`, ok: /^New empty certificate store/ }]);
+    }
+    // The payload is a key: never in a log or an error.
+    const set = (await sendCommand(this.paths.adminSocket, `set ssl cert ${file}`, 5000, pem)).trim();
+    if (!/^Transaction (created|updated) for certificate/.test(set)) {
+      await this.abortCertificate(file, !loaded);
+      throw new Error(`HAProxy refused the certificate for ${name}: ${set.split('\n')[0]}`);
+    }
+    const commit = (await sendCommand(this.paths.adminSocket, `commit ssl cert ${file}`)).trim();
+    if (!/Success!$/.test(commit)) {
+      await this.abortCertificate(file, !loaded);
+      throw new Error(`HAProxy could not commit the certificate for ${name}: ${commit.replace(/\s+/g, ' ')}`);
+    }
+    if (!loaded) {
+      const answer = (
+        await sendCommand(
+          this.paths.adminSocket,
+          `add ssl crt-list ${this.paths.crtList}`,
+          5000,
+          `${file} ${name}`,
+        )
+      ).trim();
+      if (!/Success!$/.test(answer)) {
+        await this.abortCertificate(file, true);
+        throw new Error(
+          `HAProxy could not add the certificate for ${name} to its list: ${answer.replace(/\s+/g, ' ')}`,
+        );
+      }
+    }
+    await this.writeCertificate(name, pem);
+    this.log('info', { certificate: name, new: !loaded }, 'certificate swapped in');
+  }
+
+  /** Leaves no transaction open (a later `set` would build on it), nor an empty store. */
+  private async abortCertificate(file: string, drop: boolean): Promise<void> {
+    await sendCommand(this.paths.adminSocket, `abort ssl cert ${file}`).catch(() => undefined);
+    if (drop) await sendCommand(this.paths.adminSocket, `del ssl cert ${file}`).catch(() => undefined);
+  }
+
+  private async uninstallCertificate(name: string): Promise<void> {
+    const file = certFile(this.paths.certsDir, name);
+    const running = await this.runningCertificates();
+    if (running?.has(file)) {
+      // Out of the list first: a certificate still listed cannot be deleted.
+      await this.run([
+        { command: `del ssl crt-list ${this.paths.crtList} ${file}`, ok: /deleted in crtlist/ },
+        { command: `del ssl cert ${file}`, ok: /deleted!$/ },
+      ]);
+      this.log('info', { certificate: name }, 'certificate removed');
+    }
+    await rm(file, { force: true });
+    await this.writeCrtList();
+  }
+
+  /** The certificate file (atomic, mode 600), then the crt-list that names it. */
+  private async writeCertificate(name: string, pem: string): Promise<void> {
+    await mkdir(this.paths.certsDir, { recursive: true, mode: 0o700 });
+    await writeIfChanged(certFile(this.paths.certsDir, name), pem);
+    await this.writeCrtList();
+  }
+
+  private async writeCrtList(): Promise<void> {
+    const names = certNames(await readdir(this.paths.certsDir));
+    await writeIfChanged(this.paths.crtList, renderCrtList(this.paths.certsDir, names));
+  }
+
+  private async changeWellKnown(urlPath: string, body: string | undefined): Promise<void> {
+    const entries = parseWellKnownMap((await readOrUndefined(this.paths.wellKnownMap)) ?? '');
+    if (this.proc !== undefined && isAlive(this.proc)) {
+      const running = parseShowMap(
+        await sendCommand(this.paths.adminSocket, `show map ${this.paths.wellKnownMap}`),
+      );
+      await this.run(planWellKnown(this.paths.wellKnownMap, urlPath, body, running.get(urlPath)));
+    }
+    if (body === undefined) entries.delete(urlPath);
+    else entries.set(urlPath, body);
+    await writeIfChanged(this.paths.wellKnownMap, renderWellKnownMap(entries));
   }
 
   private setPool(pool: Pool): void {
@@ -224,6 +376,10 @@ export class HaproxyRouter implements Router {
     }
     // Before any reload or restart can read them: the maps on disk are what a new worker loads.
     await writeIfChanged(this.paths.gateMap, renderGateMap(gateMapEntries(apps)));
+    // Changed by setWellKnown only; there (empty at first) for the config to load.
+    if ((await readOrUndefined(this.paths.wellKnownMap)) === undefined) {
+      await writeIfChanged(this.paths.wellKnownMap, renderWellKnownMap(new Map()));
+    }
     await writeIfChanged(
       this.paths.hostMap,
       renderMap('host, then its backend', hostMapEntries(placeApps(apps, pool))),
@@ -387,10 +543,17 @@ async function readOrUndefined(file: string): Promise<string | undefined> {
   }
 }
 
-/** Atomic (write aside, rename) and skipped when the content is already there. */
+/** Atomic (write aside, sync, rename) and skipped when the content is already there: a
+ * reload, or a restart after a crash, reads the old file or the new one, never half. */
 async function writeIfChanged(file: string, content: string): Promise<void> {
   if ((await readOrUndefined(file)) === content) return;
   const tmp = `${file}.tmp`;
-  await writeFile(tmp, content, { mode: 0o600 });
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
   await rename(tmp, file);
 }

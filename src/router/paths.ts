@@ -17,6 +17,12 @@ export interface RouterPaths {
   gateMap: string;
   /** Host -> backend (pool.ts). */
   hostMap: string;
+  /** The router's certificates, one NAME.pem each (chain then key, mode 600): certificates.ts. */
+  certsDir: string;
+  /** The crt-list HAProxy's HTTPS bind loads: the default certificate first, then one line per host. */
+  crtList: string;
+  /** Path -> body of the /.well-known/ answers the router gives itself (well-known.ts). */
+  wellKnownMap: string;
 }
 
 // HAProxy config lines are split on spaces and '#' starts a comment; Unix socket paths are
@@ -40,6 +46,9 @@ export function routerPaths(dir: string): RouterPaths {
     routesFile: path.join(resolved, 'routes.json'),
     gateMap: path.join(resolved, 'gate.map'),
     hostMap: path.join(resolved, 'hosts.map'),
+    certsDir: path.join(resolved, 'certs'),
+    crtList: path.join(resolved, 'certs.list'),
+    wellKnownMap: path.join(resolved, 'well-known.map'),
   };
   if (paths.masterSocket.length > MAX_SOCKET_PATH) {
     throw new Error(`router dir '${resolved}' is too long for a Unix socket path; use a shorter one`);

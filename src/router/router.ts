@@ -51,4 +51,15 @@ export interface Router {
   lastRequests(): Promise<Map<string, number>>;
   /** Stops the router process (shutdown of the whole platform, tests). */
   stop(): Promise<void>;
+  /** Serves this certificate to clients that ask for `name` by SNI (a host name), or to any
+   * other (`_default`). `pem`: the chain, leaf first, then its private key. Idempotent; no
+   * reload, no dropped connection; kept across reloads and restarts. */
+  setCertificate(name: string, pem: string): Promise<void>;
+  /** Stops serving the host's own certificate (the default one then answers). */
+  removeCertificate(name: string): Promise<void>;
+  /** Answers GET `path` (/.well-known/acme-challenge/TOKEN or /.well-known/petri-domain/ID)
+   * on every host, over HTTP and HTTPS, with 200 text/plain `body`, before any redirect or
+   * gate. Idempotent; kept across reloads and restarts. */
+  setWellKnown(path: string, body: string): Promise<void>;
+  deleteWellKnown(path: string): Promise<void>;
 }

@@ -4,8 +4,22 @@
 // keeps the connection open).
 import net from 'node:net';
 
-export async function sendCommand(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
+/** `payload`: sent after the command in HAProxy's `<<` form (lines, ended by an empty one), as
+ * `set ssl cert` and `add ssl crt-list` take it; it may hold no empty line of its own. */
+export async function sendCommand(
+  socketPath: string,
+  command: string,
+  timeoutMs = 5000,
+  payload?: string,
+): Promise<string> {
   if (/[\r\n]/.test(command)) throw new Error('an HAProxy command must be one line');
+  if (
+    payload !== undefined &&
+    (payload.includes('\r') || /\n\s*\n/.test(payload.trim()) || payload.trim() === '')
+  ) {
+    throw new Error('an HAProxy command payload must be non-empty lines with no empty line between them');
+  }
+  const sent = payload === undefined ? `${command}\n` : `${command} <<\n${payload.trim()}\n\n`;
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath);
     let output = '';
@@ -14,7 +28,7 @@ export async function sendCommand(socketPath: string, command: string, timeoutMs
       reject(new Error(`HAProxy socket ${socketPath} did not answer '${command}' within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.end(`${command}\n`));
+    socket.on('connect', () => socket.end(sent));
     socket.on('data', (chunk: string) => {
       output += chunk;
     });

@@ -29,6 +29,10 @@ const noRouter: Router = {
   drained: async () => true,
   lastRequests: async () => new Map(),
   stop: async () => {},
+  setCertificate: async () => {},
+  removeCertificate: async () => {},
+  setWellKnown: async () => {},
+  deleteWellKnown: async () => {},
 };
 
 describe('instance reconciler retries', () => {

@@ -2,6 +2,7 @@
 // see: a status other than 200, a reset, a refused connection. Bounded: it runs until
 // stopped and never longer than its deadline.
 import http from 'node:http';
+import https from 'node:https';
 
 export interface LoadResult {
   requests: number;
@@ -14,13 +15,28 @@ export class SteadyLoad {
   private running = true;
   private readonly workers: Promise<void>[] = [];
   readonly result: LoadResult = { requests: 0, failures: [], slowestMs: 0 };
+  private readonly tls: { ca: string } | undefined;
 
   constructor(
     private readonly port: number,
     private readonly host: string,
-    { keepAlive = 3, fresh = 1, maxMs = 120_000 } = {},
+    {
+      keepAlive = 3,
+      fresh = 1,
+      maxMs = 120_000,
+      tls,
+    }: {
+      keepAlive?: number;
+      fresh?: number;
+      maxMs?: number;
+      /** HTTPS, trusting this CA (PEM): every fresh connection is a new TLS handshake. */
+      tls?: { ca: string };
+    } = {},
   ) {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: keepAlive });
+    this.tls = tls;
+    const agent = tls
+      ? new https.Agent({ keepAlive: true, maxSockets: keepAlive, ca: tls.ca, servername: host })
+      : new http.Agent({ keepAlive: true, maxSockets: keepAlive });
     const deadline = Date.now() + maxMs;
     for (let i = 0; i < keepAlive; i++) this.workers.push(this.loop(agent, deadline));
     for (let i = 0; i < fresh; i++) this.workers.push(this.loop(false, deadline));
@@ -38,8 +54,9 @@ export class SteadyLoad {
 
   private once(agent: http.Agent | false): Promise<string> {
     return new Promise((resolve) => {
-      const req = http.get(
-        { host: '127.0.0.1', port: this.port, path: '/', headers: { host: this.host }, agent },
+      const options = { host: '127.0.0.1', port: this.port, path: '/', headers: { host: this.host }, agent };
+      const req = (this.tls ? https : http).get(
+        this.tls ? { ...options, ca: this.tls.ca, servername: this.host } : options,
         (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode === 200 ? 'ok' : `HTTP ${res.statusCode}`));

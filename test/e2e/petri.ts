@@ -46,6 +46,7 @@ export class TestPetri {
   readonly dataDir: string;
   /** The JSON config file `petri server --config` reads. */
   readonly configFile: string;
+  readonly httpsPort: number;
 
   /** What the server was started with (see the JSON config written below). */
   readonly config: {
@@ -64,7 +65,10 @@ export class TestPetri {
     readonly extraConfig: Record<string, unknown>,
     /** Ports in the config file only, no port flags: what an operator with a config file does. */
     private readonly portsInConfigFile = false,
+    /** The router's HTTPS port: its own, as every other port (the default 8443 is shared). */
+    freeHttpsPort = 0,
   ) {
+    this.httpsPort = typeof extraConfig.httpsPort === 'number' ? extraConfig.httpsPort : freeHttpsPort;
     this.dataDir = mkdtempSync(path.join(tmpdir(), 'petri-e2e-'));
     this.configFile = path.join(this.dataDir, '..', `${path.basename(this.dataDir)}.json`);
     const suffix = path
@@ -95,6 +99,7 @@ export class TestPetri {
         runtimesDir: TEST_RUNTIMES,
         // The e2e tests curl their apps, which the gate (issue 15) would stop for a staff app.
         audience: { default: 'public' },
+        httpsPort: this.httpsPort,
         ...(portsInConfigFile ? { httpPort, apiPort } : {}),
         ...extraConfig,
       }),
@@ -112,6 +117,7 @@ export class TestPetri {
       await freePort(),
       extraConfig,
       opts.portsInConfigFile,
+      await freePort(),
     );
     await petri.startServer();
     petri.token = readFileSync(path.join(petri.dataDir, 'admin.token'), 'utf8').trim();

@@ -17,6 +17,10 @@ export class FakeRouter implements Router {
   private readonly lastRequest = new Map<string, number>();
   /** Every apply(), for tests that look at what was routed. */
   readonly applied: RouteSpec[][] = [];
+  /** Certificates set, by name (no TLS here: tests look at what was set). */
+  readonly certificates = new Map<string, string>();
+  /** The router's own answers under /.well-known/, path -> body, served on every host. */
+  readonly wellKnown = new Map<string, string>();
 
   constructor(private readonly opts: { port?: number } = {}) {}
 
@@ -55,6 +59,22 @@ export class FakeRouter implements Router {
     return seconds;
   }
 
+  async setCertificate(name: string, pem: string): Promise<void> {
+    this.certificates.set(name, pem);
+  }
+
+  async removeCertificate(name: string): Promise<void> {
+    this.certificates.delete(name);
+  }
+
+  async setWellKnown(path: string, body: string): Promise<void> {
+    this.wellKnown.set(path, body);
+  }
+
+  async deleteWellKnown(path: string): Promise<void> {
+    this.wellKnown.delete(path);
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
@@ -64,6 +84,12 @@ export class FakeRouter implements Router {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const known =
+      req.method === 'GET' || req.method === 'HEAD' ? this.wellKnown.get(req.url ?? '') : undefined;
+    if (known !== undefined) {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(known);
+      return;
+    }
     const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
     const route = this.routes.find((r) => r.host === host);
     if (!route) {
