@@ -11,7 +11,7 @@ import type {
   RawServerDefault,
 } from 'fastify';
 import type { AddonServer } from '../contract/index.js';
-import type { Counters } from '../domain/metrics.js';
+import type { Counters, TypeCounters } from '../domain/metrics.js';
 import type { Identity } from '../identity/index.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { DataPaths } from '../lib/paths.js';
@@ -139,6 +139,8 @@ export interface MetricsView {
   readonly contentType: string;
   /** An app's counters not yet in the store, by unix minute. */
   live(app: string): { minute: number; counters: Counters }[];
+  /** Its memory and CPU per process type not yet in the store, by unix minute. */
+  liveTypes(app: string): { minute: number; type: string; counters: TypeCounters }[];
   observeApi(route: string, method: string, status: number, seconds: number): void;
   /** A wake of a sleeping app and how long it took (for the waker to call). */
   countWake(app: string, ms: number): void;

@@ -36,6 +36,28 @@ export const MetricsPoint = Type.Object({
 });
 export type MetricsPoint = Static<typeof MetricsPoint>;
 
+const TypeFigures = {
+  instances: Type.Integer({ description: 'the most instances of the type measured at once' }),
+  memoryMaxBytes: Type.Integer({ description: 'the highest memory of one of its instances' }),
+  memoryLimitMiB: Type.Integer({ description: 'the memory limit of each instance then' }),
+  cpuMs: Type.Integer({ description: 'CPU time its instances used' }),
+  cpuLimitMs: Type.Integer({
+    description:
+      'CPU time their CPU limit allowed over the time measured: cpuMs / cpuLimitMs is the share used',
+  }),
+};
+
+export const ProcessTypeMetrics = Type.Object({
+  type: Type.String({
+    description: "the process type (Procfile name: web, worker ...); '(other)' sums those past the 10th",
+  }),
+  ...TypeFigures,
+  points: Type.Array(
+    Type.Object({ at: Type.String({ description: 'start of the minute or hour' }), ...TypeFigures }),
+  ),
+});
+export type ProcessTypeMetrics = Static<typeof ProcessTypeMetrics>;
+
 export const Availability = Type.Object({
   h24: Nullable(Type.Number({ description: 'share of the last 24 hours up (0..1); null: nothing measured' })),
   d7: Nullable(Type.Number()),
@@ -61,6 +83,10 @@ export const AppMetrics = Type.Object({
   }),
   points: Type.Array(MetricsPoint),
   limits: Type.Object({ memoryMiB: Type.Integer(), cpus: Type.Number() }),
+  processTypes: Type.Array(ProcessTypeMetrics, {
+    description:
+      'memory and CPU per process type against the limits, web first; types that ran in the period',
+  }),
   availability: Availability,
   alerts: Type.Array(AppAlert),
 });

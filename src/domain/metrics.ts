@@ -1,10 +1,10 @@
 // Per-app figures and the platform's recorded facts (issue 18): minute and hour rows of
-// request counts, status classes, a latency histogram, probes and resources; incidents; alert
-// episodes. The pure parts (a bucket's arithmetic, percentiles, availability from incidents)
+// request counts, status classes, a latency histogram, probes and resources; memory and CPU
+// per process type against the limits; incidents; alert episodes. The pure parts (a bucket's arithmetic, percentiles, availability from incidents)
 // are here too, so the API, the collector (src/metrics/) and the tests share one definition.
 import { sql } from 'kysely';
 import type { Store } from '../store/db.js';
-import type { MetricRowCounters } from '../store/schema.js';
+import type { MetricRowCounters, MetricTypeCounters } from '../store/schema.js';
 import { recordAudit } from './audit.js';
 
 /** Upper bounds of the latency buckets, in ms (l0..l10); l11 is everything slower. */
@@ -87,10 +87,141 @@ export interface MinuteRow {
   counters: Counters;
 }
 
-/** Adds a pass's rows to their minutes and to their hours, in one transaction: two
- * statements whatever the number of apps. */
-export async function recordMinutes(db: Store, rows: readonly MinuteRow[]): Promise<void> {
-  if (rows.length === 0) return;
+// ---- memory and CPU per process type -----------------------------------------------------
+
+export type TypeCounters = MetricTypeCounters;
+type TypeCounterName = keyof TypeCounters;
+const TYPE_COUNTER_NAMES: readonly TypeCounterName[] = [
+  'instances',
+  'memory_max',
+  'memory_limit_mib',
+  'cpu_ms',
+  'cpu_limit_ms',
+];
+/** These are the highest of the period; the others add up. */
+const TYPE_MAXIMA: ReadonlySet<TypeCounterName> = new Set(['instances', 'memory_max', 'memory_limit_mib']);
+
+/** Process types an app has rows for per minute or hour, named; the rest are summed as
+ * OTHER_TYPE: at most 11 rows per app and period. A Procfile's own limit (build/procfile.ts,
+ * which domain/ may not import), so only a change of Procfile within the hour reaches it. */
+export const MAX_NAMED_TYPES = 10;
+/** Not a process type name (those match PROCESS_TYPE), so it cannot be confused with one. */
+export const OTHER_TYPE = '(other)';
+const PROCESS_TYPE = /^[a-z][a-z0-9_-]{0,29}$/;
+
+export function emptyTypeCounters(): TypeCounters {
+  return { instances: 0, memory_max: 0, memory_limit_mib: 0, cpu_ms: 0, cpu_limit_ms: 0 };
+}
+
+/** a += b: CPU times add up; instances, memory and its limit are the highest of the two. */
+export function addTypeCounters(a: TypeCounters, b: TypeCounters): void {
+  for (const name of TYPE_COUNTER_NAMES)
+    a[name] = TYPE_MAXIMA.has(name) ? Math.max(a[name], b[name]) : a[name] + b[name];
+}
+
+/** The row a process type is counted in, given the names the app has rows for in the period
+ * (updated): its own name while the app has fewer than MAX_NAMED_TYPES, else OTHER_TYPE. A
+ * name that is not a process type's (a store written by hand, an older release) is OTHER_TYPE
+ * too: only such names reach a Prometheus label or a terminal. */
+export function typeRowName(named: Set<string>, type: string): string {
+  if (!PROCESS_TYPE.test(type)) return OTHER_TYPE;
+  if (named.has(type)) return type;
+  if (named.size >= MAX_NAMED_TYPES) return OTHER_TYPE;
+  named.add(type);
+  return type;
+}
+
+export interface TypeMinuteRow {
+  appId: number;
+  minute: number;
+  type: string;
+  counters: TypeCounters;
+}
+
+export interface TypePoint {
+  /** Unix minute or hour. */
+  at: number;
+  type: string;
+  counters: TypeCounters;
+}
+
+/** An app's process type rows from `fromMs` on, by time then type: minutes or hours. */
+export async function appTypeSeries(
+  db: Store,
+  appId: number,
+  fromMs: number,
+  resolution: 'minute' | 'hour',
+): Promise<TypePoint[]> {
+  const strip = (r: TypeCounters): TypeCounters => ({
+    instances: r.instances,
+    memory_max: r.memory_max,
+    memory_limit_mib: r.memory_limit_mib,
+    cpu_ms: r.cpu_ms,
+    cpu_limit_ms: r.cpu_limit_ms,
+  });
+  if (resolution === 'minute') {
+    const rows = await db
+      .selectFrom('metric_type_minutes')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('minute', '>=', unixMinute(fromMs))
+      .orderBy('minute')
+      .orderBy('type')
+      .execute();
+    return rows.map((r) => ({ at: r.minute, type: r.type, counters: strip(r) }));
+  }
+  const rows = await db
+    .selectFrom('metric_type_hours')
+    .selectAll()
+    .where('app_id', '=', appId)
+    .where('hour', '>=', unixHour(fromMs))
+    .orderBy('hour')
+    .orderBy('type')
+    .execute();
+  return rows.map((r) => ({ at: r.hour, type: r.type, counters: strip(r) }));
+}
+
+export interface TypeFigures {
+  type: string;
+  totals: TypeCounters;
+  /** By time, one per minute or hour measured. */
+  points: { at: number; counters: TypeCounters }[];
+}
+
+/** Rows of any periods (store rows and the collector's unwritten minutes, already at the
+ * resolution asked) rolled up per process type: one point per time, totals over the period.
+ * web first, the others by name, OTHER_TYPE last. */
+export function rollUpTypes(rows: readonly TypePoint[]): TypeFigures[] {
+  const byType = new Map<string, Map<number, TypeCounters>>();
+  for (const r of rows) {
+    const points = byType.get(r.type) ?? new Map<number, TypeCounters>();
+    const c = points.get(r.at) ?? emptyTypeCounters();
+    addTypeCounters(c, r.counters);
+    points.set(r.at, c);
+    byType.set(r.type, points);
+  }
+  const rank = (t: string) => (t === 'web' ? 0 : t === OTHER_TYPE ? 2 : 1);
+  return [...byType]
+    .sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
+    .map(([type, points]) => {
+      const totals = emptyTypeCounters();
+      for (const c of points.values()) addTypeCounters(totals, c);
+      return {
+        type,
+        totals,
+        points: [...points].sort((a, b) => a[0] - b[0]).map(([at, counters]) => ({ at, counters })),
+      };
+    });
+}
+
+/** Adds a pass's rows to their minutes and to their hours, the app's and its process
+ * types', in one transaction: four statements per 1000 rows whatever the number of apps. */
+export async function recordMinutes(
+  db: Store,
+  rows: readonly MinuteRow[],
+  typeRows: readonly TypeMinuteRow[] = [],
+): Promise<void> {
+  if (rows.length === 0 && typeRows.length === 0) return;
   const update = (table: 'metric_minutes' | 'metric_hours') =>
     Object.fromEntries(
       COUNTER_NAMES.map((name) => [
@@ -100,10 +231,21 @@ export async function recordMinutes(db: Store, rows: readonly MinuteRow[]): Prom
           : sql`${sql.ref(`${table}.${name}`)} + ${sql.ref(`excluded.${name}`)}`,
       ]),
     );
-  // SQLite takes at most 32766 parameters per statement; a row has 29.
-  for (let i = 0; i < rows.length; i += 1000) {
-    const chunk = rows.slice(i, i + 1000);
-    await db.transaction().execute(async (tx) => {
+  const updateType = (table: 'metric_type_minutes' | 'metric_type_hours') =>
+    Object.fromEntries(
+      TYPE_COUNTER_NAMES.map((name) => [
+        name,
+        TYPE_MAXIMA.has(name)
+          ? sql`max(${sql.ref(`${table}.${name}`)}, ${sql.ref(`excluded.${name}`)})`
+          : sql`${sql.ref(`${table}.${name}`)} + ${sql.ref(`excluded.${name}`)}`,
+      ]),
+    );
+  // One transaction for the whole pass: a failed write leaves nothing half counted, and the
+  // collector keeps the minutes to try again. SQLite takes at most 32766 parameters per
+  // statement; a row has 29 (a type row 8).
+  await db.transaction().execute(async (tx) => {
+    for (let i = 0; i < rows.length; i += 1000) {
+      const chunk = rows.slice(i, i + 1000);
       await tx
         .insertInto('metric_minutes')
         .values(chunk.map((r) => ({ app_id: r.appId, minute: r.minute, ...r.counters })))
@@ -114,8 +256,32 @@ export async function recordMinutes(db: Store, rows: readonly MinuteRow[]): Prom
         .values(chunk.map((r) => ({ app_id: r.appId, hour: Math.floor(r.minute / 60), ...r.counters })))
         .onConflict((oc) => oc.columns(['app_id', 'hour']).doUpdateSet(update('metric_hours') as never))
         .execute();
-    });
-  }
+    }
+    for (let i = 0; i < typeRows.length; i += 1000) {
+      const chunk = typeRows.slice(i, i + 1000);
+      await tx
+        .insertInto('metric_type_minutes')
+        .values(chunk.map((r) => ({ app_id: r.appId, minute: r.minute, type: r.type, ...r.counters })))
+        .onConflict((oc) =>
+          oc.columns(['app_id', 'minute', 'type']).doUpdateSet(updateType('metric_type_minutes') as never),
+        )
+        .execute();
+      await tx
+        .insertInto('metric_type_hours')
+        .values(
+          chunk.map((r) => ({
+            app_id: r.appId,
+            hour: Math.floor(r.minute / 60),
+            type: r.type,
+            ...r.counters,
+          })),
+        )
+        .onConflict((oc) =>
+          oc.columns(['app_id', 'hour', 'type']).doUpdateSet(updateType('metric_type_hours') as never),
+        )
+        .execute();
+    }
+  });
 }
 
 /** Drops minute rows past 48 hours and hour rows past 90 days. */
@@ -126,6 +292,19 @@ export async function pruneMetrics(db: Store, nowMs: number): Promise<void> {
     .execute();
   await db
     .deleteFrom('metric_hours')
+    .where('hour', '<', unixHour(nowMs) - HOUR_RETENTION)
+    .execute();
+  // The process types' tables have no index on the time (space): the primary key, app by
+  // app. Rows of destroyed apps went with them (ON DELETE CASCADE).
+  const apps = db.selectFrom('apps').select('id');
+  await db
+    .deleteFrom('metric_type_minutes')
+    .where('app_id', 'in', apps)
+    .where('minute', '<', unixMinute(nowMs) - MINUTE_RETENTION)
+    .execute();
+  await db
+    .deleteFrom('metric_type_hours')
+    .where('app_id', 'in', apps)
     .where('hour', '<', unixHour(nowMs) - HOUR_RETENTION)
     .execute();
 }
@@ -232,9 +411,15 @@ export interface MetricsInstance {
   /** Why it last ended, as the supervisor wrote it ('killed: memory limit ...'). */
   exitReason: string | null;
   healthPath: string | null;
+  /** Its process type (web, worker ...). */
+  type: string;
+  /** The app's limits per instance. */
+  memoryMiB: number;
+  cpus: number;
 }
 
-/** Every instance with its app, state, restarts and its release's health path (one query). */
+/** Every instance with its app, type, state, restarts, the app's limits and its release's
+ * health path (one query). */
 export async function instancesForMetrics(db: Store): Promise<MetricsInstance[]> {
   const rows = await db
     .selectFrom('instances')
@@ -249,6 +434,8 @@ export async function instancesForMetrics(db: Store): Promise<MetricsInstance[]>
       'instances.exit_reason as exitReason',
       'releases.health_path as healthPath',
       'instances.type as type',
+      'apps.memory_mib as memoryMiB',
+      'apps.cpus as cpus',
     ])
     .execute();
   return rows.map((r) => ({
@@ -260,6 +447,9 @@ export async function instancesForMetrics(db: Store): Promise<MetricsInstance[]>
     exitReason: r.exitReason,
     // Only the web process answers HTTP; a worker's health path means nothing to the router.
     healthPath: r.type === 'web' ? r.healthPath : null,
+    type: r.type,
+    memoryMiB: r.memoryMiB,
+    cpus: r.cpus,
   }));
 }
 

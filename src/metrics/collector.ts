@@ -2,7 +2,8 @@
 // (one datagram per request: `petri1 HOST STATUS Ta BYTES`), counts per app into the current
 // minute and into prom-client's counters, and once a minute makes one pass: the finished
 // minutes go to the store (one transaction), every awake app is probed through the router,
-// its instances' memory and CPU are read from their cgroups (driver.status), restarts are
+// its instances' memory and CPU are read from their cgroups (driver.status) and summed per app
+// and per process type (against the limits), restarts are
 // counted from the store, the router and the control plane's liveness become incidents, and
 // alert episodes open and close. Nothing scrapes an app; no query runs per app.
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import {
   addonTypesInUse,
   addRequest,
+  addTypeCounters,
   allAppNames,
   appIdsByName,
   appsByState,
@@ -22,6 +24,7 @@ import {
   closeIncident,
   egressTotals,
   emptyCounters,
+  emptyTypeCounters,
   endAlert,
   getMetricState,
   instancesForMetrics,
@@ -36,6 +39,10 @@ import {
   recordMinutes,
   setMetricState,
   startAlert,
+  type TypeCounters,
+  type TypeMinuteRow,
+  typeRowName,
+  unixHour,
   unixMinute,
   wakesSince,
 } from '../domain/metrics.js';
@@ -108,11 +115,19 @@ export class MetricsCollector {
   private socket: dgram.Socket | undefined;
   /** Unix minute → app name → what was counted: the minutes not yet in the store. */
   private readonly pending = new Map<number, Map<string, Counters>>();
+  /** Unix minute → app name → process type row → its memory and CPU: the same, per type. */
+  private readonly pendingTypes = new Map<number, Map<string, Map<string, TypeCounters>>>();
+  /** App name → the process type rows it has in the hour namedHour (typeRowName's bound). */
+  private readonly namedTypes = new Map<string, Set<string>>();
+  private namedHour = 0;
+  /** `app type` of the type series set since the last forget: the others are dropped then. */
+  private typesSeen = new Set<string>();
   private readonly loop: Loop;
   private readonly now: () => number;
   private readonly suffix: string;
-  /** Instance id → CPU seconds at the last pass (to turn totals into per-minute use). */
-  private lastCpu = new Map<string, number>();
+  /** Instance id → CPU seconds at the last pass and when (to turn totals into per-minute use,
+   * and the time measured into the CPU time its limit allowed). */
+  private lastCpu = new Map<string, { seconds: number; at: number }>();
   private lastRestarts = new Map<string, number>();
   /** Restarts and memory kills per app over the alert windows: app id → [minute, n][]. */
   private readonly restartLog = new Map<number, [number, number][]>();
@@ -137,6 +152,8 @@ export class MetricsCollector {
   private readonly appLatency: Histogram<'app'>;
   private readonly appMemory: Gauge<'app'>;
   private readonly appCpu: Counter<'app'>;
+  private readonly typeMemory: Gauge<'app' | 'type'>;
+  private readonly typeCpu: Counter<'app' | 'type'>;
   private readonly appRestarts: Counter<'app'>;
   private readonly appUp: Gauge<'app'>;
   private readonly appWakes: Counter<'app'>;
@@ -181,6 +198,20 @@ export class MetricsCollector {
       name: 'petri_app_cpu_seconds_total',
       help: "CPU time of the app's processes (cgroup cpu usage) since this control plane started",
       labelNames: ['app'],
+      registers: [r],
+    });
+    // Per process type: new names beside the app's, which stay as they were (a `type` label on
+    // those would split every existing query's series). At most 11 types per app (typeRowName).
+    this.typeMemory = new Gauge({
+      name: 'petri_app_process_memory_bytes',
+      help: "Memory of the app's running processes of one type together (cgroup memory.current), at the last pass",
+      labelNames: ['app', 'type'],
+      registers: [r],
+    });
+    this.typeCpu = new Counter({
+      name: 'petri_app_process_cpu_seconds_total',
+      help: "CPU time of the app's processes of one type since this control plane started",
+      labelNames: ['app', 'type'],
       registers: [r],
     });
     this.appRestarts = new Counter({
@@ -403,6 +434,14 @@ export class MetricsCollector {
     return out;
   }
 
+  /** An app's memory and CPU per process type not yet in the store, by unix minute. */
+  liveTypes(app: string): { minute: number; type: string; counters: TypeCounters }[] {
+    const out: { minute: number; type: string; counters: TypeCounters }[] = [];
+    for (const [minute, apps] of this.pendingTypes)
+      for (const [type, c] of apps.get(app) ?? []) out.push({ minute, type, counters: { ...c } });
+    return out;
+  }
+
   /** A finished API request (the API's onResponse hook). */
   observeApi(route: string, method: string, status: number, seconds: number): void {
     this.apiRequests.inc({ route, method, status: String(status) });
@@ -504,6 +543,7 @@ export class MetricsCollector {
       this.appWakeSeconds,
       this.appMail,
       this.appEgress,
+      this.typeCpu,
     ] as const;
     for (const metric of perApp) {
       const values = (await metric.get()).values;
@@ -512,24 +552,41 @@ export class MetricsCollector {
         if (typeof app === 'string' && !live.has(app)) (metric as Counter<string>).remove(v.labels as never);
       }
     }
+    // A process type no longer run (a new Procfile): its CPU counter goes too.
+    for (const v of (await this.typeCpu.get()).values) {
+      if (!this.typesSeen.has(`${v.labels.app} ${v.labels.type}`)) this.typeCpu.remove(v.labels as never);
+    }
+    this.typesSeen = new Set();
   }
 
   /** Writes every pending minute before `beforeMinute` to the store (one transaction). */
   async flush(beforeMinute: number): Promise<void> {
-    const minutes = [...this.pending.keys()].filter((m) => m < beforeMinute);
+    const minutes = [...new Set([...this.pending.keys(), ...this.pendingTypes.keys()])].filter(
+      (m) => m < beforeMinute,
+    );
     if (minutes.length === 0) return;
     const names = new Set<string>();
     for (const m of minutes) for (const app of this.pending.get(m)?.keys() ?? []) names.add(app);
+    for (const m of minutes) for (const app of this.pendingTypes.get(m)?.keys() ?? []) names.add(app);
     const ids = await appIdsByName(this.opts.db, [...names]);
     const rows: MinuteRow[] = [];
+    const typeRows: TypeMinuteRow[] = [];
     for (const minute of minutes) {
       for (const [app, counters] of this.pending.get(minute) ?? []) {
         const appId = ids.get(app);
         if (appId !== undefined) rows.push({ appId, minute, counters });
       }
+      for (const [app, types] of this.pendingTypes.get(minute) ?? []) {
+        const appId = ids.get(app);
+        if (appId !== undefined)
+          for (const [type, counters] of types) typeRows.push({ appId, minute, type, counters });
+      }
     }
-    await recordMinutes(this.opts.db, rows);
-    for (const m of minutes) this.pending.delete(m);
+    await recordMinutes(this.opts.db, rows, typeRows);
+    for (const m of minutes) {
+      this.pending.delete(m);
+      this.pendingTypes.delete(m);
+    }
   }
 
   /** The router answers a host nobody has with its own 404: any answer means it serves. */
@@ -643,19 +700,45 @@ export class MetricsCollector {
     this.lastRestarts = next;
   }
 
-  /** Memory and CPU of every running instance from its cgroup. */
+  /** Memory and CPU of every running instance from its cgroup: per app (all its processes
+   * together) and per process type, each type against the limits (the most memory of one
+   * instance beside the per-instance limit; CPU time beside the time the CPU limit allowed). */
   private async readResources(instances: readonly MetricsInstance[]): Promise<void> {
+    const now = this.now();
     const memory = new Map<string, number>();
     const cpu = new Map<string, number>();
-    const nextCpu = new Map<string, number>();
+    const nextCpu = new Map<string, { seconds: number; at: number }>();
+    /** `app type` → this pass's figures of the type, its memory together and CPU seconds. */
+    const types = new Map<
+      string,
+      { app: string; type: string; c: TypeCounters; bytes: number; cpu: number }
+    >();
     for (const i of instances) {
       const status = await this.opts.driver.status(i.instanceId).catch(() => undefined);
-      if (status?.memoryBytes !== undefined) memory.set(i.app, (memory.get(i.app) ?? 0) + status.memoryBytes);
-      if (status?.cpuSeconds !== undefined) {
-        nextCpu.set(i.instanceId, status.cpuSeconds);
+      if (status === undefined) continue;
+      const type = this.typeRow(i.app, i.type, now);
+      const key = `${i.app} ${type}`;
+      let t = types.get(key);
+      if (!t) {
+        t = { app: i.app, type, c: emptyTypeCounters(), bytes: 0, cpu: 0 };
+        types.set(key, t);
+      }
+      t.c.instances++;
+      t.c.memory_limit_mib = Math.max(t.c.memory_limit_mib, i.memoryMiB);
+      if (status.memoryBytes !== undefined) {
+        memory.set(i.app, (memory.get(i.app) ?? 0) + status.memoryBytes);
+        t.c.memory_max = Math.max(t.c.memory_max, status.memoryBytes);
+        t.bytes += status.memoryBytes;
+      }
+      if (status.cpuSeconds !== undefined) {
+        nextCpu.set(i.instanceId, { seconds: status.cpuSeconds, at: now });
         const before = this.lastCpu.get(i.instanceId);
-        if (before !== undefined && status.cpuSeconds >= before)
-          cpu.set(i.app, (cpu.get(i.app) ?? 0) + status.cpuSeconds - before);
+        if (before !== undefined && status.cpuSeconds >= before.seconds && now > before.at) {
+          const used = status.cpuSeconds - before.seconds;
+          cpu.set(i.app, (cpu.get(i.app) ?? 0) + used);
+          t.cpu += used;
+          t.c.cpu_limit_ms += i.cpus * (now - before.at);
+        }
       }
     }
     this.lastCpu = nextCpu;
@@ -668,6 +751,51 @@ export class MetricsCollector {
       this.bucket(app).cpu_ms += Math.round(seconds * 1000);
       this.appCpu.inc({ app }, seconds);
     }
+    // Only what runs now has a memory series: a type scaled to 0 or an app asleep has none.
+    this.typeMemory.reset();
+    for (const t of types.values()) {
+      t.c.cpu_ms = Math.round(t.cpu * 1000);
+      t.c.cpu_limit_ms = Math.round(t.c.cpu_limit_ms);
+      addTypeCounters(this.typeBucket(t.app, t.type), t.c);
+      this.typeMemory.set({ app: t.app, type: t.type }, t.bytes);
+      if (t.cpu > 0) this.typeCpu.inc({ app: t.app, type: t.type }, t.cpu);
+      this.typesSeen.add(`${t.app} ${t.type}`);
+    }
+  }
+
+  /** The row an app's process type is counted in this hour (typeRowName): at most
+   * MAX_NAMED_TYPES names per app and hour, so per minute too, and OTHER_TYPE. */
+  private typeRow(app: string, type: string, now: number): string {
+    const hour = unixHour(now);
+    if (hour !== this.namedHour) {
+      this.namedTypes.clear();
+      this.namedHour = hour;
+    }
+    let named = this.namedTypes.get(app);
+    if (!named) {
+      named = new Set();
+      this.namedTypes.set(app, named);
+    }
+    return typeRowName(named, type);
+  }
+
+  private typeBucket(app: string, type: string, minute = unixMinute(this.now())): TypeCounters {
+    let apps = this.pendingTypes.get(minute);
+    if (!apps) {
+      apps = new Map();
+      this.pendingTypes.set(minute, apps);
+    }
+    let types = apps.get(app);
+    if (!types) {
+      types = new Map();
+      apps.set(app, types);
+    }
+    let c = types.get(type);
+    if (!c) {
+      c = emptyTypeCounters();
+      types.set(type, c);
+    }
+    return c;
   }
 
   /** Opens an episode (audit event app.alert, shown by apps info) when a condition starts

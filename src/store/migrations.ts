@@ -844,3 +844,85 @@ migrations['0025-domains'] = {
     await db.schema.createIndex('domains_app').on('domains').column('app_id').execute();
   },
 };
+migrations['0026-metrics-process-types'] = {
+  async up(db: Kysely<unknown>) {
+    // Memory and CPU per process type (web, worker ...) against the limits, per app and minute
+    // (48 h) and per app and hour (90 d), beside metric_minutes/metric_hours, which keep the
+    // app's totals. At most 11 rows per app and minute or hour: the 10 process types a
+    // Procfile may have, and '(other)' for any beyond (src/metrics/collector.ts). WITHOUT
+    // ROWID and no index on the time: the primary key is the only b-tree (these rows are
+    // most of the store's growth), and retention deletes app by app through it.
+    for (const [table, at] of [
+      ['metric_type_minutes', 'minute'],
+      ['metric_type_hours', 'hour'],
+    ] as const) {
+      await db.schema
+        .createTable(table)
+        .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn(at, 'integer', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        // The most instances of the type measured at one pass.
+        .addColumn('instances', 'integer', (c) => c.notNull().defaultTo(0))
+        // The highest memory of one instance (bytes), and the per-instance limit then (MiB).
+        .addColumn('memory_max', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('memory_limit_mib', 'integer', (c) => c.notNull().defaultTo(0))
+        // CPU time used, and the CPU time its instances were allowed (their CPU limit times
+        // the time measured): the share of the limit adds up across minutes and hours.
+        .addColumn('cpu_ms', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('cpu_limit_ms', 'integer', (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint(`${table}_pk`, ['app_id', at, 'type'])
+        .modifyEnd(sql`without rowid`)
+        .execute();
+    }
+  },
+};
+
+migrations['0024-certificates'] = {
+  async up(db: Kysely<unknown>) {
+    // The router's certificates (issue 20), one per host: where each came from, its validity,
+    // and how the last attempt to get or renew it went (failures back off from next_attempt_at).
+    // The private keys are not here: they live only in the router's cert files (mode 0600).
+    await db.schema
+      .createTable('certificates')
+      .addColumn('host', 'text', (c) => c.primaryKey())
+      // 'acme' | 'local-ca' | 'wildcard'
+      .addColumn('source', 'text', (c) => c.notNull())
+      // Null until a certificate was had (a host whose first attempts failed).
+      .addColumn('issuer', 'text')
+      .addColumn('serial', 'text')
+      .addColumn('not_before', 'text')
+      .addColumn('not_after', 'text')
+      .addColumn('last_attempt_at', 'text')
+      // 'ok', or why the attempt failed.
+      .addColumn('last_outcome', 'text')
+      .addColumn('next_attempt_at', 'text')
+      .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+      // Since when no route wants the host: its certificate goes from the router a while after.
+      .addColumn('unwanted_since', 'text')
+      .execute();
+  },
+};
+
+migrations['0025-domains'] = {
+  async up(db: Kysely<unknown>) {
+    // Custom domains (issue 20): a host an app's team claims, routed once the router is seen
+    // to answer for it (the token it serves at /.well-known/petri-domain/ID). host is the
+    // ASCII (IDNA) form, unique across apps, claims awaiting verification included.
+    await db.schema
+      .createTable('domains')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('app_id', 'integer', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+      .addColumn('host', 'text', (c) => c.notNull().unique())
+      .addColumn('unicode', 'text', (c) => c.notNull())
+      .addColumn('token', 'text', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull().defaultTo('pending'))
+      .addColumn('reason', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('verified_at', 'text')
+      .addColumn('last_check_at', 'text')
+      .addColumn('next_check_at', 'text', (c) => c.notNull())
+      .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema.createIndex('domains_app').on('domains').column('app_id').execute();
+  },
+};

@@ -449,6 +449,30 @@ export interface MetricHoursTable extends MetricRowCounters {
   /** Unix hours. */
   hour: number;
 }
+/** Memory and CPU of one process type of an app in one minute (metric_type_minutes) or
+ * hour (metric_type_hours), against its limits: see src/metrics/. */
+export interface MetricTypeCounters {
+  /** The most instances of the type measured at one pass. */
+  instances: number;
+  /** The highest memory of one of its instances, in bytes. */
+  memory_max: number;
+  /** The per-instance memory limit then (the highest in the period), in MiB. */
+  memory_limit_mib: number;
+  cpu_ms: number;
+  /** The CPU time its instances were allowed: their CPU limit times the time measured. */
+  cpu_limit_ms: number;
+}
+export interface MetricTypeMinutesTable extends MetricTypeCounters {
+  app_id: number;
+  minute: number;
+  /** The process type (Procfile name), or '(other)' past the bound. */
+  type: string;
+}
+export interface MetricTypeHoursTable extends MetricTypeCounters {
+  app_id: number;
+  hour: number;
+  type: string;
+}
 /** The platform's incidents: kind 'control-plane' | 'router' | 'addon-server'. */
 export interface IncidentsTable {
   id: Generated<number>;
@@ -549,6 +573,8 @@ export interface Database {
   incidents: IncidentsTable;
   app_alerts: AppAlertsTable;
   metric_state: MetricStateTable;
+  metric_type_minutes: MetricTypeMinutesTable;
+  metric_type_hours: MetricTypeHoursTable;
   certificates: CertificatesTable;
   domains: DomainsTable;
 }

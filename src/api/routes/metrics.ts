@@ -7,10 +7,13 @@ import {
   appAlerts,
   appMailSent,
   appSeries,
+  appTypeSeries,
   type Counters,
   emptyCounters,
   latencyQuantile,
   probeTotals,
+  rollUpTypes,
+  type TypeCounters,
 } from '../../domain/metrics.js';
 import { UserError } from '../../lib/errors.js';
 import { targetApp } from '../auth.js';
@@ -76,7 +79,7 @@ export function metricsRoutes(api: Api, ctx: ApiContext): void {
       config: { access: 'app.read' },
       schema: {
         summary:
-          "The app's requests, status classes, latency, probes, wakes, memory, CPU and restarts over a period (since=1h|24h|7d)",
+          "The app's requests, status classes, latency, probes, wakes, memory, CPU (per process type too, against the limits) and restarts over a period (since=1h|24h|7d)",
         params: AppNameParams,
         querystring: MetricsQuery,
         response: { 200: AppMetrics, ...errorResponses },
@@ -101,6 +104,10 @@ export function metricsRoutes(api: Api, ctx: ApiContext): void {
       const points = [...byAt].sort((a, b) => a[0] - b[0]);
       const totals = emptyCounters();
       for (const [, c] of points) addCounters(totals, c);
+      const typeRows = await appTypeSeries(db, app.id, from, resolution);
+      for (const { minute, type, counters } of ctx.metrics?.liveTypes(app.name) ?? [])
+        typeRows.push({ at: resolution === 'minute' ? minute : Math.floor(minute / 60), type, counters });
+      const iso = (at: number) => new Date(at * unit).toISOString();
       const availability = await appAvailability(ctx, app.id, now);
       return {
         app: app.name,
@@ -108,8 +115,13 @@ export function metricsRoutes(api: Api, ctx: ApiContext): void {
         resolution,
         totals: figures(totals),
         mailSent: await appMailSent(db, app.id, new Date(from).toISOString()),
-        points: points.map(([at, c]) => ({ at: new Date(at * unit).toISOString(), ...figures(c) })),
+        points: points.map(([at, c]) => ({ at: iso(at), ...figures(c) })),
         limits: { memoryMiB: app.memory_mib, cpus: app.cpus },
+        processTypes: rollUpTypes(typeRows).map((t) => ({
+          type: t.type,
+          ...typeFigures(t.totals),
+          points: t.points.map((p) => ({ at: iso(p.at), ...typeFigures(p.counters) })),
+        })),
         availability,
         alerts: await appAlerts(db, app.id, now),
       };
@@ -123,6 +135,16 @@ async function appAvailability(ctx: ApiContext, appId: number, now: number) {
     return t ? t.ok / (t.ok + t.failed) : null;
   };
   return { h24: await share(1), d7: await share(7), d30: await share(30) };
+}
+
+function typeFigures(c: TypeCounters) {
+  return {
+    instances: c.instances,
+    memoryMaxBytes: c.memory_max,
+    memoryLimitMiB: c.memory_limit_mib,
+    cpuMs: c.cpu_ms,
+    cpuLimitMs: c.cpu_limit_ms,
+  };
 }
 
 function figures(c: Counters) {
