@@ -93,5 +93,18 @@ export async function shot(page: Page, name: string): Promise<void> {
 /** The page fits 375 px: nothing but the scrolling tables is wider than the screen. */
 export async function fitsPhone(page: Page): Promise<void> {
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
-  assert.ok(width <= 375, `the page is ${width} px wide at 375 px`);
+  if (width <= 375) return;
+  // The outermost elements that stick out (those inside a scrolling box included), to say
+  // what to fix.
+  const wide = await page.evaluate(() =>
+    [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > 376)
+      .filter((e) => !(e.parentElement && e.parentElement.getBoundingClientRect().right > 376))
+      .slice(0, 5)
+      .map(
+        (e) =>
+          `${e.tagName.toLowerCase()}.${e.className} (${Math.round(e.getBoundingClientRect().right)} px)`,
+      ),
+  );
+  assert.fail(`the page ${page.url()} is ${width} px wide at 375 px: ${wide.join(', ')}`);
 }

@@ -274,8 +274,9 @@ function RemoveMember(props: {
   const who = memberKey(props.member);
   if (!props.asked)
     return (
-      <button type="button" onClick={props.onAsk}>
-        Remove<span className="visually-hidden"> {who}</span>
+      // Named in full by aria-label: a visually hidden span would escape the table's scrolling box.
+      <button type="button" onClick={props.onAsk} aria-label={`Remove ${who}`}>
+        Remove
       </button>
     );
   return (

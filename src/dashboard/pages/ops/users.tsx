@@ -131,14 +131,20 @@ function UserChange(props: {
   const who = userKey(props.user);
   if (props.user.disabled)
     return (
-      <button type="button" disabled={props.busy} onClick={() => props.onChange('enable')}>
-        Enable<span className="visually-hidden"> {who}</span>
+      // Named in full by aria-label: a visually hidden span would escape the table's scrolling box.
+      <button
+        type="button"
+        disabled={props.busy}
+        onClick={() => props.onChange('enable')}
+        aria-label={`Enable ${who}`}
+      >
+        Enable
       </button>
     );
   if (!props.asked)
     return (
-      <button type="button" onClick={props.onAsk}>
-        Disable<span className="visually-hidden"> {who}</span>
+      <button type="button" onClick={props.onAsk} aria-label={`Disable ${who}`}>
+        Disable
       </button>
     );
   return (
