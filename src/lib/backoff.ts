@@ -15,6 +15,12 @@ interface Entry {
   notBefore: number;
 }
 
+/** The delay after `failures` failures in a row: initialMs, doubled with each further failure,
+ * up to maxMs. For schedules kept elsewhere than a Backoff (in the store, across restarts). */
+export function backoffDelay(failures: number, initialMs: number, maxMs: number): number {
+  return Math.min(initialMs * 2 ** Math.min(Math.max(failures, 1) - 1, 30), maxMs);
+}
+
 export class Backoff {
   private readonly entries = new Map<string, Entry>();
   private readonly initialMs: number;
@@ -42,7 +48,7 @@ export class Backoff {
   failed(key: string): number {
     this.prune();
     const failures = (this.entries.get(key)?.failures ?? 0) + 1;
-    const delay = Math.min(this.initialMs * 2 ** Math.min(failures - 1, 30), this.maxMs);
+    const delay = backoffDelay(failures, this.initialMs, this.maxMs);
     this.entries.set(key, { failures, notBefore: this.now() + delay });
     return delay;
   }
