@@ -1,8 +1,10 @@
 // `petri metrics --app NAME [--since 1h|24h|7d]`: how an app is doing, as the router and the
-// cgroups saw it: one row per figure with its total and a sparkline over the period.
+// cgroups saw it: one row per figure with its total and a sparkline over the period, and
+// the memory and CPU of each process type against its limits.
 import type { Command } from 'commander';
 import type { AppMetrics, MetricsPoint } from '../client/index.js';
 import { appOption, resolveAppName } from './app-name.js';
+import { printable } from './audit.js';
 import type { Context } from './context.js';
 import { UsageError } from './output.js';
 
@@ -60,6 +62,7 @@ function printMetrics(ctx: Context, m: AppMetrics): void {
         series((p) => p.memoryMaxBytes),
       ],
       ['CPU', `${(t.cpuMs / 1000).toFixed(1)} s (limit ${m.limits.cpus} CPU)`, series((p) => p.cpuMs)],
+      ...typeRows(m),
       [
         'restarts',
         `${t.restarts}${t.oomKills ? ` (${t.oomKills} by the memory limit)` : ''}`,
@@ -83,6 +86,35 @@ function printMetrics(ctx: Context, m: AppMetrics): void {
   }
 }
 
+/** Two rows per process type, memory and CPU, each against the type's limits, with
+ * sparklines on the same time axis as the app's rows ("web mem  42/256 MiB"). */
+function typeRows(m: AppMetrics): string[][] {
+  const rows: string[][] = [];
+  for (const t of m.processTypes) {
+    const byAt = new Map(t.points.map((p) => [p.at, p]));
+    const series = (pick: (p: AppMetrics['processTypes'][number]['points'][number]) => number) =>
+      sparkline(m.points.map((point) => (byAt.has(point.at) ? pick(byAt.get(point.at)!) : 0)));
+    // A name the server did not check could carry a terminal escape: shown, not obeyed.
+    const name = printable(t.type);
+    // The limits are per process: memory is the highest one's, CPU all of theirs together.
+    const several = t.instances > 1;
+    const limit = `${m.limits.cpus} CPU${several ? ` × ${t.instances}` : ''}`;
+    const cpu =
+      t.cpuLimitMs > 0
+        ? `${(t.cpuMs / 1000).toFixed(1)} s, ${percent(t.cpuMs / t.cpuLimitMs)} of ${limit}`
+        : `${(t.cpuMs / 1000).toFixed(1)} s (limit ${limit})`;
+    rows.push(
+      [
+        `${name} mem`,
+        `${mibOnly(t.memoryMaxBytes)}/${t.memoryLimitMiB} MiB${several ? ` (highest of ${t.instances})` : ''}`,
+        series((p) => p.memoryMaxBytes),
+      ],
+      [`${name} CPU`, cpu, series((p) => p.cpuMs)],
+    );
+  }
+  return rows;
+}
+
 /** Values as block characters, summed into at most WIDTH columns; empty when all are 0. */
 export function sparkline(values: readonly number[]): string {
   if (values.length === 0) return '';
@@ -95,4 +127,9 @@ export function sparkline(values: readonly number[]): string {
 }
 
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(0)} MiB`;
+/** The number alone, for "42/256 MiB". */
+const mibOnly = (bytes: number) => (bytes / 1048576).toFixed(0);
+/** A share of a limit: whole percents, below 1% one decimal, and a little use is not 0%. */
+const percent = (share: number) =>
+  share === 0 ? '0%' : share < 0.001 ? '<0.1%' : `${(share * 100).toFixed(share < 0.01 ? 1 : 0)}%`;
 export const pct = (v: number | null) => (v === null ? 'not measured' : `${(v * 100).toFixed(2)}%`);

@@ -26,6 +26,7 @@ import type {
 import { ContractChecker } from './contract.js';
 import { handleAudit } from './fake-audit.js';
 import { describeFake, handleExperiment, handlePlatform } from './fake-experiments.js';
+import { handleMetrics } from './fake-metrics.js';
 import { handleTeams, teamForNewApp, transferApp } from './fake-teams.js';
 
 export const TOKEN = 'secret-token';
@@ -657,6 +658,8 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
   }
 
   if (sub === 'ps' && method === 'GET') return send(res, 200, fake.processes.get(app.name));
+
+  if (sub === 'metrics') return handleMetrics(app, method, res, { send, fail });
 
   if (sub === 'transfer' && id === undefined && method === 'POST')
     return transferApp(fake, app, body, res, { send, fail });
