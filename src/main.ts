@@ -60,9 +60,18 @@ async function main(argv: string[]): Promise<number> {
   const { startServer } = await import('./server.js');
   const server = await startServer(config);
   const apiUrl = `http://127.0.0.1:${config.apiPort}`;
+  const httpsPort = config.httpsPort === 443 ? '' : `:${config.httpsPort}`;
   process.stdout.write(
     [
       `Petri is running: apps at http://NAME.${config.domain}:${config.httpPort}, API at ${apiUrl} and http://${config.apiHost}:${config.httpPort}/v1`,
+      ...(config.httpsPort === 0
+        ? []
+        : [`HTTPS: https://NAME.${config.domain}${httpsPort} and https://${config.apiHost}${httpsPort}/v1`]),
+      ...(server.caPath
+        ? [
+            `Local CA (trust it to use HTTPS): ${server.caPath}  e.g. curl --cacert ${server.caPath} https://${config.apiHost}${httpsPort}/v1/openapi.json`,
+          ]
+        : []),
       server.adminToken
         ? `Admin account created. Log in with:\n  petri login --url ${apiUrl} --token $(cat ${config.dataDir}/admin.token)`
         : `Log in with: petri login --url ${apiUrl} --token $(cat ${config.dataDir}/admin.token)`,

@@ -23,6 +23,7 @@ import { LogStore } from './logs/log-store.js';
 import { startMail } from './mail/index.js';
 import { MetricsCollector } from './metrics/collector.js';
 import { openStore, type Store } from './store/db.js';
+import { prepareTls } from './tls/index.js';
 
 export interface RunningServer {
   config: PetriConfig;
@@ -30,6 +31,8 @@ export interface RunningServer {
   db: Store;
   /** The admin token, when this start created it. */
   adminToken?: string;
+  /** The local CA's certificate (DATA_DIR/tls/ca.pem), when the router's certificates come from it. */
+  caPath?: string;
   /** Stops the control plane only: apps and the router keep serving. (Stopping everything
    * is `petri server --stop-all`: stop-all.ts.) */
   close(): Promise<void>;
@@ -96,8 +99,15 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     (m) => m?.close(),
   );
   if (mail) metrics.onAlert = (appId, message) => mail.notices.alert(appId, message);
+  // Before the router: its HTTPS bind starts with the default certificate (tls/index.ts).
+  const tls = await life.add(
+    'tls',
+    () => prepareTls(config, log),
+    (t) => t?.stop(),
+  );
   // No stop: the router keeps serving the apps while the control plane is down or restarts.
-  const router = await life.add('router', () => haproxyRouter(config, paths, log, requestLog));
+  const router = await life.add('router', () => haproxyRouter(config, paths, log, requestLog, tls));
+  tls?.start(router);
 
   const core: Core = {
     config,
@@ -109,6 +119,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     engines,
     driver,
     router,
+    tls,
     egress,
     metrics,
     mail,
@@ -128,7 +139,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   await life.add('lifecycle loop', lifecycle);
   await life.add('metrics collector', { start: () => metrics.start(), stop: () => undefined });
 
-  return { config, api, db, adminToken, close: () => life.stop() };
+  return { config, api, db, adminToken, caPath: tls?.caPath, close: () => life.stop() };
 }
 
 const closeStore = (db: Store) => db.destroy();

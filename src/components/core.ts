@@ -13,6 +13,7 @@ import type { RunningMail } from '../mail/index.js';
 import type { Router } from '../router/router.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
+import type { RunningTls } from '../tls/index.js';
 
 export interface Core {
   config: PetriConfig;
@@ -24,6 +25,8 @@ export interface Core {
   engines: AddonEngines;
   driver: RuntimeDriver;
   router: Router;
+  /** HTTPS at the router (the local CA, the default certificate); undefined when httpsPort is 0. */
+  tls?: RunningTls;
   /** Undefined when sandboxes share the host's network (no egress proxy then). */
   egress: RunningEgress | undefined;
   /** The metrics collector (src/metrics/); absent where none runs (some tests). */

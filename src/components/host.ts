@@ -9,6 +9,7 @@ import type { LogStore } from '../logs/log-store.js';
 import type { RequestLog } from '../router/config.js';
 import { HaproxyRouter } from '../router/haproxy-router.js';
 import { LocalDriver } from '../runtime/local/local-driver.js';
+import type { RunningTls } from '../tls/index.js';
 
 /** The add-on engines are prepared first: sandboxes reach their servers through the
  * network's forwards. Output goes to the app logs. */
@@ -38,16 +39,26 @@ export function localDriver(
   });
 }
 
-/** Started, or adopted when this data dir's HAProxy still runs. */
+/** Started, or adopted when this data dir's HAProxy still runs. HTTPS when `tls` is given
+ * (httpsPort not 0), with its default certificate. */
 export async function haproxyRouter(
   config: PetriConfig,
   paths: DataPaths,
   logger: Logger,
   requestLog?: RequestLog,
+  tls?: RunningTls,
 ): Promise<HaproxyRouter> {
   const router = new HaproxyRouter({
     dir: paths.router,
     httpPort: config.httpPort,
+    ...(tls && {
+      https: {
+        port: config.httpsPort,
+        hsts: config.tls.mode !== 'self-signed',
+        redirectHttp: config.tls.redirectHttp,
+      },
+      defaultCertificate: tls.defaultCertificate,
+    }),
     bindAddress: config.httpBind,
     apiHost: config.apiHost,
     apiServer: { address: config.apiBind === '0.0.0.0' ? '127.0.0.1' : config.apiBind, port: config.apiPort },

@@ -44,4 +44,12 @@ async function assertPortsFree(config: PetriConfig, routerRunning: boolean): Pro
     '--api-port or "apiPort" in the config file',
   );
   await assertPortFree(config.wakerPort, '127.0.0.1', "the waker's", '"wakerPort" in the config file');
+  if (!routerRunning && config.httpsPort !== 0) {
+    await assertPortFree(
+      config.httpsPort,
+      config.httpBind,
+      "the router's HTTPS",
+      '--https-port or "httpsPort" in the config file (0: no HTTPS)',
+    );
+  }
 }
