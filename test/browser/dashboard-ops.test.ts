@@ -121,6 +121,7 @@ describe('the operators’ pages', () => {
       await page.getByLabel('Add-ons', { exact: true }).fill('lots');
       await page.getByRole('button', { name: 'Set quotas' }).click();
       await page.getByText("Add-ons: a whole number like 20, or default; got 'lots'").waitFor();
+      assert.equal(await page.getByText('Set lab’s quotas').count(), 0, 'the last change’s note is gone');
       assert.deepEqual(await axeProblems(page), []);
       await shot(page, 'ops-quotas');
 

@@ -179,8 +179,10 @@ function SetQuotas({ teams }: { teams: TeamSummary[] }) {
       onSubmit={(e) => {
         e.preventDefault();
         const made = quotaUpdate(draft);
-        if ('error' in made) return setInvalid(made.error);
-        setInvalid(null);
+        setInvalid('error' in made ? made.error : null);
+        // What was said of the last change no longer stands beside a new try.
+        set.reset();
+        if ('error' in made) return;
         set.mutate({ team: chosen, update: made.update });
       }}
     >

@@ -33,7 +33,7 @@ export function StatusSection() {
           Target {percent(s.target)}; measured since {s.measuredSince ? exactTime(s.measuredSince) : 'now'}.
         </span>
       </p>
-      <section aria-labelledby="status-platform">
+      <section className="card" aria-labelledby="status-platform">
         <h2 id="status-platform">Platform availability</h2>
         <dl className="facts">
           {PERIODS.map(([key, label]) => (
@@ -41,7 +41,7 @@ export function StatusSection() {
           ))}
         </dl>
       </section>
-      <section aria-labelledby="status-incidents">
+      <section className="card" aria-labelledby="status-incidents">
         <h2 id="status-incidents">Incidents of the last 30 days</h2>
         {s.incidents.length === 0 ? (
           <p>None.</p>
@@ -77,7 +77,7 @@ export function StatusSection() {
         )}
       </section>
       {s.apps.length > 0 && (
-        <section aria-labelledby="status-apps">
+        <section className="card" aria-labelledby="status-apps">
           <h2 id="status-apps">Public apps</h2>
           {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must take the focus to scroll with keys */}
           <section className="scroll" tabIndex={0} aria-label="Public apps' availability">

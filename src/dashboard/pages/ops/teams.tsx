@@ -130,7 +130,7 @@ function Team({ name, writable }: { name: string; writable: boolean }) {
         </dd>
       </dl>
       <Members team={t} writable={writable} />
-      <section aria-labelledby="team-quotas">
+      <section className="card" aria-labelledby="team-quotas">
         <h2 id="team-quotas">Quotas</h2>
         <QuotaTable quotas={t.quotas} />
         <p>
@@ -171,7 +171,7 @@ function Members({ team, writable }: { team: TeamDetail; writable: boolean }) {
   });
   const failed = change.variables && (change.variables.kind === 'add' ? 'Adding' : 'Removing');
   return (
-    <section aria-labelledby={`${id}-h`}>
+    <section className="card" aria-labelledby={`${id}-h`}>
       <h2 id={`${id}-h`}>Members</h2>
       <div aria-live="polite">
         {change.isSuccess && <p className="ok">{change.data}</p>}
@@ -187,7 +187,6 @@ function Members({ team, writable }: { team: TeamDetail; writable: boolean }) {
           <thead>
             <tr>
               <th scope="col">Member</th>
-              <th scope="col">E-mail</th>
               <th scope="col">Role</th>
               <th scope="col">Kind</th>
               {writable && <th scope="col">Change</th>}
@@ -197,10 +196,10 @@ function Members({ team, writable }: { team: TeamDetail; writable: boolean }) {
             {team.members.map((m) => (
               <tr key={m.name}>
                 <th scope="row">
-                  {m.name}
+                  {m.email ?? m.name}
+                  {m.email && m.email !== m.name && <span className="sub">{m.name}</span>}
                   {m.disabled && <span className="sub">disabled</span>}
                 </th>
-                <td>{m.email ?? '—'}</td>
                 <td>{m.role}</td>
                 <td>{m.kind}</td>
                 {writable && (
