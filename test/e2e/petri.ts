@@ -108,11 +108,12 @@ export class TestPetri {
 
   static async start(
     extraConfig: Record<string, unknown> = {},
-    opts: { portsInConfigFile?: boolean } = {},
+    /** httpPort: the router's, when a test needs it before the server starts (pebble's HTTP-01). */
+    opts: { portsInConfigFile?: boolean; httpPort?: number } = {},
   ): Promise<TestPetri> {
     const petri = new TestPetri(
       await freePort(),
-      await freePort(),
+      opts.httpPort ?? (await freePort()),
       await freePort(),
       await freePort(),
       extraConfig,
