@@ -91,6 +91,21 @@ describe('the operators’ pages', () => {
       assert.deepEqual(await axeProblems(page), []);
       await shot(page, 'ops-audit');
 
+      // Pages of 50: 55 quota changes make two; Older events shows the rest, Newer the first again.
+      for (let i = 1; i <= 55; i++) await admin.setQuotas('lab', { addons: i });
+      await page.getByLabel('App', { exact: true }).fill('');
+      await page.getByLabel('Action', { exact: true }).fill('team.quotas');
+      await page.getByRole('button', { name: 'Apply' }).click();
+      await page.getByText('50 events, newest first').waitFor();
+      assert.match((await rows.first().textContent()) ?? '', /addons.*55/);
+      await page.getByRole('button', { name: 'Older events' }).click();
+      await page.getByText(/^\d events, page 2, newest first$/).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Older events' }).count(), 0);
+      await page.getByRole('button', { name: 'Newer events' }).click();
+      await page.getByText('50 events, newest first').waitFor();
+      await page.getByLabel('Action', { exact: true }).fill('');
+      await admin.setQuotas('lab', { addons: null }); // the default again, as the quotas journey expects
+
       // Filtered by an app with no events: says so.
       await page.getByLabel('App', { exact: true }).fill('no-such-app');
       await page.getByRole('button', { name: 'Apply' }).click();
@@ -267,6 +282,18 @@ describe('the operators’ pages', () => {
       await ada.getByRole('button', { name: 'Enable ada@example.org' }).click();
       await page.getByText('Enabled ada@example.org; they sign in again.').waitFor();
       await ada.getByText('active', { exact: true }).waitFor();
+      // Disabling oneself is refused by the API, and the page says why next to what was tried.
+      const root = page.getByRole('row', { name: /root@example\.org/ });
+      await root.getByRole('button', { name: 'Disable root@example.org' }).click();
+      await page
+        .getByRole('group', { name: 'Disable root@example.org?' })
+        .getByRole('button', { name: 'Disable root@example.org' })
+        .click();
+      await page
+        .getByRole('alert')
+        .getByText(/^Disabling root@example\.org failed: .+/)
+        .waitFor();
+      await root.getByText('active', { exact: true }).waitFor();
       assert.deepEqual(await axeProblems(page), []);
 
       await page.goto(`${petri.apiUrl}/ops/teams/lab`);
