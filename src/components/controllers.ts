@@ -3,6 +3,7 @@
 // nudges the instance reconciler. Built here, started and stopped by server.ts.
 import { AddonUpkeep } from '../controllers/addon-upkeep.js';
 import { BuildLoop } from '../controllers/builds.js';
+import { DomainVerifier } from '../controllers/domains.js';
 import { IdleSleeper } from '../controllers/idle.js';
 import { InstanceReconciler } from '../controllers/instances.js';
 import { LifecycleLoop } from '../controllers/lifecycle.js';
@@ -19,6 +20,7 @@ export interface Controllers {
   waker: Waker;
   sleeper: IdleSleeper;
   lifecycle: LifecycleLoop;
+  domains: DomainVerifier;
 }
 
 export function buildControllers(core: Core): Controllers {
@@ -55,5 +57,7 @@ export function buildControllers(core: Core): Controllers {
   // Expiry warnings also go to the owner by mail, through the relay.
   const notify = core.mail && ((w: ExpiryWarning) => core.mail!.notices.expiryWarning(w));
   const lifecycle = new LifecycleLoop({ db, config, paths, addons, logger, nudge, notify });
-  return { reconciler, builds, addons, upkeep, waker, sleeper, lifecycle };
+  // Custom domains: the router serves their tokens, a verified one routes (issue 20).
+  const domains = new DomainVerifier({ db, config, router, logger, nudge });
+  return { reconciler, builds, addons, upkeep, waker, sleeper, lifecycle, domains };
 }

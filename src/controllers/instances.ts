@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import { appUrl, findApp } from '../domain/apps.js';
 import { userName } from '../domain/auth.js';
+import { verifiedDomainsByApp } from '../domain/domains.js';
 import { allFormations, listAllApps, listInstances, releasesByIds } from '../domain/instances.js';
 import { routeAnswerOf, stoppedByLifecycle, userNames } from '../domain/lifecycle.js';
 import { releaseProcessTypes } from '../domain/release-json.js';
@@ -174,6 +175,12 @@ export class InstanceReconciler {
       ...new Set(apps.flatMap((a) => (a.desired_release_id === null ? [] : [a.desired_release_id]))),
     ]);
     const formations = await allFormations(db);
+    // Verified custom domains route as the app's own host does (issue 20). One still verified
+    // after the platform's domain changed to one above it is left out: it would take the host
+    // of an app or the API's.
+    const { domain, apiHost } = this.deps.config;
+    const customHosts = await verifiedDomainsByApp(db);
+    const platformHost = (host: string) => host === apiHost || host.endsWith(`.${domain}`);
     // The owners named by the router's answers: one query in a pass that needs any.
     let owners: Promise<Map<number, string>> | undefined;
     const ownerName = async (userId: number): Promise<string | undefined> => {
@@ -194,7 +201,7 @@ export class InstanceReconciler {
         });
         // An experiment that ended or moved: the router answers for it.
         const answer = await routeAnswerOf(this.deps.db, app, ownerName);
-        routes.push({
+        const route: RouteSpec = {
           host: `${app.name}.${this.deps.config.domain}`,
           app: app.name,
           ...(answer ? { answer } : {}),
@@ -204,7 +211,11 @@ export class InstanceReconciler {
           servers: plan.servers.flatMap((r) =>
             r.port === null ? [] : [{ id: r.id, address: r.address ?? '127.0.0.1', port: r.port }],
           ),
-        });
+        };
+        routes.push(route);
+        for (const host of customHosts.get(app.id) ?? []) {
+          if (!platformHost(host)) routes.push({ ...route, host });
+        }
         if (plan.switchToDesired) switched.push(app);
         retire.push(...plan.retire);
       });

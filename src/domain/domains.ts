@@ -322,7 +322,7 @@ export async function claimedDomains(db: Store): Promise<{ id: number; host: str
 /** The claims whose next check is due. */
 export async function domainsDue(
   db: Store,
-  at: string,
+  at = now(),
 ): Promise<{ id: number; host: string; token: string; state: DomainState; failures: number }[]> {
   return db
     .selectFrom('domains')
@@ -429,4 +429,23 @@ export function platformAddresses(
 /** The URL the verification fetches (and a person may open): the router answers it with the token. */
 export function verificationUrl(host: string, id: number, verifyPort: number): string {
   return `http://${host}${verifyPort === 80 ? '' : `:${verifyPort}`}${verificationPath(id)}`;
+}
+
+/** The origin a gate sign-in goes back to (scheme://host[:port]) when it is a verified custom
+ * domain of the app; undefined for anything else, which then goes back to the app's own host. */
+export async function customOrigin(
+  db: Store,
+  appId: number,
+  origin: string | undefined,
+): Promise<string | undefined> {
+  if (!origin) return undefined;
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return undefined;
+  }
+  const bare = url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
+  if (!bare || (url.protocol !== 'http:' && url.protocol !== 'https:')) return undefined;
+  return (await isVerifiedDomainOf(db, appId, url.hostname)) ? url.origin : undefined;
 }

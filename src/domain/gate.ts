@@ -3,6 +3,7 @@
 import type { Store } from '../store/db.js';
 import type { App, User } from '../store/schema.js';
 import { hashLinkSecret, isInvited } from './audiences.js';
+import { appNameOfDomain } from './domains.js';
 import { awaitsReview } from './experiments.js';
 
 export interface GateApp {
@@ -11,9 +12,10 @@ export interface GateApp {
   team: string;
 }
 
-/** The app served at this Host header (`NAME.DOMAIN`, any port), with its owner and team;
- * undefined for any other host: an unknown one, and the API's even when it is under the
- * domain (the router sends that host to the API, never to an app of that name). */
+/** The app served at this Host header (`NAME.DOMAIN` or a verified custom domain of the
+ * app, any port), with its owner and team; undefined for any other host: an unknown one, and
+ * the API's even when it is under the domain (the router sends that host to the API, never
+ * to an app of that name). */
 export async function gateAppOf(
   db: Store,
   where: { domain: string; apiHost: string },
@@ -21,7 +23,11 @@ export async function gateAppOf(
 ): Promise<GateApp | undefined> {
   const bare = host?.split(':')[0]?.toLowerCase();
   const suffix = `.${where.domain.toLowerCase()}`;
-  if (!bare?.endsWith(suffix) || bare === where.apiHost.toLowerCase()) return undefined;
+  if (bare === where.apiHost.toLowerCase()) return undefined;
+  if (!bare?.endsWith(suffix)) {
+    const name = await appNameOfDomain(db, bare);
+    return name === undefined ? undefined : gateAppNamed(db, name);
+  }
   return gateAppNamed(db, bare.slice(0, -suffix.length));
 }
 

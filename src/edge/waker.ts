@@ -6,6 +6,7 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import { findAppByName, wakeApp } from '../domain/apps.js';
+import { appNameOfDomain } from '../domain/domains.js';
 import { servingWebAddress } from '../domain/instances.js';
 import { routeAnswerOf } from '../domain/lifecycle.js';
 import type { PetriConfig } from '../lib/config.js';
@@ -68,7 +69,8 @@ export class Waker {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const { db, config } = this.deps;
-    const name = appNameOf(req.headers.host, config.domain);
+    // NAME.DOMAIN, or a verified custom domain of the app (issue 20).
+    const name = appNameOf(req.headers.host, config.domain) ?? (await appNameOfDomain(db, req.headers.host));
     const app = name ? await findAppByName(db, name) : undefined;
     if (!app) return page(res, 503, appDownHtml(config, name ?? 'unknown'));
     // Expired, archived, awaiting review or moved: never woken, answered as the router does

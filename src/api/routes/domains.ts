@@ -35,8 +35,8 @@ export function domainRoutes(api: Api, ctx: ApiContext): void {
     addresses: platformAddresses(config),
   });
 
-  // HTTPS on (httpsPort, issue 20 part A): a verified domain is active once its certificate is in.
-  const https = (config as { httpsPort?: number }).httpsPort !== 0;
+  // With HTTPS on, a verified domain is active once its certificate is in.
+  const https = config.httpsPort !== 0;
 
   const present = async (domains: DomainView[]): Promise<AppDomain[]> => {
     const certificates = await certificatesOf(

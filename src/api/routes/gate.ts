@@ -215,7 +215,7 @@ export function gateRoutes(api: Api, ctx: ApiContext): void {
           }
           // Not known here: signing in with the organisation's account, on the API host, which
           // comes back to /.petri/sso with a ticket.
-          return see(reply, ssoUrl(ctx, app.name, next));
+          return see(reply, ssoUrl(ctx, app.name, next, req));
         }
         return page(
           reply,
@@ -603,9 +603,14 @@ function cookies(req: FastifyRequest, name: string): string[] {
   return cookieValues(req.headers.cookie, name);
 }
 
-/** The API host's sign-in for this app's visitor, coming back to `next` on the app's host. */
-function ssoUrl(ctx: ApiContext, app: string, next: string): string {
-  return `${apiOrigin(ctx.config)}/gate/sso?app=${encodeURIComponent(app)}&next=${encodeURIComponent(next)}`;
+/** The API host's sign-in for this app's visitor, coming back to `next` on the app's host:
+ * the origin the visitor is at when it is a custom domain of the app (/gate/sso checks it). */
+function ssoUrl(ctx: ApiContext, app: string, next: string, req: FastifyRequest): string {
+  const url = `${apiOrigin(ctx.config)}/gate/sso?app=${encodeURIComponent(app)}&next=${encodeURIComponent(next)}`;
+  const host = req.headers.host ?? '';
+  if (host.split(':')[0]?.toLowerCase() === `${app}.${ctx.config.domain}`) return url;
+  const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
+  return `${url}&origin=${encodeURIComponent(`${proto}://${host}`)}`;
 }
 
 function awaitsReviewPage(app: string): string {

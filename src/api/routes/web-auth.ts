@@ -21,6 +21,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errorResponses } from '../../contract/index.js';
 import { decide } from '../../domain/access.js';
 import { appUrl } from '../../domain/apps.js';
+import { customOrigin } from '../../domain/domains.js';
 import { awaitsReview } from '../../domain/experiments.js';
 import { type GateApp, gateAdmission, gateAppNamed } from '../../domain/gate.js';
 import { passwordAccount } from '../../domain/sign-in.js';
@@ -55,6 +56,8 @@ const PasswordForm = Type.Object({
 const SsoQuery = Type.Object({
   app: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
   next: Type.Optional(Type.String({ maxLength: 4096 })),
+  /** Where the visitor was: a verified custom domain of the app (else its own host). */
+  origin: Type.Optional(Type.String({ maxLength: 300 })),
 });
 
 /** What the pages answer, for the OpenAPI document: HTML, or a redirect (303) on. */
@@ -296,20 +299,18 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
           );
         }
         const { app } = found;
-        if (app.audience === 'public' && !awaitsReview(app))
-          return see(reply, `${appUrl(config, app.name)}${appNext}`);
+        const home = (await customOrigin(db, app.id, req.query.origin)) ?? appUrl(config, app.name);
+        if (app.audience === 'public' && !awaitsReview(app)) return see(reply, `${home}${appNext}`);
         const who = await signedIn(ctx, req, reply);
         if (!who) {
-          const back = `/gate/sso?app=${encodeURIComponent(app.name)}&next=${encodeURIComponent(appNext)}`;
+          const from = req.query.origin ? `&origin=${encodeURIComponent(req.query.origin)}` : '';
+          const back = `/gate/sso?app=${encodeURIComponent(app.name)}&next=${encodeURIComponent(appNext)}${from}`;
           return see(reply, `/login?next=${encodeURIComponent(back)}`);
         }
         const refusal = await gateRefusal(ctx, found, who.user);
         if (refusal) return page(reply, 403, refusal);
         const ticket = await issueGateTicket(db, app.id, who.user.id, app.audience_key_version);
-        return see(
-          reply,
-          `${appUrl(config, app.name)}/.petri/sso?ticket=${ticket}&next=${encodeURIComponent(appNext)}`,
-        );
+        return see(reply, `${home}/.petri/sso?ticket=${ticket}&next=${encodeURIComponent(appNext)}`);
       },
     );
   });

@@ -1,0 +1,101 @@
+// The check behind a custom domain's verification (controllers/domains.ts) against a real DNS
+// server (pebble-challtestsrv) and a stand-in for the router: a domain that resolves to one
+// of the platform's addresses, where the token is served, passes; one that resolves
+// elsewhere fails saying where it points, and nothing is fetched from that address (no way to
+// make Petri fetch an internal URL); a wrong, slow or endless answer fails with a reason.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { checkDomain } from '../../src/controllers/domains.js';
+import { TestDns } from './dns.js';
+
+describe('checking a custom domain', () => {
+  let dns: TestDns;
+  let server: http.Server;
+  let port: number;
+  /** What the stand-in router was asked: Host and path. */
+  const asked: string[] = [];
+  /** How it answers, by path. */
+  let answer: (res: http.ServerResponse) => void;
+  const domain = { id: 7, host: 'www.example.test', token: 'T0k3n_abc' };
+
+  before(async () => {
+    dns = await TestDns.start();
+    await dns.addA('far.example.test', ['10.9.8.7']);
+    await dns.addA('inside.example.test', ['127.0.0.1']);
+    server = http.createServer((req, res) => {
+      asked.push(`${req.headers.host} ${req.url}`);
+      answer(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(async () => {
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+    await dns?.stop();
+  });
+
+  const check = (d = domain, addresses = ['127.0.0.1']) =>
+    checkDomain(d, { addresses, port, resolver: dns.resolver });
+
+  test('a name that resolves to the platform, where the router serves its token, passes', async () => {
+    asked.length = 0;
+    answer = (res) => res.end('T0k3n_abc\n');
+    assert.deepEqual(await check(), { ok: true });
+    assert.deepEqual(asked, [`www.example.test:${port} /.well-known/petri-domain/7`]);
+  });
+
+  test('a name that resolves elsewhere fails saying where it points, and nothing is fetched there', async () => {
+    asked.length = 0;
+    const outcome = await check({ ...domain, host: 'far.example.test' });
+    assert.equal(outcome.ok, false);
+    assert.match(
+      (outcome as { reason: string }).reason,
+      /far\.example\.test points to 10\.9\.8\.7, not to this platform \(127\.0\.0\.1\)/,
+    );
+    // An internal address that is not one of the platform's is never connected to.
+    const inside = await check({ ...domain, host: 'inside.example.test' }, ['203.0.113.7']);
+    assert.match((inside as { reason: string }).reason, /points to 127\.0\.0\.1, not to this platform/);
+    assert.deepEqual(asked, []);
+  });
+
+  test('an answer without the token fails: another token, an error, a redirect, a long body', async () => {
+    for (const [respond, pattern] of [
+      [(res: http.ServerResponse) => res.end('other'), /answered 200 without the domain's token/],
+      [
+        (res: http.ServerResponse) => {
+          res.statusCode = 404;
+          res.end('T0k3n_abc');
+        },
+        /answered 404/,
+      ],
+      [
+        (res: http.ServerResponse) => {
+          res.writeHead(308, { location: 'http://169.254.169.254/' });
+          res.end();
+        },
+        /answered 308/,
+      ],
+      [(res: http.ServerResponse) => res.end(`T0k3n_abc${' '.repeat(100_000)}`), /a long body/],
+    ] as const) {
+      answer = respond;
+      const outcome = await check();
+      assert.equal(outcome.ok, false);
+      assert.match((outcome as { reason: string }).reason, pattern);
+    }
+  });
+
+  test('no router at the address, or no platform address known, fails with what to do', async () => {
+    const closed = await checkDomain(domain, { addresses: ['127.0.0.1'], port: 1, resolver: dns.resolver });
+    assert.match((closed as { reason: string }).reason, /did not answer at 127\.0\.0\.1:1 \(ECONNREFUSED\)/);
+    const none = await checkDomain(domain, { addresses: [], port, resolver: dns.resolver });
+    assert.match((none as { reason: string }).reason, /set domains\.addresses/);
+  });
+
+  test('a DNS server that does not answer fails the check, to be tried again', async () => {
+    const outcome = await checkDomain(domain, { addresses: ['127.0.0.1'], port, resolver: ['127.0.0.1:9'] });
+    assert.match((outcome as { reason: string }).reason, /looking www\.example\.test up in DNS failed/);
+  });
+});
