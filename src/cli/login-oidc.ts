@@ -4,7 +4,7 @@
 // carries the redirect's code to it with a secret only this process knows, so a code seen
 // by someone else (the browser's history, another local process) signs no one in.
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PetriClient } from '../client/index.js';
@@ -55,6 +55,9 @@ export async function loginWithBrowser(
   let handled = false;
   /** The state of the sign-in in progress (from the authorize URL): only its answer counts. */
   let expectedState: string | null = null;
+  // Imported here, not with the CLI: importing node:http costs every command ~70 ms (Node.js
+  // loads its copy of undici for the module's WebSocket exports).
+  const { createServer } = await import('node:http');
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const at = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (req.method !== 'GET' || at.pathname !== CALLBACK_PATH) {

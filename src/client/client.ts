@@ -2,7 +2,6 @@
 // NDJSON streams as async iterators. Shared by the CLI and the dashboard, so it knows
 // nothing about terminals or config files.
 import { Readable } from 'node:stream';
-import { type Dispatcher, request } from 'undici';
 import { GRADUATION_HEADERS } from '../contract/graduation-headers.js';
 import type {
   AppMail,
@@ -14,6 +13,7 @@ import type {
 } from '../contract/index.js';
 import { ApiError, apiErrorFrom, ConnectionError, networkErrorCode } from './errors.js';
 import { parseNdjson } from './ndjson.js';
+import { type Answer, exchange, readText } from './transport.js';
 import type {
   AddonBackup,
   AddonChange,
@@ -91,8 +91,6 @@ export interface PetriClientOptions {
   /** Where the API listens, e.g. http://127.0.0.1:7070 (a path prefix is kept). */
   url: string;
   token: string;
-  /** An undici dispatcher (agent, proxy, mock); the global one when absent. */
-  dispatcher?: Dispatcher;
   userAgent?: string;
   /** Called with the Petri-Warning of an answer (an app that expires soon, expired or was
    * archived); the CLI prints it on stderr. */
@@ -142,21 +140,21 @@ interface Call {
   slow?: boolean;
 }
 
-// A dump or restore of a large database takes minutes, past undici's 5-minute wait for the
-// answer's headers; an hour is long enough for the databases Petri runs, short of forever.
+// An answer's headers, or the next bytes of its body, are awaited five minutes; a dump or
+// restore of a large database takes longer before it answers: an hour is long enough for
+// the databases Petri runs, short of forever.
+const WAIT_MS = 5 * 60_000;
 const SLOW_CALL_MS = 60 * 60_000;
 
 export class PetriClient {
   readonly url: string;
   private readonly token: string;
-  private readonly dispatcher: Dispatcher | undefined;
   private readonly userAgent: string;
   private readonly onWarning: ((warning: string) => void) | undefined;
 
   constructor(options: PetriClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.token = options.token;
-    this.dispatcher = options.dispatcher;
     this.userAgent = options.userAgent ?? 'petri-client';
     this.onWarning = options.onWarning;
   }
@@ -278,7 +276,7 @@ export class PetriClient {
       path: '/v1/inventory',
       query: { ...filters, format: 'csv' },
     });
-    const text = await res.body.text();
+    const text = await readText(res.body);
     if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, text, this.url);
     return text;
   }
@@ -580,7 +578,7 @@ export class PetriClient {
   /** The same report as CSV, as the server writes it. */
   async egressReportCsv(): Promise<string> {
     const res = await this.send({ method: 'GET', path: '/v1/egress/report', query: { format: 'csv' } });
-    const text = await res.body.text();
+    const text = await readText(res.body);
     if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, text, this.url);
     return text;
   }
@@ -615,7 +613,7 @@ export class PetriClient {
 
   async mailReportCsv(): Promise<string> {
     const res = await this.send({ method: 'GET', path: '/v1/mail/report', query: { format: 'csv' } });
-    const text = await res.body.text();
+    const text = await readText(res.body);
     if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, text, this.url);
     return text;
   }
@@ -705,7 +703,7 @@ export class PetriClient {
         ? `${addonPath(appName, name)}/backups/${id}/download`
         : `/v1/addon-backups/${id}/download`;
     const res = await this.send({ method: 'GET', path, signal: options.signal });
-    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, await res.body.text(), this.url);
+    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, await readText(res.body), this.url);
     return res.body;
   }
 
@@ -721,7 +719,7 @@ export class PetriClient {
       signal: options.signal,
       slow: true,
     });
-    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, await res.body.text(), this.url);
+    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, await readText(res.body), this.url);
     const header = (name: string): string => {
       const value = res.headers[name];
       return (Array.isArray(value) ? value[0] : value) ?? '';
@@ -818,7 +816,7 @@ export class PetriClient {
 
   private async json<T>(call: Call): Promise<T> {
     const res = await this.send(call);
-    const text = await res.body.text();
+    const text = await readText(res.body);
     if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, text, this.url);
     if (text === '') return undefined as T; // 204 No Content: callers expecting it return void
     try {
@@ -830,7 +828,7 @@ export class PetriClient {
 
   private async *ndjson<T>(call: Call): AsyncGenerator<T> {
     const res = await this.send(call);
-    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, await res.body.text(), this.url);
+    if (res.statusCode >= 400) throw apiErrorFrom(res.statusCode, await readText(res.body), this.url);
     try {
       yield* parseNdjson<T>(res.body);
     } catch (err) {
@@ -842,7 +840,7 @@ export class PetriClient {
     }
   }
 
-  private async send(call: Call): Promise<Dispatcher.ResponseData> {
+  private async send(call: Call): Promise<Answer> {
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(call.query ?? {}))
       if (value !== undefined) query.set(key, value);
@@ -864,16 +862,16 @@ export class PetriClient {
           ? call.body
           : Readable.from(call.body);
     }
-    let res: Dispatcher.ResponseData;
+    let res: Answer;
     try {
-      res = await request(`${this.url}${call.path}${search}`, {
+      res = await exchange({
         method: call.method,
+        url: `${this.url}${call.path}${search}`,
         headers,
         body,
         signal: call.signal,
-        dispatcher: this.dispatcher,
-        bodyTimeout: call.stream ? 0 : undefined,
-        headersTimeout: call.slow ? SLOW_CALL_MS : undefined,
+        headersTimeoutMs: call.slow ? SLOW_CALL_MS : WAIT_MS,
+        bodyTimeoutMs: call.stream ? 0 : WAIT_MS,
       });
     } catch (err) {
       throw this.wrapNetworkError(err);

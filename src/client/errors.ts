@@ -32,6 +32,7 @@ function connectionMessage(url: string, reason: string): string {
   if (reason === 'ECONNRESET') return `cannot reach Petri at ${url}: the connection was reset`;
   if (reason === 'UND_ERR_SOCKET') return `lost the connection to Petri at ${url}: it closed mid-answer`;
   if (reason === 'UND_ERR_CONNECT_TIMEOUT') return `cannot reach Petri at ${url}: timed out connecting`;
+  if (reason === 'ETIMEDOUT') return `cannot reach Petri at ${url}: it did not answer in time`;
   return `cannot reach Petri at ${url}: ${reason}`;
 }
 
