@@ -8,36 +8,9 @@ import { Command, CommanderError } from 'commander';
 // command loads when it first talks to the API (context.ts), not when the CLI starts.
 import { ApiError, ConnectionError } from '../client/errors.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
-import { registerAddons } from './addons.js';
-import { registerApps } from './apps.js';
-import { registerAudience } from './audience.js';
-import { registerAudit } from './audit.js';
-import { registerBuilds } from './builds.js';
-import { registerConfig } from './config.js';
-import { createContext } from './context.js';
-import { registerDeploy } from './deploy.js';
-import { registerDomains } from './domains.js';
-import { registerEgress } from './egress.js';
-import { registerGit } from './git.js';
-import { registerGraduate } from './graduate.js';
-import { registerInventory } from './inventory.js';
-import { registerLogin } from './login.js';
-import { registerPasswd } from './login-password.js';
-import { registerLogs } from './logs.js';
-import { registerMail } from './mail.js';
-import { registerMetrics } from './metrics.js';
-import { registerOpen } from './open.js';
+import { type Context, createContext } from './context.js';
 import { type Io, type Output, UsageError } from './output.js';
-import { registerPs } from './ps.js';
-import { registerQuotas } from './quotas.js';
-import { registerReleases } from './releases.js';
-import { registerReport } from './report.js';
-import { processTerminal, registerRun, type Terminal } from './run.js';
-import { registerStacks } from './stacks.js';
-import { registerStatus } from './status.js';
-import { registerTeams } from './teams.js';
-import { registerTokens } from './tokens.js';
-import { registerUsers } from './users.js';
+import { processTerminal, type Terminal } from './run.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -60,32 +33,6 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
   });
   try {
     const program = buildProgram(fullIo);
-    registerLogin(program, ctx);
-    registerPasswd(program, ctx);
-    registerApps(program, ctx);
-    registerDeploy(program, ctx);
-    registerLogs(program, ctx);
-    registerOpen(program, ctx);
-    registerConfig(program, ctx);
-    registerReleases(program, ctx);
-    registerPs(program, ctx);
-    registerEgress(program, ctx);
-    registerDomains(program, ctx);
-    registerMail(program, ctx);
-    registerBuilds(program, ctx);
-    registerStacks(program, ctx);
-    registerGit(program, ctx);
-    registerUsers(program, ctx);
-    registerTokens(program, ctx);
-    registerTeams(program, ctx);
-    registerAudit(program, ctx);
-    registerQuotas(program, ctx);
-    registerGraduate(program, ctx);
-    registerInventory(program, ctx);
-    registerReport(program, ctx);
-    registerAudience(program, ctx);
-    registerMetrics(program, ctx);
-    registerStatus(program, ctx);
     // `petri run` and `petri addons shell` attach the same terminal.
     const terminal: Terminal = {
       ...processTerminal(),
@@ -93,8 +40,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
       stdout: byteWriter(fullIo.stdout),
       stderr: byteWriter(fullIo.stderr),
     };
-    registerRun(program, ctx, terminal);
-    registerAddons(program, ctx, terminal);
+    for (const register of await topicsFor(argv[0])) register(program, ctx, terminal);
     // Bare `petri` is a request for help, not a mistake.
     await program.parseAsync(argv.length === 0 ? ['--help'] : argv, { from: 'user' });
     return EXIT_OK;
@@ -103,6 +49,52 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
   } finally {
     stopOnClosedPipe();
   }
+}
+
+type Register = (program: Command, ctx: Context, terminal: Terminal) => void;
+
+/**
+ * The topics, each with the commands it adds to `petri`, in the order help lists them. A
+ * command loads its own topic's module and no other (`petri apps` does without deploy's
+ * tar, the sign-in listener and the 25 others: most of a command's time is loading);
+ * help, bare `petri` and a command not listed here load them all. test/cli/topics.test.ts
+ * keeps the names in step with what each topic registers.
+ */
+export const TOPICS: { commands: string[]; load: () => Promise<Register> }[] = [
+  { commands: ['login', 'logout', 'profiles'], load: async () => (await import('./login.js')).registerLogin },
+  { commands: ['passwd'], load: async () => (await import('./login-password.js')).registerPasswd },
+  { commands: ['apps'], load: async () => (await import('./apps.js')).registerApps },
+  { commands: ['deploy'], load: async () => (await import('./deploy.js')).registerDeploy },
+  { commands: ['logs'], load: async () => (await import('./logs.js')).registerLogs },
+  { commands: ['open'], load: async () => (await import('./open.js')).registerOpen },
+  { commands: ['config'], load: async () => (await import('./config.js')).registerConfig },
+  { commands: ['releases', 'rollback'], load: async () => (await import('./releases.js')).registerReleases },
+  { commands: ['ps', 'restart'], load: async () => (await import('./ps.js')).registerPs },
+  { commands: ['egress'], load: async () => (await import('./egress.js')).registerEgress },
+  { commands: ['domains'], load: async () => (await import('./domains.js')).registerDomains },
+  { commands: ['mail'], load: async () => (await import('./mail.js')).registerMail },
+  { commands: ['builds'], load: async () => (await import('./builds.js')).registerBuilds },
+  { commands: ['stacks'], load: async () => (await import('./stacks.js')).registerStacks },
+  { commands: ['git'], load: async () => (await import('./git.js')).registerGit },
+  { commands: ['users', 'whoami'], load: async () => (await import('./users.js')).registerUsers },
+  { commands: ['tokens'], load: async () => (await import('./tokens.js')).registerTokens },
+  { commands: ['teams'], load: async () => (await import('./teams.js')).registerTeams },
+  { commands: ['audit'], load: async () => (await import('./audit.js')).registerAudit },
+  { commands: ['quotas'], load: async () => (await import('./quotas.js')).registerQuotas },
+  { commands: ['graduate'], load: async () => (await import('./graduate.js')).registerGraduate },
+  { commands: ['inventory'], load: async () => (await import('./inventory.js')).registerInventory },
+  { commands: ['report'], load: async () => (await import('./report.js')).registerReport },
+  { commands: ['audience'], load: async () => (await import('./audience.js')).registerAudience },
+  { commands: ['metrics'], load: async () => (await import('./metrics.js')).registerMetrics },
+  { commands: ['status'], load: async () => (await import('./status.js')).registerStatus },
+  { commands: ['run'], load: async () => (await import('./run.js')).registerRun },
+  { commands: ['addons'], load: async () => (await import('./addons.js')).registerAddons },
+];
+
+/** The registrations a command needs: its topic's, or every topic's. */
+function topicsFor(command: string | undefined): Promise<Register[]> {
+  const own = TOPICS.filter((topic) => command !== undefined && topic.commands.includes(command));
+  return Promise.all((own.length > 0 ? own : TOPICS).map((topic) => topic.load()));
 }
 
 function buildProgram(io: Io): Command {
