@@ -14,6 +14,7 @@ import type {
   Addon,
   AddonBackup,
   AddonBackupStatus,
+  AddonServerState,
   AddonStatus,
   PetriClient,
   Release,
@@ -37,6 +38,13 @@ const STATUS_STYLE: Record<AddonStatus, Style> = {
   provisioning: 'yellow',
   destroying: 'yellow',
   destroyed: 'dim',
+};
+
+const SERVER_STYLE: Record<AddonServerState, Style | undefined> = {
+  up: 'green',
+  starting: 'yellow',
+  down: 'red',
+  idle: 'dim',
 };
 
 const BACKUP_STYLE: Record<AddonBackupStatus, Style | undefined> = {
@@ -76,6 +84,31 @@ export function registerAddons(program: Command, ctx: Context, terminal: Termina
         ]),
       );
       for (const a of list.addons) usageNote(ctx, a, list.addons.length > 1);
+    });
+
+  addons
+    .command('servers')
+    .description(
+      "each engine's server: managed or external, its address, whether it answers, its add-ons (admins, auditors)",
+    )
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const servers = await (await ctx.client()).addonServers();
+      if (opts.json) return ctx.out.json(servers);
+      if (servers.length === 0) {
+        ctx.out.line('This Petri offers no add-ons: every engine is off');
+        return;
+      }
+      ctx.out.table(
+        ['ENGINE', 'MODE', 'ADDRESS', 'STATE', 'ADD-ONS'],
+        servers.map((s): Cell[] => [
+          s.type,
+          s.mode,
+          s.address,
+          { text: s.error ? `${s.state}: ${s.error}` : s.state, style: SERVER_STYLE[s.state] },
+          String(s.addons),
+        ]),
+      );
     });
 
   addons

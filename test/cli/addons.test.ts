@@ -68,6 +68,14 @@ describe('petri addons', () => {
     assert.equal((await run(['addons', 'list', '-a', 'alpha'], { env })).stdout, result.stdout);
   });
 
+  test('servers: each engine with its mode, address, state (and why it is down) and add-ons', async () => {
+    const result = await run(['addons', 'servers'], { env });
+    assert.equal(result.stderr, '');
+    assert.equal(result.code, 0);
+    await assertGolden('addons-servers.txt', result.stdout);
+    assert.deepEqual(sent(), ['GET /v1/addon-servers']);
+  });
+
   test('an app without add-ons (named in petri.toml) says how to create one and what is offered', async () => {
     await writeFile(path.join(temp.dir, 'petri.toml'), 'name = "beta-experiment"\n');
     const result = await run(['addons'], { env, cwd: temp.dir });

@@ -549,6 +549,28 @@ async function handle(fake: FakeApi, req: http.IncomingMessage, res: http.Server
       token: { id: 1, name: 'created at first start', kind: 'api', expiresAt: null },
     });
   if (resource === 'addon-backups') return handleAllBackups(fake, method, parts.slice(2), res);
+  if (resource === 'addon-servers' && method === 'GET' && name === undefined)
+    return send(res, 200, {
+      servers: [
+        {
+          type: 'postgres',
+          mode: 'managed',
+          address: '127.0.0.1:40123',
+          state: 'up',
+          error: null,
+          addons: 3,
+        },
+        {
+          type: 'mysql',
+          mode: 'external',
+          address: '10.0.0.5:3306',
+          state: 'down',
+          error: 'it does not answer on 10.0.0.5:3306',
+          addons: 1,
+        },
+        { type: 'redis', mode: 'managed', address: '127.0.0.1:40124', state: 'idle', error: null, addons: 0 },
+      ],
+    });
   if (resource === 'teams') return handleTeams(fake, method, parts.slice(2), body, res, { send, fail });
   if (resource === 'audit')
     return handleAudit(fake, method, parts.slice(2), url.searchParams, res, { send, fail });

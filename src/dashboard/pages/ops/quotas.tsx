@@ -3,7 +3,7 @@
 // (PATCH /v1/teams/NAME/quotas, as `petri quotas TEAM --apps N --memory 8G --addons N`).
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useId, useState } from 'react';
-import type { QuotaFigure, TeamQuotas, TeamSummary } from '../../../client/types.js';
+import type { QuotaFigure, QuotaUpdate, TeamQuotas, TeamSummary } from '../../../client/types.js';
 import { client, errorText } from '../../api.js';
 import { Link, useTitle } from '../../router.js';
 import { formatMiB, opsHref, quotaUpdate } from './ops-logic.js';
@@ -152,8 +152,7 @@ function SetQuotas({ teams }: { teams: TeamSummary[] }) {
   const [draft, setDraft] = useState({ apps: '', memory: '', addons: '' });
   const [invalid, setInvalid] = useState<string | null>(null);
   const set = useMutation({
-    mutationFn: (args: { team: string; update: Parameters<typeof client.setQuotas>[1] }) =>
-      client.setQuotas(args.team, args.update),
+    mutationFn: (args: { team: string; update: QuotaUpdate }) => client.setQuotas(args.team, args.update),
     onSuccess: async (q) => {
       setDraft({ apps: '', memory: '', addons: '' });
       await queryClient.invalidateQueries({ queryKey: ['team', q.team] });
