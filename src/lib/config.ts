@@ -481,8 +481,10 @@ const ACME_KEYS = ['directoryUrl', 'email', 'eabKid', 'eabHmac', 'caFile'];
  * refused: a typo (redirectHTTP) would silently keep a default. */
 function validateHttps(raw: Record<string, unknown>): Pick<PetriConfig, 'httpsPort' | 'tls'> {
   const httpsPort = integer(raw, 'httpsPort', 0, 65535);
-  if (httpsPort !== 0 && httpsPort === Number(raw.httpPort)) {
-    throw invalid('httpsPort', httpsPort, `another port than httpPort (${httpsPort}), or 0 for no HTTPS`);
+  for (const other of ['httpPort', 'apiPort', 'wakerPort']) {
+    if (httpsPort !== 0 && httpsPort === Number(raw[other])) {
+      throw invalid('httpsPort', httpsPort, `another port than ${other} (${httpsPort}), or 0 for no HTTPS`);
+    }
   }
   const value = raw.tls;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {

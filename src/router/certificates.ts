@@ -56,6 +56,12 @@ const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]{1,40})-----\n[A-Za-z0-9+/=\n]{1,20000}?
  * blank line). A message never quotes the key.
  */
 export function normalizeCertificatePem(pem: string): string {
+  // Before any parsing: what is far bigger than any chain is refused as it is.
+  if (pem.length > 4 * MAX_CERT_PEM_BYTES) {
+    throw new Error(
+      `a certificate chain and key of ${pem.length} bytes is more than the router can swap in at runtime (${MAX_CERT_PEM_BYTES})`,
+    );
+  }
   const blocks = [...pem.replace(/\r/g, '').matchAll(PEM_BLOCK)].map((m) => ({
     label: m[1] as string,
     text: m[0].replace(/\n+/g, '\n'),

@@ -118,7 +118,9 @@ export class HaproxyRouter implements Router {
           message: 'the adopted HAProxy to answer',
         });
         this.log('info', { pid: running.pid }, 'adopted running HAProxy');
-        if (persisted !== undefined) await this.converge(persisted);
+        // With HTTPS newly on, the worker's config has no crt-list yet: converge reloads it
+        // (a worker started by an earlier control plane that never applied routes has none).
+        if (persisted !== undefined || defaultPem !== undefined) await this.converge(persisted ?? []);
         // The default certificate may have changed while no control plane ran (a new
         // wildcard pair): the running one is made the one on disk.
         if (defaultPem !== undefined) await this.installCertificate(DEFAULT_CERT, defaultPem, true);

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { PetriConfig } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import type { Router } from '../router/router.js';
-import { checkCertificatePair, writeFileAtomic } from './cert-files.js';
+import { checkCertificatePair, covers, writeFileAtomic } from './cert-files.js';
 import { LocalCa } from './local-ca.js';
 import { readWildcardPair, WildcardWatcher } from './wildcard.js';
 
@@ -77,6 +77,12 @@ async function wildcardMode(config: PetriConfig, logger: Logger): Promise<Runnin
   } catch (err) {
     // Refused at start: serving a certificate browsers refuse is worse than not starting.
     throw new UserError('bad_request', `${(err as Error).message}; fix tls.certFile and tls.keyFile`);
+  }
+  if (!covers(current.leaf, config.apiHost)) {
+    logger.warn(
+      { apiHost: config.apiHost, names: current.leaf.subjectAltName },
+      'the wildcard certificate is not for the API host: https://API_HOST/ will be refused by browsers',
+    );
   }
   let watcher: WildcardWatcher | undefined;
   return {

@@ -142,12 +142,14 @@ export class TestPetri {
     this.output = '';
     proc.stdout?.on('data', (d) => (this.output += d));
     proc.stderr?.on('data', (d) => (this.output += d));
+    // 90 s: a start takes a few seconds alone, but well over 30 on a machine loaded by
+    // parallel tests (load average 12 on 2 CPUs was seen).
     await until(
       async () => {
         if (proc.exitCode !== null) throw new Error(`petri server exited: ${this.output}`);
         return this.output.includes('Petri is running');
       },
-      { timeout: 30_000, message: 'petri server to start' },
+      { timeout: 90_000, message: 'petri server to start' },
     );
   }
 

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../src/lib/config.js';
 import {
   assertCertName,
   certNames,
@@ -149,5 +150,107 @@ describe('the well-known map', () => {
     );
     assert.deepEqual(planWellKnown('/m', '/p', 'same', 'same'), []);
     assert.throws(() => renderWellKnownMap(new Map([['/.well-known/acme-challenge/x', 'a b']])));
+  });
+});
+
+describe('config: httpsPort and tls', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'petri-tls-config-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const load = (extra: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) =>
+    loadConfig({ dataDir: dir, ...extra }, env);
+
+  it('defaults: HTTPS on 8443, self-signed, no redirect, renewal 30 days before', () => {
+    const config = load({});
+    assert.equal(config.httpsPort, 8443);
+    assert.deepEqual(config.tls, { mode: 'self-signed', redirectHttp: false, renewBeforeDays: 30 });
+    assert.equal(load({ httpsPort: '0' }).httpsPort, 0);
+    assert.equal(load({}, { PETRI_HTTPS_PORT: '9443' }).httpsPort, 9443);
+  });
+
+  it('redirects by default in the wildcard and acme modes, unless HTTPS is off', () => {
+    const wildcard = load({ tls: { mode: 'wildcard', certFile: '/etc/w.pem', keyFile: '/etc/w.key' } }).tls;
+    assert.deepEqual(wildcard, {
+      mode: 'wildcard',
+      certFile: '/etc/w.pem',
+      keyFile: '/etc/w.key',
+      redirectHttp: true,
+      renewBeforeDays: 30,
+    });
+    const acme = load({
+      tls: { mode: 'acme', acme: { directoryUrl: 'https://acme.example/dir/', email: 'ops@example.org' } },
+    }).tls;
+    assert.equal(acme.redirectHttp, true);
+    assert.deepEqual(acme.acme, { directoryUrl: 'https://acme.example/dir', email: 'ops@example.org' });
+    const off = load({
+      httpsPort: 0,
+      tls: { mode: 'acme', acme: { directoryUrl: 'https://a.example/d', email: 'a@b.co' } },
+    });
+    assert.equal(off.tls.redirectHttp, false);
+  });
+
+  it('refuses bad input with a message naming the key', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [
+        { httpsPort: 70000 },
+        /'httpsPort' must be an integer from 0 to 65535|'httpsPort' must be a number from 0 to 65535/,
+      ],
+      [{ httpsPort: 8080 }, /'httpsPort' must be another port than httpPort/],
+      [{ tls: 'on' }, /'tls' must be an object/],
+      [{ tls: { mode: 'letsencrypt' } }, /'tls.mode' must be one of "self-signed", "wildcard" or "acme"/],
+      [{ tls: { mode: 'wildcard' } }, /'tls.certFile' must be an absolute path in the wildcard mode/],
+      [
+        { tls: { mode: 'wildcard', certFile: 'w.pem', keyFile: '/w.key' } },
+        /'tls.certFile' must be the absolute path of a PEM file/,
+      ],
+      [{ tls: { certFile: '/w.pem' } }, /'tls.certFile' must be left out unless tls.mode is "wildcard"/],
+      [{ tls: { mode: 'acme' } }, /'tls.acme' must be an object .* in the acme mode/],
+      [{ tls: { redirectHTTP: true } }, /'tls.redirectHTTP' is unknown/],
+      [{ tls: { redirectHttp: 'yes' } }, /'tls.redirectHttp' must be true or false/],
+      [{ httpsPort: 0, tls: { redirectHttp: true } }, /'tls.redirectHttp' must be false when httpsPort is 0/],
+      [{ tls: { renewBeforeDays: -1 } }, /'tls.renewBeforeDays' must be a number from 0 to 3650/],
+      [
+        { tls: { acme: { directoryUrl: 'http://acme.example/dir', email: 'a@b.co' } } },
+        /'tls.acme.directoryUrl' must be a URL/,
+      ],
+      [
+        { tls: { acme: { directoryUrl: 'https://acme.example/dir', email: 'nobody' } } },
+        /'tls.acme.email' must be an e-mail/,
+      ],
+      [
+        { tls: { acme: { directoryUrl: 'https://a.example/d', email: 'a@b.co', eabKid: 'k' } } },
+        /go together/,
+      ],
+      [
+        { tls: { acme: { directoryUrl: 'https://a.example/d', email: 'a@b.co', hmac: 'x' } } },
+        /'tls.acme.hmac' is unknown/,
+      ],
+    ];
+    for (const [extra, message] of cases) {
+      assert.throws(() => load(extra), message, JSON.stringify(extra));
+    }
+  });
+
+  it('never repeats the EAB key', () => {
+    const secret = 'not base64 but secret!';
+    assert.throws(
+      () =>
+        load({
+          tls: {
+            acme: { directoryUrl: 'https://a.example/d', email: 'a@b.co', eabKid: 'kid', eabHmac: secret },
+          },
+        }),
+      (err: Error) => /eabHmac/.test(err.message) && !err.message.includes(secret),
+    );
+    const ok = load({
+      tls: {
+        acme: {
+          directoryUrl: 'https://a.example/d',
+          email: 'a@b.co',
+          eabKid: 'kid',
+          eabHmac: 'aGVsbG8taGVsbG8taGVsbG8',
+        },
+      },
+    });
+    assert.equal(ok.tls.acme?.eabKid, 'kid');
   });
 });
