@@ -78,6 +78,9 @@ export async function createWebSession(
     })
     .returning('id')
     .executeTakeFirstOrThrow();
+  // A sign-in is a sighting: requests touch last_seen_at once a minute only, so without this
+  // `petri users` and the Users page said "never" of someone signed in a moment ago.
+  await db.updateTable('users').set({ last_seen_at: created }).where('id', '=', userId).execute();
   return {
     cookie,
     csrf,

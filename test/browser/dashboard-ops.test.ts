@@ -193,6 +193,11 @@ describe('the operators’ pages', () => {
         (await page.locator('main button').allTextContents()).filter((t) => t !== 'Apply');
       await openOps(page, 'Users');
       await page.getByRole('rowheader', { name: /ada@example\.org/ }).waitFor();
+      // Signed in a moment ago: seen, not "never".
+      await page
+        .getByRole('row', { name: /olga@example\.org/ })
+        .getByText('just now')
+        .waitFor();
       assert.deepEqual(await changeButtons(), []);
       assert.deepEqual(await axeProblems(page), []);
       await shot(page, 'ops-auditor-users');
