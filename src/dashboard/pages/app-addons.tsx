@@ -161,7 +161,9 @@ function AddonCard({ app, addon, writable }: { app: App; addon: Addon; writable:
               {backups.data.map((b) => (
                 <tr key={b.id}>
                   <th scope="row">{b.id}</th>
-                  <td title={relativeTime(b.createdAt, now)}>{exactTime(b.createdAt)}</td>
+                  <td className="when" title={relativeTime(b.createdAt, now)}>
+                    {exactTime(b.createdAt)}
+                  </td>
                   <td>{b.kind}</td>
                   <td>
                     <Status status={b.status} />

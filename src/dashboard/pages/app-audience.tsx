@@ -456,7 +456,9 @@ function Visitors({ app }: { app: App }) {
                       <th scope="row" className="value">
                         {visitorName(v.visitor)}
                       </th>
-                      <td title={relativeTime(v.consentedAt, now)}>{exactTime(v.consentedAt)}</td>
+                      <td className="when" title={relativeTime(v.consentedAt, now)}>
+                        {exactTime(v.consentedAt)}
+                      </td>
                       <td>
                         v{v.noticeVersion}
                         {!v.current && !v.withdrawnAt && <span className="sub">an earlier notice</span>}
