@@ -125,7 +125,7 @@ describe('the operators’ pages', () => {
       await page.getByLabel('Team', { exact: true }).selectOption('lab');
       await page.getByLabel('Apps', { exact: true }).fill('30');
       await page.getByLabel('Memory', { exact: true }).fill('12G');
-      await page.getByRole('button', { name: 'Set quotas' }).click();
+      await page.getByLabel('Memory', { exact: true }).press('Enter');
       await page.getByText('Set lab’s quotas: 30 apps, 12 GiB, 10 add-ons.').waitFor();
       await lab.getByText('0 of 30').waitFor();
       await lab.getByText('0 MiB of 12 GiB').waitFor();
@@ -276,15 +276,16 @@ describe('the operators’ pages', () => {
     try {
       await openOps(page, 'Users');
       const ada = page.getByRole('row', { name: /ada@example\.org/ });
-      await ada.getByRole('button', { name: 'Disable ada@example.org' }).click();
-      await page
-        .getByRole('group', { name: 'Disable ada@example.org?' })
-        .getByRole('button', { name: 'Disable ada@example.org' })
-        .click();
+      // With the keyboard: Enter asks, the confirmation takes the focus, Enter confirms.
+      await ada.getByRole('button', { name: 'Disable ada@example.org' }).focus();
+      await page.keyboard.press('Enter');
+      await page.getByRole('group', { name: 'Disable ada@example.org?' }).waitFor();
+      await page.keyboard.press('Enter');
       await page.getByText(/^Disabled ada@example\.org; revoked \d+ tokens? and sessions\.$/).waitFor();
       await ada.getByText('disabled', { exact: true }).waitFor();
       assert.equal((await admin.listUsers()).find((u) => u.email === 'ada@example.org')?.disabled, true);
-      await ada.getByRole('button', { name: 'Enable ada@example.org' }).click();
+      await ada.getByRole('button', { name: 'Enable ada@example.org' }).focus();
+      await page.keyboard.press('Enter');
       await page.getByText('Enabled ada@example.org; they sign in again.').waitFor();
       await ada.getByText('active', { exact: true }).waitFor();
       // Disabling oneself is refused by the API, and the page says why next to what was tried.
