@@ -90,6 +90,7 @@ export class DomainVerifier {
     const due = (await domainsDue(db)).filter((d) => wanted.has(verificationPath(d.id)));
     if (due.length === 0) return;
     const options = {
+      domain: config.domain,
       addresses: platformAddresses(config),
       port: config.domains.verifyPort,
       resolver: config.domains.resolver,
@@ -114,6 +115,8 @@ export class DomainVerifier {
 }
 
 export interface CheckOptions {
+  /** The platform's domain: a CNAME into it must name the app's own host. */
+  domain: string;
   /** The platform's addresses: the only ones ever connected to. */
   addresses: string[];
   port: number;
@@ -122,14 +125,25 @@ export interface CheckOptions {
 }
 
 /** Whether HOST leads to this platform's router: resolved to one of its addresses, where the
- * router answers the domain's verification path with its token. Never throws. */
+ * router answers the domain's verification path with its token. A name that is a CNAME to
+ * another app's host is that app's, and fails: otherwise a name someone points at their app
+ * could be claimed by anyone, and verified, while it is not claimed. Never throws. */
 export async function checkDomain(
-  domain: { id: number; host: string; token: string },
+  domain: { id: number; host: string; token: string; app: string },
   opts: CheckOptions,
 ): Promise<CheckOutcome> {
   const ours = new Set(opts.addresses.map(canonicalIp));
   if (ours.size === 0) {
     return fail("no address of this platform is known: set domains.addresses in Petri's config");
+  }
+  const own = `${domain.app}.${opts.domain}`;
+  const target = await cnameOf(domain.host, opts.resolver);
+  if (
+    target !== undefined &&
+    target !== own &&
+    (target === opts.domain || target.endsWith(`.${opts.domain}`))
+  ) {
+    return fail(`${domain.host} is a CNAME to ${target}, not to this app's ${own}: point it at ${own}`);
   }
   const resolved = await resolve(domain.host, opts.resolver);
   if ('reason' in resolved) return fail(resolved.reason);
@@ -155,12 +169,28 @@ function canonicalIp(ip: string): string {
   return net.isIPv6(ip) ? new net.SocketAddress({ address: ip, family: 'ipv6' }).address : ip;
 }
 
+function resolverOf(servers: string[] | undefined): Resolver {
+  const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: 2 });
+  if (servers) resolver.setServers(servers);
+  return resolver;
+}
+
+/** The name HOST is a CNAME to (lower case, no trailing dot), if it is one. A failed lookup
+ * counts as none: the address lookup that follows fails the same way, saying so. */
+async function cnameOf(host: string, servers: string[] | undefined): Promise<string | undefined> {
+  try {
+    const [target] = await resolverOf(servers).resolveCname(host);
+    return target?.toLowerCase().replace(/\.$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
 async function resolve(
   host: string,
   servers: string[] | undefined,
 ): Promise<{ addresses: string[] } | { reason: string }> {
-  const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: 2 });
-  if (servers) resolver.setServers(servers);
+  const resolver = resolverOf(servers);
   const answers = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]);
   const addresses: string[] = [];
   for (const answer of answers) {

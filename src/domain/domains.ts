@@ -319,16 +319,17 @@ export async function claimedDomains(db: Store): Promise<{ id: number; host: str
   return db.selectFrom('domains').select(['id', 'host', 'token']).orderBy('id').execute();
 }
 
-/** The claims whose next check is due. */
+/** The claims whose next check is due, with their app's name. */
 export async function domainsDue(
   db: Store,
   at = now(),
-): Promise<{ id: number; host: string; token: string; state: DomainState; failures: number }[]> {
+): Promise<{ id: number; host: string; token: string; app: string }[]> {
   return db
     .selectFrom('domains')
-    .select(['id', 'host', 'token', 'state', 'failures'])
-    .where('next_check_at', '<=', at)
-    .orderBy('next_check_at')
+    .innerJoin('apps', 'apps.id', 'domains.app_id')
+    .select(['domains.id', 'domains.host', 'domains.token', 'apps.name as app'])
+    .where('domains.next_check_at', '<=', at)
+    .orderBy('domains.next_check_at')
     .execute();
 }
 

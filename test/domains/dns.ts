@@ -1,6 +1,7 @@
 // A DNS server for tests: Debian's pebble-challtestsrv on loopback ports of the test's own,
 // its other challenge servers off. Every A query is answered with 127.0.0.1 unless a test
-// gives a name other addresses (addA); AAAA queries get no answer. Stopped by pid.
+// gives a name other addresses (addA) or makes it a CNAME (setCname); AAAA queries get no
+// answer. Stopped by pid.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { freePort } from '../../src/lib/ports.js';
 import { until } from '../../src/lib/until.js';
@@ -68,6 +69,11 @@ export class TestDns {
   /** Answers A queries for `host` with these addresses instead of 127.0.0.1. */
   addA(host: string, addresses: string[]): Promise<void> {
     return this.manage('/add-a', { host: `${host}.`, addresses });
+  }
+
+  /** Makes `host` a CNAME to `target` (whose A queries get the default answer). */
+  setCname(host: string, target: string): Promise<void> {
+    return this.manage('/set-cname', { host: `${host}.`, target: `${target}.` });
   }
 
   private async manage(path: string, body: object): Promise<void> {

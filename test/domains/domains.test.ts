@@ -3,7 +3,8 @@
 // the CLI is verified through the router (the token it serves) and then reaches the app,
 // which is told the host in X-Forwarded-Host; a domain that points elsewhere stays failing
 // with the reason; removing a domain stops its routing; a member of another team can neither
-// add a domain to the app nor claim the app's domain for their own.
+// add a domain to the app nor claim the app's domain for their own, nor have a name that
+// is a CNAME to the app's host verified for theirs.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -25,7 +26,7 @@ describe('custom domains', () => {
       headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       ...(body ? { body: JSON.stringify(body) } : {}),
     });
-    return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, never> };
+    return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, unknown> };
   };
   const domains = async (): Promise<AppDomainList> => {
     const r = await petri.cli(['domains', '--app', 'fwd', '--json']);
@@ -131,6 +132,24 @@ describe('custom domains', () => {
     for (const host of ['evil.petri.localhost', 'fwd.petri.localhost', '127.0.0.1', '*.example.test']) {
       assert.equal((await api('POST', '/v1/apps/evil/domains', rival, { host })).status, 400, host);
     }
+    // A name its owner pointed at fwd (a CNAME to fwd's host) but has not claimed yet: the
+    // rival may claim it, but it never verifies for their app, nor routes to it.
+    await dns.setCname('alias.example.test', 'fwd.petri.localhost');
+    assert.equal(
+      (await api('POST', '/v1/apps/evil/domains', rival, { host: 'alias.example.test' })).status,
+      201,
+    );
+    await until(
+      async () => {
+        const list = await api('GET', '/v1/apps/evil/domains', rival);
+        const alias = (list.body.domains as AppDomainList['domains']).find(
+          (d) => d.host === 'alias.example.test',
+        );
+        return alias?.state === 'failing' && /is a CNAME to fwd\.petri\.localhost/.test(alias.reason ?? '');
+      },
+      { timeout: 20_000, message: 'alias.example.test to fail for evil' },
+    );
+    assert.equal((await petri.request('alias.example.test', '/')).status, 404);
     const removal = await api('DELETE', '/v1/apps/fwd/domains/www.example.test', rival);
     assert.equal(removal.status, 404);
     assert.equal((await petri.request('www.example.test', '/')).status, 200);

@@ -18,12 +18,14 @@ describe('checking a custom domain', () => {
   const asked: string[] = [];
   /** How it answers, by path. */
   let answer: (res: http.ServerResponse) => void;
-  const domain = { id: 7, host: 'www.example.test', token: 'T0k3n_abc' };
+  const domain = { id: 7, host: 'www.example.test', token: 'T0k3n_abc', app: 'shop' };
 
   before(async () => {
     dns = await TestDns.start();
     await dns.addA('far.example.test', ['10.9.8.7']);
     await dns.addA('inside.example.test', ['127.0.0.1']);
+    await dns.setCname('ours.example.test', 'shop.petri.example.net');
+    await dns.setCname('theirs.example.test', 'club.petri.example.net');
     server = http.createServer((req, res) => {
       asked.push(`${req.headers.host} ${req.url}`);
       answer(res);
@@ -37,8 +39,14 @@ describe('checking a custom domain', () => {
     await dns?.stop();
   });
 
+  const opts = () => ({
+    domain: 'petri.example.net',
+    addresses: ['127.0.0.1'],
+    port,
+    resolver: dns.resolver,
+  });
   const check = (d = domain, addresses = ['127.0.0.1']) =>
-    checkDomain(d, { addresses, port, resolver: dns.resolver });
+    checkDomain(d, { domain: 'petri.example.net', addresses, port, resolver: dns.resolver });
 
   test('a name that resolves to the platform, where the router serves its token, passes', async () => {
     asked.length = 0;
@@ -59,6 +67,16 @@ describe('checking a custom domain', () => {
     const inside = await check({ ...domain, host: 'inside.example.test' }, ['203.0.113.7']);
     assert.match((inside as { reason: string }).reason, /points to 127\.0\.0\.1, not to this platform/);
     assert.deepEqual(asked, []);
+  });
+
+  test("a CNAME to the app's own host passes; one to another app's host is that app's, and fails", async () => {
+    answer = (res) => res.end('T0k3n_abc');
+    assert.deepEqual(await check({ ...domain, host: 'ours.example.test' }), { ok: true });
+    const theirs = await check({ ...domain, host: 'theirs.example.test' });
+    assert.match(
+      (theirs as { reason: string }).reason,
+      /theirs\.example\.test is a CNAME to club\.petri\.example\.net, not to this app's shop\.petri\.example\.net/,
+    );
   });
 
   test('an answer without the token fails: another token, an error, a redirect, a long body', async () => {
@@ -88,14 +106,14 @@ describe('checking a custom domain', () => {
   });
 
   test('no router at the address, or no platform address known, fails with what to do', async () => {
-    const closed = await checkDomain(domain, { addresses: ['127.0.0.1'], port: 1, resolver: dns.resolver });
+    const closed = await checkDomain(domain, { ...opts(), addresses: ['127.0.0.1'], port: 1 });
     assert.match((closed as { reason: string }).reason, /did not answer at 127\.0\.0\.1:1 \(ECONNREFUSED\)/);
-    const none = await checkDomain(domain, { addresses: [], port, resolver: dns.resolver });
+    const none = await checkDomain(domain, { ...opts(), addresses: [] });
     assert.match((none as { reason: string }).reason, /set domains\.addresses/);
   });
 
   test('a DNS server that does not answer fails the check, to be tried again', async () => {
-    const outcome = await checkDomain(domain, { addresses: ['127.0.0.1'], port, resolver: ['127.0.0.1:9'] });
+    const outcome = await checkDomain(domain, { ...opts(), resolver: ['127.0.0.1:9'] });
     assert.match((outcome as { reason: string }).reason, /looking www\.example\.test up in DNS failed/);
   });
 });
