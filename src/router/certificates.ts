@@ -39,11 +39,20 @@ export function certNames(files: readonly string[]): string[] {
     .filter((n) => n === DEFAULT_CERT || (n.length <= 253 && CERT_NAME.test(n)));
 }
 
-/** The crt-list: the default certificate first with no filter, then each host's with the
- * host as its SNI filter. */
+/** The default certificate's SNI filter: a name no client sends (.invalid is reserved). Without
+ * one, HAProxy indexes it under its own names, and a host certificate added later for one of
+ * them (the API host, DOMAIN) would lose to it; as the first line it stays the certificate of
+ * every client whose name matches no line, and of those that send none. */
+export const DEFAULT_SNI = 'default.petri.invalid';
+
+/** The crt-list: the default certificate first, then each host's with the host as its SNI
+ * filter. */
 export function renderCrtList(certsDir: string, names: readonly string[]): string {
   const hosts = names.filter((n) => n !== DEFAULT_CERT).sort();
-  const lines = [certFile(certsDir, DEFAULT_CERT), ...hosts.map((h) => `${certFile(certsDir, h)} ${h}`)];
+  const lines = [
+    `${certFile(certsDir, DEFAULT_CERT)} ${DEFAULT_SNI}`,
+    ...hosts.map((h) => `${certFile(certsDir, h)} ${h}`),
+  ];
   return `${lines.join('\n')}\n`;
 }
 

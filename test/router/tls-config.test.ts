@@ -81,7 +81,7 @@ describe('certificates', () => {
     ]);
     assert.equal(
       renderCrtList('/r/certs', names),
-      '/r/certs/_default.pem\n/r/certs/a.example.org.pem a.example.org\n/r/certs/b.example.org.pem b.example.org\n',
+      '/r/certs/_default.pem default.petri.invalid\n/r/certs/a.example.org.pem a.example.org\n/r/certs/b.example.org.pem b.example.org\n',
     );
   });
 

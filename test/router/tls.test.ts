@@ -235,6 +235,21 @@ describe('HTTPS at the router', () => {
     assert.equal(await worker(), pid, 'no reload');
   });
 
+  it("serves a host's own certificate for a name the default one also covers (the API host, app hosts)", async () => {
+    const defaultSerial = await servedSerial(httpsPort, 'petri.localhost');
+    for (const host of ['petri.localhost', 'app.petri.localhost']) {
+      const own = await ca.issueHostCertificate([host]);
+      await world.router.setCertificate(host, own.certPem + own.keyPem);
+      const served = await httpsGet(httpsPort, host, ca.certPem);
+      assert.equal(served.subjectAltName, `DNS:${host}`, host);
+    }
+    // Any other name still gets the default.
+    assert.equal(await servedSerial(httpsPort, 'other.petri.localhost'), defaultSerial);
+    await world.router.removeCertificate('petri.localhost');
+    await world.router.removeCertificate('app.petri.localhost');
+    assert.equal(await servedSerial(httpsPort, 'petri.localhost'), defaultSerial);
+  });
+
   it('keeps certificates and well-known answers across a reload', async () => {
     const cert = await ca.issueHostCertificate(['kept.example.org']);
     await world.router.setCertificate('kept.example.org', cert.certPem + cert.keyPem);
