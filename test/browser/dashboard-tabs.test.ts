@@ -3,7 +3,8 @@
 // add-ons): a team admin adds an add-on and sees it, backs it up, and the restore dialog names
 // what it replaces; invites someone and sees them, makes an invite link; changes the idle
 // period; destroys an app only once its name is typed. An auditor sees every tab without a
-// button that changes or a dump to download; a member of another team is told "not found".
+// button that changes or a dump to download; a member of another team is told "not found";
+// a member of the team sees no Transfer, Graduate or Destroy.
 // axe-core on every tab; a screenshot per journey in test-artifacts/.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -58,6 +59,7 @@ describe('the dashboard: the tabs of an app', () => {
     await newInvitedUser(admin, petri.apiUrl, 'ada@example.org', { team: 'lab' });
     // Ada is an admin of her team: she may transfer and destroy its apps.
     await admin.setTeamMember('lab', 'ada@example.org', 'admin');
+    await newInvitedUser(admin, petri.apiUrl, 'mia@example.org', { team: 'lab' });
     await newInvitedUser(admin, petri.apiUrl, 'bob@example.org');
     await newInvitedUser(admin, petri.apiUrl, 'olga@example.org', { role: 'auditor' });
     for (const name of ['shop', 'spare']) await admin.createApp(name, 'lab');
@@ -286,6 +288,16 @@ describe('the dashboard: the tabs of an app', () => {
       await shot(bob.page, 'tab-not-found');
     } finally {
       await bob.context.close();
+    }
+    // A member of the team changes the settings; transfer, graduate and destroy are its admins'.
+    const mia = await signIn('mia@example.org');
+    try {
+      await openTab(mia.page, 'shop', 'settings', 'Settings');
+      await mia.page.getByRole('button', { name: 'Save' }).waitFor();
+      const buttons = await mia.page.locator('main button').allTextContents();
+      assert.deepEqual(buttons, ['Save']);
+    } finally {
+      await mia.context.close();
     }
   });
 

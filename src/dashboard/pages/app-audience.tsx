@@ -11,9 +11,9 @@ import { emailList, exactTime, relativeTime, visitorName } from '../logic.js';
 import { Status } from './apps.js';
 
 const MODES = [
-  ['public', 'Anyone on the internet'],
-  ['staff', 'Anyone who can sign in to Petri'],
-  ['invite', 'Only the people invited and invite links'],
+  ['public', 'anyone on the internet'],
+  ['staff', 'anyone who can sign in to Petri'],
+  ['invite', 'only the people invited and invite links'],
 ] as const;
 
 export default function AudienceTab({ app }: { app: App }) {
@@ -58,7 +58,7 @@ function Mode({ app, audience, writable }: { app: App; audience: Audience; writa
       <section className="card" aria-labelledby={`${id}-h`}>
         <h3 id={`${id}-h`}>Who may reach it</h3>
         <p>
-          <strong>{audience.audience}</strong>: {current?.[1].toLowerCase()}.
+          <strong>{audience.audience}</strong>: {current?.[1]}.
         </p>
       </section>
     );
@@ -83,7 +83,7 @@ function Mode({ app, audience, writable }: { app: App; audience: Audience; writa
               onChange={() => setChosen(mode)}
             />
             <label htmlFor={`${id}-${mode}`}>
-              <strong>{mode}</strong>: {text.toLowerCase()}
+              <strong>{mode}</strong>: {text}
               {mode === audience.audience && ' (now)'}
             </label>
           </div>

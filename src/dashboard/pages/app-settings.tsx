@@ -67,7 +67,10 @@ function Timeouts({ app }: { app: App }) {
           ? 'The boot timeout is 1 to 3600 seconds'
           : null;
     setProblem(error);
-    if (error || 'error' in parsed) return;
+    if (error || 'error' in parsed) {
+      save.reset();
+      return;
+    }
     save.mutate({ idleTimeoutSeconds: parsed.seconds, bootTimeoutSeconds: seconds });
   };
   return (
@@ -160,7 +163,9 @@ function Transfer({ app }: { app: App }) {
             <label htmlFor={`${id}-team`}>Team</label>
             <select id={`${id}-team`} value={chosen} onChange={(e) => setTeam(e.target.value)}>
               {teams.map((t) => (
-                <option key={t.name}>{t.name}</option>
+                <option key={t.name} value={t.name}>
+                  {t.personal ? `${t.name} (yours)` : t.name}
+                </option>
               ))}
             </select>
           </div>
