@@ -106,6 +106,12 @@ describe('the operators’ pages', () => {
       await page.getByLabel('Action', { exact: true }).fill('');
       await admin.setQuotas('lab', { addons: null }); // the default again, as the quotas journey expects
 
+      // A time the API cannot read: its message, beside what was tried.
+      await page.getByLabel('Since', { exact: true }).fill('last tuesday');
+      await page.getByRole('button', { name: 'Apply' }).click();
+      await page.getByRole('alert').getByText(/^Could not read the audit log: .*last tuesday/).waitFor();
+      await page.getByLabel('Since', { exact: true }).fill('');
+
       // Filtered by an app with no events: says so.
       await page.getByLabel('App', { exact: true }).fill('no-such-app');
       await page.getByRole('button', { name: 'Apply' }).click();
