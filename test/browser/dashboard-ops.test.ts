@@ -109,7 +109,10 @@ describe('the operators’ pages', () => {
       // A time the API cannot read: its message, beside what was tried.
       await page.getByLabel('Since', { exact: true }).fill('last tuesday');
       await page.getByRole('button', { name: 'Apply' }).click();
-      await page.getByRole('alert').getByText(/^Could not read the audit log: .*last tuesday/).waitFor();
+      await page
+        .getByRole('alert')
+        .getByText(/^Could not read the audit log: .*last tuesday/)
+        .waitFor();
       await page.getByLabel('Since', { exact: true }).fill('');
 
       // Filtered by an app with no events: says so.

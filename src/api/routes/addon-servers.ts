@@ -11,7 +11,8 @@ export function addonServerRoutes(api: Api, ctx: ApiContext): void {
     {
       config: { access: 'platform.read' },
       schema: {
-        summary: "Each add-on engine's server: managed or external, its address, whether it answers, its add-ons",
+        summary:
+          "Each add-on engine's server: managed or external, its address, whether it answers, its add-ons",
         response: { 200: AddonServerList, 403: ErrorBody, ...errorResponses },
       },
     },
