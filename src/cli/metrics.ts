@@ -58,7 +58,9 @@ function printMetrics(ctx: Context, m: AppMetrics): void {
       ['latency p99', ms(t.p99Ms), series((p) => p.p99Ms ?? 0)],
       [
         'memory (max)',
-        `${mib(t.memoryMaxBytes)} of ${m.limits.memoryMiB} MiB per process`,
+        // All its processes together (the sum); the limit is each one's: the rows per type say
+        // how close one process came to it.
+        `${mib(t.memoryMaxBytes)}, all processes (limit ${m.limits.memoryMiB} MiB each)`,
         series((p) => p.memoryMaxBytes),
       ],
       ['CPU', `${(t.cpuMs / 1000).toFixed(1)} s (limit ${m.limits.cpus} CPU)`, series((p) => p.cpuMs)],

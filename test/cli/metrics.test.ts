@@ -35,7 +35,7 @@ describe('petri metrics', () => {
     assert.match(row('worker mem'), /^worker mem\s+102\/256 MiB\s+[▁-█]{6}$/);
     assert.match(row('worker CPU'), /^worker CPU\s+0\.1 s, <0\.1% of 0\.5 CPU\s+▁█████$/);
     // The per-app rows are still there.
-    assert.match(row('memory (max)'), /220 MiB of 256 MiB per process/);
+    assert.match(row('memory (max)'), /220 MiB, all processes \(limit 256 MiB each\)/);
     assert.doesNotMatch(result.stdout, /\u001b/);
     assert.match(result.stdout, /^we\\u001b\[2Jb mem /m);
     assert.equal(new URL(fake.requests.at(-1)?.url ?? '', 'http://fake').searchParams.get('since'), '1h');
