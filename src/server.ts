@@ -137,6 +137,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   await life.add('waker', { start: () => waker.listen(), stop: () => waker.close() });
   await life.add('idle sleeper', sleeper);
   await life.add('lifecycle loop', lifecycle);
+  await life.add('certificate controller', controllers.certificates);
   await life.add('domain verifier', controllers.domains);
   await life.add('metrics collector', { start: () => metrics.start(), stop: () => undefined });
 

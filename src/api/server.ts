@@ -28,6 +28,7 @@ import { audienceRoutes } from './routes/audiences.js';
 import { auditRoutes } from './routes/audit.js';
 import { authRoutes } from './routes/auth.js';
 import { authOidcRoutes } from './routes/auth-oidc.js';
+import { certificateRoutes } from './routes/certificates.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { deployRoutes } from './routes/deploys.js';
 import { domainRoutes } from './routes/domains.js';
@@ -181,6 +182,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
   psRoutes(api, ctx);
   egressRoutes(api, ctx);
   domainRoutes(api, ctx);
+  certificateRoutes(api, ctx); // /v1/certs
   runRoutes(api, ctx);
   addonRoutes(api, ctx);
   addonServerRoutes(api, ctx);

@@ -72,6 +72,7 @@ export const TOPICS: { commands: string[]; load: () => Promise<Register> }[] = [
   { commands: ['ps', 'restart'], load: async () => (await import('./ps.js')).registerPs },
   { commands: ['egress'], load: async () => (await import('./egress.js')).registerEgress },
   { commands: ['domains'], load: async () => (await import('./domains.js')).registerDomains },
+  { commands: ['certs'], load: async () => (await import('./certs.js')).registerCerts },
   { commands: ['mail'], load: async () => (await import('./mail.js')).registerMail },
   { commands: ['builds'], load: async () => (await import('./builds.js')).registerBuilds },
   { commands: ['stacks'], load: async () => (await import('./stacks.js')).registerStacks },

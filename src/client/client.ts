@@ -38,6 +38,7 @@ import type {
   AuditList,
   AuditVerification,
   AuthProviders,
+  CertificateList,
   ChangeUserBody,
   ConfigChange,
   ConfigVars,
@@ -759,6 +760,11 @@ export class PetriClient {
   /** Checks the audit trail's hash chain from its first event (admins and auditors). */
   verifyAudit(): Promise<AuditVerification> {
     return this.json<AuditVerification>({ method: 'GET', path: '/v1/audit/verify', slow: true });
+  }
+
+  /** The router's certificates: source, issuer, expiry, last attempt (admins and auditors). */
+  certificates(): Promise<CertificateList> {
+    return this.json<CertificateList>({ method: 'GET', path: '/v1/certs' });
   }
 
   /** Single sign-on in a browser, first half: the provider's page to open (no token needed). */

@@ -41,6 +41,8 @@ export type {
   AuditOutcome,
   AuditVerification,
   AuthProviders,
+  CertificateInfo,
+  CertificateList,
   ChangeUserBody,
   ConfigChange,
   ConfigVars,

@@ -3,13 +3,16 @@
 // nudges the instance reconciler. Built here, started and stopped by server.ts.
 import { AddonUpkeep } from '../controllers/addon-upkeep.js';
 import { BuildLoop } from '../controllers/builds.js';
+import { CertificateController } from '../controllers/certificates.js';
 import { DomainVerifier } from '../controllers/domains.js';
 import { IdleSleeper } from '../controllers/idle.js';
 import { InstanceReconciler } from '../controllers/instances.js';
 import { LifecycleLoop } from '../controllers/lifecycle.js';
+import { domainHostsWantingCertificates } from '../domain/domains.js';
 import type { ExpiryWarning } from '../domain/lifecycle.js';
 import { Waker } from '../edge/waker.js';
 import { AddonService } from '../services/addons.js';
+import { certificateSources } from '../tls/acme.js';
 import type { Core } from './core.js';
 
 export interface Controllers {
@@ -20,6 +23,7 @@ export interface Controllers {
   waker: Waker;
   sleeper: IdleSleeper;
   lifecycle: LifecycleLoop;
+  certificates: CertificateController;
   domains: DomainVerifier;
 }
 
@@ -59,5 +63,14 @@ export function buildControllers(core: Core): Controllers {
   const lifecycle = new LifecycleLoop({ db, config, paths, addons, logger, nudge, notify });
   // Custom domains: the router serves their tokens, a verified one routes (issue 20).
   const domains = new DomainVerifier({ db, config, router, logger, nudge });
-  return { reconciler, builds, addons, upkeep, waker, sleeper, lifecycle, domains };
+  // Certificates of their own for app hosts (acme mode) and custom domains (issue 20).
+  const certificates = new CertificateController({
+    db,
+    config,
+    router,
+    sources: certificateSources(config, router, core.tls?.ca),
+    customHosts: () => domainHostsWantingCertificates(db),
+    logger,
+  });
+  return { reconciler, builds, addons, upkeep, waker, sleeper, lifecycle, certificates, domains };
 }

@@ -8,6 +8,7 @@ export * from './audiences.js';
 export * from './audit.js';
 export * from './auth.js';
 export * from './auth-oidc.js';
+export * from './certificates.js';
 export * from './common.js';
 export * from './deploys.js';
 export * from './domains.js';

@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { listCertificates } from '../domain/certificates.js';
 import {
   addonTypesInUse,
   addRequest,
@@ -285,6 +286,20 @@ export class MetricsCollector {
       help: '1 when the add-on server answered at the last pass',
       labelNames: ['addon'],
       registers: [r],
+    });
+    // Read at each scrape: one small query, and the figure is never a pass old.
+    const db = opts.db;
+    new Gauge({
+      name: 'petri_certificate_expiry_days',
+      help: "Days until the router's certificate for the host expires (negative once it has)",
+      labelNames: ['host'],
+      registers: [r],
+      async collect() {
+        this.reset();
+        const now = Date.now();
+        for (const c of await listCertificates(db))
+          if (c.not_after !== null) this.set({ host: c.host }, (Date.parse(c.not_after) - now) / 86_400_000);
+      },
     });
     this.startedAt = this.now();
     this.loop = new Loop({

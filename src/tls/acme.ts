@@ -11,9 +11,10 @@ import https from 'node:https';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { rootCertificates } from 'node:tls';
-import type { AcmeConfig } from '../lib/config.js';
+import type { AcmeConfig, PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
 import { assertCertHost, checkCertificatePair, covers, writeFileAtomic } from './cert-files.js';
+import type { LocalCa } from './local-ca.js';
 
 /** One request to the directory: connect, answer and body, all of it. */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -60,6 +61,29 @@ export function checkedCertificate(chainPem: string, keyPem: string, hosts: stri
     notAfter: pair.notAfter,
     issuer: issuerName(pair.leaf.issuer),
     serial: pair.leaf.serialNumber.toLowerCase(),
+  };
+}
+
+/** Where the certificate controller gets certificates: the ACME directory when tls.acme is
+ * set, Petri's local CA when there is one (self-signed and acme modes). None without HTTPS. */
+export function certificateSources(
+  config: PetriConfig,
+  responder: ChallengeResponder,
+  ca: Pick<LocalCa, 'issueHostCertificate'> | undefined,
+): { acme?: AcmeIssuer; 'local-ca'?: { obtain(hosts: string[]): Promise<HadCertificate> } } {
+  if (config.httpsPort === 0) return {};
+  return {
+    ...(config.tls.acme && {
+      acme: new AcmeIssuer(config.tls.acme, path.join(config.dataDir, 'tls', 'acme'), responder),
+    }),
+    ...(ca && {
+      'local-ca': {
+        async obtain(hosts: string[]) {
+          const issued = await ca.issueHostCertificate(hosts);
+          return checkedCertificate(issued.certPem, issued.keyPem, hosts);
+        },
+      },
+    }),
   };
 }
 

@@ -40,6 +40,7 @@ export const ROUTE_ACCESS: ReadonlyArray<readonly [string, Access]> = [
   ['GET /v1/apps/{name}/domains', 'app.read'],
   ['POST /v1/apps/{name}/domains', 'app.write'],
   ['DELETE /v1/apps/{name}/domains/{host}', 'app.write'],
+  ['GET /v1/certs', 'platform.read'],
   ['GET /v1/apps/{name}/mail', 'app.read'],
   ['GET /v1/apps/{name}/mail/{id}', 'app.secrets'],
   ['POST /v1/apps/{name}/mail/rotate', 'app.write'],

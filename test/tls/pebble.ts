@@ -154,6 +154,16 @@ export class Pebble {
     });
   }
 
+  /** Makes pebble's DNS answer `host` with `address` (a loopback address: nothing else is
+   * ever reached), e.g. 127.0.0.2, where no router listens, for a challenge that fails. */
+  async addA(host: string, address: string): Promise<void> {
+    const res = await fetch(`http://127.0.0.1:${this.challtestPort}/add-a`, {
+      method: 'POST',
+      body: JSON.stringify({ host: `${host}.`, addresses: [address] }),
+    });
+    if (!res.ok) throw new Error(`pebble-challtestsrv add-a: ${res.status} ${await res.text()}`);
+  }
+
   /** What pebble and its DNS said (for failure messages). */
   get log(): string {
     return this.output;

@@ -1,0 +1,45 @@
+// GET /v1/certs (admins and auditors): every certificate the router has of its own, with its
+// expiry and the last attempt to get or renew it (the certificate controller's work).
+import { CERT_EXPIRY_WARN_DAYS, CertificateList, errorResponses } from '../../contract/index.js';
+import { daysLeft, listCertificates } from '../../domain/certificates.js';
+import type { Api, ApiContext } from '../context.js';
+
+export function certificateRoutes(api: Api, ctx: ApiContext): void {
+  api.get(
+    '/v1/certs',
+    {
+      config: { access: 'platform.read' },
+      schema: {
+        summary:
+          "The router's certificates, one per host: source, issuer, expiry, the last attempt and its outcome (admins and auditors)",
+        response: { 200: CertificateList, ...errorResponses },
+      },
+    },
+    async () => {
+      const now = Date.now();
+      const rows = await listCertificates(ctx.db);
+      return {
+        mode: ctx.config.tls.mode,
+        renewBeforeDays: ctx.config.tls.renewBeforeDays,
+        certificates: rows.map((r) => {
+          const left = r.not_after === null ? null : daysLeft(r.not_after, now);
+          return {
+            host: r.host,
+            source: r.source,
+            issuer: r.issuer,
+            serial: r.serial,
+            notBefore: r.not_before,
+            notAfter: r.not_after,
+            daysLeft: left,
+            expiringSoon: left === null || left < CERT_EXPIRY_WARN_DAYS,
+            lastAttemptAt: r.last_attempt_at,
+            lastOutcome: r.last_outcome,
+            failures: r.failures,
+            nextAttemptAt: r.next_attempt_at,
+            unwantedSince: r.unwanted_since,
+          };
+        }),
+      };
+    },
+  );
+}

@@ -1,0 +1,244 @@
+// The certificate controller (issue 20): every few seconds it compares the hosts that want a
+// certificate of their own with the store's certificates and converges, one host at a time:
+// - wanted: in the acme mode the API host and every app's host (from the ACME directory);
+//   custom domains once verified (from the directory whenever tls.acme is set, else from
+//   Petri's local CA);
+// - a missing certificate is had and installed in the router (runtime API: no reload); one
+//   within tls.renewBeforeDays of its expiry is renewed the same way;
+// - a failed attempt is recorded with its reason and retried with a growing delay kept in the
+//   store (so a restart neither hurries nor forgets it); a directory that is down, slow or
+//   rate-limiting holds every ACME attempt for a while, not just the host's;
+// - a host no longer wanted keeps its certificate a day (an app made again, a domain whose
+//   check flapped), then the router drops it.
+import type { Logger } from 'pino';
+import {
+  type Certificate,
+  type CertificateFacts,
+  forgetCertificate,
+  listCertificates,
+  markUnwanted,
+  markWanted,
+  recordCertificate,
+  recordCertificateFailure,
+  routedAppHosts,
+} from '../domain/certificates.js';
+import { Backoff, backoffDelay } from '../lib/backoff.js';
+import type { PetriConfig } from '../lib/config.js';
+import { errorMessage } from '../lib/errors.js';
+import { Loop } from '../lib/loop.js';
+import type { Router } from '../router/router.js';
+import type { Store } from '../store/db.js';
+import type { CertificateSource } from '../store/schema.js';
+
+const DAY_MS = 86_400_000;
+/** A pass reads two listings (apps, certificates) and acts only on what is due: cheap enough
+ * to run often, so a new app's certificate comes within seconds without anyone nudging. */
+const PASS_MS = 5000;
+/** A host's failed attempts: 5 min, 10, 20 ... up to a day apart (Let's Encrypt allows 5
+ * failed validations per host and hour). */
+const HOST_RETRY_MS = 5 * 60_000;
+const HOST_RETRY_MAX_MS = DAY_MS;
+/** A directory in trouble is left alone 1 min, 2, 4 ... up to an hour. */
+const DIRECTORY_RETRY_MS = 60_000;
+const DIRECTORY_RETRY_MAX_MS = 3_600_000;
+/** How long a host no longer wanted keeps its certificate in the router. */
+const UNWANTED_GRACE_MS = DAY_MS;
+
+/** A certificate had, checked (its key is the leaf's, it covers the hosts, it is valid now). */
+export interface ObtainedCertificate extends CertificateFacts {
+  /** The chain, leaf first, then the private key: what the router serves. Never logged. */
+  pem: string;
+}
+
+/** Where certificates come from: an ACME directory (src/tls/acme.ts) or Petri's local CA. An
+ * error with `directoryTrouble: true` says the source itself is in trouble (unreachable, slow,
+ * rate-limiting), not just this host. */
+export interface CertificateObtainer {
+  obtain(hosts: string[], signal?: AbortSignal): Promise<ObtainedCertificate>;
+}
+
+export interface CertificateDeps {
+  db: Store;
+  config: PetriConfig;
+  router: Pick<Router, 'setCertificate' | 'removeCertificate'>;
+  /** The ACME directory (undefined without tls.acme) and the local CA (custom domains get
+   * their certificates from it when there is no tls.acme). */
+  sources: Partial<Record<CertificateSource, CertificateObtainer>>;
+  /** The verified custom domains (domainHostsWantingCertificates). */
+  customHosts: () => Promise<string[]>;
+  logger: Logger;
+  now?: () => number;
+}
+
+export class CertificateController {
+  private readonly loop: Loop;
+  private readonly now: () => number;
+  /** The ACME directory's trouble (unreachable, 5xx, 429): every ACME attempt waits it out. */
+  private readonly directory = new Backoff({ initialMs: DIRECTORY_RETRY_MS, maxMs: DIRECTORY_RETRY_MAX_MS });
+  /** Ends the attempt in flight when the server stops. */
+  private readonly stopping = new AbortController();
+  /** Certificates had but not yet in the router (its runtime API failed): installed again
+   * before anything is asked of the directory again, which rate-limits duplicates. */
+  private readonly uninstalled = new Map<string, ObtainedCertificate>();
+
+  constructor(private readonly deps: CertificateDeps) {
+    this.now = deps.now ?? Date.now;
+    this.loop = new Loop({
+      what: 'converging certificates',
+      pass: () => this.pass(),
+      intervalMs: PASS_MS,
+      logger: deps.logger,
+    });
+  }
+
+  start(): void {
+    this.loop.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.loop.stop();
+  }
+
+  /** One pass now (tests). */
+  tick(): Promise<void> {
+    return this.loop.runNow();
+  }
+
+  /** Each host that wants a certificate of its own, and where from. */
+  async wanted(): Promise<Map<string, CertificateSource>> {
+    const { db, config } = this.deps;
+    const wanted = new Map<string, CertificateSource>();
+    // No HTTPS, no certificates.
+    if (config.httpsPort === 0) return wanted;
+    if (config.tls.mode === 'acme') {
+      wanted.set(config.apiHost, 'acme');
+      for (const host of await routedAppHosts(db, config.domain)) wanted.set(host, 'acme');
+    }
+    const custom: CertificateSource | undefined = config.tls.acme
+      ? 'acme'
+      : this.deps.sources['local-ca']
+        ? 'local-ca'
+        : undefined;
+    if (custom)
+      for (const host of await this.deps.customHosts()) if (!wanted.has(host)) wanted.set(host, custom);
+    return wanted;
+  }
+
+  private async pass(): Promise<void> {
+    const { db } = this.deps;
+    const at = new Date(this.now());
+    const wanted = await this.wanted();
+    const rows = new Map((await listCertificates(db)).map((r) => [r.host, r]));
+    await this.forgetUnwanted(wanted, rows, at);
+    // Missing ones first, then the soonest due: a host without any certificate of its own
+    // is served the default one, which a browser refuses.
+    const due: { host: string; source: CertificateSource; at: number }[] = [];
+    for (const [host, source] of wanted) {
+      const when = this.dueAt(rows.get(host), source);
+      if (when <= at.getTime()) due.push({ host, source, at: when });
+    }
+    due.sort((a, b) => a.at - b.at || a.host.localeCompare(b.host));
+    for (const { host, source } of due) {
+      if (this.stopping.signal.aborted) return;
+      if (source === 'acme' && !this.directory.ready('directory')) continue;
+      await this.attempt(host, source);
+    }
+  }
+
+  /** When the host's next attempt is due (ms): now when it has no certificate from where it
+   * is wanted; after a failure, its delay; else at the renewal time. */
+  private dueAt(row: Certificate | undefined, source: CertificateSource): number {
+    if (!row || row.source !== source) return 0;
+    if (row.failures > 0 && row.next_attempt_at !== null) return Date.parse(row.next_attempt_at);
+    if (row.not_before === null || row.not_after === null) return 0;
+    return renewalTime(row.not_before, row.not_after, this.deps.config.tls.renewBeforeDays);
+  }
+
+  private async attempt(host: string, source: CertificateSource): Promise<void> {
+    const { db, router, logger } = this.deps;
+    const at = new Date(this.now());
+    try {
+      const had = this.uninstalled.get(host) ?? (await this.obtain(host, source));
+      this.uninstalled.set(host, had);
+      await router.setCertificate(host, had.pem);
+      this.uninstalled.delete(host);
+      await recordCertificate(db, host, source, had, at);
+      if (source === 'acme') this.directory.succeeded('directory');
+      logger.info(
+        { host, source, issuer: had.issuer, notAfter: had.notAfter.toISOString() },
+        'certificate installed',
+      );
+    } catch (err) {
+      if (this.stopping.signal.aborted) return;
+      const reason = errorMessage(err);
+      if ((err as { directoryTrouble?: boolean }).directoryTrouble === true)
+        this.directory.failed('directory');
+      const failures = await recordCertificateFailure(db, host, source, reason, at, (n) =>
+        backoffDelay(n, HOST_RETRY_MS, HOST_RETRY_MAX_MS),
+      );
+      logger.warn(
+        { host, source, failures, reason },
+        'getting a certificate failed; it is tried again later',
+      );
+    }
+  }
+
+  private async obtain(host: string, source: CertificateSource): Promise<ObtainedCertificate> {
+    const from = this.deps.sources[source];
+    if (!from)
+      throw new Error(
+        source === 'acme' ? 'no ACME directory is configured (tls.acme)' : `no ${source} source`,
+      );
+    return from.obtain([host], this.stopping.signal);
+  }
+
+  /** Marks hosts no longer wanted (and wanted again); a day after, their certificates leave
+   * the router. A host that never had one is forgotten at once. */
+  private async forgetUnwanted(
+    wanted: Map<string, CertificateSource>,
+    rows: Map<string, Certificate>,
+    at: Date,
+  ): Promise<void> {
+    const { db, router, logger } = this.deps;
+    const gone: string[] = [];
+    const back: string[] = [];
+    for (const row of rows.values()) {
+      if (wanted.has(row.host)) {
+        if (row.unwanted_since !== null) back.push(row.host);
+        continue;
+      }
+      if (row.not_after === null) {
+        await forgetCertificate(db, row.host);
+        this.uninstalled.delete(row.host);
+        continue;
+      }
+      if (row.unwanted_since === null) gone.push(row.host);
+      else if (at.getTime() - Date.parse(row.unwanted_since) >= UNWANTED_GRACE_MS) {
+        try {
+          await router.removeCertificate(row.host);
+          await forgetCertificate(db, row.host);
+          logger.info({ host: row.host }, 'certificate removed: no route wants its host any more');
+        } catch (err) {
+          logger.warn(
+            { host: row.host, err: errorMessage(err) },
+            'removing a certificate from the router failed',
+          );
+        }
+      }
+    }
+    if (gone.length > 0) await markUnwanted(db, gone, at);
+    if (back.length > 0) await markWanted(db, back);
+  }
+}
+
+/**
+ * When a certificate is renewed: renewBeforeDays before it expires, but never before a third
+ * of its life has passed, so a renewal window longer than the certificates the CA issues (a
+ * misconfiguration, or a test) renews each one once per third of its life, not in a loop.
+ */
+export function renewalTime(notBefore: string, notAfter: string, renewBeforeDays: number): number {
+  const from = Date.parse(notBefore);
+  const to = Date.parse(notAfter);
+  return Math.max(to - renewBeforeDays * DAY_MS, from + (to - from) / 3);
+}
