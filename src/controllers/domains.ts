@@ -155,10 +155,42 @@ export async function checkDomain(
   const address = mine[0];
   if (address === undefined) {
     return fail(
-      `${domain.host} points to ${resolved.addresses.join(', ')}, not to this platform (${platform}): fix its DNS record`,
+      `${domain.host} points to ${shown(resolved.addresses)}, not to this platform (${platform}): fix its DNS record`,
     );
   }
   return fetchToken(domain, address, opts.port);
+}
+
+/** Ranges whose addresses a reason never names: the platform's resolver may know internal
+ * names, and a claim must not be a way to read what they resolve to. */
+const PRIVATE = new net.BlockList();
+for (const [prefix, bits] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+] as const) {
+  PRIVATE.addSubnet(prefix, bits, 'ipv4');
+}
+for (const [prefix, bits] of [
+  ['::', 127],
+  ['fc00::', 7],
+  ['fe80::', 10],
+] as const) {
+  PRIVATE.addSubnet(prefix, bits, 'ipv6');
+}
+
+/** The addresses a name resolves to, as a reason may show them: private ones unnamed. */
+function shown(addresses: string[]): string {
+  const open = addresses.filter((a) => !PRIVATE.check(a, net.isIPv6(a) ? 'ipv6' : 'ipv4'));
+  const hidden = addresses.length - open.length;
+  return [
+    ...open,
+    ...(hidden > 0 ? [`${hidden === 1 ? 'a private address' : `${hidden} private addresses`}`] : []),
+  ].join(', ');
 }
 
 function fail(reason: string): CheckOutcome {

@@ -154,6 +154,11 @@ export async function listDomains(db: Store, app: Pick<App, 'id'>): Promise<Doma
 
 const scope = (app: App) => ({ app: app.name, teamId: app.team_id });
 
+/** How long a claim that has never verified keeps its name from other apps. */
+const CLAIM_LAPSES_MS = 7 * 86_400_000;
+/** The platform as the actor of what no person did (a claim lapsing, a check's outcome). */
+const PETRI: Actor = { name: 'petri' };
+
 /** `petri domains add HOST`: claims the name for the app, to be verified before it routes. */
 export async function addDomain(
   db: Store,
@@ -169,11 +174,32 @@ export async function addDomain(
     if (!fresh || fresh.stage === 'archived') {
       throw new UserError('conflict', `'${app.name}' is archived: it gets no new domains`);
     }
-    const taken = await tx
+    let taken = await tx
       .selectFrom('domains')
-      .select(['app_id', 'state'])
-      .where('host', '=', name.host)
+      .innerJoin('apps', 'apps.id', 'domains.app_id')
+      .select(['domains.id', 'domains.app_id', 'domains.state', 'domains.created_at', 'domains.verified_at'])
+      .select(['apps.name', 'apps.team_id'])
+      .where('domains.host', '=', name.host)
       .executeTakeFirst();
+    // Another app's claim that never verified in a week lapses: claiming names one does not
+    // control would otherwise keep them from their owners for good.
+    if (
+      taken &&
+      taken.app_id !== app.id &&
+      taken.verified_at === null &&
+      Date.parse(taken.created_at) < Date.now() - CLAIM_LAPSES_MS
+    ) {
+      await tx.deleteFrom('domains').where('id', '=', taken.id).execute();
+      await recordAudit(
+        tx,
+        PETRI,
+        'app.domain.lapsed',
+        taken.name,
+        { host: name.host, claimedBy: app.name },
+        { app: taken.name, teamId: taken.team_id },
+      );
+      taken = undefined;
+    }
     if (taken?.app_id === app.id) {
       throw new UserError(
         'conflict',
@@ -184,7 +210,7 @@ export async function addDomain(
       // Which app, and whose, is not the asker's to know.
       throw new UserError(
         'conflict',
-        `${name.host} is claimed by another app; if the name is yours, ask a Petri admin to release it`,
+        `${name.host} is claimed by another app; if the name is yours, ask a Petri admin to release it (a claim that never verifies lapses after ${CLAIM_LAPSES_MS / 86_400_000} days)`,
       );
     }
     const count = await tx
@@ -344,8 +370,6 @@ export const DOMAIN_CHECKS = {
   verifiedRetryMs: 5 * 60_000,
   verifiedFailuresAllowed: 3,
 };
-
-const PETRI: Actor = { name: 'petri' };
 
 /** Records a check's outcome; true when the domain started or stopped routing. */
 export async function recordDomainCheck(

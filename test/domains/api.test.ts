@@ -208,4 +208,19 @@ describe('custom domains through the API', () => {
     assert.match(message(missing), /not a domain of 'shop'/);
     assert.equal((await add('eve', 'evil', 'bücher.example')).statusCode, 201);
   });
+
+  test('a claim that never verified lapses after a week when another app claims the name; a verified one does not', async () => {
+    const weekAgo = new Date(Date.now() - 8 * 86_400_000).toISOString();
+    await db.updateTable('domains').set({ created_at: weekAgo }).execute();
+    // Claimed by evil just now, never verified, made old: blog may take it.
+    const taken = await add('ana', 'blog', 'bücher.example');
+    assert.equal(taken.statusCode, 201, taken.body);
+    const [lapsed] = await events('app.domain.lapsed');
+    assert.equal(lapsed?.target, 'evil');
+    assert.deepEqual(JSON.parse(lapsed!.detail), { host: 'xn--bcher-kva.example', claimedBy: 'blog' });
+    // Verified once (failing now): still shop's, however old.
+    const kept = await add('eve', 'evil', 'www.example.org');
+    assert.equal(kept.statusCode, 409);
+    assert.match(message(kept), /lapses after 7 days/);
+  });
 });

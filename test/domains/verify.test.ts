@@ -22,7 +22,7 @@ describe('checking a custom domain', () => {
 
   before(async () => {
     dns = await TestDns.start();
-    await dns.addA('far.example.test', ['10.9.8.7']);
+    await dns.addA('far.example.test', ['198.51.100.77']);
     await dns.addA('inside.example.test', ['127.0.0.1']);
     await dns.setCname('ours.example.test', 'shop.petri.example.net');
     await dns.setCname('theirs.example.test', 'club.petri.example.net');
@@ -61,11 +61,16 @@ describe('checking a custom domain', () => {
     assert.equal(outcome.ok, false);
     assert.match(
       (outcome as { reason: string }).reason,
-      /far\.example\.test points to 10\.9\.8\.7, not to this platform \(127\.0\.0\.1\)/,
+      /far\.example\.test points to 198\.51\.100\.77, not to this platform \(127\.0\.0\.1\)/,
     );
-    // An internal address that is not one of the platform's is never connected to.
+    // An internal address that is not one of the platform's is never connected to, nor named
+    // (the platform's resolver may know internal names).
     const inside = await check({ ...domain, host: 'inside.example.test' }, ['203.0.113.7']);
-    assert.match((inside as { reason: string }).reason, /points to 127\.0\.0\.1, not to this platform/);
+    assert.match((inside as { reason: string }).reason, /points to a private address, not to this platform/);
+    await dns.addA('corp.example.test', ['10.1.2.3', '192.168.7.7', '198.51.100.9']);
+    const corp = await check({ ...domain, host: 'corp.example.test' }, ['203.0.113.7']);
+    assert.match((corp as { reason: string }).reason, /points to 198\.51\.100\.9, 2 private addresses, not/);
+    assert.doesNotMatch((corp as { reason: string }).reason, /10\.1\.2\.3|192\.168/);
     assert.deepEqual(asked, []);
   });
 
