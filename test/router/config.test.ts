@@ -185,7 +185,7 @@ describe('planServerChanges', () => {
       plan.map((c) => c.command),
       [
         'set server app_a/moved addr 127.0.0.1 port 4',
-        'add server app_a/new 127.0.0.1:2 check inter 1s fall 2 rise 1',
+        'add server app_a/new 127.0.0.1:2 check inter 1s fall 2 rise 1 pool-max-conn -1 pool-purge-delay 5s',
         'enable health app_a/new',
         'set server app_a/new state ready',
         'set server app_a/old state maint',

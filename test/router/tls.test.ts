@@ -327,5 +327,14 @@ describe('HTTPS at the router', () => {
     assert.deepEqual(result.failures, []);
     assert.equal(serials.size, 10, 'each swap served at once');
     assert.equal(await worker(), pid, 'no reload');
+    // The app's server was added at runtime: its connections are kept and reused all the same
+    // (config.ts SERVER_OPTIONS), not one new connection to the app per request.
+    const stat = (await sendCommand(`${world.dir}/admin.sock`, 'show stat -1 4 -1')).split('\n');
+    const columns = (stat[0] ?? '').replace(/^# /, '').split(',');
+    const row = stat.map((l) => l.split(',')).find((f) => f[1] === app.route.id);
+    const reuse = Number(row?.[columns.indexOf('reuse')]);
+    const connect = Number(row?.[columns.indexOf('connect')]);
+    // (A fresh client connection's first request still gets a new one: http-reuse safe.)
+    assert.ok(reuse > connect, `connections to the app: ${connect} made, ${reuse} reused`);
   });
 });
