@@ -24,6 +24,7 @@ import type {
   AudienceVisitorList,
   AuditFilters,
   AuditList,
+  ChangeUserBody,
   ConfigChange,
   ConfigVars,
   Deploy,
@@ -160,6 +161,12 @@ export class BrowserClient {
     return (await this.json<{ user: UserInfo }>({ method: 'POST', path: `${userPath(who)}/enable` })).user;
   }
 
+  /** A person's platform role: admin, auditor or member (never the last admin's). */
+  async setUserRole(who: string, role: ChangeUserBody['role']): Promise<UserInfo> {
+    return (await this.json<{ user: UserInfo }>({ method: 'PATCH', path: userPath(who), json: { role } }))
+      .user;
+  }
+
   /** Your teams (admins and auditors: every team). */
   async listTeams(): Promise<TeamSummary[]> {
     return (await this.json<TeamList>({ method: 'GET', path: '/v1/teams' })).teams;
@@ -180,7 +187,10 @@ export class BrowserClient {
   }
 
   async removeTeamMember(team: string, email: string): Promise<void> {
-    await this.json<unknown>({ method: 'DELETE', path: `${teamPath(team)}/members/${encodeURIComponent(email)}` });
+    await this.json<unknown>({
+      method: 'DELETE',
+      path: `${teamPath(team)}/members/${encodeURIComponent(email)}`,
+    });
   }
 
   /** Platform admins: the team's own limits (null: back to the server's default). */

@@ -248,11 +248,14 @@ describe('the operators’ pages', () => {
           ['POST', '/v1/users/ada%40example.org/disable', null],
           ['PUT', '/v1/teams/lab/members/olga%40example.org', { role: 'admin' }],
           ['DELETE', '/v1/teams/lab/members/ada%40example.org', null],
+          ['PATCH', '/v1/users/olga%40example.org', { role: 'admin' }],
         ] as [string, string, unknown][],
       );
-      assert.deepEqual(refused, [403, 403, 403, 403]);
+      assert.deepEqual(refused, [403, 403, 403, 403, 403]);
       assert.deepEqual((await admin.getTeam('lab')).members, membersBefore, 'the team is as it was');
-      assert.equal((await admin.listUsers()).find((u) => u.email === 'ada@example.org')?.disabled, false);
+      const users = await admin.listUsers();
+      assert.equal(users.find((u) => u.email === 'ada@example.org')?.disabled, false);
+      assert.equal(users.find((u) => u.email === 'olga@example.org')?.role, 'auditor');
       assert.deepEqual(problems, []);
     } finally {
       await context.close();
@@ -297,6 +300,15 @@ describe('the operators’ pages', () => {
       await page.keyboard.press('Enter');
       await page.getByText('Enabled ada@example.org; they sign in again.').waitFor();
       await ada.getByText('active', { exact: true }).waitFor();
+      // A platform role, changed and put back, as `petri users role`.
+      for (const role of ['auditor', 'member']) {
+        await page.getByLabel('Person', { exact: true }).selectOption('ada@example.org');
+        await page.getByLabel('New role', { exact: true }).selectOption(role);
+        await page.getByRole('button', { name: 'Change role' }).click();
+        await page.getByText(`ada@example.org is now ${role}.`).waitFor();
+        await ada.getByRole('cell', { name: role, exact: true }).waitFor();
+      }
+
       // Disabling oneself is refused by the API, and the page says why next to what was tried.
       const root = page.getByRole('row', { name: /root@example\.org/ });
       await root.getByRole('button', { name: 'Disable root@example.org' }).click();

@@ -1,8 +1,9 @@
 // People and bots (GET /v1/users, as `petri users`): platform role, kind, how they sign in,
-// when they were last seen, their apps, disabled or not. Admins disable (after a
-// confirmation: every token and session of theirs ends at once) and enable them again.
+// when they were last seen, their apps, disabled or not. Admins change a person's platform
+// role, disable (after a confirmation: every token and session of theirs ends at once) and
+// enable them again.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useId, useState } from 'react';
 import type { UserInfo } from '../../../client/types.js';
 import { client, errorText } from '../../api.js';
 import { exactTime, relativeTime } from '../../logic.js';
@@ -42,6 +43,7 @@ export function UsersSection({ writable }: { writable: boolean }) {
           </p>
         )}
       </div>
+      {writable && users.data && <ChangeRole users={users.data} />}
       {users.isPending && <p className="loading">Loading the users…</p>}
       {users.isError && (
         <p role="alert" className="error">
@@ -164,5 +166,71 @@ function UserChange(props: {
         Cancel
       </button>
     </fieldset>
+  );
+}
+
+const PLATFORM_ROLES = ['member', 'auditor', 'admin'] as const;
+type PlatformRole = (typeof PLATFORM_ROLES)[number];
+
+/** `petri users role EMAIL ROLE`: a person's platform role (the API keeps the last admin). */
+function ChangeRole({ users }: { users: UserInfo[] }) {
+  const id = useId();
+  const queryClient = useQueryClient();
+  const people = users.filter((u) => u.kind === 'person' && !u.disabled);
+  const [who, setWho] = useState('');
+  const [role, setRole] = useState<PlatformRole>('auditor');
+  const chosen = who || (people[0] ? userKey(people[0]) : '');
+  const change = useMutation({
+    mutationFn: (args: { who: string; role: PlatformRole }) => client.setUserRole(args.who, args.role),
+    onSuccess: async () => {
+      await queryClient.invalidateQueries({ queryKey: ['users'] });
+    },
+  });
+  return (
+    <form
+      className="card"
+      aria-labelledby={`${id}-h`}
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (chosen) change.mutate({ who: chosen, role });
+      }}
+    >
+      <h2 id={`${id}-h`}>Change a platform role</h2>
+      <div className="row">
+        <div className="field">
+          <label htmlFor={`${id}-who`}>Person</label>
+          <select id={`${id}-who`} value={chosen} onChange={(e) => setWho(e.target.value)}>
+            {people.map((u) => (
+              <option key={u.name} value={userKey(u)}>
+                {userKey(u)} ({u.role})
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-role`}>New role</label>
+          <select id={`${id}-role`} value={role} onChange={(e) => setRole(e.target.value as PlatformRole)}>
+            {PLATFORM_ROLES.map((r) => (
+              <option key={r}>{r}</option>
+            ))}
+          </select>
+        </div>
+        <button type="submit" disabled={change.isPending || !chosen}>
+          Change role
+        </button>
+      </div>
+      <div aria-live="polite">
+        {change.isSuccess && (
+          <p className="ok">
+            {userKey(change.data)} is now {change.data.role}.
+          </p>
+        )}
+        {change.isError && (
+          <p role="alert" className="error">
+            Making {change.variables.who} {change.variables.role} failed: {errorText(change.error)}
+          </p>
+        )}
+      </div>
+    </form>
   );
 }
