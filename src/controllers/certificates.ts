@@ -74,7 +74,7 @@ export class CertificateController {
   private readonly loop: Loop;
   private readonly now: () => number;
   /** The ACME directory's trouble (unreachable, 5xx, 429): every ACME attempt waits it out. */
-  private readonly directory = new Backoff({ initialMs: DIRECTORY_RETRY_MS, maxMs: DIRECTORY_RETRY_MAX_MS });
+  private readonly directory: Backoff;
   /** Ends the attempt in flight when the server stops. */
   private readonly stopping = new AbortController();
   /** Certificates had but not yet in the router (its runtime API failed): installed again
@@ -83,6 +83,7 @@ export class CertificateController {
 
   constructor(private readonly deps: CertificateDeps) {
     this.now = deps.now ?? Date.now;
+    this.directory = new Backoff({ initialMs: DIRECTORY_RETRY_MS, maxMs: DIRECTORY_RETRY_MAX_MS, now: this.now });
     this.loop = new Loop({
       what: 'converging certificates',
       pass: () => this.pass(),
