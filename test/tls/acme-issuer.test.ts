@@ -179,6 +179,23 @@ describe('AcmeIssuer', () => {
     assert.ok(Date.now() - began < 5000, `took ${Date.now() - began} ms`);
   });
 
+  test('a stopping server ends the order in flight at once', async () => {
+    const silent = await fakeDirectory(() => {});
+    const issuer = new AcmeIssuer(
+      { directoryUrl: silent.url, email: 'ops@example.org' },
+      tempDir(),
+      wellKnown,
+    );
+    const stopping = new AbortController();
+    const began = Date.now();
+    setTimeout(() => stopping.abort(), 300);
+    const err = await issuer.obtain(['stopped.example.org'], stopping.signal).catch((e: unknown) => e);
+    silent.close();
+    assert.ok(err instanceof AcmeError, String(err));
+    assert.match(err.message, /stopped/);
+    assert.ok(Date.now() - began < 2000, `took ${Date.now() - began} ms`);
+  });
+
   test('a directory that trickles its answer: the request ends at its timeout all the same', async () => {
     const trickle = await fakeDirectory((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
