@@ -60,10 +60,20 @@ npm run build:dashboard --silent
 # The Node.js that built it, for the test suite and `petri` (scripts/test.sh reads it).
 dirname "$(command -v node)" >node_modules/.petri-node-bin
 # `petri` on the PATH: runs this checkout's build (a rebuild is picked up as is) with that
-# Node.js, whatever `node` is first on the caller's PATH.
+# Node.js, whatever `node` is first on the caller's PATH. A CLI command is mostly Node.js
+# loading code: V8's compiled code is kept between runs in each user's cache dir (the default,
+# the OS's temp dir, is the first user's only). Not for `petri server`, whose builds and apps
+# must not inherit it.
 chmod 0755 dist/main.js
 rm -f /usr/local/bin/petri
-printf '#!/bin/sh\nexec %q %q "$@"\n' "$(command -v node)" "$PWD/dist/main.js" >/usr/local/bin/petri
+cat >/usr/local/bin/petri <<EOF
+#!/bin/sh
+if [ "\$1" != server ]; then
+  NODE_COMPILE_CACHE="\${NODE_COMPILE_CACHE:-\${XDG_CACHE_HOME:-\$HOME/.cache}/petri/compile-cache}"
+  export NODE_COMPILE_CACHE
+fi
+exec $(printf %q "$(command -v node)") $(printf %q "$PWD/dist/main.js") "\$@"
+EOF
 chmod 0755 /usr/local/bin/petri
 
 if [[ "$start" == 1 ]]; then
