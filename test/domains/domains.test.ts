@@ -1,11 +1,13 @@
 // Custom domains end to end (issue 20): a real `petri server` and router, an app behind it,
 // and a real DNS server (pebble-challtestsrv) as the domains' resolver. A domain added with
 // the CLI is verified through the router (the token it serves) and then reaches the app,
-// which is told the host in X-Forwarded-Host; a domain that points elsewhere stays failing
-// with the reason; removing a domain stops its routing; a member of another team can neither
-// add a domain to the app nor claim the app's domain for their own, nor have a name that
-// is a CNAME to the app's host verified for theirs.
+// which is told the host in X-Forwarded-Host, and gets its certificate (HTTPS by SNI); a
+// domain that points elsewhere stays failing with the reason; removing a domain stops its
+// routing; a member of another team can neither add a domain to the app nor claim the app's
+// domain for their own, nor have a name that is a CNAME to the app's host verified for theirs.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { AppDomainList } from '../../src/client/index.js';
@@ -15,6 +17,24 @@ import { FIXTURES, TestPetri } from '../e2e/petri.js';
 import { TestDns } from './dns.js';
 
 const APP = path.join(FIXTURES, 'forwarded-headers');
+
+/** GET / over HTTPS with SNI and Host `host`, the chain checked against `ca`. */
+function httpsGet(port: number, host: string, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port, path: '/', servername: host, headers: { host }, ca, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('custom domains', () => {
   let dns: TestDns;
@@ -89,9 +109,18 @@ describe('custom domains', () => {
     const seen = JSON.parse(res.body) as { host: string; proto: string };
     assert.equal(seen.host, `www.example.test`);
     assert.equal(seen.proto, 'http');
+    // Its certificate (the local CA's in the self-signed mode), served by SNI over HTTPS.
+    await until(async () => (await domain('www.example.test'))?.status === 'active', {
+      timeout: 30_000,
+      message: 'www.example.test to have its certificate',
+    });
     const list = await petri.cli(['domains', '--app', 'fwd']);
     assert.equal(list.code, 0, list.stderr);
-    assert.match(list.stdout, /^www\.example\.test +(active|issuing)/m);
+    assert.match(list.stdout, /^www\.example\.test +active +until \d{4}-\d\d-\d\d/m);
+    const ca = readFileSync(path.join(petri.dataDir, 'tls/ca.pem'), 'utf8');
+    const secure = await httpsGet(petri.httpsPort, 'www.example.test', ca);
+    assert.equal(secure.status, 200);
+    assert.deepEqual(JSON.parse(secure.body).proto, 'https');
   });
 
   test('a domain that points elsewhere stays failing, saying where it points', async () => {

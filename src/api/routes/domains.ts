@@ -14,6 +14,7 @@ import {
   errorResponses,
   NoContent,
 } from '../../contract/index.js';
+import { certificateStates } from '../../domain/certificates.js';
 import {
   addDomain,
   type DomainView,
@@ -125,9 +126,11 @@ function statusOf(d: DomainView, certificate: Certificate, https: boolean): Doma
   return certificate !== null && Date.parse(certificate.notAfter) > Date.now() ? 'active' : 'issuing';
 }
 
-/** SEAM (issue 20, helper B): each host's certificate from B's certificateStates(db, hosts)
- * in src/domain/certificates.ts, once it lands; until then no host has one, so verified
- * domains show 'issuing' while HTTPS is on. */
-async function certificatesOf(_db: Store, _hosts: string[]): Promise<Map<string, NonNullable<Certificate>>> {
-  return new Map();
+/** Each host's certificate the router serves (a host with none yet is left out). */
+async function certificatesOf(db: Store, hosts: string[]): Promise<Map<string, NonNullable<Certificate>>> {
+  const found = new Map<string, NonNullable<Certificate>>();
+  for (const [host, c] of await certificateStates(db, hosts)) {
+    if (c.not_after !== null) found.set(host, { notAfter: c.not_after, issuer: c.issuer });
+  }
+  return found;
 }
