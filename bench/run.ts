@@ -29,6 +29,8 @@
 //   mail:     messages/s one app gets accepted through the mail relay against sending
 //             straight to the smarthost (Postfix on loopback; a ratio), delivered/s, and
 //             acceptance to the smarthost's receipt, p50 and p99 (bench/mail.ts).
+//   tls:      new TLS handshakes/s and kept-alive HTTPS requests/s through the router against
+//             nginx with the same certificate and app (ratios; bench/tls.ts; the router alone).
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -43,6 +45,7 @@ import { gateRps } from './gate-rps.js';
 import { inventoryBench } from './inventory.js';
 import { mailBench } from './mail.js';
 import { redisMemory } from './redis-memory.js';
+import { tlsBench } from './tls.js';
 
 const RUNS = 5;
 const execFileAsync = promisify(execFile);
@@ -478,7 +481,7 @@ async function timeBuiltDeploy(petri: TestPetri, app: string): Promise<number> {
   return performance.now() - started;
 }
 
-// BENCH=deploy,network,python,addons,wake,density,build,auth,redis,inventory,gate,gate-return runs only those sections (all by default).
+// BENCH=deploy,network,python,addons,wake,density,build,auth,redis,inventory,gate,gate-return,tls runs only those sections (all by default).
 const only = process.env.BENCH?.split(',');
 const wanted = (name: string) => !only || only.includes(name);
 if (wanted('deploy')) await main();
@@ -494,3 +497,4 @@ if (wanted('redis')) await redisMemory();
 if (wanted('gate')) await gateRps();
 if (wanted('gate-return')) await gateReturn();
 if (wanted('mail')) await mailBench();
+if (wanted('tls')) await tlsBench();
