@@ -32,12 +32,13 @@ export function registerDomains(program: Command, ctx: Context): void {
         return;
       }
       ctx.out.table(
-        ['DOMAIN', 'STATE', 'CERTIFICATE', 'SINCE'],
+        ['DOMAIN', 'STATE', 'CERTIFICATE', 'SINCE', 'WHY'],
         list.domains.map((d) => [
           shown(d),
           stateCell(d),
           certificateCell(d),
           (d.verifiedAt ?? d.createdAt).slice(0, 10),
+          d.status === 'failing' ? (d.reason ?? 'no answer') : '',
         ]),
       );
     });
@@ -98,7 +99,7 @@ function shown(d: AppDomain): string {
 }
 
 function stateCell(d: AppDomain): Cell {
-  if (d.status === 'failing') return { text: `failing: ${d.reason ?? 'no answer'}`, style: 'red' };
+  if (d.status === 'failing') return { text: 'failing', style: 'red' };
   if (d.status === 'active') return { text: 'active', style: 'green' };
   return { text: d.status, style: 'yellow' };
 }

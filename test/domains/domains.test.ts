@@ -137,7 +137,7 @@ describe('custom domains', () => {
     const list = await petri.cli(['domains', '--app', 'fwd']);
     assert.match(
       list.stdout,
-      /elsewhere\.example\.test +failing: elsewhere\.example\.test points to 192\.0\.2\.44/,
+      /elsewhere\.example\.test +failing +- +[\d-]+ +elsewhere\.example\.test points to 192\.0\.2\.44/,
     );
   });
 
