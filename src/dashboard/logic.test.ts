@@ -19,6 +19,7 @@ import {
   relativeTime,
   restoreQuestion,
   series,
+  sparklineImage,
   sparklinePoints,
   visitorName,
 } from './logic.js';
@@ -225,6 +226,13 @@ describe('the sparkline on the Apps page', () => {
     expect(sparklinePoints([0, 5, 10], 64, 18)).toBe('0,17 32,9 64,1');
     expect(sparklinePoints([0, 0, 0], 64, 18)).toBe('0,17 32,17 64,17');
     expect(sparklinePoints([], 64, 18)).toBe('');
+  });
+
+  it('is an SVG image the CSP lets in (a data: URL), drawn with those points', () => {
+    const src = sparklineImage([0, 5, 10], 64, 18);
+    expect(src.startsWith('data:image/svg+xml,')).toBe(true);
+    expect(decodeURIComponent(src)).toContain('width="64" height="18"');
+    expect(decodeURIComponent(src)).toContain('points="0,17 32,9 64,1"');
   });
 });
 

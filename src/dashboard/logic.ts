@@ -172,6 +172,13 @@ export function sparklinePoints(values: readonly number[], width: number, height
   return values.map((v, i) => `${round1(i * step)},${round1(y(v))}`).join(' ');
 }
 
+/** The sparkline as an image (an SVG data: URL, which the CSP's img-src allows): a thousand
+ * rows draw a thousand images much faster than a thousand inline SVG trees. */
+export function sparklineImage(values: readonly number[], width: number, height: number): string {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><polyline fill="none" stroke="#0b5cad" stroke-width="1.5" points="${sparklinePoints(values, width, height)}"/></svg>`;
+  return `data:image/svg+xml,${encodeURIComponent(svg)}`;
+}
+
 function round1(n: number): number {
   return Math.round(n * 10) / 10;
 }
