@@ -199,6 +199,14 @@ describe('certificates from ACME (pebble) in a real Petri', { timeout: 300_000 }
     assert.match(text, /HOST\s+SOURCE\s+ISSUER\s+EXPIRES\s+DAYS LEFT\s+LAST ATTEMPT\s+OUTCOME/);
     assert.match(text, /shop\.petri\.localhost\s+acme\s+Pebble Intermediate CA \S+\s+\S+\s+0\s+\S+\s+ok/);
     assert.match(text, /expiring within 14 days/);
+    // Prometheus: days to expiry per host (under a day here: a fraction of 0).
+    const metrics = await fetch(`${petri.apiUrl}/metrics`, {
+      headers: { authorization: `Bearer ${petri.token}` },
+    });
+    assert.match(
+      await metrics.text(),
+      /^petri_certificate_expiry_days\{host="shop\.petri\.localhost"\} 0\.\d+$/m,
+    );
   });
 
   test('only admins and auditors read the certificates', async () => {
