@@ -26,6 +26,8 @@
 //   gate-return: a returning visitor with an expired gate cookie and a live web session,
 //             from the first request to the app's answer through the router (target p50
 //             < 150 ms; bench/gate-return.ts).
+//   metrics:  the cost of metrics collection with 500 apps, 50 awake (1 and 3 process types
+//             each): CPU per minute and the store's growth per day (bench/metrics.ts).
 //   mail:     messages/s one app gets accepted through the mail relay against sending
 //             straight to the smarthost (Postfix on loopback; a ratio), delivered/s, and
 //             acceptance to the smarthost's receipt, p50 and p99 (bench/mail.ts).
@@ -44,6 +46,7 @@ import { gateReturn } from './gate-return.js';
 import { gateRps } from './gate-rps.js';
 import { inventoryBench } from './inventory.js';
 import { mailBench } from './mail.js';
+import { metricsReport } from './metrics.js';
 import { redisMemory } from './redis-memory.js';
 import { tlsBench } from './tls.js';
 
@@ -481,7 +484,7 @@ async function timeBuiltDeploy(petri: TestPetri, app: string): Promise<number> {
   return performance.now() - started;
 }
 
-// BENCH=deploy,network,python,addons,wake,density,build,auth,redis,inventory,gate,gate-return,tls runs only those sections (all by default).
+// BENCH=deploy,network,python,addons,wake,density,build,auth,redis,inventory,gate,gate-return,mail,metrics,tls runs only those sections (all by default).
 const only = process.env.BENCH?.split(',');
 const wanted = (name: string) => !only || only.includes(name);
 if (wanted('deploy')) await main();
@@ -498,3 +501,4 @@ if (wanted('gate')) await gateRps();
 if (wanted('gate-return')) await gateReturn();
 if (wanted('mail')) await mailBench();
 if (wanted('tls')) await tlsBench();
+if (wanted('metrics')) await metricsReport();
