@@ -193,7 +193,7 @@ describe('the dashboard: the tabs of an app', () => {
     }
   });
 
-  test('settings: the idle period changes; destroy does nothing until the exact name is typed', async () => {
+  test('settings: the idle period changes, a transfer; destroy does nothing until the exact name is typed', async () => {
     const { context, page, problems } = await signIn('ada@example.org');
     try {
       await openTab(page, 'spare', 'settings', 'Settings');
@@ -206,6 +206,11 @@ describe('the dashboard: the tabs of an app', () => {
       await page.getByText(/^Enter a period like 30m/).waitFor();
       assert.equal((await admin.getApp('spare')).settings.idleTimeoutSeconds, 2700);
       assert.deepEqual(await axeProblems(page), []);
+
+      // Transfer to another team of hers (her own): the app follows, and she still administers it.
+      await page.getByRole('button', { name: 'Transfer', exact: true }).click();
+      await page.getByText(/^spare belongs to \S+ now\.$/).waitFor();
+      assert.notEqual((await admin.getApp('spare')).team, 'lab');
 
       // A name not exactly the app's: the button stays off, and Enter in the box does nothing.
       const confirm = page.getByLabel('Type spare to confirm');
