@@ -83,7 +83,11 @@ export class CertificateController {
 
   constructor(private readonly deps: CertificateDeps) {
     this.now = deps.now ?? Date.now;
-    this.directory = new Backoff({ initialMs: DIRECTORY_RETRY_MS, maxMs: DIRECTORY_RETRY_MAX_MS, now: this.now });
+    this.directory = new Backoff({
+      initialMs: DIRECTORY_RETRY_MS,
+      maxMs: DIRECTORY_RETRY_MAX_MS,
+      now: this.now,
+    });
     this.loop = new Loop({
       what: 'converging certificates',
       pass: () => this.pass(),
@@ -219,6 +223,7 @@ export class CertificateController {
         try {
           await router.removeCertificate(row.host);
           await forgetCertificate(db, row.host);
+          this.uninstalled.delete(row.host);
           logger.info({ host: row.host }, 'certificate removed: no route wants its host any more');
         } catch (err) {
           logger.warn(

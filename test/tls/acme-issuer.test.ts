@@ -133,6 +133,44 @@ describe('AcmeIssuer', () => {
     assert.match(err.message, /404|unauthorized|not found/i);
   });
 
+  test('external account binding: the right key gets an account, a wrong one a failure that never quotes it', async () => {
+    const hmac = Buffer.from('a shared secret of the CA and its customer').toString('base64url');
+    const strict = await Pebble.start({
+      httpPort: (wellKnown.server!.address() as AddressInfo).port,
+      eab: { kid1: hmac },
+    });
+    try {
+      const withKey = (eabHmac: string) =>
+        new AcmeIssuer(
+          {
+            directoryUrl: strict.directoryUrl,
+            email: 'ops@example.org',
+            caFile: strict.caFile,
+            eabKid: 'kid1',
+            eabHmac,
+          },
+          tempDir(),
+          wellKnown,
+        );
+      const cert = await withKey(hmac).obtain(['bound.petri.localhost']);
+      assert.match(cert.issuer, /^Pebble Intermediate CA/);
+      const wrong = Buffer.from('not the shared secret at all, no').toString('base64url');
+      const err = await withKey(wrong)
+        .obtain(['bound.petri.localhost'])
+        .catch((e: unknown) => e);
+      assert.ok(err instanceof AcmeError, String(err));
+      assert.ok(!err.message.includes(wrong) && !err.message.includes(hmac), err.message);
+      const none = new AcmeIssuer(
+        { directoryUrl: strict.directoryUrl, email: 'ops@example.org', caFile: strict.caFile },
+        tempDir(),
+        wellKnown,
+      );
+      await assert.rejects(none.obtain(['bound.petri.localhost']), AcmeError);
+    } finally {
+      await strict.stop();
+    }
+  });
+
   test('names HTTP-01 cannot prove are refused before any request', async () => {
     const issuer = issuerFor(tempDir());
     for (const host of ['*.petri.localhost', '127.0.0.1', 'UPPER.example.org', 'a b', '']) {
