@@ -260,7 +260,7 @@ describe('CertificateController', () => {
     assert.equal(router.certs.has('old.example.org'), false);
   });
 
-  test('a thousand apps: each gets its certificate, and a pass with nothing due is cheap', async () => {
+  test('a thousand apps: each gets its certificate, and a pass with nothing due is cheap', async (t) => {
     await clear();
     // Past the team's default quota of apps (a test's own store).
     await db.updateTable('teams').set({ quota_apps: 2000, quota_memory_mib: 1_000_000 }).execute();
@@ -278,6 +278,7 @@ describe('CertificateController', () => {
     await c.tick();
     const ms = performance.now() - began;
     assert.equal(acme.calls.length, 1002);
+    t.diagnostic(`a quiet pass over 1002 hosts: ${ms.toFixed(1)} ms`);
     assert.ok(ms < 500, `a quiet pass over 1002 hosts took ${ms.toFixed(0)} ms`);
   });
 });
