@@ -10,6 +10,8 @@ import { Readable } from 'node:stream';
 // WebSocket ones load Node.js's own copy of undici, which is what this module avoids.
 const require = createRequire(import.meta.url);
 
+const CONNECT_TIMEOUT_MS = 10_000;
+
 export interface Exchange {
   method: string;
   url: string;
@@ -49,6 +51,16 @@ export function exchange(x: Exchange): Promise<Answer> {
       });
       if (answer) answer.body.destroy(err);
       else req.destroy(err);
+    });
+    // A host that never answers the connection would otherwise hold the command for the
+    // system's TCP retries (two minutes on Linux). The code is undici's, as errors.ts words it.
+    req.on('socket', (socket) => {
+      if (!socket.connecting) return; // a kept-alive connection, already up
+      const timer = setTimeout(() => {
+        req.destroy(Object.assign(new Error('timed out connecting'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+      }, CONNECT_TIMEOUT_MS);
+      socket.once('connect', () => clearTimeout(timer));
+      socket.once('close', () => clearTimeout(timer));
     });
     req.on('response', (res) => {
       answer = { statusCode: res.statusCode ?? 0, headers: res.headers, body: res };
