@@ -9,7 +9,7 @@
 //   - HTTPS requests per second on kept-alive connections (target ratio >= 0.9).
 // Figures only, never asserts. `node --import tsx bench/tls.ts`, or `BENCH=tls npm run bench`.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import { freePort, isListening } from '../src/lib/ports.js';
 import { until } from '../src/lib/until.js';
 import { HaproxyRouter } from '../src/router/haproxy-router.js';
+import { parseShowInfo, sendCommand } from '../src/router/runtime-api.js';
 import { TLS_GLOBAL_LINES } from '../src/router/tls.js';
 import { LocalCa } from '../src/tls/local-ca.js';
 import { percentile } from './common.js';
@@ -69,12 +70,25 @@ export async function tlsBench(): Promise<void> {
       router: { fresh: [] as number[], kept: [] as number[] },
       nginx: { fresh: [] as number[], kept: [] as number[] },
     };
+    // CPU per request of each server's processes: steadier than requests/s on a machine that
+    // others load too (requests/s then measures the scheduler as much as the server).
+    const cpu = {
+      router: { fresh: [] as number[], kept: [] as number[] },
+      nginx: { fresh: [] as number[], kept: [] as number[] },
+    };
+    const haproxyWorker = Number(
+      parseShowInfo(await sendCommand(path.join(dir, 'router/admin.sock'), 'show info')).get('Pid'),
+    );
+    const nginxWorkers = childrenOf(nginx.pid as number);
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? (['router', 'nginx'] as const) : (['nginx', 'router'] as const);
       for (const fresh of [true, false]) {
         for (const who of order) {
-          const rps = await wrk(who === 'router' ? routerPort : nginxPort, fresh);
-          runs[who][fresh ? 'fresh' : 'kept'].push(rps);
+          const pids = who === 'router' ? [haproxyWorker] : nginxWorkers;
+          const ticks = cpuTicks(pids);
+          const result = await wrk(who === 'router' ? routerPort : nginxPort, fresh);
+          runs[who][fresh ? 'fresh' : 'kept'].push(result.rps);
+          cpu[who][fresh ? 'fresh' : 'kept'].push(((cpuTicks(pids) - ticks) * 10_000) / result.requests);
         }
       }
     }
@@ -88,10 +102,21 @@ export async function tlsBench(): Promise<void> {
     console.log(
       `  ratio router/nginx, handshakes: ${(percentile(runs.router.fresh, 50) / percentile(runs.nginx.fresh, 50)).toFixed(3)}`,
     );
+    const us = (xs: number[]) => percentile(xs, 50).toFixed(0);
+    console.log(
+      `  CPU per new handshake and request, p50: router ${us(cpu.router.fresh)} us, nginx ${us(cpu.nginx.fresh)} us (ratio nginx/router ${(percentile(cpu.nginx.fresh, 50) / percentile(cpu.router.fresh, 50)).toFixed(3)})`,
+    );
     console.log(line('router, kept-alive', runs.router.kept));
     console.log(line('nginx, kept-alive', runs.nginx.kept));
     console.log(
       `  ratio router/nginx, kept-alive: ${(percentile(runs.router.kept, 50) / percentile(runs.nginx.kept, 50)).toFixed(3)}  (target >= 0.9)`,
+    );
+    const paired = runs.router.kept.map((r, i) => r / (runs.nginx.kept[i] as number));
+    console.log(
+      `  ratio per round, kept-alive:    p50 ${percentile(paired, 50).toFixed(3)}  (${paired.map((r) => r.toFixed(2)).join(', ')})`,
+    );
+    console.log(
+      `  CPU per kept-alive request, p50: router ${us(cpu.router.kept)} us, nginx ${us(cpu.nginx.kept)} us (ratio nginx/router ${(percentile(cpu.nginx.kept, 50) / percentile(cpu.router.kept, 50)).toFixed(3)})`,
     );
   } finally {
     if (nginx?.pid !== undefined && nginx.exitCode === null) {
@@ -162,9 +187,33 @@ http {
   return spawn(NGINX, ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: 'inherit' });
 }
 
+/** The pids whose parent is `pid` (nginx's workers). */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        return readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(pid);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** utime + stime of these processes, in clock ticks (10 ms). */
+function cpuTicks(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks;
+}
+
 /** Requests per second by wrk over HTTPS; `fresh`: each on a new connection (a new handshake).
  * Throws if any answer was not 2xx or if connections failed. */
-async function wrk(port: number, fresh: boolean): Promise<number> {
+async function wrk(port: number, fresh: boolean): Promise<{ rps: number; requests: number }> {
   const { stdout } = await execFileAsync('wrk', [
     '-t2',
     '-c16',
@@ -181,7 +230,10 @@ async function wrk(port: number, fresh: boolean): Promise<number> {
   if (errors && (Number(errors[1]) > 0 || Number(errors[3]) > 0 || Number(errors[4]) > 0)) {
     throw new Error(`wrk saw socket errors: ${stdout}`);
   }
-  return Number(/Requests\/sec:\s+([0-9.]+)/.exec(stdout)?.[1] ?? 0);
+  return {
+    rps: Number(/Requests\/sec:\s+([0-9.]+)/.exec(stdout)?.[1] ?? 0),
+    requests: Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 1),
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await tlsBench();

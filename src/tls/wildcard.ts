@@ -2,7 +2,7 @@
 // (refused then with a message that says what is wrong) and watched: a new pair is checked
 // and swapped in with no reload; a bad one is refused with a warning and the old one serves on.
 import { type StatWatcher, unwatchFile, watchFile } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { type CertificatePair, checkCertificatePair } from './cert-files.js';
 
 /** Files bigger than this are no certificate chain or key an operator means to give. */
@@ -28,17 +28,25 @@ export async function readWildcardPair(
 }
 
 async function readPem(file: string, key: string): Promise<string> {
-  let text: Buffer;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
-    text = await readFile(file);
+    info = await stat(file);
   } catch (err) {
     throw new Error(
       `cannot read ${key} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
     );
   }
-  if (text.length > MAX_FILE_BYTES)
-    throw new Error(`${key} ${file} is ${text.length} bytes: no PEM file is that big`);
-  return text.toString('utf8');
+  // Checked before reading: a device (/dev/zero) or a huge file would never end or fill memory.
+  if (!info.isFile()) throw new Error(`${key} ${file} is not a regular file`);
+  if (info.size > MAX_FILE_BYTES)
+    throw new Error(`${key} ${file} is ${info.size} bytes: no PEM file is that big`);
+  try {
+    return (await readFile(file)).subarray(0, MAX_FILE_BYTES).toString('utf8');
+  } catch (err) {
+    throw new Error(
+      `cannot read ${key} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
 }
 
 export interface WildcardWatcherOptions {
