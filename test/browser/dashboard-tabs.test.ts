@@ -102,8 +102,11 @@ describe('the dashboard: the tabs of an app', () => {
       assert.equal(dump.status(), 200);
       assert.ok((await dump.body()).length > 0, 'the dump is not empty');
 
-      // Restore asks first, in a dialog naming the add-on, its engine and the backup's time.
-      await card.getByRole('button', { name: `Restore redis from ${id}` }).click();
+      // Restore asks first, in a dialog naming the add-on, its engine and the backup's time;
+      // with the keyboard, the focus goes to Cancel, the safe choice.
+      const restoreButton = card.getByRole('button', { name: `Restore redis from ${id}` });
+      await restoreButton.focus();
+      await page.keyboard.press('Enter');
       const dialog = page.getByRole('dialog', { name: `Restore redis from ${id}?` });
       await dialog.waitFor();
       const question = (await dialog.textContent()) ?? '';
@@ -115,13 +118,19 @@ describe('the dashboard: the tabs of an app', () => {
       );
       assert.deepEqual(await axeProblems(page), []);
       await shot(page, 'tab-addons-restore');
-      // Escape cancels; nothing was restored.
+      const focused = () => page.evaluate(() => document.activeElement?.textContent ?? '');
+      assert.equal(await focused(), 'Cancel');
+      // Escape cancels, and the focus is back on the button that asked; nothing was restored.
       await page.keyboard.press('Escape');
       await dialog.waitFor({ state: 'detached' });
+      assert.equal(await focused(), 'Restore');
       assert.equal(await page.getByText(/^Restored redis/).count(), 0);
-      // Asked again and confirmed: restored, what it held kept in a safety backup.
-      await card.getByRole('button', { name: `Restore redis from ${id}` }).click();
-      await dialog.getByRole('button', { name: `Restore redis from ${id}` }).click();
+      // Asked again and confirmed with the keyboard: restored, what it held kept in a backup.
+      await page.keyboard.press('Enter');
+      await dialog.waitFor();
+      await page.keyboard.press('Shift+Tab');
+      assert.equal(await focused(), `Restore redis from ${id}`);
+      await page.keyboard.press('Enter');
       await card
         .getByText(new RegExp(`^Restored redis from ${id}; what it held before is in b\\d+`))
         .waitFor({

@@ -216,7 +216,8 @@ function AddonCard({ app, addon, writable }: { app: App; addon: Addon; writable:
   );
 }
 
-/** A modal dialog (the browser's own: it keeps the focus inside and Escape cancels it). */
+/** A modal dialog (the browser's own: it keeps the focus inside, Escape cancels it, and the
+ * focus goes back to what opened it). */
 export function ConfirmDialog(props: {
   title: string;
   question: string;
@@ -227,10 +228,19 @@ export function ConfirmDialog(props: {
 }) {
   const id = useId();
   const ref = useRef<HTMLDialogElement>(null);
+  const cancel = useRef<HTMLButtonElement>(null);
   useEffect(() => {
     const dialog = ref.current;
+    const opener = document.activeElement;
     if (dialog && !dialog.open) dialog.showModal();
-    return () => dialog?.close();
+    // The safe choice takes the focus (showModal gives it to the first button, the dangerous
+    // one; React keeps autoFocus to itself, so the dialog never sees it).
+    cancel.current?.focus();
+    return () => {
+      dialog?.close();
+      // Removed rather than closed, the dialog cannot give the focus back itself.
+      if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
+    };
   }, []);
   return (
     <dialog
@@ -249,8 +259,7 @@ export function ConfirmDialog(props: {
         <button type="button" className="danger" disabled={props.busy} onClick={props.onConfirm}>
           {props.action}
         </button>
-        {/* biome-ignore lint/a11y/noAutofocus: in a modal dialog the safe choice takes the focus */}
-        <button type="button" autoFocus onClick={props.onCancel}>
+        <button type="button" ref={cancel} onClick={props.onCancel}>
           Cancel
         </button>
       </div>
