@@ -4,7 +4,8 @@
 //   custom domains once verified (from the directory whenever tls.acme is set, else from
 //   Petri's local CA);
 // - a missing certificate is had and installed in the router (runtime API: no reload); one
-//   within tls.renewBeforeDays of its expiry is renewed the same way;
+//   within tls.renewBeforeDays of its expiry is renewed the same way (not before a third of
+//   its life: see renewalTime);
 // - a failed attempt is recorded with its reason and retried with a growing delay kept in the
 //   store (so a restart neither hurries nor forgets it); a directory that is down, slow or
 //   rate-limiting holds every ACME attempt for a while, not just the host's;
@@ -77,8 +78,9 @@ export class CertificateController {
   private readonly directory: Backoff;
   /** Ends the attempt in flight when the server stops. */
   private readonly stopping = new AbortController();
-  /** Certificates had but not yet in the router (its runtime API failed): installed again
-   * before anything is asked of the directory again, which rate-limits duplicates. */
+  /** Certificates had but not yet in the router (its runtime API failed), by source and host:
+   * installed again before anything is asked of the directory again, which rate-limits
+   * duplicates. */
   private readonly uninstalled = new Map<string, ObtainedCertificate>();
 
   constructor(private readonly deps: CertificateDeps) {
@@ -164,10 +166,11 @@ export class CertificateController {
     const { db, router, logger } = this.deps;
     const at = new Date(this.now());
     try {
-      const had = this.uninstalled.get(host) ?? (await this.obtain(host, source));
-      this.uninstalled.set(host, had);
+      const held = `${source} ${host}`;
+      const had = this.uninstalled.get(held) ?? (await this.obtain(host, source));
+      this.uninstalled.set(held, had);
       await router.setCertificate(host, had.pem);
-      this.uninstalled.delete(host);
+      this.uninstalled.delete(held);
       await recordCertificate(db, host, source, had, at);
       if (source === 'acme') this.directory.succeeded('directory');
       logger.info(
@@ -198,6 +201,11 @@ export class CertificateController {
     return from.obtain([host], this.stopping.signal);
   }
 
+  private forgetHeld(host: string): void {
+    for (const source of ['acme', 'local-ca', 'wildcard'] as const)
+      this.uninstalled.delete(`${source} ${host}`);
+  }
+
   /** Marks hosts no longer wanted (and wanted again); a day after, their certificates leave
    * the router. A host that never had one is forgotten at once. */
   private async forgetUnwanted(
@@ -215,7 +223,7 @@ export class CertificateController {
       }
       if (row.not_after === null) {
         await forgetCertificate(db, row.host);
-        this.uninstalled.delete(row.host);
+        this.forgetHeld(row.host);
         continue;
       }
       if (row.unwanted_since === null) gone.push(row.host);
@@ -223,7 +231,7 @@ export class CertificateController {
         try {
           await router.removeCertificate(row.host);
           await forgetCertificate(db, row.host);
-          this.uninstalled.delete(row.host);
+          this.forgetHeld(row.host);
           logger.info({ host: row.host }, 'certificate removed: no route wants its host any more');
         } catch (err) {
           logger.warn(
