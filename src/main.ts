@@ -30,7 +30,15 @@ async function main(argv: string[]): Promise<number> {
       'stop every app instance, the router and the managed add-on servers of this data dir, then exit',
     )
     .exitOverride();
-  program.parse(argv.slice(1), { from: 'user' });
+  try {
+    program.parse(argv.slice(1), { from: 'user' });
+  } catch (err) {
+    // exitOverride throws where commander would exit: after --help (code 0), or after a bad
+    // flag, whose message commander has printed already.
+    const code = (err as { exitCode?: number }).exitCode;
+    if (code !== undefined) return code;
+    throw err;
+  }
   const opts = program.opts<{
     dataDir?: string;
     domain?: string;
