@@ -4,7 +4,8 @@
 // which is told the host in X-Forwarded-Host, and gets its certificate (HTTPS by SNI); a
 // domain that points elsewhere stays failing with the reason; removing a domain stops its
 // routing; a member of another team can neither add a domain to the app nor claim the app's
-// domain for their own, nor have a name that is a CNAME to the app's host verified for theirs.
+// domain for their own, nor have a name that is a CNAME to the app's host verified for theirs;
+// a gated app's domain is gated by the router, and its sign-in comes back to the domain.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -182,6 +183,30 @@ describe('custom domains', () => {
     const removal = await api('DELETE', '/v1/apps/fwd/domains/www.example.test', rival);
     assert.equal(removal.status, 404);
     assert.equal((await petri.request('www.example.test', '/')).status, 200);
+  });
+
+  test("a gated app's custom domain is gated too, and its sign-in comes back to the domain", async () => {
+    const staff = await petri.cli(['audience', 'set', 'staff', '--app', 'fwd']);
+    assert.equal(staff.code, 0, staff.stderr);
+    await until(async () => (await petri.request('www.example.test', '/cart')).status === 302, {
+      timeout: 10_000,
+      message: 'the router to gate www.example.test',
+    });
+    const gated = await petri.request('www.example.test', '/cart');
+    assert.equal(gated.headers.location, '/.petri/gate?next=%2Fcart');
+    // As a browser sends it: with the port.
+    const gate = await petri.request(`www.example.test:${petri.httpPort}`, '/.petri/gate?next=%2Fcart');
+    assert.equal(gate.status, 303, gate.body);
+    const sso = new URL(gate.headers.location as string);
+    assert.equal(sso.pathname, '/gate/sso');
+    assert.equal(sso.searchParams.get('app'), 'fwd');
+    assert.equal(sso.searchParams.get('origin'), `http://www.example.test:${petri.httpPort}`);
+    const open = await petri.cli(['audience', 'set', 'public', '--app', 'fwd']);
+    assert.equal(open.code, 0, open.stderr);
+    await until(async () => (await petri.request('www.example.test', '/cart')).status === 200, {
+      timeout: 10_000,
+      message: 'www.example.test to be public again',
+    });
   });
 
   test('removed, the domain stops routing and its token is no longer served', async () => {
