@@ -221,6 +221,18 @@ describe('the dashboard: the tabs of an app', () => {
       await page.getByText(/^spare belongs to \S+ now\.$/).waitFor();
       assert.notEqual((await admin.getApp('spare')).team, 'lab');
 
+      // Graduate, confirmed: an app never deployed has nothing to hand off, and the page says
+      // what the API answered, beside what was tried.
+      await page.getByRole('button', { name: 'Graduate spare…' }).click();
+      await page
+        .getByRole('group', { name: 'Graduate spare?' })
+        .getByRole('button', { name: 'Graduate spare' })
+        .click();
+      await page
+        .getByText(/^Graduating spare failed: spare has no release that served yet: deploy it/)
+        .waitFor();
+      assert.equal((await admin.getApp('spare')).experiment.stage, 'experiment');
+
       // A name not exactly the app's: the button stays off, and Enter in the box does nothing.
       const confirm = page.getByLabel('Type spare to confirm');
       const destroy = page.getByRole('button', { name: 'Destroy spare' });
