@@ -185,6 +185,17 @@ describe('HTTPS at the router', () => {
     }
     assert.equal((await httpsGet(httpsPort, 'app.petri.localhost', ca.certPem, urlPath)).body, body);
     assert.match(readFileSync(`${world.dir}/well-known.map`, 'utf8'), new RegExp(`${urlPath} ${body}`));
+    // On a gated app's host too: the gate would otherwise send the ACME server to sign in.
+    await world.router.apply([
+      { host: 'app.petri.localhost', app: 'app', servers: [app.route] },
+      { host: 'shop.example.org', app: 'app', servers: [app.route] },
+      { host: 'lab.petri.localhost', app: 'lab', servers: [app.route], gate: { key: 'k'.repeat(43) } },
+    ]);
+    const gatedPage = await httpsGet(httpsPort, 'lab.petri.localhost', ca.certPem, '/');
+    assert.equal(gatedPage.status, 302, 'the gate is on');
+    const gated = await get(world.opts.httpPort, 'lab.petri.localhost', urlPath);
+    assert.equal(gated.status, 200);
+    assert.equal(gated.body, body);
     await world.router.deleteWellKnown(urlPath);
     const gone = await get(world.opts.httpPort, 'unrouted.example.net', urlPath);
     assert.equal(gone.status, 404);
