@@ -1,7 +1,7 @@
 // The contract every Router keeps, in what the reconciler and the idle sleeper rely on:
 // routing by Host to the servers of the last apply() (404 for an unknown host, 503 for an
 // app without servers), swaps that move new requests, drained() only once a server is
-// unrouted and holds no request, and lastRequests() keyed by app. The HAProxy router
+// unrouted and holds no request, lastRequests() keyed by app, and the well-known answers. The HAProxy router
 // (haproxy-contract.test.ts, real haproxy) and the fake the unit tests use
 // (fake-contract.test.ts) both run it.
 import assert from 'node:assert/strict';
@@ -54,6 +54,18 @@ export function routerContract(opts: { name: string; setUp(): Promise<RouterCont
       assert.equal(reply.status, 200);
       assert.match(reply.body, /^backend:a1 \/hello/);
       assert.match((await world.request(host('b'))).body, /^backend:b1 /);
+    });
+
+    test('answers its well-known paths itself on every host, until deleted (issue 20)', async () => {
+      const urlPath = '/.well-known/petri-domain/42';
+      await world.router.setWellKnown(urlPath, 'token-42');
+      for (const name of [host('a'), 'unknown.example.org']) {
+        const reply = await world.request(name, urlPath);
+        assert.equal(reply.status, 200, name);
+        assert.equal(reply.body, 'token-42');
+      }
+      await world.router.deleteWellKnown(urlPath);
+      assert.match((await world.request(host('a'), urlPath)).body, /^backend:a1 /);
     });
 
     test('an unknown host is a 404, an app without servers a 503', async () => {
