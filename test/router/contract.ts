@@ -1,8 +1,8 @@
 // The contract every Router keeps, in what the reconciler and the idle sleeper rely on:
 // routing by Host to the servers of the last apply() (404 for an unknown host, 503 for an
 // app without servers), swaps that move new requests, drained() only once a server is
-// unrouted and holds no request, lastRequests() keyed by app, and the well-known answers. The HAProxy router
-// (haproxy-contract.test.ts, real haproxy) and the fake the unit tests use
+// unrouted and holds no request, lastRequests() keyed by app, and the well-known answers.
+// The HAProxy router (haproxy-contract.test.ts, real haproxy) and the fake the unit tests use
 // (fake-contract.test.ts) both run it.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
