@@ -310,6 +310,17 @@ export async function verifiedDomainsByApp(db: Store): Promise<Map<number, strin
   return byApp;
 }
 
+/** Every verified custom domain, host -> app name: the metrics count its requests as the app's. */
+export async function verifiedDomainApps(db: Store): Promise<Map<string, string>> {
+  const rows = await db
+    .selectFrom('domains')
+    .innerJoin('apps', 'apps.id', 'domains.app_id')
+    .select(['domains.host', 'apps.name'])
+    .where('domains.state', '=', 'verified')
+    .execute();
+  return new Map(rows.map((r) => [r.host, r.name]));
+}
+
 /** The name of the app a verified custom domain routes to (Host header, any port, any case). */
 export async function appNameOfDomain(
   db: Store,

@@ -13,6 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { listCertificates } from '../domain/certificates.js';
+import { verifiedDomainApps } from '../domain/domains.js';
 import {
   addonTypesInUse,
   addRequest,
@@ -137,6 +138,8 @@ export class MetricsCollector {
   private lastForget = 0;
   /** The apps that exist (refreshed each pass): only they get Prometheus series. */
   private known = new Set<string>();
+  /** Verified custom domains, host -> app (issue 20): read at each pass. */
+  private customHosts = new Map<string, string>();
   /** What the router's lines must carry; set by listen(). */
   private tag: string | undefined;
   /** Lines of names not known when they came, until the names are read again. */
@@ -491,6 +494,8 @@ export class MetricsCollector {
   }
 
   private appOfHost(host: string): string | undefined {
+    const custom = this.customHosts.get(host);
+    if (custom !== undefined) return custom;
     if (host === this.opts.apiHost || !host.endsWith(this.suffix)) return undefined;
     const name = host.slice(0, -this.suffix.length);
     return /^[a-z0-9][a-z0-9-]{0,62}$/.test(name) ? name : undefined;
@@ -517,6 +522,7 @@ export class MetricsCollector {
     const { db } = this.opts;
     await setMetricState(db, HEARTBEAT_KEY, nowIso);
     this.known = new Set(await allAppNames(db));
+    this.customHosts = await verifiedDomainApps(db);
     await this.checkRouter(nowIso);
     await this.checkAddonServers(now, nowIso);
     const instances = await instancesForMetrics(db);
