@@ -54,6 +54,12 @@ describe('certificates from ACME (pebble) in a real Petri', { timeout: 300_000 }
           acme: { directoryUrl: pebble.directoryUrl, email: 'ops@example.org', caFile: pebble.caFile },
           renewBeforeDays: 1,
         },
+        // Custom domains are checked through the router, their names resolved by pebble's DNS.
+        domains: {
+          verifyPort: httpPort,
+          resolver: [`127.0.0.1:${pebble.dnsPort}`],
+          addresses: ['127.0.0.1'],
+        },
       },
       { httpPort },
     );
@@ -221,6 +227,26 @@ describe('certificates from ACME (pebble) in a real Petri', { timeout: 300_000 }
     assert.equal((await fetch(`${petri.apiUrl}/v1/certs`)).status, 401);
     // (Auditors read them: test/api/route-access.test.ts, GET /v1/certs at platform.read.)
     assert.equal((await petri.cli(['certs'])).code, 0, 'the admin can');
+  });
+
+  test('a custom domain, once verified, gets its certificate from the ACME directory too', async () => {
+    await ok(['domains', 'add', 'www.shop.test', '--app', 'shop']);
+    const cert = await certWhen(
+      'www.shop.test',
+      (c) => c.serial !== null,
+      'a certificate for the custom domain',
+    );
+    assert.equal(cert.source, 'acme');
+    assert.match(cert.issuer ?? '', /^Pebble Intermediate CA/);
+    const { cert: peer } = await httpsGet('www.shop.test');
+    assert.match(peer.subjectaltname ?? '', /DNS:www\.shop\.test/);
+    // petri domains says so.
+    const listed = JSON.parse((await ok(['domains', '--app', 'shop', '--json'])).stdout) as {
+      domains: { host: string; status: string; certificate: { issuer: string | null } | null }[];
+    };
+    const www = listed.domains.find((d) => d.host === 'www.shop.test');
+    assert.equal(www?.status, 'active');
+    assert.match(www?.certificate?.issuer ?? '', /^Pebble Intermediate CA/);
   });
 
   test('a challenge the CA cannot fetch: the failure and its reason are recorded, and retried later', async () => {
