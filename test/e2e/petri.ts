@@ -120,7 +120,14 @@ export class TestPetri {
       opts.portsInConfigFile,
       await freePort(),
     );
-    await petri.startServer();
+    try {
+      await petri.startServer();
+    } catch (err) {
+      // A start that failed or timed out must not leave its server, router and data dir
+      // behind for the rest of the run (the test that called start() has no petri to destroy).
+      await petri.destroy();
+      throw err;
+    }
     petri.token = readFileSync(path.join(petri.dataDir, 'admin.token'), 'utf8').trim();
     return petri;
   }
