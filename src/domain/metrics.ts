@@ -131,6 +131,24 @@ export function typeRowName(named: Set<string>, type: string): string {
   return type;
 }
 
+/** The process types each app has hour rows for in `hour`, (other) left out: the collector
+ * starts an hour from them, so a restart within the hour keeps the bound. Through the
+ * primary key, app by app. */
+export async function typesOfHour(db: Store, hour: number): Promise<Map<string, Set<string>>> {
+  // CROSS JOIN: SQLite keeps apps the outer loop (its planner would rather scan the hours).
+  const rows = await db
+    .selectFrom('apps')
+    .crossJoin('metric_type_hours')
+    .whereRef('metric_type_hours.app_id', '=', 'apps.id')
+    .select(['apps.name as app', 'metric_type_hours.type as type'])
+    .where('metric_type_hours.hour', '=', hour)
+    .where('metric_type_hours.type', '!=', OTHER_TYPE)
+    .execute();
+  const map = new Map<string, Set<string>>();
+  for (const r of rows) map.set(r.app, (map.get(r.app) ?? new Set()).add(r.type));
+  return map;
+}
+
 export interface TypeMinuteRow {
   appId: number;
   minute: number;

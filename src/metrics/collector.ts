@@ -44,6 +44,7 @@ import {
   type TypeCounters,
   type TypeMinuteRow,
   typeRowName,
+  typesOfHour,
   unixHour,
   unixMinute,
   wakesSince,
@@ -120,8 +121,8 @@ export class MetricsCollector {
   /** Unix minute → app name → process type row → its memory and CPU: the same, per type. */
   private readonly pendingTypes = new Map<number, Map<string, Map<string, TypeCounters>>>();
   /** App name → the process type rows it has in the hour namedHour (typeRowName's bound). */
-  private readonly namedTypes = new Map<string, Set<string>>();
-  private namedHour = 0;
+  private namedTypes = new Map<string, Set<string>>();
+  private namedHour = -1;
   /** `app type` of the type series set since the last forget: the others are dropped then. */
   private typesSeen = new Set<string>();
   private readonly loop: Loop;
@@ -726,6 +727,12 @@ export class MetricsCollector {
    * instance beside the per-instance limit; CPU time beside the time the CPU limit allowed). */
   private async readResources(instances: readonly MetricsInstance[]): Promise<void> {
     const now = this.now();
+    const hour = unixHour(now);
+    if (hour !== this.namedHour) {
+      // A new hour (or a start within one): the names its rows already have, from the store.
+      this.namedTypes = await typesOfHour(this.opts.db, hour);
+      this.namedHour = hour;
+    }
     const memory = new Map<string, number>();
     const cpu = new Map<string, number>();
     const nextCpu = new Map<string, { seconds: number; at: number }>();
@@ -737,7 +744,7 @@ export class MetricsCollector {
     for (const i of instances) {
       const status = await this.opts.driver.status(i.instanceId).catch(() => undefined);
       if (status === undefined) continue;
-      const type = this.typeRow(i.app, i.type, now);
+      const type = this.typeRow(i.app, i.type);
       const key = `${i.app} ${type}`;
       let t = types.get(key);
       if (!t) {
@@ -786,12 +793,7 @@ export class MetricsCollector {
 
   /** The row an app's process type is counted in this hour (typeRowName): at most
    * MAX_NAMED_TYPES names per app and hour, so per minute too, and OTHER_TYPE. */
-  private typeRow(app: string, type: string, now: number): string {
-    const hour = unixHour(now);
-    if (hour !== this.namedHour) {
-      this.namedTypes.clear();
-      this.namedHour = hour;
-    }
+  private typeRow(app: string, type: string): string {
     let named = this.namedTypes.get(app);
     if (!named) {
       named = new Set();

@@ -3,7 +3,8 @@
 // per type, CPU time and the CPU time the limit allowed add up across minutes into hours and
 // memory is the highest; retention drops old rows; the collector reads two process types of
 // an app and shows each against its limits in the store, in Prometheus and through the API;
-// an app with 50 process types stays at 11 rows per minute and hour.
+// an app with 50 process types stays at 11 rows per minute and hour, a restart of the
+// control plane within the hour included.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -429,5 +430,29 @@ describe('process types in the store and the collector', () => {
     assert.equal(series.length, MAX_NAMED_TYPES + 1);
     assert.ok(series.some((l) => l.includes('type="(other)"')));
     assert.doesNotMatch(text, /petri_forged|we b|\u001b|type="Web"/);
+
+    // A restart of the control plane within the hour, and a Procfile with ten more names: the
+    // new collector starts the hour from the names its rows have, so the hour stays at 11.
+    await collector.stop();
+    await db
+      .updateTable('instances')
+      .set({ type: sql<string>`'r' || idx` })
+      .where('app_id', '=', many.id)
+      .where('idx', '>', 5)
+      .where('idx', '<=', 15)
+      .execute();
+    const restarted = testCollector(db, {
+      now: () => now,
+      driver: { status: async (id) => ({ id, running: true, memoryBytes: MiB }) },
+    });
+    t.after(() => restarted.stop());
+    await restarted.runNow();
+    now += MIN;
+    await restarted.flush(Math.floor(now / MIN));
+    const lastHour = (await appTypeSeries(db, many.id, start * MIN, 'hour')).filter(
+      (r) => r.at === Math.floor((now - MIN) / HOUR),
+    );
+    assert.equal(lastHour.length, MAX_NAMED_TYPES + 1, lastHour.map((r) => r.type).join(' '));
+    assert.ok(!lastHour.some((r) => r.type.startsWith('r')), 'the new names are (other) this hour');
   });
 });
