@@ -33,15 +33,21 @@ type Where = Pick<PetriConfig, 'domain' | 'apiHost'>;
  * give instead. Case, a trailing dot and Unicode's compatibility forms (full-width letters)
  * are folded before any check, so no spelling of a refused name passes. */
 export function parseDomain(raw: string, where: Where): DomainName {
-  const typed = raw.trim();
+  // Echoed in messages: control and format characters (a newline, a bidi override) shown as
+  // escapes, so an error line says what was given and nothing more.
+  const given = raw.trim();
+  const typed = given.replace(
+    /[\p{Cc}\p{Cf}]/gu,
+    (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`,
+  );
   const example = "a host name like 'www.example.org'";
-  if (typed === '') throw bad(`give ${example}`);
-  if (typed.length > MAX_INPUT)
+  if (given === '') throw bad(`give ${example}`);
+  if (given.length > MAX_INPUT)
     throw bad(`'${typed.slice(0, 40)}...' is longer than ${MAX_INPUT} characters`);
-  if (typed.includes('*')) {
+  if (given.includes('*')) {
     throw bad(`'${typed}' has a wildcard: add each name on its own, e.g. 'www.example.org'`);
   }
-  const bare = typed.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  const bare = given.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
   if (net.isIP(bare) !== 0) {
     throw bad(`'${typed}' is an IP address: give the host name that points to it, e.g. 'www.example.org'`);
   }
@@ -268,7 +274,11 @@ export async function removeDomain(
   try {
     host = parseDomain(raw, config).host;
   } catch {
-    host = raw.trim().toLowerCase();
+    // Matches nothing; echoed in the message, so no control character.
+    host = raw
+      .trim()
+      .toLowerCase()
+      .replace(/[\p{Cc}\p{Cf}]/gu, '?');
   }
   await db.transaction().execute(async (tx) => {
     const gone = await tx

@@ -71,6 +71,9 @@ describe('custom domain names', () => {
     refused('user@www.example.org', /no scheme, port or path/);
     refused('www.exa mple.org', /no scheme, port or path/);
     refused('www.example.org\nhaproxy directive', /no scheme, port or path/);
+    // What is echoed shows control and format characters as escapes.
+    refused('www.example.org\nX: y', /'www\.example\.org\\u000aX: y' is not a host name/);
+    refused('\u202ewww.example.org:1', /'\\u202ewww\.example\.org:1'/);
   });
 
   test('long names are refused: 253 characters in all, 63 a label', () => {
