@@ -3,7 +3,7 @@
 // the totals as text beside them (a chart is a picture; the figures are what is read).
 // Loaded when the tab opens: uPlot is not in the initial JavaScript.
 import { useQuery } from '@tanstack/react-query';
-import { useEffect, useId, useRef, useState } from 'react';
+import { Fragment, useEffect, useId, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { App, AppMetrics } from '../../client/types.js';
@@ -62,10 +62,29 @@ function Charts({ data }: { data: AppMetrics }) {
         </dd>
         <dt>Memory (highest)</dt>
         <dd>
-          {Math.round(totals.memoryMaxBytes / 1_048_576)} MiB of {data.limits.memoryMiB} MiB
+          {Math.round(totals.memoryMaxBytes / 1_048_576)} MiB, all processes (limit {data.limits.memoryMiB}{' '}
+          MiB each)
         </dd>
         <dt>CPU time</dt>
         <dd>{(totals.cpuMs / 1000).toFixed(1)} s</dd>
+        {/* Per process type: the highest one process against its own limit, which is the
+            figure that says how close a type came to being killed for memory. */}
+        {data.processTypes.map((t) => (
+          <Fragment key={t.type}>
+            <dt>{t.type} memory</dt>
+            <dd>
+              {Math.round(t.memoryMaxBytes / 1_048_576)} MiB of {t.memoryLimitMiB} MiB
+              {t.instances > 1 ? ` (highest of ${t.instances})` : ''}
+            </dd>
+            <dt>{t.type} CPU</dt>
+            <dd>
+              {(t.cpuMs / 1000).toFixed(1)} s
+              {t.cpuLimitMs > 0
+                ? `, ${Math.max(1, Math.round((t.cpuMs / t.cpuLimitMs) * 100))}% of its limit`
+                : ''}
+            </dd>
+          </Fragment>
+        ))}
         <dt>Restarts</dt>
         <dd>
           {totals.restarts}
