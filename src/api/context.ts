@@ -118,6 +118,9 @@ export interface ApiContext {
   /** The metrics collector (issue 18): the Prometheus text, what is counted but not yet in
    * the store; absent in tests that start none. */
   metrics?: MetricsView;
+  /** The router's default certificate chain (PEM, no key): what every host without one of its
+   * own is served, listed by `petri certs`; absent without HTTPS. */
+  defaultCertificate?: () => Promise<string | undefined>;
   /** Petri's own mail (src/mail/notices.ts): absent when mail.enabled is false. */
   mailNotices?: {
     /** Mails an invitee of an app's audience their personal single-use link. */

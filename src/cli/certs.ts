@@ -14,6 +14,12 @@ export function registerCerts(program: Command, ctx: Context): void {
     .action(async (opts: { json?: boolean }) => {
       const list = await (await ctx.client()).certificates();
       if (opts.json) return ctx.out.json(list);
+      const fallback = list.default;
+      if (fallback) {
+        const text = `default certificate (every other host): ${fallback.names.join(', ')}; ${fallback.issuer}; expires ${shortTime(fallback.notAfter)} (${fallback.daysLeft} days left)`;
+        ctx.out.line(fallback.expiringSoon ? ctx.out.paint('yellow', text) : text);
+        ctx.out.line();
+      }
       if (list.certificates.length === 0) {
         ctx.out.line(
           list.mode === 'acme'

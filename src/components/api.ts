@@ -1,10 +1,14 @@
 // Part of the composition root: the API as the control plane runs it: the context its routes
 // get (the store, the services, a nudge to the loops), its listening socket, and a close that
 // never waits on its clients.
+import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../api/context.js';
 import { buildApi } from '../api/server.js';
 import { Identity } from '../identity/index.js';
+import type { DataPaths } from '../lib/paths.js';
+import { certFile, DEFAULT_CERT } from '../router/certificates.js';
+import { routerPaths } from '../router/paths.js';
 import { createOneOffRunner } from '../services/one-off.js';
 import type { Controllers } from './controllers.js';
 import type { Core } from './core.js';
@@ -39,8 +43,17 @@ export function apiContext(core: Core, { reconciler, builds, addons }: Controlle
     addons,
     identity: new Identity({ db, config, secrets, log: logger }),
     metrics,
+    defaultCertificate: core.tls ? () => defaultCertificateChain(paths) : undefined,
     mailNotices: core.mail?.notices,
   };
+}
+
+/** The certificates of the router's default certificate file, as served now (the wildcard's
+ * watcher and the local CA's renewal rewrite it); the key in the same file is left out. */
+async function defaultCertificateChain(paths: DataPaths): Promise<string | undefined> {
+  const file = certFile(routerPaths(paths.router).certsDir, DEFAULT_CERT);
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  return text?.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)?.join('\n');
 }
 
 export async function listenApi(core: Core, controllers: Controllers): Promise<FastifyInstance> {

@@ -30,9 +30,20 @@ export const CertificateInfo = Type.Object({
 });
 export type CertificateInfo = Static<typeof CertificateInfo>;
 
+/** The router's default certificate: what every host without one of its own is served. */
+export const DefaultCertificate = Type.Object({
+  names: Type.Array(Type.String(), { description: 'the names it is for (its DNS SANs)' }),
+  issuer: Type.String(),
+  notAfter: Type.String(),
+  daysLeft: Type.Integer(),
+  expiringSoon: Type.Boolean(),
+});
+export type DefaultCertificate = Static<typeof DefaultCertificate>;
+
 export const CertificateList = Type.Object({
   mode: StringEnum(['self-signed', 'wildcard', 'acme'], { description: 'tls.mode' }),
   renewBeforeDays: Type.Number(),
+  default: Nullable(DefaultCertificate, { description: 'null without HTTPS' }),
   certificates: Type.Array(CertificateInfo),
 });
 export type CertificateList = Static<typeof CertificateList>;

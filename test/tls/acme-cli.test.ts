@@ -13,6 +13,13 @@ import { envFor, run, tempDir } from '../cli/harness.js';
 const LIST: CertificateList = {
   mode: 'acme',
   renewBeforeDays: 30,
+  default: {
+    names: ['*.example.org', 'example.org', 'petri.example.org'],
+    issuer: 'Petri local CA (web1)',
+    notAfter: '2027-12-01T09:00:00.000Z',
+    daysLeft: 362,
+    expiringSoon: false,
+  },
   certificates: [
     {
       host: 'petri.example.org',
@@ -107,18 +114,28 @@ describe('petri certs', () => {
     assert.ok(line('typo.example.org').includes(`${yellow}none yet`));
   });
 
+  test('a default certificate near its end is highlighted too', async () => {
+    answer = { ...LIST, default: { ...LIST.default!, daysLeft: 3, expiringSoon: true } };
+    const r = await run(['certs'], { env, tty: true });
+    assert.ok(
+      r.stdout.startsWith('\u001b[33mdefault certificate (every other host): *.example.org'),
+      r.stdout,
+    );
+    answer = LIST;
+  });
+
   test('--json is what the API sent', async () => {
     const r = await run(['certs', '--json'], { env });
     assert.deepEqual(JSON.parse(r.stdout), LIST);
   });
 
   test('no certificates yet: says why, per mode', async () => {
-    answer = { mode: 'self-signed', renewBeforeDays: 30, certificates: [] };
+    answer = { mode: 'self-signed', renewBeforeDays: 30, default: null, certificates: [] };
     assert.match(
       (await run(['certs'], { env })).stdout,
       /tls\.mode self-signed: the router's default certificate/,
     );
-    answer = { mode: 'acme', renewBeforeDays: 30, certificates: [] };
+    answer = { mode: 'acme', renewBeforeDays: 30, default: null, certificates: [] };
     assert.match((await run(['certs'], { env })).stdout, /each app host gets one from the ACME directory/);
   });
 });

@@ -19,6 +19,7 @@ import { Pebble } from './pebble.js';
 interface Listed {
   mode: string;
   renewBeforeDays: number;
+  default: { names: string[]; issuer: string; notAfter: string; daysLeft: number } | null;
   certificates: {
     host: string;
     source: string;
@@ -180,6 +181,9 @@ describe('certificates from ACME (pebble) in a real Petri', { timeout: 300_000 }
     const list = await listed();
     assert.equal(list.mode, 'acme');
     assert.equal(list.renewBeforeDays, 1);
+    // The local CA's default certificate serves any other host until a host's own is in.
+    assert.ok(list.default?.names.includes('*.petri.localhost'), JSON.stringify(list.default));
+    assert.match(list.default?.issuer ?? '', /^Petri local CA/);
     const shop = list.certificates.find((c) => c.host === 'shop.petri.localhost');
     assert.ok(shop);
     assert.deepEqual(Object.keys(shop).sort(), [

@@ -1,6 +1,12 @@
 // GET /v1/certs (admins and auditors): every certificate the router has of its own, with its
 // expiry and the last attempt to get or renew it (the certificate controller's work).
-import { CERT_EXPIRY_WARN_DAYS, CertificateList, errorResponses } from '../../contract/index.js';
+import { X509Certificate } from 'node:crypto';
+import {
+  CERT_EXPIRY_WARN_DAYS,
+  CertificateList,
+  type DefaultCertificate,
+  errorResponses,
+} from '../../contract/index.js';
 import { daysLeft, listCertificates } from '../../domain/certificates.js';
 import type { Api, ApiContext } from '../context.js';
 
@@ -21,6 +27,7 @@ export function certificateRoutes(api: Api, ctx: ApiContext): void {
       return {
         mode: ctx.config.tls.mode,
         renewBeforeDays: ctx.config.tls.renewBeforeDays,
+        default: defaultCertificate(await ctx.defaultCertificate?.(), now),
         certificates: rows.map((r) => {
           const left = r.not_after === null ? null : daysLeft(r.not_after, now);
           return {
@@ -42,4 +49,26 @@ export function certificateRoutes(api: Api, ctx: ApiContext): void {
       };
     },
   );
+}
+
+function defaultCertificate(chain: string | undefined, now: number): DefaultCertificate | null {
+  if (chain === undefined) return null;
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(chain);
+  } catch {
+    return null;
+  }
+  const notAfter = new Date(leaf.validTo).toISOString();
+  const left = daysLeft(notAfter, now);
+  return {
+    names: (leaf.subjectAltName ?? '')
+      .split(/,\s*/)
+      .filter((n) => n.startsWith('DNS:'))
+      .map((n) => n.slice(4)),
+    issuer: /(?:^|\n)CN=([^\n]+)/.exec(leaf.issuer)?.[1] ?? leaf.issuer,
+    notAfter,
+    daysLeft: left,
+    expiringSoon: left < CERT_EXPIRY_WARN_DAYS,
+  };
 }
