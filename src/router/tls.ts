@@ -8,8 +8,8 @@ export interface HttpsOptions {
   /** Strict-Transport-Security on every HTTPS answer (not with the local CA: a laptop's
    * browser would then refuse plain HTTP to every *.localhost app for a year). */
   hsts: boolean;
-  /** HTTP answers a 308 to the same URL on HTTPS, but /.well-known/ (ACME and domain checks
-   * must work over HTTP). */
+  /** HTTP answers a 308 to the same URL on HTTPS, but for the router's own well-known
+   * answers (ACME and domain checks must work over HTTP), which come first. */
   redirectHttp: boolean;
 }
 
@@ -36,12 +36,15 @@ export function httpsBindLine(address: string, https: HttpsOptions, crtList: str
 }
 
 /** The redirect of plain HTTP, once the host is known (txn.host: the Host header's name,
- * checked by config.ts to be letters, digits, dots, hyphens, colons and brackets only). */
+ * checked by config.ts to be letters, digits, dots, hyphens, colons and brackets only).
+ * After the well-known answers (config.ts), so only the paths the router's map answers are
+ * served over HTTP: an app's own /.well-known/ documents (openid-configuration, jwks.json,
+ * security.txt) are redirected like any path, or anyone on the way could rewrite them. */
 export function redirectLines(https: HttpsOptions): string[] {
   if (!https.redirectHttp) return [];
   const port = https.port === 443 ? '' : `:${https.port}`;
   return [
-    `  http-request redirect location https://%[var(txn.host)]${port}%[pathq] code 308 if !{ ssl_fc } { var(txn.host) -m found } !{ path_beg /.well-known/ }`,
+    `  http-request redirect location https://%[var(txn.host)]${port}%[pathq] code 308 if !{ ssl_fc } { var(txn.host) -m found }`,
   ];
 }
 

@@ -152,17 +152,20 @@ describe('HTTPS at the router', () => {
     assert.equal(await attempt('TLSv1.3', 'TLSv1.3'), 'TLSv1.3');
   });
 
-  it('redirects HTTP with 308 to the https port, but /.well-known/; HSTS on HTTPS answers only', async () => {
+  it("redirects HTTP with 308 to the https port, but the router's well-known answers; HSTS on HTTPS answers only", async () => {
     const plain = await get(world.opts.httpPort, `App.Petri.Localhost:${world.opts.httpPort}`, '/a?b=c');
     assert.equal(plain.status, 308);
     assert.equal(plain.headers.location, `https://app.petri.localhost:${httpsPort}/a?b=c`);
     assert.equal(plain.headers['strict-transport-security'], undefined);
-    const wellKnown = await get(
-      world.opts.httpPort,
-      'app.petri.localhost',
-      '/.well-known/acme-challenge/none',
-    );
-    assert.notEqual(wellKnown.status, 308);
+    // An app's own documents there (and a challenge the router does not hold) go to HTTPS too.
+    for (const urlPath of ['/.well-known/openid-configuration', '/.well-known/acme-challenge/none']) {
+      assert.equal((await get(world.opts.httpPort, 'app.petri.localhost', urlPath)).status, 308, urlPath);
+    }
+    await world.router.setWellKnown('/.well-known/acme-challenge/held', 'held.Thumb');
+    const held = await get(world.opts.httpPort, 'app.petri.localhost', '/.well-known/acme-challenge/held');
+    assert.equal(held.status, 200);
+    assert.equal(held.body, 'held.Thumb');
+    await world.router.deleteWellKnown('/.well-known/acme-challenge/held');
     const secure = await httpsGet(httpsPort, 'app.petri.localhost', ca.certPem);
     assert.equal(secure.headers['strict-transport-security'], 'max-age=31536000');
     // The router's own answers too (an unknown host's 404).
@@ -197,8 +200,9 @@ describe('HTTPS at the router', () => {
     assert.equal(gated.status, 200);
     assert.equal(gated.body, body);
     await world.router.deleteWellKnown(urlPath);
-    const gone = await get(world.opts.httpPort, 'unrouted.example.net', urlPath);
-    assert.equal(gone.status, 404);
+    // No longer the router's: HTTP redirects it like any path, HTTPS finds no app.
+    assert.equal((await get(world.opts.httpPort, 'unrouted.example.net', urlPath)).status, 308);
+    assert.equal((await httpsGet(httpsPort, 'nobody.petri.localhost', ca.certPem, urlPath)).status, 404);
     assert.equal(await worker(), pid, 'no reload');
   });
 
