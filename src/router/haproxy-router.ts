@@ -74,6 +74,9 @@ export interface HaproxyRouterOptions extends RenderOptions {
 
 // A reload forks a new worker that parses the config; seconds, even with many apps.
 const RELOAD_TIMEOUT_MS = 20_000;
+// The well-known map file is written at most this often: the thousands of tokens set again at
+// a control plane's start cost one write, not one each (every reload and stop writes first).
+const WELL_KNOWN_WRITE_MS = 250;
 // Servers that still had connections when removed are retried this often.
 const DELETE_RETRY_MS = 2_000;
 
@@ -90,6 +93,11 @@ export class HaproxyRouter implements Router {
    * backend's last request from before may be its previous holder's. */
   private readonly heldSince = new Map<string, { app: string; at: number }>();
   private retryTimer: NodeJS.Timeout | undefined;
+  /** What the running worker's well-known map holds (the file once written): loaded once,
+   * from the worker when adopted, so a change is one runtime command and no map is read. */
+  private wellKnown: Map<string, string> | undefined;
+  private wellKnownUnwritten = false;
+  private wellKnownTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: HaproxyRouterOptions) {
     this.paths = routerPaths(opts.dir);
@@ -121,11 +129,14 @@ export class HaproxyRouter implements Router {
         // With HTTPS newly on, the worker's config has no crt-list yet: converge reloads it
         // (a worker started by an earlier control plane that never applied routes has none).
         if (persisted !== undefined || defaultPem !== undefined) await this.converge(persisted ?? []);
+        await this.adoptWellKnown();
         // The default certificate may have changed while no control plane ran (a new
         // wildcard pair): the running one is made the one on disk.
         if (defaultPem !== undefined) await this.installCertificate(DEFAULT_CERT, defaultPem, true);
         return;
       }
+      // Changes asked before start() are in memory only: the new worker loads the file.
+      await this.writeWellKnown();
       const routes = persisted ?? [];
       const pool = await this.planPool(routes);
       const config = renderHaproxyConfig(this.opts, routes, pool);
@@ -201,6 +212,7 @@ export class HaproxyRouter implements Router {
   async stop(): Promise<void> {
     await this.serialize(async () => {
       this.cancelRetry();
+      await this.writeWellKnown();
       const proc = this.proc ?? findRunningHaproxy(this.paths);
       if (proc === undefined) return;
       await stopHaproxy(proc, this.opts.stopGraceMs ?? 10_000);
@@ -220,6 +232,8 @@ export class HaproxyRouter implements Router {
     const loaded = await this.loadedFingerprint();
     let retry = false;
     if (loaded !== wanted) {
+      // The new worker loads the well-known map from its file: it must have every answer.
+      await this.writeWellKnown();
       await this.reload(wanted);
     } else {
       retry = await this.applyRuntimeChanges(routes, pool);
@@ -328,17 +342,57 @@ export class HaproxyRouter implements Router {
     await writeIfChanged(this.paths.crtList, renderCrtList(this.paths.certsDir, names));
   }
 
+  /** One runtime command at most (none when the answer is already given); the file follows
+   * within WELL_KNOWN_WRITE_MS. */
   private async changeWellKnown(urlPath: string, body: string | undefined): Promise<void> {
-    const entries = parseWellKnownMap((await readOrUndefined(this.paths.wellKnownMap)) ?? '');
+    this.wellKnown ??= parseWellKnownMap((await readOrUndefined(this.paths.wellKnownMap)) ?? '');
+    const entries = this.wellKnown;
+    const current = entries.get(urlPath);
+    if (current === body) return;
     if (this.proc !== undefined && isAlive(this.proc)) {
-      const running = parseShowMap(
-        await sendCommand(this.paths.adminSocket, `show map ${this.paths.wellKnownMap}`),
-      );
-      await this.run(planWellKnown(this.paths.wellKnownMap, urlPath, body, running.get(urlPath)));
+      await this.run(planWellKnown(this.paths.wellKnownMap, urlPath, body, current));
     }
     if (body === undefined) entries.delete(urlPath);
     else entries.set(urlPath, body);
-    await writeIfChanged(this.paths.wellKnownMap, renderWellKnownMap(entries));
+    this.wellKnownUnwritten = true;
+    this.wellKnownTimer ??= setTimeout(() => {
+      this.wellKnownTimer = undefined;
+      this.serialize(() => this.writeWellKnown()).catch((err: unknown) =>
+        this.log('warn', { err: String(err) }, 'writing the well-known map failed'),
+      );
+    }, WELL_KNOWN_WRITE_MS).unref();
+  }
+
+  /** The map file made what the running map holds: before anything loads it (a reload, a
+   * start), at stop, and in batches after changes. */
+  private async writeWellKnown(): Promise<void> {
+    clearTimeout(this.wellKnownTimer);
+    this.wellKnownTimer = undefined;
+    if (!this.wellKnownUnwritten || this.wellKnown === undefined) return;
+    this.wellKnownUnwritten = false;
+    try {
+      await writeIfChanged(this.paths.wellKnownMap, renderWellKnownMap(this.wellKnown));
+    } catch (err) {
+      this.wellKnownUnwritten = true;
+      throw err;
+    }
+  }
+
+  /** An adopted worker's map is the truth (its file may lag it by a batch, if the control plane
+   * before died); changes asked before start() are then made on it. */
+  private async adoptWellKnown(): Promise<void> {
+    const file = this.paths.wellKnownMap;
+    const running = parseShowMap(await sendCommand(this.paths.adminSocket, `show map ${file}`));
+    const asked = this.wellKnown;
+    this.wellKnown = running;
+    if (asked !== undefined) {
+      for (const urlPath of new Set([...asked.keys(), ...running.keys()])) {
+        await this.run(planWellKnown(file, urlPath, asked.get(urlPath), running.get(urlPath)));
+      }
+      this.wellKnown = asked;
+    }
+    this.wellKnownUnwritten = true;
+    await this.writeWellKnown();
   }
 
   private setPool(pool: Pool): void {

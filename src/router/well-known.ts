@@ -1,8 +1,9 @@
 // The router's own answers under /.well-known/ (issue 20): ACME HTTP-01 challenges and custom
 // domains' ownership tokens, on every host, over HTTP and HTTPS, before the redirect to HTTPS
 // and before the audience gate. A map file (path -> body) that the runtime API changes in
-// place (add/set/del map, no reload) and that is rewritten on each change, so a reload or a
-// restart answers the same. Pure parts here; HaproxyRouter applies them.
+// place (add/set/del map, no reload), one command per change; the file follows in batches and
+// before every reload or start, so they answer the same. Pure parts here; HaproxyRouter
+// applies them.
 import type { RuntimeCommand } from './runtime-api.js';
 
 /** Only these paths: nothing else under /.well-known/ is the router's to answer. */

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { freePort } from '../../src/lib/ports.js';
+import { until } from '../../src/lib/until.js';
 import { parseShowInfo, sendCommand } from '../../src/router/runtime-api.js';
 import { LocalCa } from '../../src/tls/local-ca.js';
 import { SteadyLoad } from '../e2e/load.js';
@@ -187,7 +188,11 @@ describe('HTTPS at the router', () => {
       assert.match(String(plain.headers['content-type']), /^text\/plain/);
     }
     assert.equal((await httpsGet(httpsPort, 'app.petri.localhost', ca.certPem, urlPath)).body, body);
-    assert.match(readFileSync(`${world.dir}/well-known.map`, 'utf8'), new RegExp(`${urlPath} ${body}`));
+    // The file follows in a batch (for a reload or a restart to load).
+    await until(() => readFileSync(`${world.dir}/well-known.map`, 'utf8').includes(`${urlPath} ${body}\n`), {
+      timeout: 5000,
+      message: 'the well-known map file to hold the answer',
+    });
     // On a gated app's host too: the gate would otherwise send the ACME server to sign in.
     await world.router.apply([
       { host: 'app.petri.localhost', app: 'app', servers: [app.route] },
@@ -271,8 +276,12 @@ describe('HTTPS at the router', () => {
     await world.router.setWellKnown('/.well-known/petri-domain/7', 'token7');
     const serial = await servedSerial(httpsPort, 'kept.example.org');
     const pid = await worker();
+    // A reload not the router's own (an operator's) loads the file: once its batch is written.
+    await until(() => readFileSync(`${world.dir}/well-known.map`, 'utf8').includes('/7 token7\n'), {
+      timeout: 5000,
+      message: 'the well-known map file to hold the answer',
+    });
     await sendCommand(`${world.dir}/master.sock`, 'reload');
-    const { until } = await import('../../src/lib/until.js');
     await until(async () => (await worker().catch(() => pid)) !== pid, { timeout: 10_000 });
     assert.equal(await servedSerial(httpsPort, 'kept.example.org'), serial);
     assert.equal(
