@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import {
   claimedDomains,
   domainsDue,
+  isPrivateAddress,
   platformAddresses,
   recordDomainCheck,
   verificationPath,
@@ -167,31 +168,11 @@ export async function checkDomain(
   return fetchToken(domain, address, opts.port);
 }
 
-/** Ranges whose addresses a reason never names: the platform's resolver may know internal
- * names, and a claim must not be a way to read what they resolve to. */
-const PRIVATE = new net.BlockList();
-for (const [prefix, bits] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.168.0.0', 16],
-] as const) {
-  PRIVATE.addSubnet(prefix, bits, 'ipv4');
-}
-for (const [prefix, bits] of [
-  ['::', 127],
-  ['fc00::', 7],
-  ['fe80::', 10],
-] as const) {
-  PRIVATE.addSubnet(prefix, bits, 'ipv6');
-}
-
-/** The addresses a name resolves to, as a reason may show them: private ones unnamed. */
+/** The addresses a name resolves to, as a reason may show them: private ones unnamed (the
+ * platform's resolver may know internal names, and a claim must not be a way to read what
+ * they resolve to). */
 function shown(addresses: string[]): string {
-  const open = addresses.filter((a) => !PRIVATE.check(a, net.isIPv6(a) ? 'ipv6' : 'ipv4'));
+  const open = addresses.filter((a) => !isPrivateAddress(a));
   const hidden = addresses.length - open.length;
   return [
     ...open,

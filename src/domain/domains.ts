@@ -452,24 +452,64 @@ export async function recordDomainCheck(
   });
 }
 
-/** The platform's public addresses, where a custom domain must point: domains.addresses, or
- * else the router's bind address (unless it is a wildcard) and the host's own non-internal
- * interface addresses (not loopback, not IPv6 link-local). */
+/** Ranges that are no one's public address: loopback, private (RFC 1918, IPv6 unique local),
+ * shared (CGNAT), link-local, unspecified. */
+const PRIVATE = new net.BlockList();
+for (const [prefix, bits] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+] as const) {
+  PRIVATE.addSubnet(prefix, bits, 'ipv4');
+}
+for (const [prefix, bits] of [
+  ['::', 127],
+  ['fc00::', 7],
+  ['fe80::', 10],
+] as const) {
+  PRIVATE.addSubnet(prefix, bits, 'ipv6');
+}
+
+export function isPrivateAddress(ip: string): boolean {
+  return PRIVATE.check(ip, net.isIPv6(ip) ? 'ipv6' : 'ipv4');
+}
+
+/** The platform's public addresses, where a custom domain must point (shown to every team,
+ * and the only ones a check connects to): domains.addresses; else the router's bind address
+ * when it binds one; else the host's interface addresses that are public, which leaves out
+ * the sandboxes' bridge, container and VPN bridges and every private range (an operator
+ * behind NAT names the public address in domains.addresses). */
 export function platformAddresses(
-  config: Pick<PetriConfig, 'httpBind' | 'domains'>,
+  config: Pick<PetriConfig, 'httpBind' | 'domains' | 'network'>,
   interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces(),
 ): string[] {
   if (config.domains.addresses) return [...config.domains.addresses];
-  const found = new Set<string>();
   if (net.isIP(config.httpBind) !== 0 && !['0.0.0.0', '::'].includes(config.httpBind)) {
-    found.add(config.httpBind);
+    return [config.httpBind];
   }
-  for (const list of Object.values(interfaces)) {
+  const found = new Set<string>();
+  for (const [name, list] of Object.entries(interfaces)) {
+    if (config.network.enabled && name === config.network.bridge) continue;
     for (const i of list ?? []) {
-      if (!i.internal && !i.address.toLowerCase().startsWith('fe80:')) found.add(i.address);
+      if (!i.internal && !isPrivateAddress(i.address) && !inSandboxSubnet(i.address, config.network)) {
+        found.add(i.address);
+      }
     }
   }
   return [...found];
+}
+
+/** Whether the address is in the sandboxes' subnet (whatever range the operator gave it). */
+function inSandboxSubnet(ip: string, network: PetriConfig['network']): boolean {
+  if (!network.enabled || !net.isIPv4(ip)) return false;
+  const [prefix, bits] = network.subnet.split('/');
+  const list = new net.BlockList();
+  list.addSubnet(prefix ?? '', Number(bits), 'ipv4');
+  return list.check(ip, 'ipv4');
 }
 
 /** The URL the verification fetches (and a person may open): the router answers it with the token. */

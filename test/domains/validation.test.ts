@@ -101,31 +101,41 @@ describe('custom domain names', () => {
     assert.equal(parseDomain('api.example.network', where).host, 'api.example.network');
   });
 
-  test("the platform's addresses: the configured ones, else the bind address and the host's outside interfaces", () => {
+  test("the platform's addresses: the configured ones, else the bind address alone, else the host's public interfaces", () => {
     const interfaces = {
       lo: [{ address: '127.0.0.1', internal: true }],
       eth0: [
         { address: '203.0.113.7', internal: false },
         { address: 'fe80::1', internal: false },
         { address: '2001:db8::7', internal: false },
+        { address: 'fd00::7', internal: false },
       ],
+      // The sandboxes' bridge (here in a range that is not private), docker's, a VPN.
+      petri0: [{ address: '198.18.0.1', internal: false }],
+      docker0: [{ address: '172.17.0.1', internal: false }],
+      wg0: [{ address: '10.8.0.1', internal: false }],
+      eth1: [{ address: '198.18.7.7', internal: false }],
     } as unknown as NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>;
     const domains = { verifyPort: 80, maxPerApp: 20 };
-    assert.deepEqual(platformAddresses({ httpBind: '0.0.0.0', domains }, interfaces), [
+    const network = { enabled: true, bridge: 'petri0', subnet: '198.18.0.0/16' };
+    assert.deepEqual(platformAddresses({ httpBind: '0.0.0.0', domains, network }, interfaces), [
       '203.0.113.7',
       '2001:db8::7',
     ]);
-    assert.deepEqual(platformAddresses({ httpBind: '198.51.100.1', domains }, interfaces), [
+    // Without sandbox networking, that range is an address like any other.
+    assert.deepEqual(
+      platformAddresses({ httpBind: '::', domains, network: { ...network, enabled: false } }, interfaces),
+      ['203.0.113.7', '2001:db8::7', '198.18.0.1', '198.18.7.7'],
+    );
+    assert.deepEqual(platformAddresses({ httpBind: '198.51.100.1', domains, network }, interfaces), [
       '198.51.100.1',
-      '203.0.113.7',
-      '2001:db8::7',
     ]);
     assert.deepEqual(
       platformAddresses(
-        { httpBind: '0.0.0.0', domains: { ...domains, addresses: ['192.0.2.1'] } },
+        { httpBind: '0.0.0.0', domains: { ...domains, addresses: ['10.0.0.5'] }, network },
         interfaces,
       ),
-      ['192.0.2.1'],
+      ['10.0.0.5'],
     );
   });
 });
