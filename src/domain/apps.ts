@@ -303,9 +303,25 @@ export async function appListingRows(db: Store, apps: App[]) {
   return { instances, owners, releases, pending, formations };
 }
 
+type Served = Pick<PetriConfig, 'httpPort' | 'httpsPort' | 'tls'>;
+
 /** Where the app is served: its host under the platform's domain, with the router's port
- * unless it is HTTP's own 80 (the API, the deploy log and `petri open` all say this one). */
-export function appUrl(config: Pick<PetriConfig, 'domain' | 'httpPort'>, name: string): string {
-  const port = config.httpPort === 80 ? '' : `:${config.httpPort}`;
-  return `http://${name}.${config.domain}${port}`;
+ * unless it is the scheme's own (the API, the deploy log and `petri open` all say this one).
+ * Over HTTPS when overHttps says so: `onHttps`, the visitor is on HTTPS already. */
+export function appUrl(config: Served & Pick<PetriConfig, 'domain'>, name: string, onHttps = false): string {
+  return routerOrigin(config, `${name}.${config.domain}`, overHttps(config, onHttps));
+}
+
+/** Whether browsers are sent to HTTPS: when the router serves it and either sends plain HTTP
+ * there anyway (tls.redirectHttp), or the visitor is on it already. A URL carrying a secret
+ * (a gate ticket, a join link) must not take the visitor back to plain HTTP: the browser
+ * sends it in the clear before any redirect (and HSTS is never there on a first visit). */
+export function overHttps(config: Pick<PetriConfig, 'httpsPort' | 'tls'>, onHttps = false): boolean {
+  return config.httpsPort !== 0 && (config.tls.redirectHttp || onHttps);
+}
+
+/** scheme://host[:port] as browsers reach `host` through the router. */
+export function routerOrigin(config: Served, host: string, https: boolean): string {
+  const port = https ? config.httpsPort : config.httpPort;
+  return `${https ? 'https' : 'http'}://${host}${port === (https ? 443 : 80) ? '' : `:${port}`}`;
 }

@@ -518,11 +518,13 @@ export function verificationUrl(host: string, id: number, verifyPort: number): s
 }
 
 /** The origin a gate sign-in goes back to (scheme://host[:port]) when it is a verified custom
- * domain of the app; undefined for anything else, which then goes back to the app's own host. */
+ * domain of the app; undefined for anything else, which then goes back to the app's own host.
+ * `httpsOnly`: an http:// origin is refused too (the ticket in the URL would cross in the clear). */
 export async function customOrigin(
   db: Store,
   appId: number,
   origin: string | undefined,
+  httpsOnly: boolean,
 ): Promise<string | undefined> {
   if (!origin) return undefined;
   let url: URL;
@@ -532,6 +534,7 @@ export async function customOrigin(
     return undefined;
   }
   const bare = url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
-  if (!bare || (url.protocol !== 'http:' && url.protocol !== 'https:')) return undefined;
+  const scheme = url.protocol === 'https:' || (url.protocol === 'http:' && !httpsOnly);
+  if (!bare || !scheme) return undefined;
   return (await isVerifiedDomainOf(db, appId, url.hostname)) ? url.origin : undefined;
 }

@@ -604,9 +604,10 @@ function cookies(req: FastifyRequest, name: string): string[] {
 }
 
 /** The API host's sign-in for this app's visitor, coming back to `next` on the app's host:
- * the origin the visitor is at when it is a custom domain of the app (/gate/sso checks it). */
+ * the origin the visitor is at when it is a custom domain of the app (/gate/sso checks it).
+ * Over HTTPS when the visitor is on it (apiOrigin). */
 function ssoUrl(ctx: ApiContext, app: string, next: string, req: FastifyRequest): string {
-  const url = `${apiOrigin(ctx.config)}/gate/sso?app=${encodeURIComponent(app)}&next=${encodeURIComponent(next)}`;
+  const url = `${apiOrigin(ctx.config, req)}/gate/sso?app=${encodeURIComponent(app)}&next=${encodeURIComponent(next)}`;
   const host = req.headers.host ?? '';
   if (host.split(':')[0]?.toLowerCase() === `${app}.${ctx.config.domain}`) return url;
   const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';

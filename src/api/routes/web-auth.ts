@@ -20,7 +20,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errorResponses } from '../../contract/index.js';
 import { decide } from '../../domain/access.js';
-import { appUrl } from '../../domain/apps.js';
+import { appUrl, overHttps, routerOrigin } from '../../domain/apps.js';
 import { customOrigin } from '../../domain/domains.js';
 import { awaitsReview } from '../../domain/experiments.js';
 import { type GateApp, gateAdmission, gateAppNamed } from '../../domain/gate.js';
@@ -197,7 +197,7 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
         }
         // The provider sends the browser back to the API host's one registered address; the
         // flow's cookie must be set on that host, or the callback could not find it.
-        const canonical = apiHostPort(config);
+        const canonical = new URL(apiOrigin(config, req)).host;
         if (req.headers.host?.toLowerCase() !== canonical) {
           return see(reply, `${apiOrigin(config, req)}${req.url}`);
         }
@@ -299,7 +299,11 @@ export function webAuthRoutes(api: Api, ctx: ApiContext): void {
           );
         }
         const { app } = found;
-        const home = (await customOrigin(db, app.id, req.query.origin)) ?? appUrl(config, app.name);
+        // Back over HTTPS whenever the visitor is on it or the router redirects there: the
+        // ticket in the URL must never cross plain HTTP, not even to a custom domain.
+        const secure = overHttps(config, https(req));
+        const home =
+          (await customOrigin(db, app.id, req.query.origin, secure)) ?? appUrl(config, app.name, secure);
         if (app.audience === 'public' && !awaitsReview(app)) return see(reply, `${home}${appNext}`);
         const who = await signedIn(ctx, req, reply);
         if (!who) {
@@ -437,16 +441,18 @@ function apiNext(raw: unknown): string {
   return path.startsWith('/login') || path === '/logout' ? '/' : next;
 }
 
-/** host:port the router serves the API under (what the OIDC callback is registered with). */
-function apiHostPort(config: Pick<PetriConfig, 'apiHost' | 'httpPort'>): string {
-  return `${config.apiHost}${config.httpPort === 80 ? '' : `:${config.httpPort}`}`.toLowerCase();
-}
-
-/** The API host's origin as browsers reach it through the router. */
-export function apiOrigin(config: Pick<PetriConfig, 'apiHost' | 'httpPort'>, req?: FastifyRequest): string {
-  return req?.headers['x-forwarded-proto'] === 'https'
-    ? `https://${config.apiHost}`
-    : `http://${apiHostPort(config)}`;
+/** The API host's origin as browsers reach it through the router (what the OIDC callback is
+ * registered with): over HTTPS, with its port, when the request came over it or the router
+ * redirects there anyway. */
+export function apiOrigin(
+  config: Pick<PetriConfig, 'apiHost' | 'httpPort' | 'httpsPort' | 'tls'>,
+  req?: FastifyRequest,
+): string {
+  return routerOrigin(
+    config,
+    config.apiHost.toLowerCase(),
+    overHttps(config, req !== undefined && https(req)),
+  );
 }
 
 /** Why a form post is refused as coming from another origin (an app's page: the apps' hosts
