@@ -230,6 +230,7 @@ export async function addDomain(
         `'${app.name}' has ${count.n} domains, the most an app may have (${config.domains.maxPerApp}); remove one with 'petri domains remove HOST --app ${app.name}'`,
       );
     }
+    await checkClaimRate(tx, fresh.team_id, config.domains.claimsPerTeamPerHour);
     const at = now();
     const row = await tx
       .insertInto('domains')
@@ -258,6 +259,31 @@ export async function addDomain(
   });
   const row = await db.selectFrom('domains').select(COLUMNS).where('id', '=', id).executeTakeFirstOrThrow();
   return view(row);
+}
+
+const HOUR_MS = 3_600_000;
+
+/** A 429 when the team has made its hour's claims. Removed claims count (they are counted
+ * from the audit trail): adding and removing names in a loop would otherwise cost a
+ * certificate, an ACME order, a check each, without end. */
+async function checkClaimRate(tx: Store, teamId: number, perHour: number): Promise<void> {
+  const since = new Date(Date.now() - HOUR_MS).toISOString();
+  const made = await tx
+    .selectFrom('audit_events')
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('at').as('oldest')])
+    .where('team_id', '=', teamId)
+    .where('action', '=', 'app.domain.add')
+    .where('outcome', '=', 'ok')
+    .where('at', '>=', since)
+    .executeTakeFirstOrThrow();
+  if (Number(made.n) < perHour) return;
+  const team = await tx.selectFrom('teams').select('name').where('id', '=', teamId).executeTakeFirst();
+  const oldest = made.oldest === null ? Date.now() : Date.parse(String(made.oldest));
+  const minutes = Math.max(1, Math.ceil((oldest + HOUR_MS - Date.now()) / 60_000));
+  throw new UserError(
+    'too_many_requests',
+    `team '${team?.name ?? teamId}' has claimed ${made.n} custom domains in the last hour, the most a team may (domains.claimsPerTeamPerHour: ${perHour}); try again in ${minutes} minute${minutes === 1 ? '' : 's'}`,
+  );
 }
 
 /** `petri domains remove HOST`: the app stops answering for it at the router's next pass. */

@@ -162,6 +162,8 @@ export interface DomainsConfig {
   addresses?: string[];
   /** Custom domains one app may have. */
   maxPerApp: number;
+  /** New claims one team may make in an hour (removed ones count: each may cost a certificate). */
+  claimsPerTeamPerHour: number;
 }
 
 /** `audience` in petri.json. */
@@ -365,7 +367,7 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
   },
   lifecycle: { defaultDays: 90, maxDays: 90, warnDays: [14, 7, 1], archiveAfterDays: 30, checkMs: 60_000 },
   audience: { default: 'staff' },
-  domains: { verifyPort: 80, maxPerApp: 20 },
+  domains: { verifyPort: 80, maxPerApp: 20, claimsPerTeamPerHour: 20 },
   mail: {
     enabled: true,
     domain: '',
@@ -665,7 +667,7 @@ function validateDomains(value: unknown): DomainsConfig {
   if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
     throw invalid('domains', value, 'an object like { "verifyPort": 80 }');
   }
-  known(value ?? {}, 'domains', ['verifyPort', 'resolver', 'addresses', 'maxPerApp']);
+  known(value ?? {}, 'domains', ['verifyPort', 'resolver', 'addresses', 'maxPerApp', 'claimsPerTeamPerHour']);
   const raw = { ...DEFAULTS.domains, ...(value as object | undefined) } as Record<string, unknown>;
   const at = (key: string) => ({ [`domains.${key}`]: raw[key] });
   const ips = (key: string, example: string, ok: (s: string) => boolean) => {
@@ -683,6 +685,7 @@ function validateDomains(value: unknown): DomainsConfig {
   return {
     verifyPort: integer(at('verifyPort'), 'domains.verifyPort', 1, 65535),
     maxPerApp: integer(at('maxPerApp'), 'domains.maxPerApp', 0, 10_000),
+    claimsPerTeamPerHour: integer(at('claimsPerTeamPerHour'), 'domains.claimsPerTeamPerHour', 0, 10_000),
     ...ips('resolver', "a list of DNS servers like ['192.0.2.53', '127.0.0.1:8053']", withPort),
     ...ips('addresses', "a list of IP addresses like ['203.0.113.7', '2001:db8::7']", (s) => net.isIP(s) !== 0),
   };

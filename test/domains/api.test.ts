@@ -1,8 +1,9 @@
 // Custom domains through the API (issue 20): a claim by the app's team, what it answers (the
 // DNS to set up, the verification URL and token), who may claim and remove (the team's
 // members; not its viewers, not another team), a name another app claimed (pending ones
-// included, in any spelling), the platform's own names, the cap per app, the audit trail,
-// and what verification changes (routes, certificates, the gate's host -> app mapping).
+// included, in any spelling), the platform's own names, the cap per app, the cap on a team's
+// claims an hour, the audit trail, and what verification changes (routes, certificates, the
+// gate's host -> app mapping).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,7 +61,7 @@ describe('custom domains through the API', () => {
       domain: 'petri.example.net',
       apiHost: 'api.example.net',
       httpPort: 8080,
-      domains: { maxPerApp: 3, addresses: ['203.0.113.7'] },
+      domains: { maxPerApp: 3, claimsPerTeamPerHour: 4, addresses: ['203.0.113.7'] },
     });
     for (const [who, team] of [
       ['ana', 'labs'],
@@ -222,5 +223,23 @@ describe('custom domains through the API', () => {
     const kept = await add('eve', 'evil', 'www.example.org');
     assert.equal(kept.statusCode, 409);
     assert.match(message(kept), /lapses after 7 days/);
+  });
+
+  test('a team makes at most domains.claimsPerTeamPerHour claims an hour, removed ones counted', async () => {
+    // rivals claimed bücher.example once (it lapsed since); claims refused (409) do not count.
+    for (const host of ['a1.example.org', 'a2.example.org', 'a3.example.org']) {
+      assert.equal((await add('eve', 'evil', host)).statusCode, 201, host);
+      assert.equal((await call('eve', 'DELETE', `/v1/apps/evil/domains/${host}`)).statusCode, 204);
+    }
+    const res = await add('eve', 'evil', 'a4.example.org');
+    assert.equal(res.statusCode, 429, res.body);
+    assert.match(
+      message(res),
+      /^team 'rivals' has claimed 4 custom domains in the last hour, the most a team may \(domains\.claimsPerTeamPerHour: 4\); try again in (59|60) minutes$/,
+    );
+    assert.equal(
+      await db.selectFrom('domains').select('id').where('host', '=', 'a4.example.org').executeTakeFirst(),
+      undefined,
+    );
   });
 });

@@ -116,7 +116,7 @@ describe('custom domain names', () => {
       wg0: [{ address: '10.8.0.1', internal: false }],
       eth1: [{ address: '198.18.7.7', internal: false }],
     } as unknown as NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>;
-    const domains = { verifyPort: 80, maxPerApp: 20 };
+    const domains = { verifyPort: 80, maxPerApp: 20, claimsPerTeamPerHour: 20 };
     const network = { enabled: true, bridge: 'petri0', subnet: '198.18.0.0/16' };
     assert.deepEqual(platformAddresses({ httpBind: '0.0.0.0', domains, network }, interfaces), [
       '203.0.113.7',
