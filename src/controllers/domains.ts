@@ -5,7 +5,9 @@
 // bind address and the host's interfaces) does it GET http://HOST:verifyPort/.well-known/...
 // from that address, with a short timeout and a small body cap. So a claim can never make
 // Petri fetch a URL of someone else's, internal or not: the address is ours, the port the
-// router's, the path fixed. When a domain starts or stops routing the reconciler is nudged.
+// router's, the path fixed. Each check has a deadline (DNS included), and checks run a few at
+// a time without waiting for one another: one team's claims whose DNS never answers cannot
+// hold back another team's. When a domain starts or stops routing the reconciler is nudged.
 // How often checks come: DOMAIN_CHECKS in domain/domains.ts.
 
 import { Resolver } from 'node:dns/promises';
@@ -14,6 +16,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import {
   claimedDomains,
+  type DueDomain,
   domainsDue,
   isPrivateAddress,
   platformAddresses,
@@ -26,15 +29,18 @@ import { Loop } from '../lib/loop.js';
 import type { Router } from '../router/router.js';
 import type { Store } from '../store/db.js';
 
-/** Time for one DNS lookup (each server tried twice) and for the router's answer. */
-const DNS_TIMEOUT_MS = 2000;
-const FETCH_TIMEOUT_MS = 5000;
+/** One check, DNS and the router's answer together, ends within this: a name whose DNS
+ * drops Petri's queries costs a check slot this long, no longer. */
+const CHECK_DEADLINE_MS = 5000;
+/** Each DNS query: one try this long, then one more (c-ares waits longer on the second). */
+const DNS_TIMEOUT_MS = 1000;
+const DNS_TRIES = 2;
 /** The token is 32 characters: an answer longer than this is not the router's. */
 const MAX_BODY_BYTES = 1024;
-/** Checks at a time (each waits on DNS and one request at most). */
+/** Checks at a time, and the most of them one team's claims take: another team's claim
+ * always finds a free slot within a pass. */
 const CONCURRENCY = 8;
-/** Checks in one pass (4 rounds of CONCURRENCY: at most some 30 s with every one timing out). */
-const MAX_CHECKS_PER_PASS = 32;
+const PER_TEAM = 4;
 /** A new claim is seen within this; a pass costs two small queries when nothing is due. */
 const PASS_MS = 2000;
 
@@ -53,6 +59,8 @@ export class DomainVerifier {
   private readonly loop: Loop;
   /** What this control plane has had the router serve, path -> token. */
   private readonly served = new Map<string, string>();
+  /** Checks under way, by domain id, with their team. */
+  private readonly checking = new Map<number, { teamId: number; done: Promise<void> }>();
 
   constructor(private readonly deps: DomainVerifierDeps) {
     this.loop = new Loop({
@@ -67,15 +75,20 @@ export class DomainVerifier {
     this.loop.start();
   }
 
-  stop(): Promise<void> {
-    return this.loop.stop();
+  /** No check starts after this; resolves once those under way have ended. */
+  async stop(): Promise<void> {
+    await this.loop.stop();
+    await Promise.all([...this.checking.values()].map((c) => c.done));
   }
 
-  /** One pass now (tests). */
-  checkNow(): Promise<void> {
-    return this.loop.runNow();
+  /** One pass now, and the checks it started (tests). */
+  async checkNow(): Promise<void> {
+    await this.loop.runNow();
+    await Promise.all([...this.checking.values()].map((c) => c.done));
   }
 
+  /** Serves the claims' tokens, then starts the due checks there is room for; it does not
+   * wait for them (each one's end starts the next pass). */
   private async pass(): Promise<void> {
     const { db, router, config } = this.deps;
     // Tokens first: a claim is checked only once the router serves its token.
@@ -90,35 +103,56 @@ export class DomainVerifier {
       await router.deleteWellKnown(path);
       this.served.delete(path);
     }
-    // The most overdue first, a bounded number a pass: a new claim's token is served within
-    // a pass or so however many checks wait (each may take its timeouts).
-    const due = (await domainsDue(db))
-      .filter((d) => wanted.has(verificationPath(d.id)))
-      .slice(0, MAX_CHECKS_PER_PASS);
-    if (due.length === 0) return;
-    const options = {
+    if (this.checking.size >= CONCURRENCY) return;
+    const due = (await domainsDue(db)).filter(
+      (d) => wanted.has(verificationPath(d.id)) && !this.checking.has(d.id),
+    );
+    const picked = fairShare(due, [...this.checking.values()], CONCURRENCY - this.checking.size);
+    if (picked.length === 0) return;
+    const options: CheckOptions = {
       domain: config.domain,
       addresses: platformAddresses(config),
       port: config.domains.verifyPort,
       resolver: config.domains.resolver,
     };
-    let changed = false;
-    for (let i = 0; i < due.length; i += CONCURRENCY) {
-      await Promise.all(
-        due.slice(i, i + CONCURRENCY).map(async (d) => {
-          const outcome = await checkDomain(d, options);
-          if (await recordDomainCheck(db, d.id, outcome)) {
-            changed = true;
-            this.deps.logger.info(
-              { host: d.host, ...(outcome.ok ? {} : { reason: outcome.reason }) },
-              outcome.ok ? 'custom domain verified' : 'custom domain no longer verified',
-            );
-          }
-        }),
-      );
+    for (const d of picked) {
+      const done = this.check(d, options).finally(() => {
+        this.checking.delete(d.id);
+        this.loop.nudge();
+      });
+      this.checking.set(d.id, { teamId: d.teamId, done });
     }
-    if (changed) this.deps.nudge();
   }
+
+  private async check(d: DueDomain, options: CheckOptions): Promise<void> {
+    try {
+      const outcome = await checkDomain(d, options);
+      if (!(await recordDomainCheck(this.deps.db, d.id, outcome))) return;
+      this.deps.logger.info(
+        { host: d.host, ...(outcome.ok ? {} : { reason: outcome.reason }) },
+        outcome.ok ? 'custom domain verified' : 'custom domain no longer verified',
+      );
+      this.deps.nudge();
+    } catch (err) {
+      this.deps.logger.warn({ host: d.host, err: errorMessage(err) }, 'checking a custom domain failed');
+    }
+  }
+}
+
+/** Up to `room` of the due claims, in their order, none of a team that already has PER_TEAM
+ * under way (or picked). */
+function fairShare(due: DueDomain[], running: { teamId: number }[], room: number): DueDomain[] {
+  const load = new Map<number, number>();
+  for (const r of running) load.set(r.teamId, (load.get(r.teamId) ?? 0) + 1);
+  const picked: DueDomain[] = [];
+  for (const d of due) {
+    if (picked.length >= room) break;
+    const n = load.get(d.teamId) ?? 0;
+    if (n >= PER_TEAM) continue;
+    load.set(d.teamId, n + 1);
+    picked.push(d);
+  }
+  return picked;
 }
 
 export interface CheckOptions {
@@ -129,22 +163,54 @@ export interface CheckOptions {
   port: number;
   /** DNS servers ("IP" or "IP:PORT"); default: the system's. */
   resolver?: string[];
+  /** The whole check's deadline (default CHECK_DEADLINE_MS). */
+  deadlineMs?: number;
 }
 
 /** Whether HOST leads to this platform's router: resolved to one of its addresses, where the
  * router answers the domain's verification path with its token. A name that is a CNAME to
  * another app's host is that app's, and fails: otherwise a name someone points at their app
- * could be claimed by anyone, and verified, while it is not claimed. Never throws. */
+ * could be claimed by anyone, and verified, while it is not claimed. Never throws; ends
+ * within the deadline, saying what it was waiting for. */
 export async function checkDomain(
   domain: { id: number; host: string; token: string; app: string },
   opts: CheckOptions,
+): Promise<CheckOutcome> {
+  const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: DNS_TRIES });
+  if (opts.resolver) resolver.setServers(opts.resolver);
+  const abort = new AbortController();
+  const step = { doing: `looking ${domain.host} up in DNS` };
+  const deadlineMs = opts.deadlineMs ?? CHECK_DEADLINE_MS;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<CheckOutcome>((resolve) => {
+    timer = setTimeout(
+      () => resolve(fail(`no answer within ${deadlineMs / 1000} s ${step.doing}; it is tried again`)),
+      deadlineMs,
+    );
+  });
+  try {
+    return await Promise.race([check(domain, opts, resolver, abort.signal, step), deadline]);
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+    resolver.cancel();
+  }
+}
+
+async function check(
+  domain: { id: number; host: string; token: string; app: string },
+  opts: CheckOptions,
+  resolver: Resolver,
+  signal: AbortSignal,
+  step: { doing: string },
 ): Promise<CheckOutcome> {
   const ours = new Set(opts.addresses.map(canonicalIp));
   if (ours.size === 0) {
     return fail("no address of this platform is known: set domains.addresses in Petri's config");
   }
   const own = `${domain.app}.${opts.domain}`;
-  const target = await cnameOf(domain.host, opts.resolver);
+  step.doing = `looking up the CNAME of ${domain.host}`;
+  const target = await cnameOf(domain.host, resolver);
   if (
     target !== undefined &&
     target !== own &&
@@ -152,7 +218,8 @@ export async function checkDomain(
   ) {
     return fail(`${domain.host} is a CNAME to ${target}, not to this app's ${own}: point it at ${own}`);
   }
-  const resolved = await resolve(domain.host, opts.resolver);
+  step.doing = `looking ${domain.host} up in DNS`;
+  const resolved = await resolve(domain.host, resolver);
   if ('reason' in resolved) return fail(resolved.reason);
   const mine = resolved.addresses.filter((a) => ours.has(canonicalIp(a)));
   const platform = [...ours].join(', ');
@@ -165,7 +232,8 @@ export async function checkDomain(
       `${domain.host} points to ${shown(resolved.addresses)}, not to this platform (${platform}): fix its DNS record`,
     );
   }
-  return fetchToken(domain, address, opts.port);
+  step.doing = `waiting for Petri's router at ${address}`;
+  return fetchToken(domain, address, opts.port, signal);
 }
 
 /** The addresses a name resolves to, as a reason may show them: private ones unnamed (the
@@ -188,17 +256,11 @@ function canonicalIp(ip: string): string {
   return net.isIPv6(ip) ? new net.SocketAddress({ address: ip, family: 'ipv6' }).address : ip;
 }
 
-function resolverOf(servers: string[] | undefined): Resolver {
-  const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: 2 });
-  if (servers) resolver.setServers(servers);
-  return resolver;
-}
-
 /** The name HOST is a CNAME to (lower case, no trailing dot), if it is one. A failed lookup
  * counts as none: the address lookup that follows fails the same way, saying so. */
-async function cnameOf(host: string, servers: string[] | undefined): Promise<string | undefined> {
+async function cnameOf(host: string, resolver: Resolver): Promise<string | undefined> {
   try {
-    const [target] = await resolverOf(servers).resolveCname(host);
+    const [target] = await resolver.resolveCname(host);
     return target?.toLowerCase().replace(/\.$/, '');
   } catch {
     return undefined;
@@ -207,9 +269,8 @@ async function cnameOf(host: string, servers: string[] | undefined): Promise<str
 
 async function resolve(
   host: string,
-  servers: string[] | undefined,
+  resolver: Resolver,
 ): Promise<{ addresses: string[] } | { reason: string }> {
-  const resolver = resolverOf(servers);
   const answers = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]);
   const addresses: string[] = [];
   for (const answer of answers) {
@@ -227,11 +288,13 @@ async function resolve(
   return { addresses };
 }
 
-/** GET the verification path from the platform's own address, Host: the domain. */
+/** GET the verification path from the platform's own address, Host: the domain; given up
+ * when the check's deadline aborts it. */
 function fetchToken(
   domain: { id: number; host: string; token: string },
   address: string,
   port: number,
+  signal: AbortSignal,
 ): Promise<CheckOutcome> {
   const where = `${net.isIPv6(address) ? `[${address}]` : address}:${port}`;
   return new Promise((resolve) => {
@@ -252,7 +315,7 @@ function fetchToken(
           'user-agent': 'Petri domain check',
         },
         agent: false,
-        timeout: FETCH_TIMEOUT_MS,
+        signal,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -276,9 +339,6 @@ function fetchToken(
         });
         res.on('error', (err) => done(fail(`reading the answer of ${where} failed: ${errorMessage(err)}`)));
       },
-    );
-    req.on('timeout', () =>
-      done(fail(`Petri's router did not answer at ${where} within ${FETCH_TIMEOUT_MS / 1000} s`)),
     );
     req.on('error', (err) => {
       const code = (err as NodeJS.ErrnoException).code;

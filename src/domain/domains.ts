@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import os from 'node:os';
 import { domainToASCII, domainToUnicode } from 'node:url';
+import { sql } from 'kysely';
 import type { PetriConfig } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import { now, type Store } from '../store/db.js';
@@ -392,17 +393,30 @@ export async function claimedDomains(db: Store): Promise<{ id: number; host: str
   return db.selectFrom('domains').select(['id', 'host', 'token']).orderBy('id').execute();
 }
 
-/** The claims whose next check is due, with their app's name. */
-export async function domainsDue(
-  db: Store,
-  at = now(),
-): Promise<{ id: number; host: string; token: string; app: string }[]> {
+export interface DueDomain {
+  id: number;
+  host: string;
+  token: string;
+  app: string;
+  teamId: number;
+}
+
+/** The most claims one pass looks at (the verifier starts a few of them). */
+const DUE_LIMIT = 1000;
+
+/** The claims whose next check is due, with their app's name and team, in the order they are
+ * best checked: never checked first (a new claim is answered within seconds), then by fewest
+ * failures in a row (a claim that keeps failing waits behind the others), then most overdue. */
+export async function domainsDue(db: Store, at = now()): Promise<DueDomain[]> {
   return db
     .selectFrom('domains')
     .innerJoin('apps', 'apps.id', 'domains.app_id')
-    .select(['domains.id', 'domains.host', 'domains.token', 'apps.name as app'])
+    .select(['domains.id', 'domains.host', 'domains.token', 'apps.name as app', 'apps.team_id as teamId'])
     .where('domains.next_check_at', '<=', at)
+    .orderBy(sql`domains.last_check_at is null`, 'desc')
+    .orderBy('domains.failures')
     .orderBy('domains.next_check_at')
+    .limit(DUE_LIMIT)
     .execute();
 }
 

@@ -2,8 +2,10 @@
 // server (pebble-challtestsrv) and a stand-in for the router: a domain that resolves to one
 // of the platform's addresses, where the token is served, passes; one that resolves
 // elsewhere fails saying where it points, and nothing is fetched from that address (no way to
-// make Petri fetch an internal URL); a wrong, slow or endless answer fails with a reason.
+// make Petri fetch an internal URL); a wrong, slow or endless answer fails with a reason, and
+// a check ends by its deadline whatever DNS does.
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -120,5 +122,40 @@ describe('checking a custom domain', () => {
   test('a DNS server that does not answer fails the check, to be tried again', async () => {
     const outcome = await checkDomain(domain, { ...opts(), resolver: ['127.0.0.1:9'] });
     assert.match((outcome as { reason: string }).reason, /looking www\.example\.test up in DNS failed/);
+  });
+
+  test('a check ends by its deadline, DNS that drops queries or a router that never answers', async () => {
+    const silent = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+    const hang = http.createServer(() => {});
+    await new Promise<void>((resolve) => hang.listen(0, '127.0.0.1', resolve));
+    try {
+      let started = Date.now();
+      const dropped = await checkDomain(domain, {
+        ...opts(),
+        resolver: [`127.0.0.1:${(silent.address() as AddressInfo).port}`],
+        deadlineMs: 1500,
+      });
+      assert.ok(Date.now() - started < 2500, `took ${Date.now() - started} ms`);
+      assert.match(
+        (dropped as { reason: string }).reason,
+        /no answer within 1\.5 s looking up the CNAME of www\.example\.test; it is tried again/,
+      );
+      started = Date.now();
+      const stuck = await checkDomain(domain, {
+        ...opts(),
+        port: (hang.address() as AddressInfo).port,
+        deadlineMs: 1500,
+      });
+      assert.ok(Date.now() - started < 2500, `took ${Date.now() - started} ms`);
+      assert.match(
+        (stuck as { reason: string }).reason,
+        /no answer within 1\.5 s waiting for Petri's router at 127\.0\.0\.1/,
+      );
+    } finally {
+      silent.close();
+      hang.closeAllConnections();
+      await new Promise((resolve) => hang.close(resolve));
+    }
   });
 });
