@@ -1,5 +1,6 @@
 // `petri domains`: an app's custom domains (issue 20). `add` claims a name and prints what to
-// set up in DNS and where Petri will check it; the list shows each one's state (pending
+// set up in DNS (where the name points, and the TXT record that proves it is the team's) and
+// where Petri will check it; the list shows each one's state (pending
 // verification, issuing, active, failing with the reason) and its certificate's expiry.
 import type { Command } from 'commander';
 import type { AppDomain, DomainAdded } from '../client/index.js';
@@ -45,7 +46,9 @@ export function registerDomains(program: Command, ctx: Context): void {
 
   domains
     .command('add')
-    .description('claim a custom domain for the app; it routes once Petri sees it point here')
+    .description(
+      "claim a custom domain for the app; it routes once its DNS points here and holds the claim's token",
+    )
     .argument('<host>', 'e.g. www.example.org')
     .addOption(appOption())
     .option('--json', 'print JSON')
@@ -68,7 +71,7 @@ export function registerDomains(program: Command, ctx: Context): void {
     });
 }
 
-/** What `add` prints: the DNS record to set up, and where Petri looks for it. */
+/** What `add` prints: the DNS records to set up, and where Petri looks for them. */
 export function setupLines(app: string, { domain, setup }: DomainAdded): string[] {
   const name = shown(domain);
   const records = [
@@ -81,12 +84,15 @@ export function setupLines(app: string, { domain, setup }: DomainAdded): string[
       : []),
   ];
   return [
-    `${name} claimed for ${app}; it routes once Petri sees it point here.`,
+    `${name} claimed for ${app}; it routes once Petri sees the records below in its DNS.`,
     '',
     'Set up in DNS:',
     ...records,
+    '  and, to prove the name is yours (keep it while the domain is in use):',
+    `  ${domain.verification.txt}  TXT  "${domain.verification.token}"`,
     '',
     'Petri then checks it (first within seconds, then with growing pauses):',
+    `  TXT ${domain.verification.txt} holds the token`,
     `  GET ${domain.verification.url}`,
     `  must answer ${domain.verification.token} (the router serves it; nothing to do on your side)`,
     '',

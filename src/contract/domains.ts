@@ -30,6 +30,10 @@ export const AppDomain = Type.Object({
   verification: Type.Object({
     url: Type.String({ description: 'where Petri checks the domain; the router answers it with the token' }),
     token: Type.String(),
+    txt: Type.String({
+      description:
+        'the name (_petri-challenge.HOST) whose TXT record must hold the token: the proof the name is yours',
+    }),
   }),
   certificate: Nullable(
     Type.Object({

@@ -1,20 +1,24 @@
-// Verification of custom domains (issue 20): the router serves each claimed domain's token at
-// /.well-known/petri-domain/ID on every host, and this loop checks that the domain leads
-// there: it resolves the name (domains.resolver, else the system's DNS), and only if an
-// address it resolves to is one of the platform's own (domains.addresses, else the router's
-// bind address and the host's interfaces) does it GET http://HOST:verifyPort/.well-known/...
-// from that address, with a short timeout and a small body cap. So a claim can never make
-// Petri fetch a URL of someone else's, internal or not: the address is ours, the port the
-// router's, the path fixed. Each check has a deadline (DNS included), and checks run a few at
-// a time without waiting for one another: one team's claims whose DNS never answers cannot
-// hold back another team's. When a domain starts or stops routing the reconciler is nudged.
-// How often checks come: DOMAIN_CHECKS in domain/domains.ts.
+// Verification of custom domains (issue 20). A claim verifies when three things hold:
+// - its name's DNS holds the claim's token in a TXT record at _petri-challenge.HOST: the proof
+//   that whoever claimed it controls the name (pointing a name at the platform proves only
+//   where it leads, and anyone may claim a name someone else pointed here);
+// - no hop of its CNAME chain is another app's host or another app's verified domain (such a
+//   name leads to that app);
+// - it leads to the platform: it resolves (domains.resolver, else the system's DNS) to one of
+//   the platform's own addresses, and only then is http://HOST:verifyPort/.well-known/
+//   petri-domain/ID fetched from that address, where the router serves each claim's token.
+// So a claim can never make Petri fetch a URL of someone else's, internal or not: the address
+// is ours, the port the router's, the path fixed. Each check has a deadline (DNS included),
+// and checks run a few at a time without waiting for one another: one team's claims whose DNS
+// never answers cannot hold back another team's. When a domain starts or stops routing the
+// reconciler is nudged. How often checks come: DOMAIN_CHECKS in domain/domains.ts.
 
 import { Resolver } from 'node:dns/promises';
 import http from 'node:http';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import {
+  challengeName,
   claimedDomains,
   type DueDomain,
   domainsDue,
@@ -22,6 +26,7 @@ import {
   platformAddresses,
   recordDomainCheck,
   verificationPath,
+  verifiedDomainApps,
 } from '../domain/domains.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
@@ -35,6 +40,8 @@ const CHECK_DEADLINE_MS = 5000;
 /** Each DNS query: one try this long, then one more (c-ares waits longer on the second). */
 const DNS_TIMEOUT_MS = 1000;
 const DNS_TRIES = 2;
+/** CNAMEs followed from a name; a longer chain fails (real ones have one or two). */
+const MAX_CNAME_HOPS = 8;
 /** The token is 32 characters: an answer longer than this is not the router's. */
 const MAX_BODY_BYTES = 1024;
 /** Checks at a time, and the most of them one team's claims take: another team's claim
@@ -114,6 +121,7 @@ export class DomainVerifier {
       addresses: platformAddresses(config),
       port: config.domains.verifyPort,
       resolver: config.domains.resolver,
+      verifiedDomains: await verifiedDomainApps(db),
     };
     for (const d of picked) {
       const done = this.check(d, options).finally(() => {
@@ -163,15 +171,15 @@ export interface CheckOptions {
   port: number;
   /** DNS servers ("IP" or "IP:PORT"); default: the system's. */
   resolver?: string[];
+  /** Verified custom domains, host -> app name: a CNAME chain through another app's leads to
+   * that app. */
+  verifiedDomains?: ReadonlyMap<string, string>;
   /** The whole check's deadline (default CHECK_DEADLINE_MS). */
   deadlineMs?: number;
 }
 
-/** Whether HOST leads to this platform's router: resolved to one of its addresses, where the
- * router answers the domain's verification path with its token. A name that is a CNAME to
- * another app's host is that app's, and fails: otherwise a name someone points at their app
- * could be claimed by anyone, and verified, while it is not claimed. Never throws; ends
- * within the deadline, saying what it was waiting for. */
+/** Whether HOST is the claimant's and leads to this platform's router (see the top of this
+ * file). Never throws; ends within the deadline, saying what it was waiting for. */
 export async function checkDomain(
   domain: { id: number; host: string; token: string; app: string },
   opts: CheckOptions,
@@ -208,18 +216,15 @@ async function check(
   if (ours.size === 0) {
     return fail("no address of this platform is known: set domains.addresses in Petri's config");
   }
-  const own = `${domain.app}.${opts.domain}`;
-  step.doing = `looking up the CNAME of ${domain.host}`;
-  const target = await cnameOf(domain.host, resolver);
-  if (
-    target !== undefined &&
-    target !== own &&
-    (target === opts.domain || target.endsWith(`.${opts.domain}`))
-  ) {
-    return fail(`${domain.host} is a CNAME to ${target}, not to this app's ${own}: point it at ${own}`);
-  }
+  const chain = await cnameChain(domain.host, resolver, step);
+  if ('reason' in chain) return fail(chain.reason);
+  const elsewhere = leadsElsewhere(domain, chain.hops, opts);
+  if (elsewhere) return fail(elsewhere);
   step.doing = `looking ${domain.host} up in DNS`;
-  const resolved = await resolve(domain.host, resolver);
+  const [resolved, txt] = await Promise.all([
+    resolve(domain.host, resolver),
+    txtRecords(challengeName(domain.host), resolver),
+  ]);
   if ('reason' in resolved) return fail(resolved.reason);
   const mine = resolved.addresses.filter((a) => ours.has(canonicalIp(a)));
   const platform = [...ours].join(', ');
@@ -232,8 +237,95 @@ async function check(
       `${domain.host} points to ${shown(resolved.addresses)}, not to this platform (${platform}): fix its DNS record`,
     );
   }
+  const proof = proofOf(domain, txt);
+  if (proof) return fail(proof);
   step.doing = `waiting for Petri's router at ${address}`;
   return fetchToken(domain, address, opts.port, signal);
+}
+
+/** The names HOST is a CNAME to, hop by hop (lower case, no trailing dot); empty when it is
+ * none. A lookup that fails other than "no such record" fails the check, to be tried again:
+ * a chain must be seen whole. */
+async function cnameChain(
+  host: string,
+  resolver: Resolver,
+  step: { doing: string },
+): Promise<{ hops: string[] } | { reason: string }> {
+  const hops: string[] = [];
+  let name = host;
+  for (;;) {
+    step.doing = `looking up the CNAME of ${name}`;
+    let target: string | undefined;
+    try {
+      [target] = await resolver.resolveCname(name);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENODATA' || code === 'ENOTFOUND') return { hops };
+      return { reason: `looking ${name} up in DNS failed (${code ?? errorMessage(err)}); it is tried again` };
+    }
+    if (target === undefined) return { hops };
+    const next = target.toLowerCase().replace(/\.$/, '');
+    if (next === host || hops.includes(next)) {
+      return { reason: `${host} is a CNAME to ${[...hops, next].join(' -> ')}: a loop, fix its DNS records` };
+    }
+    hops.push(next);
+    if (hops.length > MAX_CNAME_HOPS) {
+      return {
+        reason: `${host} is a CNAME to a chain of more than ${MAX_CNAME_HOPS} names: point it at the app's host directly`,
+      };
+    }
+    name = next;
+  }
+}
+
+/** Why a CNAME chain leads to another app (a hop that is another app's host, or another
+ * app's verified domain), if it does. A chain reaching into the platform's domain ends there. */
+function leadsElsewhere(
+  domain: { host: string; app: string },
+  hops: string[],
+  opts: CheckOptions,
+): string | undefined {
+  const own = `${domain.app}.${opts.domain}`;
+  for (const [i, hop] of hops.entries()) {
+    const path = hops.slice(0, i + 1).join(' -> ');
+    if (hop === own) return undefined;
+    if (hop === opts.domain || hop.endsWith(`.${opts.domain}`)) {
+      return `${domain.host} is a CNAME to ${path}, not to this app's ${own}: point it at ${own}`;
+    }
+    const owner = opts.verifiedDomains?.get(hop);
+    if (owner !== undefined && owner !== domain.app) {
+      return `${domain.host} is a CNAME to ${path}, another app's domain: point it at ${own}`;
+    }
+  }
+  return undefined;
+}
+
+/** Why the claim's TXT record does not prove the name is the claimant's, if it does not. */
+function proofOf(
+  domain: { host: string; token: string },
+  txt: { records: string[] } | { reason: string },
+): string | undefined {
+  if ('reason' in txt) return txt.reason;
+  if (txt.records.includes(domain.token)) return undefined;
+  const record = `${challengeName(domain.host)} TXT "${domain.token}"`;
+  if (txt.records.length === 0) {
+    return `${challengeName(domain.host)} has no TXT record: add ${record}, which proves the name is yours`;
+  }
+  return `${challengeName(domain.host)} has no TXT record with this claim's token (${txt.records.length} other${txt.records.length === 1 ? '' : 's'}): add ${record}`;
+}
+
+/** The TXT records of NAME, each one's strings joined; none when it has none. */
+async function txtRecords(
+  name: string,
+  resolver: Resolver,
+): Promise<{ records: string[] } | { reason: string }> {
+  try {
+    return { records: (await resolver.resolveTxt(name)).map((chunks) => chunks.join('').trim()) };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENODATA' || code === 'ENOTFOUND') return { records: [] };
+    return { reason: `looking ${name} up in DNS failed (${code ?? errorMessage(err)}); it is tried again` };
+  }
 }
 
 /** The addresses a name resolves to, as a reason may show them: private ones unnamed (the
@@ -254,17 +346,6 @@ function fail(reason: string): CheckOutcome {
 
 function canonicalIp(ip: string): string {
   return net.isIPv6(ip) ? new net.SocketAddress({ address: ip, family: 'ipv6' }).address : ip;
-}
-
-/** The name HOST is a CNAME to (lower case, no trailing dot), if it is one. A failed lookup
- * counts as none: the address lookup that follows fails the same way, saying so. */
-async function cnameOf(host: string, resolver: Resolver): Promise<string | undefined> {
-  try {
-    const [target] = await resolver.resolveCname(host);
-    return target?.toLowerCase().replace(/\.$/, '');
-  } catch {
-    return undefined;
-  }
 }
 
 async function resolve(

@@ -1,7 +1,8 @@
 // Custom domains of apps (issue 20): which names an app's team may claim, the claims and
-// their verification state. A claim routes only once verified (controllers/domains.ts sees
-// the router answer for the name at the platform's own address), so no team can take
-// another's host or the platform's own names by claiming it first.
+// their verification state. A claim routes only once verified (controllers/domains.ts finds
+// the claim's token in the name's DNS, a TXT record, and sees the router answer for the name
+// at the platform's own address), so no team can take another's name, or the platform's own,
+// by claiming it first.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import os from 'node:os';
@@ -105,6 +106,13 @@ export interface DomainView {
 /** The path the router serves a domain's token at (router.setWellKnown). */
 export function verificationPath(id: number): string {
   return `/.well-known/petri-domain/${id}`;
+}
+
+/** The name whose TXT record must hold a claim's token: the proof that whoever claims HOST
+ * controls its DNS (pointing a name at the platform proves only where it leads, not whose it
+ * is). Kept while the domain is in use: the checks every few hours look for it too. */
+export function challengeName(host: string): string {
+  return `_petri-challenge.${host}`;
 }
 
 type DomainRow = {

@@ -114,7 +114,9 @@ test("a tenant's unanswerable claims do not hold another team's claim back", asy
     // Mallory's pass is under way; ana claims her name.
     await new Promise((resolve) => setTimeout(resolve, 500));
     const shop = await createApp(db, ana, 'shop', limits);
-    await addDomain(db, ana, shop, 'www.shop.example', config);
+    const claim = await addDomain(db, ana, shop, 'www.shop.example', config);
+    // Ana proves the name is hers, as `petri domains add` tells her to.
+    await dns.setTxt('_petri-challenge.www.shop.example', claim.token);
     const started = Date.now();
     const state = async () =>
       (

@@ -97,6 +97,7 @@ describe('custom domains through the API', () => {
     const id = await domainId('www.example.org');
     assert.equal(domain.verification.url, `http://www.example.org/.well-known/petri-domain/${id}`);
     assert.match(domain.verification.token, /^[A-Za-z0-9_-]{32}$/);
+    assert.equal(domain.verification.txt, '_petri-challenge.www.example.org');
     assert.deepEqual(setup, { cname: 'shop.petri.example.net', addresses: ['203.0.113.7'] });
 
     const list = await call('vic', 'GET', '/v1/apps/shop/domains');

@@ -1,7 +1,8 @@
 // A DNS server for tests: Debian's pebble-challtestsrv on loopback ports of the test's own,
 // its other challenge servers off. Every A query is answered with 127.0.0.1 unless a test
 // gives a name other addresses (addA) or makes it a CNAME (setCname); AAAA queries get no
-// answer. Stopped by pid.
+// answer; TXT queries get what setTxt set (a claim's proof, _petri-challenge.HOST). Stopped
+// by pid.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { freePort } from '../../src/lib/ports.js';
 import { until } from '../../src/lib/until.js';
@@ -74,6 +75,16 @@ export class TestDns {
   /** Makes `host` a CNAME to `target` (whose A queries get the default answer). */
   setCname(host: string, target: string): Promise<void> {
     return this.manage('/set-cname', { host: `${host}.`, target: `${target}.` });
+  }
+
+  /** Adds a TXT record `value` to `host` (e.g. _petri-challenge.www.example.test). */
+  setTxt(host: string, value: string): Promise<void> {
+    return this.manage('/set-txt', { host: `${host}.`, value });
+  }
+
+  /** Removes `host`'s TXT records. */
+  clearTxt(host: string): Promise<void> {
+    return this.manage('/clear-txt', { host: `${host}.` });
   }
 
   private async manage(path: string, body: object): Promise<void> {

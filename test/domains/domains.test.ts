@@ -1,10 +1,12 @@
 // Custom domains end to end (issue 20): a real `petri server` and router, an app behind it,
 // and a real DNS server (pebble-challtestsrv) as the domains' resolver. A domain added with
-// the CLI is verified through the router (the token it serves) and then reaches the app,
+// the CLI, its TXT record _petri-challenge.HOST set to the claim's token as `add` says, is
+// verified through the router (the token it serves) and then reaches the app,
 // which is told the host in X-Forwarded-Host, and gets its certificate (HTTPS by SNI); a
 // domain that points elsewhere stays failing with the reason; removing a domain stops its
 // routing; a member of another team can neither add a domain to the app nor claim the app's
-// domain for their own, nor have a name that is a CNAME to the app's host verified for theirs;
+// domain for their own, nor have a name that is a CNAME to the app's host, or a name someone
+// else pointed at the platform (no TXT record of their token), verified for theirs;
 // a gated app's domain is gated by the router, and its sign-in comes back to the domain.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -92,14 +94,19 @@ describe('custom domains', () => {
     const id = url.exec(added.stdout)?.[1];
     assert.ok(id, added.stdout);
     const token = /must answer ([A-Za-z0-9_-]+)/.exec(added.stdout)?.[1];
+    assert.ok(token, added.stdout);
+    assert.match(added.stdout, new RegExp(`_petri-challenge\\.www\\.example\\.test {2}TXT {2}"${token}"`));
+    // What the domain's owner sets in their DNS.
+    await dns.setTxt('_petri-challenge.www.example.test', token);
     // The router serves the token, on any host.
     await until(
       async () =>
         (await petri.request('anything.example', `/.well-known/petri-domain/${id}`)).body.trim() === token,
       { timeout: 10_000, message: 'the router to serve the token' },
     );
+    // A check may come before the TXT record is set: the next is 15 s after it.
     await until(async () => (await domain('www.example.test'))?.state === 'verified', {
-      timeout: 20_000,
+      timeout: 35_000,
       message: 'www.example.test to be verified',
     });
     await until(async () => (await petri.request('www.example.test', '/')).status === 200, {
@@ -180,6 +187,28 @@ describe('custom domains', () => {
       { timeout: 20_000, message: 'alias.example.test to fail for evil' },
     );
     assert.equal((await petri.request('alias.example.test', '/')).status, 404);
+    // A name someone pointed at the platform with an A record (as `add` tells them to), not
+    // claimed yet: the rival may claim it, but without its TXT record of their token it never
+    // verifies.
+    await dns.addA('apex.example.test', ['127.0.0.1']);
+    assert.equal(
+      (await api('POST', '/v1/apps/evil/domains', rival, { host: 'apex.example.test' })).status,
+      201,
+    );
+    await until(
+      async () => {
+        const list = await api('GET', '/v1/apps/evil/domains', rival);
+        const apex = (list.body.domains as AppDomainList['domains']).find(
+          (d) => d.host === 'apex.example.test',
+        );
+        return (
+          apex?.state === 'failing' &&
+          /_petri-challenge\.apex\.example\.test has no TXT record/.test(apex.reason ?? '')
+        );
+      },
+      { timeout: 20_000, message: 'apex.example.test to fail for evil' },
+    );
+    assert.equal((await petri.request('apex.example.test', '/')).status, 404);
     const removal = await api('DELETE', '/v1/apps/fwd/domains/www.example.test', rival);
     assert.equal(removal.status, 404);
     assert.equal((await petri.request('www.example.test', '/')).status, 200);

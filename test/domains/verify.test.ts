@@ -1,9 +1,11 @@
 // The check behind a custom domain's verification (controllers/domains.ts) against a real DNS
-// server (pebble-challtestsrv) and a stand-in for the router: a domain that resolves to one
-// of the platform's addresses, where the token is served, passes; one that resolves
-// elsewhere fails saying where it points, and nothing is fetched from that address (no way to
-// make Petri fetch an internal URL); a wrong, slow or endless answer fails with a reason, and
-// a check ends by its deadline whatever DNS does.
+// server (pebble-challtestsrv) and a stand-in for the router: a domain whose TXT record
+// _petri-challenge.HOST holds the claim's token and that resolves to one of the platform's
+// addresses, where the token is served, passes; without the TXT record, or with another
+// token in it, it fails saying what to add; one that resolves elsewhere fails saying where it
+// points, and nothing is fetched from that address (no way to make Petri fetch an internal
+// URL); a CNAME chain through another app's host or verified domain fails; a wrong, slow or
+// endless answer fails with a reason, and a check ends by its deadline whatever DNS does.
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import http from 'node:http';
@@ -28,6 +30,10 @@ describe('checking a custom domain', () => {
     await dns.addA('inside.example.test', ['127.0.0.1']);
     await dns.setCname('ours.example.test', 'shop.petri.example.net');
     await dns.setCname('theirs.example.test', 'club.petri.example.net');
+    // The claim's proof, for each name the claimant controls.
+    for (const host of ['www', 'far', 'inside', 'corp', 'ours', 'theirs']) {
+      await dns.setTxt(`_petri-challenge.${host}.example.test`, 'T0k3n_abc');
+    }
     server = http.createServer((req, res) => {
       asked.push(`${req.headers.host} ${req.url}`);
       answer(res);
@@ -84,6 +90,59 @@ describe('checking a custom domain', () => {
       (theirs as { reason: string }).reason,
       /theirs\.example\.test is a CNAME to club\.petri\.example\.net, not to this app's shop\.petri\.example\.net/,
     );
+  });
+
+  test("without the TXT record holding the claim's token it fails, saying what to add; nothing is fetched", async () => {
+    answer = (res) => res.end('T0k3n_abc');
+    asked.length = 0;
+    const missing = await check({ ...domain, host: 'apex.test' });
+    assert.match(
+      (missing as { reason: string }).reason,
+      /_petri-challenge\.apex\.test has no TXT record: add _petri-challenge\.apex\.test TXT "T0k3n_abc"/,
+    );
+    await dns.setTxt('_petri-challenge.other.test', 'someone-elses-token');
+    const wrong = await check({ ...domain, host: 'other.test' });
+    assert.match(
+      (wrong as { reason: string }).reason,
+      /_petri-challenge\.other\.test has no TXT record with this claim's token \(1 other\): add/,
+    );
+    assert.deepEqual(asked, []);
+    // Beside other TXT records, it passes.
+    await dns.setTxt('_petri-challenge.other.test', 'T0k3n_abc');
+    assert.deepEqual(await check({ ...domain, host: 'other.test' }), { ok: true });
+  });
+
+  test("a CNAME chain is followed: a hop that is another app's host or verified domain fails", async () => {
+    answer = (res) => res.end('T0k3n_abc');
+    await dns.setCname('alias.example.test', 'theirs.example.test');
+    await dns.setTxt('_petri-challenge.alias.example.test', 'T0k3n_abc');
+    const chained = await check({ ...domain, host: 'alias.example.test' });
+    assert.match(
+      (chained as { reason: string }).reason,
+      /alias\.example\.test is a CNAME to theirs\.example\.test -> club\.petri\.example\.net, not to this app's/,
+    );
+    // Through the app's own host: passes.
+    await dns.setCname('mine.example.test', 'ours.example.test');
+    await dns.setTxt('_petri-challenge.mine.example.test', 'T0k3n_abc');
+    assert.deepEqual(await check({ ...domain, host: 'mine.example.test' }), { ok: true });
+    // Through another app's verified domain (whatever its records): fails; through this app's own passes.
+    await dns.setCname('via.example.test', 'www.example.test');
+    await dns.setTxt('_petri-challenge.via.example.test', 'T0k3n_abc');
+    const via = (verified: string) =>
+      checkDomain(
+        { ...domain, host: 'via.example.test' },
+        { ...opts(), verifiedDomains: new Map([['www.example.test', verified]]) },
+      );
+    assert.match(
+      ((await via('club')) as { reason: string }).reason,
+      /via\.example\.test is a CNAME to www\.example\.test, another app's domain/,
+    );
+    assert.deepEqual(await via('shop'), { ok: true });
+    // A loop fails.
+    await dns.setCname('loop1.example.test', 'loop2.example.test');
+    await dns.setCname('loop2.example.test', 'loop1.example.test');
+    const loop = await check({ ...domain, host: 'loop1.example.test' });
+    assert.match((loop as { reason: string }).reason, /a loop/);
   });
 
   test('an answer without the token fails: another token, an error, a redirect, a long body', async () => {

@@ -234,7 +234,11 @@ describe('certificates from ACME (pebble) in a real Petri', { timeout: 300_000 }
   });
 
   test('a custom domain, once verified, gets its certificate from the ACME directory too', async () => {
-    await ok(['domains', 'add', 'www.shop.test', '--app', 'shop']);
+    const added = JSON.parse(
+      (await ok(['domains', 'add', 'www.shop.test', '--app', 'shop', '--json'])).stdout,
+    ) as { domain: { verification: { txt: string; token: string } } };
+    // The owner's proof that the name is theirs.
+    await pebble.setTxt(added.domain.verification.txt, added.domain.verification.token);
     const cert = await certWhen(
       'www.shop.test',
       (c) => c.serial !== null,

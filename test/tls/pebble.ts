@@ -164,6 +164,15 @@ export class Pebble {
     if (!res.ok) throw new Error(`pebble-challtestsrv add-a: ${res.status} ${await res.text()}`);
   }
 
+  /** Adds a TXT record to pebble's DNS, e.g. a custom domain's proof (_petri-challenge.HOST). */
+  async setTxt(host: string, value: string): Promise<void> {
+    const res = await fetch(`http://127.0.0.1:${this.challtestPort}/set-txt`, {
+      method: 'POST',
+      body: JSON.stringify({ host: `${host}.`, value }),
+    });
+    if (!res.ok) throw new Error(`pebble-challtestsrv set-txt: ${res.status} ${await res.text()}`);
+  }
+
   /** What pebble and its DNS said (for failure messages). */
   get log(): string {
     return this.output;

@@ -17,6 +17,7 @@ import {
 import { certificateStates } from '../../domain/certificates.js';
 import {
   addDomain,
+  challengeName,
   type DomainView,
   listDomains,
   platformAddresses,
@@ -56,7 +57,11 @@ export function domainRoutes(api: Api, ctx: ApiContext): void {
         verifiedAt: d.verifiedAt,
         lastCheckAt: d.lastCheckAt,
         nextCheckAt: d.nextCheckAt,
-        verification: { url: verificationUrl(d.host, d.id, config.domains.verifyPort), token: d.token },
+        verification: {
+          url: verificationUrl(d.host, d.id, config.domains.verifyPort),
+          token: d.token,
+          txt: challengeName(d.host),
+        },
         certificate,
       };
     });
@@ -84,7 +89,7 @@ export function domainRoutes(api: Api, ctx: ApiContext): void {
       config: { access: 'app.write' },
       schema: {
         summary:
-          'Claim a custom domain for the app: it routes once Petri sees it point here (the router serves its token)',
+          "Claim a custom domain for the app: it routes once Petri finds the claim's token in the name's TXT record (verification.txt) and sees the name point here",
         params: AppNameParams,
         body: DomainAdd,
         response: { 201: DomainAdded, ...errorResponses },
