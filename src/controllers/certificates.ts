@@ -10,11 +10,12 @@
 //   store (so a restart neither hurries nor forgets it); a directory that is down, slow or
 //   rate-limiting holds every ACME attempt for a while, not just the host's;
 // - a host no longer wanted keeps its certificate a day (an app made again, a domain whose
-//   check flapped), then the router drops it.
+//   check flapped), then the router drops it; a custom domain its app gave up, at once.
 import type { Logger } from 'pino';
 import {
   type Certificate,
   type CertificateFacts,
+  claimedDomainHosts,
   forgetCertificate,
   listCertificates,
   markUnwanted,
@@ -44,6 +45,10 @@ const DIRECTORY_RETRY_MS = 60_000;
 const DIRECTORY_RETRY_MAX_MS = 3_600_000;
 /** How long a host no longer wanted keeps its certificate in the router. */
 const UNWANTED_GRACE_MS = DAY_MS;
+/** Attempts at a time, and one per group (the platform's own hosts; each custom domain's
+ * parent name): a tenant's names that validate slowly (its DNS sends the CA to a server that
+ * trickles) hold one slot for minutes, never the platform's hosts or another's domains. */
+const MAX_IN_FLIGHT = 4;
 
 /** A certificate had, checked (its key is the leaf's, it covers the hosts, it is valid now). */
 export interface ObtainedCertificate extends CertificateFacts {
@@ -82,6 +87,8 @@ export class CertificateController {
    * installed again before anything is asked of the directory again, which rate-limits
    * duplicates. */
   private readonly uninstalled = new Map<string, ObtainedCertificate>();
+  /** Attempts under way, by host, with their group. */
+  private readonly inFlight = new Map<string, { group: string; done: Promise<void> }>();
 
   constructor(private readonly deps: CertificateDeps) {
     this.now = deps.now ?? Date.now;
@@ -105,11 +112,21 @@ export class CertificateController {
   async stop(): Promise<void> {
     this.stopping.abort();
     await this.loop.stop();
+    await this.settled();
   }
 
-  /** One pass now (tests). */
-  tick(): Promise<void> {
-    return this.loop.runNow();
+  /** Passes now until one starts nothing, each after the attempts the last one started
+   * (tests). */
+  async tick(): Promise<void> {
+    for (;;) {
+      await this.loop.runNow();
+      if (this.inFlight.size === 0) return;
+      await this.settled();
+    }
+  }
+
+  private async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
   }
 
   /** Each host that wants a certificate of its own, and where from. */
@@ -147,10 +164,26 @@ export class CertificateController {
     }
     due.sort((a, b) => a.at - b.at || a.host.localeCompare(b.host));
     for (const { host, source } of due) {
-      if (this.stopping.signal.aborted) return;
+      if (this.stopping.signal.aborted || this.inFlight.size >= MAX_IN_FLIGHT) return;
+      if (this.inFlight.has(host)) continue;
       if (source === 'acme' && !this.directory.ready('directory')) continue;
-      await this.attempt(host, source);
+      const group = this.groupOf(host);
+      if ([...this.inFlight.values()].some((f) => f.group === group)) continue;
+      // In the background: the next pass starts as this one ends (a nudge).
+      const done = this.attempt(host, source).finally(() => {
+        this.inFlight.delete(host);
+        this.loop.nudge();
+      });
+      this.inFlight.set(host, { group, done });
     }
+  }
+
+  /** The platform's own hosts are one group (attempted one at a time, as before any tenant's);
+   * a custom domain's group is its last two labels (www.example.org: example.org). */
+  private groupOf(host: string): string {
+    const { domain, apiHost } = this.deps.config;
+    if (host === apiHost || host === domain || host.endsWith(`.${domain}`)) return '';
+    return host.split('.').slice(-2).join('.');
   }
 
   /** When the host's next attempt is due (ms): now when it has no certificate from where it
@@ -216,6 +249,10 @@ export class CertificateController {
     const { db, router, logger } = this.deps;
     const gone: string[] = [];
     const back: string[] = [];
+    // A custom domain its app gave up (not one whose check is failing for now) loses its
+    // certificate at once: a tenant cycling names must not pile them up in the router.
+    const unwanted = [...rows.keys()].filter((h) => !wanted.has(h) && this.groupOf(h) !== '');
+    const claimed = unwanted.length > 0 ? await claimedDomainHosts(db, unwanted) : new Set<string>();
     for (const row of rows.values()) {
       if (wanted.has(row.host)) {
         if (row.unwanted_since !== null) back.push(row.host);
@@ -226,8 +263,12 @@ export class CertificateController {
         this.forgetHeld(row.host);
         continue;
       }
-      if (row.unwanted_since === null) gone.push(row.host);
-      else if (at.getTime() - Date.parse(row.unwanted_since) >= UNWANTED_GRACE_MS) {
+      const released = this.groupOf(row.host) !== '' && !claimed.has(row.host);
+      if (row.unwanted_since === null && !released) gone.push(row.host);
+      else if (
+        released ||
+        at.getTime() - Date.parse(row.unwanted_since ?? at.toISOString()) >= UNWANTED_GRACE_MS
+      ) {
         try {
           await router.removeCertificate(row.host);
           await forgetCertificate(db, row.host);

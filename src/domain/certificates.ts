@@ -41,6 +41,20 @@ export async function routedAppHosts(db: Store, domain: string): Promise<string[
   return rows.map((r) => `${r.name}.${domain}`);
 }
 
+/** Which of these hosts are claimed as some app's custom domain (in any state). */
+export async function claimedDomainHosts(db: Store, hosts: string[]): Promise<Set<string>> {
+  const claimed = new Set<string>();
+  for (let i = 0; i < hosts.length; i += 500) {
+    const rows = await db
+      .selectFrom('domains')
+      .select('host')
+      .where('host', 'in', hosts.slice(i, i + 500))
+      .execute();
+    for (const row of rows) claimed.add(row.host);
+  }
+  return claimed;
+}
+
 /** Whole days until the certificate expires (negative once it has), at `now`. */
 export function daysLeft(notAfter: string, now = Date.now()): number {
   return Math.floor((Date.parse(notAfter) - now) / DAY_MS);

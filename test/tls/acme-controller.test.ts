@@ -235,11 +235,11 @@ describe('CertificateController', () => {
     assert.equal(router.certs.get('kept.example.org'), 'PEM kept.example.org 1');
   });
 
-  test('a host no longer wanted keeps its certificate a day, then leaves the router; one that never had one goes at once', async () => {
+  test('a host no longer wanted keeps its certificate a day, then leaves the router; a domain given up, at once', async () => {
     await clear();
     const ca = new FakeSource('Petri local CA', clock);
     const router = new FakeRouter();
-    const custom = ['old.example.org'];
+    const custom = ['old.example.org', 'gone.example.org'];
     const c = new CertificateController({
       db,
       config: configWith({ mode: 'self-signed', acme: undefined }),
@@ -250,10 +250,30 @@ describe('CertificateController', () => {
       now: clock,
     });
     await c.tick();
+    // old.example.org is still claimed (its check failing for now); gone.example.org is not.
+    const shop = await db
+      .selectFrom('apps')
+      .select('id')
+      .where('name', '=', 'shop')
+      .executeTakeFirstOrThrow();
+    await db
+      .insertInto('domains')
+      .values({
+        app_id: shop.id,
+        host: 'old.example.org',
+        unicode: 'old.example.org',
+        token: 't',
+        state: 'failing',
+        created_at: new Date(now).toISOString(),
+        next_check_at: new Date(now).toISOString(),
+      })
+      .execute();
     custom.length = 0;
     await c.tick();
     assert.ok((await rows()).get('old.example.org')?.unwanted_since);
     assert.ok(router.certs.has('old.example.org'));
+    assert.equal((await rows()).has('gone.example.org'), false, 'a domain given up goes at once');
+    assert.equal(router.certs.has('gone.example.org'), false);
     now += DAY_MS + 1000;
     await c.tick();
     assert.equal((await rows()).has('old.example.org'), false);
