@@ -52,7 +52,7 @@ describe('users', () => {
       .insertInto('teams')
       .values({ name: 'labs', personal_of: null, created_at: new Date().toISOString() })
       .execute();
-    api = await buildTestApi(dir, db, { httpPort: 8443, apiHost: 'petri.example.org' });
+    api = await buildTestApi(dir, db, { httpPort: 8081, apiHost: 'petri.example.org' });
   });
   after(async () => {
     await api?.close();
@@ -88,7 +88,7 @@ describe('users', () => {
     });
     assert.equal(res.statusCode, 201, res.body);
     const { invitation, link } = res.json();
-    assert.match(link, /^http:\/\/petri\.example\.org:8443\/invite\/[A-Za-z0-9_-]{32}$/);
+    assert.match(link, /^http:\/\/petri\.example\.org:8081\/invite\/[A-Za-z0-9_-]{32}$/);
     assert.equal(invitation.email, 'bea@example.org');
     assert.equal(invitation.role, 'auditor');
     assert.equal(invitation.team, 'labs');

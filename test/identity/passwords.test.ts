@@ -123,7 +123,7 @@ describe('local accounts and invitations', () => {
     await db.updateTable('users').set({ email: 'root@example.org' }).where('id', '=', inviter.id).execute();
     inviter = { ...inviter, email: 'root@example.org' };
     setAnonymousRefusalBudget({ perAddress: 1000, total: 10_000 });
-    api = await buildTestApi(dir, db, { httpPort: 8443, apiHost: 'petri.example.org' });
+    api = await buildTestApi(dir, db, { httpPort: 8081, apiHost: 'petri.example.org' });
   });
   after(async () => {
     setAnonymousRefusalBudget({ perAddress: 10, total: 60 });
@@ -135,7 +135,7 @@ describe('local accounts and invitations', () => {
   test('accepting an invitation makes the local account and signs it in; a second use is refused and audited', async () => {
     const secret = await invite('lea@example.org', 'auditor');
     const res = await post('/v1/auth/invitations/accept', {
-      invitation: `http://petri.example.org:8443/invite/${secret}`,
+      invitation: `http://petri.example.org:8081/invite/${secret}`,
       password: 'lea-long-password',
     });
     assert.equal(res.statusCode, 200, res.body);
@@ -411,7 +411,7 @@ describe('local accounts and invitations', () => {
     assert.match(done.body, /Your account is ready/);
     assert.match(
       done.body,
-      /petri login --url http:\/\/petri\.example\.org:8443 --email s&amp;m@example\.org/,
+      /petri login --url http:\/\/petri\.example\.org:8081 --email s&amp;m@example\.org/,
     );
     const signIn = await post('/v1/auth/password', {
       email: 's&m@example.org',
