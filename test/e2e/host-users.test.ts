@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { until } from '../../src/lib/until.js';
 import { FIXTURES, TestPetri } from './petri.js';
 
 const PROBE = path.join(FIXTURES, 'addon-probe');
@@ -65,9 +66,15 @@ describe('host users and the data dir', () => {
   }
 
   /** What a user would go for, present (so "unreadable" is not "absent"). */
-  function assertTargetsExist(): void {
+  async function assertTargetsExist(): Promise<void> {
     const d = petri.dataDir;
     const app = path.join(d, 'apps', '1');
+    // Adding the add-on restarted the app with its URL: the instance it replaced may still be
+    // going away (its directory half removed), so wait for the one instance that remains.
+    await until(() => readdirSync(path.join(app, 'instances')).length === 1, {
+      timeout: 30_000,
+      message: 'one instance of probe',
+    });
     const instance = readdirSync(path.join(app, 'instances'))[0] ?? '';
     const slug = readdirSync(path.join(app, 'slugs'))[0] ?? '';
     for (const p of [
@@ -88,7 +95,7 @@ describe('host users and the data dir', () => {
   }
 
   test('an unprivileged user and another app read nothing, while the app runs with its add-on', async () => {
-    assertTargetsExist();
+    await assertTargetsExist();
     assert.deepEqual(readableBy(NOBODY), [], 'readable by nobody');
     // The uid a second app would run as: a tenant who got a shell on the host through it.
     assert.deepEqual(readableBy(petri.config.uidBase + 2), [], "readable by another app's uid");
