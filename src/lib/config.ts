@@ -687,7 +687,11 @@ function validateDomains(value: unknown): DomainsConfig {
     maxPerApp: integer(at('maxPerApp'), 'domains.maxPerApp', 0, 10_000),
     claimsPerTeamPerHour: integer(at('claimsPerTeamPerHour'), 'domains.claimsPerTeamPerHour', 0, 10_000),
     ...ips('resolver', "a list of DNS servers like ['192.0.2.53', '127.0.0.1:8053']", withPort),
-    ...ips('addresses', "a list of IP addresses like ['203.0.113.7', '2001:db8::7']", (s) => net.isIP(s) !== 0),
+    ...ips(
+      'addresses',
+      "a list of IP addresses like ['203.0.113.7', '2001:db8::7']",
+      (s) => net.isIP(s) !== 0,
+    ),
   };
 }
 
