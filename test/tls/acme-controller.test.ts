@@ -74,7 +74,11 @@ describe('CertificateController', () => {
     await createApp(db, ana, 'shop', { memoryMiB: 64, cpus: 1, pids: 32 });
   });
 
+  // Every controller made here: a finished attempt nudges its loop, whose timer would keep
+  // the test process alive after the last test.
+  const made: CertificateController[] = [];
   after(async () => {
+    await Promise.all(made.map((c) => c.stop()));
     await db?.destroy();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -87,8 +91,8 @@ describe('CertificateController', () => {
   const controller = (
     config: PetriConfig,
     opts: { acme?: FakeSource; ca?: FakeSource; router?: FakeRouter; custom?: string[] } = {},
-  ) =>
-    new CertificateController({
+  ) => {
+    const c = new CertificateController({
       db,
       config,
       router: opts.router ?? new FakeRouter(),
@@ -97,6 +101,9 @@ describe('CertificateController', () => {
       logger: createLogger('silent'),
       now: clock,
     });
+    made.push(c);
+    return c;
+  };
 
   const rows = async () => new Map((await listCertificates(db)).map((r) => [r.host, r]));
   const clear = () => db.deleteFrom('certificates').execute();
@@ -249,6 +256,7 @@ describe('CertificateController', () => {
       logger: createLogger('silent'),
       now: clock,
     });
+    made.push(c);
     await c.tick();
     // old.example.org is still claimed (its check failing for now); gone.example.org is not.
     const shop = await db
