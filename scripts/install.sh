@@ -48,6 +48,11 @@ if (( node_major < 22 )); then
   # Native modules (better-sqlite3) build against this Node.js's own headers.
   export npm_config_nodedir="$petri_node"
 fi
+# Native modules (better-sqlite3) build against the headers of the Node.js that runs them,
+# whichever it is: a user's npmrc may name another's (this machine's names Node 20's, /usr),
+# and a Node 22 first on the PATH skips the block above.
+npm_config_nodedir="$(dirname "$(dirname "$(command -v node)")")"
+export npm_config_nodedir
 echo "==> Node.js $(node --version) for Petri"
 
 echo "==> npm dependencies"
