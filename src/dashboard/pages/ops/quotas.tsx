@@ -7,22 +7,15 @@ import type { QuotaFigure, QuotaUpdate, TeamQuotas, TeamSummary } from '../../..
 import { client, errorText } from '../../api.js';
 import { Link, useTitle } from '../../router.js';
 import { formatMiB, opsHref, quotaUpdate } from './ops-logic.js';
+import { useTeamFilter } from './team-filter.js';
 
 /** Rows read at once: each is a request; a search narrows a long list. */
 const MOST_ROWS = 100;
 
 export function QuotasSection({ writable }: { writable: boolean }) {
   useTitle('Quotas');
-  const id = useId();
   const teams = useQuery({ queryKey: ['teams'], queryFn: () => client.listTeams() });
-  const [search, setSearch] = useState('');
-  const [personal, setPersonal] = useState(false);
-  const words = search.trim().toLowerCase();
-  const matching = (teams.data ?? []).filter(
-    (t) =>
-      (personal || !t.personal) &&
-      (words === '' || `${t.name} ${t.personalOf ?? ''}`.toLowerCase().includes(words)),
-  );
+  const { matching, filters } = useTeamFilter(teams.data);
   const shown = matching.slice(0, MOST_ROWS);
   return (
     <>
@@ -32,21 +25,7 @@ export function QuotasSection({ writable }: { writable: boolean }) {
         limit.
       </p>
       {writable && teams.data && <SetQuotas teams={teams.data} />}
-      <search aria-label="Filter the teams" className="filters">
-        <div className="field">
-          <label htmlFor={`${id}-q`}>Search</label>
-          <input id={`${id}-q`} type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
-        </div>
-        <div className="field check">
-          <input
-            id={`${id}-personal`}
-            type="checkbox"
-            checked={personal}
-            onChange={(e) => setPersonal(e.target.checked)}
-          />
-          <label htmlFor={`${id}-personal`}>Personal teams too</label>
-        </div>
-      </search>
+      {filters}
       {teams.isPending && <p className="loading">Loading the teams…</p>}
       {teams.isError && (
         <p role="alert" className="error">

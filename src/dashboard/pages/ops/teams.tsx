@@ -9,6 +9,7 @@ import { exactTime } from '../../logic.js';
 import { appHref, Link, useTitle } from '../../router.js';
 import { opsHref } from './ops-logic.js';
 import { QuotaTable } from './quotas.js';
+import { useTeamFilter } from './team-filter.js';
 
 const ROLES: readonly TeamRole[] = ['member', 'viewer', 'admin'];
 
@@ -18,34 +19,12 @@ export function TeamsSection({ team, writable }: { team?: string; writable: bool
 
 function TeamList() {
   useTitle('Teams');
-  const id = useId();
   const teams = useQuery({ queryKey: ['teams'], queryFn: () => client.listTeams() });
-  const [search, setSearch] = useState('');
-  const [personal, setPersonal] = useState(false);
-  const words = search.trim().toLowerCase();
-  const shown = (teams.data ?? []).filter(
-    (t) =>
-      (personal || !t.personal) &&
-      (words === '' || `${t.name} ${t.personalOf ?? ''}`.toLowerCase().includes(words)),
-  );
+  const { matching: shown, filters } = useTeamFilter(teams.data);
   return (
     <>
       <h1>Teams</h1>
-      <search aria-label="Filter the teams" className="filters">
-        <div className="field">
-          <label htmlFor={`${id}-q`}>Search</label>
-          <input id={`${id}-q`} type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
-        </div>
-        <div className="field check">
-          <input
-            id={`${id}-personal`}
-            type="checkbox"
-            checked={personal}
-            onChange={(e) => setPersonal(e.target.checked)}
-          />
-          <label htmlFor={`${id}-personal`}>Personal teams too</label>
-        </div>
-      </search>
+      {filters}
       {teams.isPending && <p className="loading">Loading the teams…</p>}
       {teams.isError && (
         <p role="alert" className="error">
