@@ -47,6 +47,8 @@ let dns: TestDns;
 let proxy: dgram.Socket;
 let router: http.Server;
 const tokens = new Map<string, string>();
+/** The tarpit's queries the proxy has dropped: mallory's checks under way. */
+let tarpitQueries = 0;
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'attack20-verify-'));
@@ -55,7 +57,10 @@ before(async () => {
   // Drops the tarpit's queries, forwards the rest to pebble-challtestsrv (127.0.0.1 for all).
   proxy = dgram.createSocket('udp4');
   proxy.on('message', (msg, from) => {
-    if (qname(msg).endsWith('tarpit.test')) return;
+    if (qname(msg).endsWith('tarpit.test')) {
+      tarpitQueries += 1;
+      return;
+    }
     const up = dgram.createSocket('udp4');
     up.on('message', (answer) => {
       proxy.send(answer, from.port, from.address);
@@ -111,8 +116,8 @@ test("a tenant's unanswerable claims do not hold another team's claim back", asy
   });
   verifier.start();
   try {
-    // Mallory's pass is under way; ana claims her name.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Once mallory's checks are under way (their DNS queries dropped), ana claims her name.
+    await until(() => tarpitQueries >= 4, { timeout: 10_000, message: "mallory's checks under way" });
     const shop = await createApp(db, ana, 'shop', limits);
     const claim = await addDomain(db, ana, shop, 'www.shop.example', config);
     // Ana proves the name is hers, as `petri domains add` tells her to.
