@@ -17,6 +17,10 @@ import { after, before, describe, test } from 'node:test';
 import { LocalCa } from '../../src/tls/local-ca.js';
 import { TestPetri } from '../e2e/petri.js';
 
+// These files run two at a time with the light tests: a first start of an app there took over
+// TestPetri's 5 s in CI, so the boot timeout of the other end-to-end tests.
+const BOOT_MS = 30_000;
+
 const ECHO = path.join(import.meta.dirname, 'fixtures/echo');
 const HOST = 'echo.petri.localhost';
 
@@ -31,6 +35,7 @@ describe('attack: /.well-known/ of an app over plain HTTP despite the redirect',
     writeFileSync(path.join(dir, 'w.pem'), pair.certPem);
     writeFileSync(path.join(dir, 'w.key'), pair.keyPem);
     petri = await TestPetri.start({
+      bootTimeoutMs: BOOT_MS,
       tls: { mode: 'wildcard', certFile: path.join(dir, 'w.pem'), keyFile: path.join(dir, 'w.key') },
     });
     for (const argv of [

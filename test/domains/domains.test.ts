@@ -19,6 +19,10 @@ import { until } from '../../src/lib/until.js';
 import { FIXTURES, TestPetri } from '../e2e/petri.js';
 import { TestDns } from './dns.js';
 
+// These files run two at a time with the light tests: a first start of an app there took over
+// TestPetri's 5 s in CI, so the boot timeout of the other end-to-end tests.
+const BOOT_MS = 30_000;
+
 const APP = path.join(FIXTURES, 'forwarded-headers');
 
 /** GET / over HTTPS with SNI and Host `host`, the chain checked against `ca`. */
@@ -64,7 +68,10 @@ describe('custom domains', () => {
     await dns.addA('elsewhere.example.test', ['192.0.2.44']);
     const httpPort = await freePort();
     petri = await TestPetri.start(
-      { domains: { verifyPort: httpPort, resolver: dns.resolver, addresses: ['127.0.0.1'] } },
+      {
+        bootTimeoutMs: BOOT_MS,
+        domains: { verifyPort: httpPort, resolver: dns.resolver, addresses: ['127.0.0.1'] },
+      },
       { httpPort },
     );
     for (const argv of [

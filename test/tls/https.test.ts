@@ -18,6 +18,10 @@ import { LocalCa } from '../../src/tls/local-ca.js';
 import { SteadyLoad } from '../e2e/load.js';
 import { FIXTURES, runPetriServer, TestPetri } from '../e2e/petri.js';
 
+// These files run two at a time with the light tests: a first start of an app there took over
+// TestPetri's 5 s in CI, so the boot timeout of the other end-to-end tests.
+const BOOT_MS = 30_000;
+
 const APP = path.join(FIXTURES, 'forwarded-headers');
 const HOST = 'fwd.petri.localhost';
 
@@ -105,7 +109,7 @@ describe('HTTPS, self-signed (the default)', () => {
   let ca: string;
 
   before(async () => {
-    petri = await TestPetri.start();
+    petri = await TestPetri.start({ bootTimeoutMs: BOOT_MS });
     ca = readFileSync(path.join(petri.dataDir, 'tls/ca.pem'), 'utf8');
     await deploy(petri);
   });
@@ -162,7 +166,7 @@ describe('HTTPS, wildcard', () => {
     certFile = path.join(operatorCaDir, 'wildcard.pem');
     keyFile = path.join(operatorCaDir, 'wildcard.key');
     await writePair(['*.petri.localhost', 'petri.localhost']);
-    petri = await TestPetri.start({ tls: { mode: 'wildcard', certFile, keyFile } });
+    petri = await TestPetri.start({ bootTimeoutMs: BOOT_MS, tls: { mode: 'wildcard', certFile, keyFile } });
     await deploy(petri);
   });
   after(async () => {
