@@ -212,7 +212,9 @@ export class InstanceReconciler {
             r.port === null ? [] : [{ id: r.id, address: r.address ?? '127.0.0.1', port: r.port }],
           ),
         };
-        routes.push(route);
+        // An app whose host is the API's (made before that name was refused, or the API host
+        // moved under the domain) is left out: the router would refuse every route with it.
+        if (route.host !== apiHost) routes.push(route);
         for (const host of customHosts.get(app.id) ?? []) {
           if (!platformHost(host)) routes.push({ ...route, host });
         }

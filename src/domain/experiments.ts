@@ -9,7 +9,7 @@ import { now, type Store } from '../store/db.js';
 import type { App, Audience, DataClass, Stage, User } from '../store/schema.js';
 import { actorOf } from './apps.js';
 import { recordAudit } from './audit.js';
-import { validateAppName } from './names.js';
+import { type AppNameWhere, validateNewAppName } from './names.js';
 
 export const DATA_CLASSES: readonly DataClass[] = ['none', 'anonymous', 'personal', 'sensitive'];
 export const STAGES: readonly Stage[] = ['experiment', 'graduating', 'graduated', 'archived'];
@@ -246,9 +246,9 @@ export function checkDescription(
 }
 
 /** The columns of a new app's description and expiry (petri apps create), checked before it
- * is made so that a refused description makes no app. */
-export function describeNewApp(name: unknown, input: DescriptionInput, config: object) {
-  const appName = validateAppName(name);
+ * is made so that a refused description (or a reserved name) makes no app. */
+export function describeNewApp(name: unknown, input: DescriptionInput, config: AppNameWhere) {
+  const appName = validateNewAppName(name, config);
   const parsed = parseDescription(input);
   const columns = {
     description: parsed.description ?? '',

@@ -164,6 +164,9 @@ export interface DomainsConfig {
   maxPerApp: number;
   /** New claims one team may make in an hour (removed ones count: each may cost a certificate). */
   claimsPerTeamPerHour: number;
+  /** App names no new app may take besides Petri's own list (domain/names.ts): the app's host
+   * NAME.<domain> means something on this network (an intranet's `vpn`, `intranet`). */
+  reservedAppNames?: string[];
 }
 
 /** `audience` in petri.json. */
@@ -667,7 +670,14 @@ function validateDomains(value: unknown): DomainsConfig {
   if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
     throw invalid('domains', value, 'an object like { "verifyPort": 80 }');
   }
-  known(value ?? {}, 'domains', ['verifyPort', 'resolver', 'addresses', 'maxPerApp', 'claimsPerTeamPerHour']);
+  known(value ?? {}, 'domains', [
+    'verifyPort',
+    'resolver',
+    'addresses',
+    'maxPerApp',
+    'claimsPerTeamPerHour',
+    'reservedAppNames',
+  ]);
   const raw = { ...DEFAULTS.domains, ...(value as object | undefined) } as Record<string, unknown>;
   const at = (key: string) => ({ [`domains.${key}`]: raw[key] });
   const ips = (key: string, example: string, ok: (s: string) => boolean) => {
@@ -692,7 +702,21 @@ function validateDomains(value: unknown): DomainsConfig {
       "a list of IP addresses like ['203.0.113.7', '2001:db8::7']",
       (s) => net.isIP(s) !== 0,
     ),
+    ...(raw.reservedAppNames === undefined
+      ? {}
+      : { reservedAppNames: reservedNames(at('reservedAppNames')) }),
   };
+}
+
+/** App names as `petri apps create` takes them (lower case: a name in upper case would
+ * reserve nothing). */
+function reservedNames(raw: Record<string, unknown>): string[] {
+  const list = stringList(raw, 'domains.reservedAppNames');
+  const bad = list.find((n) => !/^[a-z][a-z0-9-]{1,29}$/.test(n));
+  if (bad !== undefined) {
+    throw invalid('domains.reservedAppNames', bad, "app names like ['vpn', 'intranet'] (lower case)");
+  }
+  return list;
 }
 
 /** A typo (warnDay, maxdays) would silently keep a default: unknown keys are refused. */
