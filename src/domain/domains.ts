@@ -14,6 +14,7 @@ import { now, type Store } from '../store/db.js';
 import type { App, DomainState, User } from '../store/schema.js';
 import { actorOf } from './apps.js';
 import { type Actor, recordAudit } from './audit.js';
+import { describeScripts, latinLookalike, mixedScripts } from './mixed-scripts.js';
 
 /** What a name may be once in ASCII: what the router's routes accept (router/routes.ts), at
  * least two labels, and a last label that is not all digits (that would read as an IPv4). */
@@ -81,7 +82,28 @@ export function parseDomain(raw: string, where: Where): DomainName {
   if (domain.endsWith(`.${host}`) || apiHost.endsWith(`.${host}`)) {
     throw bad(`'${host}' is a parent of Petri's own domain (${domain}): give a name outside it`);
   }
-  return { host, unicode: domainToUnicode(host) || host };
+  const unicode = domainToUnicode(host) || host;
+  // Read from the name as stored, so its punycode spelling (xn--pypal-4ve) is judged as the
+  // Unicode one (pаypal) is.
+  const asciiLabels = host.split('.');
+  const labels = unicode.split('.');
+  const tld = labels.at(-1)!;
+  for (const [i, label] of labels.entries()) {
+    const ascii = asciiLabels[i] === label ? '' : ` (${asciiLabels[i]})`;
+    const mixed = mixedScripts(label);
+    if (mixed) {
+      throw bad(
+        `'${unicode}' has a label that mixes scripts, '${label}'${ascii}: ${describeScripts(mixed)}. Such a name can pass for another (a homograph: a Cyrillic 'а' for a Latin 'a'), and browsers show it as punycode; write each label in one script (Latin with Han, Hiragana, Katakana, Bopomofo or Hangul is fine)`,
+      );
+    }
+    const passesFor = latinLookalike(label, tld);
+    if (passesFor !== undefined) {
+      throw bad(
+        `'${unicode}' has a label in Cyrillic letters that all look Latin, '${label}'${ascii}: it passes for '${passesFor}' (a homograph), and browsers show it as punycode under .${tld}; a Cyrillic name is fine with another Cyrillic letter in it or under a Cyrillic top-level domain`,
+      );
+    }
+  }
+  return { host, unicode };
 }
 
 function bad(message: string): UserError {
