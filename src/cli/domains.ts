@@ -1,7 +1,8 @@
 // `petri domains`: an app's custom domains (issue 20). `add` claims a name and prints what to
 // set up in DNS (where the name points, and the TXT record that proves it is the team's) and
 // where Petri will check it; the list shows each one's state (pending
-// verification, issuing, active, failing with the reason) and its certificate's expiry.
+// verification, issuing, active, no certificate, failing with the reason) and its
+// certificate's expiry; both say what HTTPS custom domains get when browsers would not trust it.
 import type { Command } from 'commander';
 import type { AppDomain, DomainAdded } from '../client/index.js';
 import { appOption, resolveAppName } from './app-name.js';
@@ -42,6 +43,10 @@ export function registerDomains(program: Command, ctx: Context): void {
           d.status === 'failing' ? (d.reason ?? 'no answer') : '',
         ]),
       );
+      if (list.https) {
+        ctx.out.line('');
+        ctx.out.line(`Note: ${list.https}.`);
+      }
     });
 
   domains
@@ -72,7 +77,7 @@ export function registerDomains(program: Command, ctx: Context): void {
 }
 
 /** What `add` prints: the DNS records to set up, and where Petri looks for them. */
-export function setupLines(app: string, { domain, setup }: DomainAdded): string[] {
+export function setupLines(app: string, { domain, setup, https }: DomainAdded): string[] {
   const name = shown(domain);
   const records = [
     `  ${domain.host}  CNAME  ${setup.cname}.`,
@@ -96,6 +101,7 @@ export function setupLines(app: string, { domain, setup }: DomainAdded): string[
     `  GET ${domain.verification.url}`,
     `  must answer ${domain.verification.token} (the router serves it; nothing to do on your side)`,
     '',
+    ...(https ? [`Note: ${https}.`, ''] : []),
     `See its state with 'petri domains --app ${app}'.`,
   ];
 }

@@ -8,11 +8,12 @@ export const DomainStatus = Type.Union(
     Type.Literal('pending verification'),
     Type.Literal('issuing'),
     Type.Literal('active'),
+    Type.Literal('no certificate'),
     Type.Literal('failing'),
   ],
   {
     description:
-      'pending verification: not seen at the platform yet; issuing: verified and routed, its certificate not in yet; active: routed (with its certificate when HTTPS is on); failing: the last checks failed (see reason)',
+      "pending verification: not seen at the platform yet; issuing: verified and routed, its certificate not in yet; active: routed (with its certificate when HTTPS is on); no certificate: verified and routed, but the server's TLS settings get it no certificate (see https); failing: the last checks failed (see reason)",
   },
 );
 export type DomainStatus = Static<typeof DomainStatus>;
@@ -50,10 +51,19 @@ export const DomainSetup = Type.Object({
 });
 export type DomainSetup = Static<typeof DomainSetup>;
 
+/** What HTTPS custom domains get on this server when browsers would not trust it. */
+const HttpsNote = Nullable(
+  Type.String({
+    description:
+      "what HTTPS the server's custom domains get, when it is not a certificate every browser trusts (the operator sets tls.acme for that); null when it is",
+  }),
+);
+
 export const AppDomainList = Type.Object({
   app: Type.String(),
   domains: Type.Array(AppDomain),
   setup: DomainSetup,
+  https: HttpsNote,
 });
 export type AppDomainList = Static<typeof AppDomainList>;
 
@@ -63,7 +73,7 @@ export const DomainAdd = Type.Object(
 );
 export type DomainAdd = Static<typeof DomainAdd>;
 
-export const DomainAdded = Type.Object({ domain: AppDomain, setup: DomainSetup });
+export const DomainAdded = Type.Object({ domain: AppDomain, setup: DomainSetup, https: HttpsNote });
 export type DomainAdded = Static<typeof DomainAdded>;
 
 export const DomainParams = Type.Object({

@@ -2,7 +2,7 @@
 // certificate of their own with the store's certificates and converges, one host at a time:
 // - wanted: in the acme mode the API host and every app's host (from the ACME directory);
 //   custom domains once verified (from the directory whenever tls.acme is set, else from
-//   Petri's local CA);
+//   Petri's local CA; the wildcard mode has none, which start() warns of);
 // - a missing certificate is had and installed in the router (runtime API: no reload); one
 //   within tls.renewBeforeDays of its expiry is renewed the same way (not before a third of
 //   its life: see renewalTime);
@@ -24,6 +24,7 @@ import {
   recordCertificateFailure,
   routedAppHosts,
 } from '../domain/certificates.js';
+import { claimedDomains, customDomainHttps } from '../domain/domains.js';
 import { Backoff, backoffDelay } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
@@ -106,7 +107,23 @@ export class CertificateController {
   }
 
   start(): void {
+    this.warnUncertified().catch((err: unknown) =>
+      this.deps.logger.warn({ err: errorMessage(err) }, 'could not count the custom domains'),
+    );
     this.loop.start();
+  }
+
+  /** Custom domains that get no certificate here (the wildcard mode without tls.acme) are
+   * said at start: their teams see it in `petri domains`, the operator in the log. */
+  private async warnUncertified(): Promise<void> {
+    const https = customDomainHttps(this.deps.config);
+    if (https === null || https.certified) return;
+    const claims = await claimedDomains(this.deps.db);
+    if (claims.length === 0) return;
+    this.deps.logger.warn(
+      { domains: claims.length, examples: claims.slice(0, 5).map((c) => c.host) },
+      `${claims.length} custom domain${claims.length === 1 ? ' is' : 's are'} claimed: ${https.note}`,
+    );
   }
 
   async stop(): Promise<void> {

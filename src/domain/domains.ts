@@ -110,6 +110,28 @@ function bad(message: string): UserError {
   return new UserError('bad_request', `domain ${message}`);
 }
 
+/** What HTTPS custom domains get on this server, for their teams and the operator, when it
+ * is not a certificate every browser trusts: null with tls.acme (the directory's
+ * certificates), or without HTTPS at all. In the self-signed mode they get the local CA's,
+ * trusted where it is installed (fine on a laptop); in the wildcard mode none (the operator's
+ * certificate is for *.<domain> only, and the local CA is not there), so browsers refuse
+ * https://HOST/, where plain HTTP redirects unless tls.redirectHttp is off. */
+export function customDomainHttps(
+  config: Pick<PetriConfig, 'httpsPort' | 'tls'>,
+): { certified: boolean; note: string } | null {
+  if (config.httpsPort === 0 || config.tls.acme) return null;
+  if (config.tls.mode === 'self-signed') {
+    return {
+      certified: true,
+      note: "HTTPS for custom domains uses certificates of Petri's local CA, which browsers trust only where its ca.pem is installed (fine on a laptop); for visitors' browsers the operator sets tls.acme in Petri's config",
+    };
+  }
+  return {
+    certified: false,
+    note: `HTTPS for custom domains needs the operator to set tls.acme in Petri's config: with tls.mode "${config.tls.mode}" alone they get no certificate, so browsers refuse https://DOMAIN/${config.tls.redirectHttp ? ', where plain HTTP redirects' : ''}`,
+  };
+}
+
 export interface DomainView {
   id: number;
   host: string;

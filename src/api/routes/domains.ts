@@ -18,6 +18,7 @@ import { certificateStates } from '../../domain/certificates.js';
 import {
   addDomain,
   challengeName,
+  customDomainHttps,
   type DomainView,
   listDomains,
   platformAddresses,
@@ -37,8 +38,9 @@ export function domainRoutes(api: Api, ctx: ApiContext): void {
     addresses: platformAddresses(config),
   });
 
-  // With HTTPS on, a verified domain is active once its certificate is in.
+  // With HTTPS on, a verified domain is active once its certificate is in, if it gets one.
   const https = config.httpsPort !== 0;
+  const custom = customDomainHttps(config);
 
   const present = async (domains: DomainView[]): Promise<AppDomain[]> => {
     const certificates = await certificatesOf(
@@ -51,7 +53,7 @@ export function domainRoutes(api: Api, ctx: ApiContext): void {
         host: d.host,
         unicode: d.unicode,
         state: d.state,
-        status: statusOf(d, certificate, https),
+        status: statusOf(d, certificate, https, custom?.certified ?? true),
         reason: d.reason,
         createdAt: d.createdAt,
         verifiedAt: d.verifiedAt,
@@ -79,7 +81,12 @@ export function domainRoutes(api: Api, ctx: ApiContext): void {
     },
     async (req) => {
       const app = targetApp(req);
-      return { app: app.name, domains: await present(await listDomains(db, app)), setup: setup(app) };
+      return {
+        app: app.name,
+        domains: await present(await listDomains(db, app)),
+        setup: setup(app),
+        https: custom?.note ?? null,
+      };
     },
   );
 
@@ -99,7 +106,7 @@ export function domainRoutes(api: Api, ctx: ApiContext): void {
       const app = targetApp(req);
       const added = await addDomain(db, req.user, app, req.body.host, config, req.ip);
       const [domain] = await present([added]);
-      return reply.code(201).send({ domain: domain!, setup: setup(app) });
+      return reply.code(201).send({ domain: domain!, setup: setup(app), https: custom?.note ?? null });
     },
   );
 
@@ -124,10 +131,11 @@ export function domainRoutes(api: Api, ctx: ApiContext): void {
 
 type Certificate = AppDomain['certificate'];
 
-function statusOf(d: DomainView, certificate: Certificate, https: boolean): DomainStatus {
+function statusOf(d: DomainView, certificate: Certificate, https: boolean, certified: boolean): DomainStatus {
   if (d.state === 'failing') return 'failing';
   if (d.state === 'pending') return 'pending verification';
   if (!https) return 'active';
+  if (!certified) return 'no certificate';
   return certificate !== null && Date.parse(certificate.notAfter) > Date.now() ? 'active' : 'issuing';
 }
 
