@@ -193,6 +193,67 @@ export class HaproxyRouter implements Router {
     return this.serialize(() => this.installCertificate(name, normalized, false));
   }
 
+  /** The certificates served (the files, kept equal to what runs), by name. */
+  async installedCertificates(): Promise<Map<string, string>> {
+    const names = certNames(await readdir(this.paths.certsDir).catch(() => []));
+    const pems = new Map<string, string>();
+    for (const name of names) {
+      const pem = await readOrUndefined(certFile(this.paths.certsDir, name));
+      if (pem !== undefined) pems.set(name, pem);
+    }
+    return pems;
+  }
+
+  /**
+   * Staples an OCSP response (DER, checked by the caller) to the certificate `name` while it is
+   * still `pem`, or stops stapling one (undefined). The file NAME.pem.ocsp beside the
+   * certificate is what a reload or a restart loads. HAProxy 2.6 takes `set ssl ocsp-response`
+   * only for a certificate loaded with a response; any other gets it through a certificate
+   * transaction (set ssl cert NAME.pem.ocsp, commit), which also makes it take the next ones.
+   * Setting the certificate again drops its response. False when the certificate changed.
+   */
+  async setOcspResponse(name: string, pem: string, der: Uint8Array | undefined): Promise<boolean> {
+    assertCertName(name);
+    const normalized = normalizeCertificatePem(pem);
+    return this.serialize(async () => {
+      const file = certFile(this.paths.certsDir, name);
+      if ((await readOrUndefined(file)) !== normalized) return false;
+      const ocspFile = `${file}.ocsp`;
+      const running = await this.runningCertificates();
+      if (der === undefined) {
+        const had = (await readOrUndefined(ocspFile)) !== undefined;
+        await rm(ocspFile, { force: true });
+        if (had && running?.has(file)) await this.installCertificate(name, normalized, true);
+        return true;
+      }
+      await writeIfChanged(ocspFile, Buffer.from(der));
+      if (!running?.has(file)) return true;
+      const base64 = (
+        Buffer.from(der)
+          .toString('base64')
+          .match(/.{1,64}/g) ?? []
+      ).join('\n');
+      const set = (await sendCommand(this.paths.adminSocket, 'set ssl ocsp-response', 5000, base64)).trim();
+      if (/^OCSP Response updated/.test(set)) return true;
+      // Loaded without a response: a transaction of the certificate with one.
+      const tx = (await sendCommand(this.paths.adminSocket, `set ssl cert ${ocspFile}`, 5000, base64)).trim();
+      if (!/^Transaction (created|updated) for certificate/.test(tx)) {
+        await this.abortCertificate(file, false);
+        throw new Error(
+          `HAProxy refused the OCSP response for ${name}: ${set.split('\n')[0]} / ${tx.split('\n')[0]}`,
+        );
+      }
+      const commit = (await sendCommand(this.paths.adminSocket, `commit ssl cert ${file}`)).trim();
+      if (!/Success!$/.test(commit)) {
+        await this.abortCertificate(file, false);
+        throw new Error(
+          `HAProxy could not commit the OCSP response for ${name}: ${commit.replace(/\s+/g, ' ')}`,
+        );
+      }
+      return true;
+    });
+  }
+
   async removeCertificate(name: string): Promise<void> {
     assertCertName(name);
     if (name === DEFAULT_CERT) throw new Error('the default certificate is replaced, never removed');
@@ -284,6 +345,19 @@ export class HaproxyRouter implements Router {
       await this.abortCertificate(file, !loaded);
       throw new Error(`HAProxy refused the certificate for ${name}: ${set.split('\n')[0]}`);
     }
+    // The same certificate again (an adopted worker, at start): a transaction drops its OCSP
+    // response, so the one beside it goes along (tls/ocsp.ts refreshes it).
+    const ocsp = loaded ? await readFile(`${file}.ocsp`).catch(() => undefined) : undefined;
+    if (ocsp !== undefined && (await readOrUndefined(file)) === pem) {
+      const payload = (ocsp.toString('base64').match(/.{1,64}/g) ?? []).join('\n');
+      const kept = (
+        await sendCommand(this.paths.adminSocket, `set ssl cert ${file}.ocsp`, 5000, payload)
+      ).trim();
+      if (!/^Transaction updated for certificate/.test(kept)) {
+        await this.abortCertificate(file, false);
+        throw new Error(`HAProxy refused the OCSP response kept for ${name}: ${kept.split('\n')[0]}`);
+      }
+    }
     const commit = (await sendCommand(this.paths.adminSocket, `commit ssl cert ${file}`)).trim();
     if (!/Success!$/.test(commit)) {
       await this.abortCertificate(file, !loaded);
@@ -327,13 +401,17 @@ export class HaproxyRouter implements Router {
       this.log('info', { certificate: name }, 'certificate removed');
     }
     await rm(file, { force: true });
+    await rm(`${file}.ocsp`, { force: true });
     await this.writeCrtList();
   }
 
   /** The certificate file (atomic, mode 600), then the crt-list that names it. */
   private async writeCertificate(name: string, pem: string): Promise<void> {
     await mkdir(this.paths.certsDir, { recursive: true, mode: 0o700 });
-    await writeIfChanged(certFile(this.paths.certsDir, name), pem);
+    const file = certFile(this.paths.certsDir, name);
+    // Another certificate's OCSP response is not this one's (HAProxy would ignore it, warning).
+    if ((await readOrUndefined(file)) !== pem) await rm(`${file}.ocsp`, { force: true });
+    await writeIfChanged(file, pem);
     await this.writeCrtList();
   }
 
@@ -601,8 +679,8 @@ async function readOrUndefined(file: string): Promise<string | undefined> {
 
 /** Atomic (write aside, sync, rename) and skipped when the content is already there: a
  * reload, or a restart after a crash, reads the old file or the new one, never half. */
-async function writeIfChanged(file: string, content: string): Promise<void> {
-  if ((await readOrUndefined(file)) === content) return;
+async function writeIfChanged(file: string, content: string | Buffer): Promise<void> {
+  if (typeof content === 'string' && (await readOrUndefined(file)) === content) return;
   const tmp = `${file}.tmp`;
   const handle = await open(tmp, 'w', 0o600);
   try {
