@@ -24,6 +24,7 @@ import { startMail } from './mail/index.js';
 import { MetricsCollector } from './metrics/collector.js';
 import { openStore, type Store } from './store/db.js';
 import { prepareTls } from './tls/index.js';
+import { OcspStapler, withOcspStapling } from './tls/ocsp.js';
 
 export interface RunningServer {
   config: PetriConfig;
@@ -106,7 +107,19 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     (t) => t?.stop(),
   );
   // No stop: the router keeps serving the apps while the control plane is down or restarts.
-  const router = await life.add('router', () => haproxyRouter(config, paths, log, requestLog, tls));
+  const haproxy = await life.add('router', () => haproxyRouter(config, paths, log, requestLog, tls));
+  // HAProxy 2.6 fetches no OCSP responses itself: every certificate set goes by the stapler.
+  const stapler = await life.add(
+    'OCSP stapler',
+    async () => {
+      if (!tls) return undefined;
+      const made = new OcspStapler({ router: haproxy, logger: log });
+      await made.start();
+      return made;
+    },
+    (s) => s?.stop(),
+  );
+  const router = stapler ? withOcspStapling(haproxy, stapler) : haproxy;
   tls?.start(router);
 
   const core: Core = {
