@@ -112,6 +112,11 @@ class TestCa {
     return { pem: read(`${name}.pem`) + read('ca.pem') + read(`${name}.key`), serial };
   }
 
+  forget(serial: string): void {
+    this.index.delete(serial);
+    writeFileSync(path.join(this.dir, 'index.txt'), `${[...this.index.values()].join('\n')}\n`);
+  }
+
   setStatus(serial: string, status: 'V' | 'R'): void {
     const expiry = '361231235959Z';
     this.index.set(
@@ -515,6 +520,13 @@ describe('checking OCSP responses', () => {
     const now = Date.now();
     assert.equal(checkOcspResponse(ca.respond(Buffer.from(t.request)), t, now).status, 'good');
     assert.equal(checkOcspResponse(ca.respond(Buffer.from(t.request), 'ca'), t, now).status, 'good');
+  });
+
+  it("reads 'unknown' for a certificate the responder has no record of", () => {
+    const { pem, serial } = ca.issue('u.test');
+    ca.forget(serial);
+    const t = target(pem);
+    assert.equal(checkOcspResponse(ca.respond(Buffer.from(t.request)), t).status, 'unknown');
   });
 
   it('refuses a stale answer, one not valid yet, and one without nextUpdate', () => {
