@@ -80,6 +80,7 @@ import {
   seccompArch,
 } from './sandbox-args.js';
 import type { SeccompArch } from './seccomp.js';
+import { SpareDisks } from './spare-disks.js';
 
 /** pino's shape, so the server can hand its logger in. */
 export interface DriverLogger {
@@ -100,6 +101,10 @@ export interface LocalDriverOptions {
   network?: NetworkOptions;
   /** Where instances' output goes; absent: it stays in their output files (--stop-all). */
   output?: OutputSink;
+  /** Parts of instances' sandboxes made ahead, so a start (a wake) only takes them: network
+   * namespaces (any instance takes one) and app disks (a clone of the template of an
+   * instance that stopped, for the next start of its release). Absent: none. */
+  ahead?: { namespaces: number; disks: number };
 }
 
 /** What the driver keeps of an instance beside its exit file: enough to tail its output,
@@ -109,6 +114,8 @@ interface InstanceRecord {
   labels: SandboxLabels;
   workDir: string;
   port?: number;
+  /** The template image its /app was cloned from: a spare of it is made when it stops. */
+  template?: string;
 }
 
 /** The shell and setpriv run as root before the sandbox exists: they get a fixed, minimal
@@ -136,6 +143,7 @@ export class LocalDriver implements RuntimeDriver {
   private readonly templates = new Map<string, Promise<{ file: string; method: AppDirMethod }>>();
   private readonly seccompArch: SeccompArch;
   private readonly tailer: OutputTailer | undefined;
+  private readonly spareDisks: SpareDisks;
 
   constructor(private readonly opts: LocalDriverOptions) {
     if (!path.isAbsolute(opts.stateDir)) throw new Error(`stateDir must be absolute, got '${opts.stateDir}'`);
@@ -143,7 +151,10 @@ export class LocalDriver implements RuntimeDriver {
     this.seccompArch = seccompArch(process.arch);
     this.instancesDir = path.join(opts.stateDir, 'instances');
     // Validated here: a bad subnet or bridge name is a configuration error at start-up.
-    this.network = opts.network && new SandboxNetwork(opts.network, opts.stateDir);
+    this.network = opts.network && new SandboxNetwork(opts.network, opts.stateDir, opts.ahead?.namespaces);
+    this.spareDisks = new SpareDisks(path.join(opts.stateDir, 'app-spares'), opts.ahead?.disks ?? 0, (err) =>
+      opts.logger?.warn({ err }, 'making an app disk ahead failed'),
+    );
     this.tailer =
       opts.output &&
       new OutputTailer(opts.output, {
@@ -171,10 +182,14 @@ export class LocalDriver implements RuntimeDriver {
 
   async close(): Promise<void> {
     this.tailer?.close();
+    this.network?.close();
+    this.spareDisks.close();
   }
 
-  /** The bridge, its firewall and the parent cgroup (every instance must be stopped). */
+  /** The disks and namespaces made ahead, the bridge, its firewall and the parent cgroup
+   * (every instance must be stopped). */
   async teardown(): Promise<void> {
+    await this.spareDisks.removeAll();
     await this.removeNetwork();
     await this.removeCgroupParent();
   }
@@ -206,7 +221,12 @@ export class LocalDriver implements RuntimeDriver {
     if ((await cg.pids(spec.id)).length > 0) return this.status(spec.id); // already started
     // A free host port, as sandboxes may share the host's loopback (no network option); with
     // an address of their own one would do, but a free one is right in both cases.
-    const record: InstanceRecord = { labels: spec.labels, workDir: spec.workDir, port: await freePort() };
+    const record: InstanceRecord = {
+      labels: spec.labels,
+      workDir: spec.workDir,
+      port: await freePort(),
+      template: this.templateFile(spec, diskMiB),
+    };
     const outputFile = outputFileOf(record);
     if (await cg.exists(spec.id)) await cg.remove(spec.id); // an earlier run's corpse
     await mkdir(this.instancesDir, { recursive: true, mode: 0o700 });
@@ -225,8 +245,9 @@ export class LocalDriver implements RuntimeDriver {
     const [[{ appDir, method }, appDirMs], [, cgroupMs], [netns, networkMs]] = await Promise.all([
       timed(async () => {
         const template = await this.appTemplate(spec, diskMiB);
-        const appDir = await cloneAppDisk(template.file, spec.workDir);
-        return { appDir, method: template.method };
+        const spare = await this.spareDisks.take(template.file, spec.workDir);
+        const appDir = spare ?? (await cloneAppDisk(template.file, spec.workDir));
+        return { appDir, method: spare ? ('spare' as const) : template.method };
       }),
       timed(() => cg.create(spec.id, spec.limits)),
       timed(() => this.attach('instance', spec.id, spec.labels)),
@@ -375,6 +396,9 @@ export class LocalDriver implements RuntimeDriver {
     if (await cg.exists(id)) await this.stopCgroup(cg, id, graceMs);
     // Also when the cgroup is gone already: a start that failed halfway leaves a namespace.
     await this.network?.detach('instance', id);
+    // Its release's next start (an app put to sleep wakes) finds its disk made.
+    const template = (await this.record(id))?.template;
+    if (template && existsSync(template)) this.spareDisks.makeSoon(template);
   }
 
   /** A ready-made image of the release's /app (the slug copied in, its dirs the app's), one
@@ -382,11 +406,8 @@ export class LocalDriver implements RuntimeDriver {
    * a wake) clones it instead of copying the slug file by file. Slugs never change, so a
    * template never goes stale. */
   private appTemplate(spec: InstanceSpec, diskMiB: number): Promise<{ file: string; method: AppDirMethod }> {
-    const key = createHash('sha256')
-      .update(`${spec.slugDir}\0${diskMiB}\0${spec.uid}\0${spec.gid}`)
-      .digest('hex')
-      .slice(0, 24);
-    const file = path.join(this.opts.stateDir, 'app-templates', `${key}.img`);
+    const file = this.templateFile(spec, diskMiB);
+    const key = path.basename(file, '.img');
     const pending = this.templates.get(key);
     if (pending) return pending;
     if (existsSync(file)) return Promise.resolve({ file, method: 'copy' });
@@ -412,6 +433,15 @@ export class LocalDriver implements RuntimeDriver {
     })().finally(() => this.templates.delete(key));
     this.templates.set(key, build);
     return build;
+  }
+
+  /** Where the template of the release's /app is (or will be). */
+  private templateFile(spec: InstanceSpec, diskMiB: number): string {
+    const key = createHash('sha256')
+      .update(`${spec.slugDir}\0${diskMiB}\0${spec.uid}\0${spec.gid}`)
+      .digest('hex')
+      .slice(0, 24);
+    return path.join(this.opts.stateDir, 'app-templates', `${key}.img`);
   }
 
   private async stopCgroup(cg: Cgroups, id: string, graceMs: number): Promise<void> {

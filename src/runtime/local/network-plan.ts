@@ -225,7 +225,8 @@ export function renderRuleset(plan: NetworkPlan): string {
 }
 
 /** What a sandbox runs on: 'instance' ids, task ids and one-off ids may coincide. */
-export type SandboxKind = 'instance' | 'task' | 'run';
+/** 'spare': a namespace made ahead of the instance that will take it (SandboxNetwork.spares). */
+export type SandboxKind = 'instance' | 'task' | 'run' | 'spare';
 
 export interface Attachment {
   kind: SandboxKind;

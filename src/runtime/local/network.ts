@@ -2,6 +2,13 @@
 // one named network namespace per sandbox. Which sandbox has which namespace and address
 // is kept in stateDir/network/<kind>_<id>.json, so a restarted control plane finds its
 // instances' addresses and never hands out one still in use.
+//
+// With `spares`, a few namespaces (veth on the bridge, address, route) are made ahead and an
+// instance's start takes one instead of running ip(8) three times: a woken app's visitor
+// waited for those (each a fork of the control plane, 25-40 ms of a wake). A spare is made
+// exactly as a sandbox's own would be, is used by one sandbox only and goes with it; nothing
+// runs in it before it is taken, and the firewall knows only the bridge, not who is behind it.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -26,6 +33,8 @@ import {
 } from './network-plan.js';
 
 /** ip and nft answer in milliseconds; a hang means something is badly wrong. */
+/** How long after an instance took a spare the next is made. */
+const SPARE_FILL_DELAY_MS = 2000;
 const COMMAND_TIMEOUT_MS = 15_000;
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
 
@@ -42,12 +51,25 @@ export class SandboxNetwork {
    * This driver is the only writer of its state dir. */
   private records: Promise<Map<string, Attachment>> | undefined;
 
+  /** The spares being made (one fill at a time) and the timer of the next fill. */
+  private filling: Promise<void> | undefined;
+  private fillTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
   constructor(
     opts: NetworkOptions,
     private readonly stateDir: string,
+    /** How many namespaces to keep made ahead for instances (0: none). */
+    private readonly spares = 0,
   ) {
     this.plan = networkPlan(opts);
     this.dir = path.join(stateDir, 'network');
+  }
+
+  /** Makes no more spares (the driver is closing); those made stay for the next driver. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.fillTimer);
   }
 
   get gateway(): string {
@@ -56,33 +78,27 @@ export class SandboxNetwork {
 
   /** The bridge, its address and the nftables table; once per driver, again after a failure. */
   ensure(): Promise<void> {
-    this.ready ??= this.setUp().catch((err: unknown) => {
-      this.ready = undefined;
-      throw err;
-    });
+    this.ready ??= this.setUp().then(
+      () => this.fillSoon(0),
+      (err: unknown) => {
+        this.ready = undefined;
+        throw err;
+      },
+    );
     return this.ready;
   }
 
   /** Gives the sandbox a fresh namespace (replacing a leftover of an earlier run), keeping
-   * the address it had if it had one. */
+   * the address it had if it had one. An instance takes a spare when one is ready. */
   async attach(kind: SandboxKind, id: string, labels?: SandboxLabels): Promise<Attachment> {
     await this.ensure();
-    const attachment = await this.serialised(async () => {
-      const existing = await this.find(kind, id);
-      const names = attachmentNames(this.stateDir, kind, id);
-      const address =
-        existing?.address ??
-        allocateAddress(
-          this.plan.subnet,
-          [...(await this.index()).values()].map((a) => a.address),
-          this.lastAllocated,
-        );
-      this.lastAllocated = address;
-      const a: Attachment = { kind, id, ...names, address, ...(labels && { labels }) };
-      // Recorded before anything exists, so a crash halfway leaves a record detach() can use.
-      await this.record(a);
-      return a;
-    });
+    if (kind === 'instance' && this.spares > 0) {
+      const spare = await this.takeSpare(kind, id, labels);
+      // Made again later, not now: the instance that took it is starting.
+      this.fillSoon(SPARE_FILL_DELAY_MS);
+      if (spare) return spare;
+    }
+    const attachment = await this.serialised(() => this.allocate(kind, id, labels));
     await removeNamespace(attachment);
     try {
       for (const { argv, input } of attachCommands(this.plan, attachment)) await run(argv, input);
@@ -91,6 +107,98 @@ export class SandboxNetwork {
       throw err;
     }
     return attachment;
+  }
+
+  /** A spare namespace handed to the sandbox: its record becomes the sandbox's (written
+   * before the spare's goes, so the namespace is never without one; see fill() for a crash
+   * in between). Undefined when none is ready, or when the sandbox has a namespace of an
+   * earlier run, which attach() replaces as before. */
+  private takeSpare(kind: SandboxKind, id: string, labels?: SandboxLabels): Promise<Attachment | undefined> {
+    return this.serialised(async () => {
+      if (await this.find(kind, id)) return undefined;
+      for (const spare of await this.usableSpares()) {
+        // A reboot empties /run/netns and keeps the records.
+        if (!existsSync(netnsPath(spare.netns))) {
+          await this.forgetSpare(spare, true);
+          continue;
+        }
+        const a: Attachment = { ...spare, kind, id, ...(labels && { labels }) };
+        await this.record(a);
+        await this.forgetSpare(spare, false);
+        return a;
+      }
+      return undefined;
+    });
+  }
+
+  /** Spares whose namespace no sandbox's record names (a crash between the two writes of
+   * takeSpare leaves both records: the namespace is the sandbox's). */
+  private async usableSpares(): Promise<Attachment[]> {
+    const all = await this.all();
+    const taken = new Set(all.filter((a) => a.kind !== 'spare').map((a) => a.netns));
+    const spares: Attachment[] = [];
+    for (const a of all.filter((a) => a.kind === 'spare')) {
+      if (taken.has(a.netns)) await this.forgetSpare(a, false);
+      else spares.push(a);
+    }
+    return spares;
+  }
+
+  /** Drops a spare's record, and its namespace when `remove` (not when a sandbox has it). */
+  private async forgetSpare(spare: Attachment, remove: boolean): Promise<void> {
+    if (remove) await removeNamespace(spare);
+    const file = this.file('spare', spare.id);
+    await rm(file, { force: true });
+    (await this.index()).delete(file);
+  }
+
+  /** A fill after `delayMs` unless one is due already (off the path of the start that took
+   * a spare: ip(8) forks the control plane, and its app is booting meanwhile). */
+  private fillSoon(delayMs: number): void {
+    if (this.spares === 0 || this.closed || this.fillTimer) return;
+    this.fillTimer = setTimeout(() => {
+      this.fillTimer = undefined;
+      this.filling ??= this.fill().finally(() => {
+        this.filling = undefined;
+      });
+    }, delayMs);
+    this.fillTimer.unref();
+  }
+
+  /** Makes spares until there are `spares`. A failure leaves it at that: the next start makes
+   * its namespace itself, and says why if that fails too. */
+  private async fill(): Promise<void> {
+    try {
+      while (!this.closed && (await this.serialised(() => this.usableSpares())).length < this.spares) {
+        const spare = await this.serialised(() => this.allocate('spare', randomBytes(6).toString('hex')));
+        try {
+          for (const { argv, input } of attachCommands(this.plan, spare)) await run(argv, input);
+        } catch (err) {
+          await this.serialised(() => this.forgetSpare(spare, true)).catch(() => {});
+          throw err;
+        }
+      }
+    } catch {
+      // Spares only save time (see above).
+    }
+  }
+
+  /** The names and address of a sandbox's namespace, recorded (in the lock). */
+  private async allocate(kind: SandboxKind, id: string, labels?: SandboxLabels): Promise<Attachment> {
+    const existing = await this.find(kind, id);
+    const names = attachmentNames(this.stateDir, kind, id);
+    const address =
+      existing?.address ??
+      allocateAddress(
+        this.plan.subnet,
+        [...(await this.index()).values()].map((a) => a.address),
+        this.lastAllocated,
+      );
+    this.lastAllocated = address;
+    const a: Attachment = { kind, id, ...names, address, ...(labels && { labels }) };
+    // Recorded before anything exists, so a crash halfway leaves a record detach() can use.
+    await this.record(a);
+    return a;
   }
 
   /** The sandbox's attachment, if it has one (also one made by an earlier control plane). */
@@ -123,8 +231,14 @@ export class SandboxNetwork {
     return (await this.all()).filter((a) => a.kind === kind).map((a) => a.id);
   }
 
-  /** Removes the bridge and the nftables table (platform shutdown); sandboxes must be gone. */
+  /** Removes the spares, the bridge and the nftables table (platform shutdown); sandboxes
+   * must be gone. */
   async remove(): Promise<void> {
+    this.close();
+    await this.filling;
+    for (const spare of await this.serialised(() => this.usableSpares())) {
+      await this.serialised(() => this.forgetSpare(spare, true));
+    }
     await exec(NFT, ['delete', 'table', 'inet', this.plan.table], { env: ENV });
     await exec(IP, ['link', 'del', 'dev', this.plan.bridge], { env: ENV });
     this.ready = undefined;

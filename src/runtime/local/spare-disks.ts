@@ -1,0 +1,136 @@
+// App disks made ahead of a start: when an instance stops (an app going to sleep among
+// others), a clone of its release's template image is made and mounted aside, so the next
+// start of that release (the wake) only renames it into its work dir instead of copying an
+// image and mounting it (two forks of the control plane, 30-50 ms of a wake).
+//
+// A spare is what cloneAppDisk would make at the start, made earlier: a fresh copy of the
+// template that no sandbox has seen, root's only (its parent is 0700) until it becomes one
+// instance's /app, used once, and removed with that instance's files. The most recently
+// made `max` are kept (each is a loop device and a mount); older ones go. They outlive the
+// control plane like the instances' disks; the platform's teardown removes them.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { cloneAppDisk, mountCount, removeAppDisk } from './app-disk.js';
+
+/** How long after the stop that asks for one a spare is made: the stop's own unmount and
+ * removal come first, and a wake that follows at once takes the normal path. */
+const MAKE_DELAY_MS = 200;
+
+export class SpareDisks {
+  /** Spares being made, by name: a start of that template waits for it. */
+  private readonly making = new Map<string, Promise<void>>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
+
+  constructor(
+    /** Root's only: the spares hold apps' code. */
+    private readonly dir: string,
+    private readonly max: number,
+    private readonly onError: (err: unknown) => void = () => {},
+  ) {}
+
+  /** The /app of `workDir` from a spare of `template`, or undefined when there is none (or
+   * the work dir exists already: an earlier run's, which the caller replaces as before). */
+  async take(template: string, workDir: string): Promise<string | undefined> {
+    if (this.max === 0) return undefined;
+    const name = spareName(template);
+    await this.making.get(name)?.catch(() => {});
+    const spare = path.join(this.dir, name);
+    // A reboot keeps the image and drops the mount: such a spare is no use.
+    if ((await mountCount(path.join(spare, 'app'))) === 0) return undefined;
+    await mkdir(path.dirname(workDir), { recursive: true });
+    try {
+      // Atomic: of two starts of one release, one gets it. The mount moves with its parent.
+      await rename(spare, workDir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Taken meanwhile, a work dir that exists, or another filesystem: the normal path.
+      if (code === 'ENOENT' || code === 'EEXIST' || code === 'ENOTEMPTY' || code === 'EXDEV')
+        return undefined;
+      throw err;
+    }
+    return path.join(workDir, 'app');
+  }
+
+  /** A spare of `template` made soon, unless there is one. */
+  makeSoon(template: string): void {
+    if (this.max === 0 || this.closed) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      void this.make(template).catch(this.onError);
+    }, MAKE_DELAY_MS);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  /** Makes no more spares; those made stay for the next driver. */
+  close(): void {
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  /** Removes every spare (platform shutdown). */
+  async removeAll(): Promise<void> {
+    this.close();
+    await Promise.allSettled(this.making.values());
+    // Those being made when a control plane died too.
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) await this.remove(name);
+  }
+
+  private async make(template: string): Promise<void> {
+    const name = spareName(template);
+    if (this.closed || this.making.has(name)) return;
+    const spare = path.join(this.dir, name);
+    const made = (async () => {
+      if ((await mountCount(path.join(spare, 'app'))) > 0) return;
+      await this.remove(name); // a reboot's unmounted leftover
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      // Made aside and renamed into place: a spare that exists is a complete one.
+      const aside = path.join(this.dir, `.${name}.${randomBytes(4).toString('hex')}`);
+      try {
+        await cloneAppDisk(template, aside);
+        await rename(aside, spare);
+      } finally {
+        await removeAppDisk(aside).catch(() => {});
+        await rm(aside, { recursive: true, force: true });
+      }
+      await this.evict(name);
+    })().finally(() => this.making.delete(name));
+    this.making.set(name, made);
+    await made;
+  }
+
+  /** Keeps the `max` most recently made spares. */
+  private async evict(keep: string): Promise<void> {
+    const names = (await this.names()).filter((n) => n !== keep);
+    if (names.length < this.max) return;
+    const dated = await Promise.all(
+      names.map(async (n) => ({
+        n,
+        at: (await stat(path.join(this.dir, n)).catch(() => undefined))?.ctimeMs ?? 0,
+      })),
+    );
+    dated.sort((a, b) => a.at - b.at);
+    for (const { n } of dated.slice(0, names.length - (this.max - 1))) {
+      if (!this.making.has(n)) await this.remove(n);
+    }
+  }
+
+  private async names(): Promise<string[]> {
+    return (await readdir(this.dir).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+  }
+
+  /** Unmounted first: rm would otherwise walk into the mounted disk. */
+  private async remove(name: string): Promise<void> {
+    const spare = path.join(this.dir, name);
+    await removeAppDisk(spare);
+    await rm(spare, { recursive: true, force: true });
+  }
+}
+
+/** One spare per template image. */
+function spareName(template: string): string {
+  return createHash('sha256').update(template).digest('hex').slice(0, 24);
+}
