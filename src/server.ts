@@ -133,6 +133,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     driver,
     router,
     tls,
+    stapler,
     egress,
     metrics,
     mail,

@@ -10,7 +10,7 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from 'fastify';
-import type { AddonServer } from '../contract/index.js';
+import type { AddonServer, OcspInfo } from '../contract/index.js';
 import type { Counters, TypeCounters } from '../domain/metrics.js';
 import type { Identity } from '../identity/index.js';
 import type { PetriConfig } from '../lib/config.js';
@@ -121,6 +121,9 @@ export interface ApiContext {
   /** The router's default certificate chain (PEM, no key): what every host without one of its
    * own is served, listed by `petri certs`; absent without HTTPS. */
   defaultCertificate?: () => Promise<string | undefined>;
+  /** OCSP stapling of the router's certificate for a host (null: the default certificate);
+   * absent without HTTPS. */
+  ocsp?: (host: string | null) => OcspInfo | undefined;
   /** Petri's own mail (src/mail/notices.ts): absent when mail.enabled is false. */
   mailNotices?: {
     /** Mails an invitee of an app's audience their personal single-use link. */

@@ -2,7 +2,7 @@
 // each comes from, its issuer and expiry, and how the last attempt to get or renew it went.
 // Certificates expiring within 14 days (or none yet) are highlighted, failures in red.
 import type { Command } from 'commander';
-import type { CertificateInfo } from '../client/index.js';
+import type { CertificateInfo, OcspInfo } from '../client/index.js';
 import type { Context } from './context.js';
 import { type Cell, orDash, shortTime } from './output.js';
 
@@ -16,7 +16,7 @@ export function registerCerts(program: Command, ctx: Context): void {
       if (opts.json) return ctx.out.json(list);
       const fallback = list.default;
       if (fallback) {
-        const text = `default certificate (every other host): ${fallback.names.join(', ')}; ${fallback.issuer}; expires ${shortTime(fallback.notAfter)} (${fallback.daysLeft} days left)`;
+        const text = `default certificate (every other host): ${fallback.names.join(', ')}; ${fallback.issuer}; expires ${shortTime(fallback.notAfter)} (${fallback.daysLeft} days left); OCSP ${ocspText(fallback.ocsp)}`;
         ctx.out.line(fallback.expiringSoon ? ctx.out.paint('yellow', text) : text);
         ctx.out.line();
       }
@@ -29,7 +29,7 @@ export function registerCerts(program: Command, ctx: Context): void {
         return;
       }
       ctx.out.table(
-        ['HOST', 'SOURCE', 'ISSUER', 'EXPIRES', 'DAYS LEFT', 'LAST ATTEMPT', 'OUTCOME'],
+        ['HOST', 'SOURCE', 'ISSUER', 'EXPIRES', 'DAYS LEFT', 'OCSP', 'LAST ATTEMPT', 'OUTCOME'],
         list.certificates.map((c) => row(c)),
       );
       const failing = list.certificates.filter((c) => c.failures > 0).length;
@@ -52,6 +52,7 @@ function row(c: CertificateInfo): Cell[] {
     orDash(c.issuer),
     { text: c.notAfter === null ? 'none yet' : shortTime(c.notAfter), style: warn },
     { text: daysLeft, style: warn },
+    ocspCell(c.ocsp),
     c.lastAttemptAt === null ? '-' : shortTime(c.lastAttemptAt),
     outcome(c),
   ];
@@ -63,4 +64,16 @@ function outcome(c: CertificateInfo): Cell {
   const next = c.nextAttemptAt === null ? '' : `; next attempt ${shortTime(c.nextAttemptAt)}`;
   const times = c.failures > 1 ? ` (${c.failures} times)` : '';
   return { text: `failed${times}: ${c.lastOutcome}${next}`, style: 'red' };
+}
+
+/** OCSP stapling in a word: `none` when the issuer offers none (the local CA, Let's Encrypt). */
+function ocspText(ocsp: OcspInfo | null): string {
+  return ocsp === null ? '-' : ocsp.state;
+}
+
+function ocspCell(ocsp: OcspInfo | null): Cell {
+  const text = ocspText(ocsp);
+  if (ocsp?.state === 'revoked' || ocsp?.state === 'failing') return { text, style: 'red' };
+  if (ocsp?.state === 'stapled') return { text, style: 'green' };
+  return text;
 }

@@ -81,6 +81,7 @@ export type {
   MailRotated,
   MemberChange,
   MetricsPoint,
+  OcspInfo,
   OidcFinishBody,
   OidcStart,
   OidcStartBody,

@@ -5,11 +5,13 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../api/context.js';
 import { buildApi } from '../api/server.js';
+import type { OcspInfo } from '../contract/index.js';
 import { Identity } from '../identity/index.js';
 import type { DataPaths } from '../lib/paths.js';
 import { certFile, DEFAULT_CERT } from '../router/certificates.js';
 import { routerPaths } from '../router/paths.js';
 import { createOneOffRunner } from '../services/one-off.js';
+import type { OcspState } from '../tls/ocsp.js';
 import type { Controllers } from './controllers.js';
 import type { Core } from './core.js';
 
@@ -44,7 +46,17 @@ export function apiContext(core: Core, { reconciler, builds, addons }: Controlle
     identity: new Identity({ db, config, secrets, log: logger }),
     metrics,
     defaultCertificate: core.tls ? () => defaultCertificateChain(paths) : undefined,
+    ocsp: core.stapler ? (host) => ocspInfo(core.stapler?.state(host ?? DEFAULT_CERT)) : undefined,
     mailNotices: core.mail?.notices,
+  };
+}
+
+function ocspInfo(state: OcspState | undefined): OcspInfo | undefined {
+  if (state === undefined) return undefined;
+  return {
+    state: state.state,
+    detail: state.detail ?? null,
+    nextUpdate: state.nextUpdate?.toISOString() ?? null,
   };
 }
 

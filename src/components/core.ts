@@ -14,6 +14,7 @@ import type { Router } from '../router/router.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import type { Store } from '../store/db.js';
 import type { RunningTls } from '../tls/index.js';
+import type { OcspStapler } from '../tls/ocsp.js';
 
 export interface Core {
   config: PetriConfig;
@@ -27,6 +28,8 @@ export interface Core {
   router: Router;
   /** HTTPS at the router (the local CA, the default certificate); undefined when httpsPort is 0. */
   tls?: RunningTls;
+  /** Staples OCSP answers to the router's certificates; undefined without HTTPS. */
+  stapler?: OcspStapler;
   /** Undefined when sandboxes share the host's network (no egress proxy then). */
   egress: RunningEgress | undefined;
   /** The metrics collector (src/metrics/); absent where none runs (some tests). */

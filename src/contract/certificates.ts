@@ -6,6 +6,17 @@ import { Nullable, StringEnum } from './common.js';
 /** Certificates expiring within this many days are highlighted (`petri certs`). */
 export const CERT_EXPIRY_WARN_DAYS = 14;
 
+/** OCSP stapling of a certificate the router serves (src/tls/ocsp.ts). */
+export const OcspInfo = Type.Object({
+  state: StringEnum(['stapled', 'none', 'revoked', 'failing', 'pending'], {
+    description:
+      'stapled: a fresh good answer goes with every handshake; none: the issuer offers no OCSP; revoked; failing: asking the responder failed (a good answer still in date stays stapled); pending: not asked yet',
+  }),
+  detail: Nullable(Type.String()),
+  nextUpdate: Nullable(Type.String({ description: 'when the stapled answer stops being valid' })),
+});
+export type OcspInfo = Static<typeof OcspInfo>;
+
 export const CertificateInfo = Type.Object({
   host: Type.String(),
   source: StringEnum(['acme', 'local-ca', 'wildcard'], {
@@ -24,6 +35,7 @@ export const CertificateInfo = Type.Object({
   lastOutcome: Nullable(Type.String({ description: "'ok', or why the last attempt failed" })),
   failures: Type.Integer({ description: 'failed attempts in a row' }),
   nextAttemptAt: Nullable(Type.String({ description: 'after a failure: when it is tried again' })),
+  ocsp: Nullable(OcspInfo, { description: 'null while the router does not serve it' }),
   unwantedSince: Nullable(
     Type.String({ description: 'no route wants the host since then: the certificate goes a day after' }),
   ),
@@ -37,6 +49,7 @@ export const DefaultCertificate = Type.Object({
   notAfter: Type.String(),
   daysLeft: Type.Integer(),
   expiringSoon: Type.Boolean(),
+  ocsp: Nullable(OcspInfo),
 });
 export type DefaultCertificate = Static<typeof DefaultCertificate>;
 

@@ -19,6 +19,7 @@ const LIST: CertificateList = {
     notAfter: '2027-12-01T09:00:00.000Z',
     daysLeft: 362,
     expiringSoon: false,
+    ocsp: { state: 'none', detail: 'the certificate names no OCSP responder', nextUpdate: null },
   },
   certificates: [
     {
@@ -34,6 +35,7 @@ const LIST: CertificateList = {
       lastOutcome: 'ok',
       failures: 0,
       nextAttemptAt: null,
+      ocsp: { state: 'stapled', detail: null, nextUpdate: '2026-12-08T09:00:00.000Z' },
       unwantedSince: null,
     },
     {
@@ -49,6 +51,7 @@ const LIST: CertificateList = {
       lastOutcome: 'https://acme/dir: the ACME directory answered 503',
       failures: 3,
       nextAttemptAt: '2026-12-03T08:20:00.000Z',
+      ocsp: { state: 'failing', detail: 'asking the OCSP responder failed: timed out', nextUpdate: null },
       unwantedSince: null,
     },
     {
@@ -64,6 +67,7 @@ const LIST: CertificateList = {
       lastOutcome: 'Get "http://typo.example.org/.well-known/acme-challenge/x": connection refused',
       failures: 1,
       nextAttemptAt: '2026-12-03T08:45:00.000Z',
+      ocsp: null,
       unwantedSince: null,
     },
   ],
@@ -112,6 +116,9 @@ describe('petri certs', () => {
     assert.ok(line('soon.example.org').includes(`${yellow}5`));
     assert.ok(line('soon.example.org').includes(`${red}failed (3 times): `));
     assert.ok(line('typo.example.org').includes(`${yellow}none yet`));
+    // OCSP: a stapled answer in green, a responder that fails in red.
+    assert.ok(line('petri.example.org').includes('\u001b[32mstapled'));
+    assert.ok(line('soon.example.org').includes(`${red}failing`));
   });
 
   test('a default certificate near its end is highlighted too', async () => {

@@ -6,6 +6,7 @@ import {
   CertificateList,
   type DefaultCertificate,
   errorResponses,
+  type OcspInfo,
 } from '../../contract/index.js';
 import { daysLeft, listCertificates } from '../../domain/certificates.js';
 import type { Api, ApiContext } from '../context.js';
@@ -27,7 +28,7 @@ export function certificateRoutes(api: Api, ctx: ApiContext): void {
       return {
         mode: ctx.config.tls.mode,
         renewBeforeDays: ctx.config.tls.renewBeforeDays,
-        default: defaultCertificate(await ctx.defaultCertificate?.(), now),
+        default: defaultCertificate(await ctx.defaultCertificate?.(), now, ctx.ocsp?.(null) ?? null),
         certificates: rows.map((r) => {
           const left = r.not_after === null ? null : daysLeft(r.not_after, now);
           return {
@@ -43,6 +44,7 @@ export function certificateRoutes(api: Api, ctx: ApiContext): void {
             lastOutcome: r.last_outcome,
             failures: r.failures,
             nextAttemptAt: r.next_attempt_at,
+            ocsp: ctx.ocsp?.(r.host) ?? null,
             unwantedSince: r.unwanted_since,
           };
         }),
@@ -51,7 +53,11 @@ export function certificateRoutes(api: Api, ctx: ApiContext): void {
   );
 }
 
-function defaultCertificate(chain: string | undefined, now: number): DefaultCertificate | null {
+function defaultCertificate(
+  chain: string | undefined,
+  now: number,
+  ocsp: OcspInfo | null,
+): DefaultCertificate | null {
   if (chain === undefined) return null;
   let leaf: X509Certificate;
   try {
@@ -70,5 +76,6 @@ function defaultCertificate(chain: string | undefined, now: number): DefaultCert
     notAfter,
     daysLeft: left,
     expiringSoon: left < CERT_EXPIRY_WARN_DAYS,
+    ocsp,
   };
 }
