@@ -3,7 +3,6 @@
 // message), well-formed header lines, a From (and Sender) that is the app's own address,
 // never another's; Petri adds Sender, Message-ID and Date when missing and replaces any
 // List-Unsubscribe with its own, per recipient, at delivery.
-import { simpleParser } from 'mailparser';
 import type { MailRefusal } from '../domain/mail.js';
 
 /** The header section: at most this many bytes (a long one is a mistake or an attack). */
@@ -130,6 +129,9 @@ export async function prepareMessage(
   const split = splitMessage(raw);
   if (isRefusal(split)) return split;
   const head = Buffer.from(split.fields.map((f) => f.text).join(''), 'latin1');
+  // Loaded with the first message: mailparser (and its charsets and HTML tooling, some 6 MiB
+  // of heap) is not needed by a server that relays none.
+  const { simpleParser } = await import('mailparser');
   const parsed = await simpleParser(Buffer.concat([head, Buffer.from('\r\n')]), {
     skipHtmlToText: true,
     skipTextToHtml: true,

@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { Logger } from 'pino';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import {
@@ -521,6 +520,8 @@ export class MailRelay {
     }
     const input = parseSendInput(body);
     if (typeof input === 'string') return error(400, 'bad_request', input);
+    // Loaded with the first message sent through the API, as for notices.
+    const { default: MailComposer } = await import('nodemailer/lib/mail-composer/index.js');
     const raw = await new MailComposer({
       from: mailAddress(this.o.config, app.name),
       to: input.to,
