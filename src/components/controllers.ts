@@ -41,6 +41,8 @@ export function buildControllers(core: Core): Controllers {
     logger,
     egressProxyUrl: egress?.url,
     egressClients: egress?.clients,
+    // Built below; called only once the loops run.
+    onWebUp: (appId) => waker.webUp(appId),
   });
   const nudge = () => reconciler.nudge();
   const builds = new BuildLoop({

@@ -43,6 +43,8 @@ export interface InstanceSupervisorDeps {
   logger: Logger;
   /** Tells the egress proxy who is behind each instance address. */
   egressClients?: EgressClientMap;
+  /** A web process of the app is up: the waker hands the requests it holds over now. */
+  onWebUp?: (appId: number) => void;
 }
 
 export class InstanceSupervisor {
@@ -253,6 +255,7 @@ export class InstanceSupervisor {
    * see it). */
   private async markUp(app: App, row: Instance): Promise<void> {
     if (!(await markInstanceUp(this.deps.db, row.id, row.port))) return;
+    if (row.type === 'web') this.deps.onWebUp?.(row.app_id);
     const name = `${row.type}.${row.idx}`;
     this.parts.notes.note(
       app,

@@ -47,6 +47,8 @@ export interface ReconcilerDeps {
   egressProxyUrl?: string;
   /** Tells the egress proxy who is behind each instance address. */
   egressClients?: EgressClientMap;
+  /** A web process of the app is up (the waker hands its held requests over). */
+  onWebUp?: (appId: number) => void;
 }
 
 const MAX_BACKOFF_MS = 60_000;

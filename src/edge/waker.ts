@@ -15,7 +15,7 @@ import { answerHtml, answerStatus, appDownHtml, RETRY_AFTER_SECONDS, wakingHtml 
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
 
-/** How often a held request looks for a web process that is up. */
+/** How often a held request looks for a web process that is up, unless told (webUp). */
 const POLL_MS = 10;
 const PETRI = { name: 'petri' };
 
@@ -28,6 +28,8 @@ export class Waker {
   private server: http.Server | undefined;
   /** One wait per app, shared by every request held for it. */
   private readonly waits = new Map<number, Promise<Target | undefined>>();
+  /** Ends the pause between two looks of an app's wait. */
+  private readonly kicks = new Map<number, () => void>();
   private closed = false;
 
   constructor(
@@ -121,12 +123,25 @@ export class Waker {
     return wait;
   }
 
+  /** A web process of the app was marked up: its held requests go to it now, not at the
+   * next look (up to POLL_MS later). */
+  webUp(appId: number): void {
+    this.kicks.get(appId)?.();
+  }
+
   private async poll(appId: number, deadline: number): Promise<Target | undefined> {
     while (!this.closed) {
       const up = await servingWebAddress(this.deps.db, appId);
       if (up) return { address: up.address ?? '127.0.0.1', port: up.port };
       if (Date.now() >= deadline) return undefined;
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, POLL_MS);
+        this.kicks.set(appId, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      this.kicks.delete(appId);
     }
     return undefined;
   }
