@@ -13,8 +13,12 @@
 //               gunicorn master and worker; the probe runs every 10 ms)
 //   route       the app answers -> first byte at the client (the pass that routes it, the
 //               waker's hand-over, the proxying)
-// WAKES=N sets the number of wakes per fixture (20 by default). Figures only, never asserts.
+// Also how many wakes found their disk made ahead, and the host's load average over the run
+// (the machine may be shared: compare runs made at a like load).
+// WAKES=N sets the number of wakes per fixture (20 by default), WAKE_ROWS=1 prints each
+// wake's parts. Figures only, never asserts.
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { until } from '../src/lib/until.js';
 import { FIXTURES, TestPetri } from '../test/e2e/petri.js';
@@ -30,6 +34,8 @@ interface LogLine {
   time: number;
   msg: string;
   app?: string;
+  /** How the instance got its /app: 'spare' when made ahead. */
+  appDir?: string;
   timings?: Record<string, number>;
 }
 
@@ -42,6 +48,8 @@ async function main(): Promise<void> {
       if (deploy.code !== 0) throw new Error(`deploy ${app}: ${deploy.stderr}`);
       await petri.cli(['apps', 'set', app, 'idle=never']);
       const rows: Record<string, number>[] = [];
+      const loadBefore = os.loadavg()[0]!;
+      let disksAhead = 0;
       for (let i = 0; i < WAKES; i++) {
         await petri.cli(['apps', 'sleep', app]);
         await until(async () => (await processCount(petri, app)) === 0, { timeout: 30_000, interval: 20 });
@@ -59,6 +67,7 @@ async function main(): Promise<void> {
         const started = lines.find((l) => l.msg === 'instance started' && l.timings);
         const answers = lines.find((l) => l.msg === 'instance answers' && l.timings);
         if (!started?.timings || !answers?.timings) throw new Error('wake timings missing in the log');
+        if (started.appDir === 'spare') disksAhead++;
         const s = started.timings;
         const a = answers.timings;
         const driverStartAt = started.time - (s.totalMs ?? 0);
@@ -86,6 +95,10 @@ async function main(): Promise<void> {
           99,
         ).toFixed(0)} ms (target p50 < ${targetMs} ms: ${p50 < targetMs ? 'met' : 'missed'})`,
       );
+      console.log(
+        `  disk made ahead in ${disksAhead} of ${WAKES} wakes; load average ${loadBefore.toFixed(1)} -> ${os.loadavg()[0]!.toFixed(1)}`,
+      );
+      if (process.env.WAKE_ROWS) for (const r of rows) console.log(`  ${JSON.stringify(r)}`);
       console.log('  p50 by part (ms):');
       for (const part of Object.keys(rows[0] ?? {})) {
         console.log(

@@ -36,9 +36,9 @@ export function localDriver(
       : undefined,
     output,
     logger,
-    // Made ahead so a wake only takes them: two namespaces (any instance's next start), and
+    // Made ahead so a wake only takes them: four namespaces (any instance's next start), and
     // the disks of the eight releases whose instances stopped last (apps put to sleep).
-    ahead: { namespaces: 2, disks: 8 },
+    ahead: { namespaces: 4, disks: 8 },
   });
 }
 
