@@ -3,7 +3,7 @@
 // through the real router with the app's Host header. Everything it started is stopped by
 // pid (`petri server --stop-all`), even when a test fails.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -44,6 +44,8 @@ export class TestPetri {
   output = '';
   token = '';
   readonly dataDir: string;
+  /** Its subnet and uid range on this host (claimSlot). */
+  private readonly slot: number;
   /** The JSON config file `petri server --config` reads. */
   readonly configFile: string;
   readonly httpsPort: number;
@@ -78,11 +80,13 @@ export class TestPetri {
       .slice(-8);
     // Its own cgroup parent, uid range, bridge and subnet: two test Petris never share one,
     // and none shares the default 10.213.0.0/16 of a Petri the install started on this host.
-    const n = Number.parseInt(suffix, 36);
+    // The subnet and uid range come from a slot claimed on this host (a random pick clashed
+    // when test files ran side by side: one's mail relay found the other's gateway address).
+    this.slot = claimSlot();
     this.config = {
       cgroupParent: `petri-test-${suffix}`,
-      uidBase: 200_000 + (n % 1000) * 1000,
-      network: { enabled: true, bridge: `pt${suffix}`.slice(0, 15), subnet: `10.232.${n % 250}.0/24` },
+      uidBase: 200_000 + this.slot * 1000,
+      network: { enabled: true, bridge: `pt${suffix}`.slice(0, 15), subnet: `10.232.${this.slot}.0/24` },
       egressPort,
       wakerPort,
     };
@@ -235,6 +239,66 @@ export class TestPetri {
     }
     rmSync(this.dataDir, { recursive: true, force: true });
     rmSync(this.configFile, { force: true });
+    releaseSlot(this.slot);
+  }
+}
+
+/** Where test Petris on this host claim their slots: a directory per slot, holding the pid of
+ * the test process that claimed it (tmpfs: gone at a reboot). */
+const SLOTS_DIR = '/run/petri-test-slots';
+const SLOTS = 250;
+
+/** A slot no running test process holds: made with mkdir (atomic), taken over from a process
+ * that is gone (a test killed before its destroy). */
+function claimSlot(): number {
+  mkdirSync(SLOTS_DIR, { recursive: true });
+  const start = Math.floor(Math.random() * SLOTS);
+  for (let i = 0; i < SLOTS; i++) {
+    const slot = (start + i) % SLOTS;
+    const dir = path.join(SLOTS_DIR, String(slot));
+    if (!makeDir(dir)) {
+      // Held, or being claimed right now (no pid yet): only a gone holder's is taken over,
+      // by removing it and claiming it afresh (mkdir again decides between two takers).
+      const holder = holderOf(dir);
+      if (holder === 0 || holder === process.pid || isAlive(holder)) continue;
+      rmSync(dir, { recursive: true, force: true });
+      if (!makeDir(dir)) continue;
+    }
+    writeFileSync(path.join(dir, 'pid'), String(process.pid));
+    return slot;
+  }
+  throw new Error(`all ${SLOTS} test Petri slots are taken (${SLOTS_DIR}): stop some test processes`);
+}
+
+/** The pid in a slot; 0 while its claimer has not written it yet, or it is gone. */
+function holderOf(dir: string): number {
+  try {
+    return Number(readFileSync(path.join(dir, 'pid'), 'utf8')) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+function makeDir(dir: string): boolean {
+  try {
+    mkdirSync(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function releaseSlot(slot: number): void {
+  rmSync(path.join(SLOTS_DIR, String(slot)), { recursive: true, force: true });
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
