@@ -176,6 +176,26 @@ test("a stopped instance's disk is made again ahead: the next start of its relea
   await until(async () => (await madeDisks()).length === 2, { timeout: 15_000, message: 'made again' });
 });
 
+test('an instance started again under its id (a crash restart) gets a fresh disk over its old work dir, not a spare', async () => {
+  const s = diskSpec('disk-again');
+  const first = await listening(s);
+  assert.ok(((await getJson(first.address, first.port)).found as string[]).includes('server.mjs'));
+  await world.driver.stop(s.id, 5000);
+  // Its work dir stays (output.log, the disk): the supervisor starts it again without removeFiles.
+  await until(async () => (await madeDisks()).length === 2, { timeout: 15_000, message: 'its spare made' });
+  const spares = await madeDisks();
+  const again = await listening(s);
+  assert.notEqual(starts.filter((x) => x.id === s.id).at(-1)?.appDir, 'spare', 'no spare over a work dir');
+  assert.equal(
+    ((await getJson(again.address, again.port)).found as string[]).includes('written'),
+    false,
+    'a fresh disk all the same',
+  );
+  assert.deepEqual(await madeDisks(), spares, 'the spare stays for another start');
+  await world.driver.stop(s.id, 5000);
+  await world.driver.removeFiles(s);
+});
+
 test('at most `disks` are kept: the disk of the release stopped longest ago goes', async () => {
   const sparesDir = path.join(world.options.stateDir, 'app-spares');
   const before = (await madeDisks()).sort();

@@ -9,6 +9,7 @@
 // made `max` are kept (each is a loop device and a mount); older ones go. They outlive the
 // control plane like the instances' disks; the platform's teardown removes them.
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { cloneAppDisk, mountCount, removeAppDisk } from './app-disk.js';
@@ -39,6 +40,8 @@ export class SpareDisks {
     const spare = path.join(this.dir, name);
     // A reboot keeps the image and drops the mount: such a spare is no use.
     if ((await mountCount(path.join(spare, 'app'))) === 0) return undefined;
+    // Never over a directory (rename would replace an empty one, with its mode).
+    if (existsSync(workDir)) return undefined;
     await mkdir(path.dirname(workDir), { recursive: true });
     try {
       // Atomic: of two starts of one release, one gets it. The mount moves with its parent.
