@@ -14,9 +14,9 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { cloneAppDisk, mountCount, removeAppDisk } from './app-disk.js';
 
-/** How long after the stop that asks for one a spare is made: the stop's own unmount and
- * removal come first, and a wake that follows at once takes the normal path. */
-const MAKE_DELAY_MS = 200;
+/** How long after the stop that asks for one a spare is made: at once (a start that comes
+ * meanwhile waits for it), on a timer only so that close() can call it off. */
+const MAKE_DELAY_MS = 0;
 
 export class SpareDisks {
   /** Spares being made, by name: a start of that template waits for it. */
@@ -34,14 +34,13 @@ export class SpareDisks {
   /** The /app of `workDir` from a spare of `template`, or undefined when there is none (or
    * the work dir exists already: an earlier run's, which the caller replaces as before). */
   async take(template: string, workDir: string): Promise<string | undefined> {
-    if (this.max === 0) return undefined;
+    // Never over a directory (rename would replace an empty one, with its mode).
+    if (this.max === 0 || existsSync(workDir)) return undefined;
     const name = spareName(template);
     await this.making.get(name)?.catch(() => {});
     const spare = path.join(this.dir, name);
     // A reboot keeps the image and drops the mount: such a spare is no use.
     if ((await mountCount(path.join(spare, 'app'))) === 0) return undefined;
-    // Never over a directory (rename would replace an empty one, with its mode).
-    if (existsSync(workDir)) return undefined;
     await mkdir(path.dirname(workDir), { recursive: true });
     try {
       // Atomic: of two starts of one release, one gets it. The mount moves with its parent.
