@@ -3,7 +3,7 @@
 // longer runs; processes no row knows of are stopped, and a destroyed app's files removed.
 // A stop that fails is tried again on that instance after a growing delay: never a hot loop.
 import type { Logger } from 'pino';
-import { deleteInstance, listAllApps, updateInstance } from '../domain/instances.js';
+import { deleteInstance, listAppIds, updateInstance } from '../domain/instances.js';
 import type { Backoff } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { RepeatedErrorLog } from '../lib/log-dedupe.js';
@@ -125,9 +125,10 @@ export class InstanceStops {
   /** Files of apps that were destroyed, once nothing of theirs runs. */
   async removeDestroyedApps(rows: Instance[]): Promise<void> {
     // Listed afresh: an app created during this pass may already be receiving an upload.
-    const live = new Set((await listAllApps(this.deps.db)).map((a) => a.id));
+    const live = new Set(await listAppIds(this.deps.db));
+    const running = new Set(rows.map((r) => r.app_id));
     for (const id of await this.deps.paths.appIds()) {
-      if (live.has(id) || rows.some((r) => r.app_id === id)) continue;
+      if (live.has(id) || running.has(id)) continue;
       // Not fs.rm: a build of the app may still run, swapping what it wrote (lib/remove-tree).
       await removeTree(this.deps.paths.app(id));
     }

@@ -10,6 +10,18 @@ export function listAllApps(db: Store): Promise<App[]> {
   return db.selectFrom('apps').selectAll().orderBy('id').execute();
 }
 
+/** Every app's id, and nothing else of it: which apps still exist. */
+export async function listAppIds(db: Store): Promise<number[]> {
+  return (await db.selectFrom('apps').select('id').execute()).map((r) => r.id);
+}
+
+/** The apps of these ids (a reconcile pass's instances' apps), by id: one query. */
+export async function appsByIds(db: Store, ids: number[]): Promise<Map<number, App>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.selectFrom('apps').selectAll().where('id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
 export function instancesOfApp(db: Store, appId: number): Promise<Instance[]> {
   return db
     .selectFrom('instances')
