@@ -31,6 +31,11 @@ export interface AppPlan {
 
 export function planApp(input: AppPlanInput): AppPlan {
   const { app, desiredTypes, formation, releasePhaseDone } = input;
+  // Asleep with nothing left running and no new release to take over: nothing to do. Most
+  // apps of a crowded host, every pass; this is what the steps below come to for them.
+  if (input.sleeping && input.rows.length === 0 && app.desired_release_id === app.serving_release_id) {
+    return { launch: [], servers: [], switchToDesired: false, retire: [] };
+  }
   const rows = input.rows.filter((r) => r.state !== 'stopping');
   const desired = app.desired_release_id;
   const serving = app.serving_release_id;
