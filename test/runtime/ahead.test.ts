@@ -78,7 +78,7 @@ async function records(): Promise<Attachment[]> {
 }
 
 async function spares(): Promise<Attachment[]> {
-  return (await records()).filter((a) => a.kind === 'spare');
+  return (await records()).filter((a) => a.kind === 'spare' && a.ready);
 }
 
 /** The app disks made ahead (not one being made: a dot-directory until it is whole). */

@@ -239,6 +239,8 @@ export interface Attachment {
   address: string;
   /** What the sandbox is for (the driver's sandboxAt() answers with them). */
   labels?: SandboxLabels;
+  /** A spare's, once made whole: one without it is being made, or was cut off halfway. */
+  ready?: boolean;
 }
 
 /** Short, stable names for a sandbox's namespace and veth: interface names are 15 bytes at

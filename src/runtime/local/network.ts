@@ -54,6 +54,8 @@ export class SandboxNetwork {
 
   /** The spares being made (one fill at a time) and the timer of the next fill. */
   private filling: Promise<void> | undefined;
+  /** Ids of the spares being made: not whole yet, not to be taken or removed. */
+  private readonly making = new Set<string>();
   private fillTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -123,7 +125,8 @@ export class SandboxNetwork {
           await this.forgetSpare(spare, true);
           continue;
         }
-        const a: Attachment = { ...spare, kind, id, ...(labels && { labels }) };
+        const { ready: _, ...names } = spare;
+        const a: Attachment = { ...names, kind, id, ...(labels && { labels }) };
         await this.record(a);
         await this.forgetSpare(spare, false);
         return a;
@@ -132,15 +135,17 @@ export class SandboxNetwork {
     });
   }
 
-  /** Spares whose namespace no sandbox's record names (a crash between the two writes of
-   * takeSpare leaves both records: the namespace is the sandbox's). */
+  /** Spares made whole whose namespace no sandbox's record names (a crash between the two
+   * writes of takeSpare leaves both records: the namespace is the sandbox's). One that is
+   * not whole and not being made was cut off by a crash: it goes. */
   private async usableSpares(): Promise<Attachment[]> {
     const all = await this.all();
     const taken = new Set(all.filter((a) => a.kind !== 'spare').map((a) => a.netns));
     const spares: Attachment[] = [];
     for (const a of all.filter((a) => a.kind === 'spare')) {
       if (taken.has(a.netns)) await this.forgetSpare(a, false);
-      else spares.push(a);
+      else if (a.ready) spares.push(a);
+      else if (!this.making.has(a.id)) await this.forgetSpare(a, true);
     }
     return spares;
   }
@@ -171,12 +176,20 @@ export class SandboxNetwork {
   private async fill(): Promise<void> {
     try {
       while (!this.closed && (await this.serialised(() => this.usableSpares())).length < this.spares) {
-        const spare = await this.serialised(() => this.allocate('spare', randomBytes(6).toString('hex')));
+        const id = randomBytes(6).toString('hex');
+        this.making.add(id);
         try {
-          for (const { argv, input } of attachCommands(this.plan, spare)) await run(argv, input);
-        } catch (err) {
-          await this.serialised(() => this.forgetSpare(spare, true)).catch(() => {});
-          throw err;
+          const spare = await this.serialised(() => this.allocate('spare', id));
+          try {
+            for (const { argv, input } of attachCommands(this.plan, spare)) await run(argv, input);
+            // Only now may a start take it.
+            await this.serialised(() => this.record({ ...spare, ready: true }));
+          } catch (err) {
+            await this.serialised(() => this.forgetSpare(spare, true)).catch(() => {});
+            throw err;
+          }
+        } finally {
+          this.making.delete(id);
         }
       }
     } catch {
