@@ -2,11 +2,13 @@
 # The whole test suite: typecheck, lint (format, rules, import arrows), then every test
 # against the real HAProxy, bubblewrap and cgroups. Needs scripts/install.sh first.
 #
-# Two groups, so CI stays well under its 20 minutes on 2 cores: tests that start no sandbox
-# and no router of their own (API, CLI, domain, identity ...: temp dirs and free ports only)
-# run two files at a time; those that start sandboxes, networks, HAProxy or add-on servers
-# run one file at a time, since their timings (boot timeouts, zero-downtime swaps, sleep
-# and wake) are what they assert about.
+# Tests that start no sandbox (API, CLI, domain, identity ...) and those that start
+# sandboxes, networks, HAProxy, browsers or add-on servers run together, two files at a time:
+# every test Petri has its own ports, bridge, subnet (a slot claimed on the host), cgroup
+# parent and uid range, so they never meet, and their waits have deadlines that hold on a
+# busy host. The slowest files go first, so the last minutes are not one long file alone.
+# Files whose point is a timing under traffic (zero failed requests through reloads, wakes
+# against the wake timeout, an upload's time limit) then run one at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d node_modules ]] || { echo "node_modules missing: run bash scripts/install.sh first" >&2; exit 1; }
@@ -15,12 +17,22 @@ if [[ -f node_modules/.petri-node-bin ]]; then
   PATH="$(cat node_modules/.petri-node-bin):$PATH"
   export PATH
 fi
-npm run --silent typecheck
-npm run --silent lint
-# The dashboard's component tests (Vitest); its journeys run in Chromium below (test/browser).
+# Typecheck and lint side by side (each keeps mostly one core busy), then the dashboard's
+# component tests (Vitest); its journeys run in Chromium below (test/browser).
+npm run --silent typecheck &
+typecheck=$!
+npm run --silent lint &
+lint=$!
+failed=0
+wait "$typecheck" || failed=1
+wait "$lint" || failed=1
+[[ $failed == 0 ]] || { echo "typecheck or lint failed (above)" >&2; exit 1; }
 npm run --silent test:dashboard
-heavy='^test/(e2e|runtime|router|egress|addons|specs|controllers|browser)/|^test/cli/run\.test\.ts$|^test/mail/e2e\.test\.ts$'
-mapfile -t light < <(find test -name '*.test.ts' | sort | grep -Ev "$heavy")
-mapfile -t heavy < <(find test -name '*.test.ts' | sort | grep -E "$heavy")
-node --import tsx --test --test-concurrency=2 --test-reporter=spec "${light[@]}"
-node --import tsx --test --test-concurrency=1 --test-reporter=spec "${heavy[@]}"
+serial='^test/e2e/(zero-downtime|sleep|upload-bombs)\.test\.ts$|^test/router/hitless\.test\.ts$'
+slow='^test/(browser/dashboard|e2e/(addons|hostile|lifecycle|deploy|python|hostile-build|hostile-tenant|metrics)|tls/(acme|https))\.test\.ts$'
+mapfile -t all < <(find test -name '*.test.ts' | sort)
+mapfile -t first < <(printf '%s\n' "${all[@]}" | grep -E "$slow")
+mapfile -t rest < <(printf '%s\n' "${all[@]}" | grep -Ev "$slow|$serial")
+mapfile -t serial < <(printf '%s\n' "${all[@]}" | grep -E "$serial")
+node --import tsx --test --test-concurrency=2 --test-reporter=spec "${first[@]}" "${rest[@]}"
+node --import tsx --test --test-concurrency=1 --test-reporter=spec "${serial[@]}"
