@@ -34,9 +34,9 @@ import {
 
 /** ip and nft answer in milliseconds; a hang means something is badly wrong. */
 const COMMAND_TIMEOUT_MS = 15_000;
-/** How long after an instance took a spare the spares are made again: after its start, whose
- * visitor would wait for the forks, and soon enough for wakes a second apart. */
-const SPARE_FILL_DELAY_MS = 1000;
+/** How long after an instance took one of the last spares they are made again: after its
+ * start, whose visitor would wait for the forks. */
+const SPARE_FILL_DELAY_MS = 2000;
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
 
 export class SandboxNetwork {
@@ -57,6 +57,7 @@ export class SandboxNetwork {
   /** Ids of the spares being made: not whole yet, not to be taken or removed. */
   private readonly making = new Set<string>();
   private fillTimer: NodeJS.Timeout | undefined;
+  private fillDue = 0;
   private closed = false;
 
   constructor(
@@ -96,9 +97,11 @@ export class SandboxNetwork {
   async attach(kind: SandboxKind, id: string, labels?: SandboxLabels): Promise<Attachment> {
     await this.ensure();
     if (kind === 'instance' && this.spares > 0) {
-      const spare = await this.takeSpare(kind, id, labels);
-      // Made again later, not now: the instance that took it is starting.
-      this.fillSoon(SPARE_FILL_DELAY_MS);
+      const { spare, left } = await this.takeSpare(kind, id, labels);
+      // Made again when an instance stops (detach), off any start's path; after a while too
+      // when few are left (starts outrun stops: a deploy, many wakes), but not now: the
+      // instance that took it is starting, and ip(8) forks the control plane.
+      if (left < this.spares / 2 + 1) this.fillSoon(SPARE_FILL_DELAY_MS);
       if (spare) return spare;
     }
     const attachment = await this.serialised(() => this.allocate(kind, id, labels));
@@ -116,10 +119,16 @@ export class SandboxNetwork {
    * before the spare's goes, so the namespace is never without one; see fill() for a crash
    * in between). Undefined when none is ready, or when the sandbox has a namespace of an
    * earlier run, which attach() replaces as before. */
-  private takeSpare(kind: SandboxKind, id: string, labels?: SandboxLabels): Promise<Attachment | undefined> {
+  private takeSpare(
+    kind: SandboxKind,
+    id: string,
+    labels?: SandboxLabels,
+  ): Promise<{ spare?: Attachment; left: number }> {
     return this.serialised(async () => {
-      if (await this.find(kind, id)) return undefined;
-      for (const spare of await this.usableSpares()) {
+      const spares = await this.usableSpares();
+      if (await this.find(kind, id)) return { left: spares.length };
+      while (spares.length > 0) {
+        const spare = spares.shift()!;
         // A reboot empties /run/netns and keeps the records.
         if (!existsSync(netnsPath(spare.netns))) {
           await this.forgetSpare(spare, true);
@@ -129,9 +138,9 @@ export class SandboxNetwork {
         const a: Attachment = { ...names, kind, id, ...(labels && { labels }) };
         await this.record(a);
         await this.forgetSpare(spare, false);
-        return a;
+        return { spare: a, left: spares.length };
       }
-      return undefined;
+      return { left: 0 };
     });
   }
 
@@ -158,10 +167,13 @@ export class SandboxNetwork {
     (await this.index()).delete(file);
   }
 
-  /** A fill after `delayMs` unless one is due already (off the path of the start that took
-   * a spare: ip(8) forks the control plane, and its app is booting meanwhile). */
+  /** A fill after `delayMs`, unless one is due sooner. */
   private fillSoon(delayMs: number): void {
-    if (this.spares === 0 || this.closed || this.fillTimer) return;
+    if (this.spares === 0 || this.closed) return;
+    const due = Date.now() + delayMs;
+    if (this.fillTimer && this.fillDue <= due) return;
+    clearTimeout(this.fillTimer);
+    this.fillDue = due;
     this.fillTimer = setTimeout(() => {
       this.fillTimer = undefined;
       this.filling ??= this.fill().finally(() => {
@@ -232,6 +244,8 @@ export class SandboxNetwork {
     await removeNamespace(a);
     await rm(this.file(kind, id), { force: true });
     (await this.index()).delete(this.file(kind, id));
+    // An instance stopped (an app put to sleep): the moment to make what the next start takes.
+    if (kind === 'instance') this.fillSoon(0);
   }
 
   /** Which sandbox has this address (the egress proxy asks who is calling). */
