@@ -2,50 +2,16 @@
 import type { Command } from 'commander';
 // The error class alone: the client's index loads its HTTP stack (see main.ts).
 import { ConnectionError } from '../client/errors.js';
-import type {
-  App,
-  AppSettings,
-  AppStatus,
-  Limits,
-  PetriClient,
-  Process,
-  ProcessState,
-} from '../client/index.js';
+import type { App, AppSettings, AppStatus, Limits, PetriClient, Process } from '../client/index.js';
 import { UserError } from '../lib/errors.js';
 import { sleep } from '../lib/until.js';
 import { appOption, resolveAppName } from './app-name.js';
+import { listApps, STATUS_STYLE, status } from './apps-list.js';
 import type { Context } from './context.js';
-import {
-  EXPERIMENT_HEADERS,
-  EXPERIMENT_KEYS,
-  experimentCells,
-  experimentInfo,
-  experimentPairs,
-  registerApprove,
-} from './describe.js';
-import {
-  type Cell,
-  formatDuration,
-  type Output,
-  orDash,
-  type Style,
-  shortTime,
-  UsageError,
-} from './output.js';
+import { EXPERIMENT_KEYS, experimentInfo, experimentPairs, registerApprove } from './describe.js';
+import { formatDuration, type Output, orDash, shortTime, UsageError } from './output.js';
 import { POLL_INTERVAL_MS, WaitLine, type WaitOptions } from './release-wait.js';
 import { registerRenew } from './renew.js';
-
-const STATUS_STYLE: Record<AppStatus | ProcessState, Style> = {
-  running: 'green',
-  up: 'green',
-  deploying: 'yellow',
-  starting: 'yellow',
-  stopping: 'yellow',
-  crashed: 'red',
-  down: 'dim',
-  new: 'dim',
-  sleeping: 'cyan',
-};
 
 // Waking starts processes that were running before, with no build and no release phase:
 // their boot timeout (60 s by default) is the wait a person expects, so the same here.
@@ -64,25 +30,7 @@ export function registerApps(program: Command, ctx: Context): void {
     .command('list', { isDefault: true })
     .description('list the apps you can see (the default)')
     .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
-      const list = await (await ctx.client()).listApps();
-      if (opts.json) return ctx.out.json(list);
-      if (list.length === 0) {
-        ctx.out.line("No apps yet; create one with 'petri apps create NAME'");
-        return;
-      }
-      ctx.out.table(
-        ['NAME', 'TEAM', 'STATUS', ...EXPERIMENT_HEADERS, 'RELEASE', 'URL'],
-        list.map((app) => [
-          app.name,
-          app.team,
-          status(app.status),
-          ...experimentCells(app),
-          orDash(app.release),
-          app.url,
-        ]),
-      );
-    });
+    .action((opts: { json?: boolean }) => listApps(ctx, opts));
 
   apps
     .command('create')
@@ -482,10 +430,6 @@ function limitPairs(limits: Limits): [string, string][] {
     ['pids', String(limits.pids)],
     ['disk', `${limits.diskMiB} MiB`],
   ];
-}
-
-function status(value: AppStatus | ProcessState): Cell {
-  return { text: value, style: STATUS_STYLE[value] };
 }
 
 const MEMORY_UNITS: Record<string, number> = {

@@ -1,16 +1,21 @@
 // The `petri` command: wires the topics together and turns every outcome into an exit
 // code: 0 done, 1 failed (the error on one line of stderr), 2 called wrongly. The
 // top-level src/main.ts calls runCli; `petri server` is dispatched before it gets here.
-import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { StringDecoder } from 'node:string_decoder';
-import { Command, CommanderError } from 'commander';
+// Types only: commander is loaded when a command needs it (see appsList).
+import type { Command, CommanderError } from 'commander';
 // The error classes alone, not the client's index: that loads its HTTP stack, which a
 // command loads when it first talks to the API (context.ts), not when the CLI starts.
 import { ApiError, ConnectionError } from '../client/errors.js';
 import { errorMessage, isUserError } from '../lib/errors.js';
 import { type Context, createContext } from './context.js';
 import { type Io, type Output, UsageError } from './output.js';
-import { processTerminal, type Terminal } from './run.js';
+import type { Terminal } from './run.js';
+
+// Required, not imported: an ES import of node:fs reads every one of its exports, which
+// loads its streams (some 2 ms of a command's CPU).
+const require = createRequire(import.meta.url);
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -32,7 +37,14 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     abort.abort();
   });
   try {
-    const program = buildProgram(fullIo);
+    const list = appsList(argv);
+    if (list) {
+      await (await import('./apps-list.js')).listApps(ctx, list);
+      return EXIT_OK;
+    }
+    const [commander, { processTerminal }] = await Promise.all([import('commander'), import('./run.js')]);
+    commanderError = commander.CommanderError;
+    const program = buildProgram(commander.Command, fullIo);
     // `petri run` and `petri addons shell` attach the same terminal.
     const terminal: Terminal = {
       ...processTerminal(),
@@ -52,6 +64,23 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
 }
 
 type Register = (program: Command, ctx: Context, terminal: Terminal) => void;
+
+/** commander's error class, once a command has loaded commander. */
+let commanderError: typeof CommanderError | undefined;
+
+/**
+ * `petri apps` and `petri apps --json` (`list` given or not): the commands typed and scripted
+ * most often run without commander, whose load and the program's build were a third of their
+ * CPU time beyond Node.js's own start. Exactly these words: any other (`--help`, a flag more)
+ * goes through commander, which answers them as before.
+ */
+function appsList(argv: string[]): { json: boolean } | undefined {
+  if (argv[0] !== 'apps') return undefined;
+  const rest = argv.slice(argv[1] === 'list' ? 2 : 1);
+  if (rest.length === 0) return { json: false };
+  if (rest.length === 1 && rest[0] === '--json') return { json: true };
+  return undefined;
+}
 
 /**
  * The topics, each with the commands it adds to `petri`, in the order help lists them. A
@@ -98,7 +127,7 @@ function topicsFor(command: string | undefined): Promise<Register[]> {
   return Promise.all((own.length > 0 ? own : TOPICS).map((topic) => topic.load()));
 }
 
-function buildProgram(io: Io): Command {
+function buildProgram(Command: typeof import('commander').Command, io: Io): Command {
   // Settings given here are inherited by every command added with .command() afterwards.
   return new Command('petri')
     .description('Petri: a self-hosted platform for experiments')
@@ -115,7 +144,7 @@ function buildProgram(io: Io): Command {
 }
 
 function report(out: Output, err: unknown, env: Record<string, string | undefined>): number {
-  if (err instanceof CommanderError) {
+  if (commanderError && err instanceof commanderError) {
     // Commander has already printed its message (or the help or version) through configureOutput.
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT_OK;
     if (err.code === 'commander.executeSubCommandAsync') return err.exitCode;
@@ -150,6 +179,7 @@ function onClosedPipe(io: Io, stop: () => void): () => void {
 function version(): string {
   // package.json is two levels up from both src/cli/main.ts and dist/cli/main.js.
   try {
+    const { readFileSync } = require('node:fs') as typeof import('node:fs');
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
       version?: string;
     };
