@@ -97,9 +97,21 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenWritten(code),
   (err) => {
     process.stderr.write(`error: ${errorMessage(err)}\n`);
-    process.exit(1);
+    exitWhenWritten(1);
   },
 );
+
+/** Exits once stdout and stderr have passed on all that was written to them: process.exit
+ * drops what a pipe has not taken yet (`petri apps --json | jq` got the first 64 KiB of a
+ * long list). A closed stream answers at once. */
+function exitWhenWritten(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
