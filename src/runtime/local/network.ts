@@ -8,6 +8,8 @@
 // waited for those (each a fork of the control plane, 25-40 ms of a wake). A spare is made
 // exactly as a sandbox's own would be, is used by one sandbox only and goes with it; nothing
 // runs in it before it is taken, and the firewall knows only the bridge, not who is behind it.
+// They are made again when an instance stops, off any start's path (and a while after a start
+// that left few), each taking an address of the subnet meanwhile.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
