@@ -13,7 +13,7 @@ import {
   parseShowSslCert,
   renderCrtList,
 } from './certificates.js';
-import { fingerprintOf, type RenderOptions, renderHaproxyConfig } from './config.js';
+import { fingerprintOf, type RenderOptions, renderHaproxyConfig, routerThreads } from './config.js';
 import { gateMapEntries, parseShowMap, planMapChanges, renderGateMap } from './gate-map.js';
 import { renderPages } from './pages.js';
 import { type RouterPaths, routerPaths } from './paths.js';
@@ -100,6 +100,7 @@ export class HaproxyRouter implements Router {
   private wellKnownTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: HaproxyRouterOptions) {
+    this.opts = { ...opts, threads: opts.threads ?? routerThreads() };
     this.paths = routerPaths(opts.dir);
     this.bin = opts.haproxyBin ?? 'haproxy';
   }

@@ -4,7 +4,12 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { fingerprintOf, type RenderOptions, renderHaproxyConfig } from '../../src/router/config.js';
+import {
+  fingerprintOf,
+  type RenderOptions,
+  renderHaproxyConfig,
+  routerThreads,
+} from '../../src/router/config.js';
 import { gateMapEntries, parseShowMap, planMapChanges, renderGateMap } from '../../src/router/gate-map.js';
 import { escapeHtml, renderPages } from '../../src/router/pages.js';
 import type { RouteSpec } from '../../src/router/router.js';
@@ -19,6 +24,7 @@ const opts: RenderOptions = {
   apiServer: { address: '127.0.0.1', port: 3000 },
   domain: 'petri.localhost',
   statsPort: 8404,
+  threads: 1,
   waker: { address: '127.0.0.1', port: 7071 },
   requestLog: { address: '127.0.0.1', port: 5514, tag: '0123456789abcdef0123456789abcdef' },
 };
@@ -48,6 +54,10 @@ function golden(name: string, actual: string): void {
 describe('renderHaproxyConfig', () => {
   it('renders the golden config', () => {
     golden('haproxy.cfg', renderHaproxyConfig(opts, routes));
+  });
+
+  it('gives HAProxy half the CPUs, at least one thread', () => {
+    assert.deepEqual([1, 2, 3, 4, 16].map(routerThreads), [1, 1, 1, 2, 8]);
   });
 
   it('does not depend on the order of routes', () => {
