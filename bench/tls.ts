@@ -2,8 +2,11 @@
 // TLS with the same certificate (ECDSA P-256 from a local CA, TLS 1.3 as negotiated by wrk's
 // OpenSSL), with the same protocols, ciphers and no session tickets, and both proxy to the
 // same tiny Node app over kept-alive upstream connections: the path a request to an app takes.
-// (nginx only proxies; the router also runs its Host checks, header rules, well-known map,
-// host map and gate map lookups on each request, as it does for every app.) Two figures, each
+// Both set the same forwarding headers, run as many workers as HAProxy has threads, and each
+// runs in a session of its own (startNginx). (nginx only proxies; the router also runs its
+// Host checks, its rule removing forged forwarding headers, well-known map, host map and gate
+// map lookups, and keeps a copy of each request to retry it on an empty answer (retry-on,
+// config.ts), as it does for every app.) Two figures, each
 // by wrk (-t2 -c16), the rounds alternating between the two so drift falls on both:
 //   - new TLS handshakes per second: every request on a new connection (Connection: close);
 //   - HTTPS requests per second on kept-alive connections (target ratio >= 0.9).
@@ -13,7 +16,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, isListening } from '../src/lib/ports.js';
@@ -64,7 +67,9 @@ export async function tlsBench(): Promise<void> {
     await router.apply([
       { host: HOST, app: 'app', servers: [{ id: 'app-web.1', address: '127.0.0.1', port: appPort }] },
     ]);
-    nginx = startNginx(dir, nginxPort, appPort, certFile, keyFile);
+    const haproxyInfo = parseShowInfo(await sendCommand(path.join(dir, 'router/admin.sock'), 'show info'));
+    const threads = Number(haproxyInfo.get('Nbthread'));
+    nginx = startNginx(dir, nginxPort, appPort, certFile, keyFile, threads);
     await until(() => isListening(nginxPort, '127.0.0.1'), { timeout: 10_000, message: 'nginx to listen' });
     const runs = {
       router: { fresh: [] as number[], kept: [] as number[] },
@@ -76,9 +81,7 @@ export async function tlsBench(): Promise<void> {
       router: { fresh: [] as number[], kept: [] as number[] },
       nginx: { fresh: [] as number[], kept: [] as number[] },
     };
-    const haproxyWorker = Number(
-      parseShowInfo(await sendCommand(path.join(dir, 'router/admin.sock'), 'show info')).get('Pid'),
-    );
+    const haproxyWorker = Number(haproxyInfo.get('Pid'));
     const nginxWorkers = childrenOf(nginx.pid as number);
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? (['router', 'nginx'] as const) : (['nginx', 'router'] as const);
@@ -95,7 +98,7 @@ export async function tlsBench(): Promise<void> {
     const line = (label: string, xs: number[]) =>
       `  ${label.padEnd(26)} p50 ${percentile(xs, 50).toFixed(0).padStart(6)} /s  (${xs.map((x) => x.toFixed(0)).join(', ')})`;
     console.log(
-      `tls: HTTPS through the router against nginx, same certificate and app (wrk -t2 -c16, ${SECONDS} s x ${ROUNDS} rounds)`,
+      `tls: HTTPS through the router against nginx, same certificate and app (wrk -t2 -c16, ${SECONDS} s x ${ROUNDS} rounds; ${threads} HAProxy thread(s), ${threads} nginx worker(s); load average ${loadavg()[0]?.toFixed(1)} at the end: compare runs at a like load)`,
     );
     console.log(line('router, new handshakes', runs.router.fresh));
     console.log(line('nginx, new handshakes', runs.nginx.fresh));
@@ -132,13 +135,15 @@ export async function tlsBench(): Promise<void> {
 }
 
 /** nginx in the foreground with a config of its own: the same TLS settings as the router's
- * (tls.ts), as many workers as HAProxy has threads (one per CPU), kept-alive upstreams. */
+ * (tls.ts), `workers` as HAProxy has threads (config.ts, routerThreads), kept-alive upstreams,
+ * the forwarding headers the router sets (X-Forwarded-For, -Proto, -Host, -Port, X-Real-IP). */
 function startNginx(
   dir: string,
   port: number,
   appPort: number,
   certFile: string,
   keyFile: string,
+  workers: number,
 ): ChildProcess {
   const setting = (name: string) =>
     TLS_GLOBAL_LINES.find((l) => l.includes(name))
@@ -148,7 +153,7 @@ function startNginx(
   writeFileSync(
     conf,
     `user root;
-worker_processes auto;
+worker_processes ${workers};
 pid ${dir}/nginx.pid;
 error_log ${dir}/nginx-error.log warn;
 events { worker_connections 4096; }
@@ -179,12 +184,20 @@ http {
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $remote_addr;
       proxy_set_header X-Forwarded-Proto https;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_set_header X-Real-IP $remote_addr;
     }
   }
 }
 `,
   );
-  return spawn(NGINX, ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: 'inherit' });
+  // detached: a session of its own, as HAProxy has (it daemonizes). With the kernel's
+  // autogroups (sched_autogroup_enabled) a session shares the CPU as one: in this script's
+  // session nginx ran in turn with wrk and the app, and on a loaded host the same HAProxy
+  // config served half the requests/s daemonized as in the foreground of wrk's session
+  // (7-10k against 14-15k, CPU per request alike).
+  return spawn(NGINX, ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: 'inherit', detached: true });
 }
 
 /** The pids whose parent is `pid` (nginx's workers). */
