@@ -434,6 +434,8 @@ export interface MetricsInstance {
   /** The app's limits per instance. */
   memoryMiB: number;
   cpus: number;
+  /** The app is put to sleep (its instances may still be up, about to stop). */
+  sleeping: boolean;
 }
 
 /** Every instance with its app, type, state, restarts, the app's limits and its release's
@@ -454,6 +456,7 @@ export async function instancesForMetrics(db: Store): Promise<MetricsInstance[]>
       'instances.type as type',
       'apps.memory_mib as memoryMiB',
       'apps.cpus as cpus',
+      'apps.sleeping_since as sleepingSince',
     ])
     .execute();
   return rows.map((r) => ({
@@ -468,6 +471,7 @@ export async function instancesForMetrics(db: Store): Promise<MetricsInstance[]>
     type: r.type,
     memoryMiB: r.memoryMiB,
     cpus: r.cpus,
+    sleeping: r.sleepingSince !== null,
   }));
 }
 

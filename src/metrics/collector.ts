@@ -530,7 +530,11 @@ export class MetricsCollector {
     await this.checkAddonServers(now, nowIso);
     const instances = await instancesForMetrics(db);
     const up = instances.filter((i) => i.state === 'up');
-    await Promise.all([this.probe(up), this.readResources(up)]);
+    // Never an app put to sleep: its instances may be up a moment longer, but the router may
+    // already send it to the waker, and the probe would wake it (as after a restart of the
+    // control plane that found it asleep with its instance not yet stopped).
+    const awake = up.filter((i) => !i.sleeping);
+    await Promise.all([this.probe(awake), this.readResources(up)]);
     this.countRestarts(instances);
     await this.countWakes(now);
     await this.countMail(nowIso);
