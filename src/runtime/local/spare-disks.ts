@@ -7,7 +7,10 @@
 // template that no sandbox has seen, root's only (its parent is 0700) until it becomes one
 // instance's /app, used once, and removed with that instance's files. The most recently
 // made `max` are kept (each is a loop device and a mount); older ones go. They outlive the
-// control plane like the instances' disks; the platform's teardown removes them.
+// control plane like the instances' disks; the platform's teardown removes them. One being
+// made is a dot-directory (.<name>.<random>) until it is whole: one left by a control plane
+// that died meanwhile is removed before the next one makes any. At most MAX_FILLS are made
+// at once (many stops together: a deploy replacing instances, many apps put to sleep).
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -18,10 +21,21 @@ import { cloneAppDisk, mountCount, removeAppDisk } from './app-disk.js';
  * meanwhile waits for it), on a timer only so that close() can call it off. */
 const MAKE_DELAY_MS = 0;
 
+/** Spares made at once: each is a copy of an image and a mount, forks of the control plane. */
+const MAX_FILLS = 2;
+
 export class SpareDisks {
   /** Spares being made, by name: a start of that template waits for it. */
   private readonly making = new Map<string, Promise<void>>();
+  /** Asked for and waiting for a fill slot (a start does not wait for those). */
+  private readonly queued = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The dot-directories this object is using: those of spares being made or evicted. */
+  private readonly asides = new Set<string>();
+  /** Half-made spares of an earlier control plane removed, once, before the first make. */
+  private swept: Promise<void> | undefined;
+  private fills = 0;
+  private readonly waiting: (() => void)[] = [];
   private closed = false;
 
   constructor(
@@ -57,7 +71,7 @@ export class SpareDisks {
 
   /** A spare of `template` made soon, unless there is one. */
   makeSoon(template: string): void {
-    if (this.max === 0 || this.closed) return;
+    if (this.max === 0 || this.closed || this.queued.has(spareName(template))) return;
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       void this.make(template).catch(this.onError);
@@ -71,6 +85,8 @@ export class SpareDisks {
     this.closed = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    // Those waiting for a slot see `closed` and make nothing.
+    for (const go of this.waiting.splice(0)) go();
   }
 
   /** Removes every spare (platform shutdown). */
@@ -83,25 +99,67 @@ export class SpareDisks {
 
   private async make(template: string): Promise<void> {
     const name = spareName(template);
-    if (this.closed || this.making.has(name)) return;
+    if (this.closed || this.making.has(name) || this.queued.has(name)) return;
+    this.queued.add(name);
+    let done: () => void;
+    try {
+      done = await this.slot();
+    } finally {
+      this.queued.delete(name);
+    }
+    if (this.closed || this.making.has(name)) return done();
     const spare = path.join(this.dir, name);
     const made = (async () => {
+      this.swept ??= this.sweep();
+      await this.swept;
       if ((await mountCount(path.join(spare, 'app'))) > 0) return;
       await this.remove(name); // a reboot's unmounted leftover
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
       // Made aside and renamed into place: a spare that exists is a complete one.
-      const aside = path.join(this.dir, `.${name}.${randomBytes(4).toString('hex')}`);
+      const aside = this.aside(name);
       try {
-        await cloneAppDisk(template, aside);
-        await rename(aside, spare);
+        await cloneAppDisk(template, path.join(this.dir, aside));
+        await rename(path.join(this.dir, aside), spare);
       } finally {
-        await removeAppDisk(aside).catch(() => {});
-        await rm(aside, { recursive: true, force: true });
+        await this.remove(aside).catch(() => {});
+        this.asides.delete(aside);
       }
       await this.evict(name);
-    })().finally(() => this.making.delete(name));
+    })().finally(() => {
+      this.making.delete(name);
+      done();
+    });
     this.making.set(name, made);
     await made;
+  }
+
+  /** Waits for one of the MAX_FILLS; the function returned gives it back. */
+  private async slot(): Promise<() => void> {
+    if (this.fills >= MAX_FILLS && !this.closed) await new Promise<void>((go) => this.waiting.push(go));
+    this.fills++;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.fills--;
+      this.waiting.shift()?.();
+    };
+  }
+
+  /** A fresh dot-name for `name`, known to this object until it lets it go. */
+  private aside(name: string): string {
+    const aside = `.${name}.${randomBytes(4).toString('hex')}`;
+    this.asides.add(aside);
+    return aside;
+  }
+
+  /** Removes the spares an earlier control plane left half made or half evicted (a clone
+   * mounted at a dot-name: a loop device, a mount and an image of an app's code each). */
+  private async sweep(): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    for (const n of names) {
+      if (n.startsWith('.') && !this.asides.has(n)) await this.remove(n).catch(this.onError);
+    }
   }
 
   /** Keeps the `max` most recently made spares. */
@@ -116,7 +174,18 @@ export class SpareDisks {
     );
     dated.sort((a, b) => a.at - b.at);
     for (const { n } of dated.slice(0, names.length - (this.max - 1))) {
-      if (!this.making.has(n)) await this.remove(n);
+      if (this.making.has(n)) continue;
+      // Renamed aside first, atomically: a start taking it at once either gets it whole (this
+      // rename then finds nothing) or finds none, never a spare being unmounted under it.
+      const aside = this.aside(n);
+      try {
+        await rename(path.join(this.dir, n), path.join(this.dir, aside));
+        await this.remove(aside);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      } finally {
+        this.asides.delete(aside);
+      }
     }
   }
 
