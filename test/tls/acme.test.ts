@@ -210,7 +210,10 @@ describe('certificates from ACME (pebble) in a real Petri', { timeout: 300_000 }
     assert.ok(Date.parse(shop.notAfter!) - Date.parse(shop.notBefore!) <= LIFE_SECONDS * 1000);
     const text = (await ok(['certs'])).stdout;
     assert.match(text, /HOST\s+SOURCE\s+ISSUER\s+EXPIRES\s+DAYS LEFT\s+OCSP\s+LAST ATTEMPT\s+OUTCOME/);
-    assert.match(text, /shop\.petri\.localhost\s+acme\s+Pebble Intermediate CA \S+\s+\S+\s+0\s+none\s+\S+\s+ok/);
+    assert.match(
+      text,
+      /shop\.petri\.localhost\s+acme\s+Pebble Intermediate CA \S+\s+\S+\s+0\s+none\s+\S+\s+ok/,
+    );
     assert.match(text, /expiring within 14 days/);
     // Prometheus: days to expiry per host (under a day here: a fraction of 0).
     const metrics = await fetch(`${petri.apiUrl}/metrics`, {
