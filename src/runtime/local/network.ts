@@ -9,7 +9,8 @@
 // exactly as a sandbox's own would be, is used by one sandbox only and goes with it; nothing
 // runs in it before it is taken, and the firewall knows only the bridge, not who is behind it.
 // They are made again when an instance stops, off any start's path (and a while after a start
-// that left few), each taking an address of the subnet meanwhile.
+// that left few), each taking an address of the subnet meanwhile: a build or one-off (they
+// take no spare) that finds no other address free is given a spare's.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -214,19 +215,32 @@ export class SandboxNetwork {
   /** The names and address of a sandbox's namespace, recorded (in the lock). */
   private async allocate(kind: SandboxKind, id: string, labels?: SandboxLabels): Promise<Attachment> {
     const existing = await this.find(kind, id);
+    // An earlier run's namespace goes before its record is replaced: it may be a spare the
+    // instance took (petri-<the spare's hash>), not under the names recorded now.
+    if (existing) await removeNamespace(existing);
     const names = attachmentNames(this.stateDir, kind, id);
-    const address =
-      existing?.address ??
-      allocateAddress(
-        this.plan.subnet,
-        [...(await this.index()).values()].map((a) => a.address),
-        this.lastAllocated,
-      );
+    const address = existing?.address ?? (await this.freeAddress(kind));
     this.lastAllocated = address;
     const a: Attachment = { kind, id, ...names, address, ...(labels && { labels }) };
     // Recorded before anything exists, so a crash halfway leaves a record detach() can use.
     await this.record(a);
     return a;
+  }
+
+  /** A free address; for a sandbox other than a spare, one a spare gives back when there is
+   * none else: only instances take spares, and a small subnet's spares would otherwise leave
+   * builds and one-offs none with nothing running (in the lock). */
+  private async freeAddress(kind: SandboxKind): Promise<string> {
+    for (;;) {
+      try {
+        const inUse = [...(await this.index()).values()].map((a) => a.address);
+        return allocateAddress(this.plan.subnet, inUse, this.lastAllocated);
+      } catch (err) {
+        const spare = kind === 'spare' ? undefined : (await this.usableSpares())[0];
+        if (!spare) throw err;
+        await this.forgetSpare(spare, true);
+      }
+    }
   }
 
   /** The sandbox's attachment, if it has one (also one made by an earlier control plane). */
