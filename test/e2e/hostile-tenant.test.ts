@@ -385,4 +385,11 @@ describe('a hostile tenant cannot take what all tenants share', () => {
     assert.equal(c.status, 429, JSON.stringify(c.json));
     assert.match(c.json.error.message, /2 deploys queued.*ceilings\.queuedDeploysPerOwner/);
   });
+
+  test('the platform stopped while one-offs still run leaves no network namespace behind', async () => {
+    // The one-offs above are still open: the control plane is killed under them, and
+    // --stop-all (in destroy) must remove their namespaces with the bridge.
+    await petri.destroy();
+    assert.deepEqual(petri.namespacesLeft(), []);
+  });
 });

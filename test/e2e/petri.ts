@@ -224,6 +224,11 @@ export class TestPetri {
     return this.request(`${name}.petri.localhost`, urlPath);
   }
 
+  /** Network namespaces left on the host in this Petri's subnet (after destroy: none). */
+  namespacesLeft(): string[] {
+    return namespacesIn(`10.232.${this.slot}.`);
+  }
+
   /** Stops the control plane, then every instance and the router it ran; removes its files. */
   async destroy(): Promise<void> {
     await this.kill9();
@@ -241,6 +246,19 @@ export class TestPetri {
     rmSync(this.configFile, { force: true });
     releaseSlot(this.slot);
   }
+}
+
+/** The network namespaces on this host holding an address of `subnet` (a /24's prefix). */
+function namespacesIn(prefix: string): string[] {
+  const names = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter(Boolean);
+  return names.filter((name) =>
+    spawnSync('ip', ['netns', 'exec', name, 'ip', '-4', '-o', 'addr', 'show'], {
+      encoding: 'utf8',
+    }).stdout.includes(` ${prefix}`),
+  );
 }
 
 /** Where test Petris on this host claim their slots: a directory per slot, holding the pid of

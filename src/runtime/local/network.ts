@@ -276,13 +276,16 @@ export class SandboxNetwork {
   }
 
   /** Removes the spares, the bridge and the nftables table (platform shutdown); sandboxes
-   * must be gone. */
+   * must be gone. A namespace still recorded is one whose sandbox nobody stopped (a one-off
+   * or build cut off by a crash of the control plane): it goes too, or it would outlive the
+   * bridge, holding nothing, for ever. */
   async remove(): Promise<void> {
     this.close();
     await this.filling;
     for (const spare of await this.serialised(() => this.usableSpares())) {
       await this.serialised(() => this.forgetSpare(spare, true));
     }
+    for (const a of await this.all()) await this.detach(a.kind, a.id);
     await exec(NFT, ['delete', 'table', 'inet', this.plan.table], { env: ENV });
     await exec(IP, ['link', 'del', 'dev', this.plan.bridge], { env: ENV });
     this.ready = undefined;
