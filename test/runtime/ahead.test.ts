@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { cp, readdir, readFile, stat } from 'node:fs/promises';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { until } from '../../src/lib/until.js';
 import type { InstanceSpec } from '../../src/runtime/driver.js';
 import { mountPoints } from '../../src/runtime/local/app-disk.js';
 import type { Attachment } from '../../src/runtime/local/network-plan.js';
-import { makeWorld, type World } from './world.js';
+import { greeter, makeWorld, type World } from './world.js';
 
 const NET_APP = fileURLToPath(new URL('./fixtures/net-app', import.meta.url));
 const tag = randomBytes(3).toString('hex');
@@ -57,17 +57,6 @@ after(async () => {
   for (const server of servers) server.close();
   await world?.cleanup();
 });
-
-function greeter(host: string, port: number): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer((socket) => {
-      socket.on('error', () => {});
-      socket.end('hello\n');
-    });
-    server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
-  });
-}
 
 async function records(): Promise<Attachment[]> {
   const dir = path.join(world.options.stateDir, 'network');

@@ -6,12 +6,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { exec, execOk } from '../../src/lib/exec.js';
 import { freePort, isListening } from '../../src/lib/ports.js';
-import { APP_GID, APP_UID, makeWorld, type World } from './world.js';
+import { APP_GID, APP_UID, greeter, makeWorld, type World } from './world.js';
 
 const canRun = process.getuid?.() === 0;
 const tag = randomBytes(3).toString('hex');
@@ -49,17 +49,6 @@ after(async () => {
   await exec('ip', ['netns', 'delete', PEER_NS]);
   await world?.cleanup();
 });
-
-function greeter(host: string, port: number): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer((socket) => {
-      socket.on('error', () => {});
-      socket.end('hello\n');
-    });
-    server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
-  });
-}
 
 /** Runs a task in a sandbox that connects to host:port and prints what it got. */
 async function connectFromSandbox(host: string): Promise<string> {

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ import { until } from '../../src/lib/until.js';
 import type { InstanceStatus } from '../../src/runtime/driver.js';
 import { LocalDriver } from '../../src/runtime/local/local-driver.js';
 import type { Attachment } from '../../src/runtime/local/network-plan.js';
-import { APP_GID, APP_UID, makeWorld, type World } from './world.js';
+import { APP_GID, APP_UID, greeter, makeWorld, type World } from './world.js';
 
 const NET_APP = fileURLToPath(new URL('./fixtures/net-app', import.meta.url));
 const tag = randomBytes(4).toString('hex').slice(0, 6);
@@ -59,19 +59,6 @@ after(async () => {
   await exec('ip', ['netns', 'delete', INET_NS]);
   await world?.cleanup();
 });
-
-/** A host TCP server that greets whoever connects, so a test sees data really flowed. */
-function greeter(host: string, port: number): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer((socket) => {
-      // Probes hang up abruptly (a reset), which is no failure of the server.
-      socket.on('error', () => {});
-      socket.end('hello\n');
-    });
-    server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
-  });
-}
 
 function remember(server: net.Server): { port: number } {
   servers.push(server);

@@ -1,6 +1,7 @@
 // Each test file's own world for the local driver: temp dirs, a unique cgroup parent, and
 // a cleanup that stops whatever runs there and removes the cgroups, even after a failure.
 import { chmod, cp, mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +88,19 @@ export async function makeWorld(name: string, extra: Partial<LocalDriverOptions>
  * output sink, so the lines stay there). */
 export function outputOf(spec: Pick<InstanceSpec, 'workDir'>): string {
   return path.join(spec.workDir, 'output.log');
+}
+
+/** A host TCP server that greets whoever connects, so a test sees data really flowed. */
+export function greeter(host: string, port: number): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((socket) => {
+      // Probes hang up abruptly (a reset), which is no failure of the server.
+      socket.on('error', () => {});
+      socket.end('hello\n');
+    });
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
 }
 
 export async function getJson(port: number): Promise<Record<string, unknown>> {
