@@ -282,9 +282,7 @@ export class SandboxNetwork {
   async remove(): Promise<void> {
     this.close();
     await this.filling;
-    for (const spare of await this.serialised(() => this.usableSpares())) {
-      await this.serialised(() => this.forgetSpare(spare, true));
-    }
+    // Spares included: they are recorded like any sandbox's namespace.
     for (const a of await this.all()) await this.detach(a.kind, a.id);
     await exec(NFT, ['delete', 'table', 'inet', this.plan.table], { env: ENV });
     await exec(IP, ['link', 'del', 'dev', this.plan.bridge], { env: ENV });
