@@ -229,11 +229,7 @@ export class HaproxyRouter implements Router {
       }
       await writeIfChanged(ocspFile, Buffer.from(der));
       if (!running?.has(file)) return true;
-      const base64 = (
-        Buffer.from(der)
-          .toString('base64')
-          .match(/.{1,64}/g) ?? []
-      ).join('\n');
+      const base64 = ocspPayload(der);
       const set = (await sendCommand(this.paths.adminSocket, 'set ssl ocsp-response', 5000, base64)).trim();
       if (/^OCSP Response updated/.test(set)) return true;
       // Loaded without a response: a transaction of the certificate with one.
@@ -350,9 +346,8 @@ export class HaproxyRouter implements Router {
     // response, so the one beside it goes along (tls/ocsp.ts refreshes it).
     const ocsp = loaded ? await readFile(`${file}.ocsp`).catch(() => undefined) : undefined;
     if (ocsp !== undefined && (await readOrUndefined(file)) === pem) {
-      const payload = (ocsp.toString('base64').match(/.{1,64}/g) ?? []).join('\n');
       const kept = (
-        await sendCommand(this.paths.adminSocket, `set ssl cert ${file}.ocsp`, 5000, payload)
+        await sendCommand(this.paths.adminSocket, `set ssl cert ${file}.ocsp`, 5000, ocspPayload(ocsp))
       ).trim();
       if (!/^Transaction updated for certificate/.test(kept)) {
         await this.abortCertificate(file, false);
@@ -667,6 +662,15 @@ export class HaproxyRouter implements Router {
   private log(level: 'info' | 'warn', o: object, msg: string): void {
     this.opts.logger?.[level](o, msg);
   }
+}
+
+/** An OCSP response as HAProxy's runtime API takes it: base64 in lines of 64 (no blank line). */
+function ocspPayload(der: Uint8Array): string {
+  return (
+    Buffer.from(der)
+      .toString('base64')
+      .match(/.{1,64}/g) ?? []
+  ).join('\n');
 }
 
 async function readOrUndefined(file: string): Promise<string | undefined> {

@@ -19,7 +19,9 @@ import {
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier, Certificate } from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
+import { backoffDelay } from '../lib/backoff.js';
 import type { Router } from '../router/router.js';
+import { pemBlocks } from './cert-files.js';
 
 /** HAProxy 2.6 takes a runtime command in one 16 KiB buffer: a response above this (in
  * base64) could not be stapled. Real ones are 0.5 to 3 KB. */
@@ -72,8 +74,8 @@ export interface OcspTarget {
 /** The responder and request for a chain (PEM, leaf first), or why there is none: that is
  * no error (Let's Encrypt dropped OCSP in 2025, the local CA never had it). */
 export function ocspTarget(pem: string): OcspTarget | { none: string } {
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-  const [leafPem, ...chain] = blocks;
+  const blocks = pemBlocks(pem).filter((b) => b.label === 'CERTIFICATE');
+  const [leafPem, ...chain] = blocks.map((b) => b.pem);
   if (leafPem === undefined) return { none: 'no certificate' };
   const aia = new x509.X509Certificate(leafPem).getExtension(x509.AuthorityInfoAccessExtension);
   const url = aia?.ocsp.find((n) => n.type === 'url' && /^https?:\/\//i.test(n.value))?.value;
@@ -413,10 +415,7 @@ export class OcspStapler {
       entry.state.state === 'stapled' || entry.state.state === 'failing' ? entry.state.nextUpdate : undefined;
     const stillGood = kept !== undefined && kept.getTime() > Date.now();
     entry.state = { state: stillGood ? 'stapled' : 'failing', detail: reason, nextUpdate: kept, failures };
-    const delay = Math.min(
-      (this.opts.retryMs ?? RETRY_MS) * 2 ** Math.min(failures - 1, 30),
-      this.opts.retryMaxMs ?? RETRY_MAX_MS,
-    );
+    const delay = backoffDelay(failures, this.opts.retryMs ?? RETRY_MS, this.opts.retryMaxMs ?? RETRY_MAX_MS);
     this.opts.logger.warn(
       { certificate: name, responder: entry.target?.url, failures, reason, retryInMs: delay },
       stillGood
