@@ -1,7 +1,10 @@
 // The control plane's periodic loops, made one way: a pass now and then, a nudge to run one
 // as soon as possible, and a stop that waits for the pass in flight, so nothing a loop does
 // outlives the control plane's shutdown. A failing pass is logged once while it repeats
-// (log-dedupe) and the next one waits out a growing delay (backoff), never a hot loop.
+// (log-dedupe) and the next one waits out a growing delay (backoff), never a hot loop. A pass
+// that found nothing to do may say so ('quiet'): the next ones then come less and less
+// often, up to quietMaxMs apart, until a pass has work again or a nudge comes, so a host at
+// rest costs almost nothing while a change is still acted on at once.
 import { AsyncResource } from 'node:async_hooks';
 import { Backoff } from './backoff.js';
 import { type LineLogger, RepeatedErrorLog } from './log-dedupe.js';
@@ -9,20 +12,28 @@ import { type LineLogger, RepeatedErrorLog } from './log-dedupe.js';
 export interface LoopOptions {
   /** What the loop does, for its log lines ("looking for idle apps"). */
   what: string;
-  /** One pass. It may throw: the error is logged, the next pass is delayed. */
-  pass: () => Promise<void>;
+  /** One pass. It may throw: the error is logged, the next pass is delayed. 'quiet' says it
+   * found nothing to do, nor anything that time alone will bring sooner than quietMaxMs. */
+  pass: () => Promise<PassOutcome | void>;
   /** Time between passes, read after each one (a loop may run faster while busy). */
   intervalMs: number | (() => number);
   logger: LineLogger;
   /** Longest delay after repeated failures. */
   maxBackoffMs?: number;
+  /** Longest delay after quiet passes in a row (each doubles the last); default: the interval. */
+  quietMaxMs?: number | (() => number);
 }
+
+/** What a pass may say of itself (saying nothing means it had work, or does not tell). */
+export type PassOutcome = 'quiet';
 
 export class Loop {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** Quiet passes in a row since the last one with work or the last nudge. */
+  private quietPasses = 0;
   private readonly failures: Backoff;
   private readonly errors: RepeatedErrorLog;
 
@@ -45,6 +56,7 @@ export class Loop {
   /** Something changed: a pass as soon as possible (one more after a pass under way). */
   nudge(): void {
     if (this.stopped) return;
+    this.quietPasses = 0;
     if (this.running) {
       this.again = true;
       return;
@@ -62,7 +74,8 @@ export class Loop {
       do {
         this.again = false;
         try {
-          await this.opts.pass();
+          const outcome = await this.opts.pass();
+          this.quietPasses = outcome === 'quiet' && !this.again ? this.quietPasses + 1 : 0;
           this.failures.succeeded('pass');
           this.errors.resolved('pass');
         } catch (err) {
@@ -98,12 +111,19 @@ export class Loop {
     );
   }
 
-  /** The interval, or longer while passes fail (their backoff). */
+  /** The interval, longer after quiet passes, or longer while passes fail (their backoff). */
   private nextDelay(): number {
-    const interval =
-      typeof this.opts.intervalMs === 'function' ? this.opts.intervalMs() : this.opts.intervalMs;
-    if (this.failures.ready('pass')) return interval;
+    const interval = millis(this.opts.intervalMs);
+    if (this.failures.ready('pass')) {
+      if (this.quietPasses === 0) return interval;
+      const most = Math.max(interval, millis(this.opts.quietMaxMs ?? interval));
+      return Math.min(interval * 2 ** Math.min(this.quietPasses, 20), most);
+    }
     const backoff = 1000 * 2 ** Math.min(this.failures.failures('pass') - 1, 6);
     return Math.max(interval, Math.min(backoff, this.maxBackoffMs));
   }
+}
+
+function millis(ms: number | (() => number)): number {
+  return typeof ms === 'function' ? ms() : ms;
 }

@@ -92,3 +92,33 @@ test('maxBackoffMs caps the delay between failing passes (the reconciler tries a
     `gaps ${gaps.join(', ')} ms`,
   );
 });
+
+test('quiet passes come less and less often, up to quietMaxMs apart; a nudge or a pass with work brings the interval back', async () => {
+  const at: number[] = [];
+  let work = false;
+  const loop = new Loop({
+    what: 'quiet',
+    intervalMs: 10,
+    quietMaxMs: 80,
+    logger: quiet().logger,
+    pass: async () => {
+      at.push(performance.now());
+      return work ? undefined : 'quiet';
+    },
+  });
+  loop.start();
+  await until(() => at.length >= 6, { timeout: 5000 });
+  const gaps = at.slice(1).map((t, i) => t - at[i]!);
+  // 20, 40, 80, 80 ... (never more than the cap, plus timer slack)
+  assert.ok(gaps[gaps.length - 1]! >= 70, `gaps ${gaps.map(Math.round)}`);
+  assert.ok(Math.max(...gaps) < 200, `gaps ${gaps.map(Math.round)}`);
+  // A nudge: the next pass at once, and the one after it at the interval again.
+  work = true;
+  const nudged = performance.now();
+  const seen = at.length;
+  loop.nudge();
+  await until(() => at.length >= seen + 3, { timeout: 5000 });
+  await loop.stop();
+  assert.ok(at[seen]! - nudged < 40, `nudged pass ${Math.round(at[seen]! - nudged)} ms later`);
+  assert.ok(at[seen + 2]! - at[seen + 1]! < 40, 'a pass with work keeps the interval');
+});
