@@ -112,8 +112,6 @@ export class AddonEngines {
    * keeps them running. Any other starts with its engine's first add-on (provider()): a
    * Petri with no add-on runs no database server (about 130 MiB for PostgreSQL and MariaDB). */
   start(inUse: ReadonlySet<AddonType> = new Set(this.engines.keys())): void {
-    this.timer = setInterval(() => void this.supervise(), SUPERVISE_INTERVAL_MS);
-    this.timer.unref();
     for (const engine of this.engines.values()) {
       if (!engine.managed) this.watch(engine);
       else if (inUse.has(engine.type)) void this.startManaged(engine).catch(() => {});
@@ -203,6 +201,14 @@ export class AddonEngines {
     }
   }
 
+  /** Supervision starts with the first managed server wanted: a Petri whose add-on servers
+   * never started has nothing to look at. */
+  private supervising(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setInterval(() => void this.supervise(), SUPERVISE_INTERVAL_MS);
+    this.timer.unref();
+  }
+
   /** Stops supervising and closes admin connections; the servers keep running. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
@@ -254,6 +260,7 @@ export class AddonEngines {
     let started = this.starting.get(engine.type);
     if (!started) {
       this.wanted.add(engine.type);
+      this.supervising();
       started = server.start().then(
         (url) => {
           this.up.add(engine.type);

@@ -18,7 +18,8 @@ import type { Core } from './core.js';
 /** How long connections still open after the API stopped taking requests are waited for. */
 const CLOSE_CUT_MS = 2000;
 
-export function apiContext(core: Core, { reconciler, builds, addons }: Controllers): ApiContext {
+export function apiContext(core: Core, controllers: Controllers): ApiContext {
+  const { reconciler, builds, addons } = controllers;
   const { db, config, secrets, paths, logs, deployLogs, driver, egress, logger, metrics } = core;
   return {
     db,
@@ -27,9 +28,15 @@ export function apiContext(core: Core, { reconciler, builds, addons }: Controlle
     paths,
     logs,
     deployLogs,
+    // Any write through the API: every loop that watches what it may have changed looks now
+    // (an idle period, a domain claim, an add-on rotation), at the interval again.
     nudge: () => {
       reconciler.nudge();
       void builds.tick();
+      controllers.sleeper.nudge();
+      controllers.domains.nudge();
+      controllers.certificates.nudge();
+      controllers.upkeep.nudge();
     },
     routesNow: () => reconciler.reconcileNow(),
     flushEgress: async () => egress?.flush(),

@@ -1,6 +1,8 @@
 // Part of the composition root: the control plane's loops and the services they share, wired
 // to one another: whatever changes what should run (a build, an add-on, a wake, a sleep)
-// nudges the instance reconciler. Built here, started and stopped by server.ts.
+// nudges the instance reconciler, and whatever changes what another loop watches nudges it
+// (loops with nothing to do back off, so they must be told). Built here, started and
+// stopped by server.ts.
 import { AddonUpkeep } from '../controllers/addon-upkeep.js';
 import { BuildLoop } from '../controllers/builds.js';
 import { CertificateController } from '../controllers/certificates.js';
@@ -43,6 +45,8 @@ export function buildControllers(core: Core): Controllers {
     egressClients: egress?.clients,
     // Built below; called only once the loops run.
     onWebUp: (appId) => waker.webUp(appId),
+    // App hosts may want certificates of their own (tls.mode acme).
+    onRoutesChanged: () => certificates.nudge(),
   });
   const nudge = () => reconciler.nudge();
   const builds = new BuildLoop({
@@ -58,13 +62,32 @@ export function buildControllers(core: Core): Controllers {
   });
   const addons = new AddonService({ db, engines, paths, config, secrets, logger, nudge });
   const upkeep = new AddonUpkeep({ db, service: addons, paths, config, logger });
-  const waker = new Waker({ db, config, logs, logger, nudge });
+  // A woken app is the idle loop's to watch again.
+  const waker = new Waker({
+    db,
+    config,
+    logs,
+    logger,
+    nudge: () => {
+      nudge();
+      sleeper.nudge();
+    },
+  });
   const sleeper = new IdleSleeper({ db, router, config, logs, logger, nudge });
   // Expiry warnings also go to the owner by mail, through the relay.
   const notify = core.mail && ((w: ExpiryWarning) => core.mail!.notices.expiryWarning(w));
   const lifecycle = new LifecycleLoop({ db, config, paths, addons, logger, nudge, notify });
   // Custom domains: the router serves their tokens, a verified one routes (issue 20).
-  const domains = new DomainVerifier({ db, config, router, logger, nudge });
+  const domains = new DomainVerifier({
+    db,
+    config,
+    router,
+    logger,
+    nudge: () => {
+      nudge();
+      certificates.nudge();
+    },
+  });
   // Certificates of their own for app hosts (acme mode) and custom domains (issue 20).
   const certificates = new CertificateController({
     db,

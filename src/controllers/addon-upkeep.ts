@@ -13,7 +13,7 @@ import {
 import { listLiveAddons } from '../domain/addons.js';
 import { userOrFirstAdmin } from '../domain/auth.js';
 import type { PetriConfig } from '../lib/config.js';
-import { Loop } from '../lib/loop.js';
+import { Loop, type PassOutcome } from '../lib/loop.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { AddonService } from '../services/addons.js';
 import type { Store } from '../store/db.js';
@@ -21,6 +21,8 @@ import type { Addon } from '../store/schema.js';
 
 const HOUR_MS = 3600_000;
 const DAY_MS = 24 * HOUR_MS;
+const PASS_MS = 2000;
+const QUIET_MAX_MS = 60_000;
 
 export class AddonUpkeep {
   private readonly loop: Loop;
@@ -37,11 +39,19 @@ export class AddonUpkeep {
       logger: Logger;
     },
   ) {
-    // Every 2 s: each step is a cheap query unless something is due.
+    // Every 2 s while an add-on is between states; otherwise what is left is due by the
+    // clock (backups, expiry), and passes back off to a tenth of the backup interval, at
+    // most a minute: a backup comes that much late, never missed.
+    const { backupIntervalHours, backupRetentionDays } = deps.config.addons;
     this.loop = new Loop({
       what: 'add-on upkeep',
       pass: () => this.pass(),
-      intervalMs: 2000,
+      intervalMs: PASS_MS,
+      quietMaxMs: Math.min(
+        QUIET_MAX_MS,
+        (backupIntervalHours * HOUR_MS) / 10,
+        (backupRetentionDays * DAY_MS) / 10,
+      ),
       logger: deps.logger,
     });
   }
@@ -65,12 +75,19 @@ export class AddonUpkeep {
     await this.loop.stop();
   }
 
+  /** An add-on changed (a rotation, a restore): a pass soon, at the interval again. */
+  nudge(): void {
+    this.loop.nudge();
+  }
+
   /** One pass; a pass already under way is joined rather than doubled. */
   tick(): Promise<void> {
     return this.loop.runNow();
   }
 
-  private async pass(): Promise<void> {
+  /** Quiet when every add-on is settled (ready, no login being rotated out) and no step
+   * failed: nothing then changes but by the clock. */
+  private async pass(): Promise<PassOutcome | undefined> {
     const { db } = this.deps;
     const addons = await listLiveAddons(db);
     for (const addon of addons) {
@@ -80,6 +97,10 @@ export class AddonUpkeep {
       await this.step(addon, 'backup', () => this.scheduledBackup(addon));
     }
     await this.step(undefined, 'purge', () => this.purgeExpired());
+    const settled = addons.every(
+      (a) => a.status === 'ready' && !a.retiring_slot && !this.deps.service.busy(a.id),
+    );
+    return settled && this.reported.size === 0 ? 'quiet' : undefined;
   }
 
   private async step(addon: Addon | undefined, what: string, fn: () => Promise<void>): Promise<void> {

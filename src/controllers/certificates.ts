@@ -28,7 +28,7 @@ import { claimedDomains, customDomainHttps } from '../domain/domains.js';
 import { Backoff, backoffDelay } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
-import { Loop } from '../lib/loop.js';
+import { Loop, type PassOutcome } from '../lib/loop.js';
 import type { Router } from '../router/router.js';
 import type { Store } from '../store/db.js';
 import type { CertificateSource } from '../store/schema.js';
@@ -37,6 +37,9 @@ const DAY_MS = 86_400_000;
 /** A pass reads two listings (apps, certificates) and acts only on what is due: cheap enough
  * to run often, so a new app's certificate comes within seconds without anyone nudging. */
 const PASS_MS = 5000;
+/** With nothing due or under way, passes back off to this far apart. Renewals are due days
+ * ahead; a host that newly wants a certificate (an app routed, a domain verified) nudges. */
+const QUIET_MAX_MS = 60_000;
 /** A host's failed attempts: 5 min, 10, 20 ... up to a day apart (Let's Encrypt allows 5
  * failed validations per host and hour). */
 const HOST_RETRY_MS = 5 * 60_000;
@@ -102,6 +105,7 @@ export class CertificateController {
       what: 'converging certificates',
       pass: () => this.pass(),
       intervalMs: PASS_MS,
+      quietMaxMs: QUIET_MAX_MS,
       logger: deps.logger,
     });
   }
@@ -166,7 +170,14 @@ export class CertificateController {
     return wanted;
   }
 
-  private async pass(): Promise<void> {
+  /** Hosts may want certificates they lack (an app routed, a domain verified): a pass soon. */
+  nudge(): void {
+    this.loop.nudge();
+  }
+
+  /** Quiet when no host is due and no attempt is under way (a directory in trouble keeps
+   * due hosts waiting: not quiet, its backoff decides). */
+  private async pass(): Promise<PassOutcome | undefined> {
     const { db } = this.deps;
     const at = new Date(this.now());
     const wanted = await this.wanted();
@@ -180,8 +191,9 @@ export class CertificateController {
       if (when <= at.getTime()) due.push({ host, source, at: when });
     }
     due.sort((a, b) => a.at - b.at || a.host.localeCompare(b.host));
+    if (due.length === 0 && this.inFlight.size === 0) return 'quiet';
     for (const { host, source } of due) {
-      if (this.stopping.signal.aborted || this.inFlight.size >= MAX_IN_FLIGHT) return;
+      if (this.stopping.signal.aborted || this.inFlight.size >= MAX_IN_FLIGHT) return undefined;
       if (this.inFlight.has(host)) continue;
       if (source === 'acme' && !this.directory.ready('directory')) continue;
       const group = this.groupOf(host);
@@ -193,6 +205,7 @@ export class CertificateController {
       });
       this.inFlight.set(host, { group, done });
     }
+    return undefined;
   }
 
   /** The platform's own hosts are one group (attempted one at a time, as before any tenant's);

@@ -30,7 +30,7 @@ import {
 } from '../domain/domains.js';
 import type { PetriConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
-import { Loop } from '../lib/loop.js';
+import { Loop, type PassOutcome } from '../lib/loop.js';
 import type { Router } from '../router/router.js';
 import type { Store } from '../store/db.js';
 
@@ -50,6 +50,9 @@ const CONCURRENCY = 8;
 const PER_TEAM = 4;
 /** A new claim is seen within this; a pass costs two small queries when nothing is due. */
 const PASS_MS = 2000;
+/** With no check due or under way, passes back off to this far apart: an unverified claim's
+ * first retry comes 15 s after a failure (DOMAIN_CHECKS), and a new claim nudges a pass. */
+const QUIET_MAX_MS = 15_000;
 
 export interface DomainVerifierDeps {
   db: Store;
@@ -74,6 +77,7 @@ export class DomainVerifier {
       what: 'checking custom domains',
       pass: () => this.pass(),
       intervalMs: PASS_MS,
+      quietMaxMs: QUIET_MAX_MS,
       logger: deps.logger,
     });
   }
@@ -96,7 +100,12 @@ export class DomainVerifier {
 
   /** Serves the claims' tokens, then starts the due checks there is room for; it does not
    * wait for them (each one's end starts the next pass). */
-  private async pass(): Promise<void> {
+  /** A claim was made or removed: a pass soon. */
+  nudge(): void {
+    this.loop.nudge();
+  }
+
+  private async pass(): Promise<PassOutcome | undefined> {
     const { db, router, config } = this.deps;
     // Tokens first: a claim is checked only once the router serves its token.
     const wanted = new Map((await claimedDomains(db)).map((d) => [verificationPath(d.id), d.token]));
@@ -110,12 +119,12 @@ export class DomainVerifier {
       await router.deleteWellKnown(path);
       this.served.delete(path);
     }
-    if (this.checking.size >= CONCURRENCY) return;
+    if (this.checking.size >= CONCURRENCY) return undefined;
     const due = (await domainsDue(db)).filter(
       (d) => wanted.has(verificationPath(d.id)) && !this.checking.has(d.id),
     );
     const picked = fairShare(due, [...this.checking.values()], CONCURRENCY - this.checking.size);
-    if (picked.length === 0) return;
+    if (picked.length === 0) return this.checking.size === 0 ? 'quiet' : undefined;
     const options: CheckOptions = {
       domain: config.domain,
       addresses: platformAddresses(config),
@@ -130,6 +139,7 @@ export class DomainVerifier {
       });
       this.checking.set(d.id, { teamId: d.teamId, done });
     }
+    return undefined;
   }
 
   private async check(d: DueDomain, options: CheckOptions): Promise<void> {

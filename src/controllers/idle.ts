@@ -3,9 +3,9 @@
 // it survives restarts of the router and of the control plane), and marks an app whose
 // idle period has passed as sleeping; the instance reconciler then stops its processes.
 import type { Logger } from 'pino';
-import { appsThatMayIdle, idleTimeoutMs, recordActivity, sleepApp } from '../domain/apps.js';
+import { awakeServingApps, idleTimeoutMs, recordActivity, rollingOut, sleepApp } from '../domain/apps.js';
 import type { PetriConfig } from '../lib/config.js';
-import { Loop } from '../lib/loop.js';
+import { Loop, type PassOutcome } from '../lib/loop.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { Router } from '../router/router.js';
 import type { Store } from '../store/db.js';
@@ -14,6 +14,10 @@ import type { App } from '../store/schema.js';
 /** The stored last-request time is rewritten at most this often per app (it only matters
  * after a restart, when the router's own counters start again). */
 const PERSIST_EVERY_MS = 30_000;
+/** Passes back off to this far apart while no awake app is within it of its idle period (a
+ * host whose apps sleep, or idle after 30 min, looks once a minute, not every 10 s); a wake
+ * or a change of an app's idle period nudges a pass. */
+const QUIET_MAX_MS = 60_000;
 
 export class IdleSleeper {
   private readonly loop: Loop;
@@ -32,6 +36,7 @@ export class IdleSleeper {
       what: 'looking for idle apps',
       pass: () => this.pass(),
       intervalMs: deps.config.idleCheckMs,
+      quietMaxMs: QUIET_MAX_MS,
       logger: deps.logger,
     });
   }
@@ -48,27 +53,40 @@ export class IdleSleeper {
     return this.loop.runNow();
   }
 
-  private async pass(): Promise<void> {
+  /** An app woke, or its idle period changed: a look soon, at the interval again. */
+  nudge(): void {
+    this.loop.nudge();
+  }
+
+  /** Quiet when no awake app can reach its idle period before a quiet pass's longest wait. */
+  private async pass(): Promise<PassOutcome | undefined> {
     const { db, router, config } = this.deps;
+    const serving = await awakeServingApps(db);
+    if (serving.length === 0) return 'quiet';
     const seconds = await router.lastRequests();
-    const awake = await appsThatMayIdle(db);
     const now = Date.now();
-    for (const app of awake) {
+    // A rollout under way ends soon, and nothing says so here: no backing off meanwhile.
+    let soonest = serving.some(rollingOut) ? 0 : Number.POSITIVE_INFINITY;
+    for (const app of serving.filter((a) => !rollingOut(a))) {
       const ago = seconds.get(app.name);
       const seen = ago !== undefined && ago >= 0 ? now - ago * 1000 : undefined;
       const stored = time(app.active_at);
       const last = Math.max(seen ?? 0, stored);
+      const idle = idleTimeoutMs(app, config.idleTimeoutMs);
       if (last === 0) {
         // Never seen a request: the idle period counts from now.
         await this.remember(app, now);
+        if (idle !== undefined) soonest = Math.min(soonest, idle);
         continue;
       }
-      const idle = idleTimeoutMs(app, config.idleTimeoutMs);
       if (seen !== undefined && seen - stored >= Math.min(PERSIST_EVERY_MS, (idle ?? PERSIST_EVERY_MS) / 2)) {
         await this.remember(app, seen);
       }
-      if (idle !== undefined && now - last >= idle) await this.sleep(app, now - last);
+      if (idle === undefined) continue;
+      if (now - last >= idle) await this.sleep(app, now - last);
+      else soonest = Math.min(soonest, last + idle - now);
     }
+    return soonest > QUIET_MAX_MS ? 'quiet' : undefined;
   }
 
   private async remember(app: App, at: number): Promise<void> {

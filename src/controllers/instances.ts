@@ -49,6 +49,8 @@ export interface ReconcilerDeps {
   egressClients?: EgressClientMap;
   /** A web process of the app is up (the waker hands its held requests over). */
   onWebUp?: (appId: number) => void;
+  /** The router's routes changed (hosts that may want certificates of their own). */
+  onRoutesChanged?: () => void;
 }
 
 const MAX_BACKOFF_MS = 60_000;
@@ -231,6 +233,7 @@ export class InstanceReconciler {
     if (key !== this.lastRoutes) {
       await this.deps.router.apply(routes);
       this.lastRoutes = key;
+      this.deps.onRoutesChanged?.();
     }
     // Only once the router serves the new release is it the serving one; only once the
     // router no longer sends to an instance may it be stopped.

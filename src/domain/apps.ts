@@ -258,15 +258,20 @@ export function findAppByName(db: Store, name: string): Promise<App | undefined>
   return db.selectFrom('apps').selectAll().where('name', '=', name).executeTakeFirst();
 }
 
-/** Apps that may go idle: awake, serving, and not in the middle of a rollout (busy, not idle). */
-export function appsThatMayIdle(db: Store): Promise<App[]> {
+/** Apps awake and serving: those that may go idle, and those in the middle of a rollout
+ * (busy, not idle, but soon to be looked at). */
+export function awakeServingApps(db: Store): Promise<App[]> {
   return db
     .selectFrom('apps')
     .selectAll()
     .where('sleeping_since', 'is', null)
     .where('serving_release_id', 'is not', null)
-    .whereRef('desired_release_id', '=', 'serving_release_id')
     .execute();
+}
+
+/** In the middle of a rollout: busy, never idle. */
+export function rollingOut(app: App): boolean {
+  return app.desired_release_id !== app.serving_release_id;
 }
 
 /** Keeps when the app last had a request, so its idle period survives restarts. */

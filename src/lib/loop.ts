@@ -14,6 +14,7 @@ export interface LoopOptions {
   what: string;
   /** One pass. It may throw: the error is logged, the next pass is delayed. 'quiet' says it
    * found nothing to do, nor anything that time alone will bring sooner than quietMaxMs. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a pass that says nothing is an async () => void
   pass: () => Promise<PassOutcome | void>;
   /** Time between passes, read after each one (a loop may run faster while busy). */
   intervalMs: number | (() => number);

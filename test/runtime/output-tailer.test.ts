@@ -50,6 +50,21 @@ async function runInto(file: string, script: string): Promise<void> {
 const texts = (store: LogStore) => store.read('myapp').map((l) => `${l.source}: ${l.text}`);
 
 describe('OutputTailer', () => {
+  it('a line written after a long quiet spell is stored at once, not at the next (backed-off) poll', async () => {
+    const { store, file } = world();
+    fs.writeFileSync(file, 'first\n');
+    const t = tailer(store, { pollMs: 200 });
+    t.watch(file, 'myapp', 'web.1');
+    await until(() => store.read('myapp').length === 1, { timeout: 5000, message: 'the first line' });
+    // Quiet long enough for polls to back off past a second (200, 400, 800, 1600 ms ...).
+    await new Promise((r) => setTimeout(r, 3500));
+    const written = performance.now();
+    await runInto(file, 'echo second');
+    await until(() => store.read('myapp').length === 2, { timeout: 5000, message: 'the second line' });
+    const late = performance.now() - written;
+    assert.ok(late < 600, `stored ${Math.round(late)} ms after it was written`);
+  });
+
   it('stores the lines another process writes to the raw file', async () => {
     const { store, file } = world();
     const t = tailer(store);

@@ -1,7 +1,9 @@
 // Moves what app instances write to their raw output files (the local driver's way of
 // capturing output) into the driver's OutputSink (the LogStore). Instances outlive the
 // control plane, so progress is kept on disk beside each file (<file>.offset): a restarted
-// tailer resumes where the last one stopped, without losing or repeating lines.
+// tailer resumes where the last one stopped, without losing or repeating lines. Each file is
+// watched (inotify): a write brings a read at once, and the timer is only a safety net that a
+// file without a watch (not there yet, or the watch failed) keeps short.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,6 +30,8 @@ interface Watch {
   ino: string | undefined;
   /** Size at which a partial last line was first seen, and when, to detect it going stale. */
   partialAt: { size: number; since: number } | undefined;
+  /** Tells of writes to the file; undefined until it exists, or after the watch failed. */
+  watcher: fs.FSWatcher | undefined;
 }
 
 // Reads are bounded so a huge backlog does not take one big buffer.
@@ -35,6 +39,8 @@ const READ_CHUNK_BYTES = 1024 * 1024;
 /** Polls that find nothing new come less often, up to this far apart (a quiet host's
  * sleeping and idle apps cost almost nothing); a poll that finds lines brings back pollMs. */
 const MAX_IDLE_POLL_MS = 1600;
+/** The same, while every file has a watch that tells of its writes: a safety net only. */
+const MAX_WATCHED_POLL_MS = 30_000;
 
 export class OutputTailer {
   private readonly watches = new Map<string, Watch>();
@@ -76,6 +82,7 @@ export class OutputTailer {
       offset: saved?.offset ?? 0,
       ino: saved?.ino,
       partialAt: undefined,
+      watcher: undefined,
     });
     // A new file is read soon, whatever the pace of the others.
     this.delayMs = this.pollMs;
@@ -92,6 +99,7 @@ export class OutputTailer {
       this.drain(w, true);
       this.store.flush(w.app, w.source);
     } finally {
+      this.unwatchFile(w);
       this.watches.delete(key);
       if (this.watches.size === 0) this.stopTimer();
     }
@@ -105,7 +113,39 @@ export class OutputTailer {
   /** Stops polling. Unread bytes stay in the raw files, and the next tailer resumes from the offsets. */
   close(): void {
     this.stopTimer();
+    for (const w of this.watches.values()) this.unwatchFile(w);
     this.watches.clear();
+  }
+
+  /** A read soon (pollMs, which gathers a burst of writes into one read), unless one is due
+   * sooner already. */
+  private soon(): void {
+    if (this.timer && this.delayMs <= this.pollMs) return;
+    this.delayMs = this.pollMs;
+    this.stopTimer();
+    this.schedule();
+  }
+
+  /** Watches the file for writes once it exists; false while it has no watch. */
+  private watchFile(w: Watch): boolean {
+    if (w.watcher) return true;
+    try {
+      const watcher = fs.watch(w.file, { persistent: false }, (event) => {
+        // Renamed or removed: this watch follows the old file; the next poll watches the new.
+        if (event === 'rename') this.unwatchFile(w);
+        this.soon();
+      });
+      watcher.on('error', () => this.unwatchFile(w));
+      w.watcher = watcher;
+      return true;
+    } catch {
+      return false; // not there yet (ENOENT), or out of inotify watches: polled instead
+    }
+  }
+
+  private unwatchFile(w: Watch): void {
+    w.watcher?.close();
+    w.watcher = undefined;
   }
 
   private stopTimer(): void {
@@ -120,9 +160,9 @@ export class OutputTailer {
         this.timer = undefined;
         return;
       }
-      this.delayMs = moved
-        ? this.pollMs
-        : Math.min(this.delayMs * 2, Math.max(MAX_IDLE_POLL_MS, this.pollMs));
+      const watched = [...this.watches.values()].every((w) => this.watchFile(w));
+      const most = Math.max(watched ? MAX_WATCHED_POLL_MS : MAX_IDLE_POLL_MS, this.pollMs);
+      this.delayMs = moved ? this.pollMs : Math.min(this.delayMs * 2, most);
       this.schedule();
     }, this.delayMs);
     // The tailer alone must not keep a process (or a test run) alive.
