@@ -54,11 +54,13 @@ export interface ReconcilerDeps {
 }
 
 const MAX_BACKOFF_MS = 60_000;
-/** Passes that find nothing to do come less often, up to this many intervals apart (5 s by
+/** Passes that find nothing to do come less often, up to this many intervals apart (30 s by
  * default): a quiet host then costs almost nothing. Any change nudges a pass at once (the
- * API, the waker, the idle and lifecycle loops); what no one tells, a process that exits
- * by itself, is seen within that time. */
-const MAX_QUIET_INTERVALS = 5;
+ * API, the waker, the idle and lifecycle loops, and an instance's exit where the driver
+ * tells of it); what no one tells is seen within that time. */
+const MAX_QUIET_INTERVALS = 30;
+/** The same when the driver does not tell of exits: a crashed process is restarted that late. */
+const MAX_QUIET_INTERVALS_UNTOLD = 5;
 
 export class InstanceReconciler {
   private readonly loop: Loop;
@@ -69,6 +71,8 @@ export class InstanceReconciler {
   /** Passes in a row that found nothing to do. */
   private quietPasses = 0;
   private lastRoutes: string | undefined;
+  /** Stops hearing of exits (set while the driver tells of them). */
+  private exitsTold: (() => void) | undefined;
   /** Each release's process types, parsed once: a release never changes them, and a pass
    * reads them for every app. */
   private readonly processTypes = new Map<number, Record<string, string>>();
@@ -89,7 +93,10 @@ export class InstanceReconciler {
       intervalMs: () =>
         this.busy
           ? 50
-          : Math.min(this.intervalMs * 2 ** this.quietPasses, this.intervalMs * MAX_QUIET_INTERVALS),
+          : Math.min(
+              this.intervalMs * 2 ** this.quietPasses,
+              this.intervalMs * (this.exitsTold ? MAX_QUIET_INTERVALS : MAX_QUIET_INTERVALS_UNTOLD),
+            ),
       // A failing pass is tried again every second at most: what it converges is every app.
       maxBackoffMs: 1000,
       logger: deps.logger,
@@ -123,12 +130,18 @@ export class InstanceReconciler {
 
   start(intervalMs = 1000): void {
     this.intervalMs = intervalMs;
+    try {
+      this.exitsTold = this.deps.driver.onExit?.(() => this.nudge());
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'cannot hear of instance exits; looking for them every few seconds');
+    }
     this.loop.start();
   }
 
   /** Stops the loop and waits for a pass in flight, so nothing starts after this resolves. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.exitsTold?.();
     await this.loop.stop();
   }
 

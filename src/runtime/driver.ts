@@ -224,6 +224,10 @@ export interface RuntimeDriver {
    * and its output reaches the sink from now on. A no-op for an instance that has them.
    * Optional: a driver whose instances always carry their labels has nothing to do. */
   relabel?(spec: Pick<InstanceSpec, 'id' | 'workDir' | 'labels'>): Promise<void>;
+  /** Calls `listener` with an instance's id soon after it ends by itself (adopted ones
+   * included), so the reconciler need not poll for exits often. Returns a stop function.
+   * Optional, and best effort: the reconciler still looks now and then. */
+  onExit?(listener: (id: string) => void): () => void;
 
   // Lifecycle, called by the composition root (server.ts) and `petri server --stop-all` only.
   /** Makes what sandboxes need on the host (the local driver: the bridge and its firewall),

@@ -261,3 +261,23 @@ test('removing the parent cgroup at shutdown leaves nothing behind, and keeps it
   await world.driver.removeCgroupParent();
   assert.equal(existsSync(parent), false, 'gone once empty');
 });
+
+test('an instance that ends by itself is told of (onExit), also to a driver that did not start it', async () => {
+  const spec = world.instanceSpec('exits-1', { command: ['sh', '-c', 'sleep 1; exit 3'] });
+  // Another driver on the same state folder: as after a restart of the control plane.
+  const adopter = new LocalDriver(world.options);
+  const heard: string[] = [];
+  const stop = adopter.onExit((id) => heard.push(id));
+  try {
+    await world.driver.start(spec);
+    assert.deepEqual(heard, [], 'nothing heard while it runs');
+    await until(() => heard.includes('exits-1'), { timeout: 10_000, message: 'the exit to be heard' });
+    const status = await adopter.status('exits-1');
+    assert.equal(status.running, false);
+    assert.equal(status.exitCode, 3);
+  } finally {
+    stop();
+    await world.driver.stop('exits-1', 0);
+    await world.driver.removeFiles(spec);
+  }
+});

@@ -30,7 +30,7 @@
 // app-dir.ts, cgroups.ts, network.ts, sandbox-args.ts, seccomp.ts, interactive-args.ts).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, type FSWatcher, mkdirSync, readFileSync, watch } from 'node:fs';
 import { mkdir, open, readFile, readlink, rename, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -144,6 +144,8 @@ export class LocalDriver implements RuntimeDriver {
   private readonly seccompArch: SeccompArch;
   private readonly tailer: OutputTailer | undefined;
   private readonly spareDisks: SpareDisks;
+  /** Tells of exit files being written (onExit). */
+  private exitWatcher: FSWatcher | undefined;
 
   constructor(private readonly opts: LocalDriverOptions) {
     if (!path.isAbsolute(opts.stateDir)) throw new Error(`stateDir must be absolute, got '${opts.stateDir}'`);
@@ -180,7 +182,21 @@ export class LocalDriver implements RuntimeDriver {
     this.tailer?.flushNow();
   }
 
+  /** Every instance's shim writes `<id>.exit` in one root-only folder as the sandbox ends:
+   * one inotify watch on that folder hears every exit, of adopted instances too. */
+  onExit(listener: (id: string) => void): () => void {
+    mkdirSync(this.instancesDir, { recursive: true, mode: 0o700 });
+    const watcher = watch(this.instancesDir, { persistent: false }, (_event, name) => {
+      if (typeof name === 'string' && name.endsWith('.exit')) listener(name.slice(0, -'.exit'.length));
+    });
+    // A failed watch only means exits are seen at the reconciler's next look.
+    watcher.on('error', () => watcher.close());
+    this.exitWatcher = watcher;
+    return () => watcher.close();
+  }
+
   async close(): Promise<void> {
+    this.exitWatcher?.close();
     this.tailer?.close();
     this.network?.close();
     this.spareDisks.close();
