@@ -51,8 +51,10 @@ const PER_TEAM = 4;
 /** A new claim is seen within this; a pass costs two small queries when nothing is due. */
 const PASS_MS = 2000;
 /** With no check due or under way, passes back off to this far apart: an unverified claim's
- * first retry comes 15 s after a failure (DOMAIN_CHECKS), and a new claim nudges a pass. */
+ * first retry comes 15 s after a failure (DOMAIN_CHECKS). With no claim at all, to a minute:
+ * nothing is due until a claim is made, which nudges a pass. */
 const QUIET_MAX_MS = 15_000;
+const UNCLAIMED_QUIET_MAX_MS = 60_000;
 
 export interface DomainVerifierDeps {
   db: Store;
@@ -77,7 +79,7 @@ export class DomainVerifier {
       what: 'checking custom domains',
       pass: () => this.pass(),
       intervalMs: PASS_MS,
-      quietMaxMs: QUIET_MAX_MS,
+      quietMaxMs: () => (this.served.size === 0 ? UNCLAIMED_QUIET_MAX_MS : QUIET_MAX_MS),
       logger: deps.logger,
     });
   }
@@ -119,6 +121,7 @@ export class DomainVerifier {
       await router.deleteWellKnown(path);
       this.served.delete(path);
     }
+    if (wanted.size === 0 && this.checking.size === 0) return 'quiet';
     if (this.checking.size >= CONCURRENCY) return undefined;
     const due = (await domainsDue(db)).filter(
       (d) => wanted.has(verificationPath(d.id)) && !this.checking.has(d.id),
