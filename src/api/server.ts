@@ -21,6 +21,7 @@ import { type ERROR_CODES, isUserError } from '../lib/errors.js';
 import { registerAuditHooks } from './audit-hooks.js';
 import { registerAccess, registerAuth } from './auth.js';
 import type { Api, ApiContext } from './context.js';
+import { lazyCompilers, rememberCompilers } from './lazy-compilers.js';
 import { addonServerRoutes } from './routes/addon-servers.js';
 import { addonRoutes } from './routes/addons.js';
 import { appRoutes } from './routes/apps.js';
@@ -75,6 +76,8 @@ const buildValidator: BuildValidator = (externalSchemas) => {
 };
 
 export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
+  // Each route's validators and serializers compile on its first request (lazy-compilers.ts).
+  const compilers = lazyCompilers(buildValidator);
   const api = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Random request ids: the audit trail, the X-Request-Id answer header and the log name a
@@ -86,7 +89,12 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
     trustProxy: 'loopback',
     // Uploads are streamed and capped by the unpacker; JSON bodies stay small.
     bodyLimit: 1024 * 1024,
-    schemaController: { compilersFactory: { buildValidator } },
+    schemaController: {
+      compilersFactory: {
+        buildValidator: compilers.buildValidator,
+        buildSerializer: compilers.buildSerializer,
+      },
+    },
     // A bad %-escape in the path or an over-long path parameter: answered before routing.
     frameworkErrors: (err, _req, reply) =>
       (reply as FastifyReply)
@@ -98,6 +106,7 @@ export async function buildApi(ctx: ApiContext, logger: Logger): Promise<Api> {
     // Request lines would be noise at info level; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
+  rememberCompilers(api, compilers);
   await api.register(swagger, {
     openapi: {
       info: { title: 'Petri API', version: '1' },
