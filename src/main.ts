@@ -9,7 +9,29 @@ import { errorMessage } from './lib/errors.js';
 // half of a CLI command's start. Older Node.js has no such function and goes without.
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
+/** Before anything imports node:http: the first `import ... from 'node:http'` makes an ES
+ * module of its exports by reading each of them once, and three (WebSocket, CloseEvent,
+ * MessageEvent) are getters that load Node's bundled undici and compile its WebAssembly HTTP
+ * parser: 2 MiB more heap (11 MiB resident in a bare Node.js) for the life of the process,
+ * for classes Petri never uses (nodejs/node#59686). That ES module is made here with those three read as undefined;
+ * the getters are then put back, as lazy as before, on the module object. */
+async function keepUndiciUnloaded(): Promise<void> {
+  const http = module.createRequire(import.meta.url)('node:http') as object;
+  const lazy = ['WebSocket', 'CloseEvent', 'MessageEvent'].flatMap((name) => {
+    const property = Object.getOwnPropertyDescriptor(http, name);
+    return property?.get && property.configurable ? [{ name, property }] : [];
+  });
+  for (const { name, property } of lazy)
+    Object.defineProperty(http, name, { ...property, get: () => undefined });
+  try {
+    await import('node:http');
+  } finally {
+    for (const { name, property } of lazy) Object.defineProperty(http, name, property);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
+  await keepUndiciUnloaded();
   if (argv[0] !== 'server') {
     const { runCli } = await import('./cli/main.js');
     return runCli(argv);
