@@ -19,6 +19,8 @@ import type { AddonService } from '../services/addons.js';
 import type { Store } from '../store/db.js';
 import type { Addon } from '../store/schema.js';
 
+/** Nudges closer together than this wait (see Loop's nudgeGapMs). */
+const NUDGE_GAP_MS = 1000;
 const HOUR_MS = 3600_000;
 const DAY_MS = 24 * HOUR_MS;
 const PASS_MS = 2000;
@@ -52,6 +54,8 @@ export class AddonUpkeep {
         (backupIntervalHours * HOUR_MS) / 10,
         (backupRetentionDays * DAY_MS) / 10,
       ),
+      // Nudged by every API write: at most one pass a second however many come.
+      nudgeGapMs: NUDGE_GAP_MS,
       logger: deps.logger,
     });
   }

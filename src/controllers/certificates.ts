@@ -33,12 +33,14 @@ import type { Router } from '../router/router.js';
 import type { Store } from '../store/db.js';
 import type { CertificateSource } from '../store/schema.js';
 
+/** Nudges closer together than this wait (see Loop's nudgeGapMs). */
+const NUDGE_GAP_MS = 1000;
 const DAY_MS = 86_400_000;
-/** A pass reads two listings (apps, certificates) and acts only on what is due: cheap enough
- * to run often, so a new app's certificate comes within seconds without anyone nudging. */
+/** A pass reads two listings (apps, certificates) and acts only on what is due. */
 const PASS_MS = 5000;
 /** With nothing due or under way, passes back off to this far apart. Renewals are due days
- * ahead; a host that newly wants a certificate (an app routed, a domain verified) nudges. */
+ * ahead; a host that newly wants a certificate (an app routed, a domain verified) nudges a
+ * pass, so its certificate still comes within seconds. */
 const QUIET_MAX_MS = 60_000;
 /** A host's failed attempts: 5 min, 10, 20 ... up to a day apart (Let's Encrypt allows 5
  * failed validations per host and hour). */
@@ -106,6 +108,8 @@ export class CertificateController {
       pass: () => this.pass(),
       intervalMs: PASS_MS,
       quietMaxMs: QUIET_MAX_MS,
+      // Nudged by every API write: at most one pass a second however many come.
+      nudgeGapMs: NUDGE_GAP_MS,
       logger: deps.logger,
     });
   }

@@ -34,6 +34,8 @@ import { Loop, type PassOutcome } from '../lib/loop.js';
 import type { Router } from '../router/router.js';
 import type { Store } from '../store/db.js';
 
+/** Nudges closer together than this wait (see Loop's nudgeGapMs). */
+const NUDGE_GAP_MS = 1000;
 /** One check, DNS and the router's answer together, ends within this: a name whose DNS
  * drops Petri's queries costs a check slot this long, no longer. */
 const CHECK_DEADLINE_MS = 5000;
@@ -80,6 +82,8 @@ export class DomainVerifier {
       pass: () => this.pass(),
       intervalMs: PASS_MS,
       quietMaxMs: () => (this.served.size === 0 ? UNCLAIMED_QUIET_MAX_MS : QUIET_MAX_MS),
+      // Nudged by every API write: at most one pass a second however many come.
+      nudgeGapMs: NUDGE_GAP_MS,
       logger: deps.logger,
     });
   }

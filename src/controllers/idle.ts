@@ -11,6 +11,8 @@ import type { Router } from '../router/router.js';
 import type { Store } from '../store/db.js';
 import type { App } from '../store/schema.js';
 
+/** Nudges closer together than this wait (see Loop's nudgeGapMs). */
+const NUDGE_GAP_MS = 1000;
 /** The stored last-request time is rewritten at most this often per app (it only matters
  * after a restart, when the router's own counters start again). */
 const PERSIST_EVERY_MS = 30_000;
@@ -37,6 +39,8 @@ export class IdleSleeper {
       pass: () => this.pass(),
       intervalMs: deps.config.idleCheckMs,
       quietMaxMs: QUIET_MAX_MS,
+      // Nudged by every API write: at most one pass a second however many come.
+      nudgeGapMs: NUDGE_GAP_MS,
       logger: deps.logger,
     });
   }

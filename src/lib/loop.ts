@@ -23,6 +23,9 @@ export interface LoopOptions {
   maxBackoffMs?: number;
   /** Longest delay after quiet passes in a row (each doubles the last); default: the interval. */
   quietMaxMs?: number | (() => number);
+  /** Least time from the end of a pass to a pass a nudge asks for (default 0): a loop that
+   * many writes nudge (the API's, a tenant's in a loop) then runs at most once per gap. */
+  nudgeGapMs?: number;
 }
 
 /** What a pass may say of itself (saying nothing means it had work, or does not tell). */
@@ -30,8 +33,14 @@ export type PassOutcome = 'quiet';
 
 export class Loop {
   private timer: NodeJS.Timeout | undefined;
+  /** When the timer fires (performance.now()), Infinity without one. */
+  private timerAt = Number.POSITIVE_INFINITY;
+  /** When the last pass ended. */
+  private lastEnd = Number.NEGATIVE_INFINITY;
   private running: Promise<void> | undefined;
   private again = false;
+  /** A runNow() caller waits for a pass that starts after its call. */
+  private againNow = false;
   private stopped = false;
   /** Quiet passes in a row since the last one with work or the last nudge. */
   private quietPasses = 0;
@@ -54,6 +63,10 @@ export class Loop {
     this.schedule(0);
   }
 
+  private get gap(): number {
+    return this.opts.nudgeGapMs ?? 0;
+  }
+
   /** Something changed: a pass as soon as possible (one more after a pass under way). */
   nudge(): void {
     if (this.stopped) return;
@@ -62,18 +75,20 @@ export class Loop {
       this.again = true;
       return;
     }
-    this.schedule(0);
+    this.scheduleWithin(this.lastEnd + this.gap - performance.now());
   }
 
   /** One pass now; concurrent callers share it, and a call during a pass gets one more after. */
   runNow(): Promise<void> {
     if (this.running) {
       this.again = true;
+      this.againNow = true;
       return this.running;
     }
     const run = this.home.runInAsyncScope(async () => {
       do {
         this.again = false;
+        this.againNow = false;
         try {
           const outcome = await this.opts.pass();
           this.quietPasses = outcome === 'quiet' && !this.again ? this.quietPasses + 1 : 0;
@@ -83,10 +98,18 @@ export class Loop {
           this.failures.failed('pass');
           this.errors.error('pass', err, `${this.opts.what} failed`);
         }
-      } while (this.again && !this.stopped && this.failures.ready('pass'));
+        // A caller waiting on runNow gets its pass in this promise; with a gap, a nudge's
+        // pass comes after the gap (below), not straight on.
+      } while (
+        (this.againNow || (this.again && this.gap === 0)) &&
+        !this.stopped &&
+        this.failures.ready('pass')
+      );
     });
     this.running = run.finally(() => {
       this.running = undefined;
+      this.lastEnd = performance.now();
+      if (this.again && !this.stopped && this.failures.ready('pass')) this.scheduleWithin(this.gap);
     });
     return this.running;
   }
@@ -96,17 +119,28 @@ export class Loop {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
     await this.running;
+  }
+
+  /** A pass within delayMs: the timer moves sooner, never later. */
+  private scheduleWithin(delayMs: number): void {
+    const wait = Math.max(0, delayMs);
+    if (this.timer && this.timerAt <= performance.now() + wait) return;
+    this.schedule(wait);
   }
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
+    this.timerAt = performance.now() + delayMs;
     this.timer = setTimeout(
       () =>
         this.home.runInAsyncScope(() => {
           this.timer = undefined;
-          void this.runNow().then(() => this.schedule(this.nextDelay()));
+          this.timerAt = Number.POSITIVE_INFINITY;
+          // A nudge meanwhile may have asked for a pass sooner than the interval.
+          void this.runNow().then(() => this.scheduleWithin(this.nextDelay()));
         }),
       delayMs,
     );

@@ -122,3 +122,32 @@ test('quiet passes come less and less often, up to quietMaxMs apart; a nudge or 
   assert.ok(at[seen]! - nudged < 40, `nudged pass ${Math.round(at[seen]! - nudged)} ms later`);
   assert.ok(at[seen + 2]! - at[seen + 1]! < 40, 'a pass with work keeps the interval');
 });
+
+test('with nudgeGapMs, a flood of nudges runs a pass at most once per gap, and the last nudge is never lost', async () => {
+  let passes = 0;
+  const loop = new Loop({
+    what: 'gap',
+    intervalMs: 60_000,
+    nudgeGapMs: 200,
+    logger: quiet().logger,
+    pass: async () => {
+      passes++;
+    },
+  });
+  loop.start();
+  await until(() => passes === 1, { timeout: 2000 });
+  const started = performance.now();
+  while (performance.now() - started < 500) {
+    loop.nudge();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  // 500 ms of nudges every 5 ms: about 3 passes, not 100.
+  assert.ok(passes <= 5, `${passes} passes`);
+  const before = passes;
+  await until(() => passes === before + 1, { timeout: 2000, message: 'a pass for the last nudge' });
+  // runNow() still waits for a pass of its own.
+  const now = passes;
+  await loop.runNow();
+  assert.equal(passes, now + 1);
+  await loop.stop();
+});
