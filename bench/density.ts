@@ -45,7 +45,9 @@ async function main(): Promise<void> {
     await startCompiled(petri);
 
     const first = await timedDeploy(petri, 'app-1');
-    await settle(petri);
+    // What a first deploy sets off (spare disks and namespaces made ahead, loops backing off
+    // after the change) ends before "at rest" begins.
+    await settle(petri, 30_000);
     const rest = await atRest(petri);
     const restLater = await settledRss(petri);
     console.log(
@@ -97,7 +99,7 @@ async function main(): Promise<void> {
         `GET /v1/apps p50 ${percentile(answer, 50).toFixed(0)} ms (target < 100 ms), petri apps --json p50 ${percentile(list, 50).toFixed(0)} ms (target < 250 ms); ` +
         `control plane ${mib(crowded.cpRss)} RSS (target < 150 MiB), ${mib(crowdedLater)} a minute later, HAProxy ${mib(crowded.haproxyRss)}; ` +
         `idle CPU control plane ${crowded.cpCpu.toFixed(2)}%, HAProxy ${crowded.haproxyCpu.toFixed(2)}%; ` +
-        `a reconcile pass with nothing to do: p50 ${percentile(passes, 50).toFixed(1)} ms (${passes.length} passes)`,
+        `a reconcile pass with nothing to do: p50 ${passes.length ? percentile(passes, 50).toFixed(1) : '?'} ms (${passes.length} passes)`,
     );
   } finally {
     await petri.destroy();
@@ -240,8 +242,8 @@ function routed(petri: TestPetri, app: string): boolean {
 }
 
 /** A few seconds for what a change set off (reloads, drains) to end. */
-async function settle(_petri: TestPetri): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 5000));
+async function settle(_petri: TestPetri, ms = 5000): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** RSS now, and CPU over a minute with no traffic: a minute holds one of every periodic pass
@@ -276,21 +278,25 @@ async function settledRss(petri: TestPetri, seconds = 60): Promise<number> {
  * nudge that changes nothing an instance depends on. */
 async function noOpPasses(petri: TestPetri): Promise<number[]> {
   const from = petri.output.length;
+  const passes = () =>
+    petri.output
+      .slice(from)
+      .split('\n')
+      .flatMap((line) => {
+        if (!line.includes('"reconcile pass"')) return [];
+        try {
+          return [(JSON.parse(line) as { ms: number }).ms];
+        } catch {
+          return [];
+        }
+      });
   for (let i = 0; i < 5; i++) {
     await timedCli(petri, ['apps', 'set', 'app-1', i % 2 ? 'idle=never' : 'idle=2h']);
   }
-  await new Promise((resolve) => setTimeout(resolve, 3000));
-  return petri.output
-    .slice(from)
-    .split('\n')
-    .flatMap((line) => {
-      if (!line.includes('"reconcile pass"')) return [];
-      try {
-        return [(JSON.parse(line) as { ms: number }).ms];
-      } catch {
-        return [];
-      }
-    });
+  await until(() => passes().length >= 5, { timeout: 30_000, message: 'five reconcile passes' }).catch(() => {
+    console.log(`  (only ${passes().length} reconcile passes logged within 30 s)`);
+  });
+  return passes();
 }
 
 function cpuTicks(pids: number[]): number {
