@@ -82,6 +82,7 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     wakeTimeoutMs: config.wakeTimeoutMs,
     addonServers: () => [...engines.engines.values()].map((e) => ({ name: e.type, ...e.endpoint })),
     logger: log,
+    heartbeatFile: paths.heartbeat,
   });
   const requestLog = await life.add(
     'metrics',

@@ -1,5 +1,6 @@
 // Runs the egress proxy on the sandboxes' gateway and keeps the store's egress counts:
-// attempts are counted in memory and written every few seconds (and before a read).
+// attempts are counted in memory and written a few seconds after the first one since the
+// last write (and before a read); with no attempt, nothing runs.
 import type { Logger } from 'pino';
 import { recordEgressAttempts } from '../domain/egress.js';
 import { EgressCounters } from '../egress/counters.js';
@@ -33,17 +34,17 @@ export async function startEgressProxy(deps: {
   const buildEgress = config.buildEgress ?? (await npmRegistryEgress());
   const clients = new EgressClients(db, driver, buildEgress);
   const counters = new EgressCounters();
-  const proxy = new EgressProxy({
-    identify: (address) => clients.identify(address),
-    // The build registries are the operator's choice by name too (a mirror may well sit at
-    // a private or documentation address, as this project's registry does).
-    allowPrivateHosts: [...config.egressAllowPrivateHosts, ...namedHosts(buildEgress)],
-    onAttempt: counters.record,
-    logger,
-  });
-  await proxy.listen(gateway, config.egressPort);
+  let timer: NodeJS.Timeout | undefined;
+  const flushSoon = () => {
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      void flush();
+    }, FLUSH_INTERVAL_MS);
+    timer.unref();
+  };
   const flush = async () => {
     const counts = counters.drain();
+    if (counts.length === 0) return;
     try {
       await recordEgressAttempts(
         db,
@@ -51,17 +52,28 @@ export async function startEgressProxy(deps: {
       );
     } catch (err) {
       counters.restore(counts);
+      flushSoon();
       logger.warn({ err }, 'recording egress attempts failed; kept for the next try');
     }
   };
-  const timer = setInterval(() => void flush(), FLUSH_INTERVAL_MS);
-  timer.unref();
+  const proxy = new EgressProxy({
+    identify: (address) => clients.identify(address),
+    // The build registries are the operator's choice by name too (a mirror may well sit at
+    // a private or documentation address, as this project's registry does).
+    allowPrivateHosts: [...config.egressAllowPrivateHosts, ...namedHosts(buildEgress)],
+    onAttempt: (attempt) => {
+      counters.record(attempt);
+      flushSoon();
+    },
+    logger,
+  });
+  await proxy.listen(gateway, config.egressPort);
   return {
     url: `http://${gateway}:${config.egressPort}`,
     clients,
     flush,
     async close() {
-      clearInterval(timer);
+      clearTimeout(timer);
       await flush();
       await proxy.close();
     },

@@ -19,6 +19,10 @@ export class DataPaths {
   get router(): string {
     return path.join(this.root, 'router');
   }
+  /** Touched every 10 s while the control plane runs: its mtime is its last sign of life. */
+  get heartbeat(): string {
+    return path.join(this.root, 'heartbeat');
+  }
   get runtime(): string {
     return path.join(this.root, 'runtime');
   }

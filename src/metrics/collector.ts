@@ -8,7 +8,7 @@
 // alert episodes open and close. Nothing scrapes an app; no query runs per app.
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -72,6 +72,11 @@ export interface CollectorOptions {
   addonServers?: () => { name: string; host: string; port: number }[];
   logger: LineLogger & { warn(o: object, msg: string): void };
   now?: () => number;
+  /** A file whose modification time the heartbeat sets every HEARTBEAT_MS (one utimes call;
+   * the store gets it each pass and at a stop). Without it, the store every HEARTBEAT_MS. */
+  heartbeatFile?: string;
+  /** Tests: HEARTBEAT_MS otherwise. */
+  heartbeatMs?: number;
 }
 
 /** A 5xx share above this for ALERT_MINUTES is an alert episode. */
@@ -85,8 +90,9 @@ const PROBE_TIMEOUT_MS = 5000;
 /** Managed add-on servers start in the background: not checked in the first minute. */
 const ADDON_GRACE_MS = 60_000;
 const PROBE_CONCURRENCY = 8;
-/** The control plane's last sign of life, written every HEARTBEAT_MS (one small upsert): a
- * start after a crash records the time since as an incident, accurate to this interval. */
+/** The control plane's last sign of life, every HEARTBEAT_MS (a file's modification time,
+ * or one small upsert): a start after a crash records the time since as an incident,
+ * accurate to this interval. */
 const HEARTBEAT_KEY = 'heartbeat';
 const HEARTBEAT_MS = 10_000;
 /** How often Prometheus label values of destroyed apps are dropped (memory stays bounded). */
@@ -334,7 +340,7 @@ export class MetricsCollector {
     socket.on('message', (msg) => this.ingest(msg.toString('latin1')));
     const port = socket.address().port;
     if (port !== last) await setMetricState(db, PORT_KEY, String(port));
-    const heartbeat = await getMetricState(db, HEARTBEAT_KEY);
+    const heartbeat = latestIso(await getMetricState(db, HEARTBEAT_KEY), await this.fileHeartbeat());
     const nowIso = new Date(this.now()).toISOString();
     if (heartbeat !== undefined) await recordIncident(db, 'control-plane', 'restart', heartbeat, nowIso);
     // A new boot id: the host rebooted meanwhile (the router and every app were down too).
@@ -365,11 +371,32 @@ export class MetricsCollector {
   start(): void {
     this.loop.start();
     this.heartbeat = setInterval(() => {
-      setMetricState(this.opts.db, HEARTBEAT_KEY, new Date(this.now()).toISOString()).catch((err: unknown) =>
+      this.beat().catch((err: unknown) =>
         this.opts.logger.warn({ err: String(err) }, 'writing the heartbeat failed'),
       );
-    }, HEARTBEAT_MS);
+    }, this.opts.heartbeatMs ?? HEARTBEAT_MS);
     this.heartbeat.unref();
+  }
+
+  private async beat(): Promise<void> {
+    const file = this.opts.heartbeatFile;
+    const at = new Date(this.now());
+    if (file === undefined) return setMetricState(this.opts.db, HEARTBEAT_KEY, at.toISOString());
+    await utimes(file, at, at).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await writeFile(file, '', { mode: 0o600 });
+      await utimes(file, at, at);
+    });
+  }
+
+  /** The heartbeat file's time, if there is one. */
+  private async fileHeartbeat(): Promise<string | undefined> {
+    const file = this.opts.heartbeatFile;
+    if (file === undefined) return undefined;
+    return stat(file).then(
+      (s) => s.mtime.toISOString(),
+      () => undefined,
+    );
   }
 
   /** Flushes what was counted and leaves the heartbeat at the time of the stop, so the
@@ -952,4 +979,11 @@ function httpStatus(address: string, port: number, host: string, path: string): 
     req.on('error', () => resolve(undefined));
     req.end();
   });
+}
+
+/** The later of two ISO times (UTC, so their text sorts as their time). */
+function latestIso(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a > b ? a : b;
 }

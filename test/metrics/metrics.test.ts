@@ -5,7 +5,7 @@
 // and the collector counts the router's log lines per app, leaves other hosts out, writes
 // finished minutes once and records a restart as an incident.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,7 @@ import {
   appSeries,
   availability,
   emptyCounters,
+  getMetricState,
   incidentsSince,
   latencyBucket,
   latencyQuantile,
@@ -28,6 +29,7 @@ import {
   setMetricState,
 } from '../../src/domain/metrics.js';
 import { freePort } from '../../src/lib/ports.js';
+import { until } from '../../src/lib/until.js';
 import { MetricsCollector } from '../../src/metrics/collector.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import type { App } from '../../src/store/schema.js';
@@ -245,6 +247,47 @@ describe('metrics in the store', () => {
     const restart = incidents.find((i) => i.kind === 'control-plane' && i.startedAt.startsWith('2026-08-01'));
     assert.ok(restart);
     assert.equal(Date.parse(restart.endedAt!) - Date.parse(restart.startedAt), 95_000);
+  });
+  test('after a crash, the incident starts at the last heartbeat, which the heartbeat file keeps without a store write', async () => {
+    const T = Date.parse('2026-08-02T00:00:00Z');
+    let now = T;
+    const dir = mkdtempSync(path.join(tmpdir(), 'petri-heartbeat-'));
+    const heartbeatFile = path.join(dir, 'heartbeat');
+    const make = () => testCollector(db, { now: () => now, heartbeatFile, heartbeatMs: 20 });
+    const first = make();
+    const second = make();
+    try {
+      await first.listen();
+      now = T + 60_000;
+      first.start(); // its first pass writes the store's heartbeat at T + 60 s
+      await until(
+        async () => (await getMetricState(db, 'heartbeat')) === new Date(T + 60_000).toISOString(),
+        {
+          timeout: 5000,
+          message: "the first pass's heartbeat in the store",
+        },
+      );
+      now = T + 80_000;
+      // The beats: the file says T + 80 s; the store still says T + 60 s at most.
+      await until(() => statSync(heartbeatFile, { throwIfNoEntry: false })?.mtimeMs === T + 80_000, {
+        timeout: 5000,
+        message: 'the heartbeat file to say T + 80 s',
+      });
+      // A crash: no stop. The next start, at T + 95 s.
+      now = T + 95_000;
+      await second.listen();
+      const incidents = await incidentsSince(db, '2026-08-01T12:00:00Z');
+      const restart = incidents.find(
+        (i) => i.kind === 'control-plane' && i.startedAt.startsWith('2026-08-02'),
+      );
+      assert.ok(restart);
+      assert.equal(restart.startedAt, new Date(T + 80_000).toISOString());
+      assert.equal(Date.parse(restart.endedAt!) - Date.parse(restart.startedAt), 15_000);
+    } finally {
+      await first.stop();
+      await second.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   test('a pass counts each wake once with its duration, and a wake that never got ready as failed', async () => {
     const owner = await createUser(db, 'sleeper-owner', 'member');
