@@ -150,6 +150,18 @@ describe('API', () => {
     assert.deepEqual(res.json().limits, { memoryMiB: 256, cpus: 0.5, pids: 256, diskMiB: 1024 });
   });
 
+  test('a new idle period nudges the loops (the idle loop, backed off at rest, applies it at once)', async () => {
+    const before = nudges;
+    const res = await api.inject({
+      method: 'PATCH',
+      url: '/v1/apps/ok-name',
+      headers: auth(),
+      payload: { settings: { idleTimeoutSeconds: 300 } },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(nudges, before + 1);
+  });
+
   const upload = (payload: Buffer) =>
     api.inject({
       method: 'POST',

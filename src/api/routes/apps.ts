@@ -108,6 +108,8 @@ export function appRoutes(api: Api, ctx: ApiContext): void {
       const { limits, settings } = req.body;
       if (limits) app = await setLimits(db, req.user, app, limits, config, req.ip);
       if (settings) app = await setSettings(db, req.user, app, settings, req.ip);
+      // A new idle period is the idle loop's to apply (the loops look at once).
+      ctx.nudge();
       return presentApp(db, config, app);
     },
   );
