@@ -3,12 +3,19 @@
 // every message passes the same checks (recipients, audience, unsubscribed, headers, the
 // quota reserved atomically with the queue row) and is refused at SMTP time with a reply
 // that says which limit and when it resets, never dropped. Accepted mail is queued in the
-// store (synchronous=FULL) and delivered by delivery.ts.
+// store (synchronous=FULL) and delivered by delivery.ts. The SMTP port listens from the start,
+// but smtp-server (1.3 MiB of heap) is loaded by the first connection: most hosts with mail on
+// see none for hours, or ever (issue 16).
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
 import type { Logger } from 'pino';
-import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
+import type { SMTPServer, SMTPServerAuthentication, SMTPServerSession } from 'smtp-server';
 import {
   appForMail,
   isUnsubscribed,
@@ -41,6 +48,9 @@ const AUTH_FAILURES_KEPT = 10_000;
 const MAX_CLIENTS = 1000;
 const CONNECTIONS_PER_ADDRESS = 100;
 const CONNECTIONS_PER_APP = 100;
+/** On close, how long open SMTP connections may finish before they are told 421 and closed
+ * (smtp-server's own closeTimeout, which its close() cannot apply to sockets handed to it). */
+const SMTP_CLOSE_TIMEOUT_MS = 30_000;
 /** Refused transactions on one connection before it is closed (421): a loop reconnects. */
 const SESSION_REFUSALS_MAX = 20;
 /** While an app is paused, one refusal a minute is stored; the others are counted into it. */
@@ -92,7 +102,11 @@ function smtpError(r: MailRefusal): RelayError {
 }
 
 export class MailRelay {
+  /** The SMTP port, listening from start(); it hands each connection to smtp-server. */
+  private smtpListener?: NetServer;
+  /** smtp-server, made with the first connection (set once made). */
   private smtp?: SMTPServer;
+  private smtpLoading?: Promise<SMTPServer>;
   private http?: Server;
   private readonly authFailures = new Map<string, { count: number; since: number }>();
   /** Open SMTP connections by session id, and their counts per address and per app. */
@@ -106,7 +120,7 @@ export class MailRelay {
   constructor(private readonly o: MailRelayOptions) {}
 
   get smtpPort(): number {
-    return ((this.smtp as unknown as { server: Server }).server.address() as AddressInfo).port;
+    return (this.smtpListener!.address() as AddressInfo).port;
   }
 
   get httpPort(): number {
@@ -114,8 +128,59 @@ export class MailRelay {
   }
 
   async start(): Promise<void> {
+    const taken = (port: number, key: string) => (err: NodeJS.ErrnoException) =>
+      err.code === 'EADDRINUSE'
+        ? new UserError(
+            'conflict',
+            `the mail relay's port ${this.o.host}:${port} is already in use: free it, or set "mail": {"${key}": ...} in the config file`,
+          )
+        : err;
+    const listener = createNetServer((socket) => this.handOver(socket));
+    this.smtpListener = listener;
+    listener.on('error', (err) => this.o.logger.warn({ err }, 'mail relay: SMTP error'));
+    await new Promise<void>((resolve, reject) => {
+      listener.listen(this.o.smtpPort, this.o.host, resolve);
+      listener.once('error', (err) => reject(taken(this.o.smtpPort, 'smtpPort')(err)));
+    });
+    this.http = createServer(
+      { requestTimeout: HTTP_REQUEST_TIMEOUT_MS, headersTimeout: 10_000 },
+      (req, res) => void this.serveHttp(req, res),
+    );
+    await new Promise<void>((resolve, reject) => {
+      this.http!.once('error', (err) => reject(taken(this.o.httpPort, 'httpPort')(err)));
+      this.http!.listen(this.o.httpPort, this.o.host, resolve);
+    });
+  }
+
+  /** An accepted connection to smtp-server, as if its own listener had accepted it (its
+   * 'connection' handler: the same greeting, limits and timeouts), once it is loaded. */
+  private handOver(socket: Socket): void {
+    if (this.smtp) {
+      this.smtp.server.emit('connection', socket);
+      return;
+    }
+    // A client that resets while smtp-server loads must not be an uncaught error.
+    const early = () => socket.destroy();
+    socket.on('error', early);
+    this.smtpLoading ??= import('smtp-server').then(({ SMTPServer }) => {
+      this.smtp = this.makeSmtp(SMTPServer);
+      return this.smtp;
+    });
+    this.smtpLoading.then(
+      (smtp) => {
+        socket.off('error', early);
+        if (!socket.destroyed) smtp.server.emit('connection', socket);
+      },
+      (err: unknown) => {
+        this.o.logger.error({ err }, 'mail relay: smtp-server could not be loaded');
+        socket.destroy();
+      },
+    );
+  }
+
+  private makeSmtp(SMTPServerClass: typeof SMTPServer): SMTPServer {
     const { config } = this.o;
-    this.smtp = new SMTPServer({
+    const smtp = new SMTPServerClass({
       name: config.domain,
       banner: 'Petri mail relay: AUTH with the credentials in SMTP_URL',
       authMethods: ['PLAIN', 'LOGIN'],
@@ -191,39 +256,44 @@ export class MailRelay {
         });
       },
     });
-    this.smtp.on('error', (err) => this.o.logger.warn({ err }, 'mail relay: SMTP error'));
-    const taken = (port: number, key: string) => (err: NodeJS.ErrnoException) =>
-      err.code === 'EADDRINUSE'
-        ? new UserError(
-            'conflict',
-            `the mail relay's port ${this.o.host}:${port} is already in use: free it, or set "mail": {"${key}": ...} in the config file`,
-          )
-        : err;
-    await new Promise<void>((resolve, reject) => {
-      this.smtp!.listen(this.o.smtpPort, this.o.host, resolve);
-      (this.smtp as unknown as { server: Server }).server.once('error', (err) =>
-        reject(taken(this.o.smtpPort, 'smtpPort')(err)),
-      );
-    });
-    this.http = createServer(
-      { requestTimeout: HTTP_REQUEST_TIMEOUT_MS, headersTimeout: 10_000 },
-      (req, res) => void this.serveHttp(req, res),
-    );
-    await new Promise<void>((resolve, reject) => {
-      this.http!.once('error', (err) => reject(taken(this.o.httpPort, 'httpPort')(err)));
-      this.http!.listen(this.o.httpPort, this.o.host, resolve);
-    });
+    smtp.on('error', (err) => this.o.logger.warn({ err }, 'mail relay: SMTP error'));
+    return smtp;
   }
 
   async close(): Promise<void> {
     await Promise.all([
-      new Promise<void>((r) => (this.smtp ? this.smtp.close(() => r()) : r())),
+      this.closeSmtp(),
       new Promise<void>((r) => {
         if (!this.http) return r();
         this.http.close(() => r());
         this.http.closeAllConnections();
       }),
     ]);
+  }
+
+  /** As smtp-server's close(): no new connections; done when the open ones have ended, or
+   * after SMTP_CLOSE_TIMEOUT_MS, when those left are told 421 and closed. */
+  private async closeSmtp(): Promise<void> {
+    const listener = this.smtpListener;
+    if (!listener) return;
+    // Its callback comes once every connection it accepted has ended.
+    const ended = new Promise<void>((resolve) => listener.close(() => resolve()));
+    const smtp = await this.smtpLoading?.catch(() => undefined);
+    if (!smtp) return ended;
+    smtp.close();
+    let deadline: NodeJS.Timeout | undefined;
+    const forced = new Promise<void>((resolve) => {
+      deadline = setTimeout(() => {
+        for (const connection of smtp.connections) {
+          connection.send(421, 'Server shutting down');
+          connection.close();
+        }
+        resolve();
+      }, SMTP_CLOSE_TIMEOUT_MS);
+      deadline.unref();
+    });
+    await Promise.race([ended, forced]);
+    clearTimeout(deadline);
   }
 
   private forget(sessionId: string): void {

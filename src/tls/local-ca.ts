@@ -1,15 +1,27 @@
 // Petri's own certificate authority for the self-signed mode (and the acme mode's first
 // certificate): made at first start in DATA_DIR/tls (ca.pem, ca.key mode 0600), it issues
 // host certificates so HTTPS works on a laptop once ca.pem is trusted. ECDSA P-256 keys,
-// made and used through node:crypto's WebCrypto; @peculiar/x509 writes the certificates.
-import { randomBytes, webcrypto } from 'node:crypto';
+// made and used through node:crypto's WebCrypto; @peculiar/x509 writes the certificates. It
+// is 3 MiB of heap, so it is loaded when a certificate is first written, not at start: a
+// restart that finds its CA and default certificate on disk never needs it (issue 16).
+import { randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import * as x509 from '@peculiar/x509';
+import type { X509Certificate as PeculiarCertificate } from '@peculiar/x509';
 import { assertCertHost, writeFileAtomic } from './cert-files.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+type X509Module = typeof import('@peculiar/x509');
+let x509Module: Promise<X509Module> | undefined;
+
+/** @peculiar/x509, set up to use node:crypto's WebCrypto: loaded by the first issue. */
+function loadX509(): Promise<X509Module> {
+  x509Module ??= import('@peculiar/x509').then((x509) => {
+    x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+    return x509;
+  });
+  return x509Module;
+}
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -35,9 +47,12 @@ export class LocalCa {
     /** DATA_DIR/tls/ca.pem: what clients trust (curl --cacert, NODE_EXTRA_CA_CERTS). */
     readonly certPath: string,
     readonly certPem: string,
-    private readonly cert: x509.X509Certificate,
     private readonly key: CryptoKey,
   ) {}
+
+  /** The CA's certificate as @peculiar/x509 reads it (its subject and key identifier go into
+   * what it issues): made with the first certificate issued. */
+  private issuerCert?: PeculiarCertificate;
 
   /** The CA in `dir` (DATA_DIR/tls), made when there is none. `created` says which. */
   static async open(dir: string): Promise<{ ca: LocalCa; created: boolean }> {
@@ -62,7 +77,12 @@ export class LocalCa {
   }
 
   private static async load(certPath: string, certPem: string, keyPem: string): Promise<LocalCa> {
-    const cert = new x509.X509Certificate(certPem);
+    // Read now, so a damaged ca.pem stops the start rather than the first issue.
+    try {
+      new X509Certificate(certPem);
+    } catch (err) {
+      throw new Error(`the local CA's certificate ${certPath} cannot be read: ${(err as Error).message}`);
+    }
     const der = Buffer.from(keyPem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
     let key: CryptoKey;
     try {
@@ -70,10 +90,11 @@ export class LocalCa {
     } catch {
       throw new Error(`the local CA's key next to ${certPath} cannot be read (ca.key: PKCS#8 P-256 PEM)`);
     }
-    return new LocalCa(certPath, certPem, cert, key);
+    return new LocalCa(certPath, certPem, key);
   }
 
   private static async create(): Promise<{ certPem: string; keyPem: string }> {
+    const x509 = await loadX509();
     const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -100,13 +121,16 @@ export class LocalCa {
       throw new Error(`a certificate is for 1 to ${MAX_HOSTS} hosts, got ${names.length}`);
     }
     for (const host of names) assertCertHost(host);
+    const x509 = await loadX509();
+    this.issuerCert ??= new x509.X509Certificate(this.certPem);
+    const caCert = this.issuerCert;
     const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
     const now = Date.now();
     const notAfter = new Date(now + days * DAY_MS);
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial(),
       subject: `CN=${names[0]}`,
-      issuer: this.cert.subject,
+      issuer: caCert.subject,
       notBefore: new Date(now - BACKDATE_MS),
       notAfter,
       signingAlgorithm: ALGORITHM,
@@ -118,7 +142,7 @@ export class LocalCa {
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
         new x509.SubjectAlternativeNameExtension(names.map((value) => ({ type: 'dns' as const, value }))),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-        await x509.AuthorityKeyIdentifierExtension.create(this.cert),
+        await x509.AuthorityKeyIdentifierExtension.create(caCert),
       ],
     });
     // Seconds: what the certificate says (it holds no milliseconds).

@@ -5,20 +5,8 @@
 // date), and has the router staple it; again at half its validity, with backoff on failure. A
 // failed fetch never withdraws a good response that has not expired, nor stops serving.
 import { createHash, verify, X509Certificate } from 'node:crypto';
-import {
-  BasicOCSPResponse,
-  CertID,
-  id_kp_OCSPSigning,
-  id_pkix_ocsp_basic,
-  OCSPRequest,
-  OCSPResponse,
-  OCSPResponseStatus,
-  Request,
-  TBSRequest,
-} from '@peculiar/asn1-ocsp';
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import { AlgorithmIdentifier, Certificate } from '@peculiar/asn1-x509';
-import * as x509 from '@peculiar/x509';
+import { createRequire } from 'node:module';
+import type { BasicOCSPResponse, CertID } from '@peculiar/asn1-ocsp';
 import { backoffDelay } from '../lib/backoff.js';
 import type { Router } from '../router/router.js';
 import { pemBlocks } from './cert-files.js';
@@ -62,6 +50,46 @@ const SIGNATURES: Record<string, string | null> = {
   '1.3.101.113': null,
 };
 
+/** The ASN.1 modules (1 MiB and more of heap), needed only for a certificate whose issuer
+ * offers OCSP: none of the local CA's, so they are loaded with the first such certificate.
+ * require, not import(): ocspTarget and checkOcspResponse stay synchronous, and these
+ * packages have one (CommonJS) entry point, so it is the very module import would give. */
+const requireHere = createRequire(import.meta.url);
+interface Asn1 {
+  ocsp: typeof import('@peculiar/asn1-ocsp');
+  schema: typeof import('@peculiar/asn1-schema');
+  x509: typeof import('@peculiar/asn1-x509');
+}
+let asn1Modules: Asn1 | undefined;
+
+function asn1(): Asn1 {
+  asn1Modules ??= {
+    ocsp: requireHere('@peculiar/asn1-ocsp'),
+    schema: requireHere('@peculiar/asn1-schema'),
+    x509: requireHere('@peculiar/asn1-x509'),
+  };
+  return asn1Modules;
+}
+
+/** The OCSP responder's http(s) URL in a certificate's Authority Information Access, as
+ * node:crypto prints it ("OCSP - URI:http://...", JSON-quoted when it holds odd characters). */
+function ocspUrlOf(cert: X509Certificate): string | undefined {
+  for (const line of (cert.infoAccess ?? '').split('\n')) {
+    const m = /^OCSP - URI:(.*)$/.exec(line);
+    if (!m) continue;
+    let value = m[1] as string;
+    if (value.startsWith('"')) {
+      try {
+        value = JSON.parse(value) as string;
+      } catch {
+        continue;
+      }
+    }
+    if (/^https?:\/\//i.test(value)) return value;
+  }
+  return undefined;
+}
+
 /** Where a certificate's status is asked, and about what. */
 export interface OcspTarget {
   url: string;
@@ -77,15 +105,16 @@ export function ocspTarget(pem: string): OcspTarget | { none: string } {
   const blocks = pemBlocks(pem).filter((b) => b.label === 'CERTIFICATE');
   const [leafPem, ...chain] = blocks.map((b) => b.pem);
   if (leafPem === undefined) return { none: 'no certificate' };
-  const aia = new x509.X509Certificate(leafPem).getExtension(x509.AuthorityInfoAccessExtension);
-  const url = aia?.ocsp.find((n) => n.type === 'url' && /^https?:\/\//i.test(n.value))?.value;
-  if (url === undefined) return { none: 'none offered by issuer' };
   const leaf = new X509Certificate(leafPem);
+  const url = ocspUrlOf(leaf);
+  if (url === undefined) return { none: 'none offered by issuer' };
   const issuer = chain
     .map((c) => new X509Certificate(c))
     .find((c) => leaf.checkIssued(c) && leaf.verify(c.publicKey));
   if (issuer === undefined) return { none: "the issuer's certificate is not in the chain" };
   const certId = certIdOf(leaf, issuer, SHA1);
+  const { OCSPRequest, TBSRequest, Request } = asn1().ocsp;
+  const { AsnConvert } = asn1().schema;
   const request = new OCSPRequest({
     tbsRequest: new TBSRequest({ requestList: [new Request({ reqCert: certId })] }),
   });
@@ -95,11 +124,14 @@ export function ocspTarget(pem: string): OcspTarget | { none: string } {
 function certIdOf(leaf: X509Certificate, issuer: X509Certificate, hashOid: string): CertID {
   const hash = HASHES[hashOid];
   if (hash === undefined) throw new Error(`unknown CertID hash ${hashOid}`);
+  const { ocsp } = asn1();
+  const { AsnConvert, OctetString } = asn1().schema;
+  const { AlgorithmIdentifier, Certificate } = asn1().x509;
   const issuerAsn = AsnConvert.parse(issuer.raw, Certificate);
   const leafAsn = AsnConvert.parse(leaf.raw, Certificate);
   const digest = (data: ArrayBuffer) =>
     new OctetString(createHash(hash).update(new Uint8Array(data)).digest());
-  return new CertID({
+  return new ocsp.CertID({
     hashAlgorithm: new AlgorithmIdentifier({ algorithm: hashOid, parameters: null }),
     issuerNameHash: digest(AsnConvert.serialize(issuerAsn.tbsCertificate.subject)),
     issuerKeyHash: digest(issuerAsn.tbsCertificate.subjectPublicKeyInfo.subjectPublicKey),
@@ -119,6 +151,9 @@ export interface OcspAnswer {
  * yet valid, expired or within 5 minutes of it, no nextUpdate).
  */
 export function checkOcspResponse(der: Uint8Array, target: OcspTarget, now = Date.now()): OcspAnswer {
+  const { ocsp } = asn1();
+  const { OCSPResponse, OCSPResponseStatus, id_pkix_ocsp_basic } = ocsp;
+  const { AsnConvert } = asn1().schema;
   let basic: BasicOCSPResponse;
   try {
     const response = AsnConvert.parse(der, OCSPResponse);
@@ -129,7 +164,7 @@ export function checkOcspResponse(der: Uint8Array, target: OcspTarget, now = Dat
     }
     if (response.responseBytes?.responseType !== id_pkix_ocsp_basic)
       throw new Error('not a basic OCSP response');
-    basic = AsnConvert.parse(response.responseBytes.response.buffer, BasicOCSPResponse);
+    basic = AsnConvert.parse(response.responseBytes.response.buffer, ocsp.BasicOCSPResponse);
   } catch (err) {
     throw new Error(`unreadable OCSP response: ${(err as Error).message}`);
   }
@@ -169,6 +204,8 @@ function checkSignature(basic: BasicOCSPResponse, issuer: X509Certificate, now: 
   const data = basic.tbsResponseDataRaw;
   if (data === undefined) throw new Error('unreadable OCSP response data');
   const signature = new Uint8Array(basic.signature);
+  const { id_kp_OCSPSigning } = asn1().ocsp;
+  const { AsnConvert } = asn1().schema;
   const delegated = (basic.certs ?? [])
     .map((c) => new X509Certificate(new Uint8Array(AsnConvert.serialize(c))))
     .filter(
