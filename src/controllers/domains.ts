@@ -104,13 +104,13 @@ export class DomainVerifier {
     await Promise.all([...this.checking.values()].map((c) => c.done));
   }
 
-  /** Serves the claims' tokens, then starts the due checks there is room for; it does not
-   * wait for them (each one's end starts the next pass). */
   /** A claim was made or removed: a pass soon. */
   nudge(): void {
     this.loop.nudge();
   }
 
+  /** Serves the claims' tokens, then starts the due checks there is room for; it does not
+   * wait for them (each one's end starts the next pass). Quiet with no check due or running. */
   private async pass(): Promise<PassOutcome | undefined> {
     const { db, router, config } = this.deps;
     // Tokens first: a claim is checked only once the router serves its token.

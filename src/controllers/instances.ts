@@ -18,7 +18,7 @@ import { routeGateOf } from '../domain/route-gate.js';
 import { Backoff } from '../lib/backoff.js';
 import type { PetriConfig } from '../lib/config.js';
 import { RepeatedErrorLog } from '../lib/log-dedupe.js';
-import { Loop } from '../lib/loop.js';
+import { Loop, type PassOutcome } from '../lib/loop.js';
 import type { DataPaths } from '../lib/paths.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { DeployLogs } from '../logs/deploy-log.js';
@@ -68,8 +68,6 @@ export class InstanceReconciler {
   private stopped = false;
   /** True while instances are starting or stopping: passes then run often. */
   private busy = false;
-  /** Passes in a row that found nothing to do. */
-  private quietPasses = 0;
   private lastRoutes: string | undefined;
   /** Stops hearing of exits (set while the driver tells of them). */
   private exitsTold: (() => void) | undefined;
@@ -90,13 +88,9 @@ export class InstanceReconciler {
       what: 'reconcile pass',
       pass: () => this.pass(),
       // Soon while instances start or stop, at the interval otherwise.
-      intervalMs: () =>
-        this.busy
-          ? 50
-          : Math.min(
-              this.intervalMs * 2 ** this.quietPasses,
-              this.intervalMs * (this.exitsTold ? MAX_QUIET_INTERVALS : MAX_QUIET_INTERVALS_UNTOLD),
-            ),
+      intervalMs: () => (this.busy ? 50 : this.intervalMs),
+      // Quiet passes (below) back off, further when the driver tells of exits.
+      quietMaxMs: () => this.intervalMs * (this.exitsTold ? MAX_QUIET_INTERVALS : MAX_QUIET_INTERVALS_UNTOLD),
       // A failing pass is tried again every second at most: what it converges is every app.
       maxBackoffMs: 1000,
       logger: deps.logger,
@@ -147,7 +141,6 @@ export class InstanceReconciler {
 
   /** Something changed: run a pass as soon as possible. */
   nudge(): void {
-    this.quietPasses = 0;
     this.loop.nudge();
   }
 
@@ -156,7 +149,8 @@ export class InstanceReconciler {
     return this.loop.runNow();
   }
 
-  private async pass(): Promise<void> {
+  /** Quiet when it changed nothing and every instance is up. */
+  private async pass(): Promise<PassOutcome | undefined> {
     const { db, driver } = this.deps;
     const began = performance.now();
     // Act only on a full listing of what runs: acting on a partial view after a restart
@@ -264,8 +258,7 @@ export class InstanceReconciler {
           r.state === 'starting' ||
           (r.state === 'stopping' && !this.stops.waiting(r.id) && this.retries.ready(`instance ${r.id}`)),
       ) || this.phase.busy;
-    this.quietPasses =
-      quiet && !this.busy && rows.every((r) => r.state === 'up') ? Math.min(this.quietPasses + 1, 10) : 0;
+    const settled = quiet && !this.busy && rows.every((r) => r.state === 'up');
     await this.deps.egressClients?.refresh();
     await this.stops.removeDestroyedApps(rows);
     // What a pass costs (bench/density.ts reads it at debug level).
@@ -273,6 +266,7 @@ export class InstanceReconciler {
       { ms: Math.round((performance.now() - began) * 10) / 10, apps: apps.length, instances: rows.length },
       'reconcile pass',
     );
+    return settled ? 'quiet' : undefined;
   }
 
   /** One step of a pass; its failure is logged (once while it repeats) and does not stop
