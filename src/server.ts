@@ -20,9 +20,11 @@ import { DataPaths } from './lib/paths.js';
 import { SecretBox } from './lib/secrets.js';
 import { DeployLogs } from './logs/deploy-log.js';
 import { LogStore } from './logs/log-store.js';
+import { startMail } from './mail/index.js';
 import { MetricsCollector } from './metrics/collector.js';
 import { openStore, type Store } from './store/db.js';
 import { prepareTls } from './tls/index.js';
+import { OcspStapler, withOcspStapling } from './tls/ocsp.js';
 
 export interface RunningServer {
   config: PetriConfig;
@@ -94,9 +96,6 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
     'mail relay',
     async () => {
       if (driver.networkGateway()) await driver.prepare();
-      // The relay's modules (smtp-server and the rest) are loaded only where mail is on.
-      if (!config.mail.enabled) return undefined;
-      const { startMail } = await import('./mail/index.js');
       return startMail({ config, db, secrets, logger: log, listen: { host: driver.networkGateway() } });
     },
     (m) => m?.close(),
@@ -111,19 +110,17 @@ export async function startServer(config: PetriConfig, logger?: Logger): Promise
   // No stop: the router keeps serving the apps while the control plane is down or restarts.
   const haproxy = await life.add('router', () => haproxyRouter(config, paths, log, requestLog, tls));
   // HAProxy 2.6 fetches no OCSP responses itself: every certificate set goes by the stapler.
-  // Loaded only with HTTPS: it and its ASN.1 modules are 2 MiB of heap.
-  const ocsp = tls ? await import('./tls/ocsp.js') : undefined;
   const stapler = await life.add(
     'OCSP stapler',
     async () => {
-      if (!ocsp) return undefined;
-      const made = new ocsp.OcspStapler({ router: haproxy, logger: log });
+      if (!tls) return undefined;
+      const made = new OcspStapler({ router: haproxy, logger: log });
       await made.start();
       return made;
     },
     (s) => s?.stop(),
   );
-  const router = ocsp && stapler ? ocsp.withOcspStapling(haproxy, stapler) : haproxy;
+  const router = stapler ? withOcspStapling(haproxy, stapler) : haproxy;
   tls?.start(router);
 
   const core: Core = {

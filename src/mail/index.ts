@@ -7,7 +7,7 @@ import { loadDkimKey } from '../domain/mail-dkim.js';
 import type { PetriConfig } from '../lib/config.js';
 import type { SecretBox } from '../lib/secrets.js';
 import type { Store } from '../store/db.js';
-import type { MailDelivery } from './delivery.js';
+import { MailDelivery } from './delivery.js';
 import { MailNotices } from './notices.js';
 import { MailRelay } from './relay.js';
 
@@ -35,9 +35,8 @@ export async function startMail(deps: {
 }): Promise<RunningMail | undefined> {
   const { config, db, secrets, logger } = deps;
   if (!config.mail.enabled) return undefined;
-  // The delivery loop's modules only with a smarthost to deliver to.
   const delivery = config.mail.relay
-    ? new (await import('./delivery.js')).MailDelivery({
+    ? new MailDelivery({
         db,
         logger,
         relay: config.mail.relay,

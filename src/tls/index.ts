@@ -11,7 +11,7 @@ import type { PetriConfig } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
 import type { Router } from '../router/router.js';
 import { checkCertificatePair, covers, writeFileAtomic } from './cert-files.js';
-import type { LocalCa } from './local-ca.js';
+import { LocalCa } from './local-ca.js';
 import { readWildcardPair, WildcardWatcher } from './wildcard.js';
 
 const DAY_MS = 86_400_000;
@@ -36,9 +36,7 @@ export async function prepareTls(config: PetriConfig, logger: Logger): Promise<R
   if (config.httpsPort === 0) return undefined;
   const dir = path.join(config.dataDir, 'tls');
   if (config.tls.mode === 'wildcard') return wildcardMode(config, logger);
-  // Loaded only here: @peculiar/x509, which writes the CA's certificates, is 3 MiB of heap.
-  const localCa = await import('./local-ca.js');
-  const { ca, created } = await localCa.LocalCa.open(dir);
+  const { ca, created } = await LocalCa.open(dir);
   if (created) logger.info({ ca: ca.certPath }, 'made the local certificate authority');
   const names = [...new Set([`*.${config.domain}`, config.domain, config.apiHost])];
   const renewMs = config.tls.renewBeforeDays * DAY_MS;
