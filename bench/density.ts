@@ -8,8 +8,9 @@
 //             of each); `petri apps --json` p50 (the compiled CLI, as a process); RSS and idle
 //             CPU again; what one reconcile pass with nothing to do costs (its debug log line).
 //             Each RSS is also read a minute later (V8 returns a busy spell's memory late).
-// APPS=N sets the number of apps; AT_REST_ONLY=1 stops after the at-rest figures. Figures only,
-// never asserts.
+// APPS=N sets the number of apps; AT_REST_ONLY=1 stops after the at-rest figures;
+// NODE_FLAGS='["--max-opt=2"]' runs the control plane under those nodeFlags instead of the
+// default ('[]': V8's defaults). Figures only, never asserts.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
     logLevel: 'debug',
     bootTimeoutMs: 30_000,
     ceilings: { appsPerOwner: 100_000, instancesPerOwner: 100_000 },
+    ...(process.env.NODE_FLAGS ? { nodeFlags: JSON.parse(process.env.NODE_FLAGS) as string[] } : {}),
   });
   try {
     // The same data dir, ports and config, now from the compiled tree.

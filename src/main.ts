@@ -40,7 +40,11 @@ async function main(argv: string[]): Promise<number> {
     const { runCli } = await import('./cli/main.js');
     return runCli(argv);
   }
-  const [{ Command }, { loadConfig }] = await Promise.all([import('commander'), import('./lib/config.js')]);
+  const [{ Command }, { DEFAULTS, loadConfig }, { reexecWithNodeFlags }] = await Promise.all([
+    import('commander'),
+    import('./lib/config.js'),
+    import('./lib/node-flags.js'),
+  ]);
   // No defaults here: a flag that is not given must leave the config file's value (or the
   // environment's) in place; lib/config holds the defaults, named in the help texts.
   const program = new Command('petri server')
@@ -91,6 +95,8 @@ async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
+  const custom = config.nodeFlags.join(' ') !== DEFAULTS.nodeFlags.join(' ');
+  await reexecWithNodeFlags(config.nodeFlags, custom);
   const { startServer } = await import('./server.js');
   const server = await startServer(config);
   const apiUrl = `http://127.0.0.1:${config.apiPort}`;

@@ -97,6 +97,8 @@ export interface PetriConfig {
   httpsPort: number;
   /** How the router gets its certificates, and what HTTP does (issue 20). */
   tls: TlsConfig;
+  /** The Node.js and V8 flags `petri server` runs under (lib/node-flags); [] for V8's defaults. */
+  nodeFlags: string[];
 }
 
 /** `tls` in petri.json. */
@@ -337,6 +339,22 @@ export const DEFAULTS: Omit<PetriConfig, 'maxLimits' | 'memberMaxLimits'> = {
   network: { enabled: true, bridge: 'petri0', subnet: '10.213.0.0/16' },
   egressPort: 3128,
   egressAllowPrivateHosts: [],
+  // For a process that waits on I/O nearly all the time (issue 16: 87-89 instead of
+  // 101-104 MiB resident at rest with one app, bench/density.ts; docs/adr/0002):
+  nodeFlags: [
+    // New objects in 1 MiB semi-spaces, not up to 16 MiB: after a busy spell V8 keeps the
+    // young generation it grew, about 6 MiB of it resident at rest; a scavenge of 1 MiB
+    // takes well under a millisecond.
+    '--max-semi-space-size=1',
+    // One V8 helper thread for the GC and the compilers instead of four: each thread keeps
+    // a stack and a malloc arena of its own.
+    '--v8-pool-size=1',
+    // Maglev is the top tier: TurboFan's code is 6 MiB of the node binary that stays
+    // resident once it has compiled a single function. The cost, measured: the router's
+    // request log is parsed at 8 instead of 4 us a line, a metrics pass or a listing of
+    // 1,000 apps takes 1.5-2x as long. A busy host can drop this one (and keep the others).
+    '--max-opt=2',
+  ],
   idleTimeoutMs: 30 * 60_000,
   wakeTimeoutMs: 30_000,
   idleCheckMs: 10_000,
@@ -460,6 +478,7 @@ function validate(raw: Record<string, unknown>): PetriConfig {
     network: validateNetwork(raw.network),
     egressPort: integer(raw, 'egressPort', 1, 65535),
     egressAllowPrivateHosts: stringList(raw, 'egressAllowPrivateHosts'),
+    nodeFlags: nodeFlags(raw),
     buildEgress: raw.buildEgress === undefined ? undefined : stringList(raw, 'buildEgress'),
     addons: validateAddons(raw.addons),
     idleTimeoutMs: integer(raw, 'idleTimeoutMs', 0, 365 * 24 * 3_600_000),
@@ -1086,6 +1105,16 @@ function validateNetwork(value: unknown): PetriConfig['network'] {
   const bridge = matching(net, 'bridge', /^[a-z][a-z0-9-]{0,14}$/);
   const subnet = matching(net, 'subnet', /^(\d{1,3}\.){3}\d{1,3}\/(1[6-9]|2[0-8])$/);
   return { enabled: net.enabled, bridge, subnet };
+}
+
+/** Flags only, one word each: they go on node's command line as they are. */
+function nodeFlags(raw: Record<string, unknown>): string[] {
+  const flags = stringList(raw, 'nodeFlags');
+  const bad = flags.find((flag) => !/^--[a-z0-9][a-z0-9_-]{0,80}(=[A-Za-z0-9_.,:/+-]{1,200})?$/.test(flag));
+  if (bad !== undefined || flags.length > 32) {
+    throw invalid('nodeFlags', bad ?? flags, "up to 32 Node.js or V8 flags like ['--max-semi-space-size=1']");
+  }
+  return flags;
 }
 
 function stringList(raw: Record<string, unknown>, key: string): string[] {
