@@ -11,6 +11,7 @@ import {
   type Limits,
   readHostFacts,
 } from './limits.js';
+import { NODE_FLAG } from './node-flags.js';
 
 export interface PetriConfig {
   dataDir: string;
@@ -1107,12 +1108,16 @@ function validateNetwork(value: unknown): PetriConfig['network'] {
   return { enabled: net.enabled, bridge, subnet };
 }
 
-/** Flags only, one word each: they go on node's command line as they are. */
+/** V8's memory and compiler settings only (NODE_FLAG says which, and why). */
 function nodeFlags(raw: Record<string, unknown>): string[] {
   const flags = stringList(raw, 'nodeFlags');
-  const bad = flags.find((flag) => !/^--[a-z0-9][a-z0-9_-]{0,80}(=[A-Za-z0-9_.,:/+-]{1,200})?$/.test(flag));
-  if (bad !== undefined || flags.length > 32) {
-    throw invalid('nodeFlags', bad ?? flags, "up to 32 Node.js or V8 flags like ['--max-semi-space-size=1']");
+  const bad = flags.find((flag) => !NODE_FLAG.test(flag));
+  if (bad !== undefined || flags.length > 16) {
+    throw invalid(
+      'nodeFlags',
+      bad ?? flags,
+      "up to 16 of V8's memory and compiler settings: --max-semi-space-size=N, --min-semi-space-size=N, --max-old-space-size=N, --v8-pool-size=N, --max-opt=N, --[no-]turbofan, --[no-]maglev, --[no-]sparkplug, --optimize-for-size, --single-threaded-gc",
+    );
   }
   return flags;
 }

@@ -1,18 +1,23 @@
 // The Node.js and V8 flags `petri server` runs under (config.nodeFlags). A control plane is
 // one long-lived process that waits on I/O nearly all the time: V8's defaults are made for
-// the opposite (a busy process with cores to spare), and they cost it a third of its memory
-// at rest. The server starts itself once more with the flags it was not started with;
-// `process.execve` keeps the pid, the terminal and the environment.
-import { UserError } from './errors.js';
-import { exec } from './exec.js';
+// the opposite (a busy process with cores to spare), and they cost it a sixth of its memory
+// at rest (docs/adr/0002). The server starts itself once more with the flags it was not
+// started with; `process.execve` keeps the pid, the terminal and the environment.
+
+/** Only V8's memory and compiler settings, with a number or nothing: a flag that runs code
+ * (--import, --require, --eval), opens a port (--inspect), reads settings after the config
+ * was checked (--env-file) or ends the process (--version) would make the config file a way
+ * to run anything as root, or a server that never starts. */
+export const NODE_FLAG =
+  /^--(?:(?:max-semi-space-size|min-semi-space-size|max-old-space-size|v8-pool-size|max-opt)=[0-9]{1,6}|(?:no-)?(?:turbofan|maglev|sparkplug)|optimize-for-size|single-threaded-gc)$/;
 
 /** Set in the environment of the re-executed server: it never re-executes a second time
  * (whatever Node.js made of the flags), and takes it out of its own environment first. */
 const APPLIED = 'PETRI_NODE_FLAGS_APPLIED';
 
 /** The flags of `wanted` whose name the process was not started with: an operator's own
- * `node --max-opt=3 dist/main.js server` or NODE_OPTIONS=--max-semi-space-size=4 keeps its
- * choice (a flag on the command line would win over NODE_OPTIONS). */
+ * `node --max-opt=3 dist/main.js server` (or NODE_OPTIONS=--max-semi-space-size=4, for the
+ * flags Node.js takes there) keeps its choice; on the command line ours would win. */
 export function missingNodeFlags(
   wanted: readonly string[],
   execArgv: readonly string[],
@@ -22,42 +27,35 @@ export function missingNodeFlags(
   return wanted.filter((flag) => !given.has(flagName(flag)));
 }
 
-/** V8 reads `--max_opt` and `--max-opt` alike. */
+/** V8 reads `--max_opt` as `--max-opt`, and `--no-maglev` is the same setting as `--maglev`. */
 function flagName(arg: string): string {
-  return (arg.split('=')[0] ?? arg).replaceAll('_', '-');
+  return (arg.split('=')[0] ?? arg).replaceAll('_', '-').replace(/^--no-/, '--');
 }
 
 type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
 
 /** Replaces this process with itself under the flags of `wanted` it lacks, unless it has
- * them all, was re-executed already, or runs on a Node.js without process.execve (before
- * 22.15: it then runs with V8's defaults). `checked`: the flags are not Petri's defaults, so
- * Node.js is asked first whether it takes them (a typo is an error that says which flag,
- * not a server that never starts). */
-export async function reexecWithNodeFlags(wanted: readonly string[], checked: boolean): Promise<void> {
+ * them all or was re-executed already. A Node.js without process.execve (before 22.15) runs
+ * on with V8's defaults, and says so. */
+export function reexecWithNodeFlags(wanted: readonly string[], warn: (line: string) => void): void {
   if (process.env[APPLIED] !== undefined) {
     delete process.env[APPLIED];
     return;
   }
-  const execve = (process as unknown as { execve?: Execve }).execve;
   const missing = missingNodeFlags(wanted, process.execArgv, process.env.NODE_OPTIONS);
-  if (missing.length === 0 || typeof execve !== 'function') return;
-  if (checked) await refuseUnknownFlags(missing);
+  if (missing.length === 0) return;
+  const execve = (process as unknown as { execve?: Execve }).execve;
+  if (typeof execve !== 'function') {
+    warn(
+      `Node.js ${process.version} cannot re-execute itself (process.execve, 22.15 or later): running without nodeFlags ${missing.join(' ')}`,
+    );
+    return;
+  }
   const [script, ...args] = process.argv.slice(1);
   execve.call(
     process,
     process.execPath,
     [process.execPath, ...missing, ...process.execArgv, script ?? '', ...args],
     { ...process.env, [APPLIED]: '1' },
-  );
-}
-
-async function refuseUnknownFlags(flags: string[]): Promise<void> {
-  const probe = await exec(process.execPath, [...flags, '-e', ''], { timeoutMs: 10_000 });
-  if (probe.code === 0) return;
-  const said = (probe.stderr.trim().split('\n')[0] || `exit ${probe.code ?? probe.signal}`).trim();
-  throw new UserError(
-    'bad_request',
-    `nodeFlags: Node.js ${process.version} does not start with ${flags.join(' ')} (${said}); fix or remove the flag in the config file`,
   );
 }
