@@ -4,12 +4,13 @@
 // at rest (docs/adr/0002). The server starts itself once more with the flags it was not
 // started with; `process.execve` keeps the pid, the terminal and the environment.
 
-/** Only V8's memory and compiler settings, with a number or nothing: a flag that runs code
+/** Only V8's memory and compiler settings, with a number or nothing, and how
+ * AsyncLocalStorage is carried (by V8's context frames, not async hooks): a flag that runs code
  * (--import, --require, --eval), opens a port (--inspect), reads settings after the config
  * was checked (--env-file) or ends the process (--version) would make the config file a way
  * to run anything as root, or a server that never starts. */
 export const NODE_FLAG =
-  /^--(?:(?:max-semi-space-size|min-semi-space-size|max-old-space-size|v8-pool-size|max-opt)=[0-9]{1,6}|(?:no-)?(?:turbofan|maglev|sparkplug)|optimize-for-size|single-threaded-gc)$/;
+  /^--(?:(?:max-semi-space-size|min-semi-space-size|max-old-space-size|v8-pool-size|max-opt)=[0-9]{1,6}|(?:no-)?(?:turbofan|maglev|sparkplug)|optimize-for-size|single-threaded-gc|experimental-async-context-frame)$/;
 
 /** Set in the environment of the re-executed server: it never re-executes a second time
  * (whatever Node.js made of the flags), and takes it out of its own environment first. */
@@ -32,6 +33,14 @@ function flagName(arg: string): string {
   return (arg.split('=')[0] ?? arg).replaceAll('_', '-').replace(/^--no-/, '--');
 }
 
+/** A Node.js flag (not V8's) that this Node.js has: --experimental-async-context-frame came
+ * with 22.7 and became the default, under another name, in 24. Node.js lists its own flags;
+ * V8's are always there. */
+function known(flag: string): boolean {
+  if (!flag.startsWith('--experimental-')) return true;
+  return process.allowedNodeEnvironmentFlags.has(flag);
+}
+
 type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
 
 /** Replaces this process with itself under the flags of `wanted` it lacks, unless it has
@@ -42,7 +51,7 @@ export function reexecWithNodeFlags(wanted: readonly string[], warn: (line: stri
     delete process.env[APPLIED];
     return;
   }
-  const missing = missingNodeFlags(wanted, process.execArgv, process.env.NODE_OPTIONS);
+  const missing = missingNodeFlags(wanted.filter(known), process.execArgv, process.env.NODE_OPTIONS);
   if (missing.length === 0) return;
   const execve = (process as unknown as { execve?: Execve }).execve;
   if (typeof execve !== 'function') {

@@ -66,9 +66,20 @@ process.stdout.write(JSON.stringify({ pid: process.pid, execArgv: process.execAr
   };
 
   it('adds the missing flags in the same process, keeping its arguments, and only once', async () => {
-    const ran = await run(['--max-semi-space-size=1', '--v8-pool-size=1']);
+    const ran = await run([
+      '--max-semi-space-size=1',
+      '--v8-pool-size=1',
+      '--experimental-async-context-frame',
+    ]);
     assert.equal(ran.pid, ran.spawned, 'the same process');
-    assert.deepEqual(ran.execArgv, ['--max-semi-space-size=1', '--v8-pool-size=1', '--import', 'tsx']);
+    assert.deepEqual(ran.execArgv, [
+      '--max-semi-space-size=1',
+      '--v8-pool-size=1',
+      // Node.js 22.7 and later have it (the tests run on 22.23 or later).
+      '--experimental-async-context-frame',
+      '--import',
+      'tsx',
+    ]);
     assert.deepEqual(ran.args, ['server', '--data-dir', 'a b']);
     assert.deepEqual(ran.marker, [], 'the marker is not passed on to what the server starts');
   });
