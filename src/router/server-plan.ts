@@ -19,8 +19,16 @@ export function planServerChanges(
 ): RuntimeCommand[] {
   const adds: RuntimeCommand[] = [];
   const removes: RuntimeCommand[] = [];
+  // Grouped once: filtering every backend's servers out of all of them took 0.1 s a route
+  // change with 1,000 apps.
+  const byBackend = new Map<string, Map<string, RuntimeServer>>();
+  for (const server of running) {
+    const servers = byBackend.get(server.backend) ?? new Map<string, RuntimeServer>();
+    servers.set(server.name, server);
+    byBackend.set(server.backend, servers);
+  }
   for (const app of apps) {
-    const current = new Map(running.filter((s) => s.backend === app.backend).map((s) => [s.name, s]));
+    const current = byBackend.get(app.backend) ?? new Map<string, RuntimeServer>();
     for (const server of app.servers) {
       adds.push(...planServer(app.backend, server, current.get(server.id)));
     }
