@@ -17,6 +17,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createApp, findAppByName } from '../src/domain/apps.js';
+import { DEFAULTS } from '../src/lib/config.js';
 import { DataPaths } from '../src/lib/paths.js';
 import { until } from '../src/lib/until.js';
 import { openStore } from '../src/store/db.js';
@@ -42,7 +43,8 @@ async function main(): Promise<void> {
     logLevel: 'debug',
     bootTimeoutMs: 30_000,
     ceilings: { appsPerOwner: 100_000, instancesPerOwner: 100_000 },
-    ...(process.env.NODE_FLAGS ? { nodeFlags: JSON.parse(process.env.NODE_FLAGS) as string[] } : {}),
+    // The server's own default unless NODE_FLAGS says otherwise (test servers run with fewer).
+    nodeFlags: process.env.NODE_FLAGS ? (JSON.parse(process.env.NODE_FLAGS) as string[]) : DEFAULTS.nodeFlags,
   });
   try {
     // The same data dir, ports and config, now from the compiled tree.

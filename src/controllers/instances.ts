@@ -71,6 +71,7 @@ export class InstanceReconciler {
   private lastRoutes: string | undefined;
   /** Stops hearing of exits (set while the driver tells of them). */
   private exitsTold: (() => void) | undefined;
+  private limitsTold: (() => void) | undefined;
   /** Each release's process types, parsed once: a release never changes them, and a pass
    * reads them for every app. */
   private readonly processTypes = new Map<number, Record<string, string>>();
@@ -129,6 +130,11 @@ export class InstanceReconciler {
     } catch (err) {
       this.deps.logger.warn({ err }, 'cannot hear of instance exits; looking for them every few seconds');
     }
+    try {
+      this.limitsTold = this.deps.driver.onLimitHit?.(() => this.nudge());
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'cannot hear of limits hit; they are noted at the next pass');
+    }
     this.loop.start();
   }
 
@@ -136,6 +142,7 @@ export class InstanceReconciler {
   async stop(): Promise<void> {
     this.stopped = true;
     this.exitsTold?.();
+    this.limitsTold?.();
     await this.loop.stop();
   }
 

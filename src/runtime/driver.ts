@@ -228,6 +228,11 @@ export interface RuntimeDriver {
    * included), so the reconciler need not poll for exits often. Returns a stop function.
    * Optional, and best effort: the reconciler still looks now and then. */
   onExit?(listener: (id: string) => void): () => void;
+  /** Calls `listener` with an instance's id soon after it hits a limit without ending (a
+   * fork refused at the pids limit), so the reconciler notes it in the app's log at once
+   * rather than at its next look, up to 30 s away at rest. Returns a stop function.
+   * Optional, and best effort, as onExit. */
+  onLimitHit?(listener: (id: string) => void): () => void;
 
   // Lifecycle, called by the composition root (server.ts) and `petri server --stop-all` only.
   /** Makes what sandboxes need on the host (the local driver: the bridge and its firewall),

@@ -17,6 +17,11 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 export const FIXTURES = path.join(ROOT, 'test/fixtures/apps');
 /** node's argv for `petri server` from the source tree. */
 const SERVER = ['--import', 'tsx', path.join(ROOT, 'src/main.ts'), 'server'];
+/** The nodeFlags of a test server, given on node's command line so it does not re-execute
+ * itself (tsx loaded twice, at every start): the one that changes behaviour (how
+ * AsyncLocalStorage carries the audit scope), not the memory settings, which cost the suite
+ * CPU and are measured by bench/density.ts instead. A test or bench can pass others. */
+const TEST_NODE_FLAGS = ['--experimental-async-context-frame'];
 
 export interface CliResult {
   code: number;
@@ -104,6 +109,7 @@ export class TestPetri {
         // The e2e tests curl their apps, which the gate (issue 15) would stop for a staff app.
         audience: { default: 'public' },
         httpsPort: this.httpsPort,
+        nodeFlags: TEST_NODE_FLAGS,
         ...(portsInConfigFile ? { httpPort, apiPort } : {}),
         ...extraConfig,
       }),
@@ -144,7 +150,8 @@ export class TestPetri {
     const ports = this.portsInConfigFile
       ? []
       : ['--http-port', String(this.httpPort), '--api-port', String(this.apiPort)];
-    return [...SERVER, '--data-dir', this.dataDir, ...ports, '--config', this.configFile];
+    const nodeFlags = (this.extraConfig.nodeFlags as string[] | undefined) ?? TEST_NODE_FLAGS;
+    return [...nodeFlags, ...SERVER, '--data-dir', this.dataDir, ...ports, '--config', this.configFile];
   }
 
   async startServer(): Promise<void> {

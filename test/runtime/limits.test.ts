@@ -4,7 +4,7 @@
 // loop devices, mkfs.ext4 and an x86_64 host (the syscall number probed below).
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readFile, stat } from 'node:fs/promises';
+import { chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { exec } from '../../src/lib/exec.js';
@@ -265,6 +265,39 @@ test('a task: /tmp is capped, the caller’s /app is not', async () => {
   });
   assert.equal(result.exitCode, 0, out);
   assert.equal(out, `1\n${24 * MiB}\n`);
+});
+
+test('onLimitHit tells of a fork refused at the pids limit as it happens, once however often forks fail', async () => {
+  const told: string[] = [];
+  const stop = world.driver.onLimitHit((id) => told.push(id));
+  try {
+    // Forks only once told to (/app/go appears), so the driver lists it running first.
+    const spec = world.instanceSpec('forks-2', {
+      command: [
+        'sh',
+        '-c',
+        'while [ ! -e /app/go ]; do sleep 0.05; done; for r in 1 2 3; do i=0; while [ $i -lt 20 ]; do sleep 30 & i=$((i+1)); done; sleep 0.3; done; wait',
+      ],
+      limits: { memoryMiB: 128, cpus: 1, pids: 12 },
+    });
+    await world.driver.start(spec);
+    await until(async () => (await world.driver.list()).some((s) => s.id === 'forks-2' && s.running), {
+      timeout: 10_000,
+      message: 'forks-2 listed running',
+    });
+    assert.deepEqual(told, []);
+    await writeFile(path.join(appDirOf(spec), 'go'), '');
+    await until(() => told.length > 0, { timeout: 10_000, message: 'the limit told' });
+    // Three rounds of refused forks, and the passes that follow: still told once.
+    await until(async () => /fork/i.test(await output(spec)), { timeout: 10_000 });
+    await world.driver.list();
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    await world.driver.list();
+    assert.deepEqual(told, ['forks-2']);
+    await finish('forks-2', spec);
+  } finally {
+    stop();
+  }
 });
 
 test('limitHit: pids when a fork was refused, also after stop; memory for an OOM kill', async () => {

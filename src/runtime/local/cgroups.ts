@@ -28,6 +28,8 @@ export interface Cgroups {
   /** Names of the cgroups under the parent. */
   names(): Promise<string[]>;
   usage(name: string): Promise<CgroupUsage>;
+  /** The file the kernel changes (an inotify event) when a fork is refused at the pids limit. */
+  pidsEventsFile(name: string): string;
   /** Removes an empty cgroup; retries briefly while the kernel finishes emptying it. */
   remove(name: string): Promise<void>;
   /** Removes the parent cgroup itself when nothing is left under it (platform shutdown). */
@@ -157,6 +159,10 @@ class CgroupsV2 implements Cgroups {
     };
   }
 
+  pidsEventsFile(name: string): string {
+    return path.join(this.dir(name), 'pids.events');
+  }
+
   remove(name: string): Promise<void> {
     return removeDirs([this.dir(name)]);
   }
@@ -240,6 +246,10 @@ class CgroupsV1 implements Cgroups {
       // v1 has no pids.failcnt; it has pids.events, as v2 does.
       ...(await pidsMaxHit(this.dir(this.mounts.pids, name))),
     };
+  }
+
+  pidsEventsFile(name: string): string {
+    return path.join(this.dir(this.mounts.pids, name), 'pids.events');
   }
 
   remove(name: string): Promise<void> {

@@ -135,6 +135,9 @@ const NEARLY_FULL_SHARE = 0.1;
 const NO_SPACE = /ENOSPC|No space left on device/;
 const TOOL_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' };
 
+/** How often the pids.events of running instances are read (onLimitHit). */
+const LIMIT_POLL_MS = 2000;
+
 export class LocalDriver implements RuntimeDriver {
   private cgroupsReady: Promise<Cgroups> | undefined;
   private readonly instancesDir: string;
@@ -146,6 +149,14 @@ export class LocalDriver implements RuntimeDriver {
   private readonly spareDisks: SpareDisks;
   /** Tells of exit files being written (onExit). */
   private exitWatcher: FSWatcher | undefined;
+  /** onLimitHit's listener, and the pids.events file of each running instance not told of
+   * yet (kept in step with what list() finds). */
+  private limitListener: ((id: string) => void) | undefined;
+  private readonly limitFiles = new Map<string, string>();
+  private limitPoll: NodeJS.Timeout | undefined;
+  /** Told once each: a fork bomb fails forks without end, and a tenant must not be able to
+   * keep the reconciler busy for everyone (the note is said once too). */
+  private readonly limitsTold = new Set<string>();
 
   constructor(private readonly opts: LocalDriverOptions) {
     if (!path.isAbsolute(opts.stateDir)) throw new Error(`stateDir must be absolute, got '${opts.stateDir}'`);
@@ -195,8 +206,52 @@ export class LocalDriver implements RuntimeDriver {
     return () => watcher.close();
   }
 
+  /** Read every LIMIT_POLL_MS while instances run. Cgroup v2 also tells of a change of
+   * pids.events through inotify, v1 does not (this test host runs v1); reading one small
+   * file per running instance every 2 s costs next to nothing. */
+  onLimitHit(listener: (id: string) => void): () => void {
+    this.limitListener = listener;
+    return () => this.stopLimitPoll();
+  }
+
+  /** Follows the running instances among `statuses` (a limit hit already is in their
+   * status, and the pass that listed them notes it). */
+  private watchLimits(cg: Cgroups, statuses: InstanceStatus[]): void {
+    if (this.limitListener === undefined) return;
+    const running = new Set(statuses.filter((s) => s.running).map((s) => s.id));
+    for (const id of this.limitFiles.keys()) if (!running.has(id)) this.limitFiles.delete(id);
+    for (const id of this.limitsTold) if (!running.has(id)) this.limitsTold.delete(id);
+    for (const status of statuses) {
+      if (!status.running || this.limitFiles.has(status.id) || this.limitsTold.has(status.id)) continue;
+      if (status.limitHit === 'pids') this.limitsTold.add(status.id);
+      else this.limitFiles.set(status.id, cg.pidsEventsFile(status.id));
+    }
+    if (this.limitFiles.size > 0 && this.limitPoll === undefined) {
+      this.limitPoll = setInterval(() => void this.pollLimits(), LIMIT_POLL_MS);
+      this.limitPoll.unref();
+    }
+  }
+
+  private async pollLimits(): Promise<void> {
+    for (const [id, file] of this.limitFiles) {
+      const max = Number(/^max ([0-9]+)$/m.exec((await readOptional(file)) ?? '')?.[1] ?? 0);
+      if (max === 0 || !this.limitFiles.has(id)) continue;
+      this.limitFiles.delete(id);
+      this.limitsTold.add(id);
+      this.limitListener?.(id);
+    }
+    if (this.limitFiles.size === 0) this.stopLimitPoll();
+  }
+
+  private stopLimitPoll(): void {
+    clearInterval(this.limitPoll);
+    this.limitPoll = undefined;
+    this.limitFiles.clear();
+  }
+
   async close(): Promise<void> {
     this.exitWatcher?.close();
+    this.stopLimitPoll();
     this.tailer?.close();
     this.network?.close();
     this.spareDisks.close();
@@ -345,7 +400,9 @@ export class LocalDriver implements RuntimeDriver {
   async list(): Promise<InstanceStatus[]> {
     const cg = await this.cgroups();
     const names = (await cg.names()).filter((name) => INSTANCE_NAME.test(name));
-    return Promise.all(names.map((name) => this.status(name)));
+    const statuses = await Promise.all(names.map((name) => this.status(name)));
+    this.watchLimits(cg, statuses);
+    return statuses;
   }
 
   async status(id: string): Promise<InstanceStatus> {
