@@ -3,7 +3,6 @@
 // Each loads only what it needs (the CLI after the compile cache is on): a CLI command is mostly
 // module loading, and `petri --help` should not pay for the server (or the server for the CLI).
 import module from 'node:module';
-import { parseArgs } from 'node:util';
 import { errorMessage } from './lib/errors.js';
 
 // Node.js 22.1+: V8's compiled code kept on disk between runs (in the OS's temp dir), about
@@ -141,6 +140,9 @@ function serverUsage(): string {
 /** `petri server`'s flags, read with node:util (commander is 0.8 MiB of heap for the life of
  * the control plane, for eight flags); the exit code instead after --help or a bad flag. */
 function parseServerFlags(args: string[]) {
+  // Required, not imported: an ES import of node:util builds its module of every export,
+  // some 5 ms that `petri --help` would pay too.
+  const { parseArgs } = module.createRequire(import.meta.url)('node:util') as typeof import('node:util');
   try {
     const { values } = parseArgs({ args, options: SERVER_FLAGS, strict: true, allowPositionals: false });
     if (!values.help) return values;
