@@ -44,9 +44,8 @@ async function main(argv: string[]): Promise<number> {
     import('./lib/config.js'),
     import('./lib/node-flags.js'),
   ]);
-  const parsed = parseServerFlags(argv.slice(1));
-  if (typeof parsed === 'number') return parsed;
-  const opts = parsed;
+  const opts = parseServerFlags(argv.slice(1));
+  if (typeof opts === 'number') return opts;
   const config = loadConfig({
     dataDir: opts['data-dir'],
     domain: opts.domain,

@@ -273,12 +273,26 @@ test('onLimitHit tells of a fork refused at the pids limit as it happens, once h
   try {
     // Forks only once told to (/app/go appears), so the driver lists it running first.
     const spec = world.instanceSpec('forks-2', {
+      // Forks for 5 s once told to, every 50 ms, counting those refused: the driver reads
+      // pids.events every 2 s meanwhile.
       command: [
-        'sh',
-        '-c',
-        'while [ ! -e /app/go ]; do sleep 0.05; done; for r in 1 2 3; do i=0; while [ $i -lt 20 ]; do sleep 30 & i=$((i+1)); done; sleep 0.3; done; wait',
+        'node',
+        '-e',
+        `const { existsSync } = require('node:fs');
+const { spawn } = require('node:child_process');
+const wait = setInterval(() => {
+  if (!existsSync('/app/go')) return;
+  clearInterval(wait);
+  let refused = 0;
+  const end = Date.now() + 5000;
+  const fork = setInterval(() => {
+    if (Date.now() < end) return void spawn('sleep', ['30']).on('error', () => refused++);
+    clearInterval(fork);
+    console.log('rounds done: ' + refused + ' forks refused');
+  }, 50);
+}, 50);`,
       ],
-      limits: { memoryMiB: 128, cpus: 1, pids: 12 },
+      limits: { memoryMiB: 128, cpus: 1, pids: 16 },
     });
     await world.driver.start(spec);
     await until(async () => (await world.driver.list()).some((s) => s.id === 'forks-2' && s.running), {
@@ -288,11 +302,15 @@ test('onLimitHit tells of a fork refused at the pids limit as it happens, once h
     assert.deepEqual(told, []);
     await writeFile(path.join(appDirOf(spec), 'go'), '');
     await until(() => told.length > 0, { timeout: 10_000, message: 'the limit told' });
-    // Three rounds of refused forks, and the passes that follow: still told once.
-    await until(async () => /fork/i.test(await output(spec)), { timeout: 10_000 });
-    await world.driver.list();
-    await new Promise((resolve) => setTimeout(resolve, 1200));
-    await world.driver.list();
+    // Forks refused for seconds, and the passes (list) meanwhile: still told once.
+    await until(
+      async () => {
+        await world.driver.list();
+        return (await output(spec)).includes('rounds done');
+      },
+      { timeout: 20_000, message: '5 s of forks' },
+    );
+    assert.ok(Number(/(\d+) forks refused/.exec(await output(spec))?.[1]) > 10, await output(spec));
     assert.deepEqual(told, ['forks-2']);
     await finish('forks-2', spec);
   } finally {

@@ -149,14 +149,13 @@ export class LocalDriver implements RuntimeDriver {
   private readonly spareDisks: SpareDisks;
   /** Tells of exit files being written (onExit). */
   private exitWatcher: FSWatcher | undefined;
-  /** onLimitHit's listener, and the pids.events file of each running instance not told of
-   * yet (kept in step with what list() finds). */
+  /** onLimitHit's listener, and the pids.events file of each running instance that has not
+   * hit its limit (kept in step with what list() finds). Told once each: a fork bomb fails
+   * forks without end, and a tenant must not be able to keep the reconciler busy for
+   * everyone; once hit, an instance's status says so and it is not read again. */
   private limitListener: ((id: string) => void) | undefined;
   private readonly limitFiles = new Map<string, string>();
   private limitPoll: NodeJS.Timeout | undefined;
-  /** Told once each: a fork bomb fails forks without end, and a tenant must not be able to
-   * keep the reconciler busy for everyone (the note is said once too). */
-  private readonly limitsTold = new Set<string>();
 
   constructor(private readonly opts: LocalDriverOptions) {
     if (!path.isAbsolute(opts.stateDir)) throw new Error(`stateDir must be absolute, got '${opts.stateDir}'`);
@@ -211,21 +210,20 @@ export class LocalDriver implements RuntimeDriver {
    * file per running instance every 2 s costs next to nothing. */
   onLimitHit(listener: (id: string) => void): () => void {
     this.limitListener = listener;
-    return () => this.stopLimitPoll();
+    return () => {
+      // Stopped for good: a later list() must not start the poll again.
+      this.limitListener = undefined;
+      this.stopLimitPoll();
+    };
   }
 
-  /** Follows the running instances among `statuses` (a limit hit already is in their
-   * status, and the pass that listed them notes it). */
+  /** Follows the running instances among `statuses` that have not hit their limit (one
+   * that has is in its status, and the pass that listed it notes it). */
   private watchLimits(cg: Cgroups, statuses: InstanceStatus[]): void {
     if (this.limitListener === undefined) return;
-    const running = new Set(statuses.filter((s) => s.running).map((s) => s.id));
-    for (const id of this.limitFiles.keys()) if (!running.has(id)) this.limitFiles.delete(id);
-    for (const id of this.limitsTold) if (!running.has(id)) this.limitsTold.delete(id);
-    for (const status of statuses) {
-      if (!status.running || this.limitFiles.has(status.id) || this.limitsTold.has(status.id)) continue;
-      if (status.limitHit === 'pids') this.limitsTold.add(status.id);
-      else this.limitFiles.set(status.id, cg.pidsEventsFile(status.id));
-    }
+    const watched = statuses.filter((s) => s.running && s.limitHit !== 'pids').map((s) => s.id);
+    for (const id of this.limitFiles.keys()) if (!watched.includes(id)) this.limitFiles.delete(id);
+    for (const id of watched) if (!this.limitFiles.has(id)) this.limitFiles.set(id, cg.pidsEventsFile(id));
     if (this.limitFiles.size > 0 && this.limitPoll === undefined) {
       this.limitPoll = setInterval(() => void this.pollLimits(), LIMIT_POLL_MS);
       this.limitPoll.unref();
@@ -237,7 +235,6 @@ export class LocalDriver implements RuntimeDriver {
       const max = Number(/^max ([0-9]+)$/m.exec((await readOptional(file)) ?? '')?.[1] ?? 0);
       if (max === 0 || !this.limitFiles.has(id)) continue;
       this.limitFiles.delete(id);
-      this.limitsTold.add(id);
       this.limitListener?.(id);
     }
     if (this.limitFiles.size === 0) this.stopLimitPoll();
